@@ -1,0 +1,216 @@
+#include "agent.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/fs_checks.h"
+#include "agent/lib/status_macros.h"
+#include "agent/netns/netns_scanner.h"
+#include "nlohmann/json.hpp"
+#include "agent/lib/fmt_absl.h"
+#include "spdlog/spdlog.h"
+
+namespace shunt::agent {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+nlohmann::json ProblemsJson(const std::vector<model::Problem>& ps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : ps)
+    out.push_back({{"file", p.ref.file},
+                   {"line", p.ref.line},
+                   {"object", p.ref.ToString()},
+                   {"reason", p.reason}});
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) {
+  SHUNT_RETURN_IF_ERROR(config.Validate());
+  std::unique_ptr<Agent> a(new Agent(config));
+  a->started_at_ = time(nullptr);
+  if (access(config.config_dir.c_str(), R_OK | X_OK) != 0)
+    return lib::ErrnoStatus(errno, absl::StrCat("--config-dir ", config.config_dir));
+  SHUNT_RETURN_IF_ERROR(lib::CheckCgroup2Dir(config.cgroup_root));
+  SHUNT_RETURN_IF_ERROR(lib::CheckBpffsDir(config.bpffs_dir));
+
+  // Block the signals before anything else so none is lost between here and Run().
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  a->signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!a->signal_fd_.valid()) return lib::ErrnoStatus(errno, "signalfd");
+
+  SHUNT_ASSIGN_OR_RETURN(auto watcher, source::DirWatcher::Create(config.config_dir));
+  a->watcher_.emplace(std::move(watcher));
+  SHUNT_ASSIGN_OR_RETURN(a->own_netns_cookie_, netns::CurrentNetnsCookie());
+
+  SHUNT_ASSIGN_OR_RETURN(a->datapath_, datapath::Datapath::Install(
+                                           {.bpffs_dir = config.bpffs_dir,
+                                            .cgroup_root = config.cgroup_root}));
+  const auto& rep = a->datapath_->report();
+  spdlog::info("data path {} in {} (cgroup {}){}{}", rep.reused_maps ? "reopened" : "installed",
+               config.bpffs_dir, config.cgroup_root,
+               rep.links_updated ? ", programs replaced in existing links" : "",
+               rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
+  a->maps_ = std::make_unique<endpoints::BpfEndpointMaps>(&a->datapath_->maps());
+
+  // Keep identity numbers stable across restarts.
+  if (auto existing = a->maps_->ReadEndpoints(); existing.ok()) {
+    for (const auto& [cookie, e] : *existing)
+      a->identities_.Seed({e.meta.namespace_, e.meta.service_account}, e.ep.identity);
+  }
+
+  SHUNT_ASSIGN_OR_RETURN(auto api, api::ApiServer::Listen(config.api_socket,
+                                                          [agent = a.get()](const std::string& req) {
+                                                            if (req == "ping") return std::string("{\"ok\":true}");
+                                                            return agent->StatusJson();
+                                                          }));
+  a->api_.emplace(std::move(api));
+  a->Reconcile(/*reload_config=*/true);
+  return a;
+}
+
+void Agent::Reconcile(bool reload_config) {
+  ++reconciles_;
+  if (reload_config) {
+    auto snap = source_.Load();
+    if (!snap.ok()) {
+      // The directory itself vanished: keep the last good state in force.
+      ++reconcile_errors_;
+      spdlog::error("config: {}; keeping the last good state", snap.status().message());
+    } else {
+      snapshot_ = *std::move(snap);
+    }
+  }
+  auto handles = netns::ListNetns();
+  std::set<uint64_t> inodes;
+  for (const auto& h : handles) inodes.insert(h.inode);
+  bool unresolved = false;
+  for (const auto& p : plan_.local_pods) unresolved |= p.netns_cookie == 0;
+  const int64_t now = NowMs();
+  // Probing enters every namespace: only when something can have changed,
+  // and once every 30 s to catch addresses that moved.
+  const bool probe = reload_config || unresolved || inodes != last_netns_inodes_ ||
+                     now - last_full_probe_ > 30000;
+  if (!probe) return;
+  last_netns_inodes_ = std::move(inodes);
+  last_full_probe_ = now;
+  auto probes = netns::ProbeNetns(handles);
+  if (!probes.ok()) {
+    ++reconcile_errors_;
+    spdlog::error("netns scan: {}", probes.status().message());
+    return;
+  }
+  plan_ = endpoints::MakePlan({.node = config_.node,
+                               .pods = &snapshot_.pods,
+                               .namespaces = &*probes,
+                               .own_netns_cookie = own_netns_cookie_},
+                              identities_);
+  last_apply_ = endpoints::ApplyPlan(plan_, *maps_);
+  if (!last_apply_.errors.empty()) {
+    ++reconcile_errors_;
+    for (const auto& e : last_apply_.errors) spdlog::error("maps: {}", e);
+  }
+  if (last_apply_.written || last_apply_.deleted)
+    spdlog::info("maps: {} written, {} deleted, {} unchanged", last_apply_.written,
+                 last_apply_.deleted, last_apply_.unchanged);
+  LogSnapshotIfChanged();
+}
+
+void Agent::LogSnapshotIfChanged() {
+  std::vector<std::string> lines;
+  for (const auto& p : snapshot_.problems) lines.push_back("rejected: " + p.ToString());
+  for (const auto& n : snapshot_.notices) lines.push_back("notice: " + n.ToString());
+  for (const auto& p : plan_.local_pods)
+    if (!p.problem.empty()) lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
+  std::string all = absl::StrJoin(lines, "\n");
+  if (all == last_logged_) return;
+  last_logged_ = all;
+  spdlog::info("config: {} files, {} objects, {} pods ({} local, {} meshed)", snapshot_.files,
+               snapshot_.objects, snapshot_.pods.size(), plan_.local_pods.size(),
+               plan_.endpoints.size());
+  for (const auto& p : snapshot_.problems) spdlog::warn("config: rejected {}", p.ToString());
+  for (const auto& n : snapshot_.notices) spdlog::info("config: {}", n.ToString());
+  for (const auto& p : plan_.local_pods)
+    if (!p.problem.empty()) spdlog::warn("pod {}: not meshed: {}", p.key, p.problem);
+}
+
+std::string Agent::StatusJson() const {
+  nlohmann::json pods = nlohmann::json::array();
+  for (const auto& p : plan_.local_pods)
+    pods.push_back({{"pod", p.key},
+                    {"ip", p.ip},
+                    {"netns_cookie", p.netns_cookie},
+                    {"netns", p.netns_path},
+                    {"problem", p.problem}});
+  nlohmann::json j = {
+      {"node", config_.node},
+      {"pid", getpid()},
+      {"started_at_unix", started_at_},
+      {"config_dir", config_.config_dir},
+      {"cgroup_root", config_.cgroup_root},
+      {"bpffs", config_.bpffs_dir},
+      {"config",
+       {{"files", snapshot_.files},
+        {"objects", snapshot_.objects},
+        {"pods", snapshot_.pods.size()},
+        {"problems", ProblemsJson(snapshot_.problems)},
+        {"notices", ProblemsJson(snapshot_.notices)}}},
+      {"identities", identities_.size()},
+      {"local_pods", pods},
+      {"last_apply",
+       {{"written", last_apply_.written},
+        {"deleted", last_apply_.deleted},
+        {"unchanged", last_apply_.unchanged},
+        {"errors", last_apply_.errors}}},
+      {"reconciles", reconciles_},
+      {"reconcile_errors", reconcile_errors_},
+  };
+  return j.dump();
+}
+
+absl::Status Agent::Run() {
+  int64_t reload_at = -1;  // debounce: editors write files in several steps
+  for (;;) {
+    pollfd fds[3] = {{signal_fd_.get(), POLLIN, 0},
+                     {watcher_->fd(), POLLIN, 0},
+                     {api_->fd(), POLLIN, 0}};
+    int timeout = config_.rescan_ms;
+    if (reload_at >= 0) timeout = std::max<int64_t>(0, reload_at - NowMs());
+    int n = poll(fds, 3, timeout);
+    if (n < 0 && errno != EINTR) return lib::ErrnoStatus(errno, "agent: poll");
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (read(signal_fd_.get(), &si, sizeof(si)) > 0)
+        spdlog::info("signal {}: exiting; the data path stays in place", si.ssi_signo);
+      return absl::OkStatus();
+    }
+    if ((fds[1].revents & POLLIN) && watcher_->Drain() && reload_at < 0) reload_at = NowMs() + 100;
+    if (fds[2].revents & POLLIN) api_->ServePending();
+    if (reload_at >= 0 && NowMs() >= reload_at) {
+      reload_at = -1;
+      Reconcile(/*reload_config=*/true);
+    } else if (n == 0) {
+      Reconcile(/*reload_config=*/false);
+    }
+  }
+}
+
+}  // namespace shunt::agent

@@ -1,0 +1,59 @@
+// The node agent: one event loop that watches the config directory, finds
+// local pods' namespaces, keeps the BPF maps equal to the plan, and answers
+// the local API. Signals end the loop; the data path stays in the kernel.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/agent_config.h"
+#include "agent/api/api_server.h"
+#include "agent/datapath/datapath.h"
+#include "agent/endpoints/endpoint_maps.h"
+#include "agent/endpoints/endpoint_plan.h"
+#include "agent/endpoints/identity_allocator.h"
+#include "agent/source/dir_watcher.h"
+#include "agent/source/file_source.h"
+#include "agent/lib/unique_fd.h"
+
+namespace shunt::agent {
+
+class Agent {
+ public:
+  // Installs the data path and reconciles once. Errors name what is wrong.
+  static absl::StatusOr<std::unique_ptr<Agent>> Create(const AgentConfig& config);
+
+  // Runs until SIGTERM or SIGINT.
+  absl::Status Run();
+
+ private:
+  explicit Agent(AgentConfig config) : config_(std::move(config)), source_(config_.config_dir) {}
+  void Reconcile(bool reload_config);
+  void LogSnapshotIfChanged();
+  std::string StatusJson() const;
+
+  AgentConfig config_;
+  source::FileSource source_;
+  std::optional<source::DirWatcher> watcher_;
+  std::unique_ptr<datapath::Datapath> datapath_;
+  std::unique_ptr<endpoints::BpfEndpointMaps> maps_;
+  std::optional<api::ApiServer> api_;
+  lib::UniqueFd signal_fd_;
+  endpoints::IdentityAllocator identities_;
+  uint64_t own_netns_cookie_ = 0;
+
+  source::Snapshot snapshot_;
+  endpoints::Plan plan_;
+  endpoints::ApplyReport last_apply_;
+  std::string last_logged_;
+  std::set<uint64_t> last_netns_inodes_;
+  int64_t started_at_ = 0;
+  int64_t last_full_probe_ = 0;
+  uint64_t reconciles_ = 0;
+  uint64_t reconcile_errors_ = 0;
+};
+
+}  // namespace shunt::agent

@@ -1,0 +1,19 @@
+#include "agent_config.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace shunt::agent {
+
+absl::Status AgentConfig::Validate() const {
+  if (node.empty()) return absl::InvalidArgumentError("--node is required");
+  if (config_dir.empty()) return absl::InvalidArgumentError("--config-dir is required");
+  if (cgroup_root.empty()) return absl::InvalidArgumentError("--cgroup-root is required");
+  if (bpffs_dir.empty() || bpffs_dir[0] != '/')
+    return absl::InvalidArgumentError(absl::StrCat("--bpffs must be an absolute path, got '",
+                                                   bpffs_dir, "'"));
+  if (api_socket.empty()) return absl::InvalidArgumentError("--api-socket is required");
+  if (rescan_ms < 50) return absl::InvalidArgumentError("--rescan-ms must be at least 50");
+  return absl::OkStatus();
+}
+
+}  // namespace shunt::agent

@@ -1,0 +1,23 @@
+// What one agent instance serves. Several agents (simulated nodes) can run
+// side by side on one kernel as long as these differ.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace shunt::agent {
+
+struct AgentConfig {
+  std::string node;
+  std::string config_dir;
+  std::string cgroup_root;
+  std::string bpffs_dir = "/sys/fs/bpf/shunt";
+  std::string api_socket = "/run/shunt/agent.sock";
+  int rescan_ms = 1000;  // how often to look for pods' namespaces while any is missing
+
+  // InvalidArgument naming the flag.
+  absl::Status Validate() const;
+};
+
+}  // namespace shunt::agent

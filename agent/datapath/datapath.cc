@@ -1,0 +1,167 @@
+#include "datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/lib/bpf_introspect.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/fs_checks.h"
+#include "agent/lib/status_macros.h"
+#include "agent/lib/unique_fd.h"
+#include "shunt/abi/pins.h"
+#include "sockops.skel.h"
+
+namespace shunt::datapath {
+namespace {
+
+
+absl::Status MakeDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return lib::ErrnoStatus(errno, absl::StrCat("bpffs: create ", dir));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> CgroupId(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return lib::ErrnoStatus(errno, absl::StrCat("stat ", path));
+  return static_cast<uint64_t>(st.st_ino);  // cgroup v2 ids are the directory inode numbers
+}
+
+// Swaps `prog_fd` into the link pinned at `pin`; NotFound if there is none.
+absl::Status UpdatePinnedLink(const std::string& pin, int prog_fd) {
+  auto link = lib::OpenLinkPin(pin);
+  if (!link.ok()) return link.status();
+  if (bpf_link_update(link->get(), prog_fd, nullptr) != 0)
+    return lib::ErrnoStatus(errno, absl::StrCat("bpf: update link ", pin));
+  return absl::OkStatus();
+}
+
+absl::Status PinNewLink(int link_fd, const std::string& pin) {
+  lib::UniqueFd owned(link_fd);
+  if (bpf_obj_pin(link_fd, pin.c_str()) != 0)
+    return lib::ErrnoStatus(errno, absl::StrCat("bpf: pin link ", pin));
+  return absl::OkStatus();
+}
+
+absl::Status AttachSockops(const lib::PinLayout& layout, const std::string& cgroup_root,
+                           int prog_fd, InstallReport& report) {
+  const std::string pin = layout.Link(SHUNT_LINK_SOCKOPS);
+  SHUNT_ASSIGN_OR_RETURN(uint64_t want_cg, CgroupId(cgroup_root));
+  if (auto link = lib::OpenLinkPin(pin); link.ok()) {
+    SHUNT_ASSIGN_OR_RETURN(lib::LinkFacts facts, lib::DescribeLink(link->get()));
+    if (facts.target != want_cg) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "bpffs: ", layout.dir(), " already holds a sockops link for another cgroup (id ",
+          facts.target, "); run `shunt-agent --uninstall --bpffs ", layout.dir(),
+          "` first or pick another --bpffs"));
+    }
+    SHUNT_RETURN_IF_ERROR(UpdatePinnedLink(pin, prog_fd));
+    report.links_updated = true;
+    return absl::OkStatus();
+  } else if (!absl::IsNotFound(link.status())) {
+    return link.status();
+  }
+  lib::UniqueFd cg(open(cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cg.valid()) return lib::ErrnoStatus(errno, absl::StrCat("cgroup root: open ", cgroup_root));
+  int link_fd = bpf_link_create(prog_fd, cg.get(), BPF_CGROUP_SOCK_OPS, nullptr);
+  if (link_fd < 0)
+    return lib::ErrnoStatus(errno, absl::StrCat("bpf: attach sockops to cgroup ", cgroup_root));
+  return PinNewLink(link_fd, pin);
+}
+
+absl::Status AttachSkMsg(const lib::PinLayout& layout, int prog_fd, int sockhash_fd,
+                         InstallReport& report) {
+  const std::string pin = layout.Link(SHUNT_LINK_SK_MSG);
+  absl::Status updated = UpdatePinnedLink(pin, prog_fd);
+  if (updated.ok()) return absl::OkStatus();
+  if (!absl::IsNotFound(updated)) return updated;
+  int link_fd = bpf_link_create(prog_fd, sockhash_fd, BPF_SK_MSG_VERDICT, nullptr);
+  if (link_fd >= 0) return PinNewLink(link_fd, pin);
+  if (errno != EINVAL && errno != EOPNOTSUPP)
+    return lib::ErrnoStatus(errno, "bpf: attach sk_msg to the sockhash");
+  // Kernels before 6.10 have no sockmap links: attach to the map itself. The
+  // attachment lives as long as the pinned map, which is what we need.
+  report.sk_msg_is_link = false;
+  if (bpf_prog_attach(prog_fd, sockhash_fd, BPF_SK_MSG_VERDICT, 0) != 0)
+    return lib::ErrnoStatus(errno, "bpf: attach sk_msg to the sockhash (legacy attach)");
+  return absl::OkStatus();
+}
+
+absl::Status InitMeta(int meta_fd) {
+  lib::TypedMap<__u32, shunt_meta> mm(meta_fd, SHUNT_MAP_META);
+  auto meta = mm.Lookup(0);
+  if (!meta.ok()) return meta.status();
+  if (meta->abi_version == SHUNT_ABI_VERSION) return absl::OkStatus();
+  if (meta->abi_version != 0)
+    return absl::FailedPreconditionError(
+        absl::StrCat("bpffs: pins have ABI version ", meta->abi_version, ", this agent writes ",
+                     SHUNT_ABI_VERSION));
+  shunt_meta m{.abi_version = SHUNT_ABI_VERSION,
+               .pad = 0,
+               .installed_at_unix = static_cast<__u64>(time(nullptr))};
+  return mm.Update(0, m);
+}
+
+}  // namespace
+
+absl::Status CheckKernelFeatures() {
+  struct Need {
+    bool ok;
+    const char* what;
+  };
+  const Need needs[] = {
+      {access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)"},
+      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1, "sockops programs"},
+      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1, "sk_msg programs"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr) == 1, "SOCKHASH maps"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "socket-local storage"},
+      {libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr) == 1,
+       "bpf_get_netns_cookie in sockops"},
+  };
+  std::vector<std::string> missing;
+  for (const Need& n : needs)
+    if (!n.ok) missing.push_back(n.what);
+  if (missing.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "kernel: missing ", absl::StrJoin(missing, ", "), " (Shunt needs Linux >= 5.15 with BPF)"));
+}
+
+absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOptions& opts) {
+  SHUNT_RETURN_IF_ERROR(lib::CheckBpffsDir(opts.bpffs_dir));
+  SHUNT_RETURN_IF_ERROR(lib::CheckCgroup2Dir(opts.cgroup_root));
+  SHUNT_RETURN_IF_ERROR(CheckKernelFeatures());
+  const lib::PinLayout layout(opts.bpffs_dir);
+  SHUNT_RETURN_IF_ERROR(MakeDir(layout.dir()));
+  SHUNT_RETURN_IF_ERROR(MakeDir(layout.LinkDir()));
+
+  std::unique_ptr<Datapath> dp(new Datapath());
+  dp->report_.reused_maps = access(layout.Map(SHUNT_MAP_SOCKHASH).c_str(), F_OK) == 0;
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = layout.dir().c_str());
+  dp->skel_ = sockops__open_opts(&open_opts);
+  if (!dp->skel_) return lib::ErrnoStatus(errno, "bpf: open sockops object");
+  if (int err = sockops__load(dp->skel_); err != 0) {
+    return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
+                                              layout.dir(), " may be of another layout)"));
+  }
+  SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
+  SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
+  SHUNT_RETURN_IF_ERROR(AttachSkMsg(layout, bpf_program__fd(dp->skel_->progs.shunt_sk_msg),
+                                    dp->maps_->sockhash_fd(), dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachSockops(layout, opts.cgroup_root,
+                                      bpf_program__fd(dp->skel_->progs.shunt_sockops),
+                                      dp->report_));
+  return dp;
+}
+
+Datapath::~Datapath() {
+  if (skel_) sockops__destroy(skel_);  // closes fds only: pins and links stay
+}
+
+}  // namespace shunt::datapath

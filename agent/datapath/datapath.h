@@ -1,0 +1,51 @@
+// Loads the BPF objects, reuses or creates the pinned maps under the agent's
+// bpffs directory, and attaches the programs through pinned bpf_links, so the
+// data path outlives the agent process. A restarted agent swaps its freshly
+// loaded programs into the existing links (bpf_link_update): attachments and
+// sockhash contents are never torn down in between.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/pinned_maps.h"
+
+struct sockops;  // libbpf skeleton
+
+namespace shunt::datapath {
+
+struct DatapathOptions {
+  std::string bpffs_dir;
+  std::string cgroup_root;
+};
+
+struct InstallReport {
+  bool reused_maps = false;   // pins existed (restart)
+  bool links_updated = false; // existing links got the new programs
+  bool sk_msg_is_link = true; // false on kernels < 6.10: attached to the map instead
+};
+
+class Datapath {
+ public:
+  // FailedPrecondition naming the missing piece (bpffs, cgroup2, kernel
+  // feature, pins of another cgroup root or ABI); other codes from the kernel.
+  static absl::StatusOr<std::unique_ptr<Datapath>> Install(const DatapathOptions& opts);
+  ~Datapath();
+
+  const lib::PinnedMaps& maps() const { return *maps_; }
+  const InstallReport& report() const { return report_; }
+
+ private:
+  Datapath() = default;
+  ::sockops* skel_ = nullptr;
+  std::unique_ptr<lib::PinnedMaps> maps_;
+  InstallReport report_;
+};
+
+// Each missing kernel capability, named: FailedPrecondition.
+absl::Status CheckKernelFeatures();
+
+}  // namespace shunt::datapath

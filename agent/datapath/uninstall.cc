@@ -1,0 +1,61 @@
+#include "uninstall.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/pinned_maps.h"
+
+namespace shunt::datapath {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
+  const lib::PinLayout layout(bpffs_dir);
+  if (access(bpffs_dir.c_str(), F_OK) != 0)
+    return absl::StrCat("nothing to uninstall: ", bpffs_dir, " does not exist");
+  std::vector<std::string> done, errors;
+  for (const std::string& name : lib::PinnedLinkList()) {
+    const std::string pin = layout.Link(name);
+    auto link = lib::OpenLinkPin(pin);
+    if (absl::IsNotFound(link.status())) continue;
+    if (!link.ok()) return link.status();
+    // Detach now, not when the last reference goes: another process may hold one.
+    if (bpf_link_detach(link->get()) != 0 && errno != EOPNOTSUPP && errno != EINVAL)
+      errors.push_back(absl::StrCat("detach ", pin, ": ", strerror(errno)));
+    if (unlink(pin.c_str()) != 0)
+      errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
+    else
+      done.push_back(absl::StrCat("link ", name));
+  }
+  for (const lib::MapDescription& m : lib::PinnedMapList()) {
+    const std::string pin = layout.Map(m.pin_name);
+    if (unlink(pin.c_str()) == 0)
+      done.push_back(absl::StrCat("map ", m.pin_name));
+    else if (errno != ENOENT)
+      errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
+  }
+  rmdir(layout.LinkDir().c_str());
+  std::vector<std::string> left;
+  std::error_code ec;
+  if (fs::exists(bpffs_dir, ec)) {
+    for (const auto& e : fs::recursive_directory_iterator(bpffs_dir, ec))
+      left.push_back(e.path().string());
+    if (left.empty()) rmdir(bpffs_dir.c_str());
+  }
+  if (!errors.empty())
+    return absl::InternalError(absl::StrCat("uninstall: ", absl::StrJoin(errors, "; ")));
+  std::string msg = absl::StrCat("removed ", done.size(), " pins from ", bpffs_dir,
+                                 done.empty() ? "" : ": ", absl::StrJoin(done, ", "));
+  if (!left.empty())
+    absl::StrAppend(&msg, "; left alone (not ours): ", absl::StrJoin(left, ", "));
+  return msg;
+}
+
+}  // namespace shunt::datapath

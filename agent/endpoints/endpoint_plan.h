@@ -1,0 +1,46 @@
+// Pure planning: from the pods in the config and the namespaces found on
+// this kernel, the exact contents the endpoints, endpoint-meta and ipcache
+// maps should have. No kernel access, so it is unit-tested directly.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/endpoints/identity_allocator.h"
+#include "agent/model/pod.h"
+#include "agent/netns/netns_scanner.h"
+#include "shunt/abi/endpoint.h"
+
+namespace shunt::endpoints {
+
+struct EndpointEntry {
+  shunt_endpoint ep{};
+  shunt_endpoint_meta meta{};
+};
+
+struct LocalPodStatus {
+  std::string key;  // namespace/name
+  std::string ip;
+  uint64_t netns_cookie = 0;  // 0 while unresolved
+  std::string netns_path;
+  std::string problem;  // why it is not (yet) meshed; empty when it is
+};
+
+struct Plan {
+  std::map<uint64_t, EndpointEntry> endpoints;          // by netns cookie
+  std::map<uint32_t, shunt_ipcache_entry> ipcache;      // by IPv4, network order
+  std::vector<LocalPodStatus> local_pods;               // in config order
+};
+
+struct PlanInput {
+  std::string node;
+  const std::vector<model::Pod>* pods = nullptr;
+  const std::vector<netns::NetnsProbe>* namespaces = nullptr;
+  uint64_t own_netns_cookie = 0;  // the agent's own namespace is never a pod's
+};
+
+Plan MakePlan(const PlanInput& in, IdentityAllocator& ids);
+
+}  // namespace shunt::endpoints

@@ -1,0 +1,41 @@
+// Small numbers for (namespace, serviceaccount) pairs. Node-local: they never
+// leave the node (DESIGN.md), so no cluster-wide coordination is needed.
+// Numbers below kFirstIdentity are reserved for well-known peers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace shunt::endpoints {
+
+inline constexpr uint32_t kIdentityUnknown = 0;
+inline constexpr uint32_t kIdentityHost = 1;
+inline constexpr uint32_t kIdentityWorld = 2;
+inline constexpr uint32_t kFirstIdentity = 256;
+
+class IdentityAllocator {
+ public:
+  using Key = std::pair<std::string, std::string>;  // namespace, service account
+
+  // Re-adopts a number from pinned state so identities survive agent restarts.
+  // Ignored if the number or the key is already taken.
+  void Seed(const Key& key, uint32_t id);
+
+  // The pair's number, allocating the lowest free one if new.
+  uint32_t Get(const Key& key);
+
+  // Forgets every pair not in `in_use`, freeing their numbers for reuse.
+  void Retain(const std::set<Key>& in_use);
+
+  size_t size() const { return ids_.size(); }
+  const std::map<Key, uint32_t>& all() const { return ids_; }
+
+ private:
+  std::map<Key, uint32_t> ids_;
+  std::set<uint32_t> taken_;
+};
+
+}  // namespace shunt::endpoints

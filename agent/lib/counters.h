@@ -1,0 +1,20 @@
+// Reading the per-CPU data-path counters (include/shunt/abi/counters.h).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "shunt/abi/counters.h"
+
+namespace shunt::lib {
+
+using Counters = std::array<uint64_t, SHUNT_CTR_MAX>;
+
+// Name shuntctl prints for a counter index, from the ABI's X-list.
+const char* CounterName(int index);
+
+// Sums every CPU's slot of each counter in the map behind `fd`.
+absl::StatusOr<Counters> ReadCounters(int fd);
+
+}  // namespace shunt::lib

@@ -1,0 +1,33 @@
+#include "pin_layout.h"
+
+#include "absl/strings/str_cat.h"
+#include "shunt/abi/pins.h"
+
+namespace shunt::lib {
+
+const std::vector<MapDescription>& PinnedMapList() {
+  static const std::vector<MapDescription> kMaps = {
+      {SHUNT_MAP_META, "ABI version and install time"},
+      {SHUNT_MAP_ENDPOINTS, "local pods: netns cookie -> IP, identity, flags"},
+      {SHUNT_MAP_ENDPOINT_META, "local pods: netns cookie -> namespace, name (for the CLI)"},
+      {SHUNT_MAP_IPCACHE, "pod IP -> identity, node-local flag"},
+      {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
+      {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
+  };
+  return kMaps;
+}
+
+const std::vector<std::string>& PinnedLinkList() {
+  static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS, SHUNT_LINK_SK_MSG};
+  return kLinks;
+}
+
+std::string PinLayout::Map(absl::string_view pin_name) const {
+  return absl::StrCat(dir_, "/", pin_name);
+}
+std::string PinLayout::LinkDir() const { return absl::StrCat(dir_, "/", SHUNT_LINK_DIR); }
+std::string PinLayout::Link(absl::string_view link_name) const {
+  return absl::StrCat(LinkDir(), "/", link_name);
+}
+
+}  // namespace shunt::lib

@@ -1,0 +1,63 @@
+#include "pinned_maps.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/status_macros.h"
+#include "shunt/abi/pins.h"
+
+namespace shunt::lib {
+
+absl::StatusOr<UniqueFd> OpenPin(const std::string& path, bool read_only) {
+  LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = read_only ? static_cast<__u32>(BPF_F_RDONLY) : 0u);
+  int fd = bpf_obj_get_opts(path.c_str(), &opts);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("pin ", path, " does not exist"));
+    return ErrnoStatus(errno, absl::StrCat("bpf: open pin ", path));
+  }
+  return UniqueFd(fd);
+}
+
+absl::StatusOr<UniqueFd> OpenLinkPin(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("pin ", path, " does not exist"));
+    return ErrnoStatus(errno, absl::StrCat("bpf: open link pin ", path));
+  }
+  return UniqueFd(fd);
+}
+
+absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& layout,
+                                                             bool read_only) {
+  std::unique_ptr<PinnedMaps> m(new PinnedMaps());
+  SHUNT_ASSIGN_OR_RETURN(m->meta_, OpenPin(layout.Map(SHUNT_MAP_META), read_only));
+  auto meta = m->meta().Lookup(0);
+  if (!meta.ok()) return meta.status();
+  if (meta->abi_version != SHUNT_ABI_VERSION) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pins in ", layout.dir(), " have ABI version ", meta->abi_version, ", this build reads ",
+        SHUNT_ABI_VERSION, "; use the matching shuntctl or reinstall"));
+  }
+  SHUNT_ASSIGN_OR_RETURN(m->endpoints_, OpenPin(layout.Map(SHUNT_MAP_ENDPOINTS), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->endpoint_meta_,
+                         OpenPin(layout.Map(SHUNT_MAP_ENDPOINT_META), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->ipcache_, OpenPin(layout.Map(SHUNT_MAP_IPCACHE), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->sockhash_, OpenPin(layout.Map(SHUNT_MAP_SOCKHASH), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->counters_, OpenPin(layout.Map(SHUNT_MAP_COUNTERS), read_only));
+  return m;
+}
+
+TypedMap<__u64, shunt_endpoint> PinnedMaps::endpoints() const {
+  return {endpoints_.get(), SHUNT_MAP_ENDPOINTS};
+}
+TypedMap<__u64, shunt_endpoint_meta> PinnedMaps::endpoint_meta() const {
+  return {endpoint_meta_.get(), SHUNT_MAP_ENDPOINT_META};
+}
+TypedMap<__be32, shunt_ipcache_entry> PinnedMaps::ipcache() const {
+  return {ipcache_.get(), SHUNT_MAP_IPCACHE};
+}
+TypedMap<__u32, shunt_meta> PinnedMaps::meta() const { return {meta_.get(), SHUNT_MAP_META}; }
+
+}  // namespace shunt::lib

@@ -1,0 +1,42 @@
+// Opens the maps an agent pinned, by path, for the CLI, the uninstaller and
+// tests. Refuses maps written by another ABI version.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/typed_map.h"
+#include "agent/lib/unique_fd.h"
+#include "shunt/abi/common.h"
+#include "shunt/abi/endpoint.h"
+
+namespace shunt::lib {
+
+class PinnedMaps {
+ public:
+  // NotFound if the pins are absent (no agent ever ran with this bpffs dir);
+  // FailedPrecondition on an ABI version mismatch.
+  static absl::StatusOr<std::unique_ptr<PinnedMaps>> Open(const PinLayout& layout,
+                                                          bool read_only);
+
+  TypedMap<__u64, shunt_endpoint> endpoints() const;
+  TypedMap<__u64, shunt_endpoint_meta> endpoint_meta() const;
+  TypedMap<__be32, shunt_ipcache_entry> ipcache() const;
+  TypedMap<__u32, shunt_meta> meta() const;
+  int counters_fd() const { return counters_.get(); }
+  int sockhash_fd() const { return sockhash_.get(); }
+
+ private:
+  PinnedMaps() = default;
+  UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
+};
+
+// Opens one pinned map by path. NotFound if absent.
+absl::StatusOr<UniqueFd> OpenPin(const std::string& path, bool read_only);
+
+// Opens a pinned link (links take no access-mode flags). NotFound if absent.
+absl::StatusOr<UniqueFd> OpenLinkPin(const std::string& path);
+
+}  // namespace shunt::lib

@@ -1,0 +1,72 @@
+// shunt-agent: the per-node daemon. See DESIGN.md.
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "agent/agent.h"
+#include "agent/datapath/uninstall.h"
+#include "agent/lib/dashed_flags.h"
+#include "agent/lib/fs_checks.h"
+#include "agent/lib/fmt_absl.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, node, "", "name of this node (pods with spec.nodeName equal to it are local)");
+ABSL_FLAG(std::string, config_dir, "", "file source: directory of Kubernetes YAML objects, watched");
+ABSL_FLAG(std::string, source, "file", "object source: file (kube is planned)");
+ABSL_FLAG(std::string, cgroup_root, "", "cgroup v2 directory whose sockets the mesh serves (default: the cgroup2 mount)");
+ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "bpffs directory for this agent's pins");
+ABSL_FLAG(std::string, api_socket, "/run/shunt/agent.sock", "unix socket of the local API");
+ABSL_FLAG(int, rescan_ms, 1000, "interval of the namespace scan while a local pod is not found");
+ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "shunt-agent --node NAME --config-dir DIR [--cgroup-root PATH] [--bpffs DIR] "
+      "[--api-socket PATH]\n  shunt-agent --uninstall [--bpffs DIR]");
+  shunt::lib::NormalizeDashedFlags(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  if (absl::GetFlag(FLAGS_uninstall)) {
+    auto r = shunt::datapath::Uninstall(absl::GetFlag(FLAGS_bpffs));
+    if (!r.ok()) {
+      spdlog::error("{}", r.status().message());
+      return 1;
+    }
+    spdlog::info("{}", *r);
+    return 0;
+  }
+  if (absl::GetFlag(FLAGS_source) != "file") {
+    spdlog::error("--source={}: only the file source exists in this version", absl::GetFlag(FLAGS_source));
+    return 2;
+  }
+  shunt::agent::AgentConfig config{
+      .node = absl::GetFlag(FLAGS_node),
+      .config_dir = absl::GetFlag(FLAGS_config_dir),
+      .cgroup_root = absl::GetFlag(FLAGS_cgroup_root),
+      .bpffs_dir = absl::GetFlag(FLAGS_bpffs),
+      .api_socket = absl::GetFlag(FLAGS_api_socket),
+      .rescan_ms = absl::GetFlag(FLAGS_rescan_ms),
+  };
+  if (config.cgroup_root.empty()) {
+    auto mount = shunt::lib::FindCgroup2Mount();
+    if (!mount.ok()) {
+      spdlog::error("{}; pass --cgroup-root", mount.status().message());
+      return 2;
+    }
+    config.cgroup_root = *mount;
+  }
+  auto agent = shunt::agent::Agent::Create(config);
+  if (!agent.ok()) {
+    spdlog::error("{}", agent.status().message());
+    return absl::IsInvalidArgument(agent.status()) ? 2 : 1;
+  }
+  spdlog::info("agent for node {} ready; api at {}", config.node, config.api_socket);
+  if (auto s = (*agent)->Run(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,92 @@
+#include "pod.h"
+
+#include <arpa/inet.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace shunt::model {
+namespace {
+
+bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
+bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// Reads an optional scalar string; InvalidArgument if present but not a scalar.
+absl::StatusOr<std::string> OptionalString(const YAML::Node& parent, const char* key,
+                                           const std::string& path) {
+  if (!parent || !parent.IsMap()) return std::string();
+  YAML::Node n = parent[key];
+  if (!n || n.IsNull()) return std::string();
+  if (!n.IsScalar()) return absl::InvalidArgumentError(absl::StrCat(path, " must be a string"));
+  return n.Scalar();
+}
+
+}  // namespace
+
+bool IsDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63 || !IsAlnum(s.front()) || !IsAlnum(s.back())) return false;
+  for (char c : s)
+    if (!IsLabelChar(c)) return false;
+  return true;
+}
+
+bool IsDnsSubdomain(const std::string& s) {
+  if (s.empty() || s.size() > 253 || !IsAlnum(s.front()) || !IsAlnum(s.back())) return false;
+  for (char c : s)
+    if (!IsLabelChar(c) && c != '.') return false;
+  return true;
+}
+
+absl::StatusOr<Pod> ParsePod(const YAML::Node& doc) {
+  YAML::Node meta = doc["metadata"];
+  if (!meta || !meta.IsMap()) return absl::InvalidArgumentError("metadata is missing");
+  Pod pod;
+  auto name = OptionalString(meta, "name", "metadata.name");
+  if (!name.ok()) return name.status();
+  if (name->empty()) return absl::InvalidArgumentError("metadata.name is missing");
+  if (!IsDnsSubdomain(*name))
+    return absl::InvalidArgumentError(
+        absl::StrCat("metadata.name '", *name, "' is not a valid DNS subdomain"));
+  pod.name = *name;
+
+  auto ns = OptionalString(meta, "namespace", "metadata.namespace");
+  if (!ns.ok()) return ns.status();
+  pod.namespace_ = ns->empty() ? "default" : *ns;
+  if (!IsDnsLabel(pod.namespace_))
+    return absl::InvalidArgumentError(
+        absl::StrCat("metadata.namespace '", pod.namespace_, "' is not a valid DNS label"));
+
+  YAML::Node spec = doc["spec"];
+  if (!spec || !spec.IsMap()) return absl::InvalidArgumentError("spec is missing");
+  auto sa = OptionalString(spec, "serviceAccountName", "spec.serviceAccountName");
+  if (!sa.ok()) return sa.status();
+  pod.service_account = sa->empty() ? "default" : *sa;
+  if (!IsDnsSubdomain(pod.service_account))
+    return absl::InvalidArgumentError(absl::StrCat("spec.serviceAccountName '",
+                                                   pod.service_account, "' is not a valid name"));
+
+  if (YAML::Node hn = spec["hostNetwork"]; hn && hn.IsScalar()) pod.host_network = hn.as<bool>();
+
+  auto node = OptionalString(spec, "nodeName", "spec.nodeName");
+  if (!node.ok()) return node.status();
+  if (node->empty())
+    return absl::InvalidArgumentError("spec.nodeName is missing (the pod is not scheduled)");
+  pod.node_name = *node;
+
+  auto ip = OptionalString(doc["status"], "podIP", "status.podIP");
+  if (!ip.ok()) return ip.status();
+  if (ip->empty()) return absl::InvalidArgumentError("status.podIP is missing");
+  in_addr addr{};
+  if (inet_pton(AF_INET, ip->c_str(), &addr) != 1) {
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, ip->c_str(), &a6) == 1)
+      return absl::InvalidArgumentError(
+          absl::StrCat("status.podIP '", *ip, "' is IPv6, which this version does not mesh"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("status.podIP '", *ip, "' is not an IPv4 address"));
+  }
+  pod.ip = *ip;
+  pod.ip_be = addr.s_addr;
+  return pod;
+}
+
+}  // namespace shunt::model

@@ -1,0 +1,33 @@
+// The Pod fields this version uses, parsed and validated from a Kubernetes
+// v1 Pod object.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "yaml-cpp/yaml.h"
+
+namespace shunt::model {
+
+struct Pod {
+  std::string namespace_;        // metadata.namespace, "default" when absent
+  std::string name;              // metadata.name
+  std::string service_account;  // spec.serviceAccountName, "default" when absent
+  std::string node_name;         // spec.nodeName
+  std::string ip;                // status.podIP, dotted quad
+  uint32_t ip_be = 0;            // the same, network byte order
+  bool host_network = false;     // spec.hostNetwork: shares the node's namespace, never meshed
+
+  std::string Key() const { return namespace_ + "/" + name; }
+};
+
+// InvalidArgument naming the field: "spec.nodeName is missing (pod not
+// scheduled)", "status.podIP 'x' is not an IPv4 address", ...
+absl::StatusOr<Pod> ParsePod(const YAML::Node& doc);
+
+// Kubernetes name rules, shared by every kind.
+bool IsDnsLabel(const std::string& s);      // namespaces, service accounts
+bool IsDnsSubdomain(const std::string& s);  // object names
+
+}  // namespace shunt::model

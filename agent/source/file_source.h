@@ -1,0 +1,48 @@
+// The embedded "file" source: a directory of Kubernetes YAML objects (one or
+// several per file, "---"-separated; v1 List objects are unpacked). Each
+// Load() re-reads the whole directory and yields the objects this version
+// handles, every rejected object with its reason, and a notice for each kind
+// it skips. A rejected object keeps its last good version in force.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/model/object_ref.h"
+#include "agent/model/pod.h"
+
+namespace shunt::source {
+
+struct Snapshot {
+  std::vector<model::Pod> pods;
+  std::vector<model::Problem> problems;  // rejected: file, object, reason
+  std::vector<model::Problem> notices;   // skipped kinds and kept last-good versions
+  int files = 0;
+  int objects = 0;  // documents seen, valid or not
+};
+
+class FileSource {
+ public:
+  explicit FileSource(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
+
+  // NotFound / PermissionDenied only when the directory itself is unreadable;
+  // problems with files and objects are in the snapshot.
+  absl::StatusOr<Snapshot> Load();
+
+ private:
+  struct FileObjects {
+    std::vector<model::Pod> pods;
+  };
+  void LoadFile(const std::string& path, const std::string& display, Snapshot& snap,
+                FileObjects& out);
+
+  std::string dir_;
+  // What each file contributed the last time it parsed, so a file that
+  // becomes unreadable or invalid does not withdraw its objects.
+  std::map<std::string, FileObjects> last_good_;
+};
+
+}  // namespace shunt::source

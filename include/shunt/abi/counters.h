@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Global data-path counters: one per-CPU array slot each. The X-list is the
+ * single source of both the enum and the names shuntctl prints. Never reuse
+ * or reorder an index; retire by renaming to RETIRED_n. */
+#pragma once
+#include "shunt/abi/common.h"
+
+#define SHUNT_COUNTER_LIST(X)                                                           \
+	X(SOCK_SHORT_CIRCUITED, "sockets_short_circuited")                              \
+	X(SOCK_INSERT_FAILED, "socket_insert_failed")     /* sockhash full or error */   \
+	X(SOCK_SKIP_NOT_POD, "sockets_skipped_not_pod")   /* host or unknown netns */    \
+	X(SOCK_SKIP_PEER_REMOTE, "sockets_skipped_peer_not_local")                      \
+	X(SOCK_SKIP_NOT_POD_IP, "sockets_skipped_not_pod_ip") /* e.g. loopback in pod */\
+	X(MSG_REDIRECTED, "messages_redirected")                                        \
+	X(BYTES_REDIRECTED, "bytes_redirected")                                         \
+	X(MSG_PEER_MISS, "messages_peer_missing")         /* peer not in sockhash */     \
+	X(MSG_STAY_TCP, "messages_kept_on_tcp")           /* after a miss, for order */  \
+	X(SOCK_STATE_FULL, "socket_state_unavailable")
+
+#define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
+enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };
+#undef SHUNT_COUNTER_ENUM

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Names under the agent's bpffs directory. Maps are pinned by their BPF
+ * names (LIBBPF_PIN_BY_NAME), which carry the ABI version suffix; links go
+ * into the links/ subdirectory. */
+#pragma once
+
+#define SHUNT_MAP_META "shunt_meta_v1"
+#define SHUNT_MAP_ENDPOINTS "shunt_endpoints_v1"
+#define SHUNT_MAP_ENDPOINT_META "shunt_ep_meta_v1"
+#define SHUNT_MAP_IPCACHE "shunt_ipcache_v1"
+#define SHUNT_MAP_SOCKHASH "shunt_sockhash_v1"
+#define SHUNT_MAP_COUNTERS "shunt_counters_v1"
+
+#define SHUNT_LINK_DIR "links"
+#define SHUNT_LINK_SOCKOPS "sockops"
+#define SHUNT_LINK_SK_MSG "sk_msg"

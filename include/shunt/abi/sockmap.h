@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The same-node short-circuit: sockets of local pod-to-pod TCP connections,
+ * keyed by their 4-tuple as seen from the socket itself. */
+#pragma once
+#include "shunt/abi/common.h"
+
+#define SHUNT_MAX_SOCKETS 65536
+
+struct shunt_sock_key {
+	__be32 local_ip4;
+	__be32 remote_ip4;
+	__be16 local_port;
+	__be16 remote_port;
+	__u32 pad; /* always zero: the key is compared as bytes */
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_key, 16);
+
+/* Per-socket state kept in socket-local storage. */
+#define SHUNT_SOCK_F_STAY_TCP (1u << 0) /* a send missed the peer: keep bytes in order on TCP */
+struct shunt_sock_state {
+	__u32 flags;
+	__u32 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_state, 8);

@@ -1,0 +1,123 @@
+#include "map_decode.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/lib/counters.h"
+#include "agent/lib/status_macros.h"
+#include "agent/lib/typed_map.h"
+#include "shunt/abi/pins.h"
+#include "shunt/abi/sockmap.h"
+
+namespace shunt::ctl {
+namespace {
+
+std::string CString(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
+
+Json Flags(uint32_t flags, std::initializer_list<std::pair<uint32_t, const char*>> names) {
+  Json out = Json::array();
+  for (const auto& [bit, name] : names)
+    if (flags & bit) out.push_back(name);
+  return out;
+}
+
+absl::StatusOr<Json> DumpEndpoints(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto eps, m.endpoints().Entries());
+  for (const auto& [cookie, ep] : eps) {
+    Json row = {{"netns_cookie", cookie},
+                          {"ip", Ipv4(ep.ip4)},
+                          {"identity", ep.identity},
+                          {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
+    if (auto meta = m.endpoint_meta().Lookup(cookie); meta.ok()) {
+      row["namespace"] = CString(meta->namespace_, sizeof(meta->namespace_));
+      row["name"] = CString(meta->name, sizeof(meta->name));
+      row["service_account"] = CString(meta->service_account, sizeof(meta->service_account));
+      row["netns_inode"] = meta->netns_inode;
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+absl::StatusOr<Json> DumpEndpointMeta(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto metas, m.endpoint_meta().Entries());
+  for (const auto& [cookie, meta] : metas)
+    rows.push_back({{"netns_cookie", cookie},
+                    {"namespace", CString(meta.namespace_, sizeof(meta.namespace_))},
+                    {"name", CString(meta.name, sizeof(meta.name))},
+                    {"service_account", CString(meta.service_account, sizeof(meta.service_account))},
+                    {"netns_inode", meta.netns_inode}});
+  return rows;
+}
+
+absl::StatusOr<Json> DumpIpcache(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto entries, m.ipcache().Entries());
+  for (const auto& [ip, e] : entries)
+    rows.push_back({{"ip", Ipv4(ip)},
+                    {"identity", e.identity},
+                    {"flags", Flags(e.flags, {{SHUNT_IPC_F_LOCAL, "local"}})}});
+  return rows;
+}
+
+absl::StatusOr<Json> DumpSockhash(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  lib::TypedMap<shunt_sock_key, uint64_t> sh(m.sockhash_fd(), SHUNT_MAP_SOCKHASH);
+  SHUNT_ASSIGN_OR_RETURN(auto keys, sh.Keys());
+  for (const auto& k : keys) {
+    Json row = {{"local", absl::StrCat(Ipv4(k.local_ip4), ":", ntohs(k.local_port))},
+                          {"remote", absl::StrCat(Ipv4(k.remote_ip4), ":", ntohs(k.remote_port))}};
+    // Reading a sockhash value from userspace yields the socket cookie.
+    if (auto cookie = sh.Lookup(k); cookie.ok()) row["socket_cookie"] = *cookie;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+absl::StatusOr<Json> DumpCounters(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(lib::Counters c, lib::ReadCounters(m.counters_fd()));
+  for (int i = 0; i < SHUNT_CTR_MAX; ++i) rows.push_back({{"counter", lib::CounterName(i)}, {"value", c[i]}});
+  return rows;
+}
+
+absl::StatusOr<Json> DumpMeta(const lib::PinnedMaps& m) {
+  SHUNT_ASSIGN_OR_RETURN(shunt_meta meta, m.meta().Lookup(0));
+  return Json::array(
+      {{{"abi_version", meta.abi_version}, {"installed_at_unix", meta.installed_at_unix}}});
+}
+
+}  // namespace
+
+std::string Ipv4(uint32_t be) {
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &be, buf, sizeof(buf));
+  return buf;
+}
+
+std::string ResolveMapName(const std::string& name) {
+  static const std::pair<const char*, const char*> kShort[] = {
+      {"meta", SHUNT_MAP_META},         {"endpoints", SHUNT_MAP_ENDPOINTS},
+      {"ep_meta", SHUNT_MAP_ENDPOINT_META}, {"ipcache", SHUNT_MAP_IPCACHE},
+      {"sockhash", SHUNT_MAP_SOCKHASH}, {"counters", SHUNT_MAP_COUNTERS}};
+  for (const auto& [s, pin] : kShort)
+    if (name == s || name == pin) return pin;
+  return "";
+}
+
+absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& name) {
+  const std::string pin = ResolveMapName(name);
+  if (pin == SHUNT_MAP_ENDPOINTS) return DumpEndpoints(maps);
+  if (pin == SHUNT_MAP_ENDPOINT_META) return DumpEndpointMeta(maps);
+  if (pin == SHUNT_MAP_IPCACHE) return DumpIpcache(maps);
+  if (pin == SHUNT_MAP_SOCKHASH) return DumpSockhash(maps);
+  if (pin == SHUNT_MAP_COUNTERS) return DumpCounters(maps);
+  if (pin == SHUNT_MAP_META) return DumpMeta(maps);
+  return absl::NotFoundError(absl::StrCat(
+      "no map named '", name, "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters"));
+}
+
+}  // namespace shunt::ctl
