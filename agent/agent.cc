@@ -63,10 +63,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
 
   SHUNT_ASSIGN_OR_RETURN(a->datapath_, datapath::Datapath::Install(
                                            {.bpffs_dir = config.bpffs_dir,
-                                            .cgroup_root = config.cgroup_root}));
+                                            .cgroup_root = config.cgroup_root,
+                                            .max_queued_bytes = config.max_queued_bytes}));
   const auto& rep = a->datapath_->report();
-  spdlog::info("data path {} in {} (cgroup {}){}{}", rep.reused_maps ? "reopened" : "installed",
-               config.bpffs_dir, config.cgroup_root,
+  spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",
+               rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
+               rep.max_queued_bytes / 1024,
                rep.links_updated ? ", programs replaced in existing links" : "",
                rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
   a->maps_ = std::make_unique<endpoints::BpfEndpointMaps>(&a->datapath_->maps());

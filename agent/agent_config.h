@@ -14,7 +14,8 @@ struct AgentConfig {
   std::string cgroup_root;
   std::string bpffs_dir = "/sys/fs/bpf/shunt";
   std::string api_socket = "/run/shunt/agent.sock";
-  int rescan_ms = 1000;  // how often to look for pods' namespaces while any is missing
+  int rescan_ms = 1000;
+  uint32_t max_queued_bytes = 0;  // see DatapathOptions  // how often to look for pods' namespaces while any is missing
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

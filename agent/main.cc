@@ -19,6 +19,9 @@ ABSL_FLAG(std::string, cgroup_root, "", "cgroup v2 directory whose sockets the m
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "bpffs directory for this agent's pins");
 ABSL_FLAG(std::string, api_socket, "/run/shunt/agent.sock", "unix socket of the local API");
 ABSL_FLAG(int, rescan_ms, 1000, "interval of the namespace scan while a local pod is not found");
+ABSL_FLAG(uint32_t, max_queued_bytes, 0,
+          "unread short-circuited bytes a flow may queue at its peer before it falls back to TCP "
+          "flow control (0: the kernel's tcp_rmem maximum)");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
       .bpffs_dir = absl::GetFlag(FLAGS_bpffs),
       .api_socket = absl::GetFlag(FLAGS_api_socket),
       .rescan_ms = absl::GetFlag(FLAGS_rescan_ms),
+      .max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes),
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

@@ -8,6 +8,7 @@
 #include "lib/maps.bpf.h"
 #include "lib/counters.bpf.h"
 #include "lib/sockkey.bpf.h"
+#include "lib/peer_queue.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -53,6 +54,8 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops)
 	key.local_port = bpf_htons((__u16)skops->local_port);
 
 	err = bpf_sock_hash_update(skops, &shunt_sockhash_v1, &key, BPF_NOEXIST);
+	if (!err)
+		remember_sock(&key, skops);
 	if (err) {
 		/* Full or racing: the socket simply stays on the TCP path. */
 		counter_add(SHUNT_CTR_SOCK_INSERT_FAILED, 1);
@@ -82,38 +85,53 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 			       msg->remote_ip6[3]};
 	__u32 local_ip6[4] = {msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2],
 			      msg->local_ip6[3]};
-	struct shunt_sock_key peer = {};
+	struct shunt_sock_key peer = {}, self = {};
 	struct shunt_sock_state *st;
 	__u32 raw_rport;
 	__u32 size = msg->size;
 
-	if (!ip4_of(msg->family, msg->local_ip4, local_ip6, &peer.remote_ip4) ||
-	    !ip4_of(msg->family, msg->remote_ip4, remote_ip6, &peer.local_ip4))
+	if (!ip4_of(msg->family, msg->local_ip4, local_ip6, &self.local_ip4) ||
+	    !ip4_of(msg->family, msg->remote_ip4, remote_ip6, &self.remote_ip4))
 		return SK_PASS;
+	raw_rport = msg->remote_port;
+	asm volatile("" : "+r"(raw_rport)); /* keep the 32-bit context load */
+	self.remote_port = remote_port_be16(raw_rport);
+	self.local_port = bpf_htons((__u16)msg->local_port);
+	peer.local_ip4 = self.remote_ip4;
+	peer.remote_ip4 = self.local_ip4;
+	peer.local_port = self.remote_port;
+	peer.remote_port = self.local_port;
 
 	st = bpf_sk_storage_get(&shunt_sock_state, msg->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		counter_add(SHUNT_CTR_SOCK_STATE_FULL, 1);
 		return SK_PASS;
 	}
-	/* Once any byte went by TCP, redirecting later bytes could overtake it
-	 * in the receiver's queue: the flow stays on TCP to keep the order. */
-	if (st->flags & SHUNT_SOCK_F_STAY_TCP) {
+	/* Once bytes went by TCP, redirecting later bytes could overtake them
+	 * in the receiver's queue: stay on TCP until that cannot happen. */
+	if (st->flags & SHUNT_SOCK_F_PEER_MISSING) {
 		counter_add(SHUNT_CTR_MSG_STAY_TCP, 1);
 		return SK_PASS;
 	}
-
-	raw_rport = msg->remote_port;
-	asm volatile("" : "+r"(raw_rport));
-	peer.local_port = remote_port_be16(raw_rport);
-	peer.remote_port = bpf_htons((__u16)msg->local_port);
-
+	if (st->flags & SHUNT_SOCK_F_SLOW_READER) {
+		if (!drained(&self, &peer)) {
+			counter_add(SHUNT_CTR_MSG_STAY_TCP, 1);
+			return SK_PASS;
+		}
+		st->flags &= ~SHUNT_SOCK_F_SLOW_READER;
+		counter_add(SHUNT_CTR_FLOW_RESUMED, 1);
+	}
+	if (over_budget(&peer, size)) {
+		st->flags |= SHUNT_SOCK_F_SLOW_READER;
+		counter_add(SHUNT_CTR_FLOW_BACKPRESSURE, 1);
+		return SK_PASS;
+	}
 	if (bpf_msg_redirect_hash(msg, &shunt_sockhash_v1, &peer, BPF_F_INGRESS) == SK_PASS) {
 		counter_add(SHUNT_CTR_MSG_REDIRECTED, 1);
 		counter_add(SHUNT_CTR_BYTES_REDIRECTED, size);
 		return SK_PASS;
 	}
-	st->flags |= SHUNT_SOCK_F_STAY_TCP;
+	st->flags |= SHUNT_SOCK_F_PEER_MISSING;
 	counter_add(SHUNT_CTR_MSG_PEER_MISS, 1);
 	return SK_PASS;
 }

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -94,6 +96,14 @@ absl::Status AttachSkMsg(const lib::PinLayout& layout, int prog_fd, int sockhash
   return absl::OkStatus();
 }
 
+// The third field of net.ipv4.tcp_rmem: the largest receive buffer TCP grants.
+uint32_t TcpRmemMax() {
+  std::ifstream f("/proc/sys/net/ipv4/tcp_rmem");
+  uint64_t min = 0, def = 0, max = 0;
+  if (!(f >> min >> def >> max) || max == 0) return 6u << 20;
+  return static_cast<uint32_t>(std::min<uint64_t>(max, 1u << 30));
+}
+
 absl::Status InitMeta(int meta_fd) {
   lib::TypedMap<__u32, shunt_meta> mm(meta_fd, SHUNT_MAP_META);
   auto meta = mm.Lookup(0);
@@ -146,6 +156,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = layout.dir().c_str());
   dp->skel_ = sockops__open_opts(&open_opts);
   if (!dp->skel_) return lib::ErrnoStatus(errno, "bpf: open sockops object");
+  dp->report_.max_queued_bytes = opts.max_queued_bytes ? opts.max_queued_bytes : TcpRmemMax();
+  dp->skel_->rodata->max_queued_bytes = dp->report_.max_queued_bytes;
   if (int err = sockops__load(dp->skel_); err != 0) {
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
                                               layout.dir(), " may be of another layout)"));

@@ -20,12 +20,16 @@ namespace shunt::datapath {
 struct DatapathOptions {
   std::string bpffs_dir;
   std::string cgroup_root;
+  // Unread redirected bytes a flow may queue at its peer before it moves to
+  // TCP; 0 means the kernel's tcp_rmem maximum, what TCP would buffer.
+  uint32_t max_queued_bytes = 0;
 };
 
 struct InstallReport {
   bool reused_maps = false;   // pins existed (restart)
   bool links_updated = false; // existing links got the new programs
   bool sk_msg_is_link = true; // false on kernels < 6.10: attached to the map instead
+  uint32_t max_queued_bytes = 0;
 };
 
 class Datapath {

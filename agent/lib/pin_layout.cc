@@ -13,6 +13,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_IPCACHE, "pod IP -> identity, node-local flag"},
       {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
       {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
+      {SHUNT_MAP_SOCKREF, "short-circuited sockets' kernel addresses (slow-reader check)"},
   };
   return kMaps;
 }

@@ -57,6 +57,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_counters_v1 SEC(".maps");
 
+/* LRU: losing an entry only loses the slow-reader check for that flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_SOCKETS);
+	__type(key, struct shunt_sock_key);
+	__type(value, struct shunt_sock_ref);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_sockref_v1 SEC(".maps");
+
 /* Socket-local storage is not pinned: it lives and dies with each socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);

@@ -15,7 +15,9 @@
 	X(BYTES_REDIRECTED, "bytes_redirected")                                         \
 	X(MSG_PEER_MISS, "messages_peer_missing")         /* peer not in sockhash */     \
 	X(MSG_STAY_TCP, "messages_kept_on_tcp")           /* after a miss, for order */  \
-	X(SOCK_STATE_FULL, "socket_state_unavailable")
+	X(SOCK_STATE_FULL, "socket_state_unavailable")                                  \
+	X(FLOW_BACKPRESSURE, "flows_moved_to_tcp_slow_reader")                         \
+	X(FLOW_RESUMED, "flows_resumed_short_circuit")
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

@@ -10,6 +10,7 @@
 #define SHUNT_MAP_IPCACHE "shunt_ipcache_v1"
 #define SHUNT_MAP_SOCKHASH "shunt_sockhash_v1"
 #define SHUNT_MAP_COUNTERS "shunt_counters_v1"
+#define SHUNT_MAP_SOCKREF "shunt_sockref_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

@@ -15,8 +15,18 @@ struct shunt_sock_key {
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_key, 16);
 
+/* Where each short-circuited socket lives in the kernel, so the sender's
+ * sk_msg can see how much its peer has not read yet. The cookie guards
+ * against a freed and reused struct sock. Never read by userspace. */
+struct shunt_sock_ref {
+	__u64 sk_addr;
+	__u64 cookie;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 16);
+
 /* Per-socket state kept in socket-local storage. */
-#define SHUNT_SOCK_F_STAY_TCP (1u << 0) /* a send missed the peer: keep bytes in order on TCP */
+#define SHUNT_SOCK_F_PEER_MISSING (1u << 0) /* a send missed the peer: TCP for good */
+#define SHUNT_SOCK_F_SLOW_READER (1u << 1)  /* peer queue over budget: TCP until drained */
 struct shunt_sock_state {
 	__u32 flags;
 	__u32 pad;

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Flow control for redirected bytes. The kernel charges them to the
+ * receiving socket with no per-socket limit, so a peer that stops reading
+ * would soak up the node's TCP memory. Past a budget the sender moves to TCP
+ * (where flow control works) and comes back once everything it sent by TCP
+ * has been read, so bytes are never reordered.
+ *
+ * sk_msg programs may not take socket references (no bpf_sk_release), so
+ * sockops records each short-circuited socket's address and cookie, and
+ * sk_msg reads through it with fault-tolerant reads, checking the cookie so
+ * a freed socket is never mistaken for the one recorded. */
+#pragma once
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "maps.bpf.h"
+
+/* Per-flow budget of unread redirected bytes; the agent sets it to the
+ * kernel's tcp_rmem maximum, what TCP itself would let a receiver buffer. */
+const volatile __u32 max_queued_bytes = 6u << 20;
+
+/* sk_user_data carries flag bits below the psock pointer. */
+#define SHUNT_SK_USER_DATA_PTRMASK (~7UL)
+
+static __always_inline void remember_sock(struct shunt_sock_key *key, struct bpf_sock_ops *skops)
+{
+	struct shunt_sock_ref ref = {
+		.sk_addr = (__u64)(unsigned long)skops->sk,
+		.cookie = bpf_get_socket_cookie(skops),
+	};
+
+	bpf_map_update_elem(&shunt_sockref_v1, key, &ref, BPF_ANY);
+}
+
+/* The live socket recorded under `key`, or NULL. */
+static __always_inline struct sock *recorded_sock(struct shunt_sock_key *key)
+{
+	struct shunt_sock_ref *ref = bpf_map_lookup_elem(&shunt_sockref_v1, key);
+	struct sock *sk;
+
+	if (!ref)
+		return NULL;
+	sk = (struct sock *)(unsigned long)ref->sk_addr;
+	if (BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) != (__s64)ref->cookie)
+		return NULL;
+	return sk;
+}
+
+/* Redirected bytes the socket has not read yet; 0 if unknown. */
+static __always_inline __u32 psock_queued(struct sock *sk)
+{
+	struct sk_psock *psock = NULL;
+	unsigned long ud;
+
+	if (!bpf_core_field_exists(psock->msg_tot_len))
+		return 0; /* before 6.10 the kernel does not count: no budget check */
+	ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+	psock = (struct sk_psock *)(ud & SHUNT_SK_USER_DATA_PTRMASK);
+	if (!psock)
+		return 0;
+	return BPF_CORE_READ(psock, msg_tot_len);
+}
+
+static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 size)
+{
+	struct sock *peer = recorded_sock(peer_key);
+
+	return peer && psock_queued(peer) + size > max_queued_bytes;
+}
+
+/* True once every byte this socket sent by TCP is acknowledged, the peer
+ * read all of it, and no redirected bytes wait either: redirecting again
+ * cannot overtake anything. */
+static __always_inline bool drained(struct shunt_sock_key *own_key, struct shunt_sock_key *peer_key)
+{
+	struct sock *self = recorded_sock(own_key);
+	struct sock *peer = recorded_sock(peer_key);
+
+	if (!self || !peer)
+		return false;
+	return BPF_CORE_READ(self, sk_wmem_queued) == 0 &&
+	       BPF_CORE_READ(peer, sk_receive_queue.qlen) == 0 && psock_queued(peer) == 0;
+}

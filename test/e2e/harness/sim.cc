@@ -1,0 +1,448 @@
+#include "sim.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/api/api_server.h"
+#include "agent/datapath/uninstall.h"
+#include "agent/lib/bpf_introspect.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/fs_checks.h"
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/pinned_maps.h"
+#include "agent/lib/status_macros.h"
+#include "shunt/abi/pins.h"
+
+#ifndef SHUNT_AGENT_BIN
+#error "SHUNT_AGENT_BIN must name the shunt-agent binary"
+#endif
+
+namespace shunt::e2e {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kNetnsPrefix[] = "sht";
+constexpr char kDirPrefix[] = "shunt-test-";
+
+std::string Cgroup2Mount() {
+  auto m = lib::FindCgroup2Mount();
+  return m.ok() ? *m : "/sys/fs/cgroup";
+}
+
+bool PidAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) return lib::ErrnoStatus(errno, absl::StrCat("open ", path));
+  f << text;
+  f.close();
+  if (!f) return lib::ErrnoStatus(errno, absl::StrCat("write ", path));
+  return absl::OkStatus();
+}
+
+absl::Status JoinCgroup(const std::string& cgroup_dir, pid_t pid) {
+  return WriteFile(cgroup_dir + "/cgroup.procs", std::to_string(pid));
+}
+
+std::string OwnCgroup() {
+  std::ifstream f("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(f, line))
+    if (absl::StartsWith(line, "0::")) return Cgroup2Mount() + line.substr(3);
+  return Cgroup2Mount();
+}
+
+// Removes a cgroup subtree: kills what is left inside (by pid), then rmdirs
+// leaves first. Retries while the kernel finishes tearing processes down.
+void RemoveCgroupTree(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  std::vector<std::string> dirs;
+  for (const auto& e : fs::recursive_directory_iterator(dir, ec))
+    if (e.is_directory()) dirs.push_back(e.path().string());
+  dirs.push_back(dir);
+  std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  for (const auto& d : dirs) {
+    std::ifstream procs(d + "/cgroup.procs");
+    pid_t pid;
+    while (procs >> pid) KillAndReap(pid);
+  }
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    bool all = true;
+    for (const auto& d : dirs)
+      if (rmdir(d.c_str()) != 0 && errno != ENOENT) all = false;
+    if (all) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::fprintf(stderr, "e2e cleanup: could not remove cgroup %s\n", dir.c_str());
+}
+
+void EnsureBpffs() {
+  struct statfs st {};
+  if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == BPF_FS_MAGIC) return;
+  mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr);
+}
+
+// "sht<pid>..." / "shunt-test-<pid>-..." -> pid, or 0.
+pid_t OwnerPid(const std::string& name, const std::string& prefix) {
+  if (!absl::StartsWith(name, prefix)) return 0;
+  size_t i = prefix.size(), j = i;
+  while (j < name.size() && isdigit(static_cast<unsigned char>(name[j]))) ++j;
+  int pid = 0;
+  if (j == i || !absl::SimpleAtoi(name.substr(i, j - i), &pid)) return 0;
+  return pid;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Sh(const std::string& cmd) {
+  std::string full = cmd + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) return lib::ErrnoStatus(errno, absl::StrCat("popen ", cmd));
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int rc = pclose(p);
+  if (rc != 0)
+    return absl::InternalError(absl::StrCat("`", cmd, "` failed (", rc, "): ", out));
+  return out;
+}
+
+void KillAndReap(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);  // only reaps our own children; harmless otherwise
+}
+
+absl::StatusOr<int> WaitExit(pid_t pid, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    int st = 0;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return st;
+    if (r < 0) return lib::ErrnoStatus(errno, absl::StrCat("waitpid ", pid));
+    if (std::chrono::steady_clock::now() > deadline)
+      return absl::DeadlineExceededError(absl::StrCat("pid ", pid, " still running"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+std::string PrivilegedSkipReason() {
+  if (geteuid() != 0)
+    return "NOT ROOT: end-to-end tests need root for network namespaces, cgroups and BPF; "
+           "run the suite as root (CI does)";
+  return "";
+}
+
+void SweepStale() {
+  if (DIR* d = opendir("/run/netns")) {
+    while (dirent* e = readdir(d)) {
+      pid_t owner = OwnerPid(e->d_name, kNetnsPrefix);
+      if (owner > 0 && !PidAlive(owner)) (void)Sh(absl::StrCat("ip netns del ", e->d_name));
+    }
+    closedir(d);
+  }
+  std::error_code ec;
+  for (const std::string& root : {std::string("/sys/fs/bpf"), Cgroup2Mount(), std::string("/tmp")}) {
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      const std::string name = e.path().filename().string();
+      pid_t owner = OwnerPid(name, kDirPrefix);
+      if (owner <= 0 || PidAlive(owner)) continue;
+      if (root == "/sys/fs/bpf") {
+        (void)datapath::Uninstall(e.path().string());
+      } else if (root == "/tmp") {
+        fs::remove_all(e.path(), ec);
+      } else {
+        RemoveCgroupTree(e.path().string());
+      }
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<TestNode>> TestNode::Create(const std::string& tag) {
+  EnsureBpffs();
+  std::unique_ptr<TestNode> n(new TestNode());
+  const pid_t pid = getpid();
+  n->tag_ = tag;
+  n->name_ = tag;
+  n->prefix_ = absl::StrCat(kNetnsPrefix, pid, tag);
+  const std::string id = absl::StrCat(kDirPrefix, pid, "-", tag);
+  n->node_netns_ = n->prefix_ + "-node";
+  n->cgroup_root_ = absl::StrCat(Cgroup2Mount(), "/", id);
+  n->bpffs_ = "/sys/fs/bpf/" + id;
+  n->work_dir_ = "/tmp/" + id;
+  n->config_dir_ = n->work_dir_ + "/config";
+  n->api_socket_ = n->work_dir_ + "/agent.sock";
+  // Distinct per process and node, so a stale namespace of another run can
+  // never hold the same address.
+  n->subnet_ = 100 + (pid % 50) * 2 + (tag.empty() ? 0 : tag.back() % 2);
+  std::error_code ec;
+  fs::create_directories(n->config_dir_, ec);
+  if (ec) return absl::InternalError(absl::StrCat("mkdir ", n->config_dir_, ": ", ec.message()));
+  if (mkdir(n->cgroup_root_.c_str(), 0755) != 0 && errno != EEXIST)
+    return lib::ErrnoStatus(errno, absl::StrCat("mkdir ", n->cgroup_root_));
+  const std::string ns = n->node_netns_;
+  SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip netns add ", ns)).status());
+  SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip -n ", ns, " link set lo up && ip -n ", ns,
+                                        " addr add 10.", n->subnet_, ".0.1/32 dev lo && ",
+                                        "ip netns exec ", ns, " sysctl -qw net.ipv4.ip_forward=1"))
+                            .status());
+  return n;
+}
+
+absl::StatusOr<TestPod*> TestNode::AddPod(const PodSpec& spec) {
+  auto pod = std::make_unique<TestPod>();
+  const int idx = static_cast<int>(pods_.size());
+  pod->name = spec.name;
+  pod->namespace_ = spec.namespace_;
+  pod->service_account = spec.service_account;
+  pod->netns = absl::StrCat(prefix_, "-", spec.name);
+  pod->ip = absl::StrCat("10.", subnet_, ".1.", idx + 2);
+  pod->cgroup = absl::StrCat(cgroup_root_, "/", spec.name);
+  pod->host_veth = absl::StrCat(prefix_, "p", idx);
+  if (mkdir(pod->cgroup.c_str(), 0755) != 0 && errno != EEXIST)
+    return lib::ErrnoStatus(errno, absl::StrCat("mkdir ", pod->cgroup));
+  const std::string& p = pod->netns;
+  const std::string& v = pod->host_veth;
+  SHUNT_RETURN_IF_ERROR(
+      Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ",
+                      "ip link add ", v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
+                      " && ip -n ", p, " addr add ", pod->ip, "/32 dev eth0 && ip -n ", p,
+                      " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
+                      "ip -n ", node_netns_, " link set ", v, " up && ",
+                      "ip netns exec ", node_netns_, " sysctl -qw net.ipv4.conf.", v,
+                      ".proxy_arp=1 && ip -n ", node_netns_, " route add ", pod->ip, "/32 dev ", v))
+          .status());
+  pods_.push_back(std::move(pod));
+  TestPod* out = pods_.back().get();
+  if (!spec.in_config) out->namespace_.clear();  // marks "not in config"
+  SHUNT_RETURN_IF_ERROR(WriteManifests());
+  return out;
+}
+
+absl::Status TestNode::WriteManifests() {
+  std::string yaml;
+  for (const auto& p : pods_) {
+    if (p->namespace_.empty()) continue;
+    absl::StrAppend(&yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
+                    "\n  namespace: ", p->namespace_, "\nspec:\n  serviceAccountName: ",
+                    p->service_account, "\n  nodeName: ", name_,
+                    "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
+  }
+  return WriteConfigFile("pods.yaml", yaml);
+}
+
+absl::Status TestNode::WriteConfigFile(const std::string& file, const std::string& yaml) {
+  // Write then rename, as kubectl-style tools do, so the agent never reads half a file.
+  const std::string tmp = config_dir_ + "/." + file + ".tmp";
+  SHUNT_RETURN_IF_ERROR(WriteFile(tmp, yaml));
+  if (rename(tmp.c_str(), (config_dir_ + "/" + file).c_str()) != 0)
+    return lib::ErrnoStatus(errno, "rename manifest");
+  return absl::OkStatus();
+}
+
+absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> argv = {SHUNT_AGENT_BIN,
+                                   "--node=" + name_,
+                                   "--config-dir=" + config_dir_,
+                                   "--cgroup-root=" + cgroup_root_,
+                                   "--bpffs=" + bpffs_,
+                                   "--api-socket=" + api_socket_,
+                                   "--rescan-ms=100"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  const std::string log = work_dir_ + "/agent.log";
+  pid_t pid = fork();
+  if (pid < 0) return lib::ErrnoStatus(errno, "fork agent");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  agent_pid_ = pid;
+  // Ready when the API answers; an early exit is a failure with its log.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int st = 0;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      agent_pid_ = -1;
+      return absl::InternalError(absl::StrCat("agent exited (status ", st, "): ", AgentLog()));
+    }
+    if (api::ApiCall(api_socket_, "ping", 200).ok()) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("agent API did not come up: ", AgentLog()));
+}
+
+absl::Status TestNode::StopAgent(int sig) {
+  if (agent_pid_ <= 0) return absl::FailedPreconditionError("agent not running");
+  kill(agent_pid_, sig);
+  auto st = WaitExit(agent_pid_, 10000);
+  if (!st.ok()) {
+    KillAndReap(agent_pid_);
+    agent_pid_ = -1;
+    return st.status();
+  }
+  agent_pid_ = -1;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<nlohmann::json> TestNode::AgentStatus() {
+  SHUNT_ASSIGN_OR_RETURN(std::string body, api::ApiCall(api_socket_, "status"));
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded()) return absl::InternalError("agent status is not JSON: " + body);
+  return j;
+}
+
+absl::Status TestNode::WaitMeshed(int timeout_ms) {
+  size_t want = 0;
+  for (const auto& p : pods_) want += !p->namespace_.empty();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto st = AgentStatus();
+    if (st.ok()) {
+      size_t meshed = 0;
+      for (const auto& p : (*st)["local_pods"]) meshed += p["problem"].get<std::string>().empty();
+      if (meshed == want && (*st)["local_pods"].size() == want) return absl::OkStatus();
+      last = st->dump();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("pods not meshed in time; last status: ", last));
+}
+
+std::string TestNode::AgentLog() const {
+  std::ifstream f(work_dir_ + "/agent.log");
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+absl::StatusOr<lib::Counters> TestNode::Counters() const {
+  SHUNT_ASSIGN_OR_RETURN(auto maps, lib::PinnedMaps::Open(lib::PinLayout(bpffs_), true));
+  return lib::ReadCounters(maps->counters_fd());
+}
+
+absl::StatusOr<uint64_t> TestNode::SockhashEntries() const {
+  SHUNT_ASSIGN_OR_RETURN(auto fd, lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKHASH), true));
+  SHUNT_ASSIGN_OR_RETURN(auto facts, lib::DescribeMap(fd.get()));
+  return facts.entries;
+}
+
+absl::StatusOr<lib::UniqueFd> TestNode::SocketIn(const std::string& netns_path,
+                                                 const std::string& cgroup, int type) const {
+  // A socket belongs to the cgroup of the process creating it and to the
+  // namespace of the creating thread: join both just for the socket() call.
+  const std::string home = OwnCgroup();
+  SHUNT_RETURN_IF_ERROR(JoinCgroup(cgroup, getpid()));
+  absl::StatusOr<lib::UniqueFd> result = absl::InternalError("not run");
+  std::thread t([&] {
+    lib::UniqueFd ns(open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns.valid() || setns(ns.get(), CLONE_NEWNET) != 0) {
+      result = lib::ErrnoStatus(errno, absl::StrCat("setns ", netns_path));
+      return;
+    }
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+      result = lib::ErrnoStatus(errno, "socket");
+    else
+      result = lib::UniqueFd(fd);
+  });
+  t.join();
+  absl::Status back = JoinCgroup(home, getpid());
+  if (!back.ok()) return back;
+  return result;
+}
+
+absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type) const {
+  return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type);
+}
+
+absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type) const {
+  return SocketIn("/run/netns/" + node_netns_, cgroup_root_, type);
+}
+
+absl::StatusOr<pid_t> TestNode::Spawn(const TestPod& pod, const std::vector<std::string>& argv,
+                                      const std::string& log_file) {
+  const std::string netns = "/run/netns/" + pod.netns;
+  const std::string procs = pod.cgroup + "/cgroup.procs";
+  pid_t pid = fork();
+  if (pid < 0) return lib::ErrnoStatus(errno, "fork");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int cg = open(procs.c_str(), O_WRONLY);
+    if (cg < 0 || write(cg, "0", 1) != 1) _exit(126);
+    close(cg);
+    int ns = open(netns.c_str(), O_RDONLY);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
+    close(ns);
+    int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> args;
+    std::vector<std::string> copy = argv;
+    for (auto& a : copy) args.push_back(a.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  children_.push_back(pid);
+  return pid;
+}
+
+absl::StatusOr<uint64_t> TestNode::VethBytes(const TestPod& pod) const {
+  SHUNT_ASSIGN_OR_RETURN(std::string out,
+                         Sh(absl::StrCat("ip -n ", node_netns_, " -s -j link show dev ", pod.host_veth)));
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_discarded() || j.empty()) return absl::InternalError("ip -j: " + out);
+  const auto& s = j[0]["stats64"];
+  return s["rx"]["bytes"].get<uint64_t>() + s["tx"]["bytes"].get<uint64_t>();
+}
+
+TestNode::~TestNode() {
+  for (pid_t c : children_) KillAndReap(c);
+  if (agent_pid_ > 0) KillAndReap(agent_pid_);
+  if (auto r = datapath::Uninstall(bpffs_); !r.ok())
+    std::fprintf(stderr, "e2e cleanup: %s\n", std::string(r.status().message()).c_str());
+  for (const auto& p : pods_) (void)Sh("ip netns del " + p->netns);
+  (void)Sh("ip netns del " + node_netns_);
+  RemoveCgroupTree(cgroup_root_);
+  std::error_code ec;
+  fs::remove_all(bpffs_, ec);
+  fs::remove_all(work_dir_, ec);
+}
+
+}  // namespace shunt::e2e

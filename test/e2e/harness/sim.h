@@ -1,0 +1,112 @@
+// Simulated nodes and pods on one kernel (DESIGN.md "Testing on one
+// machine"): a node is a network namespace that routes for its pods, a cgroup
+// subtree, a bpffs directory, a config directory and an agent; a pod is a
+// network namespace with a veth pair to its node and a cgroup of its own.
+// Everything a TestNode creates is torn down in its destructor, and
+// SweepStale() removes what a killed test run left behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/lib/counters.h"
+#include "agent/lib/unique_fd.h"
+#include "nlohmann/json.hpp"
+
+namespace shunt::e2e {
+
+// Runs `cmd` with /bin/sh; InternalError with its output when it fails.
+absl::StatusOr<std::string> Sh(const std::string& cmd);
+
+// Removes namespaces, cgroups and pins of earlier test processes that are
+// gone (names carry the owning pid).
+void SweepStale();
+
+// Why this test cannot run here, or empty: root and BPF are needed.
+std::string PrivilegedSkipReason();
+
+struct TestPod {
+  std::string name;       // Kubernetes name
+  std::string namespace_;
+  std::string service_account;
+  std::string netns;      // /run/netns/<netns>
+  std::string ip;
+  std::string cgroup;     // absolute path
+  std::string host_veth;  // node-side interface, in the node namespace
+};
+
+struct PodSpec {
+  std::string name;
+  std::string namespace_ = "default";
+  std::string service_account = "default";
+  bool in_config = true;  // false: a pod the agent does not know about
+};
+
+class TestNode {
+ public:
+  // `tag` keeps several nodes of one test apart ("n1", "n2").
+  static absl::StatusOr<std::unique_ptr<TestNode>> Create(const std::string& tag);
+  ~TestNode();
+
+  absl::StatusOr<TestPod*> AddPod(const PodSpec& spec);
+  // (Re)writes pods.yaml in the config directory from the pods added so far.
+  absl::Status WriteManifests();
+  absl::Status WriteConfigFile(const std::string& file, const std::string& yaml);
+
+  absl::Status StartAgent(const std::vector<std::string>& extra_flags = {});
+  // Sends `sig` and waits for the agent to exit.
+  absl::Status StopAgent(int sig);
+  // Waits until the agent reports every in-config local pod meshed.
+  absl::Status WaitMeshed(int timeout_ms = 10000);
+  absl::StatusOr<nlohmann::json> AgentStatus();
+  std::string AgentLog() const;
+  pid_t agent_pid() const { return agent_pid_; }
+
+  // Data-path counters from the pins.
+  absl::StatusOr<lib::Counters> Counters() const;
+  absl::StatusOr<uint64_t> SockhashEntries() const;
+
+  // A socket created inside the pod (its netns and cgroup), owned by the caller.
+  absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type) const;
+  // A socket of a "host process": the node namespace, the node's cgroup root.
+  absl::StatusOr<lib::UniqueFd> NodeSocket(int type) const;
+  // Starts argv inside the pod; stdout+stderr go to `log_file`.
+  absl::StatusOr<pid_t> Spawn(const TestPod& pod, const std::vector<std::string>& argv,
+                              const std::string& log_file);
+  // Bytes the node side of the pod's veth sent and received.
+  absl::StatusOr<uint64_t> VethBytes(const TestPod& pod) const;
+
+  const std::string& bpffs() const { return bpffs_; }
+  const std::string& cgroup_root() const { return cgroup_root_; }
+  const std::string& config_dir() const { return config_dir_; }
+  const std::string& api_socket() const { return api_socket_; }
+  const std::string& node_netns() const { return node_netns_; }
+  const std::string& name() const { return name_; }
+  const std::string& work_dir() const { return work_dir_; }
+  const std::vector<std::unique_ptr<TestPod>>& pods() const { return pods_; }
+
+ private:
+  TestNode() = default;
+  absl::StatusOr<lib::UniqueFd> SocketIn(const std::string& netns_path, const std::string& cgroup,
+                                         int type) const;
+
+  std::string tag_, name_, prefix_;
+  std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
+  int subnet_ = 0;  // 10.<200+subnet>.x.y
+  std::vector<std::unique_ptr<TestPod>> pods_;
+  std::vector<pid_t> children_;
+  pid_t agent_pid_ = -1;
+};
+
+// Kills `pid` (SIGKILL) and reaps it; no-op for <= 0.
+void KillAndReap(pid_t pid);
+// Waits for `pid` up to timeout; returns its exit status, or DeadlineExceeded.
+absl::StatusOr<int> WaitExit(pid_t pid, int timeout_ms);
+
+}  // namespace shunt::e2e

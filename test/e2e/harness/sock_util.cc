@@ -1,0 +1,140 @@
+#include "sock_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "agent/lib/errno_status.h"
+
+namespace shunt::e2e {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int MsLeft(Clock::time_point deadline) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return ms < 0 ? 0 : static_cast<int>(ms);
+}
+
+absl::Status WaitFor(int fd, short events, Clock::time_point deadline, const char* what) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    int n = poll(&p, 1, MsLeft(deadline));
+    if (n > 0) return absl::OkStatus();
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return lib::ErrnoStatus(errno, "poll");
+    return absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
+  }
+}
+
+sockaddr_in Addr(const std::string& ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  return a;
+}
+
+}  // namespace
+
+absl::Status ListenOn(int fd, uint16_t port) {
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a = Addr("0.0.0.0", port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return lib::ErrnoStatus(errno, "bind");
+  if (listen(fd, 128) != 0) return lib::ErrnoStatus(errno, "listen");
+  return absl::OkStatus();
+}
+
+absl::Status ConnectTo(int fd, const std::string& ip, uint16_t port) {
+  sockaddr_in a = Addr(ip, port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    return lib::ErrnoStatus(errno, absl::StrCat("connect ", ip, ":", port));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<lib::UniqueFd> AcceptOne(int listen_fd, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (auto s = WaitFor(listen_fd, POLLIN, deadline, "accept"); !s.ok()) return s;
+  int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) return lib::ErrnoStatus(errno, "accept");
+  return lib::UniqueFd(fd);
+}
+
+absl::Status WriteAll(int fd, const std::string& data, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      off += n;
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return lib::ErrnoStatus(errno, "send");
+    if (auto s = WaitFor(fd, POLLOUT, deadline, "send"); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadToEof(int fd, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string out;
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      out.append(buf.data(), n);
+      continue;
+    }
+    if (n == 0) return out;
+    if (errno != EAGAIN && errno != EINTR) return lib::ErrnoStatus(errno, "recv");
+    if (auto s = WaitFor(fd, POLLIN, deadline, "recv"); !s.ok())
+      return absl::DeadlineExceededError(absl::StrCat("recv: no EOF after ", out.size(), " bytes"));
+  }
+}
+
+absl::StatusOr<std::string> ReadExactly(int fd, size_t want, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string out;
+  std::string buf(1 << 16, '\0');
+  while (out.size() < want) {
+    ssize_t n = recv(fd, buf.data(), std::min(buf.size(), want - out.size()), MSG_DONTWAIT);
+    if (n > 0) {
+      out.append(buf.data(), n);
+      continue;
+    }
+    if (n == 0) return absl::DataLossError(absl::StrCat("EOF after ", out.size(), " of ", want, " bytes"));
+    if (errno != EAGAIN && errno != EINTR) return lib::ErrnoStatus(errno, "recv");
+    if (auto s = WaitFor(fd, POLLIN, deadline, "recv"); !s.ok()) return s;
+  }
+  return out;
+}
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v = rng();
+    memcpy(&s[i], &v, 8);
+  }
+  for (; i < n; ++i) s[i] = static_cast<char>(rng());
+  return s;
+}
+
+uint64_t Fnv1a(const std::string& data) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace shunt::e2e

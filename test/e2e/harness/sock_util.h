@@ -1,0 +1,28 @@
+// Socket helpers for end-to-end tests: readiness-driven reads and writes
+// that behave the same on blocking and non-blocking sockets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/lib/unique_fd.h"
+
+namespace shunt::e2e {
+
+absl::Status ListenOn(int fd, uint16_t port);
+absl::Status ConnectTo(int fd, const std::string& ip, uint16_t port);
+absl::StatusOr<lib::UniqueFd> AcceptOne(int listen_fd, int timeout_ms = 5000);
+
+// Writes all of `data`, waiting for POLLOUT as needed.
+absl::Status WriteAll(int fd, const std::string& data, int timeout_ms = 30000);
+// Reads until EOF; error codes from the socket come back as ErrnoToStatus.
+absl::StatusOr<std::string> ReadToEof(int fd, int timeout_ms = 30000);
+// Reads exactly n bytes.
+absl::StatusOr<std::string> ReadExactly(int fd, size_t n, int timeout_ms = 10000);
+
+std::string RandomBytes(size_t n, uint64_t seed);
+uint64_t Fnv1a(const std::string& data);
+
+}  // namespace shunt::e2e

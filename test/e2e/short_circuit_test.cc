@@ -1,0 +1,208 @@
+// Same-node short-circuit, seen from applications: bytes arrive intact in
+// both directions and socket semantics match plain TCP, while counters and
+// the veth packet counters prove the bytes went socket to socket.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "test/e2e/harness/mesh_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+class ShortCircuitTest : public MeshTest {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_OK(node_->StartAgent({"--max-queued-bytes=16777216"}));
+    ASSERT_OK(node_->WaitMeshed());
+  }
+};
+
+class PayloadTest : public MeshTest, public ::testing::WithParamInterface<size_t> {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    StartMesh();  // default budget: the kernel's tcp_rmem maximum
+  }
+};
+
+TEST_P(PayloadTest, ArrivesIntactBothWaysAndBypassesTheVeth) {
+  const size_t size = GetParam();
+  const std::string up = RandomBytes(size, 1), down = RandomBytes(size, 2);
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_before, node_->VethBytes(*client_));
+  const uint64_t bytes_before = Counter(SHUNT_CTR_BYTES_REDIRECTED);
+  const uint64_t socks_before = Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED);
+
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7001));
+  absl::Status client_status;
+  std::string client_got;
+  std::thread client([&] {
+    client_status = WriteAll(c.client.get(), up);
+    if (!client_status.ok()) return;
+    shutdown(c.client.get(), SHUT_WR);  // half-close: the server must see EOF
+    auto got = ReadToEof(c.client.get());
+    if (got.ok()) client_got = std::move(*got); else client_status = got.status();
+  });
+  auto server_got = ReadToEof(c.server.get());
+  ASSERT_OK(server_got);
+  ASSERT_OK(WriteAll(c.server.get(), down));  // still allowed after the peer's FIN
+  c.server.Reset();
+  client.join();
+  ASSERT_OK(client_status);
+
+  ASSERT_EQ(server_got->size(), size);
+  EXPECT_EQ(Fnv1a(*server_got), Fnv1a(up));
+  ASSERT_EQ(client_got.size(), size);
+  EXPECT_EQ(Fnv1a(client_got), Fnv1a(down));
+
+  EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED) - socks_before, 2u);
+  EXPECT_EQ(Counter(SHUNT_CTR_MSG_PEER_MISS), 0u);
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_after, node_->VethBytes(*client_));
+  const uint64_t redirected = Counter(SHUNT_CTR_BYTES_REDIRECTED) - bytes_before;
+  if (Counter(SHUNT_CTR_FLOW_BACKPRESSURE) == 0) {
+    // Only the handshake and FINs cross the veth, never the payload.
+    EXPECT_EQ(redirected, 2 * size);
+    EXPECT_LT(veth_after - veth_before, 4096u) << "payload went through the TCP/IP path";
+  } else {
+    // The reader fell more than a receive buffer behind: part of the bytes
+    // took TCP (flow control), the rest went socket to socket.
+    std::fprintf(stderr, "note: slow reader, %lu of %lu bytes redirected\n",
+                 static_cast<unsigned long>(redirected), static_cast<unsigned long>(2 * size));
+    EXPECT_GT(redirected, 0u);
+    EXPECT_LT(redirected, 2 * size);
+    EXPECT_GE(veth_after - veth_before, 2 * size - redirected) << "bytes unaccounted for";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, PayloadTest,
+                         ::testing::Values(1, 1000, 64 * 1024, 1024 * 1024, 64 * 1024 * 1024),
+                         [](const auto& info) { return std::to_string(info.param) + "B"; });
+
+TEST_F(ShortCircuitTest, HalfCloseKeepsTheOtherDirectionOpen) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7002));
+  ASSERT_OK(WriteAll(c.client.get(), "request"));
+  ASSERT_EQ(shutdown(c.client.get(), SHUT_WR), 0);
+  ASSERT_OK_AND_ASSIGN(std::string req, ReadToEof(c.server.get()));
+  EXPECT_EQ(req, "request");
+  // Several writes after the peer's FIN, then our own FIN.
+  for (int i = 0; i < 3; ++i) ASSERT_OK(WriteAll(c.server.get(), "part" + std::to_string(i) + ";"));
+  ASSERT_EQ(shutdown(c.server.get(), SHUT_WR), 0);
+  ASSERT_OK_AND_ASSIGN(std::string resp, ReadToEof(c.client.get()));
+  EXPECT_EQ(resp, "part0;part1;part2;");
+  // Writing after our own shutdown fails as on TCP.
+  EXPECT_EQ(send(c.client.get(), "x", 1, MSG_NOSIGNAL), -1);
+  EXPECT_EQ(errno, EPIPE);
+  EXPECT_GE(Counter(SHUNT_CTR_MSG_REDIRECTED), 4u);
+}
+
+TEST_F(ShortCircuitTest, PeerResetIsReportedAsConnectionReset) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7003));
+  ASSERT_OK(WriteAll(c.client.get(), "hello"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), 5));
+  EXPECT_EQ(got, "hello");
+  linger lg{.l_onoff = 1, .l_linger = 0};  // close() sends RST
+  ASSERT_EQ(setsockopt(c.server.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  c.server.Reset();
+  pollfd p{c.client.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "no readiness after peer reset";
+  EXPECT_TRUE(p.revents & (POLLERR | POLLHUP | POLLIN)) << p.revents;
+  char buf[16];
+  EXPECT_EQ(recv(c.client.get(), buf, sizeof(buf), MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+}
+
+TEST_F(ShortCircuitTest, EpollReadinessFollowsRedirectedData) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7004));
+  lib::UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+  epoll_event ev{.events = EPOLLIN | EPOLLRDHUP, .data = {.fd = c.client.get()}};
+  ASSERT_EQ(epoll_ctl(ep.get(), EPOLL_CTL_ADD, c.client.get(), &ev), 0);
+  epoll_event out[4];
+  EXPECT_EQ(epoll_wait(ep.get(), out, 4, 100), 0) << "readable before any data";
+
+  ASSERT_OK(WriteAll(c.server.get(), std::string(100, 'r')));
+  ASSERT_EQ(epoll_wait(ep.get(), out, 4, 2000), 1);
+  EXPECT_TRUE(out[0].events & EPOLLIN);
+  char buf[256];
+  EXPECT_EQ(recv(c.client.get(), buf, sizeof(buf), MSG_DONTWAIT), 100);
+  EXPECT_EQ(recv(c.client.get(), buf, sizeof(buf), MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_EQ(epoll_wait(ep.get(), out, 4, 100), 0) << "still readable after draining";
+
+  // The peer's FIN: readable, RDHUP, and recv returns 0.
+  ASSERT_EQ(shutdown(c.server.get(), SHUT_WR), 0);
+  ASSERT_EQ(epoll_wait(ep.get(), out, 4, 2000), 1);
+  EXPECT_TRUE(out[0].events & EPOLLRDHUP) << out[0].events;
+  EXPECT_EQ(recv(c.client.get(), buf, sizeof(buf), MSG_DONTWAIT), 0);
+  EXPECT_GE(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u);
+}
+
+TEST_F(ShortCircuitTest, SlowReaderGetsTcpFlowControlThenShortCircuitAgain) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7005));
+  ASSERT_EQ(fcntl(c.client.get(), F_SETFL, O_NONBLOCK), 0);
+  // The server does not read: writes must stop with EAGAIN, as on TCP,
+  // instead of queueing without limit in the receiver.
+  const std::string chunk = RandomBytes(64 * 1024, 7);
+  std::string sent;
+  for (int i = 0; i < 100000; ++i) {
+    ssize_t n = send(c.client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      ASSERT_EQ(errno, EAGAIN) << strerror(errno);
+      break;
+    }
+    sent.append(chunk.data(), n);
+  }
+  // The budget (16 MiB here) plus what TCP buffers, nowhere near node memory.
+  ASSERT_LT(sent.size(), 96u * 1024 * 1024) << "no backpressure";
+  EXPECT_GE(sent.size(), 16u * 1024 * 1024);
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOW_BACKPRESSURE), 1u);
+  // Draining delivers every byte in order, redirected ones first.
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), sent.size(), 20000));
+  EXPECT_EQ(Fnv1a(got), Fnv1a(sent));
+  // Once drained, the flow is short-circuited again.
+  const uint64_t redirected = Counter(SHUNT_CTR_BYTES_REDIRECTED);
+  for (int i = 0; i < 100 && Counter(SHUNT_CTR_FLOW_RESUMED) == 0; ++i) {
+    ASSERT_OK(WriteAll(c.client.get(), "more"));
+    ASSERT_OK_AND_ASSIGN(std::string more, ReadExactly(c.server.get(), 4));
+    ASSERT_EQ(more, "more");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOW_RESUMED), 1u);
+  EXPECT_GT(Counter(SHUNT_CTR_BYTES_REDIRECTED), redirected);
+}
+
+TEST_F(ShortCircuitTest, ManyConcurrentConnectionsStayApart) {
+  constexpr int kConns = 32;
+  std::vector<Conn> conns;
+  for (int i = 0; i < kConns; ++i) {
+    ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7100 + i));
+    conns.push_back(std::move(c));
+  }
+  ASSERT_OK_AND_ASSIGN(uint64_t entries, node_->SockhashEntries());
+  EXPECT_EQ(entries, 2u * kConns);
+  for (int i = 0; i < kConns; ++i) ASSERT_OK(WriteAll(conns[i].client.get(), "conn" + std::to_string(i)));
+  for (int i = 0; i < kConns; ++i) {
+    const std::string want = "conn" + std::to_string(i);
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(conns[i].server.get(), want.size()));
+    EXPECT_EQ(got, want);
+  }
+  conns.clear();
+  // Closed sockets leave the sockhash on their own.
+  for (int i = 0; i < 100; ++i) {
+    auto n = node_->SockhashEntries();
+    if (n.ok() && *n == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_OK_AND_ASSIGN(entries, node_->SockhashEntries());
+  EXPECT_EQ(entries, 0u);
+}
+
+}  // namespace
+}  // namespace shunt::e2e
