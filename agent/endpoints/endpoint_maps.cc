@@ -1,6 +1,7 @@
 #include "endpoint_maps.h"
 
 #include <cstring>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/status_macros.h"
@@ -66,7 +67,28 @@ ApplyReport ApplyPlan(const Plan& plan, EndpointMaps& maps) {
       r.errors.push_back(std::string(s.message()));
     }
   };
-  for (const auto& [ip, want] : plan.ipcache) {
+  // Endpoints first: a pod whose endpoint cannot be written (map full) must
+  // not be announced as a local peer, or its clients would enter the
+  // sockhash and miss on every send.
+  std::set<uint32_t> not_local;
+  for (const auto& [cookie, want] : plan.endpoints) {
+    auto it = cur_eps->find(cookie);
+    if (it != cur_eps->end() && SameBytes(it->second.ep, want.ep) &&
+        SameBytes(it->second.meta, want.meta)) {
+      ++r.unchanged;
+      continue;
+    }
+    absl::Status s = maps.PutEndpoint(cookie, want);
+    if (!s.ok()) {
+      s = absl::Status(s.code(), absl::StrCat("endpoint ", want.meta.namespace_, "/",
+                                              want.meta.name, ": ", s.message()));
+      not_local.insert(want.ep.ip4);
+    }
+    note(s, r.written);
+  }
+  for (const auto& [ip, planned] : plan.ipcache) {
+    shunt_ipcache_entry want = planned;
+    if (not_local.count(ip)) want.flags &= ~SHUNT_IPC_F_LOCAL;
     auto it = cur_ipc->find(ip);
     if (it != cur_ipc->end() && SameBytes(it->second, want)) {
       ++r.unchanged;
@@ -76,24 +98,17 @@ ApplyReport ApplyPlan(const Plan& plan, EndpointMaps& maps) {
     if (!s.ok()) s = absl::Status(s.code(), absl::StrCat("ipcache ", Ip(ip), ": ", s.message()));
     note(s, r.written);
   }
-  for (const auto& [cookie, want] : plan.endpoints) {
-    auto it = cur_eps->find(cookie);
-    if (it != cur_eps->end() && SameBytes(it->second.ep, want.ep) &&
-        SameBytes(it->second.meta, want.meta)) {
-      ++r.unchanged;
-      continue;
-    }
-    absl::Status s = maps.PutEndpoint(cookie, want);
-    if (!s.ok())
-      s = absl::Status(s.code(), absl::StrCat("endpoint ", want.meta.namespace_, "/",
-                                              want.meta.name, ": ", s.message()));
-    note(s, r.written);
-  }
   for (const auto& [cookie, have] : *cur_eps) {
-    if (!plan.endpoints.count(cookie)) note(maps.DeleteEndpoint(cookie), r.deleted);
+    if (plan.endpoints.count(cookie)) continue;
+    absl::Status s = maps.DeleteEndpoint(cookie);
+    if (!s.ok()) s = absl::Status(s.code(), absl::StrCat("delete endpoint ", cookie, ": ", s.message()));
+    note(s, r.deleted);
   }
   for (const auto& [ip, have] : *cur_ipc) {
-    if (!plan.ipcache.count(ip)) note(maps.DeleteIpcache(ip), r.deleted);
+    if (plan.ipcache.count(ip)) continue;
+    absl::Status s = maps.DeleteIpcache(ip);
+    if (!s.ok()) s = absl::Status(s.code(), absl::StrCat("delete ipcache ", Ip(ip), ": ", s.message()));
+    note(s, r.deleted);
   }
   return r;
 }

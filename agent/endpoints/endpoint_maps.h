@@ -49,9 +49,9 @@ struct ApplyReport {
 };
 
 // Brings the maps to `plan` by writing only what differs: entries that stay
-// the same are never touched, so there is no window without them. New
-// ipcache entries go in before endpoints that may refer to them; removals go
-// the other way round.
+// the same are never touched, so there is no window without them. Endpoints
+// are written before the ipcache entries that announce them as local peers;
+// removals go the same way (a stale LOCAL flag only costs a miss).
 ApplyReport ApplyPlan(const Plan& plan, EndpointMaps& maps);
 
 }  // namespace shunt::endpoints

@@ -22,7 +22,9 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
   std::map<uint32_t, std::vector<const netns::NetnsProbe*>> holders;
   for (const netns::NetnsProbe& p : *in.namespaces) {
     if (p.cookie == in.own_netns_cookie) continue;
-    for (uint32_t ip : p.ipv4_be) holders[ip].push_back(&p);
+    // An address may sit on several interfaces of one namespace: count it once.
+    for (uint32_t ip : std::set<uint32_t>(p.ipv4_be.begin(), p.ipv4_be.end()))
+      holders[ip].push_back(&p);
   }
   std::set<uint64_t> claimed;
 

@@ -30,13 +30,23 @@ bool IsDnsLabel(const std::string& s) {
 }
 
 bool IsDnsSubdomain(const std::string& s) {
-  if (s.empty() || s.size() > 253 || !IsAlnum(s.front()) || !IsAlnum(s.back())) return false;
-  for (char c : s)
-    if (!IsLabelChar(c) && c != '.') return false;
-  return true;
+  // RFC 1123 subdomain as Kubernetes checks it: dot-separated labels, each
+  // starting and ending with a letter or digit, 253 characters in all.
+  if (s.empty() || s.size() > 253) return false;
+  size_t start = 0;
+  for (;;) {
+    size_t dot = s.find('.', start);
+    const size_t end = dot == std::string::npos ? s.size() : dot;
+    if (end == start || !IsAlnum(s[start]) || !IsAlnum(s[end - 1])) return false;
+    for (size_t i = start; i < end; ++i)
+      if (!IsLabelChar(s[i])) return false;
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
 }
 
 absl::StatusOr<Pod> ParsePod(const YAML::Node& doc) {
+  if (!doc.IsMap()) return absl::InvalidArgumentError("not a Kubernetes object (expected a mapping)");
   YAML::Node meta = doc["metadata"];
   if (!meta || !meta.IsMap()) return absl::InvalidArgumentError("metadata is missing");
   Pod pod;
@@ -64,7 +74,12 @@ absl::StatusOr<Pod> ParsePod(const YAML::Node& doc) {
     return absl::InvalidArgumentError(absl::StrCat("spec.serviceAccountName '",
                                                    pod.service_account, "' is not a valid name"));
 
-  if (YAML::Node hn = spec["hostNetwork"]; hn && hn.IsScalar()) pod.host_network = hn.as<bool>();
+  if (YAML::Node hn = spec["hostNetwork"]; hn && !hn.IsNull()) {
+    bool value = false;
+    if (!hn.IsScalar() || !YAML::convert<bool>::decode(hn, value))
+      return absl::InvalidArgumentError("spec.hostNetwork must be true or false");
+    pod.host_network = value;
+  }
 
   auto node = OptionalString(spec, "nodeName", "spec.nodeName");
   if (!node.ok()) return node.status();

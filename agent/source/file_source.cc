@@ -34,7 +34,7 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
   std::ifstream in(path);
   if (!in) {
     snap.problems.push_back({{.file = display}, "cannot be read"});
-    out = last_good_[path];
+    KeepLastGood(path, out);
     return;
   }
   std::stringstream text;
@@ -49,11 +49,13 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
                                           last_good_.count(path)
                                               ? "; keeping this file's last good objects"
                                               : "")});
-    out = last_good_[path];
+    KeepLastGood(path, out);
     return;
   }
 
-  const FileObjects* previous = last_good_.count(path) ? &last_good_[path] : nullptr;
+  out.parsed = true;
+  auto prev_it = last_good_.find(path);
+  const FileObjects* previous = prev_it != last_good_.end() ? &prev_it->second : nullptr;
   // Unpack v1 List objects into their items.
   std::vector<YAML::Node> objects;
   for (const YAML::Node& d : docs) {
@@ -109,12 +111,17 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
   }
 }
 
+void FileSource::KeepLastGood(const std::string& path, FileObjects& out) const {
+  if (auto it = last_good_.find(path); it != last_good_.end()) out = it->second;
+}
+
 absl::StatusOr<Snapshot> FileSource::Load() {
   std::error_code ec;
   fs::directory_iterator it(dir_, ec);
   if (ec) {
-    return absl::NotFoundError(
-        absl::StrCat("config dir ", dir_, ": cannot be read: ", ec.message()));
+    const std::string msg = absl::StrCat("config dir ", dir_, ": cannot be read: ", ec.message());
+    if (ec == std::errc::permission_denied) return absl::PermissionDeniedError(msg);
+    return absl::NotFoundError(msg);
   }
   std::vector<fs::directory_entry> entries;
   for (const auto& e : it)
@@ -145,7 +152,8 @@ absl::StatusOr<Snapshot> FileSource::Load() {
       }
       snap.pods.push_back(p);
     }
-    now_good[path] = std::move(objs);
+    // Only a file that parsed (now or before) has objects worth remembering.
+    if (objs.parsed) now_good[path] = std::move(objs);
   }
   last_good_ = std::move(now_good);
   return snap;

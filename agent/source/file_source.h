@@ -18,7 +18,7 @@ namespace shunt::source {
 struct Snapshot {
   std::vector<model::Pod> pods;
   std::vector<model::Problem> problems;  // rejected: file, object, reason
-  std::vector<model::Problem> notices;   // skipped kinds and kept last-good versions
+  std::vector<model::Problem> notices;   // skipped kinds (a kept last-good version is a problem)
   int files = 0;
   int objects = 0;  // documents seen, valid or not
 };
@@ -35,7 +35,9 @@ class FileSource {
  private:
   struct FileObjects {
     std::vector<model::Pod> pods;
+    bool parsed = false;  // the file parsed at least once
   };
+  void KeepLastGood(const std::string& path, FileObjects& out) const;
   void LoadFile(const std::string& path, const std::string& display, Snapshot& snap,
                 FileObjects& out);
 

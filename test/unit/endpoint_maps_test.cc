@@ -137,7 +137,7 @@ TEST(ApplyPlanTest, EmptyPlanOnEmptyMapsDoesNothing) {
   EXPECT_THAT(maps.calls, IsEmpty());
 }
 
-TEST(ApplyPlanTest, FillsEmptyMapsIpcacheFirst) {
+TEST(ApplyPlanTest, FillsEmptyMapsEndpointsFirst) {
   FakeEndpointMaps maps;
   const Plan plan = ThreePodPlan();
   ApplyReport r = ApplyPlan(plan, maps);
@@ -145,14 +145,14 @@ TEST(ApplyPlanTest, FillsEmptyMapsIpcacheFirst) {
   EXPECT_EQ(r.deleted, 0);
   EXPECT_EQ(r.unchanged, 0);
   EXPECT_THAT(r.errors, IsEmpty());
-  // An endpoint never goes in before the ipcache entries its peers look up.
-  // (ipcache order follows the network-order key, which depends on the host.)
+  // A pod is announced as a local peer (ipcache LOCAL) only after its
+  // endpoint is in. (ipcache order follows the network-order key.)
   ASSERT_THAT(maps.calls, SizeIs(5));
-  EXPECT_THAT(std::vector<std::string>(maps.calls.begin(), maps.calls.begin() + 3),
+  EXPECT_THAT(std::vector<std::string>(maps.calls.begin(), maps.calls.begin() + 2),
+              ElementsAre("put endpoint 11", "put endpoint 12"));
+  EXPECT_THAT(std::vector<std::string>(maps.calls.begin() + 2, maps.calls.end()),
               UnorderedElementsAre("put ipcache 10.0.0.1", "put ipcache 10.0.0.2",
                                    "put ipcache 10.0.1.1"));
-  EXPECT_THAT(std::vector<std::string>(maps.calls.begin() + 3, maps.calls.end()),
-              ElementsAre("put endpoint 11", "put endpoint 12"));
   ExpectMapsEqualPlan(maps, plan);
 }
 
@@ -183,7 +183,7 @@ TEST(ApplyPlanTest, OnlyChangedEntriesAreRewrittenInPlace) {
   EXPECT_EQ(r.deleted, 0);
   EXPECT_THAT(r.errors, IsEmpty());
   // Overwritten, never deleted and re-added: no window without the entry.
-  EXPECT_THAT(maps.calls, ElementsAre("put ipcache 10.0.1.1", "put endpoint 12"));
+  EXPECT_THAT(maps.calls, ElementsAre("put endpoint 12", "put ipcache 10.0.1.1"));
   ExpectMapsEqualPlan(maps, plan);
 }
 
@@ -280,6 +280,11 @@ TEST(ApplyPlanTest, FullEndpointMapReportsThePodAndAppliesTheRest) {
   EXPECT_THAT(maps.ipcache, SizeIs(4));
   ASSERT_THAT(maps.endpoints, SizeIs(1));
   EXPECT_EQ(maps.endpoints.count(11), 1u);
+  // Pods without an endpoint are not announced as local peers.
+  EXPECT_EQ(maps.ipcache[Be("10.0.0.1")].flags, SHUNT_IPC_F_LOCAL);
+  EXPECT_EQ(maps.ipcache[Be("10.0.0.2")].flags, 0u);
+  EXPECT_EQ(maps.ipcache[Be("10.0.0.3")].flags, 0u);
+  EXPECT_EQ(maps.ipcache[Be("10.0.0.3")].identity, 258u);
 }
 
 TEST(ApplyPlanTest, FullMapThatCanBeUpdatedInPlaceStillTakesChanges) {

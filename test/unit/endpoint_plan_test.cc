@@ -247,8 +247,8 @@ TEST_F(EndpointPlanTest, LongNamesAreTruncatedAndTerminatedInMeta) {
   EXPECT_EQ(e.meta.name[SHUNT_POD_NAME_LEN - 1], '\0');
 }
 
-TEST_F(EndpointPlanTest, DISABLED_AnAddressListedTwiceInOneNamespaceIsNotAmbiguous) {
-  // BUG: holders[ip] collects one pointer per address, so a namespace that
+TEST_F(EndpointPlanTest, AnAddressListedTwiceInOneNamespaceIsNotAmbiguous) {
+  // Regression: holders[ip] collects one pointer per address, so a namespace that
   // lists the pod IP twice (the same address on two interfaces;
   // CurrentIpv4Addrs does not de-duplicate) is counted as two namespaces.
   pods_ = {MakePod("demo", "p", "10.0.0.5")};

@@ -80,8 +80,8 @@ TEST_F(FileSourceTest, MissingDirectoryIsNotFound) {
   EXPECT_THAT(s.status().message(), HasSubstr(dir_ + "/absent"));
 }
 
-TEST_F(FileSourceTest, DISABLED_UnreadableDirectoryIsPermissionDenied) {
-  // BUG: the header promises PermissionDenied; Load() returns NotFound for
+TEST_F(FileSourceTest, UnreadableDirectoryIsPermissionDenied) {
+  // Regression: the header promises PermissionDenied; Load() returns NotFound for
   // every directory_iterator error.
   ASSERT_EQ(chmod(dir_.c_str(), 0), 0);
   if (access(dir_.c_str(), R_OK) == 0) GTEST_SKIP() << "running with CAP_DAC_OVERRIDE";
@@ -258,8 +258,8 @@ TEST_F(FileSourceTest, SyntaxErrorInANewFileIsAProblemWithALine) {
   EXPECT_THAT(s.problems[0].reason, Not(HasSubstr("keeping")));
 }
 
-TEST_F(FileSourceTest, DISABLED_RepeatedSyntaxErrorInANewFileDoesNotClaimToKeepObjects) {
-  // BUG: the first failed load records an empty "last good" entry, so the
+TEST_F(FileSourceTest, RepeatedSyntaxErrorInANewFileDoesNotClaimToKeepObjects) {
+  // Regression: the first failed load records an empty "last good" entry, so the
   // second load says "keeping this file's last good objects" for a file that
   // never parsed.
   Write("broken.yaml", "a: [\n");
