@@ -51,8 +51,10 @@ absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
   }
   if (!errors.empty())
     return absl::InternalError(absl::StrCat("uninstall: ", absl::StrJoin(errors, "; ")));
-  std::string msg = absl::StrCat("removed ", done.size(), " pins from ", bpffs_dir,
-                                 done.empty() ? "" : ": ", absl::StrJoin(done, ", "));
+  std::string msg = done.empty()
+                        ? absl::StrCat("nothing to uninstall in ", bpffs_dir)
+                        : absl::StrCat("removed ", done.size(), " pins from ", bpffs_dir, ": ",
+                                       absl::StrJoin(done, ", "));
   if (!left.empty())
     absl::StrAppend(&msg, "; left alone (not ours): ", absl::StrJoin(left, ", "));
   return msg;

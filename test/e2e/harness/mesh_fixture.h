@@ -6,6 +6,8 @@
 
 #include <memory>
 
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/pinned_maps.h"
 #include "test/e2e/harness/sim.h"
 #include "test/e2e/harness/sock_util.h"
 #include "test/e2e/harness/status_matchers.h"

@@ -1,0 +1,164 @@
+// Bad input gets a clear error naming what is wrong and where; nothing that
+// was good stops working because of it.
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "test/e2e/harness/mesh_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+struct AgentRun {
+  int exit_code;
+  std::string output;
+};
+
+// Runs the agent with `flags` and returns its exit code and output.
+AgentRun RunAgent(const std::string& flags) {
+  std::string cmd = absl::StrCat(SHUNT_AGENT_BIN, " ", flags, " 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+class AgentFlagsTest : public MeshTest {};
+
+TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
+  const std::string base = absl::StrCat("--node=n1 --config-dir=", node_->config_dir(),
+                                        " --api-socket=", node_->work_dir(), "/x.sock");
+  const std::string cg = " --cgroup-root=" + node_->cgroup_root();
+  const std::string bpffs = " --bpffs=" + node_->bpffs();
+  struct Case {
+    std::string flags, must_say;
+    int code;
+  } cases[] = {
+      {base + cg + " --bpffs=/nonexistent-shunt/dir", "bpffs: /nonexistent-shunt/dir", 1},
+      {base + cg + " --bpffs=" + node_->work_dir() + "/pins", "is not on a BPF filesystem", 1},
+      {base + bpffs + " --cgroup-root=/sys/fs/cgroup/nonexistent-shunt",
+       "cgroup root: /sys/fs/cgroup/nonexistent-shunt does not exist", 1},
+      {base + bpffs + " --cgroup-root=" + node_->work_dir(), "is not in a cgroup v2 hierarchy", 1},
+      {absl::StrCat("--config-dir=", node_->config_dir()) + cg + bpffs, "--node is required", 2},
+      {"--node=n1 --config-dir=/nonexistent-shunt-config" + cg + bpffs,
+       "--config-dir /nonexistent-shunt-config", 1},
+      {base + cg + bpffs + " --source=kube", "only the file source exists", 2},
+  };
+  for (const Case& c : cases) {
+    AgentRun r = RunAgent(c.flags);
+    EXPECT_EQ(r.exit_code, c.code) << c.flags << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.must_say), std::string::npos) << c.flags << "\n" << r.output;
+  }
+  // None of the failed starts left pins behind.
+  EXPECT_FALSE(std::filesystem::exists(node_->bpffs())) << "a failed start installed pins";
+}
+
+class BadManifestTest : public MeshTest {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_OK(node_->WriteConfigFile("bad.yaml", R"(apiVersion: v1
+kind: Pod
+metadata: {name: no-ip, namespace: demo}
+spec: {nodeName: n1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-ip, namespace: demo}
+spec: {nodeName: n1}
+status: {podIP: 10.1.2.300}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec: {ports: [{port: 80}]}
+)"));
+    ASSERT_OK(node_->WriteConfigFile("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n"));
+    StartMesh();  // the good pods in pods.yaml are meshed regardless
+  }
+
+  absl::StatusOr<nlohmann::json> CtlStatus() {
+    auto out = Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
+                               node_->api_socket(), " status -o json"));
+    if (!out.ok()) return out.status();
+    return nlohmann::json::parse(*out);
+  }
+};
+
+TEST_F(BadManifestTest, RejectedObjectsAreReportedWithFileAndReasonAndTheRestApplies) {
+  ASSERT_OK_AND_ASSIGN(nlohmann::json st, CtlStatus());
+  const auto& problems = st["agent"]["config"]["problems"];
+  std::vector<std::string> seen;
+  for (const auto& p : problems) seen.push_back(p["object"].get<std::string>() + ": " + p["reason"].get<std::string>());
+  auto has = [&](const std::string& s) {
+    for (const auto& x : seen)
+      if (x.find(s) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("bad.yaml:1 Pod demo/no-ip: status.podIP is missing")) << st.dump(2);
+  EXPECT_TRUE(has("bad.yaml:6 Pod demo/bad-ip: status.podIP '10.1.2.300' is not an IPv4 address"))
+      << st.dump(2);
+  EXPECT_TRUE(has("broken.yaml:4 object: YAML syntax error: end of sequence flow not found"))
+      << st.dump(2);
+  EXPECT_EQ(problems.size(), 3u) << st.dump(2);
+  ASSERT_EQ(st["agent"]["config"]["notices"].size(), 1u);
+  EXPECT_NE(st["agent"]["config"]["notices"][0]["reason"].get<std::string>().find(
+                "kind Service (v1) is not handled by this version; skipped"),
+            std::string::npos);
+  // The good pods are meshed and short-circuited.
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7401));
+  ASSERT_OK(WriteAll(c.client.get(), "hi"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), 2));
+  EXPECT_EQ(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u);
+  // The table form says the same to a person.
+  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(),
+                                                         " --api-socket ", node_->api_socket(), " status")));
+  EXPECT_NE(text.find("REJECTED bad.yaml:6 Pod demo/bad-ip"), std::string::npos) << text;
+  // And so does the agent log.
+  EXPECT_NE(node_->AgentLog().find("rejected bad.yaml:1 Pod demo/no-ip: status.podIP is missing"),
+            std::string::npos);
+}
+
+TEST_F(BadManifestTest, BreakingAGoodFileKeepsItsPodsMeshed) {
+  ASSERT_OK(node_->WriteConfigFile("pods.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n"));
+  // The agent notices within a second and reports, but keeps the last good pods.
+  nlohmann::json st;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_OK_AND_ASSIGN(st, CtlStatus());
+    bool reported = false;
+    for (const auto& p : st["agent"]["config"]["problems"])
+      reported |= p["file"] == "pods.yaml";
+    if (reported) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  bool found = false;
+  for (const auto& p : st["agent"]["config"]["problems"])
+    if (p["file"] == "pods.yaml") {
+      found = true;
+      EXPECT_NE(p["reason"].get<std::string>().find("keeping this file's last good objects"),
+                std::string::npos);
+    }
+  ASSERT_TRUE(found) << st.dump(2);
+  EXPECT_EQ(st["agent"]["config"]["pods"], 2);
+  ASSERT_OK_AND_ASSIGN(auto maps, lib::PinnedMaps::Open(lib::PinLayout(node_->bpffs()), true));
+  ASSERT_OK_AND_ASSIGN(auto eps, maps->endpoints().Keys());
+  EXPECT_EQ(eps.size(), 2u);
+  // Fixing the file is picked up as well.
+  ASSERT_OK(node_->WriteManifests());
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_OK_AND_ASSIGN(st, CtlStatus());
+    if (st["agent"]["config"]["problems"].size() == 3u) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(st["agent"]["config"]["problems"].size(), 3u) << st.dump(2);
+}
+
+}  // namespace
+}  // namespace shunt::e2e

@@ -1,0 +1,122 @@
+// The data path outlives the agent: restarts and SIGKILL keep open
+// connections flowing and short-circuited; uninstall removes every pin,
+// link and cgroup attachment and nothing else.
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "agent/lib/fs_checks.h"
+#include "test/e2e/harness/mesh_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+class LifecycleTest : public MeshTest {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    StartMesh();
+  }
+
+  // One request/response over the connection; true if it went socket to socket.
+  void ExchangeAndExpectRedirected(Conn& c, const std::string& tag, bool redirected = true) {
+    const uint64_t before = Counter(SHUNT_CTR_MSG_REDIRECTED);
+    ASSERT_OK(WriteAll(c.client.get(), "ping-" + tag));
+    ASSERT_OK_AND_ASSIGN(std::string req, ReadExactly(c.server.get(), 5 + tag.size()));
+    EXPECT_EQ(req, "ping-" + tag);
+    ASSERT_OK(WriteAll(c.server.get(), "pong-" + tag));
+    ASSERT_OK_AND_ASSIGN(std::string resp, ReadExactly(c.client.get(), 5 + tag.size()));
+    EXPECT_EQ(resp, "pong-" + tag);
+    if (redirected) {
+      EXPECT_EQ(Counter(SHUNT_CTR_MSG_REDIRECTED) - before, 2u) << tag;
+    }
+  }
+};
+
+TEST_F(LifecycleTest, SigtermRestartAndSigkillKeepAnOpenConnectionShortCircuited) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7201));
+  ExchangeAndExpectRedirected(c, "before");
+
+  ASSERT_OK(node_->StopAgent(SIGTERM));
+  ExchangeAndExpectRedirected(c, "agent-stopped");
+  // New connections are short-circuited too: programs stay attached.
+  ASSERT_OK_AND_ASSIGN(Conn c2, Connect(*client_, *server_, 7202));
+  ExchangeAndExpectRedirected(c2, "new-while-down");
+
+  ASSERT_OK(node_->StartAgent());
+  ASSERT_OK(node_->WaitMeshed());
+  ExchangeAndExpectRedirected(c, "restarted");
+  ASSERT_OK_AND_ASSIGN(auto st, node_->AgentStatus());
+  EXPECT_EQ(st["last_apply"]["errors"].size(), 0u);
+
+  ASSERT_OK(node_->StopAgent(SIGKILL));
+  ExchangeAndExpectRedirected(c, "killed");
+  ExchangeAndExpectRedirected(c2, "killed-2");
+
+  ASSERT_OK(node_->StartAgent());
+  ASSERT_OK(node_->WaitMeshed());
+  ExchangeAndExpectRedirected(c, "after-kill-restart");
+  EXPECT_NE(node_->AgentLog().find("programs replaced in existing links"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(uint64_t entries, node_->SockhashEntries());
+  EXPECT_EQ(entries, 4u);
+}
+
+TEST_F(LifecycleTest, RestartKeepsIdentitiesStable) {
+  ASSERT_OK_AND_ASSIGN(auto maps, lib::PinnedMaps::Open(lib::PinLayout(node_->bpffs()), true));
+  ASSERT_OK_AND_ASSIGN(auto before, maps->endpoints().Entries());
+  ASSERT_OK(node_->StopAgent(SIGKILL));
+  ASSERT_OK(node_->StartAgent());
+  ASSERT_OK(node_->WaitMeshed());
+  ASSERT_OK_AND_ASSIGN(auto after, maps->endpoints().Entries());
+  ASSERT_EQ(before.size(), 2u);
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].first, before[i].first);
+    EXPECT_EQ(after[i].second.identity, before[i].second.identity);
+  }
+}
+
+TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsAlone) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7203));
+  ExchangeAndExpectRedirected(c, "before");
+  // Someone else's pin in the same directory must survive.
+  const std::string foreign = node_->bpffs() + "/not-ours";
+  ASSERT_OK(Sh("bpftool map create " + foreign + " type array key 4 value 4 entries 1 name notours"));
+  ASSERT_OK(node_->StopAgent(SIGTERM));
+
+  ASSERT_OK_AND_ASSIGN(std::string out,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " uninstall")));
+  EXPECT_NE(out.find("left alone (not ours): " + foreign), std::string::npos) << out;
+  ASSERT_OK_AND_ASSIGN(std::string cg, Sh("bpftool cgroup show " + node_->cgroup_root()));
+  EXPECT_EQ(cg.find("sock_ops"), std::string::npos) << cg;
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(node_->bpffs())) left.push_back(e.path());
+  EXPECT_EQ(left, std::vector<std::string>{foreign});
+  std::filesystem::remove(foreign);
+
+  // Sockets already in the sockhash keep their sk_msg program (the kernel
+  // holds it for them), so an open connection carries on without a hitch...
+  ASSERT_OK(WriteAll(c.client.get(), "after"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), 5));
+  EXPECT_EQ(got, "after");
+  // ...and once it closes, nothing of ours stays loaded in the kernel.
+  c = Conn();
+  std::string progs;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK_AND_ASSIGN(progs, Sh("bpftool prog show"));
+    if (progs.find("shunt_sk_msg") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(progs.find("shunt_sk_msg"), std::string::npos) << "sk_msg program leaked";
+  EXPECT_EQ(progs.find("shunt_sockops"), std::string::npos) << "sockops program leaked";
+  // A second uninstall has nothing to do and says so.
+  ASSERT_OK_AND_ASSIGN(out, Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs=", node_->bpffs())));
+  EXPECT_NE(out.find("nothing to uninstall"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace shunt::e2e
