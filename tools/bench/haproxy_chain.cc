@@ -1,0 +1,125 @@
+#include "tools/bench/haproxy_chain.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/status_macros.h"
+
+namespace shunt::bench {
+
+namespace {
+
+// One listener, one backend; settings as the benchmark issue asks.
+std::string Config(const std::string& bind, const std::string& backend) {
+  return absl::StrCat(
+      "global\n"
+      "  nbthread 1\n"
+      "  maxconn 1000\n"
+      "defaults\n"
+      "  mode tcp\n"
+      "  maxconn 1000\n"
+      "  timeout connect 5s\n"
+      "  timeout client 1h\n"
+      "  timeout server 1h\n"
+      "frontend sidecar\n"
+      "  bind ", bind, "\n"
+      "  default_backend upstream\n"
+      "backend upstream\n"
+      "  server upstream ", backend, "\n");
+}
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  f.close();
+  if (!f) return lib::ErrnoStatus(errno, absl::StrCat("write ", path));
+  return absl::OkStatus();
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// /proc/<pid>/net/tcp lists the sockets of pid's network namespace: is
+// anything there listening (state 0A) on `port`?
+bool ListeningIn(pid_t pid, uint16_t port) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/net/tcp"));
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (cols.size() < 4 || cols[3] != "0A") continue;
+    std::vector<std::string> local = absl::StrSplit(cols[1], ':');
+    uint32_t p = 0;
+    if (local.size() == 2 && absl::SimpleHexAtoi(local[1], &p) && p == port) return true;
+  }
+  return false;
+}
+
+// Exited (a zombie until the node reaps it) or gone.
+bool Exited(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat;
+  if (!std::getline(f, stat)) return true;
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' ||
+         stat[paren + 2] == 'X';
+}
+
+absl::Status WaitListening(pid_t pid, uint16_t port, const std::string& log) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ListeningIn(pid, port)) return absl::OkStatus();
+    if (Exited(pid))
+      return absl::InternalError(
+          absl::StrCat("haproxy (pid ", pid, ") exited; its log ", log, ":\n", ReadText(log)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("haproxy (pid ", pid, ") not listening on port ",
+                                                  port, " after 5 s; its log ", log, ":\n",
+                                                  ReadText(log)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(e2e::TestNode& node,
+                                                                  const e2e::TestPod& client,
+                                                                  const e2e::TestPod& server,
+                                                                  uint16_t app_port) {
+  std::unique_ptr<HaproxyChain> chain(new HaproxyChain());
+  const std::string dir = node.work_dir();
+  const std::string out_cfg = dir + "/haproxy-outbound.cfg", in_cfg = dir + "/haproxy-inbound.cfg";
+  const std::string out_log = dir + "/haproxy-outbound.log", in_log = dir + "/haproxy-inbound.log";
+  SHUNT_RETURN_IF_ERROR(WriteText(
+      out_cfg, Config(absl::StrCat("127.0.0.1:", kOutboundPort),
+                      absl::StrCat(server.ip, ":", kInboundPort))));
+  SHUNT_RETURN_IF_ERROR(WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", kInboundPort),
+                                                 absl::StrCat("127.0.0.1:", app_port))));
+  // -db: foreground, no daemon; the node owns and reaps the processes.
+  SHUNT_ASSIGN_OR_RETURN(chain->inbound_pid_,
+                         node.Spawn(server, {kHaproxyBin, "-f", in_cfg, "-db"}, in_log));
+  SHUNT_ASSIGN_OR_RETURN(chain->outbound_pid_,
+                         node.Spawn(client, {kHaproxyBin, "-f", out_cfg, "-db"}, out_log));
+  SHUNT_RETURN_IF_ERROR(WaitListening(chain->inbound_pid_, kInboundPort, in_log));
+  SHUNT_RETURN_IF_ERROR(WaitListening(chain->outbound_pid_, kOutboundPort, out_log));
+  return chain;
+}
+
+HaproxyChain::~HaproxyChain() {
+  // Not reaped here, so the pids stay ours until the node's KillAndReap.
+  if (outbound_pid_ > 0) kill(outbound_pid_, SIGTERM);
+  if (inbound_pid_ > 0) kill(inbound_pid_, SIGTERM);
+}
+
+}  // namespace shunt::bench
