@@ -72,10 +72,11 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
     } else if (a.rfind("--api-socket", 0) == 0) {
       SHUNT_ASSIGN_OR_RETURN(o.api_socket, value("--api-socket"));
     } else if (a == "-o" || a.rfind("--output", 0) == 0 || a.rfind("-o=", 0) == 0) {
-      SHUNT_ASSIGN_OR_RETURN(std::string fmt, value("-o"));
-      if (fmt != "json" && fmt != "table")
-        return absl::InvalidArgumentError(absl::StrCat("-o ", fmt, ": expected json or table"));
-      o.json = fmt == "json";
+      absl::StatusOr<std::string> fmt = value("-o");
+      if (!fmt.ok()) return fmt.status();
+      if (*fmt != "json" && *fmt != "table")
+        return absl::InvalidArgumentError(absl::StrCat("-o ", *fmt, ": expected json or table"));
+      o.json = *fmt == "json";
     } else if (a.size() > 1 && a[0] == '-') {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag ", a, " (see shuntctl --help)"));
     } else {

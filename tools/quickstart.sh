@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Shunt quickstart: installs what it needs, builds, and runs a demo node on
+# this machine — two pods (network namespaces + cgroups) talking through the
+# agent's same-node short-circuit — then shows what shuntctl sees.
+#
+#   sudo tools/quickstart.sh          run the demo and clean up on exit
+#   sudo tools/quickstart.sh --keep   leave the demo running to explore
+#   sudo tools/quickstart.sh --down   tear down a demo left by --keep
+#
+# It touches nothing outside its own names: netns shunt-demo-*, cgroup
+# <cgroup2>/shunt-demo, bpffs /sys/fs/bpf/shunt-demo, /run/shunt-demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${BUILD_DIR:-$ROOT/build}
+STATE=/run/shunt-demo
+BPFFS=/sys/fs/bpf/shunt-demo
+NODE=node-1
+MODE=run
+case "${1:-}" in
+  --keep) MODE=keep ;;
+  --down) MODE=down ;;
+  "") ;;
+  *) echo "usage: $0 [--keep|--down]" >&2; exit 2 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "quickstart: run as root (network namespaces, cgroups and BPF need it)" >&2; exit 1; }
+
+CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+[ -n "$CG2" ] || { echo "quickstart: no cgroup2 mount found" >&2; exit 1; }
+CG=$CG2/shunt-demo
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+down() {
+  if [ -f "$STATE/pids" ]; then
+    while read -r pid; do
+      kill -9 "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true  # ours: reap quietly
+    done <"$STATE/pids"
+  fi
+  if [ -x "$BUILD/agent/shunt-agent" ] && [ -d "$BPFFS" ]; then
+    "$BUILD/agent/shunt-agent" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1 || true
+  fi
+  for ns in shunt-demo-client shunt-demo-server shunt-demo-node; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for d in "$CG"/client "$CG"/server "$CG"; do
+    [ -d "$d" ] || continue
+    while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$d/cgroup.procs"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+  done
+  rm -rf "$STATE"
+}
+
+if [ "$MODE" = down ]; then down; echo "demo removed"; exit 0; fi
+
+start=$(date +%s)
+say "1/5 packages (tools/install-deps.sh)"
+bash tools/install-deps.sh
+say "2/5 build (cmake, Release)"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target shunt-agent shuntctl 2>&1 | grep -E "error|warning|Built target" || true
+[ -x "$BUILD/agent/shunt-agent" ] || { echo "quickstart: build failed" >&2; exit 1; }
+
+down  # a previous run's leftovers
+[ "$MODE" = keep ] || trap 'say "cleaning up"; down' EXIT
+mkdir -p "$STATE/config"
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+say "3/5 a node with two pods: demo/client 10.244.1.2, demo/server 10.244.1.3"
+ip netns add shunt-demo-node
+ip -n shunt-demo-node link set lo up
+ip -n shunt-demo-node addr add 10.244.1.1/32 dev lo
+ip netns exec shunt-demo-node sysctl -qw net.ipv4.ip_forward=1
+mkdir -p "$CG/client" "$CG/server"
+i=0
+for pod in client server; do
+  ip=10.244.1.$((i + 2))
+  ns=shunt-demo-$pod
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "shdemo$i" netns shunt-demo-node type veth peer name eth0 netns "$ns"
+  ip -n "$ns" addr add "$ip/32" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default dev eth0
+  ip -n shunt-demo-node link set "shdemo$i" up
+  ip netns exec shunt-demo-node sysctl -qw "net.ipv4.conf.shdemo$i.proxy_arp=1"
+  ip -n shunt-demo-node route add "$ip/32" dev "shdemo$i"
+  i=$((i + 1))
+done
+cp deploy/examples/demo/pods.yaml "$STATE/config/"
+echo "   manifests: $STATE/config/pods.yaml (deploy/examples/demo/pods.yaml)"
+
+# Runs a command inside a pod: its cgroup first, then its network namespace.
+in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/$pod/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
+
+say "4/5 agent"
+"$BUILD/agent/shunt-agent" --node "$NODE" --config-dir "$STATE/config" --cgroup-root "$CG" \
+  --bpffs "$BPFFS" --api-socket "$STATE/agent.sock" >"$STATE/agent.log" 2>&1 &
+echo $! >>"$STATE/pids"
+CTL=("$BUILD/tools/shuntctl/shuntctl" --bpffs "$BPFFS" --api-socket "$STATE/agent.sock")
+for _ in $(seq 100); do
+  "${CTL[@]}" endpoints 2>/dev/null | grep -q server && break
+  sleep 0.1
+done
+"${CTL[@]}" endpoints
+
+say "5/5 traffic: redis-server in demo/server, redis-benchmark in demo/client"
+in_pod server redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save "" \
+  --appendonly no >"$STATE/redis.log" 2>&1 &
+echo $! >>"$STATE/pids"
+for _ in $(seq 100); do in_pod client redis-cli -h 10.244.1.3 ping >/dev/null 2>&1 && break; sleep 0.1; done
+veth_before=$(ip -n shunt-demo-node -s -j link show dev shdemo0 | grep -o '"bytes":[0-9]*' | head -1 | cut -d: -f2)
+in_pod client redis-benchmark -h 10.244.1.3 -p 6379 -n 50000 -c 10 -d 128 -q -t set,get
+veth_after=$(ip -n shunt-demo-node -s -j link show dev shdemo0 | grep -o '"bytes":[0-9]*' | head -1 | cut -d: -f2)
+
+say "shuntctl status"
+"${CTL[@]}" status
+redirected=$("${CTL[@]}" status -o json | sed -n 's/.*"bytes_redirected": \([0-9]*\).*/\1/p')
+echo
+echo "Proof from outside: the client pod's veth received $((veth_after - veth_before)) bytes during the"
+echo "benchmark, while $redirected payload bytes went socket to socket (counters above)."
+echo "Done in $(( $(date +%s) - start )) s."
+if [ "$MODE" = keep ]; then
+  echo
+  echo "The demo keeps running. Try:"
+  echo "  ${CTL[*]} maps dump sockhash"
+  echo "  $0 --down      # remove it"
+fi

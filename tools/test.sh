@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+#   1. installs packages, builds everything with warnings as errors;
+#   2. runs every CTest test: unit tests, and the privileged end-to-end tests
+#      (network namespaces, cgroups, BPF; they skip loudly only without root);
+#   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
+#      runs the suite once more, so the agent itself runs under the sanitizers.
+# Usage: sudo tools/test.sh [--no-sanitize] [extra ctest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SANITIZE=1
+if [ "${1:-}" = "--no-sanitize" ]; then SANITIZE=0; shift; fi
+JOBS=$(nproc)
+
+bash tools/install-deps.sh
+if [ "$(id -u)" = 0 ]; then
+  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+else
+  echo "WARNING: not root: the end-to-end tests will SKIP; run as root for the full suite" >&2
+fi
+
+build_and_test() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_COMPILE_WARNING_AS_ERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$JOBS"
+  ctest --test-dir "$dir" --output-on-failure --timeout 600 "${CTEST_ARGS[@]}"
+}
+CTEST_ARGS=("$@")
+
+echo "== build and test (RelWithDebInfo)"
+build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "$SANITIZE" = 1 ]; then
+  echo "== build and test under ASan + UBSan"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DSHUNT_SANITIZE=ON
+fi
+echo "== all tests passed"
