@@ -17,6 +17,7 @@ struct ObjectRef {
   // "pods.yaml:12 Pod demo/client"
   std::string ToString() const {
     std::string where = line > 0 ? absl::StrCat(file, ":", line) : file;
+    if (kind.empty() && name.empty()) return where;  // a problem with the file itself
     std::string what = kind.empty() ? "object" : kind;
     if (name.empty()) return absl::StrCat(where, " ", what);
     return absl::StrCat(where, " ", what, " ", namespace_.empty() ? "" : namespace_ + "/", name);

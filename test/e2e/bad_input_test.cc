@@ -105,7 +105,7 @@ TEST_F(BadManifestTest, RejectedObjectsAreReportedWithFileAndReasonAndTheRestApp
   EXPECT_TRUE(has("bad.yaml:1 Pod demo/no-ip: status.podIP is missing")) << st.dump(2);
   EXPECT_TRUE(has("bad.yaml:6 Pod demo/bad-ip: status.podIP '10.1.2.300' is not an IPv4 address"))
       << st.dump(2);
-  EXPECT_TRUE(has("broken.yaml:4 object: YAML syntax error: end of sequence flow not found"))
+  EXPECT_TRUE(has("broken.yaml:4: YAML syntax error: end of sequence flow not found"))
       << st.dump(2);
   EXPECT_EQ(problems.size(), 3u) << st.dump(2);
   ASSERT_EQ(st["agent"]["config"]["notices"].size(), 1u);
