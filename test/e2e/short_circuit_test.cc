@@ -178,6 +178,35 @@ TEST_F(ShortCircuitTest, SlowReaderGetsTcpFlowControlThenShortCircuitAgain) {
   EXPECT_GT(Counter(SHUNT_CTR_BYTES_REDIRECTED), redirected);
 }
 
+TEST_F(ShortCircuitTest, DualStackServerOnAnyIpv6AddressIsShortCircuited) {
+  // Like iperf3 or Go servers: listen on [::], accept IPv4 clients as
+  // v4-mapped IPv6 sockets. The server end must still enter the sockhash.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, node_->PodSocket(*server_, SOCK_STREAM, AF_INET6));
+  int off = 0;
+  ASSERT_EQ(setsockopt(l.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)), 0);
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_port = htons(7006);
+  ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0) << strerror(errno);
+  ASSERT_EQ(listen(l.get(), 8), 0);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd cl, node_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(cl.get(), server_->ip, 7006));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd srv, AcceptOne(l.get()));
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_before, node_->VethBytes(*server_));
+  const std::string up = RandomBytes(512 * 1024, 3);
+  std::thread w([&] { EXPECT_OK(WriteAll(cl.get(), up)); });
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(srv.get(), up.size()));
+  w.join();
+  EXPECT_EQ(Fnv1a(got), Fnv1a(up));
+  ASSERT_OK(WriteAll(srv.get(), "ack"));
+  ASSERT_OK_AND_ASSIGN(std::string ack, ReadExactly(cl.get(), 3));
+  EXPECT_EQ(ack, "ack");
+  EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED), 2u);
+  EXPECT_EQ(Counter(SHUNT_CTR_BYTES_REDIRECTED), up.size() + 3);
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_after, node_->VethBytes(*server_));
+  EXPECT_LT(veth_after - veth_before, 4096u);
+}
+
 TEST_F(ShortCircuitTest, ManyConcurrentConnectionsStayApart) {
   constexpr int kConns = 32;
   std::vector<Conn> conns;

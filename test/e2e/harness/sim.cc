@@ -361,7 +361,8 @@ absl::StatusOr<uint64_t> TestNode::SockhashEntries() const {
 }
 
 absl::StatusOr<lib::UniqueFd> TestNode::SocketIn(const std::string& netns_path,
-                                                 const std::string& cgroup, int type) const {
+                                                 const std::string& cgroup, int type,
+                                                 int domain) const {
   // A socket belongs to the cgroup of the process creating it and to the
   // namespace of the creating thread: join both just for the socket() call.
   const std::string home = OwnCgroup();
@@ -373,7 +374,7 @@ absl::StatusOr<lib::UniqueFd> TestNode::SocketIn(const std::string& netns_path,
       result = lib::ErrnoStatus(errno, absl::StrCat("setns ", netns_path));
       return;
     }
-    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    int fd = socket(domain, type | SOCK_CLOEXEC, 0);
     if (fd < 0)
       result = lib::ErrnoStatus(errno, "socket");
     else
@@ -385,8 +386,8 @@ absl::StatusOr<lib::UniqueFd> TestNode::SocketIn(const std::string& netns_path,
   return result;
 }
 
-absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type) const {
-  return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type);
+absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type, int domain) const {
+  return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type, domain);
 }
 
 absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type) const {

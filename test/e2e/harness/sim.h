@@ -6,6 +6,7 @@
 // SweepStale() removes what a killed test run left behind.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <map>
@@ -73,7 +74,7 @@ class TestNode {
   absl::StatusOr<uint64_t> SockhashEntries() const;
 
   // A socket created inside the pod (its netns and cgroup), owned by the caller.
-  absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type) const;
+  absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type, int domain = AF_INET) const;
   // A socket of a "host process": the node namespace, the node's cgroup root.
   absl::StatusOr<lib::UniqueFd> NodeSocket(int type) const;
   // Starts argv inside the pod; stdout+stderr go to `log_file`.
@@ -94,7 +95,7 @@ class TestNode {
  private:
   TestNode() = default;
   absl::StatusOr<lib::UniqueFd> SocketIn(const std::string& netns_path, const std::string& cgroup,
-                                         int type) const;
+                                         int type, int domain = AF_INET) const;
 
   std::string tag_, name_, prefix_;
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
