@@ -21,7 +21,7 @@ ABSL_FLAG(std::string, api_socket, "/run/shunt/agent.sock", "unix socket of the 
 ABSL_FLAG(int, rescan_ms, 1000, "interval of the namespace scan while a local pod is not found");
 ABSL_FLAG(uint32_t, max_queued_bytes, 0,
           "unread short-circuited bytes a flow may queue at its peer before it falls back to TCP "
-          "flow control (0: the kernel's tcp_rmem maximum)");
+          "flow control (0: 4x the kernel's tcp_rmem maximum, within 64..256 MiB)");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {

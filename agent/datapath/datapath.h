@@ -21,7 +21,7 @@ struct DatapathOptions {
   std::string bpffs_dir;
   std::string cgroup_root;
   // Unread redirected bytes a flow may queue at its peer before it moves to
-  // TCP; 0 means the kernel's tcp_rmem maximum, what TCP would buffer.
+  // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
 };
 

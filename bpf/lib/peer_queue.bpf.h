@@ -15,9 +15,9 @@
 #include <bpf/bpf_core_read.h>
 #include "maps.bpf.h"
 
-/* Per-flow budget of unread redirected bytes; the agent sets it to the
- * kernel's tcp_rmem maximum, what TCP itself would let a receiver buffer. */
-const volatile __u32 max_queued_bytes = 6u << 20;
+/* Per-flow budget of unread redirected bytes; the agent sets it at load
+ * time (agent/datapath/datapath.cc explains the default). */
+const volatile __u32 max_queued_bytes = 64u << 20;
 
 /* sk_user_data carries flag bits below the psock pointer. */
 #define SHUNT_SK_USER_DATA_PTRMASK (~7UL)
@@ -68,16 +68,21 @@ static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 s
 	return peer && psock_queued(peer) + size > max_queued_bytes;
 }
 
-/* True once every byte this socket sent by TCP is acknowledged, the peer
- * read all of it, and no redirected bytes wait either: redirecting again
- * cannot overtake anything. */
+/* True once the peer application has read every byte this socket ever
+ * wrote to TCP (the peer's copied_seq is in our sequence space; redirected
+ * bytes move neither counter) and no redirected bytes wait either:
+ * redirecting again cannot overtake anything. Unlike waiting for our send
+ * queue to empty, this needs no ACK round trip. */
 static __always_inline bool drained(struct shunt_sock_key *own_key, struct shunt_sock_key *peer_key)
 {
 	struct sock *self = recorded_sock(own_key);
 	struct sock *peer = recorded_sock(peer_key);
+	struct tcp_sock *self_tp, *peer_tp;
 
 	if (!self || !peer)
 		return false;
-	return BPF_CORE_READ(self, sk_wmem_queued) == 0 &&
-	       BPF_CORE_READ(peer, sk_receive_queue.qlen) == 0 && psock_queued(peer) == 0;
+	self_tp = (struct tcp_sock *)self;
+	peer_tp = (struct tcp_sock *)peer;
+	return BPF_CORE_READ(self_tp, write_seq) == BPF_CORE_READ(peer_tp, copied_seq) &&
+	       psock_queued(peer) == 0;
 }

@@ -30,7 +30,7 @@ class PayloadTest : public MeshTest, public ::testing::WithParamInterface<size_t
   void SetUp() override {
     MeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    StartMesh();  // default budget: the kernel's tcp_rmem maximum
+    StartMesh();  // the default per-flow budget
   }
 };
 
