@@ -2,15 +2,23 @@
 # Installs every Debian 12 package Shunt needs to build, test, benchmark and
 # run its quickstart. Idempotent; run as root.
 set -euo pipefail
+# usage: install-deps.sh [run|all]
+#   run  what the quickstart needs: the build, iproute2 and redis for the demo
+#   all  (default) also the test suite and benchmark peers
+profile=${1:-all}
 packages=(
   # build
-  build-essential cmake pkg-config clang llvm
+  build-essential cmake pkg-config clang
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  # tests, quickstart and benchmarks: namespaces and real peers
-  iproute2 procps util-linux redis-server redis-tools nginx-light curl haproxy
+  # demo pods and their traffic
+  iproute2 procps util-linux redis-server redis-tools
 )
+case "$profile" in
+  run) ;;
+  all) packages+=(libgtest-dev libgmock-dev haproxy) ;;
+  *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,7 +28,9 @@ if ((${#missing[@]})); then
   apt-get update -qq
   # Debian's redis/nginx/haproxy units would start system-wide daemons on
   # well-known ports; tests start their own instances inside pod namespaces.
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  rm -f /usr/sbin/policy-rc.d
 fi
