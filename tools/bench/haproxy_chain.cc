@@ -93,33 +93,44 @@ absl::Status WaitListening(pid_t pid, uint16_t port, const std::string& log) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(e2e::TestNode& node,
-                                                                  const e2e::TestPod& client,
-                                                                  const e2e::TestPod& server,
-                                                                  uint16_t app_port) {
+absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
+    e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server,
+    uint16_t app_port, uint16_t outbound_port, uint16_t inbound_port, const std::string& tag) {
   std::unique_ptr<HaproxyChain> chain(new HaproxyChain());
-  const std::string dir = node.work_dir();
-  const std::string out_cfg = dir + "/haproxy-outbound.cfg", in_cfg = dir + "/haproxy-inbound.cfg";
-  const std::string out_log = dir + "/haproxy-outbound.log", in_log = dir + "/haproxy-inbound.log";
+  chain->outbound_port_ = outbound_port;
+  chain->inbound_port_ = inbound_port;
+  const std::string base = absl::StrCat(node.work_dir(), "/haproxy-");
+  const std::string out_cfg = absl::StrCat(base, "outbound-", tag, ".cfg");
+  const std::string in_cfg = absl::StrCat(base, "inbound-", tag, ".cfg");
+  const std::string out_log = absl::StrCat(base, "outbound-", tag, ".log");
+  const std::string in_log = absl::StrCat(base, "inbound-", tag, ".log");
   SHUNT_RETURN_IF_ERROR(WriteText(
-      out_cfg, Config(absl::StrCat("127.0.0.1:", kOutboundPort),
-                      absl::StrCat(server.ip, ":", kInboundPort))));
-  SHUNT_RETURN_IF_ERROR(WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", kInboundPort),
+      out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port),
+                      absl::StrCat(server.ip, ":", inbound_port))));
+  SHUNT_RETURN_IF_ERROR(WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", inbound_port),
                                                  absl::StrCat("127.0.0.1:", app_port))));
   // -db: foreground, no daemon; the node owns and reaps the processes.
   SHUNT_ASSIGN_OR_RETURN(chain->inbound_pid_,
                          node.Spawn(server, {kHaproxyBin, "-f", in_cfg, "-db"}, in_log));
   SHUNT_ASSIGN_OR_RETURN(chain->outbound_pid_,
                          node.Spawn(client, {kHaproxyBin, "-f", out_cfg, "-db"}, out_log));
-  SHUNT_RETURN_IF_ERROR(WaitListening(chain->inbound_pid_, kInboundPort, in_log));
-  SHUNT_RETURN_IF_ERROR(WaitListening(chain->outbound_pid_, kOutboundPort, out_log));
+  SHUNT_RETURN_IF_ERROR(WaitListening(chain->inbound_pid_, inbound_port, in_log));
+  SHUNT_RETURN_IF_ERROR(WaitListening(chain->outbound_pid_, outbound_port, out_log));
   return chain;
 }
 
-HaproxyChain::~HaproxyChain() {
+void HaproxyChain::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
   // Not reaped here, so the pids stay ours until the node's KillAndReap.
   if (outbound_pid_ > 0) kill(outbound_pid_, SIGTERM);
   if (inbound_pid_ > 0) kill(inbound_pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline &&
+         !((outbound_pid_ <= 0 || Exited(outbound_pid_)) && (inbound_pid_ <= 0 || Exited(inbound_pid_))))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
+
+HaproxyChain::~HaproxyChain() { Stop(); }
 
 }  // namespace shunt::bench

@@ -14,4 +14,8 @@ struct LatencySummary {
 // Nearest-rank percentiles of `ns` (nanoseconds; sorted in place).
 LatencySummary Summarize(std::vector<int64_t>& ns);
 
+// The median of per-round values (the mean of the middle two for an even
+// count; 0 for none).
+double Median(std::vector<double> v);
+
 }  // namespace shunt::bench

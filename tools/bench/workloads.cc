@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
 #include "tools/bench/blocking_io.h"
+#include "tools/bench/interrupt.h"
 
 namespace shunt::bench {
 
@@ -58,6 +59,7 @@ absl::StatusOr<LatencySummary> RunRequestResponse(Connection conn, int warmup, i
     client_status = WriteFull(client_fd, out, sizeof(out));
     if (client_status.ok()) client_status = ReadFull(client_fd, in, sizeof(in));
     const Clock::time_point t1 = Clock::now();
+    if (client_status.ok() && Interrupted()) client_status = CheckInterrupted();
     if (!client_status.ok()) {
       client_status = absl::Status(client_status.code(), absl::StrCat("rr client, round trip ", i,
                                                                       ": ", client_status.message()));
@@ -107,13 +109,16 @@ absl::StatusOr<BulkResult> RunBulk(Connection conn, double seconds) {
   std::vector<char> chunk(kBulkWriteBytes, 'b');
   absl::Status client_status;
   uint64_t sent = 0;
+  const Clock::time_point client_start = Clock::now();
   const Clock::time_point deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   while (Clock::now() < deadline) {
+    if (client_status = CheckInterrupted(); !client_status.ok()) break;
     client_status = WriteFull(client_fd, chunk.data(), chunk.size());
     if (!client_status.ok()) break;
     sent += chunk.size();
   }
+  const Clock::time_point client_end = Clock::now();
   if (client_status.ok() && shutdown(client_fd, SHUT_WR) != 0)
     client_status = lib::ErrnoStatus(errno, "bulk client: shutdown(SHUT_WR)");
   if (!client_status.ok()) Abort(client_fd);
@@ -129,6 +134,7 @@ absl::StatusOr<BulkResult> RunBulk(Connection conn, double seconds) {
   r.bytes_sent = sent;
   r.bytes_measured = measured;
   r.server_seconds = static_cast<double>(NsBetween(first, last)) / 1e9;
+  r.client_seconds = static_cast<double>(NsBetween(client_start, client_end)) / 1e9;
   if (r.server_seconds <= 0)
     return absl::InternalError("bulk: all bytes arrived in one read; nothing to time");
   r.gbit_per_s = static_cast<double>(measured) * 8.0 / r.server_seconds / 1e9;

@@ -25,6 +25,8 @@ struct BulkResult {
   uint64_t bytes_sent = 0;      // by the client, all of it
   uint64_t bytes_measured = 0;  // received by the server after its first read
   double server_seconds = 0;    // first read returned -> last data read returned
+  double client_seconds = 0;    // first write started -> last write returned (>= the
+                                // duration asked for; more if a write stalled)
   double gbit_per_s = 0;        // bytes_measured * 8 / server_seconds
 };
 
