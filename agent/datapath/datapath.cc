@@ -17,6 +17,7 @@
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
 #include "agent/lib/unique_fd.h"
+#include "agent/datapath/kernel_features.h"
 #include "shunt/abi/pins.h"
 #include "sockops.skel.h"
 
@@ -130,11 +131,7 @@ absl::Status InitMeta(int meta_fd) {
 }  // namespace
 
 absl::Status CheckKernelFeatures() {
-  struct Need {
-    bool ok;
-    const char* what;
-  };
-  const Need needs[] = {
+  return KernelFeatureStatus({
       {access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)"},
       {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1, "sockops programs"},
       {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1, "sk_msg programs"},
@@ -142,13 +139,7 @@ absl::Status CheckKernelFeatures() {
       {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "socket-local storage"},
       {libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr) == 1,
        "bpf_get_netns_cookie in sockops"},
-  };
-  std::vector<std::string> missing;
-  for (const Need& n : needs)
-    if (!n.ok) missing.push_back(n.what);
-  if (missing.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "kernel: missing ", absl::StrJoin(missing, ", "), " (Shunt needs Linux >= 5.15 with BPF)"));
+  });
 }
 
 absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOptions& opts) {

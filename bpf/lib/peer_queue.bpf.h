@@ -65,7 +65,7 @@ static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 s
 {
 	struct sock *peer = recorded_sock(peer_key);
 
-	return peer && psock_queued(peer) + size > max_queued_bytes;
+	return peer && (__u64)psock_queued(peer) + size > max_queued_bytes;
 }
 
 /* True once the peer application has read every byte this socket ever

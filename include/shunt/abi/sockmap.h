@@ -29,6 +29,6 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 16);
 #define SHUNT_SOCK_F_SLOW_READER (1u << 1)  /* peer queue over budget: TCP until drained */
 struct shunt_sock_state {
 	__u32 flags;
-	__u32 pad;
+	__u32 unchecked_bytes; /* redirected since the peer's queue was last read */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_state, 8);

@@ -243,7 +243,7 @@ absl::StatusOr<TestPod*> TestNode::AddPod(const PodSpec& spec) {
   return out;
 }
 
-absl::Status TestNode::WriteManifests() {
+std::string TestNode::PodYaml() const {
   std::string yaml;
   for (const auto& p : pods_) {
     if (p->namespace_.empty()) continue;
@@ -252,7 +252,28 @@ absl::Status TestNode::WriteManifests() {
                     p->service_account, "\n  nodeName: ", name_,
                     "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
   }
+  return yaml;
+}
+
+absl::Status TestNode::WriteManifests(const std::vector<const TestNode*>& others) {
+  std::string yaml = PodYaml();
+  for (const TestNode* o : others) yaml += o->PodYaml();
   return WriteConfigFile("pods.yaml", yaml);
+}
+
+absl::Status TestNode::Link(TestNode& a, TestNode& b) {
+  // Link addresses in a /30 of our own, distinct per test process.
+  const int k = getpid() % 250;
+  const std::string va = a.prefix_ + "x", vb = b.prefix_ + "x";
+  const std::string ip_a = absl::StrCat("192.168.", k, ".1"), ip_b = absl::StrCat("192.168.", k, ".2");
+  return Sh(absl::StrCat(
+                "ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb, " netns ",
+                b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a, "/30 dev ", va,
+                " && ip -n ", b.node_netns_, " addr add ", ip_b, "/30 dev ", vb, " && ip -n ",
+                a.node_netns_, " link set ", va, " up && ip -n ", b.node_netns_, " link set ", vb,
+                " up && ip -n ", a.node_netns_, " route add 10.", b.subnet_, ".0.0/16 via ", ip_b,
+                " && ip -n ", b.node_netns_, " route add 10.", a.subnet_, ".0.0/16 via ", ip_a))
+      .status();
 }
 
 absl::Status TestNode::WriteConfigFile(const std::string& file, const std::string& yaml) {

@@ -56,8 +56,12 @@ class TestNode {
   ~TestNode();
 
   absl::StatusOr<TestPod*> AddPod(const PodSpec& spec);
-  // (Re)writes pods.yaml in the config directory from the pods added so far.
-  absl::Status WriteManifests();
+  // (Re)writes pods.yaml in the config directory from the pods added so far,
+  // plus the pods of `others` (remote nodes, as a cluster-wide source sees them).
+  absl::Status WriteManifests(const std::vector<const TestNode*>& others = {});
+  // Joins two nodes' namespaces with a veth pair and routes each node's pod
+  // subnet through it, so pods on different nodes can talk.
+  static absl::Status Link(TestNode& a, TestNode& b);
   absl::Status WriteConfigFile(const std::string& file, const std::string& yaml);
 
   absl::Status StartAgent(const std::vector<std::string>& extra_flags = {});
@@ -100,6 +104,8 @@ class TestNode {
   std::string tag_, name_, prefix_;
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
   int subnet_ = 0;  // 10.<200+subnet>.x.y
+  std::string PodYaml() const;
+
   std::vector<std::unique_ptr<TestPod>> pods_;
   std::vector<pid_t> children_;
   pid_t agent_pid_ = -1;
