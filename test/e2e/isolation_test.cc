@@ -109,5 +109,26 @@ TEST_F(IsolationTest, PodRemovedFromConfigStopsBeingShortCircuited) {
   EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED), 2u) << "the removed pod was short-circuited";
 }
 
+TEST_F(IsolationTest, RestartedPodIsFoundInItsNewNamespace) {
+  ASSERT_OK_AND_ASSIGN(auto maps, lib::PinnedMaps::Open(lib::PinLayout(node_->bpffs()), true));
+  ASSERT_OK_AND_ASSIGN(auto before, maps->endpoints().Keys());
+  ASSERT_OK(node_->RecreatePodNetwork(*server_));
+  // The agent sees the namespace set change and follows the pod.
+  std::vector<__u64> after;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK_AND_ASSIGN(after, maps->endpoints().Keys());
+    if (after.size() == 2 && after != before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_NE(after, before) << "the old netns cookie is still mapped";
+  {
+    ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7307));
+    RoundTrip(c.client.get(), c.server.get());
+  }
+  EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED), 2u);
+  EXPECT_EQ(Counter(SHUNT_CTR_BYTES_REDIRECTED), 512u * 1024);
+}
+
 }  // namespace
 }  // namespace shunt::e2e

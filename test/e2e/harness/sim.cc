@@ -225,17 +225,7 @@ absl::StatusOr<TestPod*> TestNode::AddPod(const PodSpec& spec) {
   pod->host_veth = absl::StrCat(prefix_, "p", idx);
   if (mkdir(pod->cgroup.c_str(), 0755) != 0 && errno != EEXIST)
     return lib::ErrnoStatus(errno, absl::StrCat("mkdir ", pod->cgroup));
-  const std::string& p = pod->netns;
-  const std::string& v = pod->host_veth;
-  SHUNT_RETURN_IF_ERROR(
-      Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ",
-                      "ip link add ", v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
-                      " && ip -n ", p, " addr add ", pod->ip, "/32 dev eth0 && ip -n ", p,
-                      " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
-                      "ip -n ", node_netns_, " link set ", v, " up && ",
-                      "ip netns exec ", node_netns_, " sysctl -qw net.ipv4.conf.", v,
-                      ".proxy_arp=1 && ip -n ", node_netns_, " route add ", pod->ip, "/32 dev ", v))
-          .status());
+  SHUNT_RETURN_IF_ERROR(SetUpPodNetwork(*pod));
   pods_.push_back(std::move(pod));
   TestPod* out = pods_.back().get();
   if (!spec.in_config) out->namespace_.clear();  // marks "not in config"
@@ -253,6 +243,24 @@ std::string TestNode::PodYaml() const {
                     "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
   }
   return yaml;
+}
+
+absl::Status TestNode::SetUpPodNetwork(const TestPod& pod) {
+  const std::string& p = pod.netns;
+  const std::string& v = pod.host_veth;
+  return Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ",
+                         "ip link add ", v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
+                         " && ip -n ", p, " addr add ", pod.ip, "/32 dev eth0 && ip -n ", p,
+                         " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
+                         "ip -n ", node_netns_, " link set ", v, " up && ",
+                         "ip netns exec ", node_netns_, " sysctl -qw net.ipv4.conf.", v,
+                         ".proxy_arp=1 && ip -n ", node_netns_, " route add ", pod.ip, "/32 dev ", v))
+      .status();
+}
+
+absl::Status TestNode::RecreatePodNetwork(const TestPod& pod) {
+  SHUNT_RETURN_IF_ERROR(Sh("ip netns del " + pod.netns).status());
+  return SetUpPodNetwork(pod);
 }
 
 absl::Status TestNode::WriteManifests(const std::vector<const TestNode*>& others) {

@@ -56,6 +56,9 @@ class TestNode {
   ~TestNode();
 
   absl::StatusOr<TestPod*> AddPod(const PodSpec& spec);
+  // The pod restarts: its network namespace is deleted and made anew with
+  // the same address (a new netns cookie), as a CNI does for a new sandbox.
+  absl::Status RecreatePodNetwork(const TestPod& pod);
   // (Re)writes pods.yaml in the config directory from the pods added so far,
   // plus the pods of `others` (remote nodes, as a cluster-wide source sees them).
   absl::Status WriteManifests(const std::vector<const TestNode*>& others = {});
@@ -105,6 +108,7 @@ class TestNode {
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
   int subnet_ = 0;  // 10.<200+subnet>.x.y
   std::string PodYaml() const;
+  absl::Status SetUpPodNetwork(const TestPod& pod);
 
   std::vector<std::unique_ptr<TestPod>> pods_;
   std::vector<pid_t> children_;
