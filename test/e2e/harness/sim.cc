@@ -259,7 +259,12 @@ absl::Status TestNode::SetUpPodNetwork(const TestPod& pod) {
 }
 
 absl::Status TestNode::RecreatePodNetwork(const TestPod& pod) {
-  SHUNT_RETURN_IF_ERROR(Sh("ip netns del " + pod.netns).status());
+  // Delete the veth first: that is synchronous, while a deleted namespace
+  // releases its devices later, from a kernel work queue, and the node-side
+  // name would still be taken when we re-create it.
+  SHUNT_RETURN_IF_ERROR(
+      Sh(absl::StrCat("ip -n ", node_netns_, " link del ", pod.host_veth, " && ip netns del ", pod.netns))
+          .status());
   return SetUpPodNetwork(pod);
 }
 
