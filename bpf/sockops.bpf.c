@@ -6,6 +6,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "lib/maps.bpf.h"
+#include "lib/sockmap_maps.bpf.h"
 #include "lib/counters.bpf.h"
 #include "lib/sockkey.bpf.h"
 #include "lib/peer_queue.bpf.h"

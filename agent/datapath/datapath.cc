@@ -19,6 +19,7 @@
 #include "agent/lib/unique_fd.h"
 #include "agent/datapath/kernel_features.h"
 #include "shunt/abi/pins.h"
+#include "sock_addr.skel.h"
 #include "sockops.skel.h"
 
 namespace shunt::datapath {
@@ -53,17 +54,21 @@ absl::Status PinNewLink(int link_fd, const std::string& pin) {
   return absl::OkStatus();
 }
 
-absl::Status AttachSockops(const lib::PinLayout& layout, const std::string& cgroup_root,
-                           int prog_fd, InstallReport& report) {
-  const std::string pin = layout.Link(SHUNT_LINK_SOCKOPS);
+// Attaches `prog_fd` to the cgroup through the link pinned as `link_name`,
+// swapping the program into an existing link (restart, upgrade) or creating
+// and pinning a new one.
+absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& cgroup_root,
+                              int prog_fd, bpf_attach_type type, const char* link_name,
+                              InstallReport& report) {
+  const std::string pin = layout.Link(link_name);
   SHUNT_ASSIGN_OR_RETURN(uint64_t want_cg, CgroupId(cgroup_root));
   if (auto link = lib::OpenLinkPin(pin); link.ok()) {
     SHUNT_ASSIGN_OR_RETURN(lib::LinkFacts facts, lib::DescribeLink(link->get()));
     if (facts.target != want_cg) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "bpffs: ", layout.dir(), " already holds a sockops link for another cgroup (id ",
-          facts.target, "); run `shunt-agent --uninstall --bpffs ", layout.dir(),
-          "` first or pick another --bpffs"));
+          "bpffs: ", layout.dir(), " already holds a ", link_name,
+          " link for another cgroup (id ", facts.target, "); run `shunt-agent --uninstall --bpffs ",
+          layout.dir(), "` first or pick another --bpffs"));
     }
     SHUNT_RETURN_IF_ERROR(UpdatePinnedLink(pin, prog_fd));
     report.links_updated = true;
@@ -73,9 +78,9 @@ absl::Status AttachSockops(const lib::PinLayout& layout, const std::string& cgro
   }
   lib::UniqueFd cg(open(cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cg.valid()) return lib::ErrnoStatus(errno, absl::StrCat("cgroup root: open ", cgroup_root));
-  int link_fd = bpf_link_create(prog_fd, cg.get(), BPF_CGROUP_SOCK_OPS, nullptr);
+  int link_fd = bpf_link_create(prog_fd, cg.get(), type, nullptr);
   if (link_fd < 0)
-    return lib::ErrnoStatus(errno, absl::StrCat("bpf: attach sockops to cgroup ", cgroup_root));
+    return lib::ErrnoStatus(errno, absl::StrCat("bpf: attach ", link_name, " to cgroup ", cgroup_root));
   return PinNewLink(link_fd, pin);
 }
 
@@ -139,6 +144,9 @@ absl::Status CheckKernelFeatures() {
       {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "socket-local storage"},
       {libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr) == 1,
        "bpf_get_netns_cookie in sockops"},
+      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr) == 1,
+       "cgroup sock_addr programs"},
+      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1, "ring buffers"},
   });
 }
 
@@ -161,18 +169,40 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
                                               layout.dir(), " may be of another layout)"));
   }
+  dp->policy_skel_ = sock_addr__open_opts(&open_opts);
+  if (!dp->policy_skel_) return lib::ErrnoStatus(errno, "bpf: open sock_addr object");
+  if (int err = sock_addr__load(dp->policy_skel_); err != 0)
+    return lib::ErrnoStatus(err, absl::StrCat("bpf: load sock_addr object (maps pinned in ",
+                                              layout.dir(), " may be of another layout)"));
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
+  // The mode is in place before any policy hook can run.
+  SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode));
   SHUNT_RETURN_IF_ERROR(AttachSkMsg(layout, bpf_program__fd(dp->skel_->progs.shunt_sk_msg),
                                     dp->maps_->sockhash_fd(), dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachSockops(layout, opts.cgroup_root,
-                                      bpf_program__fd(dp->skel_->progs.shunt_sockops),
-                                      dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
+                                         bpf_program__fd(dp->skel_->progs.shunt_sockops),
+                                         BPF_CGROUP_SOCK_OPS, SHUNT_LINK_SOCKOPS, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
+                                         bpf_program__fd(dp->policy_skel_->progs.shunt_connect4),
+                                         BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
+                                         bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg4),
+                                         BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, dp->report_));
   return dp;
 }
 
+absl::Status Datapath::SetMode(uint32_t mode) {
+  if (mode != SHUNT_MODE_PERMISSIVE && mode != SHUNT_MODE_ENFORCE)
+    return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode));
+  auto cfg = maps_->config();
+  return cfg.Update(0, shunt_config{.mode = mode, .pad = 0});
+}
+
 Datapath::~Datapath() {
-  if (skel_) sockops__destroy(skel_);  // closes fds only: pins and links stay
+  // Closes fds only: pins and links stay.
+  if (policy_skel_) sock_addr__destroy(policy_skel_);
+  if (skel_) sockops__destroy(skel_);
 }
 
 }  // namespace shunt::datapath

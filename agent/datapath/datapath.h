@@ -13,7 +13,8 @@
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
 
-struct sockops;  // libbpf skeleton
+struct sockops;    // libbpf skeletons
+struct sock_addr;
 
 namespace shunt::datapath {
 
@@ -23,6 +24,7 @@ struct DatapathOptions {
   // Unread redirected bytes a flow may queue at its peer before it moves to
   // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
+  uint32_t mode = 0;  // SHUNT_MODE_*
 };
 
 struct InstallReport {
@@ -37,6 +39,8 @@ class Datapath {
   // FailedPrecondition naming the missing piece (bpffs, cgroup2, kernel
   // feature, pins of another cgroup root or ABI); other codes from the kernel.
   static absl::StatusOr<std::unique_ptr<Datapath>> Install(const DatapathOptions& opts);
+  // Switches between permissive and enforce without reloading anything.
+  absl::Status SetMode(uint32_t mode);
   ~Datapath();
 
   const lib::PinnedMaps& maps() const { return *maps_; }
@@ -45,6 +49,7 @@ class Datapath {
  private:
   Datapath() = default;
   ::sockops* skel_ = nullptr;
+  ::sock_addr* policy_skel_ = nullptr;
   std::unique_ptr<lib::PinnedMaps> maps_;
   InstallReport report_;
 };

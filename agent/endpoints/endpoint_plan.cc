@@ -17,7 +17,6 @@ void CopyName(char* dst, size_t cap, const std::string& src) {
 
 Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
   Plan plan;
-  std::set<IdentityAllocator::Key> used;
   // IP -> namespaces holding it.
   std::map<uint32_t, std::vector<const netns::NetnsProbe*>> holders;
   for (const netns::NetnsProbe& p : *in.namespaces) {
@@ -32,7 +31,7 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
     if (pod.host_network) continue;  // shares the node's namespace: not a mesh endpoint
     IdentityAllocator::Key key{pod.namespace_, pod.service_account};
     const uint32_t identity = ids.Get(key);
-    used.insert(key);
+    plan.identities.insert(key);
     shunt_ipcache_entry ipc{.identity = identity, .flags = 0};
 
     if (pod.node_name == in.node) {
@@ -67,7 +66,6 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
     }
     plan.ipcache[pod.ip_be] = ipc;
   }
-  ids.Retain(used);
   return plan;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct Plan {
   std::map<uint64_t, EndpointEntry> endpoints;          // by netns cookie
   std::map<uint32_t, shunt_ipcache_entry> ipcache;      // by IPv4, network order
   std::vector<LocalPodStatus> local_pods;               // in config order
+  std::set<IdentityAllocator::Key> identities;          // every pod's (namespace, SA)
 };
 
 struct PlanInput {
@@ -41,6 +43,8 @@ struct PlanInput {
   uint64_t own_netns_cookie = 0;  // the agent's own namespace is never a pod's
 };
 
+// Allocates identities for new (namespace, SA) pairs but frees none: the
+// caller retains the union of what the plan and the policy use.
 Plan MakePlan(const PlanInput& in, IdentityAllocator& ids);
 
 }  // namespace shunt::endpoints

@@ -14,12 +14,18 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
       {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
       {SHUNT_MAP_SOCKREF, "short-circuited sockets' kernel addresses (slow-reader check)"},
+      {SHUNT_MAP_POLICY, "policy: src identity, dst identity, port, proto -> verdict, TrafficTarget"},
+      {SHUNT_MAP_RULE_META, "TrafficTarget names by rule id (for the CLI)"},
+      {SHUNT_MAP_IDENTITY_META, "namespace/serviceaccount by identity (for the CLI)"},
+      {SHUNT_MAP_CONFIG, "mode: permissive or enforce"},
+      {SHUNT_MAP_EVENTS, "ring buffer of denials, read by the agent"},
   };
   return kMaps;
 }
 
 const std::vector<std::string>& PinnedLinkList() {
-  static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS, SHUNT_LINK_SK_MSG};
+  static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS, SHUNT_LINK_SK_MSG,
+                                                  SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4};
   return kLinks;
 }
 

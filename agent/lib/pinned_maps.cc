@@ -46,6 +46,12 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   SHUNT_ASSIGN_OR_RETURN(m->ipcache_, OpenPin(layout.Map(SHUNT_MAP_IPCACHE), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->sockhash_, OpenPin(layout.Map(SHUNT_MAP_SOCKHASH), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->counters_, OpenPin(layout.Map(SHUNT_MAP_COUNTERS), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->policy_, OpenPin(layout.Map(SHUNT_MAP_POLICY), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->rule_meta_, OpenPin(layout.Map(SHUNT_MAP_RULE_META), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->identity_meta_, OpenPin(layout.Map(SHUNT_MAP_IDENTITY_META), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->config_, OpenPin(layout.Map(SHUNT_MAP_CONFIG), read_only));
+  // A ring buffer is only ever opened read-write (it is mmap'ed to consume).
+  SHUNT_ASSIGN_OR_RETURN(m->events_, OpenPin(layout.Map(SHUNT_MAP_EVENTS), false));
   return m;
 }
 
@@ -59,5 +65,15 @@ TypedMap<__be32, shunt_ipcache_entry> PinnedMaps::ipcache() const {
   return {ipcache_.get(), SHUNT_MAP_IPCACHE};
 }
 TypedMap<__u32, shunt_meta> PinnedMaps::meta() const { return {meta_.get(), SHUNT_MAP_META}; }
+TypedMap<shunt_policy_key, shunt_policy_value> PinnedMaps::policy() const {
+  return {policy_.get(), SHUNT_MAP_POLICY};
+}
+TypedMap<__u32, shunt_rule_meta> PinnedMaps::rule_meta() const {
+  return {rule_meta_.get(), SHUNT_MAP_RULE_META};
+}
+TypedMap<__u32, shunt_identity_meta> PinnedMaps::identity_meta() const {
+  return {identity_meta_.get(), SHUNT_MAP_IDENTITY_META};
+}
+TypedMap<__u32, shunt_config> PinnedMaps::config() const { return {config_.get(), SHUNT_MAP_CONFIG}; }
 
 }  // namespace shunt::lib

@@ -11,6 +11,7 @@
 #include "agent/lib/unique_fd.h"
 #include "shunt/abi/common.h"
 #include "shunt/abi/endpoint.h"
+#include "shunt/abi/policy.h"
 
 namespace shunt::lib {
 
@@ -25,12 +26,18 @@ class PinnedMaps {
   TypedMap<__u64, shunt_endpoint_meta> endpoint_meta() const;
   TypedMap<__be32, shunt_ipcache_entry> ipcache() const;
   TypedMap<__u32, shunt_meta> meta() const;
+  TypedMap<shunt_policy_key, shunt_policy_value> policy() const;
+  TypedMap<__u32, shunt_rule_meta> rule_meta() const;
+  TypedMap<__u32, shunt_identity_meta> identity_meta() const;
+  TypedMap<__u32, shunt_config> config() const;
   int counters_fd() const { return counters_.get(); }
   int sockhash_fd() const { return sockhash_.get(); }
+  int events_fd() const { return events_.get(); }
 
  private:
   PinnedMaps() = default;
   UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
+  UniqueFd policy_, rule_meta_, identity_meta_, config_, events_;
 };
 
 // Opens one pinned map by path. NotFound if absent.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -27,7 +28,49 @@ std::string ScalarOr(const YAML::Node& n, const char* key) {
   return v && v.IsScalar() ? v.Scalar() : "";
 }
 
+// The previous good object of this namespace/name, if the file had one.
+template <typename T>
+const T* Previous(const std::vector<T>& prev, const model::ObjectRef& ref) {
+  for (const T& o : prev)
+    if (o.namespace_ == ref.namespace_ && o.name == ref.name) return &o;
+  return nullptr;
+}
+
+// Parses one object of a handled kind into `out`; on failure keeps the
+// previous good version from `prev` (if any) and says so in the reason.
+template <typename T>
+void Accept(absl::StatusOr<T> parsed, std::vector<T>& out, const std::vector<T>* prev,
+            const model::ObjectRef& ref, Snapshot& snap) {
+  if (parsed.ok()) {
+    out.push_back(*std::move(parsed));
+    return;
+  }
+  std::string reason(parsed.status().message());
+  if (prev != nullptr) {
+    if (const T* p = Previous(*prev, ref)) {
+      out.push_back(*p);
+      absl::StrAppend(&reason, "; keeping its last good version");
+    }
+  }
+  snap.problems.push_back({ref, reason});
+}
+
+// Runs a parser that may throw yaml-cpp exceptions (conversions on odd
+// shapes) and turns them into InvalidArgument at this border.
+template <typename F>
+auto Guard(F&& parse) -> decltype(parse()) {
+  try {
+    return parse();
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+}
+
 }  // namespace
+
+void FileSource::KeepLastGood(const std::string& path, FileObjects& out) const {
+  if (auto it = last_good_.find(path); it != last_good_.end()) out = it->second;
+}
 
 void FileSource::LoadFile(const std::string& path, const std::string& display, Snapshot& snap,
                           FileObjects& out) {
@@ -52,10 +95,10 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
     KeepLastGood(path, out);
     return;
   }
-
   out.parsed = true;
   auto prev_it = last_good_.find(path);
-  const FileObjects* previous = prev_it != last_good_.end() ? &prev_it->second : nullptr;
+  const FileObjects* prev = prev_it != last_good_.end() ? &prev_it->second : nullptr;
+
   // Unpack v1 List objects into their items.
   std::vector<YAML::Node> objects;
   for (const YAML::Node& d : docs) {
@@ -81,38 +124,49 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
       snap.problems.push_back({ref, api.empty() ? "apiVersion is missing" : "kind is missing"});
       continue;
     }
-    if (ref.kind != "Pod" || api != "v1") {
-      snap.notices.push_back(
-          {ref, absl::StrCat("kind ", ref.kind, " (", api, ") is not handled by this version; skipped")});
-      continue;
-    }
-    if (ref.namespace_.empty()) ref.namespace_ = "default";
-    absl::StatusOr<model::Pod> pod;
-    try {
-      pod = model::ParsePod(d);
-    } catch (const YAML::Exception& e) {
-      pod = absl::InvalidArgumentError(e.what());
-    }
-    if (pod.ok()) {
-      out.pods.push_back(*std::move(pod));
-      continue;
-    }
-    std::string reason(pod.status().message());
-    if (previous != nullptr) {
-      auto it = std::find_if(previous->pods.begin(), previous->pods.end(), [&](const model::Pod& p) {
-        return p.name == ref.name && p.namespace_ == ref.namespace_;
-      });
-      if (it != previous->pods.end()) {
-        out.pods.push_back(*it);
-        absl::StrAppend(&reason, "; keeping its last good version");
+    const std::string& k = ref.kind;
+    // Kinds we do not handle are reported as written; the others live in a
+    // namespace, "default" when the manifest names none.
+    const bool handled = (k == "Pod" && api == "v1") || k == "TrafficTarget" || k == "TCPRoute" ||
+                         k == "UDPRoute" || k == "HTTPRouteGroup";
+    if (handled && ref.namespace_.empty()) ref.namespace_ = "default";
+    auto unsupported_version = [&](const char* want) {
+      snap.problems.push_back(
+          {ref, absl::StrCat("apiVersion ", api, " of ", k, " is not supported (use ", want, ")")});
+    };
+    if (k == "Pod" && api == "v1") {
+      Accept(Guard([&] { return model::ParsePod(d); }), out.pods, prev ? &prev->pods : nullptr, ref, snap);
+    } else if (k == "TrafficTarget") {
+      if (api != "access.smi-spec.io/v1alpha3" && api != "access.smi-spec.io/v1alpha2") {
+        unsupported_version("access.smi-spec.io/v1alpha3 or v1alpha2");
+        continue;
       }
+      Accept(Guard([&] { return model::ParseTrafficTarget(d, api); }), out.traffic_targets,
+             prev ? &prev->traffic_targets : nullptr, ref, snap);
+    } else if (k == "TCPRoute" || k == "UDPRoute" || k == "HTTPRouteGroup") {
+      const bool v4 = api == "specs.smi-spec.io/v1alpha4";
+      const bool v3 = api == "specs.smi-spec.io/v1alpha3";
+      if (!(v4 || (v3 && k != "UDPRoute"))) {
+        unsupported_version(k == "UDPRoute" ? "specs.smi-spec.io/v1alpha4"
+                                            : "specs.smi-spec.io/v1alpha4 or v1alpha3");
+        continue;
+      }
+      if (k == "HTTPRouteGroup") {
+        Accept(Guard([&] { return model::ParseHttpRouteGroup(d); }), out.http_route_groups,
+               prev ? &prev->http_route_groups : nullptr, ref, snap);
+      } else {
+        const bool tcp = k == "TCPRoute";
+        Accept(Guard([&] {
+                 return model::ParsePortRoute(d, tcp ? model::RouteKind::kTcp : model::RouteKind::kUdp);
+               }),
+               tcp ? out.tcp_routes : out.udp_routes,
+               prev ? (tcp ? &prev->tcp_routes : &prev->udp_routes) : nullptr, ref, snap);
+      }
+    } else {
+      snap.notices.push_back(
+          {ref, absl::StrCat("kind ", k, " (", api, ") is not handled by this version; skipped")});
     }
-    snap.problems.push_back({ref, reason});
   }
-}
-
-void FileSource::KeepLastGood(const std::string& path, FileObjects& out) const {
-  if (auto it = last_good_.find(path); it != last_good_.end()) out = it->second;
 }
 
 absl::StatusOr<Snapshot> FileSource::Load() {
@@ -130,21 +184,26 @@ absl::StatusOr<Snapshot> FileSource::Load() {
 
   Snapshot snap;
   std::map<std::string, FileObjects> now_good;
-  std::map<std::string, std::string> pod_origin;  // ns/name -> file
-  std::map<uint32_t, std::string> ip_owner;       // ip -> ns/name
+  // Across files, the first definition of a name wins; later ones are rejected.
+  std::map<std::string, std::string> origin;  // kind/ns/name -> file
+  std::map<uint32_t, std::string> ip_owner;   // pod IP -> ns/name
+  auto first = [&](const std::string& kind, const std::string& key, const std::string& file,
+                   const model::ObjectRef& ref) {
+    auto [dup, inserted] = origin.emplace(kind + "/" + key, file);
+    if (!inserted)
+      snap.problems.push_back({ref, absl::StrCat("duplicate: ", kind, " ", key, " is already defined in ",
+                                                 dup->second, "; this copy is ignored")});
+    return inserted;
+  };
   for (const auto& e : entries) {
     const std::string path = e.path().string();
     const std::string display = e.path().filename().string();
     ++snap.files;
     FileObjects objs;
     LoadFile(path, display, snap, objs);
-    for (model::Pod& p : objs.pods) {
+    for (const model::Pod& p : objs.pods) {
       model::ObjectRef ref{.file = display, .kind = "Pod", .namespace_ = p.namespace_, .name = p.name};
-      if (auto [dup, inserted] = pod_origin.emplace(p.Key(), display); !inserted) {
-        snap.problems.push_back({ref, absl::StrCat("duplicate: Pod ", p.Key(), " is already defined in ",
-                                                   dup->second, "; this copy is ignored")});
-        continue;
-      }
+      if (!first("Pod", p.Key(), display, ref)) continue;
       if (auto [owner, inserted] = ip_owner.emplace(p.ip_be, p.Key()); !inserted) {
         snap.problems.push_back({ref, absl::StrCat("status.podIP ", p.ip, " is already the IP of Pod ",
                                                    owner->second, "; this pod is ignored")});
@@ -152,6 +211,22 @@ absl::StatusOr<Snapshot> FileSource::Load() {
       }
       snap.pods.push_back(p);
     }
+    for (const auto& t : objs.traffic_targets)
+      if (first("TrafficTarget", t.Key(), display,
+                {.file = display, .kind = "TrafficTarget", .namespace_ = t.namespace_, .name = t.name}))
+        snap.traffic_targets.push_back(t);
+    for (const auto& r : objs.tcp_routes)
+      if (first("TCPRoute", r.Key(), display,
+                {.file = display, .kind = "TCPRoute", .namespace_ = r.namespace_, .name = r.name}))
+        snap.tcp_routes.push_back(r);
+    for (const auto& r : objs.udp_routes)
+      if (first("UDPRoute", r.Key(), display,
+                {.file = display, .kind = "UDPRoute", .namespace_ = r.namespace_, .name = r.name}))
+        snap.udp_routes.push_back(r);
+    for (const auto& g : objs.http_route_groups)
+      if (first("HTTPRouteGroup", g.Key(), display,
+                {.file = display, .kind = "HTTPRouteGroup", .namespace_ = g.namespace_, .name = g.name}))
+        snap.http_route_groups.push_back(g);
     // Only a file that parsed (now or before) has objects worth remembering.
     if (objs.parsed) now_good[path] = std::move(objs);
   }

@@ -1,8 +1,10 @@
 // The embedded "file" source: a directory of Kubernetes YAML objects (one or
 // several per file, "---"-separated; v1 List objects are unpacked). Each
 // Load() re-reads the whole directory and yields the objects this version
-// handles, every rejected object with its reason, and a notice for each kind
-// it skips. A rejected object keeps its last good version in force.
+// handles (Pods and the SMI access objects), every rejected object with its
+// reason, and a notice for each kind it skips. A rejected object keeps its
+// last good version in force; a file that stops parsing keeps all of its
+// last good objects.
 #pragma once
 
 #include <map>
@@ -12,11 +14,19 @@
 #include "absl/status/statusor.h"
 #include "agent/model/object_ref.h"
 #include "agent/model/pod.h"
+#include "agent/model/smi.h"
 
 namespace shunt::source {
 
-struct Snapshot {
+struct Objects {
   std::vector<model::Pod> pods;
+  std::vector<model::TrafficTarget> traffic_targets;
+  std::vector<model::PortRoute> tcp_routes;
+  std::vector<model::PortRoute> udp_routes;
+  std::vector<model::HttpRouteGroup> http_route_groups;
+};
+
+struct Snapshot : Objects {
   std::vector<model::Problem> problems;  // rejected: file, object, reason
   std::vector<model::Problem> notices;   // skipped kinds (a kept last-good version is a problem)
   int files = 0;
@@ -33,13 +43,12 @@ class FileSource {
   absl::StatusOr<Snapshot> Load();
 
  private:
-  struct FileObjects {
-    std::vector<model::Pod> pods;
+  struct FileObjects : Objects {
     bool parsed = false;  // the file parsed at least once
   };
-  void KeepLastGood(const std::string& path, FileObjects& out) const;
   void LoadFile(const std::string& path, const std::string& display, Snapshot& snap,
                 FileObjects& out);
+  void KeepLastGood(const std::string& path, FileObjects& out) const;
 
   std::string dir_;
   // What each file contributed the last time it parsed, so a file that

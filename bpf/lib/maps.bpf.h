@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Every pinned map, defined once. Objects that include this share the pins
- * (LIBBPF_PIN_BY_NAME under the agent's bpffs directory). */
+/* Maps every object uses, defined once. Objects that include this share the
+ * pins (LIBBPF_PIN_BY_NAME under the agent's bpffs directory). */
 #pragma once
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "shunt/abi/common.h"
 #include "shunt/abi/counters.h"
 #include "shunt/abi/endpoint.h"
-#include "shunt/abi/sockmap.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -42,14 +41,6 @@ struct {
 } shunt_ipcache_v1 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, SHUNT_MAX_SOCKETS);
-	__type(key, struct shunt_sock_key);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_sockhash_v1 SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SHUNT_CTR_MAX);
 	__type(key, __u32);
@@ -57,19 +48,3 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_counters_v1 SEC(".maps");
 
-/* LRU: losing an entry only loses the slow-reader check for that flow. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SHUNT_MAX_SOCKETS);
-	__type(key, struct shunt_sock_key);
-	__type(value, struct shunt_sock_ref);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_sockref_v1 SEC(".maps");
-
-/* Socket-local storage is not pinned: it lives and dies with each socket. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct shunt_sock_state);
-} shunt_sock_state SEC(".maps");

@@ -13,7 +13,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include "maps.bpf.h"
+#include "sockmap_maps.bpf.h"
 
 /* Per-flow budget of unread redirected bytes; the agent sets it at load
  * time (agent/datapath/datapath.cc explains the default). */

@@ -92,7 +92,8 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
                        Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " uninstall")));
   EXPECT_NE(out.find("left alone (not ours): " + foreign), std::string::npos) << out;
   ASSERT_OK_AND_ASSIGN(std::string cg, Sh("bpftool cgroup show " + node_->cgroup_root()));
-  EXPECT_EQ(cg.find("sock_ops"), std::string::npos) << cg;
+  for (const char* hook : {"sock_ops", "connect4", "sendmsg4"})
+    EXPECT_EQ(cg.find(hook), std::string::npos) << cg;
   std::vector<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(node_->bpffs())) left.push_back(e.path());
   EXPECT_EQ(left, std::vector<std::string>{foreign});
@@ -112,7 +113,8 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(progs.find("shunt_sk_msg"), std::string::npos) << "sk_msg program leaked";
-  EXPECT_EQ(progs.find("shunt_sockops"), std::string::npos) << "sockops program leaked";
+  for (const char* prog : {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4"})
+    EXPECT_EQ(progs.find(prog), std::string::npos) << prog << " leaked";
   // A second uninstall has nothing to do and says so.
   ASSERT_OK_AND_ASSIGN(out, Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs=", node_->bpffs())));
   EXPECT_NE(out.find("nothing to uninstall"), std::string::npos) << out;

@@ -41,10 +41,13 @@ netns::NetnsProbe Probe(uint64_t cookie, const std::vector<std::string>& ips) {
 
 class EndpointPlanTest : public ::testing::Test {
  protected:
+  // As the agent does: plan, then keep only the identities still in use.
   Plan Make() {
-    return MakePlan({.node = kNode, .pods = &pods_, .namespaces = &probes_,
-                     .own_netns_cookie = kOwnCookie},
-                    ids_);
+    Plan plan = MakePlan({.node = kNode, .pods = &pods_, .namespaces = &probes_,
+                          .own_netns_cookie = kOwnCookie},
+                         ids_);
+    ids_.Retain(plan.identities);
+    return plan;
   }
 
   std::vector<model::Pod> pods_;

@@ -17,7 +17,12 @@
 	X(MSG_STAY_TCP, "messages_kept_on_tcp")           /* after a miss, for order */  \
 	X(SOCK_STATE_FULL, "socket_state_unavailable")                                  \
 	X(FLOW_BACKPRESSURE, "flows_moved_to_tcp_slow_reader")                         \
-	X(FLOW_RESUMED, "flows_resumed_short_circuit")
+	X(FLOW_RESUMED, "flows_resumed_short_circuit")                                  \
+	X(POLICY_ALLOWED, "policy_allowed")                                             \
+	X(POLICY_ALLOWED_L7, "policy_allowed_l7_not_enforced") /* no proxy yet */       \
+	X(POLICY_DENIED, "policy_denied")                                               \
+	X(POLICY_WOULD_DENY, "policy_would_deny_permissive")                            \
+	X(EVENTS_LOST, "events_lost")
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

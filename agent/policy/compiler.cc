@@ -1,0 +1,140 @@
+#include "compiler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace shunt::policy {
+namespace {
+
+template <typename T>
+const T* FindByName(const std::vector<T>& v, const std::string& ns, const std::string& name) {
+  for (const T& o : v)
+    if (o.namespace_ == ns && o.name == name) return &o;
+  return nullptr;
+}
+
+// Adds a grant; ALLOW beats L7; among equals the first TrafficTarget stays.
+void Add(CompiledPolicy& p, const EntryKey& k, uint8_t verdict, uint32_t rule_id) {
+  auto [it, inserted] = p.entries.emplace(k, Grant{verdict, rule_id});
+  if (!inserted && verdict == SHUNT_VERDICT_ALLOW && it->second.verdict != SHUNT_VERDICT_ALLOW)
+    it->second = Grant{verdict, rule_id};
+}
+
+}  // namespace
+
+CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAllocator& ids,
+                       endpoints::IdentityAllocator& rule_ids) {
+  CompiledPolicy p;
+  std::vector<const model::TrafficTarget*> targets;
+  for (const auto& t : objects.traffic_targets) targets.push_back(&t);
+  std::sort(targets.begin(), targets.end(),
+            [](const auto* a, const auto* b) { return a->Key() < b->Key(); });
+
+  for (const model::TrafficTarget* t : targets) {
+    const uint32_t rule_id = rule_ids.Get({t->namespace_, t->name});
+    p.rules[rule_id] = t->Key();
+    model::ObjectRef ref{.kind = "TrafficTarget", .namespace_ = t->namespace_, .name = t->name};
+    auto problem = [&](const std::string& why) { p.problems.push_back({ref, why}); };
+
+    const endpoints::IdentityAllocator::Key dst_key{t->destination.namespace_, t->destination.name};
+    p.identities.insert(dst_key);
+    const uint32_t dst = ids.Get(dst_key);
+    std::vector<uint32_t> srcs;
+    for (const auto& s : t->sources) {
+      p.identities.insert({s.namespace_, s.name});
+      srcs.push_back(ids.Get({s.namespace_, s.name}));
+    }
+
+    // Resolve rules in the TrafficTarget's namespace.
+    std::set<uint16_t> tcp_ports, udp_ports;  // 0 = any
+    bool has_tcp = false, has_http = false, http_grants = false;
+    for (const model::TargetRule& r : t->rules) {
+      const std::string what = absl::StrCat(model::RouteKindName(r.kind), " '", r.name, "'");
+      if (r.kind == model::RouteKind::kHttp) {
+        has_http = true;
+        const model::HttpRouteGroup* g = FindByName(objects.http_route_groups, t->namespace_, r.name);
+        if (!g) {
+          problem(absl::StrCat("rule ", what, " does not exist in namespace ", t->namespace_,
+                               "; it grants nothing"));
+          continue;
+        }
+        if (r.matches.empty()) {
+          http_grants = true;  // omitted matches = every match of the group
+          continue;
+        }
+        for (const std::string& m : r.matches) {
+          bool found = std::any_of(g->matches.begin(), g->matches.end(),
+                                   [&](const model::HttpMatch& hm) { return hm.name == m; });
+          if (found)
+            http_grants = true;
+          else
+            problem(absl::StrCat("rule ", what, " has no match named '", m, "'; it grants nothing"));
+        }
+        continue;
+      }
+      const bool tcp = r.kind == model::RouteKind::kTcp;
+      has_tcp |= tcp;
+      const model::PortRoute* route =
+          FindByName(tcp ? objects.tcp_routes : objects.udp_routes, t->namespace_, r.name);
+      if (!route) {
+        problem(absl::StrCat("rule ", what, " does not exist in namespace ", t->namespace_,
+                             "; it grants nothing"));
+        continue;
+      }
+      auto& ports = tcp ? tcp_ports : udp_ports;
+      if (route->ports.empty()) {
+        ports.insert(0);
+      } else {
+        ports.insert(route->ports.begin(), route->ports.end());
+      }
+    }
+    // v1alpha2: destination.port narrows every rule to that one port.
+    if (t->destination_port) {
+      const uint16_t dp = *t->destination_port;
+      auto narrow = [&](std::set<uint16_t>& ports) {
+        if (ports.empty()) return;
+        ports = ports.count(0) || ports.count(dp) ? std::set<uint16_t>{dp} : std::set<uint16_t>{};
+      };
+      narrow(tcp_ports);
+      narrow(udp_ports);
+      if ((has_tcp && tcp_ports.empty()))
+        problem(absl::StrCat("destination.port ", dp, " is not among its TCPRoute ports; they grant nothing"));
+    }
+    // Collapse "any port" with specific ports: any wins.
+    for (auto* ports : {&tcp_ports, &udp_ports})
+      if (ports->count(0)) *ports = {0};
+
+    for (uint32_t src : srcs) {
+      for (uint16_t port : udp_ports) Add(p, {src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW, rule_id);
+      if (!has_http) {
+        for (uint16_t port : tcp_ports) Add(p, {src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW, rule_id);
+      } else if (http_grants) {
+        // HTTP on its TCPRoutes' ports if it has any, else on any port.
+        std::set<uint16_t> http_ports =
+            has_tcp ? tcp_ports : std::set<uint16_t>{t->destination_port.value_or(0)};
+        for (uint16_t port : http_ports) Add(p, {src, dst, port, kTcp}, SHUNT_VERDICT_L7, rule_id);
+      }
+    }
+    if (has_http && http_grants) ++p.l7_targets;
+  }
+
+  // An any-port L4 allow also covers port-specific L7 entries of the pair.
+  for (auto& [k, g] : p.entries) {
+    if (g.verdict != SHUNT_VERDICT_L7 || k.port == 0) continue;
+    auto any = p.entries.find({k.src, k.dst, 0, k.proto});
+    if (any != p.entries.end() && any->second.verdict == SHUNT_VERDICT_ALLOW) g = any->second;
+  }
+  return p;
+}
+
+Decision Decide(const CompiledPolicy& p, uint32_t src, uint32_t dst, uint16_t port, uint8_t proto) {
+  if (auto it = p.entries.find({src, dst, port, proto}); it != p.entries.end())
+    return {it->second.verdict, it->second.rule_id, port};
+  if (auto it = p.entries.find({src, dst, 0, proto}); it != p.entries.end())
+    return {it->second.verdict, it->second.rule_id, 0};
+  return {};
+}
+
+}  // namespace shunt::policy

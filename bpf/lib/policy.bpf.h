@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Policy lookup and denial events, shared by the socket and packet hooks. */
+#pragma once
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "policy_maps.bpf.h"
+#include "counters.bpf.h"
+
+#define SHUNT_IPPROTO_TCP 6
+#define SHUNT_IPPROTO_UDP 17
+
+/* The verdict for src -> dst on dport/proto: an exact-port entry first, then
+ * the any-port entry; no entry is a denial (0). */
+static __always_inline __u8 policy_verdict(__u32 src, __u32 dst, __be16 dport, __u8 proto,
+					   __u32 *rule_id)
+{
+	struct shunt_policy_key key = {
+		.src_identity = src, .dst_identity = dst, .dport = dport, .proto = proto,
+	};
+	struct shunt_policy_value *v = bpf_map_lookup_elem(&shunt_policy_v1, &key);
+
+	if (!v) {
+		key.dport = 0;
+		v = bpf_map_lookup_elem(&shunt_policy_v1, &key);
+	}
+	if (!v)
+		return 0;
+	*rule_id = v->rule_id;
+	return v->verdict;
+}
+
+static __always_inline bool policy_enforced(void)
+{
+	__u32 zero = 0;
+	struct shunt_config *cfg = bpf_map_lookup_elem(&shunt_config_v1, &zero);
+
+	return cfg && cfg->mode == SHUNT_MODE_ENFORCE;
+}
+
+static __always_inline void emit_denial(struct shunt_deny_event *ev)
+{
+	ev->ts_ns = bpf_ktime_get_ns();
+	if (bpf_ringbuf_output(&shunt_events_v1, ev, sizeof(*ev), 0))
+		counter_add(SHUNT_CTR_EVENTS_LOST, 1);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* SMI identity policy: (source identity, destination identity, destination
+ * port, protocol) -> verdict, plus the mode and the denial events. */
+#pragma once
+#include "shunt/abi/common.h"
+
+#define SHUNT_MAX_POLICY (1u << 18)
+#define SHUNT_MAX_RULES 65536
+#define SHUNT_MAX_IDENTITIES 65536
+
+/* Verdicts stored in the policy map. A missing entry is a denial. Never
+ * reuse a value. */
+#define SHUNT_VERDICT_ALLOW 1
+#define SHUNT_VERDICT_L7 2 /* HTTP routes only: the proxy must judge each request */
+
+/* dport 0 in a key means "any port". */
+struct shunt_policy_key {
+	__u32 src_identity;
+	__u32 dst_identity;
+	__be16 dport;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_policy_key, 12);
+
+struct shunt_policy_value {
+	__u8 verdict;
+	__u8 pad[3];
+	__u32 rule_id; /* the TrafficTarget that granted it (shunt_rule_meta) */
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_policy_value, 8);
+
+/* Names for the CLI, written by the agent, never read by BPF. */
+struct shunt_rule_meta {
+	char namespace_[64];
+	char name[256];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_rule_meta, 320);
+
+struct shunt_identity_meta {
+	char namespace_[64];
+	char service_account[256];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_identity_meta, 320);
+
+/* The config map: one entry, index 0. */
+#define SHUNT_MODE_PERMISSIVE 0 /* compute and count verdicts, deny nothing */
+#define SHUNT_MODE_ENFORCE 1    /* deny what no TrafficTarget allows */
+struct shunt_config {
+	__u32 mode;
+	__u32 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
+
+/* A denial (enforced or, in permissive mode, would-be), sent on the events
+ * ring buffer. */
+#define SHUNT_EVENT_POLICY_DENY 1
+#define SHUNT_EVENT_SPOOF_DROP 2
+#define SHUNT_HOOK_CONNECT4 1
+#define SHUNT_HOOK_SENDMSG4 2
+#define SHUNT_HOOK_TC 3
+struct shunt_deny_event {
+	__u64 ts_ns; /* bpf_ktime_get_ns */
+	__u64 netns_cookie;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 type;     /* SHUNT_EVENT_* */
+	__u8 hook;     /* SHUNT_HOOK_* */
+	__u8 enforced; /* 0: permissive mode, the traffic went through */
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_deny_event, 40);
