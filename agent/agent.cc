@@ -9,7 +9,11 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "agent/lib/ip.h"
+#include "agent/policy/check.h"
+#include <arpa/inet.h>
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
@@ -64,7 +68,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SHUNT_ASSIGN_OR_RETURN(a->datapath_, datapath::Datapath::Install(
                                            {.bpffs_dir = config.bpffs_dir,
                                             .cgroup_root = config.cgroup_root,
-                                            .max_queued_bytes = config.max_queued_bytes}));
+                                            .max_queued_bytes = config.max_queued_bytes,
+                                            .mode = config.mode}));
   const auto& rep = a->datapath_->report();
   spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",
                rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
@@ -73,16 +78,26 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
   a->maps_ = std::make_unique<endpoints::BpfEndpointMaps>(&a->datapath_->maps());
 
-  // Keep identity numbers stable across restarts.
+  // Keep identity and rule numbers stable across restarts: re-adopt the ones
+  // the pins hold.
+  const lib::PinnedMaps& maps = a->datapath_->maps();
+  if (auto ids = maps.identity_meta().Entries(); ids.ok()) {
+    for (const auto& [id, m] : *ids) a->identities_.Seed({m.namespace_, m.service_account}, id);
+  }
   if (auto existing = a->maps_->ReadEndpoints(); existing.ok()) {
     for (const auto& [cookie, e] : *existing)
       a->identities_.Seed({e.meta.namespace_, e.meta.service_account}, e.ep.identity);
   }
+  if (auto rules = maps.rule_meta().Entries(); rules.ok()) {
+    for (const auto& [id, m] : *rules) a->rule_ids_.Seed({m.namespace_, m.name}, id);
+  }
+  a->policy_writer_ = std::make_unique<policy::PolicyWriter>(maps);
+  SHUNT_RETURN_IF_ERROR(a->policy_writer_->Load());
+  SHUNT_ASSIGN_OR_RETURN(a->deny_log_, policy::DenyLog::Create(maps.events_fd()));
 
   SHUNT_ASSIGN_OR_RETURN(auto api, api::ApiServer::Listen(config.api_socket,
                                                           [agent = a.get()](const std::string& req) {
-                                                            if (req == "ping") return std::string("{\"ok\":true}");
-                                                            return agent->StatusJson();
+                                                            return agent->HandleApi(req);
                                                           }));
   a->api_.emplace(std::move(api));
   a->Reconcile(/*reload_config=*/true);
@@ -99,6 +114,7 @@ void Agent::Reconcile(bool reload_config) {
       spdlog::error("config: {}; keeping the last good state", snap.status().message());
     } else {
       snapshot_ = *std::move(snap);
+      policy_ = policy::Compile(snapshot_, identities_, rule_ids_);
     }
   }
   auto handles = netns::ListNetns();
@@ -125,6 +141,22 @@ void Agent::Reconcile(bool reload_config) {
                                .namespaces = &*probes,
                                .own_netns_cookie = own_netns_cookie_},
                               identities_);
+  std::set<endpoints::IdentityAllocator::Key> in_use = policy_.identities;
+  in_use.insert(plan_.identities.begin(), plan_.identities.end());
+  identities_.Retain(in_use);
+  std::set<endpoints::IdentityAllocator::Key> targets;
+  for (const auto& t : snapshot_.traffic_targets) targets.insert({t.namespace_, t.name});
+  rule_ids_.Retain(targets);
+  // Policy before endpoints: a pod's grants are in place before it is meshed.
+  last_policy_apply_ = policy_writer_->Apply(policy_, identities_.all());
+  if (!last_policy_apply_.errors.empty()) {
+    ++reconcile_errors_;
+    for (const auto& e : last_policy_apply_.errors) spdlog::error("policy maps: {}", e);
+  }
+  if (last_policy_apply_.written || last_policy_apply_.deleted)
+    spdlog::info("policy: {} written, {} deleted, {} unchanged ({} entries)",
+                 last_policy_apply_.written, last_policy_apply_.deleted,
+                 last_policy_apply_.unchanged, policy_writer_->entries());
   last_apply_ = endpoints::ApplyPlan(plan_, *maps_);
   if (!last_apply_.errors.empty()) {
     ++reconcile_errors_;
@@ -142,6 +174,7 @@ void Agent::LogSnapshotIfChanged() {
   for (const auto& n : snapshot_.notices) lines.push_back("notice: " + n.ToString());
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty()) lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
+  for (const auto& p : policy_.problems) lines.push_back("policy: " + p.ToString());
   std::string all = absl::StrJoin(lines, "\n");
   if (all == last_logged_) return;
   last_logged_ = all;
@@ -152,6 +185,11 @@ void Agent::LogSnapshotIfChanged() {
   for (const auto& n : snapshot_.notices) spdlog::info("config: {}", n.ToString());
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty()) spdlog::warn("pod {}: not meshed: {}", p.key, p.problem);
+  for (const auto& p : policy_.problems) spdlog::warn("policy: {}", p.ToString());
+  if (policy_.l7_targets > 0)
+    spdlog::warn("policy: {} TrafficTarget(s) grant HTTP routes; the L7 proxy does not exist yet, "
+                 "so those pairs are allowed at L4 and their HTTP rules are NOT enforced",
+                 policy_.l7_targets);
 }
 
 std::string Agent::StatusJson() const {
@@ -184,19 +222,78 @@ std::string Agent::StatusJson() const {
         {"errors", last_apply_.errors}}},
       {"reconciles", reconciles_},
       {"reconcile_errors", reconcile_errors_},
+      {"mode", config_.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
+      {"policy",
+       {{"traffic_targets", snapshot_.traffic_targets.size()},
+        {"entries", policy_.entries.size()},
+        {"l7_targets", policy_.l7_targets},
+        {"problems", ProblemsJson(policy_.problems)},
+        {"last_apply",
+         {{"written", last_policy_apply_.written},
+          {"deleted", last_policy_apply_.deleted},
+          {"unchanged", last_policy_apply_.unchanged},
+          {"errors", last_policy_apply_.errors}}}}},
+      {"denials_seen", deny_log_ ? deny_log_->total() : 0},
   };
   return j.dump();
+}
+
+std::string Agent::HandleApi(const std::string& request) {
+  const size_t sp = request.find(' ');
+  const std::string verb = request.substr(0, sp);
+  const std::string arg = sp == std::string::npos ? "" : request.substr(sp + 1);
+  if (verb == "ping") return "{\"ok\":true}";
+  if (verb == "status" || verb.empty()) return StatusJson();
+  if (verb == "drops") return DropsJson(arg);
+  if (verb == "policy-check") return PolicyCheckJson(arg);
+  return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump();
+}
+
+std::string Agent::DropsJson(const std::string& arg) const {
+  uint64_t after = 0;
+  if (!arg.empty() && !absl::SimpleAtoi(arg, &after))
+    return nlohmann::json{{"error", absl::StrCat("drops: '", arg, "' is not a sequence number")}}.dump();
+  nlohmann::json events = nlohmann::json::array();
+  uint64_t last = after;
+  for (const auto& d : deny_log_->Since(after, 1000)) {
+    const shunt_deny_event& e = d.event;
+    events.push_back({{"seq", d.seq},
+                      {"time_ns", d.wall_time_ns},
+                      {"type", e.type == SHUNT_EVENT_SPOOF_DROP ? "spoofed-source" : "policy"},
+                      {"hook", e.hook == SHUNT_HOOK_SENDMSG4 ? "sendmsg4"
+                               : e.hook == SHUNT_HOOK_TC     ? "tc"
+                                                             : "connect4"},
+                      {"enforced", e.enforced != 0},
+                      {"proto", e.proto == policy::kUdp ? "udp" : "tcp"},
+                      {"src_ip", lib::Ipv4String(e.saddr)},
+                      {"dst_ip", lib::Ipv4String(e.daddr)},
+                      {"dst_port", ntohs(e.dport)},
+                      {"src_identity", e.src_identity},
+                      {"dst_identity", e.dst_identity}});
+    last = d.seq;
+  }
+  return nlohmann::json{{"events", events}, {"next", last}, {"total", deny_log_->total()}}.dump();
+}
+
+std::string Agent::PolicyCheckJson(const std::string& arg) const {
+  auto j = nlohmann::json::parse(arg, nullptr, false);
+  auto req = policy::ParseCheckRequest(j.is_discarded() ? nlohmann::json() : j);
+  if (!req.ok()) return nlohmann::json{{"error", std::string(req.status().message())}}.dump();
+  auto out = policy::Check(*req, snapshot_, policy_, identities_, config_.mode);
+  if (!out.ok()) return nlohmann::json{{"error", std::string(out.status().message())}}.dump();
+  return out->dump();
 }
 
 absl::Status Agent::Run() {
   int64_t reload_at = -1;  // debounce: editors write files in several steps
   for (;;) {
-    pollfd fds[3] = {{signal_fd_.get(), POLLIN, 0},
+    pollfd fds[4] = {{signal_fd_.get(), POLLIN, 0},
                      {watcher_->fd(), POLLIN, 0},
-                     {api_->fd(), POLLIN, 0}};
+                     {api_->fd(), POLLIN, 0},
+                     {deny_log_->fd(), POLLIN, 0}};
     int timeout = config_.rescan_ms;
     if (reload_at >= 0) timeout = std::max<int64_t>(0, reload_at - NowMs());
-    int n = poll(fds, 3, timeout);
+    int n = poll(fds, 4, timeout);
     if (n < 0 && errno != EINTR) return lib::ErrnoStatus(errno, "agent: poll");
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
@@ -204,8 +301,13 @@ absl::Status Agent::Run() {
         spdlog::info("signal {}: exiting; the data path stays in place", si.ssi_signo);
       return absl::OkStatus();
     }
-    if ((fds[1].revents & POLLIN) && watcher_->Drain() && reload_at < 0) reload_at = NowMs() + 100;
-    if (fds[2].revents & POLLIN) api_->ServePending();
+    if ((fds[1].revents & POLLIN) && watcher_->Drain() && reload_at < 0)
+      reload_at = NowMs() + config_.debounce_ms;
+    if (fds[3].revents & POLLIN) deny_log_->Consume();
+    if (fds[2].revents & POLLIN) {
+      deny_log_->Consume();  // so `shuntctl drops` sees what happened just before
+      api_->ServePending();
+    }
     if (reload_at >= 0 && NowMs() >= reload_at) {
       reload_at = -1;
       Reconcile(/*reload_config=*/true);

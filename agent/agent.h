@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -15,6 +16,9 @@
 #include "agent/endpoints/endpoint_maps.h"
 #include "agent/endpoints/endpoint_plan.h"
 #include "agent/endpoints/identity_allocator.h"
+#include "agent/policy/compiler.h"
+#include "agent/policy/deny_log.h"
+#include "agent/policy/policy_writer.h"
 #include "agent/source/dir_watcher.h"
 #include "agent/source/file_source.h"
 #include "agent/lib/unique_fd.h"
@@ -33,7 +37,10 @@ class Agent {
   explicit Agent(AgentConfig config) : config_(std::move(config)), source_(config_.config_dir) {}
   void Reconcile(bool reload_config);
   void LogSnapshotIfChanged();
+  std::string HandleApi(const std::string& request);
   std::string StatusJson() const;
+  std::string DropsJson(const std::string& arg) const;
+  std::string PolicyCheckJson(const std::string& arg) const;
 
   AgentConfig config_;
   source::FileSource source_;
@@ -43,6 +50,11 @@ class Agent {
   std::optional<api::ApiServer> api_;
   lib::UniqueFd signal_fd_;
   endpoints::IdentityAllocator identities_;
+  endpoints::IdentityAllocator rule_ids_;
+  policy::CompiledPolicy policy_;
+  std::unique_ptr<policy::PolicyWriter> policy_writer_;
+  std::unique_ptr<policy::DenyLog> deny_log_;
+  lib::DiffReport last_policy_apply_;
   uint64_t own_netns_cookie_ = 0;
 
   source::Snapshot snapshot_;

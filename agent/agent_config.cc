@@ -13,6 +13,8 @@ absl::Status AgentConfig::Validate() const {
                                                    bpffs_dir, "'"));
   if (api_socket.empty()) return absl::InvalidArgumentError("--api-socket is required");
   if (rescan_ms < 50) return absl::InvalidArgumentError("--rescan-ms must be at least 50");
+  if (debounce_ms < 0 || debounce_ms > 10000)
+    return absl::InvalidArgumentError("--debounce-ms must be within 0..10000");
   return absl::OkStatus();
 }
 

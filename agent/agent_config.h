@@ -14,8 +14,10 @@ struct AgentConfig {
   std::string cgroup_root;
   std::string bpffs_dir = "/sys/fs/bpf/shunt";
   std::string api_socket = "/run/shunt/agent.sock";
-  int rescan_ms = 1000;
-  uint32_t max_queued_bytes = 0;  // see DatapathOptions  // how often to look for pods' namespaces while any is missing
+  int rescan_ms = 1000;           // namespace scan interval while a local pod is missing
+  int debounce_ms = 100;          // quiet time after a config change before re-reading it
+  uint32_t max_queued_bytes = 0;  // see DatapathOptions
+  uint32_t mode = 0;              // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

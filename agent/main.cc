@@ -6,6 +6,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "agent/agent.h"
+#include "shunt/abi/policy.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/dashed_flags.h"
 #include "agent/lib/fs_checks.h"
@@ -19,9 +20,13 @@ ABSL_FLAG(std::string, cgroup_root, "", "cgroup v2 directory whose sockets the m
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "bpffs directory for this agent's pins");
 ABSL_FLAG(std::string, api_socket, "/run/shunt/agent.sock", "unix socket of the local API");
 ABSL_FLAG(int, rescan_ms, 1000, "interval of the namespace scan while a local pod is not found");
+ABSL_FLAG(int, debounce_ms, 100, "quiet time after a change in --config-dir before re-reading it");
 ABSL_FLAG(uint32_t, max_queued_bytes, 0,
           "unread short-circuited bytes a flow may queue at its peer before it falls back to TCP "
           "flow control (0: 4x the kernel's tcp_rmem maximum, within 64..256 MiB)");
+ABSL_FLAG(std::string, mode, "permissive",
+          "enforce: deny traffic between meshed pods unless a TrafficTarget allows it; "
+          "permissive: allow everything, but compute, count and report would-be denials");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -45,6 +50,11 @@ int main(int argc, char** argv) {
     spdlog::error("--source={}: only the file source exists in this version", absl::GetFlag(FLAGS_source));
     return 2;
   }
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "enforce" && mode != "permissive") {
+    spdlog::error("--mode={}: expected enforce or permissive", mode);
+    return 2;
+  }
   shunt::agent::AgentConfig config{
       .node = absl::GetFlag(FLAGS_node),
       .config_dir = absl::GetFlag(FLAGS_config_dir),
@@ -52,7 +62,9 @@ int main(int argc, char** argv) {
       .bpffs_dir = absl::GetFlag(FLAGS_bpffs),
       .api_socket = absl::GetFlag(FLAGS_api_socket),
       .rescan_ms = absl::GetFlag(FLAGS_rescan_ms),
+      .debounce_ms = absl::GetFlag(FLAGS_debounce_ms),
       .max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes),
+      .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

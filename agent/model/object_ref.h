@@ -19,8 +19,9 @@ struct ObjectRef {
     std::string where = line > 0 ? absl::StrCat(file, ":", line) : file;
     if (kind.empty() && name.empty()) return where;  // a problem with the file itself
     std::string what = kind.empty() ? "object" : kind;
-    if (name.empty()) return absl::StrCat(where, " ", what);
-    return absl::StrCat(where, " ", what, " ", namespace_.empty() ? "" : namespace_ + "/", name);
+    const std::string sep = where.empty() ? "" : " ";
+    if (name.empty()) return absl::StrCat(where, sep, what);
+    return absl::StrCat(where, sep, what, " ", namespace_.empty() ? "" : namespace_ + "/", name);
   }
 };
 

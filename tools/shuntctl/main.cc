@@ -20,7 +20,9 @@
 #include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
+#include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/map_decode.h"
+#include "tools/shuntctl/policy_commands.h"
 #include "tools/shuntctl/table.h"
 
 namespace shunt::ctl {
@@ -33,7 +35,12 @@ Commands:
   endpoints           local pods the data path knows: namespace, name, IP, netns cookie
   maps                every pinned map with its fill level
   maps dump NAME      decoded entries of one map (meta, endpoints, ep_meta, ipcache,
-                      sockhash, counters)
+                      sockhash, counters, policy, identities, rules, config)
+  identities          identity numbers with their namespace/serviceaccount and pods
+  policy              policy entries by name: source, destination, port, verdict, TrafficTarget
+  policy check --from NS/POD --to NS/POD --port N [--proto tcp|udp]
+                      the verdict for one connection and which object decided it
+  drops [--follow]    recent denials (enforced, or would-be in permissive mode)
   uninstall           detach and unpin everything the agent installed under --bpffs
 
 Global flags:
@@ -46,14 +53,9 @@ EXAMPLES
   shuntctl status
   shuntctl --bpffs /sys/fs/bpf/shunt-demo endpoints
   shuntctl maps dump sockhash -o json
+  shuntctl policy check --from demo/client --to demo/server --port 6379
+  shuntctl drops --follow
 )";
-
-struct Options {
-  std::string bpffs = "/sys/fs/bpf/shunt";
-  std::string api_socket = "/run/shunt/agent.sock";
-  bool json = false;
-  std::vector<std::string> args;
-};
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   Options o;
@@ -71,6 +73,12 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       SHUNT_ASSIGN_OR_RETURN(o.bpffs, value("--bpffs"));
     } else if (a.rfind("--api-socket", 0) == 0) {
       SHUNT_ASSIGN_OR_RETURN(o.api_socket, value("--api-socket"));
+    } else if (a == "--follow" || a == "-f") {
+      o.follow = true;
+    } else if (a.rfind("--from", 0) == 0 || a.rfind("--to", 0) == 0 || a.rfind("--port", 0) == 0 ||
+               a.rfind("--proto", 0) == 0) {
+      const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
+      SHUNT_ASSIGN_OR_RETURN(o.flags[name], value("--" + name));
     } else if (a == "-o" || a.rfind("--output", 0) == 0 || a.rfind("-o=", 0) == 0) {
       absl::StatusOr<std::string> fmt = value("-o");
       if (!fmt.ok()) return fmt.status();
@@ -85,14 +93,6 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
   }
   if (o.args.empty()) return absl::InvalidArgumentError("no command given (see shuntctl --help)");
   return o;
-}
-
-absl::StatusOr<std::unique_ptr<lib::PinnedMaps>> OpenMaps(const Options& o) {
-  auto maps = lib::PinnedMaps::Open(lib::PinLayout(o.bpffs), /*read_only=*/true);
-  if (absl::IsNotFound(maps.status()))
-    return absl::NotFoundError(absl::StrCat("no Shunt pins in ", o.bpffs,
-                                            ": is an agent installed there? (--bpffs)"));
-  return maps;
 }
 
 std::string Ago(int64_t unix_time) {
@@ -227,6 +227,17 @@ absl::Status CmdStatus(const Options& o) {
         std::cout << "  NOT MESHED " << p["pod"].get<std::string>() << ": "
                   << p["problem"].get<std::string>() << "\n";
     for (const auto& e : a["last_apply"]["errors"]) std::cout << "  MAP ERROR " << e.get<std::string>() << "\n";
+    const auto& pol = a["policy"];
+    std::cout << "Policy:    mode " << a["mode"].get<std::string>() << ", " << pol["traffic_targets"]
+              << " TrafficTargets, " << pol["entries"] << " entries, " << a["denials_seen"]
+              << " denials seen (shuntctl drops)\n";
+    if (pol["l7_targets"].get<int>() > 0)
+      std::cout << "  WARNING  " << pol["l7_targets"]
+                << " TrafficTarget(s) grant HTTP routes: the L7 proxy does not exist yet, so those "
+                   "pairs are allowed at L4 and their HTTP rules are NOT enforced\n";
+    for (const auto& p : pol["problems"])
+      std::cout << "  PROBLEM  " << p["object"].get<std::string>() << ": " << p["reason"].get<std::string>() << "\n";
+    for (const auto& e : pol["last_apply"]["errors"]) std::cout << "  MAP ERROR " << e.get<std::string>() << "\n";
   }
   return absl::OkStatus();
 }
@@ -325,6 +336,12 @@ int Main(int argc, char** argv) {
     s = CmdEndpoints(*opts);
   } else if (cmd == "maps") {
     s = CmdMaps(*opts);
+  } else if (cmd == "identities") {
+    s = CmdIdentities(*opts);
+  } else if (cmd == "policy") {
+    s = opts->args.size() >= 2 && opts->args[1] == "check" ? CmdPolicyCheck(*opts) : CmdPolicy(*opts);
+  } else if (cmd == "drops") {
+    s = CmdDrops(*opts);
   } else if (cmd == "uninstall") {
     s = CmdUninstall(*opts);
   } else {

@@ -3,11 +3,15 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
 #include "agent/lib/counters.h"
 #include "agent/lib/status_macros.h"
 #include "agent/lib/typed_map.h"
 #include "shunt/abi/pins.h"
+#include "shunt/abi/policy.h"
 #include "shunt/abi/sockmap.h"
 
 namespace shunt::ctl {
@@ -84,6 +88,74 @@ absl::StatusOr<Json> DumpCounters(const lib::PinnedMaps& m) {
   return rows;
 }
 
+std::string IdentityName(const lib::PinnedMaps& m, uint32_t id) {
+  auto meta = m.identity_meta().Lookup(id);
+  if (!meta.ok()) return absl::StrCat("#", id);
+  return absl::StrCat(CString(meta->namespace_, sizeof(meta->namespace_)), "/",
+                      CString(meta->service_account, sizeof(meta->service_account)));
+}
+
+absl::StatusOr<Json> DumpPolicy(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto entries, m.policy().Entries());
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.src_identity, a.first.dst_identity, a.first.proto, a.first.dport) <
+           std::tie(b.first.src_identity, b.first.dst_identity, b.first.proto, b.first.dport);
+  });
+  for (const auto& [k, v] : entries) {
+    std::string rule = absl::StrCat("#", v.rule_id);
+    if (auto r = m.rule_meta().Lookup(v.rule_id); r.ok())
+      rule = absl::StrCat(CString(r->namespace_, sizeof(r->namespace_)), "/", CString(r->name, sizeof(r->name)));
+    rows.push_back({{"source", IdentityName(m, k.src_identity)},
+                    {"destination", IdentityName(m, k.dst_identity)},
+                    {"port", k.dport == 0 ? Json("any") : Json(ntohs(k.dport))},
+                    {"proto", k.proto == 17 ? "udp" : "tcp"},
+                    {"verdict", v.verdict == SHUNT_VERDICT_ALLOW ? "allow"
+                                : v.verdict == SHUNT_VERDICT_L7  ? "l7"
+                                                                 : "?"},
+                    {"traffic_target", rule},
+                    {"src_identity", k.src_identity},
+                    {"dst_identity", k.dst_identity}});
+  }
+  return rows;
+}
+
+absl::StatusOr<Json> DumpIdentities(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto ids, m.identity_meta().Entries());
+  std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  SHUNT_ASSIGN_OR_RETURN(auto ipcache, m.ipcache().Entries());
+  for (const auto& [id, meta] : ids) {
+    int pods = 0, local = 0;
+    for (const auto& [ip, e] : ipcache) {
+      if (e.identity != id) continue;
+      ++pods;
+      local += (e.flags & SHUNT_IPC_F_LOCAL) != 0;
+    }
+    rows.push_back({{"identity", id},
+                    {"namespace", CString(meta.namespace_, sizeof(meta.namespace_))},
+                    {"service_account", CString(meta.service_account, sizeof(meta.service_account))},
+                    {"pods", pods},
+                    {"local_pods", local}});
+  }
+  return rows;
+}
+
+absl::StatusOr<Json> DumpRules(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto rules, m.rule_meta().Entries());
+  for (const auto& [id, r] : rules)
+    rows.push_back({{"rule_id", id},
+                    {"namespace", CString(r.namespace_, sizeof(r.namespace_))},
+                    {"traffic_target", CString(r.name, sizeof(r.name))}});
+  return rows;
+}
+
+absl::StatusOr<Json> DumpConfig(const lib::PinnedMaps& m) {
+  SHUNT_ASSIGN_OR_RETURN(shunt_config c, m.config().Lookup(0));
+  return Json::array({{{"mode", c.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"}}});
+}
+
 absl::StatusOr<Json> DumpMeta(const lib::PinnedMaps& m) {
   SHUNT_ASSIGN_OR_RETURN(shunt_meta meta, m.meta().Lookup(0));
   return Json::array(
@@ -102,7 +174,9 @@ std::string ResolveMapName(const std::string& name) {
   static const std::pair<const char*, const char*> kShort[] = {
       {"meta", SHUNT_MAP_META},         {"endpoints", SHUNT_MAP_ENDPOINTS},
       {"ep_meta", SHUNT_MAP_ENDPOINT_META}, {"ipcache", SHUNT_MAP_IPCACHE},
-      {"sockhash", SHUNT_MAP_SOCKHASH}, {"counters", SHUNT_MAP_COUNTERS}};
+      {"sockhash", SHUNT_MAP_SOCKHASH}, {"counters", SHUNT_MAP_COUNTERS},
+      {"policy", SHUNT_MAP_POLICY},     {"identities", SHUNT_MAP_IDENTITY_META},
+      {"rules", SHUNT_MAP_RULE_META},   {"config", SHUNT_MAP_CONFIG}};
   for (const auto& [s, pin] : kShort)
     if (name == s || name == pin) return pin;
   return "";
@@ -116,8 +190,13 @@ absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& nam
   if (pin == SHUNT_MAP_SOCKHASH) return DumpSockhash(maps);
   if (pin == SHUNT_MAP_COUNTERS) return DumpCounters(maps);
   if (pin == SHUNT_MAP_META) return DumpMeta(maps);
+  if (pin == SHUNT_MAP_POLICY) return DumpPolicy(maps);
+  if (pin == SHUNT_MAP_IDENTITY_META) return DumpIdentities(maps);
+  if (pin == SHUNT_MAP_RULE_META) return DumpRules(maps);
+  if (pin == SHUNT_MAP_CONFIG) return DumpConfig(maps);
   return absl::NotFoundError(absl::StrCat(
-      "no map named '", name, "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters"));
+      "no map named '", name, "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters, "
+      "policy, identities, rules, config"));
 }
 
 }  // namespace shunt::ctl

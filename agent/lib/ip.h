@@ -1,0 +1,17 @@
+// IPv4 addresses in network byte order, as text.
+#pragma once
+
+#include <arpa/inet.h>
+
+#include <cstdint>
+#include <string>
+
+namespace shunt::lib {
+
+inline std::string Ipv4String(uint32_t be) {
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &be, buf, sizeof(buf));
+  return buf;
+}
+
+}  // namespace shunt::lib

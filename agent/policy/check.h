@@ -1,0 +1,32 @@
+// `shuntctl policy check`: the verdict the kernel gives one connection
+// between two pods of the config, and which object decided it, in words.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/endpoints/identity_allocator.h"
+#include "agent/policy/compiler.h"
+#include "agent/source/file_source.h"
+#include "nlohmann/json.hpp"
+
+namespace shunt::policy {
+
+struct CheckRequest {
+  std::string from;  // namespace/pod
+  std::string to;    // namespace/pod
+  uint16_t port = 0;
+  uint8_t proto = kTcp;
+};
+
+// Parses "from", "to", "port", "proto" ("tcp"/"udp") from JSON.
+// InvalidArgument naming the field.
+absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j);
+
+// NotFound if a pod is not in the config.
+absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const source::Snapshot& snapshot,
+                                     const CompiledPolicy& policy,
+                                     const endpoints::IdentityAllocator& ids, uint32_t mode);
+
+}  // namespace shunt::policy

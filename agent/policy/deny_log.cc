@@ -1,0 +1,60 @@
+#include "deny_log.h"
+
+#include <bpf/libbpf.h>
+#include <time.h>
+
+#include <cstring>
+
+#include "agent/lib/errno_status.h"
+
+namespace shunt::policy {
+namespace {
+
+int64_t NowNs(clockid_t c) {
+  timespec ts{};
+  clock_gettime(c, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DenyLog>> DenyLog::Create(int ringbuf_fd, size_t keep) {
+  std::unique_ptr<DenyLog> log(new DenyLog());
+  log->keep_ = keep;
+  log->rb_ = ring_buffer__new(ringbuf_fd, &DenyLog::OnEvent, log.get(), nullptr);
+  if (!log->rb_) return lib::ErrnoStatus(errno, "bpf: open the denial ring buffer");
+  return log;
+}
+
+DenyLog::~DenyLog() {
+  if (rb_) ring_buffer__free(rb_);
+}
+
+int DenyLog::fd() const { return ring_buffer__epoll_fd(rb_); }
+
+void DenyLog::Consume() { ring_buffer__consume(rb_); }
+
+int DenyLog::OnEvent(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<DenyLog*>(ctx);
+  if (size < sizeof(shunt_deny_event)) return 0;  // not ours: skip, keep going
+  LoggedDenial d;
+  d.seq = self->next_seq_++;
+  std::memcpy(&d.event, data, sizeof(d.event));
+  // The event carries bpf_ktime_get_ns (CLOCK_MONOTONIC); shift it to wall time.
+  d.wall_time_ns = NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(d.event.ts_ns));
+  self->events_.push_back(d);
+  if (self->events_.size() > self->keep_) self->events_.pop_front();
+  return 0;
+}
+
+std::vector<LoggedDenial> DenyLog::Since(uint64_t after, size_t limit) const {
+  std::vector<LoggedDenial> out;
+  for (const auto& e : events_) {
+    if (e.seq <= after) continue;
+    out.push_back(e);
+    if (out.size() >= limit) break;
+  }
+  return out;
+}
+
+}  // namespace shunt::policy

@@ -1,0 +1,44 @@
+// Consumes the denial ring buffer and keeps the most recent events, with
+// sequence numbers, for `shuntctl drops` (and --follow).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "shunt/abi/policy.h"
+
+struct ring_buffer;
+
+namespace shunt::policy {
+
+struct LoggedDenial {
+  uint64_t seq = 0;
+  int64_t wall_time_ns = 0;  // CLOCK_REALTIME, converted from the event's monotonic stamp
+  shunt_deny_event event{};
+};
+
+class DenyLog {
+ public:
+  static absl::StatusOr<std::unique_ptr<DenyLog>> Create(int ringbuf_fd, size_t keep = 4096);
+  ~DenyLog();
+
+  int fd() const;      // epoll fd to poll for readability
+  void Consume();      // drains what is ready
+  // Events with seq > after, oldest first, at most `limit`.
+  std::vector<LoggedDenial> Since(uint64_t after, size_t limit) const;
+  uint64_t total() const { return next_seq_ - 1; }
+
+ private:
+  DenyLog() = default;
+  static int OnEvent(void* ctx, void* data, size_t size);
+
+  ring_buffer* rb_ = nullptr;
+  std::deque<LoggedDenial> events_;
+  size_t keep_ = 0;
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace shunt::policy

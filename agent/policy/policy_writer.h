@@ -1,0 +1,38 @@
+// Writes a compiled policy into the pinned maps as differences (no flush and
+// refill: an entry that stays the same is never touched), plus the names
+// shuntctl shows for rule ids and identities.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "agent/endpoints/identity_allocator.h"
+#include "agent/lib/pinned_maps.h"
+#include "agent/lib/shadowed_map.h"
+#include "agent/policy/compiler.h"
+
+namespace shunt::policy {
+
+class PolicyWriter {
+ public:
+  explicit PolicyWriter(const lib::PinnedMaps& maps);
+
+  // Reads what the maps hold (an earlier agent's state) so the first Apply
+  // is a difference too.
+  absl::Status Load();
+
+  // Names first, then the policy, so the CLI can always name what it sees.
+  lib::DiffReport Apply(const CompiledPolicy& policy,
+                        const std::map<endpoints::IdentityAllocator::Key, uint32_t>& identities);
+
+  size_t entries() const { return policy_.shadow().size(); }
+
+ private:
+  lib::ShadowedMap<shunt_policy_key, shunt_policy_value> policy_;
+  lib::ShadowedMap<__u32, shunt_rule_meta> rule_meta_;
+  lib::ShadowedMap<__u32, shunt_identity_meta> identity_meta_;
+};
+
+}  // namespace shunt::policy
