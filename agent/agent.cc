@@ -17,6 +17,7 @@
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
+#include "agent/netns/link_info.h"
 #include "agent/netns/netns_scanner.h"
 #include "nlohmann/json.hpp"
 #include "agent/lib/fmt_absl.h"
@@ -91,6 +92,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   if (auto rules = maps.rule_meta().Entries(); rules.ok()) {
     for (const auto& [id, m] : *rules) a->rule_ids_.Seed({m.namespace_, m.name}, id);
   }
+  a->tc_map_ = std::make_unique<lib::ShadowedMap<__u32, shunt_tc_endpoint>>(maps.tc_endpoints());
+  SHUNT_RETURN_IF_ERROR(a->tc_map_->Load());
   a->policy_writer_ = std::make_unique<policy::PolicyWriter>(maps);
   SHUNT_RETURN_IF_ERROR(a->policy_writer_->Load());
   SHUNT_ASSIGN_OR_RETURN(a->deny_log_, policy::DenyLog::Create(maps.events_fd()));
@@ -165,7 +168,33 @@ void Agent::Reconcile(bool reload_config) {
   if (last_apply_.written || last_apply_.deleted)
     spdlog::info("maps: {} written, {} deleted, {} unchanged", last_apply_.written,
                  last_apply_.deleted, last_apply_.unchanged);
+  SyncTcGuards();
   LogSnapshotIfChanged();
+}
+
+void Agent::SyncTcGuards() {
+  // A pod's veth peer must be in the agent's own namespace (the node's) to
+  // carry the guards; it is when the agent runs with the node's network.
+  lib::ShadowedMap<__u32, shunt_tc_endpoint>::Entries want;
+  std::set<int> ifindexes;
+  for (const auto& p : plan_.local_pods) {
+    if (p.netns_cookie == 0 || p.host_ifindex == 0) continue;
+    auto link = netns::GetLink(p.host_ifindex);
+    if (!link.ok() || !link->peer_in_other_ns) continue;
+    const shunt_endpoint& ep = plan_.endpoints.at(p.netns_cookie).ep;
+    want[static_cast<__u32>(p.host_ifindex)] = shunt_tc_endpoint{.ip4 = ep.ip4, .identity = ep.identity};
+    ifindexes.insert(p.host_ifindex);
+  }
+  lib::DiffReport r = tc_map_->Apply(want, [](const __u32& i) { return absl::StrCat("tc endpoint ", i); });
+  datapath::TcSyncReport t = datapath_->SyncTc(ifindexes);
+  tc_errors_ = r.errors;
+  tc_errors_.insert(tc_errors_.end(), t.errors.begin(), t.errors.end());
+  for (const auto& e : tc_errors_) spdlog::error("{}", e);
+  if (!tc_errors_.empty()) ++reconcile_errors_;
+  if (t.attached || t.detached)
+    spdlog::info("tc guards: {} links attached, {} detached, {} interfaces guarded", t.attached,
+                 t.detached, ifindexes.size());
+  tc_guarded_ = std::move(ifindexes);
 }
 
 void Agent::LogSnapshotIfChanged() {
@@ -199,6 +228,8 @@ std::string Agent::StatusJson() const {
                     {"ip", p.ip},
                     {"netns_cookie", p.netns_cookie},
                     {"netns", p.netns_path},
+                    {"host_ifindex", p.host_ifindex},
+                    {"tc_guarded", tc_guarded_.count(p.host_ifindex) > 0},
                     {"problem", p.problem}});
   nlohmann::json j = {
       {"node", config_.node},
@@ -234,6 +265,7 @@ std::string Agent::StatusJson() const {
           {"unchanged", last_policy_apply_.unchanged},
           {"errors", last_policy_apply_.errors}}}}},
       {"denials_seen", deny_log_ ? deny_log_->total() : 0},
+      {"tc_errors", tc_errors_},
   };
   return j.dump();
 }

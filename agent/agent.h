@@ -36,6 +36,7 @@ class Agent {
  private:
   explicit Agent(AgentConfig config) : config_(std::move(config)), source_(config_.config_dir) {}
   void Reconcile(bool reload_config);
+  void SyncTcGuards();
   void LogSnapshotIfChanged();
   std::string HandleApi(const std::string& request);
   std::string StatusJson() const;
@@ -55,6 +56,9 @@ class Agent {
   std::unique_ptr<policy::PolicyWriter> policy_writer_;
   std::unique_ptr<policy::DenyLog> deny_log_;
   lib::DiffReport last_policy_apply_;
+  std::unique_ptr<lib::ShadowedMap<__u32, shunt_tc_endpoint>> tc_map_;
+  std::set<int> tc_guarded_;  // ifindexes with TC guards
+  std::vector<std::string> tc_errors_;
   uint64_t own_netns_cookie_ = 0;
 
   source::Snapshot snapshot_;

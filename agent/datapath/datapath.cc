@@ -20,6 +20,7 @@
 #include "agent/datapath/kernel_features.h"
 #include "shunt/abi/pins.h"
 #include "sock_addr.skel.h"
+#include "tc.skel.h"
 #include "sockops.skel.h"
 
 namespace shunt::datapath {
@@ -174,6 +175,13 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   if (int err = sock_addr__load(dp->policy_skel_); err != 0)
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sock_addr object (maps pinned in ",
                                               layout.dir(), " may be of another layout)"));
+  dp->tc_skel_ = tc__open_opts(&open_opts);
+  if (!dp->tc_skel_) return lib::ErrnoStatus(errno, "bpf: open tc object");
+  if (int err = tc__load(dp->tc_skel_); err != 0)
+    return lib::ErrnoStatus(err, absl::StrCat("bpf: load tc object (maps pinned in ", layout.dir(),
+                                              " may be of another layout)"));
+  dp->tc_ = std::make_unique<TcAttacher>(layout, bpf_program__fd(dp->tc_skel_->progs.shunt_tc_from_pod),
+                                         bpf_program__fd(dp->tc_skel_->progs.shunt_tc_to_pod));
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
   // The mode is in place before any policy hook can run.
@@ -201,6 +209,8 @@ absl::Status Datapath::SetMode(uint32_t mode) {
 
 Datapath::~Datapath() {
   // Closes fds only: pins and links stay.
+  tc_.reset();
+  if (tc_skel_) tc__destroy(tc_skel_);
   if (policy_skel_) sock_addr__destroy(policy_skel_);
   if (skel_) sockops__destroy(skel_);
 }

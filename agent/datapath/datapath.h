@@ -12,9 +12,12 @@
 #include "absl/status/statusor.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
+#include "agent/datapath/tc_attacher.h"
+#include <set>
 
 struct sockops;    // libbpf skeletons
 struct sock_addr;
+struct tc;
 
 namespace shunt::datapath {
 
@@ -41,6 +44,8 @@ class Datapath {
   static absl::StatusOr<std::unique_ptr<Datapath>> Install(const DatapathOptions& opts);
   // Switches between permissive and enforce without reloading anything.
   absl::Status SetMode(uint32_t mode);
+  // The TC guards on exactly these node-side veths.
+  TcSyncReport SyncTc(const std::set<int>& ifindexes) { return tc_->Sync(ifindexes); }
   ~Datapath();
 
   const lib::PinnedMaps& maps() const { return *maps_; }
@@ -50,6 +55,8 @@ class Datapath {
   Datapath() = default;
   ::sockops* skel_ = nullptr;
   ::sock_addr* policy_skel_ = nullptr;
+  ::tc* tc_skel_ = nullptr;
+  std::unique_ptr<TcAttacher> tc_;
   std::unique_ptr<lib::PinnedMaps> maps_;
   InstallReport report_;
 };

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
+#include "shunt/abi/pins.h"
 
 namespace shunt::datapath {
 
@@ -41,6 +42,18 @@ absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
     else if (errno != ENOENT)
       errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
   }
+  // Per-interface TC links live one level down.
+  const std::string tc_dir = absl::StrCat(layout.LinkDir(), "/", SHUNT_LINK_TC_DIR);
+  std::error_code tc_ec;
+  for (const auto& e : fs::directory_iterator(tc_dir, tc_ec)) {
+    auto link = lib::OpenLinkPin(e.path().string());
+    if (link.ok()) bpf_link_detach(link->get());
+    if (unlink(e.path().c_str()) == 0)
+      done.push_back(absl::StrCat("link tc/", e.path().filename().string()));
+    else
+      errors.push_back(absl::StrCat("unpin ", e.path().string(), ": ", strerror(errno)));
+  }
+  rmdir(tc_dir.c_str());
   rmdir(layout.LinkDir().c_str());
   std::vector<std::string> left;
   std::error_code ec;

@@ -49,6 +49,8 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
         const netns::NetnsProbe& ns = *h->second[0];
         st.netns_cookie = ns.cookie;
         st.netns_path = ns.path;
+        if (auto peer = ns.veth_peer_ifindex.find(pod.ip_be); peer != ns.veth_peer_ifindex.end())
+          st.host_ifindex = peer->second;
         EndpointEntry e;
         e.ep.ip4 = pod.ip_be;
         e.ep.identity = identity;

@@ -26,7 +26,8 @@ struct LocalPodStatus {
   std::string ip;
   uint64_t netns_cookie = 0;  // 0 while unresolved
   std::string netns_path;
-  std::string problem;  // why it is not (yet) meshed; empty when it is
+  int host_ifindex = 0;  // node side of its veth (in the agent's namespace), 0 if none
+  std::string problem;   // why it is not (yet) meshed; empty when it is
 };
 
 struct Plan {

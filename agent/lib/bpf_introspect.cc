@@ -25,10 +25,15 @@ struct LinkInfoRaw {
       uint32_t map_id;
       uint32_t attach_type;
     } sockmap;
+    struct {
+      uint32_t ifindex;
+      uint32_t attach_type;
+    } tcx;
     uint8_t room[128];
   };
 };
 constexpr uint32_t kLinkTypeCgroup = 3;
+constexpr uint32_t kLinkTypeTcx = 11;
 constexpr uint32_t kLinkTypeSockmap = 14;
 
 std::string AttachTypeName(uint32_t t) {
@@ -75,6 +80,10 @@ absl::StatusOr<LinkFacts> DescribeLink(int fd) {
     f.type = "cgroup";
     f.attach_type = AttachTypeName(info.cgroup.attach_type);
     f.target = info.cgroup.cgroup_id;
+  } else if (info.type == kLinkTypeTcx) {
+    f.type = "tcx";
+    f.attach_type = info.tcx.attach_type == 46 ? "tcx_ingress" : info.tcx.attach_type == 47 ? "tcx_egress" : AttachTypeName(info.tcx.attach_type);
+    f.target = info.tcx.ifindex;  // 0 once the interface is gone
   } else if (info.type == kLinkTypeSockmap) {
     f.type = "sockmap";
     f.attach_type = AttachTypeName(info.sockmap.attach_type);

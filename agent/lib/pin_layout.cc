@@ -19,6 +19,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_IDENTITY_META, "namespace/serviceaccount by identity (for the CLI)"},
       {SHUNT_MAP_CONFIG, "mode: permissive or enforce"},
       {SHUNT_MAP_EVENTS, "ring buffer of denials, read by the agent"},
+      {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
   };
   return kMaps;
 }

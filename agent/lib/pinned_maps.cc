@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   SHUNT_ASSIGN_OR_RETURN(m->config_, OpenPin(layout.Map(SHUNT_MAP_CONFIG), read_only));
   // A ring buffer is only ever opened read-write (it is mmap'ed to consume).
   SHUNT_ASSIGN_OR_RETURN(m->events_, OpenPin(layout.Map(SHUNT_MAP_EVENTS), false));
+  SHUNT_ASSIGN_OR_RETURN(m->tc_endpoints_, OpenPin(layout.Map(SHUNT_MAP_TC_ENDPOINTS), read_only));
   return m;
 }
 
@@ -75,5 +76,8 @@ TypedMap<__u32, shunt_identity_meta> PinnedMaps::identity_meta() const {
   return {identity_meta_.get(), SHUNT_MAP_IDENTITY_META};
 }
 TypedMap<__u32, shunt_config> PinnedMaps::config() const { return {config_.get(), SHUNT_MAP_CONFIG}; }
+TypedMap<__u32, shunt_tc_endpoint> PinnedMaps::tc_endpoints() const {
+  return {tc_endpoints_.get(), SHUNT_MAP_TC_ENDPOINTS};
+}
 
 }  // namespace shunt::lib

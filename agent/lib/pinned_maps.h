@@ -12,6 +12,7 @@
 #include "shunt/abi/common.h"
 #include "shunt/abi/endpoint.h"
 #include "shunt/abi/policy.h"
+#include "shunt/abi/tc.h"
 
 namespace shunt::lib {
 
@@ -30,6 +31,7 @@ class PinnedMaps {
   TypedMap<__u32, shunt_rule_meta> rule_meta() const;
   TypedMap<__u32, shunt_identity_meta> identity_meta() const;
   TypedMap<__u32, shunt_config> config() const;
+  TypedMap<__u32, shunt_tc_endpoint> tc_endpoints() const;
   int counters_fd() const { return counters_.get(); }
   int sockhash_fd() const { return sockhash_.get(); }
   int events_fd() const { return events_.get(); }
@@ -37,7 +39,7 @@ class PinnedMaps {
  private:
   PinnedMaps() = default;
   UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
-  UniqueFd policy_, rule_meta_, identity_meta_, config_, events_;
+  UniqueFd policy_, rule_meta_, identity_meta_, config_, events_, tc_endpoints_;
 };
 
 // Opens one pinned map by path. NotFound if absent.

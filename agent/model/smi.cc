@@ -152,6 +152,19 @@ absl::StatusOr<TrafficTarget> ParseTrafficTarget(const YAML::Node& doc, const st
   return t;
 }
 
+// Unknown keys in a route are errors, not ignored: a typo such as `match:`
+// or `port:` would otherwise open every port.
+absl::Status OnlyKeys(const YAML::Node& n, std::initializer_list<const char*> allowed,
+                      const std::string& path) {
+  for (const auto& kv : n) {
+    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+    bool ok = false;
+    for (const char* a : allowed) ok |= key == a;
+    if (!ok) return Invalid(path, absl::StrCat("has an unknown field '", key, "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PortRoute> ParsePortRoute(const YAML::Node& doc, RouteKind kind) {
   PortRoute r{.kind = kind};
   if (auto s = ReadMeta(doc, r.namespace_, r.name); !s.ok()) return s;
@@ -159,10 +172,12 @@ absl::StatusOr<PortRoute> ParsePortRoute(const YAML::Node& doc, RouteKind kind) 
   // v1alpha3 TCPRoute had `spec: {}` meaning raw TCP on any port.
   if (!spec || spec.IsNull()) return r;
   if (!spec.IsMap()) return absl::InvalidArgumentError("spec must be an object");
+  if (auto s = OnlyKeys(spec, {"matches"}, "spec"); !s.ok()) return s;
   YAML::Node matches = spec["matches"];
   if (!matches || matches.IsNull()) return r;
   if (!matches.IsMap())
     return Invalid("spec.matches", "must be an object with a ports list (not a list)");
+  if (auto s = OnlyKeys(matches, {"ports", "name"}, "spec.matches"); !s.ok()) return s;
   YAML::Node ports = matches["ports"];
   if (!ports || ports.IsNull()) return r;
   if (!ports.IsSequence()) return Invalid("spec.matches.ports", "must be a list of ports");

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/unique_fd.h"
+#include "agent/netns/link_info.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -30,17 +31,23 @@ void AddIfNew(const std::string& path, std::set<uint64_t>& seen, std::vector<Net
   if (seen.insert(st.st_ino).second) out.push_back({static_cast<uint64_t>(st.st_ino), path});
 }
 
-absl::StatusOr<std::vector<uint32_t>> CurrentIpv4Addrs() {
+// Addresses of the calling thread's namespace, and for each one on a veth
+// with its peer elsewhere, the peer's ifindex.
+absl::Status CurrentIpv4Addrs(NetnsProbe& probe) {
   ifaddrs* ifa = nullptr;
   if (getifaddrs(&ifa) != 0) return lib::ErrnoStatus(errno, "getifaddrs");
-  std::vector<uint32_t> out;
   for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
     if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
     if (i->ifa_flags & IFF_LOOPBACK) continue;
-    out.push_back(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+    const uint32_t ip = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+    probe.ipv4_be.push_back(ip);
+    if (int idx = static_cast<int>(if_nametoindex(i->ifa_name)); idx > 0) {
+      auto link = GetLink(idx);
+      if (link.ok() && link->peer_in_other_ns && link->link > 0) probe.veth_peer_ifindex[ip] = link->link;
+    }
   }
   freeifaddrs(ifa);
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -93,8 +100,12 @@ absl::StatusOr<std::vector<NetnsProbe>> ProbeNetns(const std::vector<NetnsHandle
       if (fstat(ns.get(), &st) != 0 || st.st_ino != h.inode) continue;  // pid reused
       if (setns(ns.get(), CLONE_NEWNET) != 0) continue;
       auto cookie = CurrentNetnsCookie();
-      auto addrs = CurrentIpv4Addrs();
-      if (cookie.ok() && addrs.ok()) probes.push_back({h.inode, h.path, *cookie, *addrs});
+      NetnsProbe probe{.inode = h.inode, .path = h.path};
+      absl::Status addrs = CurrentIpv4Addrs(probe);
+      if (cookie.ok() && addrs.ok()) {
+        probe.cookie = *cookie;
+        probes.push_back(std::move(probe));
+      }
       if (setns(home.get(), CLONE_NEWNET) != 0) {
         result = lib::ErrnoStatus(errno, "netns: return to own namespace");
         return;

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct NetnsProbe {
   std::string path;
   uint64_t cookie = 0;                  // SO_NETNS_COOKIE, as bpf_get_netns_cookie sees it
   std::vector<uint32_t> ipv4_be;        // non-loopback addresses, network order
+  // For each address on a veth whose peer is in another namespace: the
+  // peer's ifindex (there), as the pod-side interface reports it.
+  std::map<uint32_t, int> veth_peer_ifindex;
 };
 
 // Unique namespaces, by inode. `run_netns_dir` is normally /run/netns and

@@ -50,6 +50,7 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
     // Resolve rules in the TrafficTarget's namespace.
     std::set<uint16_t> tcp_ports, udp_ports;  // 0 = any
     bool has_tcp = false, has_http = false, http_grants = false;
+    bool tcp_resolved = false, udp_resolved = false;  // a route of that kind exists
     for (const model::TargetRule& r : t->rules) {
       const std::string what = absl::StrCat(model::RouteKindName(r.kind), " '", r.name, "'");
       if (r.kind == model::RouteKind::kHttp) {
@@ -83,6 +84,7 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
                              "; it grants nothing"));
         continue;
       }
+      (tcp ? tcp_resolved : udp_resolved) = true;
       auto& ports = tcp ? tcp_ports : udp_ports;
       if (route->ports.empty()) {
         ports.insert(0);
@@ -99,25 +101,28 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
       };
       narrow(tcp_ports);
       narrow(udp_ports);
-      if ((has_tcp && tcp_ports.empty()))
+      if (tcp_resolved && tcp_ports.empty())
         problem(absl::StrCat("destination.port ", dp, " is not among its TCPRoute ports; they grant nothing"));
+      if (udp_resolved && udp_ports.empty())
+        problem(absl::StrCat("destination.port ", dp, " is not among its UDPRoute ports; they grant nothing"));
     }
     // Collapse "any port" with specific ports: any wins.
     for (auto* ports : {&tcp_ports, &udp_ports})
       if (ports->count(0)) *ports = {0};
 
+    // HTTP on its TCPRoutes' ports if it has any, else on any port.
+    std::set<uint16_t> http_ports;
+    if (has_http && http_grants)
+      http_ports = has_tcp ? tcp_ports : std::set<uint16_t>{t->destination_port.value_or(0)};
     for (uint32_t src : srcs) {
       for (uint16_t port : udp_ports) Add(p, {src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW, rule_id);
       if (!has_http) {
         for (uint16_t port : tcp_ports) Add(p, {src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW, rule_id);
-      } else if (http_grants) {
-        // HTTP on its TCPRoutes' ports if it has any, else on any port.
-        std::set<uint16_t> http_ports =
-            has_tcp ? tcp_ports : std::set<uint16_t>{t->destination_port.value_or(0)};
+      } else {
         for (uint16_t port : http_ports) Add(p, {src, dst, port, kTcp}, SHUNT_VERDICT_L7, rule_id);
       }
     }
-    if (has_http && http_grants) ++p.l7_targets;
+    if (!http_ports.empty()) ++p.l7_targets;
   }
 
   // An any-port L4 allow also covers port-specific L7 entries of the pair.

@@ -130,9 +130,23 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
     const bool handled = (k == "Pod" && api == "v1") || k == "TrafficTarget" || k == "TCPRoute" ||
                          k == "UDPRoute" || k == "HTTPRouteGroup";
     if (handled && ref.namespace_.empty()) ref.namespace_ = "default";
+    // An object whose version we cannot read keeps its last good version.
     auto unsupported_version = [&](const char* want) {
-      snap.problems.push_back(
-          {ref, absl::StrCat("apiVersion ", api, " of ", k, " is not supported (use ", want, ")")});
+      std::string reason = absl::StrCat("apiVersion ", api, " of ", k, " is not supported (use ", want, ")");
+      bool kept = false;
+      if (prev != nullptr) {
+        if (k == "TrafficTarget") {
+          if (const auto* p = Previous(prev->traffic_targets, ref)) out.traffic_targets.push_back(*p), kept = true;
+        } else if (k == "TCPRoute") {
+          if (const auto* p = Previous(prev->tcp_routes, ref)) out.tcp_routes.push_back(*p), kept = true;
+        } else if (k == "UDPRoute") {
+          if (const auto* p = Previous(prev->udp_routes, ref)) out.udp_routes.push_back(*p), kept = true;
+        } else if (k == "HTTPRouteGroup") {
+          if (const auto* p = Previous(prev->http_route_groups, ref)) out.http_route_groups.push_back(*p), kept = true;
+        }
+      }
+      if (kept) absl::StrAppend(&reason, "; keeping its last good version");
+      snap.problems.push_back({ref, reason});
     };
     if (k == "Pod" && api == "v1") {
       Accept(Guard([&] { return model::ParsePod(d); }), out.pods, prev ? &prev->pods : nullptr, ref, snap);

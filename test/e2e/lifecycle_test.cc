@@ -85,7 +85,8 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   ExchangeAndExpectRedirected(c, "before");
   // Someone else's pin in the same directory must survive.
   const std::string foreign = node_->bpffs() + "/not-ours";
-  ASSERT_OK(Sh("bpftool map create " + foreign + " type array key 4 value 4 entries 1 name notours"));
+  ASSERT_OK(
+      Sh("bpftool map create " + foreign + " type array key 4 value 4 entries 1 name notours"));
   ASSERT_OK(node_->StopAgent(SIGTERM));
 
   ASSERT_OK_AND_ASSIGN(std::string out,
@@ -95,7 +96,8 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   for (const char* hook : {"sock_ops", "connect4", "sendmsg4"})
     EXPECT_EQ(cg.find(hook), std::string::npos) << cg;
   std::vector<std::string> left;
-  for (const auto& e : std::filesystem::directory_iterator(node_->bpffs())) left.push_back(e.path());
+  for (const auto& e : std::filesystem::directory_iterator(node_->bpffs()))
+    left.push_back(e.path());
   EXPECT_EQ(left, std::vector<std::string>{foreign});
   std::filesystem::remove(foreign);
 
@@ -113,10 +115,12 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(progs.find("shunt_sk_msg"), std::string::npos) << "sk_msg program leaked";
-  for (const char* prog : {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4"})
+  for (const char* prog :
+       {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4", "shunt_tc_from_p", "shunt_tc_to_pod"})
     EXPECT_EQ(progs.find(prog), std::string::npos) << prog << " leaked";
   // A second uninstall has nothing to do and says so.
-  ASSERT_OK_AND_ASSIGN(out, Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs=", node_->bpffs())));
+  ASSERT_OK_AND_ASSIGN(out,
+                       Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs=", node_->bpffs())));
   EXPECT_NE(out.find("nothing to uninstall"), std::string::npos) << out;
 }
 

@@ -22,7 +22,11 @@
 	X(POLICY_ALLOWED_L7, "policy_allowed_l7_not_enforced") /* no proxy yet */       \
 	X(POLICY_DENIED, "policy_denied")                                               \
 	X(POLICY_WOULD_DENY, "policy_would_deny_permissive")                            \
-	X(EVENTS_LOST, "events_lost")
+	X(EVENTS_LOST, "events_lost")                                                   \
+	X(SPOOF_DROPPED, "packets_dropped_spoofed_source")                              \
+	X(TC_POLICY_DENIED, "packets_dropped_policy_remote")                            \
+	X(TC_POLICY_WOULD_DENY, "packets_would_drop_policy_remote_permissive")          \
+	X(TC_POLICY_ALLOWED, "packets_allowed_policy_remote")
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

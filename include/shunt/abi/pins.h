@@ -16,9 +16,11 @@
 #define SHUNT_MAP_IDENTITY_META "shunt_id_meta_v1"
 #define SHUNT_MAP_CONFIG "shunt_config_v1"
 #define SHUNT_MAP_EVENTS "shunt_events_v1"
+#define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"
 #define SHUNT_LINK_SK_MSG "sk_msg"
 #define SHUNT_LINK_CONNECT4 "connect4"
 #define SHUNT_LINK_SENDMSG4 "sendmsg4"
+#define SHUNT_LINK_TC_DIR "tc" /* links/tc/<ifindex>-from-pod, -to-pod */

@@ -308,10 +308,16 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
                                    "--rescan-ms=100"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const std::string log = work_dir_ + "/agent.log";
+  const std::string node_ns = "/run/netns/" + node_netns_;
   pid_t pid = fork();
   if (pid < 0) return lib::ErrnoStatus(errno, "fork agent");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The agent runs with the node's network, as a hostNetwork DaemonSet
+    // pod does: the node side of every pod veth is in its namespace.
+    int ns = open(node_ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
+    close(ns);
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* Packet-level guards on the node side of each local pod's veth:
+ *  - from the pod (ingress here): a packet whose IPv4 source is not the pod's
+ *    own address is dropped (anti-spoofing);
+ *  - to the pod (egress here): a new TCP connection (SYN) or a UDP datagram
+ *    from a meshed pod on another node is judged by SMI policy, the source
+ *    identity looked up by its address. Local clients were already judged at
+ *    connect(); sources that are no meshed pod are not policed.
+ * Returning -1 lets the next program or the default action decide (TCX_NEXT,
+ * TC_ACT_UNSPEC), so the hooks coexist with a CNI's. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "lib/maps.bpf.h"
+#include "lib/counters.bpf.h"
+#include "lib/policy.bpf.h"
+#include "lib/tc_maps.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SHUNT_TC_NEXT -1
+#define SHUNT_TC_DROP 2
+#define SHUNT_ETH_P_IP 0x0800
+#define SHUNT_ETH_HLEN 14
+#define SHUNT_IP_MF 0x2000
+#define SHUNT_IP_OFFSET 0x1fff
+#define SHUNT_TCP_SYN 0x02
+#define SHUNT_TCP_ACK 0x10
+
+/* The IPv4 header of an Ethernet frame, bounds-checked, or NULL. */
+static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(SHUNT_ETH_P_IP))
+		return NULL;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ihl < 5)
+		return NULL;
+	return ip;
+}
+
+SEC("tc")
+int shunt_tc_from_pod(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v1, &ifindex);
+	struct iphdr *ip;
+
+	if (!ep)
+		return SHUNT_TC_NEXT;
+	ip = ipv4_header(skb);
+	if (!ip || ip->saddr == ep->ip4)
+		return SHUNT_TC_NEXT; /* ARP and IPv6 are not ours to judge */
+
+	struct shunt_deny_event ev = {
+		.src_identity = ep->identity,
+		.saddr = ip->saddr,
+		.daddr = ip->daddr,
+		.proto = ip->protocol,
+		.type = SHUNT_EVENT_SPOOF_DROP,
+		.hook = SHUNT_HOOK_TC,
+		.enforced = 1,
+	};
+	emit_denial(&ev);
+	counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);
+	return SHUNT_TC_DROP;
+}
+
+SEC("tc")
+int shunt_tc_to_pod(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v1, &ifindex);
+	struct shunt_ipcache_entry *peer;
+	struct iphdr *ip;
+	__u8 l4[14] = {};
+	__u32 rule_id = 0;
+	__be32 saddr, daddr;
+	__be16 dport;
+	__u8 proto, verdict;
+
+	if (!ep)
+		return SHUNT_TC_NEXT;
+	ip = ipv4_header(skb);
+	if (!ip)
+		return SHUNT_TC_NEXT;
+	proto = ip->protocol;
+	saddr = ip->saddr;
+	daddr = ip->daddr;
+	if ((proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) || daddr != ep->ip4)
+		return SHUNT_TC_NEXT;
+	if (ip->frag_off & bpf_htons(SHUNT_IP_OFFSET))
+		return SHUNT_TC_NEXT; /* a later fragment: its first one was judged */
+	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
+	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
+		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged at connect() */
+
+	if (bpf_skb_load_bytes(skb, SHUNT_ETH_HLEN + ip->ihl * 4, l4,
+			       proto == SHUNT_IPPROTO_TCP ? 14 : 4))
+		return SHUNT_TC_NEXT;
+	if (proto == SHUNT_IPPROTO_TCP && ((l4[13] & SHUNT_TCP_SYN) == 0 || (l4[13] & SHUNT_TCP_ACK)))
+		return SHUNT_TC_NEXT; /* only new connections are judged */
+	__builtin_memcpy(&dport, &l4[2], sizeof(dport));
+
+	verdict = policy_verdict(peer->identity, ep->identity, dport, proto, &rule_id);
+	if (verdict) {
+		counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
+		return SHUNT_TC_NEXT;
+	}
+	struct shunt_deny_event ev = {
+		.src_identity = peer->identity,
+		.dst_identity = ep->identity,
+		.saddr = saddr,
+		.daddr = daddr,
+		.dport = dport,
+		.proto = proto,
+		.type = SHUNT_EVENT_POLICY_DENY,
+		.hook = SHUNT_HOOK_TC,
+		.enforced = policy_enforced(),
+	};
+	__builtin_memcpy(&ev.sport, &l4[0], sizeof(ev.sport));
+	emit_denial(&ev);
+	if (!ev.enforced) {
+		counter_add(SHUNT_CTR_TC_POLICY_WOULD_DENY, 1);
+		return SHUNT_TC_NEXT;
+	}
+	counter_add(SHUNT_CTR_TC_POLICY_DENIED, 1);
+	return SHUNT_TC_DROP;
+}

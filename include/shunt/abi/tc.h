@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Per-interface facts for the TC programs on the node side of each local
+ * pod's veth: key = __u32 ifindex (in the agent's network namespace). */
+#pragma once
+#include "shunt/abi/common.h"
+
+struct shunt_tc_endpoint {
+	__be32 ip4;      /* the only source address the pod may use */
+	__u32 identity;  /* the pod's identity, the destination of inbound policy */
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_tc_endpoint, 8);
