@@ -88,15 +88,15 @@ for pod in client server; do
   ip -n shunt-demo-node route add "$ip/32" dev "shdemo$i"
   i=$((i + 1))
 done
-cp deploy/examples/demo/pods.yaml "$STATE/config/"
-echo "   manifests: $STATE/config/pods.yaml (deploy/examples/demo/pods.yaml)"
+cp deploy/examples/demo/pods.yaml deploy/examples/demo/policy.yaml "$STATE/config/"
+echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml)"
 
 # Runs a command inside a pod: its cgroup first, then its network namespace.
 in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/$pod/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
 
 say "4/5 agent"
 "$BUILD/agent/shunt-agent" --node "$NODE" --config-dir "$STATE/config" --cgroup-root "$CG" \
-  --bpffs "$BPFFS" --api-socket "$STATE/agent.sock" >"$STATE/agent.log" 2>&1 &
+  --bpffs "$BPFFS" --api-socket "$STATE/agent.sock" --mode enforce >"$STATE/agent.log" 2>&1 &
 echo $! >>"$STATE/pids"
 CTL=("$BUILD/tools/shuntctl/shuntctl" --bpffs "$BPFFS" --api-socket "$STATE/agent.sock")
 for _ in $(seq 100); do
@@ -113,6 +113,18 @@ for _ in $(seq 100); do in_pod client redis-cli -h 10.244.1.3 ping >/dev/null 2>
 veth_before=$(ip -n shunt-demo-node -s -j link show dev shdemo0 | grep -o '"bytes":[0-9]*' | head -1 | cut -d: -f2)
 in_pod client redis-benchmark -h 10.244.1.3 -p 6379 -n 50000 -c 10 -d 128 -q -t set,get
 veth_after=$(ip -n shunt-demo-node -s -j link show dev shdemo0 | grep -o '"bytes":[0-9]*' | head -1 | cut -d: -f2)
+
+say "SMI policy (enforce mode): demo/client may reach demo/server on 6379, nothing else"
+"${CTL[@]}" policy
+echo
+"${CTL[@]}" policy check --from demo/client --to demo/server --port 6379
+echo
+"${CTL[@]}" policy check --from demo/server --to demo/client --port 6379
+echo
+echo "   the server pod tries to open a connection to the client pod:"
+if in_pod server redis-cli -h 10.244.1.2 -p 6379 ping 2>&1 | sed 's/^/   /'; then :; fi
+echo
+"${CTL[@]}" drops
 
 say "shuntctl status"
 "${CTL[@]}" status
