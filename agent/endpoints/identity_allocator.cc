@@ -6,15 +6,22 @@ void IdentityAllocator::Seed(const Key& key, uint32_t id) {
   if (id < kFirstIdentity || ids_.count(key) || taken_.count(id)) return;
   ids_[key] = id;
   taken_.insert(id);
+  if (id >= next_) {
+    for (uint32_t gap = next_; gap < id; ++gap) free_.insert(gap);
+    next_ = id + 1;
+  } else {
+    free_.erase(id);
+  }
 }
 
 uint32_t IdentityAllocator::Get(const Key& key) {
   if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  uint32_t id = kFirstIdentity;
-  for (uint32_t t : taken_) {  // ordered: first gap wins
-    if (t < id) continue;
-    if (t != id) break;
-    ++id;
+  uint32_t id;
+  if (!free_.empty()) {
+    id = *free_.begin();  // the lowest free number first
+    free_.erase(free_.begin());
+  } else {
+    id = next_++;
   }
   ids_[key] = id;
   taken_.insert(id);
@@ -27,6 +34,7 @@ void IdentityAllocator::Retain(const std::set<Key>& in_use) {
       ++it;
     } else {
       taken_.erase(it->second);
+      free_.insert(it->second);
       it = ids_.erase(it);
     }
   }

@@ -1,6 +1,9 @@
 #include "compiler.h"
 
 #include <algorithm>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -8,12 +11,22 @@
 namespace shunt::policy {
 namespace {
 
+// Objects of one kind by "namespace/name", so resolving a rule is a hash
+// lookup (10,000 TrafficTargets must not cost 10,000 x 10,000 comparisons).
 template <typename T>
-const T* FindByName(const std::vector<T>& v, const std::string& ns, const std::string& name) {
-  for (const T& o : v)
-    if (o.namespace_ == ns && o.name == name) return &o;
-  return nullptr;
-}
+class Index {
+ public:
+  explicit Index(const std::vector<T>& v) {
+    for (const T& o : v) by_key_.emplace(o.Key(), &o);
+  }
+  const T* Find(const std::string& ns, const std::string& name) const {
+    auto it = by_key_.find(absl::StrCat(ns, "/", name));
+    return it == by_key_.end() ? nullptr : it->second;
+  }
+
+ private:
+  absl::flat_hash_map<std::string, const T*> by_key_;
+};
 
 // Adds a grant; ALLOW beats L7; among equals the first TrafficTarget stays.
 void Add(CompiledPolicy& p, const EntryKey& k, uint8_t verdict, uint32_t rule_id) {
@@ -27,10 +40,13 @@ void Add(CompiledPolicy& p, const EntryKey& k, uint8_t verdict, uint32_t rule_id
 CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAllocator& ids,
                        endpoints::IdentityAllocator& rule_ids) {
   CompiledPolicy p;
+  const Index<model::PortRoute> tcp_routes(objects.tcp_routes), udp_routes(objects.udp_routes);
+  const Index<model::HttpRouteGroup> http_groups(objects.http_route_groups);
   std::vector<const model::TrafficTarget*> targets;
   for (const auto& t : objects.traffic_targets) targets.push_back(&t);
-  std::sort(targets.begin(), targets.end(),
-            [](const auto* a, const auto* b) { return a->Key() < b->Key(); });
+  std::sort(targets.begin(), targets.end(), [](const auto* a, const auto* b) {
+    return std::tie(a->namespace_, a->name) < std::tie(b->namespace_, b->name);
+  });
 
   for (const model::TrafficTarget* t : targets) {
     const uint32_t rule_id = rule_ids.Get({t->namespace_, t->name});
@@ -55,7 +71,7 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
       const std::string what = absl::StrCat(model::RouteKindName(r.kind), " '", r.name, "'");
       if (r.kind == model::RouteKind::kHttp) {
         has_http = true;
-        const model::HttpRouteGroup* g = FindByName(objects.http_route_groups, t->namespace_, r.name);
+        const model::HttpRouteGroup* g = http_groups.Find(t->namespace_, r.name);
         if (!g) {
           problem(absl::StrCat("rule ", what, " does not exist in namespace ", t->namespace_,
                                "; it grants nothing"));
@@ -77,8 +93,7 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
       }
       const bool tcp = r.kind == model::RouteKind::kTcp;
       has_tcp |= tcp;
-      const model::PortRoute* route =
-          FindByName(tcp ? objects.tcp_routes : objects.udp_routes, t->namespace_, r.name);
+      const model::PortRoute* route = (tcp ? tcp_routes : udp_routes).Find(t->namespace_, r.name);
       if (!route) {
         problem(absl::StrCat("rule ", what, " does not exist in namespace ", t->namespace_,
                              "; it grants nothing"));

@@ -37,20 +37,35 @@ lib::DiffReport PolicyWriter::Apply(
     const CompiledPolicy& policy,
     const std::map<endpoints::IdentityAllocator::Key, uint32_t>& identities) {
   lib::DiffReport report;
-  lib::ShadowedMap<__u32, shunt_identity_meta>::Entries ids;
-  for (const auto& [key, id] : identities) {
-    shunt_identity_meta m{};
-    CopyName(m.namespace_, sizeof(m.namespace_), key.first);
-    CopyName(m.service_account, sizeof(m.service_account), key.second);
-    ids[id] = m;
+  // Each name map is rebuilt only when its names changed: one new grant
+  // must not cost rewriting-and-comparing 10,000 TrafficTarget names.
+  if (!identities_applied_ || applied_identities_ != identities) {
+    lib::ShadowedMap<__u32, shunt_identity_meta>::Entries ids;
+    for (const auto& [key, id] : identities) {
+      shunt_identity_meta m{};
+      CopyName(m.namespace_, sizeof(m.namespace_), key.first);
+      CopyName(m.service_account, sizeof(m.service_account), key.second);
+      ids[id] = m;
+    }
+    lib::DiffReport r =
+        identity_meta_.Apply(ids, [](const __u32& id) { return absl::StrCat("identity ", id); });
+    identities_applied_ = r.errors.empty();
+    if (identities_applied_) applied_identities_ = identities;
+    Merge(report, r);
   }
-  lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
-  for (const auto& [id, name] : policy.rules) {
-    shunt_rule_meta m{};
-    const size_t slash = name.find('/');
-    CopyName(m.namespace_, sizeof(m.namespace_), name.substr(0, slash));
-    CopyName(m.name, sizeof(m.name), name.substr(slash + 1));
-    rules[id] = m;
+  if (!rules_applied_ || applied_rules_ != policy.rules) {
+    lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
+    for (const auto& [id, name] : policy.rules) {
+      shunt_rule_meta m{};
+      const size_t slash = name.find('/');
+      CopyName(m.namespace_, sizeof(m.namespace_), name.substr(0, slash));
+      CopyName(m.name, sizeof(m.name), name.substr(slash + 1));
+      rules[id] = m;
+    }
+    lib::DiffReport r = rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); });
+    rules_applied_ = r.errors.empty();
+    if (rules_applied_) applied_rules_ = policy.rules;
+    Merge(report, r);
   }
   lib::ShadowedMap<shunt_policy_key, shunt_policy_value>::Entries entries;
   for (const auto& [k, g] : policy.entries) {
@@ -64,8 +79,6 @@ lib::DiffReport PolicyWriter::Apply(
     v.rule_id = g.rule_id;
     entries[key] = v;
   }
-  Merge(report, identity_meta_.Apply(ids, [](const __u32& id) { return absl::StrCat("identity ", id); }));
-  Merge(report, rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); }));
   Merge(report, policy_.Apply(entries, [](const shunt_policy_key& k) {
     return absl::StrCat("policy ", k.src_identity, "->", k.dst_identity, " port ", ntohs(k.dport),
                         k.proto == kUdp ? "/udp" : "/tcp");

@@ -33,6 +33,11 @@ class PolicyWriter {
   lib::ShadowedMap<shunt_policy_key, shunt_policy_value> policy_;
   lib::ShadowedMap<__u32, shunt_rule_meta> rule_meta_;
   lib::ShadowedMap<__u32, shunt_identity_meta> identity_meta_;
+  // What the name maps were last brought to: unchanged names (the common
+  // case when one grant changes) cost nothing.
+  std::map<uint32_t, std::string> applied_rules_;
+  std::map<endpoints::IdentityAllocator::Key, uint32_t> applied_identities_;
+  bool identities_applied_ = false, rules_applied_ = false;
 };
 
 }  // namespace shunt::policy

@@ -1,5 +1,7 @@
 #include "file_source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -214,7 +216,31 @@ absl::StatusOr<Snapshot> FileSource::Load() {
     const std::string display = e.path().filename().string();
     ++snap.files;
     FileObjects objs;
-    LoadFile(path, display, snap, objs);
+    struct stat st {};
+    const bool have_stat = stat(path.c_str(), &st) == 0;
+    // ctime moves on every write and every permission change.
+    const int64_t mtime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+    auto cached = last_good_.find(path);
+    if (have_stat && cached != last_good_.end() && cached->second.mtime_ns == mtime_ns &&
+        cached->second.size == static_cast<uint64_t>(st.st_size) && cached->second.inode == st.st_ino) {
+      objs = cached->second;  // unchanged since it was parsed
+    } else {
+      Snapshot own;  // this file's problems and notices, kept with its objects
+      LoadFile(path, display, own, objs);
+      objs.problems = std::move(own.problems);
+      objs.notices = std::move(own.notices);
+      objs.objects = own.objects;
+      if (have_stat && objs.parsed) {
+        objs.inode = st.st_ino;
+        objs.size = static_cast<uint64_t>(st.st_size);
+        objs.mtime_ns = mtime_ns;
+      } else {
+        objs.mtime_ns = -1;  // never reuse a parse that failed
+      }
+    }
+    snap.problems.insert(snap.problems.end(), objs.problems.begin(), objs.problems.end());
+    snap.notices.insert(snap.notices.end(), objs.notices.begin(), objs.notices.end());
+    snap.objects += objs.objects;
     for (const model::Pod& p : objs.pods) {
       model::ObjectRef ref{.file = display, .kind = "Pod", .namespace_ = p.namespace_, .name = p.name};
       if (!first("Pod", p.Key(), display, ref)) continue;

@@ -401,6 +401,23 @@ TEST_F(FileSourceTest, DuplicatePodIpLaterPodLoses) {
                           "demo/first; this pod is ignored"));
 }
 
+TEST_F(FileSourceTest, AnUnchangedFileStillReportsItsProblemsAndObjects) {
+  // Unchanged files are not parsed again; what they said must still show.
+  Write("a.yaml", PodYaml("demo", "a", "10.0.0.1") + "---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n" +
+                      "---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {}\n");
+  Write("b.yaml", PodYaml("demo", "b", "10.0.0.2"));
+  FileSource src(dir_);
+  Snapshot first = Load(src);
+  Write("b.yaml", PodYaml("demo", "b", "10.0.0.3"));  // only b changes
+  Snapshot second = Load(src);
+  EXPECT_EQ(Strings(second.problems), Strings(first.problems));
+  EXPECT_EQ(Strings(second.notices), Strings(first.notices));
+  EXPECT_EQ(second.objects, first.objects);
+  ASSERT_EQ(second.pods.size(), 2u);
+  EXPECT_EQ(second.pods[0].ip, "10.0.0.1");
+  EXPECT_EQ(second.pods[1].ip, "10.0.0.3");
+}
+
 TEST_F(FileSourceTest, UnreadableFileKeepsItsLastGoodObjects) {
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1"));
   FileSource src(dir_);
