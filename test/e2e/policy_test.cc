@@ -263,6 +263,26 @@ spec: {matches: {ports: [8080]}}
   EXPECT_OK(WriteAll(established.get(), "still here"));
 }
 
+TEST_F(PolicyTest, APodThatChangesServiceAccountChangesIdentityAtOnce) {
+  Start("enforce");
+  lib::UniqueFd l = Listen(8080);
+  EXPECT_EQ(TryConnect(*thief_, 8080), EPERM);
+  // The thief pod is redeployed under the buyer's service account (and
+  // namespace): it gets the buyer's identity and its grants.
+  thief_->service_account = "bookbuyer";
+  thief_->namespace_ = "bookbuyer";
+  ASSERT_OK(node_->WriteManifests());
+  WaitApplied("bookbuyer/thief", "bookstore/store", 8080, "allow");
+  EXPECT_EQ(TryConnect(*thief_, 8080), 0);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json ids, Ctl("identities"));
+  int buyers = 0;
+  for (const auto& i : ids) {
+    if (i["service_account"] != "bookbuyer") continue;
+    buyers = i["pods"].get<int>();
+  }
+  EXPECT_EQ(buyers, 2) << ids.dump();
+}
+
 TEST_F(PolicyTest, AThousandPolicyUpdatesNeverRefuseAnAllowedPair) {
   Start("enforce");
   lib::UniqueFd l = Listen(8080);
