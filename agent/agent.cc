@@ -144,7 +144,8 @@ void Agent::Reconcile(bool reload_config) {
                                .namespaces = &*probes,
                                .own_netns_cookie = own_netns_cookie_},
                               identities_);
-  std::set<endpoints::IdentityAllocator::Key> in_use = policy_.identities;
+  std::set<endpoints::IdentityAllocator::Key> in_use(policy_.identities.begin(),
+                                                     policy_.identities.end());
   in_use.insert(plan_.identities.begin(), plan_.identities.end());
   identities_.Retain(in_use);
   std::set<endpoints::IdentityAllocator::Key> targets;

@@ -4,7 +4,9 @@ namespace shunt::endpoints {
 
 void IdentityAllocator::Seed(const Key& key, uint32_t id) {
   if (id < kFirstIdentity || ids_.count(key) || taken_.count(id)) return;
-  ids_[key] = id;
+  auto [node, inserted] = ids_.emplace(key, id);
+  index_[key] = id;
+  by_id_[id] = &node->first;
   taken_.insert(id);
   if (id >= next_) {
     for (uint32_t gap = next_; gap < id; ++gap) free_.insert(gap);
@@ -15,7 +17,7 @@ void IdentityAllocator::Seed(const Key& key, uint32_t id) {
 }
 
 uint32_t IdentityAllocator::Get(const Key& key) {
-  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  if (auto it = index_.find(key); it != index_.end()) return it->second;
   uint32_t id;
   if (!free_.empty()) {
     id = *free_.begin();  // the lowest free number first
@@ -23,7 +25,9 @@ uint32_t IdentityAllocator::Get(const Key& key) {
   } else {
     id = next_++;
   }
-  ids_[key] = id;
+  auto [node, inserted] = ids_.emplace(key, id);
+  index_[key] = id;
+  by_id_[id] = &node->first;
   taken_.insert(id);
   return id;
 }
@@ -35,6 +39,8 @@ void IdentityAllocator::Retain(const std::set<Key>& in_use) {
     } else {
       taken_.erase(it->second);
       free_.insert(it->second);
+      index_.erase(it->first);
+      by_id_.erase(it->second);
       it = ids_.erase(it);
     }
   }

@@ -9,6 +9,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+
 namespace shunt::endpoints {
 
 inline constexpr uint32_t kIdentityUnknown = 0;
@@ -30,11 +32,19 @@ class IdentityAllocator {
   // Forgets every pair not in `in_use`, freeing their numbers for reuse.
   void Retain(const std::set<Key>& in_use);
 
+  // The pair a number was given to; nullptr if none.
+  const Key* KeyOf(uint32_t id) const {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second;
+  }
+
   size_t size() const { return ids_.size(); }
   const std::map<Key, uint32_t>& all() const { return ids_; }
 
  private:
-  std::map<Key, uint32_t> ids_;
+  std::map<Key, uint32_t> ids_;  // ordered, for all()
+  absl::flat_hash_map<Key, uint32_t> index_;  // the same, for Get's hot path
+  absl::flat_hash_map<uint32_t, const Key*> by_id_;  // into ids_ (stable node keys)
   std::set<uint32_t> taken_;
   // Numbers below next_ that are free again; Get takes the lowest of them
   // first, else next_: O(log n) per allocation, not a scan of taken_.

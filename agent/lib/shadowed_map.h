@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/typed_map.h"
@@ -30,7 +31,7 @@ struct DiffReport {
 template <typename K, typename V>
 class ShadowedMap {
  public:
-  using Entries = std::map<K, V, BytesLess<K>>;
+  using Entries = absl::btree_map<K, V, BytesLess<K>>;
 
   explicit ShadowedMap(TypedMap<K, V> map) : map_(std::move(map)) {}
 

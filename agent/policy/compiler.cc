@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -17,22 +18,46 @@ template <typename T>
 class Index {
  public:
   explicit Index(const std::vector<T>& v) {
-    for (const T& o : v) by_key_.emplace(o.Key(), &o);
+    for (const T& o : v) by_ns_[o.namespace_].emplace(o.name, &o);
   }
   const T* Find(const std::string& ns, const std::string& name) const {
-    auto it = by_key_.find(absl::StrCat(ns, "/", name));
-    return it == by_key_.end() ? nullptr : it->second;
+    auto n = by_ns_.find(ns);
+    if (n == by_ns_.end()) return nullptr;
+    auto it = n->second.find(name);
+    return it == n->second.end() ? nullptr : it->second;
   }
 
  private:
-  absl::flat_hash_map<std::string, const T*> by_key_;
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, const T*>> by_ns_;
 };
 
-// Adds a grant; ALLOW beats L7; among equals the first TrafficTarget stays.
+// A handful of ports, deduplicated, without a heap node per port.
+class PortSet {
+ public:
+  void insert(uint16_t p) {
+    if (!count(p)) ports_.push_back(p);
+  }
+  bool count(uint16_t p) const { return std::find(ports_.begin(), ports_.end(), p) != ports_.end(); }
+  bool empty() const { return ports_.empty(); }
+  void assign(std::initializer_list<uint16_t> ps) { ports_.assign(ps.begin(), ps.end()); }
+  auto begin() const { return ports_.begin(); }
+  auto end() const { return ports_.end(); }
+
+ private:
+  absl::InlinedVector<uint16_t, 4> ports_;
+};
+
+// Adds a grant; ALLOW beats L7; among equals the TrafficTarget first by
+// namespace/name is named, so the answer does not depend on file order.
 void Add(CompiledPolicy& p, const EntryKey& k, uint8_t verdict, uint32_t rule_id) {
   auto [it, inserted] = p.entries.emplace(k, Grant{verdict, rule_id});
-  if (!inserted && verdict == SHUNT_VERDICT_ALLOW && it->second.verdict != SHUNT_VERDICT_ALLOW)
-    it->second = Grant{verdict, rule_id};
+  if (inserted || it->second.rule_id == rule_id) return;
+  Grant& g = it->second;
+  if (verdict == SHUNT_VERDICT_ALLOW && g.verdict != SHUNT_VERDICT_ALLOW) {
+    g = Grant{verdict, rule_id};
+  } else if (verdict == g.verdict && p.rules.at(rule_id) < p.rules.at(g.rule_id)) {
+    g.rule_id = rule_id;
+  }
 }
 
 }  // namespace
@@ -42,29 +67,31 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
   CompiledPolicy p;
   const Index<model::PortRoute> tcp_routes(objects.tcp_routes), udp_routes(objects.udp_routes);
   const Index<model::HttpRouteGroup> http_groups(objects.http_route_groups);
-  std::vector<const model::TrafficTarget*> targets;
-  for (const auto& t : objects.traffic_targets) targets.push_back(&t);
-  std::sort(targets.begin(), targets.end(), [](const auto* a, const auto* b) {
-    return std::tie(a->namespace_, a->name) < std::tie(b->namespace_, b->name);
-  });
-
-  for (const model::TrafficTarget* t : targets) {
+  absl::flat_hash_set<uint32_t> used_ids;  // numbers are cheaper to collect than names
+  // Input order; ties between TrafficTargets are settled by name in Add.
+  for (const model::TrafficTarget& tt : objects.traffic_targets) {
+    const model::TrafficTarget* t = &tt;
     const uint32_t rule_id = rule_ids.Get({t->namespace_, t->name});
     p.rules[rule_id] = t->Key();
-    model::ObjectRef ref{.kind = "TrafficTarget", .namespace_ = t->namespace_, .name = t->name};
-    auto problem = [&](const std::string& why) { p.problems.push_back({ref, why}); };
+    auto problem = [&](const std::string& why) {
+      model::Problem pr;
+      pr.ref.kind = "TrafficTarget";
+      pr.ref.namespace_ = t->namespace_;
+      pr.ref.name = t->name;
+      pr.reason = why;
+      p.problems.push_back(std::move(pr));
+    };
 
-    const endpoints::IdentityAllocator::Key dst_key{t->destination.namespace_, t->destination.name};
-    p.identities.insert(dst_key);
-    const uint32_t dst = ids.Get(dst_key);
-    std::vector<uint32_t> srcs;
+    const uint32_t dst = ids.Get({t->destination.namespace_, t->destination.name});
+    used_ids.insert(dst);
+    absl::InlinedVector<uint32_t, 4> srcs;
     for (const auto& s : t->sources) {
-      p.identities.insert({s.namespace_, s.name});
       srcs.push_back(ids.Get({s.namespace_, s.name}));
+      used_ids.insert(srcs.back());
     }
 
     // Resolve rules in the TrafficTarget's namespace.
-    std::set<uint16_t> tcp_ports, udp_ports;  // 0 = any
+    PortSet tcp_ports, udp_ports;  // 0 = any
     bool has_tcp = false, has_http = false, http_grants = false;
     bool tcp_resolved = false, udp_resolved = false;  // a route of that kind exists
     for (const model::TargetRule& r : t->rules) {
@@ -104,15 +131,18 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
       if (route->ports.empty()) {
         ports.insert(0);
       } else {
-        ports.insert(route->ports.begin(), route->ports.end());
+        for (uint16_t port : route->ports) ports.insert(port);
       }
     }
     // v1alpha2: destination.port narrows every rule to that one port.
     if (t->destination_port) {
       const uint16_t dp = *t->destination_port;
-      auto narrow = [&](std::set<uint16_t>& ports) {
+      auto narrow = [&](PortSet& ports) {
         if (ports.empty()) return;
-        ports = ports.count(0) || ports.count(dp) ? std::set<uint16_t>{dp} : std::set<uint16_t>{};
+        if (ports.count(0) || ports.count(dp))
+          ports.assign({dp});
+        else
+          ports.assign({});
       };
       narrow(tcp_ports);
       narrow(udp_ports);
@@ -123,12 +153,16 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
     }
     // Collapse "any port" with specific ports: any wins.
     for (auto* ports : {&tcp_ports, &udp_ports})
-      if (ports->count(0)) *ports = {0};
+      if (ports->count(0)) ports->assign({0});
 
     // HTTP on its TCPRoutes' ports if it has any, else on any port.
-    std::set<uint16_t> http_ports;
-    if (has_http && http_grants)
-      http_ports = has_tcp ? tcp_ports : std::set<uint16_t>{t->destination_port.value_or(0)};
+    PortSet http_ports;
+    if (has_http && http_grants) {
+      if (has_tcp)
+        http_ports = tcp_ports;
+      else
+        http_ports.assign({t->destination_port.value_or(0)});
+    }
     for (uint32_t src : srcs) {
       for (uint16_t port : udp_ports) Add(p, {src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW, rule_id);
       if (!has_http) {
@@ -139,6 +173,9 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
     }
     if (!http_ports.empty()) ++p.l7_targets;
   }
+
+  for (uint32_t id : used_ids)
+    if (const auto* key = ids.KeyOf(id)) p.identities.insert(*key);
 
   // An any-port L4 allow also covers port-specific L7 entries of the pair.
   for (auto& [k, g] : p.entries) {

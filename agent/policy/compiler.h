@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "agent/endpoints/identity_allocator.h"
 #include "agent/model/object_ref.h"
 #include "agent/source/file_source.h"
@@ -46,10 +48,10 @@ struct Grant {
 };
 
 struct CompiledPolicy {
-  std::map<EntryKey, Grant> entries;
+  absl::btree_map<EntryKey, Grant> entries;
   std::map<uint32_t, std::string> rules;  // rule id -> TrafficTarget "ns/name"
   std::vector<model::Problem> problems;   // dangling references, empty grants
-  std::set<endpoints::IdentityAllocator::Key> identities;  // every SA the policy names
+  absl::flat_hash_set<endpoints::IdentityAllocator::Key> identities;  // every SA the policy names
   int l7_targets = 0;  // TrafficTargets whose HTTP rules the kernel cannot judge
 };
 
