@@ -12,6 +12,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/typed_map.h"
 
@@ -76,6 +77,22 @@ class ShadowedMap {
       ++r.deleted;
     }
     return r;
+  }
+
+  // Targeted changes, for callers that know exactly what changed. True if
+  // the kernel map was touched (an equal entry costs no syscall).
+  absl::StatusOr<bool> Set(const K& k, const V& v) {
+    auto it = shadow_.find(k);
+    if (it != shadow_.end() && std::memcmp(&it->second, &v, sizeof(V)) == 0) return false;
+    if (absl::Status s = map_.Update(k, v); !s.ok()) return s;
+    shadow_[k] = v;
+    return true;
+  }
+  absl::StatusOr<bool> Remove(const K& k) {
+    if (!shadow_.count(k)) return false;
+    if (absl::Status s = map_.Delete(k); !s.ok()) return s;
+    shadow_.erase(k);
+    return true;
   }
 
   const Entries& shadow() const { return shadow_; }

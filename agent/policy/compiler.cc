@@ -47,16 +47,21 @@ class PortSet {
   absl::InlinedVector<uint16_t, 4> ports_;
 };
 
+using TargetsById = absl::flat_hash_map<uint32_t, const model::TrafficTarget*>;
+
 // Adds a grant; ALLOW beats L7; among equals the TrafficTarget first by
 // namespace/name is named, so the answer does not depend on file order.
-void Add(CompiledPolicy& p, const EntryKey& k, uint8_t verdict, uint32_t rule_id) {
+void Add(CompiledPolicy& p, const TargetsById& targets, const EntryKey& k, uint8_t verdict,
+         uint32_t rule_id) {
   auto [it, inserted] = p.entries.emplace(k, Grant{verdict, rule_id});
   if (inserted || it->second.rule_id == rule_id) return;
   Grant& g = it->second;
   if (verdict == SHUNT_VERDICT_ALLOW && g.verdict != SHUNT_VERDICT_ALLOW) {
     g = Grant{verdict, rule_id};
-  } else if (verdict == g.verdict && p.rules.at(rule_id) < p.rules.at(g.rule_id)) {
-    g.rule_id = rule_id;
+  } else if (verdict == g.verdict) {
+    const model::TrafficTarget* a = targets.at(rule_id);
+    const model::TrafficTarget* b = targets.at(g.rule_id);
+    if (std::tie(a->namespace_, a->name) < std::tie(b->namespace_, b->name)) g.rule_id = rule_id;
   }
 }
 
@@ -68,10 +73,12 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
   const Index<model::PortRoute> tcp_routes(objects.tcp_routes), udp_routes(objects.udp_routes);
   const Index<model::HttpRouteGroup> http_groups(objects.http_route_groups);
   absl::flat_hash_set<uint32_t> used_ids;  // numbers are cheaper to collect than names
+  TargetsById targets_by_id;
   // Input order; ties between TrafficTargets are settled by name in Add.
   for (const model::TrafficTarget& tt : objects.traffic_targets) {
     const model::TrafficTarget* t = &tt;
     const uint32_t rule_id = rule_ids.Get({t->namespace_, t->name});
+    targets_by_id[rule_id] = t;
     p.rules[rule_id] = t->Key();
     auto problem = [&](const std::string& why) {
       model::Problem pr;
@@ -95,12 +102,13 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
     bool has_tcp = false, has_http = false, http_grants = false;
     bool tcp_resolved = false, udp_resolved = false;  // a route of that kind exists
     for (const model::TargetRule& r : t->rules) {
-      const std::string what = absl::StrCat(model::RouteKindName(r.kind), " '", r.name, "'");
+      // Named only when something is wrong (the common case costs nothing).
+      auto what = [&] { return absl::StrCat(model::RouteKindName(r.kind), " '", r.name, "'"); };
       if (r.kind == model::RouteKind::kHttp) {
         has_http = true;
         const model::HttpRouteGroup* g = http_groups.Find(t->namespace_, r.name);
         if (!g) {
-          problem(absl::StrCat("rule ", what, " does not exist in namespace ", t->namespace_,
+          problem(absl::StrCat("rule ", what(), " does not exist in namespace ", t->namespace_,
                                "; it grants nothing"));
           continue;
         }
@@ -114,7 +122,7 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
           if (found)
             http_grants = true;
           else
-            problem(absl::StrCat("rule ", what, " has no match named '", m, "'; it grants nothing"));
+            problem(absl::StrCat("rule ", what(), " has no match named '", m, "'; it grants nothing"));
         }
         continue;
       }
@@ -122,7 +130,7 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
       has_tcp |= tcp;
       const model::PortRoute* route = (tcp ? tcp_routes : udp_routes).Find(t->namespace_, r.name);
       if (!route) {
-        problem(absl::StrCat("rule ", what, " does not exist in namespace ", t->namespace_,
+        problem(absl::StrCat("rule ", what(), " does not exist in namespace ", t->namespace_,
                              "; it grants nothing"));
         continue;
       }
@@ -164,11 +172,11 @@ CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAlloca
         http_ports.assign({t->destination_port.value_or(0)});
     }
     for (uint32_t src : srcs) {
-      for (uint16_t port : udp_ports) Add(p, {src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW, rule_id);
+      for (uint16_t port : udp_ports) Add(p, targets_by_id, {src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW, rule_id);
       if (!has_http) {
-        for (uint16_t port : tcp_ports) Add(p, {src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW, rule_id);
+        for (uint16_t port : tcp_ports) Add(p, targets_by_id, {src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW, rule_id);
       } else {
-        for (uint16_t port : http_ports) Add(p, {src, dst, port, kTcp}, SHUNT_VERDICT_L7, rule_id);
+        for (uint16_t port : http_ports) Add(p, targets_by_id, {src, dst, port, kTcp}, SHUNT_VERDICT_L7, rule_id);
       }
     }
     if (!http_ports.empty()) ++p.l7_targets;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/status_macros.h"
 
@@ -39,50 +40,96 @@ lib::DiffReport PolicyWriter::Apply(
   lib::DiffReport report;
   // Each name map is rebuilt only when its names changed: one new grant
   // must not cost rewriting-and-comparing 10,000 TrafficTarget names.
-  if (!identities_applied_ || applied_identities_ != identities) {
+  auto identity_meta = [](const endpoints::IdentityAllocator::Key& key) {
+    shunt_identity_meta m{};
+    CopyName(m.namespace_, sizeof(m.namespace_), key.first);
+    CopyName(m.service_account, sizeof(m.service_account), key.second);
+    return m;
+  };
+  auto rule_meta = [](const std::string& name) {
+    shunt_rule_meta m{};
+    const size_t slash = name.find('/');
+    CopyName(m.namespace_, sizeof(m.namespace_), name.substr(0, slash));
+    CopyName(m.name, sizeof(m.name), name.substr(slash + 1));
+    return m;
+  };
+  auto note = [&](const absl::StatusOr<bool>& changed, int& counter) {
+    if (!changed.ok())
+      report.errors.push_back(std::string(changed.status().message()));
+    else if (*changed)
+      ++counter;
+    else
+      ++report.unchanged;
+  };
+  if (!identities_applied_) {
     lib::ShadowedMap<__u32, shunt_identity_meta>::Entries ids;
-    for (const auto& [key, id] : identities) {
-      shunt_identity_meta m{};
-      CopyName(m.namespace_, sizeof(m.namespace_), key.first);
-      CopyName(m.service_account, sizeof(m.service_account), key.second);
-      ids[id] = m;
-    }
+    for (const auto& [key, id] : identities) ids[id] = identity_meta(key);
     lib::DiffReport r =
         identity_meta_.Apply(ids, [](const __u32& id) { return absl::StrCat("identity ", id); });
     identities_applied_ = r.errors.empty();
-    if (identities_applied_) applied_identities_ = identities;
     Merge(report, r);
-  }
-  if (!rules_applied_ || applied_rules_ != policy.rules) {
-    lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
-    for (const auto& [id, name] : policy.rules) {
-      shunt_rule_meta m{};
-      const size_t slash = name.find('/');
-      CopyName(m.namespace_, sizeof(m.namespace_), name.substr(0, slash));
-      CopyName(m.name, sizeof(m.name), name.substr(slash + 1));
-      rules[id] = m;
+  } else if (applied_identities_ != identities) {
+    // Only what changed since the last apply: one new service account must
+    // not cost rewriting every name.
+    absl::flat_hash_set<uint32_t> now_ids;
+    for (const auto& [key, id] : identities) now_ids.insert(id);
+    for (const auto& [key, id] : applied_identities_) {
+      auto it = identities.find(key);
+      if ((it == identities.end() || it->second != id) && !now_ids.contains(id))
+        note(identity_meta_.Remove(id), report.deleted);
     }
+    for (const auto& [key, id] : identities) {
+      auto it = applied_identities_.find(key);
+      if (it == applied_identities_.end() || it->second != id) note(identity_meta_.Set(id, identity_meta(key)), report.written);
+    }
+  }
+  if (identities_applied_) applied_identities_ = identities;
+  if (!rules_applied_) {
+    lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
+    for (const auto& [id, name] : policy.rules) rules[id] = rule_meta(name);
     lib::DiffReport r = rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); });
     rules_applied_ = r.errors.empty();
-    if (rules_applied_) applied_rules_ = policy.rules;
     Merge(report, r);
+  } else if (applied_rules_ != policy.rules) {
+    for (const auto& [id, name] : applied_rules_)
+      if (!policy.rules.count(id)) note(rule_meta_.Remove(id), report.deleted);
+    for (const auto& [id, name] : policy.rules) {
+      auto it = applied_rules_.find(id);
+      if (it == applied_rules_.end() || it->second != name) note(rule_meta_.Set(id, rule_meta(name)), report.written);
+    }
   }
-  lib::ShadowedMap<shunt_policy_key, shunt_policy_value>::Entries entries;
-  for (const auto& [k, g] : policy.entries) {
+  if (rules_applied_) applied_rules_ = policy.rules;
+  // The policy itself, entry by entry against the shadow: no intermediate
+  // copy of the whole map.
+  auto abi_key = [](const EntryKey& k) {
     shunt_policy_key key{};
     key.src_identity = k.src;
     key.dst_identity = k.dst;
     key.dport = htons(k.port);
     key.proto = k.proto;
+    return key;
+  };
+  for (const auto& [k, g] : policy.entries) {
     shunt_policy_value v{};
     v.verdict = g.verdict;
     v.rule_id = g.rule_id;
-    entries[key] = v;
+    auto changed = policy_.Set(abi_key(k), v);
+    if (!changed.ok()) {
+      report.errors.push_back(absl::StrCat("policy ", k.src, "->", k.dst, " port ", k.port,
+                                           k.proto == kUdp ? "/udp" : "/tcp", ": ",
+                                           changed.status().message()));
+    } else if (*changed) {
+      ++report.written;
+    } else {
+      ++report.unchanged;
+    }
   }
-  Merge(report, policy_.Apply(entries, [](const shunt_policy_key& k) {
-    return absl::StrCat("policy ", k.src_identity, "->", k.dst_identity, " port ", ntohs(k.dport),
-                        k.proto == kUdp ? "/udp" : "/tcp");
-  }));
+  std::vector<shunt_policy_key> stale;
+  for (const auto& [key, v] : policy_.shadow()) {
+    const EntryKey k{key.src_identity, key.dst_identity, ntohs(key.dport), key.proto};
+    if (!policy.entries.contains(k)) stale.push_back(key);
+  }
+  for (const shunt_policy_key& key : stale) note(policy_.Remove(key), report.deleted);
   return report;
 }
 
