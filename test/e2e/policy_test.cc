@@ -9,7 +9,11 @@
 
 #include <poll.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -183,6 +187,36 @@ TEST_F(PolicyTest, EnforceRefusesWhatNoTrafficTargetAllowsBeforeAnyPacket) {
   EXPECT_EQ(events[0]["enforced"], true);
   EXPECT_EQ(events[1]["src_ip"], buyer_->ip);
   EXPECT_EQ(events[1]["dst_port"], 9090);
+}
+
+TEST_F(PolicyTest, DropsFollowStreamsNewDenialsAsTheyHappen) {
+  Start("enforce");
+  const std::string out = node_->work_dir() + "/follow.log";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "drops", "--follow",
+          "-o", "json", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(TryConnect(*thief_, 8080), EPERM);
+  std::string text;
+  for (int i = 0; i < 50 && text.find('\n') == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream f(out);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  KillAndReap(pid);
+  ASSERT_NE(text.find('\n'), std::string::npos) << "--follow printed nothing";
+  auto e = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  EXPECT_EQ(e["src_ip"], thief_->ip);
+  EXPECT_EQ(e["dst_port"], 8080);
+  EXPECT_EQ(e["enforced"], true);
 }
 
 TEST_F(PolicyTest, UdpFollowsUdpRoutesForSendtoAndConnect) {
