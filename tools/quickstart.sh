@@ -95,7 +95,10 @@ echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml)
 in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/$pod/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
 
 say "4/5 agent"
-"$BUILD/agent/shunt-agent" --node "$NODE" --config-dir "$STATE/config" --cgroup-root "$CG" \
+# The agent runs with the node's network, as a hostNetwork DaemonSet pod
+# does, so the node side of each pod's veth carries its TC guards.
+nsenter --net=/run/netns/shunt-demo-node "$BUILD/agent/shunt-agent" --node "$NODE" \
+  --config-dir "$STATE/config" --cgroup-root "$CG" \
   --bpffs "$BPFFS" --api-socket "$STATE/agent.sock" --mode enforce >"$STATE/agent.log" 2>&1 &
 echo $! >>"$STATE/pids"
 CTL=("$BUILD/tools/shuntctl/shuntctl" --bpffs "$BPFFS" --api-socket "$STATE/agent.sock")
