@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -174,12 +175,8 @@ TEST_F(PolicyTest, EnforceRefusesWhatNoTrafficTargetAllowsBeforeAnyPacket) {
   EXPECT_EQ(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u) << "allowed traffic is still short-circuited";
 
   // Both denials are reported with their source, destination and reason.
-  ASSERT_OK_AND_ASSIGN(std::string drops, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
-                                                          node_->api_socket(), " drops -o json")));
-  std::vector<nlohmann::json> events;
-  std::istringstream lines(drops);
-  for (std::string line; std::getline(lines, line);) events.push_back(nlohmann::json::parse(line));
-  ASSERT_EQ(events.size(), 2u) << drops;
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> events, ShuntctlDrops(*node_));
+  ASSERT_EQ(events.size(), 2u) << nlohmann::json(events).dump();
   EXPECT_EQ(events[0]["src_ip"], thief_->ip);
   EXPECT_EQ(events[0]["dst_ip"], store_->ip);
   EXPECT_EQ(events[0]["dst_port"], 8080);

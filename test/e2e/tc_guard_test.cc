@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -31,15 +32,6 @@ bool ConnectsWithin(int fd, const std::string& ip, uint16_t port, int ms) {
   socklen_t len = sizeof(err);
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   return err == 0;
-}
-
-std::vector<nlohmann::json> Drops(const TestNode& n) {
-  std::vector<nlohmann::json> out;
-  auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", n.api_socket(), " drops -o json"));
-  if (!text.ok()) return out;
-  std::istringstream lines(*text);
-  for (std::string line; std::getline(lines, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
 }
 
 class SpoofTest : public MeshTest {
@@ -72,7 +64,8 @@ TEST_F(SpoofTest, PacketsFromAnotherSourceAddressAreDropped) {
   // Permissive mode also reports the would-be policy denials of these
   // connects (no TrafficTarget exists); the spoofed SYN is among them.
   int spoofed = 0;
-  for (const auto& d : Drops(*node_)) {
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> all, ShuntctlDrops(*node_));
+  for (const auto& d : all) {
     if (d["type"] != "spoofed-source") continue;
     ++spoofed;
     EXPECT_EQ(d["src_ip"], forged);
@@ -160,7 +153,7 @@ TEST_F(CrossNodePolicyTest, RemoteClientsAreJudgedByTheirIdentityAtTheDestinatio
   EXPECT_FALSE(ConnectsWithin(t.get(), store_->ip, 8080, 1500)) << "the denied remote client";
   EXPECT_GE(N1(SHUNT_CTR_TC_POLICY_DENIED), 1u);
   EXPECT_GE(N1(SHUNT_CTR_TC_POLICY_ALLOWED), 1u);
-  auto drops = Drops(*n1_);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n1_));
   ASSERT_FALSE(drops.empty());
   EXPECT_EQ(drops[0]["hook"], "tc");
   EXPECT_EQ(drops[0]["src_ip"], thief_->ip);
