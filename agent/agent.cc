@@ -117,7 +117,7 @@ void Agent::Reconcile(bool reload_config) {
       spdlog::error("config: {}; keeping the last good state", snap.status().message());
     } else {
       snapshot_ = *std::move(snap);
-      policy_ = policy::Compile(snapshot_, identities_, rule_ids_);
+      compiler_.Update(snapshot_);
     }
   }
   auto handles = netns::ListNetns();
@@ -144,15 +144,16 @@ void Agent::Reconcile(bool reload_config) {
                                .namespaces = &*probes,
                                .own_netns_cookie = own_netns_cookie_},
                               identities_);
-  std::set<endpoints::IdentityAllocator::Key> in_use(policy_.identities.begin(),
-                                                     policy_.identities.end());
+  std::set<endpoints::IdentityAllocator::Key> in_use(compiler_.policy().identities.begin(),
+                                                     compiler_.policy().identities.end());
   in_use.insert(plan_.identities.begin(), plan_.identities.end());
   identities_.Retain(in_use);
   std::set<endpoints::IdentityAllocator::Key> targets;
   for (const auto& t : snapshot_.traffic_targets) targets.insert({t.namespace_, t.name});
   rule_ids_.Retain(targets);
   // Policy before endpoints: a pod's grants are in place before it is meshed.
-  last_policy_apply_ = policy_writer_->Apply(policy_, identities_.all());
+  const std::vector<policy::EntryKey> changed = compiler_.TakeChanges();
+  last_policy_apply_ = policy_writer_->Apply(compiler_.policy(), identities_, &changed);
   if (!last_policy_apply_.errors.empty()) {
     ++reconcile_errors_;
     for (const auto& e : last_policy_apply_.errors) spdlog::error("policy maps: {}", e);
@@ -204,7 +205,7 @@ void Agent::LogSnapshotIfChanged() {
   for (const auto& n : snapshot_.notices) lines.push_back("notice: " + n.ToString());
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty()) lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
-  for (const auto& p : policy_.problems) lines.push_back("policy: " + p.ToString());
+  for (const auto& p : compiler_.policy().problems) lines.push_back("policy: " + p.ToString());
   std::string all = absl::StrJoin(lines, "\n");
   if (all == last_logged_) return;
   last_logged_ = all;
@@ -215,11 +216,11 @@ void Agent::LogSnapshotIfChanged() {
   for (const auto& n : snapshot_.notices) spdlog::info("config: {}", n.ToString());
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty()) spdlog::warn("pod {}: not meshed: {}", p.key, p.problem);
-  for (const auto& p : policy_.problems) spdlog::warn("policy: {}", p.ToString());
-  if (policy_.l7_targets > 0)
+  for (const auto& p : compiler_.policy().problems) spdlog::warn("policy: {}", p.ToString());
+  if (compiler_.policy().l7_targets > 0)
     spdlog::warn("policy: {} TrafficTarget(s) grant HTTP routes; the L7 proxy does not exist yet, "
                  "so those pairs are allowed at L4 and their HTTP rules are NOT enforced",
-                 policy_.l7_targets);
+                 compiler_.policy().l7_targets);
 }
 
 std::string Agent::StatusJson() const {
@@ -257,9 +258,9 @@ std::string Agent::StatusJson() const {
       {"mode", config_.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
       {"policy",
        {{"traffic_targets", snapshot_.traffic_targets.size()},
-        {"entries", policy_.entries.size()},
-        {"l7_targets", policy_.l7_targets},
-        {"problems", ProblemsJson(policy_.problems)},
+        {"entries", compiler_.policy().entries.size()},
+        {"l7_targets", compiler_.policy().l7_targets},
+        {"problems", ProblemsJson(compiler_.policy().problems)},
         {"last_apply",
          {{"written", last_policy_apply_.written},
           {"deleted", last_policy_apply_.deleted},
@@ -312,7 +313,7 @@ std::string Agent::PolicyCheckJson(const std::string& arg) const {
   auto j = nlohmann::json::parse(arg, nullptr, false);
   auto req = policy::ParseCheckRequest(j.is_discarded() ? nlohmann::json() : j);
   if (!req.ok()) return nlohmann::json{{"error", std::string(req.status().message())}}.dump();
-  auto out = policy::Check(*req, snapshot_, policy_, identities_, config_.mode);
+  auto out = policy::Check(*req, snapshot_, compiler_.policy(), identities_, config_.mode);
   if (!out.ok()) return nlohmann::json{{"error", std::string(out.status().message())}}.dump();
   return out->dump();
 }

@@ -52,7 +52,7 @@ class Agent {
   lib::UniqueFd signal_fd_;
   endpoints::IdentityAllocator identities_;
   endpoints::IdentityAllocator rule_ids_;
-  policy::CompiledPolicy policy_;
+  policy::PolicyCompiler compiler_{identities_, rule_ids_};  // after both allocators
   std::unique_ptr<policy::PolicyWriter> policy_writer_;
   std::unique_ptr<policy::DenyLog> deny_log_;
   lib::DiffReport last_policy_apply_;

@@ -1,5 +1,7 @@
 #include "identity_allocator.h"
 
+#include "agent/lib/stamp.h"
+
 namespace shunt::endpoints {
 
 void IdentityAllocator::Seed(const Key& key, uint32_t id) {
@@ -8,6 +10,7 @@ void IdentityAllocator::Seed(const Key& key, uint32_t id) {
   index_[key] = id;
   by_id_[id] = &node->first;
   taken_.insert(id);
+  stamp_ = lib::NextStamp();
   if (id >= next_) {
     for (uint32_t gap = next_; gap < id; ++gap) free_.insert(gap);
     next_ = id + 1;
@@ -29,6 +32,7 @@ uint32_t IdentityAllocator::Get(const Key& key) {
   index_[key] = id;
   by_id_[id] = &node->first;
   taken_.insert(id);
+  stamp_ = lib::NextStamp();
   return id;
 }
 
@@ -42,6 +46,7 @@ void IdentityAllocator::Retain(const std::set<Key>& in_use) {
       index_.erase(it->first);
       by_id_.erase(it->second);
       it = ids_.erase(it);
+      stamp_ = lib::NextStamp();
     }
   }
 }

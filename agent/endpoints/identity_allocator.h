@@ -39,6 +39,8 @@ class IdentityAllocator {
   }
 
   size_t size() const { return ids_.size(); }
+  // Changes whenever a number is given or freed (lib/stamp.h).
+  uint64_t stamp() const { return stamp_; }
   const std::map<Key, uint32_t>& all() const { return ids_; }
 
  private:
@@ -50,6 +52,7 @@ class IdentityAllocator {
   // first, else next_: O(log n) per allocation, not a scan of taken_.
   std::set<uint32_t> free_;
   uint32_t next_ = kFirstIdentity;
+  uint64_t stamp_ = 0;
 };
 
 }  // namespace shunt::endpoints

@@ -35,6 +35,7 @@ struct TargetRule {
   RouteKind kind;
   std::string name;                  // resolves in the TrafficTarget's namespace
   std::vector<std::string> matches;  // HTTPRouteGroup match names; empty = all
+  bool operator==(const TargetRule&) const = default;
 };
 
 struct TrafficTarget {
@@ -47,6 +48,7 @@ struct TrafficTarget {
   std::optional<uint16_t> destination_port;  // v1alpha2 only
 
   std::string Key() const { return namespace_ + "/" + name; }
+  bool operator==(const TrafficTarget&) const = default;
 };
 
 // TCPRoute and UDPRoute: the ports a rule allows; empty = any port.
@@ -56,6 +58,7 @@ struct PortRoute {
   std::string name;
   std::vector<uint16_t> ports;
   std::string Key() const { return namespace_ + "/" + name; }
+  bool operator==(const PortRoute&) const = default;
 };
 
 struct HttpMatch {
@@ -63,6 +66,7 @@ struct HttpMatch {
   std::string path_regex;            // empty = any path
   std::vector<std::string> methods;  // empty or "*" = any method
   std::vector<std::pair<std::string, std::string>> headers;  // name -> regex, ANDed
+  bool operator==(const HttpMatch&) const = default;
 };
 
 struct HttpRouteGroup {
@@ -70,6 +74,7 @@ struct HttpRouteGroup {
   std::string name;
   std::vector<HttpMatch> matches;
   std::string Key() const { return namespace_ + "/" + name; }
+  bool operator==(const HttpRouteGroup&) const = default;
 };
 
 absl::StatusOr<TrafficTarget> ParseTrafficTarget(const YAML::Node& doc, const std::string& api_version);

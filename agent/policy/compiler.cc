@@ -1,197 +1,276 @@
 #include "compiler.h"
 
-#include <algorithm>
 #include <tuple>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/inlined_vector.h"
-
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "agent/lib/stamp.h"
 
 namespace shunt::policy {
-namespace {
 
-// Objects of one kind by "namespace/name", so resolving a rule is a hash
-// lookup (10,000 TrafficTargets must not cost 10,000 x 10,000 comparisons).
+const model::PortRoute* PolicyCompiler::PortRoute(model::RouteKind kind, const std::string& ns,
+                                                  const std::string& name) const {
+  const auto& cache = kind == model::RouteKind::kTcp ? tcp_routes_ : udp_routes_;
+  auto it = cache.find(Name{ns, name});
+  return it == cache.end() ? nullptr : &it->second.object;
+}
+
+const model::HttpRouteGroup* PolicyCompiler::HttpRouteGroup(const std::string& ns,
+                                                            const std::string& name) const {
+  auto it = http_groups_.find(Name{ns, name});
+  return it == http_groups_.end() ? nullptr : &it->second.object;
+}
+
+// Brings a route cache to `now`; the users of every route that appeared,
+// changed or went away become dirty. Objects usually come in the same
+// order as last time, so most are matched by position, without hashing.
 template <typename T>
-class Index {
- public:
-  explicit Index(const std::vector<T>& v) {
-    for (const T& o : v) by_ns_[o.namespace_].emplace(o.name, &o);
+void PolicyCompiler::SyncRoutes(const std::vector<T>& now, model::RouteKind kind,
+                                absl::node_hash_map<Name, Cached<T>>& cache,
+                                std::vector<Cached<T>*>& order, absl::flat_hash_set<Target*>& dirty) {
+  auto mark_users = [&](const Name& name) {
+    auto it = route_users_.find(RouteRef{kind, name});
+    if (it != route_users_.end()) dirty.insert(it->second.begin(), it->second.end());
+  };
+  std::vector<Cached<T>*> next;
+  next.reserve(now.size());
+  for (size_t i = 0; i < now.size(); ++i) {
+    const T& o = now[i];
+    Cached<T>* c = nullptr;
+    if (i < order.size() && order[i]->object.namespace_ == o.namespace_ && order[i]->object.name == o.name) {
+      c = order[i];
+    } else if (auto it = cache.find(Name{o.namespace_, o.name}); it != cache.end()) {
+      c = &it->second;
+    }
+    if (c && c->seen == update_) continue;  // a duplicate: the first counts
+    if (!c) {
+      c = &cache.emplace(Name{o.namespace_, o.name}, Cached<T>{o, update_}).first->second;
+      mark_users(Name{o.namespace_, o.name});
+    } else {
+      c->seen = update_;
+      if (!(c->object == o)) {
+        c->object = o;
+        mark_users(Name{o.namespace_, o.name});
+      }
+    }
+    next.push_back(c);
   }
-  const T* Find(const std::string& ns, const std::string& name) const {
-    auto n = by_ns_.find(ns);
-    if (n == by_ns_.end()) return nullptr;
-    auto it = n->second.find(name);
-    return it == n->second.end() ? nullptr : it->second;
+  if (next.size() != cache.size()) {
+    for (auto it = cache.begin(); it != cache.end();) {
+      if (it->second.seen == update_) {
+        ++it;
+        continue;
+      }
+      mark_users(it->first);
+      cache.erase(it++);
+    }
   }
+  order = std::move(next);
+}
 
- private:
-  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, const T*>> by_ns_;
-};
-
-// A handful of ports, deduplicated, without a heap node per port.
-class PortSet {
- public:
-  void insert(uint16_t p) {
-    if (!count(p)) ports_.push_back(p);
+void PolicyCompiler::Withdraw(Target& t) {
+  if (!t.compiled) return;
+  for (const TargetGrant& g : t.grants.grants) {
+    auto it = contributions_.find(g.key);
+    if (it == contributions_.end()) continue;
+    auto& v = it->second;
+    for (auto c = v.begin(); c != v.end(); ++c) {
+      if (c->rule_id == t.rule_id) {
+        v.erase(c);
+        break;
+      }
+    }
+    if (v.empty()) contributions_.erase(it);
+    touched_.insert(g.key);
   }
-  bool count(uint16_t p) const { return std::find(ports_.begin(), ports_.end(), p) != ports_.end(); }
-  bool empty() const { return ports_.empty(); }
-  void assign(std::initializer_list<uint16_t> ps) { ports_.assign(ps.begin(), ps.end()); }
-  auto begin() const { return ports_.begin(); }
-  auto end() const { return ports_.end(); }
+  for (uint32_t id : t.grants.identities) {
+    auto it = identity_refs_.find(id);
+    if (it == identity_refs_.end() || --it->second.count > 0) continue;
+    policy_.identities.erase(it->second.key);
+    identity_refs_.erase(it);
+  }
+  for (const model::TargetRule& r : t.object.rules) {
+    auto it = route_users_.find(RouteRef{r.kind, {t.object.namespace_, r.name}});
+    if (it == route_users_.end()) continue;
+    it->second.erase(&t);
+    if (it->second.empty()) route_users_.erase(it);
+  }
+  t.grants.grants.clear();
+  t.grants.problems.clear();
+  t.grants.identities.clear();
+  t.grants.l7 = false;
+  t.compiled = false;
+}
 
- private:
-  absl::InlinedVector<uint16_t, 4> ports_;
-};
+void PolicyCompiler::Contribute(Target& t) {
+  t.grants = CompileTarget(t.object, *this, ids_);
+  for (const TargetGrant& g : t.grants.grants) {
+    contributions_[g.key].push_back({g.verdict, t.rule_id});
+    touched_.insert(g.key);
+  }
+  for (uint32_t id : t.grants.identities) {
+    auto [it, inserted] = identity_refs_.try_emplace(id);
+    if (inserted) {
+      if (const auto* key = ids_.KeyOf(id)) it->second.key = *key;
+      policy_.identities.insert(it->second.key);
+    }
+    ++it->second.count;
+  }
+  for (const model::TargetRule& r : t.object.rules)
+    route_users_[RouteRef{r.kind, {t.object.namespace_, r.name}}].insert(&t);
+  t.compiled = true;
+}
 
-using TargetsById = absl::flat_hash_map<uint32_t, const model::TrafficTarget*>;
+// ALLOW beats L7; among equals the TrafficTarget first by namespace/name is
+// named, so the answer does not depend on file order.
+std::optional<Grant> PolicyCompiler::Winner(const EntryKey& k) const {
+  auto it = contributions_.find(k);
+  if (it == contributions_.end() || it->second.empty()) return std::nullopt;
+  Grant best = it->second.front();
+  for (const Grant& g : it->second) {
+    if (g.verdict == SHUNT_VERDICT_ALLOW && best.verdict != SHUNT_VERDICT_ALLOW) {
+      best = g;
+    } else if (g.verdict == best.verdict && g.rule_id != best.rule_id) {
+      const model::TrafficTarget& a = by_rule_.at(g.rule_id)->object;
+      const model::TrafficTarget& b = by_rule_.at(best.rule_id)->object;
+      if (std::tie(a.namespace_, a.name) < std::tie(b.namespace_, b.name)) best = g;
+    }
+  }
+  return best;
+}
 
-// Adds a grant; ALLOW beats L7; among equals the TrafficTarget first by
-// namespace/name is named, so the answer does not depend on file order.
-void Add(CompiledPolicy& p, const TargetsById& targets, const EntryKey& k, uint8_t verdict,
-         uint32_t rule_id) {
-  auto [it, inserted] = p.entries.emplace(k, Grant{verdict, rule_id});
-  if (inserted || it->second.rule_id == rule_id) return;
-  Grant& g = it->second;
-  if (verdict == SHUNT_VERDICT_ALLOW && g.verdict != SHUNT_VERDICT_ALLOW) {
-    g = Grant{verdict, rule_id};
-  } else if (verdict == g.verdict) {
-    const model::TrafficTarget* a = targets.at(rule_id);
-    const model::TrafficTarget* b = targets.at(g.rule_id);
-    if (std::tie(a->namespace_, a->name) < std::tie(b->namespace_, b->name)) g.rule_id = rule_id;
+// An any-port L4 allow also covers port-specific L7 entries of the pair.
+std::optional<Grant> PolicyCompiler::Final(const EntryKey& k) const {
+  std::optional<Grant> w = Winner(k);
+  if (w && w->verdict == SHUNT_VERDICT_L7 && k.port != 0) {
+    std::optional<Grant> any = Winner({k.src, k.dst, 0, k.proto});
+    if (any && any->verdict == SHUNT_VERDICT_ALLOW) return any;
+  }
+  return w;
+}
+
+// Recomputes the policy entries that touched contributions can change.
+void PolicyCompiler::Settle() {
+  absl::btree_set<EntryKey> affected = touched_;
+  for (const EntryKey& k : touched_) {
+    if (k.port != 0) continue;
+    for (auto it = policy_.entries.lower_bound({k.src, k.dst, 0, 0});
+         it != policy_.entries.end() && it->first.src == k.src && it->first.dst == k.dst; ++it)
+      if (it->first.proto == k.proto) affected.insert(it->first);
+  }
+  touched_.clear();
+  for (const EntryKey& k : affected) {
+    std::optional<policy::Grant> f = Final(k);
+    auto it = policy_.entries.find(k);
+    if (!f) {
+      if (it == policy_.entries.end()) continue;
+      policy_.entries.erase(it);
+    } else if (it == policy_.entries.end()) {
+      policy_.entries.emplace(k, *f);
+    } else if (it->second != *f) {
+      it->second = *f;
+    } else {
+      continue;
+    }
+    changes_.insert(k);
   }
 }
 
-}  // namespace
+int PolicyCompiler::Update(const source::Objects& objects) {
+  ++update_;
+  absl::flat_hash_set<Target*> dirty;
+  SyncRoutes(objects.tcp_routes, model::RouteKind::kTcp, tcp_routes_, tcp_order_, dirty);
+  SyncRoutes(objects.udp_routes, model::RouteKind::kUdp, udp_routes_, udp_order_, dirty);
+  SyncRoutes(objects.http_route_groups, model::RouteKind::kHttp, http_groups_, http_order_, dirty);
+
+  bool rules_changed = false;
+  std::vector<Target*> next;
+  next.reserve(objects.traffic_targets.size());
+  const auto& now = objects.traffic_targets;
+  for (size_t i = 0; i < now.size(); ++i) {
+    const model::TrafficTarget& o = now[i];
+    Target* t = nullptr;
+    if (i < target_order_.size() && target_order_[i]->object.namespace_ == o.namespace_ &&
+        target_order_[i]->object.name == o.name) {
+      t = target_order_[i];
+    } else if (auto it = targets_.find(Name{o.namespace_, o.name}); it != targets_.end()) {
+      t = &it->second;
+    }
+    if (t && t->seen == update_) continue;  // a duplicate: the first counts
+    if (!t) {
+      t = &targets_[Name{o.namespace_, o.name}];
+      t->object = o;
+      t->rule_id = rule_ids_.Get({o.namespace_, o.name});
+      by_rule_[t->rule_id] = t;
+      policy_.rules[t->rule_id] = o.Key();
+      rules_changed = true;
+      dirty.insert(t);
+    } else if (!(t->object == o)) {
+      Withdraw(*t);  // with the old object's route references
+      t->object = o;
+      dirty.insert(t);
+    }
+    t->seen = update_;
+    next.push_back(t);
+  }
+  bool removed = false;
+  if (next.size() != targets_.size()) {
+    for (auto it = targets_.begin(); it != targets_.end();) {
+      Target& t = it->second;
+      if (t.seen == update_) {
+        ++it;
+        continue;
+      }
+      Withdraw(t);
+      dirty.erase(&t);
+      by_rule_.erase(t.rule_id);
+      policy_.rules.erase(t.rule_id);
+      rules_changed = removed = true;
+      targets_.erase(it++);
+    }
+  }
+  const bool reordered = next != target_order_;  // problems are listed in object order
+  target_order_ = std::move(next);
+
+  // In object order, so new identities are numbered as the objects list them.
+  int compiled = 0;
+  if (!dirty.empty()) {
+    for (Target* t : target_order_) {
+      if (!dirty.contains(t)) continue;
+      Withdraw(*t);
+      Contribute(*t);
+      ++compiled;
+    }
+  }
+  Settle();
+  if (rules_changed) policy_.rules_stamp = lib::NextStamp();
+  if (compiled > 0 || removed || reordered) {
+    policy_.problems.clear();
+    policy_.l7_targets = 0;
+    for (const Target* t : target_order_) {
+      policy_.l7_targets += t->grants.l7;
+      for (const std::string& why : t->grants.problems) {
+        model::Problem pr;
+        pr.ref.kind = "TrafficTarget";
+        pr.ref.namespace_ = t->object.namespace_;
+        pr.ref.name = t->object.name;
+        pr.reason = why;
+        policy_.problems.push_back(std::move(pr));
+      }
+    }
+  }
+  return compiled;
+}
+
+std::vector<EntryKey> PolicyCompiler::TakeChanges() {
+  std::vector<EntryKey> out(changes_.begin(), changes_.end());
+  changes_.clear();
+  return out;
+}
 
 CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAllocator& ids,
                        endpoints::IdentityAllocator& rule_ids) {
-  CompiledPolicy p;
-  const Index<model::PortRoute> tcp_routes(objects.tcp_routes), udp_routes(objects.udp_routes);
-  const Index<model::HttpRouteGroup> http_groups(objects.http_route_groups);
-  absl::flat_hash_set<uint32_t> used_ids;  // numbers are cheaper to collect than names
-  TargetsById targets_by_id;
-  // Input order; ties between TrafficTargets are settled by name in Add.
-  for (const model::TrafficTarget& tt : objects.traffic_targets) {
-    const model::TrafficTarget* t = &tt;
-    const uint32_t rule_id = rule_ids.Get({t->namespace_, t->name});
-    targets_by_id[rule_id] = t;
-    p.rules[rule_id] = t->Key();
-    auto problem = [&](const std::string& why) {
-      model::Problem pr;
-      pr.ref.kind = "TrafficTarget";
-      pr.ref.namespace_ = t->namespace_;
-      pr.ref.name = t->name;
-      pr.reason = why;
-      p.problems.push_back(std::move(pr));
-    };
-
-    const uint32_t dst = ids.Get({t->destination.namespace_, t->destination.name});
-    used_ids.insert(dst);
-    absl::InlinedVector<uint32_t, 4> srcs;
-    for (const auto& s : t->sources) {
-      srcs.push_back(ids.Get({s.namespace_, s.name}));
-      used_ids.insert(srcs.back());
-    }
-
-    // Resolve rules in the TrafficTarget's namespace.
-    PortSet tcp_ports, udp_ports;  // 0 = any
-    bool has_tcp = false, has_http = false, http_grants = false;
-    bool tcp_resolved = false, udp_resolved = false;  // a route of that kind exists
-    for (const model::TargetRule& r : t->rules) {
-      // Named only when something is wrong (the common case costs nothing).
-      auto what = [&] { return absl::StrCat(model::RouteKindName(r.kind), " '", r.name, "'"); };
-      if (r.kind == model::RouteKind::kHttp) {
-        has_http = true;
-        const model::HttpRouteGroup* g = http_groups.Find(t->namespace_, r.name);
-        if (!g) {
-          problem(absl::StrCat("rule ", what(), " does not exist in namespace ", t->namespace_,
-                               "; it grants nothing"));
-          continue;
-        }
-        if (r.matches.empty()) {
-          http_grants = true;  // omitted matches = every match of the group
-          continue;
-        }
-        for (const std::string& m : r.matches) {
-          bool found = std::any_of(g->matches.begin(), g->matches.end(),
-                                   [&](const model::HttpMatch& hm) { return hm.name == m; });
-          if (found)
-            http_grants = true;
-          else
-            problem(absl::StrCat("rule ", what(), " has no match named '", m, "'; it grants nothing"));
-        }
-        continue;
-      }
-      const bool tcp = r.kind == model::RouteKind::kTcp;
-      has_tcp |= tcp;
-      const model::PortRoute* route = (tcp ? tcp_routes : udp_routes).Find(t->namespace_, r.name);
-      if (!route) {
-        problem(absl::StrCat("rule ", what(), " does not exist in namespace ", t->namespace_,
-                             "; it grants nothing"));
-        continue;
-      }
-      (tcp ? tcp_resolved : udp_resolved) = true;
-      auto& ports = tcp ? tcp_ports : udp_ports;
-      if (route->ports.empty()) {
-        ports.insert(0);
-      } else {
-        for (uint16_t port : route->ports) ports.insert(port);
-      }
-    }
-    // v1alpha2: destination.port narrows every rule to that one port.
-    if (t->destination_port) {
-      const uint16_t dp = *t->destination_port;
-      auto narrow = [&](PortSet& ports) {
-        if (ports.empty()) return;
-        if (ports.count(0) || ports.count(dp))
-          ports.assign({dp});
-        else
-          ports.assign({});
-      };
-      narrow(tcp_ports);
-      narrow(udp_ports);
-      if (tcp_resolved && tcp_ports.empty())
-        problem(absl::StrCat("destination.port ", dp, " is not among its TCPRoute ports; they grant nothing"));
-      if (udp_resolved && udp_ports.empty())
-        problem(absl::StrCat("destination.port ", dp, " is not among its UDPRoute ports; they grant nothing"));
-    }
-    // Collapse "any port" with specific ports: any wins.
-    for (auto* ports : {&tcp_ports, &udp_ports})
-      if (ports->count(0)) ports->assign({0});
-
-    // HTTP on its TCPRoutes' ports if it has any, else on any port.
-    PortSet http_ports;
-    if (has_http && http_grants) {
-      if (has_tcp)
-        http_ports = tcp_ports;
-      else
-        http_ports.assign({t->destination_port.value_or(0)});
-    }
-    for (uint32_t src : srcs) {
-      for (uint16_t port : udp_ports) Add(p, targets_by_id, {src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW, rule_id);
-      if (!has_http) {
-        for (uint16_t port : tcp_ports) Add(p, targets_by_id, {src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW, rule_id);
-      } else {
-        for (uint16_t port : http_ports) Add(p, targets_by_id, {src, dst, port, kTcp}, SHUNT_VERDICT_L7, rule_id);
-      }
-    }
-    if (!http_ports.empty()) ++p.l7_targets;
-  }
-
-  for (uint32_t id : used_ids)
-    if (const auto* key = ids.KeyOf(id)) p.identities.insert(*key);
-
-  // An any-port L4 allow also covers port-specific L7 entries of the pair.
-  for (auto& [k, g] : p.entries) {
-    if (g.verdict != SHUNT_VERDICT_L7 || k.port == 0) continue;
-    auto any = p.entries.find({k.src, k.dst, 0, k.proto});
-    if (any != p.entries.end() && any->second.verdict == SHUNT_VERDICT_ALLOW) g = any->second;
-  }
-  return p;
+  PolicyCompiler c(ids, rule_ids);
+  c.Update(objects);
+  return c.policy();
 }
 
 Decision Decide(const CompiledPolicy& p, uint32_t src, uint32_t dst, uint16_t port, uint8_t proto) {

@@ -34,10 +34,11 @@ absl::Status PolicyWriter::Load() {
   return identity_meta_.Load();
 }
 
-lib::DiffReport PolicyWriter::Apply(
-    const CompiledPolicy& policy,
-    const std::map<endpoints::IdentityAllocator::Key, uint32_t>& identities) {
+lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
+                                    const endpoints::IdentityAllocator& allocator,
+                                    const std::vector<EntryKey>* changed) {
   lib::DiffReport report;
+  const auto& identities = allocator.all();
   // Each name map is rebuilt only when its names changed: one new grant
   // must not cost rewriting-and-comparing 10,000 TrafficTarget names.
   auto identity_meta = [](const endpoints::IdentityAllocator::Key& key) {
@@ -68,7 +69,7 @@ lib::DiffReport PolicyWriter::Apply(
         identity_meta_.Apply(ids, [](const __u32& id) { return absl::StrCat("identity ", id); });
     identities_applied_ = r.errors.empty();
     Merge(report, r);
-  } else if (applied_identities_ != identities) {
+  } else if (applied_identities_stamp_ != allocator.stamp() && applied_identities_ != identities) {
     // Only what changed since the last apply: one new service account must
     // not cost rewriting every name.
     absl::flat_hash_set<uint32_t> now_ids;
@@ -83,14 +84,17 @@ lib::DiffReport PolicyWriter::Apply(
       if (it == applied_identities_.end() || it->second != id) note(identity_meta_.Set(id, identity_meta(key)), report.written);
     }
   }
-  if (identities_applied_) applied_identities_ = identities;
+  if (identities_applied_ && applied_identities_stamp_ != allocator.stamp()) {
+    applied_identities_ = identities;
+    applied_identities_stamp_ = allocator.stamp();
+  }
   if (!rules_applied_) {
     lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
     for (const auto& [id, name] : policy.rules) rules[id] = rule_meta(name);
     lib::DiffReport r = rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); });
     rules_applied_ = r.errors.empty();
     Merge(report, r);
-  } else if (applied_rules_ != policy.rules) {
+  } else if (applied_rules_stamp_ != policy.rules_stamp && applied_rules_ != policy.rules) {
     for (const auto& [id, name] : applied_rules_)
       if (!policy.rules.count(id)) note(rule_meta_.Remove(id), report.deleted);
     for (const auto& [id, name] : policy.rules) {
@@ -98,7 +102,10 @@ lib::DiffReport PolicyWriter::Apply(
       if (it == applied_rules_.end() || it->second != name) note(rule_meta_.Set(id, rule_meta(name)), report.written);
     }
   }
-  if (rules_applied_) applied_rules_ = policy.rules;
+  if (rules_applied_ && applied_rules_stamp_ != policy.rules_stamp) {
+    applied_rules_ = policy.rules;
+    applied_rules_stamp_ = policy.rules_stamp;
+  }
   // The policy itself, entry by entry against the shadow: no intermediate
   // copy of the whole map.
   auto abi_key = [](const EntryKey& k) {
@@ -109,27 +116,41 @@ lib::DiffReport PolicyWriter::Apply(
     key.proto = k.proto;
     return key;
   };
-  for (const auto& [k, g] : policy.entries) {
+  const size_t errors_before = report.errors.size();
+  auto set = [&](const EntryKey& k, const Grant& g) {
     shunt_policy_value v{};
     v.verdict = g.verdict;
     v.rule_id = g.rule_id;
-    auto changed = policy_.Set(abi_key(k), v);
-    if (!changed.ok()) {
+    auto written = policy_.Set(abi_key(k), v);
+    if (!written.ok()) {
       report.errors.push_back(absl::StrCat("policy ", k.src, "->", k.dst, " port ", k.port,
                                            k.proto == kUdp ? "/udp" : "/tcp", ": ",
-                                           changed.status().message()));
-    } else if (*changed) {
+                                           written.status().message()));
+    } else if (*written) {
       ++report.written;
     } else {
       ++report.unchanged;
     }
+  };
+  if (changed && entries_in_sync_) {
+    // Writes before deletes, as in the full pass: a grant moving from one
+    // entry to another is never missing in between.
+    for (const EntryKey& k : *changed)
+      if (auto it = policy.entries.find(k); it != policy.entries.end()) set(k, it->second);
+    for (const EntryKey& k : *changed)
+      if (!policy.entries.contains(k)) note(policy_.Remove(abi_key(k)), report.deleted);
+  } else {
+    for (const auto& [k, g] : policy.entries) set(k, g);
+    std::vector<shunt_policy_key> stale;
+    for (const auto& [key, v] : policy_.shadow()) {
+      const EntryKey k{key.src_identity, key.dst_identity, ntohs(key.dport), key.proto};
+      if (!policy.entries.contains(k)) stale.push_back(key);
+    }
+    for (const shunt_policy_key& key : stale) note(policy_.Remove(key), report.deleted);
   }
-  std::vector<shunt_policy_key> stale;
-  for (const auto& [key, v] : policy_.shadow()) {
-    const EntryKey k{key.src_identity, key.dst_identity, ntohs(key.dport), key.proto};
-    if (!policy.entries.contains(k)) stale.push_back(key);
-  }
-  for (const shunt_policy_key& key : stale) note(policy_.Remove(key), report.deleted);
+  // A failed write leaves the map behind the policy: the next apply compares
+  // everything again instead of trusting a list of changes.
+  entries_in_sync_ = report.errors.size() == errors_before;
   return report;
 }
 

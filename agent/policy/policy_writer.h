@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "agent/endpoints/identity_allocator.h"
@@ -24,8 +25,11 @@ class PolicyWriter {
   absl::Status Load();
 
   // Names first, then the policy, so the CLI can always name what it sees.
-  lib::DiffReport Apply(const CompiledPolicy& policy,
-                        const std::map<endpoints::IdentityAllocator::Key, uint32_t>& identities);
+  // With `changed` (PolicyCompiler::TakeChanges() since the policy last
+  // passed here), only those entries are touched; without it, or when an
+  // earlier apply failed part-way, every entry is compared with the shadow.
+  lib::DiffReport Apply(const CompiledPolicy& policy, const endpoints::IdentityAllocator& identities,
+                        const std::vector<EntryKey>* changed = nullptr);
 
   size_t entries() const { return policy_.shadow().size(); }
 
@@ -38,6 +42,8 @@ class PolicyWriter {
   std::map<uint32_t, std::string> applied_rules_;
   std::map<endpoints::IdentityAllocator::Key, uint32_t> applied_identities_;
   bool identities_applied_ = false, rules_applied_ = false;
+  uint64_t applied_identities_stamp_ = 0, applied_rules_stamp_ = 0;
+  bool entries_in_sync_ = false;  // the map holds exactly the last policy applied
 };
 
 }  // namespace shunt::policy

@@ -61,6 +61,8 @@ std::string PolicyYaml(const source::Objects& o) {
 
 struct ScaleResult {
   double compile_ms = 0, apply_ms = 0, change_compile_ms = 0, change_apply_ms = 0, noop_apply_ms = 0;
+  double full_recompile_ms = 0;
+  int change_recompiled = 0;
   size_t entries = 0;
   int change_written = 0, change_deleted = 0;
 };
@@ -76,27 +78,43 @@ absl::StatusOr<ScaleResult> MeasureScale(e2e::TestNode& node, const ScaleShape& 
   ScaleResult r;
   auto t0 = Clock::now();
   for (const auto& p : cluster.pods) ids.Get({p.namespace_, p.service_account});
-  policy::CompiledPolicy compiled = policy::Compile(cluster, ids, rules);
+  policy::PolicyCompiler compiler(ids, rules);
+  compiler.Update(cluster);
   r.compile_ms = MsSince(t0);
   t0 = Clock::now();
-  lib::DiffReport full = writer.Apply(compiled, ids.all());
+  std::vector<policy::EntryKey> changed = compiler.TakeChanges();
+  lib::DiffReport full = writer.Apply(compiler.policy(), ids, &changed);
   r.apply_ms = MsSince(t0);
   if (!full.errors.empty()) return absl::InternalError(full.errors.front());
-  r.entries = compiled.entries.size();
+  r.entries = compiler.policy().entries.size();
 
-  // One TrafficTarget gains a source.
+  // One TrafficTarget gains a source: the agent's path (the whole object
+  // list handed over again, the compiler finds what changed).
   cluster.traffic_targets[shape.targets / 2].sources.push_back({"ns1", "sa3"});
   t0 = Clock::now();
-  compiled = policy::Compile(cluster, ids, rules);
+  r.change_recompiled = compiler.Update(cluster);
   r.change_compile_ms = MsSince(t0);
   t0 = Clock::now();
-  lib::DiffReport change = writer.Apply(compiled, ids.all());
+  changed = compiler.TakeChanges();
+  lib::DiffReport change = writer.Apply(compiler.policy(), ids, &changed);
   r.change_apply_ms = MsSince(t0);
   r.change_written = change.written;
   r.change_deleted = change.deleted;
+  if (!change.errors.empty()) return absl::InternalError(change.errors.front());
+  // Nothing changed: what a reconcile without policy edits costs.
   t0 = Clock::now();
-  writer.Apply(compiled, ids.all());
+  compiler.Update(cluster);
+  changed = compiler.TakeChanges();
+  writer.Apply(compiler.policy(), ids, &changed);
   r.noop_apply_ms = MsSince(t0);
+  // The same change from scratch, as a cross-check that incremental
+  // compiling agrees with a full compile.
+  // (Same allocators: every name already has its number.)
+  t0 = Clock::now();
+  policy::CompiledPolicy full_again = policy::Compile(cluster, ids, rules);
+  r.full_recompile_ms = MsSince(t0);
+  if (full_again.entries != compiler.policy().entries)
+    return absl::InternalError("incremental compile differs from a full compile");
   dp->reset();
   if (auto u = datapath::Uninstall(node.bpffs()); !u.ok()) return u.status();
   return r;
@@ -295,16 +313,18 @@ spec:
   std::printf("  compile + apply         %8.1f ms   target < 1000 ms: %s\n", scale.compile_ms + scale.apply_ms,
               scale.compile_ms + scale.apply_ms < 1000 ? "MET" : "NOT MET");
   std::printf("one TrafficTarget changes:\n");
-  std::printf("  recompile everything    %8.1f ms\n", scale.change_compile_ms);
-  std::printf("  apply the difference    %8.3f ms   (%d written, %d deleted)   target < 10 ms: %s\n",
-              scale.change_apply_ms, scale.change_written, scale.change_deleted,
-              scale.change_apply_ms < 10 ? "MET" : "NOT MET");
-  std::printf("  recompile + apply       %8.1f ms   target < 10 ms: %s\n",
+  std::printf("  compile the change      %8.3f ms   (%d TrafficTarget recompiled; %d compared)\n",
+              scale.change_compile_ms, scale.change_recompiled, shape.targets);
+  std::printf("  apply the difference    %8.3f ms   (%d written, %d deleted)\n", scale.change_apply_ms,
+              scale.change_written, scale.change_deleted);
+  std::printf("  compile + apply         %8.3f ms   target < 10 ms: %s\n",
               scale.change_compile_ms + scale.change_apply_ms,
-              scale.change_compile_ms + scale.change_apply_ms < 10 ? "MET" : "NOT MET (the compiler recompiles everything)");
+              scale.change_compile_ms + scale.change_apply_ms < 10 ? "MET" : "NOT MET");
+  std::printf("  (for comparison, a full recompile: %.1f ms; same entries as the incremental one)\n",
+              scale.full_recompile_ms);
   std::printf("  in the agent, file edit -> grant in the kernel: %.1f ms (polled; includes the 20 ms debounce)\n",
               agent_change_ms);
-  std::printf("  (applying an unchanged policy: %.3f ms)\n\n", scale.noop_apply_ms);
+  std::printf("  (an unchanged policy, compile + apply: %.3f ms)\n\n", scale.noop_apply_ms);
   std::printf("connect() latency: %d samples per policy size, %d interleaved rounds (median)   p50 us   p99 us\n",
               connects, rounds);
   std::printf("  plain kernel (no agent)          %7.1f  %7.1f\n", plain.p50_us, plain.p99_us);
@@ -326,6 +346,9 @@ spec:
       {"change_compile_ms", scale.change_compile_ms},
       {"change_apply_ms", scale.change_apply_ms},
       {"change_written", scale.change_written},
+      {"change_recompiled_targets", scale.change_recompiled},
+      {"full_recompile_ms", scale.full_recompile_ms},
+      {"noop_compile_apply_ms", scale.noop_apply_ms},
       {"agent_edit_to_kernel_ms", agent_change_ms},
       {"connect_us",
        {{"plain", {{"p50", plain.p50_us}, {"p99", plain.p99_us}}},
