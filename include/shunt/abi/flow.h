@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Per-flow telemetry: a record per TCP connection with a local pod at one
+ * end (or both), kept in an LRU map while the connection lives and sent to
+ * the agent through a ring buffer when its last local end closes. */
+#pragma once
+#include "shunt/abi/common.h"
+
+#define SHUNT_MAX_FLOWS 16384 /* default; the agent may size the map */
+
+/* Latency histograms, log-linear: bucket 0 holds values under 2^10 ns
+ * (1.024 us); then each power of two from 2^10 to 2^34 ns (17.2 s) is cut
+ * into 8 equal sub-buckets (at most 12.5% wide); the last bucket holds
+ * everything from 2^34 ns up. Kernel and agent share the layout, so per-flow
+ * histograms add into per-edge ones bucket by bucket. */
+#define SHUNT_HIST_MIN_SHIFT 10
+#define SHUNT_HIST_OCTAVES 24
+#define SHUNT_HIST_SUB_SHIFT 3
+#define SHUNT_HIST_SUB (1u << SHUNT_HIST_SUB_SHIFT)
+#define SHUNT_HIST_BUCKETS (2 + SHUNT_HIST_OCTAVES * SHUNT_HIST_SUB)
+
+/* floor(log2(v)) for v > 0, with shifts only (no clz on BPF). */
+static inline __u32 shunt_log2_u64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) r += 1;
+	return r;
+}
+
+static inline __u32 shunt_hist_bucket(__u64 ns)
+{
+	__u32 octave;
+
+	if (ns < (1ull << SHUNT_HIST_MIN_SHIFT))
+		return 0;
+	if (ns >= (1ull << (SHUNT_HIST_MIN_SHIFT + SHUNT_HIST_OCTAVES)))
+		return SHUNT_HIST_BUCKETS - 1;
+	octave = shunt_log2_u64(ns);
+	return 1 + (octave - SHUNT_HIST_MIN_SHIFT) * SHUNT_HIST_SUB +
+	       (__u32)((ns >> (octave - SHUNT_HIST_SUB_SHIFT)) & (SHUNT_HIST_SUB - 1));
+}
+
+/* A TCP connection, oriented client -> server whichever end is local. */
+struct shunt_flow_key {
+	__be32 client_ip4;
+	__be32 server_ip4;
+	__be16 client_port;
+	__be16 server_port;
+	__u32 pad; /* always zero: the key is compared as bytes */
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_flow_key, 16);
+
+/* What policy said when the connection was set up. */
+enum shunt_flow_verdict {
+	SHUNT_FLOW_UNMESHED = 0, /* an end is not a meshed pod: no policy applies */
+	SHUNT_FLOW_ALLOWED = 1,  /* an L4 grant */
+	SHUNT_FLOW_L7 = 2,       /* an HTTPRouteGroup grant (allowed at L4 until the proxy) */
+	SHUNT_FLOW_AUDIT = 3,    /* no grant; permissive mode let it through */
+	SHUNT_FLOW_DENIED = 4,   /* refused at connect() (enforce) */
+};
+
+/* How it ended. */
+enum shunt_flow_end {
+	SHUNT_FLOW_OPEN = 0,
+	SHUNT_FLOW_CLOSED = 1,  /* orderly close (FIN) */
+	SHUNT_FLOW_RESET = 2,   /* aborted after it was established (RST or abortive close) */
+	SHUNT_FLOW_REFUSED = 3, /* never established: refused (RST to the SYN) or timed out */
+	SHUNT_FLOW_DENIED_END = 4, /* denied by policy at connect() */
+};
+
+#define SHUNT_FLOW_F_CLIENT_LOCAL (1u << 0)
+#define SHUNT_FLOW_F_SERVER_LOCAL (1u << 1)
+#define SHUNT_FLOW_F_SC_CLIENT (1u << 2) /* client end in the sockhash: sk_msg counts its sends */
+#define SHUNT_FLOW_F_ESTABLISHED (1u << 3)
+#define SHUNT_FLOW_F_SC_SERVER (1u << 4) /* server end in the sockhash */
+#define SHUNT_FLOW_F_SHORT_CIRCUIT (SHUNT_FLOW_F_SC_CLIENT | SHUNT_FLOW_F_SC_SERVER)
+
+/* Request/response direction state. */
+#define SHUNT_FLOW_DIR_NONE 0
+#define SHUNT_FLOW_DIR_TO_SERVER 1
+#define SHUNT_FLOW_DIR_TO_CLIENT 2
+
+struct shunt_flow {
+	struct shunt_flow_key key;
+	__u64 start_ns;   /* CLOCK_MONOTONIC: connect() on a local client, else established */
+	__u64 end_ns;     /* when the last local end closed; 0 while open */
+	__u64 connect_ns; /* connect() -> established on a local client; 0 = not measured */
+	__u64 bytes[2];   /* [0] client -> server, [1] server -> client */
+	__u64 msgs[2];    /* sends (short-circuit) or data segments (TCP path), same order */
+	__u64 rr_sum_ns;  /* request/response latency: sum and count of samples */
+	__u64 rr_count;
+	__u64 req_start_ns; /* start of the request being answered (internal) */
+	__u32 src_identity; /* client; 0 = not a meshed pod */
+	__u32 dst_identity; /* server */
+	__u32 srtt_us;      /* TCP path: smoothed RTT at close */
+	__u32 min_rtt_us;   /* TCP path: minimum RTT seen */
+	__u32 retrans;      /* TCP path: segments retransmitted */
+	__u32 rule_id;      /* the policy entry that allowed it, 0 if none */
+	__u8 verdict;       /* enum shunt_flow_verdict */
+	__u8 end;           /* enum shunt_flow_end */
+	__u8 flags;         /* SHUNT_FLOW_F_* */
+	__u8 last_dir;      /* SHUNT_FLOW_DIR_* (internal) */
+	__u8 open_ends;     /* local ends still open: F_CLIENT_LOCAL | F_SERVER_LOCAL bits */
+	__u8 pad[3];
+	__u32 rr_hist[SHUNT_HIST_BUCKETS];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_flow, 904);
