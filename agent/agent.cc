@@ -70,7 +70,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                                            {.bpffs_dir = config.bpffs_dir,
                                             .cgroup_root = config.cgroup_root,
                                             .max_queued_bytes = config.max_queued_bytes,
-                                            .mode = config.mode}));
+                                            .mode = config.mode,
+                                            .telemetry = config.telemetry}));
   const auto& rep = a->datapath_->report();
   spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",
                rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
@@ -97,6 +98,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   a->policy_writer_ = std::make_unique<policy::PolicyWriter>(maps);
   SHUNT_RETURN_IF_ERROR(a->policy_writer_->Load());
   SHUNT_ASSIGN_OR_RETURN(a->deny_log_, policy::DenyLog::Create(maps.events_fd()));
+  // Finished flows are drained on a thread of their own (flow_collector.h);
+  // with telemetry off the kernel keeps no records, so there is nothing to drain.
+  if (config.telemetry) {
+    SHUNT_ASSIGN_OR_RETURN(a->collector_, telemetry::FlowCollector::Start(maps.flow_events_fd(), &a->flows_));
+  }
 
   SHUNT_ASSIGN_OR_RETURN(auto api, api::ApiServer::Listen(config.api_socket,
                                                           [agent = a.get()](const std::string& req) {
@@ -118,6 +124,11 @@ void Agent::Reconcile(bool reload_config) {
     } else {
       snapshot_ = *std::move(snap);
       compiler_.Update(snapshot_);
+      flows_.SetDirectory(telemetry::PeerDirectory::Build(snapshot_.pods));
+      if (compiler_.policy().rules_stamp != rule_names_stamp_) {
+        flows_.SetRuleNames(std::make_shared<const std::map<uint32_t, std::string>>(compiler_.policy().rules));
+        rule_names_stamp_ = compiler_.policy().rules_stamp;
+      }
     }
   }
   auto handles = netns::ListNetns();
@@ -280,6 +291,7 @@ std::string Agent::HandleApi(const std::string& request) {
   if (verb == "status" || verb.empty()) return StatusJson();
   if (verb == "drops") return DropsJson(arg);
   if (verb == "policy-check") return PolicyCheckJson(arg);
+  if (verb == "flows") return FlowsJson(arg);
   return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump();
 }
 
@@ -318,6 +330,33 @@ std::string Agent::PolicyCheckJson(const std::string& arg) const {
   return out->dump();
 }
 
+void Agent::ConsumeDenials() {
+  deny_log_->Consume();
+  for (const auto& d : deny_log_->Since(denials_fed_, deny_log_->total())) {
+    flows_.IngestDenial(d.event, d.wall_time_ns);
+    denials_fed_ = d.seq;
+  }
+}
+
+// "flows [after-seq]": finished flows newer than the sequence number, and
+// every live one from the kernel's map.
+std::string Agent::FlowsJson(const std::string& arg) const {
+  uint64_t after = 0;
+  if (!arg.empty() && !absl::SimpleAtoi(arg, &after))
+    return nlohmann::json{{"error", absl::StrCat("flows: '", arg, "' is not a sequence number")}}.dump();
+  nlohmann::json closed = nlohmann::json::array(), live = nlohmann::json::array();
+  uint64_t next = after;
+  for (const auto& f : flows_.Since(after, 5000)) {
+    closed.push_back(telemetry::FlowJson(f));
+    next = f.seq;
+  }
+  if (auto entries = datapath_->maps().flows().Entries(); entries.ok()) {
+    for (const auto& [k, f] : *entries) live.push_back(telemetry::FlowJson(flows_.Describe(f)));
+  }
+  return nlohmann::json{{"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}
+      .dump();
+}
+
 absl::Status Agent::Run() {
   int64_t reload_at = -1;  // debounce: editors write files in several steps
   for (;;) {
@@ -337,9 +376,9 @@ absl::Status Agent::Run() {
     }
     if ((fds[1].revents & POLLIN) && watcher_->Drain() && reload_at < 0)
       reload_at = NowMs() + config_.debounce_ms;
-    if (fds[3].revents & POLLIN) deny_log_->Consume();
+    if (fds[3].revents & POLLIN) ConsumeDenials();
     if (fds[2].revents & POLLIN) {
-      deny_log_->Consume();  // so `shuntctl drops` sees what happened just before
+      ConsumeDenials();  // so `shuntctl drops` sees what happened just before
       api_->ServePending();
     }
     if (reload_at >= 0 && NowMs() >= reload_at) {

@@ -21,6 +21,8 @@
 #include "agent/policy/policy_writer.h"
 #include "agent/source/dir_watcher.h"
 #include "agent/source/file_source.h"
+#include "agent/telemetry/flow_aggregator.h"
+#include "agent/telemetry/flow_collector.h"
 #include "agent/lib/unique_fd.h"
 
 namespace shunt::agent {
@@ -42,6 +44,8 @@ class Agent {
   std::string StatusJson() const;
   std::string DropsJson(const std::string& arg) const;
   std::string PolicyCheckJson(const std::string& arg) const;
+  std::string FlowsJson(const std::string& arg) const;
+  void ConsumeDenials();
 
   AgentConfig config_;
   source::FileSource source_;
@@ -55,6 +59,10 @@ class Agent {
   policy::PolicyCompiler compiler_{identities_, rule_ids_};  // after both allocators
   std::unique_ptr<policy::PolicyWriter> policy_writer_;
   std::unique_ptr<policy::DenyLog> deny_log_;
+  uint64_t denials_fed_ = 0;  // last denial handed to flows_
+  telemetry::FlowAggregator flows_{{}};
+  std::unique_ptr<telemetry::FlowCollector> collector_;  // after flows_: stops before it goes
+  uint64_t rule_names_stamp_ = 0;
   lib::DiffReport last_policy_apply_;
   std::unique_ptr<lib::ShadowedMap<__u32, shunt_tc_endpoint>> tc_map_;
   std::set<int> tc_guarded_;  // ifindexes with TC guards

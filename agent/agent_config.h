@@ -18,6 +18,7 @@ struct AgentConfig {
   int debounce_ms = 100;          // quiet time after a config change before re-reading it
   uint32_t max_queued_bytes = 0;  // see DatapathOptions
   uint32_t mode = 0;              // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
+  bool telemetry = true;          // flow records in the kernel, metrics in the agent
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

@@ -27,6 +27,9 @@ ABSL_FLAG(uint32_t, max_queued_bytes, 0,
 ABSL_FLAG(std::string, mode, "permissive",
           "enforce: deny traffic between meshed pods unless a TrafficTarget allows it; "
           "permissive: allow everything, but compute, count and report would-be denials");
+ABSL_FLAG(bool, telemetry, true,
+          "keep a record of every TCP flow of local pods (bytes, connect and response latency, "
+          "verdict) and serve them (shuntctl flows); --telemetry=false turns the kernel side off");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -65,6 +68,7 @@ int main(int argc, char** argv) {
       .debounce_ms = absl::GetFlag(FLAGS_debounce_ms),
       .max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes),
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
+      .telemetry = absl::GetFlag(FLAGS_telemetry),
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

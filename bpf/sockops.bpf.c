@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* Same-node short-circuit: sockops puts both ends of a local pod-to-pod TCP
  * connection into the sockhash; sk_msg moves each send straight into the
- * peer socket's receive queue. */
+ * peer socket's receive queue. Both also keep the connection's flow record
+ * (lib/flow.bpf.h): sockops its life cycle and TCP statistics, sk_msg the
+ * bytes and request/response timing of short-circuited sends. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -10,70 +12,274 @@
 #include "lib/counters.bpf.h"
 #include "lib/sockkey.bpf.h"
 #include "lib/peer_queue.bpf.h"
+#include "lib/flow.bpf.h"
+#include "lib/policy.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Both ends must be pods this agent knows, on this node, or the socket stays
  * out of the sockhash: a socket whose peer never enters the map would run
  * sk_msg on every send only to miss (about half its bulk throughput lost). */
-static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops)
+/* The socket's own addresses and ports (IPv4, or v4-mapped IPv6). */
+static __always_inline bool sock_key_of(struct bpf_sock_ops *skops, struct shunt_sock_key *key)
 {
 	__u32 remote_ip6[4] = {skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
 			       skops->remote_ip6[3]};
 	__u32 local_ip6[4] = {skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
 			      skops->local_ip6[3]};
-	struct shunt_sock_key key = {};
-	struct shunt_endpoint *ep;
-	struct shunt_ipcache_entry *peer;
-	__u64 cookie;
+	__u32 family = skops->family, local_ip4 = skops->local_ip4, remote_ip4 = skops->remote_ip4;
 	__u32 raw_rport;
+
+	/* Load every context field up front: left to itself clang picks the
+	 * field's address with a branch and loads through a modified context
+	 * pointer, which the verifier refuses. */
+	asm volatile("" : "+r"(family), "+r"(local_ip4), "+r"(remote_ip4));
+	if (!ip4_of(family, local_ip4, local_ip6, &key->local_ip4) ||
+	    !ip4_of(family, remote_ip4, remote_ip6, &key->remote_ip4))
+		return false;
+	raw_rport = skops->remote_port;
+	asm volatile("" : "+r"(raw_rport)); /* keep the 32-bit context load */
+	key->remote_port = remote_port_be16(raw_rport);
+	key->local_port = bpf_htons((__u16)skops->local_port);
+	return true;
+}
+
+/* The local pod whose network namespace the socket is in, or NULL. */
+static __always_inline struct shunt_endpoint *pod_of(struct bpf_sock_ops *skops)
+{
+	__u64 cookie = bpf_get_netns_cookie(skops);
+
+	return bpf_map_lookup_elem(&shunt_endpoints_v1, &cookie);
+}
+
+/* A pod's socket on the pod's address: not loopback inside the pod. */
+static __always_inline bool on_pod_ip(const struct shunt_endpoint *ep,
+				      const struct shunt_sock_key *key)
+{
+	return ep && ep->ip4 == key->local_ip4;
+}
+
+/* Starts (or joins, when the other end is a local pod too) the record of
+ * this connection. The client end starts it at connect(), so the connect
+ * latency is measured; a server end with a remote client starts it when the
+ * handshake completes. The verdict is what policy says for the pair now. */
+static __always_inline void flow_open(struct bpf_sock_ops *skops, const struct shunt_sock_key *key,
+				      const struct shunt_endpoint *ep, bool client, __u64 now)
+{
+	struct shunt_flow_key fk = {};
+	struct shunt_ipcache_entry *peer;
+	struct shunt_flow *f;
+	__u8 side = client ? SHUNT_FLOW_F_CLIENT_LOCAL : SHUNT_FLOW_F_SERVER_LOCAL;
+	__u32 rule_id = 0;
+	__u8 v;
+
+	if (client) {
+		fk.client_ip4 = key->local_ip4;
+		fk.server_ip4 = key->remote_ip4;
+		fk.client_port = key->local_port;
+		fk.server_port = key->remote_port;
+	} else {
+		fk.client_ip4 = key->remote_ip4;
+		fk.server_ip4 = key->local_ip4;
+		fk.client_port = key->remote_port;
+		fk.server_port = key->local_port;
+	}
+	f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+	if (!f) {
+		/* Fails only with EEXIST when the other end raced us here. */
+		bool created = !bpf_map_update_elem(&shunt_flows_v1, &fk, &shunt_zero_flow, BPF_NOEXIST);
+
+		f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+		if (!f) {
+			counter_add(SHUNT_CTR_FLOW_UNTRACKED, 1);
+			return;
+		}
+		if (!created)
+			goto join;
+		f->key = fk;
+		f->start_ns = now;
+		peer = bpf_map_lookup_elem(&shunt_ipcache_v1, client ? &fk.server_ip4 : &fk.client_ip4);
+		if (client) {
+			f->src_identity = ep->identity;
+			f->dst_identity = peer ? peer->identity : 0;
+		} else {
+			f->src_identity = peer ? peer->identity : 0;
+			f->dst_identity = ep->identity;
+		}
+		if (!f->src_identity || !f->dst_identity || fk.client_ip4 == fk.server_ip4) {
+			f->verdict = SHUNT_FLOW_UNMESHED;
+		} else {
+			v = policy_verdict(f->src_identity, f->dst_identity, fk.server_port,
+					   SHUNT_IPPROTO_TCP, &rule_id);
+			f->verdict = v == SHUNT_VERDICT_ALLOW ? SHUNT_FLOW_ALLOWED
+				     : v == SHUNT_VERDICT_L7  ? SHUNT_FLOW_L7
+							      : SHUNT_FLOW_AUDIT;
+			f->rule_id = rule_id;
+		}
+		counter_add(SHUNT_CTR_FLOWS_OPENED, 1);
+	}
+join:
+	f->flags |= side;
+	f->open_ends |= side;
+	if (!client)
+		f->flags |= SHUNT_FLOW_F_ESTABLISHED;
+	/* Be told when this end closes. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void flow_established(const struct shunt_sock_key *key, __u64 now)
+{
+	bool client_end;
+	struct shunt_flow *f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port,
+					   key->remote_port, &client_end);
+
+	if (!f || !client_end)
+		return;
+	f->flags |= SHUNT_FLOW_F_ESTABLISHED;
+	if (now > f->start_ns)
+		f->connect_ns = now - f->start_ns;
+}
+
+/* One local end closed (new state TCP_CLOSE). The TCP path's statistics are
+ * read from the client end when it is local, else from the server end; bytes
+ * of an end in the sockhash were counted by sk_msg instead (TCP never saw
+ * the redirected ones). The record goes to the agent when no local end is
+ * left open. */
+static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct shunt_sock_key *key,
+				       __u32 old_state, __u64 now)
+{
+	struct shunt_flow_key fk = {};
+	bool client_end;
+	struct shunt_flow *f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port,
+					   key->remote_port, &client_end);
+	__u8 end;
+
+	if (!f) {
+		counter_add(SHUNT_CTR_FLOW_EVICTED, 1);
+		return;
+	}
+	if (old_state == BPF_TCP_SYN_SENT || old_state == BPF_TCP_SYN_RECV)
+		end = SHUNT_FLOW_REFUSED;
+	else if (old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT ||
+		 old_state == BPF_TCP_FIN_WAIT1)
+		end = SHUNT_FLOW_RESET; /* no orderly FIN exchange first */
+	else
+		end = SHUNT_FLOW_CLOSED;
+	if (end > f->end || f->end == SHUNT_FLOW_OPEN)
+		f->end = end;
+
+	if (client_end || !(f->flags & SHUNT_FLOW_F_CLIENT_LOCAL)) {
+		__u32 fwd = client_end ? 0 : 1; /* the index of what this end sent */
+		/* TCP's byte counters include a FIN's sequence number. Ours was
+		 * sent in these states and acked if nothing is outstanding; the
+		 * peer's was received in these (FIN_WAIT2 -> CLOSE is the way into
+		 * TIME_WAIT; its orphan-timeout variant is rare). */
+		bool fin_sent = old_state == BPF_TCP_FIN_WAIT1 || old_state == BPF_TCP_FIN_WAIT2 ||
+				old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK;
+		bool fin_acked = fin_sent && skops->snd_una == skops->snd_nxt;
+		bool fin_received = old_state == BPF_TCP_CLOSE_WAIT || old_state == BPF_TCP_LAST_ACK ||
+				    old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_FIN_WAIT2;
+		__u64 acked = skops->bytes_acked, received = skops->bytes_received;
+
+		if (fin_acked && acked)
+			acked--;
+		if (fin_received && received)
+			received--;
+		if (!(f->flags & (client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER))) {
+			f->bytes[fwd & 1] = acked;
+			f->msgs[fwd & 1] = skops->data_segs_out;
+		}
+		if (!(f->flags & (client_end ? SHUNT_FLOW_F_SC_SERVER : SHUNT_FLOW_F_SC_CLIENT))) {
+			f->bytes[(fwd ^ 1) & 1] = received;
+			f->msgs[(fwd ^ 1) & 1] = skops->data_segs_in;
+		}
+		if ((f->flags & SHUNT_FLOW_F_SHORT_CIRCUIT) != SHUNT_FLOW_F_SHORT_CIRCUIT) {
+			f->srtt_us = skops->srtt_us >> 3; /* the kernel keeps it << 3 */
+			f->min_rtt_us = skops->rtt_min;
+			f->retrans = skops->total_retrans;
+		}
+	}
+	f->open_ends &= ~(client_end ? SHUNT_FLOW_F_CLIENT_LOCAL : SHUNT_FLOW_F_SERVER_LOCAL);
+	if (f->open_ends)
+		return;
+	fk = f->key;
+	flow_finish(f, &fk, now);
+}
+
+/* Both ends must be pods this agent knows, on this node, or the socket stays
+ * out of the sockhash: a socket whose peer never enters the map would run
+ * sk_msg on every send only to miss (about half its bulk throughput lost). */
+static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
+						struct shunt_sock_key *key,
+						const struct shunt_endpoint *ep)
+{
+	struct shunt_ipcache_entry *peer;
+	struct shunt_flow *f;
+	bool client_end;
 	long err;
 
-	if (!ip4_of(skops->family, skops->local_ip4, local_ip6, &key.local_ip4) ||
-	    !ip4_of(skops->family, skops->remote_ip4, remote_ip6, &key.remote_ip4))
-		return;
-
-	cookie = bpf_get_netns_cookie(skops);
-	ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &cookie);
 	if (!ep || !(ep->flags & SHUNT_EP_F_SHORT_CIRCUIT)) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_NOT_POD, 1);
 		return;
 	}
-	if (ep->ip4 != key.local_ip4) {
+	if (!on_pod_ip(ep, key)) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_NOT_POD_IP, 1);
 		return;
 	}
-	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &key.remote_ip4);
+	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &key->remote_ip4);
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL)) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_PEER_REMOTE, 1);
 		return;
 	}
 
-	raw_rport = skops->remote_port;
-	asm volatile("" : "+r"(raw_rport)); /* keep the 32-bit context load */
-	key.remote_port = remote_port_be16(raw_rport);
-	key.local_port = bpf_htons((__u16)skops->local_port);
-
-	err = bpf_sock_hash_update(skops, &shunt_sockhash_v1, &key, BPF_NOEXIST);
-	if (!err)
-		remember_sock(&key, skops);
+	err = bpf_sock_hash_update(skops, &shunt_sockhash_v1, key, BPF_NOEXIST);
 	if (err) {
 		/* Full or racing: the socket simply stays on the TCP path. */
 		counter_add(SHUNT_CTR_SOCK_INSERT_FAILED, 1);
 		return;
 	}
+	remember_sock(key, skops);
+	f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port, key->remote_port,
+			&client_end);
+	if (f)
+		f->flags |= client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER;
 	counter_add(SHUNT_CTR_SOCK_SHORT_CIRCUITED, 1);
 }
 
 SEC("sockops")
 int shunt_sockops(struct bpf_sock_ops *skops)
 {
-	switch (skops->op) {
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		maybe_short_circuit(skops);
+	struct shunt_sock_key key = {};
+	struct shunt_endpoint *ep;
+	__u32 op = skops->op;
+	__u64 now;
+
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_STATE_CB)
+		return 1;
+	if (!sock_key_of(skops, &key))
+		return 1; /* real IPv6: left to the kernel in this version */
+	now = bpf_ktime_get_ns();
+	switch (op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		ep = pod_of(skops);
+		if (on_pod_ip(ep, &key) && telemetry_on())
+			flow_open(skops, &key, ep, true, now);
 		break;
-	default:
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		ep = pod_of(skops);
+		flow_established(&key, now);
+		maybe_short_circuit(skops, &key, ep);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		ep = pod_of(skops);
+		if (on_pod_ip(ep, &key) && telemetry_on())
+			flow_open(skops, &key, ep, false, now);
+		maybe_short_circuit(skops, &key, ep);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			flow_close(skops, &key, skops->args[0], now);
 		break;
 	}
 	return 1;
@@ -88,6 +294,8 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 			      msg->local_ip6[3]};
 	struct shunt_sock_key peer = {}, self = {};
 	struct shunt_sock_state *st;
+	struct shunt_flow *flow;
+	bool client_end;
 	__u32 raw_rport;
 	__u32 size = msg->size;
 
@@ -102,6 +310,21 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 	peer.remote_ip4 = self.local_ip4;
 	peer.local_port = self.remote_port;
 	peer.remote_port = self.local_port;
+
+	/* Every send is counted, whichever way it then goes. */
+	flow = telemetry_on() ? flow_lookup(self.local_ip4, self.remote_ip4, self.local_port,
+					    self.remote_port, &client_end)
+			      : NULL;
+	if (flow) {
+		if (client_end) {
+			__sync_fetch_and_add(&flow->bytes[0], size);
+			__sync_fetch_and_add(&flow->msgs[0], 1);
+		} else {
+			__sync_fetch_and_add(&flow->bytes[1], size);
+			__sync_fetch_and_add(&flow->msgs[1], 1);
+		}
+		flow_data(flow, client_end, bpf_ktime_get_ns());
+	}
 
 	st = bpf_sk_storage_get(&shunt_sock_state, msg->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {

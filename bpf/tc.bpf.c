@@ -6,6 +6,10 @@
  *    from a meshed pod on another node is judged by SMI policy, the source
  *    identity looked up by its address. Local clients were already judged at
  *    connect(); sources that are no meshed pod are not policed.
+ *  - both ways, on TCP connections that are not short-circuited: the
+ *    request/response timing of the connection's flow record (data
+ *    segments only; a packet between two local pods is timed once, leaving
+ *    the sender's pod).
  * Returning -1 lets the next program or the default action decide (TCX_NEXT,
  * TC_ACT_UNSPEC), so the hooks coexist with a CNI's. */
 #include "vmlinux.h"
@@ -15,6 +19,7 @@
 #include "lib/counters.bpf.h"
 #include "lib/policy.bpf.h"
 #include "lib/tc_maps.bpf.h"
+#include "lib/flow.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -43,6 +48,34 @@ static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
 	return ip;
 }
 
+/* Times a TCP data segment against its flow's request/response state. */
+static __always_inline void flow_segment(struct __sk_buff *skb, struct iphdr *ip)
+{
+	__u8 tcp[14];
+	__be16 sport, dport;
+	__u32 hdr_len, total;
+	struct shunt_flow *f;
+	bool client_end;
+
+	if (ip->protocol != SHUNT_IPPROTO_TCP || (ip->frag_off & bpf_htons(SHUNT_IP_OFFSET)))
+		return;
+	if (bpf_skb_load_bytes(skb, SHUNT_ETH_HLEN + ip->ihl * 4, tcp, sizeof(tcp)))
+		return;
+	hdr_len = ip->ihl * 4 + (tcp[12] >> 4) * 4;
+	total = bpf_ntohs(ip->tot_len);
+	if (total <= hdr_len)
+		return; /* no payload: handshake, pure ACK, bare FIN */
+	if (!telemetry_on())
+		return;
+	__builtin_memcpy(&sport, &tcp[0], sizeof(sport));
+	__builtin_memcpy(&dport, &tcp[2], sizeof(dport));
+	/* Seen from the sender: it is the flow's client end or its server end. */
+	f = flow_lookup(ip->saddr, ip->daddr, sport, dport, &client_end);
+	if (!f || (f->flags & SHUNT_FLOW_F_SHORT_CIRCUIT))
+		return; /* untracked, or timed by sk_msg */
+	flow_data(f, client_end, bpf_ktime_get_ns());
+}
+
 SEC("tc")
 int shunt_tc_from_pod(struct __sk_buff *skb)
 {
@@ -53,8 +86,12 @@ int shunt_tc_from_pod(struct __sk_buff *skb)
 	if (!ep)
 		return SHUNT_TC_NEXT;
 	ip = ipv4_header(skb);
-	if (!ip || ip->saddr == ep->ip4)
+	if (!ip)
 		return SHUNT_TC_NEXT; /* ARP and IPv6 are not ours to judge */
+	if (ip->saddr == ep->ip4) {
+		flow_segment(skb, ip);
+		return SHUNT_TC_NEXT;
+	}
 
 	struct shunt_deny_event ev = {
 		.src_identity = ep->identity,
@@ -96,6 +133,8 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	if (ip->frag_off & bpf_htons(SHUNT_IP_OFFSET))
 		return SHUNT_TC_NEXT; /* a later fragment: its first one was judged */
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
+	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
+		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
 	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
 		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged at connect() */
 

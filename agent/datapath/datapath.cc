@@ -185,7 +185,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
   // The mode is in place before any policy hook can run.
-  SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode));
+  SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode, opts.telemetry));
   SHUNT_RETURN_IF_ERROR(AttachSkMsg(layout, bpf_program__fd(dp->skel_->progs.shunt_sk_msg),
                                     dp->maps_->sockhash_fd(), dp->report_));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
@@ -200,11 +200,11 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   return dp;
 }
 
-absl::Status Datapath::SetMode(uint32_t mode) {
+absl::Status Datapath::SetMode(uint32_t mode, bool telemetry) {
   if (mode != SHUNT_MODE_PERMISSIVE && mode != SHUNT_MODE_ENFORCE)
     return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode));
   auto cfg = maps_->config();
-  return cfg.Update(0, shunt_config{.mode = mode, .pad = 0});
+  return cfg.Update(0, shunt_config{.mode = mode, .flags = telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY});
 }
 
 Datapath::~Datapath() {

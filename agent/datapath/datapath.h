@@ -28,6 +28,7 @@ struct DatapathOptions {
   // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
   uint32_t mode = 0;  // SHUNT_MODE_*
+  bool telemetry = true;  // keep flow records (shunt_flows_v1, shunt_flow_events_v1)
 };
 
 struct InstallReport {
@@ -42,8 +43,9 @@ class Datapath {
   // FailedPrecondition naming the missing piece (bpffs, cgroup2, kernel
   // feature, pins of another cgroup root or ABI); other codes from the kernel.
   static absl::StatusOr<std::unique_ptr<Datapath>> Install(const DatapathOptions& opts);
-  // Switches between permissive and enforce without reloading anything.
-  absl::Status SetMode(uint32_t mode);
+  // Switches between permissive and enforce, and flow records on or off,
+  // without reloading anything.
+  absl::Status SetMode(uint32_t mode, bool telemetry = true);
   // The TC guards on exactly these node-side veths.
   TcSyncReport SyncTc(const std::set<int>& ifindexes) { return tc_->Sync(ifindexes); }
   ~Datapath();

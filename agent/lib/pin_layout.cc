@@ -17,9 +17,11 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_POLICY, "policy: src identity, dst identity, port, proto -> verdict, TrafficTarget"},
       {SHUNT_MAP_RULE_META, "TrafficTarget names by rule id (for the CLI)"},
       {SHUNT_MAP_IDENTITY_META, "namespace/serviceaccount by identity (for the CLI)"},
-      {SHUNT_MAP_CONFIG, "mode: permissive or enforce"},
+      {SHUNT_MAP_CONFIG, "mode: permissive or enforce; telemetry on or off"},
       {SHUNT_MAP_EVENTS, "ring buffer of denials, read by the agent"},
       {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
+      {SHUNT_MAP_FLOWS, "live TCP flows of local pods (LRU): bytes, timing, verdict"},
+      {SHUNT_MAP_FLOW_EVENTS, "ring buffer of finished flow records, read by the agent"},
   };
   return kMaps;
 }

@@ -53,6 +53,8 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   // A ring buffer is only ever opened read-write (it is mmap'ed to consume).
   SHUNT_ASSIGN_OR_RETURN(m->events_, OpenPin(layout.Map(SHUNT_MAP_EVENTS), false));
   SHUNT_ASSIGN_OR_RETURN(m->tc_endpoints_, OpenPin(layout.Map(SHUNT_MAP_TC_ENDPOINTS), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->flows_, OpenPin(layout.Map(SHUNT_MAP_FLOWS), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->flow_events_, OpenPin(layout.Map(SHUNT_MAP_FLOW_EVENTS), false));
   return m;
 }
 
@@ -76,6 +78,9 @@ TypedMap<__u32, shunt_identity_meta> PinnedMaps::identity_meta() const {
   return {identity_meta_.get(), SHUNT_MAP_IDENTITY_META};
 }
 TypedMap<__u32, shunt_config> PinnedMaps::config() const { return {config_.get(), SHUNT_MAP_CONFIG}; }
+TypedMap<shunt_flow_key, shunt_flow> PinnedMaps::flows() const {
+  return {flows_.get(), SHUNT_MAP_FLOWS};
+}
 TypedMap<__u32, shunt_tc_endpoint> PinnedMaps::tc_endpoints() const {
   return {tc_endpoints_.get(), SHUNT_MAP_TC_ENDPOINTS};
 }

@@ -11,6 +11,7 @@
 #include "agent/lib/unique_fd.h"
 #include "shunt/abi/common.h"
 #include "shunt/abi/endpoint.h"
+#include "shunt/abi/flow.h"
 #include "shunt/abi/policy.h"
 #include "shunt/abi/tc.h"
 
@@ -32,14 +33,17 @@ class PinnedMaps {
   TypedMap<__u32, shunt_identity_meta> identity_meta() const;
   TypedMap<__u32, shunt_config> config() const;
   TypedMap<__u32, shunt_tc_endpoint> tc_endpoints() const;
+  TypedMap<shunt_flow_key, shunt_flow> flows() const;
   int counters_fd() const { return counters_.get(); }
   int sockhash_fd() const { return sockhash_.get(); }
   int events_fd() const { return events_.get(); }
+  int flow_events_fd() const { return flow_events_.get(); }
 
  private:
   PinnedMaps() = default;
   UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
   UniqueFd policy_, rule_meta_, identity_meta_, config_, events_, tc_endpoints_;
+  UniqueFd flows_, flow_events_;
 };
 
 // Opens one pinned map by path. NotFound if absent.

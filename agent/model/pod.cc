@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace shunt::model {
@@ -45,6 +47,45 @@ bool IsDnsSubdomain(const std::string& s) {
   }
 }
 
+namespace {
+
+// metadata.ownerReferences -> pod.workload_kind / workload (see pod.h).
+absl::Status ParseOwner(const YAML::Node& meta, Pod& pod) {
+  YAML::Node refs = meta["ownerReferences"];
+  if (!refs || refs.IsNull()) return absl::OkStatus();
+  if (!refs.IsSequence()) return absl::InvalidArgumentError("metadata.ownerReferences must be a list");
+  YAML::Node chosen;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    YAML::Node r = refs[i];
+    if (!r.IsMap())
+      return absl::InvalidArgumentError(absl::StrCat("metadata.ownerReferences[", i, "] must be a mapping"));
+    bool controller = false;
+    if (YAML::Node c = r["controller"]; c && c.IsScalar()) YAML::convert<bool>::decode(c, controller);
+    if (!chosen || controller) chosen = r;
+    if (controller) break;
+  }
+  if (!chosen) return absl::OkStatus();
+  const std::string where = "metadata.ownerReferences";
+  auto kind = OptionalString(chosen, "kind", where + ".kind");
+  if (!kind.ok()) return kind.status();
+  auto name = OptionalString(chosen, "name", where + ".name");
+  if (!name.ok()) return name.status();
+  if (kind->empty() || name->empty())
+    return absl::InvalidArgumentError(where + ": an owner needs kind and name");
+  pod.workload_kind = absl::AsciiStrToLower(*kind);
+  pod.workload = *name;
+  if (pod.workload_kind == "replicaset") {
+    auto hash = OptionalString(meta["labels"], "pod-template-hash", "metadata.labels.pod-template-hash");
+    if (hash.ok() && !hash->empty() && absl::EndsWith(pod.workload, "-" + *hash)) {
+      pod.workload_kind = "deployment";
+      pod.workload.resize(pod.workload.size() - hash->size() - 1);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Pod> ParsePod(const YAML::Node& doc) {
   if (!doc.IsMap()) return absl::InvalidArgumentError("not a Kubernetes object (expected a mapping)");
   YAML::Node meta = doc["metadata"];
@@ -64,6 +105,8 @@ absl::StatusOr<Pod> ParsePod(const YAML::Node& doc) {
   if (!IsDnsLabel(pod.namespace_))
     return absl::InvalidArgumentError(
         absl::StrCat("metadata.namespace '", pod.namespace_, "' is not a valid DNS label"));
+
+  if (auto s = ParseOwner(meta, pod); !s.ok()) return s;
 
   YAML::Node spec = doc["spec"];
   if (!spec || !spec.IsMap()) return absl::InvalidArgumentError("spec is missing");

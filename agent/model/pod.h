@@ -18,8 +18,19 @@ struct Pod {
   std::string ip;                // status.podIP, dotted quad
   uint32_t ip_be = 0;            // the same, network byte order
   bool host_network = false;     // spec.hostNetwork: shares the node's namespace, never meshed
+  // The workload the pod belongs to, for telemetry: its controller
+  // (metadata.ownerReferences, the one with controller: true, else the
+  // first), a ReplicaSet made by a Deployment shown as that Deployment (its
+  // name minus the pod-template-hash label). Empty when the pod has no
+  // owner: it is then known by its service account.
+  std::string workload_kind;  // "deployment", "statefulset", "daemonset", "job", ...
+  std::string workload;
 
   std::string Key() const { return namespace_ + "/" + name; }
+  // "deployment/web", else "sa/<service account>".
+  std::string WorkloadName() const {
+    return workload.empty() ? "sa/" + service_account : workload_kind + "/" + workload;
+  }
 };
 
 // InvalidArgument naming the field: "spec.nodeName is missing (pod not

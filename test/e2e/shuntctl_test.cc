@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <regex>
+
 #include "absl/strings/str_cat.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
@@ -85,7 +87,9 @@ TEST_F(ShuntctlTest, EndpointsAndMapDumpsAreDecoded) {
   EXPECT_NE(table.find(client_->ip), std::string::npos) << table;
   EXPECT_NE(table.find("local"), std::string::npos) << table;
   ASSERT_OK_AND_ASSIGN(std::string maps, Ctl("maps"));
-  EXPECT_NE(maps.find("shunt_endpoints_v1  hash"), std::string::npos) << maps;
+  // A row per map: name, then its type (column widths follow the longest name).
+  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_endpoints_v1 +hash +8 +16 )"))) << maps;
+  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_flows_v1 +lru_hash +16 +904 )"))) << maps;
 }
 
 TEST_F(ShuntctlTest, WorksFromThePinsWhileTheAgentIsDown) {

@@ -21,6 +21,7 @@
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
 #include "tools/shuntctl/cli.h"
+#include "tools/shuntctl/flow_commands.h"
 #include "tools/shuntctl/map_decode.h"
 #include "tools/shuntctl/policy_commands.h"
 #include "tools/shuntctl/table.h"
@@ -41,6 +42,11 @@ Commands:
   policy check --from NS/POD --to NS/POD --port N [--proto tcp|udp]
                       the verdict for one connection and which object decided it
   drops [--follow]    recent denials (enforced, or would-be in permissive mode)
+  flows [--follow]    live and recently finished TCP flows of local pods: ends, path
+                      (short-circuit or tcp), verdict, bytes, connect and response latency;
+                      filters --from/--to IP|NS|NS/POD|NS/KIND/NAME, --port N,
+                      --verdict allowed|l7|audit|denied|unmeshed, --path short-circuit|tcp,
+                      --state live|closed
   uninstall           detach and unpin everything the agent installed under --bpffs
 
 Global flags:
@@ -55,6 +61,7 @@ EXAMPLES
   shuntctl maps dump sockhash -o json
   shuntctl policy check --from demo/client --to demo/server --port 6379
   shuntctl drops --follow
+  shuntctl flows --to demo/server --path tcp -o json
 )";
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
@@ -76,7 +83,8 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
     } else if (a == "--follow" || a == "-f") {
       o.follow = true;
     } else if (a.rfind("--from", 0) == 0 || a.rfind("--to", 0) == 0 || a.rfind("--port", 0) == 0 ||
-               a.rfind("--proto", 0) == 0) {
+               a.rfind("--proto", 0) == 0 || a.rfind("--verdict", 0) == 0 || a.rfind("--path", 0) == 0 ||
+               a.rfind("--state", 0) == 0) {
       const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
       SHUNT_ASSIGN_OR_RETURN(o.flags[name], value("--" + name));
     } else if (a == "-o" || a.rfind("--output", 0) == 0 || a.rfind("-o=", 0) == 0) {
@@ -342,6 +350,8 @@ int Main(int argc, char** argv) {
     s = opts->args.size() >= 2 && opts->args[1] == "check" ? CmdPolicyCheck(*opts) : CmdPolicy(*opts);
   } else if (cmd == "drops") {
     s = CmdDrops(*opts);
+  } else if (cmd == "flows") {
+    s = CmdFlows(*opts);
   } else if (cmd == "uninstall") {
     s = CmdUninstall(*opts);
   } else {

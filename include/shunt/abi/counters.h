@@ -26,7 +26,12 @@
 	X(SPOOF_DROPPED, "packets_dropped_spoofed_source")                              \
 	X(TC_POLICY_DENIED, "packets_dropped_policy_remote")                            \
 	X(TC_POLICY_WOULD_DENY, "packets_would_drop_policy_remote_permissive")          \
-	X(TC_POLICY_ALLOWED, "packets_allowed_policy_remote")
+	X(TC_POLICY_ALLOWED, "packets_allowed_policy_remote")                          \
+	X(FLOWS_OPENED, "flows_opened")                                                 \
+	X(FLOWS_ENDED, "flows_ended")                                                   \
+	X(FLOW_EVENTS_LOST, "flow_records_lost_ringbuf_full")                           \
+	X(FLOW_UNTRACKED, "flows_untracked_map_error")                                  \
+	X(FLOW_EVICTED, "flows_closed_after_eviction")  /* LRU evicted while open */
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

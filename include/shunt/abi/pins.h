@@ -17,6 +17,8 @@
 #define SHUNT_MAP_CONFIG "shunt_config_v1"
 #define SHUNT_MAP_EVENTS "shunt_events_v1"
 #define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v1"
+#define SHUNT_MAP_FLOWS "shunt_flows_v1"
+#define SHUNT_MAP_FLOW_EVENTS "shunt_flow_events_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

@@ -46,9 +46,10 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_identity_meta, 320);
 /* The config map: one entry, index 0. */
 #define SHUNT_MODE_PERMISSIVE 0 /* compute and count verdicts, deny nothing */
 #define SHUNT_MODE_ENFORCE 1    /* deny what no TrafficTarget allows */
+#define SHUNT_CONFIG_F_NO_TELEMETRY (1u << 0) /* keep no flow records */
 struct shunt_config {
 	__u32 mode;
-	__u32 pad;
+	__u32 flags; /* SHUNT_CONFIG_F_* */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 

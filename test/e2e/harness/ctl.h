@@ -12,4 +12,10 @@ namespace shunt::e2e {
 // `shuntctl drops -o json` against the node's agent: one event per line.
 absl::StatusOr<std::vector<nlohmann::json>> ShuntctlDrops(const TestNode& node);
 
+// `shuntctl flows -o json [args]` against the node's agent: one flow per line.
+absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node, const std::string& args = "");
+
+// Polls ShuntctlFlows(args) until it lists at least `n` flows (3 s at most).
+absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args, size_t n);
+
 }  // namespace shunt::e2e

@@ -1,0 +1,157 @@
+#include "flow_aggregator.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+namespace shunt::telemetry {
+
+void FlowAggregator::SetDirectory(std::shared_ptr<const PeerDirectory> d) {
+  std::lock_guard<std::mutex> l(mu_);
+  directory_ = std::move(d);
+}
+
+void FlowAggregator::SetRuleNames(std::shared_ptr<const std::map<uint32_t, std::string>> names) {
+  std::lock_guard<std::mutex> l(mu_);
+  rule_names_ = std::move(names);
+}
+
+FlowView FlowAggregator::Name(const shunt_flow& f) const {
+  FlowView v;
+  v.raw = f;
+  v.start_wall_ns = MonotonicToWall(f.start_ns);
+  v.end_wall_ns = MonotonicToWall(f.end_ns);
+  v.client = directory_->Find(f.key.client_ip4);
+  v.server = directory_->Find(f.key.server_ip4);
+  if (rule_names_ && f.rule_id) {
+    auto it = rule_names_->find(f.rule_id);
+    if (it != rule_names_->end()) v.rule = it->second;
+  }
+  return v;
+}
+
+FlowView FlowAggregator::Describe(const shunt_flow& f) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return Name(f);
+}
+
+EdgeStats& FlowAggregator::EdgeFor(const FlowView& v, int64_t now_wall) {
+  EdgeKey k{v.client.namespace_, v.client.workload, v.server.namespace_, v.server.workload,
+            ntohs(v.raw.key.server_port)};
+  auto it = edges_.find(k);
+  if (it != edges_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.second);
+  } else {
+    if (edges_.size() >= opts_.max_edges && !lru_.empty()) {
+      edges_.erase(lru_.back());
+      lru_.pop_back();
+      ++totals_.edges_evicted;
+    }
+    lru_.push_front(k);
+    it = edges_.emplace(std::move(k), std::make_pair(EdgeStats{}, lru_.begin())).first;
+  }
+  EdgeStats& s = it->second.first;
+  s.last_wall_ns = now_wall;
+  return s;
+}
+
+void FlowAggregator::Remember(FlowView v) {
+  v.seq = next_seq_++;
+  recent_.push_back(std::move(v));
+  while (recent_.size() > opts_.recent_flows) recent_.pop_front();
+}
+
+void FlowAggregator::Ingest(const shunt_flow& f) {
+  std::lock_guard<std::mutex> l(mu_);
+  FlowView v = Name(f);
+  EdgeStats& s = EdgeFor(v, v.end_wall_ns);
+  ++s.flows;
+  switch (f.end) {
+    case SHUNT_FLOW_CLOSED: ++s.successes; break;
+    case SHUNT_FLOW_RESET: ++s.reset; break;
+    case SHUNT_FLOW_REFUSED: ++s.refused; break;
+    case SHUNT_FLOW_DENIED_END: ++s.denied; break;
+    default: break;
+  }
+  if (f.verdict == SHUNT_FLOW_AUDIT) ++s.audit;
+  if (ShortCircuited(f)) ++s.short_circuited;
+  s.bytes_to_server += f.bytes[0];
+  s.bytes_to_client += f.bytes[1];
+  if (f.connect_ns) s.connect.Add(f.connect_ns);
+  s.response.AddBuckets(f.rr_hist, f.rr_sum_ns);
+  ++totals_.flows;
+  Remember(std::move(v));
+}
+
+void FlowAggregator::IngestDenial(const shunt_deny_event& e, int64_t wall_ns) {
+  if (e.type != SHUNT_EVENT_POLICY_DENY || !e.enforced || e.proto != 6 /* TCP */) return;
+  std::lock_guard<std::mutex> l(mu_);
+  if (e.hook == SHUNT_HOOK_TC) {
+    // A dropped SYN is retried for about two minutes: one flow, not seven.
+    auto key = std::make_tuple(e.saddr, e.sport, e.daddr, e.dport);
+    auto [it, inserted] = recent_denials_.try_emplace(key, wall_ns);
+    const bool retry = !inserted && wall_ns - it->second < int64_t{180} * 1000000000;
+    it->second = wall_ns;
+    if (recent_denials_.size() > 4096) {
+      for (auto d = recent_denials_.begin(); d != recent_denials_.end();) {
+        if (wall_ns - d->second > int64_t{180} * 1000000000)
+          recent_denials_.erase(d++);
+        else
+          ++d;
+      }
+      if (recent_denials_.size() > 4096) recent_denials_.clear();  // bounded, at worst a recount
+    }
+    if (retry) return;
+  }
+  shunt_flow f{};
+  f.key.client_ip4 = e.saddr;
+  f.key.server_ip4 = e.daddr;
+  f.key.client_port = e.sport;
+  f.key.server_port = e.dport;
+  f.src_identity = e.src_identity;
+  f.dst_identity = e.dst_identity;
+  f.verdict = SHUNT_FLOW_DENIED;
+  f.end = SHUNT_FLOW_DENIED_END;
+  f.start_ns = f.end_ns = e.ts_ns;
+  FlowView v = Name(f);
+  v.start_wall_ns = v.end_wall_ns = wall_ns;
+  EdgeStats& s = EdgeFor(v, wall_ns);
+  ++s.flows;
+  ++s.denied;
+  ++totals_.denials;
+  Remember(std::move(v));
+}
+
+std::vector<FlowView> FlowAggregator::Since(uint64_t after, size_t limit) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<FlowView> out;
+  // seq is dense: skip straight to the first wanted one.
+  const uint64_t first = recent_.empty() ? 0 : recent_.front().seq;
+  size_t i = after >= first ? static_cast<size_t>(after - first + 1) : 0;
+  for (; i < recent_.size() && out.size() < limit; ++i) out.push_back(recent_[i]);
+  return out;
+}
+
+uint64_t FlowAggregator::last_seq() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return next_seq_ - 1;
+}
+
+std::vector<std::pair<EdgeKey, EdgeStats>> FlowAggregator::Edges() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::pair<EdgeKey, EdgeStats>> out;
+  out.reserve(edges_.size());
+  for (const auto& [k, v] : edges_) out.emplace_back(k, v.first);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+FlowAggregator::Totals FlowAggregator::totals() const {
+  std::lock_guard<std::mutex> l(mu_);
+  Totals t = totals_;
+  t.edges = edges_.size();
+  t.recent = recent_.size();
+  return t;
+}
+
+}  // namespace shunt::telemetry

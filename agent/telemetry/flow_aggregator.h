@@ -1,0 +1,105 @@
+// Folds finished flow records (and policy denials) into per-edge golden
+// metrics — source workload -> destination workload and port: flows,
+// successes, failures by kind, bytes, connect and response latency
+// histograms — and keeps the most recent flows for `shuntctl flows`.
+// Memory is bounded whatever the churn: a fixed number of recent flows and
+// at most max_edges edges, the least recently active evicted first.
+// Thread-safe: the collector thread ingests while the API thread reads.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "agent/telemetry/flow_view.h"
+#include "agent/telemetry/histogram.h"
+#include "agent/telemetry/peer_directory.h"
+#include "shunt/abi/flow.h"
+#include "shunt/abi/policy.h"
+
+namespace shunt::telemetry {
+
+struct EdgeKey {
+  std::string src_namespace, src_workload, dst_namespace, dst_workload;
+  uint16_t port = 0;
+  bool operator==(const EdgeKey&) const = default;
+  auto operator<=>(const EdgeKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const EdgeKey& k) {
+    return H::combine(std::move(h), k.src_namespace, k.src_workload, k.dst_namespace, k.dst_workload,
+                      k.port);
+  }
+};
+
+struct EdgeStats {
+  uint64_t flows = 0;      // finished or denied
+  uint64_t successes = 0;  // established and closed in order
+  uint64_t refused = 0, reset = 0, denied = 0;
+  uint64_t audit = 0;  // flows permissive mode let through without a grant
+  uint64_t short_circuited = 0;
+  uint64_t bytes_to_server = 0, bytes_to_client = 0;
+  LatencyHistogram connect;   // connect() -> established, local clients
+  LatencyHistogram response;  // request start -> response start
+  int64_t last_wall_ns = 0;
+  uint64_t failures() const { return refused + reset + denied; }
+};
+
+class FlowAggregator {
+ public:
+  struct Options {
+    size_t recent_flows = 2048;
+    size_t max_edges = 4096;
+  };
+  explicit FlowAggregator(Options o) : opts_(o), directory_(PeerDirectory::Build({})) {}
+
+  void SetDirectory(std::shared_ptr<const PeerDirectory> d);
+  void SetRuleNames(std::shared_ptr<const std::map<uint32_t, std::string>> names);
+
+  // A finished flow from the kernel.
+  void Ingest(const shunt_flow& f);
+  // A policy denial (connect() or TC). Only enforced denials of new
+  // connections are flows that failed; a TC denial's retransmitted SYNs
+  // count once.
+  void IngestDenial(const shunt_deny_event& e, int64_t wall_ns);
+
+  // Finished flows with seq > after, oldest first, at most `limit`.
+  std::vector<FlowView> Since(uint64_t after, size_t limit) const;
+  uint64_t last_seq() const;
+  // Names a live record from the flows map.
+  FlowView Describe(const shunt_flow& f) const;
+
+  std::vector<std::pair<EdgeKey, EdgeStats>> Edges() const;
+
+  struct Totals {
+    uint64_t flows = 0, denials = 0, edges_evicted = 0;
+    size_t edges = 0, recent = 0;
+  };
+  Totals totals() const;
+
+ private:
+  FlowView Name(const shunt_flow& f) const;  // with mu_ held
+  EdgeStats& EdgeFor(const FlowView& v, int64_t now_wall);
+  void Remember(FlowView v);
+
+  const Options opts_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const PeerDirectory> directory_;
+  std::shared_ptr<const std::map<uint32_t, std::string>> rule_names_;
+  std::deque<FlowView> recent_;
+  uint64_t next_seq_ = 1;
+  // Edges with their place in the recency list (front = most recent).
+  std::list<EdgeKey> lru_;
+  absl::flat_hash_map<EdgeKey, std::pair<EdgeStats, std::list<EdgeKey>::iterator>> edges_;
+  // Recent TC denials by (saddr, sport, daddr, dport): SYN retransmissions.
+  absl::flat_hash_map<std::tuple<uint32_t, uint16_t, uint32_t, uint16_t>, int64_t> recent_denials_;
+  Totals totals_;
+};
+
+}  // namespace shunt::telemetry

@@ -1,0 +1,95 @@
+#include "flow_view.h"
+
+#include <time.h>
+
+#include "agent/lib/ip.h"
+#include "agent/telemetry/histogram.h"
+
+namespace shunt::telemetry {
+namespace {
+
+int64_t NowNs(clockid_t c) {
+  timespec ts{};
+  clock_gettime(c, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+nlohmann::json EndJson(uint32_t ip_be, uint16_t port_be, const Peer& p) {
+  nlohmann::json j = {{"ip", lib::Ipv4String(ip_be)}, {"port", ntohs(port_be)}, {"workload", p.workload}};
+  if (p.known()) {
+    j["namespace"] = p.namespace_;
+    j["pod"] = p.pod;
+    j["service_account"] = p.service_account;
+  }
+  return j;
+}
+
+}  // namespace
+
+const char* VerdictName(uint8_t v) {
+  switch (v) {
+    case SHUNT_FLOW_ALLOWED: return "allowed";
+    case SHUNT_FLOW_L7: return "l7";
+    case SHUNT_FLOW_AUDIT: return "audit";
+    case SHUNT_FLOW_DENIED: return "denied";
+    default: return "unmeshed";
+  }
+}
+
+const char* EndName(uint8_t e) {
+  switch (e) {
+    case SHUNT_FLOW_CLOSED: return "closed";
+    case SHUNT_FLOW_RESET: return "reset";
+    case SHUNT_FLOW_REFUSED: return "refused";
+    case SHUNT_FLOW_DENIED_END: return "denied";
+    default: return "open";
+  }
+}
+
+bool ShortCircuited(const shunt_flow& f) {
+  return (f.flags & SHUNT_FLOW_F_SHORT_CIRCUIT) == SHUNT_FLOW_F_SHORT_CIRCUIT;
+}
+
+int64_t MonotonicToWall(uint64_t mono_ns) {
+  if (mono_ns == 0) return 0;
+  return NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(mono_ns));
+}
+
+nlohmann::json FlowJson(const FlowView& f) {
+  const shunt_flow& r = f.raw;
+  LatencyHistogram rr;
+  rr.AddBuckets(r.rr_hist, r.rr_sum_ns);
+  nlohmann::json j = {
+      {"client", EndJson(r.key.client_ip4, r.key.client_port, f.client)},
+      {"server", EndJson(r.key.server_ip4, r.key.server_port, f.server)},
+      {"start_unix_ns", f.start_wall_ns},
+      {"path", ShortCircuited(r) ? "short-circuit" : "tcp"},
+      {"verdict", VerdictName(r.verdict)},
+      {"end", EndName(r.end)},
+      {"bytes_to_server", r.bytes[0]},
+      {"bytes_to_client", r.bytes[1]},
+      {"msgs_to_server", r.msgs[0]},
+      {"msgs_to_client", r.msgs[1]},
+      {"requests", rr.count()},
+  };
+  if (f.seq) j["seq"] = f.seq;
+  if (f.end_wall_ns) {
+    j["end_unix_ns"] = f.end_wall_ns;
+    j["duration_us"] = (f.end_wall_ns - f.start_wall_ns) / 1000;
+  }
+  if (r.connect_ns) j["connect_us"] = static_cast<double>(r.connect_ns) / 1e3;
+  if (!ShortCircuited(r) && r.end != SHUNT_FLOW_OPEN && r.end != SHUNT_FLOW_DENIED_END) {
+    j["srtt_us"] = r.srtt_us;
+    j["min_rtt_us"] = r.min_rtt_us;
+    j["retransmits"] = r.retrans;
+  }
+  if (!rr.empty()) {
+    j["response_latency_us"] = {{"mean", static_cast<double>(rr.sum_ns()) / rr.count() / 1e3},
+                                {"p50", rr.Quantile(0.5) / 1e3},
+                                {"p99", rr.Quantile(0.99) / 1e3}};
+  }
+  if (!f.rule.empty()) j["rule"] = f.rule;
+  return j;
+}
+
+}  // namespace shunt::telemetry

@@ -1,0 +1,32 @@
+// A flow record as users see it: the kernel's struct shunt_flow with both
+// ends named and wall-clock times, rendered as JSON for the agent API and
+// shuntctl.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "agent/telemetry/peer_directory.h"
+#include "nlohmann/json.hpp"
+#include "shunt/abi/flow.h"
+
+namespace shunt::telemetry {
+
+struct FlowView {
+  uint64_t seq = 0;  // order of arrival of finished flows; 0 for a live one
+  shunt_flow raw{};
+  int64_t start_wall_ns = 0, end_wall_ns = 0;  // CLOCK_REALTIME; end 0 while open
+  Peer client, server;
+  std::string rule;  // the TrafficTarget that allowed it, "ns/name", if known
+};
+
+const char* VerdictName(uint8_t v);  // "allowed", "l7", "audit", "denied", "unmeshed"
+const char* EndName(uint8_t e);      // "open", "closed", "reset", "refused", "denied"
+bool ShortCircuited(const shunt_flow& f);
+
+// CLOCK_MONOTONIC ns (bpf_ktime_get_ns) -> CLOCK_REALTIME ns, now.
+int64_t MonotonicToWall(uint64_t mono_ns);
+
+nlohmann::json FlowJson(const FlowView& f);
+
+}  // namespace shunt::telemetry

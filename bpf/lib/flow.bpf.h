@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Flow records: opening, request/response timing, closing. Used by sockops
+ * (lifecycle, TCP statistics), sk_msg (bytes and timing on the
+ * short-circuit) and TC (timing on the TCP path). */
+#pragma once
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "flow_maps.bpf.h"
+#include "policy_maps.bpf.h"
+#include "counters.bpf.h"
+
+static __always_inline bool telemetry_on(void)
+{
+	__u32 zero = 0;
+	struct shunt_config *cfg = bpf_map_lookup_elem(&shunt_config_v1, &zero);
+
+	return !cfg || !(cfg->flags & SHUNT_CONFIG_F_NO_TELEMETRY);
+}
+
+/* A zeroed record to insert from: 904 bytes do not fit the BPF stack. */
+static const struct shunt_flow shunt_zero_flow;
+
+/* The record of a connection seen from one of its ends (local/remote
+ * addresses and ports as that socket or packet has them): first as the
+ * client end, then as the server end. *to_server tells which matched. */
+static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 remote_ip,
+						      __be16 local_port, __be16 remote_port,
+						      bool *client_end)
+{
+	struct shunt_flow_key k = {
+		.client_ip4 = local_ip, .server_ip4 = remote_ip,
+		.client_port = local_port, .server_port = remote_port,
+	};
+	struct shunt_flow *f = bpf_map_lookup_elem(&shunt_flows_v1, &k);
+
+	if (f) {
+		*client_end = true;
+		return f;
+	}
+	k.client_ip4 = remote_ip;
+	k.server_ip4 = local_ip;
+	k.client_port = remote_port;
+	k.server_port = local_port;
+	*client_end = false;
+	return bpf_map_lookup_elem(&shunt_flows_v1, &k);
+}
+
+/* Request/response timing: a request is a run of bytes towards the server,
+ * its response the first bytes back; the time from the start of the request
+ * to the start of the response is one sample. Protocols where the server
+ * speaks first simply give no sample for the greeting. */
+static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u64 now)
+{
+	if (to_server) {
+		if (f->last_dir != SHUNT_FLOW_DIR_TO_SERVER) {
+			f->req_start_ns = now;
+			f->last_dir = SHUNT_FLOW_DIR_TO_SERVER;
+		}
+		return;
+	}
+	if (f->last_dir == SHUNT_FLOW_DIR_TO_SERVER && now > f->req_start_ns) {
+		__u64 d = now - f->req_start_ns;
+		__u32 b = shunt_hist_bucket(d);
+
+		if (b < SHUNT_HIST_BUCKETS)
+			__sync_fetch_and_add(&f->rr_hist[b], 1);
+		__sync_fetch_and_add(&f->rr_sum_ns, d);
+		__sync_fetch_and_add(&f->rr_count, 1);
+	}
+	f->last_dir = SHUNT_FLOW_DIR_TO_CLIENT;
+}
+
+/* Hands a finished record to the agent and forgets it. */
+static __always_inline void flow_finish(struct shunt_flow *f, const struct shunt_flow_key *k,
+					__u64 now)
+{
+	f->end_ns = now;
+	if (bpf_ringbuf_output(&shunt_flow_events_v1, f, sizeof(*f), 0))
+		counter_add(SHUNT_CTR_FLOW_EVENTS_LOST, 1);
+	else
+		counter_add(SHUNT_CTR_FLOWS_ENDED, 1);
+	bpf_map_delete_elem(&shunt_flows_v1, k);
+}

@@ -1,0 +1,195 @@
+// Per-flow telemetry seen through `shuntctl flows`: exact byte and message
+// counts, the path, the verdict, connect latency, request/response latency
+// on both paths (a server that answers after 5 ms must measure 5 ms within
+// 10%), and how flows end (closed, reset, refused, denied).
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/mesh_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+using Json = nlohmann::json;
+
+class TelemetryTest : public MeshTest {
+ protected:
+  // `rounds` exchanges of a `req`-byte request and a `resp`-byte response
+  // sent `delay` after the request arrived; then an orderly close.
+  static absl::Status Exchange(int client, int server, int rounds, size_t req, size_t resp,
+                               std::chrono::microseconds delay) {
+    absl::Status server_status;
+    std::thread srv([&] {
+      for (int i = 0; i < rounds && server_status.ok(); ++i) {
+        auto got = ReadExactly(server, req);
+        if (!got.ok()) {
+          server_status = got.status();
+          return;
+        }
+        if (delay.count()) std::this_thread::sleep_for(delay);
+        server_status = WriteAll(server, std::string(resp, 'r'));
+      }
+    });
+    absl::Status st;
+    for (int i = 0; i < rounds && st.ok(); ++i) {
+      st = WriteAll(client, std::string(req, 'q'));
+      if (st.ok()) st = ReadExactly(client, resp).status();
+    }
+    srv.join();
+    return st.ok() ? server_status : st;
+  }
+
+  // Both ends close in order: client first, the server after reading EOF.
+  static absl::Status OrderlyClose(Conn& c) {
+    shutdown(c.client.get(), SHUT_WR);
+    auto rest = ReadToEof(c.server.get());
+    if (!rest.ok()) return rest.status();
+    c.server.Reset();
+    auto tail = ReadToEof(c.client.get());
+    c.client.Reset();
+    return tail.status();
+  }
+
+  static double P50Us(const Json& f) { return f["response_latency_us"]["p50"].get<double>(); }
+};
+
+TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
+  StartMesh();
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7101));
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 20, 100, 1000, std::chrono::microseconds(0)));
+  // Live first: the record is in the kernel while the connection is open.
+  ASSERT_OK_AND_ASSIGN(auto live, WaitFlows(*node_, "--state live --to demo/server --port 7101", 1));
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0]["end"], "open");
+  EXPECT_EQ(live[0]["bytes_to_server"], 2000);
+
+  ASSERT_OK(OrderlyClose(c));
+  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7101", 1));
+  ASSERT_EQ(flows.size(), 1u);
+  const Json& f = flows[0];
+  EXPECT_EQ(f["client"]["pod"], "client");
+  EXPECT_EQ(f["client"]["namespace"], "demo");
+  EXPECT_EQ(f["server"]["pod"], "server");
+  EXPECT_EQ(f["path"], "short-circuit");
+  EXPECT_EQ(f["end"], "closed");
+  EXPECT_EQ(f["verdict"], "audit") << "permissive mode, no TrafficTarget: allowed but would be denied";
+  EXPECT_EQ(f["bytes_to_server"], 2000);
+  EXPECT_EQ(f["bytes_to_client"], 20000);
+  EXPECT_EQ(f["msgs_to_server"], 20);
+  EXPECT_EQ(f["msgs_to_client"], 20);
+  EXPECT_EQ(f["requests"], 20);
+  ASSERT_TRUE(f.contains("connect_us")) << f.dump();
+  EXPECT_GT(f["connect_us"].get<double>(), 0);
+  EXPECT_LT(f["connect_us"].get<double>(), 1e6);
+  EXPECT_FALSE(f.contains("srtt_us")) << "no RTT on a short-circuit";
+}
+
+TEST_F(TelemetryTest, ResponseLatencyOnTheShortCircuitIsMeasuredWithinTenPercent) {
+  StartMesh();
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7102));
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 60, 64, 64, std::chrono::milliseconds(5)));
+  ASSERT_OK(OrderlyClose(c));
+  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --port 7102", 1));
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0]["path"], "short-circuit");
+  EXPECT_EQ(flows[0]["requests"], 60);
+  EXPECT_NEAR(P50Us(flows[0]), 5000, 500) << flows[0].dump();
+}
+
+// A host process as the client keeps the connection on TCP: the server
+// pod's end has the flow; TC on its veth times the segments.
+TEST_F(TelemetryTest, TcpPathFlowHasExactBytesRttAndResponseLatencyWithinTenPercent) {
+  StartMesh();
+  ASSERT_OK_AND_ASSIGN(auto l, node_->PodSocket(*server_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(l.get(), 7103));
+  ASSERT_OK_AND_ASSIGN(auto host, node_->NodeSocket(SOCK_STREAM));
+  ASSERT_OK(ConnectTo(host.get(), server_->ip, 7103));
+  ASSERT_OK_AND_ASSIGN(auto srv, AcceptOne(l.get()));
+  Conn c{std::move(host), std::move(srv), std::move(l)};
+  // Responses of one segment each (under the MSS), so segments count messages.
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 60, 300, 1000, std::chrono::milliseconds(5)));
+  ASSERT_OK(OrderlyClose(c));
+  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7103", 1));
+  ASSERT_EQ(flows.size(), 1u);
+  const Json& f = flows[0];
+  EXPECT_EQ(f["path"], "tcp");
+  EXPECT_EQ(f["verdict"], "unmeshed") << "the host is no meshed pod";
+  EXPECT_EQ(f["client"]["workload"], "unmeshed");
+  EXPECT_EQ(f["end"], "closed");
+  EXPECT_EQ(f["bytes_to_server"], 60 * 300);
+  EXPECT_EQ(f["bytes_to_client"], 60 * 1000);
+  // Data segments: one per response here, plus any retransmission.
+  EXPECT_EQ(f["msgs_to_client"].get<uint64_t>(), 60 + f["retransmits"].get<uint64_t>());
+  EXPECT_GE(f["msgs_to_server"].get<uint64_t>(), 60u);
+  EXPECT_GT(f["srtt_us"].get<uint64_t>(), 0u);
+  EXPECT_GT(f["min_rtt_us"].get<uint64_t>(), 0u);
+  EXPECT_EQ(f["requests"], 60);
+  EXPECT_NEAR(P50Us(f), 5000, 500) << f.dump();
+}
+
+TEST_F(TelemetryTest, RefusedAndResetFlowsEndAsSuch) {
+  StartMesh();
+  // Nothing listens on 7104: the SYN is answered with a RST.
+  ASSERT_OK_AND_ASSIGN(auto s, node_->PodSocket(*client_, SOCK_STREAM));
+  EXPECT_FALSE(ConnectTo(s.get(), server_->ip, 7104).ok());
+  // An abortive close (SO_LINGER 0) after some traffic.
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7105));
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 3, 10, 10, std::chrono::microseconds(0)));
+  linger lg{1, 0};
+  ASSERT_EQ(setsockopt(c.server.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  c.server.Reset();
+  c.client.Reset();
+
+  ASSERT_OK_AND_ASSIGN(auto refused, WaitFlows(*node_, "--state closed --port 7104", 1));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["end"], "refused");
+  EXPECT_EQ(refused[0]["bytes_to_server"], 0);
+  EXPECT_FALSE(refused[0].contains("connect_us")) << "never established";
+  ASSERT_OK_AND_ASSIGN(auto reset, WaitFlows(*node_, "--state closed --port 7105", 1));
+  ASSERT_EQ(reset.size(), 1u);
+  EXPECT_EQ(reset[0]["end"], "reset");
+  EXPECT_EQ(reset[0]["bytes_to_server"], 30);
+  EXPECT_EQ(reset[0]["bytes_to_client"], 30);
+}
+
+TEST_F(TelemetryTest, DeniedConnectIsAFlowThatEndedDenied) {
+  ASSERT_OK(node_->StartAgent({"--mode=enforce"}));
+  ASSERT_OK(node_->WaitMeshed());
+  ASSERT_OK_AND_ASSIGN(auto s, node_->PodSocket(*client_, SOCK_STREAM));
+  absl::Status st = ConnectTo(s.get(), server_->ip, 7106);
+  ASSERT_FALSE(st.ok());
+  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--verdict denied --port 7106", 1));
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0]["end"], "denied");
+  EXPECT_EQ(flows[0]["client"]["pod"], "client");
+  EXPECT_EQ(flows[0]["server"]["pod"], "server");
+  // Filters that must not match it.
+  ASSERT_OK_AND_ASSIGN(auto none, ShuntctlFlows(*node_, "--verdict allowed --port 7106"));
+  EXPECT_TRUE(none.empty());
+  ASSERT_OK_AND_ASSIGN(auto none2, ShuntctlFlows(*node_, "--from demo/server --port 7106"));
+  EXPECT_TRUE(none2.empty());
+}
+
+TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
+  ASSERT_OK(node_->StartAgent({"--telemetry=false"}));
+  ASSERT_OK(node_->WaitMeshed());
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7107));
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 3, 10, 10, std::chrono::microseconds(0)));
+  ASSERT_OK_AND_ASSIGN(auto live, ShuntctlFlows(*node_, "--port 7107"));
+  EXPECT_TRUE(live.empty());
+  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " flows")));
+  EXPECT_THAT(text, ::testing::HasSubstr("--telemetry=false"));
+  ASSERT_OK(OrderlyClose(c));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_OK_AND_ASSIGN(auto closed, ShuntctlFlows(*node_, "--port 7107"));
+  EXPECT_TRUE(closed.empty());
+}
+
+}  // namespace
+}  // namespace shunt::e2e
