@@ -1,8 +1,10 @@
 #include "agent.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,9 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "agent/lib/bpf_introspect.h"
+#include "agent/lib/counters.h"
 #include "agent/lib/ip.h"
+#include "agent/lib/pin_layout.h"
 #include "agent/policy/check.h"
-#include <arpa/inet.h>
+#include "agent/telemetry/traffic_metrics.h"
+#include "shunt/abi/pins.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
@@ -109,6 +115,17 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                                                             return agent->HandleApi(req);
                                                           }));
   a->api_.emplace(std::move(api));
+  if (!config.metrics_addr.empty()) {
+    auto http = api::HttpServer::Start(config.metrics_addr, [agent = a.get()](const std::string& path,
+                                                                             const std::string& query) {
+      return agent->ServeHttp(path, query);
+    });
+    if (!http.ok())
+      return absl::Status(http.status().code(), absl::StrCat("--metrics-addr: ", http.status().message()));
+    a->http_ = std::move(*http);
+    spdlog::info("metrics at http://{}/metrics, TrafficMetrics at http://{}/apis/metrics.smi-spec.io/v1alpha1",
+                 a->http_->address(), a->http_->address());
+  }
   a->Reconcile(/*reload_config=*/true);
   return a;
 }
@@ -264,8 +281,13 @@ std::string Agent::StatusJson() const {
         {"deleted", last_apply_.deleted},
         {"unchanged", last_apply_.unchanged},
         {"errors", last_apply_.errors}}},
-      {"reconciles", reconciles_},
-      {"reconcile_errors", reconcile_errors_},
+      {"reconciles", reconciles_.load()},
+      {"reconcile_errors", reconcile_errors_.load()},
+      {"metrics_addr", http_ ? http_->address() : ""},
+      {"telemetry",
+       {{"enabled", config_.telemetry},
+        {"flow_records", collector_ ? collector_->records() : 0},
+        {"edges", flows_.totals().edges}}},
       {"mode", config_.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
       {"policy",
        {{"traffic_targets", snapshot_.traffic_targets.size()},
@@ -355,6 +377,51 @@ std::string Agent::FlowsJson(const std::string& arg) const {
   }
   return nlohmann::json{{"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}
       .dump();
+}
+
+// Runs on the metrics server's thread: only thread-safe state (the flow
+// aggregator, atomics, the kernel's maps by their pins).
+telemetry::AgentHealth Agent::Health() const {
+  telemetry::AgentHealth h;
+  lib::PinLayout layout(config_.bpffs_dir);
+  for (const auto& m : lib::PinnedMapList()) {
+    auto fd = lib::OpenPin(layout.Map(m.pin_name), /*read_only=*/true);
+    if (!fd.ok()) continue;
+    if (auto f = lib::DescribeMap(fd->get()); f.ok())
+      h.maps.push_back({m.pin_name, f->entries, f->max_entries});
+  }
+  if (auto fd = lib::OpenPin(layout.Map(SHUNT_MAP_COUNTERS), true); fd.ok()) {
+    if (auto c = lib::ReadCounters(fd->get()); c.ok()) {
+      for (int i = 0; i < SHUNT_CTR_MAX; ++i) h.datapath_counters.emplace_back(lib::CounterName(i), (*c)[i]);
+      h.flow_records_lost = (*c)[SHUNT_CTR_FLOW_EVENTS_LOST];
+    }
+  }
+  h.reconciles = reconciles_.load();
+  h.reconcile_errors = reconcile_errors_.load();
+  if (collector_) {
+    h.flow_records = collector_->records();
+    h.flow_records_malformed = collector_->malformed();
+  }
+  h.aggregator = flows_.totals();
+  return h;
+}
+
+api::HttpResponse Agent::ServeHttp(const std::string& path, const std::string& query) const {
+  if (path == "/metrics")
+    return {200, "text/plain; version=0.0.4; charset=utf-8", telemetry::RenderPrometheus(flows_.Edges(), Health())};
+  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (path.rfind("/apis/metrics.smi-spec.io/", 0) == 0) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    auto a = telemetry::ServeTrafficMetrics(path, query, flows_,
+                                            static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+    return {a.status, a.content_type, a.body};
+  }
+  if (path == "/")
+    return {200, "text/plain; charset=utf-8",
+            "shunt-agent: /metrics (Prometheus), /apis/metrics.smi-spec.io/v1alpha1/... (SMI TrafficMetrics), "
+            "/healthz\n"};
+  return {404, "text/plain; charset=utf-8", "not found: try /metrics or /apis/metrics.smi-spec.io/v1alpha1\n"};
 }
 
 absl::Status Agent::Run() {

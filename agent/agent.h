@@ -3,6 +3,7 @@
 // the local API. Signals end the loop; the data path stays in the kernel.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <set>
@@ -12,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "agent/agent_config.h"
 #include "agent/api/api_server.h"
+#include "agent/api/http_server.h"
+#include "agent/telemetry/prometheus.h"
 #include "agent/datapath/datapath.h"
 #include "agent/endpoints/endpoint_maps.h"
 #include "agent/endpoints/endpoint_plan.h"
@@ -45,6 +48,8 @@ class Agent {
   std::string DropsJson(const std::string& arg) const;
   std::string PolicyCheckJson(const std::string& arg) const;
   std::string FlowsJson(const std::string& arg) const;
+  api::HttpResponse ServeHttp(const std::string& path, const std::string& query) const;
+  telemetry::AgentHealth Health() const;
   void ConsumeDenials();
 
   AgentConfig config_;
@@ -63,6 +68,7 @@ class Agent {
   telemetry::FlowAggregator flows_{{}};
   std::unique_ptr<telemetry::FlowCollector> collector_;  // after flows_: stops before it goes
   uint64_t rule_names_stamp_ = 0;
+  std::unique_ptr<api::HttpServer> http_;  // /metrics and TrafficMetrics; last: it reads the rest
   lib::DiffReport last_policy_apply_;
   std::unique_ptr<lib::ShadowedMap<__u32, shunt_tc_endpoint>> tc_map_;
   std::set<int> tc_guarded_;  // ifindexes with TC guards
@@ -76,8 +82,9 @@ class Agent {
   std::set<uint64_t> last_netns_inodes_;
   int64_t started_at_ = 0;
   int64_t last_full_probe_ = 0;
-  uint64_t reconciles_ = 0;
-  uint64_t reconcile_errors_ = 0;
+  // Read by the metrics thread too.
+  std::atomic<uint64_t> reconciles_{0};
+  std::atomic<uint64_t> reconcile_errors_{0};
 };
 
 }  // namespace shunt::agent

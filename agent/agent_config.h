@@ -19,6 +19,7 @@ struct AgentConfig {
   uint32_t max_queued_bytes = 0;  // see DatapathOptions
   uint32_t mode = 0;              // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   bool telemetry = true;          // flow records in the kernel, metrics in the agent
+  std::string metrics_addr;       // HOST:PORT for /metrics and TrafficMetrics; empty = off
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

@@ -30,6 +30,9 @@ ABSL_FLAG(std::string, mode, "permissive",
 ABSL_FLAG(bool, telemetry, true,
           "keep a record of every TCP flow of local pods (bytes, connect and response latency, "
           "verdict) and serve them (shuntctl flows); --telemetry=false turns the kernel side off");
+ABSL_FLAG(std::string, metrics_addr, "",
+          "HOST:PORT to serve Prometheus /metrics and the SMI TrafficMetrics API "
+          "(/apis/metrics.smi-spec.io/v1alpha1/...) on, e.g. 0.0.0.0:9464; empty: not served");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
       .max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes),
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .telemetry = absl::GetFlag(FLAGS_telemetry),
+      .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

@@ -10,13 +10,14 @@ packages=(
   # build
   build-essential cmake pkg-config clang
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev
+  libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libasio-dev
   # demo pods and their traffic
   iproute2 procps util-linux redis-server redis-tools
 )
 case "$profile" in
   run) ;;
-  all) packages+=(libgtest-dev libgmock-dev haproxy) ;;
+  # prometheus: its promtool checks /metrics; python3-jsonschema checks TrafficMetrics (e2e)
+  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()

@@ -54,17 +54,20 @@ absl::Status ParseOwner(const YAML::Node& meta, Pod& pod) {
   YAML::Node refs = meta["ownerReferences"];
   if (!refs || refs.IsNull()) return absl::OkStatus();
   if (!refs.IsSequence()) return absl::InvalidArgumentError("metadata.ownerReferences must be a list");
-  YAML::Node chosen;
+  // By index: assigning one YAML::Node to another would re-point the
+  // document's own node (yaml-cpp's operator= on a defined node).
+  int chosen_index = -1;
   for (size_t i = 0; i < refs.size(); ++i) {
     YAML::Node r = refs[i];
     if (!r.IsMap())
       return absl::InvalidArgumentError(absl::StrCat("metadata.ownerReferences[", i, "] must be a mapping"));
     bool controller = false;
     if (YAML::Node c = r["controller"]; c && c.IsScalar()) YAML::convert<bool>::decode(c, controller);
-    if (!chosen || controller) chosen = r;
+    if (chosen_index < 0 || controller) chosen_index = static_cast<int>(i);
     if (controller) break;
   }
-  if (!chosen) return absl::OkStatus();
+  if (chosen_index < 0) return absl::OkStatus();
+  YAML::Node chosen = refs[static_cast<size_t>(chosen_index)];
   const std::string where = "metadata.ownerReferences";
   auto kind = OptionalString(chosen, "kind", where + ".kind");
   if (!kind.ok()) return kind.status();

@@ -36,7 +36,8 @@ FlowView FlowAggregator::Describe(const shunt_flow& f) const {
 }
 
 EdgeStats& FlowAggregator::EdgeFor(const FlowView& v, int64_t now_wall) {
-  EdgeKey k{v.client.namespace_, v.client.workload, v.server.namespace_, v.server.workload,
+  EdgeKey k{v.client.namespace_, v.client.workload, v.client.service_account,
+            v.server.namespace_, v.server.workload, v.server.service_account,
             ntohs(v.raw.key.server_port)};
   auto it = edges_.find(k);
   if (it != edges_.end()) {
@@ -53,6 +54,56 @@ EdgeStats& FlowAggregator::EdgeFor(const FlowView& v, int64_t now_wall) {
   EdgeStats& s = it->second.first;
   s.last_wall_ns = now_wall;
   return s;
+}
+
+void FlowAggregator::AddToWindow(const FlowView& v, bool success, bool failure, int64_t now_wall) {
+  const int64_t index = now_wall / 1000000000 / kSliceSeconds;
+  constexpr int64_t kSlices = kMaxWindowSeconds / kSliceSeconds;
+  // Once a slice: forget pod edges with nothing in the last minute.
+  if (index > last_prune_index_) {
+    last_prune_index_ = index;
+    for (auto it = pod_edges_.begin(); it != pod_edges_.end();) {
+      if (it->second.slices.empty() || it->second.slices.back().index + kSlices <= index) {
+        pod_lru_.erase(it->second.lru);
+        pod_edges_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  PodEdgeKey k{v.client.namespace_, v.client.pod, v.client.workload,
+               v.server.namespace_, v.server.pod, v.server.workload};
+  auto it = pod_edges_.find(k);
+  if (it == pod_edges_.end()) {
+    if (pod_edges_.size() >= opts_.max_pod_edges && !pod_lru_.empty()) {
+      // Full: the least recently touched edge makes room.
+      pod_edges_.erase(pod_lru_.back());
+      pod_lru_.pop_back();
+      ++totals_.pod_edges_evicted;
+    }
+    pod_lru_.push_front(k);
+    it = pod_edges_.emplace(std::move(k), PodEdge{{}, pod_lru_.begin()}).first;
+  } else {
+    pod_lru_.splice(pod_lru_.begin(), pod_lru_, it->second.lru);
+  }
+  // Records from the flow thread and denials from the main loop can arrive
+  // slightly out of time order: find (or insert) the slice by its index.
+  auto& slices = it->second.slices;
+  auto pos = slices.end();
+  while (pos != slices.begin() && std::prev(pos)->index > index) --pos;
+  if (pos == slices.begin() || std::prev(pos)->index != index) {
+    if (!slices.empty() && index + kSlices <= slices.back().index) return;  // older than the window
+    pos = slices.insert(pos, Slice{});
+    pos->index = index;
+  } else {
+    --pos;
+  }
+  Slice& s = *pos;
+  s.successes += success;
+  s.failures += failure;
+  s.response_sum_ns += v.raw.rr_sum_ns;
+  for (unsigned b = 0; b < SHUNT_HIST_BUCKETS; ++b) s.response[b] += v.raw.rr_hist[b];
+  while (!slices.empty() && slices.front().index + kSlices <= slices.back().index) slices.pop_front();
 }
 
 void FlowAggregator::Remember(FlowView v) {
@@ -80,6 +131,9 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   if (f.connect_ns) s.connect.Add(f.connect_ns);
   s.response.AddBuckets(f.rr_hist, f.rr_sum_ns);
   ++totals_.flows;
+  AddToWindow(v, f.end == SHUNT_FLOW_CLOSED,
+              f.end == SHUNT_FLOW_RESET || f.end == SHUNT_FLOW_REFUSED || f.end == SHUNT_FLOW_DENIED_END,
+              v.end_wall_ns);
   Remember(std::move(v));
 }
 
@@ -119,6 +173,7 @@ void FlowAggregator::IngestDenial(const shunt_deny_event& e, int64_t wall_ns) {
   ++s.flows;
   ++s.denied;
   ++totals_.denials;
+  AddToWindow(v, false, true, wall_ns);
   Remember(std::move(v));
 }
 
@@ -146,11 +201,34 @@ std::vector<std::pair<EdgeKey, EdgeStats>> FlowAggregator::Edges() const {
   return out;
 }
 
+std::vector<std::pair<PodEdgeKey, WindowTotals>> FlowAggregator::Window(int64_t now_wall_ns,
+                                                                        int window_s) const {
+  window_s = std::clamp(window_s, 1, kMaxWindowSeconds);
+  const int64_t now_index = now_wall_ns / 1000000000 / kSliceSeconds;
+  const int64_t first = now_index - (window_s + kSliceSeconds - 1) / kSliceSeconds + 1;
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::pair<PodEdgeKey, WindowTotals>> out;
+  for (const auto& [k, e] : pod_edges_) {
+    WindowTotals t;
+    bool any = false;
+    for (const Slice& s : e.slices) {
+      if (s.index < first || s.index > now_index) continue;
+      any = true;
+      t.successes += s.successes;
+      t.failures += s.failures;
+      t.response.AddBuckets(s.response, s.response_sum_ns);
+    }
+    if (any) out.emplace_back(k, std::move(t));
+  }
+  return out;
+}
+
 FlowAggregator::Totals FlowAggregator::totals() const {
   std::lock_guard<std::mutex> l(mu_);
   Totals t = totals_;
   t.edges = edges_.size();
   t.recent = recent_.size();
+  t.pod_edges = pod_edges_.size();
   return t;
 }
 

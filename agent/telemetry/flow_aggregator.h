@@ -27,15 +27,34 @@
 namespace shunt::telemetry {
 
 struct EdgeKey {
-  std::string src_namespace, src_workload, dst_namespace, dst_workload;
+  std::string src_namespace, src_workload, src_service_account;
+  std::string dst_namespace, dst_workload, dst_service_account;
   uint16_t port = 0;
   bool operator==(const EdgeKey&) const = default;
   auto operator<=>(const EdgeKey&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const EdgeKey& k) {
-    return H::combine(std::move(h), k.src_namespace, k.src_workload, k.dst_namespace, k.dst_workload,
-                      k.port);
+    return H::combine(std::move(h), k.src_namespace, k.src_workload, k.src_service_account,
+                      k.dst_namespace, k.dst_workload, k.dst_service_account, k.port);
   }
+};
+
+// Recent traffic between two pods (or a pod and an unmeshed address), for
+// the TrafficMetrics API's windows: counts and response latency per 10 s
+// slice, the last 60 s kept.
+struct PodEdgeKey {
+  std::string src_namespace, src_pod, src_workload;
+  std::string dst_namespace, dst_pod, dst_workload;
+  bool operator==(const PodEdgeKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const PodEdgeKey& k) {
+    return H::combine(std::move(h), k.src_namespace, k.src_pod, k.src_workload, k.dst_namespace,
+                      k.dst_pod, k.dst_workload);
+  }
+};
+struct WindowTotals {
+  uint64_t successes = 0, failures = 0;
+  LatencyHistogram response;
 };
 
 struct EdgeStats {
@@ -56,6 +75,7 @@ class FlowAggregator {
   struct Options {
     size_t recent_flows = 2048;
     size_t max_edges = 4096;
+    size_t max_pod_edges = 2048;  // with windows: up to 6 x 800 B each
   };
   explicit FlowAggregator(Options o) : opts_(o), directory_(PeerDirectory::Build({})) {}
 
@@ -77,9 +97,15 @@ class FlowAggregator {
 
   std::vector<std::pair<EdgeKey, EdgeStats>> Edges() const;
 
+  static constexpr int kSliceSeconds = 10;
+  static constexpr int kMaxWindowSeconds = 60;
+  // Pod edges with traffic in the last `window_s` seconds (1..60, rounded up
+  // to whole 10 s slices) before `now_wall_ns`, with their totals.
+  std::vector<std::pair<PodEdgeKey, WindowTotals>> Window(int64_t now_wall_ns, int window_s) const;
+
   struct Totals {
-    uint64_t flows = 0, denials = 0, edges_evicted = 0;
-    size_t edges = 0, recent = 0;
+    uint64_t flows = 0, denials = 0, edges_evicted = 0, pod_edges_evicted = 0;
+    size_t edges = 0, recent = 0, pod_edges = 0;
   };
   Totals totals() const;
 
@@ -87,6 +113,17 @@ class FlowAggregator {
   FlowView Name(const shunt_flow& f) const;  // with mu_ held
   EdgeStats& EdgeFor(const FlowView& v, int64_t now_wall);
   void Remember(FlowView v);
+  void AddToWindow(const FlowView& v, bool success, bool failure, int64_t now_wall);
+
+  struct Slice {
+    int64_t index = 0;  // wall seconds / kSliceSeconds
+    uint64_t successes = 0, failures = 0, response_sum_ns = 0;
+    uint32_t response[SHUNT_HIST_BUCKETS] = {};
+  };
+  struct PodEdge {
+    std::deque<Slice> slices;  // by index, oldest first, within the last kMaxWindowSeconds
+    std::list<PodEdgeKey>::iterator lru;  // its place in pod_lru_
+  };
 
   const Options opts_;
   mutable std::mutex mu_;
@@ -97,6 +134,9 @@ class FlowAggregator {
   // Edges with their place in the recency list (front = most recent).
   std::list<EdgeKey> lru_;
   absl::flat_hash_map<EdgeKey, std::pair<EdgeStats, std::list<EdgeKey>::iterator>> edges_;
+  absl::flat_hash_map<PodEdgeKey, PodEdge> pod_edges_;
+  std::list<PodEdgeKey> pod_lru_;  // front = most recently touched
+  int64_t last_prune_index_ = 0;
   // Recent TC denials by (saddr, sport, daddr, dport): SYN retransmissions.
   absl::flat_hash_map<std::tuple<uint32_t, uint16_t, uint32_t, uint16_t>, int64_t> recent_denials_;
   Totals totals_;

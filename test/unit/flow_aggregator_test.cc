@@ -650,14 +650,6 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
 }
 
 TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
-  GTEST_SKIP() << "BUG: FlowAggregator::AddToWindow, when max_pod_edges is reached, evicts the "
-                  "pod edge whose newest slice index is smallest, and on a tie (every edge active "
-                  "in the current 10 s slice) the first one in flat_hash_map iteration order. That "
-                  "is an arbitrary edge, often one that just had traffic: here 20 pod edges with a "
-                  "flow between every new cold edge lose their window totals (evicted and "
-                  "re-created from zero) while cold edges with a single flow stay, so the "
-                  "TrafficMetrics windows under-report the busiest pod pairs under churn. Edges "
-                  "(EdgeEvictionSparesActiveEdges) get this right with their LRU list.";
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
   FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
@@ -679,15 +671,6 @@ TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
 // Flows and denials reach the aggregator from two threads, so one stamped just
 // before a slice boundary may arrive just after one stamped after it.
 TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
-  GTEST_SKIP() << "BUG: FlowAggregator::AddToWindow assumes flows arrive in time order. A flow or "
-                  "denial stamped in an older slice than the pod edge's newest one is appended as "
-                  "a new slice at the back of the deque, so slices.back() is no longer the newest: "
-                  "the once-a-slice prune (slices.back().index + 6 <= index) and the eviction "
-                  "victim choice then treat the edge as older than it is, and the edge is dropped "
-                  "with traffic still inside the 60 s window (and alternating late arrivals grow "
-                  "the deque past 6 entries so pop_front drops in-window slices). Flows (collector "
-                  "thread, ring buffer) and denials (agent loop, deny log) are ingested from two "
-                  "threads, so a reorder of a few ms across a slice boundary does happen.";
   const Clock clock;
   FlowAggregator agg({});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
