@@ -84,7 +84,8 @@ for pod in client server; do
   ip -n "$ns" link set eth0 up
   ip -n "$ns" route add default dev eth0
   ip -n shunt-demo-node link set "shdemo$i" up
-  ip netns exec shunt-demo-node sysctl -qw "net.ipv4.conf.shdemo$i.proxy_arp=1"
+  # proxy_delay=0: proxy ARP would otherwise answer after up to 0.8 s
+  ip netns exec shunt-demo-node sysctl -qw "net.ipv4.conf.shdemo$i.proxy_arp=1" "net.ipv4.neigh.shdemo$i.proxy_delay=0"
   ip -n shunt-demo-node route add "$ip/32" dev "shdemo$i"
   i=$((i + 1))
 done

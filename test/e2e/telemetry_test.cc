@@ -61,7 +61,10 @@ class TelemetryTest : public MeshTest {
 
 TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   StartMesh();
+  const auto t0 = std::chrono::steady_clock::now();
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7101));
+  const double connect_wall_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 20, 100, 1000, std::chrono::microseconds(0)));
   // Live first: the record is in the kernel while the connection is open.
   ASSERT_OK_AND_ASSIGN(auto live, WaitFlows(*node_, "--state live --to demo/server --port 7101", 1));
@@ -85,8 +88,10 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   EXPECT_EQ(f["msgs_to_client"], 20);
   EXPECT_EQ(f["requests"], 20);
   ASSERT_TRUE(f.contains("connect_us")) << f.dump();
+  // Measured in the kernel from connect() to established: positive and
+  // within what the whole Connect() (listen, connect, accept) took.
   EXPECT_GT(f["connect_us"].get<double>(), 0);
-  EXPECT_LT(f["connect_us"].get<double>(), 1e6);
+  EXPECT_LE(f["connect_us"].get<double>(), connect_wall_us);
   EXPECT_FALSE(f.contains("srtt_us")) << "no RTT on a short-circuit";
 }
 

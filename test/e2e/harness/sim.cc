@@ -253,8 +253,12 @@ absl::Status TestNode::SetUpPodNetwork(const TestPod& pod) {
                          " && ip -n ", p, " addr add ", pod.ip, "/32 dev eth0 && ip -n ", p,
                          " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
                          "ip -n ", node_netns_, " link set ", v, " up && ",
+                         // Proxy ARP answers after a random delay of up to
+                         // proxy_delay (0.8 s by default): a pod's first
+                         // connection would wait that long for its gateway.
                          "ip netns exec ", node_netns_, " sysctl -qw net.ipv4.conf.", v,
-                         ".proxy_arp=1 && ip -n ", node_netns_, " route add ", pod.ip, "/32 dev ", v))
+                         ".proxy_arp=1 net.ipv4.neigh.", v, ".proxy_delay=0 && ip -n ", node_netns_,
+                         " route add ", pod.ip, "/32 dev ", v))
       .status();
 }
 
