@@ -18,6 +18,7 @@
 #include "agent/lib/ip.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/policy/check.h"
+#include "agent/telemetry/stat.h"
 #include "agent/telemetry/traffic_metrics.h"
 #include "shunt/abi/pins.h"
 #include "agent/lib/errno_status.h"
@@ -314,6 +315,7 @@ std::string Agent::HandleApi(const std::string& request) {
   if (verb == "drops") return DropsJson(arg);
   if (verb == "policy-check") return PolicyCheckJson(arg);
   if (verb == "flows") return FlowsJson(arg);
+  if (verb == "stat") return StatJson(arg);
   return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump();
 }
 
@@ -377,6 +379,21 @@ std::string Agent::FlowsJson(const std::string& arg) const {
   }
   return nlohmann::json{{"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}
       .dump();
+}
+
+// "stat <window-seconds> <workload|pod|edge>"
+std::string Agent::StatJson(const std::string& arg) const {
+  const size_t sp = arg.find(' ');
+  int window_s = 0;
+  if (sp == std::string::npos || !absl::SimpleAtoi(arg.substr(0, sp), &window_s))
+    return nlohmann::json{{"error", absl::StrCat("stat: '", arg, "': expected <window-seconds> <group>")}}.dump();
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  auto j = telemetry::StatJson(flows_, static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec, window_s,
+                               arg.substr(sp + 1));
+  if (!j.ok()) return nlohmann::json{{"error", absl::StrCat("stat: ", j.status().message())}}.dump();
+  (*j)["telemetry"] = config_.telemetry;
+  return j->dump();
 }
 
 // Runs on the metrics server's thread: only thread-safe state (the flow

@@ -48,6 +48,7 @@ class Agent {
   std::string DropsJson(const std::string& arg) const;
   std::string PolicyCheckJson(const std::string& arg) const;
   std::string FlowsJson(const std::string& arg) const;
+  std::string StatJson(const std::string& arg) const;
   api::HttpResponse ServeHttp(const std::string& path, const std::string& query) const;
   telemetry::AgentHealth Health() const;
   void ConsumeDenials();

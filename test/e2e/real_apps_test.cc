@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -63,6 +65,66 @@ TEST_F(RealAppsTest, RedisBenchmarkRunsThroughTheShortCircuit) {
   // 80,000 requests and as many replies, each at least one message.
   EXPECT_GE(Counter(SHUNT_CTR_MSG_REDIRECTED) - msgs_before, 160000u);
   EXPECT_EQ(Counter(SHUNT_CTR_MSG_PEER_MISS), 0u);
+}
+
+// Telemetry with a real client: one redis-benchmark connection doing 3,000
+// SETs is one flow with 3,000 requests, each a send each way, and bytes that
+// match the RESP protocol exactly.
+TEST_F(RealAppsTest, RedisBenchmarkFlowCountsEveryRequestAndByte) {
+  StartRedis();
+  const std::string log = node_->work_dir() + "/bench.log";
+  ASSERT_OK_AND_ASSIGN(pid_t pid, node_->Spawn(*client_,
+                                               {"redis-benchmark", "-h", server_->ip, "-p", "6379", "-n",
+                                                "3000", "-c", "1", "-d", "16", "-q", "-t", "set"},
+                                               log));
+  ASSERT_OK_AND_ASSIGN(int status, WaitExit(pid, 60000));
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Slurp(log);
+  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 6379", 2));
+  const nlohmann::json* bench = nullptr;  // redis-benchmark also asks CONFIG GET on its own connection
+  for (const auto& f : flows)
+    if (f["requests"].get<uint64_t>() >= 1000) bench = &f;
+  ASSERT_NE(bench, nullptr) << nlohmann::json(flows).dump();
+  const nlohmann::json& f = *bench;
+  EXPECT_EQ(f["path"], "short-circuit");
+  EXPECT_EQ(f["end"], "closed");
+  EXPECT_EQ(f["requests"], 3000);
+  EXPECT_EQ(f["msgs_to_server"], 3000);
+  EXPECT_EQ(f["msgs_to_client"], 3000);
+  // SET key:__rand_int__ <16 bytes>: "*3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$16\r\n" + 16 + "\r\n"
+  // is 59 bytes; each reply "+OK\r\n" is 5.
+  EXPECT_EQ(f["bytes_to_server"], 3000 * 59);
+  EXPECT_EQ(f["bytes_to_client"], 3000 * 5);
+  EXPECT_GT(f["response_latency_us"]["p50"].get<double>(), 0);
+
+  // The same traffic through stat and top (piped: one snapshot, no escape
+  // codes). StartRedis's probes before redis listened were refused: failures.
+  ASSERT_OK_AND_ASSIGN(auto all, ShuntctlFlows(*node_, "--state closed --to demo/server"));
+  uint64_t closed = 0, refused = 0;
+  for (const auto& fl : all) {
+    closed += fl["end"] == "closed";
+    refused += fl["end"] == "refused";
+  }
+  ASSERT_EQ(closed + refused, all.size()) << nlohmann::json(all).dump();
+  ASSERT_OK_AND_ASSIGN(std::string stat, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
+                                                         " stat pod -o json")));
+  auto j = nlohmann::json::parse(stat, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << stat;
+  bool found = false;
+  for (const auto& row : j["rows"]) {
+    if (row["name"] != "server") continue;
+    found = true;
+    EXPECT_EQ(row["successes"].get<uint64_t>(), closed);
+    EXPECT_EQ(row["failures"].get<uint64_t>(), refused);
+    EXPECT_GE(row["requests"].get<uint64_t>(), 3000u);
+    EXPECT_DOUBLE_EQ(row["success_rate"].get<double>(), static_cast<double>(closed) / (closed + refused));
+  }
+  EXPECT_TRUE(found) << stat;
+  ASSERT_OK_AND_ASSIGN(std::string top, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
+                                                        " top | cat")));
+  EXPECT_NE(top.find("demo/sa/client"), std::string::npos) << top;
+  EXPECT_NE(top.find("demo/sa/server"), std::string::npos) << top;
+  EXPECT_NE(top.find(absl::StrFormat("%.2f%%", 100.0 * closed / (closed + refused))), std::string::npos) << top;
+  EXPECT_EQ(top.find('\x1b'), std::string::npos) << "escape codes in piped output";
 }
 
 TEST_F(RealAppsTest, RedisStoresAndReturnsALargeValueIntact) {

@@ -22,6 +22,7 @@
 #include "shunt/abi/pins.h"
 #include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/flow_commands.h"
+#include "tools/shuntctl/stat_commands.h"
 #include "tools/shuntctl/map_decode.h"
 #include "tools/shuntctl/policy_commands.h"
 #include "tools/shuntctl/table.h"
@@ -47,6 +48,11 @@ Commands:
                       filters --from/--to IP|NS|NS/POD|NS/KIND/NAME, --port N,
                       --verdict allowed|l7|audit|denied|unmeshed, --path short-circuit|tcp,
                       --state live|closed
+  stat [workload|pod|edge] [--window 30s]
+                      golden metrics over the last 1..60 s: success rate, flows/s,
+                      requests/s, response latency p50/p90/p99 (of finished flows)
+  top [--window 30s] [--interval 2s]
+                      the busiest edges, refreshed; one snapshot when piped
   uninstall           detach and unpin everything the agent installed under --bpffs
 
 Global flags:
@@ -62,6 +68,7 @@ EXAMPLES
   shuntctl policy check --from demo/client --to demo/server --port 6379
   shuntctl drops --follow
   shuntctl flows --to demo/server --path tcp -o json
+  shuntctl stat edge --window 60s
 )";
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
@@ -84,7 +91,7 @@ absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
       o.follow = true;
     } else if (a.rfind("--from", 0) == 0 || a.rfind("--to", 0) == 0 || a.rfind("--port", 0) == 0 ||
                a.rfind("--proto", 0) == 0 || a.rfind("--verdict", 0) == 0 || a.rfind("--path", 0) == 0 ||
-               a.rfind("--state", 0) == 0) {
+               a.rfind("--state", 0) == 0 || a.rfind("--window", 0) == 0 || a.rfind("--interval", 0) == 0) {
       const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
       SHUNT_ASSIGN_OR_RETURN(o.flags[name], value("--" + name));
     } else if (a == "-o" || a.rfind("--output", 0) == 0 || a.rfind("-o=", 0) == 0) {
@@ -352,6 +359,10 @@ int Main(int argc, char** argv) {
     s = CmdDrops(*opts);
   } else if (cmd == "flows") {
     s = CmdFlows(*opts);
+  } else if (cmd == "stat") {
+    s = CmdStat(*opts);
+  } else if (cmd == "top") {
+    s = CmdTop(*opts);
   } else if (cmd == "uninstall") {
     s = CmdUninstall(*opts);
   } else {
