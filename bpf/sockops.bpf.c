@@ -285,6 +285,45 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+/* The flow record of a sending socket. Which end it is (client or server)
+ * is learned on its first send and kept in its socket storage, so later
+ * sends cost one lookup; a socket without a record (telemetry off, or
+ * evicted) stops looking. */
+static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state *st,
+							 const struct shunt_sock_key *self,
+							 bool *client_end)
+{
+	struct shunt_flow_key k = {};
+	struct shunt_flow *f;
+
+	if (st->flags & SHUNT_SOCK_F_NO_FLOW)
+		return NULL;
+	if (!(st->flags & (SHUNT_SOCK_F_FLOW_CLIENT | SHUNT_SOCK_F_FLOW_SERVER))) {
+		f = telemetry_on() ? flow_lookup(self->local_ip4, self->remote_ip4, self->local_port,
+						 self->remote_port, client_end)
+				   : NULL;
+		st->flags |= !f ? SHUNT_SOCK_F_NO_FLOW
+			      : *client_end ? SHUNT_SOCK_F_FLOW_CLIENT : SHUNT_SOCK_F_FLOW_SERVER;
+		return f;
+	}
+	*client_end = st->flags & SHUNT_SOCK_F_FLOW_CLIENT;
+	if (*client_end) {
+		k.client_ip4 = self->local_ip4;
+		k.server_ip4 = self->remote_ip4;
+		k.client_port = self->local_port;
+		k.server_port = self->remote_port;
+	} else {
+		k.client_ip4 = self->remote_ip4;
+		k.server_ip4 = self->local_ip4;
+		k.client_port = self->remote_port;
+		k.server_port = self->local_port;
+	}
+	f = bpf_map_lookup_elem(&shunt_flows_v1, &k);
+	if (!f)
+		st->flags |= SHUNT_SOCK_F_NO_FLOW; /* evicted: nothing to count into */
+	return f;
+}
+
 SEC("sk_msg")
 int shunt_sk_msg(struct sk_msg_md *msg)
 {
@@ -311,26 +350,27 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 	peer.local_port = self.remote_port;
 	peer.remote_port = self.local_port;
 
-	/* Every send is counted, whichever way it then goes. */
-	flow = telemetry_on() ? flow_lookup(self.local_ip4, self.remote_ip4, self.local_port,
-					    self.remote_port, &client_end)
-			      : NULL;
-	if (flow) {
-		if (client_end) {
-			__sync_fetch_and_add(&flow->bytes[0], size);
-			__sync_fetch_and_add(&flow->msgs[0], 1);
-		} else {
-			__sync_fetch_and_add(&flow->bytes[1], size);
-			__sync_fetch_and_add(&flow->msgs[1], 1);
-		}
-		flow_data(flow, client_end, bpf_ktime_get_ns());
-	}
-
 	st = bpf_sk_storage_get(&shunt_sock_state, msg->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		counter_add(SHUNT_CTR_SOCK_STATE_FULL, 1);
 		return SK_PASS;
 	}
+	/* Every send is counted, whichever way it then goes. */
+	flow = flow_of_sender(st, &self, &client_end);
+	if (flow) {
+		/* One writer per field: each end counts its own sends (serialized
+		 * by its socket lock), and only the server end closes a
+		 * request/response sample. No atomics on the hot path. */
+		if (client_end) {
+			flow->bytes[0] += size;
+			flow->msgs[0] += 1;
+		} else {
+			flow->bytes[1] += size;
+			flow->msgs[1] += 1;
+		}
+		flow_data(flow, client_end, bpf_ktime_get_ns());
+	}
+
 	/* Once bytes went by TCP, redirecting later bytes could overtake them
 	 * in the receiver's queue: stay on TCP until that cannot happen. */
 	if (st->flags & SHUNT_SOCK_F_PEER_MISSING) {

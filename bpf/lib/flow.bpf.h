@@ -48,7 +48,9 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 /* Request/response timing: a request is a run of bytes towards the server,
  * its response the first bytes back; the time from the start of the request
  * to the start of the response is one sample. Protocols where the server
- * speaks first simply give no sample for the greeting. */
+ * speaks first simply give no sample for the greeting. Plain adds: a sample
+ * is only ever closed by the server end's sends (sk_msg: serialized by its
+ * socket lock) or by its segments at one TC hook, never by two at once. */
 static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u64 now)
 {
 	if (to_server) {
@@ -63,9 +65,9 @@ static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u6
 		__u32 b = shunt_hist_bucket(d);
 
 		if (b < SHUNT_HIST_BUCKETS)
-			__sync_fetch_and_add(&f->rr_hist[b], 1);
-		__sync_fetch_and_add(&f->rr_sum_ns, d);
-		__sync_fetch_and_add(&f->rr_count, 1);
+			f->rr_hist[b] += 1;
+		f->rr_sum_ns += d;
+		f->rr_count += 1;
 	}
 	f->last_dir = SHUNT_FLOW_DIR_TO_CLIENT;
 }

@@ -85,28 +85,38 @@ enum shunt_flow_end {
 #define SHUNT_FLOW_DIR_TO_SERVER 1
 #define SHUNT_FLOW_DIR_TO_CLIENT 2
 
+/* Laid out by who writes what: the first cache line is written when the
+ * connection opens and closes; the second holds everything a send updates
+ * (both ends write it, so it is the one line that moves between the CPUs
+ * of a request/response exchange); the histogram only the server end. */
 struct shunt_flow {
 	struct shunt_flow_key key;
 	__u64 start_ns;   /* CLOCK_MONOTONIC: connect() on a local client, else established */
 	__u64 end_ns;     /* when the last local end closed; 0 while open */
 	__u64 connect_ns; /* connect() -> established on a local client; 0 = not measured */
-	__u64 bytes[2];   /* [0] client -> server, [1] server -> client */
-	__u64 msgs[2];    /* sends (short-circuit) or data segments (TCP path), same order */
-	__u64 rr_sum_ns;  /* request/response latency: sum and count of samples */
-	__u64 rr_count;
-	__u64 req_start_ns; /* start of the request being answered (internal) */
 	__u32 src_identity; /* client; 0 = not a meshed pod */
 	__u32 dst_identity; /* server */
 	__u32 srtt_us;      /* TCP path: smoothed RTT at close */
 	__u32 min_rtt_us;   /* TCP path: minimum RTT seen */
 	__u32 retrans;      /* TCP path: segments retransmitted */
 	__u32 rule_id;      /* the policy entry that allowed it, 0 if none */
+	/* offset 64 */
+	__u64 bytes[2];   /* [0] client -> server, [1] server -> client */
+	__u64 msgs[2];    /* sends (short-circuit) or data segments (TCP path), same order */
+	__u64 rr_sum_ns;  /* request/response latency: sum and count of samples */
+	__u64 rr_count;
+	__u64 req_start_ns; /* start of the request being answered (internal) */
+	__u8 last_dir;      /* SHUNT_FLOW_DIR_* (internal) */
 	__u8 verdict;       /* enum shunt_flow_verdict */
 	__u8 end;           /* enum shunt_flow_end */
 	__u8 flags;         /* SHUNT_FLOW_F_* */
-	__u8 last_dir;      /* SHUNT_FLOW_DIR_* (internal) */
 	__u8 open_ends;     /* local ends still open: F_CLIENT_LOCAL | F_SERVER_LOCAL bits */
 	__u8 pad[3];
+	/* offset 128 */
 	__u32 rr_hist[SHUNT_HIST_BUCKETS];
-};
+} __attribute__((aligned(8)));
 SHUNT_ABI_ASSERT_SIZE(struct shunt_flow, 904);
+#ifdef __cplusplus
+static_assert(__builtin_offsetof(struct shunt_flow, bytes) == 64, "per-send fields start a cache line");
+static_assert(__builtin_offsetof(struct shunt_flow, rr_hist) == 128, "the histogram starts a cache line");
+#endif

@@ -27,6 +27,9 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 16);
 /* Per-socket state kept in socket-local storage. */
 #define SHUNT_SOCK_F_PEER_MISSING (1u << 0) /* a send missed the peer: TCP for good */
 #define SHUNT_SOCK_F_SLOW_READER (1u << 1)  /* peer queue over budget: TCP until drained */
+#define SHUNT_SOCK_F_FLOW_CLIENT (1u << 2)  /* the client end of its flow record */
+#define SHUNT_SOCK_F_FLOW_SERVER (1u << 3)  /* the server end of its flow record */
+#define SHUNT_SOCK_F_NO_FLOW (1u << 4)      /* no flow record: count nothing */
 struct shunt_sock_state {
 	__u32 flags;
 	__u32 unchecked_bytes; /* redirected since the peer's queue was last read */
