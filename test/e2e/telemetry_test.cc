@@ -9,6 +9,7 @@
 #include <cmath>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/mesh_fixture.h"
@@ -71,6 +72,22 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]["end"], "open");
   EXPECT_EQ(live[0]["bytes_to_server"], 2000);
+  // The same record straight from the pins (works with the agent down).
+  ASSERT_OK_AND_ASSIGN(std::string dump, Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(),
+                                                         " maps dump flows -o json")));
+  auto rows = Json::parse(dump, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << dump;
+  bool found = false;
+  for (const auto& r : rows) {
+    if (r["server"] != absl::StrCat(server_->ip, ":7101")) continue;
+    found = true;
+    EXPECT_EQ(r["source"], "demo/client");
+    EXPECT_EQ(r["destination"], "demo/server");
+    EXPECT_EQ(r["path"], "short-circuit");
+    EXPECT_EQ(r["bytes_to_client"], 20000);
+    EXPECT_EQ(r["requests"], 20);
+  }
+  EXPECT_TRUE(found) << dump;
 
   ASSERT_OK(OrderlyClose(c));
   ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7101", 1));

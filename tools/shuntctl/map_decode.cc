@@ -10,6 +10,7 @@
 #include "agent/lib/counters.h"
 #include "agent/lib/status_macros.h"
 #include "agent/lib/typed_map.h"
+#include "agent/telemetry/flow_view.h"
 #include "shunt/abi/pins.h"
 #include "shunt/abi/policy.h"
 #include "shunt/abi/sockmap.h"
@@ -153,7 +154,29 @@ absl::StatusOr<Json> DumpRules(const lib::PinnedMaps& m) {
 
 absl::StatusOr<Json> DumpConfig(const lib::PinnedMaps& m) {
   SHUNT_ASSIGN_OR_RETURN(shunt_config c, m.config().Lookup(0));
-  return Json::array({{{"mode", c.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"}}});
+  return Json::array({{{"mode", c.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
+                       {"telemetry", (c.flags & SHUNT_CONFIG_F_NO_TELEMETRY) ? "off" : "on"}}});
+}
+
+// Live flow records straight from the kernel (the agent names them better:
+// `shuntctl flows`; this works with the agent down).
+absl::StatusOr<Json> DumpFlows(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto flows, m.flows().Entries());
+  for (const auto& [k, f] : flows) {
+    rows.push_back({{"client", absl::StrCat(Ipv4(k.client_ip4), ":", ntohs(k.client_port))},
+                    {"server", absl::StrCat(Ipv4(k.server_ip4), ":", ntohs(k.server_port))},
+                    {"source", IdentityName(m, f.src_identity)},
+                    {"destination", IdentityName(m, f.dst_identity)},
+                    {"path", telemetry::ShortCircuited(f) ? "short-circuit" : "tcp"},
+                    {"verdict", telemetry::VerdictName(f.verdict)},
+                    {"state", (f.flags & SHUNT_FLOW_F_ESTABLISHED) ? "established" : "connecting"},
+                    {"bytes_to_server", f.bytes[0]},
+                    {"bytes_to_client", f.bytes[1]},
+                    {"requests", f.rr_count},
+                    {"connect_us", static_cast<double>(f.connect_ns) / 1e3}});
+  }
+  return rows;
 }
 
 absl::StatusOr<Json> DumpMeta(const lib::PinnedMaps& m) {
@@ -176,7 +199,8 @@ std::string ResolveMapName(const std::string& name) {
       {"ep_meta", SHUNT_MAP_ENDPOINT_META}, {"ipcache", SHUNT_MAP_IPCACHE},
       {"sockhash", SHUNT_MAP_SOCKHASH}, {"counters", SHUNT_MAP_COUNTERS},
       {"policy", SHUNT_MAP_POLICY},     {"identities", SHUNT_MAP_IDENTITY_META},
-      {"rules", SHUNT_MAP_RULE_META},   {"config", SHUNT_MAP_CONFIG}};
+      {"rules", SHUNT_MAP_RULE_META},   {"config", SHUNT_MAP_CONFIG},
+      {"flows", SHUNT_MAP_FLOWS}};
   for (const auto& [s, pin] : kShort)
     if (name == s || name == pin) return pin;
   return "";
@@ -194,9 +218,10 @@ absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& nam
   if (pin == SHUNT_MAP_IDENTITY_META) return DumpIdentities(maps);
   if (pin == SHUNT_MAP_RULE_META) return DumpRules(maps);
   if (pin == SHUNT_MAP_CONFIG) return DumpConfig(maps);
+  if (pin == SHUNT_MAP_FLOWS) return DumpFlows(maps);
   return absl::NotFoundError(absl::StrCat(
       "no map named '", name, "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters, "
-      "policy, identities, rules, config"));
+      "policy, identities, rules, config, flows"));
 }
 
 }  // namespace shunt::ctl
