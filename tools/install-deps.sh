@@ -12,7 +12,7 @@ packages=(
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libasio-dev
   # demo pods and their traffic
-  iproute2 procps util-linux redis-server redis-tools
+  iproute2 procps util-linux redis-server redis-tools curl
 )
 case "$profile" in
   run) ;;

@@ -100,7 +100,8 @@ say "4/5 agent"
 # does, so the node side of each pod's veth carries its TC guards.
 nsenter --net=/run/netns/shunt-demo-node "$BUILD/agent/shunt-agent" --node "$NODE" \
   --config-dir "$STATE/config" --cgroup-root "$CG" \
-  --bpffs "$BPFFS" --api-socket "$STATE/agent.sock" --mode enforce >"$STATE/agent.log" 2>&1 &
+  --bpffs "$BPFFS" --api-socket "$STATE/agent.sock" --mode enforce \
+  --metrics-addr 127.0.0.1:9464 >"$STATE/agent.log" 2>&1 &
 echo $! >>"$STATE/pids"
 CTL=("$BUILD/tools/shuntctl/shuntctl" --bpffs "$BPFFS" --api-socket "$STATE/agent.sock")
 for _ in $(seq 100); do
@@ -130,6 +131,15 @@ if in_pod server redis-cli -h 10.244.1.2 -p 6379 ping 2>&1 | sed 's/^/   /'; the
 echo
 "${CTL[@]}" drops
 
+say "telemetry: every flow, measured in the kernel (docs/telemetry.md)"
+"${CTL[@]}" flows --to demo/server --state closed | head -8
+echo
+"${CTL[@]}" stat edge
+echo
+echo "   Prometheus metrics (from the node's network namespace, where the agent listens):"
+ip netns exec shunt-demo-node curl -s http://127.0.0.1:9464/metrics \
+  | grep -E '^shunt_flows_total\{.*result="success"' | head -3 | sed 's/^/   /' || true
+
 say "shuntctl status"
 "${CTL[@]}" status
 redirected=$("${CTL[@]}" status -o json | sed -n 's/.*"bytes_redirected": \([0-9]*\).*/\1/p')
@@ -141,5 +151,7 @@ if [ "$MODE" = keep ]; then
   echo
   echo "The demo keeps running. Try:"
   echo "  ${CTL[*]} maps dump sockhash"
+  echo "  ${CTL[*]} top"
+  echo "  ip netns exec shunt-demo-node curl -s http://127.0.0.1:9464/apis/metrics.smi-spec.io/v1alpha1/namespaces/demo/pods"
   echo "  $0 --down      # remove it"
 fi
