@@ -108,7 +108,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   // Finished flows are drained on a thread of their own (flow_collector.h);
   // with telemetry off the kernel keeps no records, so there is nothing to drain.
   if (config.telemetry) {
-    SHUNT_ASSIGN_OR_RETURN(a->collector_, telemetry::FlowCollector::Start(maps.flow_events_fd(), &a->flows_));
+    SHUNT_ASSIGN_OR_RETURN(a->collector_, telemetry::FlowCollector::Start(maps.flow_events_fd(), &a->flows_,
+                                                                         maps.flows_fd()));
   }
 
   SHUNT_ASSIGN_OR_RETURN(auto api, api::ApiServer::Listen(config.api_socket,

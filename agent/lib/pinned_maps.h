@@ -38,6 +38,7 @@ class PinnedMaps {
   int sockhash_fd() const { return sockhash_.get(); }
   int events_fd() const { return events_.get(); }
   int flow_events_fd() const { return flow_events_.get(); }
+  int flows_fd() const { return flows_.get(); }
 
  private:
   PinnedMaps() = default;

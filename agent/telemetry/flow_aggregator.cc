@@ -112,6 +112,13 @@ void FlowAggregator::Remember(FlowView v) {
   while (recent_.size() > opts_.recent_flows) recent_.pop_front();
 }
 
+void FlowAggregator::AddTraffic(const FlowView& amounts, EdgeStats& s, int64_t now_wall) {
+  s.bytes_to_server += amounts.raw.bytes[0];
+  s.bytes_to_client += amounts.raw.bytes[1];
+  if (amounts.raw.rr_count) s.response.AddBuckets(amounts.raw.rr_hist, amounts.raw.rr_sum_ns);
+  if (amounts.raw.rr_count) AddToWindow(amounts, false, false, now_wall);
+}
+
 void FlowAggregator::Ingest(const shunt_flow& f) {
   std::lock_guard<std::mutex> l(mu_);
   FlowView v = Name(f);
@@ -126,15 +133,58 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   }
   if (f.verdict == SHUNT_FLOW_AUDIT) ++s.audit;
   if (ShortCircuited(f)) ++s.short_circuited;
-  s.bytes_to_server += f.bytes[0];
-  s.bytes_to_client += f.bytes[1];
   if (f.connect_ns) s.connect.Add(f.connect_ns);
-  s.response.AddBuckets(f.rr_hist, f.rr_sum_ns);
+  // What live looks did not count yet.
+  FlowView rest = v;
+  if (auto it = live_.find(LiveKey{f.key, f.start_ns}); it != live_.end()) {
+    const Folded& d = it->second;
+    rest.raw.bytes[0] -= std::min<uint64_t>(d.bytes[0], rest.raw.bytes[0]);
+    rest.raw.bytes[1] -= std::min<uint64_t>(d.bytes[1], rest.raw.bytes[1]);
+    rest.raw.rr_sum_ns -= std::min<uint64_t>(d.rr_sum_ns, rest.raw.rr_sum_ns);
+    rest.raw.rr_count -= std::min<uint64_t>(d.rr_count, rest.raw.rr_count);
+    for (unsigned b = 0; b < SHUNT_HIST_BUCKETS; ++b)
+      rest.raw.rr_hist[b] -= std::min(d.rr_hist[b], rest.raw.rr_hist[b]);
+    live_.erase(it);
+  }
+  s.bytes_to_server += rest.raw.bytes[0];
+  s.bytes_to_client += rest.raw.bytes[1];
+  s.response.AddBuckets(rest.raw.rr_hist, rest.raw.rr_sum_ns);
   ++totals_.flows;
-  AddToWindow(v, f.end == SHUNT_FLOW_CLOSED,
+  AddToWindow(rest, f.end == SHUNT_FLOW_CLOSED,
               f.end == SHUNT_FLOW_RESET || f.end == SHUNT_FLOW_REFUSED || f.end == SHUNT_FLOW_DENIED_END,
               v.end_wall_ns);
   Remember(std::move(v));
+}
+
+void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64_t scan) {
+  std::lock_guard<std::mutex> l(mu_);
+  Folded& d = live_[LiveKey{f.key, f.start_ns}];
+  d.last_scan = scan;
+  if (f.bytes[0] == d.bytes[0] && f.bytes[1] == d.bytes[1] && f.rr_count == d.rr_count) return;
+  FlowView delta = Name(f);
+  delta.raw.bytes[0] = f.bytes[0] - std::min<uint64_t>(d.bytes[0], f.bytes[0]);
+  delta.raw.bytes[1] = f.bytes[1] - std::min<uint64_t>(d.bytes[1], f.bytes[1]);
+  delta.raw.rr_sum_ns = f.rr_sum_ns - std::min<uint64_t>(d.rr_sum_ns, f.rr_sum_ns);
+  delta.raw.rr_count = f.rr_count - std::min<uint64_t>(d.rr_count, f.rr_count);
+  for (unsigned b = 0; b < SHUNT_HIST_BUCKETS; ++b)
+    delta.raw.rr_hist[b] = f.rr_hist[b] - std::min(d.rr_hist[b], f.rr_hist[b]);
+  d.bytes[0] = f.bytes[0];
+  d.bytes[1] = f.bytes[1];
+  d.rr_sum_ns = f.rr_sum_ns;
+  d.rr_count = f.rr_count;
+  std::memcpy(d.rr_hist, f.rr_hist, sizeof(d.rr_hist));
+  EdgeStats& s = EdgeFor(delta, now_wall_ns);
+  AddTraffic(delta, s, now_wall_ns);
+}
+
+void FlowAggregator::EndScan(uint64_t scan) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto it = live_.begin(); it != live_.end();) {
+    if (it->second.last_scan + 3 <= scan)
+      live_.erase(it++);
+    else
+      ++it;
+  }
 }
 
 void FlowAggregator::IngestDenial(const shunt_deny_event& e, int64_t wall_ns) {

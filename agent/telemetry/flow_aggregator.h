@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <cstring>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -84,6 +85,14 @@ class FlowAggregator {
 
   // A finished flow from the kernel.
   void Ingest(const shunt_flow& f);
+  // A live record as the kernel's map holds it now (FlowCollector looks once
+  // a second): its bytes and request/response samples since the last look
+  // count at once, so a long-lived connection shows in metrics while it
+  // lives; the flow itself (success or failure) counts when it finishes.
+  // `scan` numbers the look; EndScan(scan) forgets records not seen for
+  // three looks (evicted from the LRU map: they never finish).
+  void IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64_t scan);
+  void EndScan(uint64_t scan);
   // A policy denial (connect() or TC). Only enforced denials of new
   // connections are flows that failed; a TC denial's retransmitted SYNs
   // count once.
@@ -140,6 +149,29 @@ class FlowAggregator {
   // Recent TC denials by (saddr, sport, daddr, dport): SYN retransmissions.
   absl::flat_hash_map<std::tuple<uint32_t, uint16_t, uint32_t, uint16_t>, int64_t> recent_denials_;
   Totals totals_;
+
+  // What live looks already counted of each open flow.
+  struct LiveKey {
+    shunt_flow_key key;
+    uint64_t start_ns;
+    bool operator==(const LiveKey& o) const {
+      return std::memcmp(&key, &o.key, sizeof(key)) == 0 && start_ns == o.start_ns;
+    }
+    template <typename H>
+    friend H AbslHashValue(H h, const LiveKey& k) {
+      return H::combine(std::move(h), k.key.client_ip4, k.key.server_ip4, k.key.client_port,
+                        k.key.server_port, k.start_ns);
+    }
+  };
+  struct Folded {
+    uint64_t bytes[2] = {0, 0};
+    uint64_t rr_sum_ns = 0, rr_count = 0;
+    uint32_t rr_hist[SHUNT_HIST_BUCKETS] = {};
+    uint64_t last_scan = 0;
+  };
+  absl::flat_hash_map<LiveKey, Folded> live_;
+  // Adds a record's bytes and response samples (all of them, or a delta).
+  void AddTraffic(const FlowView& amounts, EdgeStats& s, int64_t now_wall);
 };
 
 }  // namespace shunt::telemetry

@@ -18,21 +18,29 @@ namespace shunt::telemetry {
 
 class FlowCollector {
  public:
-  static absl::StatusOr<std::unique_ptr<FlowCollector>> Start(int ringbuf_fd, FlowAggregator* into);
+  // With `flows_map_fd` (the live flows map; -1 for none), live records are
+  // looked at once a second too (FlowAggregator::IngestLive), on the same
+  // thread, so a live look and a flow's final record never interleave.
+  static absl::StatusOr<std::unique_ptr<FlowCollector>> Start(int ringbuf_fd, FlowAggregator* into,
+                                                              int flows_map_fd = -1);
   ~FlowCollector();  // stops the thread, after draining what is ready
 
   uint64_t records() const { return records_.load(std::memory_order_relaxed); }
   uint64_t malformed() const { return malformed_.load(std::memory_order_relaxed); }
+  uint64_t live_scans() const { return scans_.load(std::memory_order_relaxed); }
+  uint64_t live_scan_errors() const { return scan_errors_.load(std::memory_order_relaxed); }
 
  private:
   FlowCollector() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
   void Loop();
+  void ScanLive();
 
   ring_buffer* rb_ = nullptr;
   FlowAggregator* into_ = nullptr;
+  int flows_fd_ = -1;
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> records_{0}, malformed_{0};
+  std::atomic<uint64_t> records_{0}, malformed_{0}, scans_{0}, scan_errors_{0};
   std::thread thread_;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace shunt::telemetry {
@@ -128,7 +129,7 @@ std::vector<std::pair<double, uint64_t>> LatencyHistogram::CumulativeBuckets() c
 
 std::string FormatDuration(double ns) {
   if (std::isnan(ns)) return "nan";
-  if (ns < 0) return "-" + FormatDuration(-ns);
+  if (ns < 0) return absl::StrCat("-", FormatDuration(-ns));
   if (std::isinf(ns)) return "inf";
   if (ns < 999.5) return absl::StrFormat("%.0fns", ns);
   struct Unit {

@@ -198,6 +198,39 @@ TEST_F(TelemetryTest, DeniedConnectIsAFlowThatEndedDenied) {
   EXPECT_TRUE(none2.empty());
 }
 
+// A connection that stays open shows in the golden metrics while it lives
+// (the agent looks at live records once a second); closing it adds the flow,
+// not its requests again.
+TEST_F(TelemetryTest, LongLivedFlowCountsInStatWhileOpenAndOnceAfterClose) {
+  StartMesh();
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7108));
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 25, 10, 10, std::chrono::microseconds(0)));
+  auto server_row = [&]() -> absl::StatusOr<Json> {
+    auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " stat pod -o json"));
+    if (!text.ok()) return text.status();
+    Json j = Json::parse(*text, nullptr, false);
+    if (j.is_discarded()) return absl::InternalError(*text);
+    for (const auto& row : j["rows"])
+      if (row["name"] == "server") return row;
+    return Json();
+  };
+  Json row;
+  for (int i = 0; i < 40; ++i) {  // up to 4 s: the agent looks once a second
+    ASSERT_OK_AND_ASSIGN(row, server_row());
+    if (!row.is_null() && row["requests"] == 25) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(row.is_null()) << "no traffic in stat while the connection is open";
+  EXPECT_EQ(row["requests"], 25);
+  EXPECT_EQ(row["successes"], 0) << "the flow has not finished";
+
+  ASSERT_OK(OrderlyClose(c));
+  ASSERT_OK(WaitFlows(*node_, "--state closed --port 7108", 1).status());
+  ASSERT_OK_AND_ASSIGN(row, server_row());
+  EXPECT_EQ(row["requests"], 25) << "the final record must not count the requests again";
+  EXPECT_EQ(row["successes"], 1);
+}
+
 TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
   ASSERT_OK(node_->StartAgent({"--telemetry=false"}));
   ASSERT_OK(node_->WaitMeshed());

@@ -697,6 +697,76 @@ TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
   EXPECT_EQ(t->failures, 1u);  // the one at boundary - 1 ms is 6 slices back
 }
 
+// Live looks count what an open flow moved as it goes; its final record adds
+// only the rest; a record that vanished (LRU eviction) is forgotten after
+// three looks.
+TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
+  const Clock clock;
+  FlowAggregator agg({});
+  agg.SetDirectory(PeerDirectory::Build(DemoPods()));
+  shunt_flow f = MakeFlow("10.0.0.1", 40000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  f.start_ns = clock.mono(-kSec);
+  f.bytes[0] = 100;
+  f.bytes[1] = 1000;
+  AddResponses(f, {5000000, 5000000});
+  agg.IngestLive(f, clock.mid_wall, 1);
+  agg.EndScan(1);
+  auto e = FindEdge(agg, kWebToApi);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->flows, 0u) << "the flow counts when it finishes";
+  EXPECT_EQ(e->bytes_to_server, 100u);
+  EXPECT_EQ(e->bytes_to_client, 1000u);
+  EXPECT_EQ(e->response.count(), 2u);
+  auto w = FindPodEdge(agg.Window(clock.mid_wall, 30),
+                       {"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"});
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->response.count(), 2u);
+  EXPECT_EQ(w->successes + w->failures, 0u);
+
+  // Unchanged: nothing more. Then more traffic: only the difference.
+  agg.IngestLive(f, clock.mid_wall, 2);
+  f.bytes[0] = 150;
+  AddResponses(f, {7000000});
+  agg.IngestLive(f, clock.mid_wall, 3);
+  e = FindEdge(agg, kWebToApi);
+  EXPECT_EQ(e->bytes_to_server, 150u);
+  EXPECT_EQ(e->response.count(), 3u);
+  EXPECT_EQ(e->response.sum_ns(), 17000000u);
+
+  // The end: one flow, a success, and only what the looks had not counted.
+  f.bytes[1] = 1500;
+  AddResponses(f, {1000000});
+  f.end = SHUNT_FLOW_CLOSED;
+  f.end_ns = clock.mono();
+  agg.Ingest(f);
+  e = FindEdge(agg, kWebToApi);
+  EXPECT_EQ(e->flows, 1u);
+  EXPECT_EQ(e->successes, 1u);
+  EXPECT_EQ(e->bytes_to_server, 150u);
+  EXPECT_EQ(e->bytes_to_client, 1500u);
+  EXPECT_EQ(e->response.count(), 4u);
+  EXPECT_EQ(e->response.sum_ns(), 18000000u);
+  w = FindPodEdge(agg.Window(clock.mid_wall, 30),
+                  {"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"});
+  EXPECT_EQ(w->response.count(), 4u);
+  EXPECT_EQ(w->successes, 1u);
+  // The recent list has the whole record.
+  auto recent = agg.Since(0, 10);
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent[0].raw.rr_count, 4u);
+
+  // A second flow seen live once, then evicted (no final record): counted
+  // while seen, forgotten after three looks without it, never counted twice.
+  shunt_flow g = MakeFlow("10.0.0.2", 40001, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  g.start_ns = clock.mono(-kSec);
+  g.bytes[0] = 7;
+  agg.IngestLive(g, clock.mid_wall, 4);
+  for (uint64_t scan = 5; scan <= 8; ++scan) agg.EndScan(scan);
+  // If it came back (same start), it would be new again: its bytes count anew.
+  agg.IngestLive(g, clock.mid_wall, 9);
+  EXPECT_EQ(FindEdge(agg, kWebToApi)->bytes_to_server, 150u + 7u + 7u);
+}
+
 TEST(FlowAggregatorTest, RuleNamesNameTheRule) {
   const Clock clock;
   FlowAggregator agg({});
