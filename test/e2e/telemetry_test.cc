@@ -2,11 +2,14 @@
 // counts, the path, the verdict, connect latency, request/response latency
 // on both paths (a server that answers after 5 ms must measure 5 ms within
 // 10%), and how flows end (closed, reset, refused, denied).
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -229,6 +232,38 @@ TEST_F(TelemetryTest, LongLivedFlowCountsInStatWhileOpenAndOnceAfterClose) {
   ASSERT_OK_AND_ASSIGN(row, server_row());
   EXPECT_EQ(row["requests"], 25) << "the final record must not count the requests again";
   EXPECT_EQ(row["successes"], 1);
+}
+
+TEST_F(TelemetryTest, FlowsFollowStreamsFlowsAsTheyFinish) {
+  StartMesh();
+  const std::string out = node_->work_dir() + "/flows-follow.log";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "flows", "--follow",
+          "--port", "7109", "-o", "json", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7109));
+  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 2, 10, 20, std::chrono::microseconds(0)));
+  ASSERT_OK(OrderlyClose(c));
+  std::string text;
+  for (int i = 0; i < 50 && text.find('\n') == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream f(out);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  KillAndReap(pid);
+  ASSERT_NE(text.find('\n'), std::string::npos) << "--follow printed nothing";
+  Json f = Json::parse(text.substr(0, text.find('\n')));
+  EXPECT_EQ(f["server"]["port"], 7109);
+  EXPECT_EQ(f["end"], "closed");
+  EXPECT_EQ(f["bytes_to_client"], 40);
 }
 
 TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
