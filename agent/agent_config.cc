@@ -1,6 +1,7 @@
 #include "agent_config.h"
 
 #include "absl/strings/str_cat.h"
+#include "agent/api/http_server.h"
 
 namespace shunt::agent {
 
@@ -15,6 +16,10 @@ absl::Status AgentConfig::Validate() const {
   if (rescan_ms < 50) return absl::InvalidArgumentError("--rescan-ms must be at least 50");
   if (debounce_ms < 0 || debounce_ms > 10000)
     return absl::InvalidArgumentError("--debounce-ms must be within 0..10000");
+  if (!metrics_addr.empty()) {
+    if (auto a = api::ParseListenAddress(metrics_addr); !a.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));
+  }
   return absl::OkStatus();
 }
 

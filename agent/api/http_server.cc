@@ -76,17 +76,26 @@ struct HttpServer::Impl {
   }
 };
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& addr, Handler handler) {
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& addr) {
   const size_t colon = addr.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port < 0 ||
-      port > 65535)
+  ListenAddress a;
+  if (colon == std::string::npos || !absl::SimpleAtoi(addr.substr(colon + 1), &a.port) || a.port < 0 ||
+      a.port > 65535)
     return absl::InvalidArgumentError(absl::StrCat("'", addr, "': expected HOST:PORT, such as 0.0.0.0:9464"));
-  std::string host = addr.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  a.host = addr.substr(0, colon);
+  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
   asio::error_code ec;
-  const asio::ip::address ip = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("'", addr, "': '", host, "' is not an IP address"));
+  asio::ip::make_address(a.host.empty() ? "0.0.0.0" : a.host, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("'", addr, "': '", a.host, "' is not an IP address"));
+  return a;
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& addr, Handler handler) {
+  auto parsed = ParseListenAddress(addr);
+  if (!parsed.ok()) return parsed.status();
+  const int port = parsed->port;
+  const asio::ip::address ip = asio::ip::make_address(parsed->host.empty() ? "0.0.0.0" : parsed->host);
+  asio::error_code ec;
 
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->impl_ = std::make_unique<Impl>();

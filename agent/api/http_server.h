@@ -20,6 +20,14 @@ struct HttpResponse {
   std::string body;
 };
 
+// HOST:PORT as Start takes it: the host's address and the port, or
+// InvalidArgument naming what is wrong.
+struct ListenAddress {
+  std::string host;  // an IP literal; "" = all IPv4 addresses
+  int port = 0;
+};
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& addr);
+
 class HttpServer {
  public:
   // path without the query string, and the query string.

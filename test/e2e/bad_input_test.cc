@@ -49,6 +49,9 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
       {"--node=n1 --config-dir=/nonexistent-shunt-config" + cg + bpffs,
        "--config-dir /nonexistent-shunt-config", 1},
       {base + cg + bpffs + " --source=kube", "only the file source exists", 2},
+      {base + cg + bpffs + " --metrics-addr=9464", "--metrics-addr '9464': expected HOST:PORT", 2},
+      {base + cg + bpffs + " --metrics-addr=localhost:9464", "'localhost' is not an IP address", 2},
+      {base + cg + bpffs + " --metrics-addr=127.0.0.1:70000", "expected HOST:PORT", 2},
   };
   for (const Case& c : cases) {
     AgentRun r = RunAgent(c.flags);
