@@ -39,7 +39,9 @@ const T* Previous(const std::vector<T>& prev, const model::ObjectRef& ref) {
 }
 
 // Parses one object of a handled kind into `out`; on failure keeps the
-// previous good version from `prev` (if any) and says so in the reason.
+// previous good version from `prev` (if any) and says so in the reason. An
+// Unimplemented object (valid, but not something this version handles, such
+// as an IPv6 EndpointSlice) is a notice and withdraws any previous version.
 template <typename T>
 void Accept(absl::StatusOr<T> parsed, std::vector<T>& out, const std::vector<T>* prev,
             const model::ObjectRef& ref, Snapshot& snap) {
@@ -48,6 +50,10 @@ void Accept(absl::StatusOr<T> parsed, std::vector<T>& out, const std::vector<T>*
     return;
   }
   std::string reason(parsed.status().message());
+  if (parsed.status().code() == absl::StatusCode::kUnimplemented) {
+    snap.notices.push_back({ref, reason});
+    return;
+  }
   if (prev != nullptr) {
     if (const T* p = Previous(*prev, ref)) {
       out.push_back(*p);
@@ -66,6 +72,37 @@ auto Guard(F&& parse) -> decltype(parse()) {
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(e.what());
   }
+}
+
+// SMI leaves several TrafficSplits of one root open; Shunt's decision
+// (SMI.md 7.10) is that the oldest wins: by creationTimestamp (a split
+// without one counts as newer than any with one), then by name. The others
+// leave the snapshot and are reported.
+void OneSplitPerRoot(Snapshot& snap, const std::vector<std::string>& files) {
+  auto older = [](const model::TrafficSplit& a, const model::TrafficSplit& b) {
+    if (a.created.has_value() != b.created.has_value()) return a.created.has_value();
+    if (a.created && *a.created != *b.created) return *a.created < *b.created;
+    return a.name < b.name;
+  };
+  std::map<std::string, size_t> winner;  // root key -> index
+  for (size_t i = 0; i < snap.traffic_splits.size(); ++i) {
+    auto [it, inserted] = winner.emplace(snap.traffic_splits[i].RootKey(), i);
+    if (!inserted && older(snap.traffic_splits[i], snap.traffic_splits[it->second])) it->second = i;
+  }
+  std::vector<model::TrafficSplit> kept;
+  for (size_t i = 0; i < snap.traffic_splits.size(); ++i) {
+    const model::TrafficSplit& t = snap.traffic_splits[i];
+    const size_t w = winner.at(t.RootKey());
+    if (w == i) {
+      kept.push_back(t);
+      continue;
+    }
+    snap.problems.push_back(
+        {{.file = files[i], .kind = "TrafficSplit", .namespace_ = t.namespace_, .name = t.name},
+         absl::StrCat("root service '", t.service, "' is already split by ",
+                      snap.traffic_splits[w].Key(), "; ignored")});
+  }
+  snap.traffic_splits = std::move(kept);
 }
 
 }  // namespace
@@ -129,8 +166,9 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
     const std::string& k = ref.kind;
     // Kinds we do not handle are reported as written; the others live in a
     // namespace, "default" when the manifest names none.
-    const bool handled = (k == "Pod" && api == "v1") || k == "TrafficTarget" || k == "TCPRoute" ||
-                         k == "UDPRoute" || k == "HTTPRouteGroup";
+    const bool handled = ((k == "Pod" || k == "Service") && api == "v1") || k == "TrafficTarget" ||
+                         k == "TCPRoute" || k == "UDPRoute" || k == "HTTPRouteGroup" ||
+                         k == "EndpointSlice" || k == "TrafficSplit";
     if (handled && ref.namespace_.empty()) ref.namespace_ = "default";
     // An object whose version we cannot read keeps its last good version.
     auto unsupported_version = [&](const char* want) {
@@ -145,6 +183,12 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
           if (const auto* p = Previous(prev->udp_routes, ref)) out.udp_routes.push_back(*p), kept = true;
         } else if (k == "HTTPRouteGroup") {
           if (const auto* p = Previous(prev->http_route_groups, ref)) out.http_route_groups.push_back(*p), kept = true;
+        } else if (k == "EndpointSlice") {
+          if (const auto* p = Previous(prev->endpoint_slices, ref))
+            out.endpoint_slices.push_back(*p), kept = true;
+        } else if (k == "TrafficSplit") {
+          if (const auto* p = Previous(prev->traffic_splits, ref))
+            out.traffic_splits.push_back(*p), kept = true;
         }
       }
       if (kept) absl::StrAppend(&reason, "; keeping its last good version");
@@ -178,6 +222,24 @@ void FileSource::LoadFile(const std::string& path, const std::string& display, S
                tcp ? out.tcp_routes : out.udp_routes,
                prev ? (tcp ? &prev->tcp_routes : &prev->udp_routes) : nullptr, ref, snap);
       }
+    } else if (k == "Service" && api == "v1") {
+      Accept(Guard([&] { return model::ParseService(d); }), out.services,
+             prev ? &prev->services : nullptr, ref, snap);
+    } else if (k == "EndpointSlice") {
+      if (api != "discovery.k8s.io/v1") {
+        unsupported_version("discovery.k8s.io/v1");
+        continue;
+      }
+      Accept(Guard([&] { return model::ParseEndpointSlice(d); }), out.endpoint_slices,
+             prev ? &prev->endpoint_slices : nullptr, ref, snap);
+    } else if (k == "TrafficSplit") {
+      if (api != "split.smi-spec.io/v1alpha4" && api != "split.smi-spec.io/v1alpha3" &&
+          api != "split.smi-spec.io/v1alpha2" && api != "split.smi-spec.io/v1alpha1") {
+        unsupported_version("split.smi-spec.io/v1alpha4, v1alpha3, v1alpha2 or v1alpha1");
+        continue;
+      }
+      Accept(Guard([&] { return model::ParseTrafficSplit(d, api); }), out.traffic_splits,
+             prev ? &prev->traffic_splits : nullptr, ref, snap);
     } else {
       snap.notices.push_back(
           {ref, absl::StrCat("kind ", k, " (", api, ") is not handled by this version; skipped")});
@@ -203,6 +265,7 @@ absl::StatusOr<Snapshot> FileSource::Load() {
   // Across files, the first definition of a name wins; later ones are rejected.
   std::map<std::string, std::string> origin;  // kind/ns/name -> file
   std::map<uint32_t, std::string> ip_owner;   // pod IP -> ns/name
+  std::vector<std::string> split_file;        // the file of each of snap.traffic_splits
   auto first = [&](const std::string& kind, const std::string& key, const std::string& file,
                    const model::ObjectRef& ref) {
     auto [dup, inserted] = origin.emplace(kind + "/" + key, file);
@@ -267,10 +330,31 @@ absl::StatusOr<Snapshot> FileSource::Load() {
       if (first("HTTPRouteGroup", g.Key(), display,
                 {.file = display, .kind = "HTTPRouteGroup", .namespace_ = g.namespace_, .name = g.name}))
         snap.http_route_groups.push_back(g);
+    for (const auto& v : objs.services)
+      if (first("Service", v.Key(), display,
+                {.file = display, .kind = "Service", .namespace_ = v.namespace_, .name = v.name}))
+        snap.services.push_back(v);
+    for (const auto& e : objs.endpoint_slices)
+      if (first("EndpointSlice", e.Key(), display,
+                {.file = display,
+                 .kind = "EndpointSlice",
+                 .namespace_ = e.namespace_,
+                 .name = e.name}))
+        snap.endpoint_slices.push_back(e);
+    for (const auto& t : objs.traffic_splits)
+      if (first("TrafficSplit", t.Key(), display,
+                {.file = display,
+                 .kind = "TrafficSplit",
+                 .namespace_ = t.namespace_,
+                 .name = t.name})) {
+        snap.traffic_splits.push_back(t);
+        split_file.push_back(display);
+      }
     // Only a file that parsed (now or before) has objects worth remembering.
     if (objs.parsed) now_good[path] = std::move(objs);
   }
   last_good_ = std::move(now_good);
+  OneSplitPerRoot(snap, split_file);
   return snap;
 }
 

@@ -1,10 +1,12 @@
 // The embedded "file" source: a directory of Kubernetes YAML objects (one or
 // several per file, "---"-separated; v1 List objects are unpacked). Each
 // Load() re-reads the whole directory and yields the objects this version
-// handles (Pods and the SMI access objects), every rejected object with its
-// reason, and a notice for each kind it skips. A rejected object keeps its
-// last good version in force; a file that stops parsing keeps all of its
-// last good objects.
+// handles (Pods, the SMI access objects, Services, EndpointSlices and
+// TrafficSplits), every rejected object with its reason, and a notice for
+// each kind it skips and each object it does not load-balance (an IPv6
+// EndpointSlice, an ExternalName Service). A rejected object keeps its last
+// good version in force; a file that stops parsing keeps all of its last
+// good objects.
 #pragma once
 
 #include <map>
@@ -14,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "agent/model/object_ref.h"
 #include "agent/model/pod.h"
+#include "agent/model/service.h"
 #include "agent/model/smi.h"
 
 namespace shunt::source {
@@ -24,11 +27,20 @@ struct Objects {
   std::vector<model::PortRoute> tcp_routes;
   std::vector<model::PortRoute> udp_routes;
   std::vector<model::HttpRouteGroup> http_route_groups;
+  std::vector<model::Service> services;
+  std::vector<model::EndpointSlice> endpoint_slices;
+  // In a Snapshot, one split per root service: of several, the oldest
+  // (creationTimestamp, then name) wins and the others are reported as
+  // problems (SMI.md 7.10). A file keeps all of its splits, so the next one
+  // takes over when the winner goes.
+  std::vector<model::TrafficSplit> traffic_splits;
 };
 
 struct Snapshot : Objects {
   std::vector<model::Problem> problems;  // rejected: file, object, reason
-  std::vector<model::Problem> notices;   // skipped kinds (a kept last-good version is a problem)
+  // Skipped kinds and objects this version does not load-balance (a kept
+  // last-good version is a problem).
+  std::vector<model::Problem> notices;
   int files = 0;
   int objects = 0;  // documents seen, valid or not
 };

@@ -79,9 +79,9 @@ spec: {nodeName: n1}
 status: {podIP: 10.1.2.300}
 ---
 apiVersion: v1
-kind: Service
+kind: ConfigMap
 metadata: {name: web, namespace: demo}
-spec: {ports: [{port: 80}]}
+data: {port: "80"}
 )"));
     ASSERT_OK(node_->WriteConfigFile("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n"));
     StartMesh();  // the good pods in pods.yaml are meshed regardless
@@ -113,7 +113,7 @@ TEST_F(BadManifestTest, RejectedObjectsAreReportedWithFileAndReasonAndTheRestApp
   EXPECT_EQ(problems.size(), 3u) << st.dump(2);
   ASSERT_EQ(st["agent"]["config"]["notices"].size(), 1u);
   EXPECT_NE(st["agent"]["config"]["notices"][0]["reason"].get<std::string>().find(
-                "kind Service (v1) is not handled by this version; skipped"),
+                "kind ConfigMap (v1) is not handled by this version; skipped"),
             std::string::npos);
   // The good pods are meshed and short-circuited.
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7401));
