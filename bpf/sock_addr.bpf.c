@@ -1,19 +1,70 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
-/* SMI policy for local clients, before any packet leaves: connect() (TCP,
- * and connected UDP) and sendto() (unconnected UDP) of a meshed pod towards
- * another meshed pod are refused with EPERM unless a TrafficTarget allows
- * them. In permissive mode the verdict is only counted and reported. */
+/* At connect() time, before any packet leaves:
+ *  - services: a TCP connection to a ClusterIP address and port becomes a
+ *    connection to one backend pod, chosen from the service's slot table
+ *    (weights are in the table); with no ready backend connect() fails with
+ *    ECONNREFUSED. getpeername() answers the service address the
+ *    application asked for;
+ *  - SMI policy for local clients, judged against the backend chosen:
+ *    connect() (TCP, and connected UDP) and sendto() (unconnected UDP) of a
+ *    meshed pod towards another meshed pod are refused with EPERM unless a
+ *    TrafficTarget allows them. In permissive mode the verdict is only
+ *    counted and reported. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "lib/maps.bpf.h"
 #include "lib/counters.bpf.h"
 #include "lib/policy.bpf.h"
+#include "lib/service_maps.bpf.h"
+
+#define SHUNT_ECONNREFUSED 111
+
+/* Resolves a service address to a backend, rewriting the destination.
+ * Returns 0 to go on, -1 when connect() must fail (no ready backend). */
+static __always_inline int balance(struct bpf_sock_addr *ctx)
+{
+	struct shunt_svc_key key = {
+		.vip = ctx->user_ip4, .port = (__be16)ctx->user_port, .proto = SHUNT_IPPROTO_TCP,
+	};
+	struct shunt_svc_value *svc = bpf_map_lookup_elem(&shunt_services_v1, &key);
+	struct shunt_slot_key slot = {};
+	struct shunt_backend *be;
+	struct shunt_svc_origin *origin;
+
+	if (!svc)
+		return 0; /* not a service address */
+	if (svc->slots == 0) {
+		counter_add(SHUNT_CTR_SVC_NO_BACKEND, 1);
+		bpf_set_retval(-SHUNT_ECONNREFUSED);
+		return -1;
+	}
+	slot.table = svc->table;
+	slot.index = bpf_get_prandom_u32() % svc->slots;
+	be = bpf_map_lookup_elem(&shunt_slots_v1, &slot);
+	if (!be) {
+		/* Only while a table is being replaced: leave the address alone
+		 * (nothing answers a ClusterIP, so the caller sees a failure, as it
+		 * would without us) rather than guess. */
+		counter_add(SHUNT_CTR_SVC_SLOT_MISSING, 1);
+		return 0;
+	}
+	origin = bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (origin) {
+		origin->vip = key.vip;
+		origin->port = key.port;
+	} else {
+		counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
+	}
+	ctx->user_ip4 = be->ip;
+	ctx->user_port = be->port;
+	counter_add(SHUNT_CTR_SVC_CONNECTS, 1);
+	return 0;
+}
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook)
+static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 proto)
 {
-	__u8 proto = ctx->protocol;
 	struct shunt_endpoint *ep;
 	struct shunt_ipcache_entry *peer;
 	__u64 cookie;
@@ -71,11 +122,39 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook)
 SEC("cgroup/connect4")
 int shunt_connect4(struct bpf_sock_addr *ctx)
 {
-	return police(ctx, SHUNT_HOOK_CONNECT4);
+	__u32 proto = ctx->protocol;
+
+	/* One load up front: clang would otherwise pick the field with a
+	 * branch and load through a modified context pointer (refused). */
+	asm volatile("" : "+r"(proto));
+	if (proto == SHUNT_IPPROTO_TCP && balance(ctx) < 0)
+		return 0; /* ECONNREFUSED, set by balance() */
+	return police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto);
+}
+
+/* The application sees the service address it connected to, not the pod. */
+SEC("cgroup/getpeername4")
+int shunt_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct shunt_svc_origin *origin;
+	__u32 proto = ctx->protocol;
+
+	asm volatile("" : "+r"(proto));
+	if (proto != SHUNT_IPPROTO_TCP)
+		return 1;
+	origin = bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, 0);
+	if (origin && origin->vip) {
+		ctx->user_ip4 = origin->vip;
+		ctx->user_port = origin->port;
+	}
+	return 1;
 }
 
 SEC("cgroup/sendmsg4")
 int shunt_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return police(ctx, SHUNT_HOOK_SENDMSG4);
+	__u32 proto = ctx->protocol;
+
+	asm volatile("" : "+r"(proto));
+	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto);
 }

@@ -22,13 +22,17 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
       {SHUNT_MAP_FLOWS, "live TCP flows of local pods (LRU): bytes, timing, verdict"},
       {SHUNT_MAP_FLOW_EVENTS, "ring buffer of finished flow records, read by the agent"},
+      {SHUNT_MAP_SERVICES, "services: ClusterIP, port, proto -> slot table, slots, balancer"},
+      {SHUNT_MAP_SLOTS, "slot tables: table, index -> backend pod address and port"},
+      {SHUNT_MAP_SVC_ORIGIN, "per socket: the service address it connected to (getpeername)"},
   };
   return kMaps;
 }
 
 const std::vector<std::string>& PinnedLinkList() {
   static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS, SHUNT_LINK_SK_MSG,
-                                                  SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4};
+                                                  SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4,
+                                                  SHUNT_LINK_GETPEERNAME4};
   return kLinks;
 }
 

@@ -55,6 +55,8 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   SHUNT_ASSIGN_OR_RETURN(m->tc_endpoints_, OpenPin(layout.Map(SHUNT_MAP_TC_ENDPOINTS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->flows_, OpenPin(layout.Map(SHUNT_MAP_FLOWS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->flow_events_, OpenPin(layout.Map(SHUNT_MAP_FLOW_EVENTS), false));
+  SHUNT_ASSIGN_OR_RETURN(m->services_, OpenPin(layout.Map(SHUNT_MAP_SERVICES), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->slots_, OpenPin(layout.Map(SHUNT_MAP_SLOTS), read_only));
   return m;
 }
 
@@ -81,6 +83,10 @@ TypedMap<__u32, shunt_config> PinnedMaps::config() const { return {config_.get()
 TypedMap<shunt_flow_key, shunt_flow> PinnedMaps::flows() const {
   return {flows_.get(), SHUNT_MAP_FLOWS};
 }
+TypedMap<shunt_svc_key, shunt_svc_value> PinnedMaps::services() const {
+  return {services_.get(), SHUNT_MAP_SERVICES};
+}
+TypedMap<shunt_slot_key, shunt_backend> PinnedMaps::slots() const { return {slots_.get(), SHUNT_MAP_SLOTS}; }
 TypedMap<__u32, shunt_tc_endpoint> PinnedMaps::tc_endpoints() const {
   return {tc_endpoints_.get(), SHUNT_MAP_TC_ENDPOINTS};
 }

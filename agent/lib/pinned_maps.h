@@ -13,6 +13,7 @@
 #include "shunt/abi/endpoint.h"
 #include "shunt/abi/flow.h"
 #include "shunt/abi/policy.h"
+#include "shunt/abi/service.h"
 #include "shunt/abi/tc.h"
 
 namespace shunt::lib {
@@ -34,6 +35,8 @@ class PinnedMaps {
   TypedMap<__u32, shunt_config> config() const;
   TypedMap<__u32, shunt_tc_endpoint> tc_endpoints() const;
   TypedMap<shunt_flow_key, shunt_flow> flows() const;
+  TypedMap<shunt_svc_key, shunt_svc_value> services() const;
+  TypedMap<shunt_slot_key, shunt_backend> slots() const;
   int counters_fd() const { return counters_.get(); }
   int sockhash_fd() const { return sockhash_.get(); }
   int events_fd() const { return events_.get(); }
@@ -44,7 +47,7 @@ class PinnedMaps {
   PinnedMaps() = default;
   UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
   UniqueFd policy_, rule_meta_, identity_meta_, config_, events_, tc_endpoints_;
-  UniqueFd flows_, flow_events_;
+  UniqueFd flows_, flow_events_, services_, slots_;
 };
 
 // Opens one pinned map by path. NotFound if absent.

@@ -31,7 +31,11 @@
 	X(FLOWS_ENDED, "flows_ended")                                                   \
 	X(FLOW_EVENTS_LOST, "flow_records_lost_ringbuf_full")                           \
 	X(FLOW_UNTRACKED, "flows_untracked_map_error")                                  \
-	X(FLOW_EVICTED, "flows_closed_after_eviction")  /* LRU evicted while open */
+	X(FLOW_EVICTED, "flows_closed_after_eviction")  /* LRU evicted while open */   \
+	X(SVC_CONNECTS, "service_connects_balanced")                                    \
+	X(SVC_NO_BACKEND, "service_connects_refused_no_backend")                        \
+	X(SVC_SLOT_MISSING, "service_slot_missing")  /* table being replaced: passed */ \
+	X(SVC_ORIGIN_LOST, "service_origin_unavailable") /* getpeername shows the pod */
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

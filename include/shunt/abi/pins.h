@@ -19,10 +19,14 @@
 #define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v1"
 #define SHUNT_MAP_FLOWS "shunt_flows_v1"
 #define SHUNT_MAP_FLOW_EVENTS "shunt_flow_events_v1"
+#define SHUNT_MAP_SERVICES "shunt_services_v1"
+#define SHUNT_MAP_SLOTS "shunt_slots_v1"
+#define SHUNT_MAP_SVC_ORIGIN "shunt_svc_origin_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"
 #define SHUNT_LINK_SK_MSG "sk_msg"
 #define SHUNT_LINK_CONNECT4 "connect4"
 #define SHUNT_LINK_SENDMSG4 "sendmsg4"
+#define SHUNT_LINK_GETPEERNAME4 "getpeername4"
 #define SHUNT_LINK_TC_DIR "tc" /* links/tc/<ifindex>-from-pod, -to-pod */

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Services and their backend slot tables. */
+#pragma once
+#include "maps.bpf.h"
+#include "shunt/abi/service.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHUNT_MAX_SERVICES);
+	__type(key, struct shunt_svc_key);
+	__type(value, struct shunt_svc_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_services_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHUNT_MAX_SLOTS);
+	__type(key, struct shunt_slot_key);
+	__type(value, struct shunt_backend);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_slots_v1 SEC(".maps");
+
+/* Per socket: the service address it connected to. Pinned, so sockets made
+ * before an agent restart still answer getpeername() with it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct shunt_svc_origin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_svc_origin_v1 SEC(".maps");
