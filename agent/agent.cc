@@ -104,6 +104,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SHUNT_RETURN_IF_ERROR(a->tc_map_->Load());
   a->policy_writer_ = std::make_unique<policy::PolicyWriter>(maps);
   SHUNT_RETURN_IF_ERROR(a->policy_writer_->Load());
+  a->service_writer_ = std::make_unique<services::ServiceWriter>(maps);
+  SHUNT_RETURN_IF_ERROR(a->service_writer_->Load());
   SHUNT_ASSIGN_OR_RETURN(a->deny_log_, policy::DenyLog::Create(maps.events_fd()));
   // Finished flows are drained on a thread of their own (flow_collector.h);
   // with telemetry off the kernel keeps no records, so there is nothing to drain.
@@ -143,6 +145,7 @@ void Agent::Reconcile(bool reload_config) {
     } else {
       snapshot_ = *std::move(snap);
       compiler_.Update(snapshot_);
+      service_plan_ = services::MakePlan(snapshot_);
       flows_.SetDirectory(telemetry::PeerDirectory::Build(snapshot_.pods));
       if (compiler_.policy().rules_stamp != rule_names_stamp_) {
         flows_.SetRuleNames(std::make_shared<const std::map<uint32_t, std::string>>(compiler_.policy().rules));
@@ -192,6 +195,17 @@ void Agent::Reconcile(bool reload_config) {
     spdlog::info("policy: {} written, {} deleted, {} unchanged ({} entries)",
                  last_policy_apply_.written, last_policy_apply_.deleted,
                  last_policy_apply_.unchanged, policy_writer_->entries());
+  // Services after policy (a backend's grants are in place before
+  // connections are sent to it), before endpoints.
+  last_service_apply_ = service_writer_->Apply(service_plan_);
+  if (!last_service_apply_.errors.empty()) {
+    ++reconcile_errors_;
+    for (const auto& e : last_service_apply_.errors) spdlog::error("service maps: {}", e);
+  }
+  if (last_service_apply_.written || last_service_apply_.deleted)
+    spdlog::info("services: {} entries written, {} deleted, {} services unchanged ({} in force)",
+                 last_service_apply_.written, last_service_apply_.deleted, last_service_apply_.unchanged,
+                 service_writer_->services());
   last_apply_ = endpoints::ApplyPlan(plan_, *maps_);
   if (!last_apply_.errors.empty()) {
     ++reconcile_errors_;
@@ -236,6 +250,7 @@ void Agent::LogSnapshotIfChanged() {
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty()) lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
   for (const auto& p : compiler_.policy().problems) lines.push_back("policy: " + p.ToString());
+  for (const auto& p : service_plan_.problems) lines.push_back("services: " + p.ToString());
   std::string all = absl::StrJoin(lines, "\n");
   if (all == last_logged_) return;
   last_logged_ = all;
@@ -302,6 +317,13 @@ std::string Agent::StatusJson() const {
           {"unchanged", last_policy_apply_.unchanged},
           {"errors", last_policy_apply_.errors}}}}},
       {"denials_seen", deny_log_ ? deny_log_->total() : 0},
+      {"services",
+       {{"addresses", service_plan_.entries.size()},
+        {"problems", ProblemsJson(service_plan_.problems)},
+        {"last_apply",
+         {{"written", last_service_apply_.written},
+          {"deleted", last_service_apply_.deleted},
+          {"errors", last_service_apply_.errors}}}}},
       {"tc_errors", tc_errors_},
   };
   return j.dump();

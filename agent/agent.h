@@ -22,6 +22,8 @@
 #include "agent/policy/compiler.h"
 #include "agent/policy/deny_log.h"
 #include "agent/policy/policy_writer.h"
+#include "agent/services/service_plan.h"
+#include "agent/services/service_writer.h"
 #include "agent/source/dir_watcher.h"
 #include "agent/source/file_source.h"
 #include "agent/telemetry/flow_aggregator.h"
@@ -65,6 +67,9 @@ class Agent {
   policy::PolicyCompiler compiler_{identities_, rule_ids_};  // after both allocators
   std::unique_ptr<policy::PolicyWriter> policy_writer_;
   std::unique_ptr<policy::DenyLog> deny_log_;
+  std::unique_ptr<services::ServiceWriter> service_writer_;
+  services::Plan service_plan_;
+  lib::DiffReport last_service_apply_;
   uint64_t denials_fed_ = 0;  // last denial handed to flows_
   telemetry::FlowAggregator flows_{{}};
   std::unique_ptr<telemetry::FlowCollector> collector_;  // after flows_: stops before it goes

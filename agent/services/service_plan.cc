@@ -1,0 +1,177 @@
+#include "service_plan.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <set>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "shunt/abi/service.h"
+
+namespace shunt::services {
+namespace {
+
+model::Problem SplitProblem(const model::TrafficSplit& s, std::string why) {
+  model::Problem p;
+  p.ref.kind = "TrafficSplit";
+  p.ref.namespace_ = s.namespace_;
+  p.ref.name = s.name;
+  p.reason = std::move(why);
+  return p;
+}
+
+// Ready backends of `svc` for its port `sp`: every endpoint of its slices
+// that is ready and not terminating, on the slice port of the same name and
+// protocol (EndpointSlices name their ports after the service's).
+std::vector<Backend> ReadyBackends(const model::Service& svc, const model::ServicePort& sp,
+                                   const std::vector<const model::EndpointSlice*>& slices) {
+  std::set<Backend> out;
+  for (const model::EndpointSlice* slice : slices) {
+    uint16_t port = 0;
+    for (const model::EndpointPort& p : slice->ports)
+      if (p.name == sp.name && p.protocol == sp.protocol && p.port != 0) port = p.port;
+    if (port == 0) continue;
+    for (const model::Endpoint& e : slice->endpoints) {
+      if (!e.ready || e.terminating || e.addresses_be.empty()) continue;
+      out.insert(Backend{e.addresses_be[0], port, svc.Key()});
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+}  // namespace
+
+std::vector<uint32_t> WeightedSlots(const std::vector<uint64_t>& weights, uint32_t n) {
+  const uint64_t total = std::accumulate(weights.begin(), weights.end(), uint64_t{0});
+  std::vector<uint32_t> counts(weights.size(), 0);
+  if (total == 0 || n == 0) return {};
+  // Largest remainder: floors first, then the biggest fractions.
+  uint32_t given = 0;
+  std::vector<std::pair<uint64_t, size_t>> rest;  // remainder, index
+  for (size_t i = 0; i < weights.size(); ++i) {
+    counts[i] = static_cast<uint32_t>(weights[i] * n / total);
+    given += counts[i];
+    rest.emplace_back(weights[i] * n % total, i);
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t k = 0; given < n && k < rest.size(); ++k) {
+    if (weights[rest[k].second] == 0) continue;
+    ++counts[rest[k].second];
+    ++given;
+  }
+  // Interleave: round-robin over backends with slots left.
+  std::vector<uint32_t> slots;
+  slots.reserve(n);
+  for (bool any = true; any;) {
+    any = false;
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] == 0) continue;
+      --counts[i];
+      slots.push_back(static_cast<uint32_t>(i));
+      any = true;
+    }
+  }
+  return slots;
+}
+
+Plan MakePlan(const source::Objects& o) {
+  Plan plan;
+  std::map<std::pair<std::string, std::string>, const model::Service*> services;
+  for (const auto& s : o.services) services[{s.namespace_, s.name}] = &s;
+  std::map<std::pair<std::string, std::string>, std::vector<const model::EndpointSlice*>> slices;
+  for (const auto& e : o.endpoint_slices) slices[{e.namespace_, e.service_name}].push_back(&e);
+  std::map<std::pair<std::string, std::string>, const model::TrafficSplit*> splits;  // by root
+  for (const auto& t : o.traffic_splits) {
+    if (!t.matches.empty()) {
+      plan.problems.push_back(SplitProblem(
+          t, "its matches (HTTPRouteGroups) are judged per request by the L7 proxy, which does not exist "
+             "yet; the split is not applied at L4"));
+      continue;
+    }
+    if (!services.count({t.namespace_, t.service})) {
+      plan.problems.push_back(SplitProblem(t, absl::StrCat("root service '", t.service, "' does not exist")));
+      continue;
+    }
+    splits[{t.namespace_, t.service}] = &t;
+  }
+
+  for (const model::Service& svc : o.services) {
+    if (svc.headless || svc.cluster_ip_be == 0) continue;
+    const auto& own_slices = slices[{svc.namespace_, svc.name}];
+    const auto split_it = splits.find({svc.namespace_, svc.name});
+    for (const model::ServicePort& sp : svc.ports) {
+      if (sp.protocol != model::Protocol::kTcp) continue;  // UDP services: not yet
+      ServiceEntry e;
+      e.service = svc.Key();
+      e.port_name = sp.name;
+      e.vip_be = svc.cluster_ip_be;
+      e.port = sp.port;
+      e.proto = 6;
+      e.lb = SHUNT_LB_RANDOM;
+      if (split_it == splits.end()) {
+        e.backends = ReadyBackends(svc, sp, own_slices);
+        for (uint32_t i = 0; i < e.backends.size(); ++i) e.slots.push_back(i);
+        plan.entries.push_back(std::move(e));
+        continue;
+      }
+      // A TrafficSplit: each backend service's weight, shared equally by
+      // its ready endpoints on the port of the root's port number.
+      const model::TrafficSplit& t = *split_it->second;
+      e.split = t.Key();
+      std::vector<uint64_t> weights;
+      for (const model::SplitBackend& b : t.backends) {
+        if (b.weight == 0) continue;
+        auto bs = services.find({t.namespace_, b.service});
+        if (bs == services.end()) {
+          plan.problems.push_back(SplitProblem(
+              t, absl::StrCat("backend service '", b.service, "' does not exist; its weight goes to the others")));
+          continue;
+        }
+        const model::ServicePort* bp = nullptr;
+        for (const model::ServicePort& p : bs->second->ports)
+          if (p.port == sp.port && p.protocol == sp.protocol) bp = &p;
+        if (!bp) {
+          plan.problems.push_back(SplitProblem(
+              t, absl::StrCat("backend service '", b.service, "' has no port ", sp.port,
+                              " like the root; its weight goes to the others")));
+          continue;
+        }
+        std::vector<Backend> ready = ReadyBackends(*bs->second, *bp, slices[{t.namespace_, b.service}]);
+        if (ready.empty()) continue;  // its share goes to the others, not into the void
+        for (Backend& r : ready) {
+          // Weight w over n endpoints: w / n each, kept exact by scaling.
+          weights.push_back(static_cast<uint64_t>(b.weight) * 1000000 / ready.size());
+          e.backends.push_back(std::move(r));
+        }
+      }
+      const std::vector<uint32_t> slots = WeightedSlots(weights, SHUNT_SPLIT_SLOTS);
+      e.slots = slots;
+      plan.entries.push_back(std::move(e));
+    }
+  }
+  std::sort(plan.entries.begin(), plan.entries.end(), [](const ServiceEntry& a, const ServiceEntry& b) {
+    return std::tie(a.vip_be, a.port, a.proto, a.service) < std::tie(b.vip_be, b.port, b.proto, b.service);
+  });
+  // Two services claiming one address and port: the first by name keeps it.
+  std::vector<ServiceEntry> unique;
+  for (auto& e : plan.entries) {
+    if (!unique.empty() && unique.back().vip_be == e.vip_be && unique.back().port == e.port &&
+        unique.back().proto == e.proto) {
+      model::Problem p;
+      p.ref.kind = "Service";
+      p.reason = absl::StrCat("clusterIP and port ", e.port, " are also claimed by ", unique.back().service,
+                              "; ignored for ", e.service);
+      auto slash = e.service.find('/');
+      p.ref.namespace_ = e.service.substr(0, slash);
+      p.ref.name = e.service.substr(slash + 1);
+      plan.problems.push_back(std::move(p));
+      continue;
+    }
+    unique.push_back(std::move(e));
+  }
+  plan.entries = std::move(unique);
+  return plan;
+}
+
+}  // namespace shunt::services

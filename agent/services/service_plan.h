@@ -1,0 +1,49 @@
+// What each service address should balance to: from Services, their
+// EndpointSlices and TrafficSplits, one entry per (ClusterIP, port) with
+// the ready backends and the slot table that carries their weights. No
+// kernel access: unit-tested directly; ServiceWriter applies it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/model/object_ref.h"
+#include "agent/source/file_source.h"
+
+namespace shunt::services {
+
+struct Backend {
+  uint32_t ip_be = 0;
+  uint16_t port = 0;  // host order
+  std::string service;  // "ns/name" of the Service it came from (a split's backend, or the service itself)
+  auto operator<=>(const Backend&) const = default;
+};
+
+struct ServiceEntry {
+  std::string service;  // "ns/name"
+  std::string port_name;
+  uint32_t vip_be = 0;
+  uint16_t port = 0;  // host order
+  uint8_t proto = 6;
+  uint8_t lb = 0;  // SHUNT_LB_*
+  std::string split;  // "ns/name" of the TrafficSplit in force, if any
+  std::vector<Backend> backends;  // ready, distinct, sorted
+  // The slot table: indices into `backends`; a backend's share of slots is
+  // its weight. Empty = no ready backend (connect() refused).
+  std::vector<uint32_t> slots;
+};
+
+struct Plan {
+  std::vector<ServiceEntry> entries;  // sorted by (vip, port, proto)
+  std::vector<model::Problem> problems;
+};
+
+Plan MakePlan(const source::Objects& objects);
+
+// `n` slots shared out by `weights` (largest remainder, ties to the lower
+// index), interleaved so that consecutive slots spread over backends.
+// Backends of weight 0 get none. All weights 0: no slots.
+std::vector<uint32_t> WeightedSlots(const std::vector<uint64_t>& weights, uint32_t n);
+
+}  // namespace shunt::services

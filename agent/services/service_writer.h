@@ -1,0 +1,49 @@
+// Brings the kernel's service maps to a Plan without a window in which a
+// service address balances to a half-written table: a changed service gets
+// a new slot table (new id), written completely before the service entry
+// points at it; the old table is deleted afterwards. Unchanged services
+// cost nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/lib/pinned_maps.h"
+#include "agent/lib/shadowed_map.h"
+#include "agent/services/service_plan.h"
+#include "shunt/abi/service.h"
+
+namespace shunt::services {
+
+class ServiceWriter {
+ public:
+  explicit ServiceWriter(const lib::PinnedMaps& maps);
+
+  // Reads what the maps hold (an earlier agent's tables), so the first
+  // Apply writes only differences too.
+  absl::Status Load();
+
+  lib::DiffReport Apply(const Plan& plan);
+
+  size_t services() const { return applied_.size(); }
+
+ private:
+  struct Applied {
+    shunt_svc_value value{};
+    std::vector<shunt_backend> slots;  // the table's contents, in slot order
+  };
+  absl::Status WriteTable(uint32_t table, const std::vector<shunt_backend>& slots);
+  void DeleteTable(uint32_t table, size_t n, lib::DiffReport& r);
+
+  lib::TypedMap<shunt_svc_key, shunt_svc_value> services_;
+  lib::TypedMap<shunt_slot_key, shunt_backend> slots_;
+  std::map<std::tuple<uint32_t, uint16_t, uint8_t>, Applied> applied_;  // by (vip, port, proto), as keys
+  uint32_t next_table_ = 1;
+  uint32_t next_svc_id_ = 1;
+  std::map<std::tuple<std::string, uint16_t, uint8_t>, uint32_t> svc_ids_;  // (service, port, proto) -> id
+};
+
+}  // namespace shunt::services

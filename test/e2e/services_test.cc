@@ -1,0 +1,204 @@
+// Services at the socket: connect() to a ClusterIP address becomes a
+// connection to a ready backend pod, getpeername() still answers the
+// service address, weights of a TrafficSplit hold, a service without a
+// ready backend refuses at once, and the rewritten connection is
+// short-circuited like any pod-to-pod one.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "test/e2e/harness/mesh_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+constexpr char kVip[] = "10.96.0.10";
+constexpr char kVipV1[] = "10.96.0.11";
+constexpr char kVipV2[] = "10.96.0.12";
+
+class ServicesTest : public MeshTest {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_OK_AND_ASSIGN(server_b_, node_->AddPod({.name = "server-b", .namespace_ = "demo",
+                                                   .service_account = "server"}));
+  }
+
+  static std::string Service(const std::string& name, const std::string& vip) {
+    return absl::StrCat("---\napiVersion: v1\nkind: Service\nmetadata: {name: ", name,
+                        ", namespace: demo}\nspec:\n  clusterIP: ", vip,
+                        "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n");
+  }
+  static std::string Slice(const std::string& service, const std::vector<const TestPod*>& pods, bool ready) {
+    std::string y = absl::StrCat("---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ",
+                                 service, "-1\n  namespace: demo\n  labels: {kubernetes.io/service-name: ",
+                                 service, "}\naddressType: IPv4\nports: [{name: http, port: 8080, protocol: TCP}]\n"
+                                 "endpoints:\n");
+    for (const TestPod* p : pods)
+      absl::StrAppend(&y, "- addresses: [\"", p->ip, "\"]\n  conditions: {ready: ", ready ? "true" : "false",
+                      "}\n  targetRef: {kind: Pod, name: ", p->name, ", namespace: demo}\n");
+    return y;
+  }
+
+  // Listeners on 8080 in each server pod, accepting in the background and
+  // counting connections by pod.
+  void Serve(const std::vector<const TestPod*>& pods) {
+    for (const TestPod* p : pods) {
+      ASSERT_OK_AND_ASSIGN(auto l, node_->PodSocket(*p, SOCK_STREAM));
+      ASSERT_OK(ListenOn(l.get(), 8080));
+      listeners_.emplace_back(p->name, std::move(l));
+      accepted_[p->name] = 0;  // every entry exists before the acceptor runs
+    }
+    acceptor_ = std::thread([this] {
+      while (!stop_) {
+        std::vector<pollfd> fds;
+        for (auto& [name, l] : listeners_) fds.push_back({l.get(), POLLIN, 0});
+        if (poll(fds.data(), fds.size(), 20) <= 0) continue;
+        for (size_t i = 0; i < fds.size(); ++i) {
+          if (!(fds[i].revents & POLLIN)) continue;
+          int c = accept(fds[i].fd, nullptr, nullptr);
+          if (c < 0) continue;
+          ++accepted_[listeners_[i].first];
+          accepted_fds_.emplace_back(c);
+        }
+      }
+    });
+  }
+
+  void TearDown() override {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    accepted_fds_.clear();
+    MeshTest::TearDown();
+  }
+
+  // Waits until the agent has `n` service addresses in force.
+  absl::Status WaitServices(size_t n) {
+    for (int i = 0; i < 200; ++i) {
+      auto st = node_->AgentStatus();
+      if (st.ok() && (*st)["services"]["addresses"].get<size_t>() == n &&
+          (*st)["services"]["last_apply"]["errors"].empty())
+        return absl::OkStatus();
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return absl::DeadlineExceededError("the agent never applied the services");
+  }
+
+  // connect() from the client pod to vip:80; errno on failure, 0 on success.
+  int TryConnect(const char* vip, lib::UniqueFd* keep = nullptr) {
+    auto s = node_->PodSocket(*client_, SOCK_STREAM);
+    if (!s.ok()) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(80);
+    inet_pton(AF_INET, vip, &a.sin_addr);
+    if (connect(s->get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return errno;
+    if (keep) *keep = std::move(*s);
+    return 0;
+  }
+
+  TestPod* server_b_ = nullptr;
+  std::vector<std::pair<std::string, lib::UniqueFd>> listeners_;
+  // Written by the acceptor thread, read by the test: atomics, and no
+  // insertion after Serve().
+  std::map<std::string, std::atomic<int>> accepted_;
+  int Accepted(const std::string& pod) const {
+    auto it = accepted_.find(pod);
+    return it == accepted_.end() ? 0 : it->second.load();
+  }
+  std::vector<lib::UniqueFd> accepted_fds_;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+};
+
+TEST_F(ServicesTest, ConnectToTheServiceReachesABackendAndGetpeernameShowsTheService) {
+  ASSERT_OK(node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_, server_b_}, true)));
+  StartMesh();
+  ASSERT_OK(WaitServices(1));
+  Serve({server_, server_b_});
+  const int n = 400;
+  for (int i = 0; i < n; ++i) {
+    lib::UniqueFd s;
+    ASSERT_EQ(TryConnect(kVip, &s), 0) << "connect " << i << ": " << strerror(errno);
+    if (i == 0) {
+      sockaddr_in peer{};
+      socklen_t len = sizeof(peer);
+      ASSERT_EQ(getpeername(s.get(), reinterpret_cast<sockaddr*>(&peer), &len), 0);
+      char ip[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+      EXPECT_EQ(std::string(ip), kVip);
+      EXPECT_EQ(ntohs(peer.sin_port), 80);
+      // And the bytes go socket to socket: the backend is a local pod.
+      ASSERT_OK(WriteAll(s.get(), "ping"));
+    }
+  }
+  for (int i = 0; i < 100 && Accepted("server") + Accepted("server-b") < n; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(Accepted("server") + Accepted("server-b"), n);
+  // Uniform over two backends: 200 each expected; 5 standard deviations is 50.
+  EXPECT_GT(Accepted("server"), 150);
+  EXPECT_GT(Accepted("server-b"), 150);
+  EXPECT_GE(Counter(SHUNT_CTR_SVC_CONNECTS), static_cast<uint64_t>(n));
+  EXPECT_GE(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED), static_cast<uint64_t>(2 * n))
+      << "rewritten connections are short-circuited like pod-to-pod ones";
+}
+
+TEST_F(ServicesTest, NoReadyBackendRefusesAtOnceAndReadinessFollowsTheSlice) {
+  ASSERT_OK(node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, false)));
+  StartMesh();
+  ASSERT_OK(WaitServices(1));
+  Serve({server_});
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(TryConnect(kVip), ECONNREFUSED);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100)) << "refused at once, no SYN";
+  EXPECT_EQ(Counter(SHUNT_CTR_SVC_NO_BACKEND), 1u);
+  // The pod becomes ready: the next connect() reaches it.
+  ASSERT_OK(node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, true)));
+  int err = -1;
+  for (int i = 0; i < 100 && err != 0; ++i) {
+    err = TryConnect(kVip);
+    if (err != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(err, 0);
+  // The Service goes away: the address is no longer balanced.
+  ASSERT_OK(node_->WriteConfigFile("svc.yaml", ""));
+  ASSERT_OK(WaitServices(0));
+}
+
+TEST_F(ServicesTest, TrafficSplitWeightsHold) {
+  const std::string split = R"(---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: web-split, namespace: demo}
+spec:
+  service: web
+  backends:
+  - {service: web-v1, weight: 90}
+  - {service: web-v2, weight: 10}
+)";
+  ASSERT_OK(node_->WriteConfigFile(
+      "svc.yaml", Service("web", kVip) + Service("web-v1", kVipV1) + Service("web-v2", kVipV2) +
+                      Slice("web-v1", {server_}, true) + Slice("web-v2", {server_b_}, true) + split));
+  StartMesh();
+  ASSERT_OK(WaitServices(3));
+  Serve({server_, server_b_});
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(TryConnect(kVip), 0) << i;
+  for (int i = 0; i < 100 && Accepted("server") + Accepted("server-b") < n; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(Accepted("server") + Accepted("server-b"), n);
+  // 10% of 2000: standard deviation 0.67 percentage points; 3 pp is 4.5 of them.
+  const double v2 = 100.0 * Accepted("server-b") / n;
+  EXPECT_NEAR(v2, 10.0, 3.0) << Accepted("server") << " / " << Accepted("server-b");
+}
+
+}  // namespace
+}  // namespace shunt::e2e
