@@ -21,10 +21,10 @@
 
 /* Resolves a service address to a backend, rewriting the destination.
  * Returns 0 to go on, -1 when connect() must fail (no ready backend). */
-static __always_inline int balance(struct bpf_sock_addr *ctx)
+static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool connected)
 {
 	struct shunt_svc_key key = {
-		.vip = ctx->user_ip4, .port = (__be16)ctx->user_port, .proto = SHUNT_IPPROTO_TCP,
+		.vip = ctx->user_ip4, .port = (__be16)ctx->user_port, .proto = proto,
 	};
 	struct shunt_svc_value *svc = bpf_map_lookup_elem(&shunt_services_v1, &key);
 	struct shunt_slot_key slot = {};
@@ -48,12 +48,24 @@ static __always_inline int balance(struct bpf_sock_addr *ctx)
 		counter_add(SHUNT_CTR_SVC_SLOT_MISSING, 1);
 		return 0;
 	}
-	origin = bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (origin) {
-		origin->vip = key.vip;
-		origin->port = key.port;
-	} else {
-		counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
+	if (connected) {
+		origin = bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (origin) {
+			origin->vip = key.vip;
+			origin->port = key.port;
+		} else {
+			counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
+		}
+	}
+	if (proto == SHUNT_IPPROTO_UDP) {
+		/* Replies come from the backend: recvmsg4 shows them as the service. */
+		struct shunt_revnat_key rk = {
+			.cookie = bpf_get_socket_cookie(ctx), .ip = be->ip, .port = be->port,
+		};
+		struct shunt_svc_origin rv = {.vip = key.vip, .port = key.port};
+
+		if (bpf_map_update_elem(&shunt_udp_revnat_v1, &rk, &rv, BPF_ANY))
+			counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
 	}
 	ctx->user_ip4 = be->ip;
 	ctx->user_port = be->port;
@@ -127,7 +139,7 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 	/* One load up front: clang would otherwise pick the field with a
 	 * branch and load through a modified context pointer (refused). */
 	asm volatile("" : "+r"(proto));
-	if (proto == SHUNT_IPPROTO_TCP && balance(ctx) < 0)
+	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) && balance(ctx, (__u8)proto, true) < 0)
 		return 0; /* ECONNREFUSED, set by balance() */
 	return police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto);
 }
@@ -140,7 +152,7 @@ int shunt_getpeername4(struct bpf_sock_addr *ctx)
 	__u32 proto = ctx->protocol;
 
 	asm volatile("" : "+r"(proto));
-	if (proto != SHUNT_IPPROTO_TCP)
+	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
 		return 1;
 	origin = bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, 0);
 	if (origin && origin->vip) {
@@ -156,5 +168,25 @@ int shunt_sendmsg4(struct bpf_sock_addr *ctx)
 	__u32 proto = ctx->protocol;
 
 	asm volatile("" : "+r"(proto));
+	/* Unconnected UDP (sendto): each datagram to a service address goes to
+	 * a backend; connected sockets were balanced at connect(). */
+	if (proto == SHUNT_IPPROTO_UDP && balance(ctx, (__u8)proto, false) < 0)
+		return 0; /* ECONNREFUSED */
 	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto);
+}
+
+/* A UDP reply from a backend shows the service address the request went to. */
+SEC("cgroup/recvmsg4")
+int shunt_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	struct shunt_revnat_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx), .ip = ctx->user_ip4, .port = (__be16)ctx->user_port,
+	};
+	struct shunt_svc_origin *rv = bpf_map_lookup_elem(&shunt_udp_revnat_v1, &rk);
+
+	if (rv) {
+		ctx->user_ip4 = rv->vip;
+		ctx->user_port = rv->port;
+	}
+	return 1;
 }

@@ -17,7 +17,8 @@ packages=(
 case "$profile" in
   run) ;;
   # prometheus: its promtool checks /metrics; python3-jsonschema checks TrafficMetrics (e2e)
-  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema) ;;
+  # dnsmasq-base, bind9-dnsutils: a real DNS server and dig through a UDP service (e2e)
+  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()

@@ -200,6 +200,9 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
                                          bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername4),
                                          BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
+                                         bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
+                                         BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
   return dp;
 }
 

@@ -25,6 +25,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_SERVICES, "services: ClusterIP, port, proto -> slot table, slots, balancer"},
       {SHUNT_MAP_SLOTS, "slot tables: table, index -> backend pod address and port"},
       {SHUNT_MAP_SVC_ORIGIN, "per socket: the service address it connected to (getpeername)"},
+      {SHUNT_MAP_UDP_REVNAT, "UDP replies: socket, backend -> the service address (recvmsg)"},
   };
   return kMaps;
 }
@@ -32,7 +33,7 @@ const std::vector<MapDescription>& PinnedMapList() {
 const std::vector<std::string>& PinnedLinkList() {
   static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS, SHUNT_LINK_SK_MSG,
                                                   SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4,
-                                                  SHUNT_LINK_GETPEERNAME4};
+                                                  SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4};
   return kLinks;
 }
 

@@ -101,13 +101,12 @@ Plan MakePlan(const source::Objects& o) {
     const auto& own_slices = slices[{svc.namespace_, svc.name}];
     const auto split_it = splits.find({svc.namespace_, svc.name});
     for (const model::ServicePort& sp : svc.ports) {
-      if (sp.protocol != model::Protocol::kTcp) continue;  // UDP services: not yet
       ServiceEntry e;
       e.service = svc.Key();
       e.port_name = sp.name;
       e.vip_be = svc.cluster_ip_be;
       e.port = sp.port;
-      e.proto = 6;
+      e.proto = sp.protocol == model::Protocol::kUdp ? 17 : 6;
       e.lb = SHUNT_LB_RANDOM;
       if (split_it == splits.end()) {
         e.backends = ReadyBackends(svc, sp, own_slices);

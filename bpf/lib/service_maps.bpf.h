@@ -22,6 +22,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_slots_v1 SEC(".maps");
 
+/* LRU: a socket that stops talking ages out; a reply then shows the pod's
+ * address, never an error. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_UDP_REVNAT);
+	__type(key, struct shunt_revnat_key);
+	__type(value, struct shunt_svc_origin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_udp_revnat_v1 SEC(".maps");
+
 /* Per socket: the service address it connected to. Pinned, so sockets made
  * before an agent restart still answer getpeername() with it. */
 struct {

@@ -93,7 +93,7 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
                        Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " uninstall")));
   EXPECT_NE(out.find("left alone (not ours): " + foreign), std::string::npos) << out;
   ASSERT_OK_AND_ASSIGN(std::string cg, Sh("bpftool cgroup show " + node_->cgroup_root()));
-  for (const char* hook : {"sock_ops", "connect4", "sendmsg4", "getpeername4"})
+  for (const char* hook : {"sock_ops", "connect4", "sendmsg4", "getpeername4", "recvmsg4"})
     EXPECT_EQ(cg.find(hook), std::string::npos) << cg;
   std::vector<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(node_->bpffs()))
@@ -116,7 +116,7 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   }
   EXPECT_EQ(progs.find("shunt_sk_msg"), std::string::npos) << "sk_msg program leaked";
   for (const char* prog :
-       {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4", "shunt_getpeerna", "shunt_tc_from_p",
+       {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4", "shunt_getpeerna", "shunt_recvmsg4", "shunt_tc_from_p",
         "shunt_tc_to_pod"})
     EXPECT_EQ(progs.find(prog), std::string::npos) << prog << " leaked";
   // A second uninstall has nothing to do and says so.

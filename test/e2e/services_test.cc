@@ -8,8 +8,12 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -198,6 +202,66 @@ spec:
   // 10% of 2000: standard deviation 0.67 percentage points; 3 pp is 4.5 of them.
   const double v2 = 100.0 * Accepted("server-b") / n;
   EXPECT_NEAR(v2, 10.0, 3.0) << Accepted("server") << " / " << Accepted("server-b");
+}
+
+// UDP through a service with real programs: dnsmasq in a backend pod, dig in
+// the client pod asking the service address. dig only accepts a reply from
+// the address it asked, so this also proves recvmsg4 shows the service.
+TEST_F(ServicesTest, DnsOverUdpThroughAServiceWithDnsmasqAndDig) {
+  if (access("/usr/sbin/dnsmasq", X_OK) != 0 || access("/usr/bin/dig", X_OK) != 0)
+    GTEST_FAIL() << "dnsmasq/dig missing: run tools/install-deps.sh";
+  const std::string svc = absl::StrCat(
+      "---\napiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: demo}\nspec:\n  clusterIP: 10.96.0.53\n"
+      "  ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]\n"
+      "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: dns-1\n  namespace: demo\n"
+      "  labels: {kubernetes.io/service-name: dns}\naddressType: IPv4\n"
+      "ports: [{name: dns, port: 5353, protocol: UDP}]\nendpoints:\n- addresses: [\"", server_->ip, "\"]\n");
+  ASSERT_OK(node_->WriteConfigFile("svc.yaml", svc));
+  StartMesh();
+  ASSERT_OK(WaitServices(1));
+  ASSERT_OK(node_->Spawn(*server_,
+                         {"/usr/sbin/dnsmasq", "-k", "--port=5353", "--listen-address=" + server_->ip,
+                          "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root",
+                          "--address=/shunt.test/192.0.2.7", "--log-facility=-"},
+                         node_->work_dir() + "/dnsmasq.log"));
+  std::string answer;
+  for (int i = 0; i < 50 && answer.find("192.0.2.7") == std::string::npos; ++i) {
+    const std::string log = absl::StrCat(node_->work_dir(), "/dig", i, ".log");
+    ASSERT_OK_AND_ASSIGN(pid_t pid, node_->Spawn(*client_,
+                                                 {"/usr/bin/dig", "@10.96.0.53", "-p", "53", "shunt.test", "+short",
+                                                  "+time=1", "+tries=1"},
+                                                 log));
+    ASSERT_OK(WaitExit(pid, 5000).status());
+    std::ifstream f(log);
+    answer.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (answer.find("192.0.2.7") == std::string::npos)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // dnsmasq still starting
+  }
+  EXPECT_EQ(answer, "192.0.2.7\n");
+  // An unconnected socket (sendto/recvfrom) sees the reply come from the
+  // service address, not from the pod that answered.
+  ASSERT_OK_AND_ASSIGN(auto u, node_->PodSocket(*client_, SOCK_DGRAM));
+  const std::string query = std::string("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12) +
+                            std::string("\x05shunt\x04test\x00\x00\x01\x00\x01", 16);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(53);
+  inet_pton(AF_INET, "10.96.0.53", &to.sin_addr);
+  ASSERT_EQ(sendto(u.get(), query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
+            static_cast<ssize_t>(query.size()));
+  pollfd pfd{u.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "no DNS reply";
+  char buf[512];
+  sockaddr_in from{};
+  socklen_t flen = sizeof(from);
+  ASSERT_GT(recvfrom(u.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &flen), 12);
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
+  EXPECT_EQ(std::string(ip), "10.96.0.53");
+  EXPECT_EQ(ntohs(from.sin_port), 53);
+  EXPECT_EQ(buf[0], '\x12');
+  EXPECT_EQ(buf[1], '\x34');
+  EXPECT_GE(Counter(SHUNT_CTR_SVC_CONNECTS), 2u);
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ TEST(ServicePlanTest, ReadyEndpointsOnTheNamedPortAreTheBackends) {
   EXPECT_THAT(p.problems, IsEmpty());
 }
 
-TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessOrUdpServicesAreLeftOut) {
+TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessServicesAreLeftOut) {
   source::Objects o;
   o.services = {Svc("web", "10.96.0.10"), Svc("dns", "10.96.0.53", 53, model::Protocol::kUdp)};
   model::Service headless = Svc("db", "10.96.0.20");
@@ -104,10 +104,16 @@ TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessOrUdpServicesAreLef
   headless.cluster_ip_be = 0;
   o.services.push_back(headless);
   o.endpoint_slices = {Slice("web", {{"10.1.0.1", false}})};
+  o.endpoint_slices.push_back(Slice("dns", {{"10.1.0.53", true}}, 53));
+  o.endpoint_slices.back().ports[0].protocol = model::Protocol::kUdp;
   Plan p = MakePlan(o);
-  ASSERT_EQ(p.entries.size(), 1u);
+  ASSERT_EQ(p.entries.size(), 2u);
   EXPECT_EQ(p.entries[0].service, "shop/web");
   EXPECT_THAT(p.entries[0].slots, IsEmpty());
+  EXPECT_EQ(p.entries[1].service, "shop/dns");
+  EXPECT_EQ(p.entries[1].proto, 17);
+  ASSERT_EQ(p.entries[1].backends.size(), 1u);
+  EXPECT_EQ(p.entries[1].backends[0].port, 53);
 }
 
 TEST(ServicePlanTest, TrafficSplitWeightsAreSharedByEachBackendsReadyEndpoints) {

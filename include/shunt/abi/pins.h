@@ -22,6 +22,7 @@
 #define SHUNT_MAP_SERVICES "shunt_services_v1"
 #define SHUNT_MAP_SLOTS "shunt_slots_v1"
 #define SHUNT_MAP_SVC_ORIGIN "shunt_svc_origin_v1"
+#define SHUNT_MAP_UDP_REVNAT "shunt_udp_revnat_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"
@@ -29,4 +30,5 @@
 #define SHUNT_LINK_CONNECT4 "connect4"
 #define SHUNT_LINK_SENDMSG4 "sendmsg4"
 #define SHUNT_LINK_GETPEERNAME4 "getpeername4"
+#define SHUNT_LINK_RECVMSG4 "recvmsg4"
 #define SHUNT_LINK_TC_DIR "tc" /* links/tc/<ifindex>-from-pod, -to-pod */

@@ -44,6 +44,17 @@ struct shunt_backend {
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_backend, 8);
 
+/* UDP replies: (socket, backend) -> the service address the datagram was
+ * sent to, so cgroup/recvmsg4 shows replies as coming from the service. */
+#define SHUNT_MAX_UDP_REVNAT 65536
+struct shunt_revnat_key {
+	__u64 cookie; /* bpf_get_socket_cookie */
+	__be32 ip;
+	__be16 port;
+	__u16 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_revnat_key, 16);
+
 /* Per-socket storage of cgroup/connect4: the service address the
  * application asked for, so getpeername() can answer it. */
 struct shunt_svc_origin {
