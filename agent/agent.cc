@@ -339,6 +339,7 @@ std::string Agent::HandleApi(const std::string& request) {
   if (verb == "policy-check") return PolicyCheckJson(arg);
   if (verb == "flows") return FlowsJson(arg);
   if (verb == "stat") return StatJson(arg);
+  if (verb == "services") return ServicesJson();
   return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump();
 }
 
@@ -417,6 +418,44 @@ std::string Agent::StatJson(const std::string& arg) const {
   if (!j.ok()) return nlohmann::json{{"error", absl::StrCat("stat: ", j.status().message())}}.dump();
   (*j)["telemetry"] = config_.telemetry;
   return j->dump();
+}
+
+// Each service address with its backends: weight (share of the slot
+// table), and live share (of the flows that finished towards them).
+std::string Agent::ServicesJson() const {
+  const auto directory = telemetry::PeerDirectory::Build(snapshot_.pods);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : service_plan_.entries) {
+    std::vector<uint64_t> flows(e.backends.size(), 0);
+    std::vector<size_t> slots(e.backends.size(), 0);
+    uint64_t total_flows = 0;
+    for (size_t i = 0; i < e.backends.size(); ++i) {
+      flows[i] = flows_.FlowsTo(e.backends[i].ip_be, e.backends[i].port);
+      total_flows += flows[i];
+    }
+    for (uint32_t s : e.slots) ++slots[s];
+    nlohmann::json backends = nlohmann::json::array();
+    for (size_t i = 0; i < e.backends.size(); ++i) {
+      const auto& b = e.backends[i];
+      const telemetry::Peer& peer = directory->Find(b.ip_be);
+      nlohmann::json j = {{"address", absl::StrCat(lib::Ipv4String(b.ip_be), ":", b.port)},
+                          {"service", b.service},
+                          {"weight_percent", e.slots.empty() ? 0.0 : 100.0 * slots[i] / e.slots.size()},
+                          {"flows", flows[i]},
+                          {"live_share_percent", total_flows ? 100.0 * flows[i] / total_flows : 0.0}};
+      if (peer.known()) j["pod"] = absl::StrCat(peer.namespace_, "/", peer.pod);
+      backends.push_back(std::move(j));
+    }
+    out.push_back({{"service", e.service},
+                   {"port_name", e.port_name},
+                   {"address", absl::StrCat(lib::Ipv4String(e.vip_be), ":", e.port)},
+                   {"proto", e.proto == 17 ? "udp" : "tcp"},
+                   {"balancer", e.lb == SHUNT_LB_P2C_EWMA ? "p2c-ewma" : "random"},
+                   {"split", e.split},
+                   {"slots", e.slots.size()},
+                   {"backends", std::move(backends)}});
+  }
+  return nlohmann::json{{"services", out}, {"problems", ProblemsJson(service_plan_.problems)}}.dump();
 }
 
 // Runs on the metrics server's thread: only thread-safe state (the flow

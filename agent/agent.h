@@ -51,6 +51,7 @@ class Agent {
   std::string PolicyCheckJson(const std::string& arg) const;
   std::string FlowsJson(const std::string& arg) const;
   std::string StatJson(const std::string& arg) const;
+  std::string ServicesJson() const;
   api::HttpResponse ServeHttp(const std::string& path, const std::string& query) const;
   telemetry::AgentHealth Health() const;
   void ConsumeDenials();

@@ -134,6 +134,14 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   if (f.verdict == SHUNT_FLOW_AUDIT) ++s.audit;
   if (ShortCircuited(f)) ++s.short_circuited;
   if (f.connect_ns) s.connect.Add(f.connect_ns);
+  {
+    const uint64_t server = (static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port);
+    auto it = flows_to_.find(server);
+    if (it != flows_to_.end())
+      ++it->second;
+    else if (flows_to_.size() < kMaxServers)
+      flows_to_.emplace(server, 1);
+  }
   // What live looks did not count yet.
   FlowView rest = v;
   if (auto it = live_.find(LiveKey{f.key, f.start_ns}); it != live_.end()) {
@@ -271,6 +279,12 @@ std::vector<std::pair<PodEdgeKey, WindowTotals>> FlowAggregator::Window(int64_t 
     if (any) out.emplace_back(k, std::move(t));
   }
   return out;
+}
+
+uint64_t FlowAggregator::FlowsTo(uint32_t ip_be, uint16_t port) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = flows_to_.find((static_cast<uint64_t>(ip_be) << 16) | port);
+  return it == flows_to_.end() ? 0 : it->second;
 }
 
 FlowAggregator::Totals FlowAggregator::totals() const {

@@ -106,6 +106,12 @@ class FlowAggregator {
 
   std::vector<std::pair<EdgeKey, EdgeStats>> Edges() const;
 
+  // Finished flows by server address (ip_be, port in host order), for the
+  // live share of a service's backends. At most kMaxServers addresses are
+  // tracked; later ones are not counted.
+  static constexpr size_t kMaxServers = 16384;
+  uint64_t FlowsTo(uint32_t ip_be, uint16_t port) const;
+
   static constexpr int kSliceSeconds = 10;
   static constexpr int kMaxWindowSeconds = 60;
   // Pod edges with traffic in the last `window_s` seconds (1..60, rounded up
@@ -144,6 +150,7 @@ class FlowAggregator {
   std::list<EdgeKey> lru_;
   absl::flat_hash_map<EdgeKey, std::pair<EdgeStats, std::list<EdgeKey>::iterator>> edges_;
   absl::flat_hash_map<PodEdgeKey, PodEdge> pod_edges_;
+  absl::flat_hash_map<uint64_t, uint64_t> flows_to_;  // (ip_be << 16 | port) -> finished flows
   std::list<PodEdgeKey> pod_lru_;  // front = most recently touched
   int64_t last_prune_index_ = 0;
   // Recent TC denials by (saddr, sport, daddr, dport): SYN retransmissions.

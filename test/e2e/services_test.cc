@@ -201,6 +201,30 @@ spec:
   // 10% of 2000: standard deviation 0.67 percentage points; 3 pp is 4.5 of them.
   const double v2 = 100.0 * Accepted("server-b") / n;
   EXPECT_NEAR(v2, 10.0, 3.0) << Accepted("server") << " / " << Accepted("server-b");
+
+  // shuntctl services: the weights, and the live share of finished flows.
+  nlohmann::json web;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string out, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
+                                                          " services -o json")));
+    const nlohmann::json all = nlohmann::json::parse(out);  // a named object: the loop below refers into it
+    for (const auto& svc : all["services"])
+      if (svc["service"] == "demo/web") web = svc;
+    uint64_t flows = 0;
+    for (const auto& b : web["backends"]) flows += b["flows"].get<uint64_t>();
+    if (flows >= static_cast<uint64_t>(n)) break;  // every connection's record is in
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(web["split"], "demo/web-split") << web.dump();
+  ASSERT_EQ(web["backends"].size(), 2u) << web.dump();
+  for (const auto& b : web["backends"]) {
+    const bool canary = b["pod"] == "demo/server-b";
+    EXPECT_EQ(b["weight_percent"].get<double>(), canary ? 10.0 : 90.0) << b.dump();
+    EXPECT_NEAR(b["live_share_percent"].get<double>(), canary ? v2 : 100 - v2, 0.5) << b.dump();
+  }
+  ASSERT_OK_AND_ASSIGN(std::string table, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
+                                                          " services")));
+  EXPECT_NE(table.find("demo/web-split"), std::string::npos) << table;
 }
 
 // A canary rolled forward live: 90/10 (checked over 10,000 connections,

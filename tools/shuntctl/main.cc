@@ -22,6 +22,7 @@
 #include "shunt/abi/pins.h"
 #include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/flow_commands.h"
+#include "tools/shuntctl/service_commands.h"
 #include "tools/shuntctl/stat_commands.h"
 #include "tools/shuntctl/map_decode.h"
 #include "tools/shuntctl/policy_commands.h"
@@ -51,6 +52,8 @@ Commands:
   stat [workload|pod|edge] [--window 30s]
                       golden metrics over the last 1..60 s: success rate, flows/s,
                       requests/s, response latency p50/p90/p99 (of finished flows)
+  services            each service address, its ready backends, weight (slot share)
+                      and live share of the flows that went to them
   top [--window 30s] [--interval 2s]
                       the busiest edges, refreshed; one snapshot when piped
   uninstall           detach and unpin everything the agent installed under --bpffs
@@ -363,6 +366,8 @@ int Main(int argc, char** argv) {
     s = CmdStat(*opts);
   } else if (cmd == "top") {
     s = CmdTop(*opts);
+  } else if (cmd == "services") {
+    s = CmdServices(*opts);
   } else if (cmd == "uninstall") {
     s = CmdUninstall(*opts);
   } else {
