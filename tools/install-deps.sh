@@ -18,7 +18,8 @@ case "$profile" in
   run) ;;
   # prometheus: its promtool checks /metrics; python3-jsonschema checks TrafficMetrics (e2e)
   # dnsmasq-base, bind9-dnsutils: a real DNS server and dig through a UDP service (e2e)
-  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils) ;;
+  # iptables: the kube-proxy-style baseline of shunt-service-bench
+  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()

@@ -1,0 +1,260 @@
+// shunt-service-bench: connections per second through a service address,
+// balanced at connect() by Shunt vs kube-proxy-style iptables DNAT rules
+// set up by this benchmark in the same run, with --services services
+// configured (kube-proxy's iptables mode walks its service rules per new
+// connection; Shunt does one hash lookup). See tools/bench/README.md.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "test/e2e/harness/sim.h"
+#include "test/e2e/harness/sock_util.h"
+#include "tools/bench/cpu_dma_latency.h"
+#include "tools/bench/interrupt.h"
+#include "tools/bench/latency_stats.h"
+
+namespace shunt::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int services = 1000;
+  int connections = 10000;
+  int rounds = 3;
+  std::string json_path = "service-bench-results.json";
+  std::vector<std::string> agent_flags;  // --agent-flag, e.g. --telemetry=false
+};
+
+std::string Vip(int i) { return absl::StrCat("10.96.", 1 + i / 250, ".", 1 + i % 250); }
+
+std::string ServicesYaml(int n, const std::string& pod_ip) {
+  std::string y;
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppend(&y, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-", i,
+                    ", namespace: bench}\nspec:\n  clusterIP: ", Vip(i),
+                    "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: discovery.k8s.io/v1\n"
+                    "kind: EndpointSlice\nmetadata:\n  name: svc-", i, "-1\n  namespace: bench\n  labels: "
+                    "{kubernetes.io/service-name: svc-", i, "}\naddressType: IPv4\n"
+                    "ports: [{name: http, port: 8080, protocol: TCP}]\nendpoints:\n- addresses: [\"", pod_ip,
+                    "\"]\n");
+  }
+  return y;
+}
+
+// kube-proxy's iptables layout: KUBE-SERVICES with one rule per service
+// address jumping to the service's chain, which DNATs to its endpoint.
+std::string IptablesRules(int n, const std::string& pod_ip) {
+  std::string r = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n";
+  for (int i = 0; i < n; ++i) absl::StrAppend(&r, ":KUBE-SVC-", i, " - [0:0]\n");
+  r += "-A PREROUTING -j KUBE-SERVICES\n";
+  for (int i = 0; i < n; ++i)
+    absl::StrAppend(&r, "-A KUBE-SERVICES -d ", Vip(i), "/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-", i, "\n");
+  for (int i = 0; i < n; ++i)
+    absl::StrAppend(&r, "-A KUBE-SVC-", i, " -p tcp -j DNAT --to-destination ", pod_ip, ":8080\n");
+  r += "COMMIT\n";
+  return r;
+}
+
+// connect() + abortive close (no TIME_WAIT to exhaust ports) of `n`
+// connections to random service addresses; sockets are made in the pod
+// ahead of time in batches, so only connect and close are timed.
+absl::StatusOr<double> ConnectionsPerSecond(e2e::TestNode& node, const e2e::TestPod& client, const Options& o,
+                                             const std::string& direct_ip = "") {
+  std::mt19937 rng(42);
+  double seconds = 0;
+  int done = 0;
+  const int batch = 1000;
+  while (done < o.connections) {
+    std::vector<lib::UniqueFd> socks;
+    std::vector<sockaddr_in> to;
+    for (int i = 0; i < batch && done + i < o.connections; ++i) {
+      SHUNT_ASSIGN_OR_RETURN(auto s, node.PodSocket(client, SOCK_STREAM));
+      linger lg{1, 0};
+      setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      socks.push_back(std::move(s));
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(direct_ip.empty() ? 80 : 8080);
+      const std::string ip = direct_ip.empty() ? Vip(static_cast<int>(rng() % o.services)) : direct_ip;
+      inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+      to.push_back(a);
+    }
+    const auto t0 = Clock::now();
+    for (size_t i = 0; i < socks.size(); ++i) {
+      if (connect(socks[i].get(), reinterpret_cast<sockaddr*>(&to[i]), sizeof(to[i])) != 0)
+        return absl::InternalError(absl::StrCat("connect #", done + i, ": ", strerror(errno)));
+      socks[i].Reset();
+    }
+    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    done += static_cast<int>(socks.size());
+    SHUNT_RETURN_IF_ERROR(CheckInterrupted());
+  }
+  return o.connections / seconds;
+}
+
+absl::Status WaitServices(e2e::TestNode& node, size_t n) {
+  for (int i = 0; i < 600; ++i) {
+    auto st = node.AgentStatus();
+    if (st.ok() && (*st)["services"]["addresses"].get<size_t>() == n) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError("the agent never had every service in force");
+}
+
+struct Result {
+  std::vector<double> shunt, iptables, direct;
+};
+
+absl::StatusOr<Result> Run(const Options& o) {
+  SHUNT_ASSIGN_OR_RETURN(auto node, e2e::TestNode::Create("v1"));
+  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * client, node->AddPod({.name = "client", .namespace_ = "bench"}));
+  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * server, node->AddPod({.name = "server", .namespace_ = "bench"}));
+  SHUNT_RETURN_IF_ERROR(node->WriteConfigFile("services.yaml", ServicesYaml(o.services, server->ip)));
+  // As on a kube-proxy node, the service range routes somewhere, so the
+  // pods' proxy-ARP gateway answers for it and DNAT gets the packets (a
+  // veth pair in the node's own namespace: nothing leaves the machine).
+  SHUNT_RETURN_IF_ERROR(e2e::Sh(absl::StrCat("ip -n ", node->node_netns(), " link add svc0 type veth peer name svc1 && ip -n ",
+                                             node->node_netns(), " link set svc0 up && ip -n ", node->node_netns(), " link set svc1 up && ip -n ", node->node_netns(),
+                                             " route add 10.96.0.0/16 dev svc0 && ip -n ", node->node_netns(),
+                                             " route add 169.254.1.1/32 dev svc0"))
+                            .status());
+  // The client reaches the service range through one gateway address (as
+  // Calico does, 169.254.1.1 answered by proxy ARP), not by ARPing for each
+  // of the thousand addresses: that would measure the neighbour table.
+  SHUNT_RETURN_IF_ERROR(e2e::Sh(absl::StrCat("ip netns exec ", client->netns.substr(client->netns.rfind('/') + 1),
+                                             " ip route add 10.96.0.0/16 via 169.254.1.1 dev eth0 onlink"))
+                            .status());
+  SHUNT_ASSIGN_OR_RETURN(auto listener, node->PodSocket(*server, SOCK_STREAM));
+  SHUNT_RETURN_IF_ERROR(e2e::ListenOn(listener.get(), 8080));
+  // A deep accept queue: a full one drops SYNs, and a 1 s SYN retransmission
+  // would swamp what is measured.
+  if (listen(listener.get(), 65535) != 0) return absl::InternalError("listen backlog");
+  std::atomic<bool> stop{false};
+  std::thread acceptor([&] {
+    while (!stop) {
+      pollfd p{listener.get(), POLLIN, 0};
+      if (poll(&p, 1, 20) == 1) close(accept(listener.get(), nullptr, nullptr));
+    }
+  });
+  const std::string rules_file = node->work_dir() + "/kube-proxy.rules";
+  std::ofstream(rules_file) << IptablesRules(o.services, server->ip);
+  Result r;
+  absl::Status err;
+  for (int i = 0; i < o.rounds && err.ok(); ++i) {
+    std::fprintf(stderr, "round %d/%d: shunt (%d services)\n", i + 1, o.rounds, o.services);
+    if (err = node->StartAgent(o.agent_flags); !err.ok()) break;
+    if (err = WaitServices(*node, static_cast<size_t>(o.services)); !err.ok()) break;
+    auto s = ConnectionsPerSecond(*node, *client, o);
+    if (!s.ok()) {
+      err = s.status();
+      break;
+    }
+    r.shunt.push_back(*s);
+    if (err = node->StopAgent(SIGTERM); !err.ok()) break;
+    if (err = e2e::Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs ", node->bpffs())).status(); !err.ok())
+      break;
+    std::fprintf(stderr, "round %d/%d: iptables DNAT (%d services)\n", i + 1, o.rounds, o.services);
+    if (err = e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(), " iptables-restore < ", rules_file)).status();
+        !err.ok())
+      break;
+    auto ipt = ConnectionsPerSecond(*node, *client, o);
+    (void)e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(),
+                               " sh -c 'iptables -t nat -F && iptables -t nat -X'"));
+    if (!ipt.ok()) {
+      err = ipt.status();
+      break;
+    }
+    r.iptables.push_back(*ipt);
+    // Reference: straight to the pod, no service, no agent, no rules.
+    auto direct = ConnectionsPerSecond(*node, *client, o, server->ip);
+    if (!direct.ok()) {
+      err = direct.status();
+      break;
+    }
+    r.direct.push_back(*direct);
+    std::fprintf(stderr, "  shunt %.0f conn/s, iptables %.0f conn/s, direct %.0f conn/s\n", r.shunt.back(),
+                 r.iptables.back(), r.direct.back());
+  }
+  stop = true;
+  acceptor.join();
+  if (!err.ok()) return err;
+  return r;
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&](int& v, int lo, int hi) { return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v) && v >= lo && v <= hi; };
+    if (a == "--services" && next(o.services, 1, 60000)) continue;
+    if (a == "--connections" && next(o.connections, 1000, 10000000)) continue;
+    if (a == "--rounds" && next(o.rounds, 1, 99)) continue;
+    if (a == "--agent-flag" && i + 1 < argc) {
+      o.agent_flags.push_back(argv[++i]);
+      continue;
+    }
+    if (a == "--json" && i + 1 < argc) {
+      o.json_path = argv[++i];
+      continue;
+    }
+    std::fprintf(stderr, "usage: shunt-service-bench [--services N] [--connections N] [--rounds N] [--agent-flag F]... [--json PATH]\n");
+    return a == "-h" || a == "--help" ? 0 : 2;
+  }
+  if (std::string why = e2e::PrivilegedSkipReason(); !why.empty())
+    return std::fprintf(stderr, "shunt-service-bench: %s\n", why.c_str()), 1;
+  if (access("/usr/sbin/iptables-restore", X_OK) != 0)
+    return std::fprintf(stderr, "shunt-service-bench: iptables-restore missing (tools/install-deps.sh)\n"), 1;
+  rlimit rl{65536, 65536};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  auto dma = CpuDmaLatencyHold::Create();
+  if (!dma.ok()) return std::fprintf(stderr, "shunt-service-bench: /dev/cpu_dma_latency\n"), 1;
+  InstallInterruptHandler();
+  e2e::SweepStale();
+  auto r = Run(o);
+  if (!r.ok()) return std::fprintf(stderr, "shunt-service-bench: %s\n", std::string(r.status().message()).c_str()), 1;
+  const double shunt = Median(r->shunt), ipt = Median(r->iptables), ratio = shunt / ipt;
+  utsname u{};
+  uname(&u);
+  std::printf("shunt-service-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n", u.release,
+              sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("new connections per second to a random one of %d service addresses (medians of %d interleaved "
+              "rounds, %d connections each; connect + abortive close timed)\n",
+              o.services, o.rounds, o.connections);
+  std::printf("  iptables DNAT, kube-proxy layout   %9.0f conn/s\n", ipt);
+  std::printf("  shunt, balanced at connect()       %9.0f conn/s\n", shunt);
+  std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n", Median(r->direct));
+  std::printf("  shunt / iptables: %.2fx   target >= 1.5x: %s\n", ratio, ratio >= 1.5 ? "MET" : "NOT MET");
+  std::printf("  per round: shunt");
+  for (double v : r->shunt) std::printf(" %.0f", v);
+  std::printf("; iptables");
+  for (double v : r->iptables) std::printf(" %.0f", v);
+  std::printf("\n");
+  nlohmann::json j = {{"kernel", u.release},       {"services", o.services}, {"connections", o.connections},
+                      {"rounds", o.rounds},        {"shunt_per_s", r->shunt}, {"iptables_per_s", r->iptables},
+                      {"median_shunt_per_s", shunt}, {"median_iptables_per_s", ipt}, {"ratio", ratio}};
+  std::ofstream(o.json_path) << j.dump(2) << "\n";
+  std::printf("JSON: %s\n", o.json_path.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace shunt::bench
+
+int main(int argc, char** argv) { return shunt::bench::Main(argc, argv); }
