@@ -51,7 +51,11 @@ static long emit(__u32 i, void *data)
 		return 1;
 	t->key.client_port = bpf_htons((__u16)(1024 + n % 60000));
 	t->key.client_ip4 = bpf_htonl(c->base_ip + (__u32)(n % (c->clients ? c->clients : 1)));
-	if (bpf_ringbuf_output(&flood_ring, t, sizeof(*t), 0))
+	/* Wake-ups as the data path does them (bpf/lib/flow.bpf.h). */
+	__u64 wake = bpf_ringbuf_query(&flood_ring, BPF_RB_AVAIL_DATA) >= 512 * 1024 ? BPF_RB_FORCE_WAKEUP
+										    : BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_output(&flood_ring, t, sizeof(*t), wake))
 		__sync_fetch_and_add(&dropped, 1);
 	else
 		__sync_fetch_and_add(&produced, 1);
