@@ -80,7 +80,7 @@ nlohmann::json FlowJson(const FlowView& f) {
   if (r.connect_ns) j["connect_us"] = static_cast<double>(r.connect_ns) / 1e3;
   if (!ShortCircuited(r) && r.end != SHUNT_FLOW_OPEN && r.end != SHUNT_FLOW_DENIED_END) {
     j["srtt_us"] = r.srtt_us;
-    j["min_rtt_us"] = r.min_rtt_us;
+    if (r.min_rtt_us != UINT32_MAX) j["min_rtt_us"] = r.min_rtt_us;  // ~0 = no RTT sample yet
     j["retransmits"] = r.retrans;
   }
   if (!rr.empty()) {
