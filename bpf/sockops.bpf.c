@@ -59,6 +59,17 @@ static __always_inline bool on_pod_ip(const struct shunt_endpoint *ep,
 	return ep && ep->ip4 == key->local_ip4;
 }
 
+/* The flow key of a socket's connection, oriented client -> server, from
+ * the socket's own view and which end it is. */
+static __always_inline void flow_key_of(const struct shunt_sock_key *sk, bool client,
+					struct shunt_flow_key *k)
+{
+	k->client_ip4 = client ? sk->local_ip4 : sk->remote_ip4;
+	k->server_ip4 = client ? sk->remote_ip4 : sk->local_ip4;
+	k->client_port = client ? sk->local_port : sk->remote_port;
+	k->server_port = client ? sk->remote_port : sk->local_port;
+}
+
 /* Starts (or joins, when the other end is a local pod too) the record of
  * this connection. The client end starts it at connect(), so the connect
  * latency is measured; a server end with a remote client starts it when the
@@ -73,17 +84,7 @@ static __always_inline void flow_open(struct bpf_sock_ops *skops, const struct s
 	__u32 rule_id = 0;
 	__u8 v;
 
-	if (client) {
-		fk.client_ip4 = key->local_ip4;
-		fk.server_ip4 = key->remote_ip4;
-		fk.client_port = key->local_port;
-		fk.server_port = key->remote_port;
-	} else {
-		fk.client_ip4 = key->remote_ip4;
-		fk.server_ip4 = key->local_ip4;
-		fk.client_port = key->remote_port;
-		fk.server_port = key->local_port;
-	}
+	flow_key_of(key, client, &fk);
 	f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
 	if (!f) {
 		/* Fails only with EEXIST when the other end raced us here. */
@@ -307,17 +308,7 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 		return f;
 	}
 	*client_end = st->flags & SHUNT_SOCK_F_FLOW_CLIENT;
-	if (*client_end) {
-		k.client_ip4 = self->local_ip4;
-		k.server_ip4 = self->remote_ip4;
-		k.client_port = self->local_port;
-		k.server_port = self->remote_port;
-	} else {
-		k.client_ip4 = self->remote_ip4;
-		k.server_ip4 = self->local_ip4;
-		k.client_port = self->remote_port;
-		k.server_port = self->local_port;
-	}
+	flow_key_of(self, *client_end, &k);
 	f = bpf_map_lookup_elem(&shunt_flows_v1, &k);
 	if (!f)
 		st->flags |= SHUNT_SOCK_F_NO_FLOW; /* evicted: nothing to count into */
