@@ -504,15 +504,21 @@ api::HttpResponse Agent::ServeHttp(const std::string& path, const std::string& q
 }
 
 absl::Status Agent::Run() {
+  // The data path wakes us only once many denials wait (a wake-up per
+  // event would be an interrupt inside every audited connect()), so look
+  // this often anyway.
+  constexpr int64_t kDenialPollMs = 20;
   int64_t reload_at = -1;  // debounce: editors write files in several steps
+  int64_t rescan_at = NowMs() + config_.rescan_ms;
   for (;;) {
     pollfd fds[4] = {{signal_fd_.get(), POLLIN, 0},
                      {watcher_->fd(), POLLIN, 0},
                      {api_->fd(), POLLIN, 0},
                      {deny_log_->fd(), POLLIN, 0}};
-    int timeout = config_.rescan_ms;
-    if (reload_at >= 0) timeout = std::max<int64_t>(0, reload_at - NowMs());
-    int n = poll(fds, 4, timeout);
+    const int64_t now = NowMs();
+    int64_t wake = std::min(rescan_at, now + kDenialPollMs);
+    if (reload_at >= 0) wake = std::min(wake, reload_at);
+    int n = poll(fds, 4, static_cast<int>(std::max<int64_t>(0, wake - now)));
     if (n < 0 && errno != EINTR) return lib::ErrnoStatus(errno, "agent: poll");
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
@@ -522,16 +528,15 @@ absl::Status Agent::Run() {
     }
     if ((fds[1].revents & POLLIN) && watcher_->Drain() && reload_at < 0)
       reload_at = NowMs() + config_.debounce_ms;
-    if (fds[3].revents & POLLIN) ConsumeDenials();
-    if (fds[2].revents & POLLIN) {
-      ConsumeDenials();  // so `shuntctl drops` sees what happened just before
-      api_->ServePending();
-    }
+    ConsumeDenials();  // cheap when the ring is empty; also so `shuntctl drops` sees the latest
+    if (fds[2].revents & POLLIN) api_->ServePending();
     if (reload_at >= 0 && NowMs() >= reload_at) {
       reload_at = -1;
       Reconcile(/*reload_config=*/true);
-    } else if (n == 0) {
+      rescan_at = NowMs() + config_.rescan_ms;
+    } else if (NowMs() >= rescan_at) {
       Reconcile(/*reload_config=*/false);
+      rescan_at = NowMs() + config_.rescan_ms;
     }
   }
 }

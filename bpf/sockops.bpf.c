@@ -74,8 +74,10 @@ static __always_inline void flow_key_of(const struct shunt_sock_key *sk, bool cl
  * this connection. The client end starts it at connect(), so the connect
  * latency is measured; a server end with a remote client starts it when the
  * handshake completes. The verdict is what policy says for the pair now. */
-static __always_inline void flow_open(struct bpf_sock_ops *skops, const struct shunt_sock_key *key,
-				      const struct shunt_endpoint *ep, bool client, __u64 now)
+static __always_inline struct shunt_flow *flow_open(struct bpf_sock_ops *skops,
+						     const struct shunt_sock_key *key,
+						     const struct shunt_endpoint *ep, bool client,
+						     __u64 now)
 {
 	struct shunt_flow_key fk = {};
 	struct shunt_ipcache_entry *peer;
@@ -85,7 +87,9 @@ static __always_inline void flow_open(struct bpf_sock_ops *skops, const struct s
 	__u8 v;
 
 	flow_key_of(key, client, &fk);
-	f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+	/* A client end starts the record (nothing can be there before its
+	 * connect()); a server end usually joins its local client's. */
+	f = client ? NULL : bpf_map_lookup_elem(&shunt_flows_v1, &fk);
 	if (!f) {
 		/* Fails only with EEXIST when the other end raced us here. */
 		bool created = !bpf_map_update_elem(&shunt_flows_v1, &fk, &shunt_zero_flow, BPF_NOEXIST);
@@ -93,7 +97,7 @@ static __always_inline void flow_open(struct bpf_sock_ops *skops, const struct s
 		f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
 		if (!f) {
 			counter_add(SHUNT_CTR_FLOW_UNTRACKED, 1);
-			return;
+			return NULL;
 		}
 		if (!created)
 			goto join;
@@ -126,19 +130,24 @@ join:
 		f->flags |= SHUNT_FLOW_F_ESTABLISHED;
 	/* Be told when this end closes. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	return f;
 }
 
-static __always_inline void flow_established(const struct shunt_sock_key *key, __u64 now)
+/* The client end's record once the handshake completed, or NULL. */
+static __always_inline struct shunt_flow *flow_established(const struct shunt_sock_key *key,
+							   __u64 now)
 {
-	bool client_end;
-	struct shunt_flow *f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port,
-					   key->remote_port, &client_end);
+	struct shunt_flow_key fk = {};
+	struct shunt_flow *f;
 
-	if (!f || !client_end)
-		return;
+	flow_key_of(key, true, &fk);
+	f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+	if (!f)
+		return NULL;
 	f->flags |= SHUNT_FLOW_F_ESTABLISHED;
 	if (now > f->start_ns)
 		f->connect_ns = now - f->start_ns;
+	return f;
 }
 
 /* One local end closed (new state TCP_CLOSE). The TCP path's statistics are
@@ -212,11 +221,10 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
  * sk_msg on every send only to miss (about half its bulk throughput lost). */
 static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 						struct shunt_sock_key *key,
-						const struct shunt_endpoint *ep)
+						const struct shunt_endpoint *ep, struct shunt_flow *f,
+						bool client_end)
 {
 	struct shunt_ipcache_entry *peer;
-	struct shunt_flow *f;
-	bool client_end;
 	long err;
 
 	if (!ep || !(ep->flags & SHUNT_EP_F_SHORT_CIRCUIT)) {
@@ -240,8 +248,6 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 		return;
 	}
 	remember_sock(key, skops);
-	f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port, key->remote_port,
-			&client_end);
 	if (f)
 		f->flags |= client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER;
 	counter_add(SHUNT_CTR_SOCK_SHORT_CIRCUITED, 1);
@@ -252,12 +258,19 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 {
 	struct shunt_sock_key key = {};
 	struct shunt_endpoint *ep;
+	struct shunt_flow *f = NULL;
 	__u32 op = skops->op;
 	__u64 now;
 
-	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_STATE_CB)
+	/* Most calls are for ops and state changes we do not use: leave before
+	 * reading anything else (this runs about a dozen times per connection). */
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			return 1;
+	} else if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+		   op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
 		return 1;
+	}
 	if (!sock_key_of(skops, &key))
 		return 1; /* real IPv6: left to the kernel in this version */
 	now = bpf_ktime_get_ns();
@@ -269,18 +282,17 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		ep = pod_of(skops);
-		flow_established(&key, now);
-		maybe_short_circuit(skops, &key, ep);
+		f = flow_established(&key, now);
+		maybe_short_circuit(skops, &key, ep, f, true);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		ep = pod_of(skops);
 		if (on_pod_ip(ep, &key) && telemetry_on())
-			flow_open(skops, &key, ep, false, now);
-		maybe_short_circuit(skops, &key, ep);
+			f = flow_open(skops, &key, ep, false, now);
+		maybe_short_circuit(skops, &key, ep, f, false);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == BPF_TCP_CLOSE)
-			flow_close(skops, &key, skops->args[0], now);
+		flow_close(skops, &key, skops->args[0], now);
 		break;
 	}
 	return 1;

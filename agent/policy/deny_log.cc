@@ -49,11 +49,13 @@ int DenyLog::OnEvent(void* ctx, void* data, size_t size) {
 
 std::vector<LoggedDenial> DenyLog::Since(uint64_t after, size_t limit) const {
   std::vector<LoggedDenial> out;
-  for (const auto& e : events_) {
-    if (e.seq <= after) continue;
-    out.push_back(e);
-    if (out.size() >= limit) break;
-  }
+  if (events_.empty()) return out;
+  // Sequence numbers are consecutive in the deque: start at the first one
+  // after `after` directly (the agent asks after every drain of the ring,
+  // up to tens of thousands of times a second in permissive mode).
+  const uint64_t first = events_.front().seq;
+  const size_t start = after < first ? 0 : static_cast<size_t>(after - first + 1);
+  for (size_t i = start; i < events_.size() && out.size() < limit; ++i) out.push_back(events_[i]);
   return out;
 }
 
