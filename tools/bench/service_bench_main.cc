@@ -40,6 +40,7 @@ struct Options {
   int rounds = 3;
   std::string json_path = "service-bench-results.json";
   std::vector<std::string> agent_flags;  // --agent-flag, e.g. --telemetry=false
+  std::string only;                      // --only shunt|iptables|direct: one case, for profiling
 };
 
 std::string Vip(int i) { return absl::StrCat("10.96.", 1 + i / 250, ".", 1 + i % 250); }
@@ -47,36 +48,110 @@ std::string Vip(int i) { return absl::StrCat("10.96.", 1 + i / 250, ".", 1 + i %
 std::string ServicesYaml(int n, const std::string& pod_ip) {
   std::string y;
   for (int i = 0; i < n; ++i) {
-    absl::StrAppend(&y, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-", i,
-                    ", namespace: bench}\nspec:\n  clusterIP: ", Vip(i),
-                    "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: discovery.k8s.io/v1\n"
-                    "kind: EndpointSlice\nmetadata:\n  name: svc-", i, "-1\n  namespace: bench\n  labels: "
-                    "{kubernetes.io/service-name: svc-", i, "}\naddressType: IPv4\n"
-                    "ports: [{name: http, port: 8080, protocol: TCP}]\nendpoints:\n- addresses: [\"", pod_ip,
-                    "\"]\n");
+    absl::StrAppend(
+        &y, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-", i,
+        ", namespace: bench}\nspec:\n  clusterIP: ", Vip(i),
+        "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: "
+        "discovery.k8s.io/v1\n"
+        "kind: EndpointSlice\nmetadata:\n  name: svc-",
+        i,
+        "-1\n  namespace: bench\n  labels: "
+        "{kubernetes.io/service-name: svc-",
+        i,
+        "}\naddressType: IPv4\n"
+        "ports: [{name: http, port: 8080, protocol: TCP}]\nendpoints:\n- addresses: [\"",
+        pod_ip, "\"]\n");
   }
   return y;
 }
 
-// kube-proxy's iptables layout: KUBE-SERVICES with one rule per service
-// address jumping to the service's chain, which DNATs to its endpoint.
-std::string IptablesRules(int n, const std::string& pod_ip) {
-  std::string r = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n";
-  for (int i = 0; i < n; ++i) absl::StrAppend(&r, ":KUBE-SVC-", i, " - [0:0]\n");
-  r += "-A PREROUTING -j KUBE-SERVICES\n";
+// What kube-proxy (iptables mode, v1.29) installs for `n` ClusterIP
+// services with one endpoint each, as iptables-save prints it on a node:
+// nat KUBE-SERVICES walked per new connection (one rule per service port,
+// then the NodePort rule), KUBE-SVC-* (masquerade mark for clients outside
+// the cluster CIDR, jump to the endpoint), KUBE-SEP-* (hairpin mark, DNAT),
+// KUBE-POSTROUTING; filter FORWARD/INPUT/OUTPUT chains with conntrack
+// matches. Chain names use the service index where kube-proxy uses a hash.
+std::string KubeProxyRules(int n, const std::string& pod_ip, const std::string& cluster_cidr) {
+  std::string r =
+      "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+      ":POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n"
+      ":KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n";
   for (int i = 0; i < n; ++i)
-    absl::StrAppend(&r, "-A KUBE-SERVICES -d ", Vip(i), "/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-", i, "\n");
+    absl::StrAppend(&r, ":KUBE-SVC-", i, " - [0:0]\n:KUBE-SEP-", i, " - [0:0]\n");
+  r += "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
+       "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
+       "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n"
+       "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n"
+       "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n"
+       "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0\n"
+       "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j "
+       "MASQUERADE "
+       "--random-fully\n";
   for (int i = 0; i < n; ++i)
-    absl::StrAppend(&r, "-A KUBE-SVC-", i, " -p tcp -j DNAT --to-destination ", pod_ip, ":8080\n");
-  r += "COMMIT\n";
+    absl::StrAppend(&r, "-A KUBE-SERVICES -d ", Vip(i),
+                    "/32 -p tcp -m comment --comment \"bench/svc-", i,
+                    ":http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-", i, "\n");
+  r += "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be "
+       "the last rule in "
+       "this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
+  for (int i = 0; i < n; ++i) {
+    const std::string svc = absl::StrCat("bench/svc-", i, ":http");
+    absl::StrAppend(&r, "-A KUBE-SVC-", i, " ! -s ", cluster_cidr, " -d ", Vip(i),
+                    "/32 -p tcp -m comment --comment \"", svc,
+                    " cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ\n");
+    absl::StrAppend(&r, "-A KUBE-SVC-", i, " -m comment --comment \"", svc, " -> ", pod_ip,
+                    ":8080\" -j KUBE-SEP-", i, "\n");
+    absl::StrAppend(&r, "-A KUBE-SEP-", i, " -s ", pod_ip, "/32 -m comment --comment \"", svc,
+                    "\" -j KUBE-MARK-MASQ\n");
+    absl::StrAppend(&r, "-A KUBE-SEP-", i, " -p tcp -m comment --comment \"", svc,
+                    "\" -m tcp -j DNAT --to-destination ", pod_ip, ":8080\n");
+  }
+  r += "COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+       ":KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n"
+       ":KUBE-FIREWALL - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-SERVICES - [0:0]\n"
+       "-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
+       "firewall\" -j "
+       "KUBE-PROXY-FIREWALL\n"
+       "-A INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS\n"
+       "-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible "
+       "service portals\" "
+       "-j KUBE-EXTERNAL-SERVICES\n"
+       "-A INPUT -j KUBE-FIREWALL\n"
+       "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
+       "firewall\" -j "
+       "KUBE-PROXY-FIREWALL\n"
+       "-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"
+       "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" "
+       "-j KUBE-SERVICES\n"
+       "-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible "
+       "service portals\" "
+       "-j KUBE-EXTERNAL-SERVICES\n"
+       "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer "
+       "firewall\" -j "
+       "KUBE-PROXY-FIREWALL\n"
+       "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" "
+       "-j KUBE-SERVICES\n"
+       "-A OUTPUT -j KUBE-FIREWALL\n"
+       "-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming "
+       "localnet "
+       "connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n"
+       "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+       "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark "
+       "0x4000/0x4000 -j "
+       "ACCEPT\n"
+       "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack "
+       "--ctstate "
+       "RELATED,ESTABLISHED -j ACCEPT\n"
+       "COMMIT\n";
   return r;
 }
 
 // connect() + abortive close (no TIME_WAIT to exhaust ports) of `n`
 // connections to random service addresses; sockets are made in the pod
 // ahead of time in batches, so only connect and close are timed.
-absl::StatusOr<double> ConnectionsPerSecond(e2e::TestNode& node, const e2e::TestPod& client, const Options& o,
-                                             const std::string& direct_ip = "") {
+absl::StatusOr<double> ConnectionsPerSecond(e2e::TestNode& node, const e2e::TestPod& client,
+                                            const Options& o, const std::string& direct_ip = "") {
   std::mt19937 rng(42);
   double seconds = 0;
   int done = 0;
@@ -92,7 +167,8 @@ absl::StatusOr<double> ConnectionsPerSecond(e2e::TestNode& node, const e2e::Test
       sockaddr_in a{};
       a.sin_family = AF_INET;
       a.sin_port = htons(direct_ip.empty() ? 80 : 8080);
-      const std::string ip = direct_ip.empty() ? Vip(static_cast<int>(rng() % o.services)) : direct_ip;
+      const std::string ip =
+          direct_ip.empty() ? Vip(static_cast<int>(rng() % o.services)) : direct_ip;
       inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
       to.push_back(a);
     }
@@ -124,23 +200,30 @@ struct Result {
 
 absl::StatusOr<Result> Run(const Options& o) {
   SHUNT_ASSIGN_OR_RETURN(auto node, e2e::TestNode::Create("v1"));
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * client, node->AddPod({.name = "client", .namespace_ = "bench"}));
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * server, node->AddPod({.name = "server", .namespace_ = "bench"}));
-  SHUNT_RETURN_IF_ERROR(node->WriteConfigFile("services.yaml", ServicesYaml(o.services, server->ip)));
+  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * client,
+                         node->AddPod({.name = "client", .namespace_ = "bench"}));
+  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * server,
+                         node->AddPod({.name = "server", .namespace_ = "bench"}));
+  SHUNT_RETURN_IF_ERROR(
+      node->WriteConfigFile("services.yaml", ServicesYaml(o.services, server->ip)));
   // As on a kube-proxy node, the service range routes somewhere, so the
   // pods' proxy-ARP gateway answers for it and DNAT gets the packets (a
   // veth pair in the node's own namespace: nothing leaves the machine).
-  SHUNT_RETURN_IF_ERROR(e2e::Sh(absl::StrCat("ip -n ", node->node_netns(), " link add svc0 type veth peer name svc1 && ip -n ",
-                                             node->node_netns(), " link set svc0 up && ip -n ", node->node_netns(), " link set svc1 up && ip -n ", node->node_netns(),
-                                             " route add 10.96.0.0/16 dev svc0 && ip -n ", node->node_netns(),
-                                             " route add 169.254.1.1/32 dev svc0"))
-                            .status());
+  SHUNT_RETURN_IF_ERROR(
+      e2e::Sh(absl::StrCat("ip -n ", node->node_netns(),
+                           " link add svc0 type veth peer name svc1 && ip -n ", node->node_netns(),
+                           " link set svc0 up && ip -n ", node->node_netns(),
+                           " link set svc1 up && ip -n ", node->node_netns(),
+                           " route add 10.96.0.0/16 dev svc0 && ip -n ", node->node_netns(),
+                           " route add 169.254.1.1/32 dev svc0"))
+          .status());
   // The client reaches the service range through one gateway address (as
   // Calico does, 169.254.1.1 answered by proxy ARP), not by ARPing for each
   // of the thousand addresses: that would measure the neighbour table.
-  SHUNT_RETURN_IF_ERROR(e2e::Sh(absl::StrCat("ip netns exec ", client->netns.substr(client->netns.rfind('/') + 1),
-                                             " ip route add 10.96.0.0/16 via 169.254.1.1 dev eth0 onlink"))
-                            .status());
+  SHUNT_RETURN_IF_ERROR(
+      e2e::Sh(absl::StrCat("ip netns exec ", client->netns.substr(client->netns.rfind('/') + 1),
+                           " ip route add 10.96.0.0/16 via 169.254.1.1 dev eth0 onlink"))
+          .status());
   SHUNT_ASSIGN_OR_RETURN(auto listener, node->PodSocket(*server, SOCK_STREAM));
   SHUNT_RETURN_IF_ERROR(e2e::ListenOn(listener.get(), 8080));
   // A deep accept queue: a full one drops SYNs, and a 1 s SYN retransmission
@@ -154,34 +237,48 @@ absl::StatusOr<Result> Run(const Options& o) {
     }
   });
   const std::string rules_file = node->work_dir() + "/kube-proxy.rules";
-  std::ofstream(rules_file) << IptablesRules(o.services, server->ip);
+  const std::string cidr =
+      server->ip.substr(0, server->ip.find('.', server->ip.find('.') + 1)) + ".0.0/16";
+  std::ofstream(rules_file) << KubeProxyRules(o.services, server->ip, cidr);
   Result r;
   absl::Status err;
   for (int i = 0; i < o.rounds && err.ok(); ++i) {
-    std::fprintf(stderr, "round %d/%d: shunt (%d services)\n", i + 1, o.rounds, o.services);
-    if (err = node->StartAgent(o.agent_flags); !err.ok()) break;
-    if (err = WaitServices(*node, static_cast<size_t>(o.services)); !err.ok()) break;
-    auto s = ConnectionsPerSecond(*node, *client, o);
-    if (!s.ok()) {
-      err = s.status();
-      break;
+    const bool all = o.only.empty();
+    if (all || o.only == "shunt") {
+      std::fprintf(stderr, "round %d/%d: shunt (%d services)\n", i + 1, o.rounds, o.services);
+      if (err = node->StartAgent(o.agent_flags); !err.ok()) break;
+      if (err = WaitServices(*node, static_cast<size_t>(o.services)); !err.ok()) break;
+      auto s = ConnectionsPerSecond(*node, *client, o);
+      if (!s.ok()) {
+        err = s.status();
+        break;
+      }
+      r.shunt.push_back(*s);
+      if (err = node->StopAgent(SIGTERM); !err.ok()) break;
+      if (err = e2e::Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs ", node->bpffs()))
+                    .status();
+          !err.ok())
+        break;
     }
-    r.shunt.push_back(*s);
-    if (err = node->StopAgent(SIGTERM); !err.ok()) break;
-    if (err = e2e::Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs ", node->bpffs())).status(); !err.ok())
-      break;
-    std::fprintf(stderr, "round %d/%d: iptables DNAT (%d services)\n", i + 1, o.rounds, o.services);
-    if (err = e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(), " iptables-restore < ", rules_file)).status();
-        !err.ok())
-      break;
-    auto ipt = ConnectionsPerSecond(*node, *client, o);
-    (void)e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(),
-                               " sh -c 'iptables -t nat -F && iptables -t nat -X'"));
-    if (!ipt.ok()) {
-      err = ipt.status();
-      break;
+    if (all || o.only == "iptables") {
+      std::fprintf(stderr, "round %d/%d: iptables DNAT (%d services)\n", i + 1, o.rounds,
+                   o.services);
+      if (err = e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(), " iptables-restore < ",
+                                     rules_file))
+                    .status();
+          !err.ok())
+        break;
+      auto ipt = ConnectionsPerSecond(*node, *client, o);
+      (void)e2e::Sh(absl::StrCat(
+          "ip netns exec ", node->node_netns(),
+          " sh -c 'iptables -t nat -F && iptables -t nat -X && iptables -F && iptables -X'"));
+      if (!ipt.ok()) {
+        err = ipt.status();
+        break;
+      }
+      r.iptables.push_back(*ipt);
     }
-    r.iptables.push_back(*ipt);
+    if (!all && o.only != "direct") continue;
     // Reference: straight to the pod, no service, no agent, no rules.
     auto direct = ConnectionsPerSecond(*node, *client, o, server->ip);
     if (!direct.ok()) {
@@ -189,8 +286,9 @@ absl::StatusOr<Result> Run(const Options& o) {
       break;
     }
     r.direct.push_back(*direct);
-    std::fprintf(stderr, "  shunt %.0f conn/s, iptables %.0f conn/s, direct %.0f conn/s\n", r.shunt.back(),
-                 r.iptables.back(), r.direct.back());
+    if (all)
+      std::fprintf(stderr, "  shunt %.0f conn/s, iptables %.0f conn/s, direct %.0f conn/s\n",
+                   r.shunt.back(), r.iptables.back(), r.direct.back());
   }
   stop = true;
   acceptor.join();
@@ -202,7 +300,9 @@ int Main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto next = [&](int& v, int lo, int hi) { return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v) && v >= lo && v <= hi; };
+    auto next = [&](int& v, int lo, int hi) {
+      return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v) && v >= lo && v <= hi;
+    };
     if (a == "--services" && next(o.services, 1, 60000)) continue;
     if (a == "--connections" && next(o.connections, 1000, 10000000)) continue;
     if (a == "--rounds" && next(o.rounds, 1, 99)) continue;
@@ -210,17 +310,28 @@ int Main(int argc, char** argv) {
       o.agent_flags.push_back(argv[++i]);
       continue;
     }
+    if (a == "--only" && i + 1 < argc) {
+      o.only = argv[++i];
+      if (o.only == "shunt" || o.only == "iptables" || o.only == "direct") continue;
+      std::fprintf(stderr, "shunt-service-bench: --only: '%s' is not shunt, iptables or direct\n",
+                   o.only.c_str());
+      return 2;
+    }
     if (a == "--json" && i + 1 < argc) {
       o.json_path = argv[++i];
       continue;
     }
-    std::fprintf(stderr, "usage: shunt-service-bench [--services N] [--connections N] [--rounds N] [--agent-flag F]... [--json PATH]\n");
+    std::fprintf(stderr,
+                 "usage: shunt-service-bench [--services N] [--connections N] [--rounds N] "
+                 "[--agent-flag F]... [--only shunt|iptables|direct] [--json PATH]\n");
     return a == "-h" || a == "--help" ? 0 : 2;
   }
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty())
     return std::fprintf(stderr, "shunt-service-bench: %s\n", why.c_str()), 1;
   if (access("/usr/sbin/iptables-restore", X_OK) != 0)
-    return std::fprintf(stderr, "shunt-service-bench: iptables-restore missing (tools/install-deps.sh)\n"), 1;
+    return std::fprintf(stderr,
+                        "shunt-service-bench: iptables-restore missing (tools/install-deps.sh)\n"),
+           1;
   rlimit rl{65536, 65536};
   setrlimit(RLIMIT_NOFILE, &rl);
   auto dma = CpuDmaLatencyHold::Create();
@@ -228,27 +339,46 @@ int Main(int argc, char** argv) {
   InstallInterruptHandler();
   e2e::SweepStale();
   auto r = Run(o);
-  if (!r.ok()) return std::fprintf(stderr, "shunt-service-bench: %s\n", std::string(r.status().message()).c_str()), 1;
+  if (!r.ok())
+    return std::fprintf(stderr, "shunt-service-bench: %s\n",
+                        std::string(r.status().message()).c_str()),
+           1;
+  if (!o.only.empty()) {
+    const auto& v = o.only == "shunt" ? r->shunt : o.only == "iptables" ? r->iptables : r->direct;
+    std::printf("%s only: %.0f conn/s (median of %d rounds; no ratio without the others)\n",
+                o.only.c_str(), Median(v), o.rounds);
+    return 0;
+  }
   const double shunt = Median(r->shunt), ipt = Median(r->iptables), ratio = shunt / ipt;
   utsname u{};
   uname(&u);
-  std::printf("shunt-service-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n", u.release,
-              sysconf(_SC_NPROCESSORS_ONLN));
-  std::printf("new connections per second to a random one of %d service addresses (medians of %d interleaved "
-              "rounds, %d connections each; connect + abortive close timed)\n",
-              o.services, o.rounds, o.connections);
+  std::printf("shunt-service-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n",
+              u.release, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "new connections per second to a random one of %d service addresses (medians of %d "
+      "interleaved "
+      "rounds, %d connections each; connect + abortive close timed)\n",
+      o.services, o.rounds, o.connections);
   std::printf("  iptables DNAT, kube-proxy layout   %9.0f conn/s\n", ipt);
   std::printf("  shunt, balanced at connect()       %9.0f conn/s\n", shunt);
-  std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n", Median(r->direct));
-  std::printf("  shunt / iptables: %.2fx   target >= 1.5x: %s\n", ratio, ratio >= 1.5 ? "MET" : "NOT MET");
+  std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n",
+              Median(r->direct));
+  std::printf("  shunt / iptables: %.2fx   target >= 1.5x: %s\n", ratio,
+              ratio >= 1.5 ? "MET" : "NOT MET");
   std::printf("  per round: shunt");
   for (double v : r->shunt) std::printf(" %.0f", v);
   std::printf("; iptables");
   for (double v : r->iptables) std::printf(" %.0f", v);
   std::printf("\n");
-  nlohmann::json j = {{"kernel", u.release},       {"services", o.services}, {"connections", o.connections},
-                      {"rounds", o.rounds},        {"shunt_per_s", r->shunt}, {"iptables_per_s", r->iptables},
-                      {"median_shunt_per_s", shunt}, {"median_iptables_per_s", ipt}, {"ratio", ratio}};
+  nlohmann::json j = {{"kernel", u.release},
+                      {"services", o.services},
+                      {"connections", o.connections},
+                      {"rounds", o.rounds},
+                      {"shunt_per_s", r->shunt},
+                      {"iptables_per_s", r->iptables},
+                      {"median_shunt_per_s", shunt},
+                      {"median_iptables_per_s", ipt},
+                      {"ratio", ratio}};
   std::ofstream(o.json_path) << j.dump(2) << "\n";
   std::printf("JSON: %s\n", o.json_path.c_str());
   return 0;
