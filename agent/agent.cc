@@ -10,28 +10,36 @@
 #include <chrono>
 #include <set>
 
-#include "absl/strings/str_cat.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/counters.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/fmt_absl.h"
+#include "agent/lib/fs_checks.h"
 #include "agent/lib/ip.h"
 #include "agent/lib/pin_layout.h"
-#include "agent/policy/check.h"
-#include "agent/telemetry/stat.h"
-#include "agent/telemetry/traffic_metrics.h"
-#include "shunt/abi/pins.h"
-#include "agent/lib/errno_status.h"
-#include "agent/lib/fs_checks.h"
+#include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "agent/netns/link_info.h"
 #include "agent/netns/netns_scanner.h"
+#include "agent/policy/check.h"
+#include "agent/telemetry/stat.h"
+#include "agent/telemetry/traffic_metrics.h"
 #include "nlohmann/json.hpp"
-#include "agent/lib/fmt_absl.h"
+#include "shunt/abi/pins.h"
 #include "spdlog/spdlog.h"
 
 namespace shunt::agent {
 namespace {
+
+int64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // the clock of bpf_ktime_get_ns
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -73,12 +81,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   a->watcher_.emplace(std::move(watcher));
   SHUNT_ASSIGN_OR_RETURN(a->own_netns_cookie_, netns::CurrentNetnsCookie());
 
-  SHUNT_ASSIGN_OR_RETURN(a->datapath_, datapath::Datapath::Install(
-                                           {.bpffs_dir = config.bpffs_dir,
-                                            .cgroup_root = config.cgroup_root,
-                                            .max_queued_bytes = config.max_queued_bytes,
-                                            .mode = config.mode,
-                                            .telemetry = config.telemetry}));
+  SHUNT_ASSIGN_OR_RETURN(a->datapath_,
+                         datapath::Datapath::Install({.bpffs_dir = config.bpffs_dir,
+                                                      .cgroup_root = config.cgroup_root,
+                                                      .max_queued_bytes = config.max_queued_bytes,
+                                                      .mode = config.mode,
+                                                      .telemetry = config.telemetry}));
   const auto& rep = a->datapath_->report();
   spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",
                rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
@@ -106,29 +114,36 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SHUNT_RETURN_IF_ERROR(a->policy_writer_->Load());
   a->service_writer_ = std::make_unique<services::ServiceWriter>(maps);
   SHUNT_RETURN_IF_ERROR(a->service_writer_->Load());
+  a->lb_writer_ = std::make_unique<services::LbScoreWriter>(maps.lb_scores());
+  SHUNT_RETURN_IF_ERROR(a->lb_writer_->Load());
+  a->lb_trace_fd_ = maps.lb_trace_fd();
   SHUNT_ASSIGN_OR_RETURN(a->deny_log_, policy::DenyLog::Create(maps.events_fd()));
   // Finished flows are drained on a thread of their own (flow_collector.h);
   // with telemetry off the kernel keeps no records, so there is nothing to drain.
   if (config.telemetry) {
-    SHUNT_ASSIGN_OR_RETURN(a->collector_, telemetry::FlowCollector::Start(maps.flow_events_fd(), &a->flows_,
-                                                                         maps.flows_fd()));
+    SHUNT_ASSIGN_OR_RETURN(a->collector_, telemetry::FlowCollector::Start(
+                                              maps.flow_events_fd(), &a->flows_, maps.flows_fd()));
   }
 
-  SHUNT_ASSIGN_OR_RETURN(auto api, api::ApiServer::Listen(config.api_socket,
-                                                          [agent = a.get()](const std::string& req) {
-                                                            return agent->HandleApi(req);
-                                                          }));
+  SHUNT_ASSIGN_OR_RETURN(
+      auto api,
+      api::ApiServer::Listen(config.api_socket, [agent = a.get()](const std::string& req) {
+        return agent->HandleApi(req);
+      }));
   a->api_.emplace(std::move(api));
   if (!config.metrics_addr.empty()) {
-    auto http = api::HttpServer::Start(config.metrics_addr, [agent = a.get()](const std::string& path,
-                                                                             const std::string& query) {
-      return agent->ServeHttp(path, query);
-    });
+    auto http = api::HttpServer::Start(
+        config.metrics_addr, [agent = a.get()](const std::string& path, const std::string& query) {
+          return agent->ServeHttp(path, query);
+        });
     if (!http.ok())
-      return absl::Status(http.status().code(), absl::StrCat("--metrics-addr: ", http.status().message()));
+      return absl::Status(http.status().code(),
+                          absl::StrCat("--metrics-addr: ", http.status().message()));
     a->http_ = std::move(*http);
-    spdlog::info("metrics at http://{}/metrics, TrafficMetrics at http://{}/apis/metrics.smi-spec.io/v1alpha1",
-                 a->http_->address(), a->http_->address());
+    spdlog::info(
+        "metrics at http://{}/metrics, TrafficMetrics at "
+        "http://{}/apis/metrics.smi-spec.io/v1alpha1",
+        a->http_->address(), a->http_->address());
   }
   a->Reconcile(/*reload_config=*/true);
   return a;
@@ -148,7 +163,8 @@ void Agent::Reconcile(bool reload_config) {
       service_plan_ = services::MakePlan(snapshot_);
       flows_.SetDirectory(telemetry::PeerDirectory::Build(snapshot_.pods));
       if (compiler_.policy().rules_stamp != rule_names_stamp_) {
-        flows_.SetRuleNames(std::make_shared<const std::map<uint32_t, std::string>>(compiler_.policy().rules));
+        flows_.SetRuleNames(
+            std::make_shared<const std::map<uint32_t, std::string>>(compiler_.policy().rules));
         rule_names_stamp_ = compiler_.policy().rules_stamp;
       }
     }
@@ -161,8 +177,8 @@ void Agent::Reconcile(bool reload_config) {
   const int64_t now = NowMs();
   // Probing enters every namespace: only when something can have changed,
   // and once every 30 s to catch addresses that moved.
-  const bool probe = reload_config || unresolved || inodes != last_netns_inodes_ ||
-                     now - last_full_probe_ > 30000;
+  const bool probe =
+      reload_config || unresolved || inodes != last_netns_inodes_ || now - last_full_probe_ > 30000;
   if (!probe) return;
   last_netns_inodes_ = std::move(inodes);
   last_full_probe_ = now;
@@ -204,8 +220,8 @@ void Agent::Reconcile(bool reload_config) {
   }
   if (last_service_apply_.written || last_service_apply_.deleted)
     spdlog::info("services: {} entries written, {} deleted, {} services unchanged ({} in force)",
-                 last_service_apply_.written, last_service_apply_.deleted, last_service_apply_.unchanged,
-                 service_writer_->services());
+                 last_service_apply_.written, last_service_apply_.deleted,
+                 last_service_apply_.unchanged, service_writer_->services());
   last_apply_ = endpoints::ApplyPlan(plan_, *maps_);
   if (!last_apply_.errors.empty()) {
     ++reconcile_errors_;
@@ -228,10 +244,12 @@ void Agent::SyncTcGuards() {
     auto link = netns::GetLink(p.host_ifindex);
     if (!link.ok() || !link->peer_in_other_ns) continue;
     const shunt_endpoint& ep = plan_.endpoints.at(p.netns_cookie).ep;
-    want[static_cast<__u32>(p.host_ifindex)] = shunt_tc_endpoint{.ip4 = ep.ip4, .identity = ep.identity};
+    want[static_cast<__u32>(p.host_ifindex)] =
+        shunt_tc_endpoint{.ip4 = ep.ip4, .identity = ep.identity};
     ifindexes.insert(p.host_ifindex);
   }
-  lib::DiffReport r = tc_map_->Apply(want, [](const __u32& i) { return absl::StrCat("tc endpoint ", i); });
+  lib::DiffReport r =
+      tc_map_->Apply(want, [](const __u32& i) { return absl::StrCat("tc endpoint ", i); });
   datapath::TcSyncReport t = datapath_->SyncTc(ifindexes);
   tc_errors_ = r.errors;
   tc_errors_.insert(tc_errors_.end(), t.errors.begin(), t.errors.end());
@@ -248,7 +266,8 @@ void Agent::LogSnapshotIfChanged() {
   for (const auto& p : snapshot_.problems) lines.push_back("rejected: " + p.ToString());
   for (const auto& n : snapshot_.notices) lines.push_back("notice: " + n.ToString());
   for (const auto& p : plan_.local_pods)
-    if (!p.problem.empty()) lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
+    if (!p.problem.empty())
+      lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
   for (const auto& p : compiler_.policy().problems) lines.push_back("policy: " + p.ToString());
   for (const auto& p : service_plan_.problems) lines.push_back("services: " + p.ToString());
   std::string all = absl::StrJoin(lines, "\n");
@@ -263,9 +282,10 @@ void Agent::LogSnapshotIfChanged() {
     if (!p.problem.empty()) spdlog::warn("pod {}: not meshed: {}", p.key, p.problem);
   for (const auto& p : compiler_.policy().problems) spdlog::warn("policy: {}", p.ToString());
   if (compiler_.policy().l7_targets > 0)
-    spdlog::warn("policy: {} TrafficTarget(s) grant HTTP routes; the L7 proxy does not exist yet, "
-                 "so those pairs are allowed at L4 and their HTTP rules are NOT enforced",
-                 compiler_.policy().l7_targets);
+    spdlog::warn(
+        "policy: {} TrafficTarget(s) grant HTTP routes; the L7 proxy does not exist yet, "
+        "so those pairs are allowed at L4 and their HTTP rules are NOT enforced",
+        compiler_.policy().l7_targets);
 }
 
 std::string Agent::StatusJson() const {
@@ -340,13 +360,15 @@ std::string Agent::HandleApi(const std::string& request) {
   if (verb == "flows") return FlowsJson(arg);
   if (verb == "stat") return StatJson(arg);
   if (verb == "services") return ServicesJson();
+  if (verb == "lb-explain") return LbExplainJson(arg);
   return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump();
 }
 
 std::string Agent::DropsJson(const std::string& arg) const {
   uint64_t after = 0;
   if (!arg.empty() && !absl::SimpleAtoi(arg, &after))
-    return nlohmann::json{{"error", absl::StrCat("drops: '", arg, "' is not a sequence number")}}.dump();
+    return nlohmann::json{{"error", absl::StrCat("drops: '", arg, "' is not a sequence number")}}
+        .dump();
   nlohmann::json events = nlohmann::json::array();
   uint64_t last = after;
   for (const auto& d : deny_log_->Since(after, 1000)) {
@@ -391,7 +413,8 @@ void Agent::ConsumeDenials() {
 std::string Agent::FlowsJson(const std::string& arg) const {
   uint64_t after = 0;
   if (!arg.empty() && !absl::SimpleAtoi(arg, &after))
-    return nlohmann::json{{"error", absl::StrCat("flows: '", arg, "' is not a sequence number")}}.dump();
+    return nlohmann::json{{"error", absl::StrCat("flows: '", arg, "' is not a sequence number")}}
+        .dump();
   nlohmann::json closed = nlohmann::json::array(), live = nlohmann::json::array();
   uint64_t next = after;
   for (const auto& f : flows_.Since(after, 5000)) {
@@ -401,7 +424,8 @@ std::string Agent::FlowsJson(const std::string& arg) const {
   if (auto entries = datapath_->maps().flows().Entries(); entries.ok()) {
     for (const auto& [k, f] : *entries) live.push_back(telemetry::FlowJson(flows_.Describe(f)));
   }
-  return nlohmann::json{{"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}
+  return nlohmann::json{
+      {"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}
       .dump();
 }
 
@@ -410,18 +434,124 @@ std::string Agent::StatJson(const std::string& arg) const {
   const size_t sp = arg.find(' ');
   int window_s = 0;
   if (sp == std::string::npos || !absl::SimpleAtoi(arg.substr(0, sp), &window_s))
-    return nlohmann::json{{"error", absl::StrCat("stat: '", arg, "': expected <window-seconds> <group>")}}.dump();
+    return nlohmann::json{
+        {"error", absl::StrCat("stat: '", arg, "': expected <window-seconds> <group>")}}
+        .dump();
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  auto j = telemetry::StatJson(flows_, static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec, window_s,
-                               arg.substr(sp + 1));
-  if (!j.ok()) return nlohmann::json{{"error", absl::StrCat("stat: ", j.status().message())}}.dump();
+  auto j = telemetry::StatJson(flows_, static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec,
+                               window_s, arg.substr(sp + 1));
+  if (!j.ok())
+    return nlohmann::json{{"error", absl::StrCat("stat: ", j.status().message())}}.dump();
   (*j)["telemetry"] = config_.telemetry;
   return j->dump();
 }
 
 // Each service address with its backends: weight (share of the slot
 // table), and live share (of the flows that finished towards them).
+// Feeds what telemetry measured of each backend since the last call into
+// the latency scorer, and writes the scores that changed.
+void Agent::UpdateBalancer() {
+  const int64_t now = MonotonicNs();
+  for (const auto& [server, s] : flows_.TakeServerSamples()) {
+    const services::BackendAddr a{static_cast<uint32_t>(server >> 16),
+                                  static_cast<uint16_t>(server & 0xffff)};
+    // Response latency is what a client waits for; a connection that timed
+    // no response (the server speaks first, or nothing was sent) still says
+    // how long the handshake took.
+    if (s.rr_count)
+      lb_scorer_.Observe(a, now, static_cast<int64_t>(s.rr_sum_ns / s.rr_count),
+                         static_cast<uint32_t>(s.rr_count), s.failures);
+    else if (s.connect_count)
+      lb_scorer_.Observe(a, now, static_cast<int64_t>(s.connect_sum_ns / s.connect_count),
+                         static_cast<uint32_t>(s.connect_count), s.failures);
+    else if (s.failures)
+      lb_scorer_.Observe(a, now, 0, 0, s.failures);
+  }
+  absl::flat_hash_set<services::BackendAddr> keep;
+  for (const auto& e : service_plan_.entries)
+    for (const auto& b : e.backends) keep.insert({b.ip_be, b.port});
+  const auto open = flows_.OpenByServer();
+  for (const auto& a : keep) {
+    auto it = open.find((static_cast<uint64_t>(a.ip_be) << 16) | a.port);
+    lb_scorer_.SetOutstanding(a, it == open.end() ? 0 : it->second);
+  }
+  lb_scorer_.Retain(keep);
+  last_lb_write_ = lb_writer_->Write(service_plan_, lb_scorer_, now);
+  for (const auto& err : last_lb_write_.errors) spdlog::warn("balancer: {}", err);
+}
+
+// "lb-explain ns/name": the last balancing choices for the service's
+// addresses, newest first, with both candidates and their scores.
+std::string Agent::LbExplainJson(const std::string& arg) const {
+  std::vector<const services::ServiceEntry*> entries;
+  for (const auto& e : service_plan_.entries)
+    if (e.service == arg) entries.push_back(&e);
+  if (entries.empty())
+    return nlohmann::json{{"error", absl::StrCat("lb explain: no service '", arg,
+                                                 "' with a cluster IP (expected namespace/name)")}}
+        .dump();
+  auto trace = lib::ReadLbTrace(lb_trace_fd_);
+  if (!trace.ok()) return nlohmann::json{{"error", std::string(trace.status().message())}}.dump();
+  const auto directory = telemetry::PeerDirectory::Build(snapshot_.pods);
+  const int64_t now = MonotonicNs();
+  auto name = [&](const shunt_backend& b) {
+    nlohmann::json j = {{"address", absl::StrCat(lib::Ipv4String(b.ip), ":", ntohs(b.port))}};
+    const telemetry::Peer& peer = directory->Find(b.ip);
+    if (peer.known()) j["pod"] = absl::StrCat(peer.namespace_, "/", peer.pod);
+    return j;
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto* e : entries) {
+    const uint32_t id = service_writer_->SvcId(e->vip_be, e->port, e->proto);
+    nlohmann::json choices = nlohmann::json::array();
+    for (auto it = trace->rbegin(); it != trace->rend() && choices.size() < 20; ++it) {
+      const shunt_lb_choice& c = *it;
+      if (c.svc_id != id || id == 0) continue;
+      nlohmann::json cands = nlohmann::json::array();
+      for (int i = 0; i < c.ncand && i < 2; ++i) {
+        nlohmann::json j = name(c.cand[i]);
+        j["slot"] = c.slot[i];
+        if (c.ncand == 2) j["score"] = c.score[i];
+        cands.push_back(std::move(j));
+      }
+      std::string why;
+      if (c.ncand == 1)
+        why = e->split.empty() ? absl::StrCat("random slot ", c.slot[0], " of ", e->slots.size())
+                               : absl::StrCat("random slot ", c.slot[0], " of ", e->slots.size(),
+                                              " (TrafficSplit ", e->split, " weights)");
+      else if (c.picked == 1)
+        why = absl::StrCat("lower score: ", c.score[1], " is over 20% below ", c.score[0]);
+      else if (c.score[0] <= c.score[1])
+        why = absl::StrCat("lower or equal score: ", c.score[0], " <= ", c.score[1]);
+      else
+        why = absl::StrCat("scores within 20% (", c.score[0], " vs ", c.score[1],
+                           "): the first draw");
+      choices.push_back({{"ago_ms", static_cast<double>(now - static_cast<int64_t>(c.ts_ns)) / 1e6},
+                         {"candidates", std::move(cands)},
+                         {"picked", name(c.cand[c.picked & 1])},
+                         {"why", why}});
+    }
+    nlohmann::json scores = nlohmann::json::array();
+    for (const auto& b : e->backends) {
+      const services::BackendAddr a{b.ip_be, b.port};
+      nlohmann::json j = name(shunt_backend{b.ip_be, htons(b.port), 0});
+      if (auto ewma = lb_scorer_.EwmaNs(a, now)) j["ewma_ms"] = static_cast<double>(*ewma) / 1e6;
+      j["open"] = lb_scorer_.Outstanding(a);
+      j["score"] = lb_scorer_.Score(a, now);
+      scores.push_back(std::move(j));
+    }
+    out.push_back({{"service", e->service},
+                   {"address", absl::StrCat(lib::Ipv4String(e->vip_be), ":", e->port)},
+                   {"proto", e->proto == 17 ? "udp" : "tcp"},
+                   {"balancer", e->lb == SHUNT_LB_P2C_EWMA ? "p2c-ewma" : "random"},
+                   {"split", e->split},
+                   {"backends", std::move(scores)},
+                   {"choices", std::move(choices)}});
+  }
+  return nlohmann::json{{"services", std::move(out)}}.dump();
+}
+
 std::string Agent::ServicesJson() const {
   const auto directory = telemetry::PeerDirectory::Build(snapshot_.pods);
   nlohmann::json out = nlohmann::json::array();
@@ -438,12 +568,20 @@ std::string Agent::ServicesJson() const {
     for (size_t i = 0; i < e.backends.size(); ++i) {
       const auto& b = e.backends[i];
       const telemetry::Peer& peer = directory->Find(b.ip_be);
-      nlohmann::json j = {{"address", absl::StrCat(lib::Ipv4String(b.ip_be), ":", b.port)},
-                          {"service", b.service},
-                          {"weight_percent", e.slots.empty() ? 0.0 : 100.0 * slots[i] / e.slots.size()},
-                          {"flows", flows[i]},
-                          {"live_share_percent", total_flows ? 100.0 * flows[i] / total_flows : 0.0}};
+      nlohmann::json j = {
+          {"address", absl::StrCat(lib::Ipv4String(b.ip_be), ":", b.port)},
+          {"service", b.service},
+          {"weight_percent", e.slots.empty() ? 0.0 : 100.0 * slots[i] / e.slots.size()},
+          {"flows", flows[i]},
+          {"live_share_percent", total_flows ? 100.0 * flows[i] / total_flows : 0.0}};
       if (peer.known()) j["pod"] = absl::StrCat(peer.namespace_, "/", peer.pod);
+      if (e.lb == SHUNT_LB_P2C_EWMA) {
+        const services::BackendAddr a{b.ip_be, b.port};
+        const int64_t now = MonotonicNs();
+        if (auto ewma = lb_scorer_.EwmaNs(a, now)) j["ewma_ms"] = static_cast<double>(*ewma) / 1e6;
+        j["open"] = lb_scorer_.Outstanding(a);
+        j["score"] = lb_scorer_.Score(a, now);
+      }
       backends.push_back(std::move(j));
     }
     out.push_back({{"service", e.service},
@@ -455,7 +593,8 @@ std::string Agent::ServicesJson() const {
                    {"slots", e.slots.size()},
                    {"backends", std::move(backends)}});
   }
-  return nlohmann::json{{"services", out}, {"problems", ProblemsJson(service_plan_.problems)}}.dump();
+  return nlohmann::json{{"services", out}, {"problems", ProblemsJson(service_plan_.problems)}}
+      .dump();
 }
 
 // Runs on the metrics server's thread: only thread-safe state (the flow
@@ -471,7 +610,8 @@ telemetry::AgentHealth Agent::Health() const {
   }
   if (auto fd = lib::OpenPin(layout.Map(SHUNT_MAP_COUNTERS), true); fd.ok()) {
     if (auto c = lib::ReadCounters(fd->get()); c.ok()) {
-      for (int i = 0; i < SHUNT_CTR_MAX; ++i) h.datapath_counters.emplace_back(lib::CounterName(i), (*c)[i]);
+      for (int i = 0; i < SHUNT_CTR_MAX; ++i)
+        h.datapath_counters.emplace_back(lib::CounterName(i), (*c)[i]);
       h.flow_records_lost = (*c)[SHUNT_CTR_FLOW_EVENTS_LOST];
     }
   }
@@ -487,20 +627,23 @@ telemetry::AgentHealth Agent::Health() const {
 
 api::HttpResponse Agent::ServeHttp(const std::string& path, const std::string& query) const {
   if (path == "/metrics")
-    return {200, "text/plain; version=0.0.4; charset=utf-8", telemetry::RenderPrometheus(flows_.Edges(), Health())};
+    return {200, "text/plain; version=0.0.4; charset=utf-8",
+            telemetry::RenderPrometheus(flows_.Edges(), Health())};
   if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
   if (path.rfind("/apis/metrics.smi-spec.io/", 0) == 0) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
-    auto a = telemetry::ServeTrafficMetrics(path, query, flows_,
-                                            static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+    auto a = telemetry::ServeTrafficMetrics(
+        path, query, flows_, static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
     return {a.status, a.content_type, a.body};
   }
   if (path == "/")
     return {200, "text/plain; charset=utf-8",
-            "shunt-agent: /metrics (Prometheus), /apis/metrics.smi-spec.io/v1alpha1/... (SMI TrafficMetrics), "
+            "shunt-agent: /metrics (Prometheus), /apis/metrics.smi-spec.io/v1alpha1/... (SMI "
+            "TrafficMetrics), "
             "/healthz\n"};
-  return {404, "text/plain; charset=utf-8", "not found: try /metrics or /apis/metrics.smi-spec.io/v1alpha1\n"};
+  return {404, "text/plain; charset=utf-8",
+          "not found: try /metrics or /apis/metrics.smi-spec.io/v1alpha1\n"};
 }
 
 absl::Status Agent::Run() {
@@ -508,7 +651,11 @@ absl::Status Agent::Run() {
   // event would be an interrupt inside every audited connect()), so look
   // this often anyway.
   constexpr int64_t kDenialPollMs = 20;
+  // Latency scores follow what telemetry measured this often: a backend
+  // turning slow loses new connections within a few of these.
+  constexpr int64_t kBalancerUpdateMs = 100;
   int64_t reload_at = -1;  // debounce: editors write files in several steps
+  int64_t balancer_at = NowMs();
   int64_t rescan_at = NowMs() + config_.rescan_ms;
   for (;;) {
     pollfd fds[4] = {{signal_fd_.get(), POLLIN, 0},
@@ -516,7 +663,7 @@ absl::Status Agent::Run() {
                      {api_->fd(), POLLIN, 0},
                      {deny_log_->fd(), POLLIN, 0}};
     const int64_t now = NowMs();
-    int64_t wake = std::min(rescan_at, now + kDenialPollMs);
+    int64_t wake = std::min({rescan_at, now + kDenialPollMs, balancer_at});
     if (reload_at >= 0) wake = std::min(wake, reload_at);
     int n = poll(fds, 4, static_cast<int>(std::max<int64_t>(0, wake - now)));
     if (n < 0 && errno != EINTR) return lib::ErrnoStatus(errno, "agent: poll");
@@ -530,6 +677,10 @@ absl::Status Agent::Run() {
       reload_at = NowMs() + config_.debounce_ms;
     ConsumeDenials();  // cheap when the ring is empty; also so `shuntctl drops` sees the latest
     if (fds[2].revents & POLLIN) api_->ServePending();
+    if (NowMs() >= balancer_at) {
+      UpdateBalancer();
+      balancer_at = NowMs() + kBalancerUpdateMs;
+    }
     if (reload_at >= 0 && NowMs() >= reload_at) {
       reload_at = -1;
       Reconcile(/*reload_config=*/true);

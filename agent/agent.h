@@ -14,21 +14,23 @@
 #include "agent/agent_config.h"
 #include "agent/api/api_server.h"
 #include "agent/api/http_server.h"
-#include "agent/telemetry/prometheus.h"
 #include "agent/datapath/datapath.h"
 #include "agent/endpoints/endpoint_maps.h"
 #include "agent/endpoints/endpoint_plan.h"
 #include "agent/endpoints/identity_allocator.h"
+#include "agent/lib/unique_fd.h"
 #include "agent/policy/compiler.h"
 #include "agent/policy/deny_log.h"
 #include "agent/policy/policy_writer.h"
+#include "agent/services/latency_scorer.h"
+#include "agent/services/lb_score_writer.h"
 #include "agent/services/service_plan.h"
 #include "agent/services/service_writer.h"
 #include "agent/source/dir_watcher.h"
 #include "agent/source/file_source.h"
 #include "agent/telemetry/flow_aggregator.h"
 #include "agent/telemetry/flow_collector.h"
-#include "agent/lib/unique_fd.h"
+#include "agent/telemetry/prometheus.h"
 
 namespace shunt::agent {
 
@@ -52,6 +54,8 @@ class Agent {
   std::string FlowsJson(const std::string& arg) const;
   std::string StatJson(const std::string& arg) const;
   std::string ServicesJson() const;
+  std::string LbExplainJson(const std::string& arg) const;
+  void UpdateBalancer();
   api::HttpResponse ServeHttp(const std::string& path, const std::string& query) const;
   telemetry::AgentHealth Health() const;
   void ConsumeDenials();
@@ -71,6 +75,11 @@ class Agent {
   std::unique_ptr<services::ServiceWriter> service_writer_;
   services::Plan service_plan_;
   lib::DiffReport last_service_apply_;
+  // Latency-aware balancing: telemetry's samples -> scores -> the kernel.
+  services::LatencyScorer lb_scorer_;
+  std::unique_ptr<services::LbScoreWriter> lb_writer_;
+  lib::DiffReport last_lb_write_;
+  int lb_trace_fd_ = -1;      // owned by datapath_'s maps
   uint64_t denials_fed_ = 0;  // last denial handed to flows_
   telemetry::FlowAggregator flows_{{}};
   std::unique_ptr<telemetry::FlowCollector> collector_;  // after flows_: stops before it goes

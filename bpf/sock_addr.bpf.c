@@ -19,6 +19,81 @@
 
 #define SHUNT_ECONNREFUSED 111
 
+/* Slot `index` of a service's table: in the entry itself for small tables,
+ * else in the slot map. NULL only while a table is being replaced. */
+static __always_inline struct shunt_backend *slot_of(struct shunt_svc_value *svc, __u32 index)
+{
+	struct shunt_slot_key slot = {.table = svc->table, .index = index};
+
+	if (svc->table == 0)
+		return index < SHUNT_SVC_INLINE ? &svc->inline_slots[index & (SHUNT_SVC_INLINE - 1)] : NULL;
+	return bpf_map_lookup_elem(&shunt_slots_v1, &slot);
+}
+
+static __always_inline __u32 score_of(struct shunt_backend *be)
+{
+	struct shunt_backend k = {.ip = be->ip, .port = be->port};
+	struct shunt_lb_score *s = bpf_map_lookup_elem(&shunt_lb_scores_v1, &k);
+
+	return s ? s->score : 0; /* never measured: tried first */
+}
+
+/* Picks the backend of a connection: a random slot (TrafficSplit weights
+ * are in the slots), or, for SHUNT_LB_P2C_EWMA, the lower-scored of two
+ * distinct random slots (the power of two choices: near-best choice without
+ * sending everything to one backend whose score is a moment old). The
+ * choice is noted for `shuntctl lb explain`. */
+static __always_inline struct shunt_backend *choose(struct shunt_svc_value *svc)
+{
+	__u32 zero = 0, n = svc->slots;
+	__u32 a = bpf_get_prandom_u32() % n, b;
+	struct shunt_backend *be_a = slot_of(svc, a), *be_b = NULL, *pick = be_a;
+	struct shunt_lb_trace *tr = bpf_map_lookup_elem(&shunt_lb_trace_v1, &zero);
+	struct shunt_lb_choice *c;
+	__u32 score_a = 0, score_b = 0;
+	__u8 picked = 0, ncand = 1;
+
+	if (!be_a)
+		return NULL;
+	if (svc->lb == SHUNT_LB_P2C_EWMA && n >= 2) {
+		b = bpf_get_prandom_u32() % (n - 1);
+		if (b >= a)
+			b++; /* distinct from a, uniform over the others */
+		be_b = slot_of(svc, b);
+		if (be_b) {
+			ncand = 2;
+			score_a = score_of(be_a);
+			score_b = score_of(be_b);
+			/* b must be clearly better (over 20% lower): closer scores are
+			 * noise, and the first draw, itself random, keeps the load
+			 * spread instead of herding onto whichever is a hair ahead. */
+			if ((__u64)score_b * 5 < (__u64)score_a * 4) {
+				pick = be_b;
+				picked = 1;
+			}
+		}
+	}
+	if (tr) {
+		c = &tr->choices[tr->next & (SHUNT_LB_TRACE_LEN - 1)];
+		tr->next++;
+		c->ts_ns = bpf_ktime_get_ns();
+		c->svc_id = svc->svc_id;
+		c->lb = ncand == 2 ? SHUNT_LB_P2C_EWMA : SHUNT_LB_RANDOM;
+		c->picked = picked;
+		c->ncand = ncand;
+		c->slot[0] = a;
+		c->score[0] = score_a;
+		c->cand[0] = *be_a;
+		c->slot[1] = ncand == 2 ? b : 0;
+		c->score[1] = score_b;
+		if (be_b)
+			c->cand[1] = *be_b;
+		else
+			__builtin_memset(&c->cand[1], 0, sizeof(c->cand[1]));
+	}
+	return pick;
+}
+
 /* Resolves a service address to a backend, rewriting the destination.
  * Returns 0 to go on, -1 when connect() must fail (no ready backend). */
 static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool connected)
@@ -26,8 +101,7 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 	struct shunt_svc_key key = {
 		.vip = ctx->user_ip4, .port = (__be16)ctx->user_port, .proto = proto,
 	};
-	struct shunt_svc_value *svc = bpf_map_lookup_elem(&shunt_services_v1, &key);
-	struct shunt_slot_key slot = {};
+	struct shunt_svc_value *svc = bpf_map_lookup_elem(&shunt_services_v2, &key);
 	struct shunt_backend *be;
 	struct shunt_svc_origin *origin;
 
@@ -38,9 +112,7 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 		bpf_set_retval(-SHUNT_ECONNREFUSED);
 		return -1;
 	}
-	slot.table = svc->table;
-	slot.index = bpf_get_prandom_u32() % svc->slots;
-	be = bpf_map_lookup_elem(&shunt_slots_v1, &slot);
+	be = choose(svc);
 	if (!be) {
 		/* Only while a table is being replaced: leave the address alone
 		 * (nothing answers a ClusterIP, so the caller sees a failure, as it

@@ -22,10 +22,12 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
       {SHUNT_MAP_FLOWS, "live TCP flows of local pods (LRU): bytes, timing, verdict"},
       {SHUNT_MAP_FLOW_EVENTS, "ring buffer of finished flow records, read by the agent"},
-      {SHUNT_MAP_SERVICES, "services: ClusterIP, port, proto -> slot table, slots, balancer"},
+      {SHUNT_MAP_SERVICES, "services: ClusterIP, port, proto -> slot table (or up to 4 slots inline), balancer"},
       {SHUNT_MAP_SLOTS, "slot tables: table, index -> backend pod address and port"},
       {SHUNT_MAP_SVC_ORIGIN, "per socket: the service address it connected to (getpeername)"},
       {SHUNT_MAP_UDP_REVNAT, "UDP replies: socket, backend -> the service address (recvmsg)"},
+      {SHUNT_MAP_LB_SCORES, "latency-aware balancing: backend -> score (peak EWMA x open connections)"},
+      {SHUNT_MAP_LB_TRACE, "the last balancing choices per CPU (shuntctl lb explain)"},
   };
   return kMaps;
 }

@@ -1,7 +1,10 @@
 #include "pinned_maps.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
@@ -11,7 +14,8 @@
 namespace shunt::lib {
 
 absl::StatusOr<UniqueFd> OpenPin(const std::string& path, bool read_only) {
-  LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = read_only ? static_cast<__u32>(BPF_F_RDONLY) : 0u);
+  LIBBPF_OPTS(bpf_obj_get_opts, opts,
+              .file_flags = read_only ? static_cast<__u32>(BPF_F_RDONLY) : 0u);
   int fd = bpf_obj_get_opts(path.c_str(), &opts);
   if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("pin ", path, " does not exist"));
@@ -48,7 +52,8 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   SHUNT_ASSIGN_OR_RETURN(m->counters_, OpenPin(layout.Map(SHUNT_MAP_COUNTERS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->policy_, OpenPin(layout.Map(SHUNT_MAP_POLICY), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->rule_meta_, OpenPin(layout.Map(SHUNT_MAP_RULE_META), read_only));
-  SHUNT_ASSIGN_OR_RETURN(m->identity_meta_, OpenPin(layout.Map(SHUNT_MAP_IDENTITY_META), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->identity_meta_,
+                         OpenPin(layout.Map(SHUNT_MAP_IDENTITY_META), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->config_, OpenPin(layout.Map(SHUNT_MAP_CONFIG), read_only));
   // A ring buffer is only ever opened read-write (it is mmap'ed to consume).
   SHUNT_ASSIGN_OR_RETURN(m->events_, OpenPin(layout.Map(SHUNT_MAP_EVENTS), false));
@@ -57,6 +62,8 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   SHUNT_ASSIGN_OR_RETURN(m->flow_events_, OpenPin(layout.Map(SHUNT_MAP_FLOW_EVENTS), false));
   SHUNT_ASSIGN_OR_RETURN(m->services_, OpenPin(layout.Map(SHUNT_MAP_SERVICES), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->slots_, OpenPin(layout.Map(SHUNT_MAP_SLOTS), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->lb_scores_, OpenPin(layout.Map(SHUNT_MAP_LB_SCORES), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->lb_trace_, OpenPin(layout.Map(SHUNT_MAP_LB_TRACE), read_only));
   return m;
 }
 
@@ -79,14 +86,38 @@ TypedMap<__u32, shunt_rule_meta> PinnedMaps::rule_meta() const {
 TypedMap<__u32, shunt_identity_meta> PinnedMaps::identity_meta() const {
   return {identity_meta_.get(), SHUNT_MAP_IDENTITY_META};
 }
-TypedMap<__u32, shunt_config> PinnedMaps::config() const { return {config_.get(), SHUNT_MAP_CONFIG}; }
+TypedMap<__u32, shunt_config> PinnedMaps::config() const {
+  return {config_.get(), SHUNT_MAP_CONFIG};
+}
 TypedMap<shunt_flow_key, shunt_flow> PinnedMaps::flows() const {
   return {flows_.get(), SHUNT_MAP_FLOWS};
 }
 TypedMap<shunt_svc_key, shunt_svc_value> PinnedMaps::services() const {
   return {services_.get(), SHUNT_MAP_SERVICES};
 }
-TypedMap<shunt_slot_key, shunt_backend> PinnedMaps::slots() const { return {slots_.get(), SHUNT_MAP_SLOTS}; }
+TypedMap<shunt_slot_key, shunt_backend> PinnedMaps::slots() const {
+  return {slots_.get(), SHUNT_MAP_SLOTS};
+}
+TypedMap<shunt_backend, shunt_lb_score> PinnedMaps::lb_scores() const {
+  return {lb_scores_.get(), SHUNT_MAP_LB_SCORES};
+}
+
+absl::StatusOr<std::vector<shunt_lb_choice>> ReadLbTrace(int fd) {
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return ErrnoStatus(-ncpu, "libbpf_num_possible_cpus");
+  // Per-CPU values are laid out 8-byte aligned, one per possible CPU.
+  std::vector<shunt_lb_trace> per_cpu(static_cast<size_t>(ncpu));
+  const __u32 zero = 0;
+  if (bpf_map_lookup_elem(fd, &zero, per_cpu.data()) != 0)
+    return ErrnoStatus(errno, absl::StrCat("bpf: lookup in ", SHUNT_MAP_LB_TRACE));
+  std::vector<shunt_lb_choice> out;
+  for (const shunt_lb_trace& t : per_cpu) {
+    const uint32_t n = std::min<uint32_t>(t.next, SHUNT_LB_TRACE_LEN);
+    for (uint32_t i = 0; i < n; ++i) out.push_back(t.choices[i]);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.ts_ns < b.ts_ns; });
+  return out;
+}
 TypedMap<__u32, shunt_tc_endpoint> PinnedMaps::tc_endpoints() const {
   return {tc_endpoints_.get(), SHUNT_MAP_TC_ENDPOINTS};
 }

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/lib/pin_layout.h"
@@ -22,8 +23,7 @@ class PinnedMaps {
  public:
   // NotFound if the pins are absent (no agent ever ran with this bpffs dir);
   // FailedPrecondition on an ABI version mismatch.
-  static absl::StatusOr<std::unique_ptr<PinnedMaps>> Open(const PinLayout& layout,
-                                                          bool read_only);
+  static absl::StatusOr<std::unique_ptr<PinnedMaps>> Open(const PinLayout& layout, bool read_only);
 
   TypedMap<__u64, shunt_endpoint> endpoints() const;
   TypedMap<__u64, shunt_endpoint_meta> endpoint_meta() const;
@@ -37,6 +37,9 @@ class PinnedMaps {
   TypedMap<shunt_flow_key, shunt_flow> flows() const;
   TypedMap<shunt_svc_key, shunt_svc_value> services() const;
   TypedMap<shunt_slot_key, shunt_backend> slots() const;
+  TypedMap<shunt_backend, shunt_lb_score> lb_scores() const;
+  // Per-CPU: read with ReadLbTrace.
+  int lb_trace_fd() const { return lb_trace_.get(); }
   int counters_fd() const { return counters_.get(); }
   int sockhash_fd() const { return sockhash_.get(); }
   int events_fd() const { return events_.get(); }
@@ -47,8 +50,11 @@ class PinnedMaps {
   PinnedMaps() = default;
   UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
   UniqueFd policy_, rule_meta_, identity_meta_, config_, events_, tc_endpoints_;
-  UniqueFd flows_, flow_events_, services_, slots_;
+  UniqueFd flows_, flow_events_, services_, slots_, lb_scores_, lb_trace_;
 };
+
+// Every CPU's ring of recent balancing choices, merged, oldest first.
+absl::StatusOr<std::vector<shunt_lb_choice>> ReadLbTrace(int lb_trace_fd);
 
 // Opens one pinned map by path. NotFound if absent.
 absl::StatusOr<UniqueFd> OpenPin(const std::string& path, bool read_only);

@@ -12,6 +12,23 @@
 namespace shunt::services {
 namespace {
 
+// How a service without a TrafficSplit picks backends: the annotation, or
+// latency-aware by default. A value we do not know is reported, and the
+// default applies (a typo must not silently turn the balancer off).
+uint8_t BalancerOf(const model::Service& svc, std::vector<model::Problem>& problems) {
+  auto it = svc.annotations.find(kBalancerAnnotation);
+  if (it == svc.annotations.end() || it->second == "p2c-ewma") return SHUNT_LB_P2C_EWMA;
+  if (it->second == "random") return SHUNT_LB_RANDOM;
+  model::Problem p;
+  p.ref.kind = "Service";
+  p.ref.namespace_ = svc.namespace_;
+  p.ref.name = svc.name;
+  p.reason = absl::StrCat("metadata.annotations.", kBalancerAnnotation, ": '", it->second,
+                          "' is not p2c-ewma or random; using p2c-ewma");
+  problems.push_back(std::move(p));
+  return SHUNT_LB_P2C_EWMA;
+}
+
 model::Problem SplitProblem(const model::TrafficSplit& s, std::string why) {
   model::Problem p;
   p.ref.kind = "TrafficSplit";
@@ -54,7 +71,8 @@ std::vector<uint32_t> WeightedSlots(const std::vector<uint64_t>& weights, uint32
     given += counts[i];
     rest.emplace_back(weights[i] * n % total, i);
   }
-  std::stable_sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(rest.begin(), rest.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   for (size_t k = 0; given < n && k < rest.size(); ++k) {
     if (weights[rest[k].second] == 0) continue;
     ++counts[rest[k].second];
@@ -84,13 +102,15 @@ Plan MakePlan(const source::Objects& o) {
   std::map<std::pair<std::string, std::string>, const model::TrafficSplit*> splits;  // by root
   for (const auto& t : o.traffic_splits) {
     if (!t.matches.empty()) {
-      plan.problems.push_back(SplitProblem(
-          t, "its matches (HTTPRouteGroups) are judged per request by the L7 proxy, which does not exist "
-             "yet; the split is not applied at L4"));
+      plan.problems.push_back(SplitProblem(t,
+                                           "its matches (HTTPRouteGroups) are judged per request "
+                                           "by the L7 proxy, which does not exist "
+                                           "yet; the split is not applied at L4"));
       continue;
     }
     if (!services.count({t.namespace_, t.service})) {
-      plan.problems.push_back(SplitProblem(t, absl::StrCat("root service '", t.service, "' does not exist")));
+      plan.problems.push_back(
+          SplitProblem(t, absl::StrCat("root service '", t.service, "' does not exist")));
       continue;
     }
     splits[{t.namespace_, t.service}] = &t;
@@ -98,6 +118,7 @@ Plan MakePlan(const source::Objects& o) {
 
   for (const model::Service& svc : o.services) {
     if (svc.headless || svc.cluster_ip_be == 0) continue;
+    const uint8_t balancer = BalancerOf(svc, plan.problems);
     const auto& own_slices = slices[{svc.namespace_, svc.name}];
     const auto split_it = splits.find({svc.namespace_, svc.name});
     for (const model::ServicePort& sp : svc.ports) {
@@ -109,6 +130,7 @@ Plan MakePlan(const source::Objects& o) {
       e.proto = sp.protocol == model::Protocol::kUdp ? 17 : 6;
       e.lb = SHUNT_LB_RANDOM;
       if (split_it == splits.end()) {
+        e.lb = balancer;  // one slot per backend: P2C draws two distinct ones
         e.backends = ReadyBackends(svc, sp, own_slices);
         for (uint32_t i = 0; i < e.backends.size(); ++i) e.slots.push_back(i);
         plan.entries.push_back(std::move(e));
@@ -123,8 +145,9 @@ Plan MakePlan(const source::Objects& o) {
         if (b.weight == 0) continue;
         auto bs = services.find({t.namespace_, b.service});
         if (bs == services.end()) {
-          plan.problems.push_back(SplitProblem(
-              t, absl::StrCat("backend service '", b.service, "' does not exist; its weight goes to the others")));
+          plan.problems.push_back(
+              SplitProblem(t, absl::StrCat("backend service '", b.service,
+                                           "' does not exist; its weight goes to the others")));
           continue;
         }
         const model::ServicePort* bp = nullptr;
@@ -136,7 +159,8 @@ Plan MakePlan(const source::Objects& o) {
                               " like the root; its weight goes to the others")));
           continue;
         }
-        std::vector<Backend> ready = ReadyBackends(*bs->second, *bp, slices[{t.namespace_, b.service}]);
+        std::vector<Backend> ready =
+            ReadyBackends(*bs->second, *bp, slices[{t.namespace_, b.service}]);
         if (ready.empty()) continue;  // its share goes to the others, not into the void
         for (Backend& r : ready) {
           // Weight w over n endpoints: w / n each, kept exact by scaling.
@@ -149,9 +173,11 @@ Plan MakePlan(const source::Objects& o) {
       plan.entries.push_back(std::move(e));
     }
   }
-  std::sort(plan.entries.begin(), plan.entries.end(), [](const ServiceEntry& a, const ServiceEntry& b) {
-    return std::tie(a.vip_be, a.port, a.proto, a.service) < std::tie(b.vip_be, b.port, b.proto, b.service);
-  });
+  std::sort(plan.entries.begin(), plan.entries.end(),
+            [](const ServiceEntry& a, const ServiceEntry& b) {
+              return std::tie(a.vip_be, a.port, a.proto, a.service) <
+                     std::tie(b.vip_be, b.port, b.proto, b.service);
+            });
   // Two services claiming one address and port: the first by name keeps it.
   std::vector<ServiceEntry> unique;
   for (auto& e : plan.entries) {
@@ -159,8 +185,8 @@ Plan MakePlan(const source::Objects& o) {
         unique.back().proto == e.proto) {
       model::Problem p;
       p.ref.kind = "Service";
-      p.reason = absl::StrCat("clusterIP and port ", e.port, " are also claimed by ", unique.back().service,
-                              "; ignored for ", e.service);
+      p.reason = absl::StrCat("clusterIP and port ", e.port, " are also claimed by ",
+                              unique.back().service, "; ignored for ", e.service);
       auto slash = e.service.find('/');
       p.ref.namespace_ = e.service.substr(0, slash);
       p.ref.name = e.service.substr(slash + 1);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/model/object_ref.h"
@@ -16,9 +17,16 @@ namespace shunt::services {
 struct Backend {
   uint32_t ip_be = 0;
   uint16_t port = 0;  // host order
-  std::string service;  // "ns/name" of the Service it came from (a split's backend, or the service itself)
+  std::string
+      service;  // "ns/name" of the Service it came from (a split's backend, or the service itself)
   auto operator<=>(const Backend&) const = default;
 };
+
+// Service annotation choosing the balancer when no TrafficSplit applies:
+// "p2c-ewma" (the default: two random backends, the one with the lower
+// latency score) or "random". A TrafficSplit's weights always use random
+// slots.
+inline constexpr char kBalancerAnnotation[] = "balancer.shunt.dev/algorithm";
 
 struct ServiceEntry {
   std::string service;  // "ns/name"
@@ -26,8 +34,8 @@ struct ServiceEntry {
   uint32_t vip_be = 0;
   uint16_t port = 0;  // host order
   uint8_t proto = 6;
-  uint8_t lb = 0;  // SHUNT_LB_*
-  std::string split;  // "ns/name" of the TrafficSplit in force, if any
+  uint8_t lb = 0;                 // SHUNT_LB_*
+  std::string split;              // "ns/name" of the TrafficSplit in force, if any
   std::vector<Backend> backends;  // ready, distinct, sorted
   // The slot table: indices into `backends`; a backend's share of slots is
   // its weight. Empty = no ready backend (connect() refused).

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -10,7 +11,9 @@
 namespace shunt::services {
 namespace {
 
-std::tuple<uint32_t, uint16_t, uint8_t> KeyOf(const shunt_svc_key& k) { return {k.vip, k.port, k.proto}; }
+std::tuple<uint32_t, uint16_t, uint8_t> KeyOf(const shunt_svc_key& k) {
+  return {k.vip, k.port, k.proto};
+}
 
 shunt_svc_key Key(uint32_t vip_be, uint16_t port, uint8_t proto) {
   shunt_svc_key k{};
@@ -21,12 +24,14 @@ shunt_svc_key Key(uint32_t vip_be, uint16_t port, uint8_t proto) {
 }
 
 bool SameSlots(const std::vector<shunt_backend>& a, const std::vector<shunt_backend>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0);
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0);
 }
 
 }  // namespace
 
-ServiceWriter::ServiceWriter(const lib::PinnedMaps& maps) : services_(maps.services()), slots_(maps.slots()) {}
+ServiceWriter::ServiceWriter(const lib::PinnedMaps& maps)
+    : services_(maps.services()), slots_(maps.slots()) {}
 
 absl::Status ServiceWriter::Load() {
   auto svcs = services_.Entries();
@@ -41,7 +46,12 @@ absl::Status ServiceWriter::Load() {
   for (const auto& [k, v] : *svcs) {
     Applied a;
     a.value = v;
-    for (const auto& [i, b] : tables[v.table]) a.slots.push_back(b);
+    if (v.table == 0) {
+      for (uint32_t i = 0; i < v.slots && i < SHUNT_SVC_INLINE; ++i)
+        a.slots.push_back(v.inline_slots[i]);
+    } else {
+      for (const auto& [i, b] : tables[v.table]) a.slots.push_back(b);
+    }
     applied_[KeyOf(k)] = std::move(a);
     next_table_ = std::max(next_table_, v.table + 1);
     next_svc_id_ = std::max(next_svc_id_, v.svc_id + 1);
@@ -64,12 +74,18 @@ absl::Status ServiceWriter::WriteTable(uint32_t table, const std::vector<shunt_b
 }
 
 void ServiceWriter::DeleteTable(uint32_t table, size_t n, lib::DiffReport& r) {
+  if (table == 0) return;  // the table was inline in its service entry
   for (uint32_t i = 0; i < n; ++i) {
     if (absl::Status s = slots_.Delete(shunt_slot_key{table, i}); !s.ok() && !absl::IsNotFound(s))
       r.errors.push_back(absl::StrCat("delete slot table ", table, "[", i, "]: ", s.message()));
     else
       ++r.deleted;
   }
+}
+
+uint32_t ServiceWriter::SvcId(uint32_t vip_be, uint16_t port, uint8_t proto) const {
+  auto it = applied_.find(KeyOf(Key(vip_be, port, proto)));
+  return it == applied_.end() ? 0 : it->second.value.svc_id;
 }
 
 lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
@@ -95,9 +111,11 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     }
     if (id == 0) id = it != applied_.end() ? it->second.value.svc_id : next_svc_id_++;
     // New table first, then the entry, then the old table: a connect()
-    // always finds a whole table.
-    const uint32_t table = next_table_++;
-    if (absl::Status s = WriteTable(table, slots); !s.ok()) {
+    // always finds a whole table. Small tables go inside the entry, which
+    // the kernel replaces in one piece.
+    const bool inline_table = slots.size() <= SHUNT_SVC_INLINE;
+    const uint32_t table = inline_table ? 0 : next_table_++;
+    if (absl::Status s = inline_table ? absl::OkStatus() : WriteTable(table, slots); !s.ok()) {
       // Full (or an error): the service keeps its old table, and the new
       // one's written part goes.
       r.errors.push_back(absl::StrCat(e.service, " port ", e.port, ": ", s.message()));
@@ -110,13 +128,15 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     v.slots = static_cast<uint32_t>(slots.size());
     v.svc_id = id;
     v.lb = e.lb;
+    if (inline_table) std::copy(slots.begin(), slots.end(), v.inline_slots);
     if (absl::Status s = services_.Update(key, v); !s.ok()) {
-      r.errors.push_back(absl::StrCat(e.service, " ", lib::Ipv4String(e.vip_be), ":", e.port, ": ", s.message()));
+      r.errors.push_back(
+          absl::StrCat(e.service, " ", lib::Ipv4String(e.vip_be), ":", e.port, ": ", s.message()));
       lib::DiffReport ignore;
       DeleteTable(table, slots.size(), ignore);
       continue;
     }
-    r.written += 1 + static_cast<int>(slots.size());
+    r.written += 1 + (inline_table ? 0 : static_cast<int>(slots.size()));
     if (it != applied_.end()) {
       DeleteTable(it->second.value.table, it->second.slots.size(), r);
       it->second = Applied{v, std::move(slots)};
@@ -132,8 +152,8 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     shunt_svc_key key{};
     std::tie(key.vip, key.port, key.proto) = it->first;
     if (absl::Status s = services_.Delete(key); !s.ok() && !absl::IsNotFound(s)) {
-      r.errors.push_back(absl::StrCat("delete service ", lib::Ipv4String(key.vip), ":", ntohs(key.port), ": ",
-                                      s.message()));
+      r.errors.push_back(absl::StrCat("delete service ", lib::Ipv4String(key.vip), ":",
+                                      ntohs(key.port), ": ", s.message()));
       ++it;
       continue;
     }

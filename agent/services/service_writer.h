@@ -29,6 +29,9 @@ class ServiceWriter {
   lib::DiffReport Apply(const Plan& plan);
 
   size_t services() const { return applied_.size(); }
+  // The kernel's id of a service address in force (as in its balancing
+  // choices), 0 if none.
+  uint32_t SvcId(uint32_t vip_be, uint16_t port, uint8_t proto) const;
 
  private:
   struct Applied {
@@ -40,10 +43,12 @@ class ServiceWriter {
 
   lib::TypedMap<shunt_svc_key, shunt_svc_value> services_;
   lib::TypedMap<shunt_slot_key, shunt_backend> slots_;
-  std::map<std::tuple<uint32_t, uint16_t, uint8_t>, Applied> applied_;  // by (vip, port, proto), as keys
+  std::map<std::tuple<uint32_t, uint16_t, uint8_t>, Applied>
+      applied_;  // by (vip, port, proto), as keys
   uint32_t next_table_ = 1;
   uint32_t next_svc_id_ = 1;
-  std::map<std::tuple<std::string, uint16_t, uint8_t>, uint32_t> svc_ids_;  // (service, port, proto) -> id
+  std::map<std::tuple<std::string, uint16_t, uint8_t>, uint32_t>
+      svc_ids_;  // (service, port, proto) -> id
 };
 
 }  // namespace shunt::services

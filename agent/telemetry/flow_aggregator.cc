@@ -36,8 +36,8 @@ FlowView FlowAggregator::Describe(const shunt_flow& f) const {
 }
 
 EdgeStats& FlowAggregator::EdgeFor(const FlowView& v, int64_t now_wall) {
-  EdgeKey k{v.client.namespace_, v.client.workload, v.client.service_account,
-            v.server.namespace_, v.server.workload, v.server.service_account,
+  EdgeKey k{v.client.namespace_,         v.client.workload, v.client.service_account,
+            v.server.namespace_,         v.server.workload, v.server.service_account,
             ntohs(v.raw.key.server_port)};
   auto it = edges_.find(k);
   if (it != edges_.end()) {
@@ -103,7 +103,8 @@ void FlowAggregator::AddToWindow(const FlowView& v, bool success, bool failure, 
   s.failures += failure;
   s.response_sum_ns += v.raw.rr_sum_ns;
   for (unsigned b = 0; b < SHUNT_HIST_BUCKETS; ++b) s.response[b] += v.raw.rr_hist[b];
-  while (!slices.empty() && slices.front().index + kSlices <= slices.back().index) slices.pop_front();
+  while (!slices.empty() && slices.front().index + kSlices <= slices.back().index)
+    slices.pop_front();
 }
 
 void FlowAggregator::Remember(FlowView v) {
@@ -125,17 +126,27 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   EdgeStats& s = EdgeFor(v, v.end_wall_ns);
   ++s.flows;
   switch (f.end) {
-    case SHUNT_FLOW_CLOSED: ++s.successes; break;
-    case SHUNT_FLOW_RESET: ++s.reset; break;
-    case SHUNT_FLOW_REFUSED: ++s.refused; break;
-    case SHUNT_FLOW_DENIED_END: ++s.denied; break;
-    default: break;
+    case SHUNT_FLOW_CLOSED:
+      ++s.successes;
+      break;
+    case SHUNT_FLOW_RESET:
+      ++s.reset;
+      break;
+    case SHUNT_FLOW_REFUSED:
+      ++s.refused;
+      break;
+    case SHUNT_FLOW_DENIED_END:
+      ++s.denied;
+      break;
+    default:
+      break;
   }
   if (f.verdict == SHUNT_FLOW_AUDIT) ++s.audit;
   if (ShortCircuited(f)) ++s.short_circuited;
   if (f.connect_ns) s.connect.Add(f.connect_ns);
   {
-    const uint64_t server = (static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port);
+    const uint64_t server =
+        (static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port);
     auto it = flows_to_.find(server);
     if (it != flows_to_.end())
       ++it->second;
@@ -144,6 +155,7 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   }
   // What live looks did not count yet.
   FlowView rest = v;
+  ServerSamples* samples = SamplesFor(f.key);
   if (auto it = live_.find(LiveKey{f.key, f.start_ns}); it != live_.end()) {
     const Folded& d = it->second;
     rest.raw.bytes[0] -= std::min<uint64_t>(d.bytes[0], rest.raw.bytes[0]);
@@ -157,15 +169,30 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   s.bytes_to_server += rest.raw.bytes[0];
   s.bytes_to_client += rest.raw.bytes[1];
   s.response.AddBuckets(rest.raw.rr_hist, rest.raw.rr_sum_ns);
+  if (samples) {
+    samples->rr_sum_ns += rest.raw.rr_sum_ns;
+    samples->rr_count += rest.raw.rr_count;
+    if (f.connect_ns) {
+      samples->connect_sum_ns += f.connect_ns;
+      ++samples->connect_count;
+    }
+    // A reset with bytes sent and none back: the request went unanswered.
+    if (f.end == SHUNT_FLOW_REFUSED ||
+        (f.end == SHUNT_FLOW_RESET && f.bytes[0] > 0 && f.bytes[1] == 0))
+      ++samples->failures;
+  }
   ++totals_.flows;
-  AddToWindow(rest, f.end == SHUNT_FLOW_CLOSED,
-              f.end == SHUNT_FLOW_RESET || f.end == SHUNT_FLOW_REFUSED || f.end == SHUNT_FLOW_DENIED_END,
-              v.end_wall_ns);
+  AddToWindow(
+      rest, f.end == SHUNT_FLOW_CLOSED,
+      f.end == SHUNT_FLOW_RESET || f.end == SHUNT_FLOW_REFUSED || f.end == SHUNT_FLOW_DENIED_END,
+      v.end_wall_ns);
   Remember(std::move(v));
 }
 
 void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64_t scan) {
   std::lock_guard<std::mutex> l(mu_);
+  if (f.open_ends && open_scanning_.size() < kMaxServers)
+    ++open_scanning_[(static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port)];
   Folded& d = live_[LiveKey{f.key, f.start_ns}];
   d.last_scan = scan;
   if (f.bytes[0] == d.bytes[0] && f.bytes[1] == d.bytes[1] && f.rr_count == d.rr_count) return;
@@ -181,12 +208,38 @@ void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64
   d.rr_sum_ns = f.rr_sum_ns;
   d.rr_count = f.rr_count;
   std::memcpy(d.rr_hist, f.rr_hist, sizeof(d.rr_hist));
+  if (ServerSamples* samples = SamplesFor(f.key)) {
+    samples->rr_sum_ns += delta.raw.rr_sum_ns;
+    samples->rr_count += delta.raw.rr_count;
+  }
   EdgeStats& s = EdgeFor(delta, now_wall_ns);
   AddTraffic(delta, s, now_wall_ns);
 }
 
+FlowAggregator::ServerSamples* FlowAggregator::SamplesFor(const shunt_flow_key& k) {
+  const uint64_t server = (static_cast<uint64_t>(k.server_ip4) << 16) | ntohs(k.server_port);
+  auto it = server_samples_.find(server);
+  if (it != server_samples_.end()) return &it->second;
+  if (server_samples_.size() >= kMaxServers) return nullptr;
+  return &server_samples_[server];
+}
+
+absl::flat_hash_map<uint64_t, FlowAggregator::ServerSamples> FlowAggregator::TakeServerSamples() {
+  std::lock_guard<std::mutex> l(mu_);
+  absl::flat_hash_map<uint64_t, ServerSamples> out;
+  out.swap(server_samples_);
+  return out;
+}
+
+absl::flat_hash_map<uint64_t, uint32_t> FlowAggregator::OpenByServer() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return open_by_server_;
+}
+
 void FlowAggregator::EndScan(uint64_t scan) {
   std::lock_guard<std::mutex> l(mu_);
+  open_by_server_.swap(open_scanning_);
+  open_scanning_.clear();
   for (auto it = live_.begin(); it != live_.end();) {
     if (it->second.last_scan + 3 <= scan)
       live_.erase(it++);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <list>
 #include <map>
@@ -15,7 +16,6 @@
 #include <mutex>
 #include <string>
 #include <tuple>
-#include <cstring>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -112,6 +112,19 @@ class FlowAggregator {
   static constexpr size_t kMaxServers = 16384;
   uint64_t FlowsTo(uint32_t ip_be, uint16_t port) const;
 
+  // What was measured of each server address (ip_be << 16 | port in host
+  // order) since the last TakeServerSamples: the latency-aware balancer's
+  // input (services::LatencyScorer). Response samples count from live looks
+  // too, so busy long-lived connections keep a backend's latency current.
+  struct ServerSamples {
+    uint64_t rr_sum_ns = 0, rr_count = 0;            // request start -> response start
+    uint64_t connect_sum_ns = 0, connect_count = 0;  // connect() -> established, local clients
+    uint32_t failures = 0;                           // refused, or reset with a request unanswered
+  };
+  absl::flat_hash_map<uint64_t, ServerSamples> TakeServerSamples();
+  // Connections open to each server address at the last live look.
+  absl::flat_hash_map<uint64_t, uint32_t> OpenByServer() const;
+
   static constexpr int kSliceSeconds = 10;
   static constexpr int kMaxWindowSeconds = 60;
   // Pod edges with traffic in the last `window_s` seconds (1..60, rounded up
@@ -151,6 +164,11 @@ class FlowAggregator {
   absl::flat_hash_map<EdgeKey, std::pair<EdgeStats, std::list<EdgeKey>::iterator>> edges_;
   absl::flat_hash_map<PodEdgeKey, PodEdge> pod_edges_;
   absl::flat_hash_map<uint64_t, uint64_t> flows_to_;  // (ip_be << 16 | port) -> finished flows
+  absl::flat_hash_map<uint64_t, ServerSamples>
+      server_samples_;  // since the last take (<= kMaxServers)
+  absl::flat_hash_map<uint64_t, uint32_t> open_scanning_,
+      open_by_server_;  // live look in progress, last one
+  ServerSamples* SamplesFor(const shunt_flow_key& k);
   std::list<PodEdgeKey> pod_lru_;  // front = most recently touched
   int64_t last_prune_index_ = 0;
   // Recent TC denials by (saddr, sport, daddr, dport): SYN retransmissions.

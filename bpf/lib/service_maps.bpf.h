@@ -11,7 +11,7 @@ struct {
 	__type(value, struct shunt_svc_value);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_services_v1 SEC(".maps");
+} shunt_services_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -41,3 +41,19 @@ struct {
 	__type(value, struct shunt_svc_origin);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_svc_origin_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHUNT_MAX_LB_BACKENDS);
+	__type(key, struct shunt_backend);
+	__type(value, struct shunt_lb_score);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_lb_scores_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shunt_lb_trace);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_lb_trace_v1 SEC(".maps");

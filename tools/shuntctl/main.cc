@@ -52,8 +52,11 @@ Commands:
   stat [workload|pod|edge] [--window 30s]
                       golden metrics over the last 1..60 s: success rate, flows/s,
                       requests/s, response latency p50/p90/p99 (of finished flows)
-  services            each service address, its ready backends, weight (slot share)
-                      and live share of the flows that went to them
+  services            each service address, its ready backends, weight (slot share),
+                      live share of the flows that went to them, and for latency-aware
+                      services the EWMA latency, open connections and score
+  lb explain NS/NAME  why the service's last connections went where they went: both
+                      candidates of each choice, their scores, the one picked
   top [--window 30s] [--interval 2s]
                       the busiest edges, refreshed; one snapshot when piped
   uninstall           detach and unpin everything the agent installed under --bpffs
@@ -72,6 +75,7 @@ EXAMPLES
   shuntctl drops --follow
   shuntctl flows --to demo/server --path tcp -o json
   shuntctl stat edge --window 60s
+  shuntctl lb explain demo/server
 )";
 
 absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
@@ -368,6 +372,8 @@ int Main(int argc, char** argv) {
     s = CmdTop(*opts);
   } else if (cmd == "services") {
     s = CmdServices(*opts);
+  } else if (cmd == "lb") {
+    s = CmdLbExplain(*opts);
   } else if (cmd == "uninstall") {
     s = CmdUninstall(*opts);
   } else {

@@ -15,25 +15,87 @@ absl::Status CmdServices(const Options& o) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();
   }
-  Table t({"SERVICE", "ADDRESS", "PROTO", "BALANCER", "SPLIT", "BACKEND", "POD", "WEIGHT", "LIVE SHARE", "FLOWS"});
+  Table t({"SERVICE", "ADDRESS", "PROTO", "BALANCER", "SPLIT", "BACKEND", "POD", "WEIGHT",
+           "LIVE SHARE", "FLOWS", "EWMA", "OPEN", "SCORE"});
   for (const auto& s : r["services"]) {
     const std::string svc = s["service"].get<std::string>();
-    const std::string split = s["split"].get<std::string>().empty() ? "-" : s["split"].get<std::string>();
+    const std::string split =
+        s["split"].get<std::string>().empty() ? "-" : s["split"].get<std::string>();
     if (s["backends"].empty()) {
-      t.Add({svc, s["address"], s["proto"], s["balancer"], split, "(no ready backend: refused)", "-", "-", "-", "-"});
+      t.Add({svc, s["address"], s["proto"], s["balancer"], split, "(no ready backend: refused)",
+             "-", "-", "-", "-", "-", "-", "-"});
       continue;
     }
     bool first = true;
     for (const auto& b : s["backends"]) {
-      t.Add({first ? svc : "", first ? s["address"].get<std::string>() : "", first ? s["proto"].get<std::string>() : "",
-             first ? s["balancer"].get<std::string>() : "", first ? split : "", b["address"].get<std::string>(),
-             b.value("pod", "-"), absl::StrFormat("%.1f%%", b["weight_percent"].get<double>()),
-             absl::StrFormat("%.1f%%", b["live_share_percent"].get<double>()), absl::StrCat(b["flows"].get<uint64_t>())});
+      t.Add({first ? svc : "", first ? s["address"].get<std::string>() : "",
+             first ? s["proto"].get<std::string>() : "",
+             first ? s["balancer"].get<std::string>() : "", first ? split : "",
+             b["address"].get<std::string>(), b.value("pod", "-"),
+             absl::StrFormat("%.1f%%", b["weight_percent"].get<double>()),
+             absl::StrFormat("%.1f%%", b["live_share_percent"].get<double>()),
+             absl::StrCat(b["flows"].get<uint64_t>()),
+             b.contains("ewma_ms") ? absl::StrFormat("%.2fms", b["ewma_ms"].get<double>()) : "-",
+             b.contains("open") ? absl::StrCat(b["open"].get<uint32_t>()) : "-",
+             b.contains("score") ? absl::StrCat(b["score"].get<uint32_t>()) : "-"});
       first = false;
     }
   }
   std::cout << (t.empty() ? std::string("No services.\n") : t.Render());
   for (const auto& p : r["problems"]) std::cout << "problem: " << p.dump() << "\n";
+  return absl::OkStatus();
+}
+
+namespace {
+
+std::string Backend(const Json& b) {
+  return b.contains("pod")
+             ? absl::StrCat(b["address"].get<std::string>(), " (", b["pod"].get<std::string>(), ")")
+             : b["address"].get<std::string>();
+}
+
+}  // namespace
+
+absl::Status CmdLbExplain(const Options& o) {
+  if (o.args.size() != 3 || o.args[1] != "explain")
+    return absl::InvalidArgumentError("usage: shuntctl lb explain NAMESPACE/SERVICE");
+  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "lb-explain", o.args[2]));
+  if (o.json) {
+    std::cout << r.dump(2) << "\n";
+    return absl::OkStatus();
+  }
+  for (const auto& s : r["services"]) {
+    const std::string split = s["split"].get<std::string>();
+    std::cout << s["service"].get<std::string>() << " " << s["address"].get<std::string>() << "/"
+              << s["proto"].get<std::string>() << ": balancer " << s["balancer"].get<std::string>()
+              << (split.empty() ? "" : " (TrafficSplit " + split + ")") << "\n";
+    if (s["balancer"] == "p2c-ewma")
+      std::cout << "  two distinct random backends per connection; the lower score wins\n"
+                   "  score = peak-EWMA latency in us x (open connections + 1); a failure counts "
+                   "as a 1 s sample\n";
+    Table b({"BACKEND", "EWMA", "OPEN", "SCORE"});
+    for (const auto& x : s["backends"])
+      b.Add({Backend(x),
+             x.contains("ewma_ms") ? absl::StrFormat("%.2fms", x["ewma_ms"].get<double>())
+                                   : "(not measured)",
+             absl::StrCat(x["open"].get<uint32_t>()), absl::StrCat(x["score"].get<uint32_t>())});
+    std::cout << b.Render();
+    if (s["choices"].empty()) {
+      std::cout << "  no recent choices (the kernel keeps the last 64 per CPU, all services)\n\n";
+      continue;
+    }
+    Table c({"AGO", "CANDIDATE A", "SCORE A", "CANDIDATE B", "SCORE B", "PICKED", "WHY"});
+    for (const auto& x : s["choices"]) {
+      const auto& cand = x["candidates"];
+      const bool two = cand.size() == 2;
+      c.Add({absl::StrFormat("%.0fms", x["ago_ms"].get<double>()), Backend(cand[0]),
+             two ? absl::StrCat(cand[0]["score"].get<uint32_t>()) : "-",
+             two ? Backend(cand[1]) : "-",
+             two ? absl::StrCat(cand[1]["score"].get<uint32_t>()) : "-", Backend(x["picked"]),
+             x["why"].get<std::string>()});
+    }
+    std::cout << c.Render() << "\n";
+  }
   return absl::OkStatus();
 }
 

@@ -8,5 +8,8 @@
 namespace shunt::ctl {
 
 absl::Status CmdServices(const Options& o);
+// shuntctl lb explain NS/NAME: the last balancing choices for a service,
+// both candidates and their scores, and the backends' current scores.
+absl::Status CmdLbExplain(const Options& o);
 
 }  // namespace shunt::ctl

@@ -19,10 +19,12 @@
 #define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v1"
 #define SHUNT_MAP_FLOWS "shunt_flows_v1"
 #define SHUNT_MAP_FLOW_EVENTS "shunt_flow_events_v1"
-#define SHUNT_MAP_SERVICES "shunt_services_v1"
+#define SHUNT_MAP_SERVICES "shunt_services_v2" /* v2: tables of up to 4 slots inline */
 #define SHUNT_MAP_SLOTS "shunt_slots_v1"
 #define SHUNT_MAP_SVC_ORIGIN "shunt_svc_origin_v1"
 #define SHUNT_MAP_UDP_REVNAT "shunt_udp_revnat_v1"
+#define SHUNT_MAP_LB_SCORES "shunt_lb_scores_v1"
+#define SHUNT_MAP_LB_TRACE "shunt_lb_trace_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"
