@@ -53,9 +53,9 @@ static __always_inline struct shunt_backend *choose(struct shunt_svc_value *svc)
 	__u32 score_a = 0, score_b = 0;
 	__u8 picked = 0, ncand = 1;
 
-	if (!be_a)
-		return NULL;
-	if (svc->lb == SHUNT_LB_P2C_EWMA && n >= 2) {
+	if (!be_a || n == 1)
+		return be_a; /* one backend: no choice to explain */
+	if (svc->lb == SHUNT_LB_P2C_EWMA) {
 		b = bpf_get_prandom_u32() % (n - 1);
 		if (b >= a)
 			b++; /* distinct from a, uniform over the others */

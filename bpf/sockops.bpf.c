@@ -248,6 +248,9 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 		return;
 	}
 	remember_sock(key, skops);
+	/* Be told when it closes, to forget it (flow_open may have asked already). */
+	if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	if (f)
 		f->flags |= client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER;
 	counter_add(SHUNT_CTR_SOCK_SHORT_CIRCUITED, 1);
@@ -292,6 +295,7 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		maybe_short_circuit(skops, &key, ep, f, false);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
+		forget_sock(&key);
 		flow_close(skops, &key, skops->args[0], now);
 		break;
 	}

@@ -1,7 +1,9 @@
 // Same-node short-circuit, seen from applications: bytes arrive intact in
 // both directions and socket semantics match plain TCP, while counters and
 // the veth packet counters prove the bytes went socket to socket.
+#include <bpf/bpf.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -10,6 +12,8 @@
 
 #include <thread>
 
+#include "shunt/abi/pins.h"
+#include "shunt/abi/sockmap.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -117,6 +121,41 @@ TEST_F(ShortCircuitTest, PeerResetIsReportedAsConnectionReset) {
   char buf[16];
   EXPECT_EQ(recv(c.client.get(), buf, sizeof(buf), MSG_DONTWAIT), -1);
   EXPECT_EQ(errno, ECONNRESET);
+}
+
+// Each short-circuited socket's kernel address is recorded for the
+// slow-reader check; a closed socket's entry goes at once (left to LRU
+// eviction, every new connection paid for a victim scan). With telemetry
+// off too: then only the short-circuit asks to hear about the close.
+TEST_F(ShortCircuitTest, ClosedSocketsLeaveNoRecordBehind) {
+  ASSERT_OK(node_->StopAgent(SIGTERM));
+  ASSERT_OK(node_->StartAgent({"--telemetry=false"}));
+  ASSERT_OK(node_->WaitMeshed());
+  auto count = [&]() -> absl::StatusOr<int> {
+    auto fd = lib::OpenPin(lib::PinLayout(node_->bpffs()).Map(SHUNT_MAP_SOCKREF), true);
+    if (!fd.ok()) return fd.status();
+    shunt_sock_key k{}, next{};
+    int n = 0;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd->get(), prev, &next) == 0; prev = &k, ++n) k = next;
+    return n;
+  };
+  const uint64_t before = Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED);
+  {
+    std::vector<Conn> open;
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7100 + i));
+      open.push_back(std::move(c));
+    }
+    EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED) - before, 40u);
+    ASSERT_OK_AND_ASSIGN(int live, count());
+    EXPECT_EQ(live, 40) << "both ends of 20 open connections are recorded";
+  }
+  int after = -1;
+  for (int i = 0; i < 100 && after != 0; ++i) {  // the FIN exchanges finish in softirq
+    ASSERT_OK_AND_ASSIGN(after, count());
+    if (after) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(after, 0) << "closed sockets left records behind";
 }
 
 TEST_F(ShortCircuitTest, EpollReadinessFollowsRedirectedData) {
