@@ -471,10 +471,28 @@ void Agent::UpdateBalancer() {
   absl::flat_hash_set<services::BackendAddr> keep;
   for (const auto& e : service_plan_.entries)
     for (const auto& b : e.backends) keep.insert({b.ip_be, b.port});
-  const auto open = flows_.OpenByServer();
-  for (const auto& a : keep) {
-    auto it = open.find((static_cast<uint64_t>(a.ip_be) << 16) | a.port);
-    lb_scorer_.SetOutstanding(a, it == open.end() ? 0 : it->second);
+  // Open connections come from the once-a-second live look: a snapshot.
+  // One connection caught open would double a backend's score for a whole
+  // second (a client making one connection at a time always has one open
+  // somewhere), so the load factor is the floor of an average over looks:
+  // it counts connections that stay open, as outstanding requests do.
+  const uint64_t scans = collector_ ? collector_->live_scans() : 0;
+  if (scans != lb_open_scans_) {
+    lb_open_scans_ = scans;
+    const auto open = flows_.OpenByServer();
+    for (const auto& a : keep) {
+      auto it = open.find((static_cast<uint64_t>(a.ip_be) << 16) | a.port);
+      double& avg = lb_open_avg_[a];
+      avg = 0.5 * avg + 0.5 * (it == open.end() ? 0 : it->second);
+    }
+  }
+  for (auto it = lb_open_avg_.begin(); it != lb_open_avg_.end();) {
+    if (!keep.contains(it->first)) {
+      lb_open_avg_.erase(it++);
+      continue;
+    }
+    lb_scorer_.SetOutstanding(it->first, static_cast<uint32_t>(it->second));
+    ++it;
   }
   lb_scorer_.Retain(keep);
   last_lb_write_ = lb_writer_->Write(service_plan_, lb_scorer_, now);

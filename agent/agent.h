@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/agent_config.h"
@@ -76,11 +77,14 @@ class Agent {
   services::Plan service_plan_;
   lib::DiffReport last_service_apply_;
   // Latency-aware balancing: telemetry's samples -> scores -> the kernel.
-  services::LatencyScorer lb_scorer_;
+  services::LatencyScorer lb_scorer_{services::LatencyScorer::Options{.floor_ns = 100'000}};
   std::unique_ptr<services::LbScoreWriter> lb_writer_;
   lib::DiffReport last_lb_write_;
-  int lb_trace_fd_ = -1;      // owned by datapath_'s maps
-  uint64_t denials_fed_ = 0;  // last denial handed to flows_
+  absl::flat_hash_map<services::BackendAddr, double>
+      lb_open_avg_;             // open connections, averaged over looks
+  uint64_t lb_open_scans_ = 0;  // the live look they are from
+  int lb_trace_fd_ = -1;        // owned by datapath_'s maps
+  uint64_t denials_fed_ = 0;    // last denial handed to flows_
   telemetry::FlowAggregator flows_{{}};
   std::unique_ptr<telemetry::FlowCollector> collector_;  // after flows_: stops before it goes
   uint64_t rule_names_stamp_ = 0;

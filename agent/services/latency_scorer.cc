@@ -28,6 +28,7 @@ LatencyScorer::LatencyScorer(Options o) : opts_(o) {
   opts_.decay_ns = std::max<int64_t>(opts_.decay_ns, 1);
   opts_.failure_penalty_ns = std::max<int64_t>(opts_.failure_penalty_ns, 0);
   opts_.initial_ns = std::max<int64_t>(opts_.initial_ns, 0);
+  opts_.floor_ns = std::max<int64_t>(opts_.floor_ns, 0);
 }
 
 double LatencyScorer::Weight(const State& s, int64_t now_ns) const {
@@ -86,7 +87,9 @@ uint32_t LatencyScorer::Score(const BackendAddr& b, int64_t now_ns) const {
     const uint32_t open = it == backends_.end() ? 0 : it->second.outstanding;
     return opts_.initial_ns == 0 ? 0 : ToScore(static_cast<double>(opts_.initial_ns), open);
   }
-  return std::max<uint32_t>(ToScore(DecayedCost(it->second, now_ns), it->second.outstanding), 1);
+  const double cost =
+      std::max(DecayedCost(it->second, now_ns), static_cast<double>(opts_.floor_ns));
+  return std::max<uint32_t>(ToScore(cost, it->second.outstanding), 1);
 }
 
 std::optional<int64_t> LatencyScorer::EwmaNs(const BackendAddr& b, int64_t now_ns) const {

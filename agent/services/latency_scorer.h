@@ -58,6 +58,11 @@ class LatencyScorer {
     // map entry in the kernel) tries new backends first, so new pods get
     // traffic at once and are measured.
     int64_t initial_ns = 0;
+    // Scores treat any estimate below this as this: differences of a few
+    // microseconds (a handshake's connect latency, scheduling noise) say
+    // nothing about a backend's health, and would herd connections onto
+    // whichever backend is a hair ahead. The agent uses 100 us.
+    int64_t floor_ns = 0;
   };
 
   // Two constructors, not `Options o = {}`: GCC cannot use a nested

@@ -191,8 +191,15 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
 
 void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64_t scan) {
   std::lock_guard<std::mutex> l(mu_);
-  if (f.open_ends && open_scanning_.size() < kMaxServers)
-    ++open_scanning_[(static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port)];
+  if (f.open_ends) {
+    // A server already counted keeps counting when the table is full.
+    const uint64_t server =
+        (static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port);
+    if (auto it = open_scanning_.find(server); it != open_scanning_.end())
+      ++it->second;
+    else if (open_scanning_.size() < kMaxServers)
+      open_scanning_.emplace(server, 1);
+  }
   Folded& d = live_[LiveKey{f.key, f.start_ns}];
   d.last_scan = scan;
   if (f.bytes[0] == d.bytes[0] && f.bytes[1] == d.bytes[1] && f.rr_count == d.rr_count) return;

@@ -175,7 +175,11 @@ TEST_F(LatencyLbTest, ASlowBackendLosesItsShareWithinFiveSecondsAndGetsItBack) {
     ASSERT_TRUE(b.contains("ewma_ms")) << b.dump();
     ewma[b["pod"].get<std::string>()] = b["ewma_ms"].get<double>();
   }
-  EXPECT_GT(ewma["demo/server-c"], 3 * ewma["demo/server"]) << svcs.dump();
+  // Between probes the slow backend's estimate decays toward the others'
+  // (that is how it gets probed), but while it is passed over it stays
+  // above them: it is taken again once within 25% of a fast one.
+  EXPECT_GT(ewma["demo/server-c"], 1.1 * ewma["demo/server"]) << svcs.dump();
+  EXPECT_GT(ewma["demo/server-c"], 1.1 * ewma["demo/server-b"]) << svcs.dump();
   ASSERT_OK_AND_ASSIGN(auto explain, CtlJson("lb explain demo/web"));
   ASSERT_EQ(explain["services"].size(), 1u) << explain.dump();
   const auto& choices = explain["services"][0]["choices"];
@@ -194,6 +198,7 @@ TEST_F(LatencyLbTest, ASlowBackendLosesItsShareWithinFiveSecondsAndGetsItBack) {
                        Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
                                        " lb explain demo/web")));
   EXPECT_NE(table.find("lower score"), std::string::npos) << table;
+  std::fprintf(stderr, "shuntctl lb explain demo/web:\n%s\n", table.c_str());
 
   // Fast again: its share comes back.
   delay_us_[2] = 1000;

@@ -382,5 +382,21 @@ TEST(LatencyScorerSimulationTest, EqualBackendsShareEvenly) {
     EXPECT_NEAR(sim.Share(i, 5 * kS, 65 * kS), 1.0 / 3, 0.03) << "backend " << i;
 }
 
+// Below the floor every estimate scores the same: a few microseconds of
+// handshake latency say nothing about a backend; above it, scores differ.
+TEST(LatencyScorerTest, EstimatesBelowTheFloorScoreAsTheFloor) {
+  LatencyScorer s(LatencyScorer::Options{.floor_ns = 100'000});
+  const BackendAddr a{1, 80}, b{2, 80}, c{3, 80};
+  s.Observe(a, kT0, 20'000, 1, 0);
+  s.Observe(b, kT0, 90'000, 1, 0);
+  s.Observe(c, kT0, 400'000, 1, 0);
+  EXPECT_EQ(s.Score(a, kT0), 100u);
+  EXPECT_EQ(s.Score(b, kT0), 100u);
+  EXPECT_EQ(s.Score(c, kT0), 400u);
+  EXPECT_EQ(*s.EwmaNs(a, kT0), 20'000) << "display shows the estimate itself";
+  s.SetOutstanding(a, 2);
+  EXPECT_EQ(s.Score(a, kT0), 300u) << "the floor, times (open + 1)";
+}
+
 }  // namespace
 }  // namespace shunt::services

@@ -4,6 +4,9 @@
 #include <arpa/inet.h>
 
 #include <map>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "agent/services/service_plan.h"
 #include "gmock/gmock.h"
@@ -183,6 +186,156 @@ TEST(ServicePlanTest, SplitProblemsAreNamed) {
                   "TrafficSplit shop/canary: backend service 'web-v9' does not exist; its weight goes to the "
                   "others"));
   EXPECT_THAT(p.entries[0].slots, IsEmpty()) << "no backend left: refused, not sent elsewhere";
+}
+
+
+// The balancer a Service asks for (kBalancerAnnotation). Without a
+// TrafficSplit every ready backend gets exactly one slot: P2C draws two
+// distinct slots, so a backend with more slots would be drawn more often
+// and its latency score would matter less.
+
+TEST(ServicePlanBalancerTest, NoAnnotationAndP2cEwmaBothMeanP2cEwmaWithOneSlotPerBackend) {
+  source::Objects o;
+  model::Service plain = Svc("web", "10.96.0.10");
+  model::Service asked = Svc("api", "10.96.0.11");
+  asked.annotations[kBalancerAnnotation] = "p2c-ewma";
+  asked.annotations["unrelated.example.com/x"] = "random";  // only our key counts
+  o.services = {plain, asked};
+  o.endpoint_slices = {Slice("web", {{"10.1.0.1", true}, {"10.1.0.2", true}, {"10.1.0.3", true}}),
+                       Slice("api", {{"10.1.1.1", true}, {"10.1.1.2", true}})};
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 2u);
+  EXPECT_EQ(p.entries[0].service, "shop/web");
+  EXPECT_EQ(p.entries[0].lb, SHUNT_LB_P2C_EWMA);
+  EXPECT_EQ(p.entries[0].split, "");
+  EXPECT_THAT(p.entries[0].slots, ElementsAre(0, 1, 2));
+  EXPECT_EQ(p.entries[1].service, "shop/api");
+  EXPECT_EQ(p.entries[1].lb, SHUNT_LB_P2C_EWMA);
+  EXPECT_THAT(p.entries[1].slots, ElementsAre(0, 1));
+  EXPECT_THAT(p.problems, IsEmpty());
+}
+
+TEST(ServicePlanBalancerTest, RandomAnnotationMeansRandomWithOneSlotPerBackend) {
+  source::Objects o;
+  model::Service svc = Svc("web", "10.96.0.10");
+  svc.annotations[kBalancerAnnotation] = "random";
+  o.services = {svc};
+  o.endpoint_slices = {Slice("web", {{"10.1.0.1", true}, {"10.1.0.2", false}, {"10.1.0.3", true}})};
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 1u);
+  EXPECT_EQ(p.entries[0].lb, SHUNT_LB_RANDOM);
+  ASSERT_EQ(p.entries[0].backends.size(), 2u);  // the unready one is not a backend
+  EXPECT_THAT(p.entries[0].slots, ElementsAre(0, 1));
+  EXPECT_THAT(p.problems, IsEmpty());
+}
+
+// A typo must be heard about, and must not turn latency-aware balancing off.
+TEST(ServicePlanBalancerTest, UnknownAnnotationValueIsAProblemOnThatServiceAndP2cEwmaApplies) {
+  source::Objects o;
+  model::Service typo = Svc("web", "10.96.0.10");
+  typo.annotations[kBalancerAnnotation] = "round-robin";
+  model::Service upper = Svc("api", "10.96.0.11");
+  upper.annotations[kBalancerAnnotation] = "Random";  // values are exact, not case-folded
+  model::Service fine = Svc("db", "10.96.0.12");
+  fine.annotations[kBalancerAnnotation] = "random";
+  o.services = {typo, upper, fine};
+  o.endpoint_slices = {Slice("web", {{"10.1.0.1", true}, {"10.1.0.2", true}}),
+                       Slice("api", {{"10.1.1.1", true}}), Slice("db", {{"10.1.2.1", true}})};
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 3u);
+  EXPECT_EQ(p.entries[0].service, "shop/web");
+  EXPECT_EQ(p.entries[0].lb, SHUNT_LB_P2C_EWMA);
+  EXPECT_THAT(p.entries[0].slots, ElementsAre(0, 1));
+  EXPECT_EQ(p.entries[1].service, "shop/api");
+  EXPECT_EQ(p.entries[1].lb, SHUNT_LB_P2C_EWMA);
+  EXPECT_EQ(p.entries[2].service, "shop/db");
+  EXPECT_EQ(p.entries[2].lb, SHUNT_LB_RANDOM);
+
+  ASSERT_EQ(p.problems.size(), 2u);
+  EXPECT_EQ(p.problems[0].ref.kind, "Service");
+  EXPECT_EQ(p.problems[0].ref.namespace_, "shop");
+  EXPECT_EQ(p.problems[0].ref.name, "web");
+  EXPECT_EQ(p.problems[0].reason,
+            "metadata.annotations.balancer.shunt.dev/algorithm: 'round-robin' is not p2c-ewma or "
+            "random; using p2c-ewma");
+  EXPECT_EQ(p.problems[1].ToString(),
+            "Service shop/api: metadata.annotations.balancer.shunt.dev/algorithm: 'Random' is not "
+            "p2c-ewma or random; using p2c-ewma");
+}
+
+// A split's weights live in the slot table, and only a uniformly random
+// slot honours them: P2C over weighted slots would skew the shares.
+TEST(ServicePlanBalancerTest, TrafficSplitRootIsRandomOverWeightedSlotsEvenWhenAnnotatedP2cEwma) {
+  source::Objects o;
+  model::Service root = Svc("web", "10.96.0.10");
+  root.annotations[kBalancerAnnotation] = "p2c-ewma";
+  o.services = {root, Svc("web-v1", "10.96.0.11"), Svc("web-v2", "10.96.0.12")};
+  o.endpoint_slices = {Slice("web", {{"10.1.0.1", true}}),
+                       Slice("web-v1", {{"10.1.1.1", true}, {"10.1.1.2", true}}),
+                       Slice("web-v2", {{"10.1.2.1", true}})};
+  model::TrafficSplit t;
+  t.namespace_ = "shop";
+  t.name = "canary";
+  t.service = "web";
+  t.backends = {{"web-v1", 50}, {"web-v2", 50}};
+  o.traffic_splits = {t};
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 3u);
+  const ServiceEntry& e = p.entries[0];
+  EXPECT_EQ(e.service, "shop/web");
+  EXPECT_EQ(e.split, "shop/canary");
+  EXPECT_EQ(e.lb, SHUNT_LB_RANDOM);
+  ASSERT_EQ(e.slots.size(), static_cast<size_t>(SHUNT_SPLIT_SLOTS));
+  auto shares = Shares(e);
+  EXPECT_EQ(shares.size(), 3u);  // the root's own endpoint is not a split backend
+  EXPECT_EQ(shares[Ip("10.1.1.1")], 250);
+  EXPECT_EQ(shares[Ip("10.1.1.2")], 250);
+  EXPECT_EQ(shares[Ip("10.1.2.1")], 500);
+  // The split's backends, addressed directly, are not split: the default.
+  EXPECT_EQ(p.entries[1].service, "shop/web-v1");
+  EXPECT_EQ(p.entries[1].lb, SHUNT_LB_P2C_EWMA);
+  EXPECT_THAT(p.entries[1].slots, ElementsAre(0, 1));
+  EXPECT_EQ(p.entries[2].service, "shop/web-v2");
+  EXPECT_EQ(p.entries[2].lb, SHUNT_LB_P2C_EWMA);
+  EXPECT_THAT(p.problems, IsEmpty());
+}
+
+// The annotation is on the Service, so it holds for each of its ports; an
+// unknown value is reported once per Service, not once per port.
+TEST(ServicePlanBalancerTest, AnnotationAppliesToEveryPortOfAMultiPortService) {
+  model::Service svc = Svc("web", "10.96.0.10");
+  svc.ports.push_back({.name = "grpc", .port = 9090, .protocol = model::Protocol::kTcp,
+                       .target_port = 9091});
+  svc.ports.push_back({.name = "dns", .port = 53, .protocol = model::Protocol::kUdp,
+                       .target_port = 5353});
+  model::EndpointSlice slice = Slice("web", {{"10.1.0.1", true}, {"10.1.0.2", true}});
+  slice.ports.push_back({.name = "grpc", .port = 9091});
+  slice.ports.push_back({.name = "dns", .port = 5353, .protocol = model::Protocol::kUdp});
+
+  for (const auto& [value, lb, problems] :
+       {std::tuple<std::string, uint8_t, size_t>{"random", SHUNT_LB_RANDOM, 0},
+        std::tuple<std::string, uint8_t, size_t>{"p2c-ewma", SHUNT_LB_P2C_EWMA, 0},
+        std::tuple<std::string, uint8_t, size_t>{"fastest", SHUNT_LB_P2C_EWMA, 1}}) {
+    SCOPED_TRACE(value);
+    source::Objects o;
+    o.services = {svc};
+    o.services[0].annotations[kBalancerAnnotation] = value;
+    o.endpoint_slices = {slice};
+    Plan p = MakePlan(o);
+    ASSERT_EQ(p.entries.size(), 3u);  // sorted by port: 53, 80, 9090
+    EXPECT_EQ(p.entries[0].port, 53);
+    EXPECT_EQ(p.entries[0].proto, 17);
+    EXPECT_EQ(p.entries[1].port, 80);
+    EXPECT_EQ(p.entries[2].port, 9090);
+    for (const ServiceEntry& e : p.entries) {
+      EXPECT_EQ(e.lb, lb) << e.port_name;
+      ASSERT_EQ(e.backends.size(), 2u) << e.port_name;
+      EXPECT_THAT(e.slots, ElementsAre(0, 1)) << e.port_name;
+    }
+    EXPECT_EQ(p.entries[0].backends[0].port, 5353);
+    EXPECT_EQ(p.entries[2].backends[0].port, 9091);
+    EXPECT_EQ(p.problems.size(), problems);
+  }
 }
 
 }  // namespace
