@@ -21,6 +21,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/lib/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "test/e2e/harness/sim.h"
@@ -37,7 +38,8 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   int services = 1000;
   int connections = 10000;
-  int rounds = 3;
+  int rounds = 5;
+  int backends = 1;  // pods behind every service (P2C needs at least 2)
   std::string json_path = "service-bench-results.json";
   std::vector<std::string> agent_flags;  // --agent-flag, e.g. --telemetry=false
   std::string only;                      // --only shunt|iptables|direct: one case, for profiling
@@ -45,40 +47,40 @@ struct Options {
 
 std::string Vip(int i) { return absl::StrCat("10.96.", 1 + i / 250, ".", 1 + i % 250); }
 
-std::string ServicesYaml(int n, const std::string& pod_ip) {
+std::string ServicesYaml(int n, const std::vector<std::string>& pod_ips) {
   std::string y;
   for (int i = 0; i < n; ++i) {
-    absl::StrAppend(
-        &y, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-", i,
-        ", namespace: bench}\nspec:\n  clusterIP: ", Vip(i),
-        "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: "
-        "discovery.k8s.io/v1\n"
-        "kind: EndpointSlice\nmetadata:\n  name: svc-",
-        i,
-        "-1\n  namespace: bench\n  labels: "
-        "{kubernetes.io/service-name: svc-",
-        i,
-        "}\naddressType: IPv4\n"
-        "ports: [{name: http, port: 8080, protocol: TCP}]\nendpoints:\n- addresses: [\"",
-        pod_ip, "\"]\n");
+    absl::StrAppend(&y, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-", i,
+                    ", namespace: bench}\nspec:\n  clusterIP: ", Vip(i),
+                    "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: "
+                    "discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: svc-",
+                    i, "-1\n  namespace: bench\n  labels: {kubernetes.io/service-name: svc-", i,
+                    "}\naddressType: IPv4\nports: [{name: http, port: 8080, protocol: TCP}]\n"
+                    "endpoints:\n");
+    for (const std::string& ip : pod_ips) absl::StrAppend(&y, "- addresses: [\"", ip, "\"]\n");
   }
   return y;
 }
 
 // What kube-proxy (iptables mode, v1.29) installs for `n` ClusterIP
-// services with one endpoint each, as iptables-save prints it on a node:
-// nat KUBE-SERVICES walked per new connection (one rule per service port,
-// then the NodePort rule), KUBE-SVC-* (masquerade mark for clients outside
-// the cluster CIDR, jump to the endpoint), KUBE-SEP-* (hairpin mark, DNAT),
+// services with the same endpoints each, as iptables-save prints it on a
+// node: nat KUBE-SERVICES walked per new connection (one rule per service
+// port, then the NodePort rule), KUBE-SVC-* (masquerade mark for clients
+// outside the cluster CIDR, then one endpoint chosen by `statistic` rules
+// with probabilities 1/k, 1/(k-1), ...), KUBE-SEP-* (hairpin mark, DNAT),
 // KUBE-POSTROUTING; filter FORWARD/INPUT/OUTPUT chains with conntrack
-// matches. Chain names use the service index where kube-proxy uses a hash.
-std::string KubeProxyRules(int n, const std::string& pod_ip, const std::string& cluster_cidr) {
+// matches. Chain names use indices where kube-proxy uses hashes.
+std::string KubeProxyRules(int n, const std::vector<std::string>& pod_ips,
+                           const std::string& cluster_cidr) {
+  const size_t k = pod_ips.size();
   std::string r =
       "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
       ":POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n"
       ":KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n";
-  for (int i = 0; i < n; ++i)
-    absl::StrAppend(&r, ":KUBE-SVC-", i, " - [0:0]\n:KUBE-SEP-", i, " - [0:0]\n");
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppend(&r, ":KUBE-SVC-", i, " - [0:0]\n");
+    for (size_t e = 0; e < k; ++e) absl::StrAppend(&r, ":KUBE-SEP-", i, "-", e, " - [0:0]\n");
+  }
   r += "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
        "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
        "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n"
@@ -86,26 +88,31 @@ std::string KubeProxyRules(int n, const std::string& pod_ip, const std::string& 
        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n"
        "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0\n"
        "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j "
-       "MASQUERADE "
-       "--random-fully\n";
+       "MASQUERADE --random-fully\n";
   for (int i = 0; i < n; ++i)
     absl::StrAppend(&r, "-A KUBE-SERVICES -d ", Vip(i),
                     "/32 -p tcp -m comment --comment \"bench/svc-", i,
                     ":http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-", i, "\n");
   r += "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be "
-       "the last rule in "
-       "this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
+       "the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
   for (int i = 0; i < n; ++i) {
     const std::string svc = absl::StrCat("bench/svc-", i, ":http");
     absl::StrAppend(&r, "-A KUBE-SVC-", i, " ! -s ", cluster_cidr, " -d ", Vip(i),
                     "/32 -p tcp -m comment --comment \"", svc,
                     " cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ\n");
-    absl::StrAppend(&r, "-A KUBE-SVC-", i, " -m comment --comment \"", svc, " -> ", pod_ip,
-                    ":8080\" -j KUBE-SEP-", i, "\n");
-    absl::StrAppend(&r, "-A KUBE-SEP-", i, " -s ", pod_ip, "/32 -m comment --comment \"", svc,
-                    "\" -j KUBE-MARK-MASQ\n");
-    absl::StrAppend(&r, "-A KUBE-SEP-", i, " -p tcp -m comment --comment \"", svc,
-                    "\" -m tcp -j DNAT --to-destination ", pod_ip, ":8080\n");
+    for (size_t e = 0; e < k; ++e) {
+      const std::string& ip = pod_ips[e];
+      absl::StrAppend(&r, "-A KUBE-SVC-", i, " -m comment --comment \"", svc, " -> ", ip,
+                      ":8080\"");
+      if (e + 1 < k)
+        absl::StrAppend(&r, " -m statistic --mode random --probability ",
+                        absl::StrFormat("%0.11f", 1.0 / static_cast<double>(k - e)));
+      absl::StrAppend(&r, " -j KUBE-SEP-", i, "-", e, "\n");
+      absl::StrAppend(&r, "-A KUBE-SEP-", i, "-", e, " -s ", ip, "/32 -m comment --comment \"", svc,
+                      "\" -j KUBE-MARK-MASQ\n");
+      absl::StrAppend(&r, "-A KUBE-SEP-", i, "-", e, " -p tcp -m comment --comment \"", svc,
+                      "\" -m tcp -j DNAT --to-destination ", ip, ":8080\n");
+    }
   }
   r += "COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
        ":KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n"
@@ -202,10 +209,16 @@ absl::StatusOr<Result> Run(const Options& o) {
   SHUNT_ASSIGN_OR_RETURN(auto node, e2e::TestNode::Create("v1"));
   SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * client,
                          node->AddPod({.name = "client", .namespace_ = "bench"}));
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * server,
-                         node->AddPod({.name = "server", .namespace_ = "bench"}));
+  std::vector<e2e::TestPod*> servers;
+  std::vector<std::string> server_ips;
+  for (int b = 0; b < o.backends; ++b) {
+    SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * p, node->AddPod({.name = absl::StrCat("server-", b),
+                                                           .namespace_ = "bench"}));
+    servers.push_back(p);
+    server_ips.push_back(p->ip);
+  }
   SHUNT_RETURN_IF_ERROR(
-      node->WriteConfigFile("services.yaml", ServicesYaml(o.services, server->ip)));
+      node->WriteConfigFile("services.yaml", ServicesYaml(o.services, server_ips)));
   // As on a kube-proxy node, the service range routes somewhere, so the
   // pods' proxy-ARP gateway answers for it and DNAT gets the packets (a
   // veth pair in the node's own namespace: nothing leaves the machine).
@@ -224,22 +237,29 @@ absl::StatusOr<Result> Run(const Options& o) {
       e2e::Sh(absl::StrCat("ip netns exec ", client->netns.substr(client->netns.rfind('/') + 1),
                            " ip route add 10.96.0.0/16 via 169.254.1.1 dev eth0 onlink"))
           .status());
-  SHUNT_ASSIGN_OR_RETURN(auto listener, node->PodSocket(*server, SOCK_STREAM));
-  SHUNT_RETURN_IF_ERROR(e2e::ListenOn(listener.get(), 8080));
-  // A deep accept queue: a full one drops SYNs, and a 1 s SYN retransmission
-  // would swamp what is measured.
-  if (listen(listener.get(), 65535) != 0) return absl::InternalError("listen backlog");
+  std::vector<lib::UniqueFd> listeners;
+  for (e2e::TestPod* p : servers) {
+    SHUNT_ASSIGN_OR_RETURN(auto l, node->PodSocket(*p, SOCK_STREAM));
+    SHUNT_RETURN_IF_ERROR(e2e::ListenOn(l.get(), 8080));
+    // A deep accept queue: a full one drops SYNs, and a 1 s SYN
+    // retransmission would swamp what is measured.
+    if (listen(l.get(), 65535) != 0) return absl::InternalError("listen backlog");
+    listeners.push_back(std::move(l));
+  }
   std::atomic<bool> stop{false};
   std::thread acceptor([&] {
+    std::vector<pollfd> fds;
+    for (const auto& l : listeners) fds.push_back({l.get(), POLLIN, 0});
     while (!stop) {
-      pollfd p{listener.get(), POLLIN, 0};
-      if (poll(&p, 1, 20) == 1) close(accept(listener.get(), nullptr, nullptr));
+      if (poll(fds.data(), fds.size(), 20) <= 0) continue;
+      for (auto& p : fds)
+        if (p.revents & POLLIN) close(accept(p.fd, nullptr, nullptr));
     }
   });
   const std::string rules_file = node->work_dir() + "/kube-proxy.rules";
-  const std::string cidr =
-      server->ip.substr(0, server->ip.find('.', server->ip.find('.') + 1)) + ".0.0/16";
-  std::ofstream(rules_file) << KubeProxyRules(o.services, server->ip, cidr);
+  const std::string& ip0 = server_ips[0];
+  const std::string cidr = ip0.substr(0, ip0.find('.', ip0.find('.') + 1)) + ".0.0/16";
+  std::ofstream(rules_file) << KubeProxyRules(o.services, server_ips, cidr);
   Result r;
   absl::Status err;
   for (int i = 0; i < o.rounds && err.ok(); ++i) {
@@ -280,7 +300,7 @@ absl::StatusOr<Result> Run(const Options& o) {
     }
     if (!all && o.only != "direct") continue;
     // Reference: straight to the pod, no service, no agent, no rules.
-    auto direct = ConnectionsPerSecond(*node, *client, o, server->ip);
+    auto direct = ConnectionsPerSecond(*node, *client, o, ip0);
     if (!direct.ok()) {
       err = direct.status();
       break;
@@ -306,6 +326,7 @@ int Main(int argc, char** argv) {
     if (a == "--services" && next(o.services, 1, 60000)) continue;
     if (a == "--connections" && next(o.connections, 1000, 10000000)) continue;
     if (a == "--rounds" && next(o.rounds, 1, 99)) continue;
+    if (a == "--backends" && next(o.backends, 1, 64)) continue;
     if (a == "--agent-flag" && i + 1 < argc) {
       o.agent_flags.push_back(argv[++i]);
       continue;
@@ -355,12 +376,12 @@ int Main(int argc, char** argv) {
   std::printf("shunt-service-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n",
               u.release, sysconf(_SC_NPROCESSORS_ONLN));
   std::printf(
-      "new connections per second to a random one of %d service addresses (medians of %d "
-      "interleaved "
-      "rounds, %d connections each; connect + abortive close timed)\n",
-      o.services, o.rounds, o.connections);
+      "new connections per second to a random one of %d service addresses with %d backend%s each "
+      "(medians of %d interleaved rounds, %d connections each; connect + abortive close timed)\n",
+      o.services, o.backends, o.backends == 1 ? "" : "s", o.rounds, o.connections);
   std::printf("  iptables DNAT, kube-proxy layout   %9.0f conn/s\n", ipt);
-  std::printf("  shunt, balanced at connect()       %9.0f conn/s\n", shunt);
+  std::printf("  shunt, balanced at connect()       %9.0f conn/s%s\n", shunt,
+              o.backends > 1 ? "  (p2c-ewma: two candidates and their scores per connect)" : "");
   std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n",
               Median(r->direct));
   std::printf("  shunt / iptables: %.2fx   target >= 1.5x: %s\n", ratio,
@@ -372,6 +393,7 @@ int Main(int argc, char** argv) {
   std::printf("\n");
   nlohmann::json j = {{"kernel", u.release},
                       {"services", o.services},
+                      {"backends", o.backends},
                       {"connections", o.connections},
                       {"rounds", o.rounds},
                       {"shunt_per_s", r->shunt},
