@@ -199,6 +199,19 @@ TEST_F(LatencyLbTest, ASlowBackendLosesItsShareWithinFiveSecondsAndGetsItBack) {
                                        " lb explain demo/web")));
   EXPECT_NE(table.find("lower score"), std::string::npos) << table;
   std::fprintf(stderr, "shuntctl lb explain demo/web:\n%s\n", table.c_str());
+  // The kernel's side, read from the pins: the service's inline table and
+  // the scores the agent wrote, the slow backend's the highest.
+  ASSERT_OK_AND_ASSIGN(auto dump, CtlJson("--bpffs " + node_->bpffs() + " maps dump services"));
+  ASSERT_EQ(dump.size(), 1u) << dump.dump();
+  EXPECT_EQ(dump[0]["address"], absl::StrCat(kVip, ":80"));
+  EXPECT_EQ(dump[0]["balancer"], "p2c-ewma");
+  EXPECT_EQ(dump[0]["table"], "inline");
+  EXPECT_EQ(dump[0]["backends"].size(), 3u) << dump.dump();
+  ASSERT_OK_AND_ASSIGN(auto scores, CtlJson("--bpffs " + node_->bpffs() + " maps dump lb_scores"));
+  ASSERT_EQ(scores.size(), 3u) << scores.dump();
+  std::map<std::string, uint32_t> score;
+  for (const auto& x : scores) score[x["backend"].get<std::string>()] = x["score"].get<uint32_t>();
+  EXPECT_GT(score[servers_[2]->ip + ":8080"], score[servers_[0]->ip + ":8080"]) << scores.dump();
 
   // Fast again: its share comes back.
   delay_us_[2] = 1000;

@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 
 #include <algorithm>
+#include <map>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -32,9 +33,9 @@ absl::StatusOr<Json> DumpEndpoints(const lib::PinnedMaps& m) {
   SHUNT_ASSIGN_OR_RETURN(auto eps, m.endpoints().Entries());
   for (const auto& [cookie, ep] : eps) {
     Json row = {{"netns_cookie", cookie},
-                          {"ip", Ipv4(ep.ip4)},
-                          {"identity", ep.identity},
-                          {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
+                {"ip", Ipv4(ep.ip4)},
+                {"identity", ep.identity},
+                {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
     if (auto meta = m.endpoint_meta().Lookup(cookie); meta.ok()) {
       row["namespace"] = CString(meta->namespace_, sizeof(meta->namespace_));
       row["name"] = CString(meta->name, sizeof(meta->name));
@@ -50,11 +51,12 @@ absl::StatusOr<Json> DumpEndpointMeta(const lib::PinnedMaps& m) {
   Json rows = Json::array();
   SHUNT_ASSIGN_OR_RETURN(auto metas, m.endpoint_meta().Entries());
   for (const auto& [cookie, meta] : metas)
-    rows.push_back({{"netns_cookie", cookie},
-                    {"namespace", CString(meta.namespace_, sizeof(meta.namespace_))},
-                    {"name", CString(meta.name, sizeof(meta.name))},
-                    {"service_account", CString(meta.service_account, sizeof(meta.service_account))},
-                    {"netns_inode", meta.netns_inode}});
+    rows.push_back(
+        {{"netns_cookie", cookie},
+         {"namespace", CString(meta.namespace_, sizeof(meta.namespace_))},
+         {"name", CString(meta.name, sizeof(meta.name))},
+         {"service_account", CString(meta.service_account, sizeof(meta.service_account))},
+         {"netns_inode", meta.netns_inode}});
   return rows;
 }
 
@@ -74,7 +76,7 @@ absl::StatusOr<Json> DumpSockhash(const lib::PinnedMaps& m) {
   SHUNT_ASSIGN_OR_RETURN(auto keys, sh.Keys());
   for (const auto& k : keys) {
     Json row = {{"local", absl::StrCat(Ipv4(k.local_ip4), ":", ntohs(k.local_port))},
-                          {"remote", absl::StrCat(Ipv4(k.remote_ip4), ":", ntohs(k.remote_port))}};
+                {"remote", absl::StrCat(Ipv4(k.remote_ip4), ":", ntohs(k.remote_port))}};
     // Reading a sockhash value from userspace yields the socket cookie.
     if (auto cookie = sh.Lookup(k); cookie.ok()) row["socket_cookie"] = *cookie;
     rows.push_back(row);
@@ -85,7 +87,8 @@ absl::StatusOr<Json> DumpSockhash(const lib::PinnedMaps& m) {
 absl::StatusOr<Json> DumpCounters(const lib::PinnedMaps& m) {
   Json rows = Json::array();
   SHUNT_ASSIGN_OR_RETURN(lib::Counters c, lib::ReadCounters(m.counters_fd()));
-  for (int i = 0; i < SHUNT_CTR_MAX; ++i) rows.push_back({{"counter", lib::CounterName(i)}, {"value", c[i]}});
+  for (int i = 0; i < SHUNT_CTR_MAX; ++i)
+    rows.push_back({{"counter", lib::CounterName(i)}, {"value", c[i]}});
   return rows;
 }
 
@@ -106,7 +109,8 @@ absl::StatusOr<Json> DumpPolicy(const lib::PinnedMaps& m) {
   for (const auto& [k, v] : entries) {
     std::string rule = absl::StrCat("#", v.rule_id);
     if (auto r = m.rule_meta().Lookup(v.rule_id); r.ok())
-      rule = absl::StrCat(CString(r->namespace_, sizeof(r->namespace_)), "/", CString(r->name, sizeof(r->name)));
+      rule = absl::StrCat(CString(r->namespace_, sizeof(r->namespace_)), "/",
+                          CString(r->name, sizeof(r->name)));
     rows.push_back({{"source", IdentityName(m, k.src_identity)},
                     {"destination", IdentityName(m, k.dst_identity)},
                     {"port", k.dport == 0 ? Json("any") : Json(ntohs(k.dport))},
@@ -133,11 +137,12 @@ absl::StatusOr<Json> DumpIdentities(const lib::PinnedMaps& m) {
       ++pods;
       local += (e.flags & SHUNT_IPC_F_LOCAL) != 0;
     }
-    rows.push_back({{"identity", id},
-                    {"namespace", CString(meta.namespace_, sizeof(meta.namespace_))},
-                    {"service_account", CString(meta.service_account, sizeof(meta.service_account))},
-                    {"pods", pods},
-                    {"local_pods", local}});
+    rows.push_back(
+        {{"identity", id},
+         {"namespace", CString(meta.namespace_, sizeof(meta.namespace_))},
+         {"service_account", CString(meta.service_account, sizeof(meta.service_account))},
+         {"pods", pods},
+         {"local_pods", local}});
   }
   return rows;
 }
@@ -179,6 +184,48 @@ absl::StatusOr<Json> DumpFlows(const lib::PinnedMaps& m) {
   return rows;
 }
 
+std::string BackendString(const shunt_backend& b) {
+  return absl::StrCat(Ipv4(b.ip), ":", ntohs(b.port));
+}
+
+// Service addresses with their balancer and slot tables as the kernel has
+// them (the agent's view, with pods and live shares: `shuntctl services`).
+absl::StatusOr<Json> DumpServices(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto svcs, m.services().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto slots, m.slots().Entries());
+  std::map<uint32_t, std::map<uint32_t, shunt_backend>> tables;
+  for (const auto& [k, b] : slots) tables[k.table][k.index] = b;
+  for (const auto& [k, v] : svcs) {
+    // Backends by number of slots: the weights of a TrafficSplit table.
+    std::map<std::string, uint32_t> share;
+    if (v.table == 0) {
+      for (uint32_t i = 0; i < v.slots && i < SHUNT_SVC_INLINE; ++i)
+        ++share[BackendString(v.inline_slots[i])];
+    } else {
+      for (const auto& [i, b] : tables[v.table]) ++share[BackendString(b)];
+    }
+    Json backends = Json::array();
+    for (const auto& [addr, n] : share) backends.push_back({{"backend", addr}, {"slots", n}});
+    rows.push_back({{"address", absl::StrCat(Ipv4(k.vip), ":", ntohs(k.port))},
+                    {"proto", k.proto == 17 ? "udp" : "tcp"},
+                    {"svc_id", v.svc_id},
+                    {"balancer", v.lb == SHUNT_LB_P2C_EWMA ? "p2c-ewma" : "random"},
+                    {"table", v.table == 0 ? std::string("inline") : absl::StrCat(v.table)},
+                    {"slots", v.slots},
+                    {"backends", std::move(backends)}});
+  }
+  return rows;
+}
+
+absl::StatusOr<Json> DumpLbScores(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto scores, m.lb_scores().Entries());
+  for (const auto& [k, v] : scores)
+    rows.push_back({{"backend", BackendString(k)}, {"score", v.score}});
+  return rows;
+}
+
 absl::StatusOr<Json> DumpMeta(const lib::PinnedMaps& m) {
   SHUNT_ASSIGN_OR_RETURN(shunt_meta meta, m.meta().Lookup(0));
   return Json::array(
@@ -195,12 +242,19 @@ std::string Ipv4(uint32_t be) {
 
 std::string ResolveMapName(const std::string& name) {
   static const std::pair<const char*, const char*> kShort[] = {
-      {"meta", SHUNT_MAP_META},         {"endpoints", SHUNT_MAP_ENDPOINTS},
-      {"ep_meta", SHUNT_MAP_ENDPOINT_META}, {"ipcache", SHUNT_MAP_IPCACHE},
-      {"sockhash", SHUNT_MAP_SOCKHASH}, {"counters", SHUNT_MAP_COUNTERS},
-      {"policy", SHUNT_MAP_POLICY},     {"identities", SHUNT_MAP_IDENTITY_META},
-      {"rules", SHUNT_MAP_RULE_META},   {"config", SHUNT_MAP_CONFIG},
-      {"flows", SHUNT_MAP_FLOWS}};
+      {"meta", SHUNT_MAP_META},
+      {"endpoints", SHUNT_MAP_ENDPOINTS},
+      {"ep_meta", SHUNT_MAP_ENDPOINT_META},
+      {"ipcache", SHUNT_MAP_IPCACHE},
+      {"sockhash", SHUNT_MAP_SOCKHASH},
+      {"counters", SHUNT_MAP_COUNTERS},
+      {"policy", SHUNT_MAP_POLICY},
+      {"identities", SHUNT_MAP_IDENTITY_META},
+      {"rules", SHUNT_MAP_RULE_META},
+      {"config", SHUNT_MAP_CONFIG},
+      {"flows", SHUNT_MAP_FLOWS},
+      {"services", SHUNT_MAP_SERVICES},
+      {"lb_scores", SHUNT_MAP_LB_SCORES}};
   for (const auto& [s, pin] : kShort)
     if (name == s || name == pin) return pin;
   return "";
@@ -219,9 +273,12 @@ absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& nam
   if (pin == SHUNT_MAP_RULE_META) return DumpRules(maps);
   if (pin == SHUNT_MAP_CONFIG) return DumpConfig(maps);
   if (pin == SHUNT_MAP_FLOWS) return DumpFlows(maps);
-  return absl::NotFoundError(absl::StrCat(
-      "no map named '", name, "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters, "
-      "policy, identities, rules, config, flows"));
+  if (pin == SHUNT_MAP_SERVICES) return DumpServices(maps);
+  if (pin == SHUNT_MAP_LB_SCORES) return DumpLbScores(maps);
+  return absl::NotFoundError(
+      absl::StrCat("no map named '", name,
+                   "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters, "
+                   "policy, identities, rules, config, flows, services, lb_scores"));
 }
 
 }  // namespace shunt::ctl
