@@ -89,8 +89,8 @@ for pod in client server; do
   ip -n shunt-demo-node route add "$ip/32" dev "shdemo$i"
   i=$((i + 1))
 done
-cp deploy/examples/demo/pods.yaml deploy/examples/demo/policy.yaml "$STATE/config/"
-echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml)"
+cp deploy/examples/demo/pods.yaml deploy/examples/demo/policy.yaml deploy/examples/demo/service.yaml "$STATE/config/"
+echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml, service.yaml)"
 
 # Runs a command inside a pod: its cgroup first, then its network namespace.
 in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/$pod/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
@@ -110,13 +110,15 @@ for _ in $(seq 100); do
 done
 "${CTL[@]}" endpoints
 
-say "5/5 traffic: redis-server in demo/server, redis-benchmark in demo/client"
+say "5/5 traffic: redis-server in demo/server, redis-benchmark in demo/client to the Service demo/redis (10.96.0.10)"
 in_pod server redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save "" \
   --appendonly no >"$STATE/redis.log" 2>&1 &
 echo $! >>"$STATE/pids"
-for _ in $(seq 100); do in_pod client redis-cli -h 10.244.1.3 ping >/dev/null 2>&1 && break; sleep 0.1; done
+# Wait for the listener itself: a connection refused while redis starts
+# would count as a failure against the backend's latency score.
+for _ in $(seq 100); do ip netns exec shunt-demo-server ss -Hltn 'sport = :6379' | grep -q . && break; sleep 0.1; done
 veth_before=$(ip -n shunt-demo-node -s -j link show dev shdemo0 | grep -o '"bytes":[0-9]*' | head -1 | cut -d: -f2)
-in_pod client redis-benchmark -h 10.244.1.3 -p 6379 -n 50000 -c 10 -d 128 -q -t set,get
+in_pod client redis-benchmark -h 10.96.0.10 -p 6379 -n 50000 -c 10 -d 128 -q -t set,get
 veth_after=$(ip -n shunt-demo-node -s -j link show dev shdemo0 | grep -o '"bytes":[0-9]*' | head -1 | cut -d: -f2)
 
 say "SMI policy (enforce mode): demo/client may reach demo/server on 6379, nothing else"
@@ -130,6 +132,11 @@ echo "   the server pod tries to open a connection to the client pod:"
 if in_pod server redis-cli -h 10.244.1.2 -p 6379 ping 2>&1 | sed 's/^/   /'; then :; fi
 echo
 "${CTL[@]}" drops
+
+say "services: 10.96.0.10:6379 resolved to the pod at connect() (docs/services.md)"
+"${CTL[@]}" services
+echo
+"${CTL[@]}" lb explain demo/redis
 
 say "telemetry: every flow, measured in the kernel (docs/telemetry.md)"
 "${CTL[@]}" flows --to demo/server --state closed | head -8

@@ -70,9 +70,9 @@ absl::Status CmdLbExplain(const Options& o) {
               << s["proto"].get<std::string>() << ": balancer " << s["balancer"].get<std::string>()
               << (split.empty() ? "" : " (TrafficSplit " + split + ")") << "\n";
     if (s["balancer"] == "p2c-ewma")
-      std::cout << "  two distinct random backends per connection; the lower score wins\n"
-                   "  score = peak-EWMA latency in us x (open connections + 1); a failure counts "
-                   "as a 1 s sample\n";
+      std::cout << "  two distinct random backends per connection; the second wins only if over 20% lower\n"
+                   "  score = max(peak-EWMA latency, 100 us) in us x (open connections + 1); a failure "
+                   "counts as a 1 s sample\n";
     Table b({"BACKEND", "EWMA", "OPEN", "SCORE"});
     for (const auto& x : s["backends"])
       b.Add({Backend(x),
@@ -81,7 +81,10 @@ absl::Status CmdLbExplain(const Options& o) {
              absl::StrCat(x["open"].get<uint32_t>()), absl::StrCat(x["score"].get<uint32_t>())});
     std::cout << b.Render();
     if (s["choices"].empty()) {
-      std::cout << "  no recent choices (the kernel keeps the last 64 per CPU, all services)\n\n";
+      const size_t n = s["backends"].size();
+      std::cout << (n == 0   ? "  no ready backend: connect() is refused (ECONNREFUSED)\n\n"
+                    : n == 1 ? "  one ready backend: every connection goes to it, nothing to choose\n\n"
+                             : "  no recent choices (the kernel keeps the last 64 per CPU, all services)\n\n");
       continue;
     }
     Table c({"AGO", "CANDIDATE A", "SCORE A", "CANDIDATE B", "SCORE B", "PICKED", "WHY"});
