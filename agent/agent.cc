@@ -456,17 +456,20 @@ void Agent::UpdateBalancer() {
   for (const auto& [server, s] : flows_.TakeServerSamples()) {
     const services::BackendAddr a{static_cast<uint32_t>(server >> 16),
                                   static_cast<uint16_t>(server & 0xffff)};
-    // Response latency is what a client waits for; a connection that timed
-    // no response (the server speaks first, or nothing was sent) still says
-    // how long the handshake took.
+    // Response latency is what a client waits for. A handshake's time is
+    // the kernel's, not the application's: below 10 ms it is noise (and
+    // made connect-only clients herd onto whichever backend was a hair
+    // ahead), above it something is wrong (dropped SYNs, a full accept
+    // queue), so only then does it count, as a slow sample.
+    constexpr uint64_t kSlowHandshakeNs = 10'000'000;
+    const uint64_t connect_mean = s.connect_count ? s.connect_sum_ns / s.connect_count : 0;
     if (s.rr_count)
       lb_scorer_.Observe(a, now, static_cast<int64_t>(s.rr_sum_ns / s.rr_count),
-                         static_cast<uint32_t>(s.rr_count), s.failures);
-    else if (s.connect_count)
-      lb_scorer_.Observe(a, now, static_cast<int64_t>(s.connect_sum_ns / s.connect_count),
-                         static_cast<uint32_t>(s.connect_count), s.failures);
-    else if (s.failures)
-      lb_scorer_.Observe(a, now, 0, 0, s.failures);
+                         static_cast<uint32_t>(s.rr_count), 0);
+    if (connect_mean >= kSlowHandshakeNs)
+      lb_scorer_.Observe(a, now, static_cast<int64_t>(connect_mean),
+                         static_cast<uint32_t>(s.connect_count), 0);
+    if (s.failures) lb_scorer_.Observe(a, now, 0, 0, s.failures);
   }
   absl::flat_hash_set<services::BackendAddr> keep;
   for (const auto& e : service_plan_.entries)

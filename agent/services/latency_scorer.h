@@ -71,8 +71,8 @@ class LatencyScorer {
   explicit LatencyScorer(Options o);
 
   // What was seen of backend `b` since the last call, at `now_ns`
-  // (monotonic): `samples` latency samples with mean `mean_ns` (request ->
-  // response, or connect latency when no response was timed) and
+  // (monotonic): `samples` latency samples with mean `mean_ns` (the agent
+  // feeds request -> response latency, and handshakes slower than 10 ms) and
   // `failures` failed connections. The samples count as one observation of
   // their mean: the batch is one moment of the backend's life, and the
   // time-based weight already says how much it should move the estimate.
