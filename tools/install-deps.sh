@@ -18,8 +18,11 @@ case "$profile" in
   run) ;;
   # prometheus: its promtool checks /metrics; python3-jsonschema checks TrafficMetrics (e2e)
   # dnsmasq-base, bind9-dnsutils: a real DNS server and dig through a UDP service (e2e)
-  # iptables: the kube-proxy-style baseline of shunt-service-bench
-  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables) ;;
+  # iptables: the kube-proxy-style baseline of shunt-service-bench; nftables:
+  # its nft removes the tables afterwards (a flushed iptables-nft table keeps
+  # its hooks, and conntrack, in place for the other arms); conntrack: empties
+  # the table between rounds
+  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()

@@ -39,7 +39,8 @@ struct Options {
   int services = 1000;
   int connections = 10000;
   int rounds = 5;
-  int backends = 1;  // pods behind every service (P2C needs at least 2)
+  int backends = 1;             // pods behind every service (P2C needs at least 2)
+  bool fresh_conntrack = true;  // --conntrack fresh|kept: iptables' table emptied before each round
   std::string json_path = "service-bench-results.json";
   std::vector<std::string> agent_flags;  // --agent-flag, e.g. --telemetry=false
   std::string only;                      // --only shunt|iptables|direct: one case, for profiling
@@ -283,15 +284,31 @@ absl::StatusOr<Result> Run(const Options& o) {
     if (all || o.only == "iptables") {
       std::fprintf(stderr, "round %d/%d: iptables DNAT (%d services)\n", i + 1, o.rounds,
                    o.services);
+      // By default each round's iptables arm starts from an empty conntrack
+      // table, its best case; with --conntrack kept, entries of earlier
+      // rounds (10 s in CLOSE after an RST) stay, as on a busy node.
+      if (o.fresh_conntrack) {
+        if (err = e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(), " conntrack -F"))
+                      .status();
+            !err.ok())
+          break;
+      }
       if (err = e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(), " iptables-restore < ",
                                      rules_file))
                     .status();
           !err.ok())
         break;
       auto ipt = ConnectionsPerSecond(*node, *client, o);
-      (void)e2e::Sh(absl::StrCat(
-          "ip netns exec ", node->node_netns(),
-          " sh -c 'iptables -t nat -F && iptables -t nat -X && iptables -F && iptables -X'"));
+      // Remove the tables, not just their rules: a flushed iptables-nft
+      // table keeps its hooks, and with nat's, conntrack tracks every
+      // connection of the arms that follow.
+      if (auto s = e2e::Sh(absl::StrCat("ip netns exec ", node->node_netns(),
+                                        " nft delete table ip nat && ip netns exec ",
+                                        node->node_netns(), " nft delete table ip filter"));
+          !s.ok() && ipt.ok()) {
+        err = s.status();
+        break;
+      }
       if (!ipt.ok()) {
         err = ipt.status();
         break;
@@ -331,6 +348,16 @@ int Main(int argc, char** argv) {
       o.agent_flags.push_back(argv[++i]);
       continue;
     }
+    if (a == "--conntrack" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      if (v == "fresh" || v == "kept") {
+        o.fresh_conntrack = v == "fresh";
+        continue;
+      }
+      std::fprintf(stderr, "shunt-service-bench: --conntrack: '%s' is not fresh or kept\n",
+                   v.c_str());
+      return 2;
+    }
     if (a == "--only" && i + 1 < argc) {
       o.only = argv[++i];
       if (o.only == "shunt" || o.only == "iptables" || o.only == "direct") continue;
@@ -344,14 +371,18 @@ int Main(int argc, char** argv) {
     }
     std::fprintf(stderr,
                  "usage: shunt-service-bench [--services N] [--connections N] [--rounds N] "
-                 "[--agent-flag F]... [--only shunt|iptables|direct] [--json PATH]\n");
+                 "[--backends N] [--conntrack fresh|kept] [--agent-flag F]... "
+                 "[--only shunt|iptables|direct] [--json PATH]\n");
     return a == "-h" || a == "--help" ? 0 : 2;
   }
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty())
     return std::fprintf(stderr, "shunt-service-bench: %s\n", why.c_str()), 1;
-  if (access("/usr/sbin/iptables-restore", X_OK) != 0)
+  if (access("/usr/sbin/iptables-restore", X_OK) != 0 || access("/usr/sbin/nft", X_OK) != 0 ||
+      access("/usr/sbin/conntrack", X_OK) != 0)
     return std::fprintf(stderr,
-                        "shunt-service-bench: iptables-restore missing (tools/install-deps.sh)\n"),
+                        "shunt-service-bench: iptables-restore, nft or conntrack missing "
+                        "(tools/install-deps.sh "
+                        "all)\n"),
            1;
   rlimit rl{65536, 65536};
   setrlimit(RLIMIT_NOFILE, &rl);
@@ -379,7 +410,8 @@ int Main(int argc, char** argv) {
       "new connections per second to a random one of %d service addresses with %d backend%s each "
       "(medians of %d interleaved rounds, %d connections each; connect + abortive close timed)\n",
       o.services, o.backends, o.backends == 1 ? "" : "s", o.rounds, o.connections);
-  std::printf("  iptables DNAT, kube-proxy layout   %9.0f conn/s\n", ipt);
+  std::printf("  iptables DNAT, kube-proxy layout   %9.0f conn/s  (conntrack %s)\n", ipt,
+              o.fresh_conntrack ? "emptied before each round" : "kept across rounds");
   std::printf("  shunt, balanced at connect()       %9.0f conn/s%s\n", shunt,
               o.backends > 1 ? "  (p2c-ewma: two candidates and their scores per connect)" : "");
   std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n",
@@ -394,6 +426,7 @@ int Main(int argc, char** argv) {
   nlohmann::json j = {{"kernel", u.release},
                       {"services", o.services},
                       {"backends", o.backends},
+                      {"conntrack", o.fresh_conntrack ? "fresh" : "kept"},
                       {"connections", o.connections},
                       {"rounds", o.rounds},
                       {"shunt_per_s", r->shunt},
