@@ -449,6 +449,13 @@ std::string Agent::StatJson(const std::string& arg) const {
 
 // Each service address with its backends: weight (share of the slot
 // table), and live share (of the flows that finished towards them).
+// A latency-aware backend's figures as the kernel's choices see them.
+void Agent::AddLbFigures(const services::BackendAddr& a, int64_t now, nlohmann::json& j) const {
+  if (auto ewma = lb_scorer_.EwmaNs(a, now)) j["ewma_ms"] = static_cast<double>(*ewma) / 1e6;
+  j["open"] = lb_scorer_.Outstanding(a);
+  j["score"] = lb_scorer_.Score(a, now);
+}
+
 // Feeds what telemetry measured of each backend since the last call into
 // the latency scorer, and writes the scores that changed.
 void Agent::UpdateBalancer() {
@@ -484,7 +491,7 @@ void Agent::UpdateBalancer() {
     lb_open_scans_ = scans;
     const auto open = flows_.OpenByServer();
     for (const auto& a : keep) {
-      auto it = open.find((static_cast<uint64_t>(a.ip_be) << 16) | a.port);
+      auto it = open.find(telemetry::FlowAggregator::ServerKey(a.ip_be, a.port));
       double& avg = lb_open_avg_[a];
       avg = 0.5 * avg + 0.5 * (it == open.end() ? 0 : it->second);
     }
@@ -555,11 +562,8 @@ std::string Agent::LbExplainJson(const std::string& arg) const {
     }
     nlohmann::json scores = nlohmann::json::array();
     for (const auto& b : e->backends) {
-      const services::BackendAddr a{b.ip_be, b.port};
       nlohmann::json j = name(shunt_backend{b.ip_be, htons(b.port), 0});
-      if (auto ewma = lb_scorer_.EwmaNs(a, now)) j["ewma_ms"] = static_cast<double>(*ewma) / 1e6;
-      j["open"] = lb_scorer_.Outstanding(a);
-      j["score"] = lb_scorer_.Score(a, now);
+      AddLbFigures({b.ip_be, b.port}, now, j);
       scores.push_back(std::move(j));
     }
     out.push_back({{"service", e->service},
@@ -575,6 +579,7 @@ std::string Agent::LbExplainJson(const std::string& arg) const {
 
 std::string Agent::ServicesJson() const {
   const auto directory = telemetry::PeerDirectory::Build(snapshot_.pods);
+  const int64_t now = MonotonicNs();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& e : service_plan_.entries) {
     std::vector<uint64_t> flows(e.backends.size(), 0);
@@ -596,13 +601,7 @@ std::string Agent::ServicesJson() const {
           {"flows", flows[i]},
           {"live_share_percent", total_flows ? 100.0 * flows[i] / total_flows : 0.0}};
       if (peer.known()) j["pod"] = absl::StrCat(peer.namespace_, "/", peer.pod);
-      if (e.lb == SHUNT_LB_P2C_EWMA) {
-        const services::BackendAddr a{b.ip_be, b.port};
-        const int64_t now = MonotonicNs();
-        if (auto ewma = lb_scorer_.EwmaNs(a, now)) j["ewma_ms"] = static_cast<double>(*ewma) / 1e6;
-        j["open"] = lb_scorer_.Outstanding(a);
-        j["score"] = lb_scorer_.Score(a, now);
-      }
+      if (e.lb == SHUNT_LB_P2C_EWMA) AddLbFigures({b.ip_be, b.port}, now, j);
       backends.push_back(std::move(j));
     }
     out.push_back({{"service", e.service},

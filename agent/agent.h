@@ -32,6 +32,7 @@
 #include "agent/telemetry/flow_aggregator.h"
 #include "agent/telemetry/flow_collector.h"
 #include "agent/telemetry/prometheus.h"
+#include "nlohmann/json.hpp"
 
 namespace shunt::agent {
 
@@ -56,6 +57,7 @@ class Agent {
   std::string StatJson(const std::string& arg) const;
   std::string ServicesJson() const;
   std::string LbExplainJson(const std::string& arg) const;
+  void AddLbFigures(const services::BackendAddr& a, int64_t now, nlohmann::json& j) const;
   void UpdateBalancer();
   api::HttpResponse ServeHttp(const std::string& path, const std::string& query) const;
   telemetry::AgentHealth Health() const;

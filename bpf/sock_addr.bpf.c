@@ -48,7 +48,7 @@ static __always_inline struct shunt_backend *choose(struct shunt_svc_value *svc)
 	__u32 zero = 0, n = svc->slots;
 	__u32 a = bpf_get_prandom_u32() % n, b;
 	struct shunt_backend *be_a = slot_of(svc, a), *be_b = NULL, *pick = be_a;
-	struct shunt_lb_trace *tr = bpf_map_lookup_elem(&shunt_lb_trace_v1, &zero);
+	struct shunt_lb_trace *tr;
 	struct shunt_lb_choice *c;
 	__u32 score_a = 0, score_b = 0;
 	__u8 picked = 0, ncand = 1;
@@ -73,6 +73,7 @@ static __always_inline struct shunt_backend *choose(struct shunt_svc_value *svc)
 			}
 		}
 	}
+	tr = bpf_map_lookup_elem(&shunt_lb_trace_v1, &zero);
 	if (tr) {
 		c = &tr->choices[tr->next & (SHUNT_LB_TRACE_LEN - 1)];
 		tr->next++;

@@ -145,8 +145,7 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   if (ShortCircuited(f)) ++s.short_circuited;
   if (f.connect_ns) s.connect.Add(f.connect_ns);
   {
-    const uint64_t server =
-        (static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port);
+    const uint64_t server = ServerKey(f.key.server_ip4, ntohs(f.key.server_port));
     auto it = flows_to_.find(server);
     if (it != flows_to_.end())
       ++it->second;
@@ -193,8 +192,7 @@ void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64
   std::lock_guard<std::mutex> l(mu_);
   if (f.open_ends) {
     // A server already counted keeps counting when the table is full.
-    const uint64_t server =
-        (static_cast<uint64_t>(f.key.server_ip4) << 16) | ntohs(f.key.server_port);
+    const uint64_t server = ServerKey(f.key.server_ip4, ntohs(f.key.server_port));
     if (auto it = open_scanning_.find(server); it != open_scanning_.end())
       ++it->second;
     else if (open_scanning_.size() < kMaxServers)
@@ -224,7 +222,7 @@ void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64
 }
 
 FlowAggregator::ServerSamples* FlowAggregator::SamplesFor(const shunt_flow_key& k) {
-  const uint64_t server = (static_cast<uint64_t>(k.server_ip4) << 16) | ntohs(k.server_port);
+  const uint64_t server = ServerKey(k.server_ip4, ntohs(k.server_port));
   auto it = server_samples_.find(server);
   if (it != server_samples_.end()) return &it->second;
   if (server_samples_.size() >= kMaxServers) return nullptr;
@@ -343,7 +341,7 @@ std::vector<std::pair<PodEdgeKey, WindowTotals>> FlowAggregator::Window(int64_t 
 
 uint64_t FlowAggregator::FlowsTo(uint32_t ip_be, uint16_t port) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = flows_to_.find((static_cast<uint64_t>(ip_be) << 16) | port);
+  auto it = flows_to_.find(ServerKey(ip_be, port));
   return it == flows_to_.end() ? 0 : it->second;
 }
 

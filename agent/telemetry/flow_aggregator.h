@@ -106,14 +106,20 @@ class FlowAggregator {
 
   std::vector<std::pair<EdgeKey, EdgeStats>> Edges() const;
 
+  // The key of a server address in the per-server maps below: ip_be << 16
+  // | port (host order).
+  static uint64_t ServerKey(uint32_t ip_be, uint16_t port) {
+    return (static_cast<uint64_t>(ip_be) << 16) | port;
+  }
+
   // Finished flows by server address (ip_be, port in host order), for the
   // live share of a service's backends. At most kMaxServers addresses are
   // tracked; later ones are not counted.
   static constexpr size_t kMaxServers = 16384;
   uint64_t FlowsTo(uint32_t ip_be, uint16_t port) const;
 
-  // What was measured of each server address (ip_be << 16 | port in host
-  // order) since the last TakeServerSamples: the latency-aware balancer's
+  // What was measured of each server address (by ServerKey) since the last
+  // TakeServerSamples: the latency-aware balancer's
   // input (services::LatencyScorer). Response samples count from live looks
   // too, so busy long-lived connections keep a backend's latency current.
   struct ServerSamples {
@@ -163,7 +169,7 @@ class FlowAggregator {
   std::list<EdgeKey> lru_;
   absl::flat_hash_map<EdgeKey, std::pair<EdgeStats, std::list<EdgeKey>::iterator>> edges_;
   absl::flat_hash_map<PodEdgeKey, PodEdge> pod_edges_;
-  absl::flat_hash_map<uint64_t, uint64_t> flows_to_;  // (ip_be << 16 | port) -> finished flows
+  absl::flat_hash_map<uint64_t, uint64_t> flows_to_;  // ServerKey -> finished flows
   absl::flat_hash_map<uint64_t, ServerSamples>
       server_samples_;  // since the last take (<= kMaxServers)
   absl::flat_hash_map<uint64_t, uint32_t> open_scanning_,
