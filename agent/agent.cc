@@ -93,6 +93,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                rep.max_queued_bytes / 1024,
                rep.links_updated ? ", programs replaced in existing links" : "",
                rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
+  if (!rep.retired_pins.empty())
+    spdlog::info("removed maps of an earlier layout: {}", absl::StrJoin(rep.retired_pins, ", "));
   a->maps_ = std::make_unique<endpoints::BpfEndpointMaps>(&a->datapath_->maps());
 
   // Keep identity and rule numbers stable across restarts: re-adopt the ones
@@ -122,7 +124,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   // with telemetry off the kernel keeps no records, so there is nothing to drain.
   if (config.telemetry) {
     SHUNT_ASSIGN_OR_RETURN(a->collector_, telemetry::FlowCollector::Start(
-                                              maps.flow_events_fd(), &a->flows_, maps.flows_fd()));
+                                              maps.flow_events_fd(), &a->flows_, maps.flows_fd(),
+                                              maps.flow_hists_fd()));
   }
 
   SHUNT_ASSIGN_OR_RETURN(
@@ -422,7 +425,11 @@ std::string Agent::FlowsJson(const std::string& arg) const {
     next = f.seq;
   }
   if (auto entries = datapath_->maps().flows().Entries(); entries.ok()) {
-    for (const auto& [k, f] : *entries) live.push_back(telemetry::FlowJson(flows_.Describe(f)));
+    telemetry::LiveHists hists;
+    if (auto h = datapath_->maps().flow_hists().Entries(); h.ok())
+      for (const auto& [k, v] : *h) hists[telemetry::FlowInstance{k, v.start_ns}] = v;
+    for (const auto& [k, f] : *entries)
+      live.push_back(telemetry::FlowJson(flows_.Describe(telemetry::WithHist(f, hists))));
   }
   return nlohmann::json{
       {"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}

@@ -89,12 +89,12 @@ static __always_inline struct shunt_flow *flow_open(struct bpf_sock_ops *skops,
 	flow_key_of(key, client, &fk);
 	/* A client end starts the record (nothing can be there before its
 	 * connect()); a server end usually joins its local client's. */
-	f = client ? NULL : bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+	f = client ? NULL : bpf_map_lookup_elem(&shunt_flows_v2, &fk);
 	if (!f) {
 		/* Fails only with EEXIST when the other end raced us here. */
-		bool created = !bpf_map_update_elem(&shunt_flows_v1, &fk, &shunt_zero_flow, BPF_NOEXIST);
+		bool created = !bpf_map_update_elem(&shunt_flows_v2, &fk, &shunt_zero_flow, BPF_NOEXIST);
 
-		f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+		f = bpf_map_lookup_elem(&shunt_flows_v2, &fk);
 		if (!f) {
 			counter_add(SHUNT_CTR_FLOW_UNTRACKED, 1);
 			return NULL;
@@ -141,7 +141,7 @@ static __always_inline struct shunt_flow *flow_established(const struct shunt_so
 	struct shunt_flow *f;
 
 	flow_key_of(key, true, &fk);
-	f = bpf_map_lookup_elem(&shunt_flows_v1, &fk);
+	f = bpf_map_lookup_elem(&shunt_flows_v2, &fk);
 	if (!f)
 		return NULL;
 	f->flags |= SHUNT_FLOW_F_ESTABLISHED;
@@ -325,7 +325,7 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 	}
 	*client_end = st->flags & SHUNT_SOCK_F_FLOW_CLIENT;
 	flow_key_of(self, *client_end, &k);
-	f = bpf_map_lookup_elem(&shunt_flows_v1, &k);
+	f = bpf_map_lookup_elem(&shunt_flows_v2, &k);
 	if (!f)
 		st->flags |= SHUNT_SOCK_F_NO_FLOW; /* evicted: nothing to count into */
 	return f;

@@ -203,6 +203,12 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
                                          bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
                                          BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
+  // Every link now runs this version's programs: maps only an earlier
+  // layout used are dead weight (a flows map of the old layout alone held
+  // 15 MiB).
+  for (const std::string& name : lib::RetiredMapList()) {
+    if (unlink(layout.Map(name).c_str()) == 0) dp->report_.retired_pins.push_back(name);
+  }
   return dp;
 }
 

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,7 +29,7 @@ struct DatapathOptions {
   // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
   uint32_t mode = 0;  // SHUNT_MODE_*
-  bool telemetry = true;  // keep flow records (shunt_flows_v1, shunt_flow_events_v1)
+  bool telemetry = true;  // keep flow records (shunt_flows_v2, shunt_flow_hists_v1, shunt_flow_events_v2)
 };
 
 struct InstallReport {
@@ -36,6 +37,7 @@ struct InstallReport {
   bool links_updated = false; // existing links got the new programs
   bool sk_msg_is_link = true; // false on kernels < 6.10: attached to the map instead
   uint32_t max_queued_bytes = 0;
+  std::vector<std::string> retired_pins;  // earlier layouts' maps removed (upgrade)
 };
 
 class Datapath {

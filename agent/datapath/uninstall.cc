@@ -42,6 +42,13 @@ absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
     else if (errno != ENOENT)
       errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
   }
+  for (const std::string& name : lib::RetiredMapList()) {
+    const std::string pin = layout.Map(name);
+    if (unlink(pin.c_str()) == 0)
+      done.push_back(absl::StrCat("map ", name, " (an earlier layout)"));
+    else if (errno != ENOENT)
+      errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
+  }
   // Per-interface TC links live one level down.
   const std::string tc_dir = absl::StrCat(layout.LinkDir(), "/", SHUNT_LINK_TC_DIR);
   std::error_code tc_ec;

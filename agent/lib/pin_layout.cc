@@ -21,6 +21,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_EVENTS, "ring buffer of denials, read by the agent"},
       {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
       {SHUNT_MAP_FLOWS, "live TCP flows of local pods (LRU): bytes, timing, verdict"},
+      {SHUNT_MAP_FLOW_HISTS, "response-latency histograms of live flows that answered a request (LRU)"},
       {SHUNT_MAP_FLOW_EVENTS, "ring buffer of finished flow records, read by the agent"},
       {SHUNT_MAP_SERVICES, "services: ClusterIP, port, proto -> slot table (or up to 4 slots inline), balancer"},
       {SHUNT_MAP_SLOTS, "slot tables: table, index -> backend pod address and port"},
@@ -30,6 +31,13 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_LB_TRACE, "the last balancing choices per CPU (shuntctl lb explain)"},
   };
   return kMaps;
+}
+
+const std::vector<std::string>& RetiredMapList() {
+  // Layouts an earlier version pinned: an upgrade leaves them unused behind.
+  static const std::vector<std::string> kRetired = {"shunt_services_v1", "shunt_flows_v1",
+                                                    "shunt_flow_events_v1"};
+  return kRetired;
 }
 
 const std::vector<std::string>& PinnedLinkList() {

@@ -16,6 +16,10 @@ struct MapDescription {
 // Every map this ABI version pins, in display order.
 const std::vector<MapDescription>& PinnedMapList();
 
+// Map pin names of earlier layouts (renamed when their layout changed):
+// nothing of this version uses them, so install and uninstall remove them.
+const std::vector<std::string>& RetiredMapList();
+
 // Link pin names (under links/) this version creates.
 const std::vector<std::string>& PinnedLinkList();
 

@@ -59,6 +59,7 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
   SHUNT_ASSIGN_OR_RETURN(m->events_, OpenPin(layout.Map(SHUNT_MAP_EVENTS), false));
   SHUNT_ASSIGN_OR_RETURN(m->tc_endpoints_, OpenPin(layout.Map(SHUNT_MAP_TC_ENDPOINTS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->flows_, OpenPin(layout.Map(SHUNT_MAP_FLOWS), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->flow_hists_, OpenPin(layout.Map(SHUNT_MAP_FLOW_HISTS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->flow_events_, OpenPin(layout.Map(SHUNT_MAP_FLOW_EVENTS), false));
   SHUNT_ASSIGN_OR_RETURN(m->services_, OpenPin(layout.Map(SHUNT_MAP_SERVICES), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->slots_, OpenPin(layout.Map(SHUNT_MAP_SLOTS), read_only));
@@ -91,6 +92,9 @@ TypedMap<__u32, shunt_config> PinnedMaps::config() const {
 }
 TypedMap<shunt_flow_key, shunt_flow> PinnedMaps::flows() const {
   return {flows_.get(), SHUNT_MAP_FLOWS};
+}
+TypedMap<shunt_flow_key, shunt_flow_hist> PinnedMaps::flow_hists() const {
+  return {flow_hists_.get(), SHUNT_MAP_FLOW_HISTS};
 }
 TypedMap<shunt_svc_key, shunt_svc_value> PinnedMaps::services() const {
   return {services_.get(), SHUNT_MAP_SERVICES};

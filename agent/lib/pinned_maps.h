@@ -35,6 +35,7 @@ class PinnedMaps {
   TypedMap<__u32, shunt_config> config() const;
   TypedMap<__u32, shunt_tc_endpoint> tc_endpoints() const;
   TypedMap<shunt_flow_key, shunt_flow> flows() const;
+  TypedMap<shunt_flow_key, shunt_flow_hist> flow_hists() const;
   TypedMap<shunt_svc_key, shunt_svc_value> services() const;
   TypedMap<shunt_slot_key, shunt_backend> slots() const;
   TypedMap<shunt_backend, shunt_lb_score> lb_scores() const;
@@ -45,12 +46,13 @@ class PinnedMaps {
   int events_fd() const { return events_.get(); }
   int flow_events_fd() const { return flow_events_.get(); }
   int flows_fd() const { return flows_.get(); }
+  int flow_hists_fd() const { return flow_hists_.get(); }
 
  private:
   PinnedMaps() = default;
   UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, sockhash_, counters_;
   UniqueFd policy_, rule_meta_, identity_meta_, config_, events_, tc_endpoints_;
-  UniqueFd flows_, flow_events_, services_, slots_, lb_scores_, lb_trace_;
+  UniqueFd flows_, flow_hists_, flow_events_, services_, slots_, lb_scores_, lb_trace_;
 };
 
 // Every CPU's ring of recent balancing choices, merged, oldest first.

@@ -16,7 +16,7 @@ void FlowAggregator::SetRuleNames(std::shared_ptr<const std::map<uint32_t, std::
   rule_names_ = std::move(names);
 }
 
-FlowView FlowAggregator::Name(const shunt_flow& f) const {
+FlowView FlowAggregator::Name(const FlowRecord& f) const {
   FlowView v;
   v.raw = f;
   v.start_wall_ns = MonotonicToWall(f.start_ns);
@@ -30,7 +30,7 @@ FlowView FlowAggregator::Name(const shunt_flow& f) const {
   return v;
 }
 
-FlowView FlowAggregator::Describe(const shunt_flow& f) const {
+FlowView FlowAggregator::Describe(const FlowRecord& f) const {
   std::lock_guard<std::mutex> l(mu_);
   return Name(f);
 }
@@ -120,7 +120,7 @@ void FlowAggregator::AddTraffic(const FlowView& amounts, EdgeStats& s, int64_t n
   if (amounts.raw.rr_count) AddToWindow(amounts, false, false, now_wall);
 }
 
-void FlowAggregator::Ingest(const shunt_flow& f) {
+void FlowAggregator::Ingest(const FlowRecord& f) {
   std::lock_guard<std::mutex> l(mu_);
   FlowView v = Name(f);
   EdgeStats& s = EdgeFor(v, v.end_wall_ns);
@@ -155,7 +155,7 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   // What live looks did not count yet.
   FlowView rest = v;
   ServerSamples* samples = SamplesFor(f.key);
-  if (auto it = live_.find(LiveKey{f.key, f.start_ns}); it != live_.end()) {
+  if (auto it = live_.find(FlowInstance{f.key, f.start_ns}); it != live_.end()) {
     const Folded& d = it->second;
     rest.raw.bytes[0] -= std::min<uint64_t>(d.bytes[0], rest.raw.bytes[0]);
     rest.raw.bytes[1] -= std::min<uint64_t>(d.bytes[1], rest.raw.bytes[1]);
@@ -188,7 +188,7 @@ void FlowAggregator::Ingest(const shunt_flow& f) {
   Remember(std::move(v));
 }
 
-void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64_t scan) {
+void FlowAggregator::IngestLive(const FlowRecord& f, int64_t now_wall_ns, uint64_t scan) {
   std::lock_guard<std::mutex> l(mu_);
   if (f.open_ends) {
     // A server already counted keeps counting when the table is full.
@@ -198,7 +198,7 @@ void FlowAggregator::IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64
     else if (open_scanning_.size() < kMaxServers)
       open_scanning_.emplace(server, 1);
   }
-  Folded& d = live_[LiveKey{f.key, f.start_ns}];
+  Folded& d = live_[FlowInstance{f.key, f.start_ns}];
   d.last_scan = scan;
   if (f.bytes[0] == d.bytes[0] && f.bytes[1] == d.bytes[1] && f.rr_count == d.rr_count) return;
   FlowView delta = Name(f);
@@ -273,7 +273,7 @@ void FlowAggregator::IngestDenial(const shunt_deny_event& e, int64_t wall_ns) {
     }
     if (retry) return;
   }
-  shunt_flow f{};
+  FlowRecord f{};
   f.key.client_ip4 = e.saddr;
   f.key.server_ip4 = e.daddr;
   f.key.client_port = e.sport;

@@ -84,14 +84,14 @@ class FlowAggregator {
   void SetRuleNames(std::shared_ptr<const std::map<uint32_t, std::string>> names);
 
   // A finished flow from the kernel.
-  void Ingest(const shunt_flow& f);
+  void Ingest(const FlowRecord& f);
   // A live record as the kernel's map holds it now (FlowCollector looks once
   // a second): its bytes and request/response samples since the last look
   // count at once, so a long-lived connection shows in metrics while it
   // lives; the flow itself (success or failure) counts when it finishes.
   // `scan` numbers the look; EndScan(scan) forgets records not seen for
   // three looks (evicted from the LRU map: they never finish).
-  void IngestLive(const shunt_flow& f, int64_t now_wall_ns, uint64_t scan);
+  void IngestLive(const FlowRecord& f, int64_t now_wall_ns, uint64_t scan);
   void EndScan(uint64_t scan);
   // A policy denial (connect() or TC). Only enforced denials of new
   // connections are flows that failed; a TC denial's retransmitted SYNs
@@ -102,7 +102,7 @@ class FlowAggregator {
   std::vector<FlowView> Since(uint64_t after, size_t limit) const;
   uint64_t last_seq() const;
   // Names a live record from the flows map.
-  FlowView Describe(const shunt_flow& f) const;
+  FlowView Describe(const FlowRecord& f) const;
 
   std::vector<std::pair<EdgeKey, EdgeStats>> Edges() const;
 
@@ -144,7 +144,7 @@ class FlowAggregator {
   Totals totals() const;
 
  private:
-  FlowView Name(const shunt_flow& f) const;  // with mu_ held
+  FlowView Name(const FlowRecord& f) const;  // with mu_ held
   EdgeStats& EdgeFor(const FlowView& v, int64_t now_wall);
   void Remember(FlowView v);
   void AddToWindow(const FlowView& v, bool success, bool failure, int64_t now_wall);
@@ -182,25 +182,13 @@ class FlowAggregator {
   Totals totals_;
 
   // What live looks already counted of each open flow.
-  struct LiveKey {
-    shunt_flow_key key;
-    uint64_t start_ns;
-    bool operator==(const LiveKey& o) const {
-      return std::memcmp(&key, &o.key, sizeof(key)) == 0 && start_ns == o.start_ns;
-    }
-    template <typename H>
-    friend H AbslHashValue(H h, const LiveKey& k) {
-      return H::combine(std::move(h), k.key.client_ip4, k.key.server_ip4, k.key.client_port,
-                        k.key.server_port, k.start_ns);
-    }
-  };
   struct Folded {
     uint64_t bytes[2] = {0, 0};
     uint64_t rr_sum_ns = 0, rr_count = 0;
     uint32_t rr_hist[SHUNT_HIST_BUCKETS] = {};
     uint64_t last_scan = 0;
   };
-  absl::flat_hash_map<LiveKey, Folded> live_;
+  absl::flat_hash_map<FlowInstance, Folded> live_;
   // Adds a record's bytes and response samples (all of them, or a delta).
   void AddTraffic(const FlowView& amounts, EdgeStats& s, int64_t now_wall);
 };

@@ -1,7 +1,7 @@
 // Drains the kernel's ring buffer of finished flows into a FlowAggregator,
 // on a thread of its own: a slow reconcile on the agent's main loop must not
-// let the ring fill up (8 MiB hold ~9,000 records, 45 ms at 200,000 a
-// second).
+// let the ring fill up (8 MiB hold ~9,000 records with histograms, 45 ms at
+// 200,000 a second).
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/telemetry/flow_aggregator.h"
+#include "agent/telemetry/flow_record.h"
 
 struct ring_buffer;
 
@@ -18,11 +19,13 @@ namespace shunt::telemetry {
 
 class FlowCollector {
  public:
-  // With `flows_map_fd` (the live flows map; -1 for none), live records are
-  // looked at once a second too (FlowAggregator::IngestLive), on the same
-  // thread, so a live look and a flow's final record never interleave.
+  // With `flows_map_fd` (the live flows map; -1 for none) and
+  // `hists_map_fd` (their histograms), live records are looked at once a
+  // second too (FlowAggregator::IngestLive), on the same thread, so a live
+  // look and a flow's final record never interleave.
   static absl::StatusOr<std::unique_ptr<FlowCollector>> Start(int ringbuf_fd, FlowAggregator* into,
-                                                              int flows_map_fd = -1);
+                                                              int flows_map_fd = -1,
+                                                              int hists_map_fd = -1);
   ~FlowCollector();  // stops the thread, after draining what is ready
 
   uint64_t records() const { return records_.load(std::memory_order_relaxed); }
@@ -38,7 +41,7 @@ class FlowCollector {
 
   ring_buffer* rb_ = nullptr;
   FlowAggregator* into_ = nullptr;
-  int flows_fd_ = -1;
+  int flows_fd_ = -1, hists_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> records_{0}, malformed_{0}, scans_{0}, scan_errors_{0};
   std::thread thread_;

@@ -56,7 +56,7 @@ int64_t MonotonicToWall(uint64_t mono_ns) {
 }
 
 nlohmann::json FlowJson(const FlowView& f) {
-  const shunt_flow& r = f.raw;
+  const FlowRecord& r = f.raw;
   LatencyHistogram rr;
   rr.AddBuckets(r.rr_hist, r.rr_sum_ns);
   nlohmann::json j = {

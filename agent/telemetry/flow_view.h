@@ -1,4 +1,4 @@
-// A flow record as users see it: the kernel's struct shunt_flow with both
+// A flow record as users see it: the kernel's record and histogram with both
 // ends named and wall-clock times, rendered as JSON for the agent API and
 // shuntctl.
 #pragma once
@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "agent/telemetry/flow_record.h"
 #include "agent/telemetry/peer_directory.h"
 #include "nlohmann/json.hpp"
 #include "shunt/abi/flow.h"
@@ -14,7 +15,7 @@ namespace shunt::telemetry {
 
 struct FlowView {
   uint64_t seq = 0;  // order of arrival of finished flows; 0 for a live one
-  shunt_flow raw{};
+  FlowRecord raw{};
   int64_t start_wall_ns = 0, end_wall_ns = 0;  // CLOCK_REALTIME; end 0 while open
   Peer client, server;
   std::string rule;  // the TrafficTarget that allowed it, "ns/name", if known

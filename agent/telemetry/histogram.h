@@ -31,8 +31,8 @@ class LatencyHistogram {
   // Counts n samples of value ns. n = 0 is a no-op.
   void Add(uint64_t ns, uint64_t n = 1);
 
-  // Folds in a kernel per-flow histogram (struct shunt_flow's rr_hist and
-  // rr_sum_ns). Its count is the sum of its buckets.
+  // Folds in a kernel per-flow histogram (struct shunt_flow_hist's rr_hist and
+  // the record's rr_sum_ns). Its count is the sum of its buckets.
   void AddBuckets(const uint32_t (&buckets)[SHUNT_HIST_BUCKETS], uint64_t sum_ns);
 
   void Merge(const LatencyHistogram& other);

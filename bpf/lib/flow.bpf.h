@@ -17,8 +17,9 @@ static __always_inline bool telemetry_on(void)
 	return !cfg || !(cfg->flags & SHUNT_CONFIG_F_NO_TELEMETRY);
 }
 
-/* A zeroed record to insert from: 904 bytes do not fit the BPF stack. */
+/* Zeroed values to insert from (a histogram does not fit the BPF stack). */
 static const struct shunt_flow shunt_zero_flow;
+static const struct shunt_flow_hist shunt_zero_hist;
 
 /* The record of a connection seen from one of its ends (local/remote
  * addresses and ports as that socket or packet has them): first as the
@@ -31,7 +32,7 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 		.client_ip4 = local_ip, .server_ip4 = remote_ip,
 		.client_port = local_port, .server_port = remote_port,
 	};
-	struct shunt_flow *f = bpf_map_lookup_elem(&shunt_flows_v1, &k);
+	struct shunt_flow *f = bpf_map_lookup_elem(&shunt_flows_v2, &k);
 
 	if (f) {
 		*client_end = true;
@@ -42,7 +43,25 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 	k.client_port = remote_port;
 	k.server_port = local_port;
 	*client_end = false;
-	return bpf_map_lookup_elem(&shunt_flows_v1, &k);
+	return bpf_map_lookup_elem(&shunt_flows_v2, &k);
+}
+
+/* The histogram of `f`, made at its first response sample. The map is an
+ * LRU as large as the records' (an insert evicts rather than fails), so NULL
+ * is not expected; the sample would still count in rr_sum/rr_count. */
+static __always_inline struct shunt_flow_hist *flow_hist_of(struct shunt_flow *f)
+{
+	struct shunt_flow_hist *h = bpf_map_lookup_elem(&shunt_flow_hists_v1, &f->key);
+
+	if (h && h->start_ns == f->start_ns)
+		return h;
+	/* None yet, or one an evicted record left behind on this 4-tuple. */
+	if (bpf_map_update_elem(&shunt_flow_hists_v1, &f->key, &shunt_zero_hist, BPF_ANY))
+		return NULL;
+	h = bpf_map_lookup_elem(&shunt_flow_hists_v1, &f->key);
+	if (h)
+		h->start_ns = f->start_ns;
+	return h;
 }
 
 /* Request/response timing: a request is a run of bytes towards the server,
@@ -53,6 +72,8 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
  * socket lock) or by its segments at one TC hook, never by two at once. */
 static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u64 now)
 {
+	struct shunt_flow_hist *h;
+
 	if (to_server) {
 		if (f->last_dir != SHUNT_FLOW_DIR_TO_SERVER) {
 			f->req_start_ns = now;
@@ -64,8 +85,9 @@ static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u6
 		__u64 d = now - f->req_start_ns;
 		__u32 b = shunt_hist_bucket(d);
 
-		if (b < SHUNT_HIST_BUCKETS)
-			f->rr_hist[b] += 1;
+		h = flow_hist_of(f);
+		if (h && b < SHUNT_HIST_BUCKETS)
+			h->rr_hist[b] += 1;
 		f->rr_sum_ns += d;
 		f->rr_count += 1;
 	}
@@ -79,18 +101,41 @@ static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u6
  * that. */
 #define SHUNT_FLOW_RING_WAKE_BYTES (512 * 1024)
 
-/* Hands a finished record to the agent and forgets it. */
+/* Hands a finished record to the agent and forgets it: the record alone
+ * (two cache lines into the ring) when it had no response sample, else with
+ * its histogram. */
 static __always_inline void flow_finish(struct shunt_flow *f, const struct shunt_flow_key *k,
 					__u64 now)
 {
-	__u64 wake = bpf_ringbuf_query(&shunt_flow_events_v1, BPF_RB_AVAIL_DATA) >= SHUNT_FLOW_RING_WAKE_BYTES
+	__u64 wake = bpf_ringbuf_query(&shunt_flow_events_v2, BPF_RB_AVAIL_DATA) >= SHUNT_FLOW_RING_WAKE_BYTES
 			     ? BPF_RB_FORCE_WAKEUP
 			     : BPF_RB_NO_WAKEUP;
+	struct shunt_flow_hist *h = NULL;
+	struct shunt_flow_event *ev;
+	long err = 0;
 
 	f->end_ns = now;
-	if (bpf_ringbuf_output(&shunt_flow_events_v1, f, sizeof(*f), wake))
+	if (f->rr_count) {
+		h = bpf_map_lookup_elem(&shunt_flow_hists_v1, k);
+		if (h && h->start_ns != f->start_ns)
+			h = NULL;
+	}
+	if (h) {
+		ev = bpf_ringbuf_reserve(&shunt_flow_events_v2, sizeof(*ev), 0);
+		if (ev) {
+			__builtin_memcpy(&ev->flow, f, sizeof(ev->flow));
+			__builtin_memcpy(ev->rr_hist, h->rr_hist, sizeof(ev->rr_hist));
+			bpf_ringbuf_submit(ev, wake);
+		} else {
+			err = -1;
+		}
+		bpf_map_delete_elem(&shunt_flow_hists_v1, k);
+	} else {
+		err = bpf_ringbuf_output(&shunt_flow_events_v2, f, sizeof(*f), wake);
+	}
+	if (err)
 		counter_add(SHUNT_CTR_FLOW_EVENTS_LOST, 1);
 	else
 		counter_add(SHUNT_CTR_FLOWS_ENDED, 1);
-	bpf_map_delete_elem(&shunt_flows_v1, k);
+	bpf_map_delete_elem(&shunt_flows_v2, k);
 }

@@ -80,6 +80,31 @@ TEST_F(LifecycleTest, RestartKeepsIdentitiesStable) {
   }
 }
 
+// An upgrade from a version whose maps had another layout (renamed with a
+// new _vN) leaves nothing of the old layout pinned: the restarted agent
+// removes it, and so does uninstall when no agent ran since.
+TEST_F(LifecycleTest, MapsOfAnEarlierLayoutAreRemovedOnUpgradeAndUninstall) {
+  const std::string old_flows = node_->bpffs() + "/shunt_flows_v1";
+  ASSERT_OK(node_->StopAgent(SIGTERM));
+  ASSERT_OK(Sh("bpftool map create " + old_flows +
+               " type lru_hash key 16 value 904 entries 16 name shunt_flows_v1"));
+  ASSERT_OK(node_->StartAgent());
+  ASSERT_OK(node_->WaitMeshed());
+  EXPECT_FALSE(std::filesystem::exists(old_flows)) << "the restarted agent left the old layout pinned";
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7204));
+  ExchangeAndExpectRedirected(c, "upgraded");
+
+  ASSERT_OK(node_->StopAgent(SIGTERM));
+  const std::string old_services = node_->bpffs() + "/shunt_services_v1";
+  ASSERT_OK(Sh("bpftool map create " + old_services +
+               " type hash key 8 value 16 entries 16 name shunt_services_v1 flags 1"));
+  ASSERT_OK_AND_ASSIGN(std::string out,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " uninstall")));
+  EXPECT_NE(out.find("map shunt_services_v1 (an earlier layout)"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(old_services));
+  EXPECT_EQ(out.find("left alone"), std::string::npos) << out;
+}
+
 TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsAlone) {
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7203));
   ExchangeAndExpectRedirected(c, "before");

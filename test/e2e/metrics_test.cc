@@ -111,7 +111,7 @@ TEST_F(MetricsTest, PrometheusEndpointParsesWithPromtoolAndCountsEachEdgeExactly
                                            ",dst_port=\"7201\",le=\"+Inf\"} 20\n")));
   // Health: map fill levels and the agent's own counters are there.
   EXPECT_TRUE(std::regex_search(text, std::regex("\nshunt_bpf_map_entries\\{map=\"shunt_endpoints_v1\"\\} 2\n"))) << text;
-  EXPECT_TRUE(std::regex_search(text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v1\"\\} [1-9]")));
+  EXPECT_TRUE(std::regex_search(text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v2\"\\} [1-9]")));
   EXPECT_THAT(text, HasSubstr("\nshunt_flow_records_lost_total 0\n"));
   EXPECT_THAT(text, HasSubstr("\nshunt_flow_records_total 3\n"));
 }

@@ -226,12 +226,30 @@ TEST_F(TelemetryTest, LongLivedFlowCountsInStatWhileOpenAndOnceAfterClose) {
   ASSERT_FALSE(row.is_null()) << "no traffic in stat while the connection is open";
   EXPECT_EQ(row["requests"], 25);
   EXPECT_EQ(row["successes"], 0) << "the flow has not finished";
+  // The kernel keeps the histogram apart from the record; the live flow
+  // shows both, and so does the map itself.
+  auto hist_rows = [&]() -> absl::StatusOr<std::vector<Json>> {
+    auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " maps dump flow_hists -o json"));
+    if (!text.ok()) return text.status();
+    std::vector<Json> out;
+    for (const auto& r : Json::parse(*text))
+      if (r["server"].get<std::string>() == absl::StrCat(server_->ip, ":7108")) out.push_back(r);
+    return out;
+  };
+  ASSERT_OK_AND_ASSIGN(std::vector<Json> hists, hist_rows());
+  ASSERT_EQ(hists.size(), 1u);
+  EXPECT_EQ(hists[0]["responses"], 25);
+  ASSERT_OK_AND_ASSIGN(std::vector<Json> live, WaitFlows(*node_, "--state live --port 7108", 1));
+  EXPECT_EQ(live[0]["requests"], 25) << live[0].dump();
+  EXPECT_TRUE(live[0].contains("response_latency_us")) << live[0].dump();
 
   ASSERT_OK(OrderlyClose(c));
   ASSERT_OK(WaitFlows(*node_, "--state closed --port 7108", 1).status());
   ASSERT_OK_AND_ASSIGN(row, server_row());
   EXPECT_EQ(row["requests"], 25) << "the final record must not count the requests again";
   EXPECT_EQ(row["successes"], 1);
+  ASSERT_OK_AND_ASSIGN(hists, hist_rows());
+  EXPECT_TRUE(hists.empty()) << "the histogram outlived its flow";
 }
 
 TEST_F(TelemetryTest, FlowsFollowStreamsFlowsAsTheyFinish) {

@@ -76,7 +76,7 @@ struct Clock {
 };
 
 // Response latency samples into the flow's kernel histogram.
-void AddResponses(shunt_flow& f, const std::vector<uint64_t>& samples_ns) {
+void AddResponses(FlowRecord& f, const std::vector<uint64_t>& samples_ns) {
   for (uint64_t ns : samples_ns) {
     ++f.rr_hist[shunt_hist_bucket(ns)];
     f.rr_sum_ns += ns;
@@ -84,9 +84,9 @@ void AddResponses(shunt_flow& f, const std::vector<uint64_t>& samples_ns) {
   }
 }
 
-shunt_flow MakeFlow(const char* client, uint16_t cport, const char* server, uint16_t sport,
+FlowRecord MakeFlow(const char* client, uint16_t cport, const char* server, uint16_t sport,
                     uint8_t end, uint64_t end_ns) {
-  shunt_flow f{};
+  FlowRecord f{};
   f.key.client_ip4 = Be(client);
   f.key.server_ip4 = Be(server);
   f.key.client_port = htons(cport);
@@ -148,34 +148,34 @@ TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
 
   // web-1 -> api-1:8080, closed, short-circuited, two responses.
-  shunt_flow f1 = MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord f1 = MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   f1.flags |= SHUNT_FLOW_F_SHORT_CIRCUIT;
   f1.bytes[0] = 100;
   f1.bytes[1] = 2000;
   f1.connect_ns = 50000;
   AddResponses(f1, {1000000, 3000000});
   // web-2 -> api-1:8080, closed, let through by permissive mode, one response.
-  shunt_flow f2 = MakeFlow("10.0.0.2", 40002, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord f2 = MakeFlow("10.0.0.2", 40002, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   f2.verdict = SHUNT_FLOW_AUDIT;
   f2.bytes[0] = 10;
   f2.bytes[1] = 20;
   AddResponses(f2, {5000000});
   // web-1 -> api-1:8080, reset after it was established.
-  shunt_flow f3 = MakeFlow("10.0.0.1", 40003, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono());
+  FlowRecord f3 = MakeFlow("10.0.0.1", 40003, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono());
   f3.bytes[0] = 1;
   f3.bytes[1] = 2;
   f3.connect_ns = 70000;
   // web-1 -> api-1:8080, refused. Only the SC_CLIENT half of short-circuit.
-  shunt_flow f4 = MakeFlow("10.0.0.1", 40004, "10.0.1.1", 8080, SHUNT_FLOW_REFUSED, clock.mono());
+  FlowRecord f4 = MakeFlow("10.0.0.1", 40004, "10.0.1.1", 8080, SHUNT_FLOW_REFUSED, clock.mono());
   f4.flags = SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SC_CLIENT;
   // The same workload on another port, from a pod with another service account,
   // from a pod without an owner to an unknown address, and from an unknown one.
-  shunt_flow f5 = MakeFlow("10.0.0.1", 40005, "10.0.1.1", 9090, SHUNT_FLOW_CLOSED, clock.mono());
-  shunt_flow f6 = MakeFlow("10.0.0.3", 40006, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
-  shunt_flow f7 = MakeFlow("10.0.2.1", 40007, "192.168.9.9", 443, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord f5 = MakeFlow("10.0.0.1", 40005, "10.0.1.1", 9090, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord f6 = MakeFlow("10.0.0.3", 40006, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord f7 = MakeFlow("10.0.2.1", 40007, "192.168.9.9", 443, SHUNT_FLOW_CLOSED, clock.mono());
   f7.verdict = SHUNT_FLOW_UNMESHED;
-  shunt_flow f8 = MakeFlow("172.16.0.5", 40008, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono());
-  for (const shunt_flow* f : {&f1, &f2, &f3, &f4, &f5, &f6, &f7, &f8}) agg.Ingest(*f);
+  FlowRecord f8 = MakeFlow("172.16.0.5", 40008, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono());
+  for (const FlowRecord* f : {&f1, &f2, &f3, &f4, &f5, &f6, &f7, &f8}) agg.Ingest(*f);
   // web-2 -> api-1:8080 denied at connect().
   agg.IngestDenial(MakeDenial("10.0.0.2", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()),
                    clock.mid_wall);
@@ -291,7 +291,7 @@ TEST(FlowAggregatorTest, DescribeNamesALiveRecord) {
   const Clock clock;
   FlowAggregator agg({});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
-  shunt_flow live = MakeFlow("10.0.2.1", 42000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  FlowRecord live = MakeFlow("10.0.2.1", 42000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   live.start_ns = clock.mono(-3 * kSec);
   live.end_ns = 0;
   const FlowView v = agg.Describe(live);
@@ -459,7 +459,7 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   // new then.
   for (int n = 0; n < kFlows; ++n) {
     const int pair = n < kChurn ? n % 499 : kHot;
-    shunt_flow f = MakeFlow(client_ips[pair].c_str(), static_cast<uint16_t>(1024 + n % 64000),
+    FlowRecord f = MakeFlow(client_ips[pair].c_str(), static_cast<uint16_t>(1024 + n % 64000),
                             server_ips[pair % 20].c_str(), 8080,
                             n % 10 == 9 ? SHUNT_FLOW_RESET : SHUNT_FLOW_CLOSED, clock.mono());
     f.bytes[0] = 100;
@@ -531,7 +531,7 @@ TEST(FlowAggregatorTest, WindowCountsRecentSlicesOnly) {
   // Long ago (67 s before mid-slice: 7 slices back), web-3 -> api-1.
   agg.Ingest(MakeFlow("10.0.0.3", 47000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-67 * kSec)));
   // 50 s ago (5 slices back), web-2 -> api-1: in a 60 s window only.
-  shunt_flow old = MakeFlow("10.0.0.2", 47001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-50 * kSec));
+  FlowRecord old = MakeFlow("10.0.0.2", 47001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-50 * kSec));
   AddResponses(old, {7000000});
   agg.Ingest(old);
   // 22 s ago (2 slices back), lonely -> api-1: in a 30 s window (3 slices).
@@ -540,7 +540,7 @@ TEST(FlowAggregatorTest, WindowCountsRecentSlicesOnly) {
   uint16_t port = 47100;
   for (uint8_t end : {SHUNT_FLOW_CLOSED, SHUNT_FLOW_CLOSED, SHUNT_FLOW_RESET, SHUNT_FLOW_CLOSED,
                       SHUNT_FLOW_REFUSED}) {
-    shunt_flow f = MakeFlow("10.0.0.1", port++, "10.0.1.1", 8080, end, clock.mono(-1 * kSec));
+    FlowRecord f = MakeFlow("10.0.0.1", port++, "10.0.1.1", 8080, end, clock.mono(-1 * kSec));
     if (end == SHUNT_FLOW_CLOSED) AddResponses(f, {1000000});
     if (end == SHUNT_FLOW_RESET) AddResponses(f, {4000000});
     agg.Ingest(f);
@@ -705,7 +705,7 @@ TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
   const Clock clock;
   FlowAggregator agg({});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
-  shunt_flow f = MakeFlow("10.0.0.1", 40000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  FlowRecord f = MakeFlow("10.0.0.1", 40000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   f.start_ns = clock.mono(-kSec);
   f.bytes[0] = 100;
   f.bytes[1] = 1000;
@@ -758,7 +758,7 @@ TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
 
   // A second flow seen live once, then evicted (no final record): counted
   // while seen, forgotten after three looks without it, never counted twice.
-  shunt_flow g = MakeFlow("10.0.0.2", 40001, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  FlowRecord g = MakeFlow("10.0.0.2", 40001, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   g.start_ns = clock.mono(-kSec);
   g.bytes[0] = 7;
   agg.IngestLive(g, clock.mid_wall, 4);
@@ -774,11 +774,11 @@ TEST(FlowAggregatorTest, RuleNamesNameTheRule) {
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   agg.SetRuleNames(std::make_shared<const std::map<uint32_t, std::string>>(
       std::map<uint32_t, std::string>{{7, "ns/tt"}}));
-  shunt_flow named = MakeFlow("10.0.0.1", 48000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord named = MakeFlow("10.0.0.1", 48000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   named.rule_id = 7;
-  shunt_flow unknown_rule = named;
+  FlowRecord unknown_rule = named;
   unknown_rule.rule_id = 8;
-  shunt_flow no_rule = named;
+  FlowRecord no_rule = named;
   no_rule.rule_id = 0;
   agg.Ingest(named);
   agg.Ingest(unknown_rule);
@@ -815,9 +815,9 @@ uint32_t OpenTo(const absl::flat_hash_map<uint64_t, uint32_t>& m, uint64_t key) 
 }
 
 // A connection still open to `server`: its client end is local and open.
-shunt_flow OpenFlow(const Clock& clock, const char* client, uint16_t cport, const char* server,
+FlowRecord OpenFlow(const Clock& clock, const char* client, uint16_t cport, const char* server,
                     uint16_t sport) {
-  shunt_flow f = MakeFlow(client, cport, server, sport, SHUNT_FLOW_OPEN, 0);
+  FlowRecord f = MakeFlow(client, cport, server, sport, SHUNT_FLOW_OPEN, 0);
   f.start_ns = clock.mono(-kSec);
   f.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
   return f;
@@ -829,19 +829,19 @@ TEST(FlowAggregatorServerSamplesTest, FinalRecordsAccumulatePerServerAddress) {
   const Clock clock;
   FlowAggregator agg({});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
-  shunt_flow a1 = MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord a1 = MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   a1.connect_ns = 50000;
   AddResponses(a1, {1000000, 3000000});
-  shunt_flow a2 = MakeFlow("10.0.0.2", 40002, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord a2 = MakeFlow("10.0.0.2", 40002, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   AddResponses(a2, {5000000});  // connect_ns 0: not measured, not a 0 ns sample
-  shunt_flow b = MakeFlow("10.0.0.1", 40003, "10.0.1.1", 9090, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord b = MakeFlow("10.0.0.1", 40003, "10.0.1.1", 9090, SHUNT_FLOW_CLOSED, clock.mono());
   b.connect_ns = 70000;
   AddResponses(b, {2000000});
-  shunt_flow c = MakeFlow("10.0.0.1", 40004, "10.0.2.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
+  FlowRecord c = MakeFlow("10.0.0.1", 40004, "10.0.2.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   c.connect_ns = 30000;
   c.bytes[0] = 10;
   c.bytes[1] = 20;
-  for (const shunt_flow* f : {&a1, &a2, &b, &c}) agg.Ingest(*f);
+  for (const FlowRecord* f : {&a1, &a2, &b, &c}) agg.Ingest(*f);
 
   const auto taken = agg.TakeServerSamples();
   ASSERT_EQ(taken.size(), 3u);
@@ -887,7 +887,7 @@ TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecor
     return s;
   };
 
-  shunt_flow f = OpenFlow(clock, "10.0.0.1", 40000, "10.0.1.1", 8080);
+  FlowRecord f = OpenFlow(clock, "10.0.0.1", 40000, "10.0.1.1", 8080);
   f.connect_ns = 40000;  // in the record all along: counts with the final record only
   f.bytes[0] = 100;
   f.bytes[1] = 1000;
@@ -936,7 +936,7 @@ TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecor
   EXPECT_EQ(connect_count, 1u);
 
   // Without a take between the look and the end: one take, still no double count.
-  shunt_flow g = OpenFlow(clock, "10.0.0.2", 40001, "10.0.1.1", 8080);
+  FlowRecord g = OpenFlow(clock, "10.0.0.2", 40001, "10.0.1.1", 8080);
   g.bytes[0] = 10;
   AddResponses(g, {2000000, 4000000});
   agg.IngestLive(g, clock.mid_wall, 4);
@@ -978,7 +978,7 @@ TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUn
   };
   uint16_t port = 41000;
   for (const Case& c : cases) {
-    shunt_flow f = OpenFlow(clock, "10.0.0.1", port++, c.server, 8080);
+    FlowRecord f = OpenFlow(clock, "10.0.0.1", port++, c.server, 8080);
     f.bytes[0] = c.to_server;
     f.bytes[1] = c.to_client;
     if (c.seen_live) agg.IngestLive(f, clock.mid_wall, 1);
@@ -1006,7 +1006,7 @@ TEST(FlowAggregatorServerSamplesTest, TakeEmptiesTheAccumulator) {
   const Clock clock;
   FlowAggregator agg({});
   EXPECT_TRUE(agg.TakeServerSamples().empty());
-  shunt_flow f = MakeFlow("10.0.0.1", 42001, "10.0.1.1", 8080, SHUNT_FLOW_REFUSED, clock.mono());
+  FlowRecord f = MakeFlow("10.0.0.1", 42001, "10.0.1.1", 8080, SHUNT_FLOW_REFUSED, clock.mono());
   f.connect_ns = 20000;
   AddResponses(f, {3000000});
   agg.Ingest(f);
@@ -1040,9 +1040,9 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
   const uint64_t a = ServerKey("10.0.1.1", 8080), b = ServerKey("10.0.1.1", 9090);
   EXPECT_TRUE(agg.OpenByServer().empty());
 
-  shunt_flow a1 = OpenFlow(clock, "10.0.0.1", 43001, "10.0.1.1", 8080);
-  shunt_flow a2 = OpenFlow(clock, "10.0.0.2", 43002, "10.0.1.1", 8080);
-  shunt_flow b1 = OpenFlow(clock, "10.0.0.1", 43003, "10.0.1.1", 9090);
+  FlowRecord a1 = OpenFlow(clock, "10.0.0.1", 43001, "10.0.1.1", 8080);
+  FlowRecord a2 = OpenFlow(clock, "10.0.0.2", 43002, "10.0.1.1", 8080);
+  FlowRecord b1 = OpenFlow(clock, "10.0.0.1", 43003, "10.0.1.1", 9090);
   b1.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL;  // both ends: one connection
   agg.IngestLive(a1, clock.mid_wall, 1);
   agg.IngestLive(a2, clock.mid_wall, 1);
@@ -1086,7 +1086,7 @@ TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKe
   const uint32_t kMax = static_cast<uint32_t>(FlowAggregator::kMaxServers);
   const uint32_t base = ntohl(Be("10.128.0.0"));
   auto server = [&](uint32_t i) {
-    shunt_flow f{};
+    FlowRecord f{};
     f.key.client_ip4 = Be("10.0.0.1");
     f.key.server_ip4 = htonl(base + i);
     f.key.client_port = htons(40000);
@@ -1100,11 +1100,11 @@ TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKe
 
   // One more server than fits, then another flow to the first one.
   for (uint32_t i = 0; i <= kMax; ++i) {
-    shunt_flow f = server(i);
+    FlowRecord f = server(i);
     f.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
     agg.IngestLive(f, clock.mid_wall, 1);
   }
-  shunt_flow again = server(0);
+  FlowRecord again = server(0);
   again.key.client_port = htons(40001);
   again.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
   agg.IngestLive(again, clock.mid_wall, 1);
@@ -1116,13 +1116,13 @@ TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKe
   EXPECT_EQ(open.at(key(0)), 2u);
 
   for (uint32_t i = 0; i <= kMax; ++i) {
-    shunt_flow f = server(i);
+    FlowRecord f = server(i);
     f.key.client_port = htons(41000);
     f.end = SHUNT_FLOW_REFUSED;
     f.end_ns = clock.mono();
     agg.Ingest(f);
   }
-  shunt_flow refused_again = server(0);
+  FlowRecord refused_again = server(0);
   refused_again.key.client_port = htons(41001);
   refused_again.end = SHUNT_FLOW_REFUSED;
   refused_again.end_ns = clock.mono();
@@ -1136,7 +1136,7 @@ TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKe
 
 // FlowJson: one flow as the API and shuntctl show it.
 
-FlowView ViewOf(const shunt_flow& f) {
+FlowView ViewOf(const FlowRecord& f) {
   static const auto dir = PeerDirectory::Build(DemoPods());
   FlowView v;
   v.raw = f;
@@ -1149,7 +1149,7 @@ FlowView ViewOf(const shunt_flow& f) {
 }
 
 TEST(FlowAggregatorFlowJsonTest, TcpPathClosedFlowHasEveryField) {
-  shunt_flow f = MakeFlow("10.0.0.1", 49000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, 5 * kSec);
+  FlowRecord f = MakeFlow("10.0.0.1", 49000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, 5 * kSec);
   f.bytes[0] = 300;
   f.bytes[1] = 4000;
   f.msgs[0] = 3;
@@ -1201,7 +1201,7 @@ TEST(FlowAggregatorFlowJsonTest, TcpPathClosedFlowHasEveryField) {
 }
 
 TEST(FlowAggregatorFlowJsonTest, ShortCircuitNeedsBothEnds) {
-  shunt_flow f = MakeFlow("10.0.0.1", 49001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, 5 * kSec);
+  FlowRecord f = MakeFlow("10.0.0.1", 49001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, 5 * kSec);
   f.srtt_us = 90;
   f.flags |= SHUNT_FLOW_F_SC_CLIENT | SHUNT_FLOW_F_SC_SERVER;
   nlohmann::json j = FlowJson(ViewOf(f));
@@ -1217,7 +1217,7 @@ TEST(FlowAggregatorFlowJsonTest, ShortCircuitNeedsBothEnds) {
 
 TEST(FlowAggregatorFlowJsonTest, OptionalFieldsOnlyWhenMeasured) {
   // Open, no connect time, no responses, to an unknown server.
-  shunt_flow f = MakeFlow("10.0.0.1", 49002, "192.168.9.9", 443, SHUNT_FLOW_OPEN, 0);
+  FlowRecord f = MakeFlow("10.0.0.1", 49002, "192.168.9.9", 443, SHUNT_FLOW_OPEN, 0);
   f.srtt_us = 90;
   f.verdict = SHUNT_FLOW_UNMESHED;
   nlohmann::json j = FlowJson(ViewOf(f));

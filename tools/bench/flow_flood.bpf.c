@@ -9,7 +9,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* The size of the data path's shunt_flow_events_v1. */
+/* The size of the data path's shunt_flow_events_v2. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
@@ -20,7 +20,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct shunt_flow);
+	__type(value, struct shunt_flow_event);
 } flood_template SEC(".maps");
 
 __u64 produced = 0;
@@ -44,13 +44,13 @@ static long emit(__u32 i, void *data)
 {
 	struct loop_ctx *c = data;
 	__u32 zero = 0;
-	struct shunt_flow *t = bpf_map_lookup_elem(&flood_template, &zero);
+	struct shunt_flow_event *t = bpf_map_lookup_elem(&flood_template, &zero);
 	__u64 n = c->seq + i;
 
 	if (!t)
 		return 1;
-	t->key.client_port = bpf_htons((__u16)(1024 + n % 60000));
-	t->key.client_ip4 = bpf_htonl(c->base_ip + (__u32)(n % (c->clients ? c->clients : 1)));
+	t->flow.key.client_port = bpf_htons((__u16)(1024 + n % 60000));
+	t->flow.key.client_ip4 = bpf_htonl(c->base_ip + (__u32)(n % (c->clients ? c->clients : 1)));
 	/* Wake-ups as the data path does them (bpf/lib/flow.bpf.h). */
 	__u64 wake = bpf_ringbuf_query(&flood_ring, BPF_RB_AVAIL_DATA) >= 512 * 1024 ? BPF_RB_FORCE_WAKEUP
 										    : BPF_RB_NO_WAKEUP;

@@ -225,7 +225,7 @@ class Flooder {
     if (skel_) flow_flood__destroy(skel_);
   }
   int ring_fd() const { return bpf_map__fd(skel_->maps.flood_ring); }
-  absl::Status SetTemplate(const shunt_flow& t) {
+  absl::Status SetTemplate(const shunt_flow_event& t) {
     uint32_t zero = 0;
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.flood_template), &zero, &t, BPF_ANY))
       return absl::InternalError(absl::StrCat("template: ", strerror(errno)));
@@ -252,9 +252,11 @@ class Flooder {
 };
 
 // Records of short-circuited flows between 100 client pods and one server
-// pod, each with a handful of request/response samples.
-shunt_flow TemplateRecord() {
-  shunt_flow t{};
+// pod, each with a handful of request/response samples (so with a
+// histogram: the larger of the two record sizes).
+shunt_flow_event TemplateRecord() {
+  shunt_flow_event ev{};
+  shunt_flow& t = ev.flow;
   t.key.server_ip4 = htonl(Flooder::kBaseIp + 200);
   t.key.server_port = htons(6379);
   t.start_ns = 1000000000;
@@ -268,11 +270,11 @@ shunt_flow TemplateRecord() {
   t.flags = SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL | SHUNT_FLOW_F_SHORT_CIRCUIT |
             SHUNT_FLOW_F_ESTABLISHED;
   for (uint64_t ns : {8000ull, 9000ull, 12000ull, 45000ull}) {
-    t.rr_hist[shunt_hist_bucket(ns)] += 25;
+    ev.rr_hist[shunt_hist_bucket(ns)] += 25;
     t.rr_sum_ns += 25 * ns;
     t.rr_count += 25;
   }
-  return t;
+  return ev;
 }
 
 std::vector<model::Pod> Pods() {
@@ -415,7 +417,7 @@ int Run(int argc, char** argv) {
                   static_cast<unsigned long long>(r.produced), static_cast<unsigned long long>(r.dropped),
                   static_cast<unsigned long long>(r.consumed), r.consumed_per_s);
     };
-    std::printf("2. the agent's flow collector on one core (records of %zu bytes, 8 MiB ring)\n", sizeof(shunt_flow));
+    std::printf("2. the agent's flow collector on one core (records of %zu bytes, 8 MiB ring)\n", sizeof(shunt_flow_event));
     line(absl::StrCat("paced at ", o->rate, "/s").c_str(), col.paced);
     line("as fast as possible", col.flat_out);
     const bool met = col.paced.dropped == 0 && col.paced.consumed == col.paced.produced &&

@@ -39,7 +39,7 @@ Commands:
   maps                every pinned map with its fill level
   maps dump NAME      decoded entries of one map (meta, endpoints, ep_meta, ipcache,
                       sockhash, counters, policy, identities, rules, config, flows,
-                      services, lb_scores)
+                      flow_hists, services, lb_scores)
   identities          identity numbers with their namespace/serviceaccount and pods
   policy              policy entries by name: source, destination, port, verdict, TrafficTarget
   policy check --from NS/POD --to NS/POD --port N [--proto tcp|udp]

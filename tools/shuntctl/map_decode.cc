@@ -12,6 +12,7 @@
 #include "agent/lib/status_macros.h"
 #include "agent/lib/typed_map.h"
 #include "agent/telemetry/flow_view.h"
+#include "agent/telemetry/histogram.h"
 #include "shunt/abi/pins.h"
 #include "shunt/abi/policy.h"
 #include "shunt/abi/sockmap.h"
@@ -184,6 +185,23 @@ absl::StatusOr<Json> DumpFlows(const lib::PinnedMaps& m) {
   return rows;
 }
 
+// The response-latency histograms of live flows that answered requests
+// (a flow's histogram goes with its record when it ends).
+absl::StatusOr<Json> DumpFlowHists(const lib::PinnedMaps& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto hists, m.flow_hists().Entries());
+  for (const auto& [k, h] : hists) {
+    telemetry::LatencyHistogram rr;
+    rr.AddBuckets(h.rr_hist, 0);
+    rows.push_back({{"client", absl::StrCat(Ipv4(k.client_ip4), ":", ntohs(k.client_port))},
+                    {"server", absl::StrCat(Ipv4(k.server_ip4), ":", ntohs(k.server_port))},
+                    {"responses", rr.count()},
+                    {"p50_us", rr.empty() ? 0.0 : rr.Quantile(0.5) / 1e3},
+                    {"p99_us", rr.empty() ? 0.0 : rr.Quantile(0.99) / 1e3}});
+  }
+  return rows;
+}
+
 std::string BackendString(const shunt_backend& b) {
   return absl::StrCat(Ipv4(b.ip), ":", ntohs(b.port));
 }
@@ -253,6 +271,7 @@ std::string ResolveMapName(const std::string& name) {
       {"rules", SHUNT_MAP_RULE_META},
       {"config", SHUNT_MAP_CONFIG},
       {"flows", SHUNT_MAP_FLOWS},
+      {"flow_hists", SHUNT_MAP_FLOW_HISTS},
       {"services", SHUNT_MAP_SERVICES},
       {"lb_scores", SHUNT_MAP_LB_SCORES}};
   for (const auto& [s, pin] : kShort)
@@ -273,12 +292,13 @@ absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& nam
   if (pin == SHUNT_MAP_RULE_META) return DumpRules(maps);
   if (pin == SHUNT_MAP_CONFIG) return DumpConfig(maps);
   if (pin == SHUNT_MAP_FLOWS) return DumpFlows(maps);
+  if (pin == SHUNT_MAP_FLOW_HISTS) return DumpFlowHists(maps);
   if (pin == SHUNT_MAP_SERVICES) return DumpServices(maps);
   if (pin == SHUNT_MAP_LB_SCORES) return DumpLbScores(maps);
   return absl::NotFoundError(
       absl::StrCat("no map named '", name,
                    "'; try: meta, endpoints, ep_meta, ipcache, sockhash, counters, "
-                   "policy, identities, rules, config, flows, services, lb_scores"));
+                   "policy, identities, rules, config, flows, flow_hists, services, lb_scores"));
 }
 
 }  // namespace shunt::ctl

@@ -85,10 +85,14 @@ enum shunt_flow_end {
 #define SHUNT_FLOW_DIR_TO_SERVER 1
 #define SHUNT_FLOW_DIR_TO_CLIENT 2
 
-/* Laid out by who writes what: the first cache line is written when the
- * connection opens and closes; the second holds everything a send updates
- * (both ends write it, so it is the one line that moves between the CPUs
- * of a request/response exchange); the histogram only the server end. */
+/* The live record of a connection (shunt_flows_v2), laid out by who writes
+ * what: the first cache line is written when the connection opens and
+ * closes; the second holds everything a send updates (both ends write it,
+ * so it is the one line that moves between the CPUs of a request/response
+ * exchange). Two cache lines, so that making, closing and shipping a record
+ * stays cheap for the many connections that never answer a request: the
+ * response-latency histogram lives in a map of its own (shunt_flow_hist),
+ * made at a flow's first response. */
 struct shunt_flow {
 	struct shunt_flow_key key;
 	__u64 start_ns;   /* CLOCK_MONOTONIC: connect() on a local client, else established */
@@ -112,11 +116,28 @@ struct shunt_flow {
 	__u8 flags;         /* SHUNT_FLOW_F_* */
 	__u8 open_ends;     /* local ends still open: F_CLIENT_LOCAL | F_SERVER_LOCAL bits */
 	__u8 pad[3];
-	/* offset 128 */
+} __attribute__((aligned(8)));
+SHUNT_ABI_ASSERT_SIZE(struct shunt_flow, 128);
+
+/* A flow's response-latency histogram (shunt_flow_hists_v1, same key as the
+ * record). start_ns is the record's: an entry left behind by an evicted
+ * record is never mistaken for a later connection on the same 4-tuple. */
+struct shunt_flow_hist {
+	__u64 start_ns;
+	__u32 rr_hist[SHUNT_HIST_BUCKETS];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_flow_hist, 784);
+
+/* What the ring (shunt_flow_events_v2) carries when a flow ends: the
+ * record, followed by its histogram only if it has one. A record of
+ * sizeof(struct shunt_flow) bytes had no response sample. */
+struct shunt_flow_event {
+	struct shunt_flow flow;
 	__u32 rr_hist[SHUNT_HIST_BUCKETS];
 } __attribute__((aligned(8)));
-SHUNT_ABI_ASSERT_SIZE(struct shunt_flow, 904);
+SHUNT_ABI_ASSERT_SIZE(struct shunt_flow_event, 904);
 #ifdef __cplusplus
 static_assert(__builtin_offsetof(struct shunt_flow, bytes) == 64, "per-send fields start a cache line");
-static_assert(__builtin_offsetof(struct shunt_flow, rr_hist) == 128, "the histogram starts a cache line");
+static_assert(__builtin_offsetof(struct shunt_flow_event, rr_hist) == sizeof(struct shunt_flow),
+              "the histogram follows the record");
 #endif
