@@ -457,6 +457,13 @@ int Main(int argc, char** argv) {
   std::printf("  shunt / iptables: %.2fx   target >= 1.5x: %s   (ceiling on this machine, direct / "
               "iptables: %.2fx)\n",
               ratio, ratio >= 1.5 ? "MET" : "NOT MET", ceiling);
+  // The same comparison without the machine's plain-path cost: what each
+  // adds to a connection over going straight to the pod.
+  const double direct_us = 1e6 / Median(r->direct), shunt_extra = 1e6 / shunt - direct_us,
+               ipt_extra = 1e6 / ipt - direct_us;
+  std::printf("  added per connection over direct (%.2f us): shunt %.2f us, iptables %.2f us (shunt "
+              "adds %.2fx of what iptables adds)\n",
+              direct_us, shunt_extra, ipt_extra, ipt_extra > 0 ? shunt_extra / ipt_extra : 0.0);
   std::printf("  per round: shunt");
   for (double v : r->shunt) std::printf(" %.0f", v);
   std::printf("; iptables");
@@ -468,6 +475,7 @@ int Main(int argc, char** argv) {
                       {"conntrack", o.fresh_conntrack ? "fresh" : "kept"},
                       {"policy", o.policy_allow ? "allow" : "none"},
                       {"median_direct_per_s", Median(r->direct)},
+                      {"ceiling", ceiling},
                       {"connections", o.connections},
                       {"rounds", o.rounds},
                       {"shunt_per_s", r->shunt},
