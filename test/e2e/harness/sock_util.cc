@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
@@ -135,6 +137,46 @@ uint64_t Fnv1a(const std::string& data) {
     h *= 1099511628211ull;
   }
   return h;
+}
+
+absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(int client, int server, int rounds,
+                                                                     size_t req, size_t resp,
+                                                                     std::chrono::microseconds delay) {
+  using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC, as bpf_ktime_get_ns
+  std::vector<Clock::time_point> sent(rounds), answered(rounds);
+  absl::Status server_status;
+  std::thread srv([&] {
+    for (int i = 0; i < rounds && server_status.ok(); ++i) {
+      auto got = ReadExactly(server, req);
+      if (!got.ok()) {
+        server_status = got.status();
+        return;
+      }
+      if (delay.count()) std::this_thread::sleep_for(delay);
+      answered[i] = Clock::now();
+      server_status = WriteAll(server, std::string(resp, 'r'));
+    }
+  });
+  absl::Status st;
+  for (int i = 0; i < rounds && st.ok(); ++i) {
+    sent[i] = Clock::now();
+    st = WriteAll(client, std::string(req, 'q'));
+    if (st.ok()) st = ReadExactly(client, resp).status();
+  }
+  srv.join();
+  if (!st.ok()) return st;
+  if (!server_status.ok()) return server_status;
+  std::vector<std::chrono::nanoseconds> out;
+  for (int i = 0; i < rounds; ++i) out.push_back(answered[i] - sent[i]);
+  return out;
+}
+
+double MedianUs(std::vector<std::chrono::nanoseconds> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  const auto mid = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return std::chrono::duration<double, std::micro>(mid).count();
 }
 
 }  // namespace shunt::e2e

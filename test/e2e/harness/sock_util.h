@@ -2,8 +2,10 @@
 // that behave the same on blocking and non-blocking sockets.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,6 +23,20 @@ absl::Status WriteAll(int fd, const std::string& data, int timeout_ms = 30000);
 absl::StatusOr<std::string> ReadToEof(int fd, int timeout_ms = 30000);
 // Reads exactly n bytes.
 absl::StatusOr<std::string> ReadExactly(int fd, size_t n, int timeout_ms = 10000);
+
+// `rounds` request/response exchanges over a connected pair: the client
+// writes `req` bytes, the server reads them, waits `delay`, writes `resp`
+// bytes, the client reads them. Returns each exchange's response time as
+// the data path measures it — from the client starting to send the request
+// to the server starting to send the response — taken with
+// CLOCK_MONOTONIC on both sides. Latency checks compare against these, not
+// against `delay`: a sleeping server wakes late, by up to half a
+// millisecond on a loaded VM.
+absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(int client, int server, int rounds,
+                                                                     size_t req, size_t resp,
+                                                                     std::chrono::microseconds delay);
+// The median of `v` in microseconds (0 for none).
+double MedianUs(std::vector<std::chrono::nanoseconds> v);
 
 std::string RandomBytes(size_t n, uint64_t seed);
 uint64_t Fnv1a(const std::string& data);
