@@ -36,7 +36,7 @@ const std::vector<MapDescription>& PinnedMapList() {
 const std::vector<std::string>& RetiredMapList() {
   // Layouts an earlier version pinned: an upgrade leaves them unused behind.
   static const std::vector<std::string> kRetired = {"shunt_services_v1", "shunt_flows_v1",
-                                                    "shunt_flow_events_v1"};
+                                                    "shunt_flow_events_v1", "shunt_counters_v1"};
   return kRetired;
 }
 

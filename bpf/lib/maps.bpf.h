@@ -42,9 +42,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SHUNT_CTR_MAX);
+	__uint(max_entries, SHUNT_COUNTER_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_counters_v1 SEC(".maps");
+} shunt_counters_v2 SEC(".maps");
 

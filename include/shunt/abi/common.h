@@ -8,14 +8,17 @@
 #endif
 
 #ifdef __cplusplus
-#define SHUNT_ABI_ASSERT_SIZE(type, n) static_assert(sizeof(type) == (n), #type " changed size")
+#define SHUNT_ABI_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
 #else
-#define SHUNT_ABI_ASSERT_SIZE(type, n) _Static_assert(sizeof(type) == (n), #type " changed size")
+#define SHUNT_ABI_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #endif
+#define SHUNT_ABI_ASSERT_SIZE(type, n) SHUNT_ABI_STATIC_ASSERT(sizeof(type) == (n), #type " changed size")
 
-/* Bumped whenever any pinned map's key or value layout changes; the pinned
- * meta map records it so shuntctl and a restarted agent can refuse to decode
- * maps of another layout. Map pin names carry the same suffix. */
+/* The layout of the pins as a whole; the pinned meta map records it so
+ * shuntctl and a restarted agent refuse pins they cannot read. A single map
+ * whose key, value or size changes gets a new pin name instead (_v2, ...;
+ * the old name goes into lib::RetiredMapList), so an upgrade reuses every
+ * other pin in place and keeps the data path running. */
 #define SHUNT_ABI_VERSION 1
 
 /* The meta map: one entry, index 0. */

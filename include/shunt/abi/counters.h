@@ -40,3 +40,9 @@
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };
 #undef SHUNT_COUNTER_ENUM
+
+/* Slots of the counters map: more than the counters, so that a version
+ * adding counters reuses the pinned map of the one before (a pinned map of
+ * another size fails to load, and an upgrade with it). */
+#define SHUNT_COUNTER_SLOTS 128
+SHUNT_ABI_STATIC_ASSERT(SHUNT_CTR_MAX <= SHUNT_COUNTER_SLOTS, "counters outgrew the map: new slots need a new map name");

@@ -9,7 +9,7 @@
 #define SHUNT_MAP_ENDPOINT_META "shunt_ep_meta_v1"
 #define SHUNT_MAP_IPCACHE "shunt_ipcache_v1"
 #define SHUNT_MAP_SOCKHASH "shunt_sockhash_v1"
-#define SHUNT_MAP_COUNTERS "shunt_counters_v1"
+#define SHUNT_MAP_COUNTERS "shunt_counters_v2" /* v2: room for new counters */
 #define SHUNT_MAP_SOCKREF "shunt_sockref_v1"
 #define SHUNT_MAP_POLICY "shunt_policy_v1"
 #define SHUNT_MAP_RULE_META "shunt_rule_meta_v1"
