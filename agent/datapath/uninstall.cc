@@ -35,20 +35,16 @@ absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
     else
       done.push_back(absl::StrCat("link ", name));
   }
-  for (const lib::MapDescription& m : lib::PinnedMapList()) {
-    const std::string pin = layout.Map(m.pin_name);
-    if (unlink(pin.c_str()) == 0)
-      done.push_back(absl::StrCat("map ", m.pin_name));
-    else if (errno != ENOENT)
-      errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
-  }
-  for (const std::string& name : lib::RetiredMapList()) {
+  // This version's maps, then those of earlier layouts an upgrade left.
+  auto unpin_map = [&](const std::string& name, const char* note) {
     const std::string pin = layout.Map(name);
     if (unlink(pin.c_str()) == 0)
-      done.push_back(absl::StrCat("map ", name, " (an earlier layout)"));
+      done.push_back(absl::StrCat("map ", name, note));
     else if (errno != ENOENT)
       errors.push_back(absl::StrCat("unpin ", pin, ": ", strerror(errno)));
-  }
+  };
+  for (const lib::MapDescription& m : lib::PinnedMapList()) unpin_map(m.pin_name, "");
+  for (const std::string& name : lib::RetiredMapList()) unpin_map(name, " (an earlier layout)");
   // Per-interface TC links live one level down.
   const std::string tc_dir = absl::StrCat(layout.LinkDir(), "/", SHUNT_LINK_TC_DIR);
   std::error_code tc_ec;

@@ -432,7 +432,8 @@ int Main(int argc, char** argv) {
                 o.only.c_str(), Median(v), o.rounds);
     return 0;
   }
-  const double shunt = Median(r->shunt), ipt = Median(r->iptables), ratio = shunt / ipt;
+  const double shunt = Median(r->shunt), ipt = Median(r->iptables), ratio = shunt / ipt,
+               direct = Median(r->direct);
   utsname u{};
   uname(&u);
   std::printf("shunt-service-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n",
@@ -448,18 +449,17 @@ int Main(int argc, char** argv) {
   std::printf("    (whole mesh: %s, telemetry and short-circuit as configured)\n",
               o.policy_allow ? "enforce mode, a TrafficTarget lets the client in"
                              : "permissive mode, no TrafficTarget, every connection reported");
-  std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n",
-              Median(r->direct));
+  std::printf("  (reference: straight to the pod, no agent, no rules: %.0f conn/s)\n", direct);
   // Even a mesh that cost nothing could not beat this: the rules' own cost
   // over the plain path, which depends on the machine (syscall and
   // interrupt costs weigh on all three alike).
-  const double ceiling = Median(r->direct) / ipt;
+  const double ceiling = direct / ipt;
   std::printf("  shunt / iptables: %.2fx   target >= 1.5x: %s   (ceiling on this machine, direct / "
               "iptables: %.2fx)\n",
               ratio, ratio >= 1.5 ? "MET" : "NOT MET", ceiling);
   // The same comparison without the machine's plain-path cost: what each
   // adds to a connection over going straight to the pod.
-  const double direct_us = 1e6 / Median(r->direct), shunt_extra = 1e6 / shunt - direct_us,
+  const double direct_us = 1e6 / direct, shunt_extra = 1e6 / shunt - direct_us,
                ipt_extra = 1e6 / ipt - direct_us;
   std::printf("  added per connection over direct (%.2f us): shunt %.2f us, iptables %.2f us (shunt "
               "adds %.2fx of what iptables adds)\n",
@@ -474,7 +474,7 @@ int Main(int argc, char** argv) {
                       {"backends", o.backends},
                       {"conntrack", o.fresh_conntrack ? "fresh" : "kept"},
                       {"policy", o.policy_allow ? "allow" : "none"},
-                      {"median_direct_per_s", Median(r->direct)},
+                      {"median_direct_per_s", direct},
                       {"ceiling", ceiling},
                       {"connections", o.connections},
                       {"rounds", o.rounds},
