@@ -4,9 +4,12 @@
 // configured (kube-proxy's iptables mode walks its service rules per new
 // connection; Shunt does one hash lookup). See tools/bench/README.md.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -49,6 +52,10 @@ struct Options {
   std::string json_path = "service-bench-results.json";
   std::vector<std::string> agent_flags;  // --agent-flag, e.g. --telemetry=false
   std::string only;                      // --only shunt|iptables|direct: one case, for profiling
+  // --request N: every connection sends an N-byte request and reads an
+  // N-byte response before it closes (0: connect + close only).
+  int request_bytes = 0;
+  int window = 16;  // --window: connections open at once in --request mode
 };
 
 std::string Vip(int i) { return absl::StrCat("10.96.", 1 + i / 250, ".", 1 + i % 250); }
@@ -170,6 +177,54 @@ std::string KubeProxyRules(int n, const std::vector<std::string>& pod_ips,
   return r;
 }
 
+// --request mode runs the client on CPU 0 and the server on CPU 1: left to
+// the scheduler, they shared a CPU in some rounds and not in others (rounds
+// varied by 20%). The client is pinned only while it measures, so the agent
+// it starts does not inherit the pin. cpu < 0: every CPU again.
+void PinToCpu(int cpu) {
+  const int n = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c = 0; c < n; ++c)
+    if (cpu < 0 || c == cpu % n) CPU_SET(c, &set);
+  sched_setaffinity(0, sizeof(set), &set);
+}
+
+// --request mode, like a load generator with --window connections in
+// flight: each window's connections connect and send their request, then
+// each reads its whole response and closes (abortively, as below). The
+// server answers from another thread (ServeRequests).
+absl::Status Exchange(std::vector<lib::UniqueFd>& socks, const std::vector<sockaddr_in>& to,
+                      const Options& o, int done) {
+  const std::string request(static_cast<size_t>(o.request_bytes), 'q');
+  std::string response(static_cast<size_t>(o.request_bytes), '\0');
+  for (size_t w = 0; w < socks.size(); w += static_cast<size_t>(o.window)) {
+    const size_t end = std::min(socks.size(), w + static_cast<size_t>(o.window));
+    for (size_t i = w; i < end; ++i) {
+      // A response that never comes fails the run instead of hanging it.
+      timeval limit{.tv_sec = 5, .tv_usec = 0};
+      setsockopt(socks[i].get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+      if (connect(socks[i].get(), reinterpret_cast<const sockaddr*>(&to[i]), sizeof(to[i])) != 0)
+        return absl::InternalError(absl::StrCat("connect #", done + i, ": ", strerror(errno)));
+      if (send(socks[i].get(), request.data(), request.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(request.size()))
+        return absl::InternalError(absl::StrCat("request #", done + i, ": ", strerror(errno)));
+    }
+    for (size_t i = w; i < end; ++i) {
+      size_t got = 0;
+      while (got < response.size()) {
+        const ssize_t n = recv(socks[i].get(), response.data() + got, response.size() - got, 0);
+        if (n <= 0)
+          return absl::InternalError(absl::StrCat("response #", done + i, ": ",
+                                                  n == 0 ? "closed early" : strerror(errno)));
+        got += static_cast<size_t>(n);
+      }
+      socks[i].Reset();
+    }
+  }
+  return absl::OkStatus();
+}
+
 // connect() + abortive close (no TIME_WAIT to exhaust ports) of `n`
 // connections to random service addresses; sockets are made in the pod
 // ahead of time in batches, so only connect and close are timed.
@@ -196,16 +251,70 @@ absl::StatusOr<double> ConnectionsPerSecond(e2e::TestNode& node, const e2e::Test
       to.push_back(a);
     }
     const auto t0 = Clock::now();
-    for (size_t i = 0; i < socks.size(); ++i) {
-      if (connect(socks[i].get(), reinterpret_cast<sockaddr*>(&to[i]), sizeof(to[i])) != 0)
-        return absl::InternalError(absl::StrCat("connect #", done + i, ": ", strerror(errno)));
-      socks[i].Reset();
+    if (o.request_bytes == 0) {
+      for (size_t i = 0; i < socks.size(); ++i) {
+        if (connect(socks[i].get(), reinterpret_cast<sockaddr*>(&to[i]), sizeof(to[i])) != 0)
+          return absl::InternalError(absl::StrCat("connect #", done + i, ": ", strerror(errno)));
+        socks[i].Reset();
+      }
+    } else {
+      PinToCpu(0);
+      absl::Status st = Exchange(socks, to, o, done);
+      PinToCpu(-1);
+      SHUNT_RETURN_IF_ERROR(st);
     }
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     done += static_cast<int>(socks.size());
     SHUNT_RETURN_IF_ERROR(CheckInterrupted());
   }
   return o.connections / seconds;
+}
+
+// The servers of --request mode, on one thread like an event-driven
+// server: accept, read the request, answer with as many bytes, close (an
+// orderly FIN; the client's abortive close then ends the connection
+// without a TIME_WAIT on either side).
+void ServeRequests(const std::vector<lib::UniqueFd>& listeners, int bytes,
+                   const std::atomic<bool>& stop) {
+  PinToCpu(1);
+  lib::UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+  for (const auto& l : listeners) {
+    fcntl(l.get(), F_SETFL, fcntl(l.get(), F_GETFL) | O_NONBLOCK);  // accept until EAGAIN
+    epoll_event ev{.events = EPOLLIN, .data = {.fd = l.get()}};
+    epoll_ctl(ep.get(), EPOLL_CTL_ADD, l.get(), &ev);
+  }
+  auto is_listener = [&](int fd) {
+    for (const auto& l : listeners)
+      if (l.get() == fd) return true;
+    return false;
+  };
+  const std::string response(static_cast<size_t>(bytes), 'r');
+  std::vector<char> buf(static_cast<size_t>(bytes));
+  std::vector<size_t> got(65536);  // request bytes read so far, by fd
+  epoll_event evs[64];
+  while (!stop) {
+    const int n = epoll_wait(ep.get(), evs, 64, 20);
+    for (int i = 0; i < n; ++i) {
+      const int fd = evs[i].data.fd;
+      if (is_listener(fd)) {
+        for (int c; (c = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+          if (static_cast<size_t>(c) >= got.size()) got.resize(static_cast<size_t>(c) * 2);
+          got[static_cast<size_t>(c)] = 0;
+          epoll_event ev{.events = EPOLLIN, .data = {.fd = c}};
+          epoll_ctl(ep.get(), EPOLL_CTL_ADD, c, &ev);
+        }
+        continue;
+      }
+      size_t& have = got[static_cast<size_t>(fd)];
+      const ssize_t r = read(fd, buf.data(), buf.size() - have);
+      if (r > 0) have += static_cast<size_t>(r);
+      if (r > 0 && have < buf.size()) continue;
+      // A whole request: answer it. Nothing (EOF, reset) or a short write:
+      // the client sees it as a failed exchange.
+      if (r > 0) (void)!write(fd, response.data(), response.size());
+      if (r >= 0 || errno != EAGAIN) close(fd);
+    }
+  }
 }
 
 absl::Status WaitServices(e2e::TestNode& node, size_t n) {
@@ -271,6 +380,7 @@ absl::StatusOr<Result> Run(const Options& o) {
   }
   std::atomic<bool> stop{false};
   std::thread acceptor([&] {
+    if (o.request_bytes > 0) return ServeRequests(listeners, o.request_bytes, stop);
     std::vector<pollfd> fds;
     for (const auto& l : listeners) fds.push_back({l.get(), POLLIN, 0});
     while (!stop) {
@@ -366,6 +476,8 @@ int Main(int argc, char** argv) {
     if (a == "--connections" && next(o.connections, 1000, 10000000)) continue;
     if (a == "--rounds" && next(o.rounds, 1, 99)) continue;
     if (a == "--backends" && next(o.backends, 1, 64)) continue;
+    if (a == "--request" && next(o.request_bytes, 0, 65536)) continue;
+    if (a == "--window" && next(o.window, 1, 1000)) continue;
     if (a == "--agent-flag" && i + 1 < argc) {
       o.agent_flags.push_back(argv[++i]);
       continue;
@@ -402,7 +514,8 @@ int Main(int argc, char** argv) {
     }
     std::fprintf(stderr,
                  "usage: shunt-service-bench [--services N] [--connections N] [--rounds N] "
-                 "[--backends N] [--conntrack fresh|kept] [--policy allow|none] [--agent-flag F]... "
+                 "[--backends N] [--request BYTES [--window N]] [--conntrack fresh|kept] "
+                 "[--policy allow|none] [--agent-flag F]... "
                  "[--only shunt|iptables|direct] [--json PATH]\n");
     return a == "-h" || a == "--help" ? 0 : 2;
   }
@@ -438,10 +551,17 @@ int Main(int argc, char** argv) {
   uname(&u);
   std::printf("shunt-service-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n",
               u.release, sysconf(_SC_NPROCESSORS_ONLN));
+  const std::string timed =
+      o.request_bytes == 0
+          ? std::string("connect + abortive close timed")
+          : absl::StrFormat(
+                "connect, %d-byte request, %d-byte response, abortive close timed; %d "
+                "connections in flight, client and server pinned to CPUs 0 and 1",
+                o.request_bytes, o.request_bytes, o.window);
   std::printf(
       "new connections per second to a random one of %d service addresses with %d backend%s each "
-      "(medians of %d interleaved rounds, %d connections each; connect + abortive close timed)\n",
-      o.services, o.backends, o.backends == 1 ? "" : "s", o.rounds, o.connections);
+      "(medians of %d interleaved rounds, %d connections each; %s)\n",
+      o.services, o.backends, o.backends == 1 ? "" : "s", o.rounds, o.connections, timed.c_str());
   std::printf("  iptables DNAT, kube-proxy layout   %9.0f conn/s  (conntrack %s)\n", ipt,
               o.fresh_conntrack ? "emptied before each round" : "kept across rounds");
   std::printf("  shunt, balanced at connect()       %9.0f conn/s%s\n", shunt,
@@ -477,6 +597,8 @@ int Main(int argc, char** argv) {
                       {"median_direct_per_s", direct},
                       {"ceiling", ceiling},
                       {"connections", o.connections},
+                      {"request_bytes", o.request_bytes},
+                      {"window", o.request_bytes > 0 ? o.window : 0},
                       {"rounds", o.rounds},
                       {"shunt_per_s", r->shunt},
                       {"iptables_per_s", r->iptables},
