@@ -29,6 +29,7 @@
 #include "nlohmann/json.hpp"
 #include "test/e2e/harness/sim.h"
 #include "test/e2e/harness/sock_util.h"
+#include "tools/bench/blocking_io.h"
 #include "tools/bench/cpu_dma_latency.h"
 #include "tools/bench/interrupt.h"
 #include "tools/bench/latency_stats.h"
@@ -201,24 +202,16 @@ absl::Status Exchange(std::vector<lib::UniqueFd>& socks, const std::vector<socka
   for (size_t w = 0; w < socks.size(); w += static_cast<size_t>(o.window)) {
     const size_t end = std::min(socks.size(), w + static_cast<size_t>(o.window));
     for (size_t i = w; i < end; ++i) {
-      // A response that never comes fails the run instead of hanging it.
-      timeval limit{.tv_sec = 5, .tv_usec = 0};
-      setsockopt(socks[i].get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+      // Timeouts: a response that never comes fails the run instead of hanging it.
+      SHUNT_RETURN_IF_ERROR(TuneSocket(socks[i].get(), 5000));
       if (connect(socks[i].get(), reinterpret_cast<const sockaddr*>(&to[i]), sizeof(to[i])) != 0)
         return absl::InternalError(absl::StrCat("connect #", done + i, ": ", strerror(errno)));
-      if (send(socks[i].get(), request.data(), request.size(), MSG_NOSIGNAL) !=
-          static_cast<ssize_t>(request.size()))
-        return absl::InternalError(absl::StrCat("request #", done + i, ": ", strerror(errno)));
+      if (absl::Status st = WriteFull(socks[i].get(), request.data(), request.size()); !st.ok())
+        return absl::Status(st.code(), absl::StrCat("request #", done + i, ": ", st.message()));
     }
     for (size_t i = w; i < end; ++i) {
-      size_t got = 0;
-      while (got < response.size()) {
-        const ssize_t n = recv(socks[i].get(), response.data() + got, response.size() - got, 0);
-        if (n <= 0)
-          return absl::InternalError(absl::StrCat("response #", done + i, ": ",
-                                                  n == 0 ? "closed early" : strerror(errno)));
-        got += static_cast<size_t>(n);
-      }
+      if (absl::Status st = ReadFull(socks[i].get(), response.data(), response.size()); !st.ok())
+        return absl::Status(st.code(), absl::StrCat("response #", done + i, ": ", st.message()));
       socks[i].Reset();
     }
   }
