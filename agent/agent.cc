@@ -20,12 +20,14 @@
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/ip.h"
+#include "agent/lib/json_text.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "agent/netns/link_info.h"
 #include "agent/netns/netns_scanner.h"
 #include "agent/policy/check.h"
+#include "agent/source/file_source.h"
 #include "agent/telemetry/stat.h"
 #include "agent/telemetry/traffic_metrics.h"
 #include "nlohmann/json.hpp"
@@ -77,8 +79,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   a->signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!a->signal_fd_.valid()) return lib::ErrnoStatus(errno, "signalfd");
 
-  SHUNT_ASSIGN_OR_RETURN(auto watcher, source::DirWatcher::Create(config.config_dir));
-  a->watcher_.emplace(std::move(watcher));
+  SHUNT_ASSIGN_OR_RETURN(a->source_, source::FileSource::Create(config.config_dir));
   SHUNT_ASSIGN_OR_RETURN(a->own_netns_cookie_, netns::CurrentNetnsCookie());
 
   SHUNT_ASSIGN_OR_RETURN(a->datapath_,
@@ -155,16 +156,15 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
 void Agent::Reconcile(bool reload_config) {
   ++reconciles_;
   if (reload_config) {
-    auto snap = source_.Load();
-    if (!snap.ok()) {
-      // The directory itself vanished: keep the last good state in force.
+    if (absl::Status synced = source_->Sync(store_); !synced.ok()) {
+      // The source as a whole cannot be read: keep the last good state in force.
       ++reconcile_errors_;
-      spdlog::error("config: {}; keeping the last good state", snap.status().message());
-    } else {
-      snapshot_ = *std::move(snap);
-      compiler_.Update(snapshot_);
-      service_plan_ = services::MakePlan(snapshot_);
-      flows_.SetDirectory(telemetry::PeerDirectory::Build(snapshot_.pods));
+      spdlog::error("config: {}; keeping the last good state", synced.message());
+    } else if (auto snap = store_.Publish(); snap != snapshot_) {
+      snapshot_ = std::move(snap);
+      compiler_.Update(*snapshot_);
+      service_plan_ = services::MakePlan(*snapshot_);
+      flows_.SetDirectory(telemetry::PeerDirectory::Build(snapshot_->pods));
       if (compiler_.policy().rules_stamp != rule_names_stamp_) {
         flows_.SetRuleNames(
             std::make_shared<const std::map<uint32_t, std::string>>(compiler_.policy().rules));
@@ -192,7 +192,7 @@ void Agent::Reconcile(bool reload_config) {
     return;
   }
   plan_ = endpoints::MakePlan({.node = config_.node,
-                               .pods = &snapshot_.pods,
+                               .pods = &snapshot_->pods,
                                .namespaces = &*probes,
                                .own_netns_cookie = own_netns_cookie_},
                               identities_);
@@ -201,7 +201,7 @@ void Agent::Reconcile(bool reload_config) {
   in_use.insert(plan_.identities.begin(), plan_.identities.end());
   identities_.Retain(in_use);
   std::set<endpoints::IdentityAllocator::Key> targets;
-  for (const auto& t : snapshot_.traffic_targets) targets.insert({t.namespace_, t.name});
+  for (const auto& t : snapshot_->traffic_targets) targets.insert({t.namespace_, t.name});
   rule_ids_.Retain(targets);
   // Policy before endpoints: a pod's grants are in place before it is meshed.
   const std::vector<policy::EntryKey> changed = compiler_.TakeChanges();
@@ -266,8 +266,8 @@ void Agent::SyncTcGuards() {
 
 void Agent::LogSnapshotIfChanged() {
   std::vector<std::string> lines;
-  for (const auto& p : snapshot_.problems) lines.push_back("rejected: " + p.ToString());
-  for (const auto& n : snapshot_.notices) lines.push_back("notice: " + n.ToString());
+  for (const auto& p : snapshot_->problems) lines.push_back("rejected: " + p.ToString());
+  for (const auto& n : snapshot_->notices) lines.push_back("notice: " + n.ToString());
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty())
       lines.push_back(absl::StrCat("pod ", p.key, " not meshed: ", p.problem));
@@ -276,11 +276,11 @@ void Agent::LogSnapshotIfChanged() {
   std::string all = absl::StrJoin(lines, "\n");
   if (all == last_logged_) return;
   last_logged_ = all;
-  spdlog::info("config: {} files, {} objects, {} pods ({} local, {} meshed)", snapshot_.files,
-               snapshot_.objects, snapshot_.pods.size(), plan_.local_pods.size(),
+  spdlog::info("config: {} files, {} objects, {} pods ({} local, {} meshed)", snapshot_->origins,
+               snapshot_->documents, snapshot_->pods.size(), plan_.local_pods.size(),
                plan_.endpoints.size());
-  for (const auto& p : snapshot_.problems) spdlog::warn("config: rejected {}", p.ToString());
-  for (const auto& n : snapshot_.notices) spdlog::info("config: {}", n.ToString());
+  for (const auto& p : snapshot_->problems) spdlog::warn("config: rejected {}", p.ToString());
+  for (const auto& n : snapshot_->notices) spdlog::info("config: {}", n.ToString());
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty()) spdlog::warn("pod {}: not meshed: {}", p.key, p.problem);
   for (const auto& p : compiler_.policy().problems) spdlog::warn("policy: {}", p.ToString());
@@ -309,11 +309,11 @@ std::string Agent::StatusJson() const {
       {"cgroup_root", config_.cgroup_root},
       {"bpffs", config_.bpffs_dir},
       {"config",
-       {{"files", snapshot_.files},
-        {"objects", snapshot_.objects},
-        {"pods", snapshot_.pods.size()},
-        {"problems", ProblemsJson(snapshot_.problems)},
-        {"notices", ProblemsJson(snapshot_.notices)}}},
+       {{"files", snapshot_->origins},
+        {"objects", snapshot_->documents},
+        {"pods", snapshot_->pods.size()},
+        {"problems", ProblemsJson(snapshot_->problems)},
+        {"notices", ProblemsJson(snapshot_->notices)}}},
       {"identities", identities_.size()},
       {"local_pods", pods},
       {"last_apply",
@@ -322,6 +322,9 @@ std::string Agent::StatusJson() const {
         {"unchanged", last_apply_.unchanged},
         {"errors", last_apply_.errors}}},
       {"reconciles", reconciles_.load()},
+      // The generation of the object snapshot now in force: tests and tools
+      // wait on it to know a change has been applied, not merely seen.
+      {"generation", snapshot_->generation},
       {"reconcile_errors", reconcile_errors_.load()},
       {"metrics_addr", http_ ? http_->address() : ""},
       {"telemetry",
@@ -330,7 +333,7 @@ std::string Agent::StatusJson() const {
         {"edges", flows_.totals().edges}}},
       {"mode", config_.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
       {"policy",
-       {{"traffic_targets", snapshot_.traffic_targets.size()},
+       {{"traffic_targets", snapshot_->traffic_targets.size()},
         {"entries", compiler_.policy().entries.size()},
         {"l7_targets", compiler_.policy().l7_targets},
         {"problems", ProblemsJson(compiler_.policy().problems)},
@@ -349,10 +352,23 @@ std::string Agent::StatusJson() const {
           {"errors", last_service_apply_.errors}}}}},
       {"tc_errors", tc_errors_},
   };
-  return j.dump();
+  return j.dump(-1, ' ', false, lib::kUtf8Replace);
 }
 
 std::string Agent::HandleApi(const std::string& request) {
+  // A request is outside input: whatever it holds, it gets an answer and
+  // the agent lives.
+  try {
+    return Answer(request);
+  } catch (const std::exception& e) {
+    ++api_errors_;
+    spdlog::error("api: request '{}' failed: {}", request.substr(0, 200), e.what());
+    return nlohmann::json{{"error", absl::StrCat("internal error: ", e.what())}}.dump(
+        -1, ' ', false, lib::kUtf8Replace);
+  }
+}
+
+std::string Agent::Answer(const std::string& request) {
   const size_t sp = request.find(' ');
   const std::string verb = request.substr(0, sp);
   const std::string arg = sp == std::string::npos ? "" : request.substr(sp + 1);
@@ -364,14 +380,14 @@ std::string Agent::HandleApi(const std::string& request) {
   if (verb == "stat") return StatJson(arg);
   if (verb == "services") return ServicesJson();
   if (verb == "lb-explain") return LbExplainJson(arg);
-  return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump();
+  return nlohmann::json{{"error", absl::StrCat("unknown request '", verb, "'")}}.dump(-1, ' ', false, lib::kUtf8Replace);
 }
 
 std::string Agent::DropsJson(const std::string& arg) const {
   uint64_t after = 0;
   if (!arg.empty() && !absl::SimpleAtoi(arg, &after))
     return nlohmann::json{{"error", absl::StrCat("drops: '", arg, "' is not a sequence number")}}
-        .dump();
+        .dump(-1, ' ', false, lib::kUtf8Replace);
   nlohmann::json events = nlohmann::json::array();
   uint64_t last = after;
   for (const auto& d : deny_log_->Since(after, 1000)) {
@@ -391,15 +407,15 @@ std::string Agent::DropsJson(const std::string& arg) const {
                       {"dst_identity", e.dst_identity}});
     last = d.seq;
   }
-  return nlohmann::json{{"events", events}, {"next", last}, {"total", deny_log_->total()}}.dump();
+  return nlohmann::json{{"events", events}, {"next", last}, {"total", deny_log_->total()}}.dump(-1, ' ', false, lib::kUtf8Replace);
 }
 
 std::string Agent::PolicyCheckJson(const std::string& arg) const {
   auto j = nlohmann::json::parse(arg, nullptr, false);
   auto req = policy::ParseCheckRequest(j.is_discarded() ? nlohmann::json() : j);
-  if (!req.ok()) return nlohmann::json{{"error", std::string(req.status().message())}}.dump();
-  auto out = policy::Check(*req, snapshot_, compiler_.policy(), identities_, config_.mode);
-  if (!out.ok()) return nlohmann::json{{"error", std::string(out.status().message())}}.dump();
+  if (!req.ok()) return nlohmann::json{{"error", std::string(req.status().message())}}.dump(-1, ' ', false, lib::kUtf8Replace);
+  auto out = policy::Check(*req, *snapshot_, compiler_.policy(), identities_, config_.mode);
+  if (!out.ok()) return nlohmann::json{{"error", std::string(out.status().message())}}.dump(-1, ' ', false, lib::kUtf8Replace);
   return out->dump();
 }
 
@@ -417,7 +433,7 @@ std::string Agent::FlowsJson(const std::string& arg) const {
   uint64_t after = 0;
   if (!arg.empty() && !absl::SimpleAtoi(arg, &after))
     return nlohmann::json{{"error", absl::StrCat("flows: '", arg, "' is not a sequence number")}}
-        .dump();
+        .dump(-1, ' ', false, lib::kUtf8Replace);
   nlohmann::json closed = nlohmann::json::array(), live = nlohmann::json::array();
   uint64_t next = after;
   for (const auto& f : flows_.Since(after, 5000)) {
@@ -433,7 +449,7 @@ std::string Agent::FlowsJson(const std::string& arg) const {
   }
   return nlohmann::json{
       {"closed", closed}, {"live", live}, {"next", next}, {"telemetry", config_.telemetry}}
-      .dump();
+      .dump(-1, ' ', false, lib::kUtf8Replace);
 }
 
 // "stat <window-seconds> <workload|pod|edge>"
@@ -443,13 +459,13 @@ std::string Agent::StatJson(const std::string& arg) const {
   if (sp == std::string::npos || !absl::SimpleAtoi(arg.substr(0, sp), &window_s))
     return nlohmann::json{
         {"error", absl::StrCat("stat: '", arg, "': expected <window-seconds> <group>")}}
-        .dump();
+        .dump(-1, ' ', false, lib::kUtf8Replace);
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   auto j = telemetry::StatJson(flows_, static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec,
                                window_s, arg.substr(sp + 1));
   if (!j.ok())
-    return nlohmann::json{{"error", absl::StrCat("stat: ", j.status().message())}}.dump();
+    return nlohmann::json{{"error", absl::StrCat("stat: ", j.status().message())}}.dump(-1, ' ', false, lib::kUtf8Replace);
   (*j)["telemetry"] = config_.telemetry;
   return j->dump();
 }
@@ -525,10 +541,10 @@ std::string Agent::LbExplainJson(const std::string& arg) const {
   if (entries.empty())
     return nlohmann::json{{"error", absl::StrCat("lb explain: no service '", arg,
                                                  "' with a cluster IP (expected namespace/name)")}}
-        .dump();
+        .dump(-1, ' ', false, lib::kUtf8Replace);
   auto trace = lib::ReadLbTrace(lb_trace_fd_);
-  if (!trace.ok()) return nlohmann::json{{"error", std::string(trace.status().message())}}.dump();
-  const auto directory = telemetry::PeerDirectory::Build(snapshot_.pods);
+  if (!trace.ok()) return nlohmann::json{{"error", std::string(trace.status().message())}}.dump(-1, ' ', false, lib::kUtf8Replace);
+  const auto directory = telemetry::PeerDirectory::Build(snapshot_->pods);
   const int64_t now = MonotonicNs();
   auto name = [&](const shunt_backend& b) {
     nlohmann::json j = {{"address", absl::StrCat(lib::Ipv4String(b.ip), ":", ntohs(b.port))}};
@@ -581,11 +597,11 @@ std::string Agent::LbExplainJson(const std::string& arg) const {
                    {"backends", std::move(scores)},
                    {"choices", std::move(choices)}});
   }
-  return nlohmann::json{{"services", std::move(out)}}.dump();
+  return nlohmann::json{{"services", std::move(out)}}.dump(-1, ' ', false, lib::kUtf8Replace);
 }
 
 std::string Agent::ServicesJson() const {
-  const auto directory = telemetry::PeerDirectory::Build(snapshot_.pods);
+  const auto directory = telemetry::PeerDirectory::Build(snapshot_->pods);
   const int64_t now = MonotonicNs();
   nlohmann::json out = nlohmann::json::array();
   for (const auto& e : service_plan_.entries) {
@@ -621,7 +637,7 @@ std::string Agent::ServicesJson() const {
                    {"backends", std::move(backends)}});
   }
   return nlohmann::json{{"services", out}, {"problems", ProblemsJson(service_plan_.problems)}}
-      .dump();
+      .dump(-1, ' ', false, lib::kUtf8Replace);
 }
 
 // Runs on the metrics server's thread: only thread-safe state (the flow
@@ -686,7 +702,7 @@ absl::Status Agent::Run() {
   int64_t rescan_at = NowMs() + config_.rescan_ms;
   for (;;) {
     pollfd fds[4] = {{signal_fd_.get(), POLLIN, 0},
-                     {watcher_->fd(), POLLIN, 0},
+                     {source_->fd(), POLLIN, 0},
                      {api_->fd(), POLLIN, 0},
                      {deny_log_->fd(), POLLIN, 0}};
     const int64_t now = NowMs();
@@ -700,7 +716,7 @@ absl::Status Agent::Run() {
         spdlog::info("signal {}: exiting; the data path stays in place", si.ssi_signo);
       return absl::OkStatus();
     }
-    if ((fds[1].revents & POLLIN) && watcher_->Drain() && reload_at < 0)
+    if ((fds[1].revents & POLLIN) && source_->Drain() && reload_at < 0)
       reload_at = NowMs() + config_.debounce_ms;
     ConsumeDenials();  // cheap when the ring is empty; also so `shuntctl drops` sees the latest
     if (fds[2].revents & POLLIN) api_->ServePending();

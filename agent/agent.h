@@ -27,8 +27,8 @@
 #include "agent/services/lb_score_writer.h"
 #include "agent/services/service_plan.h"
 #include "agent/services/service_writer.h"
-#include "agent/source/dir_watcher.h"
-#include "agent/source/file_source.h"
+#include "agent/model/object_store.h"
+#include "agent/source/source.h"
 #include "agent/telemetry/flow_aggregator.h"
 #include "agent/telemetry/flow_collector.h"
 #include "agent/telemetry/prometheus.h"
@@ -45,11 +45,12 @@ class Agent {
   absl::Status Run();
 
  private:
-  explicit Agent(AgentConfig config) : config_(std::move(config)), source_(config_.config_dir) {}
+  explicit Agent(AgentConfig config) : config_(std::move(config)) {}
   void Reconcile(bool reload_config);
   void SyncTcGuards();
   void LogSnapshotIfChanged();
   std::string HandleApi(const std::string& request);
+  std::string Answer(const std::string& request);
   std::string StatusJson() const;
   std::string DropsJson(const std::string& arg) const;
   std::string PolicyCheckJson(const std::string& arg) const;
@@ -64,8 +65,8 @@ class Agent {
   void ConsumeDenials();
 
   AgentConfig config_;
-  source::FileSource source_;
-  std::optional<source::DirWatcher> watcher_;
+  std::unique_ptr<source::Source> source_;
+  model::ObjectStore store_;
   std::unique_ptr<datapath::Datapath> datapath_;
   std::unique_ptr<endpoints::BpfEndpointMaps> maps_;
   std::optional<api::ApiServer> api_;
@@ -97,7 +98,7 @@ class Agent {
   std::vector<std::string> tc_errors_;
   uint64_t own_netns_cookie_ = 0;
 
-  source::Snapshot snapshot_;
+  std::shared_ptr<const model::Snapshot> snapshot_ = store_.current();
   endpoints::Plan plan_;
   endpoints::ApplyReport last_apply_;
   std::string last_logged_;
@@ -107,6 +108,7 @@ class Agent {
   // Read by the metrics thread too.
   std::atomic<uint64_t> reconciles_{0};
   std::atomic<uint64_t> reconcile_errors_{0};
+  uint64_t api_errors_ = 0;  // requests that failed inside the agent
 };
 
 }  // namespace shunt::agent

@@ -17,7 +17,8 @@ struct ObjectRef {
   // "pods.yaml:12 Pod demo/client"
   std::string ToString() const {
     std::string where = line > 0 ? absl::StrCat(file, ":", line) : file;
-    if (kind.empty() && name.empty()) return where;  // a problem with the file itself
+    // A problem with the file itself, or an object that names nothing.
+    if (kind.empty() && name.empty()) return where.empty() ? "object" : where;
     std::string what = kind.empty() ? "object" : kind;
     const std::string sep = where.empty() ? "" : " ";
     if (name.empty()) return absl::StrCat(where, sep, what);

@@ -5,22 +5,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/model/field.h"
 
 namespace shunt::model {
 namespace {
 
 bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
 bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-
-// Reads an optional scalar string; InvalidArgument if present but not a scalar.
-absl::StatusOr<std::string> OptionalString(const YAML::Node& parent, const char* key,
-                                           const std::string& path) {
-  if (!parent || !parent.IsMap()) return std::string();
-  YAML::Node n = parent[key];
-  if (!n || n.IsNull()) return std::string();
-  if (!n.IsScalar()) return absl::InvalidArgumentError(absl::StrCat(path, " must be a string"));
-  return n.Scalar();
-}
 
 }  // namespace
 
@@ -50,35 +41,34 @@ bool IsDnsSubdomain(const std::string& s) {
 namespace {
 
 // metadata.ownerReferences -> pod.workload_kind / workload (see pod.h).
-absl::Status ParseOwner(const YAML::Node& meta, Pod& pod) {
-  YAML::Node refs = meta["ownerReferences"];
-  if (!refs || refs.IsNull()) return absl::OkStatus();
-  if (!refs.IsSequence()) return absl::InvalidArgumentError("metadata.ownerReferences must be a list");
-  // By index: assigning one YAML::Node to another would re-point the
-  // document's own node (yaml-cpp's operator= on a defined node).
+absl::Status ParseOwner(const Field& meta, Pod& pod) {
+  Field refs = meta["ownerReferences"];
+  if (refs.absent()) return absl::OkStatus();
+  if (!refs.is_array()) return Invalid(refs.path(), "must be a list");
   int chosen_index = -1;
   for (size_t i = 0; i < refs.size(); ++i) {
-    YAML::Node r = refs[i];
-    if (!r.IsMap())
-      return absl::InvalidArgumentError(absl::StrCat("metadata.ownerReferences[", i, "] must be a mapping"));
-    bool controller = false;
-    if (YAML::Node c = r["controller"]; c && c.IsScalar()) YAML::convert<bool>::decode(c, controller);
+    Field r = refs[i];
+    if (!r.is_object()) return Invalid(r.path(), "must be a mapping");
+    // An owner that says controller: true wins; a malformed flag is no claim.
+    const bool controller = r["controller"].is_bool() && r["controller"].json()->get<bool>();
     if (chosen_index < 0 || controller) chosen_index = static_cast<int>(i);
     if (controller) break;
   }
   if (chosen_index < 0) return absl::OkStatus();
-  YAML::Node chosen = refs[static_cast<size_t>(chosen_index)];
+  Field chosen = refs[static_cast<size_t>(chosen_index)];
   const std::string where = "metadata.ownerReferences";
-  auto kind = OptionalString(chosen, "kind", where + ".kind");
+  auto kind = Field(chosen["kind"].json(), where + ".kind").String();
   if (!kind.ok()) return kind.status();
-  auto name = OptionalString(chosen, "name", where + ".name");
+  auto name = Field(chosen["name"].json(), where + ".name").String();
   if (!name.ok()) return name.status();
   if (kind->empty() || name->empty())
     return absl::InvalidArgumentError(where + ": an owner needs kind and name");
   pod.workload_kind = absl::AsciiStrToLower(*kind);
   pod.workload = *name;
   if (pod.workload_kind == "replicaset") {
-    auto hash = OptionalString(meta["labels"], "pod-template-hash", "metadata.labels.pod-template-hash");
+    Field labels = meta["labels"];
+    auto hash =
+        Field(labels["pod-template-hash"].json(), "metadata.labels.pod-template-hash").String();
     if (hash.ok() && !hash->empty() && absl::EndsWith(pod.workload, "-" + *hash)) {
       pod.workload_kind = "deployment";
       pod.workload.resize(pod.workload.size() - hash->size() - 1);
@@ -89,51 +79,31 @@ absl::Status ParseOwner(const YAML::Node& meta, Pod& pod) {
 
 }  // namespace
 
-absl::StatusOr<Pod> ParsePod(const YAML::Node& doc) {
-  if (!doc.IsMap()) return absl::InvalidArgumentError("not a Kubernetes object (expected a mapping)");
-  YAML::Node meta = doc["metadata"];
-  if (!meta || !meta.IsMap()) return absl::InvalidArgumentError("metadata is missing");
-  Pod pod;
-  auto name = OptionalString(meta, "name", "metadata.name");
-  if (!name.ok()) return name.status();
-  if (name->empty()) return absl::InvalidArgumentError("metadata.name is missing");
-  if (!IsDnsSubdomain(*name))
-    return absl::InvalidArgumentError(
-        absl::StrCat("metadata.name '", *name, "' is not a valid DNS subdomain"));
-  pod.name = *name;
+absl::StatusOr<Pod> ParsePod(const Json& doc) {
+  auto meta = ReadMeta(doc);
+  if (!meta.ok()) return meta.status();
+  Pod pod{.namespace_ = meta->namespace_, .name = meta->name};
+  if (auto s = ParseOwner(meta->fields, pod); !s.ok()) return s;
 
-  auto ns = OptionalString(meta, "namespace", "metadata.namespace");
-  if (!ns.ok()) return ns.status();
-  pod.namespace_ = ns->empty() ? "default" : *ns;
-  if (!IsDnsLabel(pod.namespace_))
-    return absl::InvalidArgumentError(
-        absl::StrCat("metadata.namespace '", pod.namespace_, "' is not a valid DNS label"));
-
-  if (auto s = ParseOwner(meta, pod); !s.ok()) return s;
-
-  YAML::Node spec = doc["spec"];
-  if (!spec || !spec.IsMap()) return absl::InvalidArgumentError("spec is missing");
-  auto sa = OptionalString(spec, "serviceAccountName", "spec.serviceAccountName");
+  Field spec = Field::Root(doc)["spec"];
+  if (!spec.is_object()) return absl::InvalidArgumentError("spec is missing");
+  auto sa = spec["serviceAccountName"].String();
   if (!sa.ok()) return sa.status();
   pod.service_account = sa->empty() ? "default" : *sa;
   if (!IsDnsSubdomain(pod.service_account))
-    return absl::InvalidArgumentError(absl::StrCat("spec.serviceAccountName '",
-                                                   pod.service_account, "' is not a valid name"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.serviceAccountName '", pod.service_account, "' is not a valid name"));
+  auto host_network = spec["hostNetwork"].Bool(false);
+  if (!host_network.ok()) return host_network.status();
+  pod.host_network = *host_network;
 
-  if (YAML::Node hn = spec["hostNetwork"]; hn && !hn.IsNull()) {
-    bool value = false;
-    if (!hn.IsScalar() || !YAML::convert<bool>::decode(hn, value))
-      return absl::InvalidArgumentError("spec.hostNetwork must be true or false");
-    pod.host_network = value;
-  }
-
-  auto node = OptionalString(spec, "nodeName", "spec.nodeName");
+  auto node = spec["nodeName"].String();
   if (!node.ok()) return node.status();
   if (node->empty())
     return absl::InvalidArgumentError("spec.nodeName is missing (the pod is not scheduled)");
   pod.node_name = *node;
 
-  auto ip = OptionalString(doc["status"], "podIP", "status.podIP");
+  auto ip = Field::Root(doc)["status"]["podIP"].String();
   if (!ip.ok()) return ip.status();
   if (ip->empty()) return absl::InvalidArgumentError("status.podIP is missing");
   in_addr addr{};

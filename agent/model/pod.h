@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "yaml-cpp/yaml.h"
+#include "nlohmann/json.hpp"
 
 namespace shunt::model {
 
@@ -35,7 +35,7 @@ struct Pod {
 
 // InvalidArgument naming the field: "spec.nodeName is missing (pod not
 // scheduled)", "status.podIP 'x' is not an IPv4 address", ...
-absl::StatusOr<Pod> ParsePod(const YAML::Node& doc);
+absl::StatusOr<Pod> ParsePod(const nlohmann::json& doc);
 
 // Kubernetes name rules, shared by every kind.
 bool IsDnsLabel(const std::string& s);      // namespaces, service accounts

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "yaml-cpp/yaml.h"
+#include "nlohmann/json.hpp"
 
 namespace shunt::model {
 
@@ -150,15 +150,18 @@ struct TrafficSplit {
 };
 
 // InvalidArgument naming the field, or Unimplemented (see the top of this file).
-absl::StatusOr<Service> ParseService(const YAML::Node& doc);
-absl::StatusOr<EndpointSlice> ParseEndpointSlice(const YAML::Node& doc);
+absl::StatusOr<Service> ParseService(const nlohmann::json& doc);
+absl::StatusOr<EndpointSlice> ParseEndpointSlice(const nlohmann::json& doc);
 // `api_version` is the object's apiVersion, one of split.smi-spec.io/v1alpha1
 // to v1alpha4 (InvalidArgument otherwise); it decides how weights read and
 // whether `matches` may appear.
-absl::StatusOr<TrafficSplit> ParseTrafficSplit(const YAML::Node& doc,
+absl::StatusOr<TrafficSplit> ParseTrafficSplit(const nlohmann::json& doc,
                                                const std::string& api_version);
 
 // Kubernetes IANA_SVC_NAME: a named container port or targetPort.
 bool IsPortName(const std::string& s);
+// DNS-1035 label: what Kubernetes requires of a Service name (a DNS label
+// that starts with a letter).
+bool IsServiceName(const std::string& s);
 
 }  // namespace shunt::model

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "yaml-cpp/yaml.h"
+#include "nlohmann/json.hpp"
 
 namespace shunt::model {
 
@@ -77,8 +77,9 @@ struct HttpRouteGroup {
   bool operator==(const HttpRouteGroup&) const = default;
 };
 
-absl::StatusOr<TrafficTarget> ParseTrafficTarget(const YAML::Node& doc, const std::string& api_version);
-absl::StatusOr<PortRoute> ParsePortRoute(const YAML::Node& doc, RouteKind kind);
-absl::StatusOr<HttpRouteGroup> ParseHttpRouteGroup(const YAML::Node& doc);
+absl::StatusOr<TrafficTarget> ParseTrafficTarget(const nlohmann::json& doc,
+                                                 const std::string& api_version);
+absl::StatusOr<PortRoute> ParsePortRoute(const nlohmann::json& doc, RouteKind kind);
+absl::StatusOr<HttpRouteGroup> ParseHttpRouteGroup(const nlohmann::json& doc);
 
 }  // namespace shunt::model

@@ -6,7 +6,7 @@
 namespace shunt::policy {
 namespace {
 
-const model::Pod* FindPod(const source::Snapshot& s, const std::string& key) {
+const model::Pod* FindPod(const model::Snapshot& s, const std::string& key) {
   for (const auto& p : s.pods)
     if (p.Key() == key) return &p;
   return nullptr;
@@ -24,6 +24,8 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j) {
   if (!j.contains("port") || !j["port"].is_number_integer() || j["port"] < 1 || j["port"] > 65535)
     return absl::InvalidArgumentError("policy check: --port must be 1-65535");
   r.port = j["port"].get<uint16_t>();
+  if (j.contains("proto") && !j["proto"].is_string())
+    return absl::InvalidArgumentError("policy check: --proto must be tcp or udp");
   const std::string proto = j.value("proto", "tcp");
   if (proto == "tcp") {
     r.proto = kTcp;
@@ -35,7 +37,7 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j) {
   return r;
 }
 
-absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const source::Snapshot& snapshot,
+absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snapshot& snapshot,
                                      const CompiledPolicy& policy,
                                      const endpoints::IdentityAllocator& ids, uint32_t mode) {
   const model::Pod* from = FindPod(snapshot, req.from);

@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "agent/endpoints/identity_allocator.h"
 #include "agent/policy/compiler.h"
-#include "agent/source/file_source.h"
+#include "agent/model/objects.h"
 #include "nlohmann/json.hpp"
 
 namespace shunt::policy {
@@ -25,7 +25,7 @@ struct CheckRequest {
 absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j);
 
 // NotFound if a pod is not in the config.
-absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const source::Snapshot& snapshot,
+absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snapshot& snapshot,
                                      const CompiledPolicy& policy,
                                      const endpoints::IdentityAllocator& ids, uint32_t mode);
 

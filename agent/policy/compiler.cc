@@ -174,7 +174,7 @@ void PolicyCompiler::Settle() {
   }
 }
 
-int PolicyCompiler::Update(const source::Objects& objects) {
+int PolicyCompiler::Update(const model::Objects& objects) {
   ++update_;
   absl::flat_hash_set<Target*> dirty;
   SyncRoutes(objects.tcp_routes, model::RouteKind::kTcp, tcp_routes_, tcp_order_, dirty);
@@ -266,7 +266,7 @@ std::vector<EntryKey> PolicyCompiler::TakeChanges() {
   return out;
 }
 
-CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAllocator& ids,
+CompiledPolicy Compile(const model::Objects& objects, endpoints::IdentityAllocator& ids,
                        endpoints::IdentityAllocator& rule_ids) {
   PolicyCompiler c(ids, rule_ids);
   c.Update(objects);

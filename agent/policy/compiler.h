@@ -35,7 +35,7 @@
 #include "agent/model/object_ref.h"
 #include "agent/policy/entry.h"
 #include "agent/policy/target_grants.h"
-#include "agent/source/file_source.h"
+#include "agent/model/objects.h"
 #include "shunt/abi/policy.h"
 
 namespace shunt::policy {
@@ -65,7 +65,7 @@ class PolicyCompiler : private RouteLookup {
   // Brings policy() to `objects`. Objects of the same kind and name after
   // the first are ignored (the source reports duplicates). Returns how many
   // TrafficTargets were compiled (new, changed, or with changed routes).
-  int Update(const source::Objects& objects);
+  int Update(const model::Objects& objects);
 
   const CompiledPolicy& policy() const { return policy_; }
 
@@ -141,7 +141,7 @@ class PolicyCompiler : private RouteLookup {
 };
 
 // One-shot compile (tests, tools): a fresh PolicyCompiler's first Update.
-CompiledPolicy Compile(const source::Objects& objects, endpoints::IdentityAllocator& ids,
+CompiledPolicy Compile(const model::Objects& objects, endpoints::IdentityAllocator& ids,
                        endpoints::IdentityAllocator& rule_ids);
 
 // What the kernel decides for one connection, and why, in words.

@@ -93,7 +93,7 @@ std::vector<uint32_t> WeightedSlots(const std::vector<uint64_t>& weights, uint32
   return slots;
 }
 
-Plan MakePlan(const source::Objects& o) {
+Plan MakePlan(const model::Objects& o) {
   Plan plan;
   std::map<std::pair<std::string, std::string>, const model::Service*> services;
   for (const auto& s : o.services) services[{s.namespace_, s.name}] = &s;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "agent/model/object_ref.h"
-#include "agent/source/file_source.h"
+#include "agent/model/objects.h"
 
 namespace shunt::services {
 
@@ -47,7 +47,7 @@ struct Plan {
   std::vector<model::Problem> problems;
 };
 
-Plan MakePlan(const source::Objects& objects);
+Plan MakePlan(const model::Objects& objects);
 
 // `n` slots shared out by `weights` (largest remainder, ties to the lower
 // index), interleaved so that consecutive slots spread over backends.

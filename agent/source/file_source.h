@@ -1,78 +1,56 @@
-// The embedded "file" source: a directory of Kubernetes YAML objects (one or
-// several per file, "---"-separated; v1 List objects are unpacked). Each
-// Load() re-reads the whole directory and yields the objects this version
-// handles (Pods, the SMI access objects, Services, EndpointSlices and
-// TrafficSplits), every rejected object with its reason, and a notice for
-// each kind it skips and each object it does not load-balance (an IPv6
-// EndpointSlice, an ExternalName Service). A rejected object keeps its last
-// good version in force; a file that stops parsing keeps all of its last
-// good objects.
+// The embedded "file" source: a directory of Kubernetes objects as YAML or
+// JSON (*.yaml, *.yml, *.json; several per file, "---"-separated; v1 List
+// objects are unpacked), watched with inotify. Each file is one origin of
+// the object store; a file is parsed again only when it changed, and YAML
+// becomes JSON documents here, at the border (yaml_json.h). A file that
+// stops parsing keeps all of its last good objects.
 #pragma once
 
 #include <map>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/model/object_ref.h"
-#include "agent/model/pod.h"
-#include "agent/model/service.h"
-#include "agent/model/smi.h"
+#include "agent/source/dir_watcher.h"
+#include "agent/source/source.h"
 
 namespace shunt::source {
 
-struct Objects {
-  std::vector<model::Pod> pods;
-  std::vector<model::TrafficTarget> traffic_targets;
-  std::vector<model::PortRoute> tcp_routes;
-  std::vector<model::PortRoute> udp_routes;
-  std::vector<model::HttpRouteGroup> http_route_groups;
-  std::vector<model::Service> services;
-  std::vector<model::EndpointSlice> endpoint_slices;
-  // In a Snapshot, one split per root service: of several, the oldest
-  // (creationTimestamp, then name) wins and the others are reported as
-  // problems (SMI.md 7.10). A file keeps all of its splits, so the next one
-  // takes over when the winner goes.
-  std::vector<model::TrafficSplit> traffic_splits;
-};
-
-struct Snapshot : Objects {
-  std::vector<model::Problem> problems;  // rejected: file, object, reason
-  // Skipped kinds and objects this version does not load-balance (a kept
-  // last-good version is a problem).
-  std::vector<model::Problem> notices;
-  int files = 0;
-  int objects = 0;  // documents seen, valid or not
-};
-
-class FileSource {
+class FileSource : public Source {
  public:
+  // NotFound / PermissionDenied naming the directory when it cannot be watched.
+  static absl::StatusOr<std::unique_ptr<FileSource>> Create(const std::string& dir);
+  // Without inotify, for tests that call Sync() themselves.
   explicit FileSource(std::string dir) : dir_(std::move(dir)) {}
+
+  std::string name() const override { return "file"; }
+  int fd() const override { return watcher_ ? watcher_->fd() : -1; }
+  bool Drain() override { return watcher_ && watcher_->Drain(); }
+  // NotFound / PermissionDenied only when the directory itself is unreadable.
+  absl::Status Sync(model::ObjectStore& store) override;
+  bool synced() const override { return synced_; }
+  nlohmann::json StatusJson() const override;
+
   const std::string& dir() const { return dir_; }
 
-  // NotFound / PermissionDenied only when the directory itself is unreadable;
-  // problems with files and objects are in the snapshot.
-  absl::StatusOr<Snapshot> Load();
-
  private:
-  struct FileObjects : Objects {
-    bool parsed = false;  // the file parsed at least once
-    // What the file looked like when it was parsed, and what parsing said,
-    // so an unchanged file is not parsed again (a large config re-reads in
-    // milliseconds when one file changes).
+  // What a file looked like when it was last read, so an unchanged file is
+  // not read again (a large config re-reads in milliseconds when one file
+  // changes).
+  struct Seen {
     uint64_t inode = 0, size = 0;
-    int64_t mtime_ns = -1;  // the inode change time (ctime), in ns
-    std::vector<model::Problem> problems, notices;
-    int objects = 0;
+    int64_t ctime_ns = -1;  // changes on every write and permission change
   };
-  void LoadFile(const std::string& path, const std::string& display, Snapshot& snap,
-                FileObjects& out);
-  void KeepLastGood(const std::string& path, FileObjects& out) const;
+  void ReadFile(const std::string& path, const std::string& origin, model::ObjectStore& store);
 
   std::string dir_;
-  // What each file contributed the last time it parsed, so a file that
-  // becomes unreadable or invalid does not withdraw its objects.
-  std::map<std::string, FileObjects> last_good_;
+  std::optional<DirWatcher> watcher_;
+  std::map<std::string, Seen> seen_;  // by origin (file name)
+  std::set<std::string> parsed_;      // files that parsed at least once
+
+  bool synced_ = false;
 };
 
 }  // namespace shunt::source

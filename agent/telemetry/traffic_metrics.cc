@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/lib/json_text.h"
 #include "nlohmann/json.hpp"
 
 namespace shunt::telemetry {
@@ -20,7 +21,7 @@ HttpAnswer Error(int status, const std::string& why) {
   // The Kubernetes Status shape, as an aggregated API server would answer.
   Json j = {{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
             {"message", why},   {"code", status},     {"reason", status == 404 ? "NotFound" : "BadRequest"}};
-  return {status, "application/json", j.dump()};
+  return {status, "application/json", j.dump(-1, ' ', false, lib::kUtf8Replace)};
 }
 
 std::string Rfc3339(int64_t wall_ns) {
@@ -143,7 +144,7 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
     for (const Kind& k : kKinds) res.push_back({{"name", k.plural}, {"namespaced", true}, {"kind", "TrafficMetrics"}, {"verbs", {"get", "list"}}});
     res.push_back({{"name", "namespaces"}, {"namespaced", false}, {"kind", "TrafficMetrics"}, {"verbs", {"get", "list"}}});
     return {200, "application/json",
-            Json{{"kind", "APIResourceList"}, {"groupVersion", "metrics.smi-spec.io/v1alpha1"}, {"resources", res}}.dump()};
+            Json{{"kind", "APIResourceList"}, {"groupVersion", "metrics.smi-spec.io/v1alpha1"}, {"resources", res}}.dump(-1, ' ', false, lib::kUtf8Replace)};
   }
   if (parts[0] != "namespaces") return Error(404, absl::StrCat("no such resource: ", parts[0]));
 
@@ -180,13 +181,13 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
       const Ref want = kind ? Ref{kind->kind, ns, name} : Ref{"Namespace", "", name};
       auto it = by_resource.find(want);
       return {200, "application/json",
-              Item(want, inbound, it == by_resource.end() ? WindowTotals{} : it->second, now_wall_ns, window_s).dump()};
+              Item(want, inbound, it == by_resource.end() ? WindowTotals{} : it->second, now_wall_ns, window_s).dump(-1, ' ', false, lib::kUtf8Replace)};
     }
     Json items = Json::array();
     for (const auto& [r, t] : by_resource) items.push_back(Item(r, inbound, t, now_wall_ns, window_s));
     Json res = {{"kind", kind ? kind->kind : "Namespace"}};
     if (kind) res["namespace"] = ns;
-    return {200, "application/json", List(res, std::move(items)).dump()};
+    return {200, "application/json", List(res, std::move(items)).dump(-1, ' ', false, lib::kUtf8Replace)};
   }
 
   // Edges: one item per peer and direction.
@@ -207,7 +208,7 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
   Json items = Json::array();
   for (const auto& [dp, t] : by_peer)
     items.push_back(Item(self, {{"direction", dp.first}, {"resource", RefJson(dp.second)}}, t, now_wall_ns, window_s));
-  return {200, "application/json", List(RefJson(self), std::move(items)).dump()};
+  return {200, "application/json", List(RefJson(self), std::move(items)).dump(-1, ' ', false, lib::kUtf8Replace)};
 }
 
 }  // namespace shunt::telemetry

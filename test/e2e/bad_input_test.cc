@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/api/api_server.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -161,6 +162,37 @@ TEST_F(BadManifestTest, BreakingAGoodFileKeepsItsPodsMeshed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(st["agent"]["config"]["problems"].size(), 3u) << st.dump(2);
+}
+
+// Outside input that once ended the agent: bytes that are not UTF-8 in a
+// file name and in a manifest value (JSON output threw on them), and a
+// local API request with a field of the wrong type (its parser threw).
+TEST_F(BadManifestTest, HostileInputGetsAnErrorAndTheAgentLives) {
+  ASSERT_OK(node_->ApplyConfigFile("caf\xE9.yaml",
+                                   "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n"));
+  ASSERT_OK(node_->ApplyConfigFile(
+      "latin1.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: y, namespace: caf\xE9}\n"));
+  ASSERT_OK_AND_ASSIGN(nlohmann::json st, node_->AgentStatus());
+  std::string problems;
+  for (const auto& p : st["config"]["problems"]) problems += p["object"].get<std::string>() + "\n";
+  EXPECT_NE(problems.find("caf\xEF\xBF\xBD.yaml"), std::string::npos)
+      << "the file is named, its bad byte replaced: " << problems;
+  bool utf8_reported = false;
+  for (const auto& p : st["config"]["problems"])
+    utf8_reported |= p["file"] == "latin1.yaml" &&
+                     p["reason"].get<std::string>().find("not valid UTF-8") != std::string::npos;
+  EXPECT_TRUE(utf8_reported) << st.dump(2);
+
+  auto answer = api::ApiCall(node_->api_socket(),
+                             R"(policy-check {"from":"demo/a","to":"demo/b","port":80,"proto":6})");
+  ASSERT_OK(answer.status());
+  EXPECT_NE(answer->find("--proto must be tcp or udp"), std::string::npos) << *answer;
+  answer = api::ApiCall(node_->api_socket(), R"(policy-check {"from":1,"to":[],"port":"x"})");
+  ASSERT_OK(answer.status());
+  EXPECT_NE(answer->find("\"error\""), std::string::npos) << *answer;
+  // Still alive and serving.
+  EXPECT_OK(node_->AgentStatus().status());
+  EXPECT_EQ(kill(node_->agent_pid(), 0), 0) << "the agent ended";
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// FileSource: a directory of YAML manifests -> Snapshot.
-#include <sys/fsuid.h>
+// FileSource + ObjectStore: a directory of YAML manifests -> Snapshot.
 #include "agent/source/file_source.h"
+
+#include <sys/fsuid.h>
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -19,6 +20,18 @@ namespace shunt::source {
 namespace {
 
 namespace fs = std::filesystem;
+using model::Snapshot;
+
+// A source and the store it feeds, loaded the way the agent does: sync, publish.
+struct Loader {
+  explicit Loader(std::string dir) : src(std::move(dir)) {}
+  absl::StatusOr<Snapshot> Load() {
+    if (absl::Status s = src.Sync(store); !s.ok()) return s;
+    return *store.Publish();
+  }
+  FileSource src;
+  model::ObjectStore store;
+};
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -76,7 +89,7 @@ class FileSourceTest : public ::testing::Test {
   void Remove(const std::string& name) { ASSERT_TRUE(fs::remove(dir_ + "/" + name)) << name; }
 
   // Loads through `src` and fails the test if the directory itself fails.
-  Snapshot Load(FileSource& src) {
+  Snapshot Load(Loader& src) {
     absl::StatusOr<Snapshot> s = src.Load();
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? *std::move(s) : Snapshot{};
@@ -86,7 +99,7 @@ class FileSourceTest : public ::testing::Test {
 };
 
 TEST_F(FileSourceTest, MissingDirectoryIsNotFound) {
-  FileSource src(dir_ + "/absent");
+  Loader src(dir_ + "/absent");
   absl::StatusOr<Snapshot> s = src.Load();
   EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(s.status().message(), HasSubstr(dir_ + "/absent"));
@@ -97,18 +110,18 @@ TEST_F(FileSourceTest, UnreadableDirectoryIsPermissionDenied) {
   // every directory_iterator error.
   ASSERT_EQ(chmod(dir_.c_str(), 0), 0);
   AsNobody nobody;
-  FileSource src(dir_);
+  Loader src(dir_);
   EXPECT_EQ(src.Load().status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(FileSourceTest, EmptyDirectoryIsAnEmptySnapshot) {
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(s.pods, IsEmpty());
   EXPECT_THAT(s.problems, IsEmpty());
   EXPECT_THAT(s.notices, IsEmpty());
-  EXPECT_EQ(s.files, 0);
-  EXPECT_EQ(s.objects, 0);
+  EXPECT_EQ(s.origins, 0);
+  EXPECT_EQ(s.documents, 0);
 }
 
 TEST_F(FileSourceTest, ReadsOnlyManifestFiles) {
@@ -125,18 +138,18 @@ TEST_F(FileSourceTest, ReadsOnlyManifestFiles) {
   ASSERT_TRUE(fs::create_directory(dir_ + "/sub.yaml"));
   std::ofstream(dir_ + "/sub.yaml/g.yaml") << PodYaml("demo", "nested", "10.0.0.8");
 
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/a", "demo/b", "demo/c"));
-  EXPECT_EQ(s.files, 3);
-  EXPECT_EQ(s.objects, 3);
+  EXPECT_EQ(s.origins, 3);
+  EXPECT_EQ(s.documents, 3);
   EXPECT_THAT(s.problems, IsEmpty());
 }
 
 TEST_F(FileSourceTest, FilesAreReadInNameOrderAndDocumentsInFileOrder) {
   Write("20-second.yaml", PodYaml("demo", "z", "10.0.0.1") + "---\n" + PodYaml("demo", "y", "10.0.0.2"));
   Write("10-first.yaml", PodYaml("demo", "x", "10.0.0.3"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/x", "demo/z", "demo/y"));
 }
@@ -144,10 +157,10 @@ TEST_F(FileSourceTest, FilesAreReadInNameOrderAndDocumentsInFileOrder) {
 TEST_F(FileSourceTest, MultiDocumentFileSkipsEmptyDocuments) {
   Write("pods.yaml", "---\n" + PodYaml("demo", "a", "10.0.0.1") + "---\n---\n" +
                          PodYaml("demo", "b", "10.0.0.2") + "---\n");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/a", "demo/b"));
-  EXPECT_EQ(s.objects, 2);
+  EXPECT_EQ(s.documents, 2);
   EXPECT_THAT(s.problems, IsEmpty());
 }
 
@@ -169,10 +182,10 @@ items:
   spec: {nodeName: node-b}
   status: {podIP: 10.0.0.2}
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/a", "demo/b"));
-  EXPECT_EQ(s.objects, 3);  // the items, not the List
+  EXPECT_EQ(s.documents, 3);  // the items, not the List
   EXPECT_THAT(Strings(s.notices),
               ElementsAre("list.yaml:9 ConfigMap demo/cm: kind ConfigMap (v1) is not handled by "
                           "this version; skipped"));
@@ -187,7 +200,7 @@ apiVersion: v2
 kind: Pod
 metadata: {name: p}
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(s.pods, IsEmpty());
   EXPECT_THAT(s.problems, IsEmpty());
@@ -196,7 +209,7 @@ metadata: {name: p}
                           "handled by this version; skipped",
                           "mixed.yaml:5 Pod p: kind Pod (v2) is not handled by this version; "
                           "skipped"));
-  EXPECT_EQ(s.objects, 2);
+  EXPECT_EQ(s.documents, 2);
 }
 
 TEST_F(FileSourceTest, InvalidObjectsBecomeProblemsWithFileLineAndReason) {
@@ -224,10 +237,10 @@ metadata: {name: x}
 apiVersion: v1
 metadata: {name: y}
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/good"));
-  EXPECT_EQ(s.objects, 6);
+  EXPECT_EQ(s.documents, 6);
   EXPECT_THAT(Strings(s.problems),
               ElementsAre("pods.yaml:11 Pod demo/unscheduled: spec.nodeName is missing (the pod "
                           "is not scheduled)",
@@ -245,7 +258,7 @@ metadata: {name: h, namespace: demo}
 spec: {nodeName: node-a, hostNetwork: maybe}
 status: {podIP: 10.0.0.1}
 )" + std::string("---\n") + PodYaml("demo", "ok", "10.0.0.2"));
-  FileSource src(dir_);
+  Loader src(dir_);
   absl::StatusOr<Snapshot> s;
   ASSERT_NO_THROW(s = src.Load());
   ASSERT_TRUE(s.ok()) << s.status();
@@ -259,10 +272,10 @@ status: {podIP: 10.0.0.1}
 TEST_F(FileSourceTest, SyntaxErrorInANewFileIsAProblemWithALine) {
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1"));
   Write("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/a"));
-  EXPECT_EQ(s.files, 2);
+  EXPECT_EQ(s.origins, 2);
   ASSERT_THAT(s.problems, SizeIs(1));
   EXPECT_EQ(s.problems[0].ref.file, "broken.yaml");
   EXPECT_GT(s.problems[0].ref.line, 0);
@@ -275,7 +288,7 @@ TEST_F(FileSourceTest, RepeatedSyntaxErrorInANewFileDoesNotClaimToKeepObjects) {
   // second load says "keeping this file's last good objects" for a file that
   // never parsed.
   Write("broken.yaml", "a: [\n");
-  FileSource src(dir_);
+  Loader src(dir_);
   Load(src);
   Snapshot s = Load(src);
   ASSERT_THAT(s.problems, SizeIs(1));
@@ -285,7 +298,7 @@ TEST_F(FileSourceTest, RepeatedSyntaxErrorInANewFileDoesNotClaimToKeepObjects) {
 TEST_F(FileSourceTest, SyntaxErrorKeepsTheFilesLastGoodObjects) {
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1") + "---\n" + PodYaml("demo", "b", "10.0.0.2"));
   Write("c.yaml", PodYaml("demo", "c", "10.0.0.3"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/a", "demo/b", "demo/c"));
 
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1") + "---\nmetadata: {name: [\n");
@@ -309,7 +322,7 @@ TEST_F(FileSourceTest, SyntaxErrorKeepsTheFilesLastGoodObjects) {
 
 TEST_F(FileSourceTest, InvalidObjectKeepsItsPreviousGoodVersion) {
   Write("pods.yaml", PodYaml("demo", "a", "10.0.0.1") + "---\n" + PodYaml("demo", "b", "10.0.0.2"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/a", "demo/b"));
 
   // b loses its IP (a bad edit); a changes IP (a good edit).
@@ -331,7 +344,7 @@ TEST_F(FileSourceTest, InvalidObjectKeepsItsPreviousGoodVersion) {
 
 TEST_F(FileSourceTest, InvalidObjectDoesNotInheritAVersionFromAnotherFile) {
   Write("a.yaml", PodYaml("demo", "p", "10.0.0.1"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/p"));
 
   // Moved to another file and broken on the way: the old file no longer has it.
@@ -345,7 +358,7 @@ TEST_F(FileSourceTest, InvalidObjectDoesNotInheritAVersionFromAnotherFile) {
 
 TEST_F(FileSourceTest, NewInvalidObjectHasNoVersionToKeep) {
   Write("pods.yaml", PodYaml("demo", "a", "10.0.0.1"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Load(src);
   Write("pods.yaml", PodYaml("demo", "a", "10.0.0.1") + "---\n" + PodYaml("demo", "new", "x"));
   Snapshot s = Load(src);
@@ -357,23 +370,23 @@ TEST_F(FileSourceTest, NewInvalidObjectHasNoVersionToKeep) {
 TEST_F(FileSourceTest, RemovedFileWithdrawsItsObjects) {
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1"));
   Write("b.yaml", PodYaml("demo", "b", "10.0.0.2"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/a", "demo/b"));
   Remove("a.yaml");
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/b"));
-  EXPECT_EQ(s.files, 1);
+  EXPECT_EQ(s.origins, 1);
 }
 
 TEST_F(FileSourceTest, DuplicateNameLaterFileLoses) {
   Write("a.yaml", PodYaml("demo", "p", "10.0.0.1"));
   Write("b.yaml", PodYaml("demo", "p", "10.0.0.2") + "---\n" + PodYaml("other", "p", "10.0.0.3"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   ASSERT_THAT(Keys(s), ElementsAre("demo/p", "other/p"));
   EXPECT_EQ(s.pods[0].ip, "10.0.0.1");
   EXPECT_THAT(Strings(s.problems),
-              ElementsAre("b.yaml Pod demo/p: duplicate: Pod demo/p is already defined in a.yaml; "
+              ElementsAre("b.yaml:1 Pod demo/p: duplicate: Pod demo/p is already defined in a.yaml; "
                           "this copy is ignored"));
 }
 
@@ -382,7 +395,7 @@ TEST_F(FileSourceTest, DuplicateNameInOneFileLaterObjectLoses) {
   Write("a.yaml", PodYaml("default", "p", "10.0.0.1") +
                       "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
                       "spec: {nodeName: n}\nstatus: {podIP: 10.0.0.2}\n");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   ASSERT_THAT(s.pods, SizeIs(1));
   EXPECT_EQ(s.pods[0].ip, "10.0.0.1");
@@ -393,11 +406,11 @@ TEST_F(FileSourceTest, DuplicateNameInOneFileLaterObjectLoses) {
 TEST_F(FileSourceTest, DuplicatePodIpLaterPodLoses) {
   Write("a.yaml", PodYaml("demo", "first", "10.0.0.1"));
   Write("b.yaml", PodYaml("demo", "second", "10.0.0.1") + "---\n" + PodYaml("demo", "third", "10.0.0.2"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/first", "demo/third"));
   EXPECT_THAT(Strings(s.problems),
-              ElementsAre("b.yaml Pod demo/second: status.podIP 10.0.0.1 is already the IP of Pod "
+              ElementsAre("b.yaml:1 Pod demo/second: status.podIP 10.0.0.1 is already the IP of Pod "
                           "demo/first; this pod is ignored"));
 }
 
@@ -407,13 +420,13 @@ TEST_F(FileSourceTest, AnUnchangedFileStillReportsItsProblemsAndObjects) {
                       "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n" +
                       "---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {}\n");
   Write("b.yaml", PodYaml("demo", "b", "10.0.0.2"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot first = Load(src);
   Write("b.yaml", PodYaml("demo", "b", "10.0.0.3"));  // only b changes
   Snapshot second = Load(src);
   EXPECT_EQ(Strings(second.problems), Strings(first.problems));
   EXPECT_EQ(Strings(second.notices), Strings(first.notices));
-  EXPECT_EQ(second.objects, first.objects);
+  EXPECT_EQ(second.documents, first.documents);
   ASSERT_EQ(second.pods.size(), 2u);
   EXPECT_EQ(second.pods[0].ip, "10.0.0.1");
   EXPECT_EQ(second.pods[1].ip, "10.0.0.3");
@@ -421,7 +434,7 @@ TEST_F(FileSourceTest, AnUnchangedFileStillReportsItsProblemsAndObjects) {
 
 TEST_F(FileSourceTest, UnreadableFileKeepsItsLastGoodObjects) {
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/a"));
   ASSERT_EQ(chmod((dir_ + "/a.yaml").c_str(), 0), 0);
   ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);  // nobody may list the directory...
@@ -484,11 +497,11 @@ spec: {}
                         "---\n" + PortRouteYaml("UDPRoute", "n", "udp4", "[53]") + "---\n" +
                         GroupYaml("n", "g4", "/v4") + "---\n" +
                         GroupYaml("n", "g3", "/v3", "specs.smi-spec.io/v1alpha3"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Strings(s.problems), IsEmpty());
   EXPECT_THAT(Strings(s.notices), IsEmpty());
-  EXPECT_EQ(s.objects, 7);
+  EXPECT_EQ(s.documents, 7);
   EXPECT_THAT(s.pods, IsEmpty());
 
   ASSERT_THAT(SmiKeys(s.traffic_targets), ElementsAre("n/tt3", "n/tt2"));
@@ -520,7 +533,7 @@ TEST_F(FileSourceTest, UnsupportedSmiVersionsAreProblems) {
             PortRouteYaml("UDPRoute", "n", "u", "[53]", "specs.smi-spec.io/v1alpha3") + "---\n" +
             GroupYaml("n", "g", "/", "specs.smi-spec.io/v1alpha2") + "---\n" +
             PortRouteYaml("TCPRoute", "n", "wrong-group", "[80]", "access.smi-spec.io/v1alpha4"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(s.traffic_targets, IsEmpty());
   EXPECT_THAT(s.tcp_routes, IsEmpty());
@@ -562,7 +575,7 @@ spec:
 )" + PortRouteYaml("TCPRoute", "a", "zero", "[0]") +
                         "---\n" + PortRouteYaml("UDPRoute", "a", "list", "{}") + "---\n" +
                         GroupYaml("a", "regex", "/a(") + "---\n" + TargetYaml("a", "ok"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_targets), ElementsAre("a/ok"));
   EXPECT_THAT(s.tcp_routes, IsEmpty());
@@ -600,7 +613,7 @@ kind: UDPRoute
 metadata: {name: broken}
 spec: {matches: {ports: [x]}}
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   ASSERT_THAT(SmiKeys(s.traffic_targets), ElementsAre("default/tt"));
   EXPECT_EQ(s.traffic_targets[0].destination, (model::Subject{"default", "server"}));
@@ -627,10 +640,10 @@ items:
     sources: [{kind: ServiceAccount, name: client, namespace: other}]
     rules: [{kind: TCPRoute, name: route}]
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(s.problems, IsEmpty());
-  EXPECT_EQ(s.objects, 2);
+  EXPECT_EQ(s.documents, 2);
   EXPECT_THAT(SmiKeys(s.tcp_routes), ElementsAre("n/route"));
   ASSERT_THAT(SmiKeys(s.traffic_targets), ElementsAre("n/tt"));
   EXPECT_THAT(s.traffic_targets[0].sources, ElementsAre(model::Subject{"other", "client"}));
@@ -648,7 +661,7 @@ TEST_F(FileSourceTest, DuplicateSmiObjectsAreRejectedPerKind) {
                       PortRouteYaml("UDPRoute", "n", "route", "[4]") + "---\n" +
                       GroupYaml("n", "route", "/b") + "---\n" +
                       PortRouteYaml("TCPRoute", "n", "route", "[5]"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_targets), ElementsAre("n/route", "other/route"));
   ASSERT_THAT(SmiKeys(s.tcp_routes), ElementsAre("n/route"));
@@ -658,15 +671,15 @@ TEST_F(FileSourceTest, DuplicateSmiObjectsAreRejectedPerKind) {
   ASSERT_THAT(SmiKeys(s.http_route_groups), ElementsAre("n/route"));
   EXPECT_EQ(s.http_route_groups[0].matches[0].path_regex, "/a");
   EXPECT_THAT(Strings(s.problems),
-              ElementsAre("b.yaml TrafficTarget n/route: duplicate: TrafficTarget n/route is "
+              ElementsAre("b.yaml:1 TrafficTarget n/route: duplicate: TrafficTarget n/route is "
                           "already defined in a.yaml; this copy is ignored",
-                          "b.yaml TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
+                          "b.yaml:9 TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
                           "in a.yaml; this copy is ignored",
-                          "b.yaml TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
+                          "b.yaml:26 TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
                           "in a.yaml; this copy is ignored",
-                          "b.yaml UDPRoute n/route: duplicate: UDPRoute n/route is already defined "
+                          "b.yaml:14 UDPRoute n/route: duplicate: UDPRoute n/route is already defined "
                           "in a.yaml; this copy is ignored",
-                          "b.yaml HTTPRouteGroup n/route: duplicate: HTTPRouteGroup n/route is "
+                          "b.yaml:19 HTTPRouteGroup n/route: duplicate: HTTPRouteGroup n/route is "
                           "already defined in a.yaml; this copy is ignored"));
 }
 
@@ -675,7 +688,7 @@ TEST_F(FileSourceTest, InvalidSmiObjectKeepsItsLastGoodVersion) {
                         PortRouteYaml("TCPRoute", "n", "route", "[80]") + "---\n" +
                         PortRouteYaml("UDPRoute", "n", "dns", "[53]") + "---\n" +
                         GroupYaml("n", "g", "/ok"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   ASSERT_THAT(s.problems, IsEmpty());
 
@@ -712,7 +725,7 @@ TEST_F(FileSourceTest, InvalidSmiObjectKeepsItsLastGoodVersion) {
 TEST_F(FileSourceTest, SyntaxErrorKeepsTheFilesLastGoodSmiObjects) {
   Write("smi.yaml",
         TargetYaml("n", "tt") + "---\n" + PortRouteYaml("TCPRoute", "n", "route", "[80]"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Load(src).problems, IsEmpty());
   Write("smi.yaml", TargetYaml("n", "tt") + "---\nspec: {matches: [\n");
   Snapshot s = Load(src);
@@ -729,7 +742,7 @@ TEST_F(FileSourceTest, SyntaxErrorKeepsTheFilesLastGoodSmiObjects) {
 // version). Every other rejection of an SMI object keeps the last good one.
 TEST_F(FileSourceTest, SmiObjectInAnUnsupportedVersionKeepsItsLastGoodVersion) {
   Write("smi.yaml", TargetYaml("n", "tt"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(SmiKeys(Load(src).traffic_targets), ElementsAre("n/tt"));
   Write("smi.yaml", TargetYaml("n", "tt", "access.smi-spec.io/v1alpha1"));
   Snapshot s = Load(src);
@@ -815,11 +828,11 @@ spec:
   - service: checkout-v2
     weight: 10                # relative weights; 900/100 or 9/1 mean the same
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Strings(s.problems), IsEmpty());
   EXPECT_THAT(Strings(s.notices), IsEmpty());
-  EXPECT_EQ(s.objects, 8);
+  EXPECT_EQ(s.documents, 8);
   EXPECT_THAT(Keys(s), ElementsAre("shop/checkout-v1-a", "shop/checkout-v2-a"));
 
   ASSERT_THAT(SmiKeys(s.services),
@@ -856,7 +869,7 @@ TEST_F(FileSourceTest, SplitsOfEverySupportedVersion) {
                     "split.smi-spec.io/v1alpha1") +
           "---\n" +
           SplitYaml("n", "beta", "r0", "{service: a, weight: 1}", "", "split.smi-spec.io/v1beta1"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   ASSERT_THAT(SmiKeys(s.traffic_splits), ElementsAre("n/s4", "n/s3", "n/s2", "n/s1"));
   EXPECT_EQ(s.traffic_splits[3].backends[0].weight, 500);
@@ -878,7 +891,7 @@ kind: Service
 metadata: {name: db, namespace: demo}
 spec: {type: ExternalName, externalName: db.example.com}
 )");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(SmiKeys(s.services), ElementsAre("demo/web"));
   EXPECT_THAT(SmiKeys(s.endpoint_slices), ElementsAre("demo/web-v4"));
@@ -889,13 +902,13 @@ spec: {type: ExternalName, externalName: db.example.com}
                   "load-balanced in this version",
                   "svc.yaml:32 Service demo/db: spec.type ExternalName has no cluster IP; not "
                   "load-balanced"));
-  EXPECT_EQ(s.objects, 4);
+  EXPECT_EQ(s.documents, 4);
 }
 
 TEST_F(FileSourceTest, AnObjectThatBecomesUnbalancedIsWithdrawnNotKept) {
   Write("svc.yaml", ServiceYaml("demo", "web", "10.96.0.1") + "---\n" +
                         SliceYaml("demo", "web-1", "web", "10.244.0.5"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(SmiKeys(Load(src).endpoint_slices), ElementsAre("demo/web-1"));
   // A valid change to something this version skips is not a bad edit.
   Write("svc.yaml", ServiceYaml("demo", "web", "'fd00::1'") + "---\n" +
@@ -922,7 +935,7 @@ TEST_F(FileSourceTest, InvalidServicesSlicesAndSplitsAreProblemsWithTheFieldPath
                       "split.smi-spec.io/v1alpha2") +
             "  matches: [{kind: HTTPRouteGroup, name: g}]\n" + "---\n" +
             SliceYaml("demo", "web-2", "web", "10.244.0.1", "IPv4", "discovery.k8s.io/v1beta1"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(s.services, IsEmpty());
   EXPECT_THAT(s.endpoint_slices, IsEmpty());
@@ -946,7 +959,7 @@ TEST_F(FileSourceTest, InvalidServiceSliceOrSplitKeepsItsLastGoodVersion) {
   Write("svc.yaml", ServiceYaml("demo", "web", "10.96.0.1") + "---\n" +
                         SliceYaml("demo", "web-1", "web", "10.244.0.5") + "---\n" +
                         SplitYaml("demo", "split", "web", "{service: a, weight: 1}"));
-  FileSource src(dir_);
+  Loader src(dir_);
   ASSERT_THAT(Load(src).problems, IsEmpty());
 
   // Bad edits to all three, and the slice moved to an unsupported version.
@@ -988,7 +1001,7 @@ TEST_F(FileSourceTest, DuplicateServicesSlicesAndSplitsLaterCopyLoses) {
                       SliceYaml("demo", "x-1", "x", "10.244.0.2") + "---\n" +
                       SplitYaml("demo", "x", "x", "{service: x-v2, weight: 1}") + "---\n" +
                       ServiceYaml("other", "x", "10.96.0.3"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   ASSERT_THAT(SmiKeys(s.services), ElementsAre("demo/x", "other/x"));
   EXPECT_EQ(s.services[0].cluster_ip, "10.96.0.1");
@@ -998,11 +1011,11 @@ TEST_F(FileSourceTest, DuplicateServicesSlicesAndSplitsLaterCopyLoses) {
   EXPECT_EQ(s.traffic_splits[0].backends[0].service, "x-v1");
   EXPECT_THAT(
       Strings(s.problems),
-      ElementsAre("b.yaml Service demo/x: duplicate: Service demo/x is already defined in "
+      ElementsAre("b.yaml:1 Service demo/x: duplicate: Service demo/x is already defined in "
                   "a.yaml; this copy is ignored",
-                  "b.yaml EndpointSlice demo/x-1: duplicate: EndpointSlice demo/x-1 is already "
+                  "b.yaml:8 EndpointSlice demo/x-1: duplicate: EndpointSlice demo/x-1 is already "
                   "defined in a.yaml; this copy is ignored",
-                  "b.yaml TrafficSplit demo/x: duplicate: TrafficSplit demo/x is already defined "
+                  "b.yaml:20 TrafficSplit demo/x: duplicate: TrafficSplit demo/x is already defined "
                   "in a.yaml; this copy is ignored"));
 }
 
@@ -1017,15 +1030,15 @@ TEST_F(FileSourceTest, SplitsOfOneRootTheOldestWins) {
   Write("b.yaml", SplitYaml("shop", "y-old", "web.shop.svc.cluster.local",
                             "{service: v3, weight: 1}", "2024-01-01T00:00:00Z") +
                       "---\n" + SplitYaml("shop", "a-none", "web", "{service: v4, weight: 1}"));
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_splits), ElementsAre("other/b-new", "shop/y-old"));
   EXPECT_THAT(Strings(s.problems),
-              ElementsAre("a.yaml TrafficSplit shop/b-new: root service 'web' is already split by "
+              ElementsAre("a.yaml:1 TrafficSplit shop/b-new: root service 'web' is already split by "
                           "shop/y-old; ignored",
-                          "a.yaml TrafficSplit shop/z-none: root service 'web' is already split by "
+                          "a.yaml:8 TrafficSplit shop/z-none: root service 'web' is already split by "
                           "shop/y-old; ignored",
-                          "b.yaml TrafficSplit shop/a-none: root service 'web' is already split by "
+                          "b.yaml:8 TrafficSplit shop/a-none: root service 'web' is already split by "
                           "shop/y-old; ignored"));
 
   // The winner goes: the next oldest takes over, without a reload of a.yaml.
@@ -1033,9 +1046,9 @@ TEST_F(FileSourceTest, SplitsOfOneRootTheOldestWins) {
   s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_splits), ElementsAre("shop/b-new", "other/b-new"));
   EXPECT_THAT(Strings(s.problems),
-              ElementsAre("a.yaml TrafficSplit shop/z-none: root service 'web' is already split by "
+              ElementsAre("a.yaml:8 TrafficSplit shop/z-none: root service 'web' is already split by "
                           "shop/b-new; ignored",
-                          "b.yaml TrafficSplit shop/a-none: root service 'web' is already split by "
+                          "b.yaml:1 TrafficSplit shop/a-none: root service 'web' is already split by "
                           "shop/b-new; ignored"));
 
   // Without timestamps, the name decides.
@@ -1043,13 +1056,13 @@ TEST_F(FileSourceTest, SplitsOfOneRootTheOldestWins) {
   s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_splits), ElementsAre("shop/a-none"));
   EXPECT_THAT(Strings(s.problems),
-              ElementsAre("a.yaml TrafficSplit shop/z-none: root service 'web' is already split by "
+              ElementsAre("a.yaml:1 TrafficSplit shop/z-none: root service 'web' is already split by "
                           "shop/a-none; ignored"));
 }
 
 TEST_F(FileSourceTest, ServiceInAnotherApiVersionIsSkipped) {
   Write("svc.yaml", "apiVersion: v2\nkind: Service\nmetadata: {name: web}\n");
-  FileSource src(dir_);
+  Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(s.services, IsEmpty());
   EXPECT_THAT(s.problems, IsEmpty());

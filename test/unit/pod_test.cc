@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/yaml_doc.h"
 #include "yaml-cpp/yaml.h"
 
 namespace shunt::model {
@@ -29,7 +30,7 @@ status:
   podIP: 10.1.2.3
 )";
 
-absl::StatusOr<Pod> Parse(const std::string& yaml) { return ParsePod(YAML::Load(yaml)); }
+absl::StatusOr<Pod> Parse(const std::string& yaml) { return ParsePod(shunt::testing::YamlDoc(yaml)); }
 
 uint32_t Be(const char* dotted) {
   in_addr a{};

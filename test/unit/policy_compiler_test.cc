@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/policy/compiler.h"
+#include "agent/model/object_store.h"
+#include "agent/source/file_source.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -72,7 +74,7 @@ class CompilerTest : public ::testing::Test {
     }
   }
 
-  CompiledPolicy Compile(const source::Objects& o) { return policy::Compile(o, ids_, rule_ids_); }
+  CompiledPolicy Compile(const model::Objects& o) { return policy::Compile(o, ids_, rule_ids_); }
 
   uint32_t Id(const std::string& ns, const std::string& sa) { return ids_.Get({ns, sa}); }
   uint32_t RuleId(const std::string& ns, const std::string& name) {
@@ -119,11 +121,14 @@ class CompilerTest : public ::testing::Test {
     out << yaml;
     ASSERT_TRUE(out.good());
   }
-  source::Snapshot Load() {
+  model::Snapshot Load() {
     source::FileSource src(dir_);
-    absl::StatusOr<source::Snapshot> s = src.Load();
+    model::ObjectStore store;
+    absl::Status synced = src.Sync(store);
+    EXPECT_TRUE(synced.ok()) << synced;
+    absl::StatusOr<model::Snapshot> s = *store.Publish();
     EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *std::move(s) : source::Snapshot{};
+    return s.ok() ? *std::move(s) : model::Snapshot{};
   }
 
   endpoints::IdentityAllocator ids_;
@@ -181,7 +186,7 @@ spec:
 
 TEST_F(CompilerTest, BookstoreDemo) {
   Write("bookstore.yaml", kBookstore);
-  source::Snapshot snap = Load();
+  model::Snapshot snap = Load();
   ASSERT_THAT(snap.problems, IsEmpty());
   ASSERT_THAT(snap.pods, SizeIs(3));
   ASSERT_THAT(snap.traffic_targets, SizeIs(1));
@@ -236,7 +241,7 @@ spec:
   sources:
   - {kind: ServiceAccount, name: buyer, namespace: shoppers}
 )");
-  source::Snapshot snap = Load();
+  model::Snapshot snap = Load();
   ASSERT_THAT(snap.problems, IsEmpty());
   CompiledPolicy p = Compile(snap);
   EXPECT_THAT(Render(p), ElementsAre("shoppers/buyer>store/store tcp:any L7 store/buyer-to-store"));
@@ -256,7 +261,7 @@ TEST_F(CompilerTest, EmptyInputCompilesToNothing) {
 }
 
 TEST_F(CompilerTest, TcpRouteWithoutPortsGrantsAnyPort) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("db", "tt", "pg", {{"app", "api"}}, {TcpRule("all")})};
   o.tcp_routes = {Tcp("db", "all", {})};
   CompiledPolicy p = Compile(o);
@@ -268,7 +273,7 @@ TEST_F(CompilerTest, TcpRouteWithoutPortsGrantsAnyPort) {
 }
 
 TEST_F(CompilerTest, AnyPortRouteAbsorbsSpecificPortsOfTheSameTarget) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("db", "tt", "pg", {{"app", "api"}}, {TcpRule("some"), TcpRule("all")})};
   o.tcp_routes = {Tcp("db", "some", {5432, 6432}), Tcp("db", "all", {})};
@@ -276,7 +281,7 @@ TEST_F(CompilerTest, AnyPortRouteAbsorbsSpecificPortsOfTheSameTarget) {
 }
 
 TEST_F(CompilerTest, PortsOfSeveralRoutesAreUnited) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("db", "tt", "pg", {{"app", "api"}}, {TcpRule("a"), TcpRule("b")})};
   o.tcp_routes = {Tcp("db", "a", {5432, 6432}), Tcp("db", "b", {6432, 9187})};
   EXPECT_THAT(Render(Compile(o)), UnorderedElementsAre("app/api>db/pg tcp:5432 ALLOW db/tt",
@@ -286,7 +291,7 @@ TEST_F(CompilerTest, PortsOfSeveralRoutesAreUnited) {
 
 TEST_F(CompilerTest, UdpRouteGrantsUdpOnlyAndTcpRouteTcpOnly) {
   // The spec's example: UDP to 8300 is blocked while TCP to 8300 is allowed.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("consul", "server", "consul", {{"consul", "agent"}},
                               {TcpRule("tcp"), UdpRule("udp")})};
   o.tcp_routes = {Tcp("consul", "tcp", {8300, 8301, 8302})};
@@ -305,7 +310,7 @@ TEST_F(CompilerTest, UdpRouteGrantsUdpOnlyAndTcpRouteTcpOnly) {
 }
 
 TEST_F(CompilerTest, UdpRouteWithoutPortsGrantsAnyUdpPortOnly) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "tt", "dns", {{"n", "c"}}, {UdpRule("udp")})};
   o.udp_routes = {Udp("n", "udp", {})};
   EXPECT_THAT(Render(Compile(o)), ElementsAre("n/c>n/dns udp:any ALLOW n/tt"));
@@ -314,7 +319,7 @@ TEST_F(CompilerTest, UdpRouteWithoutPortsGrantsAnyUdpPortOnly) {
 TEST_F(CompilerTest, SeveralTrafficTargetsAddUpWithoutCrossPollination) {
   // The spec's example, at L4: prometheus may only scrape, website and
   // payments may only use the API; neither inherits the other's rule.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("shop", "metrics", "api", {{"monitoring", "prometheus"}}, {TcpRule("metrics-port")}),
       Target("shop", "api-users", "api", {{"shop", "website"}, {"shop", "payments"}},
@@ -331,7 +336,7 @@ TEST_F(CompilerTest, SeveralTrafficTargetsAddUpWithoutCrossPollination) {
 }
 
 TEST_F(CompilerTest, SourcesFromSeveralNamespacesAreDistinctIdentities) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target(
       "db", "tt", "pg", {{"a", "client"}, {"b", "client"}, {"db", "client"}}, {TcpRule("pg")})};
   o.tcp_routes = {Tcp("db", "pg", {5432})};
@@ -348,7 +353,7 @@ TEST_F(CompilerTest, SourcesFromSeveralNamespacesAreDistinctIdentities) {
 TEST_F(CompilerTest, TwoTargetsForTheSameGrantKeepTheFirstByName) {
   // Deterministic whatever the input order: sorted by namespace/name.
   for (bool reversed : {false, true}) {
-    source::Objects o;
+    model::Objects o;
     o.traffic_targets = {Target("n", "alpha", "s", {{"n", "c"}}, {TcpRule("r")}),
                          Target("n", "beta", "s", {{"n", "c"}}, {TcpRule("r")})};
     if (reversed) std::reverse(o.traffic_targets.begin(), o.traffic_targets.end());
@@ -362,7 +367,7 @@ TEST_F(CompilerTest, TwoTargetsForTheSameGrantKeepTheFirstByName) {
 // --- Dangling references -----------------------------------------------------
 
 TEST_F(CompilerTest, MissingRouteObjectGrantsNothingAndIsReported) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("db", "api-to-pg", "pg", {{"app", "api"}},
              {TcpRule("absent-tcp"), UdpRule("absent-udp"), HttpRule("absent-http")})};
@@ -382,7 +387,7 @@ TEST_F(CompilerTest, MissingRouteObjectGrantsNothingAndIsReported) {
 }
 
 TEST_F(CompilerTest, RoutesResolveOnlyInTheTargetsNamespace) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("db", "tt", "pg", {{"app", "api"}}, {TcpRule("pg"), HttpRule("web")})};
   o.tcp_routes = {Tcp("app", "pg", {5432})};  // same name, wrong namespace
@@ -396,7 +401,7 @@ TEST_F(CompilerTest, RoutesResolveOnlyInTheTargetsNamespace) {
 
 TEST_F(CompilerTest, RouteKindMustMatchTheRule) {
   // A TCPRoute named like the rule does not satisfy a UDPRoute rule.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "tt", "s", {{"n", "c"}}, {UdpRule("r")})};
   o.tcp_routes = {Tcp("n", "r", {53})};
   CompiledPolicy p = Compile(o);
@@ -405,7 +410,7 @@ TEST_F(CompilerTest, RouteKindMustMatchTheRule) {
 }
 
 TEST_F(CompilerTest, MissingRouteDoesNotCancelTheTargetsOtherRules) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "tt", "s", {{"n", "c"}}, {TcpRule("gone"), TcpRule("here")})};
   o.tcp_routes = {Tcp("n", "here", {443})};
   CompiledPolicy p = Compile(o);
@@ -414,7 +419,7 @@ TEST_F(CompilerTest, MissingRouteDoesNotCancelTheTargetsOtherRules) {
 }
 
 TEST_F(CompilerTest, MissingHttpMatchNameIsReported) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("store", "tt", "store", {{"shoppers", "buyer"}},
                               {HttpRule("routes", {"purchase", "refund"})})};
   o.http_route_groups = {Http("store", "routes", {"purchase", "catalog"})};
@@ -426,7 +431,7 @@ TEST_F(CompilerTest, MissingHttpMatchNameIsReported) {
 }
 
 TEST_F(CompilerTest, OnlyMissingHttpMatchNamesGrantNothing) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("store", "tt", "store", {{"shoppers", "buyer"}}, {HttpRule("routes", {"nope"})})};
   o.http_route_groups = {Http("store", "routes", {"purchase"})};
@@ -439,7 +444,7 @@ TEST_F(CompilerTest, OnlyMissingHttpMatchNamesGrantNothing) {
 // --- HTTP (L7) -----------------------------------------------------------------
 
 TEST_F(CompilerTest, HttpRouteGroupOnlyTargetIsL7OnAnyPort) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("store", "tt", "store", {{"shoppers", "buyer"}}, {HttpRule("routes")})};
   o.http_route_groups = {Http("store", "routes", {"purchase"})};
@@ -456,7 +461,7 @@ TEST_F(CompilerTest, HttpRouteGroupOnlyTargetIsL7OnAnyPort) {
 
 TEST_F(CompilerTest, HttpAndTcpRouteInOneTargetIsL7OnTheTcpRoutePortsOnly) {
   // AND, as OSM does: no L4 allow, and no L7 on other ports.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("store", "tt", "store", {{"shoppers", "buyer"}},
                               {HttpRule("routes"), TcpRule("web")})};
   o.http_route_groups = {Http("store", "routes", {"purchase"})};
@@ -469,7 +474,7 @@ TEST_F(CompilerTest, HttpAndTcpRouteInOneTargetIsL7OnTheTcpRoutePortsOnly) {
 }
 
 TEST_F(CompilerTest, HttpAndAnyPortTcpRouteIsL7OnAnyPort) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "tt", "srv", {{"c", "cli"}}, {TcpRule("any"), HttpRule("g")})};
   o.http_route_groups = {Http("s", "g", {"m"})};
   o.tcp_routes = {Tcp("s", "any", {})};
@@ -478,7 +483,7 @@ TEST_F(CompilerTest, HttpAndAnyPortTcpRouteIsL7OnAnyPort) {
 
 TEST_F(CompilerTest, HttpAndUdpRouteInOneTargetGrantUdpAndL7) {
   // UDPRoutes still grant UDP; without a TCPRoute the HTTP grant is on any port.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "tt", "srv", {{"c", "cli"}}, {HttpRule("g"), UdpRule("dns")})};
   o.http_route_groups = {Http("s", "g", {"m"})};
   o.udp_routes = {Udp("s", "dns", {53})};
@@ -489,7 +494,7 @@ TEST_F(CompilerTest, HttpAndUdpRouteInOneTargetGrantUdpAndL7) {
 TEST_F(CompilerTest, HttpWithDanglingGroupAndATcpRouteGrantsNothing) {
   // Fail closed: the TCPRoute only narrows the (missing) HTTP grant; it must
   // not turn into an L4 allow.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("s", "tt", "srv", {{"c", "cli"}}, {HttpRule("gone"), TcpRule("web")})};
   o.tcp_routes = {Tcp("s", "web", {8080})};
@@ -501,7 +506,7 @@ TEST_F(CompilerTest, HttpWithDanglingGroupAndATcpRouteGrantsNothing) {
 
 TEST_F(CompilerTest, HttpWithDanglingTcpRouteGrantsNothing) {
   // Fail closed: a missing TCPRoute must not widen the HTTP grant to any port.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "tt", "srv", {{"c", "cli"}}, {HttpRule("g"), TcpRule("gone")})};
   o.http_route_groups = {Http("s", "g", {"m"})};
   CompiledPolicy p = Compile(o);
@@ -512,7 +517,7 @@ TEST_F(CompilerTest, HttpWithDanglingTcpRouteGrantsNothing) {
 TEST_F(CompilerTest, L4AllowFromAnotherTargetBeatsL7OnTheSamePort) {
   // Whichever target sorts first, the L4 allow wins and carries its rule id.
   for (const char* l4_name : {"a-tcp", "z-tcp"}) {
-    source::Objects o;
+    model::Objects o;
     o.traffic_targets = {
         Target("s", "m-http", "srv", {{"c", "cli"}}, {HttpRule("g"), TcpRule("web")}),
         Target("s", l4_name, "srv", {{"c", "cli"}}, {TcpRule("web")})};
@@ -526,7 +531,7 @@ TEST_F(CompilerTest, L4AllowFromAnotherTargetBeatsL7OnTheSamePort) {
 
 TEST_F(CompilerTest, L4AllowOnAnyPortBeatsL7OnASpecificPort) {
   for (const char* l4_name : {"a-tcp", "z-tcp"}) {
-    source::Objects o;
+    model::Objects o;
     o.traffic_targets = {
         Target("s", "m-http", "srv", {{"c", "cli"}}, {HttpRule("g"), TcpRule("web")}),
         Target("s", l4_name, "srv", {{"c", "cli"}}, {TcpRule("any")})};
@@ -543,7 +548,7 @@ TEST_F(CompilerTest, L4AllowOnAnyPortBeatsL7OnASpecificPort) {
 }
 
 TEST_F(CompilerTest, L4AllowOnAnyPortBeatsL7OnAnyPort) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "a-http", "srv", {{"c", "cli"}}, {HttpRule("g")}),
                        Target("s", "b-tcp", "srv", {{"c", "cli"}}, {TcpRule("any")})};
   o.http_route_groups = {Http("s", "g", {"m"})};
@@ -552,7 +557,7 @@ TEST_F(CompilerTest, L4AllowOnAnyPortBeatsL7OnAnyPort) {
 }
 
 TEST_F(CompilerTest, L4AllowOnOnePortLeavesL7OnTheOthers) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "a-http", "srv", {{"c", "cli"}}, {HttpRule("g")}),
                        Target("s", "b-tcp", "srv", {{"c", "cli"}}, {TcpRule("pg")})};
   o.http_route_groups = {Http("s", "g", {"m"})};
@@ -565,7 +570,7 @@ TEST_F(CompilerTest, L4AllowOnOnePortLeavesL7OnTheOthers) {
 }
 
 TEST_F(CompilerTest, L4AllowForOneSourceDoesNotLiftL7ForAnother) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       Target("s", "http", "srv", {{"c", "web"}, {"c", "ops"}}, {HttpRule("g"), TcpRule("web")}),
       Target("s", "ops-tcp", "srv", {{"c", "ops"}}, {TcpRule("any")})};
@@ -577,7 +582,7 @@ TEST_F(CompilerTest, L4AllowForOneSourceDoesNotLiftL7ForAnother) {
 }
 
 TEST_F(CompilerTest, L7TargetsCountsTargetsThatGrantHttp) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "h1", "srv", {{"c", "a"}}, {HttpRule("g")}),
                        Target("s", "h2", "srv", {{"c", "b"}}, {HttpRule("g", {"m"})}),
                        Target("s", "l4", "srv", {{"c", "c"}}, {TcpRule("t")}),
@@ -596,7 +601,7 @@ model::TrafficTarget V1alpha2(model::TrafficTarget t, uint16_t port) {
 }
 
 TEST_F(CompilerTest, V1alpha2DestinationPortNarrowsTcpRoutePorts) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {V1alpha2(Target("n", "some", "s", {{"n", "a"}}, {TcpRule("ports")}), 8080),
                        V1alpha2(Target("n", "any", "s", {{"n", "b"}}, {TcpRule("all")}), 8080)};
   o.tcp_routes = {Tcp("n", "ports", {8080, 9090}), Tcp("n", "all", {})};
@@ -607,7 +612,7 @@ TEST_F(CompilerTest, V1alpha2DestinationPortNarrowsTcpRoutePorts) {
 }
 
 TEST_F(CompilerTest, V1alpha2DestinationPortOutsideTheTcpRouteGrantsNothing) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {V1alpha2(Target("n", "tt", "s", {{"n", "a"}}, {TcpRule("ports")}), 8080)};
   o.tcp_routes = {Tcp("n", "ports", {9090})};
   CompiledPolicy p = Compile(o);
@@ -617,7 +622,7 @@ TEST_F(CompilerTest, V1alpha2DestinationPortOutsideTheTcpRouteGrantsNothing) {
 }
 
 TEST_F(CompilerTest, V1alpha2DestinationPortNarrowsHttpAndUdp) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {
       V1alpha2(Target("n", "http", "s", {{"n", "a"}}, {HttpRule("g")}), 8080),
       V1alpha2(Target("n", "http-tcp", "s", {{"n", "b"}}, {HttpRule("g"), TcpRule("all")}), 8443),
@@ -636,7 +641,7 @@ TEST_F(CompilerTest, V1alpha2DestinationPortNarrowsHttpAndUdp) {
 // this TrafficTarget silently grants nothing (compiler.cc, the narrowing
 // block only checks `has_tcp && tcp_ports.empty()`).
 TEST_F(CompilerTest, V1alpha2DestinationPortOutsideTheUdpRouteIsReported) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {V1alpha2(Target("n", "tt", "s", {{"n", "a"}}, {UdpRule("dns")}), 8080)};
   o.udp_routes = {Udp("n", "dns", {53})};
   CompiledPolicy p = Compile(o);
@@ -650,7 +655,7 @@ TEST_F(CompilerTest, V1alpha2DestinationPortOutsideTheUdpRouteIsReported) {
 // though the route has no ports to compare with (compiler.cc: `has_tcp` is set
 // before the route is looked up, and the narrowing check runs on the empty set).
 TEST_F(CompilerTest, V1alpha2MissingTcpRouteIsReportedOnce) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {V1alpha2(Target("n", "tt", "s", {{"n", "a"}}, {TcpRule("gone")}), 8080)};
   CompiledPolicy p = Compile(o);
   EXPECT_THAT(p.entries, IsEmpty());
@@ -665,7 +670,7 @@ TEST_F(CompilerTest, V1alpha2MissingTcpRouteIsReportedOnce) {
 // (compiler.cc: `if (has_http && http_grants) ++p.l7_targets;` ignores
 // whether http_ports was empty).
 TEST_F(CompilerTest, L7TargetsCountsOnlyTargetsWithL7Entries) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("s", "tt", "srv", {{"c", "cli"}}, {HttpRule("g"), TcpRule("gone")})};
   o.http_route_groups = {Http("s", "g", {"m"})};
   CompiledPolicy p = Compile(o);
@@ -676,7 +681,7 @@ TEST_F(CompilerTest, L7TargetsCountsOnlyTargetsWithL7Entries) {
 // Compiler problems carry an ObjectRef without a file; it must still print
 // cleanly in the agent log and `shuntctl status` (no leading space).
 TEST_F(CompilerTest, ProblemRefPrintsWithoutAFile) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "tt", "s", {{"n", "c"}}, {TcpRule("gone")})};
   CompiledPolicy p = Compile(o);
   ASSERT_THAT(p.problems, SizeIs(1));
@@ -710,15 +715,15 @@ kind: TCPRoute
 metadata: {name: web, namespace: s}
 spec: {matches: {ports: [22]}}
 )");
-  source::Snapshot snap = Load();
+  model::Snapshot snap = Load();
   ASSERT_THAT(snap.traffic_targets, SizeIs(1));
   ASSERT_THAT(snap.tcp_routes, SizeIs(1));
   std::vector<std::string> problems;
   for (const auto& pr : snap.problems) problems.push_back(pr.ToString());
   EXPECT_THAT(problems,
-              ElementsAre("20-b.yaml TrafficTarget s/tt: duplicate: TrafficTarget s/tt is already "
+              ElementsAre("20-b.yaml:1 TrafficTarget s/tt: duplicate: TrafficTarget s/tt is already "
                           "defined in 10-a.yaml; this copy is ignored",
-                          "20-b.yaml TCPRoute s/web: duplicate: TCPRoute s/web is already defined "
+                          "20-b.yaml:9 TCPRoute s/web: duplicate: TCPRoute s/web is already defined "
                           "in 10-a.yaml; this copy is ignored"));
   EXPECT_THAT(Render(Compile(snap)), ElementsAre("s/first>s/srv tcp:8080 ALLOW s/tt"));
 }
@@ -727,7 +732,7 @@ TEST_F(CompilerTest, UnknownRouteKindRejectsTheWholeTarget) {
   Write("a.yaml",
         std::string(kTcpRoute) + "---\n" +
             TargetYaml("tt", "cli", "[{kind: TCPRoute, name: web}, {kind: GRPCRoute, name: x}]"));
-  source::Snapshot snap = Load();
+  model::Snapshot snap = Load();
   EXPECT_THAT(snap.traffic_targets, IsEmpty());
   ASSERT_THAT(snap.problems, SizeIs(1));
   EXPECT_EQ(snap.problems[0].ToString(),
@@ -740,7 +745,7 @@ TEST_F(CompilerTest, UnknownRouteKindRejectsTheWholeTarget) {
 
 TEST_F(CompilerTest, EmptySourcesRejectTheTarget) {
   Write("a.yaml", std::string(kTcpRoute) + "---\n" + TargetYaml("tt", ""));
-  source::Snapshot snap = Load();
+  model::Snapshot snap = Load();
   EXPECT_THAT(snap.traffic_targets, IsEmpty());
   ASSERT_THAT(snap.problems, SizeIs(1));
   EXPECT_EQ(snap.problems[0].reason, "spec.sources must list at least one source");
@@ -750,7 +755,7 @@ TEST_F(CompilerTest, EmptySourcesRejectTheTarget) {
 // --- Identities and rule ids -------------------------------------------------
 
 TEST_F(CompilerTest, RuleIdsAreStableAcrossRecompiles) {
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "m", "s", {{"n", "c"}}, {TcpRule("r")})};
   o.tcp_routes = {Tcp("n", "r", {80})};
   CompiledPolicy first = Compile(o);
@@ -775,7 +780,7 @@ TEST_F(CompilerTest, RuleIdsAreStableAcrossRecompiles) {
 TEST_F(CompilerTest, IdentitiesAreAllocatedForServiceAccountsNoPodUses) {
   // The allocator knows nothing yet (no pods): the compiler allocates.
   ids_.Seed({"n", "s"}, 300);  // a pod's identity from pinned state keeps its number
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "tt", "s", {{"n", "ghost"}, {"far", "ghost"}}, {TcpRule("r")})};
   o.tcp_routes = {Tcp("n", "r", {80})};
   CompiledPolicy p = Compile(o);
@@ -791,7 +796,7 @@ TEST_F(CompilerTest, IdentitiesAreAllocatedForServiceAccountsNoPodUses) {
 
 TEST_F(CompilerTest, IdentitiesIncludeThoseOfTargetsThatGrantNothing) {
   // A dangling target still names its SAs, so their numbers stay reserved.
-  source::Objects o;
+  model::Objects o;
   o.traffic_targets = {Target("n", "tt", "s", {{"n", "c"}}, {TcpRule("gone")})};
   CompiledPolicy p = Compile(o);
   EXPECT_THAT(p.entries, IsEmpty());

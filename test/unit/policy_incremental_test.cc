@@ -44,7 +44,7 @@ class IncrementalTest : public ::testing::Test {
  protected:
   // The compiler's policy must equal a full compile of `o`, and the changes
   // it reports must bring `mirror_` (the previous policy) to the new one.
-  void CheckAgainstFullCompile(const source::Objects& o) {
+  void CheckAgainstFullCompile(const model::Objects& o) {
     const CompiledPolicy& inc = compiler_.policy();
     CompiledPolicy full = Compile(o, ids_, rule_ids_);
     ASSERT_EQ(inc.entries, full.entries);
@@ -71,7 +71,7 @@ class IncrementalTest : public ::testing::Test {
 };
 
 TEST_F(IncrementalTest, OnlyWhatChangedIsRecompiled) {
-  source::Objects o;
+  model::Objects o;
   o.tcp_routes = {Route(RouteKind::kTcp, "web", {80}), Route(RouteKind::kTcp, "db", {5432})};
   o.traffic_targets = {Target("a", "srv", {"c1"}, {Rule(RouteKind::kTcp, "web")}),
                        Target("b", "db", {"srv"}, {Rule(RouteKind::kTcp, "db")}),
@@ -118,7 +118,7 @@ TEST_F(IncrementalTest, OnlyWhatChangedIsRecompiled) {
 }
 
 TEST_F(IncrementalTest, WithdrawingAnAllowUncoversTheL7EntriesItCovered) {
-  source::Objects o;
+  model::Objects o;
   o.tcp_routes = {Route(RouteKind::kTcp, "any", {}), Route(RouteKind::kTcp, "web", {80})};
   o.http_route_groups = {{.namespace_ = "ns", .name = "api", .matches = {{.name = "get"}}}};
   o.traffic_targets = {
@@ -138,7 +138,7 @@ TEST_F(IncrementalTest, WithdrawingAnAllowUncoversTheL7EntriesItCovered) {
 }
 
 TEST_F(IncrementalTest, TiesNameTheFirstTrafficTargetByNameWhateverTheEditOrder) {
-  source::Objects o;
+  model::Objects o;
   o.tcp_routes = {Route(RouteKind::kTcp, "web", {80})};
   o.traffic_targets = {Target("z", "srv", {"cli"}, {Rule(RouteKind::kTcp, "web")})};
   compiler_.Update(o);
@@ -150,7 +150,7 @@ TEST_F(IncrementalTest, TiesNameTheFirstTrafficTargetByNameWhateverTheEditOrder)
 }
 
 TEST_F(IncrementalTest, DuplicatesCountOnce) {
-  source::Objects o;
+  model::Objects o;
   o.tcp_routes = {Route(RouteKind::kTcp, "web", {80}), Route(RouteKind::kTcp, "web", {22})};
   o.traffic_targets = {Target("a", "srv", {"cli"}, {Rule(RouteKind::kTcp, "web")}),
                        Target("a", "srv", {"other"}, {Rule(RouteKind::kTcp, "web")})};
@@ -188,7 +188,7 @@ TEST_F(IncrementalTest, RandomEditsAgreeWithFullCompiles) {
     }
     return t;
   };
-  source::Objects o;
+  model::Objects o;
   for (int step = 0; step < 600; ++step) {
     switch (pick(8)) {
       case 0:

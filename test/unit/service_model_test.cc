@@ -10,6 +10,7 @@
 #include "agent/model/service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/yaml_doc.h"
 
 namespace shunt::model {
 namespace {
@@ -36,16 +37,16 @@ std::string SkipOf(const absl::StatusOr<T>& s) {
   return ErrorOf(s, absl::StatusCode::kUnimplemented);
 }
 
-absl::StatusOr<Service> Svc(const std::string& yaml) { return ParseService(YAML::Load(yaml)); }
+absl::StatusOr<Service> Svc(const std::string& yaml) { return ParseService(shunt::testing::YamlDoc(yaml)); }
 absl::StatusOr<EndpointSlice> Slice(const std::string& yaml) {
-  return ParseEndpointSlice(YAML::Load(yaml));
+  return ParseEndpointSlice(shunt::testing::YamlDoc(yaml));
 }
 constexpr char kV4[] = "split.smi-spec.io/v1alpha4";
 constexpr char kV3[] = "split.smi-spec.io/v1alpha3";
 constexpr char kV2[] = "split.smi-spec.io/v1alpha2";
 constexpr char kV1[] = "split.smi-spec.io/v1alpha1";
 absl::StatusOr<TrafficSplit> Split(const std::string& yaml, const std::string& api = kV4) {
-  return ParseTrafficSplit(YAML::Load(yaml), api);
+  return ParseTrafficSplit(shunt::testing::YamlDoc(yaml), api);
 }
 
 // A ClusterIP service web/demo at 10.96.0.10 with the given spec.ports body.

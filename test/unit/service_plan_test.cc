@@ -80,7 +80,7 @@ TEST(WeightedSlotsTest, LargestRemainderGivesEverySlotOnceAndZeroWeightsNone) {
 }
 
 TEST(ServicePlanTest, ReadyEndpointsOnTheNamedPortAreTheBackends) {
-  source::Objects o;
+  model::Objects o;
   o.services = {Svc("web", "10.96.0.10")};
   auto slice = Slice("web", {{"10.1.0.1", true}, {"10.1.0.2", false}, {"10.1.0.3", true}});
   slice.endpoints[2].terminating = true;  // ready but terminating: no new connections
@@ -100,7 +100,7 @@ TEST(ServicePlanTest, ReadyEndpointsOnTheNamedPortAreTheBackends) {
 }
 
 TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessServicesAreLeftOut) {
-  source::Objects o;
+  model::Objects o;
   o.services = {Svc("web", "10.96.0.10"), Svc("dns", "10.96.0.53", 53, model::Protocol::kUdp)};
   model::Service headless = Svc("db", "10.96.0.20");
   headless.headless = true;
@@ -120,7 +120,7 @@ TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessServicesAreLeftOut)
 }
 
 TEST(ServicePlanTest, TrafficSplitWeightsAreSharedByEachBackendsReadyEndpoints) {
-  source::Objects o;
+  model::Objects o;
   o.services = {Svc("web", "10.96.0.10"), Svc("web-v1", "10.96.0.11"), Svc("web-v2", "10.96.0.12")};
   o.endpoint_slices = {Slice("web-v1", {{"10.1.1.1", true}, {"10.1.1.2", true}}),
                        Slice("web-v2", {{"10.1.2.1", true}})};
@@ -157,7 +157,7 @@ TEST(ServicePlanTest, TrafficSplitWeightsAreSharedByEachBackendsReadyEndpoints) 
 }
 
 TEST(ServicePlanTest, SplitProblemsAreNamed) {
-  source::Objects o;
+  model::Objects o;
   o.services = {Svc("web", "10.96.0.10"), Svc("web-v1", "10.96.0.11", 81)};
   o.endpoint_slices = {Slice("web-v1", {{"10.1.1.1", true}})};
   model::TrafficSplit t;
@@ -195,7 +195,7 @@ TEST(ServicePlanTest, SplitProblemsAreNamed) {
 // and its latency score would matter less.
 
 TEST(ServicePlanBalancerTest, NoAnnotationAndP2cEwmaBothMeanP2cEwmaWithOneSlotPerBackend) {
-  source::Objects o;
+  model::Objects o;
   model::Service plain = Svc("web", "10.96.0.10");
   model::Service asked = Svc("api", "10.96.0.11");
   asked.annotations[kBalancerAnnotation] = "p2c-ewma";
@@ -216,7 +216,7 @@ TEST(ServicePlanBalancerTest, NoAnnotationAndP2cEwmaBothMeanP2cEwmaWithOneSlotPe
 }
 
 TEST(ServicePlanBalancerTest, RandomAnnotationMeansRandomWithOneSlotPerBackend) {
-  source::Objects o;
+  model::Objects o;
   model::Service svc = Svc("web", "10.96.0.10");
   svc.annotations[kBalancerAnnotation] = "random";
   o.services = {svc};
@@ -231,7 +231,7 @@ TEST(ServicePlanBalancerTest, RandomAnnotationMeansRandomWithOneSlotPerBackend) 
 
 // A typo must be heard about, and must not turn latency-aware balancing off.
 TEST(ServicePlanBalancerTest, UnknownAnnotationValueIsAProblemOnThatServiceAndP2cEwmaApplies) {
-  source::Objects o;
+  model::Objects o;
   model::Service typo = Svc("web", "10.96.0.10");
   typo.annotations[kBalancerAnnotation] = "round-robin";
   model::Service upper = Svc("api", "10.96.0.11");
@@ -266,7 +266,7 @@ TEST(ServicePlanBalancerTest, UnknownAnnotationValueIsAProblemOnThatServiceAndP2
 // A split's weights live in the slot table, and only a uniformly random
 // slot honours them: P2C over weighted slots would skew the shares.
 TEST(ServicePlanBalancerTest, TrafficSplitRootIsRandomOverWeightedSlotsEvenWhenAnnotatedP2cEwma) {
-  source::Objects o;
+  model::Objects o;
   model::Service root = Svc("web", "10.96.0.10");
   root.annotations[kBalancerAnnotation] = "p2c-ewma";
   o.services = {root, Svc("web-v1", "10.96.0.11"), Svc("web-v2", "10.96.0.12")};
@@ -317,7 +317,7 @@ TEST(ServicePlanBalancerTest, AnnotationAppliesToEveryPortOfAMultiPortService) {
         std::tuple<std::string, uint8_t, size_t>{"p2c-ewma", SHUNT_LB_P2C_EWMA, 0},
         std::tuple<std::string, uint8_t, size_t>{"fastest", SHUNT_LB_P2C_EWMA, 1}}) {
     SCOPED_TRACE(value);
-    source::Objects o;
+    model::Objects o;
     o.services = {svc};
     o.services[0].annotations[kBalancerAnnotation] = value;
     o.endpoint_slices = {slice};

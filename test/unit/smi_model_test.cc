@@ -8,6 +8,7 @@
 #include "agent/model/smi.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/yaml_doc.h"
 
 namespace shunt::model {
 namespace {
@@ -22,7 +23,7 @@ constexpr char kV1alpha3[] = "access.smi-spec.io/v1alpha3";
 constexpr char kV1alpha2[] = "access.smi-spec.io/v1alpha2";
 
 absl::StatusOr<TrafficTarget> Target(const std::string& yaml, const std::string& api = kV1alpha3) {
-  return ParseTrafficTarget(YAML::Load(yaml), api);
+  return ParseTrafficTarget(shunt::testing::YamlDoc(yaml), api);
 }
 
 // Only the message of a failed parse; "OK" if it parsed.
@@ -259,7 +260,7 @@ TEST(TrafficTargetTest, MetadataAndSpecAreRequired) {
 // TCPRoute and UDPRoute
 
 absl::StatusOr<PortRoute> Route(const std::string& yaml, RouteKind kind = RouteKind::kTcp) {
-  return ParsePortRoute(YAML::Load(yaml), kind);
+  return ParsePortRoute(shunt::testing::YamlDoc(yaml), kind);
 }
 
 TEST(PortRouteTest, UnknownFieldsAreRejectedNotReadAsAnyPort) {
@@ -340,13 +341,13 @@ TEST(PortRouteTest, MatchesMustBeAnObject) {
 // HTTPRouteGroup
 
 absl::StatusOr<HttpRouteGroup> Group(const std::string& matches_yaml) {
-  return ParseHttpRouteGroup(YAML::Load(
+  return ParseHttpRouteGroup(shunt::testing::YamlDoc(
       "metadata: {name: store-routes, namespace: store}\nspec:\n  matches:\n" + matches_yaml));
 }
 
 TEST(HttpRouteGroupTest, ParsesTheSpecExample) {
   // SMI.md 5.1.
-  auto g = ParseHttpRouteGroup(YAML::Load(R"(
+  auto g = ParseHttpRouteGroup(shunt::testing::YamlDoc(R"(
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata:
@@ -393,8 +394,9 @@ TEST(HttpRouteGroupTest, HeadersAsMapOrListOfOneKeyMapsAreTheSame) {
 )");
   ASSERT_TRUE(as_map.ok()) << as_map.status();
   ASSERT_TRUE(as_list.ok()) << as_list.status();
+  // Headers are ANDed, so their order means nothing: kept sorted by name.
   EXPECT_THAT(as_map->matches[0].headers,
-              ElementsAre(Pair("user-agent", ".*Android.*"), Pair("cookie", "beta=1")));
+              ElementsAre(Pair("cookie", "beta=1"), Pair("user-agent", ".*Android.*")));
   EXPECT_EQ(as_list->matches[0].headers, as_map->matches[0].headers);
 }
 
@@ -455,10 +457,10 @@ TEST(HttpRouteGroupTest, MatchNamesAreRequiredAndUnique) {
 
 TEST(HttpRouteGroupTest, MatchesMustListAtLeastOne) {
   EXPECT_EQ(ErrorOf(Group("    []\n")), "spec.matches must list at least one match");
-  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(YAML::Load("metadata: {name: g}\nspec: {}\n"))),
+  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(shunt::testing::YamlDoc("metadata: {name: g}\nspec: {}\n"))),
             "spec.matches must list at least one match");
   // v1alpha1/2 shape: matches at the top level, no spec.
-  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(YAML::Load("metadata: {name: g}\nmatches: [{name: a}]\n"))),
+  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(shunt::testing::YamlDoc("metadata: {name: g}\nmatches: [{name: a}]\n"))),
             "spec is missing");
 }
 

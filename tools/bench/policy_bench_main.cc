@@ -43,7 +43,7 @@ double MsSince(Clock::time_point t0) {
 }
 
 // Serializes a cluster's TrafficTargets and routes as YAML for the agent.
-std::string PolicyYaml(const source::Objects& o) {
+std::string PolicyYaml(const model::Objects& o) {
   std::string y;
   for (const auto& r : o.tcp_routes)
     absl::StrAppend(&y, "---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: ",
@@ -71,7 +71,7 @@ absl::StatusOr<ScaleResult> MeasureScale(e2e::TestNode& node, const ScaleShape& 
   auto dp = datapath::Datapath::Install({.bpffs_dir = node.bpffs(), .cgroup_root = node.cgroup_root(),
                                          .mode = SHUNT_MODE_PERMISSIVE});
   if (!dp.ok()) return dp.status();
-  source::Objects cluster = SyntheticCluster(shape);
+  model::Objects cluster = SyntheticCluster(shape);
   endpoints::IdentityAllocator ids, rules;
   policy::PolicyWriter writer((*dp)->maps());
   if (auto s = writer.Load(); !s.ok()) return s;
@@ -246,7 +246,7 @@ spec:
       return 1;
     // Interleaved rounds, so drift between phases does not pass for cost:
     // each round measures the one-grant policy, then the large one.
-    source::Objects cluster = SyntheticCluster(shape);
+    model::Objects cluster = SyntheticCluster(shape);
     cluster.pods.clear();  // the agent's own pods stay the only pods
     const std::string large_yaml = PolicyYaml(cluster);
     auto wait_targets = [&](size_t want) {

@@ -6,8 +6,8 @@
 
 namespace shunt::bench {
 
-source::Objects SyntheticCluster(const ScaleShape& s) {
-  source::Objects o;
+model::Objects SyntheticCluster(const ScaleShape& s) {
+  model::Objects o;
   // Two pods per service account, service accounts spread over namespaces.
   const int accounts = s.pods / 2;
   auto ns_of = [&](int sa) { return absl::StrCat("ns", sa % s.namespaces); };

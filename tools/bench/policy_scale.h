@@ -4,7 +4,7 @@
 // parsing.
 #pragma once
 
-#include "agent/source/file_source.h"
+#include "agent/model/objects.h"
 
 namespace shunt::bench {
 
@@ -15,6 +15,6 @@ struct ScaleShape {
   int sources_per_target = 2;
 };
 
-source::Objects SyntheticCluster(const ScaleShape& shape);
+model::Objects SyntheticCluster(const ScaleShape& shape);
 
 }  // namespace shunt::bench

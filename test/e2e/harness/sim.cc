@@ -28,6 +28,7 @@
 #include "agent/api/api_server.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
+#include "test/e2e/harness/eventually.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/pin_layout.h"
@@ -359,6 +360,31 @@ absl::Status TestNode::StopAgent(int sig) {
   }
   agent_pid_ = -1;
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> TestNode::AppliedGeneration() {
+  SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, AgentStatus());
+  if (!st.contains("generation") || !st["generation"].is_number_unsigned())
+    return absl::InternalError("agent status has no generation: " + st.dump());
+  return st["generation"].get<uint64_t>();
+}
+
+absl::Status TestNode::WaitGeneration(uint64_t after, int timeout_ms) {
+  return Eventually(
+      absl::StrCat("agent applies a generation after ", after),
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(uint64_t g, AppliedGeneration());
+        if (g > after) return absl::OkStatus();
+        return absl::FailedPreconditionError(absl::StrCat("generation ", g));
+      },
+      timeout_ms);
+}
+
+absl::Status TestNode::ApplyConfigFile(const std::string& file, const std::string& yaml,
+                                       int timeout_ms) {
+  SHUNT_ASSIGN_OR_RETURN(uint64_t before, AppliedGeneration());
+  SHUNT_RETURN_IF_ERROR(WriteConfigFile(file, yaml));
+  return WaitGeneration(before, timeout_ms);
 }
 
 absl::StatusOr<nlohmann::json> TestNode::AgentStatus() {

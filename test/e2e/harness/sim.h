@@ -66,6 +66,15 @@ class TestNode {
   // subnet through it, so pods on different nodes can talk.
   static absl::Status Link(TestNode& a, TestNode& b);
   absl::Status WriteConfigFile(const std::string& file, const std::string& yaml);
+  // Writes the file and waits until the agent has applied it: its status
+  // reports a newer object generation than before the write (every write
+  // the agent reads publishes one).
+  absl::Status ApplyConfigFile(const std::string& file, const std::string& yaml,
+                               int timeout_ms = 5000);
+  // The object generation the agent has applied (status "generation").
+  absl::StatusOr<uint64_t> AppliedGeneration();
+  // Waits until the applied generation is past `after`.
+  absl::Status WaitGeneration(uint64_t after, int timeout_ms = 5000);
 
   absl::Status StartAgent(const std::vector<std::string>& extra_flags = {});
   // Sends `sig` and waits for the agent to exit.
