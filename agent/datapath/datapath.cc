@@ -12,20 +12,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/datapath/kernel_features.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
 #include "agent/lib/unique_fd.h"
-#include "agent/datapath/kernel_features.h"
 #include "shunt/abi/pins.h"
 #include "sock_addr.skel.h"
-#include "tc.skel.h"
 #include "sockops.skel.h"
+#include "tc.skel.h"
 
 namespace shunt::datapath {
 namespace {
-
 
 absl::Status MakeDir(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
@@ -67,9 +66,9 @@ absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& c
     SHUNT_ASSIGN_OR_RETURN(lib::LinkFacts facts, lib::DescribeLink(link->get()));
     if (facts.target != want_cg) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "bpffs: ", layout.dir(), " already holds a ", link_name,
-          " link for another cgroup (id ", facts.target, "); run `shunt-agent --uninstall --bpffs ",
-          layout.dir(), "` first or pick another --bpffs"));
+          "bpffs: ", layout.dir(), " already holds a ", link_name, " link for another cgroup (id ",
+          facts.target, "); run `shunt-agent --uninstall --bpffs ", layout.dir(),
+          "` first or pick another --bpffs"));
     }
     SHUNT_RETURN_IF_ERROR(UpdatePinnedLink(pin, prog_fd));
     report.links_updated = true;
@@ -81,7 +80,8 @@ absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& c
   if (!cg.valid()) return lib::ErrnoStatus(errno, absl::StrCat("cgroup root: open ", cgroup_root));
   int link_fd = bpf_link_create(prog_fd, cg.get(), type, nullptr);
   if (link_fd < 0)
-    return lib::ErrnoStatus(errno, absl::StrCat("bpf: attach ", link_name, " to cgroup ", cgroup_root));
+    return lib::ErrnoStatus(errno,
+                            absl::StrCat("bpf: attach ", link_name, " to cgroup ", cgroup_root));
   return PinNewLink(link_fd, pin);
 }
 
@@ -125,9 +125,9 @@ absl::Status InitMeta(int meta_fd) {
   if (!meta.ok()) return meta.status();
   if (meta->abi_version == SHUNT_ABI_VERSION) return absl::OkStatus();
   if (meta->abi_version != 0)
-    return absl::FailedPreconditionError(
-        absl::StrCat("bpffs: pins have ABI version ", meta->abi_version, ", this agent writes ",
-                     SHUNT_ABI_VERSION));
+    return absl::FailedPreconditionError(absl::StrCat("bpffs: pins have ABI version ",
+                                                      meta->abi_version, ", this agent writes ",
+                                                      SHUNT_ABI_VERSION));
   shunt_meta m{.abi_version = SHUNT_ABI_VERSION,
                .pad = 0,
                .installed_at_unix = static_cast<__u64>(time(nullptr))};
@@ -164,7 +164,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = layout.dir().c_str());
   dp->skel_ = sockops__open_opts(&open_opts);
   if (!dp->skel_) return lib::ErrnoStatus(errno, "bpf: open sockops object");
-  dp->report_.max_queued_bytes = opts.max_queued_bytes ? opts.max_queued_bytes : DefaultQueueBudget();
+  dp->report_.max_queued_bytes =
+      opts.max_queued_bytes ? opts.max_queued_bytes : DefaultQueueBudget();
   dp->skel_->rodata->max_queued_bytes = dp->report_.max_queued_bytes;
   if (int err = sockops__load(dp->skel_); err != 0) {
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
@@ -180,8 +181,9 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   if (int err = tc__load(dp->tc_skel_); err != 0)
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load tc object (maps pinned in ", layout.dir(),
                                               " may be of another layout)"));
-  dp->tc_ = std::make_unique<TcAttacher>(layout, bpf_program__fd(dp->tc_skel_->progs.shunt_tc_from_pod),
-                                         bpf_program__fd(dp->tc_skel_->progs.shunt_tc_to_pod));
+  dp->tc_ =
+      std::make_unique<TcAttacher>(layout, bpf_program__fd(dp->tc_skel_->progs.shunt_tc_from_pod),
+                                   bpf_program__fd(dp->tc_skel_->progs.shunt_tc_to_pod));
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
   // The mode is in place before any policy hook can run.
@@ -191,18 +193,18 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
                                          bpf_program__fd(dp->skel_->progs.shunt_sockops),
                                          BPF_CGROUP_SOCK_OPS, SHUNT_LINK_SOCKOPS, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_connect4),
-                                         BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg4),
-                                         BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername4),
-                                         BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
-                                         BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_connect4),
+      BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg4),
+      BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername4),
+      BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
+      BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
   // Every link now runs this version's programs: maps only an earlier
   // layout used are dead weight (a flows map of the old layout alone held
   // 15 MiB).
@@ -216,7 +218,8 @@ absl::Status Datapath::SetMode(uint32_t mode, bool telemetry) {
   if (mode != SHUNT_MODE_PERMISSIVE && mode != SHUNT_MODE_ENFORCE)
     return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode));
   auto cfg = maps_->config();
-  return cfg.Update(0, shunt_config{.mode = mode, .flags = telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY});
+  return cfg.Update(
+      0, shunt_config{.mode = mode, .flags = telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY});
 }
 
 Datapath::~Datapath() {

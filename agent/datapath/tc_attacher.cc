@@ -30,7 +30,9 @@ constexpr Direction kDirections[] = {{"from-pod", kTcxIngress}, {"to-pod", kTcxE
 
 }  // namespace
 
-std::string TcAttacher::Dir() const { return absl::StrCat(layout_.LinkDir(), "/", SHUNT_LINK_TC_DIR); }
+std::string TcAttacher::Dir() const {
+  return absl::StrCat(layout_.LinkDir(), "/", SHUNT_LINK_TC_DIR);
+}
 
 TcSyncReport TcAttacher::Sync(const std::set<int>& ifindexes) {
   TcSyncReport r;
@@ -61,7 +63,8 @@ TcSyncReport TcAttacher::Sync(const std::set<int>& ifindexes) {
       }
       int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(d.attach_type), nullptr);
       if (fd < 0) {
-        r.errors.push_back(absl::StrCat("tc: attach ", d.suffix, " to ifindex ", ifindex, ": ", strerror(errno),
+        r.errors.push_back(absl::StrCat("tc: attach ", d.suffix, " to ifindex ", ifindex, ": ",
+                                        strerror(errno),
                                         errno == EINVAL ? " (tcx needs Linux >= 6.6)" : ""));
         continue;
       }
