@@ -26,6 +26,7 @@
 namespace shunt::datapath {
 namespace {
 
+// One directory whose parent exists (MakeBpffsDir made it).
 absl::Status MakeDir(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return lib::ErrnoStatus(errno, absl::StrCat("bpffs: create ", dir));
@@ -156,7 +157,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(lib::CheckCgroup2Dir(opts.cgroup_root));
   SHUNT_RETURN_IF_ERROR(CheckKernelFeatures());
   const lib::PinLayout layout(opts.bpffs_dir);
-  SHUNT_RETURN_IF_ERROR(MakeDir(layout.dir()));
+  // Creates the missing directories of --bpffs too, not only its last one.
+  SHUNT_RETURN_IF_ERROR(lib::MakeBpffsDir(layout.dir()));
   SHUNT_RETURN_IF_ERROR(MakeDir(layout.LinkDir()));
 
   std::unique_ptr<Datapath> dp(new Datapath());
