@@ -3,9 +3,10 @@
 # this machine — two pods (network namespaces + cgroups) talking through the
 # agent's same-node short-circuit — then shows what shuntctl sees.
 #
-#   sudo tools/quickstart.sh          run the demo and clean up on exit
-#   sudo tools/quickstart.sh --keep   leave the demo running to explore
-#   sudo tools/quickstart.sh --down   tear down a demo left by --keep
+# As root (it never calls sudo: a fresh Debian 12 root shell has none):
+#   tools/quickstart.sh          run the demo and clean up on exit
+#   tools/quickstart.sh --keep   leave the demo running to explore
+#   tools/quickstart.sh --down   tear down a demo left by --keep
 #
 # It touches nothing outside its own names: netns shunt-demo-*, cgroup
 # <cgroup2>/shunt-demo, bpffs /sys/fs/bpf/shunt-demo, /run/shunt-demo, and

@@ -5,7 +5,7 @@
 #      (network namespaces, cgroups, BPF; they skip loudly only without root);
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
 #      runs the suite once more, so the agent itself runs under the sanitizers.
-# Usage: sudo tools/test.sh [--no-sanitize] [extra ctest args]
+# Usage, as root (it never calls sudo): tools/test.sh [--no-sanitize] [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SANITIZE=1
