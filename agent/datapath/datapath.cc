@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -135,21 +136,43 @@ absl::Status InitMeta(int meta_fd) {
   return mm.Update(0, m);
 }
 
+// libbpf's probes load a minimal program or create a minimal map. Helpers
+// are probed here: libbpf 1.1 misreads the verifier of newer kernels (see
+// VerifierRejectsHelper) and calls a helper present when the program was
+// refused before the verifier ran.
+class LibbpfKernelProbe : public KernelProbe {
+ public:
+  bool VmlinuxBtf() override { return access("/sys/kernel/btf/vmlinux", R_OK) == 0; }
+  bool ProgType(bpf_prog_type type) override {
+    return libbpf_probe_bpf_prog_type(type, nullptr) == 1;
+  }
+  bool MapType(bpf_map_type type) override { return libbpf_probe_bpf_map_type(type, nullptr) == 1; }
+  // Loads "call helper; exit". The load may still fail (r0 out of range for
+  // the type): only a verifier log that rejects the call itself, or no log
+  // at all, means missing.
+  bool Helper(bpf_prog_type type, bpf_func_id helper) override {
+    const bpf_insn insns[] = {
+        {.code = BPF_JMP | BPF_CALL, .imm = helper},
+        {.code = BPF_JMP | BPF_EXIT},
+    };
+    char log[4096] = "";
+    LIBBPF_OPTS(bpf_prog_load_opts, opts,
+                .expected_attach_type = type == BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+                                            ? BPF_CGROUP_INET4_CONNECT
+                                            : static_cast<bpf_attach_type>(0),
+                .log_level = 1, .log_size = sizeof(log), .log_buf = log);
+    lib::UniqueFd fd(bpf_prog_load(type, nullptr, "GPL", insns, std::size(insns), &opts));
+    if (fd.valid()) return true;
+    return log[0] != '\0' && !VerifierRejectsHelper(log);
+  }
+  bool TcxLinks() override { return TcxLinksSupported(); }
+};
+
 }  // namespace
 
 absl::Status CheckKernelFeatures() {
-  return KernelFeatureStatus({
-      {access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)"},
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1, "sockops programs"},
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1, "sk_msg programs"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr) == 1, "SOCKHASH maps"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "socket-local storage"},
-      {libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr) == 1,
-       "bpf_get_netns_cookie in sockops"},
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr) == 1,
-       "cgroup sock_addr programs"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1, "ring buffers"},
-  });
+  LibbpfKernelProbe probe;
+  return KernelFeatureStatus(RequiredKernelFeatures(probe));
 }
 
 absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOptions& opts) {

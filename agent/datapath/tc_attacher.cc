@@ -1,11 +1,13 @@
 #include "tc_attacher.h"
 
 #include <bpf/bpf.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -29,6 +31,22 @@ struct Direction {
 constexpr Direction kDirections[] = {{"from-pod", kTcxIngress}, {"to-pod", kTcxEgress}};
 
 }  // namespace
+
+bool TcxLinksSupported() {
+  // r0 = TCX_NEXT (-1): pass the packet on as if no program were attached.
+  const bpf_insn insns[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1},
+      {.code = BPF_JMP | BPF_EXIT},
+  };
+  lib::UniqueFd prog(bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "shunt_tcx_probe", "GPL", insns,
+                                   std::size(insns), nullptr));
+  if (!prog.valid()) return false;
+  const unsigned lo = if_nametoindex("lo");
+  if (lo == 0) return false;
+  lib::UniqueFd link(bpf_link_create(prog.get(), static_cast<int>(lo),
+                                     static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+  return link.valid();
+}
 
 std::string TcAttacher::Dir() const {
   return absl::StrCat(layout_.LinkDir(), "/", SHUNT_LINK_TC_DIR);
