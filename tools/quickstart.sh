@@ -3,16 +3,20 @@
 # this machine — two pods (network namespaces + cgroups) talking through the
 # agent's same-node short-circuit — then shows what shuntctl sees.
 #
-#   sudo tools/quickstart.sh          run the demo and clean up on exit
-#   sudo tools/quickstart.sh --keep   leave the demo running to explore
-#   sudo tools/quickstart.sh --down   tear down a demo left by --keep
+# As root (it never calls sudo: a fresh Debian 12 root shell has none):
+#   tools/quickstart.sh          run the demo and clean up on exit
+#   tools/quickstart.sh --keep   leave the demo running to explore
+#   tools/quickstart.sh --down   tear down a demo left by --keep
 #
 # It touches nothing outside its own names: netns shunt-demo-*, cgroup
-# <cgroup2>/shunt-demo, bpffs /sys/fs/bpf/shunt-demo, /run/shunt-demo.
+# <cgroup2>/shunt-demo, bpffs /sys/fs/bpf/shunt-demo, /run/shunt-demo, and
+# its build directory, build-quickstart/ (or $BUILD_DIR): a Release build
+# without tests, kept apart from tools/test.sh's build/ so that neither
+# changes what the other builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BUILD=${BUILD_DIR:-$ROOT/build}
+BUILD=${BUILD_DIR:-$ROOT/build-quickstart}
 STATE=/run/shunt-demo
 BPFFS=/sys/fs/bpf/shunt-demo
 NODE=node-1
@@ -57,7 +61,7 @@ if [ "$MODE" = down ]; then down; echo "demo removed"; exit 0; fi
 start=$(date +%s)
 say "1/5 packages (tools/install-deps.sh)"
 bash tools/install-deps.sh run
-say "2/5 build (cmake, Release)"
+say "2/5 build (cmake, Release, in $BUILD)"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSHUNT_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target shunt-agent shuntctl 2>&1 | grep -E "error|warning|Built target" || true
 [ -x "$BUILD/agent/shunt-agent" ] || { echo "quickstart: build failed" >&2; exit 1; }

@@ -9,24 +9,25 @@
 #include <algorithm>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/datapath/kernel_features.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
 #include "agent/lib/unique_fd.h"
-#include "agent/datapath/kernel_features.h"
 #include "shunt/abi/pins.h"
 #include "sock_addr.skel.h"
-#include "tc.skel.h"
 #include "sockops.skel.h"
+#include "tc.skel.h"
 
 namespace shunt::datapath {
 namespace {
 
-
+// One directory whose parent exists (MakeBpffsDir made it).
 absl::Status MakeDir(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return lib::ErrnoStatus(errno, absl::StrCat("bpffs: create ", dir));
@@ -67,9 +68,9 @@ absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& c
     SHUNT_ASSIGN_OR_RETURN(lib::LinkFacts facts, lib::DescribeLink(link->get()));
     if (facts.target != want_cg) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "bpffs: ", layout.dir(), " already holds a ", link_name,
-          " link for another cgroup (id ", facts.target, "); run `shunt-agent --uninstall --bpffs ",
-          layout.dir(), "` first or pick another --bpffs"));
+          "bpffs: ", layout.dir(), " already holds a ", link_name, " link for another cgroup (id ",
+          facts.target, "); run `shunt-agent --uninstall --bpffs ", layout.dir(),
+          "` first or pick another --bpffs"));
     }
     SHUNT_RETURN_IF_ERROR(UpdatePinnedLink(pin, prog_fd));
     report.links_updated = true;
@@ -81,7 +82,8 @@ absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& c
   if (!cg.valid()) return lib::ErrnoStatus(errno, absl::StrCat("cgroup root: open ", cgroup_root));
   int link_fd = bpf_link_create(prog_fd, cg.get(), type, nullptr);
   if (link_fd < 0)
-    return lib::ErrnoStatus(errno, absl::StrCat("bpf: attach ", link_name, " to cgroup ", cgroup_root));
+    return lib::ErrnoStatus(errno,
+                            absl::StrCat("bpf: attach ", link_name, " to cgroup ", cgroup_root));
   return PinNewLink(link_fd, pin);
 }
 
@@ -125,30 +127,52 @@ absl::Status InitMeta(int meta_fd) {
   if (!meta.ok()) return meta.status();
   if (meta->abi_version == SHUNT_ABI_VERSION) return absl::OkStatus();
   if (meta->abi_version != 0)
-    return absl::FailedPreconditionError(
-        absl::StrCat("bpffs: pins have ABI version ", meta->abi_version, ", this agent writes ",
-                     SHUNT_ABI_VERSION));
+    return absl::FailedPreconditionError(absl::StrCat("bpffs: pins have ABI version ",
+                                                      meta->abi_version, ", this agent writes ",
+                                                      SHUNT_ABI_VERSION));
   shunt_meta m{.abi_version = SHUNT_ABI_VERSION,
                .pad = 0,
                .installed_at_unix = static_cast<__u64>(time(nullptr))};
   return mm.Update(0, m);
 }
 
+// libbpf's probes load a minimal program or create a minimal map. Helpers
+// are probed here: libbpf 1.1 misreads the verifier of newer kernels (see
+// VerifierRejectsHelper) and calls a helper present when the program was
+// refused before the verifier ran.
+class LibbpfKernelProbe : public KernelProbe {
+ public:
+  bool VmlinuxBtf() override { return access("/sys/kernel/btf/vmlinux", R_OK) == 0; }
+  bool ProgType(bpf_prog_type type) override {
+    return libbpf_probe_bpf_prog_type(type, nullptr) == 1;
+  }
+  bool MapType(bpf_map_type type) override { return libbpf_probe_bpf_map_type(type, nullptr) == 1; }
+  // Loads "call helper; exit". The load may still fail (r0 out of range for
+  // the type): only a verifier log that rejects the call itself, or no log
+  // at all, means missing.
+  bool Helper(bpf_prog_type type, bpf_func_id helper) override {
+    const bpf_insn insns[] = {
+        {.code = BPF_JMP | BPF_CALL, .imm = helper},
+        {.code = BPF_JMP | BPF_EXIT},
+    };
+    char log[4096] = "";
+    LIBBPF_OPTS(bpf_prog_load_opts, opts,
+                .expected_attach_type = type == BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+                                            ? BPF_CGROUP_INET4_CONNECT
+                                            : static_cast<bpf_attach_type>(0),
+                .log_level = 1, .log_size = sizeof(log), .log_buf = log);
+    lib::UniqueFd fd(bpf_prog_load(type, nullptr, "GPL", insns, std::size(insns), &opts));
+    if (fd.valid()) return true;
+    return log[0] != '\0' && !VerifierRejectsHelper(log);
+  }
+  bool TcxLinks() override { return TcxLinksSupported(); }
+};
+
 }  // namespace
 
 absl::Status CheckKernelFeatures() {
-  return KernelFeatureStatus({
-      {access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)"},
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1, "sockops programs"},
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1, "sk_msg programs"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr) == 1, "SOCKHASH maps"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "socket-local storage"},
-      {libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, nullptr) == 1,
-       "bpf_get_netns_cookie in sockops"},
-      {libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr) == 1,
-       "cgroup sock_addr programs"},
-      {libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1, "ring buffers"},
-  });
+  LibbpfKernelProbe probe;
+  return KernelFeatureStatus(RequiredKernelFeatures(probe));
 }
 
 absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOptions& opts) {
@@ -156,7 +180,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(lib::CheckCgroup2Dir(opts.cgroup_root));
   SHUNT_RETURN_IF_ERROR(CheckKernelFeatures());
   const lib::PinLayout layout(opts.bpffs_dir);
-  SHUNT_RETURN_IF_ERROR(MakeDir(layout.dir()));
+  // Creates the missing directories of --bpffs too, not only its last one.
+  SHUNT_RETURN_IF_ERROR(lib::MakeBpffsDir(layout.dir()));
   SHUNT_RETURN_IF_ERROR(MakeDir(layout.LinkDir()));
 
   std::unique_ptr<Datapath> dp(new Datapath());
@@ -164,7 +189,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = layout.dir().c_str());
   dp->skel_ = sockops__open_opts(&open_opts);
   if (!dp->skel_) return lib::ErrnoStatus(errno, "bpf: open sockops object");
-  dp->report_.max_queued_bytes = opts.max_queued_bytes ? opts.max_queued_bytes : DefaultQueueBudget();
+  dp->report_.max_queued_bytes =
+      opts.max_queued_bytes ? opts.max_queued_bytes : DefaultQueueBudget();
   dp->skel_->rodata->max_queued_bytes = dp->report_.max_queued_bytes;
   if (int err = sockops__load(dp->skel_); err != 0) {
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
@@ -180,8 +206,9 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   if (int err = tc__load(dp->tc_skel_); err != 0)
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load tc object (maps pinned in ", layout.dir(),
                                               " may be of another layout)"));
-  dp->tc_ = std::make_unique<TcAttacher>(layout, bpf_program__fd(dp->tc_skel_->progs.shunt_tc_from_pod),
-                                         bpf_program__fd(dp->tc_skel_->progs.shunt_tc_to_pod));
+  dp->tc_ =
+      std::make_unique<TcAttacher>(layout, bpf_program__fd(dp->tc_skel_->progs.shunt_tc_from_pod),
+                                   bpf_program__fd(dp->tc_skel_->progs.shunt_tc_to_pod));
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
   // The mode is in place before any policy hook can run.
@@ -191,18 +218,18 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
                                          bpf_program__fd(dp->skel_->progs.shunt_sockops),
                                          BPF_CGROUP_SOCK_OPS, SHUNT_LINK_SOCKOPS, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_connect4),
-                                         BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg4),
-                                         BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername4),
-                                         BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
-                                         BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_connect4),
+      BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg4),
+      BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername4),
+      BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
+      BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
   // Every link now runs this version's programs: maps only an earlier
   // layout used are dead weight (a flows map of the old layout alone held
   // 15 MiB).
@@ -216,7 +243,8 @@ absl::Status Datapath::SetMode(uint32_t mode, bool telemetry) {
   if (mode != SHUNT_MODE_PERMISSIVE && mode != SHUNT_MODE_ENFORCE)
     return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode));
   auto cfg = maps_->config();
-  return cfg.Update(0, shunt_config{.mode = mode, .flags = telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY});
+  return cfg.Update(
+      0, shunt_config{.mode = mode, .flags = telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY});
 }
 
 Datapath::~Datapath() {

@@ -1,11 +1,13 @@
 #include "tc_attacher.h"
 
 #include <bpf/bpf.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,7 +32,25 @@ constexpr Direction kDirections[] = {{"from-pod", kTcxIngress}, {"to-pod", kTcxE
 
 }  // namespace
 
-std::string TcAttacher::Dir() const { return absl::StrCat(layout_.LinkDir(), "/", SHUNT_LINK_TC_DIR); }
+bool TcxLinksSupported() {
+  // r0 = TCX_NEXT (-1): pass the packet on as if no program were attached.
+  const bpf_insn insns[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = -1},
+      {.code = BPF_JMP | BPF_EXIT},
+  };
+  lib::UniqueFd prog(bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "shunt_tcx_probe", "GPL", insns,
+                                   std::size(insns), nullptr));
+  if (!prog.valid()) return false;
+  const unsigned lo = if_nametoindex("lo");
+  if (lo == 0) return false;
+  lib::UniqueFd link(bpf_link_create(prog.get(), static_cast<int>(lo),
+                                     static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+  return link.valid();
+}
+
+std::string TcAttacher::Dir() const {
+  return absl::StrCat(layout_.LinkDir(), "/", SHUNT_LINK_TC_DIR);
+}
 
 TcSyncReport TcAttacher::Sync(const std::set<int>& ifindexes) {
   TcSyncReport r;
@@ -61,7 +81,8 @@ TcSyncReport TcAttacher::Sync(const std::set<int>& ifindexes) {
       }
       int fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(d.attach_type), nullptr);
       if (fd < 0) {
-        r.errors.push_back(absl::StrCat("tc: attach ", d.suffix, " to ifindex ", ifindex, ": ", strerror(errno),
+        r.errors.push_back(absl::StrCat("tc: attach ", d.suffix, " to ifindex ", ifindex, ": ",
+                                        strerror(errno),
                                         errno == EINVAL ? " (tcx needs Linux >= 6.6)" : ""));
         continue;
       }

@@ -34,4 +34,10 @@ class TcAttacher {
   std::set<std::string> refreshed_;  // pins whose program this agent already set
 };
 
+// Whether the kernel creates tcx links (Linux 6.6): creates one on this
+// network namespace's loopback with a program that passes every packet on
+// (TCX_NEXT), and closes it at once, unpinned, which detaches it. Only a
+// link the kernel really created answers true.
+bool TcxLinksSupported();
+
 }  // namespace shunt::datapath

@@ -1,6 +1,9 @@
 #include "uninstall.h"
 
 #include <bpf/bpf.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -16,6 +19,35 @@
 namespace shunt::datapath {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Removes the empty directories above `dir` on the same BPF filesystem,
+// innermost first, up to its mount point (excluded): the agent creates
+// missing parents of --bpffs (lib::MakeBpffsDir), so uninstall removes them
+// again. A directory that still holds anything is someone else's and stops
+// the walk.
+std::vector<std::string> RemoveEmptyParents(const std::string& dir) {
+  std::vector<std::string> removed;
+  fs::path p = fs::path(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "a/b/" -> "a/b"
+  for (p = p.parent_path(); p.has_relative_path(); p = p.parent_path()) {
+    struct statfs sfs {};
+    if (statfs(p.c_str(), &sfs) != 0 ||
+        sfs.f_type != static_cast<decltype(sfs.f_type)>(BPF_FS_MAGIC))
+      break;
+    struct stat self {};
+    struct stat up {};
+    if (stat(p.c_str(), &self) != 0 || stat(p.parent_path().c_str(), &up) != 0 ||
+        self.st_dev != up.st_dev)
+      break;  // p is the mount point
+    if (rmdir(p.c_str()) != 0) break;
+    removed.push_back(p.string());
+  }
+  return removed;
+}
+
+}  // namespace
 
 absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
   const lib::PinLayout layout(bpffs_dir);
@@ -58,21 +90,21 @@ absl::StatusOr<std::string> Uninstall(const std::string& bpffs_dir) {
   }
   rmdir(tc_dir.c_str());
   rmdir(layout.LinkDir().c_str());
-  std::vector<std::string> left;
+  std::vector<std::string> left, parents;
   std::error_code ec;
   if (fs::exists(bpffs_dir, ec)) {
     for (const auto& e : fs::recursive_directory_iterator(bpffs_dir, ec))
       left.push_back(e.path().string());
-    if (left.empty()) rmdir(bpffs_dir.c_str());
+    if (left.empty() && rmdir(bpffs_dir.c_str()) == 0) parents = RemoveEmptyParents(bpffs_dir);
   }
   if (!errors.empty())
     return absl::InternalError(absl::StrCat("uninstall: ", absl::StrJoin(errors, "; ")));
-  std::string msg = done.empty()
-                        ? absl::StrCat("nothing to uninstall in ", bpffs_dir)
-                        : absl::StrCat("removed ", done.size(), " pins from ", bpffs_dir, ": ",
-                                       absl::StrJoin(done, ", "));
-  if (!left.empty())
-    absl::StrAppend(&msg, "; left alone (not ours): ", absl::StrJoin(left, ", "));
+  std::string msg = done.empty() ? absl::StrCat("nothing to uninstall in ", bpffs_dir)
+                                 : absl::StrCat("removed ", done.size(), " pins from ", bpffs_dir,
+                                                ": ", absl::StrJoin(done, ", "));
+  if (!parents.empty())
+    absl::StrAppend(&msg, "; removed empty parent directories ", absl::StrJoin(parents, ", "));
+  if (!left.empty()) absl::StrAppend(&msg, "; left alone (not ours): ", absl::StrJoin(left, ", "));
   return msg;
 }
 
