@@ -6,7 +6,8 @@
 
 namespace shunt::bench {
 
-const char kUsage[] = R"(usage: shunt-bench [--rounds N] [--rr-iterations N] [--bulk-seconds S] [--json PATH]
+const char kUsage[] =
+    R"(usage: shunt-bench [--rounds N] [--rr-iterations N] [--bulk-seconds S] [--json PATH]
 
 Measures pod-to-pod TCP on one simulated node three ways, each with fresh
 connections:
@@ -43,7 +44,8 @@ namespace {
 // "--flag=value" or "--flag value": the value, advancing i for the latter.
 absl::StatusOr<std::string> FlagValue(int argc, char** argv, int& i, absl::string_view name) {
   absl::string_view arg = argv[i];
-  if (arg.size() > name.size() && arg[name.size()] == '=') return std::string(arg.substr(name.size() + 1));
+  if (arg.size() > name.size() && arg[name.size()] == '=')
+    return std::string(arg.substr(name.size() + 1));
   if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
   return std::string(argv[++i]);
 }
@@ -71,16 +73,15 @@ absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
       auto v = FlagValue(argc, argv, i, "--rr-iterations");
       if (!v.ok()) return v.status();
       if (!absl::SimpleAtoi(*v, &o.rr_iterations) || o.rr_iterations < 1000)
-        return absl::InvalidArgumentError(
-            absl::StrCat("--rr-iterations wants an integer >= 1000 (p99.9 needs samples), got '",
-                         *v, "'"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--rr-iterations wants an integer >= 1000 (p99.9 needs samples), got '", *v, "'"));
     } else if (IsFlag(arg, "--bulk-seconds")) {
       auto v = FlagValue(argc, argv, i, "--bulk-seconds");
       if (!v.ok()) return v.status();
       if (!absl::SimpleAtod(*v, &o.bulk_seconds) || !(o.bulk_seconds >= 0.1) ||
           o.bulk_seconds > 3600)
-        return absl::InvalidArgumentError(
-            absl::StrCat("--bulk-seconds wants a number of seconds in [0.1, 3600], got '", *v, "'"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--bulk-seconds wants a number of seconds in [0.1, 3600], got '", *v, "'"));
     } else if (IsFlag(arg, "--agent-flag")) {
       auto v = FlagValue(argc, argv, i, "--agent-flag");
       if (!v.ok()) return v.status();
