@@ -1,7 +1,10 @@
 #include "tools/shuntctl/args.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
-#include "agent/lib/status_macros.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::ctl {
 
@@ -53,44 +56,78 @@ EXAMPLES
   shuntctl lb explain demo/server
 )";
 
+namespace {
+
+// The flags each command reads besides the global ones (--bpffs,
+// --api-socket, -o): any other is a mistake to report, not to ignore.
+struct CommandFlags {
+  const char* command;  // "policy check": the command and its verb
+  std::vector<std::string> flags;
+};
+// clang-format off
+const CommandFlags kCommandFlags[] = {
+    {"status", {}},
+    {"endpoints", {}},
+    {"maps", {}},
+    {"identities", {}},
+    {"policy", {}},
+    {"policy check", {"from", "to", "port", "proto"}},
+    {"drops", {"follow"}},
+    {"flows", {"follow", "from", "to", "port", "verdict", "path", "state"}},
+    {"stat", {"window"}},
+    {"top", {"window", "interval"}},
+    {"services", {}},
+    {"lb", {}},
+    {"uninstall", {}},
+};
+// clang-format on
+
+// The command `args` name (args[0], with args[1] for "policy check"), or
+// nullptr for an unknown one, which the caller reports.
+const CommandFlags* CommandOf(const std::vector<std::string>& args) {
+  std::string command = args[0];
+  if (command == "policy" && args.size() >= 2 && args[1] == "check") command = "policy check";
+  for (const CommandFlags& c : kCommandFlags)
+    if (command == c.command) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
 absl::StatusOr<Options> ParseArgs(int argc, const char* const* argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const std::string& flag) -> absl::StatusOr<std::string> {
-      if (auto eq = a.find('='); eq != std::string::npos) return a.substr(eq + 1);
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-      return std::string(argv[++i]);
-    };
-    if (a == "-h" || a == "--help" || a == "help") {
-      o.help = true;
-      return o;
-    } else if (a.rfind("--bpffs", 0) == 0) {
-      SHUNT_ASSIGN_OR_RETURN(o.bpffs, value("--bpffs"));
-    } else if (a.rfind("--api-socket", 0) == 0) {
-      SHUNT_ASSIGN_OR_RETURN(o.api_socket, value("--api-socket"));
-    } else if (a == "--follow" || a == "-f") {
-      o.follow = true;
-    } else if (a.rfind("--from", 0) == 0 || a.rfind("--to", 0) == 0 || a.rfind("--port", 0) == 0 ||
-               a.rfind("--proto", 0) == 0 || a.rfind("--verdict", 0) == 0 ||
-               a.rfind("--path", 0) == 0 || a.rfind("--state", 0) == 0 ||
-               a.rfind("--window", 0) == 0 || a.rfind("--interval", 0) == 0) {
-      const std::string name =
-          a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
-      SHUNT_ASSIGN_OR_RETURN(o.flags[name], value("--" + name));
-    } else if (a == "-o" || a.rfind("--output", 0) == 0 || a.rfind("-o=", 0) == 0) {
-      absl::StatusOr<std::string> fmt = value("-o");
-      if (!fmt.ok()) return fmt.status();
-      if (*fmt != "json" && *fmt != "table")
-        return absl::InvalidArgumentError(absl::StrCat("-o ", *fmt, ": expected json or table"));
-      o.json = *fmt == "json";
-    } else if (a.size() > 1 && a[0] == '-') {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", a, " (see shuntctl --help)"));
-    } else {
-      o.args.push_back(a);
-    }
+  std::string output = "table";
+  int port = 0;
+  std::map<std::string, std::string> values;  // the string-valued command flags
+  cli::FlagSet flags;
+  flags.String("bpffs", &o.bpffs);
+  flags.String("api-socket", &o.api_socket);
+  flags.Choice("output", &output, {"json", "table"}).Short('o');
+  flags.Bool("follow", &o.follow).Short('f');
+  for (const char* name : {"from", "to", "proto", "window", "interval"})
+    flags.String(name, &values[name]);
+  flags.Int("port", &port, 1, 65535);
+  flags.Choice("verdict", &values["verdict"], {"allowed", "l7", "audit", "denied", "unmeshed"});
+  flags.Choice("path", &values["path"], {"short-circuit", "tcp"});
+  flags.Choice("state", &values["state"], {"live", "closed"});
+
+  absl::StatusOr<cli::FlagSet::Result> r = flags.Parse(argc, argv);
+  if (!r.ok()) return r.status();
+  // "shuntctl help", even after the command ("shuntctl policy help").
+  o.help = r->help || std::find(r->args.begin(), r->args.end(), "help") != r->args.end();
+  if (o.help) return o;
+  if (r->args.empty()) return absl::InvalidArgumentError("no command given");
+  o.args = std::move(r->args);
+  o.json = output == "json";
+  values["port"] = absl::StrCat(port);
+  const CommandFlags* command = CommandOf(o.args);
+  for (const std::string& name : r->set) {
+    if (name == "bpffs" || name == "api-socket" || name == "output" || command == nullptr) continue;
+    if (std::find(command->flags.begin(), command->flags.end(), name) == command->flags.end())
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " does not apply to '", command->command, "'"));
+    if (name != "follow") o.flags[name] = values[name];
   }
-  if (o.args.empty()) return absl::InvalidArgumentError("no command given (see shuntctl --help)");
   return o;
 }
 

@@ -20,6 +20,7 @@
 #include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
+#include "tools/common/flag_set.h"
 #include "tools/shuntctl/args.h"
 #include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/flow_commands.h"
@@ -275,10 +276,7 @@ absl::Status CmdUninstall(const Options& o) {
 
 int Main(int argc, char** argv) {
   auto opts = ParseArgs(argc, argv);
-  if (!opts.ok()) {
-    std::fprintf(stderr, "shuntctl: %s\n", std::string(opts.status().message()).c_str());
-    return 2;
-  }
+  if (!opts.ok()) return cli::UsageError("shuntctl", opts.status());
   if (opts->help) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -315,8 +313,11 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "shuntctl %s: %s\n", cmd.c_str(), std::string(s.message()).c_str());
-    return absl::IsInvalidArgument(s) ? 2 : 1;
+    // A mistake in the command line (exit 2) gets the same hint as a bad flag.
+    const bool usage = absl::IsInvalidArgument(s);
+    std::fprintf(stderr, "shuntctl %s: %s%s\n", cmd.c_str(), std::string(s.message()).c_str(),
+                 usage ? " (see shuntctl --help)" : "");
+    return usage ? 2 : 1;
   }
   return 0;
 }
