@@ -12,6 +12,7 @@
 #include "tools/bench/interrupt.h"
 #include "tools/bench/options.h"
 #include "tools/bench/report.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -23,11 +24,7 @@ int Fail(const std::string& msg) {
 
 int Main(int argc, char** argv) {
   auto opts = ParseOptions(argc, argv);
-  if (!opts.ok()) {
-    std::fprintf(stderr, "shunt-bench: %s\n\n%s", std::string(opts.status().message()).c_str(),
-                 kUsage);
-    return 2;
-  }
+  if (!opts.ok()) return cli::UsageError("shunt-bench", opts.status());
   if (opts->help) {
     std::fputs(kUsage, stdout);
     return 0;

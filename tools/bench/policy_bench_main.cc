@@ -19,7 +19,6 @@
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/datapath/datapath.h"
 #include "agent/datapath/uninstall.h"
@@ -32,6 +31,7 @@
 #include "tools/bench/cpu_dma_latency.h"
 #include "tools/bench/latency_stats.h"
 #include "tools/bench/policy_scale.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -175,27 +175,28 @@ absl::StatusOr<LatencySummary> MeasureConnect(e2e::TestNode& node, const e2e::Te
   return Summarize(samples);
 }
 
+constexpr char kUsage[] =
+    "usage: shunt-policy-bench [--targets N] [--pods N] [--connects N] [--rounds N] "
+    "[--json PATH]\n";
+
 int Run(int argc, char** argv) {
   ScaleShape shape;
   int connects = 20000;
   int rounds = 5;
   std::string json_path = "policy-bench-results.json";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&](int& v) { return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v); };
-    if (a == "--targets" && next(shape.targets)) continue;
-    if (a == "--pods" && next(shape.pods)) continue;
-    if (a == "--connects" && next(connects)) continue;
-    if (a == "--rounds" && next(rounds) && rounds > 0) continue;
-    if (a == "--json" && i + 1 < argc) {
-      json_path = argv[++i];
-      continue;
-    }
-    std::fprintf(stderr,
-                 "usage: shunt-policy-bench [--targets N] [--pods N] [--connects N] [--rounds N] "
-                 "[--json PATH]\n");
-    return a == "--help" || a == "-h" ? 0 : 2;
-  }
+  cli::FlagSet flags;
+  flags.Int("targets", &shape.targets, 0, 10000000);
+  flags.Int("pods", &shape.pods, 2, 10000000);  // two per service account
+  flags.Int("connects", &connects, 1, 100000000);
+  flags.Int("rounds", &rounds, 1, 1000);
+  flags.String("json", &json_path);
+  auto parsed = flags.Parse(argc, argv);
+  if (!parsed.ok()) return cli::UsageError("shunt-policy-bench", parsed.status());
+  if (parsed->help) return std::fputs(kUsage, stdout), 0;
+  if (!parsed->args.empty())
+    return cli::UsageError(
+        "shunt-policy-bench",
+        absl::InvalidArgumentError(absl::StrCat("unexpected argument '", parsed->args[0], "'")));
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty()) {
     std::fprintf(stderr, "shunt-policy-bench: %s\n", why.c_str());
     return 1;

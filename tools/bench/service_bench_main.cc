@@ -16,7 +16,6 @@
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/lib/status_macros.h"
@@ -29,6 +28,7 @@
 #include "tools/bench/latency_stats.h"
 #include "tools/bench/service_bench_options.h"
 #include "tools/bench/service_load.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -192,59 +192,10 @@ absl::StatusOr<Result> Run(const ServiceBenchOptions& o) {
 }
 
 int Main(int argc, char** argv) {
-  ServiceBenchOptions o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&](int& v, int lo, int hi) {
-      return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v) && v >= lo && v <= hi;
-    };
-    if (a == "--services" && next(o.services, 1, 60000)) continue;
-    if (a == "--connections" && next(o.connections, 1000, 10000000)) continue;
-    if (a == "--rounds" && next(o.rounds, 1, 99)) continue;
-    if (a == "--backends" && next(o.backends, 1, 64)) continue;
-    if (a == "--request" && next(o.request_bytes, 0, 65536)) continue;
-    if (a == "--window" && next(o.window, 1, 1000)) continue;
-    if (a == "--agent-flag" && i + 1 < argc) {
-      o.agent_flags.push_back(argv[++i]);
-      continue;
-    }
-    if (a == "--conntrack" && i + 1 < argc) {
-      const std::string v = argv[++i];
-      if (v == "fresh" || v == "kept") {
-        o.fresh_conntrack = v == "fresh";
-        continue;
-      }
-      std::fprintf(stderr, "shunt-service-bench: --conntrack: '%s' is not fresh or kept\n",
-                   v.c_str());
-      return 2;
-    }
-    if (a == "--policy" && i + 1 < argc) {
-      const std::string v = argv[++i];
-      if (v == "allow" || v == "none") {
-        o.policy_allow = v == "allow";
-        continue;
-      }
-      std::fprintf(stderr, "shunt-service-bench: --policy: '%s' is not allow or none\n", v.c_str());
-      return 2;
-    }
-    if (a == "--only" && i + 1 < argc) {
-      o.only = argv[++i];
-      if (o.only == "shunt" || o.only == "iptables" || o.only == "direct") continue;
-      std::fprintf(stderr, "shunt-service-bench: --only: '%s' is not shunt, iptables or direct\n",
-                   o.only.c_str());
-      return 2;
-    }
-    if (a == "--json" && i + 1 < argc) {
-      o.json_path = argv[++i];
-      continue;
-    }
-    std::fprintf(stderr,
-                 "usage: shunt-service-bench [--services N] [--connections N] [--rounds N] "
-                 "[--backends N] [--request BYTES [--window N]] [--conntrack fresh|kept] "
-                 "[--policy allow|none] [--agent-flag F]... "
-                 "[--only shunt|iptables|direct] [--json PATH]\n");
-    return a == "-h" || a == "--help" ? 0 : 2;
-  }
+  auto parsed = ParseServiceBenchOptions(argc, argv);
+  if (!parsed.ok()) return cli::UsageError("shunt-service-bench", parsed.status());
+  const ServiceBenchOptions& o = *parsed;
+  if (o.help) return std::fputs(kServiceBenchUsage, stdout), 0;
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty())
     return std::fprintf(stderr, "shunt-service-bench: %s\n", why.c_str()), 1;
   if (access("/usr/sbin/iptables-restore", X_OK) != 0 || access("/usr/sbin/nft", X_OK) != 0 ||

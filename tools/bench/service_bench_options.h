@@ -1,9 +1,11 @@
-// What the pieces of shunt-service-bench share: its options and the
-// service addresses they configure.
+// What the pieces of shunt-service-bench share: its options, parsed from
+// the command line, and the service addresses they configure.
 #pragma once
 
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace shunt::bench {
 
@@ -25,7 +27,15 @@ struct ServiceBenchOptions {
   // N-byte response before it closes (0: connect + close only).
   int request_bytes = 0;
   int window = 16;  // --window: connections open at once in --request mode
+  bool help = false;
 };
+
+// `shunt-service-bench --help`.
+extern const char kServiceBenchUsage[];
+
+// argv (argv[0] skipped) -> options. InvalidArgumentError naming the bad flag
+// or value (see cli::FlagSet::Parse), or an unexpected positional argument.
+absl::StatusOr<ServiceBenchOptions> ParseServiceBenchOptions(int argc, char** argv);
 
 // The cluster IP of service `i` (0 <= i < services): 10.96.0.0/16.
 std::string ServiceVip(int i);

@@ -22,7 +22,6 @@
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/status_macros.h"
 #include "agent/telemetry/flow_aggregator.h"
@@ -35,6 +34,7 @@
 #include "tools/bench/interrupt.h"
 #include "tools/bench/latency_stats.h"
 #include "tools/bench/workloads.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -49,6 +49,7 @@ struct Options {
   int rate = 200000;
   bool overhead = true, collector = true;
   std::string json_path = "telemetry-bench-results.json";
+  bool help = false;
 };
 
 constexpr char kUsage[] =
@@ -69,47 +70,23 @@ Holds /dev/cpu_dma_latency at 0. Needs root.
 
 absl::StatusOr<Options> Parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> absl::StatusOr<std::string> {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(a + " needs a value");
-      return std::string(argv[++i]);
-    };
-    auto num = [&](auto& v, double lo, double hi) -> absl::Status {
-      SHUNT_ASSIGN_OR_RETURN(std::string s, next());
-      double d = 0;
-      if (!absl::SimpleAtod(s, &d) || d < lo || d > hi)
-        return absl::InvalidArgumentError(
-            absl::StrCat(a, " ", s, ": expected a number in [", lo, ", ", hi, "]"));
-      v = static_cast<std::remove_reference_t<decltype(v)>>(d);
-      return absl::OkStatus();
-    };
-    absl::Status s;
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (a == "--rounds") {
-      s = num(o.rounds, 1, 99);
-    } else if (a == "--rr-iterations") {
-      s = num(o.rr_iterations, 1000, 1e8);
-    } else if (a == "--bulk-seconds") {
-      s = num(o.bulk_seconds, 0.1, 3600);
-    } else if (a == "--flood-seconds") {
-      s = num(o.flood_seconds, 0.1, 3600);
-    } else if (a == "--rate") {
-      s = num(o.rate, 1000, 1e8);
-    } else if (a == "--only") {
-      SHUNT_ASSIGN_OR_RETURN(std::string v, next());
-      if (v != "overhead" && v != "collector")
-        return absl::InvalidArgumentError("--only " + v + ": expected overhead or collector");
-      o.overhead = v == "overhead";
-      o.collector = v == "collector";
-    } else if (a == "--json") {
-      SHUNT_ASSIGN_OR_RETURN(o.json_path, next());
-    } else {
-      return absl::InvalidArgumentError("unknown argument '" + a + "' (see --help)");
-    }
-    if (!s.ok()) return s;
+  std::string only;
+  cli::FlagSet flags;
+  flags.Int("rounds", &o.rounds, 1, 99);
+  flags.Int("rr-iterations", &o.rr_iterations, 1000, 100000000);
+  flags.Double("bulk-seconds", &o.bulk_seconds, 0.1, 3600);
+  flags.Double("flood-seconds", &o.flood_seconds, 0.1, 3600);
+  flags.Int("rate", &o.rate, 1000, 100000000);
+  flags.Choice("only", &only, {"overhead", "collector"});
+  flags.String("json", &o.json_path);
+  SHUNT_ASSIGN_OR_RETURN(cli::FlagSet::Result r, flags.Parse(argc, argv));
+  o.help = r.help;
+  if (o.help) return o;
+  if (!r.args.empty())
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", r.args[0], "'"));
+  if (!only.empty()) {
+    o.overhead = only == "overhead";
+    o.collector = only == "collector";
   }
   return o;
 }
@@ -367,11 +344,8 @@ absl::StatusOr<CollectorResult> MeasureCollector(const Options& o) {
 
 int Run(int argc, char** argv) {
   auto o = Parse(argc, argv);
-  if (!o.ok()) {
-    std::fprintf(stderr, "shunt-telemetry-bench: %s\n\n%s",
-                 std::string(o.status().message()).c_str(), kUsage);
-    return 2;
-  }
+  if (!o.ok()) return cli::UsageError("shunt-telemetry-bench", o.status());
+  if (o->help) return std::fputs(kUsage, stdout), 0;
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty()) {
     std::fprintf(stderr, "shunt-telemetry-bench: %s\n", why.c_str());
     return 1;
