@@ -12,6 +12,7 @@
 #include "tools/bench/interrupt.h"
 #include "tools/bench/options.h"
 #include "tools/bench/report.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -23,18 +24,15 @@ int Fail(const std::string& msg) {
 
 int Main(int argc, char** argv) {
   auto opts = ParseOptions(argc, argv);
-  if (!opts.ok()) {
-    std::fprintf(stderr, "shunt-bench: %s\n\n%s", std::string(opts.status().message()).c_str(),
-                 kUsage);
-    return 2;
-  }
+  if (!opts.ok()) return cli::UsageError("shunt-bench", opts.status());
   if (opts->help) {
     std::fputs(kUsage, stdout);
     return 0;
   }
   if (geteuid() != 0)
-    return Fail("must run as root (network namespaces, cgroups, BPF, /dev/cpu_dma_latency): "
-                "sudo build/tools/bench/shunt-bench");
+    return Fail(
+        "must run as root (network namespaces, cgroups, BPF, /dev/cpu_dma_latency): "
+        "sudo build/tools/bench/shunt-bench");
   if (access(kHaproxyBin, X_OK) != 0)
     return Fail(std::string(kHaproxyBin) +
                 " not found: the sidecar baseline needs haproxy; install with "
@@ -48,7 +46,8 @@ int Main(int argc, char** argv) {
     return Fail(std::string("cannot hold /dev/cpu_dma_latency at 0 (latency numbers would include "
                             "~50 us CPU wake-ups): ") +
                 std::string(hold.status().message()));
-  std::fprintf(stderr, "holding /dev/cpu_dma_latency at 0 us for the whole run (kernel reports %d)\n",
+  std::fprintf(stderr,
+               "holding /dev/cpu_dma_latency at 0 us for the whole run (kernel reports %d)\n",
                (*hold)->EffectiveUs());
 
   InstallInterruptHandler();  // so Ctrl-C still tears the node down

@@ -1,12 +1,15 @@
 #include "tools/bench/options.h"
 
-#include "absl/strings/numbers.h"
+#include <climits>
+
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
+#include "agent/lib/status_macros.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 
-const char kUsage[] = R"(usage: shunt-bench [--rounds N] [--rr-iterations N] [--bulk-seconds S] [--json PATH]
+const char kUsage[] =
+    R"(usage: shunt-bench [--rounds N] [--rr-iterations N] [--bulk-seconds S] [--json PATH]
 
 Measures pod-to-pod TCP on one simulated node three ways, each with fresh
 connections:
@@ -38,62 +41,20 @@ EXAMPLES
   sudo build/tools/bench/shunt-bench --rounds 5 --rr-iterations 200000 --bulk-seconds 10 --json /tmp/b.json
 )";
 
-namespace {
-
-// "--flag=value" or "--flag value": the value, advancing i for the latter.
-absl::StatusOr<std::string> FlagValue(int argc, char** argv, int& i, absl::string_view name) {
-  absl::string_view arg = argv[i];
-  if (arg.size() > name.size() && arg[name.size()] == '=') return std::string(arg.substr(name.size() + 1));
-  if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
-  return std::string(argv[++i]);
-}
-
-bool IsFlag(absl::string_view arg, absl::string_view name) {
-  return arg == name || (arg.size() > name.size() && arg.substr(0, name.size()) == name &&
-                         arg[name.size()] == '=');
-}
-
-}  // namespace
-
 absl::StatusOr<Options> ParseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
-      o.help = true;
-    } else if (IsFlag(arg, "--rounds")) {
-      auto v = FlagValue(argc, argv, i, "--rounds");
-      if (!v.ok()) return v.status();
-      if (!absl::SimpleAtoi(*v, &o.rounds) || o.rounds < 1 || o.rounds > kMaxRounds)
-        return absl::InvalidArgumentError(
-            absl::StrCat("--rounds wants an integer in [1, ", kMaxRounds, "], got '", *v, "'"));
-    } else if (IsFlag(arg, "--rr-iterations")) {
-      auto v = FlagValue(argc, argv, i, "--rr-iterations");
-      if (!v.ok()) return v.status();
-      if (!absl::SimpleAtoi(*v, &o.rr_iterations) || o.rr_iterations < 1000)
-        return absl::InvalidArgumentError(
-            absl::StrCat("--rr-iterations wants an integer >= 1000 (p99.9 needs samples), got '",
-                         *v, "'"));
-    } else if (IsFlag(arg, "--bulk-seconds")) {
-      auto v = FlagValue(argc, argv, i, "--bulk-seconds");
-      if (!v.ok()) return v.status();
-      if (!absl::SimpleAtod(*v, &o.bulk_seconds) || !(o.bulk_seconds >= 0.1) ||
-          o.bulk_seconds > 3600)
-        return absl::InvalidArgumentError(
-            absl::StrCat("--bulk-seconds wants a number of seconds in [0.1, 3600], got '", *v, "'"));
-    } else if (IsFlag(arg, "--agent-flag")) {
-      auto v = FlagValue(argc, argv, i, "--agent-flag");
-      if (!v.ok()) return v.status();
-      o.agent_flags.push_back(std::string(*v));
-    } else if (IsFlag(arg, "--json")) {
-      auto v = FlagValue(argc, argv, i, "--json");
-      if (!v.ok()) return v.status();
-      if (v->empty()) return absl::InvalidArgumentError("--json wants a path");
-      o.json_path = *v;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown argument '", arg, "' (see --help)"));
-    }
-  }
+  cli::FlagSet flags;
+  flags.Int("rounds", &o.rounds, 1, kMaxRounds);
+  flags.Int("rr-iterations", &o.rr_iterations, 1000, INT_MAX);  // p99.9 needs samples
+  flags.Double("bulk-seconds", &o.bulk_seconds, 0.1, 3600);
+  flags.Repeated("agent-flag", &o.agent_flags).ValueMayStartWithDash();
+  flags.String("json", &o.json_path);
+  SHUNT_ASSIGN_OR_RETURN(cli::FlagSet::Result r, flags.Parse(argc, argv));
+  o.help = r.help;
+  if (o.help) return o;
+  if (!r.args.empty())
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", r.args[0], "'"));
+  if (o.json_path.empty()) return absl::InvalidArgumentError("--json wants a path");
   return o;
 }
 

@@ -1,4 +1,4 @@
-// Command-line options of shunt-bench, parsed by hand (no flags library).
+// Command-line options of shunt-bench, parsed by cli::FlagSet.
 #pragma once
 
 #include <string>
@@ -23,7 +23,7 @@ struct Options {
 
 extern const char kUsage[];
 
-// InvalidArgumentError names the bad flag or value.
+// InvalidArgumentError names the bad flag or value (see cli::FlagSet::Parse).
 absl::StatusOr<Options> ParseOptions(int argc, char** argv);
 
 }  // namespace shunt::bench

@@ -19,7 +19,6 @@
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/datapath/datapath.h"
 #include "agent/datapath/uninstall.h"
@@ -32,6 +31,7 @@
 #include "tools/bench/cpu_dma_latency.h"
 #include "tools/bench/latency_stats.h"
 #include "tools/bench/policy_scale.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -46,21 +46,27 @@ double MsSince(Clock::time_point t0) {
 std::string PolicyYaml(const model::Objects& o) {
   std::string y;
   for (const auto& r : o.tcp_routes)
-    absl::StrAppend(&y, "---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: ",
-                    r.name, ", namespace: ", r.namespace_, "}\nspec: {matches: {ports: [", r.ports[0], "]}}\n");
+    absl::StrAppend(
+        &y,
+        "---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\nmetadata: {name: ", r.name,
+        ", namespace: ", r.namespace_, "}\nspec: {matches: {ports: [", r.ports[0], "]}}\n");
   for (const auto& t : o.traffic_targets) {
-    absl::StrAppend(&y, "---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: ",
-                    t.name, ", namespace: ", t.namespace_, "}\nspec:\n  destination: {kind: ServiceAccount, name: ",
-                    t.destination.name, ", namespace: ", t.destination.namespace_, "}\n  sources:\n");
+    absl::StrAppend(
+        &y, "---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: ",
+        t.name, ", namespace: ", t.namespace_,
+        "}\nspec:\n  destination: {kind: ServiceAccount, name: ", t.destination.name,
+        ", namespace: ", t.destination.namespace_, "}\n  sources:\n");
     for (const auto& s : t.sources)
-      absl::StrAppend(&y, "  - {kind: ServiceAccount, name: ", s.name, ", namespace: ", s.namespace_, "}\n");
+      absl::StrAppend(&y, "  - {kind: ServiceAccount, name: ", s.name,
+                      ", namespace: ", s.namespace_, "}\n");
     absl::StrAppend(&y, "  rules: [{kind: TCPRoute, name: ", t.rules[0].name, "}]\n");
   }
   return y;
 }
 
 struct ScaleResult {
-  double compile_ms = 0, apply_ms = 0, change_compile_ms = 0, change_apply_ms = 0, noop_apply_ms = 0;
+  double compile_ms = 0, apply_ms = 0, change_compile_ms = 0, change_apply_ms = 0,
+         noop_apply_ms = 0;
   double full_recompile_ms = 0;
   int change_recompiled = 0;
   size_t entries = 0;
@@ -68,7 +74,8 @@ struct ScaleResult {
 };
 
 absl::StatusOr<ScaleResult> MeasureScale(e2e::TestNode& node, const ScaleShape& shape) {
-  auto dp = datapath::Datapath::Install({.bpffs_dir = node.bpffs(), .cgroup_root = node.cgroup_root(),
+  auto dp = datapath::Datapath::Install({.bpffs_dir = node.bpffs(),
+                                         .cgroup_root = node.cgroup_root(),
                                          .mode = SHUNT_MODE_PERMISSIVE});
   if (!dp.ok()) return dp.status();
   model::Objects cluster = SyntheticCluster(shape);
@@ -157,7 +164,8 @@ absl::StatusOr<LatencySummary> MeasureConnect(e2e::TestNode& node, const e2e::Te
         err = absl::InternalError(absl::StrCat("connect: ", strerror(errno)));
         break;
       }
-      const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+      const int64_t ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
       if (done++ >= warmup) samples.push_back(ns);
     }
   }
@@ -167,26 +175,28 @@ absl::StatusOr<LatencySummary> MeasureConnect(e2e::TestNode& node, const e2e::Te
   return Summarize(samples);
 }
 
+constexpr char kUsage[] =
+    "usage: shunt-policy-bench [--targets N] [--pods N] [--connects N] [--rounds N] "
+    "[--json PATH]\n";
+
 int Run(int argc, char** argv) {
   ScaleShape shape;
   int connects = 20000;
   int rounds = 5;
   std::string json_path = "policy-bench-results.json";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&](int& v) { return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v); };
-    if (a == "--targets" && next(shape.targets)) continue;
-    if (a == "--pods" && next(shape.pods)) continue;
-    if (a == "--connects" && next(connects)) continue;
-    if (a == "--rounds" && next(rounds) && rounds > 0) continue;
-    if (a == "--json" && i + 1 < argc) {
-      json_path = argv[++i];
-      continue;
-    }
-    std::fprintf(stderr,
-                 "usage: shunt-policy-bench [--targets N] [--pods N] [--connects N] [--rounds N] [--json PATH]\n");
-    return a == "--help" || a == "-h" ? 0 : 2;
-  }
+  cli::FlagSet flags;
+  flags.Int("targets", &shape.targets, 0, 10000000);
+  flags.Int("pods", &shape.pods, 2, 10000000);  // two per service account
+  flags.Int("connects", &connects, 1, 100000000);
+  flags.Int("rounds", &rounds, 1, 1000);
+  flags.String("json", &json_path);
+  auto parsed = flags.Parse(argc, argv);
+  if (!parsed.ok()) return cli::UsageError("shunt-policy-bench", parsed.status());
+  if (parsed->help) return std::fputs(kUsage, stdout), 0;
+  if (!parsed->args.empty())
+    return cli::UsageError(
+        "shunt-policy-bench",
+        absl::InvalidArgumentError(absl::StrCat("unexpected argument '", parsed->args[0], "'")));
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty()) {
     std::fprintf(stderr, "shunt-policy-bench: %s\n", why.c_str());
     return 1;
@@ -195,7 +205,8 @@ int Run(int argc, char** argv) {
   setrlimit(RLIMIT_NOFILE, &rl);
   auto dma = CpuDmaLatencyHold::Create();
   if (!dma.ok()) {
-    std::fprintf(stderr, "shunt-policy-bench: /dev/cpu_dma_latency: %s\n", std::string(dma.status().message()).c_str());
+    std::fprintf(stderr, "shunt-policy-bench: /dev/cpu_dma_latency: %s\n",
+                 std::string(dma.status().message()).c_str());
     return 1;
   }
   e2e::SweepStale();
@@ -204,9 +215,11 @@ int Run(int argc, char** argv) {
   ScaleResult scale;
   {
     auto node = e2e::TestNode::Create("s1");
-    if (!node.ok()) return std::fprintf(stderr, "%s\n", std::string(node.status().message()).c_str()), 1;
+    if (!node.ok())
+      return std::fprintf(stderr, "%s\n", std::string(node.status().message()).c_str()), 1;
     auto r = MeasureScale(**node, shape);
-    if (!r.ok()) return std::fprintf(stderr, "scale: %s\n", std::string(r.status().message()).c_str()), 1;
+    if (!r.ok())
+      return std::fprintf(stderr, "scale: %s\n", std::string(r.status().message()).c_str()), 1;
     scale = *r;
   }
 
@@ -217,8 +230,10 @@ int Run(int argc, char** argv) {
   {
     auto node = e2e::TestNode::Create("n1");
     if (!node.ok()) return 1;
-    auto client = (*node)->AddPod({.name = "client", .namespace_ = "demo", .service_account = "client"});
-    auto server = (*node)->AddPod({.name = "server", .namespace_ = "demo", .service_account = "server"});
+    auto client =
+        (*node)->AddPod({.name = "client", .namespace_ = "demo", .service_account = "client"});
+    auto server =
+        (*node)->AddPod({.name = "server", .namespace_ = "demo", .service_account = "server"});
     if (!client.ok() || !server.ok()) return 1;
     const std::string allow = R"(apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
@@ -263,7 +278,8 @@ spec:
     for (int round = 0; round < rounds; ++round) {
       const std::string scale_file = (*node)->config_dir() + "/scale.yaml";
       unlink(scale_file.c_str());
-      if (!wait_targets(1)) return std::fprintf(stderr, "agent never dropped the large policy\n"), 1;
+      if (!wait_targets(1))
+        return std::fprintf(stderr, "agent never dropped the large policy\n"), 1;
       auto s = MeasureConnect(**node, **client, **server, 7901 + 2 * round, connects / rounds);
       if (!check(s.status(), "connect, small policy")) return 1;
       if (!check((*node)->WriteConfigFile("scale.yaml", large_yaml), "config")) return 1;
@@ -275,8 +291,8 @@ spec:
       small_p99.push_back(s->p99_us);
       large_p50.push_back(l->p50_us);
       large_p99.push_back(l->p99_us);
-      std::fprintf(stderr, "round %d: connect p50 %.1f us (1 TrafficTarget) vs %.1f us (%d)\n", round + 1,
-                   s->p50_us, l->p50_us, shape.targets + 1);
+      std::fprintf(stderr, "round %d: connect p50 %.1f us (1 TrafficTarget) vs %.1f us (%d)\n",
+                   round + 1, s->p50_us, l->p50_us, shape.targets + 1);
     }
     // End to end in the agent: one more TrafficTarget in a file of its own,
     // next to the large policy, until its grant is in the kernel map.
@@ -304,37 +320,45 @@ spec:
 
   utsname u{};
   uname(&u);
-  std::printf("shunt-policy-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n\n", u.release,
-              sysconf(_SC_NPROCESSORS_ONLN));
-  std::printf("policy at scale: %d TrafficTargets over %d pods -> %zu policy entries\n", shape.targets,
-              shape.pods, scale.entries);
+  std::printf("shunt-policy-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n\n",
+              u.release, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("policy at scale: %d TrafficTargets over %d pods -> %zu policy entries\n",
+              shape.targets, shape.pods, scale.entries);
   std::printf("  compile                 %8.1f ms\n", scale.compile_ms);
   std::printf("  apply (first, all new)  %8.1f ms\n", scale.apply_ms);
-  std::printf("  compile + apply         %8.1f ms   target < 1000 ms: %s\n", scale.compile_ms + scale.apply_ms,
+  std::printf("  compile + apply         %8.1f ms   target < 1000 ms: %s\n",
+              scale.compile_ms + scale.apply_ms,
               scale.compile_ms + scale.apply_ms < 1000 ? "MET" : "NOT MET");
   std::printf("one TrafficTarget changes:\n");
   std::printf("  compile the change      %8.3f ms   (%d TrafficTarget recompiled; %d compared)\n",
               scale.change_compile_ms, scale.change_recompiled, shape.targets);
-  std::printf("  apply the difference    %8.3f ms   (%d written, %d deleted)\n", scale.change_apply_ms,
-              scale.change_written, scale.change_deleted);
+  std::printf("  apply the difference    %8.3f ms   (%d written, %d deleted)\n",
+              scale.change_apply_ms, scale.change_written, scale.change_deleted);
   std::printf("  compile + apply         %8.3f ms   target < 10 ms: %s\n",
               scale.change_compile_ms + scale.change_apply_ms,
               scale.change_compile_ms + scale.change_apply_ms < 10 ? "MET" : "NOT MET");
-  std::printf("  (for comparison, a full recompile: %.1f ms; same entries as the incremental one)\n",
-              scale.full_recompile_ms);
-  std::printf("  in the agent, file edit -> grant in the kernel: %.1f ms (polled; includes the 20 ms debounce)\n",
-              agent_change_ms);
+  std::printf(
+      "  (for comparison, a full recompile: %.1f ms; same entries as the incremental one)\n",
+      scale.full_recompile_ms);
+  std::printf(
+      "  in the agent, file edit -> grant in the kernel: %.1f ms (polled; includes the 20 ms "
+      "debounce)\n",
+      agent_change_ms);
   std::printf("  (an unchanged policy, compile + apply: %.3f ms)\n\n", scale.noop_apply_ms);
-  std::printf("connect() latency: %d samples per policy size, %d interleaved rounds (median)   p50 us   p99 us\n",
-              connects, rounds);
+  std::printf(
+      "connect() latency: %d samples per policy size, %d interleaved rounds (median)   p50 us   "
+      "p99 us\n",
+      connects, rounds);
   std::printf("  plain kernel (no agent)          %7.1f  %7.1f\n", plain.p50_us, plain.p99_us);
   std::printf("  enforce, 1 TrafficTarget         %7.1f  %7.1f\n", small.p50_us, small.p99_us);
-  std::printf("  enforce, %d TrafficTargets    %7.1f  %7.1f\n", shape.targets + 1, large.p50_us, large.p99_us);
+  std::printf("  enforce, %d TrafficTargets    %7.1f  %7.1f\n", shape.targets + 1, large.p50_us,
+              large.p99_us);
   const double ratio = large.p50_us / small.p50_us;
   std::printf("  large / small policy p50: %.3fx   target within 5%%: %s\n", ratio,
               ratio <= 1.05 ? "MET" : "NOT MET");
-  std::printf("  large policy / plain kernel p50: %.3fx (includes the short-circuit set-up at connect)\n",
-              large.p50_us / plain.p50_us);
+  std::printf(
+      "  large policy / plain kernel p50: %.3fx (includes the short-circuit set-up at connect)\n",
+      large.p50_us / plain.p50_us);
 
   nlohmann::json j = {
       {"kernel", u.release},

@@ -8,23 +8,20 @@
 //     the data path's size with real-sized records from the other core;
 //     target 200,000 a second without the ring ever being full.
 // See tools/bench/README.md.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-
-#include <arpa/inet.h>
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/status_macros.h"
 #include "agent/telemetry/flow_aggregator.h"
@@ -37,6 +34,7 @@
 #include "tools/bench/interrupt.h"
 #include "tools/bench/latency_stats.h"
 #include "tools/bench/workloads.h"
+#include "tools/common/flag_set.h"
 
 namespace shunt::bench {
 namespace {
@@ -51,9 +49,11 @@ struct Options {
   int rate = 200000;
   bool overhead = true, collector = true;
   std::string json_path = "telemetry-bench-results.json";
+  bool help = false;
 };
 
-constexpr char kUsage[] = R"(usage: shunt-telemetry-bench [--rounds N] [--rr-iterations N] [--bulk-seconds S]
+constexpr char kUsage[] =
+    R"(usage: shunt-telemetry-bench [--rounds N] [--rr-iterations N] [--bulk-seconds S]
                              [--flood-seconds S] [--rate N] [--only overhead|collector] [--json PATH]
 
   1. overhead: rounds of { agent --telemetry=true; agent --telemetry=false }
@@ -70,46 +70,23 @@ Holds /dev/cpu_dma_latency at 0. Needs root.
 
 absl::StatusOr<Options> Parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> absl::StatusOr<std::string> {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(a + " needs a value");
-      return std::string(argv[++i]);
-    };
-    auto num = [&](auto& v, double lo, double hi) -> absl::Status {
-      SHUNT_ASSIGN_OR_RETURN(std::string s, next());
-      double d = 0;
-      if (!absl::SimpleAtod(s, &d) || d < lo || d > hi)
-        return absl::InvalidArgumentError(absl::StrCat(a, " ", s, ": expected a number in [", lo, ", ", hi, "]"));
-      v = static_cast<std::remove_reference_t<decltype(v)>>(d);
-      return absl::OkStatus();
-    };
-    absl::Status s;
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (a == "--rounds") {
-      s = num(o.rounds, 1, 99);
-    } else if (a == "--rr-iterations") {
-      s = num(o.rr_iterations, 1000, 1e8);
-    } else if (a == "--bulk-seconds") {
-      s = num(o.bulk_seconds, 0.1, 3600);
-    } else if (a == "--flood-seconds") {
-      s = num(o.flood_seconds, 0.1, 3600);
-    } else if (a == "--rate") {
-      s = num(o.rate, 1000, 1e8);
-    } else if (a == "--only") {
-      SHUNT_ASSIGN_OR_RETURN(std::string v, next());
-      if (v != "overhead" && v != "collector")
-        return absl::InvalidArgumentError("--only " + v + ": expected overhead or collector");
-      o.overhead = v == "overhead";
-      o.collector = v == "collector";
-    } else if (a == "--json") {
-      SHUNT_ASSIGN_OR_RETURN(o.json_path, next());
-    } else {
-      return absl::InvalidArgumentError("unknown argument '" + a + "' (see --help)");
-    }
-    if (!s.ok()) return s;
+  std::string only;
+  cli::FlagSet flags;
+  flags.Int("rounds", &o.rounds, 1, 99);
+  flags.Int("rr-iterations", &o.rr_iterations, 1000, 100000000);
+  flags.Double("bulk-seconds", &o.bulk_seconds, 0.1, 3600);
+  flags.Double("flood-seconds", &o.flood_seconds, 0.1, 3600);
+  flags.Int("rate", &o.rate, 1000, 100000000);
+  flags.Choice("only", &only, {"overhead", "collector"});
+  flags.String("json", &o.json_path);
+  SHUNT_ASSIGN_OR_RETURN(cli::FlagSet::Result r, flags.Parse(argc, argv));
+  o.help = r.help;
+  if (o.help) return o;
+  if (!r.args.empty())
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", r.args[0], "'"));
+  if (!only.empty()) {
+    o.overhead = only == "overhead";
+    o.collector = only == "collector";
   }
   return o;
 }
@@ -121,8 +98,9 @@ struct ArmRound {
   double gbit = 0;
 };
 
-absl::StatusOr<ArmRound> MeasureArm(e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server,
-                                    bool telemetry, uint16_t port, const Options& o) {
+absl::StatusOr<ArmRound> MeasureArm(e2e::TestNode& node, const e2e::TestPod& client,
+                                    const e2e::TestPod& server, bool telemetry, uint16_t port,
+                                    const Options& o) {
   SHUNT_RETURN_IF_ERROR(node.StartAgent({telemetry ? "--telemetry=true" : "--telemetry=false"}));
   SHUNT_RETURN_IF_ERROR(node.WaitMeshed());
   SHUNT_ASSIGN_OR_RETURN(lib::Counters before, node.Counters());
@@ -141,17 +119,22 @@ absl::StatusOr<ArmRound> MeasureArm(e2e::TestNode& node, const e2e::TestPod& cli
   // the ring (the measurement covered the real work); off, none did.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   SHUNT_ASSIGN_OR_RETURN(lib::Counters after, node.Counters());
-  const uint64_t redirected = after[SHUNT_CTR_BYTES_REDIRECTED] - before[SHUNT_CTR_BYTES_REDIRECTED];
+  const uint64_t redirected =
+      after[SHUNT_CTR_BYTES_REDIRECTED] - before[SHUNT_CTR_BYTES_REDIRECTED];
   const uint64_t ended = after[SHUNT_CTR_FLOWS_ENDED] - before[SHUNT_CTR_FLOWS_ENDED];
-  if (redirected == 0) return absl::FailedPreconditionError("nothing was short-circuited: " + node.AgentLog());
+  if (redirected == 0)
+    return absl::FailedPreconditionError("nothing was short-circuited: " + node.AgentLog());
   if (telemetry && ended < 2)
-    return absl::FailedPreconditionError(absl::StrCat("telemetry on, but ", ended, " flow records ended"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("telemetry on, but ", ended, " flow records ended"));
   if (!telemetry && ended != 0)
-    return absl::FailedPreconditionError(absl::StrCat("telemetry off, but ", ended, " flow records ended"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("telemetry off, but ", ended, " flow records ended"));
   SHUNT_RETURN_IF_ERROR(node.StopAgent(SIGTERM));
-  SHUNT_RETURN_IF_ERROR(e2e::Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs ", node.bpffs())).status());
-  std::fprintf(stderr, "  telemetry %-3s rr p50 %6.2f us  p99 %6.2f us  bulk %6.2f Gbit/s\n", telemetry ? "on" : "off",
-               r.rr.p50_us, r.rr.p99_us, r.gbit);
+  SHUNT_RETURN_IF_ERROR(
+      e2e::Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs ", node.bpffs())).status());
+  std::fprintf(stderr, "  telemetry %-3s rr p50 %6.2f us  p99 %6.2f us  bulk %6.2f Gbit/s\n",
+               telemetry ? "on" : "off", r.rr.p50_us, r.rr.p99_us, r.gbit);
   return r;
 }
 
@@ -162,8 +145,12 @@ struct Overhead {
 
 absl::StatusOr<Overhead> MeasureOverhead(const Options& o) {
   SHUNT_ASSIGN_OR_RETURN(auto node, e2e::TestNode::Create("t1"));
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * client, node->AddPod({.name = "client", .namespace_ = "bench", .service_account = "client"}));
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * server, node->AddPod({.name = "server", .namespace_ = "bench", .service_account = "server"}));
+  SHUNT_ASSIGN_OR_RETURN(
+      e2e::TestPod * client,
+      node->AddPod({.name = "client", .namespace_ = "bench", .service_account = "client"}));
+  SHUNT_ASSIGN_OR_RETURN(
+      e2e::TestPod * server,
+      node->AddPod({.name = "server", .namespace_ = "bench", .service_account = "server"}));
   Overhead res;
   for (int i = 0; i < o.rounds; ++i) {
     std::fprintf(stderr, "overhead round %d/%d\n", i + 1, o.rounds);
@@ -294,10 +281,12 @@ std::vector<model::Pod> Pods() {
 
 // Sends at `rate` a second (0: as fast as possible) for `seconds`, then waits
 // for the collector to drain the ring.
-absl::StatusOr<FloodResult> Flood(Flooder& f, telemetry::FlowCollector& c, int rate, double seconds) {
+absl::StatusOr<FloodResult> Flood(Flooder& f, telemetry::FlowCollector& c, int rate,
+                                  double seconds) {
   const uint64_t p0 = f.produced(), d0 = f.dropped(), c0 = c.records();
   const auto t0 = Clock::now();
-  const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto end =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   const uint32_t batch = rate ? std::max(1, rate / 1000) : 1000;  // paced: a batch a millisecond
   uint64_t sent = 0;
   for (auto now = t0; now < end; now = Clock::now()) {
@@ -355,21 +344,21 @@ absl::StatusOr<CollectorResult> MeasureCollector(const Options& o) {
 
 int Run(int argc, char** argv) {
   auto o = Parse(argc, argv);
-  if (!o.ok()) {
-    std::fprintf(stderr, "shunt-telemetry-bench: %s\n\n%s", std::string(o.status().message()).c_str(), kUsage);
-    return 2;
-  }
+  if (!o.ok()) return cli::UsageError("shunt-telemetry-bench", o.status());
+  if (o->help) return std::fputs(kUsage, stdout), 0;
   if (std::string why = e2e::PrivilegedSkipReason(); !why.empty()) {
     std::fprintf(stderr, "shunt-telemetry-bench: %s\n", why.c_str());
     return 1;
   }
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
-    std::fprintf(stderr, "shunt-telemetry-bench: needs 2 CPUs (producer and collector on their own)\n");
+    std::fprintf(stderr,
+                 "shunt-telemetry-bench: needs 2 CPUs (producer and collector on their own)\n");
     return 1;
   }
   auto dma = CpuDmaLatencyHold::Create();
   if (!dma.ok()) {
-    std::fprintf(stderr, "shunt-telemetry-bench: /dev/cpu_dma_latency: %s\n", std::string(dma.status().message()).c_str());
+    std::fprintf(stderr, "shunt-telemetry-bench: /dev/cpu_dma_latency: %s\n",
+                 std::string(dma.status().message()).c_str());
     return 1;
   }
   InstallInterruptHandler();
@@ -378,56 +367,71 @@ int Run(int argc, char** argv) {
   CollectorResult col;
   if (o->overhead) {
     auto r = MeasureOverhead(*o);
-    if (!r.ok()) return std::fprintf(stderr, "overhead: %s\n", std::string(r.status().message()).c_str()), 1;
+    if (!r.ok())
+      return std::fprintf(stderr, "overhead: %s\n", std::string(r.status().message()).c_str()), 1;
     ov = *r;
   }
   if (o->collector) {
     auto r = MeasureCollector(*o);
-    if (!r.ok()) return std::fprintf(stderr, "collector: %s\n", std::string(r.status().message()).c_str()), 1;
+    if (!r.ok())
+      return std::fprintf(stderr, "collector: %s\n", std::string(r.status().message()).c_str()), 1;
     col = *r;
   }
 
   utsname u{};
   uname(&u);
-  std::printf("shunt-telemetry-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n\n", u.release,
-              sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("shunt-telemetry-bench  kernel %s  %ld CPUs  (/dev/cpu_dma_latency held at 0)\n\n",
+              u.release, sysconf(_SC_NPROCESSORS_ONLN));
   nlohmann::json j = {{"kernel", u.release}};
   if (o->overhead) {
-    const double p50 = ov.on_p50 / ov.off_p50, p99 = ov.on_p99 / ov.off_p99, bulk = ov.on_gbit / ov.off_gbit;
-    std::printf("1. short-circuit with telemetry on vs off: medians of %d interleaved rounds\n", o->rounds);
+    const double p50 = ov.on_p50 / ov.off_p50, p99 = ov.on_p99 / ov.off_p99,
+                 bulk = ov.on_gbit / ov.off_gbit;
+    std::printf("1. short-circuit with telemetry on vs off: medians of %d interleaved rounds\n",
+                o->rounds);
     std::printf("                      telemetry off   telemetry on    on/off   target\n");
-    std::printf("  rr p50              %9.2f us    %9.2f us   %6.3fx   <= 1.05x: %s\n", ov.off_p50, ov.on_p50, p50,
-                p50 <= 1.05 ? "MET" : "NOT MET");
-    std::printf("  rr p99              %9.2f us    %9.2f us   %6.3fx   <= 1.05x: %s\n", ov.off_p99, ov.on_p99, p99,
-                p99 <= 1.05 ? "MET" : "NOT MET");
-    std::printf("  bulk, one stream    %7.2f Gbit/s   %7.2f Gbit/s  %6.3fx   >= 0.95x: %s\n", ov.off_gbit, ov.on_gbit,
-                bulk, bulk >= 0.95 ? "MET" : "NOT MET");
+    std::printf("  rr p50              %9.2f us    %9.2f us   %6.3fx   <= 1.05x: %s\n", ov.off_p50,
+                ov.on_p50, p50, p50 <= 1.05 ? "MET" : "NOT MET");
+    std::printf("  rr p99              %9.2f us    %9.2f us   %6.3fx   <= 1.05x: %s\n", ov.off_p99,
+                ov.on_p99, p99, p99 <= 1.05 ? "MET" : "NOT MET");
+    std::printf("  bulk, one stream    %7.2f Gbit/s   %7.2f Gbit/s  %6.3fx   >= 0.95x: %s\n",
+                ov.off_gbit, ov.on_gbit, bulk, bulk >= 0.95 ? "MET" : "NOT MET");
     std::printf("  per round (on):  ");
     for (const auto& r : ov.on) std::printf(" %.2f/%.2f/%.1f", r.rr.p50_us, r.rr.p99_us, r.gbit);
     std::printf("\n  per round (off): ");
     for (const auto& r : ov.off) std::printf(" %.2f/%.2f/%.1f", r.rr.p50_us, r.rr.p99_us, r.gbit);
     std::printf("   (p50 us/p99 us/Gbit/s)\n\n");
-    j["overhead"] = {{"rounds", o->rounds}, {"on", {{"p50_us", ov.on_p50}, {"p99_us", ov.on_p99}, {"gbit_per_s", ov.on_gbit}}},
-                     {"off", {{"p50_us", ov.off_p50}, {"p99_us", ov.off_p99}, {"gbit_per_s", ov.off_gbit}}},
-                     {"ratio", {{"p50", p50}, {"p99", p99}, {"bulk", bulk}}}};
+    j["overhead"] = {
+        {"rounds", o->rounds},
+        {"on", {{"p50_us", ov.on_p50}, {"p99_us", ov.on_p99}, {"gbit_per_s", ov.on_gbit}}},
+        {"off", {{"p50_us", ov.off_p50}, {"p99_us", ov.off_p99}, {"gbit_per_s", ov.off_gbit}}},
+        {"ratio", {{"p50", p50}, {"p99", p99}, {"bulk", bulk}}}};
   }
   if (o->collector) {
     auto line = [](const char* what, const FloodResult& r) {
-      std::printf("  %-26s produced %9llu  lost (ring full) %7llu  consumed %9llu  -> %9.0f records/s\n", what,
-                  static_cast<unsigned long long>(r.produced), static_cast<unsigned long long>(r.dropped),
-                  static_cast<unsigned long long>(r.consumed), r.consumed_per_s);
+      std::printf(
+          "  %-26s produced %9llu  lost (ring full) %7llu  consumed %9llu  -> %9.0f records/s\n",
+          what, static_cast<unsigned long long>(r.produced),
+          static_cast<unsigned long long>(r.dropped), static_cast<unsigned long long>(r.consumed),
+          r.consumed_per_s);
     };
-    std::printf("2. the agent's flow collector on one core (records of %zu bytes, 8 MiB ring)\n", sizeof(shunt_flow_event));
+    std::printf("2. the agent's flow collector on one core (records of %zu bytes, 8 MiB ring)\n",
+                sizeof(shunt_flow_event));
     line(absl::StrCat("paced at ", o->rate, "/s").c_str(), col.paced);
     line("as fast as possible", col.flat_out);
     const bool met = col.paced.dropped == 0 && col.paced.consumed == col.paced.produced &&
                      col.paced.consumed_per_s >= 0.98 * o->rate;
     std::printf("  target: %d records/s without losses: %s\n", o->rate, met ? "MET" : "NOT MET");
     j["collector"] = {{"rate", o->rate},
-                      {"paced", {{"produced", col.paced.produced}, {"dropped", col.paced.dropped},
-                                 {"consumed", col.paced.consumed}, {"per_s", col.paced.consumed_per_s}}},
-                      {"flat_out", {{"produced", col.flat_out.produced}, {"dropped", col.flat_out.dropped},
-                                    {"consumed", col.flat_out.consumed}, {"per_s", col.flat_out.consumed_per_s}}}};
+                      {"paced",
+                       {{"produced", col.paced.produced},
+                        {"dropped", col.paced.dropped},
+                        {"consumed", col.paced.consumed},
+                        {"per_s", col.paced.consumed_per_s}}},
+                      {"flat_out",
+                       {{"produced", col.flat_out.produced},
+                        {"dropped", col.flat_out.dropped},
+                        {"consumed", col.flat_out.consumed},
+                        {"per_s", col.flat_out.consumed_per_s}}}};
   }
   std::ofstream(o->json_path) << j.dump(2) << "\n";
   std::printf("\nJSON: %s\n", o->json_path.c_str());

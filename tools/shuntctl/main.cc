@@ -20,103 +20,18 @@
 #include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
+#include "tools/common/flag_set.h"
+#include "tools/shuntctl/args.h"
 #include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/flow_commands.h"
-#include "tools/shuntctl/service_commands.h"
-#include "tools/shuntctl/stat_commands.h"
 #include "tools/shuntctl/map_decode.h"
 #include "tools/shuntctl/policy_commands.h"
+#include "tools/shuntctl/service_commands.h"
+#include "tools/shuntctl/stat_commands.h"
 #include "tools/shuntctl/table.h"
 
 namespace shunt::ctl {
 namespace {
-
-constexpr char kUsage[] = R"(usage: shuntctl [global flags] COMMAND [args]
-
-Commands:
-  status              agent, programs, map fill levels, data-path counters, config problems
-  endpoints           local pods the data path knows: namespace, name, IP, netns cookie
-  maps                every pinned map with its fill level
-  maps dump NAME      decoded entries of one map (meta, endpoints, ep_meta, ipcache,
-                      sockhash, counters, policy, identities, rules, config, flows,
-                      flow_hists, services, lb_scores)
-  identities          identity numbers with their namespace/serviceaccount and pods
-  policy              policy entries by name: source, destination, port, verdict, TrafficTarget
-  policy check --from NS/POD --to NS/POD --port N [--proto tcp|udp]
-                      the verdict for one connection and which object decided it
-  drops [--follow]    recent denials (enforced, or would-be in permissive mode)
-  flows [--follow]    live and recently finished TCP flows of local pods: ends, path
-                      (short-circuit or tcp), verdict, bytes, connect and response latency;
-                      filters --from/--to IP|NS|NS/POD|NS/KIND/NAME, --port N,
-                      --verdict allowed|l7|audit|denied|unmeshed, --path short-circuit|tcp,
-                      --state live|closed
-  stat [workload|pod|edge] [--window 30s]
-                      golden metrics over the last 1..60 s: success rate, flows/s,
-                      requests/s, response latency p50/p90/p99 (of finished flows)
-  services            each service address, its ready backends, weight (slot share),
-                      live share of the flows that went to them, and for latency-aware
-                      services the EWMA latency, open connections and score
-  lb explain NS/NAME  why the service's last connections went where they went: both
-                      candidates of each choice, their scores, the one picked
-  top [--window 30s] [--interval 2s]
-                      the busiest edges, refreshed; one snapshot when piped
-  uninstall           detach and unpin everything the agent installed under --bpffs
-
-Global flags:
-  --bpffs DIR         the agent's bpffs directory (default /sys/fs/bpf/shunt)
-  --api-socket PATH   the agent's API socket (default /run/shunt/agent.sock)
-  -o json             JSON instead of tables
-  -h, --help          this text
-
-EXAMPLES
-  shuntctl status
-  shuntctl --bpffs /sys/fs/bpf/shunt-demo endpoints
-  shuntctl maps dump sockhash -o json
-  shuntctl policy check --from demo/client --to demo/server --port 6379
-  shuntctl drops --follow
-  shuntctl flows --to demo/server --path tcp -o json
-  shuntctl stat edge --window 60s
-  shuntctl lb explain demo/server
-)";
-
-absl::StatusOr<Options> ParseArgs(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const std::string& flag) -> absl::StatusOr<std::string> {
-      if (auto eq = a.find('='); eq != std::string::npos) return a.substr(eq + 1);
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
-      return std::string(argv[++i]);
-    };
-    if (a == "-h" || a == "--help" || a == "help") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    } else if (a.rfind("--bpffs", 0) == 0) {
-      SHUNT_ASSIGN_OR_RETURN(o.bpffs, value("--bpffs"));
-    } else if (a.rfind("--api-socket", 0) == 0) {
-      SHUNT_ASSIGN_OR_RETURN(o.api_socket, value("--api-socket"));
-    } else if (a == "--follow" || a == "-f") {
-      o.follow = true;
-    } else if (a.rfind("--from", 0) == 0 || a.rfind("--to", 0) == 0 || a.rfind("--port", 0) == 0 ||
-               a.rfind("--proto", 0) == 0 || a.rfind("--verdict", 0) == 0 || a.rfind("--path", 0) == 0 ||
-               a.rfind("--state", 0) == 0 || a.rfind("--window", 0) == 0 || a.rfind("--interval", 0) == 0) {
-      const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
-      SHUNT_ASSIGN_OR_RETURN(o.flags[name], value("--" + name));
-    } else if (a == "-o" || a.rfind("--output", 0) == 0 || a.rfind("-o=", 0) == 0) {
-      absl::StatusOr<std::string> fmt = value("-o");
-      if (!fmt.ok()) return fmt.status();
-      if (*fmt != "json" && *fmt != "table")
-        return absl::InvalidArgumentError(absl::StrCat("-o ", *fmt, ": expected json or table"));
-      o.json = *fmt == "json";
-    } else if (a.size() > 1 && a[0] == '-') {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", a, " (see shuntctl --help)"));
-    } else {
-      o.args.push_back(a);
-    }
-  }
-  if (o.args.empty()) return absl::InvalidArgumentError("no command given (see shuntctl --help)");
-  return o;
-}
 
 std::string Ago(int64_t unix_time) {
   int64_t s = time(nullptr) - unix_time;
@@ -134,8 +49,12 @@ Json LinksJson(const Options& o) {
     if (auto fd = lib::OpenLinkPin(layout.Link(name)); fd.ok()) {
       l["pinned"] = true;
       if (auto f = lib::DescribeLink(fd->get()); f.ok()) {
-        l.update({{"link_id", f->id}, {"type", f->type}, {"attach_type", f->attach_type},
-                  {"prog_id", f->prog_id}, {"prog_name", f->prog_name}, {"target_id", f->target}});
+        l.update({{"link_id", f->id},
+                  {"type", f->type},
+                  {"attach_type", f->attach_type},
+                  {"prog_id", f->prog_id},
+                  {"prog_name", f->prog_name},
+                  {"target_id", f->target}});
       }
     }
     links.push_back(l);
@@ -152,8 +71,11 @@ absl::StatusOr<Json> MapsJson(const Options& o) {
     if (!fd.ok()) {
       j["error"] = std::string(fd.status().message());
     } else if (auto f = lib::DescribeMap(fd->get()); f.ok()) {
-      j.update({{"id", f->id}, {"type", f->type}, {"key_size", f->key_size},
-                {"value_size", f->value_size}, {"max_entries", f->max_entries},
+      j.update({{"id", f->id},
+                {"type", f->type},
+                {"key_size", f->key_size},
+                {"value_size", f->value_size},
+                {"max_entries", f->max_entries},
                 {"entries", f->entries}});
     }
     maps.push_back(j);
@@ -184,7 +106,8 @@ absl::Status CmdStatus(const Options& o) {
   out["pins"] = {{"dir", o.bpffs}, {"present", maps.ok()}};
   if (maps.ok()) {
     if (auto meta = (*maps)->meta().Lookup(0); meta.ok())
-      out["pins"].update({{"abi_version", meta->abi_version}, {"installed_at_unix", meta->installed_at_unix}});
+      out["pins"].update(
+          {{"abi_version", meta->abi_version}, {"installed_at_unix", meta->installed_at_unix}});
     out["links"] = LinksJson(o);
     SHUNT_ASSIGN_OR_RETURN(out["maps"], MapsJson(o));
     SHUNT_ASSIGN_OR_RETURN(lib::Counters c, lib::ReadCounters((*maps)->counters_fd()));
@@ -217,8 +140,9 @@ absl::Status CmdStatus(const Options& o) {
       continue;
     }
     std::string target = l["type"] == "cgroup" ? "cgroup " : "map ";
-    links.Add({"  " + l["name"].get<std::string>(), l.value("type", "?"), l.value("attach_type", "?"),
-               l.value("prog_name", "?"), std::to_string(l.value("prog_id", 0)),
+    links.Add({"  " + l["name"].get<std::string>(), l.value("type", "?"),
+               l.value("attach_type", "?"), l.value("prog_name", "?"),
+               std::to_string(l.value("prog_id", 0)),
                target + std::to_string(l.value("target_id", 0ull))});
   }
   std::cout << links.Render() << "\nMaps:\n";
@@ -229,7 +153,8 @@ absl::Status CmdStatus(const Options& o) {
             Fill(m)});
   std::cout << mt.Render() << "\nCounters:\n";
   Table ct({"  COUNTER", "VALUE"});
-  for (const auto& [k, v] : out["counters"].items()) ct.Add({"  " + k, std::to_string(v.get<uint64_t>())});  // ABI order
+  for (const auto& [k, v] : out["counters"].items())
+    ct.Add({"  " + k, std::to_string(v.get<uint64_t>())});  // ABI order
   std::cout << ct.Render();
 
   if (running) {
@@ -249,18 +174,21 @@ absl::Status CmdStatus(const Options& o) {
       if (!p["problem"].get<std::string>().empty())
         std::cout << "  NOT MESHED " << p["pod"].get<std::string>() << ": "
                   << p["problem"].get<std::string>() << "\n";
-    for (const auto& e : a["last_apply"]["errors"]) std::cout << "  MAP ERROR " << e.get<std::string>() << "\n";
+    for (const auto& e : a["last_apply"]["errors"])
+      std::cout << "  MAP ERROR " << e.get<std::string>() << "\n";
     const auto& pol = a["policy"];
-    std::cout << "Policy:    mode " << a["mode"].get<std::string>() << ", " << pol["traffic_targets"]
-              << " TrafficTargets, " << pol["entries"] << " entries, " << a["denials_seen"]
-              << " denials seen (shuntctl drops)\n";
+    std::cout << "Policy:    mode " << a["mode"].get<std::string>() << ", "
+              << pol["traffic_targets"] << " TrafficTargets, " << pol["entries"] << " entries, "
+              << a["denials_seen"] << " denials seen (shuntctl drops)\n";
     if (pol["l7_targets"].get<int>() > 0)
       std::cout << "  WARNING  " << pol["l7_targets"]
                 << " TrafficTarget(s) grant HTTP routes: the L7 proxy does not exist yet, so those "
                    "pairs are allowed at L4 and their HTTP rules are NOT enforced\n";
     for (const auto& p : pol["problems"])
-      std::cout << "  PROBLEM  " << p["object"].get<std::string>() << ": " << p["reason"].get<std::string>() << "\n";
-    for (const auto& e : pol["last_apply"]["errors"]) std::cout << "  MAP ERROR " << e.get<std::string>() << "\n";
+      std::cout << "  PROBLEM  " << p["object"].get<std::string>() << ": "
+                << p["reason"].get<std::string>() << "\n";
+    for (const auto& e : pol["last_apply"]["errors"])
+      std::cout << "  MAP ERROR " << e.get<std::string>() << "\n";
   }
   return absl::OkStatus();
 }
@@ -274,8 +202,9 @@ absl::Status CmdEndpoints(const Options& o) {
   }
   Table t({"NAMESPACE", "NAME", "IP", "IDENTITY", "SERVICE-ACCOUNT", "NETNS-COOKIE"});
   for (const auto& r : rows)
-    t.Add({r.value("namespace", "?"), r.value("name", "?"), r["ip"], std::to_string(r["identity"].get<uint32_t>()),
-           r.value("service_account", "?"), std::to_string(r["netns_cookie"].get<uint64_t>())});
+    t.Add({r.value("namespace", "?"), r.value("name", "?"), r["ip"],
+           std::to_string(r["identity"].get<uint32_t>()), r.value("service_account", "?"),
+           std::to_string(r["netns_cookie"].get<uint64_t>())});
   std::cout << t.Render();
   return absl::OkStatus();
 }
@@ -347,9 +276,10 @@ absl::Status CmdUninstall(const Options& o) {
 
 int Main(int argc, char** argv) {
   auto opts = ParseArgs(argc, argv);
-  if (!opts.ok()) {
-    std::fprintf(stderr, "shuntctl: %s\n", std::string(opts.status().message()).c_str());
-    return 2;
+  if (!opts.ok()) return cli::UsageError("shuntctl", opts.status());
+  if (opts->help) {
+    std::fputs(kUsage, stdout);
+    return 0;
   }
   const std::string& cmd = opts->args[0];
   absl::Status s;
@@ -362,7 +292,8 @@ int Main(int argc, char** argv) {
   } else if (cmd == "identities") {
     s = CmdIdentities(*opts);
   } else if (cmd == "policy") {
-    s = opts->args.size() >= 2 && opts->args[1] == "check" ? CmdPolicyCheck(*opts) : CmdPolicy(*opts);
+    s = opts->args.size() >= 2 && opts->args[1] == "check" ? CmdPolicyCheck(*opts)
+                                                           : CmdPolicy(*opts);
   } else if (cmd == "drops") {
     s = CmdDrops(*opts);
   } else if (cmd == "flows") {
@@ -382,8 +313,11 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "shuntctl %s: %s\n", cmd.c_str(), std::string(s.message()).c_str());
-    return absl::IsInvalidArgument(s) ? 2 : 1;
+    // A mistake in the command line (exit 2) gets the same hint as a bad flag.
+    const bool usage = absl::IsInvalidArgument(s);
+    std::fprintf(stderr, "shuntctl %s: %s%s\n", cmd.c_str(), std::string(s.message()).c_str(),
+                 usage ? " (see shuntctl --help)" : "");
+    return usage ? 2 : 1;
   }
   return 0;
 }
