@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,11 +35,13 @@ class ShadowedMap {
  public:
   using Entries = absl::btree_map<K, V, BytesLess<K>>;
 
-  explicit ShadowedMap(TypedMap<K, V> map) : map_(std::move(map)) {}
+  explicit ShadowedMap(TypedMap<K, V> map)
+      : map_(std::make_shared<TypedMap<K, V>>(std::move(map))) {}
+  explicit ShadowedMap(std::shared_ptr<KvMap<K, V>> map) : map_(std::move(map)) {}
 
   // Reads what the kernel map holds now (e.g. pins from an earlier agent).
   absl::Status Load() {
-    auto entries = map_.Entries();
+    auto entries = map_->Entries();
     if (!entries.ok()) return entries.status();
     shadow_.clear();
     for (const auto& [k, v] : *entries) shadow_[k] = v;
@@ -56,7 +59,7 @@ class ShadowedMap {
         ++r.unchanged;
         continue;
       }
-      if (absl::Status s = map_.Update(k, v); !s.ok()) {
+      if (absl::Status s = map_->Update(k, v); !s.ok()) {
         r.errors.push_back(absl::StrCat(describe(k), ": ", s.message()));
         continue;
       }
@@ -68,7 +71,7 @@ class ShadowedMap {
         ++it;
         continue;
       }
-      if (absl::Status s = map_.Delete(it->first); !s.ok()) {
+      if (absl::Status s = map_->Delete(it->first); !s.ok()) {
         r.errors.push_back(absl::StrCat("delete ", describe(it->first), ": ", s.message()));
         ++it;
         continue;
@@ -84,13 +87,13 @@ class ShadowedMap {
   absl::StatusOr<bool> Set(const K& k, const V& v) {
     auto it = shadow_.find(k);
     if (it != shadow_.end() && std::memcmp(&it->second, &v, sizeof(V)) == 0) return false;
-    if (absl::Status s = map_.Update(k, v); !s.ok()) return s;
+    if (absl::Status s = map_->Update(k, v); !s.ok()) return s;
     shadow_[k] = v;
     return true;
   }
   absl::StatusOr<bool> Remove(const K& k) {
     if (!shadow_.count(k)) return false;
-    if (absl::Status s = map_.Delete(k); !s.ok()) return s;
+    if (absl::Status s = map_->Delete(k); !s.ok()) return s;
     shadow_.erase(k);
     return true;
   }
@@ -98,7 +101,7 @@ class ShadowedMap {
   const Entries& shadow() const { return shadow_; }
 
  private:
-  TypedMap<K, V> map_;
+  std::shared_ptr<KvMap<K, V>> map_;
   Entries shadow_;
 };
 

@@ -16,16 +16,32 @@
 
 namespace shunt::lib {
 
+// What the map writers need of a map: the kernel's (TypedMap) in the
+// agent, an in-memory one (lib/memory_map.h) in unit tests.
 template <typename K, typename V>
-class TypedMap {
+class KvMap {
+ public:
+  virtual ~KvMap() = default;
+  virtual const std::string& name() const = 0;
+  // NotFound when absent.
+  virtual absl::StatusOr<V> Lookup(const K& key) const = 0;
+  // ResourceExhausted when the map is full.
+  virtual absl::Status Update(const K& key, const V& value, __u64 flags = BPF_ANY) = 0;
+  // Deleting an absent key is not an error.
+  virtual absl::Status Delete(const K& key) = 0;
+  virtual absl::StatusOr<std::vector<std::pair<K, V>>> Entries() const = 0;
+};
+
+template <typename K, typename V>
+class TypedMap : public KvMap<K, V> {
  public:
   TypedMap(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
 
   int fd() const { return fd_; }
-  const std::string& name() const { return name_; }
+  const std::string& name() const override { return name_; }
 
   // NotFound when absent.
-  absl::StatusOr<V> Lookup(const K& key) const {
+  absl::StatusOr<V> Lookup(const K& key) const override {
     V value{};
     if (bpf_map_lookup_elem(fd_, &key, &value) != 0) {
       if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(name_, ": no such key"));
@@ -35,7 +51,7 @@ class TypedMap {
   }
 
   // ResourceExhausted when the map is full (E2BIG), so callers can degrade.
-  absl::Status Update(const K& key, const V& value, __u64 flags = BPF_ANY) {
+  absl::Status Update(const K& key, const V& value, __u64 flags = BPF_ANY) override {
     if (bpf_map_update_elem(fd_, &key, &value, flags) != 0) {
       if (errno == E2BIG)
         return absl::ResourceExhaustedError(absl::StrCat("bpf: map ", name_, " is full"));
@@ -45,7 +61,7 @@ class TypedMap {
   }
 
   // Deleting an absent key is not an error: the goal state is reached.
-  absl::Status Delete(const K& key) {
+  absl::Status Delete(const K& key) override {
     if (bpf_map_delete_elem(fd_, &key) != 0 && errno != ENOENT)
       return ErrnoStatus(errno, absl::StrCat("bpf: delete in ", name_));
     return absl::OkStatus();
@@ -68,7 +84,7 @@ class TypedMap {
     return absl::InternalError(absl::StrCat("bpf: iterate ", name_, ": did not terminate"));
   }
 
-  absl::StatusOr<std::vector<std::pair<K, V>>> Entries() const {
+  absl::StatusOr<std::vector<std::pair<K, V>>> Entries() const override {
     std::vector<std::pair<K, V>> out;
     auto keys = Keys();
     if (!keys.ok()) return keys.status();

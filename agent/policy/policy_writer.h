@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,7 +19,16 @@ namespace shunt::policy {
 
 class PolicyWriter {
  public:
+  using PolicyMap = lib::KvMap<shunt_policy_key, shunt_policy_value>;
+  using RuleMetaMap = lib::KvMap<__u32, shunt_rule_meta>;
+  using IdentityMetaMap = lib::KvMap<__u32, shunt_identity_meta>;
   explicit PolicyWriter(const lib::PinnedMaps& maps);
+  // Any maps: unit tests pass in-memory ones (lib/memory_map.h).
+  PolicyWriter(std::shared_ptr<PolicyMap> policy, std::shared_ptr<RuleMetaMap> rule_meta,
+               std::shared_ptr<IdentityMetaMap> identity_meta)
+      : policy_(std::move(policy)),
+        rule_meta_(std::move(rule_meta)),
+        identity_meta_(std::move(identity_meta)) {}
 
   // Reads what the maps hold (an earlier agent's state) so the first Apply
   // is a difference too.
@@ -28,7 +38,8 @@ class PolicyWriter {
   // With `changed` (PolicyCompiler::TakeChanges() since the policy last
   // passed here), only those entries are touched; without it, or when an
   // earlier apply failed part-way, every entry is compared with the shadow.
-  lib::DiffReport Apply(const CompiledPolicy& policy, const endpoints::IdentityAllocator& identities,
+  lib::DiffReport Apply(const CompiledPolicy& policy,
+                        const endpoints::IdentityAllocator& identities,
                         const std::vector<EntryKey>* changed = nullptr);
 
   size_t entries() const { return policy_.shadow().size(); }

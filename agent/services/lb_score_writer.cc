@@ -18,7 +18,7 @@ shunt_backend KernelKey(const BackendAddr& b) {
 }  // namespace
 
 absl::Status LbScoreWriter::Load() {
-  auto entries = map_.Entries();
+  auto entries = map_->Entries();
   if (!entries.ok()) return entries.status();
   for (const auto& [k, v] : *entries) written_[BackendAddr{k.ip, ntohs(k.port)}] = v.score;
   return absl::OkStatus();
@@ -42,7 +42,7 @@ lib::DiffReport LbScoreWriter::Write(const Plan& plan, const LatencyScorer& scor
       continue;
     }
     const shunt_lb_score v{score, 0};
-    if (absl::Status s = map_.Update(KernelKey(b), v); !s.ok()) {
+    if (absl::Status s = map_->Update(KernelKey(b), v); !s.ok()) {
       // Full: the backend has no score, so it counts as never measured.
       r.errors.push_back(
           absl::StrCat("lb score ", lib::Ipv4String(b.ip_be), ":", b.port, ": ", s.message()));
@@ -56,7 +56,7 @@ lib::DiffReport LbScoreWriter::Write(const Plan& plan, const LatencyScorer& scor
       ++it;
       continue;
     }
-    if (absl::Status s = map_.Delete(KernelKey(it->first)); !s.ok()) {
+    if (absl::Status s = map_->Delete(KernelKey(it->first)); !s.ok()) {
       r.errors.push_back(absl::StrCat("lb score ", lib::Ipv4String(it->first.ip_be), ":",
                                       it->first.port, ": ", s.message()));
       ++it;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/lib/shadowed_map.h"
@@ -17,7 +18,11 @@ namespace shunt::services {
 
 class LbScoreWriter {
  public:
-  explicit LbScoreWriter(lib::TypedMap<shunt_backend, shunt_lb_score> map) : map_(std::move(map)) {}
+  using ScoreMap = lib::KvMap<shunt_backend, shunt_lb_score>;
+  explicit LbScoreWriter(lib::TypedMap<shunt_backend, shunt_lb_score> map)
+      : map_(std::make_shared<lib::TypedMap<shunt_backend, shunt_lb_score>>(std::move(map))) {}
+  // Any map: unit tests pass an in-memory one (lib/memory_map.h).
+  explicit LbScoreWriter(std::shared_ptr<ScoreMap> map) : map_(std::move(map)) {}
 
   // Takes over what an earlier agent wrote, so scores of backends that are
   // gone meanwhile are removed by the next Write.
@@ -26,7 +31,7 @@ class LbScoreWriter {
   lib::DiffReport Write(const Plan& plan, const LatencyScorer& scorer, int64_t now_ns);
 
  private:
-  lib::TypedMap<shunt_backend, shunt_lb_score> map_;
+  std::shared_ptr<ScoreMap> map_;
   absl::flat_hash_map<BackendAddr, uint32_t> written_;
 };
 

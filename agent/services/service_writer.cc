@@ -31,12 +31,13 @@ bool SameSlots(const std::vector<shunt_backend>& a, const std::vector<shunt_back
 }  // namespace
 
 ServiceWriter::ServiceWriter(const lib::PinnedMaps& maps)
-    : services_(maps.services()), slots_(maps.slots()) {}
+    : services_(std::make_shared<lib::TypedMap<shunt_svc_key, shunt_svc_value>>(maps.services())),
+      slots_(std::make_shared<lib::TypedMap<shunt_slot_key, shunt_backend>>(maps.slots())) {}
 
 absl::Status ServiceWriter::Load() {
-  auto svcs = services_.Entries();
+  auto svcs = services_->Entries();
   if (!svcs.ok()) return svcs.status();
-  auto slots = slots_.Entries();
+  auto slots = slots_->Entries();
   if (!slots.ok()) return slots.status();
   std::map<uint32_t, std::map<uint32_t, shunt_backend>> tables;
   for (const auto& [k, b] : *slots) {
@@ -61,14 +62,14 @@ absl::Status ServiceWriter::Load() {
     bool used = false;
     for (const auto& [k, a] : applied_) used |= a.value.table == table;
     if (used) continue;
-    for (const auto& [i, b] : entries) (void)slots_.Delete(shunt_slot_key{table, i});
+    for (const auto& [i, b] : entries) (void)slots_->Delete(shunt_slot_key{table, i});
   }
   return absl::OkStatus();
 }
 
 absl::Status ServiceWriter::WriteTable(uint32_t table, const std::vector<shunt_backend>& slots) {
   for (uint32_t i = 0; i < slots.size(); ++i)
-    if (absl::Status s = slots_.Update(shunt_slot_key{table, i}, slots[i]); !s.ok())
+    if (absl::Status s = slots_->Update(shunt_slot_key{table, i}, slots[i]); !s.ok())
       return absl::Status(s.code(), absl::StrCat("slot table ", table, "[", i, "]: ", s.message()));
   return absl::OkStatus();
 }
@@ -76,7 +77,7 @@ absl::Status ServiceWriter::WriteTable(uint32_t table, const std::vector<shunt_b
 void ServiceWriter::DeleteTable(uint32_t table, size_t n, lib::DiffReport& r) {
   if (table == 0) return;  // the table was inline in its service entry
   for (uint32_t i = 0; i < n; ++i) {
-    if (absl::Status s = slots_.Delete(shunt_slot_key{table, i}); !s.ok() && !absl::IsNotFound(s))
+    if (absl::Status s = slots_->Delete(shunt_slot_key{table, i}); !s.ok() && !absl::IsNotFound(s))
       r.errors.push_back(absl::StrCat("delete slot table ", table, "[", i, "]: ", s.message()));
     else
       ++r.deleted;
@@ -129,7 +130,7 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     v.svc_id = id;
     v.lb = e.lb;
     if (inline_table) std::copy(slots.begin(), slots.end(), v.inline_slots);
-    if (absl::Status s = services_.Update(key, v); !s.ok()) {
+    if (absl::Status s = services_->Update(key, v); !s.ok()) {
       r.errors.push_back(
           absl::StrCat(e.service, " ", lib::Ipv4String(e.vip_be), ":", e.port, ": ", s.message()));
       lib::DiffReport ignore;
@@ -151,7 +152,7 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     }
     shunt_svc_key key{};
     std::tie(key.vip, key.port, key.proto) = it->first;
-    if (absl::Status s = services_.Delete(key); !s.ok() && !absl::IsNotFound(s)) {
+    if (absl::Status s = services_->Delete(key); !s.ok() && !absl::IsNotFound(s)) {
       r.errors.push_back(absl::StrCat("delete service ", lib::Ipv4String(key.vip), ":",
                                       ntohs(key.port), ": ", s.message()));
       ++it;

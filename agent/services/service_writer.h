@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,12 @@ namespace shunt::services {
 
 class ServiceWriter {
  public:
+  using ServiceMap = lib::KvMap<shunt_svc_key, shunt_svc_value>;
+  using SlotMap = lib::KvMap<shunt_slot_key, shunt_backend>;
   explicit ServiceWriter(const lib::PinnedMaps& maps);
+  // Any maps: unit tests pass in-memory ones (lib/memory_map.h).
+  ServiceWriter(std::shared_ptr<ServiceMap> services, std::shared_ptr<SlotMap> slots)
+      : services_(std::move(services)), slots_(std::move(slots)) {}
 
   // Reads what the maps hold (an earlier agent's tables), so the first
   // Apply writes only differences too.
@@ -41,8 +47,8 @@ class ServiceWriter {
   absl::Status WriteTable(uint32_t table, const std::vector<shunt_backend>& slots);
   void DeleteTable(uint32_t table, size_t n, lib::DiffReport& r);
 
-  lib::TypedMap<shunt_svc_key, shunt_svc_value> services_;
-  lib::TypedMap<shunt_slot_key, shunt_backend> slots_;
+  std::shared_ptr<ServiceMap> services_;
+  std::shared_ptr<SlotMap> slots_;
   std::map<std::tuple<uint32_t, uint16_t, uint8_t>, Applied>
       applied_;  // by (vip, port, proto), as keys
   uint32_t next_table_ = 1;
