@@ -10,7 +10,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libasio-dev
+  libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libasio-dev libboost-dev
   # demo pods and their traffic
   iproute2 procps util-linux redis-server redis-tools curl
 )
