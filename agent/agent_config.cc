@@ -1,7 +1,7 @@
 #include "agent_config.h"
 
 #include "absl/strings/str_cat.h"
-#include "agent/api/http_server.h"
+#include "agent/http/server.h"
 
 namespace shunt::agent {
 
@@ -13,11 +13,13 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat("--bpffs must be an absolute path, got '",
                                                    bpffs_dir, "'"));
   if (api_socket.empty()) return absl::InvalidArgumentError("--api-socket is required");
+  if (health_stall_ms < 100)
+    return absl::InvalidArgumentError("--health-stall-ms must be at least 100");
   if (rescan_ms < 50) return absl::InvalidArgumentError("--rescan-ms must be at least 50");
   if (debounce_ms < 0 || debounce_ms > 10000)
     return absl::InvalidArgumentError("--debounce-ms must be within 0..10000");
   if (!metrics_addr.empty()) {
-    if (auto a = api::ParseListenAddress(metrics_addr); !a.ok())
+    if (auto a = http::ParseListenAddress(metrics_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));
   }
   return absl::OkStatus();

@@ -20,6 +20,7 @@ struct AgentConfig {
   uint32_t mode = 0;              // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   bool telemetry = true;          // flow records in the kernel, metrics in the agent
   std::string metrics_addr;       // HOST:PORT for /metrics and TrafficMetrics; empty = off
+  int health_stall_ms = 10'000;   // /healthz fails when the loop has not turned for this long
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

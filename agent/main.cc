@@ -33,6 +33,9 @@ ABSL_FLAG(bool, telemetry, true,
 ABSL_FLAG(std::string, metrics_addr, "",
           "HOST:PORT to serve Prometheus /metrics and the SMI TrafficMetrics API "
           "(/apis/metrics.smi-spec.io/v1alpha1/...) on, e.g. 0.0.0.0:9464; empty: not served");
+ABSL_FLAG(int, health_stall_ms, 10000,
+          "/healthz (on --metrics-addr) fails once the agent's loop has not turned for this "
+          "many milliseconds");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .telemetry = absl::GetFlag(FLAGS_telemetry),
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
+      .health_stall_ms = absl::GetFlag(FLAGS_health_stall_ms),
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

@@ -16,6 +16,7 @@ struct Request {
   std::string method;                        // "GET", "POST"
   std::string path;                          // without the query string, percent-decoded
   std::map<std::string, std::string> query;  // decoded; a repeated key keeps its last value
+  std::string raw_query;                     // as sent, for handlers that parse it themselves
   std::string body;
 };
 

@@ -52,7 +52,10 @@ Request ToRequest(const bhttp::request<bhttp::string_body>& r) {
   const std::string target(r.target());
   const size_t q = target.find('?');
   out.path = PercentDecode(target.substr(0, q));
-  if (q != std::string::npos) out.query = ParseQuery(target.substr(q + 1));
+  if (q != std::string::npos) {
+    out.raw_query = target.substr(q + 1);
+    out.query = ParseQuery(out.raw_query);
+  }
   out.body = r.body();
   return out;
 }

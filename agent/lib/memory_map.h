@@ -49,8 +49,12 @@ class MemoryMap : public KvMap<K, V> {
     return absl::OkStatus();
   }
   absl::StatusOr<std::vector<std::pair<K, V>>> Entries() const override {
+    if (fail_reads_)
+      return absl::PermissionDeniedError(absl::StrCat("bpf: iterate ", name_, ": injected"));
     return std::vector<std::pair<K, V>>(entries_.begin(), entries_.end());
   }
+  // Makes Entries() fail (a map the agent cannot read).
+  void FailReads(bool fail) { fail_reads_ = fail; }
 
   // Makes Update (update == true) or Delete fail for the keys `fail` picks.
   void FailWhen(std::function<bool(bool update, const K&)> fail) { fail_ = std::move(fail); }
@@ -66,6 +70,7 @@ class MemoryMap : public KvMap<K, V> {
   std::map<K, V, BytesLess<K>> entries_;
   std::vector<Op> journal_;
   std::function<bool(bool, const K&)> fail_;
+  bool fail_reads_ = false;
 };
 
 }  // namespace shunt::lib

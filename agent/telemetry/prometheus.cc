@@ -104,10 +104,6 @@ std::string RenderPrometheus(const std::vector<std::pair<EdgeKey, EdgeStats>>& e
   absl::StrAppend(&out, "shunt_flow_records_lost_total ", health.flow_records_lost, "\n");
   Header(out, "shunt_flow_records_malformed_total", "counter", "Records of an unexpected size, skipped.");
   absl::StrAppend(&out, "shunt_flow_records_malformed_total ", health.flow_records_malformed, "\n");
-  Header(out, "shunt_reconciles_total", "counter", "Reconcile passes of the agent.");
-  absl::StrAppend(&out, "shunt_reconciles_total ", health.reconciles, "\n");
-  Header(out, "shunt_reconcile_errors_total", "counter", "Reconcile passes that met an error.");
-  absl::StrAppend(&out, "shunt_reconcile_errors_total ", health.reconcile_errors, "\n");
   Header(out, "shunt_edges", "gauge", "Edges with metrics kept in memory.");
   absl::StrAppend(&out, "shunt_edges ", health.aggregator.edges, "\n");
   Header(out, "shunt_edges_evicted_total", "counter",

@@ -1,5 +1,5 @@
 // The Prometheus text exposition (format 0.0.4) of the per-edge golden
-// metrics and of the agent's own health.
+// metrics and of the data path's health (maps, counters, flow records).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,6 @@ struct MapLevel {
 struct AgentHealth {
   std::vector<MapLevel> maps;
   std::vector<std::pair<std::string, uint64_t>> datapath_counters;  // name, value
-  uint64_t reconciles = 0, reconcile_errors = 0;
   uint64_t flow_records = 0, flow_records_malformed = 0;
   uint64_t flow_records_lost = 0;  // the kernel found the ring buffer full
   FlowAggregator::Totals aggregator;

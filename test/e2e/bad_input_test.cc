@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "agent/api/api_server.h"
+#include "agent/http/client.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -183,13 +183,15 @@ TEST_F(BadManifestTest, HostileInputGetsAnErrorAndTheAgentLives) {
                      p["reason"].get<std::string>().find("not valid UTF-8") != std::string::npos;
   EXPECT_TRUE(utf8_reported) << st.dump(2);
 
-  auto answer = api::ApiCall(node_->api_socket(),
-                             R"(policy-check {"from":"demo/a","to":"demo/b","port":80,"proto":6})");
+  auto answer = http::UnixRequest(node_->api_socket(), "POST", "/v1/policy/check",
+                                  R"({"from":"demo/a","to":"demo/b","port":80,"proto":6})");
   ASSERT_OK(answer.status());
-  EXPECT_NE(answer->find("--proto must be tcp or udp"), std::string::npos) << *answer;
-  answer = api::ApiCall(node_->api_socket(), R"(policy-check {"from":1,"to":[],"port":"x"})");
+  EXPECT_EQ(answer->status, 400);
+  EXPECT_NE(answer->body.find("--proto must be tcp or udp"), std::string::npos) << answer->body;
+  answer = http::UnixRequest(node_->api_socket(), "POST", "/v1/policy/check",
+                             R"({"from":1,"to":[],"port":"x"})");
   ASSERT_OK(answer.status());
-  EXPECT_NE(answer->find("\"error\""), std::string::npos) << *answer;
+  EXPECT_NE(answer->body.find("\"error\""), std::string::npos) << answer->body;
   // Still alive and serving.
   EXPECT_OK(node_->AgentStatus().status());
   EXPECT_EQ(kill(node_->agent_pid(), 0), 0) << "the agent ended";

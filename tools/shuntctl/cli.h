@@ -15,9 +15,10 @@ namespace shunt::ctl {
 // NotFound naming --bpffs when no agent ever installed there.
 absl::StatusOr<std::unique_ptr<lib::PinnedMaps>> OpenMaps(const Options& o);
 
-// One request to the agent; its {"error": ...} answers become statuses.
-// Unavailable when no agent answers.
-absl::StatusOr<Json> AgentRequest(const Options& o, const std::string& verb,
-                                  const std::string& arg = "");
+// One request to the agent's local API (HTTP over --api-socket: GET
+// /v1/status, /v1/flows?after=N, POST /v1/policy/check, ...); its
+// {"error": ...} answers become statuses. Unavailable when no agent answers.
+absl::StatusOr<Json> AgentRequest(const Options& o, const std::string& method,
+                                  const std::string& target, const std::string& body = "");
 
 }  // namespace shunt::ctl

@@ -100,7 +100,7 @@ absl::Status CmdFlows(const Options& o) {
   bool header = false;
   Table t(kHeader);
   for (bool first = true;; first = false) {
-    SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "flows", std::to_string(after)));
+    SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", absl::StrCat("/v1/flows?after=", after)));
     if (first && !r.value("telemetry", true))
       std::cerr << "note: the agent runs with --telemetry=false: the kernel keeps no flow records\n";
     after = r["next"].get<uint64_t>();

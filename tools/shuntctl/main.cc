@@ -12,7 +12,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "agent/api/api_server.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/counters.h"
@@ -94,10 +93,10 @@ std::string Fill(const Json& m) {
 
 absl::Status CmdStatus(const Options& o) {
   Json out;
-  auto agent = api::ApiCall(o.api_socket, "status");
+  auto agent = AgentRequest(o, "GET", "/v1/status");
   Json agent_json;
-  if (agent.ok()) agent_json = Json::parse(*agent, nullptr, /*allow_exceptions=*/false);
-  const bool running = agent.ok() && !agent_json.is_discarded();
+  if (agent.ok()) agent_json = *agent;
+  const bool running = agent.ok() && agent_json.is_object();
   out["agent"] = running ? agent_json : Json{{"running", false}};
   out["agent"]["running"] = running;
   if (!running) out["agent"]["error"] = std::string(agent.status().message());

@@ -50,7 +50,7 @@ absl::Status CmdPolicy(const Options& o) {
   SHUNT_ASSIGN_OR_RETURN(auto maps, OpenMaps(o));
   SHUNT_ASSIGN_OR_RETURN(Json rows, DumpMap(*maps, "policy"));
   SHUNT_ASSIGN_OR_RETURN(Json cfg, DumpMap(*maps, "config"));
-  auto agent = AgentRequest(o, "status");
+  auto agent = AgentRequest(o, "GET", "/v1/status");
   if (o.json) {
     Json out = {{"mode", cfg[0]["mode"]}, {"entries", rows}};
     if (agent.ok()) out["problems"] = (*agent)["policy"]["problems"];
@@ -97,7 +97,7 @@ absl::Status CmdPolicyCheck(const Options& o) {
     return absl::InvalidArgumentError("policy check: --port 1-65535 is required");
   req["port"] = port;
   req["proto"] = o.flags.count("proto") ? o.flags.at("proto") : "tcp";
-  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "policy-check", req.dump()));
+  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "POST", "/v1/policy/check", req.dump()));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();
@@ -117,7 +117,7 @@ absl::Status CmdDrops(const Options& o) {
   bool header = false;
   Table t({"TIME", "TYPE", "HOOK", "ENFORCED", "PROTO", "SOURCE", "DESTINATION", "IDENTITIES"});
   for (;;) {
-    SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "drops", std::to_string(after)));
+    SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", absl::StrCat("/v1/drops?after=", after)));
     after = r["next"].get<uint64_t>();
     for (const auto& e : r["events"]) {
       if (o.json) {

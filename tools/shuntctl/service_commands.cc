@@ -5,12 +5,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/lib/status_macros.h"
+#include "agent/http/router.h"
 #include "tools/shuntctl/table.h"
 
 namespace shunt::ctl {
 
 absl::Status CmdServices(const Options& o) {
-  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "services"));
+  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", "/v1/services"));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();
@@ -59,7 +60,7 @@ std::string Backend(const Json& b) {
 absl::Status CmdLbExplain(const Options& o) {
   if (o.args.size() != 3 || o.args[1] != "explain")
     return absl::InvalidArgumentError("usage: shuntctl lb explain NAMESPACE/SERVICE");
-  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "lb-explain", o.args[2]));
+  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", "/v1/lb/explain?service=" + http::PercentEncode(o.args[2])));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();

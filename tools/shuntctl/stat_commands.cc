@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "agent/lib/status_macros.h"
 #include "agent/telemetry/histogram.h"
+#include "agent/http/router.h"
 #include "tools/shuntctl/table.h"
 
 namespace shunt::ctl {
@@ -50,7 +51,7 @@ std::string Who(const Json& row, const char* ns, const char* name) {
 }
 
 absl::StatusOr<Json> Fetch(const Options& o, int window_s, const std::string& group) {
-  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "stat", absl::StrCat(window_s, " ", group)));
+  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", absl::StrCat("/v1/stat?window=", window_s, "&group=", http::PercentEncode(group))));
   if (!r.value("telemetry", true))
     std::cerr << "note: the agent runs with --telemetry=false: the kernel keeps no flow records\n";
   return r;

@@ -25,7 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/api/api_server.h"
+#include "agent/http/client.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
 #include "test/e2e/harness/eventually.h"
@@ -343,7 +343,7 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
       agent_pid_ = -1;
       return absl::InternalError(absl::StrCat("agent exited (status ", st, "): ", AgentLog()));
     }
-    if (api::ApiCall(api_socket_, "ping", 200).ok()) return absl::OkStatus();
+    if (http::UnixRequest(api_socket_, "GET", "/v1/ping", "", 200).ok()) return absl::OkStatus();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return absl::DeadlineExceededError(absl::StrCat("agent API did not come up: ", AgentLog()));
@@ -388,9 +388,9 @@ absl::Status TestNode::ApplyConfigFile(const std::string& file, const std::strin
 }
 
 absl::StatusOr<nlohmann::json> TestNode::AgentStatus() {
-  SHUNT_ASSIGN_OR_RETURN(std::string body, api::ApiCall(api_socket_, "status"));
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded()) return absl::InternalError("agent status is not JSON: " + body);
+  SHUNT_ASSIGN_OR_RETURN(http::Response r, http::UnixRequest(api_socket_, "GET", "/v1/status"));
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_discarded()) return absl::InternalError("agent status is not JSON: " + r.body);
   return j;
 }
 

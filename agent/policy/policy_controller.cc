@@ -1,0 +1,150 @@
+#include "policy_controller.h"
+
+#include <arpa/inet.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/lib/fmt_absl.h"
+#include "agent/lib/ip.h"
+#include "agent/policy/check.h"
+#include "spdlog/spdlog.h"
+
+namespace shunt::policy {
+namespace {
+
+nlohmann::json ProblemsJson(const std::vector<model::Problem>& ps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : ps)
+    out.push_back({{"file", p.ref.file},
+                   {"line", p.ref.line},
+                   {"object", p.ref.ToString()},
+                   {"reason", p.reason}});
+  return out;
+}
+
+const char* HookName(uint8_t hook) {
+  switch (hook) {
+    case SHUNT_HOOK_SENDMSG4:
+      return "sendmsg4";
+    case SHUNT_HOOK_TC:
+      return "tc";
+    default:
+      return "connect4";
+  }
+}
+
+}  // namespace
+
+PolicyController::PolicyController(Deps deps)
+    : d_(std::move(deps)), compiler_(*d_.identities, *d_.rule_ids) {}
+
+void PolicyController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot, bool changed) {
+  snapshot_ = snapshot;
+  if (changed) compiler_.Update(*snapshot);
+  std::set<endpoints::IdentityAllocator::Key> targets;
+  for (const auto& t : snapshot->traffic_targets) targets.insert({t.namespace_, t.name});
+  d_.rule_ids->Retain(targets);
+}
+
+size_t PolicyController::Apply() {
+  const std::vector<EntryKey> changed = compiler_.TakeChanges();
+  last_apply_ = d_.writer->Apply(compiler_.policy(), *d_.identities, &changed);
+  for (const auto& e : last_apply_.errors) spdlog::error("policy maps: {}", e);
+  if (last_apply_.written || last_apply_.deleted)
+    spdlog::info("policy: {} written, {} deleted, {} unchanged ({} entries)", last_apply_.written,
+                 last_apply_.deleted, last_apply_.unchanged, d_.writer->entries());
+  return last_apply_.errors.size();
+}
+
+void PolicyController::Tick(int64_t) {
+  // The data path wakes the loop only once many denials wait (a wake-up per
+  // event would be an interrupt inside every audited connect()), so the
+  // loop's turns drain it; cheap when the ring is empty.
+  if (d_.denials) d_.denials->Consume();
+}
+
+std::vector<int> PolicyController::PollFds() const {
+  if (!d_.denials) return {};
+  return {d_.denials->fd()};
+}
+
+void PolicyController::AddRoutes(http::Router& api, http::Router&) {
+  api.Add("GET", "/v1/drops", [this](const http::Request& r) { return Drops(r); });
+  api.Add("POST", "/v1/policy/check", [this](const http::Request& r) { return Check(r); });
+}
+
+// GET /v1/drops?after=SEQ: the denials newer than SEQ.
+http::Response PolicyController::Drops(const http::Request& r) const {
+  uint64_t after = 0;
+  auto it = r.query.find("after");
+  if (it != r.query.end() && !it->second.empty() && !absl::SimpleAtoi(it->second, &after))
+    return http::Error(400, absl::StrCat("drops: '", it->second, "' is not a sequence number"));
+  nlohmann::json events = nlohmann::json::array();
+  uint64_t last = after;
+  const uint64_t total = d_.denials ? d_.denials->total() : 0;
+  if (d_.denials) {
+    for (const auto& d : d_.denials->Since(after, 1000)) {
+      const shunt_deny_event& e = d.event;
+      events.push_back({{"seq", d.seq},
+                        {"time_ns", d.wall_time_ns},
+                        {"type", e.type == SHUNT_EVENT_SPOOF_DROP ? "spoofed-source" : "policy"},
+                        {"hook", HookName(e.hook)},
+                        {"enforced", e.enforced != 0},
+                        {"proto", e.proto == kUdp ? "udp" : "tcp"},
+                        {"src_ip", lib::Ipv4String(e.saddr)},
+                        {"dst_ip", lib::Ipv4String(e.daddr)},
+                        {"dst_port", ntohs(e.dport)},
+                        {"src_identity", e.src_identity},
+                        {"dst_identity", e.dst_identity}});
+      last = d.seq;
+    }
+  }
+  return http::Json({{"events", events}, {"next", last}, {"total", total}});
+}
+
+// POST /v1/policy/check {"from": "ns/pod", "to": "ns/pod", "port": N, "proto": "tcp"}
+http::Response PolicyController::Check(const http::Request& r) const {
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  auto req = ParseCheckRequest(j.is_discarded() ? nlohmann::json() : j);
+  if (!req.ok()) return http::Error(400, std::string(req.status().message()));
+  if (!snapshot_) return http::Error(503, "policy check: no objects loaded yet");
+  auto out = policy::Check(*req, *snapshot_, compiler_.policy(), *d_.identities, d_.mode);
+  if (!out.ok()) return http::Error(400, std::string(out.status().message()));
+  return http::Json(*out);
+}
+
+void PolicyController::AddStatus(nlohmann::json& status) const {
+  status["mode"] = d_.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive";
+  status["policy"] = {{"traffic_targets", snapshot_ ? snapshot_->traffic_targets.size() : 0},
+                      {"entries", compiler_.policy().entries.size()},
+                      {"l7_targets", compiler_.policy().l7_targets},
+                      {"problems", ProblemsJson(compiler_.policy().problems)},
+                      {"last_apply",
+                       {{"written", last_apply_.written},
+                        {"deleted", last_apply_.deleted},
+                        {"unchanged", last_apply_.unchanged},
+                        {"errors", last_apply_.errors}}}};
+  status["denials_seen"] = d_.denials ? d_.denials->total() : 0;
+}
+
+void PolicyController::AddMetrics(std::string& out) const {
+  absl::StrAppend(&out,
+                  "# HELP shunt_policy_entries Entries of the kernel's policy map.\n"
+                  "# TYPE shunt_policy_entries gauge\n",
+                  "shunt_policy_entries ", compiler_.policy().entries.size(), "\n",
+                  "# HELP shunt_policy_denials_total Denials (and would-be denials in permissive "
+                  "mode) the data path reported.\n"
+                  "# TYPE shunt_policy_denials_total counter\n",
+                  "shunt_policy_denials_total ", d_.denials ? d_.denials->total() : 0, "\n");
+}
+
+void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
+  for (const auto& p : compiler_.policy().problems) lines.push_back("policy: " + p.ToString());
+  if (compiler_.policy().l7_targets > 0)
+    lines.push_back(absl::StrCat(
+        "policy: ", compiler_.policy().l7_targets,
+        " TrafficTarget(s) grant HTTP routes; the L7 proxy does not exist yet, so those pairs "
+        "are allowed at L4 and their HTTP rules are NOT enforced"));
+}
+
+}  // namespace shunt::policy
