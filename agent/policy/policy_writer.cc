@@ -54,9 +54,9 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     CopyName(m.name, sizeof(m.name), name.substr(slash + 1));
     return m;
   };
-  auto note = [&](const absl::StatusOr<bool>& changed, int& counter) {
+  auto note = [&](const absl::StatusOr<bool>& changed, int& counter, const std::string& what) {
     if (!changed.ok())
-      report.errors.push_back(std::string(changed.status().message()));
+      report.errors.push_back(absl::StrCat(what, ": ", changed.status().message()));
     else if (*changed)
       ++counter;
     else
@@ -72,17 +72,23 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
   } else if (applied_identities_stamp_ != allocator.stamp() && applied_identities_ != identities) {
     // Only what changed since the last apply: one new service account must
     // not cost rewriting every name.
+    const size_t errors_before = report.errors.size();
     absl::flat_hash_set<uint32_t> now_ids;
     for (const auto& [key, id] : identities) now_ids.insert(id);
     for (const auto& [key, id] : applied_identities_) {
       auto it = identities.find(key);
       if ((it == identities.end() || it->second != id) && !now_ids.contains(id))
-        note(identity_meta_.Remove(id), report.deleted);
+        note(identity_meta_.Remove(id), report.deleted, absl::StrCat("delete identity ", id));
     }
     for (const auto& [key, id] : identities) {
       auto it = applied_identities_.find(key);
-      if (it == applied_identities_.end() || it->second != id) note(identity_meta_.Set(id, identity_meta(key)), report.written);
+      if (it == applied_identities_.end() || it->second != id)
+        note(identity_meta_.Set(id, identity_meta(key)), report.written,
+             absl::StrCat("identity ", id));
     }
+    // What failed is not in the shadow: the next apply compares every name
+    // with it, although the identities will not have changed meanwhile.
+    if (report.errors.size() != errors_before) identities_applied_ = false;
   }
   if (identities_applied_ && applied_identities_stamp_ != allocator.stamp()) {
     applied_identities_ = identities;
@@ -91,16 +97,21 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
   if (!rules_applied_) {
     lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
     for (const auto& [id, name] : policy.rules) rules[id] = rule_meta(name);
-    lib::DiffReport r = rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); });
+    lib::DiffReport r =
+        rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); });
     rules_applied_ = r.errors.empty();
     Merge(report, r);
   } else if (applied_rules_stamp_ != policy.rules_stamp && applied_rules_ != policy.rules) {
+    const size_t errors_before = report.errors.size();
     for (const auto& [id, name] : applied_rules_)
-      if (!policy.rules.count(id)) note(rule_meta_.Remove(id), report.deleted);
+      if (!policy.rules.count(id))
+        note(rule_meta_.Remove(id), report.deleted, absl::StrCat("delete rule ", id));
     for (const auto& [id, name] : policy.rules) {
       auto it = applied_rules_.find(id);
-      if (it == applied_rules_.end() || it->second != name) note(rule_meta_.Set(id, rule_meta(name)), report.written);
+      if (it == applied_rules_.end() || it->second != name)
+        note(rule_meta_.Set(id, rule_meta(name)), report.written, absl::StrCat("rule ", id));
     }
+    if (report.errors.size() != errors_before) rules_applied_ = false;  // as for identities
   }
   if (rules_applied_ && applied_rules_stamp_ != policy.rules_stamp) {
     applied_rules_ = policy.rules;
@@ -116,6 +127,10 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     key.proto = k.proto;
     return key;
   };
+  auto describe = [](const EntryKey& k) {
+    return absl::StrCat("policy ", k.src, "->", k.dst, " port ", k.port,
+                        k.proto == kUdp ? "/udp" : "/tcp");
+  };
   const size_t errors_before = report.errors.size();
   auto set = [&](const EntryKey& k, const Grant& g) {
     shunt_policy_value v{};
@@ -123,9 +138,7 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     v.rule_id = g.rule_id;
     auto written = policy_.Set(abi_key(k), v);
     if (!written.ok()) {
-      report.errors.push_back(absl::StrCat("policy ", k.src, "->", k.dst, " port ", k.port,
-                                           k.proto == kUdp ? "/udp" : "/tcp", ": ",
-                                           written.status().message()));
+      report.errors.push_back(absl::StrCat(describe(k), ": ", written.status().message()));
     } else if (*written) {
       ++report.written;
     } else {
@@ -138,15 +151,17 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     for (const EntryKey& k : *changed)
       if (auto it = policy.entries.find(k); it != policy.entries.end()) set(k, it->second);
     for (const EntryKey& k : *changed)
-      if (!policy.entries.contains(k)) note(policy_.Remove(abi_key(k)), report.deleted);
+      if (!policy.entries.contains(k))
+        note(policy_.Remove(abi_key(k)), report.deleted, "delete " + describe(k));
   } else {
     for (const auto& [k, g] : policy.entries) set(k, g);
-    std::vector<shunt_policy_key> stale;
+    std::vector<EntryKey> stale;
     for (const auto& [key, v] : policy_.shadow()) {
       const EntryKey k{key.src_identity, key.dst_identity, ntohs(key.dport), key.proto};
-      if (!policy.entries.contains(k)) stale.push_back(key);
+      if (!policy.entries.contains(k)) stale.push_back(k);
     }
-    for (const shunt_policy_key& key : stale) note(policy_.Remove(key), report.deleted);
+    for (const EntryKey& k : stale)
+      note(policy_.Remove(abi_key(k)), report.deleted, "delete " + describe(k));
   }
   // A failed write leaves the map behind the policy: the next apply compares
   // everything again instead of trusting a list of changes.

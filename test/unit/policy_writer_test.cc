@@ -244,6 +244,37 @@ TEST_F(PolicyWriterTest, NamesAreWrittenBeforeTheEntriesThatUseThem) {
   EXPECT_EQ(timeline_.back(), absl::StrCat("policy+ ", Id("c3"), ">", Id("cache"), ":5432"));
 }
 
+// Names changed later (one new TrafficTarget, one new service account) are
+// written one by one; one that fails must still be written by the next
+// Apply, although the names have not changed since.
+TEST_F(PolicyWriterTest, FailedNameChangeIsRepairedByTheNextApply) {
+  Watch();
+  Update(kTwoTargets);
+  check_named_ = false;  // an entry whose name failed is still written
+  const model::Objects three =
+      Objects({Target("a", "srv", {"c1"}, "web"), Target("b", "db", {"srv"}, "db"),
+               Target("c", "cache", {"c3"}, "db")});
+  fail_rule_ = [&](bool update, __u32) { return update; };
+  fail_identity_ = [&](bool update, __u32 id) { return update && id == Id("c3"); };
+  lib::DiffReport r;
+  Update(three, &r);
+  ASSERT_THAT(r.errors, SizeIs(2));
+  EXPECT_THAT(r.errors[0], HasSubstr(absl::StrCat("identity ", Id("c3"))));
+  EXPECT_THAT(r.errors[1], HasSubstr(absl::StrCat("rule ", RuleId("c"))));
+  EXPECT_EQ(Entries(), compiler_.policy().entries) << "the rest applies";
+  EXPECT_EQ(IdentityName(Id("cache")), "ns/cache");
+
+  fail_rule_ = nullptr;
+  fail_identity_ = nullptr;
+  Update(three, &r);
+  EXPECT_THAT(r.errors, IsEmpty());
+  EXPECT_EQ(RuleName(RuleId("c")), "ns/c");
+  EXPECT_EQ(IdentityName(Id("c3")), "ns/c3");
+  Clear();
+  Update(three, &r);
+  EXPECT_TRUE(NoWrites()) << "repaired once, then quiet";
+}
+
 TEST_F(PolicyWriterTest, FailedPolicyWriteIsReportedTheRestAppliesAndTheNextApplyRepairs) {
   Watch();
   fail_policy_ = [&](bool update, const EntryKey& k) { return update && k.port == 80; };
