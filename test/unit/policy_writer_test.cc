@@ -244,6 +244,59 @@ TEST_F(PolicyWriterTest, NamesAreWrittenBeforeTheEntriesThatUseThem) {
   EXPECT_EQ(timeline_.back(), absl::StrCat("policy+ ", Id("c3"), ">", Id("cache"), ":5432"));
 }
 
+// The agent drops an identity (IdentityAllocator::Retain) in the same
+// reconcile that removes the entries using it: its name, like a removed
+// rule's, must go after those entries, not before.
+TEST_F(PolicyWriterTest, NamesOutliveTheEntriesThatUseThem) {
+  Watch();
+  Update(kTwoTargets);
+  const uint32_t c1 = Id("c1"), rule_a = RuleId("a");
+  timeline_.clear();
+  const model::Objects only_b = Objects({Target("b", "db", {"srv"}, "db")});
+  compiler_.Update(only_b);
+  ids_.Retain({{"ns", "srv"}, {"ns", "db"}});
+  rule_ids_.Retain({{"ns", "b"}});
+  const std::vector<EntryKey> changes = compiler_.TakeChanges();
+  lib::DiffReport r = writer_.Apply(compiler_.policy(), ids_, &changes);
+  EXPECT_THAT(r.errors, IsEmpty());
+  EXPECT_EQ(Entries(), compiler_.policy().entries);
+  EXPECT_EQ(RuleName(rule_a), "(none)");
+  EXPECT_EQ(IdentityName(c1), "(none)");
+  EXPECT_EQ(r.deleted, 3);
+  ASSERT_THAT(timeline_, SizeIs(3));
+  EXPECT_EQ(timeline_[0], absl::StrCat("policy- ", c1, ">", Id("srv"), ":80"));
+
+  // Without a list of changes (a full comparison), the same order.
+  Update(kTwoTargets);
+  timeline_.clear();
+  compiler_.Update(only_b);
+  ids_.Retain({{"ns", "srv"}, {"ns", "db"}});
+  rule_ids_.Retain({{"ns", "b"}});
+  compiler_.TakeChanges();
+  r = writer_.Apply(compiler_.policy(), ids_);
+  EXPECT_THAT(r.errors, IsEmpty());
+  EXPECT_EQ(Entries(), compiler_.policy().entries);
+  ASSERT_THAT(timeline_, SizeIs(3));
+  EXPECT_EQ(timeline_[0], absl::StrCat("policy- ", Id("c1"), ">", Id("srv"), ":80"));
+
+  // An entry that fails to go keeps its names until it has gone.
+  Update(kTwoTargets);
+  fail_policy_ = [](bool update, const EntryKey&) { return !update; };
+  compiler_.Update(only_b);
+  ids_.Retain({{"ns", "srv"}, {"ns", "db"}});
+  rule_ids_.Retain({{"ns", "b"}});
+  const std::vector<EntryKey> again = compiler_.TakeChanges();
+  r = writer_.Apply(compiler_.policy(), ids_, &again);
+  EXPECT_THAT(r.errors, SizeIs(1));
+  EXPECT_THAT(Entries(), SizeIs(2));
+  fail_policy_ = nullptr;
+  r = writer_.Apply(compiler_.policy(), ids_, nullptr);
+  EXPECT_THAT(r.errors, IsEmpty());
+  EXPECT_EQ(Entries(), compiler_.policy().entries);
+  EXPECT_EQ(rule_meta_->size(), 1u);
+  EXPECT_EQ(identity_meta_->size(), 2u);
+}
+
 // Names changed later (one new TrafficTarget, one new service account) are
 // written one by one; one that fails must still be written by the next
 // Apply, although the names have not changed since.
