@@ -4,7 +4,6 @@
 
 #include <cstring>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/status_macros.h"
 
@@ -14,13 +13,6 @@ namespace {
 void CopyName(char* dst, size_t cap, const std::string& src) {
   std::memset(dst, 0, cap);
   std::memcpy(dst, src.data(), std::min(src.size(), cap - 1));
-}
-
-void Merge(lib::DiffReport& into, const lib::DiffReport& r) {
-  into.written += r.written;
-  into.deleted += r.deleted;
-  into.unchanged += r.unchanged;
-  into.errors.insert(into.errors.end(), r.errors.begin(), r.errors.end());
 }
 
 }  // namespace
@@ -54,57 +46,56 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     CopyName(m.name, sizeof(m.name), name.substr(slash + 1));
     return m;
   };
-  auto note = [&](const absl::StatusOr<bool>& changed, int& counter) {
-    if (!changed.ok())
-      report.errors.push_back(std::string(changed.status().message()));
-    else if (*changed)
-      ++counter;
-    else
-      ++report.unchanged;
+  // True if `changed` is not an error.
+  auto note = [&](const absl::StatusOr<bool>& changed, int& counter, const std::string& what) {
+    if (!changed.ok()) {
+      report.errors.push_back(absl::StrCat(what, ": ", changed.status().message()));
+      return false;
+    }
+    ++(*changed ? counter : report.unchanged);
+    return true;
   };
+  // Names the policy may use are written now, before the entries; names no
+  // longer used go after the entries that used them (at the end).
+  bool identities_ok = true, rules_ok = true;
+  std::vector<__u32> old_identities, old_rules;
   if (!identities_applied_) {
-    lib::ShadowedMap<__u32, shunt_identity_meta>::Entries ids;
-    for (const auto& [key, id] : identities) ids[id] = identity_meta(key);
-    lib::DiffReport r =
-        identity_meta_.Apply(ids, [](const __u32& id) { return absl::StrCat("identity ", id); });
-    identities_applied_ = r.errors.empty();
-    Merge(report, r);
+    // Compared whole with the shadow: the first apply, or one after a failure.
+    for (const auto& [key, id] : identities)
+      identities_ok &= note(identity_meta_.Set(id, identity_meta(key)), report.written,
+                            absl::StrCat("identity ", id));
+    for (const auto& [id, m] : identity_meta_.shadow())
+      if (!allocator.KeyOf(id)) old_identities.push_back(id);
   } else if (applied_identities_stamp_ != allocator.stamp() && applied_identities_ != identities) {
     // Only what changed since the last apply: one new service account must
     // not cost rewriting every name.
-    absl::flat_hash_set<uint32_t> now_ids;
-    for (const auto& [key, id] : identities) now_ids.insert(id);
     for (const auto& [key, id] : applied_identities_) {
       auto it = identities.find(key);
-      if ((it == identities.end() || it->second != id) && !now_ids.contains(id))
-        note(identity_meta_.Remove(id), report.deleted);
+      if ((it == identities.end() || it->second != id) && !allocator.KeyOf(id))
+        old_identities.push_back(id);
     }
     for (const auto& [key, id] : identities) {
       auto it = applied_identities_.find(key);
-      if (it == applied_identities_.end() || it->second != id) note(identity_meta_.Set(id, identity_meta(key)), report.written);
+      if (it == applied_identities_.end() || it->second != id)
+        identities_ok &= note(identity_meta_.Set(id, identity_meta(key)), report.written,
+                              absl::StrCat("identity ", id));
     }
-  }
-  if (identities_applied_ && applied_identities_stamp_ != allocator.stamp()) {
-    applied_identities_ = identities;
-    applied_identities_stamp_ = allocator.stamp();
   }
   if (!rules_applied_) {
-    lib::ShadowedMap<__u32, shunt_rule_meta>::Entries rules;
-    for (const auto& [id, name] : policy.rules) rules[id] = rule_meta(name);
-    lib::DiffReport r = rule_meta_.Apply(rules, [](const __u32& id) { return absl::StrCat("rule ", id); });
-    rules_applied_ = r.errors.empty();
-    Merge(report, r);
+    for (const auto& [id, name] : policy.rules)
+      rules_ok &=
+          note(rule_meta_.Set(id, rule_meta(name)), report.written, absl::StrCat("rule ", id));
+    for (const auto& [id, m] : rule_meta_.shadow())
+      if (!policy.rules.count(id)) old_rules.push_back(id);
   } else if (applied_rules_stamp_ != policy.rules_stamp && applied_rules_ != policy.rules) {
     for (const auto& [id, name] : applied_rules_)
-      if (!policy.rules.count(id)) note(rule_meta_.Remove(id), report.deleted);
+      if (!policy.rules.count(id)) old_rules.push_back(id);
     for (const auto& [id, name] : policy.rules) {
       auto it = applied_rules_.find(id);
-      if (it == applied_rules_.end() || it->second != name) note(rule_meta_.Set(id, rule_meta(name)), report.written);
+      if (it == applied_rules_.end() || it->second != name)
+        rules_ok &=
+            note(rule_meta_.Set(id, rule_meta(name)), report.written, absl::StrCat("rule ", id));
     }
-  }
-  if (rules_applied_ && applied_rules_stamp_ != policy.rules_stamp) {
-    applied_rules_ = policy.rules;
-    applied_rules_stamp_ = policy.rules_stamp;
   }
   // The policy itself, entry by entry against the shadow: no intermediate
   // copy of the whole map.
@@ -116,6 +107,10 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     key.proto = k.proto;
     return key;
   };
+  auto describe = [](const EntryKey& k) {
+    return absl::StrCat("policy ", k.src, "->", k.dst, " port ", k.port,
+                        k.proto == kUdp ? "/udp" : "/tcp");
+  };
   const size_t errors_before = report.errors.size();
   auto set = [&](const EntryKey& k, const Grant& g) {
     shunt_policy_value v{};
@@ -123,9 +118,7 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     v.rule_id = g.rule_id;
     auto written = policy_.Set(abi_key(k), v);
     if (!written.ok()) {
-      report.errors.push_back(absl::StrCat("policy ", k.src, "->", k.dst, " port ", k.port,
-                                           k.proto == kUdp ? "/udp" : "/tcp", ": ",
-                                           written.status().message()));
+      report.errors.push_back(absl::StrCat(describe(k), ": ", written.status().message()));
     } else if (*written) {
       ++report.written;
     } else {
@@ -138,19 +131,47 @@ lib::DiffReport PolicyWriter::Apply(const CompiledPolicy& policy,
     for (const EntryKey& k : *changed)
       if (auto it = policy.entries.find(k); it != policy.entries.end()) set(k, it->second);
     for (const EntryKey& k : *changed)
-      if (!policy.entries.contains(k)) note(policy_.Remove(abi_key(k)), report.deleted);
+      if (!policy.entries.contains(k))
+        note(policy_.Remove(abi_key(k)), report.deleted, "delete " + describe(k));
   } else {
     for (const auto& [k, g] : policy.entries) set(k, g);
-    std::vector<shunt_policy_key> stale;
+    std::vector<EntryKey> stale;
     for (const auto& [key, v] : policy_.shadow()) {
       const EntryKey k{key.src_identity, key.dst_identity, ntohs(key.dport), key.proto};
-      if (!policy.entries.contains(k)) stale.push_back(key);
+      if (!policy.entries.contains(k)) stale.push_back(k);
     }
-    for (const shunt_policy_key& key : stale) note(policy_.Remove(key), report.deleted);
+    for (const EntryKey& k : stale)
+      note(policy_.Remove(abi_key(k)), report.deleted, "delete " + describe(k));
   }
   // A failed write leaves the map behind the policy: the next apply compares
   // everything again instead of trusting a list of changes.
   entries_in_sync_ = report.errors.size() == errors_before;
+  // Names no entry uses any more, now that those entries are gone. If some
+  // entry failed to change, it may still use one: those names go with a
+  // later apply instead.
+  if (entries_in_sync_) {
+    for (__u32 id : old_identities)
+      identities_ok &=
+          note(identity_meta_.Remove(id), report.deleted, absl::StrCat("delete identity ", id));
+    for (__u32 id : old_rules)
+      rules_ok &= note(rule_meta_.Remove(id), report.deleted, absl::StrCat("delete rule ", id));
+  } else {
+    identities_ok &= old_identities.empty();
+    rules_ok &= old_rules.empty();
+  }
+  // A name that failed to change is not as the shadow says it should be:
+  // the next apply compares every name again, although the names will not
+  // have changed meanwhile.
+  identities_applied_ = identities_ok;
+  rules_applied_ = rules_ok;
+  if (identities_applied_ && applied_identities_stamp_ != allocator.stamp()) {
+    applied_identities_ = identities;
+    applied_identities_stamp_ = allocator.stamp();
+  }
+  if (rules_applied_ && applied_rules_stamp_ != policy.rules_stamp) {
+    applied_rules_ = policy.rules;
+    applied_rules_stamp_ = policy.rules_stamp;
+  }
   return report;
 }
 

@@ -34,7 +34,9 @@ class PolicyWriter {
   // is a difference too.
   absl::Status Load();
 
-  // Names first, then the policy, so the CLI can always name what it sees.
+  // Names first, then the policy, then the names no entry uses any more, so
+  // the CLI can always name what it sees. A failed write is reported in the
+  // DiffReport, the rest still applies, and the next Apply repairs it.
   // With `changed` (PolicyCompiler::TakeChanges() since the policy last
   // passed here), only those entries are touched; without it, or when an
   // earlier apply failed part-way, every entry is compared with the shadow.
