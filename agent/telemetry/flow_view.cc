@@ -15,7 +15,8 @@ int64_t NowNs(clockid_t c) {
 }
 
 nlohmann::json EndJson(uint32_t ip_be, uint16_t port_be, const Peer& p) {
-  nlohmann::json j = {{"ip", lib::Ipv4String(ip_be)}, {"port", ntohs(port_be)}, {"workload", p.workload}};
+  nlohmann::json j = {
+      {"ip", lib::Ipv4String(ip_be)}, {"port", ntohs(port_be)}, {"workload", p.workload}};
   if (p.known()) {
     j["namespace"] = p.namespace_;
     j["pod"] = p.pod;
@@ -28,21 +29,31 @@ nlohmann::json EndJson(uint32_t ip_be, uint16_t port_be, const Peer& p) {
 
 const char* VerdictName(uint8_t v) {
   switch (v) {
-    case SHUNT_FLOW_ALLOWED: return "allowed";
-    case SHUNT_FLOW_L7: return "l7";
-    case SHUNT_FLOW_AUDIT: return "audit";
-    case SHUNT_FLOW_DENIED: return "denied";
-    default: return "unmeshed";
+    case SHUNT_FLOW_ALLOWED:
+      return "allowed";
+    case SHUNT_FLOW_L7:
+      return "l7";
+    case SHUNT_FLOW_AUDIT:
+      return "audit";
+    case SHUNT_FLOW_DENIED:
+      return "denied";
+    default:
+      return "unmeshed";
   }
 }
 
 const char* EndName(uint8_t e) {
   switch (e) {
-    case SHUNT_FLOW_CLOSED: return "closed";
-    case SHUNT_FLOW_RESET: return "reset";
-    case SHUNT_FLOW_REFUSED: return "refused";
-    case SHUNT_FLOW_DENIED_END: return "denied";
-    default: return "open";
+    case SHUNT_FLOW_CLOSED:
+      return "closed";
+    case SHUNT_FLOW_RESET:
+      return "reset";
+    case SHUNT_FLOW_REFUSED:
+      return "refused";
+    case SHUNT_FLOW_DENIED_END:
+      return "denied";
+    default:
+      return "open";
   }
 }
 

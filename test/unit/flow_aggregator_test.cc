@@ -366,20 +366,24 @@ TEST(FlowAggregatorTest, TcDenialRetransmissionsCountOnce) {
   EXPECT_EQ(e->denied, 2u);
 
   // Ignored: permissive-mode (not enforced) denials, UDP, spoofing drops.
-  shunt_deny_event permissive = MakeDenial("10.0.0.1", 45002, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
+  shunt_deny_event permissive =
+      MakeDenial("10.0.0.1", 45002, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
   permissive.enforced = 0;
   agg.IngestDenial(permissive, t0);
   shunt_deny_event permissive_connect =
       MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono());
   permissive_connect.enforced = 0;
   agg.IngestDenial(permissive_connect, t0);
-  shunt_deny_event udp = MakeDenial("10.0.0.1", 45003, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
+  shunt_deny_event udp =
+      MakeDenial("10.0.0.1", 45003, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
   udp.proto = 17;
   agg.IngestDenial(udp, t0);
-  shunt_deny_event udp_sendmsg = MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_SENDMSG4, clock.mono());
+  shunt_deny_event udp_sendmsg =
+      MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_SENDMSG4, clock.mono());
   udp_sendmsg.proto = 17;
   agg.IngestDenial(udp_sendmsg, t0);
-  shunt_deny_event spoof = MakeDenial("10.0.0.1", 45004, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
+  shunt_deny_event spoof =
+      MakeDenial("10.0.0.1", 45004, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
   spoof.type = SHUNT_EVENT_SPOOF_DROP;
   agg.IngestDenial(spoof, t0);
   e = FindEdge(agg, kWebToApi);
@@ -424,7 +428,8 @@ TEST(FlowAggregatorTest, DenialsAreWindowFailures) {
                    clock.mid_wall + kSec);
   auto w = agg.Window(clock.mid_wall + kSec, 10);
   ASSERT_EQ(w.size(), 1u);
-  EXPECT_EQ(w[0].first, (PodEdgeKey{"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"}));
+  EXPECT_EQ(w[0].first,
+            (PodEdgeKey{"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"}));
   EXPECT_EQ(w[0].second.successes, 0u);
   EXPECT_EQ(w[0].second.failures, 2u);
   EXPECT_EQ(w[0].second.response.count(), 0u);
@@ -436,19 +441,22 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   const Clock clock;
   std::vector<model::Pod> pods;
   auto ip = [](int net, int i) {
-    return "10." + std::to_string(net) + "." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    return "10." + std::to_string(net) + "." + std::to_string(i / 250) + "." +
+           std::to_string(i % 250 + 1);
   };
   for (int i = 0; i < 500; ++i) {
     const std::string n = "c-" + std::to_string(i);
     // Half are deployments, half known only by their service account.
-    pods.push_back(i % 2 ? MakePod("churn", n, n, ip(1, i), "deployment", n) : MakePod("churn", n, n, ip(1, i)));
+    pods.push_back(i % 2 ? MakePod("churn", n, n, ip(1, i), "deployment", n)
+                         : MakePod("churn", n, n, ip(1, i)));
   }
   for (int j = 0; j < 20; ++j) {
     const std::string n = "s-" + std::to_string(j);
     pods.push_back(MakePod("churn", n, "server", ip(2, j), "statefulset", "s"));
   }
   ASSERT_EQ(pods.size(), 520u);
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 100, .max_edges = 50, .max_pod_edges = 40});
+  FlowAggregator agg(
+      FlowAggregator::Options{.recent_flows = 100, .max_edges = 50, .max_pod_edges = 40});
   agg.SetDirectory(PeerDirectory::Build(pods));
 
   constexpr int kFlows = 100000, kChurn = 99800, kHot = 499;
@@ -485,7 +493,8 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   EXPECT_LE(t.pod_edges_evicted, uint64_t{kChurn - 40 + 1});
 
   // The last active edge is there, with its 200 flows.
-  auto hot = FindEdge(agg, EdgeKey{"churn", "deployment/c-499", "c-499", "churn", "statefulset/s", "server", 8080});
+  auto hot = FindEdge(
+      agg, EdgeKey{"churn", "deployment/c-499", "c-499", "churn", "statefulset/s", "server", 8080});
   ASSERT_TRUE(hot.has_value());
   EXPECT_EQ(hot->flows, 200u);
   EXPECT_EQ(hot->successes, 180u);
@@ -496,12 +505,13 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   EXPECT_EQ(hot->response.sum_ns(), 400000000u);
   // An edge last seen early on is gone.
   EXPECT_FALSE(
-      FindEdge(agg, EdgeKey{"churn", "sa/c-0", "c-0", "churn", "statefulset/s", "server", 8080}).has_value());
+      FindEdge(agg, EdgeKey{"churn", "sa/c-0", "c-0", "churn", "statefulset/s", "server", 8080})
+          .has_value());
 
   auto w = agg.Window(clock.mid_wall, 60);
   EXPECT_EQ(w.size(), 40u);
-  auto hot_pod =
-      FindPodEdge(w, PodEdgeKey{"churn", "c-499", "deployment/c-499", "churn", "s-19", "statefulset/s"});
+  auto hot_pod = FindPodEdge(
+      w, PodEdgeKey{"churn", "c-499", "deployment/c-499", "churn", "s-19", "statefulset/s"});
   ASSERT_TRUE(hot_pod.has_value());
   EXPECT_EQ(hot_pod->successes, 180u);
   EXPECT_EQ(hot_pod->failures, 20u);
@@ -529,13 +539,16 @@ TEST(FlowAggregatorTest, WindowCountsRecentSlicesOnly) {
 
   // Offsets from mid-slice stay >= 3 s from slice boundaries.
   // Long ago (67 s before mid-slice: 7 slices back), web-3 -> api-1.
-  agg.Ingest(MakeFlow("10.0.0.3", 47000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-67 * kSec)));
+  agg.Ingest(
+      MakeFlow("10.0.0.3", 47000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-67 * kSec)));
   // 50 s ago (5 slices back), web-2 -> api-1: in a 60 s window only.
-  FlowRecord old = MakeFlow("10.0.0.2", 47001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-50 * kSec));
+  FlowRecord old =
+      MakeFlow("10.0.0.2", 47001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-50 * kSec));
   AddResponses(old, {7000000});
   agg.Ingest(old);
   // 22 s ago (2 slices back), lonely -> api-1: in a 30 s window (3 slices).
-  agg.Ingest(MakeFlow("10.0.2.1", 47002, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono(-22 * kSec)));
+  agg.Ingest(
+      MakeFlow("10.0.2.1", 47002, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono(-22 * kSec)));
   // This slice, web-1 -> api-1: 3 closed, 1 reset, 1 refused; 4 responses.
   uint16_t port = 47100;
   for (uint8_t end : {SHUNT_FLOW_CLOSED, SHUNT_FLOW_CLOSED, SHUNT_FLOW_RESET, SHUNT_FLOW_CLOSED,
@@ -606,20 +619,24 @@ std::vector<model::Pod> HotAndColdPods() {
   std::vector<model::Pod> pods;
   for (int i = 0; i < 500; ++i) {
     const std::string n = "c-" + std::to_string(i);
-    pods.push_back(MakePod("churn", n, n, "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1),
+    pods.push_back(MakePod("churn", n, n,
+                           "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1),
                            "deployment", n));
   }
   pods.push_back(MakePod("churn", "s", "server", "10.2.0.1", "statefulset", "s"));
   return pods;
 }
 
-void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods, const Clock& clock) {
+void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods,
+                      const Clock& clock) {
   uint16_t port = 1024;
   for (int k = 0; k < kHotRounds; ++k) {
     for (int h = 0; h < kHotPairs; ++h)
-      agg.Ingest(MakeFlow(pods[h].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
+      agg.Ingest(
+          MakeFlow(pods[h].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
     const int cold = kHotPairs + k % (500 - kHotPairs);
-    agg.Ingest(MakeFlow(pods[cold].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
+    agg.Ingest(
+        MakeFlow(pods[cold].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
     if (port > 60000) port = 1024;
   }
 }
@@ -627,7 +644,8 @@ void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods, 
 TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
+  FlowAggregator agg(
+      FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
   agg.SetDirectory(PeerDirectory::Build(pods));
   IngestHotAndCold(agg, pods, clock);
   const FlowAggregator::Totals t = agg.totals();
@@ -636,7 +654,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   EXPECT_EQ(t.edges_evicted, uint64_t{kHotRounds - (40 - kHotPairs)});
   for (int h = 0; h < kHotPairs; ++h) {
     const std::string n = "c-" + std::to_string(h);
-    auto e = FindEdge(agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
+    auto e = FindEdge(
+        agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
     ASSERT_TRUE(e.has_value()) << n;
     EXPECT_EQ(e->flows, uint64_t{kHotRounds}) << n;
     EXPECT_EQ(e->successes, uint64_t{kHotRounds}) << n;
@@ -644,7 +663,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   // The 20 most recent cold edges are the others.
   for (int k = kHotRounds - 20; k < kHotRounds; ++k) {
     const std::string n = "c-" + std::to_string(kHotPairs + k % (500 - kHotPairs));
-    auto e = FindEdge(agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
+    auto e = FindEdge(
+        agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
     ASSERT_TRUE(e.has_value()) << n;
     EXPECT_EQ(e->flows, 1u) << n;  // evicted since its last round, 480 rounds ago
   }
@@ -653,7 +673,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
 TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
+  FlowAggregator agg(
+      FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
   agg.SetDirectory(PeerDirectory::Build(pods));
   IngestHotAndCold(agg, pods, clock);
   const FlowAggregator::Totals t = agg.totals();
@@ -663,7 +684,8 @@ TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
   EXPECT_EQ(w.size(), 40u);
   for (int h = 0; h < kHotPairs; ++h) {
     const std::string n = "c-" + std::to_string(h);
-    auto e = FindPodEdge(w, PodEdgeKey{"churn", n, "deployment/" + n, "churn", "s", "statefulset/s"});
+    auto e =
+        FindPodEdge(w, PodEdgeKey{"churn", n, "deployment/" + n, "churn", "s", "statefulset/s"});
     ASSERT_TRUE(e.has_value()) << n << " was evicted";
     EXPECT_EQ(e->successes, uint64_t{kHotRounds}) << n << " was evicted and came back";
   }
@@ -691,7 +713,8 @@ TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
   // 50 s later, other traffic. web-1 -> api-1's denial at boundary + 1 ms is
   // still within the last minute (its slice is 5 slices back).
   const int64_t later = boundary + 50 * kSec + ms;
-  agg.IngestDenial(MakeDenial("10.0.0.2", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()), later);
+  agg.IngestDenial(MakeDenial("10.0.0.2", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()),
+                   later);
   w = agg.Window(later, 60);
   auto t = FindPodEdge(w, web1_api);
   ASSERT_TRUE(t.has_value()) << "forgotten: its newest slice was taken to be the older one";
@@ -1043,7 +1066,8 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
   FlowRecord a1 = OpenFlow(clock, "10.0.0.1", 43001, "10.0.1.1", 8080);
   FlowRecord a2 = OpenFlow(clock, "10.0.0.2", 43002, "10.0.1.1", 8080);
   FlowRecord b1 = OpenFlow(clock, "10.0.0.1", 43003, "10.0.1.1", 9090);
-  b1.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL;  // both ends: one connection
+  b1.open_ends =
+      SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL;  // both ends: one connection
   agg.IngestLive(a1, clock.mid_wall, 1);
   agg.IngestLive(a2, clock.mid_wall, 1);
   agg.IngestLive(b1, clock.mid_wall, 1);
@@ -1082,7 +1106,8 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
 // already tracked keep being measured.
 TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKeepCounting) {
   const Clock clock;
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 10, .max_pod_edges = 10});
+  FlowAggregator agg(
+      FlowAggregator::Options{.recent_flows = 10, .max_edges = 10, .max_pod_edges = 10});
   const uint32_t kMax = static_cast<uint32_t>(FlowAggregator::kMaxServers);
   const uint32_t base = ntohl(Be("10.128.0.0"));
   auto server = [&](uint32_t i) {
