@@ -19,8 +19,8 @@ void FlowAggregator::SetRuleNames(std::shared_ptr<const std::map<uint32_t, std::
 FlowView FlowAggregator::Name(const FlowRecord& f) const {
   FlowView v;
   v.raw = f;
-  v.start_wall_ns = MonotonicToWall(f.start_ns);
-  v.end_wall_ns = MonotonicToWall(f.end_ns);
+  v.start_wall_ns = MonotonicToWall(f.start_ns, *opts_.clock);
+  v.end_wall_ns = MonotonicToWall(f.end_ns, *opts_.clock);
   v.client = directory_->Find(f.key.client_ip4);
   v.server = directory_->Find(f.key.server_ip4);
   if (rule_names_ && f.rule_id) {

@@ -1,18 +1,10 @@
 #include "flow_view.h"
 
-#include <time.h>
-
 #include "agent/lib/ip.h"
 #include "agent/telemetry/histogram.h"
 
 namespace shunt::telemetry {
 namespace {
-
-int64_t NowNs(clockid_t c) {
-  timespec ts{};
-  clock_gettime(c, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 nlohmann::json EndJson(uint32_t ip_be, uint16_t port_be, const Peer& p) {
   nlohmann::json j = {
@@ -61,9 +53,9 @@ bool ShortCircuited(const shunt_flow& f) {
   return (f.flags & SHUNT_FLOW_F_SHORT_CIRCUIT) == SHUNT_FLOW_F_SHORT_CIRCUIT;
 }
 
-int64_t MonotonicToWall(uint64_t mono_ns) {
+int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock) {
   if (mono_ns == 0) return 0;
-  return NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(mono_ns));
+  return clock.RealtimeNs() - (clock.MonotonicNs() - static_cast<int64_t>(mono_ns));
 }
 
 nlohmann::json FlowJson(const FlowView& f) {

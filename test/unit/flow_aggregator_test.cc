@@ -4,7 +4,6 @@
 #include "agent/telemetry/flow_aggregator.h"
 
 #include <arpa/inet.h>
-#include <time.h>
 
 #include <cstdint>
 #include <map>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "agent/lib/clock.h"
 #include "agent/model/pod.h"
 #include "agent/telemetry/flow_view.h"
 #include "agent/telemetry/histogram.h"
@@ -28,12 +28,6 @@ namespace {
 
 constexpr int64_t kSec = 1000000000;
 constexpr int64_t kSlice = int64_t{FlowAggregator::kSliceSeconds} * kSec;
-
-int64_t NowNs(clockid_t c) {
-  timespec ts{};
-  clock_gettime(c, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * kSec + ts.tv_nsec;
-}
 
 uint32_t Be(const char* dotted) {
   in_addr a{};
@@ -57,20 +51,17 @@ model::Pod MakePod(const std::string& ns, const std::string& name, const std::st
   return p;
 }
 
-// A clock pair for tests that care which 10 s slice a flow lands in: a wall
-// time in the middle of the current slice, and the monotonic time that
-// MonotonicToWall maps to it. Flows ending at mono(offset) land `offset` ns
-// after mid-slice, far enough from the slice's edges that the few
-// microseconds MonotonicToWall drifts between calls cannot move them.
+// The aggregator's clock in these tests, for those that care which 10 s
+// slice a flow lands in: the wall clock reads the middle of a slice, the
+// monotonic clock 1,000 s (a machine up for a while, so flows from minutes
+// before have stamps). Flows ending at mono(offset) land `offset` ns after
+// mid-slice. It never moves unless a test moves it.
 struct Clock {
-  int64_t mid_wall;  // wall ns, mid-slice
-  int64_t mid_mono;  // the monotonic ns for mid_wall
-  Clock() {
-    const int64_t mono = NowNs(CLOCK_MONOTONIC);
-    const int64_t wall = MonotonicToWall(static_cast<uint64_t>(mono));
-    mid_wall = wall - wall % kSlice + kSlice / 2;
-    mid_mono = mono + (mid_wall - wall);
-  }
+  static constexpr int64_t kStartMono = 1000 * kSec;
+  static constexpr int64_t kStartWall = int64_t{1'765'000'000} * kSec + kSlice / 2;
+  lib::FakeClock fake{kStartMono, kStartWall};
+  int64_t mid_wall = kStartWall;  // wall ns, mid-slice
+  int64_t mid_mono = kStartMono;  // the monotonic ns for mid_wall
   uint64_t mono(int64_t offset_ns = 0) const { return static_cast<uint64_t>(mid_mono + offset_ns); }
   int64_t slice() const { return mid_wall / kSlice; }
 };
@@ -142,9 +133,30 @@ std::vector<model::Pod> DemoPods() {
 
 const EdgeKey kWebToApi{"demo", "deployment/web", "web", "demo", "statefulset/api", "api", 8080};
 
+// The kernel's monotonic stamps become wall time through the aggregator's
+// clock (the offset between its two readings), never the machine's.
+TEST(FlowAggregatorTest, RecordsAreDatedByTheGivenClock) {
+  Clock clock;
+  FlowAggregator agg({.clock = &clock.fake});
+  agg.Ingest(
+      MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-5 * kSec)));
+  const std::vector<FlowView> done = agg.Since(0, 10);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].end_wall_ns, clock.mid_wall - 5 * kSec);
+  EXPECT_EQ(done[0].start_wall_ns, clock.mid_wall - 5 * kSec - 2000000);  // MakeFlow: 2 ms long
+  // Both clocks move on together: a stamp keeps its wall time. An open
+  // record has no end stamp and gets no end time.
+  clock.fake.Advance(90 * kSec);
+  FlowRecord live = MakeFlow("10.0.0.1", 40002, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  live.start_ns = clock.mono();
+  const FlowView v = agg.Describe(live);
+  EXPECT_EQ(v.start_wall_ns, clock.mid_wall);
+  EXPECT_EQ(v.end_wall_ns, 0);
+}
+
 TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
 
   // web-1 -> api-1:8080, closed, short-circuited, two responses.
@@ -258,7 +270,7 @@ TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
 
 TEST(FlowAggregatorTest, SinceIsDenseOldestFirstAndLimited) {
   const Clock clock;
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 5});
+  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 5, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   EXPECT_TRUE(agg.Since(0, 10).empty());
   EXPECT_EQ(agg.last_seq(), 0u);
@@ -289,7 +301,7 @@ TEST(FlowAggregatorTest, SinceIsDenseOldestFirstAndLimited) {
 
 TEST(FlowAggregatorTest, DescribeNamesALiveRecord) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   FlowRecord live = MakeFlow("10.0.2.1", 42000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   live.start_ns = clock.mono(-3 * kSec);
@@ -313,7 +325,7 @@ TEST(FlowAggregatorTest, DescribeNamesALiveRecord) {
 
 TEST(FlowAggregatorTest, DirectoryChangesRenameLaterFlows) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   // No directory yet: both ends unmeshed.
   agg.Ingest(MakeFlow("10.0.0.1", 43000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
@@ -340,7 +352,7 @@ TEST(FlowAggregatorTest, HostNetworkPodsAreNotInTheDirectory) {
 
 TEST(FlowAggregatorTest, TcDenialRetransmissionsCountOnce) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const int64_t t0 = clock.mid_wall;
   // The SYN and its retransmissions, 1, 3 and 7 s later: one flow.
@@ -418,7 +430,7 @@ TEST(FlowAggregatorTest, TcDenialRetransmissionsCountOnce) {
 
 TEST(FlowAggregatorTest, DenialsAreWindowFailures) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   agg.IngestDenial(MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()),
                    clock.mid_wall);
@@ -455,8 +467,8 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
     pods.push_back(MakePod("churn", n, "server", ip(2, j), "statefulset", "s"));
   }
   ASSERT_EQ(pods.size(), 520u);
-  FlowAggregator agg(
-      FlowAggregator::Options{.recent_flows = 100, .max_edges = 50, .max_pod_edges = 40});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 100, .max_edges = 50, .max_pod_edges = 40, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(pods));
 
   constexpr int kFlows = 100000, kChurn = 99800, kHot = 499;
@@ -529,8 +541,7 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
 
 TEST(FlowAggregatorTest, WindowCountsRecentSlicesOnly) {
   const Clock clock;
-  if (clock.mid_mono < 200 * kSec) GTEST_SKIP() << "monotonic clock too young for old flows";
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const PodEdgeKey web1_api{"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"};
   const PodEdgeKey web2_api{"demo", "web-2", "deployment/web", "demo", "api-1", "statefulset/api"};
@@ -644,8 +655,8 @@ void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods,
 TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
-  FlowAggregator agg(
-      FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 10, .max_edges = 40, .max_pod_edges = 40, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(pods));
   IngestHotAndCold(agg, pods, clock);
   const FlowAggregator::Totals t = agg.totals();
@@ -673,8 +684,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
 TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
-  FlowAggregator agg(
-      FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 10, .max_edges = 40, .max_pod_edges = 40, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(pods));
   IngestHotAndCold(agg, pods, clock);
   const FlowAggregator::Totals t = agg.totals();
@@ -695,7 +706,7 @@ TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
 // before a slice boundary may arrive just after one stamped after it.
 TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const int64_t boundary = clock.mid_wall - kSlice / 2;  // start of the current slice
   const int64_t ms = 1000000;
@@ -726,7 +737,7 @@ TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
 // three looks.
 TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   FlowRecord f = MakeFlow("10.0.0.1", 40000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   f.start_ns = clock.mono(-kSec);
@@ -793,7 +804,7 @@ TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
 
 TEST(FlowAggregatorTest, RuleNamesNameTheRule) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   agg.SetRuleNames(std::make_shared<const std::map<uint32_t, std::string>>(
       std::map<uint32_t, std::string>{{7, "ns/tt"}}));
@@ -850,7 +861,7 @@ FlowRecord OpenFlow(const Clock& clock, const char* client, uint16_t cport, cons
 // or another pod on the same port, is another server.
 TEST(FlowAggregatorServerSamplesTest, FinalRecordsAccumulatePerServerAddress) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   FlowRecord a1 = MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   a1.connect_ns = 50000;
@@ -896,7 +907,7 @@ TEST(FlowAggregatorServerSamplesTest, FinalRecordsAccumulatePerServerAddress) {
 // the balancer would see those samples twice.
 TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecordAddsTheRest) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const uint64_t server = ServerKey("10.0.1.1", 8080);
   uint64_t rr_sum = 0, rr_count = 0, connect_sum = 0, connect_count = 0;
@@ -979,7 +990,7 @@ TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecor
 // record decides, not what live looks left of it.
 TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUnanswered) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   struct Case {
     const char* what;
@@ -1027,7 +1038,7 @@ TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUn
 // accumulator over, so nothing is counted in two takes.
 TEST(FlowAggregatorServerSamplesTest, TakeEmptiesTheAccumulator) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   EXPECT_TRUE(agg.TakeServerSamples().empty());
   FlowRecord f = MakeFlow("10.0.0.1", 42001, "10.0.1.1", 8080, SHUNT_FLOW_REFUSED, clock.mono());
   f.connect_ns = 20000;
@@ -1058,7 +1069,7 @@ TEST(FlowAggregatorServerSamplesTest, TakeEmptiesTheAccumulator) {
 // whole look, neither a look half done nor connections long gone.
 TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedScan) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const uint64_t a = ServerKey("10.0.1.1", 8080), b = ServerKey("10.0.1.1", 9090);
   EXPECT_TRUE(agg.OpenByServer().empty());
@@ -1106,8 +1117,8 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
 // already tracked keep being measured.
 TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKeepCounting) {
   const Clock clock;
-  FlowAggregator agg(
-      FlowAggregator::Options{.recent_flows = 10, .max_edges = 10, .max_pod_edges = 10});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 10, .max_edges = 10, .max_pod_edges = 10, .clock = &clock.fake});
   const uint32_t kMax = static_cast<uint32_t>(FlowAggregator::kMaxServers);
   const uint32_t base = ntohl(Be("10.128.0.0"));
   auto server = [&](uint32_t i) {
