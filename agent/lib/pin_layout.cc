@@ -39,8 +39,9 @@ const std::vector<MapDescription>& PinnedMapList() {
 
 const std::vector<std::string>& RetiredMapList() {
   // Layouts an earlier version pinned: an upgrade leaves them unused behind.
-  static const std::vector<std::string> kRetired = {"shunt_services_v1", "shunt_flows_v1",
-                                                    "shunt_flow_events_v1", "shunt_counters_v1"};
+  static const std::vector<std::string> kRetired = {"shunt_services_v1",    "shunt_flows_v1",
+                                                    "shunt_flow_events_v1", "shunt_counters_v1",
+                                                    "shunt_flows_v2",       "shunt_flow_events_v2"};
   return kRetired;
 }
 

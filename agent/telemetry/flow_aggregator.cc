@@ -190,7 +190,7 @@ void FlowAggregator::Ingest(const FlowRecord& f) {
 
 void FlowAggregator::IngestLive(const FlowRecord& f, int64_t now_wall_ns, uint64_t scan) {
   std::lock_guard<std::mutex> l(mu_);
-  if (f.open_ends) {
+  if (shunt_flow_open_ends(f.flags)) {
     // A server already counted keeps counting when the table is full.
     const uint64_t server = ServerKey(f.key.server_ip4, ntohs(f.key.server_port));
     if (auto it = open_scanning_.find(server); it != open_scanning_.end())

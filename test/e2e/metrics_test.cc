@@ -114,7 +114,7 @@ TEST_F(MetricsTest, PrometheusEndpointParsesWithPromtoolAndCountsEachEdgeExactly
       text, std::regex("\nshunt_bpf_map_entries\\{map=\"shunt_endpoints_v1\"\\} 2\n")))
       << text;
   EXPECT_TRUE(std::regex_search(
-      text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v2\"\\} [1-9]")));
+      text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v3\"\\} [1-9]")));
   EXPECT_THAT(text, HasSubstr("\nshunt_flow_records_lost_total 0\n"));
   EXPECT_THAT(text, HasSubstr("\nshunt_flow_records_total 3\n"));
 }

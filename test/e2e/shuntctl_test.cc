@@ -93,7 +93,7 @@ TEST_F(ShuntctlTest, EndpointsAndMapDumpsAreDecoded) {
   ASSERT_OK_AND_ASSIGN(std::string maps, Ctl("maps"));
   // A row per map: name, then its type (column widths follow the longest name).
   EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_endpoints_v1 +hash +8 +16 )"))) << maps;
-  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_flows_v2 +lru_hash +16 +128 )")))
+  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_flows_v3 +lru_hash +16 +128 )")))
       << maps;
 }
 

@@ -852,8 +852,7 @@ uint32_t OpenTo(const absl::flat_hash_map<uint64_t, uint32_t>& m, uint64_t key) 
 FlowRecord OpenFlow(const Clock& clock, const char* client, uint16_t cport, const char* server,
                     uint16_t sport) {
   FlowRecord f = MakeFlow(client, cport, server, sport, SHUNT_FLOW_OPEN, 0);
-  f.start_ns = clock.mono(-kSec);
-  f.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
+  f.start_ns = clock.mono(-kSec);  // its local client end has not closed: open
   return f;
 }
 
@@ -952,7 +951,7 @@ TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecor
   AddResponses(f, {1000000});
   f.end = SHUNT_FLOW_CLOSED;
   f.end_ns = clock.mono();
-  f.open_ends = 0;
+  f.flags |= SHUNT_FLOW_F_CLIENT_CLOSED;
   agg.Ingest(f);
   s = take();
   EXPECT_EQ(s.rr_sum_ns, 1000000u);
@@ -1018,7 +1017,7 @@ TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUn
     if (c.seen_live) agg.IngestLive(f, clock.mid_wall, 1);
     f.end = c.end;
     f.end_ns = clock.mono();
-    f.open_ends = 0;
+    f.flags |= SHUNT_FLOW_F_CLIENT_CLOSED;
     agg.Ingest(f);
   }
   agg.EndScan(1);
@@ -1077,8 +1076,7 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
   FlowRecord a1 = OpenFlow(clock, "10.0.0.1", 43001, "10.0.1.1", 8080);
   FlowRecord a2 = OpenFlow(clock, "10.0.0.2", 43002, "10.0.1.1", 8080);
   FlowRecord b1 = OpenFlow(clock, "10.0.0.1", 43003, "10.0.1.1", 9090);
-  b1.open_ends =
-      SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL;  // both ends: one connection
+  b1.flags |= SHUNT_FLOW_F_SERVER_LOCAL;  // both ends local: still one connection
   agg.IngestLive(a1, clock.mid_wall, 1);
   agg.IngestLive(a2, clock.mid_wall, 1);
   agg.IngestLive(b1, clock.mid_wall, 1);
@@ -1093,11 +1091,11 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
   // final record not read yet) is not an open connection.
   a2.end = SHUNT_FLOW_CLOSED;
   a2.end_ns = clock.mono();
-  a2.open_ends = 0;
+  a2.flags |= SHUNT_FLOW_F_CLIENT_CLOSED;
   agg.Ingest(a2);
   b1.end = SHUNT_FLOW_CLOSED;
   b1.end_ns = clock.mono();
-  b1.open_ends = 0;
+  b1.flags |= SHUNT_FLOW_F_CLIENT_CLOSED | SHUNT_FLOW_F_SERVER_CLOSED;
   agg.IngestLive(a1, clock.mid_wall, 2);
   agg.IngestLive(b1, clock.mid_wall, 2);
   open = agg.OpenByServer();
@@ -1136,13 +1134,10 @@ TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKe
 
   // One more server than fits, then another flow to the first one.
   for (uint32_t i = 0; i <= kMax; ++i) {
-    FlowRecord f = server(i);
-    f.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
-    agg.IngestLive(f, clock.mid_wall, 1);
+    agg.IngestLive(server(i), clock.mid_wall, 1);
   }
   FlowRecord again = server(0);
   again.key.client_port = htons(40001);
-  again.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
   agg.IngestLive(again, clock.mid_wall, 1);
   agg.EndScan(1);
   const auto open = agg.OpenByServer();
