@@ -82,19 +82,19 @@ static __always_inline struct shunt_flow *flow_open(struct bpf_sock_ops *skops,
 	struct shunt_flow_key fk = {};
 	struct shunt_ipcache_entry *peer;
 	struct shunt_flow *f;
-	__u8 side = client ? SHUNT_FLOW_F_CLIENT_LOCAL : SHUNT_FLOW_F_SERVER_LOCAL;
+	__u32 side = client ? SHUNT_FLOW_F_CLIENT_LOCAL : SHUNT_FLOW_F_SERVER_LOCAL;
 	__u32 rule_id = 0;
 	__u8 v;
 
 	flow_key_of(key, client, &fk);
 	/* A client end starts the record (nothing can be there before its
 	 * connect()); a server end usually joins its local client's. */
-	f = client ? NULL : bpf_map_lookup_elem(&shunt_flows_v2, &fk);
+	f = client ? NULL : bpf_map_lookup_elem(&shunt_flows_v3, &fk);
 	if (!f) {
 		/* Fails only with EEXIST when the other end raced us here. */
-		bool created = !bpf_map_update_elem(&shunt_flows_v2, &fk, &shunt_zero_flow, BPF_NOEXIST);
+		bool created = !bpf_map_update_elem(&shunt_flows_v3, &fk, &shunt_zero_flow, BPF_NOEXIST);
 
-		f = bpf_map_lookup_elem(&shunt_flows_v2, &fk);
+		f = bpf_map_lookup_elem(&shunt_flows_v3, &fk);
 		if (!f) {
 			counter_add(SHUNT_CTR_FLOW_UNTRACKED, 1);
 			return NULL;
@@ -124,10 +124,9 @@ static __always_inline struct shunt_flow *flow_open(struct bpf_sock_ops *skops,
 		counter_add(SHUNT_CTR_FLOWS_OPENED, 1);
 	}
 join:
-	f->flags |= side;
-	f->open_ends |= side;
-	if (!client)
-		f->flags |= SHUNT_FLOW_F_ESTABLISHED;
+	/* The other end may be setting flags at the same time, under its own
+	 * socket's lock: an atomic OR, never a read-modify-write. */
+	__sync_fetch_and_or(&f->flags, side | (client ? 0 : SHUNT_FLOW_F_ESTABLISHED));
 	/* Be told when this end closes. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	return f;
@@ -141,13 +140,24 @@ static __always_inline struct shunt_flow *flow_established(const struct shunt_so
 	struct shunt_flow *f;
 
 	flow_key_of(key, true, &fk);
-	f = bpf_map_lookup_elem(&shunt_flows_v2, &fk);
+	f = bpf_map_lookup_elem(&shunt_flows_v3, &fk);
 	if (!f)
 		return NULL;
-	f->flags |= SHUNT_FLOW_F_ESTABLISHED;
+	__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_ESTABLISHED);
 	if (now > f->start_ns)
 		f->connect_ns = now - f->start_ns;
 	return f;
+}
+
+/* The worst way a flow ended, from the SHUNT_FLOW_F_END bits its closing
+ * ends set. */
+static __always_inline __u8 flow_end_of(__u32 flags)
+{
+	if (flags & SHUNT_FLOW_F_END(SHUNT_FLOW_REFUSED))
+		return SHUNT_FLOW_REFUSED;
+	if (flags & SHUNT_FLOW_F_END(SHUNT_FLOW_RESET))
+		return SHUNT_FLOW_RESET;
+	return SHUNT_FLOW_CLOSED;
 }
 
 /* One local end closed (new state TCP_CLOSE). The TCP path's statistics are
@@ -162,6 +172,7 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	bool client_end;
 	struct shunt_flow *f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port,
 					   key->remote_port, &client_end);
+	__u32 side, mark, old;
 	__u8 end;
 
 	if (!f) {
@@ -175,8 +186,6 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 		end = SHUNT_FLOW_RESET; /* no orderly FIN exchange first */
 	else
 		end = SHUNT_FLOW_CLOSED;
-	if (end > f->end || f->end == SHUNT_FLOW_OPEN)
-		f->end = end;
 
 	if (client_end || !(f->flags & SHUNT_FLOW_F_CLIENT_LOCAL)) {
 		__u32 fwd = client_end ? 0 : 1; /* the index of what this end sent */
@@ -209,9 +218,19 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 			f->retrans = skops->total_retrans;
 		}
 	}
-	f->open_ends &= ~(client_end ? SHUNT_FLOW_F_CLIENT_LOCAL : SHUNT_FLOW_F_SERVER_LOCAL);
-	if (f->open_ends)
+	/* Both ends can close at once, on two CPUs under two socket locks
+	 * (a simultaneous or abortive close). One atomic OR marks this end
+	 * closed and says how; the value it returns decides: the end whose OR
+	 * left no local end open is the one, the only one, that ships the
+	 * record. What the other end wrote before its OR is visible here
+	 * (fetching atomics are fully ordered). An end that never joined
+	 * (no _LOCAL bit) closes nothing. */
+	side = client_end ? SHUNT_FLOW_F_CLIENT_LOCAL : SHUNT_FLOW_F_SERVER_LOCAL;
+	mark = (side << SHUNT_FLOW_F_CLOSED_SHIFT) | SHUNT_FLOW_F_END(end);
+	old = __sync_fetch_and_or(&f->flags, mark);
+	if (!shunt_flow_closes_last(old, mark))
 		return;
+	f->end = flow_end_of(old | mark);
 	fk = f->key;
 	flow_finish(f, &fk, now);
 }
@@ -252,7 +271,7 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 	if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
 		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	if (f)
-		f->flags |= client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER;
+		__sync_fetch_and_or(&f->flags, client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER);
 	counter_add(SHUNT_CTR_SOCK_SHORT_CIRCUITED, 1);
 }
 
@@ -325,7 +344,7 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 	}
 	*client_end = st->flags & SHUNT_SOCK_F_FLOW_CLIENT;
 	flow_key_of(self, *client_end, &k);
-	f = bpf_map_lookup_elem(&shunt_flows_v2, &k);
+	f = bpf_map_lookup_elem(&shunt_flows_v3, &k);
 	if (!f)
 		st->flags |= SHUNT_SOCK_F_NO_FLOW; /* evicted: nothing to count into */
 	return f;
@@ -365,9 +384,11 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 	/* Every send is counted, whichever way it then goes. */
 	flow = flow_of_sender(st, &self, &client_end);
 	if (flow) {
-		/* One writer per field: each end counts its own sends (serialized
-		 * by its socket lock), and only the server end closes a
-		 * request/response sample. No atomics on the hot path. */
+		/* Each end counts its own sends (serialized by its socket lock):
+		 * bytes[i] and msgs[i] have one writer each, and only the server
+		 * end closes a request/response sample. Both ends write
+		 * last_dir, a hint: two sends crossing can lose or misplace one
+		 * sample, never corrupt a count. No atomics on the hot path. */
 		if (client_end) {
 			flow->bytes[0] += size;
 			flow->msgs[0] += 1;

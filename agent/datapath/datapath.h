@@ -6,17 +6,17 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/datapath/tc_attacher.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
-#include "agent/datapath/tc_attacher.h"
-#include <set>
 
-struct sockops;    // libbpf skeletons
+struct sockops;  // libbpf skeletons
 struct sock_addr;
 struct tc;
 
@@ -29,13 +29,14 @@ struct DatapathOptions {
   // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
   uint32_t mode = 0;  // SHUNT_MODE_*
-  bool telemetry = true;  // keep flow records (shunt_flows_v2, shunt_flow_hists_v1, shunt_flow_events_v2)
+  // Keep flow records (shunt_flows_v3, shunt_flow_hists_v1, shunt_flow_events_v3).
+  bool telemetry = true;
 };
 
 struct InstallReport {
-  bool reused_maps = false;   // pins existed (restart)
-  bool links_updated = false; // existing links got the new programs
-  bool sk_msg_is_link = true; // false on kernels < 6.10: attached to the map instead
+  bool reused_maps = false;    // pins existed (restart)
+  bool links_updated = false;  // existing links got the new programs
+  bool sk_msg_is_link = true;  // false on kernels < 6.10: attached to the map instead
   uint32_t max_queued_bytes = 0;
   std::vector<std::string> retired_pins;  // earlier layouts' maps removed (upgrade)
 };

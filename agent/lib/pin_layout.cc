@@ -14,20 +14,24 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
       {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
       {SHUNT_MAP_SOCKREF, "short-circuited sockets' kernel addresses (slow-reader check)"},
-      {SHUNT_MAP_POLICY, "policy: src identity, dst identity, port, proto -> verdict, TrafficTarget"},
+      {SHUNT_MAP_POLICY,
+       "policy: src identity, dst identity, port, proto -> verdict, TrafficTarget"},
       {SHUNT_MAP_RULE_META, "TrafficTarget names by rule id (for the CLI)"},
       {SHUNT_MAP_IDENTITY_META, "namespace/serviceaccount by identity (for the CLI)"},
       {SHUNT_MAP_CONFIG, "mode: permissive or enforce; telemetry on or off"},
       {SHUNT_MAP_EVENTS, "ring buffer of denials, read by the agent"},
       {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
       {SHUNT_MAP_FLOWS, "live TCP flows of local pods (LRU): bytes, timing, verdict"},
-      {SHUNT_MAP_FLOW_HISTS, "response-latency histograms of live flows that answered a request (LRU)"},
+      {SHUNT_MAP_FLOW_HISTS,
+       "response-latency histograms of live flows that answered a request (LRU)"},
       {SHUNT_MAP_FLOW_EVENTS, "ring buffer of finished flow records, read by the agent"},
-      {SHUNT_MAP_SERVICES, "services: ClusterIP, port, proto -> slot table (or up to 4 slots inline), balancer"},
+      {SHUNT_MAP_SERVICES,
+       "services: ClusterIP, port, proto -> slot table (or up to 4 slots inline), balancer"},
       {SHUNT_MAP_SLOTS, "slot tables: table, index -> backend pod address and port"},
       {SHUNT_MAP_SVC_ORIGIN, "per socket: the service address it connected to (getpeername)"},
       {SHUNT_MAP_UDP_REVNAT, "UDP replies: socket, backend -> the service address (recvmsg)"},
-      {SHUNT_MAP_LB_SCORES, "latency-aware balancing: backend -> score (peak EWMA x open connections)"},
+      {SHUNT_MAP_LB_SCORES,
+       "latency-aware balancing: backend -> score (peak EWMA x open connections)"},
       {SHUNT_MAP_LB_TRACE, "the last balancing choices per CPU (shuntctl lb explain)"},
   };
   return kMaps;
@@ -35,14 +39,15 @@ const std::vector<MapDescription>& PinnedMapList() {
 
 const std::vector<std::string>& RetiredMapList() {
   // Layouts an earlier version pinned: an upgrade leaves them unused behind.
-  static const std::vector<std::string> kRetired = {"shunt_services_v1", "shunt_flows_v1",
-                                                    "shunt_flow_events_v1", "shunt_counters_v1"};
+  static const std::vector<std::string> kRetired = {"shunt_services_v1",    "shunt_flows_v1",
+                                                    "shunt_flow_events_v1", "shunt_counters_v1",
+                                                    "shunt_flows_v2",       "shunt_flow_events_v2"};
   return kRetired;
 }
 
 const std::vector<std::string>& PinnedLinkList() {
-  static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS, SHUNT_LINK_SK_MSG,
-                                                  SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4,
+  static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS,      SHUNT_LINK_SK_MSG,
+                                                  SHUNT_LINK_CONNECT4,     SHUNT_LINK_SENDMSG4,
                                                   SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4};
   return kLinks;
 }

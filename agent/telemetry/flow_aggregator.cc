@@ -19,8 +19,8 @@ void FlowAggregator::SetRuleNames(std::shared_ptr<const std::map<uint32_t, std::
 FlowView FlowAggregator::Name(const FlowRecord& f) const {
   FlowView v;
   v.raw = f;
-  v.start_wall_ns = MonotonicToWall(f.start_ns);
-  v.end_wall_ns = MonotonicToWall(f.end_ns);
+  v.start_wall_ns = MonotonicToWall(f.start_ns, *opts_.clock);
+  v.end_wall_ns = MonotonicToWall(f.end_ns, *opts_.clock);
   v.client = directory_->Find(f.key.client_ip4);
   v.server = directory_->Find(f.key.server_ip4);
   if (rule_names_ && f.rule_id) {
@@ -190,7 +190,7 @@ void FlowAggregator::Ingest(const FlowRecord& f) {
 
 void FlowAggregator::IngestLive(const FlowRecord& f, int64_t now_wall_ns, uint64_t scan) {
   std::lock_guard<std::mutex> l(mu_);
-  if (f.open_ends) {
+  if (shunt_flow_open_ends(f.flags)) {
     // A server already counted keeps counting when the table is full.
     const uint64_t server = ServerKey(f.key.server_ip4, ntohs(f.key.server_port));
     if (auto it = open_scanning_.find(server); it != open_scanning_.end())

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "agent/lib/clock.h"
 #include "agent/telemetry/flow_view.h"
 #include "agent/telemetry/histogram.h"
 #include "agent/telemetry/peer_directory.h"
@@ -76,6 +77,9 @@ class FlowAggregator {
     size_t recent_flows = 2048;
     size_t max_edges = 4096;
     size_t max_pod_edges = 2048;  // with windows: up to 6 x 800 B each
+    // Dates the kernel's records (CLOCK_MONOTONIC stamps -> wall time).
+    // Not owned; it outlives the aggregator. Tests pass a lib::FakeClock.
+    const lib::Clock* clock = &lib::RealClock::Get();
   };
   explicit FlowAggregator(Options o) : opts_(o), directory_(PeerDirectory::Build({})) {}
 

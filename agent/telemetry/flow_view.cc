@@ -1,21 +1,14 @@
 #include "flow_view.h"
 
-#include <time.h>
-
 #include "agent/lib/ip.h"
 #include "agent/telemetry/histogram.h"
 
 namespace shunt::telemetry {
 namespace {
 
-int64_t NowNs(clockid_t c) {
-  timespec ts{};
-  clock_gettime(c, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 nlohmann::json EndJson(uint32_t ip_be, uint16_t port_be, const Peer& p) {
-  nlohmann::json j = {{"ip", lib::Ipv4String(ip_be)}, {"port", ntohs(port_be)}, {"workload", p.workload}};
+  nlohmann::json j = {
+      {"ip", lib::Ipv4String(ip_be)}, {"port", ntohs(port_be)}, {"workload", p.workload}};
   if (p.known()) {
     j["namespace"] = p.namespace_;
     j["pod"] = p.pod;
@@ -28,21 +21,31 @@ nlohmann::json EndJson(uint32_t ip_be, uint16_t port_be, const Peer& p) {
 
 const char* VerdictName(uint8_t v) {
   switch (v) {
-    case SHUNT_FLOW_ALLOWED: return "allowed";
-    case SHUNT_FLOW_L7: return "l7";
-    case SHUNT_FLOW_AUDIT: return "audit";
-    case SHUNT_FLOW_DENIED: return "denied";
-    default: return "unmeshed";
+    case SHUNT_FLOW_ALLOWED:
+      return "allowed";
+    case SHUNT_FLOW_L7:
+      return "l7";
+    case SHUNT_FLOW_AUDIT:
+      return "audit";
+    case SHUNT_FLOW_DENIED:
+      return "denied";
+    default:
+      return "unmeshed";
   }
 }
 
 const char* EndName(uint8_t e) {
   switch (e) {
-    case SHUNT_FLOW_CLOSED: return "closed";
-    case SHUNT_FLOW_RESET: return "reset";
-    case SHUNT_FLOW_REFUSED: return "refused";
-    case SHUNT_FLOW_DENIED_END: return "denied";
-    default: return "open";
+    case SHUNT_FLOW_CLOSED:
+      return "closed";
+    case SHUNT_FLOW_RESET:
+      return "reset";
+    case SHUNT_FLOW_REFUSED:
+      return "refused";
+    case SHUNT_FLOW_DENIED_END:
+      return "denied";
+    default:
+      return "open";
   }
 }
 
@@ -50,9 +53,9 @@ bool ShortCircuited(const shunt_flow& f) {
   return (f.flags & SHUNT_FLOW_F_SHORT_CIRCUIT) == SHUNT_FLOW_F_SHORT_CIRCUIT;
 }
 
-int64_t MonotonicToWall(uint64_t mono_ns) {
+int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock) {
   if (mono_ns == 0) return 0;
-  return NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(mono_ns));
+  return clock.RealtimeNs() - (clock.MonotonicNs() - static_cast<int64_t>(mono_ns));
 }
 
 nlohmann::json FlowJson(const FlowView& f) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "agent/lib/clock.h"
 #include "agent/telemetry/flow_record.h"
 #include "agent/telemetry/peer_directory.h"
 #include "nlohmann/json.hpp"
@@ -25,8 +26,9 @@ const char* VerdictName(uint8_t v);  // "allowed", "l7", "audit", "denied", "unm
 const char* EndName(uint8_t e);      // "open", "closed", "reset", "refused", "denied"
 bool ShortCircuited(const shunt_flow& f);
 
-// CLOCK_MONOTONIC ns (bpf_ktime_get_ns) -> CLOCK_REALTIME ns, now.
-int64_t MonotonicToWall(uint64_t mono_ns);
+// CLOCK_MONOTONIC ns (bpf_ktime_get_ns) -> CLOCK_REALTIME ns, by the offset
+// between the two that `clock` reads now; 0 stays 0 (not stamped).
+int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock);
 
 nlohmann::json FlowJson(const FlowView& f);
 

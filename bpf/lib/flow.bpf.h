@@ -32,7 +32,7 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 		.client_ip4 = local_ip, .server_ip4 = remote_ip,
 		.client_port = local_port, .server_port = remote_port,
 	};
-	struct shunt_flow *f = bpf_map_lookup_elem(&shunt_flows_v2, &k);
+	struct shunt_flow *f = bpf_map_lookup_elem(&shunt_flows_v3, &k);
 
 	if (f) {
 		*client_end = true;
@@ -43,7 +43,7 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 	k.client_port = remote_port;
 	k.server_port = local_port;
 	*client_end = false;
-	return bpf_map_lookup_elem(&shunt_flows_v2, &k);
+	return bpf_map_lookup_elem(&shunt_flows_v3, &k);
 }
 
 /* The histogram of `f`, made at its first response sample. The map is an
@@ -107,7 +107,7 @@ static __always_inline void flow_data(struct shunt_flow *f, bool to_server, __u6
 static __always_inline void flow_finish(struct shunt_flow *f, const struct shunt_flow_key *k,
 					__u64 now)
 {
-	__u64 wake = bpf_ringbuf_query(&shunt_flow_events_v2, BPF_RB_AVAIL_DATA) >= SHUNT_FLOW_RING_WAKE_BYTES
+	__u64 wake = bpf_ringbuf_query(&shunt_flow_events_v3, BPF_RB_AVAIL_DATA) >= SHUNT_FLOW_RING_WAKE_BYTES
 			     ? BPF_RB_FORCE_WAKEUP
 			     : BPF_RB_NO_WAKEUP;
 	struct shunt_flow_hist *h = NULL;
@@ -121,7 +121,7 @@ static __always_inline void flow_finish(struct shunt_flow *f, const struct shunt
 			h = NULL;
 	}
 	if (h) {
-		ev = bpf_ringbuf_reserve(&shunt_flow_events_v2, sizeof(*ev), 0);
+		ev = bpf_ringbuf_reserve(&shunt_flow_events_v3, sizeof(*ev), 0);
 		if (ev) {
 			__builtin_memcpy(&ev->flow, f, sizeof(ev->flow));
 			__builtin_memcpy(ev->rr_hist, h->rr_hist, sizeof(ev->rr_hist));
@@ -131,11 +131,11 @@ static __always_inline void flow_finish(struct shunt_flow *f, const struct shunt
 		}
 		bpf_map_delete_elem(&shunt_flow_hists_v1, k);
 	} else {
-		err = bpf_ringbuf_output(&shunt_flow_events_v2, f, sizeof(*f), wake);
+		err = bpf_ringbuf_output(&shunt_flow_events_v3, f, sizeof(*f), wake);
 	}
 	if (err)
 		counter_add(SHUNT_CTR_FLOW_EVENTS_LOST, 1);
 	else
 		counter_add(SHUNT_CTR_FLOWS_ENDED, 1);
-	bpf_map_delete_elem(&shunt_flows_v2, k);
+	bpf_map_delete_elem(&shunt_flows_v3, k);
 }

@@ -12,7 +12,7 @@ struct {
 	__type(key, struct shunt_flow_key);
 	__type(value, struct shunt_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_flows_v2 SEC(".maps");
+} shunt_flows_v3 SEC(".maps");
 
 /* Response-latency histograms, made at a flow's first response sample and
  * gone with its record; most connections never have one. LRU like the
@@ -32,4 +32,4 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_flow_events_v2 SEC(".maps");
+} shunt_flow_events_v3 SEC(".maps");

@@ -34,9 +34,11 @@ class MetricsTest : public MeshTest {
 
   // `n` request/response exchanges, the server answering after `delay`, then
   // an orderly close. *true_p50_us: the median response time they really had.
-  void Traffic(uint16_t port, int n, std::chrono::milliseconds delay, double* true_p50_us = nullptr) {
+  void Traffic(uint16_t port, int n, std::chrono::milliseconds delay,
+               double* true_p50_us = nullptr) {
     ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, port));
-    ASSERT_OK_AND_ASSIGN(auto truth, TimedExchanges(c.client.get(), c.server.get(), n, 32, 64, delay));
+    ASSERT_OK_AND_ASSIGN(auto truth,
+                         TimedExchanges(c.client.get(), c.server.get(), n, 32, 64, delay));
     if (true_p50_us) *true_p50_us = MedianUs(truth);
     shutdown(c.client.get(), SHUT_WR);
     ASSERT_OK(ReadToEof(c.server.get()).status());
@@ -48,9 +50,10 @@ class MetricsTest : public MeshTest {
   absl::Status ValidateSchema(const std::string& json) {
     const std::string file = absl::StrCat(node_->work_dir(), "/tm.json");
     std::ofstream(file) << json;
-    auto out = Sh(absl::StrCat("python3 -c 'import json,sys,jsonschema; "
-                               "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' ",
-                               SHUNT_E2E_TESTDATA, "/trafficmetrics.schema.json ", file, " && echo VALID"));
+    auto out = Sh(absl::StrCat(
+        "python3 -c 'import json,sys,jsonschema; "
+        "jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))' ",
+        SHUNT_E2E_TESTDATA, "/trafficmetrics.schema.json ", file, " && echo VALID"));
     if (!out.ok()) return out.status();
     if (out->find("VALID") == std::string::npos) return absl::InvalidArgumentError(*out);
     return absl::OkStatus();
@@ -82,26 +85,36 @@ TEST_F(MetricsTest, PrometheusEndpointParsesWithPromtoolAndCountsEachEdgeExactly
   ASSERT_OK_AND_ASSIGN(std::string text, HttpGetInNode(*node_, addr_, "/metrics"));
   const std::string file = absl::StrCat(node_->work_dir(), "/metrics.txt");
   std::ofstream(file) << text;
-  ASSERT_OK_AND_ASSIGN(std::string lint, Sh(absl::StrCat("promtool check metrics < ", file, " && echo PROMTOOL_OK")));
+  ASSERT_OK_AND_ASSIGN(std::string lint,
+                       Sh(absl::StrCat("promtool check metrics < ", file, " && echo PROMTOOL_OK")));
   EXPECT_THAT(lint, HasSubstr("PROMTOOL_OK")) << lint;
 
   const std::string edge =
-      "src_namespace=\"demo\",src_workload=\"sa/client\",src_identity=\"demo/client\",dst_namespace=\"demo\","
+      "src_namespace=\"demo\",src_workload=\"sa/client\",src_identity=\"demo/"
+      "client\",dst_namespace=\"demo\","
       "dst_workload=\"sa/server\",dst_identity=\"demo/server\"";
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flows_total{", edge, ",dst_port=\"7201\",result=\"success\"} 2\n")));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flows_total{", edge, ",dst_port=\"7202\",result=\"refused\"} 1\n")));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flows_short_circuited_total{", edge, ",dst_port=\"7201\"} 2\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flows_total{", edge,
+                                           ",dst_port=\"7201\",result=\"success\"} 2\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flows_total{", edge,
+                                           ",dst_port=\"7202\",result=\"refused\"} 1\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flows_short_circuited_total{", edge,
+                                           ",dst_port=\"7201\"} 2\n")));
   EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flow_bytes_total{", edge,
                                            ",dst_port=\"7201\",direction=\"to_server\"} 640\n")));
   EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_flow_bytes_total{", edge,
                                            ",dst_port=\"7201\",direction=\"to_client\"} 1280\n")));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_response_latency_seconds_count{", edge, ",dst_port=\"7201\"} 20\n")));
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_connect_latency_seconds_count{", edge, ",dst_port=\"7201\"} 2\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_response_latency_seconds_count{", edge,
+                                           ",dst_port=\"7201\"} 20\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_connect_latency_seconds_count{", edge,
+                                           ",dst_port=\"7201\"} 2\n")));
   EXPECT_THAT(text, HasSubstr(absl::StrCat("shunt_response_latency_seconds_bucket{", edge,
                                            ",dst_port=\"7201\",le=\"+Inf\"} 20\n")));
   // Health: map fill levels and the agent's own counters are there.
-  EXPECT_TRUE(std::regex_search(text, std::regex("\nshunt_bpf_map_entries\\{map=\"shunt_endpoints_v1\"\\} 2\n"))) << text;
-  EXPECT_TRUE(std::regex_search(text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v2\"\\} [1-9]")));
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex("\nshunt_bpf_map_entries\\{map=\"shunt_endpoints_v1\"\\} 2\n")))
+      << text;
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v3\"\\} [1-9]")));
   EXPECT_THAT(text, HasSubstr("\nshunt_flow_records_lost_total 0\n"));
   EXPECT_THAT(text, HasSubstr("\nshunt_flow_records_total 3\n"));
 }
@@ -114,7 +127,8 @@ TEST_F(MetricsTest, TrafficMetricsValidateAgainstTheSchemaAndReportThePods) {
   ASSERT_OK(WaitFlows(*node_, "--state closed --to demo/server", 2).status());
   const std::string base = "/apis/metrics.smi-spec.io/v1alpha1";
 
-  ASSERT_OK_AND_ASSIGN(std::string pod, HttpGetInNode(*node_, addr_, base + "/namespaces/demo/pods/server"));
+  ASSERT_OK_AND_ASSIGN(std::string pod,
+                       HttpGetInNode(*node_, addr_, base + "/namespaces/demo/pods/server"));
   ASSERT_OK(ValidateSchema(pod));
   Json tm = Json::parse(pod);
   EXPECT_EQ(tm["resource"], (Json{{"kind", "Pod"}, {"namespace", "demo"}, {"name", "server"}}));
@@ -124,19 +138,25 @@ TEST_F(MetricsTest, TrafficMetricsValidateAgainstTheSchemaAndReportThePods) {
   // Within 10% of what the exchanges really took (the server's 5 ms sleep
   // wakes late by a varying amount).
   ASSERT_GE(true_p50_us, 5000);
-  EXPECT_NEAR(QuantityValue(Metric(tm, "p50_response_latency")), true_p50_us / 1e3, true_p50_us / 1e4) << pod;
+  EXPECT_NEAR(QuantityValue(Metric(tm, "p50_response_latency")), true_p50_us / 1e3,
+              true_p50_us / 1e4)
+      << pod;
 
-  ASSERT_OK_AND_ASSIGN(std::string edges, HttpGetInNode(*node_, addr_, base + "/namespaces/demo/pods/client/edges?window=60s"));
+  ASSERT_OK_AND_ASSIGN(
+      std::string edges,
+      HttpGetInNode(*node_, addr_, base + "/namespaces/demo/pods/client/edges?window=60s"));
   ASSERT_OK(ValidateSchema(edges));
   Json list = Json::parse(edges);
   ASSERT_EQ(list["items"].size(), 1u) << edges;
   const Json& e = list["items"][0];
   EXPECT_EQ(e["window"], "60s");
   EXPECT_EQ(e["edge"]["direction"], "to");
-  EXPECT_EQ(e["edge"]["resource"], (Json{{"kind", "Pod"}, {"namespace", "demo"}, {"name", "server"}}));
+  EXPECT_EQ(e["edge"]["resource"],
+            (Json{{"kind", "Pod"}, {"namespace", "demo"}, {"name", "server"}}));
   EXPECT_EQ(Metric(e, "success_count"), "1");
 
-  ASSERT_OK_AND_ASSIGN(std::string pods, HttpGetInNode(*node_, addr_, base + "/namespaces/demo/pods"));
+  ASSERT_OK_AND_ASSIGN(std::string pods,
+                       HttpGetInNode(*node_, addr_, base + "/namespaces/demo/pods"));
   ASSERT_OK(ValidateSchema(pods));
   EXPECT_EQ(Json::parse(pods)["items"].size(), 2u) << "client (no inbound traffic) and server";
   ASSERT_OK_AND_ASSIGN(std::string ns, HttpGetInNode(*node_, addr_, base + "/namespaces/demo"));

@@ -93,7 +93,8 @@ TEST_F(ShuntctlTest, EndpointsAndMapDumpsAreDecoded) {
   ASSERT_OK_AND_ASSIGN(std::string maps, Ctl("maps"));
   // A row per map: name, then its type (column widths follow the longest name).
   EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_endpoints_v1 +hash +8 +16 )"))) << maps;
-  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_flows_v2 +lru_hash +16 +128 )"))) << maps;
+  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_flows_v3 +lru_hash +16 +128 )")))
+      << maps;
 }
 
 TEST_F(ShuntctlTest, WorksFromThePinsWhileTheAgentIsDown) {
@@ -111,14 +112,18 @@ TEST_F(ShuntctlTest, WorksFromThePinsWhileTheAgentIsDown) {
 TEST_F(ShuntctlTest, MistakesGiveAClearMessageAndNonZeroExit) {
   auto missing = Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs /sys/fs/bpf/no-such-shunt endpoints"));
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(std::string(missing.status().message()).find("no Shunt pins in /sys/fs/bpf/no-such-shunt"),
-            std::string::npos) << missing.status();
+  EXPECT_NE(
+      std::string(missing.status().message()).find("no Shunt pins in /sys/fs/bpf/no-such-shunt"),
+      std::string::npos)
+      << missing.status();
   auto unknown = Ctl("maps dump nosuchmap");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(std::string(unknown.status().message()).find("no map named 'nosuchmap'"), std::string::npos);
+  EXPECT_NE(std::string(unknown.status().message()).find("no map named 'nosuchmap'"),
+            std::string::npos);
   auto bad_cmd = Ctl("frobnicate");
   ASSERT_FALSE(bad_cmd.ok());
-  EXPECT_NE(std::string(bad_cmd.status().message()).find("unknown command 'frobnicate'"), std::string::npos);
+  EXPECT_NE(std::string(bad_cmd.status().message()).find("unknown command 'frobnicate'"),
+            std::string::npos);
   ASSERT_OK_AND_ASSIGN(std::string help, Sh(absl::StrCat(SHUNTCTL_BIN, " --help")));
   EXPECT_NE(help.find("EXAMPLES"), std::string::npos);
 }

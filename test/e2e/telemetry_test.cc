@@ -1,16 +1,24 @@
 // Per-flow telemetry seen through `shuntctl flows`: exact byte and message
 // counts, the path, the verdict, connect latency, request/response latency
 // on both paths (a server that answers after 5 ms must measure 5 ms within
-// 10%), and how flows end (closed, reset, refused, denied).
+// 10%), how flows end (closed, reset, refused, denied), and that each ends
+// exactly once when both ends close at the same instant.
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -26,7 +34,8 @@ class TelemetryTest : public MeshTest {
  protected:
   // Rows of `shuntctl maps dump flow_hists` for flows to the server's `port`.
   absl::StatusOr<std::vector<Json>> HistRows(int port) {
-    auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " maps dump flow_hists -o json"));
+    auto text = Sh(
+        absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " maps dump flow_hists -o json"));
     if (!text.ok()) return text.status();
     std::vector<Json> out;
     for (const auto& r : Json::parse(*text))
@@ -63,7 +72,8 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 20, 100, 1000, std::chrono::microseconds(0)));
   // Live first: the record is in the kernel while the connection is open.
-  ASSERT_OK_AND_ASSIGN(auto live, WaitFlows(*node_, "--state live --to demo/server --port 7101", 1));
+  ASSERT_OK_AND_ASSIGN(auto live,
+                       WaitFlows(*node_, "--state live --to demo/server --port 7101", 1));
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]["end"], "open");
   EXPECT_EQ(live[0]["bytes_to_server"], 2000);
@@ -85,7 +95,8 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   EXPECT_TRUE(found) << dump;
 
   ASSERT_OK(OrderlyClose(c));
-  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7101", 1));
+  ASSERT_OK_AND_ASSIGN(auto flows,
+                       WaitFlows(*node_, "--state closed --to demo/server --port 7101", 1));
   ASSERT_EQ(flows.size(), 1u);
   const Json& f = flows[0];
   EXPECT_EQ(f["client"]["pod"], "client");
@@ -93,7 +104,8 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   EXPECT_EQ(f["server"]["pod"], "server");
   EXPECT_EQ(f["path"], "short-circuit");
   EXPECT_EQ(f["end"], "closed");
-  EXPECT_EQ(f["verdict"], "audit") << "permissive mode, no TrafficTarget: allowed but would be denied";
+  EXPECT_EQ(f["verdict"], "audit")
+      << "permissive mode, no TrafficTarget: allowed but would be denied";
   EXPECT_EQ(f["bytes_to_server"], 2000);
   EXPECT_EQ(f["bytes_to_client"], 20000);
   EXPECT_EQ(f["msgs_to_server"], 20);
@@ -111,7 +123,7 @@ TEST_F(TelemetryTest, ResponseLatencyOnTheShortCircuitIsMeasuredWithinTenPercent
   StartMesh();
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7102));
   ASSERT_OK_AND_ASSIGN(auto truth, TimedExchanges(c.client.get(), c.server.get(), 60, 64, 64,
-                                                   std::chrono::milliseconds(5)));
+                                                  std::chrono::milliseconds(5)));
   ASSERT_OK(OrderlyClose(c));
   ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --port 7102", 1));
   ASSERT_EQ(flows.size(), 1u);
@@ -136,9 +148,10 @@ TEST_F(TelemetryTest, TcpPathFlowHasExactBytesRttAndResponseLatencyWithinTenPerc
   Conn c{std::move(host), std::move(srv), std::move(l)};
   // Responses of one segment each (under the MSS), so segments count messages.
   ASSERT_OK_AND_ASSIGN(auto truth, TimedExchanges(c.client.get(), c.server.get(), 60, 300, 1000,
-                                                   std::chrono::milliseconds(5)));
+                                                  std::chrono::milliseconds(5)));
   ASSERT_OK(OrderlyClose(c));
-  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7103", 1));
+  ASSERT_OK_AND_ASSIGN(auto flows,
+                       WaitFlows(*node_, "--state closed --to demo/server --port 7103", 1));
   ASSERT_EQ(flows.size(), 1u);
   const Json& f = flows[0];
   EXPECT_EQ(f["path"], "tcp");
@@ -209,7 +222,8 @@ TEST_F(TelemetryTest, LongLivedFlowCountsInStatWhileOpenAndOnceAfterClose) {
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7108));
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 25, 10, 10, std::chrono::microseconds(0)));
   auto server_row = [&]() -> absl::StatusOr<Json> {
-    auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " stat pod -o json"));
+    auto text =
+        Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " stat pod -o json"));
     if (!text.ok()) return text.status();
     Json j = Json::parse(*text, nullptr, false);
     if (j.is_discarded()) return absl::InternalError(*text);
@@ -277,8 +291,8 @@ TEST_F(TelemetryTest, FlowsFollowStreamsFlowsAsTheyFinish) {
   if (pid == 0) {
     int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
-    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "flows", "--follow",
-          "--port", "7109", "-o", "json", static_cast<char*>(nullptr));
+    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "flows",
+          "--follow", "--port", "7109", "-o", "json", static_cast<char*>(nullptr));
     _exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -301,6 +315,99 @@ TEST_F(TelemetryTest, FlowsFollowStreamsFlowsAsTheyFinish) {
   EXPECT_EQ(f["bytes_to_client"], 40);
 }
 
+// Both ends of a local connection closing at the same instant run sockops
+// on two CPUs, each under its own socket's lock, and both update the one
+// flow record. Every flow must still end exactly once: no record left open
+// in the kernel (the latency balancer would count it as a connection open to
+// the server for as long as it stays), none shipped to the agent twice.
+// Abortive closes (SO_LINGER 0) reach TCP_CLOSE inside close() itself, so
+// two threads released together on two CPUs make the two sockops runs
+// overlap; a lost update needs them to overlap within a few instructions,
+// hence many connections.
+TEST_F(TelemetryTest, SimultaneousClosesOfBothEndsEndEachFlowExactlyOnce) {
+  StartMesh();
+  constexpr uint16_t kPort = 7111;
+  constexpr int kBatch = 100, kBatches = 20;  // 2,000 flows: within the agent's recent 2,048
+  constexpr uint64_t kFlows = uint64_t{kBatch} * kBatches;
+  const uint64_t opened0 = Counter(SHUNT_CTR_FLOWS_OPENED), ended0 = Counter(SHUNT_CTR_FLOWS_ENDED);
+  const uint64_t lost0 = Counter(SHUNT_CTR_FLOW_EVENTS_LOST),
+                 evicted0 = Counter(SHUNT_CTR_FLOW_EVICTED);
+  ASSERT_OK_AND_ASSIGN(auto listener, node_->PodSocket(*server_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(listener.get(), kPort));
+  const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<lib::UniqueFd> ends[2];  // [0] client ends, [1] server ends
+    for (int i = 0; i < kBatch; ++i) {
+      ASSERT_OK_AND_ASSIGN(auto c, node_->PodSocket(*client_, SOCK_STREAM));
+      ASSERT_OK(ConnectTo(c.get(), server_->ip, kPort));
+      ASSERT_OK_AND_ASSIGN(auto s, AcceptOne(listener.get()));
+      const linger lg{1, 0};
+      ASSERT_EQ(setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+      ASSERT_EQ(setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+      ends[0].push_back(std::move(c));
+      ends[1].push_back(std::move(s));
+    }
+    // One closer per end, each on its own CPU, meeting at a spinning
+    // barrier before every close: the later arrival closes at once, the
+    // earlier one as soon as it sees the other's arrival.
+    std::atomic<int> arrived[2] = {0, 0};
+    auto closer = [&](int side) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(side % cpus, &set);
+      pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+      for (int i = 0; i < kBatch; ++i) {
+        arrived[side].store(i + 1, std::memory_order_release);
+        while (arrived[1 - side].load(std::memory_order_acquire) < i + 1) {
+          if (cpus < 2) std::this_thread::yield();
+        }
+        ends[side][i].Reset();
+      }
+    };
+    std::thread client_closer(closer, 0), server_closer(closer, 1);
+    client_closer.join();
+    server_closer.join();
+  }
+
+  // The agent drains the ring at least every 10 ms.
+  std::vector<Json> closed;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK_AND_ASSIGN(closed,
+                         ShuntctlFlows(*node_, absl::StrCat("--state closed --port ", kPort)));
+    if (closed.size() >= kFlows) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOWS_OPENED) - opened0, kFlows);
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOWS_ENDED) - ended0, kFlows)
+      << "more: a flow ended twice; fewer: stuck open";
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOW_EVENTS_LOST) - lost0, 0u);
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOW_EVICTED) - evicted0, 0u);
+  // Nothing left in the kernel's map: the agent's live look counts every
+  // record there as an open connection to the server.
+  ASSERT_OK_AND_ASSIGN(std::string dump, Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(),
+                                                         " maps dump flows -o json")));
+  const Json rows = Json::parse(dump, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << dump;
+  int stuck = 0;
+  for (const auto& r : rows)
+    if (r["server"] == absl::StrCat(server_->ip, ":", kPort)) ++stuck;
+  EXPECT_EQ(stuck, 0) << "flows left open after both ends closed";
+  // One closed record per connection, each a reset. A client port may serve
+  // several connections one after another (no TIME_WAIT after an abortive
+  // close), never two in the same millisecond; the agent's wall time of a
+  // start may differ by microseconds between two namings of one record.
+  std::set<std::pair<int, int64_t>> connections;
+  int resets = 0;
+  for (const auto& f : closed) {
+    connections.emplace(f["client"]["port"].get<int>(),
+                        f["start_unix_ns"].get<int64_t>() / 1000000);
+    resets += f["end"] == "reset";
+  }
+  EXPECT_EQ(closed.size(), kFlows);
+  EXPECT_EQ(connections.size(), closed.size()) << "a flow was shipped twice";
+  EXPECT_EQ(resets, static_cast<int>(closed.size()));
+}
+
 TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
   ASSERT_OK(node_->StartAgent({"--telemetry=false"}));
   ASSERT_OK(node_->WaitMeshed());
@@ -308,7 +415,8 @@ TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 3, 10, 10, std::chrono::microseconds(0)));
   ASSERT_OK_AND_ASSIGN(auto live, ShuntctlFlows(*node_, "--port 7107"));
   EXPECT_TRUE(live.empty());
-  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " flows")));
+  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
+                                                         node_->api_socket(), " flows")));
   EXPECT_THAT(text, ::testing::HasSubstr("--telemetry=false"));
   ASSERT_OK(OrderlyClose(c));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -4,7 +4,6 @@
 #include "agent/telemetry/flow_aggregator.h"
 
 #include <arpa/inet.h>
-#include <time.h>
 
 #include <cstdint>
 #include <map>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "agent/lib/clock.h"
 #include "agent/model/pod.h"
 #include "agent/telemetry/flow_view.h"
 #include "agent/telemetry/histogram.h"
@@ -28,12 +28,6 @@ namespace {
 
 constexpr int64_t kSec = 1000000000;
 constexpr int64_t kSlice = int64_t{FlowAggregator::kSliceSeconds} * kSec;
-
-int64_t NowNs(clockid_t c) {
-  timespec ts{};
-  clock_gettime(c, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * kSec + ts.tv_nsec;
-}
 
 uint32_t Be(const char* dotted) {
   in_addr a{};
@@ -57,20 +51,17 @@ model::Pod MakePod(const std::string& ns, const std::string& name, const std::st
   return p;
 }
 
-// A clock pair for tests that care which 10 s slice a flow lands in: a wall
-// time in the middle of the current slice, and the monotonic time that
-// MonotonicToWall maps to it. Flows ending at mono(offset) land `offset` ns
-// after mid-slice, far enough from the slice's edges that the few
-// microseconds MonotonicToWall drifts between calls cannot move them.
+// The aggregator's clock in these tests, for those that care which 10 s
+// slice a flow lands in: the wall clock reads the middle of a slice, the
+// monotonic clock 1,000 s (a machine up for a while, so flows from minutes
+// before have stamps). Flows ending at mono(offset) land `offset` ns after
+// mid-slice. It never moves unless a test moves it.
 struct Clock {
-  int64_t mid_wall;  // wall ns, mid-slice
-  int64_t mid_mono;  // the monotonic ns for mid_wall
-  Clock() {
-    const int64_t mono = NowNs(CLOCK_MONOTONIC);
-    const int64_t wall = MonotonicToWall(static_cast<uint64_t>(mono));
-    mid_wall = wall - wall % kSlice + kSlice / 2;
-    mid_mono = mono + (mid_wall - wall);
-  }
+  static constexpr int64_t kStartMono = 1000 * kSec;
+  static constexpr int64_t kStartWall = int64_t{1'765'000'000} * kSec + kSlice / 2;
+  lib::FakeClock fake{kStartMono, kStartWall};
+  int64_t mid_wall = kStartWall;  // wall ns, mid-slice
+  int64_t mid_mono = kStartMono;  // the monotonic ns for mid_wall
   uint64_t mono(int64_t offset_ns = 0) const { return static_cast<uint64_t>(mid_mono + offset_ns); }
   int64_t slice() const { return mid_wall / kSlice; }
 };
@@ -142,9 +133,30 @@ std::vector<model::Pod> DemoPods() {
 
 const EdgeKey kWebToApi{"demo", "deployment/web", "web", "demo", "statefulset/api", "api", 8080};
 
+// The kernel's monotonic stamps become wall time through the aggregator's
+// clock (the offset between its two readings), never the machine's.
+TEST(FlowAggregatorTest, RecordsAreDatedByTheGivenClock) {
+  Clock clock;
+  FlowAggregator agg({.clock = &clock.fake});
+  agg.Ingest(
+      MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-5 * kSec)));
+  const std::vector<FlowView> done = agg.Since(0, 10);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].end_wall_ns, clock.mid_wall - 5 * kSec);
+  EXPECT_EQ(done[0].start_wall_ns, clock.mid_wall - 5 * kSec - 2000000);  // MakeFlow: 2 ms long
+  // Both clocks move on together: a stamp keeps its wall time. An open
+  // record has no end stamp and gets no end time.
+  clock.fake.Advance(90 * kSec);
+  FlowRecord live = MakeFlow("10.0.0.1", 40002, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
+  live.start_ns = clock.mono();
+  const FlowView v = agg.Describe(live);
+  EXPECT_EQ(v.start_wall_ns, clock.mid_wall);
+  EXPECT_EQ(v.end_wall_ns, 0);
+}
+
 TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
 
   // web-1 -> api-1:8080, closed, short-circuited, two responses.
@@ -258,7 +270,7 @@ TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
 
 TEST(FlowAggregatorTest, SinceIsDenseOldestFirstAndLimited) {
   const Clock clock;
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 5});
+  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 5, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   EXPECT_TRUE(agg.Since(0, 10).empty());
   EXPECT_EQ(agg.last_seq(), 0u);
@@ -289,7 +301,7 @@ TEST(FlowAggregatorTest, SinceIsDenseOldestFirstAndLimited) {
 
 TEST(FlowAggregatorTest, DescribeNamesALiveRecord) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   FlowRecord live = MakeFlow("10.0.2.1", 42000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   live.start_ns = clock.mono(-3 * kSec);
@@ -313,7 +325,7 @@ TEST(FlowAggregatorTest, DescribeNamesALiveRecord) {
 
 TEST(FlowAggregatorTest, DirectoryChangesRenameLaterFlows) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   // No directory yet: both ends unmeshed.
   agg.Ingest(MakeFlow("10.0.0.1", 43000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
@@ -340,7 +352,7 @@ TEST(FlowAggregatorTest, HostNetworkPodsAreNotInTheDirectory) {
 
 TEST(FlowAggregatorTest, TcDenialRetransmissionsCountOnce) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const int64_t t0 = clock.mid_wall;
   // The SYN and its retransmissions, 1, 3 and 7 s later: one flow.
@@ -366,20 +378,24 @@ TEST(FlowAggregatorTest, TcDenialRetransmissionsCountOnce) {
   EXPECT_EQ(e->denied, 2u);
 
   // Ignored: permissive-mode (not enforced) denials, UDP, spoofing drops.
-  shunt_deny_event permissive = MakeDenial("10.0.0.1", 45002, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
+  shunt_deny_event permissive =
+      MakeDenial("10.0.0.1", 45002, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
   permissive.enforced = 0;
   agg.IngestDenial(permissive, t0);
   shunt_deny_event permissive_connect =
       MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono());
   permissive_connect.enforced = 0;
   agg.IngestDenial(permissive_connect, t0);
-  shunt_deny_event udp = MakeDenial("10.0.0.1", 45003, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
+  shunt_deny_event udp =
+      MakeDenial("10.0.0.1", 45003, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
   udp.proto = 17;
   agg.IngestDenial(udp, t0);
-  shunt_deny_event udp_sendmsg = MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_SENDMSG4, clock.mono());
+  shunt_deny_event udp_sendmsg =
+      MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_SENDMSG4, clock.mono());
   udp_sendmsg.proto = 17;
   agg.IngestDenial(udp_sendmsg, t0);
-  shunt_deny_event spoof = MakeDenial("10.0.0.1", 45004, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
+  shunt_deny_event spoof =
+      MakeDenial("10.0.0.1", 45004, "10.0.1.1", 8080, SHUNT_HOOK_TC, clock.mono());
   spoof.type = SHUNT_EVENT_SPOOF_DROP;
   agg.IngestDenial(spoof, t0);
   e = FindEdge(agg, kWebToApi);
@@ -414,7 +430,7 @@ TEST(FlowAggregatorTest, TcDenialRetransmissionsCountOnce) {
 
 TEST(FlowAggregatorTest, DenialsAreWindowFailures) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   agg.IngestDenial(MakeDenial("10.0.0.1", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()),
                    clock.mid_wall);
@@ -424,7 +440,8 @@ TEST(FlowAggregatorTest, DenialsAreWindowFailures) {
                    clock.mid_wall + kSec);
   auto w = agg.Window(clock.mid_wall + kSec, 10);
   ASSERT_EQ(w.size(), 1u);
-  EXPECT_EQ(w[0].first, (PodEdgeKey{"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"}));
+  EXPECT_EQ(w[0].first,
+            (PodEdgeKey{"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"}));
   EXPECT_EQ(w[0].second.successes, 0u);
   EXPECT_EQ(w[0].second.failures, 2u);
   EXPECT_EQ(w[0].second.response.count(), 0u);
@@ -436,19 +453,22 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   const Clock clock;
   std::vector<model::Pod> pods;
   auto ip = [](int net, int i) {
-    return "10." + std::to_string(net) + "." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    return "10." + std::to_string(net) + "." + std::to_string(i / 250) + "." +
+           std::to_string(i % 250 + 1);
   };
   for (int i = 0; i < 500; ++i) {
     const std::string n = "c-" + std::to_string(i);
     // Half are deployments, half known only by their service account.
-    pods.push_back(i % 2 ? MakePod("churn", n, n, ip(1, i), "deployment", n) : MakePod("churn", n, n, ip(1, i)));
+    pods.push_back(i % 2 ? MakePod("churn", n, n, ip(1, i), "deployment", n)
+                         : MakePod("churn", n, n, ip(1, i)));
   }
   for (int j = 0; j < 20; ++j) {
     const std::string n = "s-" + std::to_string(j);
     pods.push_back(MakePod("churn", n, "server", ip(2, j), "statefulset", "s"));
   }
   ASSERT_EQ(pods.size(), 520u);
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 100, .max_edges = 50, .max_pod_edges = 40});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 100, .max_edges = 50, .max_pod_edges = 40, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(pods));
 
   constexpr int kFlows = 100000, kChurn = 99800, kHot = 499;
@@ -485,7 +505,8 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   EXPECT_LE(t.pod_edges_evicted, uint64_t{kChurn - 40 + 1});
 
   // The last active edge is there, with its 200 flows.
-  auto hot = FindEdge(agg, EdgeKey{"churn", "deployment/c-499", "c-499", "churn", "statefulset/s", "server", 8080});
+  auto hot = FindEdge(
+      agg, EdgeKey{"churn", "deployment/c-499", "c-499", "churn", "statefulset/s", "server", 8080});
   ASSERT_TRUE(hot.has_value());
   EXPECT_EQ(hot->flows, 200u);
   EXPECT_EQ(hot->successes, 180u);
@@ -496,12 +517,13 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
   EXPECT_EQ(hot->response.sum_ns(), 400000000u);
   // An edge last seen early on is gone.
   EXPECT_FALSE(
-      FindEdge(agg, EdgeKey{"churn", "sa/c-0", "c-0", "churn", "statefulset/s", "server", 8080}).has_value());
+      FindEdge(agg, EdgeKey{"churn", "sa/c-0", "c-0", "churn", "statefulset/s", "server", 8080})
+          .has_value());
 
   auto w = agg.Window(clock.mid_wall, 60);
   EXPECT_EQ(w.size(), 40u);
-  auto hot_pod =
-      FindPodEdge(w, PodEdgeKey{"churn", "c-499", "deployment/c-499", "churn", "s-19", "statefulset/s"});
+  auto hot_pod = FindPodEdge(
+      w, PodEdgeKey{"churn", "c-499", "deployment/c-499", "churn", "s-19", "statefulset/s"});
   ASSERT_TRUE(hot_pod.has_value());
   EXPECT_EQ(hot_pod->successes, 180u);
   EXPECT_EQ(hot_pod->failures, 20u);
@@ -519,8 +541,7 @@ TEST(FlowAggregatorTest, MemoryIsBoundedUnderChurn) {
 
 TEST(FlowAggregatorTest, WindowCountsRecentSlicesOnly) {
   const Clock clock;
-  if (clock.mid_mono < 200 * kSec) GTEST_SKIP() << "monotonic clock too young for old flows";
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const PodEdgeKey web1_api{"demo", "web-1", "deployment/web", "demo", "api-1", "statefulset/api"};
   const PodEdgeKey web2_api{"demo", "web-2", "deployment/web", "demo", "api-1", "statefulset/api"};
@@ -529,13 +550,16 @@ TEST(FlowAggregatorTest, WindowCountsRecentSlicesOnly) {
 
   // Offsets from mid-slice stay >= 3 s from slice boundaries.
   // Long ago (67 s before mid-slice: 7 slices back), web-3 -> api-1.
-  agg.Ingest(MakeFlow("10.0.0.3", 47000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-67 * kSec)));
+  agg.Ingest(
+      MakeFlow("10.0.0.3", 47000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-67 * kSec)));
   // 50 s ago (5 slices back), web-2 -> api-1: in a 60 s window only.
-  FlowRecord old = MakeFlow("10.0.0.2", 47001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-50 * kSec));
+  FlowRecord old =
+      MakeFlow("10.0.0.2", 47001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono(-50 * kSec));
   AddResponses(old, {7000000});
   agg.Ingest(old);
   // 22 s ago (2 slices back), lonely -> api-1: in a 30 s window (3 slices).
-  agg.Ingest(MakeFlow("10.0.2.1", 47002, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono(-22 * kSec)));
+  agg.Ingest(
+      MakeFlow("10.0.2.1", 47002, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono(-22 * kSec)));
   // This slice, web-1 -> api-1: 3 closed, 1 reset, 1 refused; 4 responses.
   uint16_t port = 47100;
   for (uint8_t end : {SHUNT_FLOW_CLOSED, SHUNT_FLOW_CLOSED, SHUNT_FLOW_RESET, SHUNT_FLOW_CLOSED,
@@ -606,20 +630,24 @@ std::vector<model::Pod> HotAndColdPods() {
   std::vector<model::Pod> pods;
   for (int i = 0; i < 500; ++i) {
     const std::string n = "c-" + std::to_string(i);
-    pods.push_back(MakePod("churn", n, n, "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1),
+    pods.push_back(MakePod("churn", n, n,
+                           "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1),
                            "deployment", n));
   }
   pods.push_back(MakePod("churn", "s", "server", "10.2.0.1", "statefulset", "s"));
   return pods;
 }
 
-void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods, const Clock& clock) {
+void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods,
+                      const Clock& clock) {
   uint16_t port = 1024;
   for (int k = 0; k < kHotRounds; ++k) {
     for (int h = 0; h < kHotPairs; ++h)
-      agg.Ingest(MakeFlow(pods[h].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
+      agg.Ingest(
+          MakeFlow(pods[h].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
     const int cold = kHotPairs + k % (500 - kHotPairs);
-    agg.Ingest(MakeFlow(pods[cold].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
+    agg.Ingest(
+        MakeFlow(pods[cold].ip.c_str(), port++, "10.2.0.1", 8080, SHUNT_FLOW_CLOSED, clock.mono()));
     if (port > 60000) port = 1024;
   }
 }
@@ -627,7 +655,8 @@ void IngestHotAndCold(FlowAggregator& agg, const std::vector<model::Pod>& pods, 
 TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 10, .max_edges = 40, .max_pod_edges = 40, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(pods));
   IngestHotAndCold(agg, pods, clock);
   const FlowAggregator::Totals t = agg.totals();
@@ -636,7 +665,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   EXPECT_EQ(t.edges_evicted, uint64_t{kHotRounds - (40 - kHotPairs)});
   for (int h = 0; h < kHotPairs; ++h) {
     const std::string n = "c-" + std::to_string(h);
-    auto e = FindEdge(agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
+    auto e = FindEdge(
+        agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
     ASSERT_TRUE(e.has_value()) << n;
     EXPECT_EQ(e->flows, uint64_t{kHotRounds}) << n;
     EXPECT_EQ(e->successes, uint64_t{kHotRounds}) << n;
@@ -644,7 +674,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
   // The 20 most recent cold edges are the others.
   for (int k = kHotRounds - 20; k < kHotRounds; ++k) {
     const std::string n = "c-" + std::to_string(kHotPairs + k % (500 - kHotPairs));
-    auto e = FindEdge(agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
+    auto e = FindEdge(
+        agg, EdgeKey{"churn", "deployment/" + n, n, "churn", "statefulset/s", "server", 8080});
     ASSERT_TRUE(e.has_value()) << n;
     EXPECT_EQ(e->flows, 1u) << n;  // evicted since its last round, 480 rounds ago
   }
@@ -653,7 +684,8 @@ TEST(FlowAggregatorTest, EdgeEvictionSparesActiveEdges) {
 TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
   const Clock clock;
   const std::vector<model::Pod> pods = HotAndColdPods();
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 40, .max_pod_edges = 40});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 10, .max_edges = 40, .max_pod_edges = 40, .clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(pods));
   IngestHotAndCold(agg, pods, clock);
   const FlowAggregator::Totals t = agg.totals();
@@ -663,7 +695,8 @@ TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
   EXPECT_EQ(w.size(), 40u);
   for (int h = 0; h < kHotPairs; ++h) {
     const std::string n = "c-" + std::to_string(h);
-    auto e = FindPodEdge(w, PodEdgeKey{"churn", n, "deployment/" + n, "churn", "s", "statefulset/s"});
+    auto e =
+        FindPodEdge(w, PodEdgeKey{"churn", n, "deployment/" + n, "churn", "s", "statefulset/s"});
     ASSERT_TRUE(e.has_value()) << n << " was evicted";
     EXPECT_EQ(e->successes, uint64_t{kHotRounds}) << n << " was evicted and came back";
   }
@@ -673,7 +706,7 @@ TEST(FlowAggregatorTest, PodEdgeEvictionSparesActiveEdges) {
 // before a slice boundary may arrive just after one stamped after it.
 TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const int64_t boundary = clock.mid_wall - kSlice / 2;  // start of the current slice
   const int64_t ms = 1000000;
@@ -691,7 +724,8 @@ TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
   // 50 s later, other traffic. web-1 -> api-1's denial at boundary + 1 ms is
   // still within the last minute (its slice is 5 slices back).
   const int64_t later = boundary + 50 * kSec + ms;
-  agg.IngestDenial(MakeDenial("10.0.0.2", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()), later);
+  agg.IngestDenial(MakeDenial("10.0.0.2", 0, "10.0.1.1", 8080, SHUNT_HOOK_CONNECT4, clock.mono()),
+                   later);
   w = agg.Window(later, 60);
   auto t = FindPodEdge(w, web1_api);
   ASSERT_TRUE(t.has_value()) << "forgotten: its newest slice was taken to be the older one";
@@ -703,7 +737,7 @@ TEST(FlowAggregatorTest, LateArrivalAcrossASliceBoundaryKeepsTheNewerSlice) {
 // three looks.
 TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   FlowRecord f = MakeFlow("10.0.0.1", 40000, "10.0.1.1", 8080, SHUNT_FLOW_OPEN, 0);
   f.start_ns = clock.mono(-kSec);
@@ -770,7 +804,7 @@ TEST(FlowAggregatorTest, LiveLooksCountOpenFlowsOnceAndTheEndAddsTheRest) {
 
 TEST(FlowAggregatorTest, RuleNamesNameTheRule) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   agg.SetRuleNames(std::make_shared<const std::map<uint32_t, std::string>>(
       std::map<uint32_t, std::string>{{7, "ns/tt"}}));
@@ -818,8 +852,7 @@ uint32_t OpenTo(const absl::flat_hash_map<uint64_t, uint32_t>& m, uint64_t key) 
 FlowRecord OpenFlow(const Clock& clock, const char* client, uint16_t cport, const char* server,
                     uint16_t sport) {
   FlowRecord f = MakeFlow(client, cport, server, sport, SHUNT_FLOW_OPEN, 0);
-  f.start_ns = clock.mono(-kSec);
-  f.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
+  f.start_ns = clock.mono(-kSec);  // its local client end has not closed: open
   return f;
 }
 
@@ -827,7 +860,7 @@ FlowRecord OpenFlow(const Clock& clock, const char* client, uint16_t cport, cons
 // or another pod on the same port, is another server.
 TEST(FlowAggregatorServerSamplesTest, FinalRecordsAccumulatePerServerAddress) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   FlowRecord a1 = MakeFlow("10.0.0.1", 40001, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, clock.mono());
   a1.connect_ns = 50000;
@@ -873,7 +906,7 @@ TEST(FlowAggregatorServerSamplesTest, FinalRecordsAccumulatePerServerAddress) {
 // the balancer would see those samples twice.
 TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecordAddsTheRest) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const uint64_t server = ServerKey("10.0.1.1", 8080);
   uint64_t rr_sum = 0, rr_count = 0, connect_sum = 0, connect_count = 0;
@@ -918,7 +951,7 @@ TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecor
   AddResponses(f, {1000000});
   f.end = SHUNT_FLOW_CLOSED;
   f.end_ns = clock.mono();
-  f.open_ends = 0;
+  f.flags |= SHUNT_FLOW_F_CLIENT_CLOSED;
   agg.Ingest(f);
   s = take();
   EXPECT_EQ(s.rr_sum_ns, 1000000u);
@@ -956,7 +989,7 @@ TEST(FlowAggregatorServerSamplesTest, LiveLookResponsesCountOnceAndTheFinalRecor
 // record decides, not what live looks left of it.
 TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUnanswered) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   struct Case {
     const char* what;
@@ -984,7 +1017,7 @@ TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUn
     if (c.seen_live) agg.IngestLive(f, clock.mid_wall, 1);
     f.end = c.end;
     f.end_ns = clock.mono();
-    f.open_ends = 0;
+    f.flags |= SHUNT_FLOW_F_CLIENT_CLOSED;
     agg.Ingest(f);
   }
   agg.EndScan(1);
@@ -1004,7 +1037,7 @@ TEST(FlowAggregatorServerSamplesTest, FailuresAreRefusalsAndResetsWithARequestUn
 // accumulator over, so nothing is counted in two takes.
 TEST(FlowAggregatorServerSamplesTest, TakeEmptiesTheAccumulator) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   EXPECT_TRUE(agg.TakeServerSamples().empty());
   FlowRecord f = MakeFlow("10.0.0.1", 42001, "10.0.1.1", 8080, SHUNT_FLOW_REFUSED, clock.mono());
   f.connect_ns = 20000;
@@ -1035,7 +1068,7 @@ TEST(FlowAggregatorServerSamplesTest, TakeEmptiesTheAccumulator) {
 // whole look, neither a look half done nor connections long gone.
 TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedScan) {
   const Clock clock;
-  FlowAggregator agg({});
+  FlowAggregator agg({.clock = &clock.fake});
   agg.SetDirectory(PeerDirectory::Build(DemoPods()));
   const uint64_t a = ServerKey("10.0.1.1", 8080), b = ServerKey("10.0.1.1", 9090);
   EXPECT_TRUE(agg.OpenByServer().empty());
@@ -1043,7 +1076,7 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
   FlowRecord a1 = OpenFlow(clock, "10.0.0.1", 43001, "10.0.1.1", 8080);
   FlowRecord a2 = OpenFlow(clock, "10.0.0.2", 43002, "10.0.1.1", 8080);
   FlowRecord b1 = OpenFlow(clock, "10.0.0.1", 43003, "10.0.1.1", 9090);
-  b1.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL;  // both ends: one connection
+  b1.flags |= SHUNT_FLOW_F_SERVER_LOCAL;  // both ends local: still one connection
   agg.IngestLive(a1, clock.mid_wall, 1);
   agg.IngestLive(a2, clock.mid_wall, 1);
   agg.IngestLive(b1, clock.mid_wall, 1);
@@ -1058,11 +1091,11 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
   // final record not read yet) is not an open connection.
   a2.end = SHUNT_FLOW_CLOSED;
   a2.end_ns = clock.mono();
-  a2.open_ends = 0;
+  a2.flags |= SHUNT_FLOW_F_CLIENT_CLOSED;
   agg.Ingest(a2);
   b1.end = SHUNT_FLOW_CLOSED;
   b1.end_ns = clock.mono();
-  b1.open_ends = 0;
+  b1.flags |= SHUNT_FLOW_F_CLIENT_CLOSED | SHUNT_FLOW_F_SERVER_CLOSED;
   agg.IngestLive(a1, clock.mid_wall, 2);
   agg.IngestLive(b1, clock.mid_wall, 2);
   open = agg.OpenByServer();
@@ -1082,7 +1115,8 @@ TEST(FlowAggregatorServerSamplesTest, OpenByServerReflectsOnlyTheLastCompletedSc
 // already tracked keep being measured.
 TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKeepCounting) {
   const Clock clock;
-  FlowAggregator agg(FlowAggregator::Options{.recent_flows = 10, .max_edges = 10, .max_pod_edges = 10});
+  FlowAggregator agg(FlowAggregator::Options{
+      .recent_flows = 10, .max_edges = 10, .max_pod_edges = 10, .clock = &clock.fake});
   const uint32_t kMax = static_cast<uint32_t>(FlowAggregator::kMaxServers);
   const uint32_t base = ntohl(Be("10.128.0.0"));
   auto server = [&](uint32_t i) {
@@ -1100,13 +1134,10 @@ TEST(FlowAggregatorServerSamplesTest, AtMostMaxServersAreTrackedAndTrackedOnesKe
 
   // One more server than fits, then another flow to the first one.
   for (uint32_t i = 0; i <= kMax; ++i) {
-    FlowRecord f = server(i);
-    f.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
-    agg.IngestLive(f, clock.mid_wall, 1);
+    agg.IngestLive(server(i), clock.mid_wall, 1);
   }
   FlowRecord again = server(0);
   again.key.client_port = htons(40001);
-  again.open_ends = SHUNT_FLOW_F_CLIENT_LOCAL;
   agg.IngestLive(again, clock.mid_wall, 1);
   agg.EndScan(1);
   const auto open = agg.OpenByServer();

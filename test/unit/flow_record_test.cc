@@ -1,5 +1,6 @@
 // FlowRecord: decoding the two sizes of ring record, and joining a live
-// record with its histogram only when both are of the same connection.
+// record with its histogram only when both are of the same connection; the
+// record's flags word, which both ends' sockops OR bits into.
 #include "agent/telemetry/flow_record.h"
 
 #include <arpa/inet.h>
@@ -95,6 +96,51 @@ TEST(FlowRecordTest, ARecordWithoutResponsesIgnoresAnyHistogram) {
   hists[FlowInstance{f.key, f.start_ns}] = h;
   const FlowRecord r = WithHist(f, hists);
   EXPECT_EQ(r.rr_hist[1], 0u);
+}
+
+// A closing end's OR: its _CLOSED bit and how it saw the connection end.
+uint32_t Closing(uint32_t side, uint8_t end) {
+  return (side << SHUNT_FLOW_F_CLOSED_SHIFT) | SHUNT_FLOW_F_END(end);
+}
+
+constexpr uint32_t kClient = SHUNT_FLOW_F_CLIENT_LOCAL, kServer = SHUNT_FLOW_F_SERVER_LOCAL;
+
+TEST(FlowFlagsTest, OpenEndsAreTheLocalEndsNotYetClosed) {
+  EXPECT_EQ(shunt_flow_open_ends(0), 0u);
+  const uint32_t both = kClient | kServer | SHUNT_FLOW_F_SHORT_CIRCUIT | SHUNT_FLOW_F_ESTABLISHED;
+  EXPECT_EQ(shunt_flow_open_ends(both), kClient | kServer);
+  EXPECT_EQ(shunt_flow_open_ends(both | Closing(kClient, SHUNT_FLOW_RESET)), kServer);
+  EXPECT_EQ(shunt_flow_open_ends(both | Closing(kClient, SHUNT_FLOW_RESET) |
+                                 Closing(kServer, SHUNT_FLOW_CLOSED)),
+            0u);
+  // How ends ended is not an end.
+  EXPECT_EQ(shunt_flow_open_ends(kClient | SHUNT_FLOW_F_END(SHUNT_FLOW_CLOSED) |
+                                 SHUNT_FLOW_F_END(SHUNT_FLOW_RESET) |
+                                 SHUNT_FLOW_F_END(SHUNT_FLOW_REFUSED)),
+            kClient);
+}
+
+// Whichever order two closing ends' ORs land in, exactly one of them ships
+// the record; an end that never joined, or closes again, ships nothing.
+TEST(FlowFlagsTest, ExactlyOneOfTwoClosingEndsShipsTheRecord) {
+  const uint32_t client = Closing(kClient, SHUNT_FLOW_RESET);
+  const uint32_t server = Closing(kServer, SHUNT_FLOW_CLOSED);
+  for (bool client_first : {true, false}) {
+    const uint32_t first = client_first ? client : server, second = client_first ? server : client;
+    uint32_t flags = kClient | kServer | SHUNT_FLOW_F_ESTABLISHED;
+    const uint32_t old_first = flags;
+    flags |= first;
+    const uint32_t old_second = flags;
+    flags |= second;
+    EXPECT_FALSE(shunt_flow_closes_last(old_first, first)) << client_first;
+    EXPECT_TRUE(shunt_flow_closes_last(old_second, second)) << client_first;
+    EXPECT_EQ(shunt_flow_open_ends(flags), 0u);
+  }
+  const uint32_t only_client = kClient | SHUNT_FLOW_F_ESTABLISHED;
+  EXPECT_TRUE(shunt_flow_closes_last(only_client, client));
+  EXPECT_FALSE(shunt_flow_closes_last(only_client, server)) << "the server end never joined";
+  EXPECT_FALSE(shunt_flow_closes_last(only_client | client, server));
+  EXPECT_FALSE(shunt_flow_closes_last(only_client | client, client)) << "closed twice";
 }
 
 }  // namespace

@@ -73,26 +73,57 @@ enum shunt_flow_end {
 	SHUNT_FLOW_DENIED_END = 4, /* denied by policy at connect() */
 };
 
-#define SHUNT_FLOW_F_CLIENT_LOCAL (1u << 0)
-#define SHUNT_FLOW_F_SERVER_LOCAL (1u << 1)
+/* The record's flags, one 32-bit word that both ends' sockops set bits of,
+ * each under its own socket's lock (never each other's): bits are only ever
+ * added, with atomic ORs, so no end can lose another's. */
+#define SHUNT_FLOW_F_CLIENT_LOCAL (1u << 0) /* the client end is a local pod (it joined) */
+#define SHUNT_FLOW_F_SERVER_LOCAL (1u << 1) /* the server end is a local pod (it joined) */
 #define SHUNT_FLOW_F_SC_CLIENT (1u << 2) /* client end in the sockhash: sk_msg counts its sends */
 #define SHUNT_FLOW_F_ESTABLISHED (1u << 3)
 #define SHUNT_FLOW_F_SC_SERVER (1u << 4) /* server end in the sockhash */
 #define SHUNT_FLOW_F_SHORT_CIRCUIT (SHUNT_FLOW_F_SC_CLIENT | SHUNT_FLOW_F_SC_SERVER)
+/* A local end that closed: its _LOCAL bit, shifted. */
+#define SHUNT_FLOW_F_CLOSED_SHIFT 8
+#define SHUNT_FLOW_F_CLIENT_CLOSED (SHUNT_FLOW_F_CLIENT_LOCAL << SHUNT_FLOW_F_CLOSED_SHIFT)
+#define SHUNT_FLOW_F_SERVER_CLOSED (SHUNT_FLOW_F_SERVER_LOCAL << SHUNT_FLOW_F_CLOSED_SHIFT)
+/* How a closing end saw the connection end (enum shunt_flow_end), one bit
+ * per kind; the record's `end` is the worst of them. */
+#define SHUNT_FLOW_F_END_SHIFT 16
+#define SHUNT_FLOW_F_END(e) (1u << (SHUNT_FLOW_F_END_SHIFT + (e)))
+
+/* The local ends still open: SHUNT_FLOW_F_CLIENT_LOCAL and/or
+ * SHUNT_FLOW_F_SERVER_LOCAL. The record stays in the map while any is. */
+static inline __u32 shunt_flow_open_ends(__u32 flags)
+{
+	return flags & (SHUNT_FLOW_F_CLIENT_LOCAL | SHUNT_FLOW_F_SERVER_LOCAL) &
+	       ~(flags >> SHUNT_FLOW_F_CLOSED_SHIFT);
+}
+
+/* Whether a closing end ships the record: its atomic OR of `mark` (its
+ * _CLOSED bit and how it ended) returned `old`, and that OR is what left no
+ * local end open. Of two ends closing at once, exactly one sees this. */
+static inline int shunt_flow_closes_last(__u32 old, __u32 mark)
+{
+	return shunt_flow_open_ends(old) && !shunt_flow_open_ends(old | mark);
+}
 
 /* Request/response direction state. */
 #define SHUNT_FLOW_DIR_NONE 0
 #define SHUNT_FLOW_DIR_TO_SERVER 1
 #define SHUNT_FLOW_DIR_TO_CLIENT 2
 
-/* The live record of a connection (shunt_flows_v2), laid out by who writes
- * what: the first cache line is written when the connection opens and
- * closes; the second holds everything a send updates (both ends write it,
- * so it is the one line that moves between the CPUs of a request/response
- * exchange). Two cache lines, so that making, closing and shipping a record
- * stays cheap for the many connections that never answer a request: the
- * response-latency histogram lives in a map of its own (shunt_flow_hist),
- * made at a flow's first response. */
+/* The live record of a connection (shunt_flows_v3), laid out by when it is
+ * written: the first cache line when the connection opens and closes; the
+ * second holds everything a send updates (both ends write it, so it is the
+ * one line that moves between the CPUs of a request/response exchange) and
+ * the flags. Besides `flags`, only the request/response hint (last_dir,
+ * req_start_ns: lib/flow.bpf.h) is written by both ends; every other field
+ * has one writer at a time: the end that made the record, the end whose
+ * sends it counts, the end that reads the TCP statistics, or (`end`,
+ * `end_ns`) the end that closes last. Two cache lines, so that making,
+ * closing and shipping a record stays cheap for the many connections that
+ * never answer a request: the response-latency histogram lives in a map of
+ * its own (shunt_flow_hists_v1), made at a flow's first response. */
 struct shunt_flow {
 	struct shunt_flow_key key;
 	__u64 start_ns;   /* CLOCK_MONOTONIC: connect() on a local client, else established */
@@ -110,14 +141,15 @@ struct shunt_flow {
 	__u64 rr_sum_ns;  /* request/response latency: sum and count of samples */
 	__u64 rr_count;
 	__u64 req_start_ns; /* start of the request being answered (internal) */
+	__u32 flags;        /* SHUNT_FLOW_F_*: atomic ORs only */
 	__u8 last_dir;      /* SHUNT_FLOW_DIR_* (internal) */
 	__u8 verdict;       /* enum shunt_flow_verdict */
-	__u8 end;           /* enum shunt_flow_end */
-	__u8 flags;         /* SHUNT_FLOW_F_* */
-	__u8 open_ends;     /* local ends still open: F_CLIENT_LOCAL | F_SERVER_LOCAL bits */
-	__u8 pad[3];
+	__u8 end;           /* enum shunt_flow_end: OPEN until the last local end closes */
+	__u8 pad;
 } __attribute__((aligned(8)));
 SHUNT_ABI_ASSERT_SIZE(struct shunt_flow, 128);
+SHUNT_ABI_STATIC_ASSERT(__builtin_offsetof(struct shunt_flow, flags) % 4 == 0,
+			"atomic ORs need an aligned word");
 
 /* A flow's response-latency histogram (shunt_flow_hists_v1, same key as the
  * record). start_ns is the record's: an entry left behind by an evicted
@@ -128,7 +160,7 @@ struct shunt_flow_hist {
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_flow_hist, 784);
 
-/* What the ring (shunt_flow_events_v2) carries when a flow ends: the
+/* What the ring (shunt_flow_events_v3) carries when a flow ends: the
  * record, followed by its histogram only if it has one. A record of
  * sizeof(struct shunt_flow) bytes had no response sample. */
 struct shunt_flow_event {

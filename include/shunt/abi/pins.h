@@ -17,9 +17,9 @@
 #define SHUNT_MAP_CONFIG "shunt_config_v1"
 #define SHUNT_MAP_EVENTS "shunt_events_v1"
 #define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v1"
-#define SHUNT_MAP_FLOWS "shunt_flows_v2" /* v2: the histogram moved to shunt_flow_hists_v1 */
+#define SHUNT_MAP_FLOWS "shunt_flows_v3" /* v3: 32-bit flags that hold the open ends */
 #define SHUNT_MAP_FLOW_HISTS "shunt_flow_hists_v1"
-#define SHUNT_MAP_FLOW_EVENTS "shunt_flow_events_v2" /* v2: records with or without a histogram */
+#define SHUNT_MAP_FLOW_EVENTS "shunt_flow_events_v3" /* v3: shunt_flows_v3's record */
 #define SHUNT_MAP_SERVICES "shunt_services_v2" /* v2: tables of up to 4 slots inline */
 #define SHUNT_MAP_SLOTS "shunt_slots_v1"
 #define SHUNT_MAP_SVC_ORIGIN "shunt_svc_origin_v1"
