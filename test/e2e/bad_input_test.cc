@@ -84,7 +84,8 @@ kind: ConfigMap
 metadata: {name: web, namespace: demo}
 data: {port: "80"}
 )"));
-    ASSERT_OK(node_->WriteConfigFile("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n"));
+    ASSERT_OK(
+        node_->WriteConfigFile("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n"));
     StartMesh();  // the good pods in pods.yaml are meshed regardless
   }
 
@@ -100,7 +101,8 @@ TEST_F(BadManifestTest, RejectedObjectsAreReportedWithFileAndReasonAndTheRestApp
   ASSERT_OK_AND_ASSIGN(nlohmann::json st, CtlStatus());
   const auto& problems = st["agent"]["config"]["problems"];
   std::vector<std::string> seen;
-  for (const auto& p : problems) seen.push_back(p["object"].get<std::string>() + ": " + p["reason"].get<std::string>());
+  for (const auto& p : problems)
+    seen.push_back(p["object"].get<std::string>() + ": " + p["reason"].get<std::string>());
   auto has = [&](const std::string& s) {
     for (const auto& x : seen)
       if (x.find(s) != std::string::npos) return true;
@@ -122,8 +124,9 @@ TEST_F(BadManifestTest, RejectedObjectsAreReportedWithFileAndReasonAndTheRestApp
   ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), 2));
   EXPECT_EQ(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u);
   // The table form says the same to a person.
-  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(),
-                                                         " --api-socket ", node_->api_socket(), " status")));
+  ASSERT_OK_AND_ASSIGN(std::string text,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
+                                       node_->api_socket(), " status")));
   EXPECT_NE(text.find("REJECTED bad.yaml:6 Pod demo/bad-ip"), std::string::npos) << text;
   // And so does the agent log.
   EXPECT_NE(node_->AgentLog().find("rejected bad.yaml:1 Pod demo/no-ip: status.podIP is missing"),
@@ -137,8 +140,7 @@ TEST_F(BadManifestTest, BreakingAGoodFileKeepsItsPodsMeshed) {
   for (int i = 0; i < 40; ++i) {
     ASSERT_OK_AND_ASSIGN(st, CtlStatus());
     bool reported = false;
-    for (const auto& p : st["agent"]["config"]["problems"])
-      reported |= p["file"] == "pods.yaml";
+    for (const auto& p : st["agent"]["config"]["problems"]) reported |= p["file"] == "pods.yaml";
     if (reported) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

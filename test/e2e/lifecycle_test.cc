@@ -90,7 +90,8 @@ TEST_F(LifecycleTest, MapsOfAnEarlierLayoutAreRemovedOnUpgradeAndUninstall) {
                " type lru_hash key 16 value 904 entries 16 name shunt_flows_v1"));
   ASSERT_OK(node_->StartAgent());
   ASSERT_OK(node_->WaitMeshed());
-  EXPECT_FALSE(std::filesystem::exists(old_flows)) << "the restarted agent left the old layout pinned";
+  EXPECT_FALSE(std::filesystem::exists(old_flows))
+      << "the restarted agent left the old layout pinned";
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7204));
   ExchangeAndExpectRedirected(c, "upgraded");
 
@@ -140,9 +141,8 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(progs.find("shunt_sk_msg"), std::string::npos) << "sk_msg program leaked";
-  for (const char* prog :
-       {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4", "shunt_getpeerna", "shunt_recvmsg4", "shunt_tc_from_p",
-        "shunt_tc_to_pod"})
+  for (const char* prog : {"shunt_sockops", "shunt_connect4", "shunt_sendmsg4", "shunt_getpeerna",
+                           "shunt_recvmsg4", "shunt_tc_from_p", "shunt_tc_to_pod"})
     EXPECT_EQ(progs.find(prog), std::string::npos) << prog << " leaked";
   // A second uninstall has nothing to do and says so.
   ASSERT_OK_AND_ASSIGN(out,

@@ -4,12 +4,10 @@
 // The bookstore demo: bookbuyer may reach bookstore on TCP 8080 and UDP 5353;
 // bookthief may not.
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <poll.h>
-
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -52,16 +50,20 @@ class PolicyTest : public ::testing::Test {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
     SweepStale();
     ASSERT_OK_AND_ASSIGN(node_, TestNode::Create("n1"));
-    ASSERT_OK_AND_ASSIGN(buyer_, node_->AddPod({.name = "buyer", .namespace_ = "bookbuyer",
-                                                .service_account = "bookbuyer"}));
-    ASSERT_OK_AND_ASSIGN(thief_, node_->AddPod({.name = "thief", .namespace_ = "bookthief",
-                                                .service_account = "bookthief"}));
-    ASSERT_OK_AND_ASSIGN(store_, node_->AddPod({.name = "store", .namespace_ = "bookstore",
-                                                .service_account = "bookstore"}));
+    ASSERT_OK_AND_ASSIGN(
+        buyer_, node_->AddPod(
+                    {.name = "buyer", .namespace_ = "bookbuyer", .service_account = "bookbuyer"}));
+    ASSERT_OK_AND_ASSIGN(
+        thief_, node_->AddPod(
+                    {.name = "thief", .namespace_ = "bookthief", .service_account = "bookthief"}));
+    ASSERT_OK_AND_ASSIGN(
+        store_, node_->AddPod(
+                    {.name = "store", .namespace_ = "bookstore", .service_account = "bookstore"}));
     ASSERT_OK(node_->WriteConfigFile("policy.yaml", kPolicy));
   }
   void TearDown() override {
-    if (HasFailure() && node_) std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
+    if (HasFailure() && node_)
+      std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
     node_.reset();
   }
   void Start(const std::string& mode) {
@@ -194,8 +196,8 @@ TEST_F(PolicyTest, DropsFollowStreamsNewDenialsAsTheyHappen) {
   if (pid == 0) {
     int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
-    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "drops", "--follow",
-          "-o", "json", static_cast<char*>(nullptr));
+    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "drops",
+          "--follow", "-o", "json", static_cast<char*>(nullptr));
     _exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -241,8 +243,9 @@ TEST_F(PolicyTest, PermissiveAllowsEverythingButCountsAndReportsWouldBeDenials) 
   EXPECT_EQ(TrySendTo(*thief_, 5353), 0);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_WOULD_DENY), 2u);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_DENIED), 0u);
-  ASSERT_OK_AND_ASSIGN(nlohmann::json check,
-                       Ctl(absl::StrCat("policy check --from bookthief/thief --to bookstore/store --port 8080")));
+  ASSERT_OK_AND_ASSIGN(
+      nlohmann::json check,
+      Ctl(absl::StrCat("policy check --from bookthief/thief --to bookstore/store --port 8080")));
   EXPECT_EQ(check["verdict"], "deny");
   EXPECT_EQ(check["mode"], "permissive");
   EXPECT_NE(check["effect"].get<std::string>().find("would-be denial"), std::string::npos);
@@ -260,9 +263,11 @@ TEST_F(PolicyTest, PolicyCheckAndListingsNameTheObjects) {
   ASSERT_OK_AND_ASSIGN(nlohmann::json deny,
                        Ctl("policy check --from bookthief/thief --to bookstore/store --port 8080"));
   EXPECT_EQ(deny["verdict"], "deny");
-  EXPECT_EQ(deny["reason"], "no TrafficTarget allows bookthief/bookthief -> bookstore/bookstore on tcp/8080");
-  ASSERT_OK_AND_ASSIGN(nlohmann::json udp,
-                       Ctl("policy check --from bookbuyer/buyer --to bookstore/store --port 5353 --proto udp"));
+  EXPECT_EQ(deny["reason"],
+            "no TrafficTarget allows bookthief/bookthief -> bookstore/bookstore on tcp/8080");
+  ASSERT_OK_AND_ASSIGN(
+      nlohmann::json udp,
+      Ctl("policy check --from bookbuyer/buyer --to bookstore/store --port 5353 --proto udp"));
   EXPECT_EQ(udp["verdict"], "allow");
 
   ASSERT_OK_AND_ASSIGN(nlohmann::json pol, Ctl("policy"));
@@ -275,13 +280,16 @@ TEST_F(PolicyTest, PolicyCheckAndListingsNameTheObjects) {
   }
   ASSERT_OK_AND_ASSIGN(nlohmann::json ids, Ctl("identities"));
   std::set<std::string> names;
-  for (const auto& i : ids) names.insert(i["namespace"].get<std::string>() + "/" + i["service_account"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"bookbuyer/bookbuyer", "bookstore/bookstore", "bookthief/bookthief"}));
+  for (const auto& i : ids)
+    names.insert(i["namespace"].get<std::string>() + "/" + i["service_account"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"bookbuyer/bookbuyer", "bookstore/bookstore",
+                                          "bookthief/bookthief"}));
   // Unknown pods are named.
   auto bad = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
                              " policy check --from x/y --to bookstore/store --port 1"));
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(std::string(bad.status().message()).find("pod x/y is not in the config"), std::string::npos);
+  EXPECT_NE(std::string(bad.status().message()).find("pod x/y is not in the config"),
+            std::string::npos);
 }
 
 TEST_F(PolicyTest, EditsOnDiskTakeEffectOnTheNextConnection) {
@@ -347,7 +355,10 @@ TEST_F(PolicyTest, AThousandPolicyUpdatesNeverRefuseAnAllowedPair) {
   std::thread client([&] {
     while (!stop) {
       int e = TryConnect(*buyer_, 8080);
-      if (e == 0) ++ok; else ++refused;
+      if (e == 0)
+        ++ok;
+      else
+        ++refused;
     }
   });
   // Each update adds or removes a grant for an unrelated pair; wait for the
@@ -416,12 +427,14 @@ spec:
                        Ctl("policy check --from bookthief/thief --to bookstore/store --port 8081"));
   EXPECT_EQ(check["verdict"], "allow-l7");
   EXPECT_NE(check["reason"].get<std::string>().find("NOT enforced"), std::string::npos);
-  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(),
-                                                         " --api-socket ", node_->api_socket(), " status")));
+  ASSERT_OK_AND_ASSIGN(std::string text,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
+                                       node_->api_socket(), " status")));
   EXPECT_NE(text.find("their HTTP rules are NOT enforced"), std::string::npos) << text;
-  EXPECT_NE(text.find("PROBLEM  TrafficTarget bookstore/dangling: rule TCPRoute 'no-such-route' does not "
-                      "exist in namespace bookstore; it grants nothing"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("PROBLEM  TrafficTarget bookstore/dangling: rule TCPRoute 'no-such-route' does not "
+                "exist in namespace bookstore; it grants nothing"),
+      std::string::npos)
       << text;
 }
 

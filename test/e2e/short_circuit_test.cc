@@ -3,10 +3,10 @@
 // the veth packet counters prove the bytes went socket to socket.
 #include <bpf/bpf.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -53,7 +53,10 @@ TEST_P(PayloadTest, ArrivesIntactBothWaysAndBypassesTheVeth) {
     if (!client_status.ok()) return;
     shutdown(c.client.get(), SHUT_WR);  // half-close: the server must see EOF
     auto got = ReadToEof(c.client.get());
-    if (got.ok()) client_got = std::move(*got); else client_status = got.status();
+    if (got.ok())
+      client_got = std::move(*got);
+    else
+      client_status = got.status();
   });
   auto server_got = ReadToEof(c.server.get());
   ASSERT_OK(server_got);
@@ -136,7 +139,9 @@ TEST_F(ShortCircuitTest, ClosedSocketsLeaveNoRecordBehind) {
     if (!fd.ok()) return fd.status();
     shunt_sock_key k{}, next{};
     int n = 0;
-    for (const void* prev = nullptr; bpf_map_get_next_key(fd->get(), prev, &next) == 0; prev = &k, ++n) k = next;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd->get(), prev, &next) == 0;
+         prev = &k, ++n)
+      k = next;
     return n;
   };
   const uint64_t before = Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED);
@@ -255,7 +260,8 @@ TEST_F(ShortCircuitTest, ManyConcurrentConnectionsStayApart) {
   }
   ASSERT_OK_AND_ASSIGN(uint64_t entries, node_->SockhashEntries());
   EXPECT_EQ(entries, 2u * kConns);
-  for (int i = 0; i < kConns; ++i) ASSERT_OK(WriteAll(conns[i].client.get(), "conn" + std::to_string(i)));
+  for (int i = 0; i < kConns; ++i)
+    ASSERT_OK(WriteAll(conns[i].client.get(), "conn" + std::to_string(i)));
   for (int i = 0; i < kConns; ++i) {
     const std::string want = "conn" + std::to_string(i);
     ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(conns[i].server.get(), want.size()));

@@ -26,7 +26,8 @@ class TelemetryTest : public MeshTest {
  protected:
   // Rows of `shuntctl maps dump flow_hists` for flows to the server's `port`.
   absl::StatusOr<std::vector<Json>> HistRows(int port) {
-    auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " maps dump flow_hists -o json"));
+    auto text = Sh(
+        absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " maps dump flow_hists -o json"));
     if (!text.ok()) return text.status();
     std::vector<Json> out;
     for (const auto& r : Json::parse(*text))
@@ -63,7 +64,8 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 20, 100, 1000, std::chrono::microseconds(0)));
   // Live first: the record is in the kernel while the connection is open.
-  ASSERT_OK_AND_ASSIGN(auto live, WaitFlows(*node_, "--state live --to demo/server --port 7101", 1));
+  ASSERT_OK_AND_ASSIGN(auto live,
+                       WaitFlows(*node_, "--state live --to demo/server --port 7101", 1));
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0]["end"], "open");
   EXPECT_EQ(live[0]["bytes_to_server"], 2000);
@@ -85,7 +87,8 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   EXPECT_TRUE(found) << dump;
 
   ASSERT_OK(OrderlyClose(c));
-  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7101", 1));
+  ASSERT_OK_AND_ASSIGN(auto flows,
+                       WaitFlows(*node_, "--state closed --to demo/server --port 7101", 1));
   ASSERT_EQ(flows.size(), 1u);
   const Json& f = flows[0];
   EXPECT_EQ(f["client"]["pod"], "client");
@@ -93,7 +96,8 @@ TEST_F(TelemetryTest, ShortCircuitedFlowCountsEveryByteAndMessageExactly) {
   EXPECT_EQ(f["server"]["pod"], "server");
   EXPECT_EQ(f["path"], "short-circuit");
   EXPECT_EQ(f["end"], "closed");
-  EXPECT_EQ(f["verdict"], "audit") << "permissive mode, no TrafficTarget: allowed but would be denied";
+  EXPECT_EQ(f["verdict"], "audit")
+      << "permissive mode, no TrafficTarget: allowed but would be denied";
   EXPECT_EQ(f["bytes_to_server"], 2000);
   EXPECT_EQ(f["bytes_to_client"], 20000);
   EXPECT_EQ(f["msgs_to_server"], 20);
@@ -111,7 +115,7 @@ TEST_F(TelemetryTest, ResponseLatencyOnTheShortCircuitIsMeasuredWithinTenPercent
   StartMesh();
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7102));
   ASSERT_OK_AND_ASSIGN(auto truth, TimedExchanges(c.client.get(), c.server.get(), 60, 64, 64,
-                                                   std::chrono::milliseconds(5)));
+                                                  std::chrono::milliseconds(5)));
   ASSERT_OK(OrderlyClose(c));
   ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --port 7102", 1));
   ASSERT_EQ(flows.size(), 1u);
@@ -136,9 +140,10 @@ TEST_F(TelemetryTest, TcpPathFlowHasExactBytesRttAndResponseLatencyWithinTenPerc
   Conn c{std::move(host), std::move(srv), std::move(l)};
   // Responses of one segment each (under the MSS), so segments count messages.
   ASSERT_OK_AND_ASSIGN(auto truth, TimedExchanges(c.client.get(), c.server.get(), 60, 300, 1000,
-                                                   std::chrono::milliseconds(5)));
+                                                  std::chrono::milliseconds(5)));
   ASSERT_OK(OrderlyClose(c));
-  ASSERT_OK_AND_ASSIGN(auto flows, WaitFlows(*node_, "--state closed --to demo/server --port 7103", 1));
+  ASSERT_OK_AND_ASSIGN(auto flows,
+                       WaitFlows(*node_, "--state closed --to demo/server --port 7103", 1));
   ASSERT_EQ(flows.size(), 1u);
   const Json& f = flows[0];
   EXPECT_EQ(f["path"], "tcp");
@@ -209,7 +214,8 @@ TEST_F(TelemetryTest, LongLivedFlowCountsInStatWhileOpenAndOnceAfterClose) {
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7108));
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 25, 10, 10, std::chrono::microseconds(0)));
   auto server_row = [&]() -> absl::StatusOr<Json> {
-    auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " stat pod -o json"));
+    auto text =
+        Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " stat pod -o json"));
     if (!text.ok()) return text.status();
     Json j = Json::parse(*text, nullptr, false);
     if (j.is_discarded()) return absl::InternalError(*text);
@@ -277,8 +283,8 @@ TEST_F(TelemetryTest, FlowsFollowStreamsFlowsAsTheyFinish) {
   if (pid == 0) {
     int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
-    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "flows", "--follow",
-          "--port", "7109", "-o", "json", static_cast<char*>(nullptr));
+    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "flows",
+          "--follow", "--port", "7109", "-o", "json", static_cast<char*>(nullptr));
     _exit(127);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -308,7 +314,8 @@ TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
   ASSERT_OK(Exchange(c.client.get(), c.server.get(), 3, 10, 10, std::chrono::microseconds(0)));
   ASSERT_OK_AND_ASSIGN(auto live, ShuntctlFlows(*node_, "--port 7107"));
   EXPECT_TRUE(live.empty());
-  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " flows")));
+  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
+                                                         node_->api_socket(), " flows")));
   EXPECT_THAT(text, ::testing::HasSubstr("--telemetry=false"));
   ASSERT_OK(OrderlyClose(c));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -33,7 +33,8 @@ absl::StatusOr<std::vector<nlohmann::json>> ShuntctlDrops(const TestNode& node) 
   return JsonLines(absl::StrCat(node.api_socket(), " drops -o json"));
 }
 
-absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node, const std::string& args) {
+absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node,
+                                                          const std::string& args) {
   return JsonLines(absl::StrCat(node.api_socket(), " flows -o json ", args));
 }
 
@@ -43,7 +44,8 @@ absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::strin
   if (colon == std::string::npos) return absl::InvalidArgumentError("no port in " + host_port);
   auto sock = node.NodeSocket(SOCK_STREAM);
   if (!sock.ok()) return sock.status();
-  if (auto s = ConnectTo(sock->get(), host_port.substr(0, colon), std::stoi(host_port.substr(colon + 1)));
+  if (auto s = ConnectTo(sock->get(), host_port.substr(0, colon),
+                         std::stoi(host_port.substr(colon + 1)));
       !s.ok())
     return s;
   if (auto s = WriteAll(sock->get(), absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host_port,
@@ -56,11 +58,13 @@ absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::strin
   if (head_end == std::string::npos) return absl::InternalError("no HTTP header in: " + *resp);
   const std::string status_line = resp->substr(0, resp->find("\r\n"));
   if (status_line.find(" 200 ") == std::string::npos)
-    return absl::FailedPreconditionError(absl::StrCat(path, ": ", status_line, ": ", resp->substr(head_end + 4)));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": ", status_line, ": ", resp->substr(head_end + 4)));
   return resp->substr(head_end + 4);
 }
 
-absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args, size_t n) {
+absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args,
+                                                      size_t n) {
   for (int i = 0;; ++i) {
     auto flows = ShuntctlFlows(node, args);
     if (!flows.ok() || flows->size() >= n || i >= 30) return flows;

@@ -13,7 +13,8 @@ namespace shunt::e2e {
 absl::StatusOr<std::vector<nlohmann::json>> ShuntctlDrops(const TestNode& node);
 
 // `shuntctl flows -o json [args]` against the node's agent: one flow per line.
-absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node, const std::string& args = "");
+absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node,
+                                                          const std::string& args = "");
 
 // GET http://HOST:PORT/path from inside the node's network namespace (where
 // its agent runs). The body for a 200 answer, else an error with the status line.
@@ -21,6 +22,7 @@ absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::strin
                                           const std::string& path);
 
 // Polls ShuntctlFlows(args) until it lists at least `n` flows (3 s at most).
-absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args, size_t n);
+absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args,
+                                                      size_t n);
 
 }  // namespace shunt::e2e

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -11,8 +12,6 @@
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <linux/magic.h>
 
 #include <chrono>
 #include <cstdio>
@@ -28,13 +27,13 @@
 #include "agent/api/api_server.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
-#include "test/e2e/harness/eventually.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
+#include "test/e2e/harness/eventually.h"
 
 #ifndef SHUNT_AGENT_BIN
 #error "SHUNT_AGENT_BIN must name the shunt-agent binary"
@@ -84,7 +83,8 @@ void RemoveCgroupTree(const std::string& dir) {
   for (const auto& e : fs::recursive_directory_iterator(dir, ec))
     if (e.is_directory()) dirs.push_back(e.path().string());
   dirs.push_back(dir);
-  std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(dirs.begin(), dirs.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
   for (const auto& d : dirs) {
     std::ifstream procs(d + "/cgroup.procs");
     pid_t pid;
@@ -127,8 +127,7 @@ absl::StatusOr<std::string> Sh(const std::string& cmd) {
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   int rc = pclose(p);
-  if (rc != 0)
-    return absl::InternalError(absl::StrCat("`", cmd, "` failed (", rc, "): ", out));
+  if (rc != 0) return absl::InternalError(absl::StrCat("`", cmd, "` failed (", rc, "): ", out));
   return out;
 }
 
@@ -167,7 +166,8 @@ void SweepStale() {
     closedir(d);
   }
   std::error_code ec;
-  for (const std::string& root : {std::string("/sys/fs/bpf"), Cgroup2Mount(), std::string("/tmp")}) {
+  for (const std::string& root :
+       {std::string("/sys/fs/bpf"), Cgroup2Mount(), std::string("/tmp")}) {
     for (const auto& e : fs::directory_iterator(root, ec)) {
       const std::string name = e.path().filename().string();
       pid_t owner = OwnerPid(name, kDirPrefix);
@@ -238,10 +238,11 @@ std::string TestNode::PodYaml() const {
   std::string yaml;
   for (const auto& p : pods_) {
     if (p->namespace_.empty()) continue;
-    absl::StrAppend(&yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
-                    "\n  namespace: ", p->namespace_, "\nspec:\n  serviceAccountName: ",
-                    p->service_account, "\n  nodeName: ", name_,
-                    "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
+    absl::StrAppend(
+        &yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
+        "\n  namespace: ", p->namespace_, "\nspec:\n  serviceAccountName: ", p->service_account,
+        "\n  nodeName: ", name_,
+        "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
   }
   return yaml;
 }
@@ -249,8 +250,8 @@ std::string TestNode::PodYaml() const {
 absl::Status TestNode::SetUpPodNetwork(const TestPod& pod) {
   const std::string& p = pod.netns;
   const std::string& v = pod.host_veth;
-  return Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ",
-                         "ip link add ", v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
+  return Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ", "ip link add ",
+                         v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
                          " && ip -n ", p, " addr add ", pod.ip, "/32 dev eth0 && ip -n ", p,
                          " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
                          "ip -n ", node_netns_, " link set ", v, " up && ",
@@ -267,9 +268,9 @@ absl::Status TestNode::RecreatePodNetwork(const TestPod& pod) {
   // Delete the veth first: that is synchronous, while a deleted namespace
   // releases its devices later, from a kernel work queue, and the node-side
   // name would still be taken when we re-create it.
-  SHUNT_RETURN_IF_ERROR(
-      Sh(absl::StrCat("ip -n ", node_netns_, " link del ", pod.host_veth, " && ip netns del ", pod.netns))
-          .status());
+  SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip -n ", node_netns_, " link del ", pod.host_veth,
+                                        " && ip netns del ", pod.netns))
+                            .status());
   return SetUpPodNetwork(pod);
 }
 
@@ -283,14 +284,16 @@ absl::Status TestNode::Link(TestNode& a, TestNode& b) {
   // Link addresses in a /30 of our own, distinct per test process.
   const int k = getpid() % 250;
   const std::string va = a.prefix_ + "x", vb = b.prefix_ + "x";
-  const std::string ip_a = absl::StrCat("192.168.", k, ".1"), ip_b = absl::StrCat("192.168.", k, ".2");
-  return Sh(absl::StrCat(
-                "ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb, " netns ",
-                b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a, "/30 dev ", va,
-                " && ip -n ", b.node_netns_, " addr add ", ip_b, "/30 dev ", vb, " && ip -n ",
-                a.node_netns_, " link set ", va, " up && ip -n ", b.node_netns_, " link set ", vb,
-                " up && ip -n ", a.node_netns_, " route add 10.", b.subnet_, ".0.0/16 via ", ip_b,
-                " && ip -n ", b.node_netns_, " route add 10.", a.subnet_, ".0.0/16 via ", ip_a))
+  const std::string ip_a = absl::StrCat("192.168.", k, ".1"),
+                    ip_b = absl::StrCat("192.168.", k, ".2");
+  return Sh(absl::StrCat("ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb,
+                         " netns ", b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a,
+                         "/30 dev ", va, " && ip -n ", b.node_netns_, " addr add ", ip_b,
+                         "/30 dev ", vb, " && ip -n ", a.node_netns_, " link set ", va,
+                         " up && ip -n ", b.node_netns_, " link set ", vb, " up && ip -n ",
+                         a.node_netns_, " route add 10.", b.subnet_, ".0.0/16 via ", ip_b,
+                         " && ip -n ", b.node_netns_, " route add 10.", a.subnet_, ".0.0/16 via ",
+                         ip_a))
       .status();
 }
 
@@ -425,7 +428,8 @@ absl::StatusOr<lib::Counters> TestNode::Counters() const {
 }
 
 absl::StatusOr<uint64_t> TestNode::SockhashEntries() const {
-  SHUNT_ASSIGN_OR_RETURN(auto fd, lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKHASH), true));
+  SHUNT_ASSIGN_OR_RETURN(auto fd,
+                         lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKHASH), true));
   SHUNT_ASSIGN_OR_RETURN(auto facts, lib::DescribeMap(fd.get()));
   return facts.entries;
 }
@@ -495,8 +499,8 @@ absl::StatusOr<pid_t> TestNode::Spawn(const TestPod& pod, const std::vector<std:
 }
 
 absl::StatusOr<uint64_t> TestNode::VethBytes(const TestPod& pod) const {
-  SHUNT_ASSIGN_OR_RETURN(std::string out,
-                         Sh(absl::StrCat("ip -n ", node_netns_, " -s -j link show dev ", pod.host_veth)));
+  SHUNT_ASSIGN_OR_RETURN(std::string out, Sh(absl::StrCat("ip -n ", node_netns_,
+                                                          " -s -j link show dev ", pod.host_veth)));
   auto j = nlohmann::json::parse(out, nullptr, false);
   if (j.is_discarded() || j.empty()) return absl::InternalError("ip -j: " + out);
   const auto& s = j[0]["stats64"];

@@ -33,10 +33,10 @@ void SweepStale();
 std::string PrivilegedSkipReason();
 
 struct TestPod {
-  std::string name;       // Kubernetes name
+  std::string name;  // Kubernetes name
   std::string namespace_;
   std::string service_account;
-  std::string netns;      // /run/netns/<netns>
+  std::string netns;  // /run/netns/<netns>
   std::string ip;
   std::string cgroup;     // absolute path
   std::string host_veth;  // node-side interface, in the node namespace
