@@ -13,7 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -90,14 +89,17 @@ void RemoveCgroupTree(const std::string& dir) {
     pid_t pid;
     while (procs >> pid) KillAndReap(pid);
   }
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    bool all = true;
-    for (const auto& d : dirs)
-      if (rmdir(d.c_str()) != 0 && errno != ENOENT) all = false;
-    if (all) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  std::fprintf(stderr, "e2e cleanup: could not remove cgroup %s\n", dir.c_str());
+  absl::Status removed = Eventually(
+      absl::StrCat("cgroup ", dir, " removed"),
+      [&]() -> absl::Status {
+        for (const auto& d : dirs)
+          if (rmdir(d.c_str()) != 0 && errno != ENOENT)
+            return lib::ErrnoStatus(errno, absl::StrCat("rmdir ", d));
+        return absl::OkStatus();
+      },
+      1000);
+  if (!removed.ok())
+    std::fprintf(stderr, "e2e cleanup: %s\n", std::string(removed.message()).c_str());
 }
 
 void EnsureBpffs() {
@@ -138,16 +140,19 @@ void KillAndReap(pid_t pid) {
 }
 
 absl::StatusOr<int> WaitExit(pid_t pid, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    int st = 0;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (r < 0) return lib::ErrnoStatus(errno, absl::StrCat("waitpid ", pid));
-    if (std::chrono::steady_clock::now() > deadline)
-      return absl::DeadlineExceededError(absl::StrCat("pid ", pid, " still running"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  int st = 0;
+  absl::Status failed;  // waitpid itself failed: no point in asking again
+  SHUNT_RETURN_IF_ERROR(Eventually(
+      absl::StrCat("pid ", pid, " exits"),
+      [&]() -> absl::Status {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return absl::OkStatus();
+        if (r < 0) failed = lib::ErrnoStatus(errno, absl::StrCat("waitpid ", pid));
+        return failed.ok() ? absl::UnavailableError("still running") : absl::OkStatus();
+      },
+      timeout_ms));
+  if (!failed.ok()) return failed;
+  return st;
 }
 
 std::string PrivilegedSkipReason() {
@@ -339,17 +344,24 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
   }
   agent_pid_ = pid;
   // Ready when the API answers; an early exit is a failure with its log.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int st = 0;
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      agent_pid_ = -1;
-      return absl::InternalError(absl::StrCat("agent exited (status ", st, "): ", AgentLog()));
-    }
-    if (api::ApiCall(api_socket_, "ping", 200).ok()) return absl::OkStatus();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool exited = false;
+  int st = 0;
+  absl::Status up = Eventually(
+      "agent API answers",
+      [&]() -> absl::Status {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+          exited = true;  // stop waiting: reported below
+          return absl::OkStatus();
+        }
+        return api::ApiCall(api_socket_, "ping", 200).status();
+      },
+      10000);
+  if (exited) {
+    agent_pid_ = -1;
+    return absl::InternalError(absl::StrCat("agent exited (status ", st, "): ", AgentLog()));
   }
-  return absl::DeadlineExceededError(absl::StrCat("agent API did not come up: ", AgentLog()));
+  if (!up.ok()) return absl::DeadlineExceededError(absl::StrCat(up.message(), "\n", AgentLog()));
+  return absl::OkStatus();
 }
 
 absl::Status TestNode::StopAgent(int sig) {
@@ -383,6 +395,12 @@ absl::Status TestNode::WaitGeneration(uint64_t after, int timeout_ms) {
       timeout_ms);
 }
 
+absl::Status TestNode::ApplyManifests(const std::vector<const TestNode*>& others, int timeout_ms) {
+  SHUNT_ASSIGN_OR_RETURN(uint64_t before, AppliedGeneration());
+  SHUNT_RETURN_IF_ERROR(WriteManifests(others));
+  return WaitGeneration(before, timeout_ms);
+}
+
 absl::Status TestNode::ApplyConfigFile(const std::string& file, const std::string& yaml,
                                        int timeout_ms) {
   SHUNT_ASSIGN_OR_RETURN(uint64_t before, AppliedGeneration());
@@ -400,19 +418,16 @@ absl::StatusOr<nlohmann::json> TestNode::AgentStatus() {
 absl::Status TestNode::WaitMeshed(int timeout_ms) {
   size_t want = 0;
   for (const auto& p : pods_) want += !p->namespace_.empty();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::string last;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto st = AgentStatus();
-    if (st.ok()) {
-      size_t meshed = 0;
-      for (const auto& p : (*st)["local_pods"]) meshed += p["problem"].get<std::string>().empty();
-      if (meshed == want && (*st)["local_pods"].size() == want) return absl::OkStatus();
-      last = st->dump();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return absl::DeadlineExceededError(absl::StrCat("pods not meshed in time; last status: ", last));
+  return Eventually(
+      absl::StrCat(want, " local pods meshed"),
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, AgentStatus());
+        size_t meshed = 0;
+        for (const auto& p : st["local_pods"]) meshed += p["problem"].get<std::string>().empty();
+        if (meshed == want && st["local_pods"].size() == want) return absl::OkStatus();
+        return absl::FailedPreconditionError(absl::StrCat("status: ", st.dump()));
+      },
+      timeout_ms);
 }
 
 std::string TestNode::AgentLog() const {
@@ -430,6 +445,13 @@ absl::StatusOr<lib::Counters> TestNode::Counters() const {
 absl::StatusOr<uint64_t> TestNode::SockhashEntries() const {
   SHUNT_ASSIGN_OR_RETURN(auto fd,
                          lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKHASH), true));
+  SHUNT_ASSIGN_OR_RETURN(auto facts, lib::DescribeMap(fd.get()));
+  return facts.entries;
+}
+
+absl::StatusOr<uint64_t> TestNode::SockrefEntries() const {
+  SHUNT_ASSIGN_OR_RETURN(auto fd,
+                         lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKREF), true));
   SHUNT_ASSIGN_OR_RETURN(auto facts, lib::DescribeMap(fd.get()));
   return facts.entries;
 }
