@@ -2,14 +2,14 @@
 // redis-benchmark from Debian.
 #include <sys/socket.h>
 
-#include <chrono>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/lib/status_macros.h"
 #include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -38,13 +38,14 @@ class RealAppsTest : public MeshTest {
                            {"redis-server", "--port", "6379", "--bind", "0.0.0.0",
                             "--protected-mode", "no", "--save", "", "--appendonly", "no"},
                            node_->work_dir() + "/redis.log"));
-    for (int i = 0; i < 200; ++i) {
-      auto s = node_->PodSocket(*client_, SOCK_STREAM);
-      ASSERT_OK(s);
-      if (ConnectTo(s->get(), server_->ip, 6379).ok()) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    FAIL() << "redis did not start: " << Slurp(node_->work_dir() + "/redis.log");
+    absl::Status up = Eventually(
+        "redis accepts connections",
+        [&]() -> absl::Status {
+          SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, node_->PodSocket(*client_, SOCK_STREAM));
+          return ConnectTo(s.get(), server_->ip, 6379);
+        },
+        10000);
+    ASSERT_TRUE(up.ok()) << up << "\nredis log: " << Slurp(node_->work_dir() + "/redis.log");
   }
 };
 
@@ -82,17 +83,16 @@ TEST_F(RealAppsTest, RedisBenchmarkFlowCountsEveryRequestAndByte) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Slurp(log);
   // redis-benchmark also asks CONFIG GET on its own connection, and the
   // probes of StartRedis are flows too: wait for the benchmark's own.
-  std::vector<nlohmann::json> flows;
-  const nlohmann::json* bench = nullptr;
-  for (int i = 0; i < 30 && !bench; ++i) {
-    ASSERT_OK_AND_ASSIGN(flows,
-                         ShuntctlFlows(*node_, "--state closed --to demo/server --port 6379"));
+  nlohmann::json bench;
+  ASSERT_OK(Eventually("the benchmark's flow is listed", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(auto flows,
+                           ShuntctlFlows(*node_, "--state closed --to demo/server --port 6379"));
     for (const auto& f : flows)
-      if (f["requests"].get<uint64_t>() >= 1000) bench = &f;
-    if (!bench) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_NE(bench, nullptr) << nlohmann::json(flows).dump();
-  const nlohmann::json& f = *bench;
+      if (f["requests"].get<uint64_t>() >= 1000) bench = f;
+    if (!bench.is_null()) return absl::OkStatus();
+    return absl::NotFoundError(nlohmann::json(flows).dump());
+  }));
+  const nlohmann::json& f = bench;
   EXPECT_EQ(f["path"], "short-circuit");
   EXPECT_EQ(f["end"], "closed");
   EXPECT_EQ(f["requests"], 3000);
