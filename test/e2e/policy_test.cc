@@ -4,14 +4,12 @@
 // The bookstore demo: bookbuyer may reach bookstore on TCP 8080 and UDP 5353;
 // bookthief may not.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -139,15 +137,11 @@ class PolicyTest : public ::testing::Test {
     return c.ok() ? (*c)[idx] : 0;
   }
 
-  // Waits until the agent has applied the config files as they are now.
-  void WaitApplied(const std::string& from, const std::string& to, uint16_t port,
-                   const std::string& verdict) {
-    for (int i = 0; i < 200; ++i) {
-      auto r = Ctl(absl::StrCat("policy check --from ", from, " --to ", to, " --port ", port));
-      if (r.ok() && (*r)["verdict"] == verdict) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    FAIL() << "policy check never said " << verdict;
+  // The verdict of `shuntctl policy check` for from -> to:port (or its error).
+  std::string Verdict(const std::string& from, const std::string& to, uint16_t port) {
+    auto r = Ctl(absl::StrCat("policy check --from ", from, " --to ", to, " --port ", port));
+    if (!r.ok()) return std::string(r.status().message());
+    return r->value("verdict", "no verdict: " + r->dump());
   }
 
   std::unique_ptr<TestNode> node_;
@@ -191,28 +185,12 @@ TEST_F(PolicyTest, EnforceRefusesWhatNoTrafficTargetAllowsBeforeAnyPacket) {
 TEST_F(PolicyTest, DropsFollowStreamsNewDenialsAsTheyHappen) {
   Start("enforce");
   const std::string out = node_->work_dir() + "/follow.log";
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "drops",
-          "--follow", "-o", "json", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_OK_AND_ASSIGN(pid_t pid, StartFollower(*node_, {"drops", "--follow", "-o", "json"}, out));
   EXPECT_EQ(TryConnect(*thief_, 8080), EPERM);
-  std::string text;
-  for (int i = 0; i < 50 && text.find('\n') == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::ifstream f(out);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
+  absl::StatusOr<std::string> line = WaitFirstLine(out);
   KillAndReap(pid);
-  ASSERT_NE(text.find('\n'), std::string::npos) << "--follow printed nothing";
-  auto e = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  ASSERT_TRUE(line.ok()) << "--follow printed nothing: " << line.status();
+  auto e = nlohmann::json::parse(*line);
   EXPECT_EQ(e["src_ip"], thief_->ip);
   EXPECT_EQ(e["dst_port"], 8080);
   EXPECT_EQ(e["enforced"], true);
@@ -300,7 +278,7 @@ TEST_F(PolicyTest, EditsOnDiskTakeEffectOnTheNextConnection) {
   ASSERT_EQ(TryConnect(*buyer_, 8080, &established), 0);
   ASSERT_OK(AcceptOne(l.get()));
   // Grant the thief too.
-  ASSERT_OK(node_->WriteConfigFile("thief.yaml", R"(apiVersion: access.smi-spec.io/v1alpha3
+  ASSERT_OK(node_->ApplyConfigFile("thief.yaml", R"(apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
 metadata: {name: thief-to-store, namespace: bookstore}
 spec:
@@ -308,15 +286,15 @@ spec:
   sources: [{kind: ServiceAccount, name: bookthief, namespace: bookthief}]
   rules: [{kind: TCPRoute, name: store-port}]
 )"));
-  WaitApplied("bookthief/thief", "bookstore/store", 8080, "allow");
+  EXPECT_EQ(Verdict("bookthief/thief", "bookstore/store", 8080), "allow");
   EXPECT_EQ(TryConnect(*thief_, 8080), 0);
   // Revoke the buyer: new connections fail, the established one carries on.
-  ASSERT_OK(node_->WriteConfigFile("policy.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
+  ASSERT_OK(node_->ApplyConfigFile("policy.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
 metadata: {name: store-port, namespace: bookstore}
 spec: {matches: {ports: [8080]}}
 )"));
-  WaitApplied("bookbuyer/buyer", "bookstore/store", 8080, "deny");
+  EXPECT_EQ(Verdict("bookbuyer/buyer", "bookstore/store", 8080), "deny");
   EXPECT_EQ(TryConnect(*buyer_, 8080), EPERM);
   EXPECT_OK(WriteAll(established.get(), "still here"));
 }
@@ -329,8 +307,8 @@ TEST_F(PolicyTest, APodThatChangesServiceAccountChangesIdentityAtOnce) {
   // namespace): it gets the buyer's identity and its grants.
   thief_->service_account = "bookbuyer";
   thief_->namespace_ = "bookbuyer";
-  ASSERT_OK(node_->WriteManifests());
-  WaitApplied("bookbuyer/thief", "bookstore/store", 8080, "allow");
+  ASSERT_OK(node_->ApplyManifests());
+  EXPECT_EQ(Verdict("bookbuyer/thief", "bookstore/store", 8080), "allow");
   EXPECT_EQ(TryConnect(*thief_, 8080), 0);
   ASSERT_OK_AND_ASSIGN(nlohmann::json ids, Ctl("identities"));
   int buyers = 0;
@@ -373,18 +351,12 @@ spec:
 )";
   int applied = 0;
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_OK_AND_ASSIGN(nlohmann::json before, node_->AgentStatus());
     std::string y = grant;
     y.replace(y.find("sa-N"), 4, "sa-" + std::to_string(i % 7));
-    ASSERT_OK(node_->WriteConfigFile("churn.yaml", i % 2 ? "" : y));
-    for (int w = 0; w < 400; ++w) {
-      auto st = node_->AgentStatus();
-      if (st.ok() && (*st)["reconciles"] != before["reconciles"]) {
-        ++applied;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    absl::Status st = node_->ApplyConfigFile("churn.yaml", i % 2 ? "" : y);
+    EXPECT_TRUE(st.ok()) << "update " << i << ": " << st;
+    if (!st.ok()) break;
+    ++applied;
   }
   stop = true;
   client.join();
