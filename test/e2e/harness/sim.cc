@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -118,6 +119,30 @@ pid_t OwnerPid(const std::string& name, const std::string& prefix) {
   return pid;
 }
 
+// The S of every 10.S.x.y address in a network namespace under /run/netns,
+// except those named `own_prefix` + a tag (this process's).
+std::set<int> SubnetsInUse(const std::string& own_prefix) {
+  std::set<int> used;
+  auto out = Sh("ip -all netns exec ip -4 -o addr show || true");
+  if (!out.ok()) return used;
+  bool own = false;
+  std::istringstream lines(*out);
+  for (std::string line; std::getline(lines, line);) {
+    if (absl::StartsWith(line, "netns: ")) {
+      const std::string name = line.substr(7);
+      own = absl::StartsWith(name, own_prefix) && name.size() > own_prefix.size() &&
+            !isdigit(static_cast<unsigned char>(name[own_prefix.size()]));
+      continue;
+    }
+    const size_t at = line.find(" inet 10.");
+    int s = 0;
+    if (own || at == std::string::npos) continue;
+    const std::string rest = line.substr(at + 9);
+    if (absl::SimpleAtoi(rest.substr(0, rest.find('.')), &s)) used.insert(s);
+  }
+  return used;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> Sh(const std::string& cmd) {
@@ -202,9 +227,15 @@ absl::StatusOr<std::unique_ptr<TestNode>> TestNode::Create(const std::string& ta
   n->work_dir_ = "/tmp/" + id;
   n->config_dir_ = n->work_dir_ + "/config";
   n->api_socket_ = n->work_dir_ + "/agent.sock";
-  // Distinct per process and node, so a stale namespace of another run can
-  // never hold the same address.
-  n->subnet_ = 100 + (pid % 50) * 2 + (tag.empty() ? 0 : tag.back() % 2);
+  // Distinct per process and node: a pair of subnets picked by pid, moved
+  // past any pair a live namespace of another process already uses (a
+  // concurrent run, of this tree or another, whose pid picked the same):
+  // an agent that sees two namespaces with a pod's address meshes neither.
+  const std::set<int> used = SubnetsInUse(absl::StrCat(kNetnsPrefix, pid));
+  int pair = pid % 50;
+  for (int i = 0; i < 50 && (used.count(100 + pair * 2) || used.count(101 + pair * 2)); ++i)
+    pair = (pair + 1) % 50;
+  n->subnet_ = 100 + pair * 2 + (tag.empty() ? 0 : tag.back() % 2);
   std::error_code ec;
   fs::create_directories(n->config_dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("mkdir ", n->config_dir_, ": ", ec.message()));

@@ -125,7 +125,7 @@ class TestNode {
 
   std::string tag_, name_, prefix_;
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
-  int subnet_ = 0;  // 10.<200+subnet>.x.y
+  int subnet_ = 0;  // pods are 10.<subnet_>.1.x
   std::string PodYaml() const;
   absl::Status SetUpPodNetwork(const TestPod& pod);
 
