@@ -5,6 +5,9 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -92,14 +95,8 @@ TEST_F(IsolationTest, PodRemovedFromConfigStopsBeingShortCircuited) {
   EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED), 2u);
   // Drop the server from the manifests: the agent withdraws it.
   server_->namespace_.clear();
-  ASSERT_OK(node_->WriteManifests());
-  ASSERT_OK(node_->WaitMeshed());
+  ASSERT_OK(node_->ApplyManifests());
   ASSERT_OK_AND_ASSIGN(auto maps, lib::PinnedMaps::Open(lib::PinLayout(node_->bpffs()), true));
-  for (int i = 0; i < 100; ++i) {
-    auto eps = maps->endpoints().Keys();
-    if (eps.ok() && eps->size() == 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
   ASSERT_OK_AND_ASSIGN(auto eps, maps->endpoints().Keys());
   EXPECT_EQ(eps.size(), 1u);
   {
@@ -113,15 +110,14 @@ TEST_F(IsolationTest, RestartedPodIsFoundInItsNewNamespace) {
   ASSERT_OK_AND_ASSIGN(auto maps, lib::PinnedMaps::Open(lib::PinLayout(node_->bpffs()), true));
   ASSERT_OK_AND_ASSIGN(auto before, maps->endpoints().Keys());
   ASSERT_OK(node_->RecreatePodNetwork(*server_));
-  // The agent sees the namespace set change and follows the pod.
-  std::vector<__u64> after;
-  for (int i = 0; i < 100; ++i) {
-    ASSERT_OK_AND_ASSIGN(after, maps->endpoints().Keys());
-    if (after.size() == 2 && after != before) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_EQ(after.size(), 2u);
-  EXPECT_NE(after, before) << "the old netns cookie is still mapped";
+  // The agent sees the namespace set change (no config change: it rescans
+  // namespaces on its own) and follows the pod to its new netns cookie.
+  ASSERT_OK(Eventually("the endpoints map follows the new namespace", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(auto after, maps->endpoints().Keys());
+    if (after.size() == 2 && after != before) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        after.size(), " endpoints", after == before ? ", the old cookie still mapped" : ""));
+  }));
   {
     ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7307));
     RoundTrip(c.client.get(), c.server.get());

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -93,6 +94,7 @@ class LatencyLbTest : public MeshTest {
   absl::StatusOr<std::vector<int>> Drive(std::chrono::milliseconds d, int* failures) {
     std::vector<int> before(servers_.size());
     for (size_t i = 0; i < servers_.size(); ++i) before[i] = served_[i].load();
+    int answered = 0;
     const auto end = Clock::now() + d;
     while (Clock::now() < end) {
       std::vector<lib::UniqueFd> socks;
@@ -113,13 +115,24 @@ class LatencyLbTest : public MeshTest {
             write(s.get(), "ping", 4) != 4 || poll(&q, 1, 2000) != 1 ||
             read(s.get(), buf, sizeof(buf)) != 4)
           ++*failures;
+        else
+          ++answered;
         s.Reset();
       }
     }
-    // The last answers are counted by the servers just after the reads.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // A server counts an answer just after writing it: wait until every
+    // answer the client read is counted.
     std::vector<int> out(servers_.size());
-    for (size_t i = 0; i < servers_.size(); ++i) out[i] = served_[i].load() - before[i];
+    absl::Status counted = Eventually("the servers count every answer", [&]() -> absl::Status {
+      int total = 0;
+      for (size_t i = 0; i < servers_.size(); ++i) {
+        out[i] = served_[i].load() - before[i];
+        total += out[i];
+      }
+      if (total >= answered) return absl::OkStatus();
+      return absl::FailedPreconditionError(absl::StrCat(total, " of ", answered, " counted"));
+    });
+    if (!counted.ok()) return counted;
     return out;
   }
 
@@ -241,12 +254,7 @@ TEST_F(LatencyLbTest, TheAnnotationSelectsRandomAndAnUnknownValueIsReported) {
   ASSERT_OK_AND_ASSIGN(auto svcs, CtlJson("services"));
   EXPECT_EQ(svcs["services"][0]["balancer"], "random");
 
-  ASSERT_OK(node_->WriteConfigFile("web.yaml", Manifests("balancer.shunt.dev/algorithm: fastest")));
-  for (int i = 0; i < 100; ++i) {
-    auto st = CtlJson("services");
-    if (st.ok() && !(*st)["problems"].empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  ASSERT_OK(node_->ApplyConfigFile("web.yaml", Manifests("balancer.shunt.dev/algorithm: fastest")));
   ASSERT_OK_AND_ASSIGN(svcs, CtlJson("services"));
   ASSERT_EQ(svcs["problems"].size(), 1u) << svcs.dump();
   EXPECT_NE(svcs["problems"][0].dump().find("'fastest' is not p2c-ewma or random"),

@@ -5,15 +5,11 @@
 // bookthief may not.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <poll.h>
-
-#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -52,16 +48,20 @@ class PolicyTest : public ::testing::Test {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
     SweepStale();
     ASSERT_OK_AND_ASSIGN(node_, TestNode::Create("n1"));
-    ASSERT_OK_AND_ASSIGN(buyer_, node_->AddPod({.name = "buyer", .namespace_ = "bookbuyer",
-                                                .service_account = "bookbuyer"}));
-    ASSERT_OK_AND_ASSIGN(thief_, node_->AddPod({.name = "thief", .namespace_ = "bookthief",
-                                                .service_account = "bookthief"}));
-    ASSERT_OK_AND_ASSIGN(store_, node_->AddPod({.name = "store", .namespace_ = "bookstore",
-                                                .service_account = "bookstore"}));
+    ASSERT_OK_AND_ASSIGN(
+        buyer_, node_->AddPod(
+                    {.name = "buyer", .namespace_ = "bookbuyer", .service_account = "bookbuyer"}));
+    ASSERT_OK_AND_ASSIGN(
+        thief_, node_->AddPod(
+                    {.name = "thief", .namespace_ = "bookthief", .service_account = "bookthief"}));
+    ASSERT_OK_AND_ASSIGN(
+        store_, node_->AddPod(
+                    {.name = "store", .namespace_ = "bookstore", .service_account = "bookstore"}));
     ASSERT_OK(node_->WriteConfigFile("policy.yaml", kPolicy));
   }
   void TearDown() override {
-    if (HasFailure() && node_) std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
+    if (HasFailure() && node_)
+      std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
     node_.reset();
   }
   void Start(const std::string& mode) {
@@ -137,15 +137,11 @@ class PolicyTest : public ::testing::Test {
     return c.ok() ? (*c)[idx] : 0;
   }
 
-  // Waits until the agent has applied the config files as they are now.
-  void WaitApplied(const std::string& from, const std::string& to, uint16_t port,
-                   const std::string& verdict) {
-    for (int i = 0; i < 200; ++i) {
-      auto r = Ctl(absl::StrCat("policy check --from ", from, " --to ", to, " --port ", port));
-      if (r.ok() && (*r)["verdict"] == verdict) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    FAIL() << "policy check never said " << verdict;
+  // The verdict of `shuntctl policy check` for from -> to:port (or its error).
+  std::string Verdict(const std::string& from, const std::string& to, uint16_t port) {
+    auto r = Ctl(absl::StrCat("policy check --from ", from, " --to ", to, " --port ", port));
+    if (!r.ok()) return std::string(r.status().message());
+    return r->value("verdict", "no verdict: " + r->dump());
   }
 
   std::unique_ptr<TestNode> node_;
@@ -189,28 +185,12 @@ TEST_F(PolicyTest, EnforceRefusesWhatNoTrafficTargetAllowsBeforeAnyPacket) {
 TEST_F(PolicyTest, DropsFollowStreamsNewDenialsAsTheyHappen) {
   Start("enforce");
   const std::string out = node_->work_dir() + "/follow.log";
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "drops", "--follow",
-          "-o", "json", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_OK_AND_ASSIGN(pid_t pid, StartFollower(*node_, {"drops", "--follow", "-o", "json"}, out));
   EXPECT_EQ(TryConnect(*thief_, 8080), EPERM);
-  std::string text;
-  for (int i = 0; i < 50 && text.find('\n') == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::ifstream f(out);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
+  absl::StatusOr<std::string> line = WaitFirstLine(out);
   KillAndReap(pid);
-  ASSERT_NE(text.find('\n'), std::string::npos) << "--follow printed nothing";
-  auto e = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  ASSERT_TRUE(line.ok()) << "--follow printed nothing: " << line.status();
+  auto e = nlohmann::json::parse(*line);
   EXPECT_EQ(e["src_ip"], thief_->ip);
   EXPECT_EQ(e["dst_port"], 8080);
   EXPECT_EQ(e["enforced"], true);
@@ -241,8 +221,9 @@ TEST_F(PolicyTest, PermissiveAllowsEverythingButCountsAndReportsWouldBeDenials) 
   EXPECT_EQ(TrySendTo(*thief_, 5353), 0);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_WOULD_DENY), 2u);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_DENIED), 0u);
-  ASSERT_OK_AND_ASSIGN(nlohmann::json check,
-                       Ctl(absl::StrCat("policy check --from bookthief/thief --to bookstore/store --port 8080")));
+  ASSERT_OK_AND_ASSIGN(
+      nlohmann::json check,
+      Ctl(absl::StrCat("policy check --from bookthief/thief --to bookstore/store --port 8080")));
   EXPECT_EQ(check["verdict"], "deny");
   EXPECT_EQ(check["mode"], "permissive");
   EXPECT_NE(check["effect"].get<std::string>().find("would-be denial"), std::string::npos);
@@ -260,9 +241,11 @@ TEST_F(PolicyTest, PolicyCheckAndListingsNameTheObjects) {
   ASSERT_OK_AND_ASSIGN(nlohmann::json deny,
                        Ctl("policy check --from bookthief/thief --to bookstore/store --port 8080"));
   EXPECT_EQ(deny["verdict"], "deny");
-  EXPECT_EQ(deny["reason"], "no TrafficTarget allows bookthief/bookthief -> bookstore/bookstore on tcp/8080");
-  ASSERT_OK_AND_ASSIGN(nlohmann::json udp,
-                       Ctl("policy check --from bookbuyer/buyer --to bookstore/store --port 5353 --proto udp"));
+  EXPECT_EQ(deny["reason"],
+            "no TrafficTarget allows bookthief/bookthief -> bookstore/bookstore on tcp/8080");
+  ASSERT_OK_AND_ASSIGN(
+      nlohmann::json udp,
+      Ctl("policy check --from bookbuyer/buyer --to bookstore/store --port 5353 --proto udp"));
   EXPECT_EQ(udp["verdict"], "allow");
 
   ASSERT_OK_AND_ASSIGN(nlohmann::json pol, Ctl("policy"));
@@ -275,13 +258,16 @@ TEST_F(PolicyTest, PolicyCheckAndListingsNameTheObjects) {
   }
   ASSERT_OK_AND_ASSIGN(nlohmann::json ids, Ctl("identities"));
   std::set<std::string> names;
-  for (const auto& i : ids) names.insert(i["namespace"].get<std::string>() + "/" + i["service_account"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"bookbuyer/bookbuyer", "bookstore/bookstore", "bookthief/bookthief"}));
+  for (const auto& i : ids)
+    names.insert(i["namespace"].get<std::string>() + "/" + i["service_account"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"bookbuyer/bookbuyer", "bookstore/bookstore",
+                                          "bookthief/bookthief"}));
   // Unknown pods are named.
   auto bad = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
                              " policy check --from x/y --to bookstore/store --port 1"));
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(std::string(bad.status().message()).find("pod x/y is not in the config"), std::string::npos);
+  EXPECT_NE(std::string(bad.status().message()).find("pod x/y is not in the config"),
+            std::string::npos);
 }
 
 TEST_F(PolicyTest, EditsOnDiskTakeEffectOnTheNextConnection) {
@@ -292,7 +278,7 @@ TEST_F(PolicyTest, EditsOnDiskTakeEffectOnTheNextConnection) {
   ASSERT_EQ(TryConnect(*buyer_, 8080, &established), 0);
   ASSERT_OK(AcceptOne(l.get()));
   // Grant the thief too.
-  ASSERT_OK(node_->WriteConfigFile("thief.yaml", R"(apiVersion: access.smi-spec.io/v1alpha3
+  ASSERT_OK(node_->ApplyConfigFile("thief.yaml", R"(apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
 metadata: {name: thief-to-store, namespace: bookstore}
 spec:
@@ -300,15 +286,15 @@ spec:
   sources: [{kind: ServiceAccount, name: bookthief, namespace: bookthief}]
   rules: [{kind: TCPRoute, name: store-port}]
 )"));
-  WaitApplied("bookthief/thief", "bookstore/store", 8080, "allow");
+  EXPECT_EQ(Verdict("bookthief/thief", "bookstore/store", 8080), "allow");
   EXPECT_EQ(TryConnect(*thief_, 8080), 0);
   // Revoke the buyer: new connections fail, the established one carries on.
-  ASSERT_OK(node_->WriteConfigFile("policy.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
+  ASSERT_OK(node_->ApplyConfigFile("policy.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
 metadata: {name: store-port, namespace: bookstore}
 spec: {matches: {ports: [8080]}}
 )"));
-  WaitApplied("bookbuyer/buyer", "bookstore/store", 8080, "deny");
+  EXPECT_EQ(Verdict("bookbuyer/buyer", "bookstore/store", 8080), "deny");
   EXPECT_EQ(TryConnect(*buyer_, 8080), EPERM);
   EXPECT_OK(WriteAll(established.get(), "still here"));
 }
@@ -321,8 +307,8 @@ TEST_F(PolicyTest, APodThatChangesServiceAccountChangesIdentityAtOnce) {
   // namespace): it gets the buyer's identity and its grants.
   thief_->service_account = "bookbuyer";
   thief_->namespace_ = "bookbuyer";
-  ASSERT_OK(node_->WriteManifests());
-  WaitApplied("bookbuyer/thief", "bookstore/store", 8080, "allow");
+  ASSERT_OK(node_->ApplyManifests());
+  EXPECT_EQ(Verdict("bookbuyer/thief", "bookstore/store", 8080), "allow");
   EXPECT_EQ(TryConnect(*thief_, 8080), 0);
   ASSERT_OK_AND_ASSIGN(nlohmann::json ids, Ctl("identities"));
   int buyers = 0;
@@ -347,7 +333,10 @@ TEST_F(PolicyTest, AThousandPolicyUpdatesNeverRefuseAnAllowedPair) {
   std::thread client([&] {
     while (!stop) {
       int e = TryConnect(*buyer_, 8080);
-      if (e == 0) ++ok; else ++refused;
+      if (e == 0)
+        ++ok;
+      else
+        ++refused;
     }
   });
   // Each update adds or removes a grant for an unrelated pair; wait for the
@@ -362,18 +351,12 @@ spec:
 )";
   int applied = 0;
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_OK_AND_ASSIGN(nlohmann::json before, node_->AgentStatus());
     std::string y = grant;
     y.replace(y.find("sa-N"), 4, "sa-" + std::to_string(i % 7));
-    ASSERT_OK(node_->WriteConfigFile("churn.yaml", i % 2 ? "" : y));
-    for (int w = 0; w < 400; ++w) {
-      auto st = node_->AgentStatus();
-      if (st.ok() && (*st)["reconciles"] != before["reconciles"]) {
-        ++applied;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    absl::Status st = node_->ApplyConfigFile("churn.yaml", i % 2 ? "" : y);
+    EXPECT_TRUE(st.ok()) << "update " << i << ": " << st;
+    if (!st.ok()) break;
+    ++applied;
   }
   stop = true;
   client.join();
@@ -416,12 +399,14 @@ spec:
                        Ctl("policy check --from bookthief/thief --to bookstore/store --port 8081"));
   EXPECT_EQ(check["verdict"], "allow-l7");
   EXPECT_NE(check["reason"].get<std::string>().find("NOT enforced"), std::string::npos);
-  ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(),
-                                                         " --api-socket ", node_->api_socket(), " status")));
+  ASSERT_OK_AND_ASSIGN(std::string text,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
+                                       node_->api_socket(), " status")));
   EXPECT_NE(text.find("their HTTP rules are NOT enforced"), std::string::npos) << text;
-  EXPECT_NE(text.find("PROBLEM  TrafficTarget bookstore/dangling: rule TCPRoute 'no-such-route' does not "
-                      "exist in namespace bookstore; it grants nothing"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("PROBLEM  TrafficTarget bookstore/dangling: rule TCPRoute 'no-such-route' does not "
+                "exist in namespace bookstore; it grants nothing"),
+      std::string::npos)
       << text;
 }
 

@@ -2,14 +2,14 @@
 // redis-benchmark from Debian.
 #include <sys/socket.h>
 
-#include <chrono>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/lib/status_macros.h"
 #include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -38,13 +38,14 @@ class RealAppsTest : public MeshTest {
                            {"redis-server", "--port", "6379", "--bind", "0.0.0.0",
                             "--protected-mode", "no", "--save", "", "--appendonly", "no"},
                            node_->work_dir() + "/redis.log"));
-    for (int i = 0; i < 200; ++i) {
-      auto s = node_->PodSocket(*client_, SOCK_STREAM);
-      ASSERT_OK(s);
-      if (ConnectTo(s->get(), server_->ip, 6379).ok()) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    FAIL() << "redis did not start: " << Slurp(node_->work_dir() + "/redis.log");
+    absl::Status up = Eventually(
+        "redis accepts connections",
+        [&]() -> absl::Status {
+          SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, node_->PodSocket(*client_, SOCK_STREAM));
+          return ConnectTo(s.get(), server_->ip, 6379);
+        },
+        10000);
+    ASSERT_TRUE(up.ok()) << up << "\nredis log: " << Slurp(node_->work_dir() + "/redis.log");
   }
 };
 
@@ -52,11 +53,11 @@ TEST_F(RealAppsTest, RedisBenchmarkRunsThroughTheShortCircuit) {
   StartRedis();
   const uint64_t msgs_before = Counter(SHUNT_CTR_MSG_REDIRECTED);
   const std::string log = node_->work_dir() + "/bench.log";
-  ASSERT_OK_AND_ASSIGN(pid_t pid, node_->Spawn(*client_,
-                                               {"redis-benchmark", "-h", server_->ip, "-p", "6379",
-                                                "-n", "20000", "-c", "8", "-d", "256", "-q",
-                                                "-t", "set,get,lpush,lpop"},
-                                               log));
+  ASSERT_OK_AND_ASSIGN(
+      pid_t pid, node_->Spawn(*client_,
+                              {"redis-benchmark", "-h", server_->ip, "-p", "6379", "-n", "20000",
+                               "-c", "8", "-d", "256", "-q", "-t", "set,get,lpush,lpop"},
+                              log));
   ASSERT_OK_AND_ASSIGN(int status, WaitExit(pid, 120000));
   const std::string out = Slurp(log);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
@@ -73,31 +74,32 @@ TEST_F(RealAppsTest, RedisBenchmarkRunsThroughTheShortCircuit) {
 TEST_F(RealAppsTest, RedisBenchmarkFlowCountsEveryRequestAndByte) {
   StartRedis();
   const std::string log = node_->work_dir() + "/bench.log";
-  ASSERT_OK_AND_ASSIGN(pid_t pid, node_->Spawn(*client_,
-                                               {"redis-benchmark", "-h", server_->ip, "-p", "6379", "-n",
-                                                "3000", "-c", "1", "-d", "16", "-q", "-t", "set"},
-                                               log));
+  ASSERT_OK_AND_ASSIGN(
+      pid_t pid, node_->Spawn(*client_,
+                              {"redis-benchmark", "-h", server_->ip, "-p", "6379", "-n", "3000",
+                               "-c", "1", "-d", "16", "-q", "-t", "set"},
+                              log));
   ASSERT_OK_AND_ASSIGN(int status, WaitExit(pid, 60000));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Slurp(log);
   // redis-benchmark also asks CONFIG GET on its own connection, and the
   // probes of StartRedis are flows too: wait for the benchmark's own.
-  std::vector<nlohmann::json> flows;
-  const nlohmann::json* bench = nullptr;
-  for (int i = 0; i < 30 && !bench; ++i) {
-    ASSERT_OK_AND_ASSIGN(flows, ShuntctlFlows(*node_, "--state closed --to demo/server --port 6379"));
+  nlohmann::json bench;
+  ASSERT_OK(Eventually("the benchmark's flow is listed", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(auto flows,
+                           ShuntctlFlows(*node_, "--state closed --to demo/server --port 6379"));
     for (const auto& f : flows)
-      if (f["requests"].get<uint64_t>() >= 1000) bench = &f;
-    if (!bench) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_NE(bench, nullptr) << nlohmann::json(flows).dump();
-  const nlohmann::json& f = *bench;
+      if (f["requests"].get<uint64_t>() >= 1000) bench = f;
+    if (!bench.is_null()) return absl::OkStatus();
+    return absl::NotFoundError(nlohmann::json(flows).dump());
+  }));
+  const nlohmann::json& f = bench;
   EXPECT_EQ(f["path"], "short-circuit");
   EXPECT_EQ(f["end"], "closed");
   EXPECT_EQ(f["requests"], 3000);
   EXPECT_EQ(f["msgs_to_server"], 3000);
   EXPECT_EQ(f["msgs_to_client"], 3000);
-  // SET key:__rand_int__ <16 bytes>: "*3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$16\r\n" + 16 + "\r\n"
-  // is 59 bytes; each reply "+OK\r\n" is 5.
+  // SET key:__rand_int__ <16 bytes>: "*3\r\n$3\r\nSET\r\n$16\r\nkey:__rand_int__\r\n$16\r\n" + 16 +
+  // "\r\n" is 59 bytes; each reply "+OK\r\n" is 5.
   EXPECT_EQ(f["bytes_to_server"], 3000 * 59);
   EXPECT_EQ(f["bytes_to_client"], 3000 * 5);
   EXPECT_GT(f["response_latency_us"]["p50"].get<double>(), 0);
@@ -111,8 +113,9 @@ TEST_F(RealAppsTest, RedisBenchmarkFlowCountsEveryRequestAndByte) {
     refused += fl["end"] == "refused";
   }
   ASSERT_EQ(closed + refused, all.size()) << nlohmann::json(all).dump();
-  ASSERT_OK_AND_ASSIGN(std::string stat, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
-                                                         " stat pod -o json")));
+  ASSERT_OK_AND_ASSIGN(
+      std::string stat,
+      Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " stat pod -o json")));
   auto j = nlohmann::json::parse(stat, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << stat;
   bool found = false;
@@ -122,14 +125,17 @@ TEST_F(RealAppsTest, RedisBenchmarkFlowCountsEveryRequestAndByte) {
     EXPECT_EQ(row["successes"].get<uint64_t>(), closed);
     EXPECT_EQ(row["failures"].get<uint64_t>(), refused);
     EXPECT_GE(row["requests"].get<uint64_t>(), 3000u);
-    EXPECT_DOUBLE_EQ(row["success_rate"].get<double>(), static_cast<double>(closed) / (closed + refused));
+    EXPECT_DOUBLE_EQ(row["success_rate"].get<double>(),
+                     static_cast<double>(closed) / (closed + refused));
   }
   EXPECT_TRUE(found) << stat;
-  ASSERT_OK_AND_ASSIGN(std::string top, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
-                                                        " top | cat")));
+  ASSERT_OK_AND_ASSIGN(std::string top, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
+                                                        node_->api_socket(), " top | cat")));
   EXPECT_NE(top.find("demo/sa/client"), std::string::npos) << top;
   EXPECT_NE(top.find("demo/sa/server"), std::string::npos) << top;
-  EXPECT_NE(top.find(absl::StrFormat("%.2f%%", 100.0 * closed / (closed + refused))), std::string::npos) << top;
+  EXPECT_NE(top.find(absl::StrFormat("%.2f%%", 100.0 * closed / (closed + refused))),
+            std::string::npos)
+      << top;
   EXPECT_EQ(top.find('\x1b'), std::string::npos) << "escape codes in piped output";
 }
 

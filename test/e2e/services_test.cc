@@ -11,13 +11,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -92,16 +93,16 @@ class ServicesTest : public MeshTest {
     MeshTest::TearDown();
   }
 
-  // Waits until the agent has `n` service addresses in force.
-  absl::Status WaitServices(size_t n) {
-    for (int i = 0; i < 200; ++i) {
-      auto st = node_->AgentStatus();
-      if (st.ok() && (*st)["services"]["addresses"].get<size_t>() == n &&
-          (*st)["services"]["last_apply"]["errors"].empty())
-        return absl::OkStatus();
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    return absl::DeadlineExceededError("the agent never applied the services");
+  // The agent has `n` service addresses in force, written without an error.
+  // (The config it was started with, or wrote with ApplyConfigFile, is
+  // applied by the time it answers: nothing to wait for.)
+  absl::Status CheckServices(size_t n) {
+    SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, node_->AgentStatus());
+    if (st["services"]["addresses"].get<size_t>() == n &&
+        st["services"]["last_apply"]["errors"].empty())
+      return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("want ", n, " addresses: ", st["services"].dump()));
   }
 
   // connect() from the client pod to vip:80; errno on failure, 0 on success.
@@ -126,6 +127,15 @@ class ServicesTest : public MeshTest {
     auto it = accepted_.find(pod);
     return it == accepted_.end() ? 0 : it->second.load();
   }
+  // Waits until the acceptor has taken `total` connections in all (a
+  // connect() returns before its server end is accepted).
+  absl::Status WaitAccepted(int total) {
+    return Eventually(absl::StrCat(total, " connections accepted"), [&]() -> absl::Status {
+      const int got = Accepted("server") + Accepted("server-b");
+      if (got >= total) return absl::OkStatus();
+      return absl::FailedPreconditionError(absl::StrCat(got, " so far"));
+    });
+  }
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
 };
@@ -134,7 +144,7 @@ TEST_F(ServicesTest, ConnectToTheServiceReachesABackendAndGetpeernameShowsTheSer
   ASSERT_OK(node_->WriteConfigFile(
       "svc.yaml", Service("web", kVip) + Slice("web", {server_, server_b_}, true)));
   StartMesh();
-  ASSERT_OK(WaitServices(1));
+  ASSERT_OK(CheckServices(1));
   Serve({server_, server_b_});
   const int n = 400;
   for (int i = 0; i < n; ++i) {
@@ -152,8 +162,7 @@ TEST_F(ServicesTest, ConnectToTheServiceReachesABackendAndGetpeernameShowsTheSer
       ASSERT_OK(WriteAll(s.get(), "ping"));
     }
   }
-  for (int i = 0; i < 100 && Accepted("server") + Accepted("server-b") < n; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_OK(WaitAccepted(n));
   EXPECT_EQ(Accepted("server") + Accepted("server-b"), n);
   // Uniform over two backends: 200 each expected; 5 standard deviations is 50.
   EXPECT_GT(Accepted("server"), 150);
@@ -167,7 +176,7 @@ TEST_F(ServicesTest, NoReadyBackendRefusesAtOnceAndReadinessFollowsTheSlice) {
   ASSERT_OK(
       node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, false)));
   StartMesh();
-  ASSERT_OK(WaitServices(1));
+  ASSERT_OK(CheckServices(1));
   Serve({server_});
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(TryConnect(kVip), ECONNREFUSED);
@@ -176,16 +185,11 @@ TEST_F(ServicesTest, NoReadyBackendRefusesAtOnceAndReadinessFollowsTheSlice) {
   EXPECT_EQ(Counter(SHUNT_CTR_SVC_NO_BACKEND), 1u);
   // The pod becomes ready: the next connect() reaches it.
   ASSERT_OK(
-      node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, true)));
-  int err = -1;
-  for (int i = 0; i < 100 && err != 0; ++i) {
-    err = TryConnect(kVip);
-    if (err != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(err, 0);
+      node_->ApplyConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, true)));
+  EXPECT_EQ(TryConnect(kVip), 0);
   // The Service goes away: the address is no longer balanced.
-  ASSERT_OK(node_->WriteConfigFile("svc.yaml", ""));
-  ASSERT_OK(WaitServices(0));
+  ASSERT_OK(node_->ApplyConfigFile("svc.yaml", ""));
+  ASSERT_OK(CheckServices(0));
 }
 
 TEST_F(ServicesTest, TrafficSplitWeightsHold) {
@@ -204,21 +208,21 @@ spec:
                                                    Slice("web-v1", {server_}, true) +
                                                    Slice("web-v2", {server_b_}, true) + split));
   StartMesh();
-  ASSERT_OK(WaitServices(3));
+  ASSERT_OK(CheckServices(3));
   Serve({server_, server_b_});
   const int n = 2000;
   for (int i = 0; i < n; ++i) ASSERT_EQ(TryConnect(kVip), 0) << i;
-  for (int i = 0; i < 100 && Accepted("server") + Accepted("server-b") < n; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_OK(WaitAccepted(n));
   ASSERT_EQ(Accepted("server") + Accepted("server-b"), n);
   // 10% of 2000: standard deviation 0.67 percentage points; 3 pp is 4.5 of them.
   const double v2 = 100.0 * Accepted("server-b") / n;
   EXPECT_NEAR(v2, 10.0, 3.0) << Accepted("server") << " / " << Accepted("server-b");
 
-  // shuntctl services: the weights, and the live share of finished flows.
+  // shuntctl services: the weights, and the live share of finished flows
+  // once every connection's record has reached the agent.
   nlohmann::json web;
-  for (int i = 0; i < 50; ++i) {
-    ASSERT_OK_AND_ASSIGN(
+  ASSERT_OK(Eventually("every connection's flow record is in", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(
         std::string out,
         Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " services -o json")));
     const nlohmann::json all =
@@ -227,9 +231,9 @@ spec:
       if (svc["service"] == "demo/web") web = svc;
     uint64_t flows = 0;
     for (const auto& b : web["backends"]) flows += b["flows"].get<uint64_t>();
-    if (flows >= static_cast<uint64_t>(n)) break;  // every connection's record is in
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    if (flows >= static_cast<uint64_t>(n)) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(flows, " flows"));
+  }));
   ASSERT_EQ(web["split"], "demo/web-split") << web.dump();
   ASSERT_EQ(web["backends"].size(), 2u) << web.dump();
   for (const auto& b : web["backends"]) {
@@ -258,14 +262,17 @@ TEST_F(ServicesTest, LiveCanaryShiftNeverFailsAConnection) {
   };
   ASSERT_OK(node_->WriteConfigFile("svc.yaml", config(90, 10)));
   StartMesh();
-  ASSERT_OK(WaitServices(3));
+  ASSERT_OK(CheckServices(3));
   Serve({server_, server_b_});
+  int connected = 0;  // by share_v2 on this thread
   auto share_v2 = [&](int n) {
     const int before_a = Accepted("server"), before_b = Accepted("server-b");
-    for (int i = 0; i < n; ++i) EXPECT_EQ(TryConnect(kVip), 0) << i;
-    for (int i = 0; i < 200 && Accepted("server") + Accepted("server-b") - before_a - before_b < n;
-         ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < n; ++i) {
+      const int err = TryConnect(kVip);
+      EXPECT_EQ(err, 0) << i;
+      connected += err == 0;
+    }
+    EXPECT_OK(WaitAccepted(before_a + before_b + n));
     return 100.0 * (Accepted("server-b") - before_b) / n;
   };
   // 10% of 10,000: standard deviation 0.3 points; 2 points is over 6 of them.
@@ -287,9 +294,18 @@ TEST_F(ServicesTest, LiveCanaryShiftNeverFailsAConnection) {
     a.sin_port = htons(80);
     inet_pton(AF_INET, kVip, &a.sin_addr);
     for (auto& sock : pool) {
-      while (paused && !done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      if (done) break;
+      // In flight before looking at `paused`: once the test has set it and
+      // then seen nothing in flight, no connect() can start.
       ++in_flight;
+      while (paused && !done) {
+        --in_flight;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ++in_flight;
+      }
+      if (done) {
+        --in_flight;
+        break;
+      }
       if (connect(sock.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0)
         ++ok;
       else
@@ -300,15 +316,21 @@ TEST_F(ServicesTest, LiveCanaryShiftNeverFailsAConnection) {
     }
   });
   auto shift = [&](int v1, int v2, int expect_v2) {
-    EXPECT_OK(node_->WriteConfigFile("svc.yaml", config(v1, v2)));
-    // Applied when the shares move: poll until a batch looks like the goal.
-    double got = -1;
-    for (int i = 0; i < 50 && std::abs(got - expect_v2) > 6; ++i) got = share_v2(200);
+    // The background client connects all through the update and on after it.
+    const int tried_before = ok + failed;
+    EXPECT_OK(node_->ApplyConfigFile("svc.yaml", config(v1, v2)));
+    EXPECT_OK(Eventually("the background client connects 100 times", [&]() -> absl::Status {
+      const int tried = ok + failed - tried_before;
+      if (tried >= 100) return absl::OkStatus();
+      return absl::FailedPreconditionError(absl::StrCat(tried, " so far"));
+    }));
     // Measured alone: the background client pauses (its connections would
-    // count in the shares).
+    // count in the shares), and its last connections are accepted.
     paused = true;
-    while (in_flight) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // its last accepts
+    EXPECT_OK(Eventually("the background client pauses", [&]() -> absl::Status {
+      return in_flight == 0 ? absl::OkStatus() : absl::FailedPreconditionError("connecting");
+    }));
+    EXPECT_OK(WaitAccepted(connected + ok));
     EXPECT_NEAR(share_v2(2000), expect_v2, expect_v2 == 100 ? 0.0 : 4.0);
     paused = false;
   };
@@ -339,26 +361,32 @@ TEST_F(ServicesTest, DnsOverUdpThroughAServiceWithDnsmasqAndDig) {
       server_->ip, "\"]\n");
   ASSERT_OK(node_->WriteConfigFile("svc.yaml", svc));
   StartMesh();
-  ASSERT_OK(WaitServices(1));
+  ASSERT_OK(CheckServices(1));
   ASSERT_OK(
       node_->Spawn(*server_,
                    {"/usr/sbin/dnsmasq", "-k", "--port=5353", "--listen-address=" + server_->ip,
                     "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root",
                     "--address=/shunt.test/192.0.2.7", "--log-facility=-"},
                    node_->work_dir() + "/dnsmasq.log"));
+  // dig until dnsmasq, starting up meanwhile, answers.
   std::string answer;
-  for (int i = 0; i < 50 && answer.find("192.0.2.7") == std::string::npos; ++i) {
-    const std::string log = absl::StrCat(node_->work_dir(), "/dig", i, ".log");
-    ASSERT_OK_AND_ASSIGN(pid_t pid, node_->Spawn(*client_,
-                                                 {"/usr/bin/dig", "@10.96.0.53", "-p", "53",
-                                                  "shunt.test", "+short", "+time=1", "+tries=1"},
-                                                 log));
-    ASSERT_OK(WaitExit(pid, 5000).status());
-    std::ifstream f(log);
-    answer.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    if (answer.find("192.0.2.7") == std::string::npos)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // dnsmasq still starting
-  }
+  int tries = 0;
+  EXPECT_OK(Eventually(
+      "dig gets an answer through the service",
+      [&]() -> absl::Status {
+        const std::string log = absl::StrCat(node_->work_dir(), "/dig", tries++, ".log");
+        SHUNT_ASSIGN_OR_RETURN(
+            pid_t pid, node_->Spawn(*client_,
+                                    {"/usr/bin/dig", "@10.96.0.53", "-p", "53", "shunt.test",
+                                     "+short", "+time=1", "+tries=1"},
+                                    log));
+        SHUNT_RETURN_IF_ERROR(WaitExit(pid, 5000).status());
+        std::ifstream f(log);
+        answer.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+        if (answer.find("192.0.2.7") != std::string::npos) return absl::OkStatus();
+        return absl::UnavailableError(absl::StrCat("dig said: ", answer));
+      },
+      10000));
   EXPECT_EQ(answer, "192.0.2.7\n");
   // An unconnected socket (sendto/recvfrom) sees the reply come from the
   // service address, not from the pod that answered.

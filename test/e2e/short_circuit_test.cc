@@ -1,19 +1,19 @@
 // Same-node short-circuit, seen from applications: bytes arrive intact in
 // both directions and socket semantics match plain TCP, while counters and
 // the veth packet counters prove the bytes went socket to socket.
-#include <bpf/bpf.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <thread>
 
-#include "shunt/abi/pins.h"
-#include "shunt/abi/sockmap.h"
+#include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -53,7 +53,10 @@ TEST_P(PayloadTest, ArrivesIntactBothWaysAndBypassesTheVeth) {
     if (!client_status.ok()) return;
     shutdown(c.client.get(), SHUT_WR);  // half-close: the server must see EOF
     auto got = ReadToEof(c.client.get());
-    if (got.ok()) client_got = std::move(*got); else client_status = got.status();
+    if (got.ok())
+      client_got = std::move(*got);
+    else
+      client_status = got.status();
   });
   auto server_got = ReadToEof(c.server.get());
   ASSERT_OK(server_got);
@@ -131,14 +134,6 @@ TEST_F(ShortCircuitTest, ClosedSocketsLeaveNoRecordBehind) {
   ASSERT_OK(node_->StopAgent(SIGTERM));
   ASSERT_OK(node_->StartAgent({"--telemetry=false"}));
   ASSERT_OK(node_->WaitMeshed());
-  auto count = [&]() -> absl::StatusOr<int> {
-    auto fd = lib::OpenPin(lib::PinLayout(node_->bpffs()).Map(SHUNT_MAP_SOCKREF), true);
-    if (!fd.ok()) return fd.status();
-    shunt_sock_key k{}, next{};
-    int n = 0;
-    for (const void* prev = nullptr; bpf_map_get_next_key(fd->get(), prev, &next) == 0; prev = &k, ++n) k = next;
-    return n;
-  };
   const uint64_t before = Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED);
   {
     std::vector<Conn> open;
@@ -147,15 +142,15 @@ TEST_F(ShortCircuitTest, ClosedSocketsLeaveNoRecordBehind) {
       open.push_back(std::move(c));
     }
     EXPECT_EQ(Counter(SHUNT_CTR_SOCK_SHORT_CIRCUITED) - before, 40u);
-    ASSERT_OK_AND_ASSIGN(int live, count());
-    EXPECT_EQ(live, 40) << "both ends of 20 open connections are recorded";
+    ASSERT_OK_AND_ASSIGN(uint64_t live, node_->SockrefEntries());
+    EXPECT_EQ(live, 40u) << "both ends of 20 open connections are recorded";
   }
-  int after = -1;
-  for (int i = 0; i < 100 && after != 0; ++i) {  // the FIN exchanges finish in softirq
-    ASSERT_OK_AND_ASSIGN(after, count());
-    if (after) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(after, 0) << "closed sockets left records behind";
+  // The FIN exchanges finish in softirq, after close() returned.
+  EXPECT_OK(Eventually("every closed socket's record goes", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(uint64_t left, node_->SockrefEntries());
+    if (left == 0) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(left, " records left behind"));
+  }));
 }
 
 TEST_F(ShortCircuitTest, EpollReadinessFollowsRedirectedData) {
@@ -206,13 +201,17 @@ TEST_F(ShortCircuitTest, SlowReaderGetsTcpFlowControlThenShortCircuitAgain) {
   ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), sent.size(), 20000));
   EXPECT_EQ(Fnv1a(got), Fnv1a(sent));
   // Once drained, the flow is short-circuited again.
+  // sk_msg looks at the peer's queue on each send, so keep sending until a
+  // send finds it drained.
   const uint64_t redirected = Counter(SHUNT_CTR_BYTES_REDIRECTED);
-  for (int i = 0; i < 100 && Counter(SHUNT_CTR_FLOW_RESUMED) == 0; ++i) {
-    ASSERT_OK(WriteAll(c.client.get(), "more"));
-    ASSERT_OK_AND_ASSIGN(std::string more, ReadExactly(c.server.get(), 4));
-    ASSERT_EQ(more, "more");
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  EXPECT_OK(Eventually("a send resumes the short-circuit", [&]() -> absl::Status {
+    SHUNT_RETURN_IF_ERROR(WriteAll(c.client.get(), "more"));
+    absl::StatusOr<std::string> more = ReadExactly(c.server.get(), 4);
+    if (!more.ok()) return more.status();
+    if (*more != "more") return absl::DataLossError("got '" + *more + "'");
+    if (Counter(SHUNT_CTR_FLOW_RESUMED) > 0) return absl::OkStatus();
+    return absl::FailedPreconditionError("still on TCP");
+  }));
   EXPECT_EQ(Counter(SHUNT_CTR_FLOW_RESUMED), 1u);
   EXPECT_GT(Counter(SHUNT_CTR_BYTES_REDIRECTED), redirected);
 }
@@ -255,7 +254,8 @@ TEST_F(ShortCircuitTest, ManyConcurrentConnectionsStayApart) {
   }
   ASSERT_OK_AND_ASSIGN(uint64_t entries, node_->SockhashEntries());
   EXPECT_EQ(entries, 2u * kConns);
-  for (int i = 0; i < kConns; ++i) ASSERT_OK(WriteAll(conns[i].client.get(), "conn" + std::to_string(i)));
+  for (int i = 0; i < kConns; ++i)
+    ASSERT_OK(WriteAll(conns[i].client.get(), "conn" + std::to_string(i)));
   for (int i = 0; i < kConns; ++i) {
     const std::string want = "conn" + std::to_string(i);
     ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(conns[i].server.get(), want.size()));
@@ -263,13 +263,11 @@ TEST_F(ShortCircuitTest, ManyConcurrentConnectionsStayApart) {
   }
   conns.clear();
   // Closed sockets leave the sockhash on their own.
-  for (int i = 0; i < 100; ++i) {
-    auto n = node_->SockhashEntries();
-    if (n.ok() && *n == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_OK_AND_ASSIGN(entries, node_->SockhashEntries());
-  EXPECT_EQ(entries, 0u);
+  EXPECT_OK(Eventually("closed sockets leave the sockhash", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(uint64_t left, node_->SockhashEntries());
+    if (left == 0) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(left, " entries"));
+  }));
 }
 
 }  // namespace

@@ -21,8 +21,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
 #include "gmock/gmock.h"
 #include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -232,12 +234,12 @@ TEST_F(TelemetryTest, LongLivedFlowCountsInStatWhileOpenAndOnceAfterClose) {
     return Json();
   };
   Json row;
-  for (int i = 0; i < 40; ++i) {  // up to 4 s: the agent looks once a second
-    ASSERT_OK_AND_ASSIGN(row, server_row());
-    if (!row.is_null() && row["requests"] == 25) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_FALSE(row.is_null()) << "no traffic in stat while the connection is open";
+  // The agent looks at live records once a second.
+  ASSERT_OK(Eventually("the open connection's traffic in stat", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(row, server_row());
+    if (!row.is_null() && row["requests"] == 25) return absl::OkStatus();
+    return absl::NotFoundError(absl::StrCat("server row: ", row.dump()));
+  }));
   EXPECT_EQ(row["requests"], 25);
   EXPECT_EQ(row["successes"], 0) << "the flow has not finished";
   // The kernel keeps the histogram apart from the record; the live flow
@@ -286,30 +288,20 @@ TEST_F(TelemetryTest, AHistogramIsMadeAtTheFirstResponseOnly) {
 TEST_F(TelemetryTest, FlowsFollowStreamsFlowsAsTheyFinish) {
   StartMesh();
   const std::string out = node_->work_dir() + "/flows-follow.log";
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    execl(SHUNTCTL_BIN, SHUNTCTL_BIN, "--api-socket", node_->api_socket().c_str(), "flows",
-          "--follow", "--port", "7109", "-o", "json", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7109));
-  ASSERT_OK(Exchange(c.client.get(), c.server.get(), 2, 10, 20, std::chrono::microseconds(0)));
-  ASSERT_OK(OrderlyClose(c));
-  std::string text;
-  for (int i = 0; i < 50 && text.find('\n') == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::ifstream f(out);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
+  ASSERT_OK_AND_ASSIGN(
+      pid_t pid, StartFollower(*node_, {"flows", "--follow", "--port", "7109", "-o", "json"}, out));
+  absl::Status traffic = [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(Conn c, Connect(*client_, *server_, 7109));
+    SHUNT_RETURN_IF_ERROR(
+        Exchange(c.client.get(), c.server.get(), 2, 10, 20, std::chrono::microseconds(0)));
+    return OrderlyClose(c);
+  }();
+  absl::StatusOr<std::string> line =
+      traffic.ok() ? WaitFirstLine(out) : absl::StatusOr<std::string>(traffic);
   KillAndReap(pid);
-  ASSERT_NE(text.find('\n'), std::string::npos) << "--follow printed nothing";
-  Json f = Json::parse(text.substr(0, text.find('\n')));
+  ASSERT_OK(traffic);
+  ASSERT_TRUE(line.ok()) << "--follow printed nothing: " << line.status();
+  Json f = Json::parse(*line);
   EXPECT_EQ(f["server"]["port"], 7109);
   EXPECT_EQ(f["end"], "closed");
   EXPECT_EQ(f["bytes_to_client"], 40);
@@ -418,8 +410,18 @@ TEST_F(TelemetryTest, TelemetryOffKeepsNoRecords) {
   ASSERT_OK_AND_ASSIGN(std::string text, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
                                                          node_->api_socket(), " flows")));
   EXPECT_THAT(text, ::testing::HasSubstr("--telemetry=false"));
+  ASSERT_OK_AND_ASSIGN(uint64_t ends, node_->SockrefEntries());
+  ASSERT_EQ(ends, 2u) << "both ends short-circuited, so sockops hears them close";
   ASSERT_OK(OrderlyClose(c));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Both ends' close has been through sockops once their slow-reader records
+  // are gone (removed there); only then is "no record" a finding.
+  ASSERT_OK(Eventually("sockops sees both ends close", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(uint64_t left, node_->SockrefEntries());
+    if (left == 0) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(left, " ends still open"));
+  }));
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOWS_OPENED), 0u);
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOWS_ENDED), 0u) << "a flow record went to the agent";
   ASSERT_OK_AND_ASSIGN(auto closed, ShuntctlFlows(*node_, "--port 7107"));
   EXPECT_TRUE(closed.empty());
 }

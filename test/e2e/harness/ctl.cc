@@ -1,12 +1,21 @@
 #include "ctl.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include <chrono>
+#include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/lib/errno_status.h"
+#include "agent/lib/status_macros.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/sock_util.h"
 
 namespace shunt::e2e {
@@ -33,7 +42,8 @@ absl::StatusOr<std::vector<nlohmann::json>> ShuntctlDrops(const TestNode& node) 
   return JsonLines(absl::StrCat(node.api_socket(), " drops -o json"));
 }
 
-absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node, const std::string& args) {
+absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node,
+                                                          const std::string& args) {
   return JsonLines(absl::StrCat(node.api_socket(), " flows -o json ", args));
 }
 
@@ -43,7 +53,8 @@ absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::strin
   if (colon == std::string::npos) return absl::InvalidArgumentError("no port in " + host_port);
   auto sock = node.NodeSocket(SOCK_STREAM);
   if (!sock.ok()) return sock.status();
-  if (auto s = ConnectTo(sock->get(), host_port.substr(0, colon), std::stoi(host_port.substr(colon + 1)));
+  if (auto s = ConnectTo(sock->get(), host_port.substr(0, colon),
+                         std::stoi(host_port.substr(colon + 1)));
       !s.ok())
     return s;
   if (auto s = WriteAll(sock->get(), absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host_port,
@@ -56,16 +67,77 @@ absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::strin
   if (head_end == std::string::npos) return absl::InternalError("no HTTP header in: " + *resp);
   const std::string status_line = resp->substr(0, resp->find("\r\n"));
   if (status_line.find(" 200 ") == std::string::npos)
-    return absl::FailedPreconditionError(absl::StrCat(path, ": ", status_line, ": ", resp->substr(head_end + 4)));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": ", status_line, ": ", resp->substr(head_end + 4)));
   return resp->substr(head_end + 4);
 }
 
-absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args, size_t n) {
-  for (int i = 0;; ++i) {
-    auto flows = ShuntctlFlows(node, args);
-    if (!flows.ok() || flows->size() >= n || i >= 30) return flows;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+absl::StatusOr<pid_t> StartFollower(const TestNode& node, const std::vector<std::string>& args,
+                                    const std::string& out) {
+  std::vector<std::string> argv = {SHUNTCTL_BIN, "--api-socket", node.api_socket()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_t pid = fork();
+  if (pid < 0) return lib::ErrnoStatus(errno, "fork shuntctl");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0) _exit(126);
+    std::vector<char*> cargs;
+    for (auto& a : argv) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    execv(cargs[0], cargs.data());
+    _exit(127);
   }
+  // /proc/PID/syscall names the call a blocked process is in.
+  const std::string syscall_file = absl::StrCat("/proc/", pid, "/syscall");
+  const std::string what = absl::StrCat("shuntctl ", absl::StrJoin(args, " "));
+  int ended = -1;  // its wait status, once it has ended
+  absl::Status asleep =
+      Eventually(absl::StrCat(what, " made its first request"), [&]() -> absl::Status {
+        if (int st = 0; waitpid(pid, &st, WNOHANG) == pid) {
+          ended = st;
+          return absl::OkStatus();  // stop waiting: reported below
+        }
+        std::ifstream f(syscall_file);
+        long nr = -1;
+        if (f >> nr && (nr == SYS_clock_nanosleep || nr == SYS_nanosleep)) return absl::OkStatus();
+        return absl::FailedPreconditionError(absl::StrCat("in system call ", nr));
+      });
+  if (ended >= 0) return absl::InternalError(absl::StrCat(what, " ended (status ", ended, ")"));
+  if (!asleep.ok()) {
+    KillAndReap(pid);
+    return asleep;
+  }
+  return pid;
+}
+
+absl::StatusOr<std::string> WaitFirstLine(const std::string& file, int timeout_ms) {
+  std::string text;
+  SHUNT_RETURN_IF_ERROR(Eventually(
+      absl::StrCat(file, " has a line"),
+      [&]() -> absl::Status {
+        std::ifstream f(file);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        text = ss.str();
+        if (text.find('\n') != std::string::npos) return absl::OkStatus();
+        return absl::NotFoundError(absl::StrCat("holds '", text, "'"));
+      },
+      timeout_ms));
+  return text.substr(0, text.find('\n'));
+}
+
+absl::StatusOr<std::vector<nlohmann::json>> WaitFlows(const TestNode& node, const std::string& args,
+                                                      size_t n) {
+  std::vector<nlohmann::json> flows;
+  SHUNT_RETURN_IF_ERROR(Eventually(
+      absl::StrCat("shuntctl flows ", args, " lists ", n, " flows"), [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(flows, ShuntctlFlows(node, args));
+        if (flows.size() >= n) return absl::OkStatus();
+        return absl::NotFoundError(
+            absl::StrCat(flows.size(), " flows: ", nlohmann::json(flows).dump()));
+      }));
+  return flows;
 }
 
 }  // namespace shunt::e2e

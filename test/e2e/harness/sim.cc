@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -12,12 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <linux/magic.h>
-
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -28,13 +27,13 @@
 #include "agent/http/client.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
-#include "test/e2e/harness/eventually.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
+#include "test/e2e/harness/eventually.h"
 
 #ifndef SHUNT_AGENT_BIN
 #error "SHUNT_AGENT_BIN must name the shunt-agent binary"
@@ -84,20 +83,24 @@ void RemoveCgroupTree(const std::string& dir) {
   for (const auto& e : fs::recursive_directory_iterator(dir, ec))
     if (e.is_directory()) dirs.push_back(e.path().string());
   dirs.push_back(dir);
-  std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(dirs.begin(), dirs.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
   for (const auto& d : dirs) {
     std::ifstream procs(d + "/cgroup.procs");
     pid_t pid;
     while (procs >> pid) KillAndReap(pid);
   }
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    bool all = true;
-    for (const auto& d : dirs)
-      if (rmdir(d.c_str()) != 0 && errno != ENOENT) all = false;
-    if (all) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  std::fprintf(stderr, "e2e cleanup: could not remove cgroup %s\n", dir.c_str());
+  absl::Status removed = Eventually(
+      absl::StrCat("cgroup ", dir, " removed"),
+      [&]() -> absl::Status {
+        for (const auto& d : dirs)
+          if (rmdir(d.c_str()) != 0 && errno != ENOENT)
+            return lib::ErrnoStatus(errno, absl::StrCat("rmdir ", d));
+        return absl::OkStatus();
+      },
+      1000);
+  if (!removed.ok())
+    std::fprintf(stderr, "e2e cleanup: %s\n", std::string(removed.message()).c_str());
 }
 
 void EnsureBpffs() {
@@ -116,6 +119,30 @@ pid_t OwnerPid(const std::string& name, const std::string& prefix) {
   return pid;
 }
 
+// The S of every 10.S.x.y address in a network namespace under /run/netns,
+// except those named `own_prefix` + a tag (this process's).
+std::set<int> SubnetsInUse(const std::string& own_prefix) {
+  std::set<int> used;
+  auto out = Sh("ip -all netns exec ip -4 -o addr show || true");
+  if (!out.ok()) return used;
+  bool own = false;
+  std::istringstream lines(*out);
+  for (std::string line; std::getline(lines, line);) {
+    if (absl::StartsWith(line, "netns: ")) {
+      const std::string name = line.substr(7);
+      own = absl::StartsWith(name, own_prefix) && name.size() > own_prefix.size() &&
+            !isdigit(static_cast<unsigned char>(name[own_prefix.size()]));
+      continue;
+    }
+    const size_t at = line.find(" inet 10.");
+    int s = 0;
+    if (own || at == std::string::npos) continue;
+    const std::string rest = line.substr(at + 9);
+    if (absl::SimpleAtoi(rest.substr(0, rest.find('.')), &s)) used.insert(s);
+  }
+  return used;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> Sh(const std::string& cmd) {
@@ -127,8 +154,7 @@ absl::StatusOr<std::string> Sh(const std::string& cmd) {
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   int rc = pclose(p);
-  if (rc != 0)
-    return absl::InternalError(absl::StrCat("`", cmd, "` failed (", rc, "): ", out));
+  if (rc != 0) return absl::InternalError(absl::StrCat("`", cmd, "` failed (", rc, "): ", out));
   return out;
 }
 
@@ -139,16 +165,19 @@ void KillAndReap(pid_t pid) {
 }
 
 absl::StatusOr<int> WaitExit(pid_t pid, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    int st = 0;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (r < 0) return lib::ErrnoStatus(errno, absl::StrCat("waitpid ", pid));
-    if (std::chrono::steady_clock::now() > deadline)
-      return absl::DeadlineExceededError(absl::StrCat("pid ", pid, " still running"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  int st = 0;
+  absl::Status failed;  // waitpid itself failed: no point in asking again
+  SHUNT_RETURN_IF_ERROR(Eventually(
+      absl::StrCat("pid ", pid, " exits"),
+      [&]() -> absl::Status {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return absl::OkStatus();
+        if (r < 0) failed = lib::ErrnoStatus(errno, absl::StrCat("waitpid ", pid));
+        return failed.ok() ? absl::UnavailableError("still running") : absl::OkStatus();
+      },
+      timeout_ms));
+  if (!failed.ok()) return failed;
+  return st;
 }
 
 std::string PrivilegedSkipReason() {
@@ -167,7 +196,8 @@ void SweepStale() {
     closedir(d);
   }
   std::error_code ec;
-  for (const std::string& root : {std::string("/sys/fs/bpf"), Cgroup2Mount(), std::string("/tmp")}) {
+  for (const std::string& root :
+       {std::string("/sys/fs/bpf"), Cgroup2Mount(), std::string("/tmp")}) {
     for (const auto& e : fs::directory_iterator(root, ec)) {
       const std::string name = e.path().filename().string();
       pid_t owner = OwnerPid(name, kDirPrefix);
@@ -197,9 +227,15 @@ absl::StatusOr<std::unique_ptr<TestNode>> TestNode::Create(const std::string& ta
   n->work_dir_ = "/tmp/" + id;
   n->config_dir_ = n->work_dir_ + "/config";
   n->api_socket_ = n->work_dir_ + "/agent.sock";
-  // Distinct per process and node, so a stale namespace of another run can
-  // never hold the same address.
-  n->subnet_ = 100 + (pid % 50) * 2 + (tag.empty() ? 0 : tag.back() % 2);
+  // Distinct per process and node: a pair of subnets picked by pid, moved
+  // past any pair a live namespace of another process already uses (a
+  // concurrent run, of this tree or another, whose pid picked the same):
+  // an agent that sees two namespaces with a pod's address meshes neither.
+  const std::set<int> used = SubnetsInUse(absl::StrCat(kNetnsPrefix, pid));
+  int pair = pid % 50;
+  for (int i = 0; i < 50 && (used.count(100 + pair * 2) || used.count(101 + pair * 2)); ++i)
+    pair = (pair + 1) % 50;
+  n->subnet_ = 100 + pair * 2 + (tag.empty() ? 0 : tag.back() % 2);
   std::error_code ec;
   fs::create_directories(n->config_dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("mkdir ", n->config_dir_, ": ", ec.message()));
@@ -238,10 +274,11 @@ std::string TestNode::PodYaml() const {
   std::string yaml;
   for (const auto& p : pods_) {
     if (p->namespace_.empty()) continue;
-    absl::StrAppend(&yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
-                    "\n  namespace: ", p->namespace_, "\nspec:\n  serviceAccountName: ",
-                    p->service_account, "\n  nodeName: ", name_,
-                    "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
+    absl::StrAppend(
+        &yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
+        "\n  namespace: ", p->namespace_, "\nspec:\n  serviceAccountName: ", p->service_account,
+        "\n  nodeName: ", name_,
+        "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
   }
   return yaml;
 }
@@ -249,8 +286,8 @@ std::string TestNode::PodYaml() const {
 absl::Status TestNode::SetUpPodNetwork(const TestPod& pod) {
   const std::string& p = pod.netns;
   const std::string& v = pod.host_veth;
-  return Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ",
-                         "ip link add ", v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
+  return Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ", "ip link add ",
+                         v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
                          " && ip -n ", p, " addr add ", pod.ip, "/32 dev eth0 && ip -n ", p,
                          " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
                          "ip -n ", node_netns_, " link set ", v, " up && ",
@@ -267,9 +304,9 @@ absl::Status TestNode::RecreatePodNetwork(const TestPod& pod) {
   // Delete the veth first: that is synchronous, while a deleted namespace
   // releases its devices later, from a kernel work queue, and the node-side
   // name would still be taken when we re-create it.
-  SHUNT_RETURN_IF_ERROR(
-      Sh(absl::StrCat("ip -n ", node_netns_, " link del ", pod.host_veth, " && ip netns del ", pod.netns))
-          .status());
+  SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip -n ", node_netns_, " link del ", pod.host_veth,
+                                        " && ip netns del ", pod.netns))
+                            .status());
   return SetUpPodNetwork(pod);
 }
 
@@ -283,14 +320,16 @@ absl::Status TestNode::Link(TestNode& a, TestNode& b) {
   // Link addresses in a /30 of our own, distinct per test process.
   const int k = getpid() % 250;
   const std::string va = a.prefix_ + "x", vb = b.prefix_ + "x";
-  const std::string ip_a = absl::StrCat("192.168.", k, ".1"), ip_b = absl::StrCat("192.168.", k, ".2");
-  return Sh(absl::StrCat(
-                "ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb, " netns ",
-                b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a, "/30 dev ", va,
-                " && ip -n ", b.node_netns_, " addr add ", ip_b, "/30 dev ", vb, " && ip -n ",
-                a.node_netns_, " link set ", va, " up && ip -n ", b.node_netns_, " link set ", vb,
-                " up && ip -n ", a.node_netns_, " route add 10.", b.subnet_, ".0.0/16 via ", ip_b,
-                " && ip -n ", b.node_netns_, " route add 10.", a.subnet_, ".0.0/16 via ", ip_a))
+  const std::string ip_a = absl::StrCat("192.168.", k, ".1"),
+                    ip_b = absl::StrCat("192.168.", k, ".2");
+  return Sh(absl::StrCat("ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb,
+                         " netns ", b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a,
+                         "/30 dev ", va, " && ip -n ", b.node_netns_, " addr add ", ip_b,
+                         "/30 dev ", vb, " && ip -n ", a.node_netns_, " link set ", va,
+                         " up && ip -n ", b.node_netns_, " link set ", vb, " up && ip -n ",
+                         a.node_netns_, " route add 10.", b.subnet_, ".0.0/16 via ", ip_b,
+                         " && ip -n ", b.node_netns_, " route add 10.", a.subnet_, ".0.0/16 via ",
+                         ip_a))
       .status();
 }
 
@@ -336,17 +375,24 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
   }
   agent_pid_ = pid;
   // Ready when the API answers; an early exit is a failure with its log.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int st = 0;
-    if (waitpid(pid, &st, WNOHANG) == pid) {
-      agent_pid_ = -1;
-      return absl::InternalError(absl::StrCat("agent exited (status ", st, "): ", AgentLog()));
-    }
-    if (http::UnixRequest(api_socket_, "GET", "/v1/ping", "", 200).ok()) return absl::OkStatus();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool exited = false;
+  int st = 0;
+  absl::Status up = Eventually(
+      "agent API answers",
+      [&]() -> absl::Status {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+          exited = true;  // stop waiting: reported below
+          return absl::OkStatus();
+        }
+        return http::UnixRequest(api_socket_, "GET", "/v1/ping", "", 200).status();
+      },
+      10000);
+  if (exited) {
+    agent_pid_ = -1;
+    return absl::InternalError(absl::StrCat("agent exited (status ", st, "): ", AgentLog()));
   }
-  return absl::DeadlineExceededError(absl::StrCat("agent API did not come up: ", AgentLog()));
+  if (!up.ok()) return absl::DeadlineExceededError(absl::StrCat(up.message(), "\n", AgentLog()));
+  return absl::OkStatus();
 }
 
 absl::Status TestNode::StopAgent(int sig) {
@@ -380,6 +426,12 @@ absl::Status TestNode::WaitGeneration(uint64_t after, int timeout_ms) {
       timeout_ms);
 }
 
+absl::Status TestNode::ApplyManifests(const std::vector<const TestNode*>& others, int timeout_ms) {
+  SHUNT_ASSIGN_OR_RETURN(uint64_t before, AppliedGeneration());
+  SHUNT_RETURN_IF_ERROR(WriteManifests(others));
+  return WaitGeneration(before, timeout_ms);
+}
+
 absl::Status TestNode::ApplyConfigFile(const std::string& file, const std::string& yaml,
                                        int timeout_ms) {
   SHUNT_ASSIGN_OR_RETURN(uint64_t before, AppliedGeneration());
@@ -397,19 +449,16 @@ absl::StatusOr<nlohmann::json> TestNode::AgentStatus() {
 absl::Status TestNode::WaitMeshed(int timeout_ms) {
   size_t want = 0;
   for (const auto& p : pods_) want += !p->namespace_.empty();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::string last;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto st = AgentStatus();
-    if (st.ok()) {
-      size_t meshed = 0;
-      for (const auto& p : (*st)["local_pods"]) meshed += p["problem"].get<std::string>().empty();
-      if (meshed == want && (*st)["local_pods"].size() == want) return absl::OkStatus();
-      last = st->dump();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return absl::DeadlineExceededError(absl::StrCat("pods not meshed in time; last status: ", last));
+  return Eventually(
+      absl::StrCat(want, " local pods meshed"),
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, AgentStatus());
+        size_t meshed = 0;
+        for (const auto& p : st["local_pods"]) meshed += p["problem"].get<std::string>().empty();
+        if (meshed == want && st["local_pods"].size() == want) return absl::OkStatus();
+        return absl::FailedPreconditionError(absl::StrCat("status: ", st.dump()));
+      },
+      timeout_ms);
 }
 
 std::string TestNode::AgentLog() const {
@@ -425,7 +474,15 @@ absl::StatusOr<lib::Counters> TestNode::Counters() const {
 }
 
 absl::StatusOr<uint64_t> TestNode::SockhashEntries() const {
-  SHUNT_ASSIGN_OR_RETURN(auto fd, lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKHASH), true));
+  SHUNT_ASSIGN_OR_RETURN(auto fd,
+                         lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKHASH), true));
+  SHUNT_ASSIGN_OR_RETURN(auto facts, lib::DescribeMap(fd.get()));
+  return facts.entries;
+}
+
+absl::StatusOr<uint64_t> TestNode::SockrefEntries() const {
+  SHUNT_ASSIGN_OR_RETURN(auto fd,
+                         lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKREF), true));
   SHUNT_ASSIGN_OR_RETURN(auto facts, lib::DescribeMap(fd.get()));
   return facts.entries;
 }
@@ -495,8 +552,8 @@ absl::StatusOr<pid_t> TestNode::Spawn(const TestPod& pod, const std::vector<std:
 }
 
 absl::StatusOr<uint64_t> TestNode::VethBytes(const TestPod& pod) const {
-  SHUNT_ASSIGN_OR_RETURN(std::string out,
-                         Sh(absl::StrCat("ip -n ", node_netns_, " -s -j link show dev ", pod.host_veth)));
+  SHUNT_ASSIGN_OR_RETURN(std::string out, Sh(absl::StrCat("ip -n ", node_netns_,
+                                                          " -s -j link show dev ", pod.host_veth)));
   auto j = nlohmann::json::parse(out, nullptr, false);
   if (j.is_discarded() || j.empty()) return absl::InternalError("ip -j: " + out);
   const auto& s = j[0]["stats64"];

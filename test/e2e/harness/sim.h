@@ -33,10 +33,10 @@ void SweepStale();
 std::string PrivilegedSkipReason();
 
 struct TestPod {
-  std::string name;       // Kubernetes name
+  std::string name;  // Kubernetes name
   std::string namespace_;
   std::string service_account;
-  std::string netns;      // /run/netns/<netns>
+  std::string netns;  // /run/netns/<netns>
   std::string ip;
   std::string cgroup;     // absolute path
   std::string host_veth;  // node-side interface, in the node namespace
@@ -62,13 +62,20 @@ class TestNode {
   // (Re)writes pods.yaml in the config directory from the pods added so far,
   // plus the pods of `others` (remote nodes, as a cluster-wide source sees them).
   absl::Status WriteManifests(const std::vector<const TestNode*>& others = {});
+  // WriteManifests, then waits until the running agent has applied it (as
+  // ApplyConfigFile does).
+  absl::Status ApplyManifests(const std::vector<const TestNode*>& others = {},
+                              int timeout_ms = 5000);
   // Joins two nodes' namespaces with a veth pair and routes each node's pod
   // subnet through it, so pods on different nodes can talk.
   static absl::Status Link(TestNode& a, TestNode& b);
   absl::Status WriteConfigFile(const std::string& file, const std::string& yaml);
   // Writes the file and waits until the agent has applied it: its status
   // reports a newer object generation than before the write (every write
-  // the agent reads publishes one).
+  // the agent reads publishes one). That newer generation is this write's
+  // only if no earlier write was still unread: once the agent runs, write
+  // through ApplyConfigFile / ApplyManifests only. WriteConfigFile is for
+  // files in place before StartAgent.
   absl::Status ApplyConfigFile(const std::string& file, const std::string& yaml,
                                int timeout_ms = 5000);
   // The object generation the agent has applied (status "generation").
@@ -88,6 +95,9 @@ class TestNode {
   // Data-path counters from the pins.
   absl::StatusOr<lib::Counters> Counters() const;
   absl::StatusOr<uint64_t> SockhashEntries() const;
+  // Short-circuited sockets still recorded for the slow-reader check; sockops
+  // removes each one when it sees the socket close.
+  absl::StatusOr<uint64_t> SockrefEntries() const;
 
   // A socket created inside the pod (its netns and cgroup), owned by the caller.
   absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type, int domain = AF_INET) const;
@@ -115,7 +125,7 @@ class TestNode {
 
   std::string tag_, name_, prefix_;
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
-  int subnet_ = 0;  // 10.<200+subnet>.x.y
+  int subnet_ = 0;  // pods are 10.<subnet_>.1.x
   std::string PodYaml() const;
   absl::Status SetUpPodNetwork(const TestPod& pod);
 
