@@ -10,8 +10,8 @@ absl::Status AgentConfig::Validate() const {
   if (config_dir.empty()) return absl::InvalidArgumentError("--config-dir is required");
   if (cgroup_root.empty()) return absl::InvalidArgumentError("--cgroup-root is required");
   if (bpffs_dir.empty() || bpffs_dir[0] != '/')
-    return absl::InvalidArgumentError(absl::StrCat("--bpffs must be an absolute path, got '",
-                                                   bpffs_dir, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--bpffs must be an absolute path, got '", bpffs_dir, "'"));
   if (api_socket.empty()) return absl::InvalidArgumentError("--api-socket is required");
   if (health_stall_ms < 100)
     return absl::InvalidArgumentError("--health-stall-ms must be at least 100");

@@ -6,17 +6,20 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "agent/agent.h"
-#include "shunt/abi/policy.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/dashed_flags.h"
-#include "agent/lib/fs_checks.h"
 #include "agent/lib/fmt_absl.h"
+#include "agent/lib/fs_checks.h"
+#include "shunt/abi/policy.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, node, "", "name of this node (pods with spec.nodeName equal to it are local)");
-ABSL_FLAG(std::string, config_dir, "", "file source: directory of Kubernetes YAML objects, watched");
+ABSL_FLAG(std::string, node, "",
+          "name of this node (pods with spec.nodeName equal to it are local)");
+ABSL_FLAG(std::string, config_dir, "",
+          "file source: directory of Kubernetes YAML objects, watched");
 ABSL_FLAG(std::string, source, "file", "object source: file (kube is planned)");
-ABSL_FLAG(std::string, cgroup_root, "", "cgroup v2 directory whose sockets the mesh serves (default: the cgroup2 mount)");
+ABSL_FLAG(std::string, cgroup_root, "",
+          "cgroup v2 directory whose sockets the mesh serves (default: the cgroup2 mount)");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "bpffs directory for this agent's pins");
 ABSL_FLAG(std::string, api_socket, "/run/shunt/agent.sock", "unix socket of the local API");
 ABSL_FLAG(int, rescan_ms, 1000, "interval of the namespace scan while a local pod is not found");
@@ -56,7 +59,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (absl::GetFlag(FLAGS_source) != "file") {
-    spdlog::error("--source={}: only the file source exists in this version", absl::GetFlag(FLAGS_source));
+    spdlog::error("--source={}: only the file source exists in this version",
+                  absl::GetFlag(FLAGS_source));
     return 2;
   }
   const std::string mode = absl::GetFlag(FLAGS_mode);

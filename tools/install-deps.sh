@@ -22,7 +22,7 @@ case "$profile" in
   # its nft removes the tables afterwards (a flushed iptables-nft table keeps
   # its hooks, and conntrack, in place for the other arms); conntrack: empties
   # the table between rounds
-  all) packages+=(libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack) ;;
+  all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()

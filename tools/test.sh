@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
+#   0. checks that the C++ sources are formatted (tools/check-format.sh);
 #   1. installs packages, builds everything with warnings as errors;
 #   2. runs every CTest test: unit tests, and the privileged end-to-end tests
 #      (network namespaces, cgroups, BPF; they skip loudly only without root);
@@ -30,6 +31,9 @@ build_and_test() {
   ctest --test-dir "$dir" --no-tests=error --output-on-failure --timeout 600 "${CTEST_ARGS[@]}"
 }
 CTEST_ARGS=("$@")
+
+echo "== format (clang-format, every C++ file under agent/ tools/ test/)"
+bash tools/check-format.sh
 
 echo "== build and test (RelWithDebInfo)"
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo

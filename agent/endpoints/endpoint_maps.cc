@@ -50,14 +50,17 @@ absl::Status BpfEndpointMaps::PutIpcache(uint32_t ip_be, const shunt_ipcache_ent
   return maps_->ipcache().Update(ip_be, e);
 }
 
-absl::Status BpfEndpointMaps::DeleteIpcache(uint32_t ip_be) { return maps_->ipcache().Delete(ip_be); }
+absl::Status BpfEndpointMaps::DeleteIpcache(uint32_t ip_be) {
+  return maps_->ipcache().Delete(ip_be);
+}
 
 ApplyReport ApplyPlan(const Plan& plan, EndpointMaps& maps) {
   ApplyReport r;
   auto cur_ipc = maps.ReadIpcache();
   auto cur_eps = maps.ReadEndpoints();
   if (!cur_ipc.ok() || !cur_eps.ok()) {
-    r.errors.push_back(std::string((!cur_ipc.ok() ? cur_ipc.status() : cur_eps.status()).message()));
+    r.errors.push_back(
+        std::string((!cur_ipc.ok() ? cur_ipc.status() : cur_eps.status()).message()));
     return r;
   }
   auto note = [&](const absl::Status& s, int& counter) {
@@ -101,13 +104,15 @@ ApplyReport ApplyPlan(const Plan& plan, EndpointMaps& maps) {
   for (const auto& [cookie, have] : *cur_eps) {
     if (plan.endpoints.count(cookie)) continue;
     absl::Status s = maps.DeleteEndpoint(cookie);
-    if (!s.ok()) s = absl::Status(s.code(), absl::StrCat("delete endpoint ", cookie, ": ", s.message()));
+    if (!s.ok())
+      s = absl::Status(s.code(), absl::StrCat("delete endpoint ", cookie, ": ", s.message()));
     note(s, r.deleted);
   }
   for (const auto& [ip, have] : *cur_ipc) {
     if (plan.ipcache.count(ip)) continue;
     absl::Status s = maps.DeleteIpcache(ip);
-    if (!s.ok()) s = absl::Status(s.code(), absl::StrCat("delete ipcache ", Ip(ip), ": ", s.message()));
+    if (!s.ok())
+      s = absl::Status(s.code(), absl::StrCat("delete ipcache ", Ip(ip), ": ", s.message()));
     note(s, r.deleted);
   }
   return r;

@@ -43,8 +43,8 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
         st.problem = absl::StrCat(h->second.size(), " network namespaces hold ", pod.ip,
                                   "; refusing to guess which is the pod's");
       } else if (!claimed.insert(h->second[0]->cookie).second) {
-        st.problem = absl::StrCat("its namespace ", h->second[0]->path,
-                                  " already belongs to another pod");
+        st.problem =
+            absl::StrCat("its namespace ", h->second[0]->path, " already belongs to another pod");
       } else {
         const netns::NetnsProbe& ns = *h->second[0];
         st.netns_cookie = ns.cookie;

@@ -31,10 +31,10 @@ struct LocalPodStatus {
 };
 
 struct Plan {
-  std::map<uint64_t, EndpointEntry> endpoints;          // by netns cookie
-  std::map<uint32_t, shunt_ipcache_entry> ipcache;      // by IPv4, network order
-  std::vector<LocalPodStatus> local_pods;               // in config order
-  std::set<IdentityAllocator::Key> identities;          // every pod's (namespace, SA)
+  std::map<uint64_t, EndpointEntry> endpoints;      // by netns cookie
+  std::map<uint32_t, shunt_ipcache_entry> ipcache;  // by IPv4, network order
+  std::vector<LocalPodStatus> local_pods;           // in config order
+  std::set<IdentityAllocator::Key> identities;      // every pod's (namespace, SA)
 };
 
 struct PlanInput {

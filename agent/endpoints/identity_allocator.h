@@ -44,8 +44,8 @@ class IdentityAllocator {
   const std::map<Key, uint32_t>& all() const { return ids_; }
 
  private:
-  std::map<Key, uint32_t> ids_;  // ordered, for all()
-  absl::flat_hash_map<Key, uint32_t> index_;  // the same, for Get's hot path
+  std::map<Key, uint32_t> ids_;                      // ordered, for all()
+  absl::flat_hash_map<Key, uint32_t> index_;         // the same, for Get's hot path
   absl::flat_hash_map<uint32_t, const Key*> by_id_;  // into ids_ (stable node keys)
   std::set<uint32_t> taken_;
   // Numbers below next_ that are free again; Get takes the lowest of them

@@ -82,7 +82,9 @@ absl::StatusOr<LinkFacts> DescribeLink(int fd) {
     f.target = info.cgroup.cgroup_id;
   } else if (info.type == kLinkTypeTcx) {
     f.type = "tcx";
-    f.attach_type = info.tcx.attach_type == 46 ? "tcx_ingress" : info.tcx.attach_type == 47 ? "tcx_egress" : AttachTypeName(info.tcx.attach_type);
+    f.attach_type = info.tcx.attach_type == 46   ? "tcx_ingress"
+                    : info.tcx.attach_type == 47 ? "tcx_egress"
+                                                 : AttachTypeName(info.tcx.attach_type);
     f.target = info.tcx.ifindex;  // 0 once the interface is gone
   } else if (info.type == kLinkTypeSockmap) {
     f.type = "sockmap";

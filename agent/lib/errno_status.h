@@ -1,9 +1,8 @@
 // The one bridge from errno / libbpf's negative error codes to absl::Status.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace shunt::lib {
 

@@ -7,10 +7,10 @@
 #define SHUNT_STATUS_CONCAT_INNER(a, b) a##b
 #define SHUNT_STATUS_CONCAT(a, b) SHUNT_STATUS_CONCAT_INNER(a, b)
 
-#define SHUNT_RETURN_IF_ERROR(expr)                 \
-  do {                                              \
-    ::absl::Status shunt_status_ = (expr);          \
-    if (!shunt_status_.ok()) return shunt_status_;  \
+#define SHUNT_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status shunt_status_ = (expr);         \
+    if (!shunt_status_.ok()) return shunt_status_; \
   } while (0)
 
 #define SHUNT_ASSIGN_OR_RETURN(lhs, expr) \

@@ -11,13 +11,13 @@
 namespace shunt::model {
 
 struct Pod {
-  std::string namespace_;        // metadata.namespace, "default" when absent
-  std::string name;              // metadata.name
+  std::string namespace_;       // metadata.namespace, "default" when absent
+  std::string name;             // metadata.name
   std::string service_account;  // spec.serviceAccountName, "default" when absent
-  std::string node_name;         // spec.nodeName
-  std::string ip;                // status.podIP, dotted quad
-  uint32_t ip_be = 0;            // the same, network byte order
-  bool host_network = false;     // spec.hostNetwork: shares the node's namespace, never meshed
+  std::string node_name;        // spec.nodeName
+  std::string ip;               // status.podIP, dotted quad
+  uint32_t ip_be = 0;           // the same, network byte order
+  bool host_network = false;    // spec.hostNetwork: shares the node's namespace, never meshed
   // The workload the pod belongs to, for telemetry: its controller
   // (metadata.ownerReferences, the one with controller: true, else the
   // first), a ReplicaSet made by a Deployment shown as that Deployment (its

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 #include <optional>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -63,8 +63,8 @@ struct PortRoute {
 
 struct HttpMatch {
   std::string name;
-  std::string path_regex;            // empty = any path
-  std::vector<std::string> methods;  // empty or "*" = any method
+  std::string path_regex;                                    // empty = any path
+  std::vector<std::string> methods;                          // empty or "*" = any method
   std::vector<std::pair<std::string, std::string>> headers;  // name -> regex, ANDed
   bool operator==(const HttpMatch&) const = default;
 };

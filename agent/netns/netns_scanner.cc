@@ -43,7 +43,8 @@ absl::Status CurrentIpv4Addrs(NetnsProbe& probe) {
     probe.ipv4_be.push_back(ip);
     if (int idx = static_cast<int>(if_nametoindex(i->ifa_name)); idx > 0) {
       auto link = GetLink(idx);
-      if (link.ok() && link->peer_in_other_ns && link->link > 0) probe.veth_peer_ifindex[ip] = link->link;
+      if (link.ok() && link->peer_in_other_ns && link->link > 0)
+        probe.veth_peer_ifindex[ip] = link->link;
     }
   }
   freeifaddrs(ifa);

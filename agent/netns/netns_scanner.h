@@ -22,8 +22,8 @@ struct NetnsHandle {
 struct NetnsProbe {
   uint64_t inode = 0;
   std::string path;
-  uint64_t cookie = 0;                  // SO_NETNS_COOKIE, as bpf_get_netns_cookie sees it
-  std::vector<uint32_t> ipv4_be;        // non-loopback addresses, network order
+  uint64_t cookie = 0;            // SO_NETNS_COOKIE, as bpf_get_netns_cookie sees it
+  std::vector<uint32_t> ipv4_be;  // non-loopback addresses, network order
   // For each address on a veth whose peer is in another namespace: the
   // peer's ifindex (there), as the pod-side interface reports it.
   std::map<uint32_t, int> veth_peer_ifindex;

@@ -17,8 +17,10 @@ const model::Pod* FindPod(const model::Snapshot& s, const std::string& key) {
 absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j) {
   CheckRequest r;
   if (!j.is_object()) return absl::InvalidArgumentError("policy check: expected a JSON object");
-  if (!j.contains("from") || !j["from"].is_string()) return absl::InvalidArgumentError("policy check: --from NS/POD is required");
-  if (!j.contains("to") || !j["to"].is_string()) return absl::InvalidArgumentError("policy check: --to NS/POD is required");
+  if (!j.contains("from") || !j["from"].is_string())
+    return absl::InvalidArgumentError("policy check: --from NS/POD is required");
+  if (!j.contains("to") || !j["to"].is_string())
+    return absl::InvalidArgumentError("policy check: --to NS/POD is required");
   r.from = j["from"];
   r.to = j["to"];
   if (!j.contains("port") || !j["port"].is_number_integer() || j["port"] < 1 || j["port"] > 65535)
@@ -32,7 +34,8 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j) {
   } else if (proto == "udp") {
     r.proto = kUdp;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("policy check: --proto '", proto, "': expected tcp or udp"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy check: --proto '", proto, "': expected tcp or udp"));
   }
   return r;
 }
@@ -50,38 +53,46 @@ absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snaps
   };
   const uint32_t src = identity(*from), dst = identity(*to);
   const std::string proto = req.proto == kUdp ? "udp" : "tcp";
-  const std::string flow = absl::StrCat(from->namespace_, "/", from->service_account, " -> ",
-                                        to->namespace_, "/", to->service_account, " on ", proto,
-                                        "/", req.port);
+  const std::string flow =
+      absl::StrCat(from->namespace_, "/", from->service_account, " -> ", to->namespace_, "/",
+                   to->service_account, " on ", proto, "/", req.port);
   nlohmann::json out = {
-      {"from", {{"pod", from->Key()}, {"service_account", from->service_account}, {"identity", src}}},
+      {"from",
+       {{"pod", from->Key()}, {"service_account", from->service_account}, {"identity", src}}},
       {"to", {{"pod", to->Key()}, {"service_account", to->service_account}, {"identity", dst}}},
       {"port", req.port},
       {"proto", proto},
       {"mode", mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
   };
   if (from->Key() == to->Key()) {
-    out.update({{"verdict", "allow"}, {"decided_by", nullptr},
-                {"reason", "a pod talking to itself is never policed"}, {"effect", "allowed"}});
+    out.update({{"verdict", "allow"},
+                {"decided_by", nullptr},
+                {"reason", "a pod talking to itself is never policed"},
+                {"effect", "allowed"}});
     return out;
   }
   const Decision d = Decide(policy, src, dst, req.port, req.proto);
-  const std::string scope = d.matched_port == 0 ? "any port" : absl::StrCat("port ", d.matched_port);
+  const std::string scope =
+      d.matched_port == 0 ? "any port" : absl::StrCat("port ", d.matched_port);
   std::string target;
   if (auto it = policy.rules.find(d.rule_id); d.verdict && it != policy.rules.end())
     target = absl::StrCat("TrafficTarget ", it->second);
   if (d.verdict == SHUNT_VERDICT_ALLOW) {
-    out.update({{"verdict", "allow"}, {"decided_by", target},
+    out.update({{"verdict", "allow"},
+                {"decided_by", target},
                 {"reason", absl::StrCat(target, " allows ", flow, " (", scope, ")")},
                 {"effect", "allowed"}});
   } else if (d.verdict == SHUNT_VERDICT_L7) {
-    out.update({{"verdict", "allow-l7"}, {"decided_by", target},
-                {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
-                                        "); the L7 proxy does not exist yet, so the kernel "
-                                        "allows the connection and its HTTP rules are NOT enforced")},
-                {"effect", "allowed (HTTP routes not yet enforced)"}});
+    out.update(
+        {{"verdict", "allow-l7"},
+         {"decided_by", target},
+         {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
+                                 "); the L7 proxy does not exist yet, so the kernel "
+                                 "allows the connection and its HTTP rules are NOT enforced")},
+         {"effect", "allowed (HTTP routes not yet enforced)"}});
   } else {
-    out.update({{"verdict", "deny"}, {"decided_by", nullptr},
+    out.update({{"verdict", "deny"},
+                {"decided_by", nullptr},
                 {"reason", absl::StrCat("no TrafficTarget allows ", flow)},
                 {"effect", mode == SHUNT_MODE_ENFORCE
                                ? (req.proto == kUdp ? "datagrams refused with EPERM (enforce mode)"

@@ -7,8 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "agent/endpoints/identity_allocator.h"
-#include "agent/policy/compiler.h"
 #include "agent/model/objects.h"
+#include "agent/policy/compiler.h"
 #include "nlohmann/json.hpp"
 
 namespace shunt::policy {

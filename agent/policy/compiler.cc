@@ -25,7 +25,8 @@ const model::HttpRouteGroup* PolicyCompiler::HttpRouteGroup(const std::string& n
 template <typename T>
 void PolicyCompiler::SyncRoutes(const std::vector<T>& now, model::RouteKind kind,
                                 absl::node_hash_map<Name, Cached<T>>& cache,
-                                std::vector<Cached<T>*>& order, absl::flat_hash_set<Target*>& dirty) {
+                                std::vector<Cached<T>*>& order,
+                                absl::flat_hash_set<Target*>& dirty) {
   auto mark_users = [&](const Name& name) {
     auto it = route_users_.find(RouteRef{kind, name});
     if (it != route_users_.end()) dirty.insert(it->second.begin(), it->second.end());
@@ -35,7 +36,8 @@ void PolicyCompiler::SyncRoutes(const std::vector<T>& now, model::RouteKind kind
   for (size_t i = 0; i < now.size(); ++i) {
     const T& o = now[i];
     Cached<T>* c = nullptr;
-    if (i < order.size() && order[i]->object.namespace_ == o.namespace_ && order[i]->object.name == o.name) {
+    if (i < order.size() && order[i]->object.namespace_ == o.namespace_ &&
+        order[i]->object.name == o.name) {
       c = order[i];
     } else if (auto it = cache.find(Name{o.namespace_, o.name}); it != cache.end()) {
       c = &it->second;

@@ -33,9 +33,9 @@
 #include "absl/container/node_hash_map.h"
 #include "agent/endpoints/identity_allocator.h"
 #include "agent/model/object_ref.h"
+#include "agent/model/objects.h"
 #include "agent/policy/entry.h"
 #include "agent/policy/target_grants.h"
-#include "agent/model/objects.h"
 #include "shunt/abi/policy.h"
 
 namespace shunt::policy {
@@ -46,7 +46,7 @@ struct CompiledPolicy {
   // Changes whenever `rules` changes; unique across compilers in the process,
   // so a writer can skip comparing 10,000 names when nothing changed.
   uint64_t rules_stamp = 0;
-  std::vector<model::Problem> problems;   // dangling references, empty grants
+  std::vector<model::Problem> problems;  // dangling references, empty grants
   absl::flat_hash_set<endpoints::IdentityAllocator::Key> identities;  // every SA the policy names
   int l7_targets = 0;  // TrafficTargets whose HTTP rules the kernel cannot judge
 };

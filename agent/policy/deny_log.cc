@@ -41,7 +41,8 @@ int DenyLog::OnEvent(void* ctx, void* data, size_t size) {
   d.seq = self->next_seq_++;
   std::memcpy(&d.event, data, sizeof(d.event));
   // The event carries bpf_ktime_get_ns (CLOCK_MONOTONIC); shift it to wall time.
-  d.wall_time_ns = NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(d.event.ts_ns));
+  d.wall_time_ns =
+      NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(d.event.ts_ns));
   self->events_.push_back(d);
   if (self->events_.size() > self->keep_) self->events_.pop_front();
   return 0;

@@ -25,8 +25,8 @@ class DenyLog {
   static absl::StatusOr<std::unique_ptr<DenyLog>> Create(int ringbuf_fd, size_t keep = 4096);
   ~DenyLog();
 
-  int fd() const;      // epoll fd to poll for readability
-  void Consume();      // drains what is ready
+  int fd() const;  // epoll fd to poll for readability
+  void Consume();  // drains what is ready
   // Events with seq > after, oldest first, at most `limit`.
   std::vector<LoggedDenial> Since(uint64_t after, size_t limit) const;
   uint64_t total() const { return next_seq_ - 1; }

@@ -14,7 +14,9 @@ class PortSet {
   void insert(uint16_t p) {
     if (!count(p)) ports_.push_back(p);
   }
-  bool count(uint16_t p) const { return std::find(ports_.begin(), ports_.end(), p) != ports_.end(); }
+  bool count(uint16_t p) const {
+    return std::find(ports_.begin(), ports_.end(), p) != ports_.end();
+  }
   bool empty() const { return ports_.empty(); }
   void assign(std::initializer_list<uint16_t> ps) { ports_.assign(ps.begin(), ps.end()); }
   auto begin() const { return ports_.begin(); }
@@ -37,7 +39,8 @@ TargetGrants CompileTarget(const model::TrafficTarget& t, const RouteLookup& rou
   out.identities = srcs;
   out.identities.push_back(dst);
   std::sort(out.identities.begin(), out.identities.end());
-  out.identities.erase(std::unique(out.identities.begin(), out.identities.end()), out.identities.end());
+  out.identities.erase(std::unique(out.identities.begin(), out.identities.end()),
+                       out.identities.end());
 
   // Resolve rules in the TrafficTarget's namespace.
   PortSet tcp_ports, udp_ports;  // 0 = any
@@ -63,7 +66,8 @@ TargetGrants CompileTarget(const model::TrafficTarget& t, const RouteLookup& rou
         if (found)
           http_grants = true;
         else
-          problem(absl::StrCat("rule ", what(), " has no match named '", m, "'; it grants nothing"));
+          problem(
+              absl::StrCat("rule ", what(), " has no match named '", m, "'; it grants nothing"));
       }
       continue;
     }
@@ -96,9 +100,11 @@ TargetGrants CompileTarget(const model::TrafficTarget& t, const RouteLookup& rou
     narrow(tcp_ports);
     narrow(udp_ports);
     if (tcp_resolved && tcp_ports.empty())
-      problem(absl::StrCat("destination.port ", dp, " is not among its TCPRoute ports; they grant nothing"));
+      problem(absl::StrCat("destination.port ", dp,
+                           " is not among its TCPRoute ports; they grant nothing"));
     if (udp_resolved && udp_ports.empty())
-      problem(absl::StrCat("destination.port ", dp, " is not among its UDPRoute ports; they grant nothing"));
+      problem(absl::StrCat("destination.port ", dp,
+                           " is not among its UDPRoute ports; they grant nothing"));
   }
   // Collapse "any port" with specific ports: any wins.
   for (auto* ports : {&tcp_ports, &udp_ports})
@@ -113,19 +119,23 @@ TargetGrants CompileTarget(const model::TrafficTarget& t, const RouteLookup& rou
       http_ports.assign({t.destination_port.value_or(0)});
   }
   for (uint32_t src : srcs) {
-    for (uint16_t port : udp_ports) out.grants.push_back({{src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW});
+    for (uint16_t port : udp_ports)
+      out.grants.push_back({{src, dst, port, kUdp}, SHUNT_VERDICT_ALLOW});
     if (!has_http) {
-      for (uint16_t port : tcp_ports) out.grants.push_back({{src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW});
+      for (uint16_t port : tcp_ports)
+        out.grants.push_back({{src, dst, port, kTcp}, SHUNT_VERDICT_ALLOW});
     } else {
-      for (uint16_t port : http_ports) out.grants.push_back({{src, dst, port, kTcp}, SHUNT_VERDICT_L7});
+      for (uint16_t port : http_ports)
+        out.grants.push_back({{src, dst, port, kTcp}, SHUNT_VERDICT_L7});
     }
   }
   // A source listed twice grants the same entries twice; one each is enough
   // (within one TrafficTarget a key always has one verdict).
   std::sort(out.grants.begin(), out.grants.end());
-  out.grants.erase(std::unique(out.grants.begin(), out.grants.end(),
-                               [](const TargetGrant& a, const TargetGrant& b) { return a.key == b.key; }),
-                   out.grants.end());
+  out.grants.erase(
+      std::unique(out.grants.begin(), out.grants.end(),
+                  [](const TargetGrant& a, const TargetGrant& b) { return a.key == b.key; }),
+      out.grants.end());
   out.l7 = !http_ports.empty();
   return out;
 }

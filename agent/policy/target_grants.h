@@ -33,10 +33,10 @@ struct TargetGrant {
 };
 
 struct TargetGrants {
-  std::vector<TargetGrant> grants;  // sorted, one per key
-  std::vector<std::string> problems;  // reasons; the TrafficTarget is the object
+  std::vector<TargetGrant> grants;              // sorted, one per key
+  std::vector<std::string> problems;            // reasons; the TrafficTarget is the object
   absl::InlinedVector<uint32_t, 4> identities;  // destination and sources, sorted, unique
-  bool l7 = false;  // has HTTP grants the kernel cannot judge
+  bool l7 = false;                              // has HTTP grants the kernel cannot judge
 };
 
 // Per ../shared/SMI.md section 7; see compiler.h for the rules in words.

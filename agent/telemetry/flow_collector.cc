@@ -12,8 +12,10 @@
 
 namespace shunt::telemetry {
 
-absl::StatusOr<std::unique_ptr<FlowCollector>> FlowCollector::Start(int ringbuf_fd, FlowAggregator* into,
-                                                                     int flows_map_fd, int hists_map_fd) {
+absl::StatusOr<std::unique_ptr<FlowCollector>> FlowCollector::Start(int ringbuf_fd,
+                                                                    FlowAggregator* into,
+                                                                    int flows_map_fd,
+                                                                    int hists_map_fd) {
   std::unique_ptr<FlowCollector> c(new FlowCollector());
   c->into_ = into;
   c->flows_fd_ = flows_map_fd;
@@ -62,8 +64,8 @@ bool ReadBatched(int fd, F each) {
   bool first = true;
   for (;;) {
     uint32_t count = kBatch;
-    const int err =
-        bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), values.data(), &count, nullptr);
+    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(),
+                                         values.data(), &count, nullptr);
     const int e = err ? errno : 0;
     for (uint32_t i = 0; i < count; ++i) each(keys[i], values[i]);
     if (err) return e == ENOENT;  // ENOENT: the end of the map
@@ -85,10 +87,10 @@ void FlowCollector::ScanLive() {
   // one before the other; the flow's final record settles the difference
   // (Ingest counts only what live looks did not).
   LiveHists hists;
-  if (hists_fd_ >= 0 &&
-      !ReadBatched<shunt_flow_hist>(hists_fd_, [&](const shunt_flow_key& k, const shunt_flow_hist& h) {
-        hists[FlowInstance{k, h.start_ns}] = h;
-      }))
+  if (hists_fd_ >= 0 && !ReadBatched<shunt_flow_hist>(
+                            hists_fd_, [&](const shunt_flow_key& k, const shunt_flow_hist& h) {
+                              hists[FlowInstance{k, h.start_ns}] = h;
+                            }))
     scan_errors_.fetch_add(1, std::memory_order_relaxed);
   if (!ReadBatched<shunt_flow>(flows_fd_, [&](const shunt_flow_key&, const shunt_flow& f) {
         into_->IngestLive(WithHist(f, hists), now, scan);

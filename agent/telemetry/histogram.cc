@@ -105,7 +105,8 @@ double LatencyHistogram::Quantile(double q) const {
   }
   double v = static_cast<double>(BucketLower(i));
   if (i != kOverflowBucket) {
-    const double frac = std::clamp((rank - static_cast<double>(before)) / static_cast<double>(buckets_[i]), 0.0, 1.0);
+    const double frac = std::clamp(
+        (rank - static_cast<double>(before)) / static_cast<double>(buckets_[i]), 0.0, 1.0);
     v += frac * static_cast<double>(BucketUpper(i) - BucketLower(i));
   }
   return std::clamp(v, static_cast<double>(min_ns_), static_cast<double>(max_ns_));

@@ -14,9 +14,9 @@
 namespace shunt::telemetry {
 
 struct Peer {
-  std::string namespace_;        // empty: not a pod we know
+  std::string namespace_;  // empty: not a pod we know
   std::string pod;
-  std::string workload;          // "deployment/web", "sa/default"; "unmeshed" for unknown addresses
+  std::string workload;  // "deployment/web", "sa/default"; "unmeshed" for unknown addresses
   std::string service_account;
   bool known() const { return !pod.empty(); }
 };

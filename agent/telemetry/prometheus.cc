@@ -11,10 +11,14 @@ std::string Escape(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -24,12 +28,12 @@ std::string Identity(const std::string& ns, const std::string& sa) {
 }
 
 std::string EdgeLabels(const EdgeKey& k) {
-  return absl::StrCat("src_namespace=\"", Escape(k.src_namespace), "\",src_workload=\"", Escape(k.src_workload),
-                      "\",src_identity=\"", Escape(Identity(k.src_namespace, k.src_service_account)),
-                      "\",dst_namespace=\"", Escape(k.dst_namespace), "\",dst_workload=\"",
-                      Escape(k.dst_workload), "\",dst_identity=\"",
-                      Escape(Identity(k.dst_namespace, k.dst_service_account)), "\",dst_port=\"", k.port,
-                      "\"");
+  return absl::StrCat(
+      "src_namespace=\"", Escape(k.src_namespace), "\",src_workload=\"", Escape(k.src_workload),
+      "\",src_identity=\"", Escape(Identity(k.src_namespace, k.src_service_account)),
+      "\",dst_namespace=\"", Escape(k.dst_namespace), "\",dst_workload=\"", Escape(k.dst_workload),
+      "\",dst_identity=\"", Escape(Identity(k.dst_namespace, k.dst_service_account)),
+      "\",dst_port=\"", k.port, "\"");
 }
 
 void Header(std::string& out, const char* name, const char* type, const char* help) {
@@ -40,13 +44,16 @@ void Header(std::string& out, const char* name, const char* type, const char* he
 // octave boundaries of the kernel's layout, so every count is exact. A
 // sample equal to a boundary counts in the next bucket up (the kernel's
 // buckets are [lower, upper)).
-void Histogram(std::string& out, const char* name, const std::string& labels, const LatencyHistogram& h) {
+void Histogram(std::string& out, const char* name, const std::string& labels,
+               const LatencyHistogram& h) {
   const auto cumulative = h.CumulativeBuckets();
   for (size_t i = 0; i < cumulative.size(); i += 2)
-    absl::StrAppend(&out, name, "_bucket{", labels, ",le=\"", absl::StrFormat("%.9g", cumulative[i].first),
-                    "\"} ", cumulative[i].second, "\n");
+    absl::StrAppend(&out, name, "_bucket{", labels, ",le=\"",
+                    absl::StrFormat("%.9g", cumulative[i].first), "\"} ", cumulative[i].second,
+                    "\n");
   absl::StrAppend(&out, name, "_bucket{", labels, ",le=\"+Inf\"} ", h.count(), "\n");
-  absl::StrAppend(&out, name, "_sum{", labels, "} ", absl::StrFormat("%.9g", h.sum_ns() / 1e9), "\n");
+  absl::StrAppend(&out, name, "_sum{", labels, "} ", absl::StrFormat("%.9g", h.sum_ns() / 1e9),
+                  "\n");
   absl::StrAppend(&out, name, "_count{", labels, "} ", h.count(), "\n");
 }
 
@@ -68,24 +75,30 @@ std::string RenderPrometheus(const std::vector<std::pair<EdgeKey, EdgeStats>>& e
   Header(out, "shunt_flows_short_circuited_total", "counter",
          "Finished flows whose bytes went socket to socket on this node.");
   for (const auto& [k, s] : edges)
-    absl::StrAppend(&out, "shunt_flows_short_circuited_total{", EdgeLabels(k), "} ", s.short_circuited, "\n");
+    absl::StrAppend(&out, "shunt_flows_short_circuited_total{", EdgeLabels(k), "} ",
+                    s.short_circuited, "\n");
   Header(out, "shunt_flows_audit_total", "counter",
          "Finished flows that no TrafficTarget allows, let through by permissive mode.");
   for (const auto& [k, s] : edges)
     absl::StrAppend(&out, "shunt_flows_audit_total{", EdgeLabels(k), "} ", s.audit, "\n");
-  Header(out, "shunt_flow_bytes_total", "counter", "Payload bytes of finished flows, by direction.");
+  Header(out, "shunt_flow_bytes_total", "counter",
+         "Payload bytes of finished flows, by direction.");
   for (const auto& [k, s] : edges) {
     const std::string l = EdgeLabels(k);
-    absl::StrAppend(&out, "shunt_flow_bytes_total{", l, ",direction=\"to_server\"} ", s.bytes_to_server, "\n");
-    absl::StrAppend(&out, "shunt_flow_bytes_total{", l, ",direction=\"to_client\"} ", s.bytes_to_client, "\n");
+    absl::StrAppend(&out, "shunt_flow_bytes_total{", l, ",direction=\"to_server\"} ",
+                    s.bytes_to_server, "\n");
+    absl::StrAppend(&out, "shunt_flow_bytes_total{", l, ",direction=\"to_client\"} ",
+                    s.bytes_to_client, "\n");
   }
   Header(out, "shunt_connect_latency_seconds", "histogram",
          "connect() to established, measured in the kernel for local clients.");
-  for (const auto& [k, s] : edges) Histogram(out, "shunt_connect_latency_seconds", EdgeLabels(k), s.connect);
+  for (const auto& [k, s] : edges)
+    Histogram(out, "shunt_connect_latency_seconds", EdgeLabels(k), s.connect);
   Header(out, "shunt_response_latency_seconds", "histogram",
          "Start of a request (bytes towards the server) to the start of its response, per flow "
          "(short-circuit: at sk_msg; TCP path: at the pod's veth).");
-  for (const auto& [k, s] : edges) Histogram(out, "shunt_response_latency_seconds", EdgeLabels(k), s.response);
+  for (const auto& [k, s] : edges)
+    Histogram(out, "shunt_response_latency_seconds", EdgeLabels(k), s.response);
 
   // The agent's own health.
   Header(out, "shunt_bpf_map_entries", "gauge", "Entries in each pinned BPF map.");
@@ -93,8 +106,10 @@ std::string RenderPrometheus(const std::vector<std::pair<EdgeKey, EdgeStats>>& e
     absl::StrAppend(&out, "shunt_bpf_map_entries{map=\"", Escape(m.name), "\"} ", m.entries, "\n");
   Header(out, "shunt_bpf_map_max_entries", "gauge", "Capacity of each pinned BPF map.");
   for (const MapLevel& m : health.maps)
-    absl::StrAppend(&out, "shunt_bpf_map_max_entries{map=\"", Escape(m.name), "\"} ", m.max_entries, "\n");
-  Header(out, "shunt_datapath_events_total", "counter", "The data path's counters (shuntctl status).");
+    absl::StrAppend(&out, "shunt_bpf_map_max_entries{map=\"", Escape(m.name), "\"} ", m.max_entries,
+                    "\n");
+  Header(out, "shunt_datapath_events_total", "counter",
+         "The data path's counters (shuntctl status).");
   for (const auto& [name, v] : health.datapath_counters)
     absl::StrAppend(&out, "shunt_datapath_events_total{counter=\"", Escape(name), "\"} ", v, "\n");
   Header(out, "shunt_flow_records_total", "counter", "Finished-flow records read from the kernel.");
@@ -102,7 +117,8 @@ std::string RenderPrometheus(const std::vector<std::pair<EdgeKey, EdgeStats>>& e
   Header(out, "shunt_flow_records_lost_total", "counter",
          "Finished-flow records the kernel dropped because the ring buffer was full.");
   absl::StrAppend(&out, "shunt_flow_records_lost_total ", health.flow_records_lost, "\n");
-  Header(out, "shunt_flow_records_malformed_total", "counter", "Records of an unexpected size, skipped.");
+  Header(out, "shunt_flow_records_malformed_total", "counter",
+         "Records of an unexpected size, skipped.");
   absl::StrAppend(&out, "shunt_flow_records_malformed_total ", health.flow_records_malformed, "\n");
   Header(out, "shunt_edges", "gauge", "Edges with metrics kept in memory.");
   absl::StrAppend(&out, "shunt_edges ", health.aggregator.edges, "\n");

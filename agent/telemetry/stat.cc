@@ -15,13 +15,14 @@ struct Row {
 
 }  // namespace
 
-absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now_wall_ns, int window_s,
-                                        const std::string& group) {
+absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now_wall_ns,
+                                        int window_s, const std::string& group) {
   if (group != "workload" && group != "pod" && group != "edge")
-    return absl::InvalidArgumentError(absl::StrCat("'", group, "': expected workload, pod or edge"));
-  if (window_s < 1 || window_s > FlowAggregator::kMaxWindowSeconds)
     return absl::InvalidArgumentError(
-        absl::StrCat("window ", window_s, "s: expected 1s to ", FlowAggregator::kMaxWindowSeconds, "s"));
+        absl::StrCat("'", group, "': expected workload, pod or edge"));
+  if (window_s < 1 || window_s > FlowAggregator::kMaxWindowSeconds)
+    return absl::InvalidArgumentError(absl::StrCat("window ", window_s, "s: expected 1s to ",
+                                                   FlowAggregator::kMaxWindowSeconds, "s"));
   // The slices a window covers start at a multiple of the slice length: the
   // rates divide by the time actually covered, from that start to now.
   const int64_t now_s = now_wall_ns / 1000000000;
@@ -56,7 +57,8 @@ absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now
         {"flows_per_s", static_cast<double>(flows_n) / covered_s},
         {"requests", t.response.count()},
         {"requests_per_s", static_cast<double>(t.response.count()) / covered_s},
-        {"success_rate", flows_n ? nlohmann::json(static_cast<double>(t.successes) / flows_n) : nlohmann::json()},
+        {"success_rate",
+         flows_n ? nlohmann::json(static_cast<double>(t.successes) / flows_n) : nlohmann::json()},
     };
     if (!t.response.empty()) {
       j["p50_ms"] = t.response.Quantile(0.5) / 1e6;
@@ -69,7 +71,8 @@ absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now
     }
     out.push_back(std::move(j));
   }
-  return nlohmann::json{{"group", group}, {"window_s", window_s}, {"covered_s", covered_s}, {"rows", out}};
+  return nlohmann::json{
+      {"group", group}, {"window_s", window_s}, {"covered_s", covered_s}, {"rows", out}};
 }
 
 }  // namespace shunt::telemetry

@@ -15,7 +15,7 @@ namespace shunt::telemetry {
 // group: "workload" (traffic each workload serves), "pod" (each pod serves),
 // "edge" (source workload -> destination workload). InvalidArgument names
 // a bad group or window.
-absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now_wall_ns, int window_s,
-                                        const std::string& group);
+absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now_wall_ns,
+                                        int window_s, const std::string& group);
 
 }  // namespace shunt::telemetry

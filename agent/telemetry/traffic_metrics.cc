@@ -19,8 +19,9 @@ constexpr char kPrefix[] = "/apis/metrics.smi-spec.io/v1alpha1";
 
 HttpAnswer Error(int status, const std::string& why) {
   // The Kubernetes Status shape, as an aggregated API server would answer.
-  Json j = {{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
-            {"message", why},   {"code", status},     {"reason", status == 404 ? "NotFound" : "BadRequest"}};
+  Json j = {{"kind", "Status"},    {"apiVersion", "v1"},
+            {"status", "Failure"}, {"message", why},
+            {"code", status},      {"reason", status == 404 ? "NotFound" : "BadRequest"}};
   return {status, "application/json", j.dump(-1, ' ', false, lib::kUtf8Replace)};
 }
 
@@ -61,7 +62,8 @@ struct Ref {
   auto operator<=>(const Ref&) const = default;
 };
 
-Ref RefOf(const Kind* k, const std::string& ns, const std::string& pod, const std::string& workload) {
+Ref RefOf(const Kind* k, const std::string& ns, const std::string& pod,
+          const std::string& workload) {
   if (ns.empty()) return {};  // not a pod we know
   if (!k) return {"Namespace", "", ns};
   if (!k->workload_kind) return {"Pod", ns, pod};
@@ -79,12 +81,14 @@ Json RefJson(const Ref& r) {
 
 Json MetricsJson(const WindowTotals& t) {
   Json m = Json::array();
-  for (auto [name, q] : {std::pair{"p99_response_latency", 0.99}, std::pair{"p90_response_latency", 0.90},
-                         std::pair{"p50_response_latency", 0.50}}) {
+  for (auto [name, q] :
+       {std::pair{"p99_response_latency", 0.99}, std::pair{"p90_response_latency", 0.90},
+        std::pair{"p50_response_latency", 0.50}}) {
     if (t.response.empty())
       m.push_back({{"name", name}, {"unit", "ms"}, {"value", "0"}});
     else
-      m.push_back({{"name", name}, {"unit", "ms"}, {"value", Quantity(t.response.Quantile(q) / 1e6)}});
+      m.push_back(
+          {{"name", name}, {"unit", "ms"}, {"value", Quantity(t.response.Quantile(q) / 1e6)}});
   }
   m.push_back({{"name", "success_count"}, {"value", Quantity(static_cast<double>(t.successes))}});
   m.push_back({{"name", "failure_count"}, {"value", Quantity(static_cast<double>(t.failures))}});
@@ -129,22 +133,35 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
     std::string v = p.second;
     int n = 0;
     bool ok = false;
-    if (!v.empty() && v.back() == 's') ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n);
-    else if (!v.empty() && v.back() == 'm') ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n) && (n *= 60, true);
+    if (!v.empty() && v.back() == 's')
+      ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n);
+    else if (!v.empty() && v.back() == 'm')
+      ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n) && (n *= 60, true);
     if (!ok || n < 1 || n > FlowAggregator::kMaxWindowSeconds)
       return Error(400, absl::StrCat("window '", v, "': expected a duration from 1s to ",
                                      FlowAggregator::kMaxWindowSeconds, "s, such as 30s"));
     window_s = n;
   }
   if (path.rfind(kPrefix, 0) != 0) return Error(404, absl::StrCat("no such path: ", path));
-  std::vector<std::string> parts = absl::StrSplit(path.substr(sizeof(kPrefix) - 1), '/', absl::SkipEmpty());
+  std::vector<std::string> parts =
+      absl::StrSplit(path.substr(sizeof(kPrefix) - 1), '/', absl::SkipEmpty());
   if (parts.empty()) {
     // Discovery, as an APIService lists its resources.
     Json res = Json::array();
-    for (const Kind& k : kKinds) res.push_back({{"name", k.plural}, {"namespaced", true}, {"kind", "TrafficMetrics"}, {"verbs", {"get", "list"}}});
-    res.push_back({{"name", "namespaces"}, {"namespaced", false}, {"kind", "TrafficMetrics"}, {"verbs", {"get", "list"}}});
+    for (const Kind& k : kKinds)
+      res.push_back({{"name", k.plural},
+                     {"namespaced", true},
+                     {"kind", "TrafficMetrics"},
+                     {"verbs", {"get", "list"}}});
+    res.push_back({{"name", "namespaces"},
+                   {"namespaced", false},
+                   {"kind", "TrafficMetrics"},
+                   {"verbs", {"get", "list"}}});
     return {200, "application/json",
-            Json{{"kind", "APIResourceList"}, {"groupVersion", "metrics.smi-spec.io/v1alpha1"}, {"resources", res}}.dump(-1, ' ', false, lib::kUtf8Replace)};
+            Json{{"kind", "APIResourceList"},
+                 {"groupVersion", "metrics.smi-spec.io/v1alpha1"},
+                 {"resources", res}}
+                .dump(-1, ' ', false, lib::kUtf8Replace)};
   }
   if (parts[0] != "namespaces") return Error(404, absl::StrCat("no such resource: ", parts[0]));
 
@@ -159,12 +176,19 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
     ns = parts[1];
     for (const Kind& k : kKinds)
       if (parts[2] == k.plural) kind = &k;
-    if (!kind) return Error(404, absl::StrCat("unknown kind '", parts[2], "' (pods, deployments, statefulsets, daemonsets, replicasets, jobs)"));
+    if (!kind)
+      return Error(
+          404, absl::StrCat("unknown kind '", parts[2],
+                            "' (pods, deployments, statefulsets, daemonsets, replicasets, jobs)"));
     if (parts.size() >= 4) name = parts[3];
-    if (parts.size() == 5 && parts[4] == "edges") edges = true;
-    else if (parts.size() >= 5) return Error(404, absl::StrCat("no such path: ", path));
+    if (parts.size() == 5 && parts[4] == "edges")
+      edges = true;
+    else if (parts.size() >= 5)
+      return Error(404, absl::StrCat("no such path: ", path));
   }
-  auto in_scope = [&](const Ref& r) { return !r.empty() && (kind == nullptr || r.namespace_ == ns); };
+  auto in_scope = [&](const Ref& r) {
+    return !r.empty() && (kind == nullptr || r.namespace_ == ns);
+  };
 
   if (!edges) {
     // Per resource: the traffic it serves, from all peers.
@@ -181,13 +205,17 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
       const Ref want = kind ? Ref{kind->kind, ns, name} : Ref{"Namespace", "", name};
       auto it = by_resource.find(want);
       return {200, "application/json",
-              Item(want, inbound, it == by_resource.end() ? WindowTotals{} : it->second, now_wall_ns, window_s).dump(-1, ' ', false, lib::kUtf8Replace)};
+              Item(want, inbound, it == by_resource.end() ? WindowTotals{} : it->second,
+                   now_wall_ns, window_s)
+                  .dump(-1, ' ', false, lib::kUtf8Replace)};
     }
     Json items = Json::array();
-    for (const auto& [r, t] : by_resource) items.push_back(Item(r, inbound, t, now_wall_ns, window_s));
+    for (const auto& [r, t] : by_resource)
+      items.push_back(Item(r, inbound, t, now_wall_ns, window_s));
     Json res = {{"kind", kind ? kind->kind : "Namespace"}};
     if (kind) res["namespace"] = ns;
-    return {200, "application/json", List(res, std::move(items)).dump(-1, ' ', false, lib::kUtf8Replace)};
+    return {200, "application/json",
+            List(res, std::move(items)).dump(-1, ' ', false, lib::kUtf8Replace)};
   }
 
   // Edges: one item per peer and direction.
@@ -207,8 +235,10 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
   }
   Json items = Json::array();
   for (const auto& [dp, t] : by_peer)
-    items.push_back(Item(self, {{"direction", dp.first}, {"resource", RefJson(dp.second)}}, t, now_wall_ns, window_s));
-  return {200, "application/json", List(RefJson(self), std::move(items)).dump(-1, ' ', false, lib::kUtf8Replace)};
+    items.push_back(Item(self, {{"direction", dp.first}, {"resource", RefJson(dp.second)}}, t,
+                         now_wall_ns, window_s));
+  return {200, "application/json",
+          List(RefJson(self), std::move(items)).dump(-1, ' ', false, lib::kUtf8Replace)};
 }
 
 }  // namespace shunt::telemetry

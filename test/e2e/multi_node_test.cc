@@ -31,8 +31,10 @@ class MultiNodeTest : public ::testing::Test {
     ASSERT_OK(n2_->WaitMeshed());
   }
   void TearDown() override {
-    if (HasFailure() && n1_) std::fprintf(stderr, "--- n1 agent ---\n%s\n", n1_->AgentLog().c_str());
-    if (HasFailure() && n2_) std::fprintf(stderr, "--- n2 agent ---\n%s\n", n2_->AgentLog().c_str());
+    if (HasFailure() && n1_)
+      std::fprintf(stderr, "--- n1 agent ---\n%s\n", n1_->AgentLog().c_str());
+    if (HasFailure() && n2_)
+      std::fprintf(stderr, "--- n2 agent ---\n%s\n", n2_->AgentLog().c_str());
     n1_.reset();
     n2_.reset();
   }

@@ -104,11 +104,15 @@ class CrossNodePolicyTest : public ::testing::Test {
     SweepStale();
     ASSERT_OK_AND_ASSIGN(n1_, TestNode::Create("n1"));
     ASSERT_OK_AND_ASSIGN(n2_, TestNode::Create("n2"));
-    ASSERT_OK_AND_ASSIGN(store_, n1_->AddPod({.name = "store", .namespace_ = "store", .service_account = "store"}));
-    ASSERT_OK_AND_ASSIGN(buyer_, n2_->AddPod({.name = "buyer", .namespace_ = "buyer", .service_account = "buyer"}));
-    ASSERT_OK_AND_ASSIGN(thief_, n2_->AddPod({.name = "thief", .namespace_ = "thief", .service_account = "thief"}));
+    ASSERT_OK_AND_ASSIGN(
+        store_, n1_->AddPod({.name = "store", .namespace_ = "store", .service_account = "store"}));
+    ASSERT_OK_AND_ASSIGN(
+        buyer_, n2_->AddPod({.name = "buyer", .namespace_ = "buyer", .service_account = "buyer"}));
+    ASSERT_OK_AND_ASSIGN(
+        thief_, n2_->AddPod({.name = "thief", .namespace_ = "thief", .service_account = "thief"}));
     ASSERT_OK(TestNode::Link(*n1_, *n2_));
-    for (TestNode* n : {n1_.get(), n2_.get()}) ASSERT_OK(n->WriteConfigFile("policy.yaml", kStorePolicy));
+    for (TestNode* n : {n1_.get(), n2_.get()})
+      ASSERT_OK(n->WriteConfigFile("policy.yaml", kStorePolicy));
     ASSERT_OK(n1_->WriteManifests({n2_.get()}));
     ASSERT_OK(n2_->WriteManifests({n1_.get()}));
     ASSERT_OK(n1_->StartAgent({"--mode=enforce"}));
@@ -117,7 +121,8 @@ class CrossNodePolicyTest : public ::testing::Test {
     ASSERT_OK(n2_->WaitMeshed());
   }
   void TearDown() override {
-    if (HasFailure() && n1_) std::fprintf(stderr, "--- n1 agent ---\n%s\n", n1_->AgentLog().c_str());
+    if (HasFailure() && n1_)
+      std::fprintf(stderr, "--- n1 agent ---\n%s\n", n1_->AgentLog().c_str());
     n1_.reset();
     n2_.reset();
   }

@@ -32,7 +32,8 @@ TEST(CounterNameTest, NamesAreSnakeCase) {
   for (int i = 0; i < SHUNT_CTR_MAX; ++i) {
     const std::string name = CounterName(i);
     for (char c : name)
-      EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') << "index " << i << ": '" << name << "'";
+      EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')
+          << "index " << i << ": '" << name << "'";
   }
 }
 

@@ -150,9 +150,9 @@ TEST(ApplyPlanTest, FillsEmptyMapsEndpointsFirst) {
   ASSERT_THAT(maps.calls, SizeIs(5));
   EXPECT_THAT(std::vector<std::string>(maps.calls.begin(), maps.calls.begin() + 2),
               ElementsAre("put endpoint 11", "put endpoint 12"));
-  EXPECT_THAT(std::vector<std::string>(maps.calls.begin() + 2, maps.calls.end()),
-              UnorderedElementsAre("put ipcache 10.0.0.1", "put ipcache 10.0.0.2",
-                                   "put ipcache 10.0.1.1"));
+  EXPECT_THAT(
+      std::vector<std::string>(maps.calls.begin() + 2, maps.calls.end()),
+      UnorderedElementsAre("put ipcache 10.0.0.1", "put ipcache 10.0.0.2", "put ipcache 10.0.1.1"));
   ExpectMapsEqualPlan(maps, plan);
 }
 
@@ -194,12 +194,14 @@ TEST(ApplyPlanTest, EachFieldOfAnEntryCountsAsAChange) {
     const char* call;
   };
   const Change changes[] = {
-      {"ipcache flags", [](Plan& p) { p.ipcache[Be("10.0.0.1")].flags = 0; }, "put ipcache 10.0.0.1"},
+      {"ipcache flags", [](Plan& p) { p.ipcache[Be("10.0.0.1")].flags = 0; },
+       "put ipcache 10.0.0.1"},
       {"endpoint ip", [](Plan& p) { p.endpoints[11].ep.ip4 = Be("10.0.0.9"); }, "put endpoint 11"},
       {"endpoint identity", [](Plan& p) { p.endpoints[11].ep.identity = 999; }, "put endpoint 11"},
       {"endpoint flags", [](Plan& p) { p.endpoints[11].ep.flags = 0; }, "put endpoint 11"},
       {"meta name", [](Plan& p) { p.endpoints[11].meta.name[0] = 'z'; }, "put endpoint 11"},
-      {"meta namespace", [](Plan& p) { p.endpoints[11].meta.namespace_[0] = 'z'; }, "put endpoint 11"},
+      {"meta namespace", [](Plan& p) { p.endpoints[11].meta.namespace_[0] = 'z'; },
+       "put endpoint 11"},
       {"meta service account", [](Plan& p) { p.endpoints[11].meta.service_account[0] = 'z'; },
        "put endpoint 11"},
   };
@@ -317,7 +319,7 @@ TEST(ApplyPlanTest, FullMapRecoversOnTheNextApplyOnceStaleEntriesAreGone) {
   EXPECT_EQ(first.deleted, 2);
   EXPECT_EQ(first.written, 2);  // the two endpoints
   EXPECT_THAT(first.errors, UnorderedElementsAre("ipcache 10.0.0.2: bpf: map ipcache is full",
-                                        "ipcache 10.0.1.1: bpf: map ipcache is full"));
+                                                 "ipcache 10.0.1.1: bpf: map ipcache is full"));
 
   ApplyReport second = ApplyPlan(plan, maps);
   EXPECT_EQ(second.written, 2);

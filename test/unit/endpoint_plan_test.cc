@@ -27,7 +27,11 @@ uint32_t Be(const std::string& dotted) {
 
 model::Pod MakePod(const std::string& ns, const std::string& name, const std::string& ip,
                    const std::string& node = kNode, const std::string& sa = "default") {
-  return {.namespace_ = ns, .name = name, .service_account = sa, .node_name = node, .ip = ip,
+  return {.namespace_ = ns,
+          .name = name,
+          .service_account = sa,
+          .node_name = node,
+          .ip = ip,
           .ip_be = Be(ip)};
 }
 
@@ -43,9 +47,9 @@ class EndpointPlanTest : public ::testing::Test {
  protected:
   // As the agent does: plan, then keep only the identities still in use.
   Plan Make() {
-    Plan plan = MakePlan({.node = kNode, .pods = &pods_, .namespaces = &probes_,
-                          .own_netns_cookie = kOwnCookie},
-                         ids_);
+    Plan plan = MakePlan(
+        {.node = kNode, .pods = &pods_, .namespaces = &probes_, .own_netns_cookie = kOwnCookie},
+        ids_);
     ids_.Retain(plan.identities);
     return plan;
   }
@@ -117,8 +121,11 @@ struct Unresolved {
 TEST_F(EndpointPlanTest, UnresolvedLocalPodsAreReportedAndNotLocalInIpcache) {
   const Unresolved cases[] = {
       {"no namespace at all", {}, "no network namespace holds 10.0.0.5 (yet)"},
-      {"only other addresses", {Probe(10, {"10.0.0.6"})}, "no network namespace holds 10.0.0.5 (yet)"},
-      {"two namespaces", {Probe(10, {"10.0.0.5"}), Probe(11, {"10.0.0.5"})},
+      {"only other addresses",
+       {Probe(10, {"10.0.0.6"})},
+       "no network namespace holds 10.0.0.5 (yet)"},
+      {"two namespaces",
+       {Probe(10, {"10.0.0.5"}), Probe(11, {"10.0.0.5"})},
        "2 network namespaces hold 10.0.0.5; refusing to guess which is the pod's"},
       {"three namespaces",
        {Probe(10, {"10.0.0.5"}), Probe(11, {"10.0.0.5"}), Probe(12, {"1.1.1.1", "10.0.0.5"})},
@@ -206,7 +213,8 @@ TEST_F(EndpointPlanTest, IdentitiesFollowNamespaceAndServiceAccount) {
 }
 
 TEST_F(EndpointPlanTest, IdentitiesOfGonePodsAreFreedAndKeptOnesAreStable) {
-  pods_ = {MakePod("demo", "a", "10.0.0.1", kNode, "a"), MakePod("demo", "b", "10.0.0.2", kNode, "b")};
+  pods_ = {MakePod("demo", "a", "10.0.0.1", kNode, "a"),
+           MakePod("demo", "b", "10.0.0.2", kNode, "b")};
   Plan plan = Make();
   const uint32_t id_a = plan.ipcache.at(Be("10.0.0.1")).identity;
   const uint32_t id_b = plan.ipcache.at(Be("10.0.0.2")).identity;

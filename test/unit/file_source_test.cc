@@ -1,9 +1,8 @@
 // FileSource + ObjectStore: a directory of YAML manifests -> Snapshot.
 #include "agent/source/file_source.h"
 
-#include <sys/fsuid.h>
-
 #include <stdlib.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -147,7 +146,8 @@ TEST_F(FileSourceTest, ReadsOnlyManifestFiles) {
 }
 
 TEST_F(FileSourceTest, FilesAreReadInNameOrderAndDocumentsInFileOrder) {
-  Write("20-second.yaml", PodYaml("demo", "z", "10.0.0.1") + "---\n" + PodYaml("demo", "y", "10.0.0.2"));
+  Write("20-second.yaml",
+        PodYaml("demo", "z", "10.0.0.1") + "---\n" + PodYaml("demo", "y", "10.0.0.2"));
   Write("10-first.yaml", PodYaml("demo", "x", "10.0.0.3"));
   Loader src(dir_);
   Snapshot s = Load(src);
@@ -257,7 +257,8 @@ kind: Pod
 metadata: {name: h, namespace: demo}
 spec: {nodeName: node-a, hostNetwork: maybe}
 status: {podIP: 10.0.0.1}
-)" + std::string("---\n") + PodYaml("demo", "ok", "10.0.0.2"));
+)" + std::string("---\n") +
+                         PodYaml("demo", "ok", "10.0.0.2"));
   Loader src(dir_);
   absl::StatusOr<Snapshot> s;
   ASSERT_NO_THROW(s = src.Load());
@@ -326,8 +327,8 @@ TEST_F(FileSourceTest, InvalidObjectKeepsItsPreviousGoodVersion) {
   ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/a", "demo/b"));
 
   // b loses its IP (a bad edit); a changes IP (a good edit).
-  Write("pods.yaml", PodYaml("demo", "a", "10.0.0.9") + "---\n" +
-                         PodYaml("demo", "b", "not-an-ip"));
+  Write("pods.yaml",
+        PodYaml("demo", "a", "10.0.0.9") + "---\n" + PodYaml("demo", "b", "not-an-ip"));
   Snapshot s = Load(src);
   ASSERT_THAT(Keys(s), ElementsAre("demo/a", "demo/b"));
   EXPECT_EQ(s.pods[0].ip, "10.0.0.9");
@@ -385,9 +386,10 @@ TEST_F(FileSourceTest, DuplicateNameLaterFileLoses) {
   Snapshot s = Load(src);
   ASSERT_THAT(Keys(s), ElementsAre("demo/p", "other/p"));
   EXPECT_EQ(s.pods[0].ip, "10.0.0.1");
-  EXPECT_THAT(Strings(s.problems),
-              ElementsAre("b.yaml:1 Pod demo/p: duplicate: Pod demo/p is already defined in a.yaml; "
-                          "this copy is ignored"));
+  EXPECT_THAT(
+      Strings(s.problems),
+      ElementsAre("b.yaml:1 Pod demo/p: duplicate: Pod demo/p is already defined in a.yaml; "
+                  "this copy is ignored"));
 }
 
 TEST_F(FileSourceTest, DuplicateNameInOneFileLaterObjectLoses) {
@@ -400,18 +402,21 @@ TEST_F(FileSourceTest, DuplicateNameInOneFileLaterObjectLoses) {
   ASSERT_THAT(s.pods, SizeIs(1));
   EXPECT_EQ(s.pods[0].ip, "10.0.0.1");
   ASSERT_THAT(s.problems, SizeIs(1));
-  EXPECT_THAT(s.problems[0].reason, HasSubstr("duplicate: Pod default/p is already defined in a.yaml"));
+  EXPECT_THAT(s.problems[0].reason,
+              HasSubstr("duplicate: Pod default/p is already defined in a.yaml"));
 }
 
 TEST_F(FileSourceTest, DuplicatePodIpLaterPodLoses) {
   Write("a.yaml", PodYaml("demo", "first", "10.0.0.1"));
-  Write("b.yaml", PodYaml("demo", "second", "10.0.0.1") + "---\n" + PodYaml("demo", "third", "10.0.0.2"));
+  Write("b.yaml",
+        PodYaml("demo", "second", "10.0.0.1") + "---\n" + PodYaml("demo", "third", "10.0.0.2"));
   Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/first", "demo/third"));
-  EXPECT_THAT(Strings(s.problems),
-              ElementsAre("b.yaml:1 Pod demo/second: status.podIP 10.0.0.1 is already the IP of Pod "
-                          "demo/first; this pod is ignored"));
+  EXPECT_THAT(
+      Strings(s.problems),
+      ElementsAre("b.yaml:1 Pod demo/second: status.podIP 10.0.0.1 is already the IP of Pod "
+                  "demo/first; this pod is ignored"));
 }
 
 TEST_F(FileSourceTest, AnUnchangedFileStillReportsItsProblemsAndObjects) {
@@ -670,17 +675,18 @@ TEST_F(FileSourceTest, DuplicateSmiObjectsAreRejectedPerKind) {
   EXPECT_THAT(s.udp_routes[0].ports, ElementsAre(2));
   ASSERT_THAT(SmiKeys(s.http_route_groups), ElementsAre("n/route"));
   EXPECT_EQ(s.http_route_groups[0].matches[0].path_regex, "/a");
-  EXPECT_THAT(Strings(s.problems),
-              ElementsAre("b.yaml:1 TrafficTarget n/route: duplicate: TrafficTarget n/route is "
-                          "already defined in a.yaml; this copy is ignored",
-                          "b.yaml:9 TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
-                          "in a.yaml; this copy is ignored",
-                          "b.yaml:26 TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
-                          "in a.yaml; this copy is ignored",
-                          "b.yaml:14 UDPRoute n/route: duplicate: UDPRoute n/route is already defined "
-                          "in a.yaml; this copy is ignored",
-                          "b.yaml:19 HTTPRouteGroup n/route: duplicate: HTTPRouteGroup n/route is "
-                          "already defined in a.yaml; this copy is ignored"));
+  EXPECT_THAT(
+      Strings(s.problems),
+      ElementsAre("b.yaml:1 TrafficTarget n/route: duplicate: TrafficTarget n/route is "
+                  "already defined in a.yaml; this copy is ignored",
+                  "b.yaml:9 TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
+                  "in a.yaml; this copy is ignored",
+                  "b.yaml:26 TCPRoute n/route: duplicate: TCPRoute n/route is already defined "
+                  "in a.yaml; this copy is ignored",
+                  "b.yaml:14 UDPRoute n/route: duplicate: UDPRoute n/route is already defined "
+                  "in a.yaml; this copy is ignored",
+                  "b.yaml:19 HTTPRouteGroup n/route: duplicate: HTTPRouteGroup n/route is "
+                  "already defined in a.yaml; this copy is ignored"));
 }
 
 TEST_F(FileSourceTest, InvalidSmiObjectKeepsItsLastGoodVersion) {
@@ -1011,12 +1017,13 @@ TEST_F(FileSourceTest, DuplicateServicesSlicesAndSplitsLaterCopyLoses) {
   EXPECT_EQ(s.traffic_splits[0].backends[0].service, "x-v1");
   EXPECT_THAT(
       Strings(s.problems),
-      ElementsAre("b.yaml:1 Service demo/x: duplicate: Service demo/x is already defined in "
-                  "a.yaml; this copy is ignored",
-                  "b.yaml:8 EndpointSlice demo/x-1: duplicate: EndpointSlice demo/x-1 is already "
-                  "defined in a.yaml; this copy is ignored",
-                  "b.yaml:20 TrafficSplit demo/x: duplicate: TrafficSplit demo/x is already defined "
-                  "in a.yaml; this copy is ignored"));
+      ElementsAre(
+          "b.yaml:1 Service demo/x: duplicate: Service demo/x is already defined in "
+          "a.yaml; this copy is ignored",
+          "b.yaml:8 EndpointSlice demo/x-1: duplicate: EndpointSlice demo/x-1 is already "
+          "defined in a.yaml; this copy is ignored",
+          "b.yaml:20 TrafficSplit demo/x: duplicate: TrafficSplit demo/x is already defined "
+          "in a.yaml; this copy is ignored"));
 }
 
 TEST_F(FileSourceTest, SplitsOfOneRootTheOldestWins) {
@@ -1033,31 +1040,34 @@ TEST_F(FileSourceTest, SplitsOfOneRootTheOldestWins) {
   Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_splits), ElementsAre("other/b-new", "shop/y-old"));
-  EXPECT_THAT(Strings(s.problems),
-              ElementsAre("a.yaml:1 TrafficSplit shop/b-new: root service 'web' is already split by "
-                          "shop/y-old; ignored",
-                          "a.yaml:8 TrafficSplit shop/z-none: root service 'web' is already split by "
-                          "shop/y-old; ignored",
-                          "b.yaml:8 TrafficSplit shop/a-none: root service 'web' is already split by "
-                          "shop/y-old; ignored"));
+  EXPECT_THAT(
+      Strings(s.problems),
+      ElementsAre("a.yaml:1 TrafficSplit shop/b-new: root service 'web' is already split by "
+                  "shop/y-old; ignored",
+                  "a.yaml:8 TrafficSplit shop/z-none: root service 'web' is already split by "
+                  "shop/y-old; ignored",
+                  "b.yaml:8 TrafficSplit shop/a-none: root service 'web' is already split by "
+                  "shop/y-old; ignored"));
 
   // The winner goes: the next oldest takes over, without a reload of a.yaml.
   Write("b.yaml", SplitYaml("shop", "a-none", "web", "{service: v4, weight: 1}"));
   s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_splits), ElementsAre("shop/b-new", "other/b-new"));
-  EXPECT_THAT(Strings(s.problems),
-              ElementsAre("a.yaml:8 TrafficSplit shop/z-none: root service 'web' is already split by "
-                          "shop/b-new; ignored",
-                          "b.yaml:1 TrafficSplit shop/a-none: root service 'web' is already split by "
-                          "shop/b-new; ignored"));
+  EXPECT_THAT(
+      Strings(s.problems),
+      ElementsAre("a.yaml:8 TrafficSplit shop/z-none: root service 'web' is already split by "
+                  "shop/b-new; ignored",
+                  "b.yaml:1 TrafficSplit shop/a-none: root service 'web' is already split by "
+                  "shop/b-new; ignored"));
 
   // Without timestamps, the name decides.
   Write("a.yaml", SplitYaml("shop", "z-none", "web", "{service: v2, weight: 1}"));
   s = Load(src);
   EXPECT_THAT(SmiKeys(s.traffic_splits), ElementsAre("shop/a-none"));
-  EXPECT_THAT(Strings(s.problems),
-              ElementsAre("a.yaml:1 TrafficSplit shop/z-none: root service 'web' is already split by "
-                          "shop/a-none; ignored"));
+  EXPECT_THAT(
+      Strings(s.problems),
+      ElementsAre("a.yaml:1 TrafficSplit shop/z-none: root service 'web' is already split by "
+                  "shop/a-none; ignored"));
 }
 
 TEST_F(FileSourceTest, ServiceInAnotherApiVersionIsSkipped) {

@@ -20,7 +20,8 @@ TEST(HistogramBucketsTest, BoundsRoundTripThroughTheKernelMappingForEveryBucket)
     EXPECT_EQ(shunt_hist_bucket(lower), static_cast<uint32_t>(i)) << "bucket " << i;
     EXPECT_EQ(shunt_hist_bucket(upper - 1), static_cast<uint32_t>(i)) << "bucket " << i;
     if (i > 0) {
-      EXPECT_EQ(H::BucketUpper(i - 1), lower) << "bucket " << i << " does not start where the last ended";
+      EXPECT_EQ(H::BucketUpper(i - 1), lower)
+          << "bucket " << i << " does not start where the last ended";
       EXPECT_EQ(shunt_hist_bucket(lower - 1), static_cast<uint32_t>(i - 1)) << "bucket " << i;
     }
   }
@@ -145,7 +146,8 @@ TEST(HistogramTest, KernelBucketsFoldInLikeTheSamplesThemselves) {
   // At the ends only bucket bounds are known, not the exact extremes.
   EXPECT_EQ(folded.Quantile(0), 0.0);  // 313 ns is in bucket 0, [0, 1024)
   EXPECT_EQ(added.Quantile(0), 313.0);
-  EXPECT_EQ(folded.Quantile(1), static_cast<double>(H::BucketUpper(shunt_hist_bucket(52'000'300)) - 1));
+  EXPECT_EQ(folded.Quantile(1),
+            static_cast<double>(H::BucketUpper(shunt_hist_bucket(52'000'300)) - 1));
   EXPECT_EQ(added.Quantile(1), 52'000'300.0);
 }
 
@@ -186,7 +188,8 @@ TEST(HistogramTest, MergeAddsCountsSumsAndBuckets) {
   EXPECT_EQ(merged.sum_ns(), even.sum_ns() + odd.sum_ns());
   EXPECT_EQ(merged.sum_ns(), all.sum_ns());
   EXPECT_EQ(merged.buckets(), all.buckets());
-  for (double q : {0.0, 0.5, 0.9, 1.0}) EXPECT_EQ(merged.Quantile(q), all.Quantile(q)) << "q = " << q;
+  for (double q : {0.0, 0.5, 0.9, 1.0})
+    EXPECT_EQ(merged.Quantile(q), all.Quantile(q)) << "q = " << q;
 }
 
 TEST(HistogramTest, MergingAnEmptyHistogramChangesNothing) {

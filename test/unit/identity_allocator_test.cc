@@ -86,9 +86,9 @@ TEST(IdentityAllocatorTest, SeedAdoptsPinnedNumbersAndGetFillsGaps) {
 TEST(IdentityAllocatorTest, SeedIsIgnoredForTakenNumbersKeysAndReservedNumbers) {
   IdentityAllocator ids;
   ids.Seed({"n", "a"}, 400);
-  ids.Seed({"n", "b"}, 400);              // number taken
-  ids.Seed({"n", "a"}, 401);              // key taken
-  ids.Seed({"n", "c"}, kIdentityHost);    // reserved
+  ids.Seed({"n", "b"}, 400);            // number taken
+  ids.Seed({"n", "a"}, 401);            // key taken
+  ids.Seed({"n", "c"}, kIdentityHost);  // reserved
   ids.Seed({"n", "d"}, kFirstIdentity - 1);
   EXPECT_EQ(ids.size(), 1u);
   EXPECT_EQ(ids.Get({"n", "a"}), 400u);

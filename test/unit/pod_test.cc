@@ -30,7 +30,9 @@ status:
   podIP: 10.1.2.3
 )";
 
-absl::StatusOr<Pod> Parse(const std::string& yaml) { return ParsePod(shunt::testing::YamlDoc(yaml)); }
+absl::StatusOr<Pod> Parse(const std::string& yaml) {
+  return ParsePod(shunt::testing::YamlDoc(yaml));
+}
 
 uint32_t Be(const char* dotted) {
   in_addr a{};
@@ -76,14 +78,14 @@ status: {podIP: 192.168.0.1}
 
 TEST(ParsePodTest, HostNetworkIsRead) {
   for (const char* value : {"true", "True", "yes"}) {
-    absl::StatusOr<Pod> pod = Parse(absl::StrCat(
-        "metadata: {name: h}\nspec: {nodeName: n1, hostNetwork: ", value,
-        "}\nstatus: {podIP: 10.0.0.1}\n"));
+    absl::StatusOr<Pod> pod =
+        Parse(absl::StrCat("metadata: {name: h}\nspec: {nodeName: n1, hostNetwork: ", value,
+                           "}\nstatus: {podIP: 10.0.0.1}\n"));
     ASSERT_TRUE(pod.ok()) << value << ": " << pod.status();
     EXPECT_TRUE(pod->host_network) << value;
   }
-  absl::StatusOr<Pod> pod =
-      Parse("metadata: {name: h}\nspec: {nodeName: n1, hostNetwork: false}\nstatus: {podIP: 10.0.0.1}\n");
+  absl::StatusOr<Pod> pod = Parse(
+      "metadata: {name: h}\nspec: {nodeName: n1, hostNetwork: false}\nstatus: {podIP: 10.0.0.1}\n");
   ASSERT_TRUE(pod.ok()) << pod.status();
   EXPECT_FALSE(pod->host_network);
 }
@@ -118,14 +120,17 @@ TEST(ParsePodTest, InvalidPodsNameTheField) {
       {"spec is a list", "metadata: {name: a}\nspec: [1]\nstatus: {podIP: 10.0.0.1}",
        "spec is missing"},
       {"service account invalid",
-       "metadata: {name: a}\nspec: {nodeName: n, serviceAccountName: -sa}\nstatus: {podIP: 10.0.0.1}",
+       "metadata: {name: a}\nspec: {nodeName: n, serviceAccountName: -sa}\nstatus: {podIP: "
+       "10.0.0.1}",
        "spec.serviceAccountName '-sa' is not a valid name"},
       {"service account is a list",
-       "metadata: {name: a}\nspec: {nodeName: n, serviceAccountName: [x]}\nstatus: {podIP: 10.0.0.1}",
+       "metadata: {name: a}\nspec: {nodeName: n, serviceAccountName: [x]}\nstatus: {podIP: "
+       "10.0.0.1}",
        "spec.serviceAccountName must be a string"},
       {"not scheduled", "metadata: {name: a}\nspec: {}\nstatus: {podIP: 10.0.0.1}",
        "spec.nodeName is missing (the pod is not scheduled)"},
-      {"node name is a map", "metadata: {name: a}\nspec: {nodeName: {a: b}}\nstatus: {podIP: 10.0.0.1}",
+      {"node name is a map",
+       "metadata: {name: a}\nspec: {nodeName: {a: b}}\nstatus: {podIP: 10.0.0.1}",
        "spec.nodeName must be a string"},
       {"no status", "metadata: {name: a}\nspec: {nodeName: n}", "status.podIP is missing"},
       {"status without podIP", "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {phase: Pending}",
@@ -134,9 +139,11 @@ TEST(ParsePodTest, InvalidPodsNameTheField) {
        "status.podIP must be a string"},
       {"podIP garbage", "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: not-an-ip}",
        "status.podIP 'not-an-ip' is not an IPv4 address"},
-      {"podIP with prefix", "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1/24}",
+      {"podIP with prefix",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1/24}",
        "status.podIP '10.0.0.1/24' is not an IPv4 address"},
-      {"podIP out of range", "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.256}",
+      {"podIP out of range",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.256}",
        "status.podIP '10.0.0.256' is not an IPv4 address"},
       {"podIP IPv6", "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 'fd00::1'}",
        "status.podIP 'fd00::1' is IPv6, which this version does not mesh"},
@@ -176,8 +183,8 @@ TEST(ParsePodTest, NonBooleanHostNetworkIsInvalidArgument) {
   // Regression: hn.as<bool>() throws YAML::TypedBadConversion instead of returning a
   // Status naming spec.hostNetwork.
   absl::StatusOr<Pod> pod;
-  EXPECT_NO_THROW(pod = Parse(
-      "metadata: {name: a}\nspec: {nodeName: n, hostNetwork: maybe}\nstatus: {podIP: 10.0.0.1}"));
+  EXPECT_NO_THROW(pod = Parse("metadata: {name: a}\nspec: {nodeName: n, hostNetwork: "
+                              "maybe}\nstatus: {podIP: 10.0.0.1}"));
   EXPECT_EQ(pod.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(pod.status().message(), HasSubstr("spec.hostNetwork"));
 }
@@ -219,8 +226,7 @@ TEST(DnsNameTest, Table) {
 TEST(DnsNameTest, SubdomainLabelsMustEachBeValid) {
   // Regression: Kubernetes (RFC 1123 subdomain) requires every dot-separated label
   // to start and end with an alphanumeric; these are accepted.
-  for (const char* name : {"a..b", "a.-b", "a-.b"})
-    EXPECT_FALSE(IsDnsSubdomain(name)) << name;
+  for (const char* name : {"a..b", "a.-b", "a-.b"}) EXPECT_FALSE(IsDnsSubdomain(name)) << name;
 }
 
 // metadata.ownerReferences -> the pod's workload, for telemetry.
@@ -228,7 +234,8 @@ TEST(DnsNameTest, SubdomainLabelsMustEachBeValid) {
 // A scheduled pod with the given metadata lines (ownerReferences, labels),
 // each indented under metadata.
 absl::StatusOr<Pod> PodWithMetadata(const std::string& extra_metadata) {
-  return Parse(absl::StrCat("metadata:\n  name: web-5d9f7c-abcde\n  namespace: demo\n", extra_metadata,
+  return Parse(absl::StrCat("metadata:\n  name: web-5d9f7c-abcde\n  namespace: demo\n",
+                            extra_metadata,
                             "spec: {nodeName: n1, serviceAccountName: web-sa}\n"
                             "status: {podIP: 10.0.0.7}\n"));
 }
@@ -295,7 +302,8 @@ TEST(PodOwnerTest, ReplicaSetWithoutTheHashLabelStaysAReplicaSet) {
   EXPECT_EQ(pod->WorkloadName(), "replicaset/web-5d9f7c");
 
   // No labels at all.
-  pod = PodWithMetadata("  ownerReferences: [{kind: ReplicaSet, name: web-5d9f7c, controller: true}]\n");
+  pod = PodWithMetadata(
+      "  ownerReferences: [{kind: ReplicaSet, name: web-5d9f7c, controller: true}]\n");
   ASSERT_TRUE(pod.ok()) << pod.status();
   EXPECT_EQ(pod->WorkloadName(), "replicaset/web-5d9f7c");
 
@@ -357,7 +365,8 @@ TEST(PodOwnerTest, MalformedOwnerReferencesNameTheField) {
        "metadata.ownerReferences: an owner needs kind and name"},
       {"an entry without kind", "  ownerReferences: [{name: web, controller: true}]\n",
        "metadata.ownerReferences: an owner needs kind and name"},
-      {"a name that is a list", "  ownerReferences: [{kind: ReplicaSet, name: [web], controller: true}]\n",
+      {"a name that is a list",
+       "  ownerReferences: [{kind: ReplicaSet, name: [web], controller: true}]\n",
        "metadata.ownerReferences.name must be a string"},
   };
   for (const auto& c : cases) {

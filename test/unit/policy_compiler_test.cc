@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "agent/policy/compiler.h"
 #include "agent/model/object_store.h"
+#include "agent/policy/compiler.h"
 #include "agent/source/file_source.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -720,11 +720,12 @@ spec: {matches: {ports: [22]}}
   ASSERT_THAT(snap.tcp_routes, SizeIs(1));
   std::vector<std::string> problems;
   for (const auto& pr : snap.problems) problems.push_back(pr.ToString());
-  EXPECT_THAT(problems,
-              ElementsAre("20-b.yaml:1 TrafficTarget s/tt: duplicate: TrafficTarget s/tt is already "
-                          "defined in 10-a.yaml; this copy is ignored",
-                          "20-b.yaml:9 TCPRoute s/web: duplicate: TCPRoute s/web is already defined "
-                          "in 10-a.yaml; this copy is ignored"));
+  EXPECT_THAT(
+      problems,
+      ElementsAre("20-b.yaml:1 TrafficTarget s/tt: duplicate: TrafficTarget s/tt is already "
+                  "defined in 10-a.yaml; this copy is ignored",
+                  "20-b.yaml:9 TCPRoute s/web: duplicate: TCPRoute s/web is already defined "
+                  "in 10-a.yaml; this copy is ignored"));
   EXPECT_THAT(Render(Compile(snap)), ElementsAre("s/first>s/srv tcp:8080 ALLOW s/tt"));
 }
 

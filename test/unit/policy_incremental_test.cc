@@ -21,13 +21,16 @@ using ::testing::IsEmpty;
 
 model::TrafficTarget Target(const std::string& name, const std::string& dst,
                             std::vector<std::string> srcs, std::vector<model::TargetRule> rules) {
-  model::TrafficTarget t{.namespace_ = "ns", .name = name, .api_version = "access.smi-spec.io/v1alpha3",
+  model::TrafficTarget t{.namespace_ = "ns",
+                         .name = name,
+                         .api_version = "access.smi-spec.io/v1alpha3",
                          .destination = {"ns", dst}};
   for (auto& s : srcs) t.sources.push_back({"ns", s});
   t.rules = std::move(rules);
   return t;
 }
-model::TargetRule Rule(RouteKind k, const std::string& name, std::vector<std::string> matches = {}) {
+model::TargetRule Rule(RouteKind k, const std::string& name,
+                       std::vector<std::string> matches = {}) {
   return {.kind = k, .name = name, .matches = std::move(matches)};
 }
 model::PortRoute Route(RouteKind k, const std::string& name, std::vector<uint16_t> ports) {
@@ -100,9 +103,10 @@ TEST_F(IncrementalTest, OnlyWhatChangedIsRecompiled) {
   o.tcp_routes.pop_back();
   EXPECT_EQ(compiler_.Update(o), 1);
   CheckAgainstFullCompile(o);
-  EXPECT_THAT(ProblemStrings(compiler_.policy()),
-              ElementsAre("TrafficTarget ns/c: rule TCPRoute 'missing' does not exist in namespace ns; "
-                          "it grants nothing"));
+  EXPECT_THAT(
+      ProblemStrings(compiler_.policy()),
+      ElementsAre("TrafficTarget ns/c: rule TCPRoute 'missing' does not exist in namespace ns; "
+                  "it grants nothing"));
 
   // Removing a TrafficTarget withdraws its grants and its name.
   o.traffic_targets.erase(o.traffic_targets.begin());
@@ -196,7 +200,8 @@ TEST_F(IncrementalTest, RandomEditsAgreeWithFullCompiles) {
         o.traffic_targets.push_back(random_target(absl::StrCat("t", pick(40))));
         break;
       case 2:
-        if (!o.traffic_targets.empty()) o.traffic_targets.erase(o.traffic_targets.begin() + pick(o.traffic_targets.size()));
+        if (!o.traffic_targets.empty())
+          o.traffic_targets.erase(o.traffic_targets.begin() + pick(o.traffic_targets.size()));
         break;
       case 3:
         if (!o.traffic_targets.empty()) {
@@ -221,8 +226,9 @@ TEST_F(IncrementalTest, RandomEditsAgreeWithFullCompiles) {
       }
       case 6:
         if (pick(2) || o.http_route_groups.empty())
-          o.http_route_groups.push_back(
-              {.namespace_ = "ns", .name = absl::StrCat("r", pick(5)), .matches = {{.name = pick(2) ? "m0" : "m1"}}});
+          o.http_route_groups.push_back({.namespace_ = "ns",
+                                         .name = absl::StrCat("r", pick(5)),
+                                         .matches = {{.name = pick(2) ? "m0" : "m1"}}});
         else
           o.http_route_groups.erase(o.http_route_groups.begin() + pick(o.http_route_groups.size()));
         break;

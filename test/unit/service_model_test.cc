@@ -37,7 +37,9 @@ std::string SkipOf(const absl::StatusOr<T>& s) {
   return ErrorOf(s, absl::StatusCode::kUnimplemented);
 }
 
-absl::StatusOr<Service> Svc(const std::string& yaml) { return ParseService(shunt::testing::YamlDoc(yaml)); }
+absl::StatusOr<Service> Svc(const std::string& yaml) {
+  return ParseService(shunt::testing::YamlDoc(yaml));
+}
 absl::StatusOr<EndpointSlice> Slice(const std::string& yaml) {
   return ParseEndpointSlice(shunt::testing::YamlDoc(yaml));
 }

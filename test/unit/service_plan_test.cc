@@ -1,6 +1,8 @@
 // The service plan (agent/services/service_plan.h): ready backends per
 // ClusterIP and port, TrafficSplit weights as slot tables, and the problems
 // a user must hear about.
+#include "agent/services/service_plan.h"
+
 #include <arpa/inet.h>
 
 #include <map>
@@ -8,7 +10,6 @@
 #include <tuple>
 #include <vector>
 
-#include "agent/services/service_plan.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shunt/abi/service.h"
@@ -176,18 +177,18 @@ TEST(ServicePlanTest, SplitProblemsAreNamed) {
   Plan p = MakePlan(o);
   std::vector<std::string> reasons;
   for (const auto& pr : p.problems) reasons.push_back(pr.ToString());
-  EXPECT_THAT(reasons,
-              ElementsAre(
-                  "TrafficSplit shop/orphan: root service 'nope' does not exist",
-                  "TrafficSplit shop/ab: its matches (HTTPRouteGroups) are judged per request by the L7 proxy, "
-                  "which does not exist yet; the split is not applied at L4",
-                  "TrafficSplit shop/canary: backend service 'web-v1' has no port 80 like the root; its weight "
-                  "goes to the others",
-                  "TrafficSplit shop/canary: backend service 'web-v9' does not exist; its weight goes to the "
-                  "others"));
+  EXPECT_THAT(reasons, ElementsAre("TrafficSplit shop/orphan: root service 'nope' does not exist",
+                                   "TrafficSplit shop/ab: its matches (HTTPRouteGroups) are judged "
+                                   "per request by the L7 proxy, "
+                                   "which does not exist yet; the split is not applied at L4",
+                                   "TrafficSplit shop/canary: backend service 'web-v1' has no port "
+                                   "80 like the root; its weight "
+                                   "goes to the others",
+                                   "TrafficSplit shop/canary: backend service 'web-v9' does not "
+                                   "exist; its weight goes to the "
+                                   "others"));
   EXPECT_THAT(p.entries[0].slots, IsEmpty()) << "no backend left: refused, not sent elsewhere";
 }
-
 
 // The balancer a Service asks for (kBalancerAnnotation). Without a
 // TrafficSplit every ready backend gets exactly one slot: P2C draws two
@@ -304,10 +305,10 @@ TEST(ServicePlanBalancerTest, TrafficSplitRootIsRandomOverWeightedSlotsEvenWhenA
 // unknown value is reported once per Service, not once per port.
 TEST(ServicePlanBalancerTest, AnnotationAppliesToEveryPortOfAMultiPortService) {
   model::Service svc = Svc("web", "10.96.0.10");
-  svc.ports.push_back({.name = "grpc", .port = 9090, .protocol = model::Protocol::kTcp,
-                       .target_port = 9091});
-  svc.ports.push_back({.name = "dns", .port = 53, .protocol = model::Protocol::kUdp,
-                       .target_port = 5353});
+  svc.ports.push_back(
+      {.name = "grpc", .port = 9090, .protocol = model::Protocol::kTcp, .target_port = 9091});
+  svc.ports.push_back(
+      {.name = "dns", .port = 53, .protocol = model::Protocol::kUdp, .target_port = 5353});
   model::EndpointSlice slice = Slice("web", {{"10.1.0.1", true}, {"10.1.0.2", true}});
   slice.ports.push_back({.name = "grpc", .port = 9091});
   slice.ports.push_back({.name = "dns", .port = 5353, .protocol = model::Protocol::kUdp});

@@ -270,7 +270,8 @@ TEST(PortRouteTest, UnknownFieldsAreRejectedNotReadAsAnyPort) {
   EXPECT_EQ(typo.status().message(), "spec has an unknown field 'match'");
   auto typo2 = Route("metadata: {name: r, namespace: data}\nspec: {matches: {port: [80]}}");
   EXPECT_EQ(typo2.status().message(), "spec.matches has an unknown field 'port'");
-  auto named = Route("metadata: {name: r, namespace: data}\nspec: {matches: {name: x, ports: [80]}}");
+  auto named =
+      Route("metadata: {name: r, namespace: data}\nspec: {matches: {name: x, ports: [80]}}");
   ASSERT_TRUE(named.ok()) << named.status();
   EXPECT_THAT(named->ports, ElementsAre(80));
 }
@@ -457,10 +458,12 @@ TEST(HttpRouteGroupTest, MatchNamesAreRequiredAndUnique) {
 
 TEST(HttpRouteGroupTest, MatchesMustListAtLeastOne) {
   EXPECT_EQ(ErrorOf(Group("    []\n")), "spec.matches must list at least one match");
-  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(shunt::testing::YamlDoc("metadata: {name: g}\nspec: {}\n"))),
-            "spec.matches must list at least one match");
+  EXPECT_EQ(
+      ErrorOf(ParseHttpRouteGroup(shunt::testing::YamlDoc("metadata: {name: g}\nspec: {}\n"))),
+      "spec.matches must list at least one match");
   // v1alpha1/2 shape: matches at the top level, no spec.
-  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(shunt::testing::YamlDoc("metadata: {name: g}\nmatches: [{name: a}]\n"))),
+  EXPECT_EQ(ErrorOf(ParseHttpRouteGroup(
+                shunt::testing::YamlDoc("metadata: {name: g}\nmatches: [{name: a}]\n"))),
             "spec is missing");
 }
 

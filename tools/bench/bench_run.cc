@@ -59,8 +59,8 @@ lib::Counters Delta(const lib::Counters& after, const lib::Counters& before) {
 absl::StatusOr<PathResult> MeasurePath(const std::string& path, int round,
                                        const e2e::TestNode& node, const e2e::TestPod& client,
                                        const e2e::TestPod& server, const std::string& connect_ip,
-                                       uint16_t connect_port, uint16_t app_port,
-                                       bool with_counters, const Options& opts) {
+                                       uint16_t connect_port, uint16_t app_port, bool with_counters,
+                                       const Options& opts) {
   PathResult r;
   r.name = path;
   r.round = round;
@@ -72,9 +72,11 @@ absl::StatusOr<PathResult> MeasurePath(const std::string& path, int round,
                name.c_str(), opts.rr_warmup, opts.rr_iterations);
   SHUNT_ASSIGN_OR_RETURN(Snapshot before, Snap(node, client, with_counters));
   {
-    SHUNT_ASSIGN_OR_RETURN(Connection c, Connect(node, client, connect_ip, connect_port, listener.get()));
+    SHUNT_ASSIGN_OR_RETURN(Connection c,
+                           Connect(node, client, connect_ip, connect_port, listener.get()));
     auto rr = RunRequestResponse(std::move(c), opts.rr_warmup, opts.rr_iterations);
-    if (!rr.ok()) return absl::Status(rr.status().code(), absl::StrCat(name, ": ", rr.status().message()));
+    if (!rr.ok())
+      return absl::Status(rr.status().code(), absl::StrCat(name, ": ", rr.status().message()));
     r.rr = *rr;
   }
   SHUNT_RETURN_IF_ERROR(CheckInterrupted());
@@ -83,7 +85,8 @@ absl::StatusOr<PathResult> MeasurePath(const std::string& path, int round,
   std::fprintf(stderr, "[%s] bulk: one stream, 128 KiB writes for %.1f s\n", name.c_str(),
                opts.bulk_seconds);
   {
-    SHUNT_ASSIGN_OR_RETURN(Connection c, Connect(node, client, connect_ip, connect_port, listener.get()));
+    SHUNT_ASSIGN_OR_RETURN(Connection c,
+                           Connect(node, client, connect_ip, connect_port, listener.get()));
     auto bulk = RunBulk(std::move(c), opts.bulk_seconds);
     if (!bulk.ok())
       return absl::Status(bulk.status().code(), absl::StrCat(name, ": ", bulk.status().message()));
@@ -99,11 +102,11 @@ absl::StatusOr<PathResult> MeasurePath(const std::string& path, int round,
   }
   std::string data_path;
   if (with_counters)
-    data_path = absl::StrCat("; bytes_redirected rr +", (*r.rr_counters)[SHUNT_CTR_BYTES_REDIRECTED],
-                             ", bulk +", (*r.bulk_counters)[SHUNT_CTR_BYTES_REDIRECTED],
-                             "; FLOW_BACKPRESSURE +",
-                             (*r.rr_counters)[SHUNT_CTR_FLOW_BACKPRESSURE] +
-                                 (*r.bulk_counters)[SHUNT_CTR_FLOW_BACKPRESSURE]);
+    data_path = absl::StrCat(
+        "; bytes_redirected rr +", (*r.rr_counters)[SHUNT_CTR_BYTES_REDIRECTED], ", bulk +",
+        (*r.bulk_counters)[SHUNT_CTR_BYTES_REDIRECTED], "; FLOW_BACKPRESSURE +",
+        (*r.rr_counters)[SHUNT_CTR_FLOW_BACKPRESSURE] +
+            (*r.bulk_counters)[SHUNT_CTR_FLOW_BACKPRESSURE]);
   std::fprintf(stderr, "[%s] rr p50 %.1f us, p99 %.1f us; bulk %.2f Gbit/s%s\n", name.c_str(),
                r.rr.p50_us, r.rr.p99_us, r.bulk.gbit_per_s, data_path.c_str());
   return r;
@@ -115,12 +118,12 @@ absl::Status CheckShortCircuited(const PathResult& r, const e2e::TestNode& node)
   const uint64_t bulk = (*r.bulk_counters)[SHUNT_CTR_BYTES_REDIRECTED];
   if (rr > 0 && bulk > 0) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
-      "shunt path NOT short-circuited in round ", r.round,
-      ": SHUNT_CTR_BYTES_REDIRECTED grew by ", rr,
-      " during request/response and by ", bulk,
+      "shunt path NOT short-circuited in round ", r.round, ": SHUNT_CTR_BYTES_REDIRECTED grew by ",
+      rr, " during request/response and by ", bulk,
       " during bulk, so the 'shunt' numbers would be plain kernel TCP. sockets_short_circuited "
-      "grew by ", (*r.rr_counters)[SHUNT_CTR_SOCK_SHORT_CIRCUITED] +
-                      (*r.bulk_counters)[SHUNT_CTR_SOCK_SHORT_CIRCUITED],
+      "grew by ",
+      (*r.rr_counters)[SHUNT_CTR_SOCK_SHORT_CIRCUITED] +
+          (*r.bulk_counters)[SHUNT_CTR_SOCK_SHORT_CIRCUITED],
       ". Agent log:\n", node.AgentLog()));
 }
 
@@ -132,19 +135,20 @@ absl::Status StopAndUninstallAgent(e2e::TestNode& node) {
       e2e::Sh(absl::StrCat(SHUNT_AGENT_BIN, " --uninstall --bpffs ", node.bpffs())).status());
   if (node.Counters().ok())
     return absl::InternalError(absl::StrCat("shunt-agent --uninstall left the pins under ",
-                                            node.bpffs(), " in place; the kernel and haproxy "
+                                            node.bpffs(),
+                                            " in place; the kernel and haproxy "
                                             "paths would still run through the data path"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<BenchResults> RunWithNode(e2e::TestNode& node, const Options& opts) {
   BenchResults res;
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * client,
-                         node.AddPod({.name = "client", .namespace_ = "bench",
-                                      .service_account = "client"}));
-  SHUNT_ASSIGN_OR_RETURN(e2e::TestPod * server,
-                         node.AddPod({.name = "server", .namespace_ = "bench",
-                                      .service_account = "server"}));
+  SHUNT_ASSIGN_OR_RETURN(
+      e2e::TestPod * client,
+      node.AddPod({.name = "client", .namespace_ = "bench", .service_account = "client"}));
+  SHUNT_ASSIGN_OR_RETURN(
+      e2e::TestPod * server,
+      node.AddPod({.name = "server", .namespace_ = "bench", .service_account = "server"}));
   std::fprintf(stderr, "node %s: client pod %s, server pod %s; %d rounds\n", node.name().c_str(),
                client->ip.c_str(), server->ip.c_str(), opts.rounds);
 
@@ -153,10 +157,9 @@ absl::StatusOr<BenchResults> RunWithNode(e2e::TestNode& node, const Options& opt
   for (int i = 0; i < opts.rounds; ++i) {
     const int round = i + 1;
     // a. Plain kernel TCP through the node namespace; no agent.
-    SHUNT_ASSIGN_OR_RETURN(PathResult kernel,
-                           MeasurePath("kernel", round, node, *client, *server, server->ip,
-                                       RoundPort(kKernelPort, i), RoundPort(kKernelPort, i),
-                                       false, opts));
+    SHUNT_ASSIGN_OR_RETURN(PathResult kernel, MeasurePath("kernel", round, node, *client, *server,
+                                                          server->ip, RoundPort(kKernelPort, i),
+                                                          RoundPort(kKernelPort, i), false, opts));
     res.kernel.push_back(std::move(kernel));
     SHUNT_RETURN_IF_ERROR(CheckInterrupted());
 
@@ -164,10 +167,9 @@ absl::StatusOr<BenchResults> RunWithNode(e2e::TestNode& node, const Options& opt
     std::fprintf(stderr, "[shunt r%d/%d] starting shunt-agent\n", round, opts.rounds);
     SHUNT_RETURN_IF_ERROR(node.StartAgent(opts.agent_flags));
     SHUNT_RETURN_IF_ERROR(node.WaitMeshed());
-    SHUNT_ASSIGN_OR_RETURN(PathResult shunt,
-                           MeasurePath("shunt", round, node, *client, *server, server->ip,
-                                       RoundPort(kShuntPort, i), RoundPort(kShuntPort, i), true,
-                                       opts));
+    SHUNT_ASSIGN_OR_RETURN(PathResult shunt, MeasurePath("shunt", round, node, *client, *server,
+                                                         server->ip, RoundPort(kShuntPort, i),
+                                                         RoundPort(kShuntPort, i), true, opts));
     SHUNT_RETURN_IF_ERROR(CheckShortCircuited(shunt, node));
     res.shunt.push_back(std::move(shunt));
 
@@ -185,10 +187,9 @@ absl::StatusOr<BenchResults> RunWithNode(e2e::TestNode& node, const Options& opt
     std::fprintf(stderr, "[haproxy r%d/%d] starting the sidecar chain\n", round, opts.rounds);
     const uint16_t app_port = RoundPort(kHaproxyAppPort, i);
     SHUNT_ASSIGN_OR_RETURN(
-        auto chain, HaproxyChain::Start(node, *client, *server, app_port,
-                                        RoundPort(HaproxyChain::kOutboundPort, i),
-                                        RoundPort(HaproxyChain::kInboundPort, i),
-                                        absl::StrCat("r", round)));
+        auto chain, HaproxyChain::Start(
+                        node, *client, *server, app_port, RoundPort(HaproxyChain::kOutboundPort, i),
+                        RoundPort(HaproxyChain::kInboundPort, i), absl::StrCat("r", round)));
     SHUNT_RETURN_IF_ERROR(CheckInterrupted());
     SHUNT_ASSIGN_OR_RETURN(PathResult haproxy,
                            MeasurePath("haproxy", round, node, *client, *server, "127.0.0.1",

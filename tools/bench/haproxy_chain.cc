@@ -30,10 +30,13 @@ std::string Config(const std::string& bind, const std::string& backend) {
       "  timeout client 1h\n"
       "  timeout server 1h\n"
       "frontend sidecar\n"
-      "  bind ", bind, "\n"
+      "  bind ",
+      bind,
+      "\n"
       "  default_backend upstream\n"
       "backend upstream\n"
-      "  server upstream ", backend, "\n");
+      "  server upstream ",
+      backend, "\n");
 }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
@@ -94,8 +97,8 @@ absl::Status WaitListening(pid_t pid, uint16_t port, const std::string& log) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
-    e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server,
-    uint16_t app_port, uint16_t outbound_port, uint16_t inbound_port, const std::string& tag) {
+    e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server, uint16_t app_port,
+    uint16_t outbound_port, uint16_t inbound_port, const std::string& tag) {
   std::unique_ptr<HaproxyChain> chain(new HaproxyChain());
   chain->outbound_port_ = outbound_port;
   chain->inbound_port_ = inbound_port;
@@ -104,9 +107,8 @@ absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
   const std::string in_cfg = absl::StrCat(base, "inbound-", tag, ".cfg");
   const std::string out_log = absl::StrCat(base, "outbound-", tag, ".log");
   const std::string in_log = absl::StrCat(base, "inbound-", tag, ".log");
-  SHUNT_RETURN_IF_ERROR(WriteText(
-      out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port),
-                      absl::StrCat(server.ip, ":", inbound_port))));
+  SHUNT_RETURN_IF_ERROR(WriteText(out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port),
+                                                  absl::StrCat(server.ip, ":", inbound_port))));
   SHUNT_RETURN_IF_ERROR(WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", inbound_port),
                                                  absl::StrCat("127.0.0.1:", app_port))));
   // -db: foreground, no daemon; the node owns and reaps the processes.
@@ -127,7 +129,8 @@ void HaproxyChain::Stop() {
   if (inbound_pid_ > 0) kill(inbound_pid_, SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (std::chrono::steady_clock::now() < deadline &&
-         !((outbound_pid_ <= 0 || Exited(outbound_pid_)) && (inbound_pid_ <= 0 || Exited(inbound_pid_))))
+         !((outbound_pid_ <= 0 || Exited(outbound_pid_)) &&
+           (inbound_pid_ <= 0 || Exited(inbound_pid_))))
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 

@@ -18,8 +18,10 @@ namespace {
 
 std::string Order(int rounds) {
   return absl::StrCat(
-      "interleaved: ", rounds, " round(s) of {kernel (no agent); shunt (agent started, pods "
-      "meshed); agent stopped and uninstalled}, then ", rounds,
+      "interleaved: ", rounds,
+      " round(s) of {kernel (no agent); shunt (agent started, pods "
+      "meshed); agent stopped and uninstalled}, then ",
+      rounds,
       " round(s) of haproxy (no agent, a fresh sidecar chain each); fresh connections and ports "
       "in every round; table values are medians over rounds, ratios and targets use the medians");
 }
@@ -56,7 +58,8 @@ std::vector<double> RoundRatios(const std::vector<PathResult>& num,
                                 const std::vector<PathResult>& den,
                                 double (*of)(const PathResult&)) {
   std::vector<double> v;
-  for (size_t i = 0; i < num.size() && i < den.size(); ++i) v.push_back(Ratio(of(num[i]), of(den[i])));
+  for (size_t i = 0; i < num.size() && i < den.size(); ++i)
+    v.push_back(Ratio(of(num[i]), of(den[i])));
   return v;
 }
 
@@ -163,8 +166,8 @@ PathMedians MediansOf(const std::vector<PathResult>& rounds) {
   m.rr.p999_us = MedianOf(rounds, [](const PathResult& p) { return p.rr.p999_us; });
   m.rr.max_us = MedianOf(rounds, [](const PathResult& p) { return p.rr.max_us; });
   m.bulk_gbit_per_s = MedianOf(rounds, [](const PathResult& p) { return p.bulk.gbit_per_s; });
-  m.bulk_veth_bytes = MedianOf(
-      rounds, [](const PathResult& p) { return static_cast<double>(p.bulk_veth_bytes); });
+  m.bulk_veth_bytes =
+      MedianOf(rounds, [](const PathResult& p) { return static_cast<double>(p.bulk_veth_bytes); });
   return m;
 }
 
@@ -204,8 +207,7 @@ void PrintReport(FILE* out, const BenchResults& r, const SystemInfo& sys, const 
   const int n = static_cast<int>(r.kernel.size());
   std::fprintf(out, "\nshunt-bench  %s  kernel %s  %ld CPUs\n", sys.date_utc.c_str(),
                sys.kernel_release.c_str(), sys.cpus);
-  std::fprintf(out,
-               "/dev/cpu_dma_latency held at 0 us for the whole run (kernel reports %d us)\n",
+  std::fprintf(out, "/dev/cpu_dma_latency held at 0 us for the whole run (kernel reports %d us)\n",
                sys.cpu_dma_latency_us);
   std::fprintf(out,
                "rr: 64 B echo, one connection, %d warm-up + %d samples; bulk: one stream, "
@@ -227,8 +229,8 @@ void PrintReport(FILE* out, const BenchResults& r, const SystemInfo& sys, const 
   struct Cells {
     std::string label, kernel, shunt, haproxy, ratio;
   };
-  std::vector<Cells> cells = {{absl::StrCat("rounds r1..r", n), "kernel", "shunt", "haproxy",
-                               "shunt/kernel"}};
+  std::vector<Cells> cells = {
+      {absl::StrCat("rounds r1..r", n), "kernel", "shunt", "haproxy", "shunt/kernel"}};
   for (const Metric& m : kMetrics)
     cells.push_back({m.label, Slashed(PerRound(r.kernel, m.of), m.fmt),
                      Slashed(PerRound(r.shunt, m.of), m.fmt),
@@ -245,8 +247,8 @@ void PrintReport(FILE* out, const BenchResults& r, const SystemInfo& sys, const 
   std::fprintf(out, "\n");
   for (const Cells& c : cells)
     std::fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", static_cast<int>(w[0]), c.label.c_str(),
-                 static_cast<int>(w[1]), c.kernel.c_str(), static_cast<int>(w[2]),
-                 c.shunt.c_str(), static_cast<int>(w[3]), c.haproxy.c_str(), c.ratio.c_str());
+                 static_cast<int>(w[1]), c.kernel.c_str(), static_cast<int>(w[2]), c.shunt.c_str(),
+                 static_cast<int>(w[3]), c.haproxy.c_str(), c.ratio.c_str());
 
   const uint64_t rr_expected =
       2 * kRrMessageBytes * static_cast<uint64_t>(opts.rr_warmup + opts.rr_iterations);
@@ -278,7 +280,8 @@ void PrintReport(FILE* out, const BenchResults& r, const SystemInfo& sys, const 
   if (backpressure_total > 0)
     std::fprintf(out, "  FLOW_BACKPRESSURE +%lu over all rounds\n",
                  static_cast<unsigned long>(backpressure_total));
-  std::fprintf(out, "client pod veth bytes during bulk per round: kernel %s, shunt %s, haproxy %s\n",
+  std::fprintf(out,
+               "client pod veth bytes during bulk per round: kernel %s, shunt %s, haproxy %s\n",
                HumanSlashed(r.kernel).c_str(), HumanSlashed(r.shunt).c_str(),
                HumanSlashed(r.haproxy).c_str());
 
@@ -336,7 +339,8 @@ absl::Status WriteJson(const std::string& path, const BenchResults& r, const Sys
         {"shunt", PathRoundsJson(r.shunt)},
         {"haproxy", PathRoundsJson(r.haproxy)}}},
       {"ratios", ratios},
-      {"ratios_note", "ratios of the medians over rounds; per_round_ratios pair round i with round i"},
+      {"ratios_note",
+       "ratios of the medians over rounds; per_round_ratios pair round i with round i"},
       {"per_round_ratios", round_ratios},
       {"targets", targets},
   };

@@ -15,10 +15,10 @@
 namespace shunt::bench {
 
 struct SystemInfo {
-  std::string kernel_release;  // uname -r
-  std::string uname;           // sysname release version machine
-  long cpus = 0;               // online CPUs
-  std::string date_utc;        // ISO 8601, when the run ended
+  std::string kernel_release;       // uname -r
+  std::string uname;                // sysname release version machine
+  long cpus = 0;                    // online CPUs
+  std::string date_utc;             // ISO 8601, when the run ended
   int32_t cpu_dma_latency_us = -1;  // read back while held
 };
 

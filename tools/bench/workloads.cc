@@ -39,9 +39,9 @@ absl::StatusOr<LatencySummary> RunRequestResponse(Connection conn, int warmup, i
       server_status = ReadFull(server_fd, buf, sizeof(buf));
       if (server_status.ok()) server_status = WriteFull(server_fd, buf, sizeof(buf));
       if (!server_status.ok()) {
-        server_status = absl::Status(server_status.code(),
-                                     absl::StrCat("rr server, round trip ", i, ": ",
-                                                  server_status.message()));
+        server_status =
+            absl::Status(server_status.code(),
+                         absl::StrCat("rr server, round trip ", i, ": ", server_status.message()));
         Abort(server_fd);
         return;
       }
@@ -61,10 +61,12 @@ absl::StatusOr<LatencySummary> RunRequestResponse(Connection conn, int warmup, i
     const Clock::time_point t1 = Clock::now();
     if (client_status.ok() && Interrupted()) client_status = CheckInterrupted();
     if (!client_status.ok()) {
-      client_status = absl::Status(client_status.code(), absl::StrCat("rr client, round trip ", i,
-                                                                      ": ", client_status.message()));
+      client_status =
+          absl::Status(client_status.code(),
+                       absl::StrCat("rr client, round trip ", i, ": ", client_status.message()));
     } else if (std::memcmp(in, out, sizeof(in)) != 0) {
-      client_status = absl::DataLossError(absl::StrCat("rr: echo ", i, " differs from the request"));
+      client_status =
+          absl::DataLossError(absl::StrCat("rr: echo ", i, " differs from the request"));
     } else if (i >= warmup) {
       samples.push_back(NsBetween(t0, t1));
     }
@@ -110,8 +112,8 @@ absl::StatusOr<BulkResult> RunBulk(Connection conn, double seconds) {
   absl::Status client_status;
   uint64_t sent = 0;
   const Clock::time_point client_start = Clock::now();
-  const Clock::time_point deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const Clock::time_point deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                        std::chrono::duration<double>(seconds));
   while (Clock::now() < deadline) {
     if (client_status = CheckInterrupted(); !client_status.ok()) break;
     client_status = WriteFull(client_fd, chunk.data(), chunk.size());
@@ -124,7 +126,8 @@ absl::StatusOr<BulkResult> RunBulk(Connection conn, double seconds) {
   if (!client_status.ok()) Abort(client_fd);
   server.join();
   if (!client_status.ok())
-    return absl::Status(client_status.code(), absl::StrCat("bulk client: ", client_status.message()));
+    return absl::Status(client_status.code(),
+                        absl::StrCat("bulk client: ", client_status.message()));
   if (!server_status.ok()) return server_status;
   if (received != sent)
     return absl::DataLossError(

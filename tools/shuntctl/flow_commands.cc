@@ -41,11 +41,14 @@ absl::StatusOr<Filter> ParseFilter(const Options& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--verdict ", f.verdict, ": expected allowed, l7, audit, denied or unmeshed"));
   if (!f.path.empty() && f.path != "short-circuit" && f.path != "tcp")
-    return absl::InvalidArgumentError(absl::StrCat("--path ", f.path, ": expected short-circuit or tcp"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--path ", f.path, ": expected short-circuit or tcp"));
   if (!f.state.empty() && f.state != "live" && f.state != "closed")
-    return absl::InvalidArgumentError(absl::StrCat("--state ", f.state, ": expected live or closed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--state ", f.state, ": expected live or closed"));
   if (o.follow && f.state == "live")
-    return absl::InvalidArgumentError("--follow streams flows as they finish; it cannot show --state live");
+    return absl::InvalidArgumentError(
+        "--follow streams flows as they finish; it cannot show --state live");
   return f;
 }
 
@@ -68,7 +71,8 @@ bool Matches(const Filter& f, const Json& flow, bool live) {
 }
 
 std::string EndText(const Json& e) {
-  std::string who = e.contains("pod") ? absl::StrCat(Str(e["namespace"]), "/", Str(e["pod"])) : Str(e["ip"]);
+  std::string who =
+      e.contains("pod") ? absl::StrCat(Str(e["namespace"]), "/", Str(e["pod"])) : Str(e["ip"]);
   return absl::StrCat(who, ":", Str(e["port"]));
 }
 
@@ -79,18 +83,26 @@ std::string Micros(const Json& flow, const char* field) {
 std::vector<std::string> Row(const Json& f) {
   std::string resp = "-";
   if (f.contains("response_latency_us"))
-    resp = absl::StrCat(telemetry::FormatDuration(f["response_latency_us"]["p50"].get<double>() * 1e3), " (",
-                        Str(f["requests"]), ")");
+    resp =
+        absl::StrCat(telemetry::FormatDuration(f["response_latency_us"]["p50"].get<double>() * 1e3),
+                     " (", Str(f["requests"]), ")");
   std::string dur = f.contains("duration_us")
                         ? telemetry::FormatDuration(f["duration_us"].get<double>() * 1e3)
                         : "-";
-  return {Str(f["end"]), EndText(f["client"]), EndText(f["server"]), Str(f["path"]), Str(f["verdict"]),
-          absl::StrCat(Str(f["bytes_to_server"]), "/", Str(f["bytes_to_client"])), Micros(f, "connect_us"),
-          resp, dur};
+  return {Str(f["end"]),
+          EndText(f["client"]),
+          EndText(f["server"]),
+          Str(f["path"]),
+          Str(f["verdict"]),
+          absl::StrCat(Str(f["bytes_to_server"]), "/", Str(f["bytes_to_client"])),
+          Micros(f, "connect_us"),
+          resp,
+          dur};
 }
 
-const std::vector<std::string> kHeader = {"STATE", "CLIENT", "SERVER", "PATH", "VERDICT",
-                                          "BYTES >/<", "CONNECT", "RESPONSE P50 (N)", "DURATION"};
+const std::vector<std::string> kHeader = {"STATE",   "CLIENT",           "SERVER",
+                                          "PATH",    "VERDICT",          "BYTES >/<",
+                                          "CONNECT", "RESPONSE P50 (N)", "DURATION"};
 
 }  // namespace
 
@@ -102,7 +114,8 @@ absl::Status CmdFlows(const Options& o) {
   for (bool first = true;; first = false) {
     SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", absl::StrCat("/v1/flows?after=", after)));
     if (first && !r.value("telemetry", true))
-      std::cerr << "note: the agent runs with --telemetry=false: the kernel keeps no flow records\n";
+      std::cerr
+          << "note: the agent runs with --telemetry=false: the kernel keeps no flow records\n";
     after = r["next"].get<uint64_t>();
     std::vector<std::pair<const Json*, bool>> shown;
     for (const auto& f : r["closed"])
@@ -117,12 +130,12 @@ absl::Status CmdFlows(const Options& o) {
         // Streaming: fixed columns, since a table cannot be aligned in advance.
         constexpr char kLine[] = "%-7s  %-26s  %-26s  %-13s  %-8s  %-17s  %-8s  %-16s  %s\n";
         if (!header)
-          std::cout << absl::StrFormat(kLine, kHeader[0], kHeader[1], kHeader[2], kHeader[3], kHeader[4],
-                                       kHeader[5], kHeader[6], kHeader[7], kHeader[8]);
+          std::cout << absl::StrFormat(kLine, kHeader[0], kHeader[1], kHeader[2], kHeader[3],
+                                       kHeader[4], kHeader[5], kHeader[6], kHeader[7], kHeader[8]);
         header = true;
         auto row = Row(*f);
-        std::cout << absl::StrFormat(kLine, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                                     row[8]);
+        std::cout << absl::StrFormat(kLine, row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                                     row[7], row[8]);
       } else {
         t.Add(Row(*f));
       }

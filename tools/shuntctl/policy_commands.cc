@@ -58,8 +58,9 @@ absl::Status CmdPolicy(const Options& o) {
     return absl::OkStatus();
   }
   std::cout << "Mode: " << Str(cfg[0]["mode"])
-            << (Str(cfg[0]["mode"]) == "enforce" ? " (traffic between meshed pods needs a TrafficTarget)\n"
-                                                 : " (nothing is denied; would-be denials are counted)\n");
+            << (Str(cfg[0]["mode"]) == "enforce"
+                    ? " (traffic between meshed pods needs a TrafficTarget)\n"
+                    : " (nothing is denied; would-be denials are counted)\n");
   Table t({"SOURCE", "DESTINATION", "PORT", "PROTO", "VERDICT", "TRAFFICTARGET"});
   bool l7 = false;
   for (const auto& r : rows) {
@@ -88,7 +89,8 @@ absl::Status CmdPolicyCheck(const Options& o) {
   for (const char* f : {"from", "to"}) {
     auto it = o.flags.find(f);
     if (it == o.flags.end())
-      return absl::InvalidArgumentError(absl::StrCat("policy check: --", f, " NAMESPACE/POD is required"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("policy check: --", f, " NAMESPACE/POD is required"));
     req[f] = it->second;
   }
   int port = 0;
@@ -103,10 +105,12 @@ absl::Status CmdPolicyCheck(const Options& o) {
     return absl::OkStatus();
   }
   std::cout << "Verdict:  " << Str(r["verdict"]) << "\n"
-            << "From:     " << Str(r["from"]["pod"]) << " (serviceaccount " << Str(r["from"]["service_account"])
-            << ", identity " << Str(r["from"]["identity"]) << ")\n"
-            << "To:       " << Str(r["to"]["pod"]) << " (serviceaccount " << Str(r["to"]["service_account"])
-            << ", identity " << Str(r["to"]["identity"]) << ") " << Str(r["proto"]) << "/" << Str(r["port"]) << "\n"
+            << "From:     " << Str(r["from"]["pod"]) << " (serviceaccount "
+            << Str(r["from"]["service_account"]) << ", identity " << Str(r["from"]["identity"])
+            << ")\n"
+            << "To:       " << Str(r["to"]["pod"]) << " (serviceaccount "
+            << Str(r["to"]["service_account"]) << ", identity " << Str(r["to"]["identity"]) << ") "
+            << Str(r["proto"]) << "/" << Str(r["port"]) << "\n"
             << "Why:      " << Str(r["reason"]) << "\n"
             << "Mode:     " << Str(r["mode"]) << " -> " << Str(r["effect"]) << "\n";
   return absl::OkStatus();
@@ -125,8 +129,12 @@ absl::Status CmdDrops(const Options& o) {
         continue;
       }
       const std::vector<std::string> row = {
-          Clock(e["time_ns"].get<int64_t>()), Str(e["type"]), Str(e["hook"]),
-          e["enforced"].get<bool>() ? "yes" : "no (permissive)", Str(e["proto"]), Str(e["src_ip"]),
+          Clock(e["time_ns"].get<int64_t>()),
+          Str(e["type"]),
+          Str(e["hook"]),
+          e["enforced"].get<bool>() ? "yes" : "no (permissive)",
+          Str(e["proto"]),
+          Str(e["src_ip"]),
           absl::StrCat(Str(e["dst_ip"]), ":", Str(e["dst_port"])),
           absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]))};
       if (o.follow) {
@@ -136,7 +144,8 @@ absl::Status CmdDrops(const Options& o) {
           std::cout << absl::StrFormat(kLine, "TIME", "TYPE", "HOOK", "ENFORCED", "PROTO", "SOURCE",
                                        "DESTINATION", "IDENTITIES");
         header = true;
-        std::cout << absl::StrFormat(kLine, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7]);
+        std::cout << absl::StrFormat(kLine, row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                                     row[7]);
       } else {
         t.Add(row);
       }

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "agent/lib/status_macros.h"
 #include "agent/http/router.h"
+#include "agent/lib/status_macros.h"
 #include "tools/shuntctl/table.h"
 
 namespace shunt::ctl {
@@ -60,7 +60,8 @@ std::string Backend(const Json& b) {
 absl::Status CmdLbExplain(const Options& o) {
   if (o.args.size() != 3 || o.args[1] != "explain")
     return absl::InvalidArgumentError("usage: shuntctl lb explain NAMESPACE/SERVICE");
-  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", "/v1/lb/explain?service=" + http::PercentEncode(o.args[2])));
+  SHUNT_ASSIGN_OR_RETURN(
+      Json r, AgentRequest(o, "GET", "/v1/lb/explain?service=" + http::PercentEncode(o.args[2])));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();
@@ -71,9 +72,11 @@ absl::Status CmdLbExplain(const Options& o) {
               << s["proto"].get<std::string>() << ": balancer " << s["balancer"].get<std::string>()
               << (split.empty() ? "" : " (TrafficSplit " + split + ")") << "\n";
     if (s["balancer"] == "p2c-ewma")
-      std::cout << "  two distinct random backends per connection; the second wins only if over 20% lower\n"
-                   "  score = max(peak-EWMA latency, 100 us) in us x (open connections + 1); a failure "
-                   "counts as a 1 s sample\n";
+      std::cout
+          << "  two distinct random backends per connection; the second wins only if over 20% "
+             "lower\n"
+             "  score = max(peak-EWMA latency, 100 us) in us x (open connections + 1); a failure "
+             "counts as a 1 s sample\n";
     Table b({"BACKEND", "EWMA", "OPEN", "SCORE"});
     for (const auto& x : s["backends"])
       b.Add({Backend(x),
@@ -83,9 +86,11 @@ absl::Status CmdLbExplain(const Options& o) {
     std::cout << b.Render();
     if (s["choices"].empty()) {
       const size_t n = s["backends"].size();
-      std::cout << (n == 0   ? "  no ready backend: connect() is refused (ECONNREFUSED)\n\n"
-                    : n == 1 ? "  one ready backend: every connection goes to it, nothing to choose\n\n"
-                             : "  no recent choices (the kernel keeps the last 64 per CPU, all services)\n\n");
+      std::cout
+          << (n == 0 ? "  no ready backend: connect() is refused (ECONNREFUSED)\n\n"
+              : n == 1
+                  ? "  one ready backend: every connection goes to it, nothing to choose\n\n"
+                  : "  no recent choices (the kernel keeps the last 64 per CPU, all services)\n\n");
       continue;
     }
     Table c({"AGO", "CANDIDATE A", "SCORE A", "CANDIDATE B", "SCORE B", "PICKED", "WHY"});

@@ -11,9 +11,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/http/router.h"
 #include "agent/lib/status_macros.h"
 #include "agent/telemetry/histogram.h"
-#include "agent/http/router.h"
 #include "tools/shuntctl/table.h"
 
 namespace shunt::ctl {
@@ -25,8 +25,10 @@ absl::StatusOr<int> Seconds(const Options& o, const char* flag, int def, int max
   if (it == o.flags.end()) return def;
   std::string v = it->second;
   int mult = 1;
-  if (!v.empty() && v.back() == 's') v.pop_back();
-  else if (!v.empty() && v.back() == 'm') v.pop_back(), mult = 60;
+  if (!v.empty() && v.back() == 's')
+    v.pop_back();
+  else if (!v.empty() && v.back() == 'm')
+    v.pop_back(), mult = 60;
   int n = 0;
   if (!absl::SimpleAtoi(v, &n) || n * mult < 1 || n * mult > max)
     return absl::InvalidArgumentError(
@@ -38,7 +40,9 @@ std::string Ms(const Json& row, const char* field) {
   return row.contains(field) ? telemetry::FormatDuration(row[field].get<double>() * 1e6) : "-";
 }
 
-std::string Rate(double v) { return absl::StrFormat(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v); }
+std::string Rate(double v) {
+  return absl::StrFormat(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
+}
 
 std::string Success(const Json& row) {
   if (row["success_rate"].is_null()) return "-";
@@ -51,7 +55,9 @@ std::string Who(const Json& row, const char* ns, const char* name) {
 }
 
 absl::StatusOr<Json> Fetch(const Options& o, int window_s, const std::string& group) {
-  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", absl::StrCat("/v1/stat?window=", window_s, "&group=", http::PercentEncode(group))));
+  SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET",
+                                              absl::StrCat("/v1/stat?window=", window_s,
+                                                           "&group=", http::PercentEncode(group))));
   if (!r.value("telemetry", true))
     std::cerr << "note: the agent runs with --telemetry=false: the kernel keeps no flow records\n";
   return r;
@@ -67,8 +73,9 @@ std::string EdgeTable(const Json& r, size_t limit) {
   Table t({"SOURCE", "DESTINATION", "REQ/S", "FLOWS/S", "SUCCESS", "P50", "P99"});
   for (size_t i = 0; i < rows.size() && i < limit; ++i) {
     const Json& row = rows[i];
-    t.Add({Who(row, "src_namespace", "src_name"), Who(row, "namespace", "name"), Rate(row["requests_per_s"].get<double>()),
-           Rate(row["flows_per_s"].get<double>()), Success(row), Ms(row, "p50_ms"), Ms(row, "p99_ms")});
+    t.Add({Who(row, "src_namespace", "src_name"), Who(row, "namespace", "name"),
+           Rate(row["requests_per_s"].get<double>()), Rate(row["flows_per_s"].get<double>()),
+           Success(row), Ms(row, "p50_ms"), Ms(row, "p99_ms")});
   }
   return t.empty() ? std::string("No traffic in the window.\n") : t.Render();
 }
@@ -77,26 +84,27 @@ std::string EdgeTable(const Json& r, size_t limit) {
 
 absl::Status CmdStat(const Options& o) {
   const std::string group = o.args.size() >= 2 ? o.args[1] : "workload";
-  if (o.args.size() > 2) return absl::InvalidArgumentError("usage: shuntctl stat [workload|pod|edge] [--window 30s]");
+  if (o.args.size() > 2)
+    return absl::InvalidArgumentError("usage: shuntctl stat [workload|pod|edge] [--window 30s]");
   SHUNT_ASSIGN_OR_RETURN(int window_s, Seconds(o, "window", 30, 60));
   SHUNT_ASSIGN_OR_RETURN(Json r, Fetch(o, window_s, group));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();
   }
-  std::cout << absl::StrFormat("Last %ds (%.0fs covered), flows finished and requests answered:\n", window_s,
-                               r["covered_s"].get<double>());
+  std::cout << absl::StrFormat("Last %ds (%.0fs covered), flows finished and requests answered:\n",
+                               window_s, r["covered_s"].get<double>());
   if (group == "edge") {
     std::cout << EdgeTable(r, SIZE_MAX);
     return absl::OkStatus();
   }
-  Table t({"NAMESPACE", group == "pod" ? "POD" : "WORKLOAD", "SUCCESS", "FLOWS/S", "REQ/S", "P50", "P90", "P99",
-           "FAILED"});
+  Table t({"NAMESPACE", group == "pod" ? "POD" : "WORKLOAD", "SUCCESS", "FLOWS/S", "REQ/S", "P50",
+           "P90", "P99", "FAILED"});
   for (const auto& row : r["rows"])
     t.Add({row["namespace"].get<std::string>().empty() ? "-" : row["namespace"].get<std::string>(),
            row["name"].get<std::string>(), Success(row), Rate(row["flows_per_s"].get<double>()),
-           Rate(row["requests_per_s"].get<double>()), Ms(row, "p50_ms"), Ms(row, "p90_ms"), Ms(row, "p99_ms"),
-           absl::StrCat(row["failures"].get<uint64_t>())});
+           Rate(row["requests_per_s"].get<double>()), Ms(row, "p50_ms"), Ms(row, "p90_ms"),
+           Ms(row, "p99_ms"), absl::StrCat(row["failures"].get<uint64_t>())});
   std::cout << (t.empty() ? std::string("No traffic in the window.\n") : t.Render());
   return absl::OkStatus();
 }
@@ -116,8 +124,9 @@ absl::Status CmdTop(const Options& o) {
     const time_t now = time(nullptr);
     char clock[16];
     strftime(clock, sizeof(clock), "%H:%M:%S", localtime(&now));
-    absl::StrAppend(&screen, "shuntctl top  ", clock, "  busiest edges over the last ", window_s, "s",
-                    tty ? absl::StrCat(", every ", interval_s, "s (Ctrl-C to quit)") : std::string(), "\n\n");
+    absl::StrAppend(
+        &screen, "shuntctl top  ", clock, "  busiest edges over the last ", window_s, "s",
+        tty ? absl::StrCat(", every ", interval_s, "s (Ctrl-C to quit)") : std::string(), "\n\n");
     // On a terminal, as many rows as fit.
     size_t rows = SIZE_MAX;
     if (tty) {

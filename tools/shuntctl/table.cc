@@ -7,7 +7,8 @@ namespace shunt::ctl {
 std::string Table::Render() const {
   std::vector<size_t> width(header_.size());
   auto widen = [&](const std::vector<std::string>& r) {
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   };
   widen(header_);
   for (const auto& r : rows_) widen(r);

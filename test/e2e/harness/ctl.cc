@@ -57,8 +57,9 @@ absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::strin
                          std::stoi(host_port.substr(colon + 1)));
       !s.ok())
     return s;
-  if (auto s = WriteAll(sock->get(), absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host_port,
-                                                  "\r\nUser-Agent: shunt-e2e\r\nConnection: close\r\n\r\n"));
+  if (auto s = WriteAll(sock->get(),
+                        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host_port,
+                                     "\r\nUser-Agent: shunt-e2e\r\nConnection: close\r\n\r\n"));
       !s.ok())
     return s;
   auto resp = ReadToEof(sock->get());

@@ -20,14 +20,17 @@ class MeshTest : public ::testing::Test {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
     SweepStale();
     ASSERT_OK_AND_ASSIGN(node_, TestNode::Create("n1"));
-    ASSERT_OK_AND_ASSIGN(client_, node_->AddPod({.name = "client", .namespace_ = "demo",
-                                                 .service_account = "client"}));
-    ASSERT_OK_AND_ASSIGN(server_, node_->AddPod({.name = "server", .namespace_ = "demo",
-                                                 .service_account = "server"}));
+    ASSERT_OK_AND_ASSIGN(
+        client_,
+        node_->AddPod({.name = "client", .namespace_ = "demo", .service_account = "client"}));
+    ASSERT_OK_AND_ASSIGN(
+        server_,
+        node_->AddPod({.name = "server", .namespace_ = "demo", .service_account = "server"}));
   }
 
   void TearDown() override {
-    if (HasFailure() && node_) std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
+    if (HasFailure() && node_)
+      std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
     node_.reset();
   }
 

@@ -49,7 +49,8 @@ absl::Status ListenOn(int fd, uint16_t port) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in a = Addr("0.0.0.0", port);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return lib::ErrnoStatus(errno, "bind");
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    return lib::ErrnoStatus(errno, "bind");
   if (listen(fd, 128) != 0) return lib::ErrnoStatus(errno, "listen");
   return absl::OkStatus();
 }
@@ -111,7 +112,8 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t want, int timeout_ms) {
       out.append(buf.data(), n);
       continue;
     }
-    if (n == 0) return absl::DataLossError(absl::StrCat("EOF after ", out.size(), " of ", want, " bytes"));
+    if (n == 0)
+      return absl::DataLossError(absl::StrCat("EOF after ", out.size(), " of ", want, " bytes"));
     if (errno != EAGAIN && errno != EINTR) return lib::ErrnoStatus(errno, "recv");
     if (auto s = WaitFor(fd, POLLIN, deadline, "recv"); !s.ok()) return s;
   }
@@ -139,9 +141,8 @@ uint64_t Fnv1a(const std::string& data) {
   return h;
 }
 
-absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(int client, int server, int rounds,
-                                                                     size_t req, size_t resp,
-                                                                     std::chrono::microseconds delay) {
+absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(
+    int client, int server, int rounds, size_t req, size_t resp, std::chrono::microseconds delay) {
   using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC, as bpf_ktime_get_ns
   std::vector<Clock::time_point> sent(rounds), answered(rounds);
   absl::Status server_status;

@@ -32,9 +32,8 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t n, int timeout_ms = 10000
 // CLOCK_MONOTONIC on both sides. Latency checks compare against these, not
 // against `delay`: a sleeping server wakes late, by up to half a
 // millisecond on a loaded VM.
-absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(int client, int server, int rounds,
-                                                                     size_t req, size_t resp,
-                                                                     std::chrono::microseconds delay);
+absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(
+    int client, int server, int rounds, size_t req, size_t resp, std::chrono::microseconds delay);
 // The median of `v` in microseconds (0 for none).
 double MedianUs(std::vector<std::chrono::nanoseconds> v);
 
