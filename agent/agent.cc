@@ -15,24 +15,11 @@
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
 #include "agent/lib/status_macros.h"
+#include "agent/model/problem_json.h"
 #include "agent/source/file_source.h"
 #include "spdlog/spdlog.h"
 
 namespace shunt::agent {
-namespace {
-
-nlohmann::json ProblemsJson(const std::vector<model::Problem>& ps) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : ps)
-    out.push_back({{"file", p.ref.file},
-                   {"line", p.ref.line},
-                   {"object", p.ref.ToString()},
-                   {"reason", p.reason}});
-  return out;
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) {
   SHUNT_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<Agent> a(new Agent(config));
@@ -247,8 +234,8 @@ http::Response Agent::Status() const {
        {{"files", snapshot_->origins},
         {"objects", snapshot_->documents},
         {"pods", snapshot_->pods.size()},
-        {"problems", ProblemsJson(snapshot_->problems)},
-        {"notices", ProblemsJson(snapshot_->notices)}}},
+        {"problems", model::ProblemsJson(snapshot_->problems)},
+        {"notices", model::ProblemsJson(snapshot_->notices)}}},
       {"reconciles", reconciles_},
       {"reconcile_errors", reconcile_errors_},
       // The object snapshot now in force in the kernel: tools and tests

@@ -6,21 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/ip.h"
+#include "agent/model/problem_json.h"
 #include "agent/policy/check.h"
 #include "spdlog/spdlog.h"
 
 namespace shunt::policy {
 namespace {
-
-nlohmann::json ProblemsJson(const std::vector<model::Problem>& ps) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : ps)
-    out.push_back({{"file", p.ref.file},
-                   {"line", p.ref.line},
-                   {"object", p.ref.ToString()},
-                   {"reason", p.reason}});
-  return out;
-}
 
 const char* HookName(uint8_t hook) {
   switch (hook) {
@@ -118,7 +109,7 @@ void PolicyController::AddStatus(nlohmann::json& status) const {
   status["policy"] = {{"traffic_targets", snapshot_ ? snapshot_->traffic_targets.size() : 0},
                       {"entries", compiler_.policy().entries.size()},
                       {"l7_targets", compiler_.policy().l7_targets},
-                      {"problems", ProblemsJson(compiler_.policy().problems)},
+                      {"problems", model::ProblemsJson(compiler_.policy().problems)},
                       {"last_apply",
                        {{"written", last_apply_.written},
                         {"deleted", last_apply_.deleted},

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/lib/ip.h"
 #include "agent/lib/pinned_maps.h"
+#include "agent/model/problem_json.h"
 #include "agent/services/services_controller.h"
 #include "agent/telemetry/peer_directory.h"
 
@@ -126,13 +127,7 @@ http::Response ServicesController::ServicesJson() const {
                    {"slots", e.slots.size()},
                    {"backends", std::move(backends)}});
   }
-  nlohmann::json problems = nlohmann::json::array();
-  for (const auto& p : plan_.problems)
-    problems.push_back({{"file", p.ref.file},
-                        {"line", p.ref.line},
-                        {"object", p.ref.ToString()},
-                        {"reason", p.reason}});
-  return http::Json({{"services", out}, {"problems", problems}});
+  return http::Json({{"services", out}, {"problems", model::ProblemsJson(plan_.problems)}});
 }
 
 }  // namespace shunt::services

@@ -3,23 +3,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
+#include "agent/model/problem_json.h"
 #include "spdlog/spdlog.h"
 
 namespace shunt::services {
-namespace {
-
-nlohmann::json ProblemsJson(const std::vector<model::Problem>& ps) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : ps)
-    out.push_back({{"file", p.ref.file},
-                   {"line", p.ref.line},
-                   {"object", p.ref.ToString()},
-                   {"reason", p.reason}});
-  return out;
-}
-
-}  // namespace
-
 void ServicesController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
                               bool changed) {
   snapshot_ = snapshot;
@@ -103,7 +90,7 @@ void ServicesController::AddRoutes(http::Router& api, http::Router&) {
 
 void ServicesController::AddStatus(nlohmann::json& status) const {
   status["services"] = {{"addresses", plan_.entries.size()},
-                        {"problems", ProblemsJson(plan_.problems)},
+                        {"problems", model::ProblemsJson(plan_.problems)},
                         {"last_apply",
                          {{"written", last_apply_.written},
                           {"deleted", last_apply_.deleted},
