@@ -13,10 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/fake_endpoint_maps.h"
 
 namespace shunt::endpoints {
 namespace {
 
+using shunt::testing::FakeEndpointMaps;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -34,56 +36,6 @@ std::string Dotted(uint32_t be) {
   in_addr a{.s_addr = be};
   return inet_ntop(AF_INET, &a, buf, sizeof(buf));
 }
-
-// Behaves like two BPF hash maps of bounded size: inserting a new key into a
-// full map is ResourceExhausted; overwriting an existing key always works.
-// Every mutating call is logged, in order.
-class FakeEndpointMaps : public EndpointMaps {
- public:
-  absl::StatusOr<std::map<uint64_t, EndpointEntry>> ReadEndpoints() override {
-    if (!read_endpoints_status.ok()) return read_endpoints_status;
-    return endpoints;
-  }
-  absl::StatusOr<std::map<uint32_t, shunt_ipcache_entry>> ReadIpcache() override {
-    if (!read_ipcache_status.ok()) return read_ipcache_status;
-    return ipcache;
-  }
-  absl::Status PutEndpoint(uint64_t cookie, const EndpointEntry& e) override {
-    calls.push_back(absl::StrCat("put endpoint ", cookie));
-    if (!endpoints.count(cookie) && endpoints.size() >= endpoint_capacity)
-      return absl::ResourceExhaustedError("bpf: map endpoints is full");
-    endpoints[cookie] = e;
-    return absl::OkStatus();
-  }
-  absl::Status DeleteEndpoint(uint64_t cookie) override {
-    calls.push_back(absl::StrCat("delete endpoint ", cookie));
-    if (!delete_status.ok()) return delete_status;
-    endpoints.erase(cookie);
-    return absl::OkStatus();
-  }
-  absl::Status PutIpcache(uint32_t ip_be, const shunt_ipcache_entry& e) override {
-    calls.push_back(absl::StrCat("put ipcache ", Dotted(ip_be)));
-    if (!ipcache.count(ip_be) && ipcache.size() >= ipcache_capacity)
-      return absl::ResourceExhaustedError("bpf: map ipcache is full");
-    ipcache[ip_be] = e;
-    return absl::OkStatus();
-  }
-  absl::Status DeleteIpcache(uint32_t ip_be) override {
-    calls.push_back(absl::StrCat("delete ipcache ", Dotted(ip_be)));
-    if (!delete_status.ok()) return delete_status;
-    ipcache.erase(ip_be);
-    return absl::OkStatus();
-  }
-
-  std::map<uint64_t, EndpointEntry> endpoints;
-  std::map<uint32_t, shunt_ipcache_entry> ipcache;
-  size_t endpoint_capacity = std::numeric_limits<size_t>::max();
-  size_t ipcache_capacity = std::numeric_limits<size_t>::max();
-  absl::Status read_endpoints_status;
-  absl::Status read_ipcache_status;
-  absl::Status delete_status;
-  std::vector<std::string> calls;
-};
 
 EndpointEntry Endpoint(const std::string& ns, const std::string& name, const std::string& ip,
                        uint32_t identity, uint64_t inode = 4026531000) {
@@ -150,9 +102,9 @@ TEST(ApplyPlanTest, FillsEmptyMapsEndpointsFirst) {
   ASSERT_THAT(maps.calls, SizeIs(5));
   EXPECT_THAT(std::vector<std::string>(maps.calls.begin(), maps.calls.begin() + 2),
               ElementsAre("put endpoint 11", "put endpoint 12"));
-  EXPECT_THAT(std::vector<std::string>(maps.calls.begin() + 2, maps.calls.end()),
-              UnorderedElementsAre("put ipcache 10.0.0.1", "put ipcache 10.0.0.2",
-                                   "put ipcache 10.0.1.1"));
+  EXPECT_THAT(
+      std::vector<std::string>(maps.calls.begin() + 2, maps.calls.end()),
+      UnorderedElementsAre("put ipcache 10.0.0.1", "put ipcache 10.0.0.2", "put ipcache 10.0.1.1"));
   ExpectMapsEqualPlan(maps, plan);
 }
 
@@ -194,12 +146,14 @@ TEST(ApplyPlanTest, EachFieldOfAnEntryCountsAsAChange) {
     const char* call;
   };
   const Change changes[] = {
-      {"ipcache flags", [](Plan& p) { p.ipcache[Be("10.0.0.1")].flags = 0; }, "put ipcache 10.0.0.1"},
+      {"ipcache flags", [](Plan& p) { p.ipcache[Be("10.0.0.1")].flags = 0; },
+       "put ipcache 10.0.0.1"},
       {"endpoint ip", [](Plan& p) { p.endpoints[11].ep.ip4 = Be("10.0.0.9"); }, "put endpoint 11"},
       {"endpoint identity", [](Plan& p) { p.endpoints[11].ep.identity = 999; }, "put endpoint 11"},
       {"endpoint flags", [](Plan& p) { p.endpoints[11].ep.flags = 0; }, "put endpoint 11"},
       {"meta name", [](Plan& p) { p.endpoints[11].meta.name[0] = 'z'; }, "put endpoint 11"},
-      {"meta namespace", [](Plan& p) { p.endpoints[11].meta.namespace_[0] = 'z'; }, "put endpoint 11"},
+      {"meta namespace", [](Plan& p) { p.endpoints[11].meta.namespace_[0] = 'z'; },
+       "put endpoint 11"},
       {"meta service account", [](Plan& p) { p.endpoints[11].meta.service_account[0] = 'z'; },
        "put endpoint 11"},
   };
@@ -317,7 +271,7 @@ TEST(ApplyPlanTest, FullMapRecoversOnTheNextApplyOnceStaleEntriesAreGone) {
   EXPECT_EQ(first.deleted, 2);
   EXPECT_EQ(first.written, 2);  // the two endpoints
   EXPECT_THAT(first.errors, UnorderedElementsAre("ipcache 10.0.0.2: bpf: map ipcache is full",
-                                        "ipcache 10.0.1.1: bpf: map ipcache is full"));
+                                                 "ipcache 10.0.1.1: bpf: map ipcache is full"));
 
   ApplyReport second = ApplyPlan(plan, maps);
   EXPECT_EQ(second.written, 2);
