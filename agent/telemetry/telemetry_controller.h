@@ -43,12 +43,14 @@ class TelemetryController : public agent::Controller {
   uint64_t live_scans() const { return collector_ ? collector_->live_scans() : 0; }
 
  private:
-  explicit TelemetryController(Deps deps) : d_(deps) {}
+  // The aggregator dates the kernel's records by the same clock the
+  // windows of /v1/stat and the TrafficMetrics API are read by.
+  explicit TelemetryController(Deps deps) : d_(deps), flows_({.clock = deps.clock}) {}
   http::Response FlowsJson(const http::Request& r) const;
   http::Response StatJson(const http::Request& r) const;
 
   Deps d_;
-  FlowAggregator flows_{{}};
+  FlowAggregator flows_;
   std::unique_ptr<FlowCollector> collector_;  // after flows_: stops before it goes
   uint64_t rule_names_stamp_ = 0;
   uint64_t denials_fed_ = 0;  // last denial handed to flows_

@@ -13,10 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/fake_endpoint_maps.h"
 
 namespace shunt::endpoints {
 namespace {
 
+using shunt::testing::FakeEndpointMaps;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -34,56 +36,6 @@ std::string Dotted(uint32_t be) {
   in_addr a{.s_addr = be};
   return inet_ntop(AF_INET, &a, buf, sizeof(buf));
 }
-
-// Behaves like two BPF hash maps of bounded size: inserting a new key into a
-// full map is ResourceExhausted; overwriting an existing key always works.
-// Every mutating call is logged, in order.
-class FakeEndpointMaps : public EndpointMaps {
- public:
-  absl::StatusOr<std::map<uint64_t, EndpointEntry>> ReadEndpoints() override {
-    if (!read_endpoints_status.ok()) return read_endpoints_status;
-    return endpoints;
-  }
-  absl::StatusOr<std::map<uint32_t, shunt_ipcache_entry>> ReadIpcache() override {
-    if (!read_ipcache_status.ok()) return read_ipcache_status;
-    return ipcache;
-  }
-  absl::Status PutEndpoint(uint64_t cookie, const EndpointEntry& e) override {
-    calls.push_back(absl::StrCat("put endpoint ", cookie));
-    if (!endpoints.count(cookie) && endpoints.size() >= endpoint_capacity)
-      return absl::ResourceExhaustedError("bpf: map endpoints is full");
-    endpoints[cookie] = e;
-    return absl::OkStatus();
-  }
-  absl::Status DeleteEndpoint(uint64_t cookie) override {
-    calls.push_back(absl::StrCat("delete endpoint ", cookie));
-    if (!delete_status.ok()) return delete_status;
-    endpoints.erase(cookie);
-    return absl::OkStatus();
-  }
-  absl::Status PutIpcache(uint32_t ip_be, const shunt_ipcache_entry& e) override {
-    calls.push_back(absl::StrCat("put ipcache ", Dotted(ip_be)));
-    if (!ipcache.count(ip_be) && ipcache.size() >= ipcache_capacity)
-      return absl::ResourceExhaustedError("bpf: map ipcache is full");
-    ipcache[ip_be] = e;
-    return absl::OkStatus();
-  }
-  absl::Status DeleteIpcache(uint32_t ip_be) override {
-    calls.push_back(absl::StrCat("delete ipcache ", Dotted(ip_be)));
-    if (!delete_status.ok()) return delete_status;
-    ipcache.erase(ip_be);
-    return absl::OkStatus();
-  }
-
-  std::map<uint64_t, EndpointEntry> endpoints;
-  std::map<uint32_t, shunt_ipcache_entry> ipcache;
-  size_t endpoint_capacity = std::numeric_limits<size_t>::max();
-  size_t ipcache_capacity = std::numeric_limits<size_t>::max();
-  absl::Status read_endpoints_status;
-  absl::Status read_ipcache_status;
-  absl::Status delete_status;
-  std::vector<std::string> calls;
-};
 
 EndpointEntry Endpoint(const std::string& ns, const std::string& name, const std::string& ip,
                        uint32_t identity, uint64_t inode = 4026531000) {
