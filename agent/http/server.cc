@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <list>
+#include <mutex>
 #include <optional>
 
 #include "absl/strings/numbers.h"
@@ -84,23 +85,36 @@ struct Server::Impl {
   std::vector<std::unique_ptr<net::local::stream_protocol::acceptor>> unix_acceptors;
   std::vector<std::string> unix_paths;
 
-  Response SafeCall(const Handler& h, const Request& r) {
-    try {
-      return h(r);
-    } catch (const std::exception& e) {
-      ++stats.errors;
-      return Error(500, absl::StrCat("internal error: ", e.what()));
-    } catch (...) {
-      ++stats.errors;
-      return Error(500, "internal error");
-    }
-  }
-
+  // A kLoop request waiting for the agent's loop. Only the coroutine owns
+  // it (its timer belongs to this io_context); the loop's work item holds a
+  // weak reference, so a request the loop runs late, or never, touches
+  // nothing that is gone.
   struct Pending {
     explicit Pending(net::io_context& io) : timer(io) {}
     net::steady_timer timer;
     std::optional<Response> response;
+    bool threw = false;
   };
+  // How the loop's thread reaches this server: `io` is cleared (under the
+  // mutex) before the server goes, so a late answer is dropped, not posted
+  // into a destroyed io_context.
+  struct LoopLink {
+    std::mutex mu;
+    net::io_context* io = nullptr;
+  };
+  std::shared_ptr<LoopLink> link = std::make_shared<LoopLink>();
+
+  static Response CallCatching(const Handler& h, const Request& r, bool* threw) {
+    try {
+      return h(r);
+    } catch (const std::exception& e) {
+      *threw = true;
+      return Error(500, absl::StrCat("internal error: ", e.what()));
+    } catch (...) {
+      *threw = true;
+      return Error(500, "internal error");
+    }
+  }
 
   net::awaitable<Response> Dispatch(Request req, const Router* router) {
     bool path_known = false;
@@ -110,19 +124,34 @@ struct Server::Impl {
         co_return Error(405, absl::StrCat(req.method, " is not served on ", req.path));
       co_return Error(404, absl::StrCat("no such path: ", req.path));
     }
-    if (route->runs_on == RunsOn::kServer) co_return SafeCall(route->handler, req);
+    if (route->runs_on == RunsOn::kServer) {
+      bool threw = false;
+      Response r = CallCatching(route->handler, req, &threw);
+      if (threw) ++stats.errors;
+      co_return r;
+    }
     auto pending = std::make_shared<Pending>(io);
     pending->timer.expires_after(opts.loop_timeout);
-    loop->Post([this, pending, handler = route->handler, req = std::move(req)]() {
-      Response r = SafeCall(handler, req);
-      net::post(io, [pending, r = std::move(r)]() mutable {
-        pending->response = std::move(r);
-        pending->timer.cancel();
+    loop->Post([link = link, weak = std::weak_ptr<Pending>(pending), handler = route->handler,
+                req = std::move(req)]() {
+      bool threw = false;
+      Response r = CallCatching(handler, req, &threw);
+      std::lock_guard<std::mutex> lock(link->mu);
+      if (link->io == nullptr) return;  // the server is gone
+      net::post(*link->io, [weak, threw, r = std::move(r)]() mutable {
+        if (auto p = weak.lock()) {
+          p->response = std::move(r);
+          p->threw = threw;
+          p->timer.cancel();
+        }
       });
     });
     boost::system::error_code ec;
     co_await pending->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
-    if (pending->response) co_return *std::move(pending->response);
+    if (pending->response) {
+      if (pending->threw) ++stats.errors;
+      co_return *std::move(pending->response);
+    }
     co_return Error(503, absl::StrCat("the agent's loop did not answer within ",
                                       opts.loop_timeout.count(), " ms"));
   }
@@ -308,6 +337,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->impl_ = std::make_unique<Impl>();
   s->impl_->opts = options;
   s->impl_->loop = loop;
+  s->impl_->link->io = &s->impl_->io;
   for (const Listener& l : listeners) {
     s->impl_->states.push_back(
         std::make_unique<Impl::ListenerState>(Impl::ListenerState{l.router}));
@@ -324,6 +354,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 const Server::Stats& Server::stats() const { return impl_->stats; }
 
 Server::~Server() {
+  if (impl_) {
+    std::lock_guard<std::mutex> lock(impl_->link->mu);
+    impl_->link->io = nullptr;  // the loop's late answers are dropped from now on
+  }
   if (impl_) impl_->io.stop();
   if (thread_.joinable()) thread_.join();
   if (impl_)
