@@ -139,18 +139,11 @@ absl::Status Agent::StartHttp() {
 
   SHUNT_ASSIGN_OR_RETURN(loop_queue_, http::LoopQueue::Create());
   std::vector<http::Listener> listeners = {
-      {http::Listener::Kind::kUnix, config_.api_socket, &api_routes_}};
+      {http::Listener::Kind::kUnix, config_.api_socket, &api_routes_, ""}};
   if (!config_.metrics_addr.empty())
-    listeners.push_back({http::Listener::Kind::kTcp, config_.metrics_addr, &metrics_routes_});
-  auto server = http::Server::Start({}, std::move(listeners), loop_queue_.get());
-  if (!server.ok()) {
-    const bool metrics = server.status().message().find(config_.api_socket) == std::string::npos;
-    if (metrics && !config_.metrics_addr.empty())
-      return absl::Status(server.status().code(),
-                          absl::StrCat("--metrics-addr: ", server.status().message()));
-    return server.status();
-  }
-  http_ = *std::move(server);
+    listeners.push_back(
+        {http::Listener::Kind::kTcp, config_.metrics_addr, &metrics_routes_, "--metrics-addr"});
+  SHUNT_ASSIGN_OR_RETURN(http_, http::Server::Start({}, std::move(listeners), loop_queue_.get()));
   if (!config_.metrics_addr.empty()) {
     metrics_address_ = http_->addresses()[1];
     spdlog::info(

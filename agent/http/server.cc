@@ -344,7 +344,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     auto* ls = s->impl_->states.back().get();
     auto bound = l.kind == Listener::Kind::kTcp ? s->impl_->ListenTcp(l.address, ls)
                                                 : s->impl_->ListenUnix(l.address, ls);
-    if (!bound.ok()) return bound.status();
+    if (!bound.ok()) {
+      if (l.what.empty()) return bound.status();
+      return absl::Status(bound.status().code(),
+                          absl::StrCat(l.what, ": ", bound.status().message()));
+    }
     s->addresses_.push_back(*bound);
   }
   s->thread_ = std::thread([impl = s->impl_.get()] { impl->io.run(); });

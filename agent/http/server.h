@@ -41,6 +41,7 @@ struct Listener {
   Kind kind;
   std::string address;   // HOST:PORT (IPv4 or [IPv6], port 0 = any) or a socket path
   const Router* router;  // must outlive the server
+  std::string what;      // prefixes errors about this listener ("--metrics-addr"); may be empty
 };
 
 // HOST:PORT as the TCP listener takes it: the host's address and the port,
