@@ -17,6 +17,8 @@
 #include "agent/lib/status_macros.h"
 #include "agent/model/problem_json.h"
 #include "agent/source/file_source.h"
+#include "agent/source/kube/kube_source.h"
+#include "agent/source/kube/resources.h"
 #include "spdlog/spdlog.h"
 
 namespace shunt::agent {
@@ -24,7 +26,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SHUNT_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<Agent> a(new Agent(config));
   a->started_at_ = time(nullptr);
-  if (access(config.config_dir.c_str(), R_OK | X_OK) != 0)
+  if (config.source == "file" && access(config.config_dir.c_str(), R_OK | X_OK) != 0)
     return lib::ErrnoStatus(errno, absl::StrCat("--config-dir ", config.config_dir));
   SHUNT_RETURN_IF_ERROR(lib::CheckCgroup2Dir(config.cgroup_root));
   SHUNT_RETURN_IF_ERROR(lib::CheckBpffsDir(config.bpffs_dir));
@@ -38,7 +40,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   a->signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!a->signal_fd_.valid()) return lib::ErrnoStatus(errno, "signalfd");
 
-  SHUNT_ASSIGN_OR_RETURN(a->source_, source::FileSource::Create(config.config_dir));
+  SHUNT_ASSIGN_OR_RETURN(a->source_, a->CreateSource());
   SHUNT_ASSIGN_OR_RETURN(a->datapath_,
                          datapath::Datapath::Install({.bpffs_dir = config.bpffs_dir,
                                                       .cgroup_root = config.cgroup_root,
@@ -57,6 +59,22 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SHUNT_RETURN_IF_ERROR(a->StartHttp());
   a->Reconcile(/*config_event=*/true);
   return a;
+}
+
+absl::StatusOr<std::unique_ptr<source::Source>> Agent::CreateSource() {
+  if (config_.source == "file") {
+    SHUNT_ASSIGN_OR_RETURN(auto file, source::FileSource::Create(config_.config_dir));
+    return std::unique_ptr<source::Source>(std::move(file));
+  }
+  absl::StatusOr<source::kube::KubeConfig> kube =
+      config_.kubeconfig.empty() ? source::kube::InClusterConfig(source::kube::ProcessEnv())
+                                 : source::kube::LoadKubeconfig(config_.kubeconfig);
+  if (!kube.ok()) return kube.status();
+  spdlog::info("kube source: API server {} ({})", kube->server, kube->where);
+  SHUNT_ASSIGN_OR_RETURN(
+      auto ks, source::kube::KubeSource::Create(*kube, source::kube::MeshResources(config_.node),
+                                                config_.kube_options, *clock_));
+  return std::unique_ptr<source::Source>(std::move(ks));
 }
 
 absl::Status Agent::StartControllers() {
@@ -130,6 +148,10 @@ absl::Status Agent::StartHttp() {
       "GET", "/healthz", [this](const http::Request&) { return Healthz(); }, http::RunsOn::kServer);
   metrics_routes_.Add(
       "GET", "/readyz", [this](const http::Request&) { return Readyz(); }, http::RunsOn::kServer);
+  health_routes_.Add(
+      "GET", "/healthz", [this](const http::Request&) { return Healthz(); }, http::RunsOn::kServer);
+  health_routes_.Add(
+      "GET", "/readyz", [this](const http::Request&) { return Readyz(); }, http::RunsOn::kServer);
   metrics_routes_.Add("GET", "/", [](const http::Request&) {
     return http::Text(200,
                       "shunt-agent: /metrics (Prometheus), /apis/metrics.smi-spec.io/v1alpha1/... "
@@ -143,7 +165,12 @@ absl::Status Agent::StartHttp() {
   if (!config_.metrics_addr.empty())
     listeners.push_back(
         {http::Listener::Kind::kTcp, config_.metrics_addr, &metrics_routes_, "--metrics-addr"});
+  if (!config_.health_addr.empty())
+    listeners.push_back(
+        {http::Listener::Kind::kTcp, config_.health_addr, &health_routes_, "--health-addr"});
   SHUNT_ASSIGN_OR_RETURN(http_, http::Server::Start({}, std::move(listeners), loop_queue_.get()));
+  if (!config_.health_addr.empty())
+    spdlog::info("health at http://{}/healthz and /readyz", http_->addresses().back());
   if (!config_.metrics_addr.empty()) {
     metrics_address_ = http_->addresses()[1];
     spdlog::info(
@@ -173,6 +200,10 @@ void Agent::Reconcile(bool config_event) {
       snapshot_ = std::move(snap);
     }
   }
+  // Until the source has read everything once, an empty or partial
+  // snapshot would unmesh pods and drop policy that the pinned maps still
+  // enforce from before a restart: nothing is applied yet.
+  if (!source_->synced()) return;
   if (!config_event) {
     bool wanted = false;
     for (Controller* c : controllers_) wanted |= c->WantsReconcile(now_ms);
@@ -306,7 +337,9 @@ absl::Status Agent::Run() {
       return absl::OkStatus();
     }
     if ((fds[1].revents & POLLIN) && source_->Drain() && reload_at < 0)
-      reload_at = clock_->MonotonicMs() + config_.debounce_ms;
+      // Files are written in several steps; watch events come whole, and
+      // a few milliseconds gather a burst of them into one reconcile.
+      reload_at = clock_->MonotonicMs() + (config_.source == "file" ? config_.debounce_ms : 5);
     for (Controller* c : controllers_) c->Tick(clock_->MonotonicMs());
     loop_queue_->RunPending();  // the HTTP layer's requests, between reconciles
     if (reload_at >= 0 && clock_->MonotonicMs() >= reload_at) {

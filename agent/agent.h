@@ -42,6 +42,7 @@ class Agent {
 
  private:
   explicit Agent(AgentConfig config) : config_(std::move(config)) {}
+  absl::StatusOr<std::unique_ptr<source::Source>> CreateSource();
   absl::Status StartControllers();
   absl::Status StartHttp();
   // `config_event`: the source said something changed (or the first pass).
@@ -74,7 +75,7 @@ class Agent {
   std::unique_ptr<telemetry::TelemetryController> telemetry_;
   std::vector<Controller*> controllers_;
 
-  http::Router api_routes_, metrics_routes_;
+  http::Router api_routes_, metrics_routes_, health_routes_;
   std::unique_ptr<http::LoopQueue> loop_queue_;
   std::unique_ptr<http::Server> http_;  // last but one: its work reads the controllers
   std::string metrics_address_;

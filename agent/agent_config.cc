@@ -7,7 +7,15 @@ namespace shunt::agent {
 
 absl::Status AgentConfig::Validate() const {
   if (node.empty()) return absl::InvalidArgumentError("--node is required");
-  if (config_dir.empty()) return absl::InvalidArgumentError("--config-dir is required");
+  if (source == "file") {
+    if (config_dir.empty())
+      return absl::InvalidArgumentError("--config-dir is required with --source=file");
+    if (!kubeconfig.empty()) return absl::InvalidArgumentError("--kubeconfig is for --source=kube");
+  } else if (source == "kube") {
+    if (!config_dir.empty()) return absl::InvalidArgumentError("--config-dir is for --source=file");
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--source=", source, ": expected file or kube"));
+  }
   if (cgroup_root.empty()) return absl::InvalidArgumentError("--cgroup-root is required");
   if (bpffs_dir.empty() || bpffs_dir[0] != '/')
     return absl::InvalidArgumentError(
@@ -21,6 +29,10 @@ absl::Status AgentConfig::Validate() const {
   if (!metrics_addr.empty()) {
     if (auto a = http::ParseListenAddress(metrics_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));
+  }
+  if (!health_addr.empty()) {
+    if (auto a = http::ParseListenAddress(health_addr); !a.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--health-addr ", a.status().message()));
   }
   return absl::OkStatus();
 }

@@ -5,12 +5,16 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "agent/source/kube/reflector.h"
 
 namespace shunt::agent {
 
 struct AgentConfig {
   std::string node;
-  std::string config_dir;
+  std::string source = "file";                  // "file" (config_dir) or "kube" (the API server)
+  std::string config_dir;                       // file source
+  std::string kubeconfig;                       // kube source: empty = in-cluster service account
+  source::kube::ReflectorOptions kube_options;  // kube source: paging, timeouts, backoff
   std::string cgroup_root;
   std::string bpffs_dir = "/sys/fs/bpf/shunt";
   std::string api_socket = "/run/shunt/agent.sock";
@@ -20,6 +24,7 @@ struct AgentConfig {
   uint32_t mode = 0;              // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   bool telemetry = true;          // flow records in the kernel, metrics in the agent
   std::string metrics_addr;       // HOST:PORT for /metrics and TrafficMetrics; empty = off
+  std::string health_addr;        // HOST:PORT for /healthz and /readyz only; empty = off
   int health_stall_ms = 10'000;   // /healthz fails when the loop has not turned for this long
 
   // InvalidArgument naming the flag.

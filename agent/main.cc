@@ -17,7 +17,11 @@ ABSL_FLAG(std::string, node, "",
           "name of this node (pods with spec.nodeName equal to it are local)");
 ABSL_FLAG(std::string, config_dir, "",
           "file source: directory of Kubernetes YAML objects, watched");
-ABSL_FLAG(std::string, source, "file", "object source: file (kube is planned)");
+ABSL_FLAG(std::string, source, "file",
+          "object source: file (--config-dir) or kube (the API server: in-cluster, or "
+          "--kubeconfig)");
+ABSL_FLAG(std::string, kubeconfig, "",
+          "kube source: kubeconfig file (its current-context); empty: the pod's service account");
 ABSL_FLAG(std::string, cgroup_root, "",
           "cgroup v2 directory whose sockets the mesh serves (default: the cgroup2 mount)");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "bpffs directory for this agent's pins");
@@ -36,15 +40,20 @@ ABSL_FLAG(bool, telemetry, true,
 ABSL_FLAG(std::string, metrics_addr, "",
           "HOST:PORT to serve Prometheus /metrics and the SMI TrafficMetrics API "
           "(/apis/metrics.smi-spec.io/v1alpha1/...) on, e.g. 0.0.0.0:9464; empty: not served");
+ABSL_FLAG(std::string, health_addr, "",
+          "HOST:PORT to serve only /healthz and /readyz on (for probes that must not reach "
+          "/metrics); empty: not served");
 ABSL_FLAG(int, health_stall_ms, 10000,
-          "/healthz (on --metrics-addr) fails once the agent's loop has not turned for this "
+          "/healthz (on --metrics-addr and --health-addr) fails once the agent's loop has not "
+          "turned for this "
           "many milliseconds");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "shunt-agent --node NAME --config-dir DIR [--cgroup-root PATH] [--bpffs DIR] "
-      "[--api-socket PATH]\n  shunt-agent --uninstall [--bpffs DIR]");
+      "[--api-socket PATH]\n  shunt-agent --node NAME --source=kube [--kubeconfig FILE] ...\n  "
+      "shunt-agent --uninstall [--bpffs DIR]");
   shunt::lib::NormalizeDashedFlags(argc, argv);
   absl::ParseCommandLine(argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -58,11 +67,6 @@ int main(int argc, char** argv) {
     spdlog::info("{}", *r);
     return 0;
   }
-  if (absl::GetFlag(FLAGS_source) != "file") {
-    spdlog::error("--source={}: only the file source exists in this version",
-                  absl::GetFlag(FLAGS_source));
-    return 2;
-  }
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode != "enforce" && mode != "permissive") {
     spdlog::error("--mode={}: expected enforce or permissive", mode);
@@ -70,7 +74,9 @@ int main(int argc, char** argv) {
   }
   shunt::agent::AgentConfig config{
       .node = absl::GetFlag(FLAGS_node),
+      .source = absl::GetFlag(FLAGS_source),
       .config_dir = absl::GetFlag(FLAGS_config_dir),
+      .kubeconfig = absl::GetFlag(FLAGS_kubeconfig),
       .cgroup_root = absl::GetFlag(FLAGS_cgroup_root),
       .bpffs_dir = absl::GetFlag(FLAGS_bpffs),
       .api_socket = absl::GetFlag(FLAGS_api_socket),
@@ -80,6 +86,7 @@ int main(int argc, char** argv) {
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .telemetry = absl::GetFlag(FLAGS_telemetry),
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
+      .health_addr = absl::GetFlag(FLAGS_health_addr),
       .health_stall_ms = absl::GetFlag(FLAGS_health_stall_ms),
   };
   if (config.cgroup_root.empty()) {

@@ -11,6 +11,8 @@ packages=(
   build-essential cmake pkg-config clang
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libasio-dev libboost-dev
+  # the kube source's HTTPS client (libcurl over OpenSSL)
+  libcurl4-openssl-dev
   # demo pods and their traffic
   iproute2 procps util-linux redis-server redis-tools curl
 )
