@@ -121,6 +121,7 @@ absl::Status Agent::StartControllers() {
       .live_scans = [t = telemetry_.get()] { return t->live_scans(); }});
 
   SHUNT_ASSIGN_OR_RETURN(uint64_t own_cookie, netns::CurrentNetnsCookie());
+  scanner_ = std::make_unique<netns::SystemNamespaceScanner>(config_.cgroup_root);
   SHUNT_ASSIGN_OR_RETURN(
       endpoints_,
       endpoints::EndpointsController::Create(
@@ -132,7 +133,7 @@ absl::Status Agent::StartControllers() {
            .tc_endpoints =
                std::make_shared<lib::TypedMap<__u32, shunt_tc_endpoint>>(maps.tc_endpoints()),
            .sync_tc = [dp = datapath_.get()](const std::set<int>& i) { return dp->SyncTc(i); },
-           .scanner = &scanner_}));
+           .scanner = scanner_.get()}));
 
   controllers_ = {policy_.get(), services_.get(), endpoints_.get(), telemetry_.get()};
   return absl::OkStatus();

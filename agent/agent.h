@@ -60,7 +60,7 @@ class Agent {
   model::ObjectStore store_;
   std::shared_ptr<const model::Snapshot> snapshot_ = store_.current();
   std::unique_ptr<datapath::Datapath> datapath_;
-  netns::SystemNamespaceScanner scanner_;
+  std::unique_ptr<netns::SystemNamespaceScanner> scanner_;
   endpoints::IdentityAllocator identities_;  // shared by policy and endpoints
   endpoints::IdentityAllocator rule_ids_;
   std::vector<std::string> restore_errors_;  // pinned numbering that could not be read

@@ -1,5 +1,6 @@
 #include "endpoint_plan.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -17,15 +18,7 @@ void CopyName(char* dst, size_t cap, const std::string& src) {
 
 Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
   Plan plan;
-  // IP -> namespaces holding it.
-  std::map<uint32_t, std::vector<const netns::NetnsProbe*>> holders;
-  for (const netns::NetnsProbe& p : *in.namespaces) {
-    if (p.cookie == in.own_netns_cookie) continue;
-    // An address may sit on several interfaces of one namespace: count it once.
-    for (uint32_t ip : std::set<uint32_t>(p.ipv4_be.begin(), p.ipv4_be.end()))
-      holders[ip].push_back(&p);
-  }
-  std::set<uint64_t> claimed;
+  std::map<uint64_t, std::string> claimed;  // netns cookie -> pod
 
   for (const model::Pod& pod : *in.pods) {
     if (pod.host_network) continue;  // shares the node's namespace: not a mesh endpoint
@@ -35,34 +28,46 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
     shunt_ipcache_entry ipc{.identity = identity, .flags = 0};
 
     if (pod.node_name == in.node) {
-      LocalPodStatus st{.key = pod.Key(), .ip = pod.ip};
-      auto h = holders.find(pod.ip_be);
-      if (h == holders.end()) {
-        st.problem = absl::StrCat("no network namespace holds ", pod.ip, " (yet)");
-      } else if (h->second.size() > 1) {
-        st.problem = absl::StrCat(h->second.size(), " network namespaces hold ", pod.ip,
-                                  "; refusing to guess which is the pod's");
-      } else if (!claimed.insert(h->second[0]->cookie).second) {
+      LocalPodStatus st{.key = pod.Key(), .uid = pod.uid, .ip = pod.ip};
+      const auto sb = in.sandboxes->find(pod.uid);
+      if (pod.uid.empty()) {
         st.problem =
-            absl::StrCat("its namespace ", h->second[0]->path, " already belongs to another pod");
+            "metadata.uid is missing: a local pod is bound to its network namespace through the "
+            "kubelet cgroup named after its uid";
+      } else if (sb == in.sandboxes->end()) {
+        st.problem = "its sandbox was not looked for (yet)";
+      } else if (!sb->second.problem.empty()) {
+        st.problem = sb->second.problem;
       } else {
-        const netns::NetnsProbe& ns = *h->second[0];
-        st.netns_cookie = ns.cookie;
-        st.netns_path = ns.path;
-        if (auto peer = ns.veth_peer_ifindex.find(pod.ip_be); peer != ns.veth_peer_ifindex.end())
-          st.host_ifindex = peer->second;
-        EndpointEntry e;
-        e.ep.ip4 = pod.ip_be;
-        e.ep.identity = identity;
-        e.ep.flags = SHUNT_EP_F_SHORT_CIRCUIT;
-        CopyName(e.meta.namespace_, sizeof(e.meta.namespace_), pod.namespace_);
-        CopyName(e.meta.name, sizeof(e.meta.name), pod.name);
-        CopyName(e.meta.service_account, sizeof(e.meta.service_account), pod.service_account);
-        e.meta.netns_inode = ns.inode;
-        plan.endpoints[ns.cookie] = e;
-        // Only a pod whose sockets will enter the sockhash counts as a local
-        // peer; otherwise its clients would run sk_msg only to miss.
-        ipc.flags |= SHUNT_IPC_F_LOCAL;
+        const netns::PodSandbox& box = sb->second;
+        st.cgroup = box.cgroup;
+        st.pid = box.pid;
+        const std::vector<uint32_t>& held = box.netns.ipv4_be;
+        if (box.netns.cookie == in.own_netns_cookie) {
+          st.problem = absl::StrCat("its sandbox process ", box.pid,
+                                    " is in the node's own network namespace");
+        } else if (std::find(held.begin(), held.end(), pod.ip_be) == held.end()) {
+          st.problem = absl::StrCat("its network namespace (process ", box.pid, " of ", box.cgroup,
+                                    ") does not hold status.podIP ", pod.ip);
+        } else if (auto [other, fresh] = claimed.emplace(box.netns.cookie, pod.Key()); !fresh) {
+          st.problem = absl::StrCat("its network namespace already belongs to pod ", other->second);
+        } else {
+          st.netns_cookie = box.netns.cookie;
+          st.netns_path = box.netns.path;
+          st.host_ifindexes = box.host_ifindexes;
+          EndpointEntry e;
+          e.ep.ip4 = pod.ip_be;
+          e.ep.identity = identity;
+          e.ep.flags = SHUNT_EP_F_SHORT_CIRCUIT;
+          CopyName(e.meta.namespace_, sizeof(e.meta.namespace_), pod.namespace_);
+          CopyName(e.meta.name, sizeof(e.meta.name), pod.name);
+          CopyName(e.meta.service_account, sizeof(e.meta.service_account), pod.service_account);
+          e.meta.netns_inode = box.netns.inode;
+          plan.endpoints[box.netns.cookie] = e;
+          // Only a pod whose sockets will enter the sockhash counts as a local
+          // peer; otherwise its clients would run sk_msg only to miss.
+          ipc.flags |= SHUNT_IPC_F_LOCAL;
+        }
       }
       plan.local_pods.push_back(std::move(st));
     }

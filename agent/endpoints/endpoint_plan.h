@@ -1,5 +1,5 @@
-// Pure planning: from the pods in the config and the namespaces found on
-// this kernel, the exact contents the endpoints, endpoint-meta and ipcache
+// Pure planning: from the pods in the config and their sandboxes found on
+// this kernel (by kubelet cgroup, netns/namespace_scanner.h), the exact contents the endpoints, endpoint-meta and ipcache
 // maps should have. No kernel access, so it is unit-tested directly.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include "agent/endpoints/identity_allocator.h"
 #include "agent/model/pod.h"
-#include "agent/netns/netns_scanner.h"
+#include "agent/netns/namespace_scanner.h"
 #include "shunt/abi/endpoint.h"
 
 namespace shunt::endpoints {
@@ -23,11 +23,15 @@ struct EndpointEntry {
 
 struct LocalPodStatus {
   std::string key;  // namespace/name
+  std::string uid;
   std::string ip;
+  std::string cgroup;         // its kubelet cgroup, once found
+  pid_t pid = 0;              // the sandbox process whose namespace it is in
   uint64_t netns_cookie = 0;  // 0 while unresolved
   std::string netns_path;
-  int host_ifindex = 0;  // node side of its veth (in the agent's namespace), 0 if none
-  std::string problem;   // why it is not (yet) meshed; empty when it is
+  // Node side of its veth(s), in the agent's namespace; empty if none.
+  std::vector<int> host_ifindexes;
+  std::string problem;  // why it is not (yet) meshed; empty when it is
 };
 
 struct Plan {
@@ -40,7 +44,9 @@ struct Plan {
 struct PlanInput {
   std::string node;
   const std::vector<model::Pod>* pods = nullptr;
-  const std::vector<netns::NetnsProbe>* namespaces = nullptr;
+  // The sandboxes of local pods, by uid (every local pod with a uid has an
+  // entry, maybe with a problem).
+  const std::map<std::string, netns::PodSandbox>* sandboxes = nullptr;
   uint64_t own_netns_cookie = 0;  // the agent's own namespace is never a pod's
 };
 

@@ -16,34 +16,33 @@ EndpointsController::EndpointsController(Deps deps)
     : d_(std::move(deps)), tc_map_(d_.tc_endpoints) {}
 
 bool EndpointsController::WantsReconcile(int64_t now_ms) {
-  // Probing enters every namespace: only when something can have changed
-  // (a pod not found yet, namespaces came or went), and every
+  // Probing enters namespaces: only when something can have changed (a pod
+  // not bound yet, a sandbox came, went or was replaced), and every
   // full_probe_ms anyway to catch addresses that moved.
   for (const auto& p : plan_.local_pods)
     if (p.netns_cookie == 0) return true;
   if (last_full_probe_ms_ < 0 || now_ms - last_full_probe_ms_ > d_.full_probe_ms) return true;
-  std::set<uint64_t> inodes;
-  for (const auto& h : d_.scanner->List()) inodes.insert(h.inode);
-  return inodes != last_netns_inodes_;
+  return d_.scanner->SandboxPids() != last_sandbox_pids_;
 }
 
 void EndpointsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot, bool) {
   snapshot_ = snapshot;
   planned_ = false;
-  auto handles = d_.scanner->List();
-  std::set<uint64_t> inodes;
-  for (const auto& h : handles) inodes.insert(h.inode);
-  auto probes = d_.scanner->Probe(handles);
-  if (!probes.ok()) {
+  std::set<std::string> uids;
+  for (const model::Pod& p : snapshot_->pods)
+    if (p.node_name == d_.node && !p.uid.empty() && !p.host_network) uids.insert(p.uid);
+  auto pids = d_.scanner->SandboxPids();
+  auto sandboxes = d_.scanner->Sandboxes(uids);
+  if (!sandboxes.ok()) {
     ++probe_errors_;
-    spdlog::error("netns scan: {}", probes.status().message());
+    spdlog::error("sandbox scan: {}", sandboxes.status().message());
     return;  // the last plan stays in force
   }
-  last_netns_inodes_ = std::move(inodes);
+  last_sandbox_pids_ = std::move(pids);
   last_full_probe_ms_ = d_.clock->MonotonicMs();
   plan_ = MakePlan({.node = d_.node,
                     .pods = &snapshot_->pods,
-                    .namespaces = &*probes,
+                    .sandboxes = &*sandboxes,
                     .own_netns_cookie = d_.own_netns_cookie},
                    *d_.identities);
   planned_ = true;
@@ -62,17 +61,33 @@ size_t EndpointsController::Apply() {
 size_t EndpointsController::SyncTcGuards() {
   // A pod's veth peer must be in the agent's own namespace (the node's) to
   // carry the guards; it is when the agent runs with the node's network.
+  // An interface once found for a sandbox stays guarded while that sandbox
+  // lives, even if the pod moves its end of it elsewhere (the guard must not
+  // follow anything the pod controls).
   lib::ShadowedMap<__u32, shunt_tc_endpoint>::Entries want;
   std::set<int> ifindexes;
+  std::map<uint64_t, std::set<int>> bound;
   for (const auto& p : plan_.local_pods) {
-    if (p.netns_cookie == 0 || p.host_ifindex == 0) continue;
-    auto link = d_.scanner->Link(p.host_ifindex);
-    if (!link.ok() || !link->peer_in_other_ns) continue;
+    if (p.netns_cookie == 0) continue;
+    std::set<int>& links = bound[p.netns_cookie];
+    links.insert(p.host_ifindexes.begin(), p.host_ifindexes.end());
+    if (auto was = bound_links_.find(p.netns_cookie); was != bound_links_.end())
+      links.insert(was->second.begin(), was->second.end());
     const shunt_endpoint& ep = plan_.endpoints.at(p.netns_cookie).ep;
-    want[static_cast<__u32>(p.host_ifindex)] =
-        shunt_tc_endpoint{.ip4 = ep.ip4, .identity = ep.identity};
-    ifindexes.insert(p.host_ifindex);
+    for (auto it = links.begin(); it != links.end();) {
+      auto link = d_.scanner->Link(*it);
+      if (!link.ok()) {  // gone with its namespace
+        it = links.erase(it);
+        continue;
+      }
+      if (link->peer_in_other_ns) {
+        want[static_cast<__u32>(*it)] = shunt_tc_endpoint{.ip4 = ep.ip4, .identity = ep.identity};
+        ifindexes.insert(*it);
+      }
+      ++it;
+    }
   }
+  bound_links_ = std::move(bound);
   lib::DiffReport r =
       tc_map_.Apply(want, [](const __u32& i) { return absl::StrCat("tc endpoint ", i); });
   datapath::TcSyncReport t = d_.sync_tc(ifindexes);
@@ -88,14 +103,23 @@ size_t EndpointsController::SyncTcGuards() {
 
 void EndpointsController::AddStatus(nlohmann::json& status) const {
   nlohmann::json pods = nlohmann::json::array();
-  for (const auto& p : plan_.local_pods)
+  for (const auto& p : plan_.local_pods) {
+    std::vector<int> links;
+    if (auto b = bound_links_.find(p.netns_cookie); b != bound_links_.end())
+      links.assign(b->second.begin(), b->second.end());
+    bool guarded = !links.empty();
+    for (int i : links) guarded &= tc_guarded_.count(i) > 0;
     pods.push_back({{"pod", p.key},
+                    {"uid", p.uid},
                     {"ip", p.ip},
+                    {"cgroup", p.cgroup},
+                    {"sandbox_pid", p.pid},
                     {"netns_cookie", p.netns_cookie},
                     {"netns", p.netns_path},
-                    {"host_ifindex", p.host_ifindex},
-                    {"tc_guarded", tc_guarded_.count(p.host_ifindex) > 0},
+                    {"host_ifindexes", links},
+                    {"tc_guarded", guarded},
                     {"problem", p.problem}});
+  }
   status["identities"] = d_.identities->size();
   status["local_pods"] = std::move(pods);
   status["last_apply"] = {{"written", last_apply_.written},

@@ -83,6 +83,9 @@ absl::StatusOr<Pod> ParsePod(const Json& doc) {
   auto meta = ReadMeta(doc);
   if (!meta.ok()) return meta.status();
   Pod pod{.namespace_ = meta->namespace_, .name = meta->name};
+  auto uid = meta->fields["uid"].String();
+  if (!uid.ok()) return uid.status();
+  pod.uid = *uid;
   if (auto s = ParseOwner(meta->fields, pod); !s.ok()) return s;
 
   Field spec = Field::Root(doc)["spec"];

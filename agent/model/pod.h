@@ -13,6 +13,10 @@ namespace shunt::model {
 struct Pod {
   std::string namespace_;       // metadata.namespace, "default" when absent
   std::string name;             // metadata.name
+  // metadata.uid: the kubelet names the pod's cgroup after it, and a local
+  // pod is bound to its network namespace through that cgroup
+  // (netns/pod_cgroups.h). Empty when the manifest has none.
+  std::string uid;
   std::string service_account;  // spec.serviceAccountName, "default" when absent
   std::string node_name;        // spec.nodeName
   std::string ip;               // status.podIP, dotted quad

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -17,5 +18,12 @@ struct LinkInfo {
 
 // NotFound if no such interface.
 absl::StatusOr<LinkInfo> GetLink(int ifindex);
+
+// The interfaces of the calling thread's namespace whose peer (a veth's
+// other end) lives in the namespace at `netns_path`: a pod's node-side
+// veth, found from the node's side, so nothing the pod does to its own
+// interfaces or addresses changes the answer. Empty when the namespace has
+// no id here (no link to it).
+absl::StatusOr<std::vector<int>> LinksWithPeerIn(const std::string& netns_path);
 
 }  // namespace shunt::netns

@@ -48,7 +48,12 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
       {absl::StrCat("--config-dir=", node_->config_dir()) + cg + bpffs, "--node is required", 2},
       {"--node=n1 --config-dir=/nonexistent-shunt-config" + cg + bpffs,
        "--config-dir /nonexistent-shunt-config", 1},
-      {base + cg + bpffs + " --source=kube", "only the file source exists", 2},
+      {base + cg + bpffs + " --source=kube", "--config-dir is for --source=file", 2},
+      {base + cg + bpffs + " --source=etcd", "--source=etcd: expected file or kube", 2},
+      {"--node=n1 --source=kube --kubeconfig=/nonexistent-shunt/kubeconfig --api-socket=" +
+           node_->work_dir() + "/x.sock" + cg + bpffs,
+       "kubeconfig: cannot read /nonexistent-shunt/kubeconfig", 1},
+      {base + cg + bpffs + " --health-addr=localhost:9466", "--health-addr 'localhost:9466': 'localhost' is not an IP address", 2},
       {base + cg + bpffs + " --metrics-addr=9464", "--metrics-addr '9464': expected HOST:PORT", 2},
       {base + cg + bpffs + " --metrics-addr=localhost:9464", "'localhost' is not an IP address", 2},
       {base + cg + bpffs + " --metrics-addr=127.0.0.1:70000", "expected HOST:PORT", 2},

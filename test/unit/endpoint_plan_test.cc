@@ -1,8 +1,11 @@
-// MakePlan: pods + probed namespaces -> endpoints, ipcache and pod statuses.
+// MakePlan: pods + their sandboxes (found by kubelet cgroup) -> endpoints,
+// ipcache and pod statuses.
 #include "agent/endpoints/endpoint_plan.h"
 
 #include <arpa/inet.h>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,18 +32,11 @@ model::Pod MakePod(const std::string& ns, const std::string& name, const std::st
                    const std::string& node = kNode, const std::string& sa = "default") {
   return {.namespace_ = ns,
           .name = name,
+          .uid = "uid-" + name,
           .service_account = sa,
           .node_name = node,
           .ip = ip,
           .ip_be = Be(ip)};
-}
-
-netns::NetnsProbe Probe(uint64_t cookie, const std::vector<std::string>& ips) {
-  netns::NetnsProbe p{.inode = 4026530000 + cookie,
-                      .path = "/run/netns/ns" + std::to_string(cookie),
-                      .cookie = cookie};
-  for (const std::string& ip : ips) p.ipv4_be.push_back(Be(ip));
-  return p;
 }
 
 class EndpointPlanTest : public ::testing::Test {
@@ -48,14 +44,29 @@ class EndpointPlanTest : public ::testing::Test {
   // As the agent does: plan, then keep only the identities still in use.
   Plan Make() {
     Plan plan = MakePlan(
-        {.node = kNode, .pods = &pods_, .namespaces = &probes_, .own_netns_cookie = kOwnCookie},
+        {.node = kNode, .pods = &pods_, .sandboxes = &sandboxes_, .own_netns_cookie = kOwnCookie},
         ids_);
     ids_.Retain(plan.identities);
     return plan;
   }
+  // Pod `name`'s sandbox: its cgroup's oldest process is in the namespace
+  // `cookie`, which holds `ips`, with `links` as its node-side veths.
+  void Sandbox(const std::string& name, uint64_t cookie, const std::vector<std::string>& ips,
+               std::vector<int> links = {}) {
+    netns::PodSandbox sb{.cgroup = "/cg/pod" + name, .pid = static_cast<pid_t>(100 + cookie)};
+    sb.netns = {.inode = 4026530000 + cookie,
+                .path = "/proc/" + std::to_string(sb.pid) + "/ns/net",
+                .cookie = cookie};
+    for (const std::string& ip : ips) sb.netns.ipv4_be.push_back(Be(ip));
+    sb.host_ifindexes = std::move(links);
+    sandboxes_["uid-" + name] = sb;
+  }
+  void Missing(const std::string& name, const std::string& problem) {
+    sandboxes_["uid-" + name] = {.problem = problem};
+  }
 
   std::vector<model::Pod> pods_;
-  std::vector<netns::NetnsProbe> probes_{Probe(kOwnCookie, {"192.168.1.10"})};
+  std::map<std::string, netns::PodSandbox> sandboxes_;
   IdentityAllocator ids_;
 };
 
@@ -67,10 +78,9 @@ TEST_F(EndpointPlanTest, NothingInNothingOut) {
   EXPECT_EQ(ids_.size(), 0u);
 }
 
-TEST_F(EndpointPlanTest, LocalPodIsMatchedToTheNamespaceHoldingItsIp) {
+TEST_F(EndpointPlanTest, LocalPodIsBoundToTheNamespaceOfItsCgroup) {
   pods_ = {MakePod("demo", "client", "10.0.0.5", kNode, "client-sa")};
-  probes_.push_back(Probe(10, {"10.0.0.4"}));
-  probes_.push_back(Probe(11, {"172.16.0.1", "10.0.0.5"}));  // second address matches
+  Sandbox("client", 11, {"172.16.0.1", "10.0.0.5"}, {21});
   Plan plan = Make();
 
   ASSERT_THAT(plan.endpoints, SizeIs(1));
@@ -95,15 +105,19 @@ TEST_F(EndpointPlanTest, LocalPodIsMatchedToTheNamespaceHoldingItsIp) {
   ASSERT_THAT(plan.local_pods, SizeIs(1));
   const LocalPodStatus& st = plan.local_pods[0];
   EXPECT_EQ(st.key, "demo/client");
+  EXPECT_EQ(st.uid, "uid-client");
   EXPECT_EQ(st.ip, "10.0.0.5");
+  EXPECT_EQ(st.cgroup, "/cg/podclient");
+  EXPECT_EQ(st.pid, 111);
   EXPECT_EQ(st.netns_cookie, 11u);
-  EXPECT_EQ(st.netns_path, "/run/netns/ns11");
+  EXPECT_EQ(st.netns_path, "/proc/111/ns/net");
+  EXPECT_THAT(st.host_ifindexes, ElementsAre(21));
   EXPECT_EQ(st.problem, "");
 }
 
 TEST_F(EndpointPlanTest, RemotePodsOnlyGetIpcacheEntries) {
   pods_ = {MakePod("demo", "server", "10.0.1.7", "node-b")};
-  probes_.push_back(Probe(10, {"10.0.1.7"}));  // even if some local namespace has its IP
+  Sandbox("server", 10, {"10.0.1.7"});  // even with a cgroup here of that uid
   Plan plan = Make();
   EXPECT_THAT(plan.endpoints, IsEmpty());
   EXPECT_THAT(plan.local_pods, IsEmpty());
@@ -112,29 +126,32 @@ TEST_F(EndpointPlanTest, RemotePodsOnlyGetIpcacheEntries) {
   EXPECT_EQ(plan.ipcache.at(Be("10.0.1.7")).flags, 0u);
 }
 
-struct Unresolved {
-  const char* description;
-  std::vector<netns::NetnsProbe> extra_probes;
-  const char* problem;
-};
-
-TEST_F(EndpointPlanTest, UnresolvedLocalPodsAreReportedAndNotLocalInIpcache) {
-  const Unresolved cases[] = {
-      {"no namespace at all", {}, "no network namespace holds 10.0.0.5 (yet)"},
-      {"only other addresses",
-       {Probe(10, {"10.0.0.6"})},
-       "no network namespace holds 10.0.0.5 (yet)"},
-      {"two namespaces",
-       {Probe(10, {"10.0.0.5"}), Probe(11, {"10.0.0.5"})},
-       "2 network namespaces hold 10.0.0.5; refusing to guess which is the pod's"},
-      {"three namespaces",
-       {Probe(10, {"10.0.0.5"}), Probe(11, {"10.0.0.5"}), Probe(12, {"1.1.1.1", "10.0.0.5"})},
-       "3 network namespaces hold 10.0.0.5; refusing to guess which is the pod's"},
+TEST_F(EndpointPlanTest, UnboundLocalPodsAreReportedAndNotLocalInIpcache) {
+  struct Case {
+    const char* description;
+    std::function<void()> arrange;
+    std::string problem;
   };
-  for (const Unresolved& c : cases) {
+  const Case cases[] = {
+      {"not looked for", [] {}, "its sandbox was not looked for (yet)"},
+      {"no cgroup",
+       [&] { Missing("p", "no kubelet cgroup for uid uid-p under /cg (yet)"); },
+       "no kubelet cgroup for uid uid-p under /cg (yet)"},
+      {"its namespace lacks the IP",
+       [&] { Sandbox("p", 10, {"10.0.0.6"}); },
+       "its network namespace (process 110 of /cg/podp) does not hold status.podIP 10.0.0.5"},
+      {"in the node's namespace",
+       [&] { Sandbox("p", kOwnCookie, {"10.0.0.5"}); },
+       "its sandbox process 101 is in the node's own network namespace"},
+      {"no uid",
+       [&] { pods_[0].uid.clear(); },
+       "metadata.uid is missing: a local pod is bound to its network namespace through the "
+       "kubelet cgroup named after its uid"},
+  };
+  for (const Case& c : cases) {
     pods_ = {MakePod("demo", "p", "10.0.0.5")};
-    probes_ = {Probe(kOwnCookie, {"192.168.1.10"})};
-    probes_.insert(probes_.end(), c.extra_probes.begin(), c.extra_probes.end());
+    sandboxes_.clear();
+    c.arrange();
     Plan plan = Make();
     EXPECT_THAT(plan.endpoints, IsEmpty()) << c.description;
     ASSERT_THAT(plan.local_pods, SizeIs(1)) << c.description;
@@ -147,33 +164,34 @@ TEST_F(EndpointPlanTest, UnresolvedLocalPodsAreReportedAndNotLocalInIpcache) {
   }
 }
 
-TEST_F(EndpointPlanTest, TheAgentsOwnNamespaceIsNeverAPods) {
-  pods_ = {MakePod("demo", "p", "192.168.1.10")};  // the node's own address
+TEST_F(EndpointPlanTest, AnotherPodHoldingTheSameIpChangesNothing) {
+  // A hostile pod adds its neighbour's IP to its own interface: the binding
+  // follows cgroups, so the victim stays bound to its own namespace and the
+  // attacker to its own.
+  pods_ = {MakePod("demo", "victim", "10.0.0.5"), MakePod("demo", "attacker", "10.0.0.6")};
+  Sandbox("victim", 10, {"10.0.0.5"});
+  Sandbox("attacker", 11, {"10.0.0.6", "10.0.0.5"});
   Plan plan = Make();
-  EXPECT_THAT(plan.endpoints, IsEmpty());
-  ASSERT_THAT(plan.local_pods, SizeIs(1));
-  EXPECT_EQ(plan.local_pods[0].problem, "no network namespace holds 192.168.1.10 (yet)");
-
-  // Nor does it make a real pod namespace ambiguous.
-  probes_.push_back(Probe(20, {"192.168.1.10"}));
-  plan = Make();
-  ASSERT_THAT(plan.endpoints, SizeIs(1));
-  EXPECT_EQ(plan.endpoints.count(20), 1u);
+  ASSERT_THAT(plan.endpoints, SizeIs(2));
+  EXPECT_EQ(plan.endpoints.at(10).ep.ip4, Be("10.0.0.5"));
+  EXPECT_EQ(plan.endpoints.at(11).ep.ip4, Be("10.0.0.6"));
   EXPECT_EQ(plan.local_pods[0].problem, "");
+  EXPECT_EQ(plan.local_pods[1].problem, "");
 }
 
 TEST_F(EndpointPlanTest, ANamespaceBelongsToOnePodOnly) {
-  // Two local pods claiming one IP (the file source rejects this, but a plan
-  // must not hand one namespace to two pods).
+  // Two local pods whose cgroups' processes share one namespace: only the
+  // first gets it.
   pods_ = {MakePod("demo", "first", "10.0.0.5"), MakePod("demo", "second", "10.0.0.5")};
-  probes_.push_back(Probe(10, {"10.0.0.5"}));
+  Sandbox("first", 10, {"10.0.0.5"});
+  Sandbox("second", 10, {"10.0.0.5"});
   Plan plan = Make();
   ASSERT_THAT(plan.endpoints, SizeIs(1));
   EXPECT_STREQ(plan.endpoints.at(10).meta.name, "first");
   ASSERT_THAT(plan.local_pods, SizeIs(2));
   EXPECT_EQ(plan.local_pods[0].problem, "");
   EXPECT_EQ(plan.local_pods[1].problem,
-            "its namespace /run/netns/ns10 already belongs to another pod");
+            "its network namespace already belongs to pod demo/first");
   EXPECT_EQ(plan.local_pods[1].netns_cookie, 0u);
 }
 
@@ -183,7 +201,7 @@ TEST_F(EndpointPlanTest, HostNetworkPodsAreSkippedEntirely) {
   model::Pod remote_host = MakePod("kube-system", "proxy-b", "192.168.1.11", "node-b", "proxy-sa");
   remote_host.host_network = true;
   pods_ = {host, remote_host};
-  probes_.push_back(Probe(10, {"192.168.1.10"}));
+  Sandbox("proxy", 10, {"192.168.1.10"});
   Plan plan = Make();
   EXPECT_THAT(plan.endpoints, IsEmpty());
   EXPECT_THAT(plan.ipcache, IsEmpty());
@@ -198,8 +216,8 @@ TEST_F(EndpointPlanTest, IdentitiesFollowNamespaceAndServiceAccount) {
       MakePod("demo", "b1", "10.0.0.3", kNode, "b"),
       MakePod("other", "a3", "10.0.0.4", "node-b", "a"),
   };
-  probes_.push_back(Probe(10, {"10.0.0.1"}));
-  probes_.push_back(Probe(11, {"10.0.0.3"}));
+  Sandbox("a1", 10, {"10.0.0.1"});
+  Sandbox("b1", 11, {"10.0.0.3"});
   Plan plan = Make();
   const uint32_t demo_a = plan.ipcache.at(Be("10.0.0.1")).identity;
   EXPECT_EQ(plan.ipcache.at(Be("10.0.0.2")).identity, demo_a);
@@ -236,7 +254,7 @@ TEST_F(EndpointPlanTest, IdentitiesOfGonePodsAreFreedAndKeptOnesAreStable) {
 TEST_F(EndpointPlanTest, LocalPodStatusesAreInConfigOrder) {
   pods_ = {MakePod("demo", "z", "10.0.0.3"), MakePod("demo", "remote", "10.0.0.9", "node-b"),
            MakePod("demo", "a", "10.0.0.1"), MakePod("demo", "m", "10.0.0.2")};
-  probes_.push_back(Probe(10, {"10.0.0.1"}));
+  Sandbox("a", 10, {"10.0.0.1"});
   Plan plan = Make();
   std::vector<std::string> keys;
   for (const LocalPodStatus& st : plan.local_pods) keys.push_back(st.key);
@@ -250,24 +268,12 @@ TEST_F(EndpointPlanTest, LongNamesAreTruncatedAndTerminatedInMeta) {
   const std::string sa(200, 's');
   const std::string name(253, 'p');
   pods_ = {MakePod("demo", name, "10.0.0.1", kNode, sa)};
-  probes_.push_back(Probe(10, {"10.0.0.1"}));
+  Sandbox(name, 10, {"10.0.0.1"});
   Plan plan = Make();
   const EndpointEntry& e = plan.endpoints.at(10);
   EXPECT_EQ(std::string(e.meta.service_account), std::string(SHUNT_NAME_LEN - 1, 's'));
   EXPECT_EQ(std::string(e.meta.name), name);  // fits in SHUNT_POD_NAME_LEN
   EXPECT_EQ(e.meta.name[SHUNT_POD_NAME_LEN - 1], '\0');
-}
-
-TEST_F(EndpointPlanTest, AnAddressListedTwiceInOneNamespaceIsNotAmbiguous) {
-  // Regression: holders[ip] collects one pointer per address, so a namespace that
-  // lists the pod IP twice (the same address on two interfaces;
-  // CurrentIpv4Addrs does not de-duplicate) is counted as two namespaces.
-  pods_ = {MakePod("demo", "p", "10.0.0.5")};
-  probes_.push_back(Probe(10, {"10.0.0.5", "10.0.0.5"}));
-  Plan plan = Make();
-  ASSERT_THAT(plan.local_pods, SizeIs(1));
-  EXPECT_EQ(plan.local_pods[0].problem, "");
-  EXPECT_EQ(plan.endpoints.count(10), 1u);
 }
 
 }  // namespace

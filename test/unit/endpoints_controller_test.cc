@@ -1,7 +1,7 @@
 // EndpointsController (agent/endpoints/endpoints_controller.h) with a fake
-// namespace scanner, in-memory maps and a fake clock: local pods are matched
-// to their namespaces by address and written to the endpoint and ipcache
-// maps, the veths whose peer is a pod's get TC guards, unresolved pods are
+// namespace scanner, in-memory maps and a fake clock: local pods are bound
+// to the namespaces of their kubelet cgroups and written to the endpoint and
+// ipcache maps, the veths whose peer is a pod's get TC guards, unresolved pods are
 // reported, rescans are asked for only when something can have changed,
 // and a failed scan keeps the last plan in force.
 #include "agent/endpoints/endpoints_controller.h"
@@ -45,23 +45,25 @@ uint32_t Be(const char* dotted) {
   return a.s_addr;
 }
 
-// The machine's namespaces as the test sets them; counts its probes.
+// The machine's pod sandboxes as the test sets them; counts its probes.
 class FakeScanner : public netns::NamespaceScanner {
  public:
-  std::vector<netns::NetnsHandle> List() override {
-    std::vector<netns::NetnsHandle> out;
-    for (const auto& n : namespaces) out.push_back({n.inode, n.path});
+  std::map<std::string, pid_t> SandboxPids() override {
+    std::map<std::string, pid_t> out;
+    for (const auto& [uid, sb] : sandboxes) out[uid] = sb.pid;
     return out;
   }
-  absl::StatusOr<std::vector<netns::NetnsProbe>> Probe(
-      const std::vector<netns::NetnsHandle>& handles) override {
+  absl::StatusOr<std::map<std::string, netns::PodSandbox>> Sandboxes(
+      const std::set<std::string>& uids) override {
     ++probes;
     if (!probe_status.ok()) return probe_status;
-    std::set<uint64_t> listed;
-    for (const auto& h : handles) listed.insert(h.inode);
-    std::vector<netns::NetnsProbe> out;
-    for (const auto& n : namespaces)
-      if (listed.count(n.inode)) out.push_back(n);
+    std::map<std::string, netns::PodSandbox> out;
+    for (const std::string& uid : uids) {
+      auto it = sandboxes.find(uid);
+      out[uid] = it != sandboxes.end()
+                     ? it->second
+                     : netns::PodSandbox{.problem = "no kubelet cgroup for uid " + uid + " (yet)"};
+    }
     return out;
   }
   absl::StatusOr<netns::LinkInfo> Link(int ifindex) override {
@@ -70,16 +72,21 @@ class FakeScanner : public netns::NamespaceScanner {
     return it->second;
   }
 
-  // A pod's namespace holding `ip`, whose veth's node side is `host_ifindex`.
-  void AddPodNamespace(uint64_t inode, uint64_t cookie, const char* ip, int host_ifindex) {
-    namespaces.push_back({.inode = inode,
-                          .path = "/proc/" + std::to_string(inode) + "/ns/net",
-                          .cookie = cookie,
-                          .ipv4_be = {Be(ip)},
-                          .veth_peer_ifindex = {{Be(ip), host_ifindex}}});
+  // The sandbox of pod `uid`: a namespace holding `ip`, whose node-side
+  // veth is `host_ifindex`.
+  void AddPodSandbox(const std::string& uid, uint64_t inode, uint64_t cookie, const char* ip,
+                     int host_ifindex) {
+    const pid_t pid = static_cast<pid_t>(1000 + cookie);
+    sandboxes[uid] = {.cgroup = "/cg/pod" + uid,
+                      .pid = pid,
+                      .netns = {.inode = inode,
+                                .path = "/proc/" + std::to_string(pid) + "/ns/net",
+                                .cookie = cookie,
+                                .ipv4_be = {Be(ip)}},
+                      .host_ifindexes = {host_ifindex}};
   }
 
-  std::vector<netns::NetnsProbe> namespaces;
+  std::map<std::string, netns::PodSandbox> sandboxes;
   std::map<int, netns::LinkInfo> links;
   absl::Status probe_status;
   int probes = 0;
@@ -89,19 +96,19 @@ class FakeScanner : public netns::NamespaceScanner {
 constexpr char kPods[] = R"(
 apiVersion: v1
 kind: Pod
-metadata: {name: web-1, namespace: demo}
+metadata: {name: web-1, namespace: demo, uid: u-web-1}
 spec: {nodeName: node-a, serviceAccountName: web}
 status: {podIP: 10.0.0.1}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: api-1, namespace: demo}
+metadata: {name: api-1, namespace: demo, uid: u-api-1}
 spec: {nodeName: node-a, serviceAccountName: api}
 status: {podIP: 10.0.0.2}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: remote-1, namespace: demo}
+metadata: {name: remote-1, namespace: demo, uid: u-remote-1}
 spec: {nodeName: node-b, serviceAccountName: web}
 status: {podIP: 10.0.1.1}
 )";
@@ -111,7 +118,7 @@ constexpr char kLatePod[] = R"(
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: late-1, namespace: demo}
+metadata: {name: late-1, namespace: demo, uid: u-late-1}
 spec: {nodeName: node-a, serviceAccountName: late}
 status: {podIP: 10.0.0.3}
 )";
@@ -121,8 +128,8 @@ class EndpointsControllerTest : public ::testing::Test {
   void SetUp() override {
     // web-1's veth has its peer in the pod; api-1's link reports none (the
     // agent does not run in the node's namespace for it): it is not guarded.
-    scanner_.AddPodNamespace(4026532001, 11, "10.0.0.1", 21);
-    scanner_.AddPodNamespace(4026532002, 12, "10.0.0.2", 22);
+    scanner_.AddPodSandbox("u-web-1", 4026532001, 11, "10.0.0.1", 21);
+    scanner_.AddPodSandbox("u-api-1", 4026532002, 12, "10.0.0.2", 22);
     scanner_.links[21] = {.ifindex = 21, .name = "veth-web", .link = 2, .peer_in_other_ns = true};
     scanner_.links[22] = {.ifindex = 22, .name = "veth-api", .link = 2, .peer_in_other_ns = false};
     Start();
@@ -219,7 +226,7 @@ TEST_F(EndpointsControllerTest, AGonePodLeavesTheMapsAndLosesItsGuard) {
   const std::string web_gone = R"(
 apiVersion: v1
 kind: Pod
-metadata: {name: api-1, namespace: demo}
+metadata: {name: api-1, namespace: demo, uid: u-api-1}
 spec: {nodeName: node-a, serviceAccountName: api}
 status: {podIP: 10.0.0.2}
 )";
@@ -235,12 +242,12 @@ TEST_F(EndpointsControllerTest, APodInNoNamespaceIsReportedNotMeshed) {
   EXPECT_EQ(Problems(), (std::map<std::string, std::string>{
                             {"demo/web-1", ""},
                             {"demo/api-1", ""},
-                            {"demo/late-1", "no network namespace holds 10.0.0.3 (yet)"}}));
+                            {"demo/late-1", "no kubelet cgroup for uid u-late-1 (yet)"}}));
   std::vector<std::string> warnings;
   controller_->AddWarnings(warnings);
   EXPECT_THAT(
       warnings,
-      ElementsAre("pod demo/late-1: not meshed: no network namespace holds 10.0.0.3 (yet)"));
+      ElementsAre("pod demo/late-1: not meshed: no kubelet cgroup for uid u-late-1 (yet)"));
   EXPECT_THAT(maps_->endpoints, SizeIs(2));
   // Its peers still know who it is; they do not treat it as local.
   EXPECT_EQ(maps_->ipcache.at(Be("10.0.0.3")).flags, 0u);
@@ -256,19 +263,23 @@ TEST_F(EndpointsControllerTest, WantsReconcileOnlyWhenSomethingCanHaveChanged) {
   ASSERT_EQ(Reconcile(snapshot), 0u);
   EXPECT_TRUE(controller_->WantsReconcile(clock_.MonotonicMs())) << "late-1 is unresolved";
 
-  // Its namespace appears: the next reconcile resolves it, and then there
+  // Its sandbox appears: the next reconcile resolves it, and then there
   // is nothing to look for.
-  scanner_.AddPodNamespace(4026532003, 13, "10.0.0.3", 23);
+  scanner_.AddPodSandbox("u-late-1", 4026532003, 13, "10.0.0.3", 23);
   ASSERT_EQ(Reconcile(snapshot, /*changed=*/false), 0u);
   EXPECT_EQ(Problems().at("demo/late-1"), "");
   EXPECT_FALSE(controller_->WantsReconcile(clock_.MonotonicMs()));
 
-  // A namespace comes or goes.
-  scanner_.namespaces.push_back({.inode = 4026532099, .path = "/run/netns/x", .cookie = 99});
+  // A sandbox comes or goes, or is replaced (a new pause process).
+  scanner_.AddPodSandbox("u-other", 4026532099, 99, "10.0.0.99", 0);
   EXPECT_TRUE(controller_->WantsReconcile(clock_.MonotonicMs()));
   ASSERT_EQ(Reconcile(snapshot, false), 0u);
   EXPECT_FALSE(controller_->WantsReconcile(clock_.MonotonicMs()));
-  scanner_.namespaces.pop_back();
+  scanner_.sandboxes["u-late-1"].pid = 4242;
+  EXPECT_TRUE(controller_->WantsReconcile(clock_.MonotonicMs()));
+  ASSERT_EQ(Reconcile(snapshot, false), 0u);
+  EXPECT_FALSE(controller_->WantsReconcile(clock_.MonotonicMs()));
+  scanner_.sandboxes.erase("u-other");
   EXPECT_TRUE(controller_->WantsReconcile(clock_.MonotonicMs()));
   ASSERT_EQ(Reconcile(snapshot, false), 0u);
 
@@ -285,9 +296,9 @@ TEST_F(EndpointsControllerTest, AFailedScanKeepsTheLastPlanInForce) {
   const auto endpoints_before = maps_->endpoints.size();
   maps_->calls.clear();
 
-  // The scan fails while web-1's namespace is gone: nothing is withdrawn.
+  // The scan fails while web-1's sandbox is gone: nothing is withdrawn.
   scanner_.probe_status = absl::PermissionDeniedError("setns: injected");
-  scanner_.namespaces.erase(scanner_.namespaces.begin());
+  scanner_.sandboxes.erase("u-web-1");
   EXPECT_EQ(Reconcile(objects_.Publish(kPods)), 1u) << "the failed scan is an error";
   EXPECT_THAT(maps_->calls, IsEmpty());
   EXPECT_EQ(maps_->endpoints.size(), endpoints_before);
@@ -302,7 +313,25 @@ TEST_F(EndpointsControllerTest, AFailedScanKeepsTheLastPlanInForce) {
   scanner_.probe_status = absl::OkStatus();
   EXPECT_EQ(Reconcile(objects_.Publish(kPods), false), 0u);
   EXPECT_THAT(maps_->endpoints, ElementsAre(Pair(12, ::testing::_)));
-  EXPECT_EQ(Problems().at("demo/web-1"), "no network namespace holds 10.0.0.1 (yet)");
+  EXPECT_EQ(Problems().at("demo/web-1"), "no kubelet cgroup for uid u-web-1 (yet)");
+}
+
+TEST_F(EndpointsControllerTest, AGuardStaysWhileItsSandboxLivesWhateverThePodDoes) {
+  const auto snapshot = objects_.Publish(kPods);
+  ASSERT_EQ(Reconcile(snapshot), 0u);
+  ASSERT_THAT(tc_map_->entries(), ElementsAre(Pair(21u, ::testing::_)));
+  // web-1 moves its end of the veth into a namespace of its own: from the
+  // node, the link's peer is no longer in the pod's namespace. The guard
+  // stays on it.
+  scanner_.sandboxes["u-web-1"].host_ifindexes.clear();
+  ASSERT_EQ(Reconcile(snapshot, false), 0u);
+  EXPECT_THAT(tc_map_->entries(), ElementsAre(Pair(21u, ::testing::_)));
+  EXPECT_THAT(tc_syncs_.back(), ElementsAre(21));
+  EXPECT_EQ(Status()["local_pods"][0]["host_ifindexes"], nlohmann::json::array({21}));
+  // The link is gone (the sandbox ended): so is the guard.
+  scanner_.links.erase(21);
+  ASSERT_EQ(Reconcile(snapshot, false), 0u);
+  EXPECT_THAT(tc_map_->entries(), IsEmpty());
 }
 
 TEST_F(EndpointsControllerTest, TcErrorsAreCountedAndShown) {

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/http/client.h"
@@ -34,6 +36,7 @@
 #include "agent/lib/status_macros.h"
 #include "shunt/abi/pins.h"
 #include "test/e2e/harness/eventually.h"
+#include "test/e2e/harness/sock_util.h"
 
 #ifndef SHUNT_AGENT_BIN
 #error "SHUNT_AGENT_BIN must name the shunt-agent binary"
@@ -60,18 +63,6 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   f.close();
   if (!f) return lib::ErrnoStatus(errno, absl::StrCat("write ", path));
   return absl::OkStatus();
-}
-
-absl::Status JoinCgroup(const std::string& cgroup_dir, pid_t pid) {
-  return WriteFile(cgroup_dir + "/cgroup.procs", std::to_string(pid));
-}
-
-std::string OwnCgroup() {
-  std::ifstream f("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(f, line))
-    if (absl::StartsWith(line, "0::")) return Cgroup2Mount() + line.substr(3);
-  return Cgroup2Mount();
 }
 
 // Removes a cgroup subtree: kills what is left inside (by pid), then rmdirs
@@ -258,11 +249,15 @@ absl::StatusOr<TestPod*> TestNode::AddPod(const PodSpec& spec) {
   pod->service_account = spec.service_account;
   pod->netns = absl::StrCat(prefix_, "-", spec.name);
   pod->ip = absl::StrCat("10.", subnet_, ".1.", idx + 2);
-  pod->cgroup = absl::StrCat(cgroup_root_, "/", spec.name);
+  // A UID as the API server gives one, unique per test process and node;
+  // the pod's cgroup is named after it as the kubelet's cgroupfs driver does.
+  pod->uid = absl::StrFormat("%08x-%04x-4%03x-8000-%012x", getpid(), subnet_, idx, idx);
+  pod->cgroup = absl::StrCat(cgroup_root_, "/pod", pod->uid);
   pod->host_veth = absl::StrCat(prefix_, "p", idx);
   if (mkdir(pod->cgroup.c_str(), 0755) != 0 && errno != EEXIST)
     return lib::ErrnoStatus(errno, absl::StrCat("mkdir ", pod->cgroup));
   SHUNT_RETURN_IF_ERROR(SetUpPodNetwork(*pod));
+  SHUNT_RETURN_IF_ERROR(StartSandbox(*pod));
   pods_.push_back(std::move(pod));
   TestPod* out = pods_.back().get();
   if (!spec.in_config) out->namespace_.clear();  // marks "not in config"
@@ -276,7 +271,7 @@ std::string TestNode::PodYaml() const {
     if (p->namespace_.empty()) continue;
     absl::StrAppend(
         &yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
-        "\n  namespace: ", p->namespace_, "\nspec:\n  serviceAccountName: ", p->service_account,
+        "\n  namespace: ", p->namespace_, "\n  uid: ", p->uid, "\nspec:\n  serviceAccountName: ", p->service_account,
         "\n  nodeName: ", name_,
         "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
   }
@@ -307,7 +302,24 @@ absl::Status TestNode::RecreatePodNetwork(const TestPod& pod) {
   SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip -n ", node_netns_, " link del ", pod.host_veth,
                                         " && ip netns del ", pod.netns))
                             .status());
-  return SetUpPodNetwork(pod);
+  SHUNT_RETURN_IF_ERROR(SetUpPodNetwork(pod));
+  for (auto& p : pods_)
+    if (p.get() == &pod) return StartSandbox(*p);
+  return absl::NotFoundError(absl::StrCat("pod ", pod.name, " is not this node's"));
+}
+
+absl::Status TestNode::StartSandbox(TestPod& pod) {
+  // The pod's "pause" process: the oldest in its cgroup, holding its
+  // namespace, as a container runtime's sandbox does. A new sandbox (the
+  // pod's network made anew) replaces the old one.
+  if (pod.sandbox_pid > 0) {
+    children_.erase(std::remove(children_.begin(), children_.end(), pod.sandbox_pid),
+                    children_.end());
+    KillAndReap(pod.sandbox_pid);
+  }
+  SHUNT_ASSIGN_OR_RETURN(
+      pod.sandbox_pid, Spawn(pod, {"sleep", "infinity"}, work_dir_ + "/sandbox-" + pod.name + ".log"));
+  return absl::OkStatus();
 }
 
 absl::Status TestNode::WriteManifests(const std::vector<const TestNode*>& others) {
@@ -490,27 +502,7 @@ absl::StatusOr<uint64_t> TestNode::SockrefEntries() const {
 absl::StatusOr<lib::UniqueFd> TestNode::SocketIn(const std::string& netns_path,
                                                  const std::string& cgroup, int type,
                                                  int domain) const {
-  // A socket belongs to the cgroup of the process creating it and to the
-  // namespace of the creating thread: join both just for the socket() call.
-  const std::string home = OwnCgroup();
-  SHUNT_RETURN_IF_ERROR(JoinCgroup(cgroup, getpid()));
-  absl::StatusOr<lib::UniqueFd> result = absl::InternalError("not run");
-  std::thread t([&] {
-    lib::UniqueFd ns(open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!ns.valid() || setns(ns.get(), CLONE_NEWNET) != 0) {
-      result = lib::ErrnoStatus(errno, absl::StrCat("setns ", netns_path));
-      return;
-    }
-    int fd = socket(domain, type | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-      result = lib::ErrnoStatus(errno, "socket");
-    else
-      result = lib::UniqueFd(fd);
-  });
-  t.join();
-  absl::Status back = JoinCgroup(home, getpid());
-  if (!back.ok()) return back;
-  return result;
+  return SocketAs(cgroup, netns_path, domain, type);
 }
 
 absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type, int domain) const {

@@ -38,7 +38,9 @@ struct TestPod {
   std::string service_account;
   std::string netns;  // /run/netns/<netns>
   std::string ip;
+  std::string uid;        // metadata.uid; the cgroup is <cgroup root>/pod<uid>
   std::string cgroup;     // absolute path
+  pid_t sandbox_pid = 0;  // the pod's pause process (the oldest in its cgroup)
   std::string host_veth;  // node-side interface, in the node namespace
 };
 
@@ -128,6 +130,7 @@ class TestNode {
   int subnet_ = 0;  // pods are 10.<subnet_>.1.x
   std::string PodYaml() const;
   absl::Status SetUpPodNetwork(const TestPod& pod);
+  absl::Status StartSandbox(TestPod& pod);
 
   std::vector<std::unique_ptr<TestPod>> pods_;
   std::vector<pid_t> children_;

@@ -2,11 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -118,6 +122,67 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t want, int timeout_ms) {
     if (auto s = WaitFor(fd, POLLIN, deadline, "recv"); !s.ok()) return s;
   }
   return out;
+}
+
+absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
+                                       int domain, int type) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return lib::ErrnoStatus(errno, "socketpair");
+  lib::UniqueFd parent_end(sv[0]), child_end(sv[1]);
+  const std::string procs = cgroup + "/cgroup.procs";
+  const pid_t pid = fork();
+  if (pid < 0) return lib::ErrnoStatus(errno, "fork");
+  if (pid == 0) {
+    // Only system calls from here: the parent has other threads.
+    int err = 0, fd = -1;
+    int cg = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (cg < 0 || write(cg, "0", 1) != 1) {
+      err = errno;
+    } else if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+      err = errno;
+    } else if ((fd = socket(domain, type | SOCK_CLOEXEC, 0)) < 0) {
+      err = errno;
+    }
+    char cmsg_buf[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&err, sizeof(err)};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fd >= 0) {
+      msg.msg_control = cmsg_buf;
+      msg.msg_controllen = sizeof(cmsg_buf);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      __builtin_memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    _exit(sendmsg(child_end.get(), &msg, 0) < 0 ? 1 : 0);
+  }
+  child_end.Reset();
+  int err = 0;
+  char cmsg_buf[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{&err, sizeof(err)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = cmsg_buf;
+  msg.msg_controllen = sizeof(cmsg_buf);
+  const ssize_t n = recvmsg(parent_end.get(), &msg, MSG_CMSG_CLOEXEC);
+  const int recv_errno = errno;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (n != static_cast<ssize_t>(sizeof(err)))
+    return lib::ErrnoStatus(n < 0 ? recv_errno : EPROTO, "socket from child");
+  if (err != 0)
+    return lib::ErrnoStatus(err, absl::StrCat("socket in ", cgroup, " and ", netns_path));
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return absl::InternalError("no fd from child");
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return lib::UniqueFd(fd);
 }
 
 std::string RandomBytes(size_t n, uint64_t seed) {

@@ -37,6 +37,14 @@ absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(
 // The median of `v` in microseconds (0 for none).
 double MedianUs(std::vector<std::chrono::nanoseconds> v);
 
+// A socket made by a short-lived child process that joins `cgroup` and the
+// network namespace at `netns_path` first, handed back over SCM_RIGHTS. A
+// socket belongs to its creator's cgroup and namespace; a child does it so
+// that the test process itself never enters a pod's cgroup (the agent
+// binds a pod to the namespace of its cgroup's oldest process).
+absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
+                                       int domain, int type);
+
 std::string RandomBytes(size_t n, uint64_t seed);
 uint64_t Fnv1a(const std::string& data);
 
