@@ -25,6 +25,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "shunt-fake-apiserver/1"
     timeout = 300  # an idle keep-alive connection, or a client that stops reading a watch
+    _record = None  # (method, path, query, watch) until the status is sent; None for /fake
 
     def log_message(self, fmt, *args):
         sys.stderr.write("fake-apiserver: %s %s\n" % (self.address_string(), fmt % args))
@@ -59,9 +60,8 @@ class Handler(BaseHTTPRequestHandler):
         path, query = url.path, flat_query(url.query)
         is_fake = path.startswith("/fake/")
         self._record = None if is_fake else (method, path, query, is_true(query.get("watch")))
-        length = int(self.headers.get("Content-Length") or 0)
-        self.body = self.rfile.read(length) if length else b""
         try:
+            self.body = self._read_body()  # read whatever the answer, so keep-alive stays in step
             if not app.authorized(self.headers.get("Authorization")):
                 raise unauthorized()
             if is_fake:
@@ -76,6 +76,29 @@ class Handler(BaseHTTPRequestHandler):
             self._get(app, path, query)
         except ApiError as e:
             self.send_json(e.code, e.body(), headers=e.headers)
+
+    def _read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    self.close_connection = True
+                    raise bad_request("a malformed chunked request body") from None
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(1024)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise bad_request("a malformed Content-Length") from None
+        return self.rfile.read(length) if length > 0 else b""
 
     # --- responses ---------------------------------------------------------------
 

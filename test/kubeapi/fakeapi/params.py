@@ -49,7 +49,8 @@ def flat_query(raw):
 
 
 def is_true(value):
-    return value in ("1", "true", "True")
+    # Go's strconv.ParseBool, which the apiserver's query decoding uses.
+    return value in ("1", "t", "T", "true", "TRUE", "True")
 
 
 def int_param(query, name):

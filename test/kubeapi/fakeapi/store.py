@@ -240,11 +240,12 @@ class Store:
     # --- watches ---------------------------------------------------------------
 
     def open_watch(self, res, path, since=None, initial=None):
-        """Register a watcher atomically with what it must send first.
+        """Register a watcher, atomically with what it must send before going live.
 
-        since: replay history events with rv > since (raises "too old" as None
-        return of events); initial: a filter, to snapshot current objects.
-        Returns (watcher, replay_events or None if compacted, snapshot, rv).
+        since: an RV to replay history after; initial: a filter, to snapshot
+        the current matching objects. Returns (watcher, replay events, snapshot
+        entries, rv now); watcher is None (and rv the compacted point) when
+        since is older than the compacted point: the caller answers 410.
         """
         w = Watcher(res, path)
         with self.lock:
