@@ -36,7 +36,7 @@ def parse_args(argv):
     p.add_argument("--continue-ttl", type=float, default=300, metavar="SECONDS")
     p.add_argument("--no-watchlist", action="store_true",
                    help="refuse sendInitialEvents, as a server with the WatchList gate off")
-    p.add_argument("--missing", nargs="*", default=[], metavar="RESOURCE.GROUP",
+    p.add_argument("--missing", nargs="+", action="extend", default=[], metavar="RESOURCE.GROUP",
                    help="resources not installed at start (a CRD absent), e.g. trafficsplits.split.smi-spec.io")
     p.add_argument("--objects", help="a JSON list of objects (or a v1 List) to preload")
     return p.parse_args(argv)
