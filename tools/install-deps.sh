@@ -24,7 +24,12 @@ case "$profile" in
   # its nft removes the tables afterwards (a flushed iptables-nft table keeps
   # its hooks, and conntrack, in place for the other arms); conntrack: empties
   # the table between rounds
-  all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack) ;;
+  # python3, openssl: the fake kube-apiserver of test/kubeapi and its certificates.
+  # kubernetes-client: kubectl, the independent client of its tests. Only when
+  # no kubectl is on PATH: Debian 12's is 1.20, and a newer one already
+  # installed (another package's, a cloud SDK's) serves as well.
+  all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
+       command -v kubectl >/dev/null || packages+=(kubernetes-client) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()
