@@ -24,7 +24,12 @@ case "$profile" in
   # its nft removes the tables afterwards (a flushed iptables-nft table keeps
   # its hooks, and conntrack, in place for the other arms); conntrack: empties
   # the table between rounds
-  all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack) ;;
+  all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack)
+    # deploy.manifests (tools/manifest-check): Node.js and `kubectl kustomize`.
+    # Only when missing: a machine may have newer ones from elsewhere, which
+    # Debian's packages would conflict with (nodesource's nodejs bundles npm).
+    command -v node >/dev/null || packages+=(nodejs npm)
+    command -v kubectl >/dev/null || packages+=(kubernetes-client) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()
@@ -41,4 +46,17 @@ if ((${#missing[@]})); then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The manifest check's npm packages (exact versions from its package-lock),
+# installed again only when node_modules is missing or the lock changed.
+if [ "$profile" = all ]; then
+  here=$(cd "$(dirname "$0")" && pwd)
+  mc=$here/manifest-check
+  stamp=$mc/node_modules/.shunt-lock-sha256
+  want=$(sha256sum "$mc/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    npm ci --prefix "$mc" --no-audit --no-fund
+    echo "$want" >"$stamp"
+  fi
 fi
