@@ -9,9 +9,9 @@
 //    server's CRD rules (structural schemas, one storage version, printer
 //    columns, conversion None only between compatible versions); RBAC, the
 //    ConfigMap and the DaemonSet against each other and the agent's needs.
-// 2. deploy/examples (bookstore via kustomize, demo as files): SMI objects
-//    against the openAPIV3Schema of their version in our CRDs, the rest
-//    against the Kubernetes schemas.
+// 2. deploy/examples (bookstore via kustomize, demo as files) and the test
+//    pods of vagrant/scenarios: SMI objects against the openAPIV3Schema of
+//    their version in our CRDs, the rest against the Kubernetes schemas.
 // 3. SMI objects the e2e tests use (test/e2e/testdata, and YAML in the
 //    tests' raw string literals): reported; fatal with --strict-testdata.
 // 4. Self-checks: deliberately broken objects must be refused, so the check
@@ -141,7 +141,11 @@ if (ds) {
 say(`deploy/kubernetes: ${deploy.objects.length} objects against the Kubernetes schemas, ${crds.length} CRDs against the API server's CRD rules, ${validators.size} served versions compiled`);
 
 // --- 2. deploy/examples --------------------------------------------------------
-const examples = [kustomize(ROOT, "deploy/examples/bookstore"), readYamlDir(ROOT, "deploy/examples/demo")];
+const examples = [
+  kustomize(ROOT, "deploy/examples/bookstore"),
+  readYamlDir(ROOT, "deploy/examples/demo"),
+  readYamlDir(ROOT, "vagrant/scenarios"), // the scenarios' test pods and their TrafficTarget
+];
 let exampleCount = 0;
 for (const ex of examples) {
   problems.push(...ex.errors);
@@ -149,7 +153,7 @@ for (const ex of examples) {
   await judgeAll(ex.objects, validators, problem);
 }
 const exampleSmi = examples.flatMap((e) => e.objects).filter((o) => isSmi(o.obj)).length;
-say(`deploy/examples: ${exampleCount} objects (${exampleSmi} SMI, against our CRDs)`);
+say(`deploy/examples and vagrant/scenarios: ${exampleCount} objects (${exampleSmi} SMI, against our CRDs)`);
 
 // --- 3. what the e2e tests use ------------------------------------------------------
 const testdata = readYamlDir(ROOT, "test/e2e/testdata");
