@@ -9,8 +9,8 @@
 //    server's CRD rules (structural schemas, one storage version, printer
 //    columns, conversion None only between compatible versions); RBAC, the
 //    ConfigMap and the DaemonSet against each other and the agent's needs.
-// 2. deploy/examples (bookstore via kustomize, demo as files) and the test
-//    pods of vagrant/scenarios: SMI objects against the openAPIV3Schema of
+// 2. deploy/examples (bookstore via kustomize, demo as files), the uninstall
+//    DaemonSet and the test pods of vagrant/scenarios: SMI objects against the openAPIV3Schema of
 //    their version in our CRDs, the rest against the Kubernetes schemas.
 // 3. SMI objects the e2e tests use (test/e2e/testdata, and YAML in the
 //    tests' raw string literals): reported; fatal with --strict-testdata.
@@ -145,6 +145,7 @@ const examples = [
   kustomize(ROOT, "deploy/examples/bookstore"),
   readYamlDir(ROOT, "deploy/examples/demo"),
   readYamlDir(ROOT, "vagrant/scenarios"), // the scenarios' test pods and their TrafficTarget
+  readYamlDir(ROOT, "deploy/uninstall"),
 ];
 let exampleCount = 0;
 for (const ex of examples) {
@@ -153,7 +154,7 @@ for (const ex of examples) {
   await judgeAll(ex.objects, validators, problem);
 }
 const exampleSmi = examples.flatMap((e) => e.objects).filter((o) => isSmi(o.obj)).length;
-say(`deploy/examples and vagrant/scenarios: ${exampleCount} objects (${exampleSmi} SMI, against our CRDs)`);
+say(`deploy/examples, deploy/uninstall, vagrant/scenarios: ${exampleCount} objects (${exampleSmi} SMI, against our CRDs)`);
 
 // --- 3. what the e2e tests use ------------------------------------------------------
 const testdata = readYamlDir(ROOT, "test/e2e/testdata");
