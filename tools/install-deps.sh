@@ -28,7 +28,8 @@ case "$profile" in
     # deploy.manifests (tools/manifest-check): Node.js and `kubectl kustomize`.
     # Only when missing: a machine may have newer ones from elsewhere, which
     # Debian's packages would conflict with (nodesource's nodejs bundles npm).
-    command -v node >/dev/null || packages+=(nodejs npm)
+    if ! command -v node >/dev/null; then packages+=(nodejs npm)
+    elif ! command -v npm >/dev/null; then packages+=(npm); fi
     command -v kubectl >/dev/null || packages+=(kubernetes-client) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
