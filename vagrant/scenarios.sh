@@ -206,6 +206,7 @@ if ! agents_ready 60s; then
   finish
 fi
 MODE=$(k -n shunt-system get configmap shunt-config -o jsonpath='{.data.mode}')
+MODE=${MODE:-permissive}
 trap '[ "$MODE" = enforce ] || set_mode "$MODE" >/dev/null 2>&1; finish' EXIT
 [ "$MODE" = permissive ] || set_mode permissive || echo "could not switch to permissive mode" >&2
 sed -e "s/NODE_A/$NODE_A/; s/NODE_B/$NODE_B/" "$SRC/vagrant/scenarios/pods.yaml" | k apply -f - >/dev/null
