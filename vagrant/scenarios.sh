@@ -199,8 +199,7 @@ if [ -z "$NODE_A" ] || [ -z "$NODE_B" ]; then
 fi
 say "preflight: agents on $NODE_A and $NODE_B"
 if ! agents_ready 60s; then
-  echo "The agent DaemonSet is not ready, so no scenario can pass. Until the kube source" >&2
-  echo "(issue 13) lands the agent refuses --source=kube. Its log:" >&2
+  echo "The agent DaemonSet is not ready, so no scenario can pass. Its log:" >&2
   k -n shunt-system logs daemonset/shunt-agent -c agent --tail 20 >&2 || true
   FAILS=${#WANT[@]}
   finish

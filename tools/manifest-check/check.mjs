@@ -39,8 +39,8 @@ const findings = [];
 const say = (msg) => console.log(`manifest-check: ${msg}`);
 const problem = (origin, obj, msg) => problems.push(`${origin}: ${obj ? objectName(obj) + ": " : ""}${msg}`);
 
-// What the agent's kube source watches (issue 13), by API group.
-const AGENT_CORE = ["pods", "services", "namespaces"];
+// What the agent's kube source lists and watches (agent/source/kube/resources.cc).
+const AGENT_CORE = ["pods", "services"];
 const AGENT_SMI_VERSIONS = [
   "access.smi-spec.io/v1alpha3/TrafficTarget",
   "specs.smi-spec.io/v1alpha4/HTTPRouteGroup",

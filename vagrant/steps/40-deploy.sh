@@ -9,8 +9,7 @@ k wait --for condition=established --timeout 60s \
   crd/traffictargets.access.smi-spec.io crd/httproutegroups.specs.smi-spec.io \
   crd/tcproutes.specs.smi-spec.io crd/udproutes.specs.smi-spec.io crd/trafficsplits.split.smi-spec.io
 if ! k -n shunt-system rollout status daemonset/shunt-agent --timeout 180s; then
-  echo "WARNING: the agent did not become ready. Until the kube source (issue 13) lands," >&2
-  echo "         shunt-agent refuses --source=kube and its pods crash-loop. Logs:" >&2
+  echo "WARNING: the agent did not become ready (the scenarios will fail). Its log:" >&2
   k -n shunt-system logs daemonset/shunt-agent -c agent --tail 20 >&2 || true
 fi
 k apply -k deploy/examples/bookstore
