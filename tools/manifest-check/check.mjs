@@ -8,7 +8,8 @@
 //    `kubectl apply`'s strict validation); the CRDs also against the API
 //    server's CRD rules (structural schemas, one storage version, printer
 //    columns, conversion None only between compatible versions); RBAC, the
-//    ConfigMap and the DaemonSet against each other and the agent's needs.
+//    ConfigMap and the DaemonSet against each other and the agent's needs
+//    (its flags as agent/main.cc defines them).
 // 2. deploy/examples (bookstore via kustomize, demo as files), the uninstall
 //    DaemonSet and the test pods of vagrant/scenarios: SMI objects against the openAPIV3Schema of
 //    their version in our CRDs, the rest against the Kubernetes schemas.
@@ -19,7 +20,7 @@
 // Exit status 0 when everything holds, 1 otherwise; every message names the
 // file, the object and the field.
 import path from "node:path";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -136,6 +137,14 @@ if (ds) {
   }
   if (metricsAddr && !/^(127\.0\.0\.1|\[::1\]|localhost):\d+$/.test(metricsAddr)) {
     problems.push(`deploy/kubernetes/configmap.yaml: shunt-config metrics-addr ${metricsAddr} is not loopback: the traffic graph would be open to every pod on the node`);
+  }
+  // Every flag the manifests give shunt-agent is one it defines.
+  const agentFlags = new Set([...readFileSync(path.join(ROOT, "agent/main.cc"), "utf8")
+    .matchAll(/ABSL_FLAG\(\s*[\w:]+\s*,\s*(\w+)/g)].map((m) => m[1].replace(/_/g, "-")));
+  const agent = containers.find((c) => c.name === "agent");
+  for (const arg of [...(agent?.command ?? []), ...(agent?.args ?? [])]) {
+    const flag = /^--([a-z0-9-]+)/.exec(arg)?.[1];
+    if (flag && !agentFlags.has(flag)) problem(ds.origin, ds.obj, `the agent's command: --${flag} is not a flag of shunt-agent (agent/main.cc)`);
   }
 } else problems.push("deploy/kubernetes: DaemonSet shunt-agent is missing");
 say(`deploy/kubernetes: ${deploy.objects.length} objects against the Kubernetes schemas, ${crds.length} CRDs against the API server's CRD rules, ${validators.size} served versions compiled`);
