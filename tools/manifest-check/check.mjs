@@ -40,8 +40,18 @@ const findings = [];
 const say = (msg) => console.log(`manifest-check: ${msg}`);
 const problem = (origin, obj, msg) => problems.push(`${origin}: ${obj ? objectName(obj) + ": " : ""}${msg}`);
 
-// What the agent's kube source lists and watches (agent/source/kube/resources.cc).
-const AGENT_CORE = ["pods", "services"];
+// What the agent's kube source lists and watches: "group/resource" ("" for
+// core), read from the API paths in agent/source/kube/resources.cc.
+const RESOURCES_CC = "agent/source/kube/resources.cc";
+function agentReads() {
+  const file = path.join(ROOT, RESOURCES_CC);
+  if (!existsSync(file)) return null;
+  const text = readFileSync(file, "utf8");
+  const out = new Set();
+  for (const m of text.matchAll(/"\/api\/v1\/([a-z]+)"/g)) out.add(`/${m[1]}`);
+  for (const m of text.matchAll(/"\/apis\/([a-z0-9.-]+)\/v[0-9a-z]+\/([a-z]+)"/g)) out.add(`${m[1]}/${m[2]}`);
+  return out;
+}
 const AGENT_SMI_VERSIONS = [
   "access.smi-spec.io/v1alpha3/TrafficTarget",
   "specs.smi-spec.io/v1alpha4/HTTPRouteGroup",
@@ -105,13 +115,16 @@ else {
     if (verbs !== "list,watch") problem(role.origin, role.obj, `rules[${i}].verbs: must be exactly list and watch (is ${verbs})`);
     for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) granted.add(`${g}/${res}`);
   }
-  const wanted = new Set([
-    ...AGENT_CORE.map((r) => `/${r}`),
-    "discovery.k8s.io/endpointslices",
-    ...crds.map((c) => `${c.obj.spec.group}/${c.obj.spec.names.plural}`),
-  ]);
-  for (const w of wanted) if (!granted.has(w)) problem(role.origin, role.obj, `rules: the agent reads ${w} but may not list/watch it`);
-  for (const g of granted) if (!wanted.has(g)) problem(role.origin, role.obj, `rules: ${g} is granted but the agent does not read it`);
+  const wanted = agentReads();
+  if (!wanted || wanted.size === 0) problems.push(`${RESOURCES_CC}: no API paths found; cannot compare the agent's reads with its RBAC`);
+  else {
+    for (const w of wanted) if (!granted.has(w)) problem(role.origin, role.obj, `rules: the agent reads ${w} (${RESOURCES_CC}) but may not list/watch it`);
+    for (const g of granted) if (!wanted.has(g)) problem(role.origin, role.obj, `rules: ${g} is granted but the agent does not read it (${RESOURCES_CC})`);
+    for (const c of crds) {
+      const r = `${c.obj.spec.group}/${c.obj.spec.names.plural}`;
+      if (!wanted.has(r)) problem(c.origin, c.obj, `the agent does not read ${r}`);
+    }
+  }
 }
 
 // The DaemonSet reads its settings from the ConfigMap, and the proxy fronts
