@@ -25,11 +25,16 @@ case "$profile" in
   # its hooks, and conntrack, in place for the other arms); conntrack: empties
   # the table between rounds
   # python3, openssl: the fake kube-apiserver of test/kubeapi and its certificates.
-  # kubernetes-client: kubectl, the independent client of its tests. Only when
-  # no kubectl is on PATH: Debian 12's is 1.20, and a newer one already
-  # installed (another package's, a cloud SDK's) serves as well.
+  # kubernetes-client: kubectl, the independent client of those tests and the
+  # `kubectl kustomize` of deploy.manifests. Only when no kubectl is on PATH:
+  # Debian 12's is 1.20, and a newer one already installed serves as well.
   all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
-       command -v kubectl >/dev/null || packages+=(kubernetes-client) ;;
+    # deploy.manifests (tools/manifest-check): Node.js. Only when missing: a
+    # machine may have newer ones from elsewhere, which Debian's packages
+    # would conflict with (nodesource's nodejs bundles npm).
+    if ! command -v node >/dev/null; then packages+=(nodejs npm)
+    elif ! command -v npm >/dev/null; then packages+=(npm); fi
+    command -v kubectl >/dev/null || packages+=(kubernetes-client) ;;
   *) echo "usage: $0 [run|all]" >&2; exit 2 ;;
 esac
 missing=()
@@ -46,4 +51,17 @@ if ((${#missing[@]})); then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The manifest check's npm packages (exact versions from its package-lock),
+# installed again only when node_modules is missing or the lock changed.
+if [ "$profile" = all ]; then
+  here=$(cd "$(dirname "$0")" && pwd)
+  mc=$here/manifest-check
+  stamp=$mc/node_modules/.shunt-lock-sha256
+  want=$(sha256sum "$mc/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    npm ci --prefix "$mc" --no-audit --no-fund
+    echo "$want" >"$stamp"
+  fi
 fi
