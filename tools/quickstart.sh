@@ -48,7 +48,8 @@ down() {
   for ns in shunt-demo-client shunt-demo-server shunt-demo-node; do
     ip netns del "$ns" 2>/dev/null || true
   done
-  for d in "$CG"/client "$CG"/server "$CG"; do
+  # pod<uid> cgroups (and those of earlier versions' layout), then the root
+  for d in "$CG"/pod* "$CG"/client "$CG"/server "$CG"; do
     [ -d "$d" ] || continue
     while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$d/cgroup.procs"
     for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
@@ -76,7 +77,10 @@ ip netns add shunt-demo-node
 ip -n shunt-demo-node link set lo up
 ip -n shunt-demo-node addr add 10.244.1.1/32 dev lo
 ip netns exec shunt-demo-node sysctl -qw net.ipv4.ip_forward=1
-mkdir -p "$CG/client" "$CG/server"
+# Each pod's cgroup is named after its metadata.uid (pods.yaml), as the
+# kubelet names pod cgroups: that is how the agent finds the pod's namespace.
+declare -A UID_OF=([client]=5b1d6c2e-7a3f-4c1e-9d2a-0c1e0000a001 [server]=5b1d6c2e-7a3f-4c1e-9d2a-0c1e0000a002)
+mkdir -p "$CG/pod${UID_OF[client]}" "$CG/pod${UID_OF[server]}"
 i=0
 for pod in client server; do
   ip=10.244.1.$((i + 2))
@@ -97,7 +101,13 @@ cp deploy/examples/demo/pods.yaml deploy/examples/demo/policy.yaml deploy/exampl
 echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml, service.yaml)"
 
 # Runs a command inside a pod: its cgroup first, then its network namespace.
-in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/$pod/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
+in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/pod${UID_OF[$pod]}/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
+# Each pod's sandbox ("pause") process: the first in its cgroup, holding its
+# network namespace for the pod's life, as a container runtime's is.
+for pod in client server; do
+  in_pod "$pod" sleep infinity &
+  echo $! >>"$STATE/pids"
+done
 
 say "4/5 agent"
 # The agent runs with the node's network, as a hostNetwork DaemonSet pod

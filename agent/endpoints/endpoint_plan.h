@@ -1,6 +1,6 @@
 // Pure planning: from the pods in the config and their sandboxes found on
-// this kernel (by kubelet cgroup, netns/namespace_scanner.h), the exact contents the endpoints, endpoint-meta and ipcache
-// maps should have. No kernel access, so it is unit-tested directly.
+// this kernel (by kubelet cgroup, netns/namespace_scanner.h), the exact contents the endpoints,
+// endpoint-meta and ipcache maps should have. No kernel access, so it is unit-tested directly.
 #pragma once
 
 #include <cstdint>

@@ -11,8 +11,8 @@
 namespace shunt::model {
 
 struct Pod {
-  std::string namespace_;       // metadata.namespace, "default" when absent
-  std::string name;             // metadata.name
+  std::string namespace_;  // metadata.namespace, "default" when absent
+  std::string name;        // metadata.name
   // metadata.uid: the kubelet names the pod's cgroup after it, and a local
   // pod is bound to its network namespace through that cgroup
   // (netns/pod_cgroups.h). Empty when the manifest has none.

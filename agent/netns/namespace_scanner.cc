@@ -26,7 +26,8 @@ absl::StatusOr<std::map<std::string, PodSandbox>> SystemNamespaceScanner::Sandbo
     PodSandbox& sb = out[uid];
     auto cg = cgroups.find(uid);
     if (cg == cgroups.end()) {
-      sb.problem = absl::StrCat("no kubelet cgroup for uid ", uid, " under ", cgroup_root_, " (yet)");
+      sb.problem =
+          absl::StrCat("no kubelet cgroup for uid ", uid, " under ", cgroup_root_, " (yet)");
       continue;
     }
     sb.cgroup = cg->second;

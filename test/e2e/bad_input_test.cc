@@ -53,7 +53,8 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
       {"--node=n1 --source=kube --kubeconfig=/nonexistent-shunt/kubeconfig --api-socket=" +
            node_->work_dir() + "/x.sock" + cg + bpffs,
        "kubeconfig: cannot read /nonexistent-shunt/kubeconfig", 1},
-      {base + cg + bpffs + " --health-addr=localhost:9466", "--health-addr 'localhost:9466': 'localhost' is not an IP address", 2},
+      {base + cg + bpffs + " --health-addr=localhost:9466",
+       "--health-addr 'localhost:9466': 'localhost' is not an IP address", 2},
       {base + cg + bpffs + " --metrics-addr=9464", "--metrics-addr '9464': expected HOST:PORT", 2},
       {base + cg + bpffs + " --metrics-addr=localhost:9464", "'localhost' is not an IP address", 2},
       {base + cg + bpffs + " --metrics-addr=127.0.0.1:70000", "expected HOST:PORT", 2},

@@ -134,17 +134,13 @@ TEST_F(EndpointPlanTest, UnboundLocalPodsAreReportedAndNotLocalInIpcache) {
   };
   const Case cases[] = {
       {"not looked for", [] {}, "its sandbox was not looked for (yet)"},
-      {"no cgroup",
-       [&] { Missing("p", "no kubelet cgroup for uid uid-p under /cg (yet)"); },
+      {"no cgroup", [&] { Missing("p", "no kubelet cgroup for uid uid-p under /cg (yet)"); },
        "no kubelet cgroup for uid uid-p under /cg (yet)"},
-      {"its namespace lacks the IP",
-       [&] { Sandbox("p", 10, {"10.0.0.6"}); },
+      {"its namespace lacks the IP", [&] { Sandbox("p", 10, {"10.0.0.6"}); },
        "its network namespace (process 110 of /cg/podp) does not hold status.podIP 10.0.0.5"},
-      {"in the node's namespace",
-       [&] { Sandbox("p", kOwnCookie, {"10.0.0.5"}); },
+      {"in the node's namespace", [&] { Sandbox("p", kOwnCookie, {"10.0.0.5"}); },
        "its sandbox process 101 is in the node's own network namespace"},
-      {"no uid",
-       [&] { pods_[0].uid.clear(); },
+      {"no uid", [&] { pods_[0].uid.clear(); },
        "metadata.uid is missing: a local pod is bound to its network namespace through the "
        "kubelet cgroup named after its uid"},
   };
@@ -190,8 +186,7 @@ TEST_F(EndpointPlanTest, ANamespaceBelongsToOnePodOnly) {
   EXPECT_STREQ(plan.endpoints.at(10).meta.name, "first");
   ASSERT_THAT(plan.local_pods, SizeIs(2));
   EXPECT_EQ(plan.local_pods[0].problem, "");
-  EXPECT_EQ(plan.local_pods[1].problem,
-            "its network namespace already belongs to pod demo/first");
+  EXPECT_EQ(plan.local_pods[1].problem, "its network namespace already belongs to pod demo/first");
   EXPECT_EQ(plan.local_pods[1].netns_cookie, 0u);
 }
 

@@ -245,9 +245,8 @@ TEST_F(EndpointsControllerTest, APodInNoNamespaceIsReportedNotMeshed) {
                             {"demo/late-1", "no kubelet cgroup for uid u-late-1 (yet)"}}));
   std::vector<std::string> warnings;
   controller_->AddWarnings(warnings);
-  EXPECT_THAT(
-      warnings,
-      ElementsAre("pod demo/late-1: not meshed: no kubelet cgroup for uid u-late-1 (yet)"));
+  EXPECT_THAT(warnings,
+              ElementsAre("pod demo/late-1: not meshed: no kubelet cgroup for uid u-late-1 (yet)"));
   EXPECT_THAT(maps_->endpoints, SizeIs(2));
   // Its peers still know who it is; they do not treat it as local.
   EXPECT_EQ(maps_->ipcache.at(Be("10.0.0.3")).flags, 0u);

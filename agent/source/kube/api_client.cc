@@ -14,6 +14,7 @@ namespace shunt::source::kube {
 namespace {
 
 struct Transfer {
+  CURL* curl = nullptr;
   const std::function<bool(std::string_view)>* on_data = nullptr;
   std::string* body = nullptr;
   const std::atomic<bool>* stop = nullptr;
@@ -24,12 +25,16 @@ struct Transfer {
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t len = size * n;
-  if (t->on_data != nullptr) {
+  long status = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+  // Only a 200 body is a stream of events; an error's Status is kept whole
+  // (up to a limit) for its message.
+  if (t->on_data != nullptr && status == 200) {
     if (!(*t->on_data)(std::string_view(data, len))) {
       t->stopped_by_reader = true;
       return 0;  // makes libcurl end the transfer with CURLE_WRITE_ERROR
     }
-  } else {
+  } else if (t->body->size() < (t->on_data != nullptr ? 65536u : 1u << 30)) {
     t->body->append(data, len);
   }
   return len;
@@ -112,7 +117,7 @@ absl::StatusOr<ApiResponse> ApiClient::Perform(const std::string& path,
   CURL* c = static_cast<CURL*>(curl_);
   curl_easy_reset(c);  // keeps the open connection and TLS session
   ApiResponse response;
-  Transfer t{.on_data = on_data, .body = &response.body, .stop = &stop};
+  Transfer t{.curl = c, .on_data = on_data, .body = &response.body, .stop = &stop};
   const std::string url = url_base_ + path;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");

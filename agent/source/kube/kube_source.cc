@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<KubeSource>> KubeSource::Create(const KubeConfig&
 }
 
 KubeSource::~KubeSource() {
-  // Stop them all first (each notices within a second), then join.
+  // Ask them all first (each notices within a second), then join.
+  for (auto& r : reflectors_) r->RequestStop();
   reflectors_.clear();
 }
 

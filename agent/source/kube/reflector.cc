@@ -81,12 +81,16 @@ void Reflector::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void Reflector::Stop() {
+void Reflector::RequestStop() {
   {
     std::lock_guard lock(sleep_mu_);
     stop_ = true;
   }
   sleep_cv_.notify_all();
+}
+
+void Reflector::Stop() {
+  RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -110,15 +114,15 @@ void Reflector::Fail(const std::string& line) {
 }
 
 void Reflector::Run() {
-  bool listed = false;
   int backoff_ms = options_.backoff_initial_ms;
   std::mt19937 rng(std::random_device{}());
   while (!stop_) {
     Outcome o;
-    if (!listed) {
-      out_.Push({.type = Update::Type::kState, .resource = index_, .state = "listing"});
+    if (!listed_) {
+      if (!absent_)  // a missing CRD keeps saying so while it is looked for
+        out_.Push({.type = Update::Type::kState, .resource = index_, .state = "listing"});
       o = watchlist_ ? WatchList() : List();
-      if (o == Outcome::kAgain) listed = true;
+      if (o == Outcome::kAgain) listed_ = true;
     } else {
       o = Watch();
     }
@@ -128,6 +132,8 @@ void Reflector::Run() {
       case Outcome::kAgain:
         backoff_ms = options_.backoff_initial_ms;
         continue;
+      case Outcome::kNextPath:
+        continue;
       case Outcome::kWatchListRefused:
         // An older server (or the feature gate off): list + watch from now on.
         spdlog::info("kube {}: the server refused WatchList; using list and watch", spec_.name);
@@ -136,11 +142,11 @@ void Reflector::Run() {
       case Outcome::kRelist:
         // First from the last resourceVersion (the server's cache can
         // answer), and if that is gone too, from scratch.
-        relist_from_ = listed ? rv_ : "";
-        listed = false;
+        relist_from_ = listed_ ? rv_ : "";
+        listed_ = false;
         continue;
       case Outcome::kAbsent:
-        listed = false;
+        listed_ = false;
         Sleep(options_.absent_poll_ms);
         continue;
       case Outcome::kRetry: {
@@ -160,8 +166,9 @@ void Reflector::Run() {
 Reflector::Outcome Reflector::FromStatus(const ApiResponse& r, const std::string& what) {
   const std::string text = StatusText(r.body);
   if (r.status == 404 && path_index_ + 1 < spec_.paths.size()) {
-    ++path_index_;  // the next version of the resource
-    return Outcome::kAgain;
+    ++path_index_;  // the next version of the resource: list it
+    listed_ = false;
+    return Outcome::kNextPath;
   }
   if (r.status == 404) {
     path_index_ = 0;
@@ -172,11 +179,11 @@ Reflector::Outcome Reflector::FromStatus(const ApiResponse& r, const std::string
     // A CRD that is not installed: nothing of it is in force, and it is
     // looked for again now and then.
     if (!absent_) {
-      Replace({});
+      // The line first: once the (empty) state counts as synced, it says why.
       out_.Push({.type = Update::Type::kState,
                  .resource = index_,
-                 .state = "not installed (the API server has no such resource; install its CRD)",
-                 .settled = true});
+                 .state = "not installed (the API server has no such resource; install its CRD)"});
+      Replace({});
     }
     absent_ = true;
     return Outcome::kAbsent;
@@ -235,7 +242,8 @@ Reflector::Outcome Reflector::List() {
       // Items of a list carry no kind or apiVersion: they are the list's.
       if (!item.contains("kind")) item["kind"] = spec_.kind;
       if (!item.contains("apiVersion")) item["apiVersion"] = api_version;
-      objects[KeyOf(item)] = std::move(item);
+      const std::string key = KeyOf(item);  // before the item is moved
+      objects[key] = std::move(item);
     }
     list_rv = Meta(body, "resourceVersion");
     cont = Meta(body, "continue");
@@ -267,9 +275,7 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
   std::unordered_map<std::string, nlohmann::json> initial;  // WatchList: until its end bookmark
   bool initial_done = !watch_list;
   std::optional<Outcome> verdict;  // set by the reader to end the stream
-  std::string body_start;          // of an error answer, for its message
   auto on_data = [&](std::string_view bytes) {
-    if (body_start.size() < 4096) body_start.append(bytes.substr(0, 4096 - body_start.size()));
     decoder.Feed(bytes);
     while (auto next = decoder.Next()) {
       if (!next->ok()) {
@@ -303,6 +309,7 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
             annotations.value("k8s.io/initial-events-end", "") == "true") {
           initial_done = true;
           relist_from_.clear();
+          listed_ = true;  // from here on, a broken stream resumes from rv_
           Replace(std::exchange(initial, {}));
           out_.Push({.type = Update::Type::kState,
                      .resource = index_,
@@ -317,10 +324,13 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
       }
       if (!event->object.contains("kind")) event->object["kind"] = spec_.kind;
       if (!initial_done) {
+        // The key first: a json assignment takes its value by copy, which
+        // would move the object out before the key was read from it.
+        const std::string key = KeyOf(event->object);
         if (event->type == T::kDeleted)
-          initial.erase(KeyOf(event->object));
+          initial.erase(key);
         else
-          initial[KeyOf(event->object)] = std::move(event->object);
+          initial[key] = std::move(event->object);
         continue;
       }
       Deliver(event->object, event->type == T::kDeleted);
@@ -339,10 +349,8 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
     return Outcome::kRetry;
   }
   if (r->status != 200) {
-    if (watch_list && (r->status == 400 || r->status == 403 || r->status == 422))
-      return r->status == 403 ? FromStatus({r->status, body_start, r->retry_after_s}, "watch")
-                              : Outcome::kWatchListRefused;
-    return FromStatus({r->status, body_start, r->retry_after_s}, "watch");
+    if (watch_list && (r->status == 400 || r->status == 422)) return Outcome::kWatchListRefused;
+    return FromStatus(*r, "watch");
   }
   if (decoder.pending() > 0) {
     // The connection ended inside an event: resume from the last complete one.

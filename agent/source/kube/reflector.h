@@ -83,10 +83,12 @@ class Reflector {
             ReflectorOptions options);
   ~Reflector();  // stops and joins
   void Start();
+  // Asks the thread to end (it notices within a second); Stop() also joins.
+  void RequestStop();
   void Stop();
 
  private:
-  enum class Outcome { kAgain, kRelist, kRetry, kAbsent, kWatchListRefused, kStopped };
+  enum class Outcome { kAgain, kNextPath, kRelist, kRetry, kAbsent, kWatchListRefused, kStopped };
   void Run();
   Outcome List();
   Outcome WatchList();
@@ -109,6 +111,7 @@ class Reflector {
   const ReflectorOptions options_;
 
   size_t path_index_ = 0;
+  bool listed_ = false;      // the state is known; a broken watch resumes from rv_
   std::string rv_;           // the last resourceVersion seen
   std::string relist_from_;  // a relist first tries NotOlderThan this one
   bool watchlist_ = true;

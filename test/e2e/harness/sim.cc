@@ -271,8 +271,8 @@ std::string TestNode::PodYaml() const {
     if (p->namespace_.empty()) continue;
     absl::StrAppend(
         &yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
-        "\n  namespace: ", p->namespace_, "\n  uid: ", p->uid, "\nspec:\n  serviceAccountName: ", p->service_account,
-        "\n  nodeName: ", name_,
+        "\n  namespace: ", p->namespace_, "\n  uid: ", p->uid,
+        "\nspec:\n  serviceAccountName: ", p->service_account, "\n  nodeName: ", name_,
         "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
   }
   return yaml;
@@ -317,8 +317,8 @@ absl::Status TestNode::StartSandbox(TestPod& pod) {
                     children_.end());
     KillAndReap(pod.sandbox_pid);
   }
-  SHUNT_ASSIGN_OR_RETURN(
-      pod.sandbox_pid, Spawn(pod, {"sleep", "infinity"}, work_dir_ + "/sandbox-" + pod.name + ".log"));
+  SHUNT_ASSIGN_OR_RETURN(pod.sandbox_pid, Spawn(pod, {"sleep", "infinity"},
+                                                work_dir_ + "/sandbox-" + pod.name + ".log"));
   return absl::OkStatus();
 }
 
