@@ -28,7 +28,7 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
     shunt_ipcache_entry ipc{.identity = identity, .flags = 0};
 
     if (pod.node_name == in.node) {
-      LocalPodStatus st{.key = pod.Key(), .uid = pod.uid, .ip = pod.ip};
+      LocalPodStatus st{.key = pod.Key(), .uid = pod.uid, .ip = pod.ip, .ip_be = pod.ip_be};
       const auto sb = in.sandboxes->find(pod.uid);
       if (pod.uid.empty()) {
         st.problem =
@@ -42,6 +42,9 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
         const netns::PodSandbox& box = sb->second;
         st.cgroup = box.cgroup;
         st.pid = box.pid;
+        // The sandbox's links are the pod's whatever else is wrong: its
+        // guard must not depend on what the pod does inside.
+        st.host_ifindexes = box.host_ifindexes;
         const std::vector<uint32_t>& held = box.netns.ipv4_be;
         if (box.netns.cookie == in.own_netns_cookie) {
           st.problem = absl::StrCat("its sandbox process ", box.pid,
@@ -54,7 +57,6 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
         } else {
           st.netns_cookie = box.netns.cookie;
           st.netns_path = box.netns.path;
-          st.host_ifindexes = box.host_ifindexes;
           EndpointEntry e;
           e.ep.ip4 = pod.ip_be;
           e.ep.identity = identity;

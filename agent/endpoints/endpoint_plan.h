@@ -25,6 +25,7 @@ struct LocalPodStatus {
   std::string key;  // namespace/name
   std::string uid;
   std::string ip;
+  uint32_t ip_be = 0;         // the same, network order
   std::string cgroup;         // its kubelet cgroup, once found
   pid_t pid = 0;              // the sandbox process whose namespace it is in
   uint64_t netns_cookie = 0;  // 0 while unresolved

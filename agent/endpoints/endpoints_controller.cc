@@ -61,27 +61,35 @@ size_t EndpointsController::Apply() {
 size_t EndpointsController::SyncTcGuards() {
   // A pod's veth peer must be in the agent's own namespace (the node's) to
   // carry the guards; it is when the agent runs with the node's network.
-  // An interface once found for a sandbox stays guarded while that sandbox
-  // lives, even if the pod moves its end of it elsewhere (the guard must not
-  // follow anything the pod controls).
+  // An interface once found for a sandbox stays guarded, with the pod's IP
+  // and identity, while that sandbox lives: even if the pod moves its end
+  // elsewhere or drops its IP (and is no longer meshed for it), the guard
+  // must not follow anything the pod controls.
   lib::ShadowedMap<__u32, shunt_tc_endpoint>::Entries want;
   std::set<int> ifindexes;
-  std::map<uint64_t, std::set<int>> bound;
+  std::map<std::string, BoundLinks> bound;
   for (const auto& p : plan_.local_pods) {
-    if (p.netns_cookie == 0) continue;
-    std::set<int>& links = bound[p.netns_cookie];
-    links.insert(p.host_ifindexes.begin(), p.host_ifindexes.end());
-    if (auto was = bound_links_.find(p.netns_cookie); was != bound_links_.end())
-      links.insert(was->second.begin(), was->second.end());
-    const shunt_endpoint& ep = plan_.endpoints.at(p.netns_cookie).ep;
-    for (auto it = links.begin(); it != links.end();) {
+    if (p.pid == 0) continue;  // no sandbox found
+    const auto ipc = plan_.ipcache.find(p.ip_be);
+    if (ipc == plan_.ipcache.end()) continue;
+    const shunt_tc_endpoint guard{.ip4 = ipc->first, .identity = ipc->second.identity};
+    BoundLinks& links = bound[p.uid];
+    links.pid = p.pid;
+    links.ifindexes.insert(p.host_ifindexes.begin(), p.host_ifindexes.end());
+    if (auto was = bound_links_.find(p.uid); was != bound_links_.end() && was->second.pid == p.pid)
+      links.ifindexes.insert(was->second.ifindexes.begin(), was->second.ifindexes.end());
+    // A guard an earlier agent gave this pod's IP (the pins outlive us;
+    // status.podIP is the kubelet's, not the pod's) stays with it too.
+    for (const auto& [ifindex, old] : tc_map_.shadow())
+      if (old.ip4 == guard.ip4) links.ifindexes.insert(static_cast<int>(ifindex));
+    for (auto it = links.ifindexes.begin(); it != links.ifindexes.end();) {
       auto link = d_.scanner->Link(*it);
       if (!link.ok()) {  // gone with its namespace
-        it = links.erase(it);
+        it = links.ifindexes.erase(it);
         continue;
       }
       if (link->peer_in_other_ns) {
-        want[static_cast<__u32>(*it)] = shunt_tc_endpoint{.ip4 = ep.ip4, .identity = ep.identity};
+        want[static_cast<__u32>(*it)] = guard;
         ifindexes.insert(*it);
       }
       ++it;
@@ -105,8 +113,8 @@ void EndpointsController::AddStatus(nlohmann::json& status) const {
   nlohmann::json pods = nlohmann::json::array();
   for (const auto& p : plan_.local_pods) {
     std::vector<int> links;
-    if (auto b = bound_links_.find(p.netns_cookie); b != bound_links_.end())
-      links.assign(b->second.begin(), b->second.end());
+    if (auto b = bound_links_.find(p.uid); b != bound_links_.end())
+      links.assign(b->second.ifindexes.begin(), b->second.ifindexes.end());
     bool guarded = !links.empty();
     for (int i : links) guarded &= tc_guarded_.count(i) > 0;
     pods.push_back({{"pod", p.key},

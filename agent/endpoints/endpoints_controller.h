@@ -65,7 +65,11 @@ class EndpointsController : public agent::Controller {
   std::set<int> tc_guarded_;  // ifindexes with TC guards
   std::vector<std::string> tc_errors_;
   std::map<std::string, pid_t> last_sandbox_pids_;  // as of the last probe
-  std::map<uint64_t, std::set<int>> bound_links_;   // netns cookie -> guarded node-side links
+  struct BoundLinks {
+    pid_t pid = 0;  // the sandbox they were found for
+    std::set<int> ifindexes;
+  };
+  std::map<std::string, BoundLinks> bound_links_;  // pod uid -> guarded node-side links
   int64_t last_full_probe_ms_ = -1;
   uint64_t probe_errors_ = 0;
 };

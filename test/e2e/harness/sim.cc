@@ -37,6 +37,7 @@
 #include "shunt/abi/pins.h"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/sock_util.h"
+#include "test/kubeapi/driver/fake_apiserver.h"
 
 #ifndef SHUNT_AGENT_BIN
 #error "SHUNT_AGENT_BIN must name the shunt-agent binary"
@@ -322,7 +323,23 @@ absl::Status TestNode::StartSandbox(TestPod& pod) {
   return absl::OkStatus();
 }
 
+std::vector<nlohmann::json> TestNode::PodObjects() const {
+  std::vector<nlohmann::json> out;
+  for (const auto& p : pods_)
+    if (!p->namespace_.empty())
+      out.push_back(
+          kubeapi::PodObject(p->namespace_, p->name, name_, p->ip, p->service_account, p->uid));
+  return out;
+}
+
 absl::Status TestNode::WriteManifests(const std::vector<const TestNode*>& others) {
+  if (api_server_ != nullptr) {
+    nlohmann::json pods = nlohmann::json::array();
+    for (auto& p : PodObjects()) pods.push_back(std::move(p));
+    for (const TestNode* o : others)
+      for (auto& p : o->PodObjects()) pods.push_back(std::move(p));
+    return api_server_->Bulk(pods).status();
+  }
   std::string yaml = PodYaml();
   for (const TestNode* o : others) yaml += o->PodYaml();
   return WriteConfigFile("pods.yaml", yaml);
@@ -355,13 +372,15 @@ absl::Status TestNode::WriteConfigFile(const std::string& file, const std::strin
 }
 
 absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
-  std::vector<std::string> argv = {SHUNT_AGENT_BIN,
-                                   "--node=" + name_,
-                                   "--config-dir=" + config_dir_,
-                                   "--cgroup-root=" + cgroup_root_,
-                                   "--bpffs=" + bpffs_,
-                                   "--api-socket=" + api_socket_,
-                                   "--rescan-ms=100"};
+  std::vector<std::string> argv = {
+      SHUNT_AGENT_BIN,
+      "--node=" + name_,
+      api_server_ != nullptr ? "--source=kube" : "--config-dir=" + config_dir_,
+      "--cgroup-root=" + cgroup_root_,
+      "--bpffs=" + bpffs_,
+      "--api-socket=" + api_socket_,
+      "--rescan-ms=100"};
+  if (api_server_ != nullptr) argv.push_back("--kubeconfig=" + api_server_->kubeconfig());
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const std::string log = work_dir_ + "/agent.log";
   const std::string node_ns = "/run/netns/" + node_netns_;

@@ -20,6 +20,10 @@
 #include "agent/lib/unique_fd.h"
 #include "nlohmann/json.hpp"
 
+namespace shunt::kubeapi {
+class FakeApiServer;
+}
+
 namespace shunt::e2e {
 
 // Runs `cmd` with /bin/sh; InternalError with its output when it fails.
@@ -61,8 +65,13 @@ class TestNode {
   // The pod restarts: its network namespace is deleted and made anew with
   // the same address (a new netns cookie), as a CNI does for a new sandbox.
   absl::Status RecreatePodNetwork(const TestPod& pod);
+  // The node's agent reads the (fake) API server instead of its config
+  // directory (--source=kube): pods are published there, not to pods.yaml.
+  // Call before adding pods; `server` outlives the node.
+  void UseApiServer(kubeapi::FakeApiServer* server) { api_server_ = server; }
   // (Re)writes pods.yaml in the config directory from the pods added so far,
-  // plus the pods of `others` (remote nodes, as a cluster-wide source sees them).
+  // plus the pods of `others` (remote nodes, as a cluster-wide source sees
+  // them); with an API server, applies those pods there instead.
   absl::Status WriteManifests(const std::vector<const TestNode*>& others = {});
   // WriteManifests, then waits until the running agent has applied it (as
   // ApplyConfigFile does).
@@ -129,6 +138,8 @@ class TestNode {
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
   int subnet_ = 0;  // pods are 10.<subnet_>.1.x
   std::string PodYaml() const;
+  std::vector<nlohmann::json> PodObjects() const;
+  kubeapi::FakeApiServer* api_server_ = nullptr;
   absl::Status SetUpPodNetwork(const TestPod& pod);
   absl::Status StartSandbox(TestPod& pod);
 

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -51,8 +53,9 @@ absl::StatusOr<std::string> ReadReady(int fd, int timeout_ms) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::Start(
-    const std::vector<std::string>& flags) {
+    const std::vector<std::string>& flags, const std::string& netns) {
   std::unique_ptr<FakeApiServer> s(new FakeApiServer());
+  s->netns_ = netns;
   char tmpl[] = "/tmp/shunt-fakeapi-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp");
   s->dir_ = tmpl;
@@ -63,6 +66,10 @@ absl::StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::Start(
   if (s->pid_ < 0) return absl::InternalError("fork");
   if (s->pid_ == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (!netns.empty()) {
+      int ns = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
+    }
     dup2(out[1], 1);
     int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (err >= 0) dup2(err, 2);
@@ -107,6 +114,26 @@ FakeApiServer::~FakeApiServer() {
 absl::StatusOr<nlohmann::json> FakeApiServer::Call(const std::string& method,
                                                    const std::string& path,
                                                    const nlohmann::json* body) {
+  if (netns_.empty()) return CallHere(method, path, body);
+  // setns() changes only the calling thread: a thread of its own enters the
+  // server's namespace for the call.
+  absl::StatusOr<nlohmann::json> result = absl::InternalError("not run");
+  std::thread t([&] {
+    int ns = open(netns_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+      result = absl::InternalError("setns " + netns_);
+    } else {
+      result = CallHere(method, path, body);
+    }
+    if (ns >= 0) close(ns);
+  });
+  t.join();
+  return result;
+}
+
+absl::StatusOr<nlohmann::json> FakeApiServer::CallHere(const std::string& method,
+                                                       const std::string& path,
+                                                       const nlohmann::json* body) {
   CURL* c = curl_easy_init();
   if (c == nullptr) return absl::InternalError("curl_easy_init");
   std::string answer, payload = body ? body->dump() : "";

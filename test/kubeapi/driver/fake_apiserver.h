@@ -17,8 +17,11 @@ namespace shunt::kubeapi {
 class FakeApiServer {
  public:
   // `flags`: more of fake_apiserver.py's flags ("--no-watchlist", ...).
+  // `netns`: a network namespace (path) to run it in, so that an agent in
+  // that namespace reaches it on 127.0.0.1; the control calls below enter
+  // it too.
   static absl::StatusOr<std::unique_ptr<FakeApiServer>> Start(
-      const std::vector<std::string>& flags = {});
+      const std::vector<std::string>& flags = {}, const std::string& netns = "");
   ~FakeApiServer();
 
   const std::string& url() const { return url_; }  // https://127.0.0.1:PORT
@@ -43,7 +46,9 @@ class FakeApiServer {
 
  private:
   FakeApiServer() = default;
-  std::string dir_, url_, token_;
+  absl::StatusOr<nlohmann::json> CallHere(const std::string& method, const std::string& path,
+                                          const nlohmann::json* body);
+  std::string dir_, url_, token_, netns_;
   pid_t pid_ = -1;
 };
 
