@@ -51,6 +51,8 @@ void EndpointsController::Plan(const std::shared_ptr<const model::Snapshot>& sna
 size_t EndpointsController::Apply() {
   if (!planned_) return probe_errors_ > 0 ? 1 : 0;
   last_apply_ = ApplyPlan(plan_, *d_.maps);
+  written_total_ += last_apply_.written;
+  deleted_total_ += last_apply_.deleted;
   for (const auto& e : last_apply_.errors) spdlog::error("maps: {}", e);
   if (last_apply_.written || last_apply_.deleted)
     spdlog::info("maps: {} written, {} deleted, {} unchanged", last_apply_.written,
@@ -131,6 +133,8 @@ void EndpointsController::AddStatus(nlohmann::json& status) const {
   status["identities"] = d_.identities->size();
   status["local_pods"] = std::move(pods);
   status["last_apply"] = {{"written", last_apply_.written},
+                          {"written_total", written_total_},
+                          {"deleted_total", deleted_total_},
                           {"deleted", last_apply_.deleted},
                           {"unchanged", last_apply_.unchanged},
                           {"errors", last_apply_.errors}};
@@ -150,7 +154,12 @@ void EndpointsController::AddMetrics(std::string& out) const {
                   "shunt_tc_guarded_interfaces ", tc_guarded_.size(), "\n",
                   "# HELP shunt_netns_probe_errors_total Namespace scans that failed.\n"
                   "# TYPE shunt_netns_probe_errors_total counter\n",
-                  "shunt_netns_probe_errors_total ", probe_errors_, "\n");
+                  "shunt_netns_probe_errors_total ", probe_errors_, "\n",
+                  "# HELP shunt_endpoint_map_writes_total Endpoint and ipcache map entries "
+                  "written and deleted since the agent started.\n"
+                  "# TYPE shunt_endpoint_map_writes_total counter\n",
+                  "shunt_endpoint_map_writes_total{op=\"written\"} ", written_total_, "\n",
+                  "shunt_endpoint_map_writes_total{op=\"deleted\"} ", deleted_total_, "\n");
 }
 
 void EndpointsController::AddWarnings(std::vector<std::string>& lines) const {

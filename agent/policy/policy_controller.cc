@@ -40,6 +40,8 @@ void PolicyController::Plan(const std::shared_ptr<const model::Snapshot>& snapsh
 size_t PolicyController::Apply() {
   const std::vector<EntryKey> changed = compiler_.TakeChanges();
   last_apply_ = d_.writer->Apply(compiler_.policy(), *d_.identities, &changed);
+  written_total_ += last_apply_.written;
+  deleted_total_ += last_apply_.deleted;
   for (const auto& e : last_apply_.errors) spdlog::error("policy maps: {}", e);
   if (last_apply_.written || last_apply_.deleted)
     spdlog::info("policy: {} written, {} deleted, {} unchanged ({} entries)", last_apply_.written,
@@ -112,6 +114,8 @@ void PolicyController::AddStatus(nlohmann::json& status) const {
                       {"problems", model::ProblemsJson(compiler_.policy().problems)},
                       {"last_apply",
                        {{"written", last_apply_.written},
+                        {"written_total", written_total_},
+                        {"deleted_total", deleted_total_},
                         {"deleted", last_apply_.deleted},
                         {"unchanged", last_apply_.unchanged},
                         {"errors", last_apply_.errors}}}};
@@ -126,7 +130,12 @@ void PolicyController::AddMetrics(std::string& out) const {
                   "# HELP shunt_policy_denials_total Denials (and would-be denials in permissive "
                   "mode) the data path reported.\n"
                   "# TYPE shunt_policy_denials_total counter\n",
-                  "shunt_policy_denials_total ", d_.denials ? d_.denials->total() : 0, "\n");
+                  "shunt_policy_denials_total ", d_.denials ? d_.denials->total() : 0, "\n",
+                  "# HELP shunt_policy_map_writes_total Policy map entries written and deleted "
+                  "since the agent started (a change that changes nothing writes none).\n"
+                  "# TYPE shunt_policy_map_writes_total counter\n",
+                  "shunt_policy_map_writes_total{op=\"written\"} ", written_total_, "\n",
+                  "shunt_policy_map_writes_total{op=\"deleted\"} ", deleted_total_, "\n");
 }
 
 void PolicyController::AddWarnings(std::vector<std::string>& lines) const {

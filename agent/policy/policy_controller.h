@@ -49,6 +49,7 @@ class PolicyController : public agent::Controller {
   PolicyCompiler compiler_;
   std::shared_ptr<const model::Snapshot> snapshot_;
   lib::DiffReport last_apply_;
+  uint64_t written_total_ = 0, deleted_total_ = 0;  // since start
 };
 
 }  // namespace shunt::policy

@@ -15,6 +15,8 @@ void ServicesController::Plan(const std::shared_ptr<const model::Snapshot>& snap
 
 size_t ServicesController::Apply() {
   last_apply_ = d_.writer->Apply(plan_);
+  written_total_ += last_apply_.written;
+  deleted_total_ += last_apply_.deleted;
   for (const auto& e : last_apply_.errors) spdlog::error("service maps: {}", e);
   if (last_apply_.written || last_apply_.deleted)
     spdlog::info("services: {} entries written, {} deleted, {} services unchanged ({} in force)",
@@ -93,6 +95,8 @@ void ServicesController::AddStatus(nlohmann::json& status) const {
                         {"problems", model::ProblemsJson(plan_.problems)},
                         {"last_apply",
                          {{"written", last_apply_.written},
+                          {"written_total", written_total_},
+                          {"deleted_total", deleted_total_},
                           {"deleted", last_apply_.deleted},
                           {"errors", last_apply_.errors}}}};
 }
@@ -106,7 +110,12 @@ void ServicesController::AddMetrics(std::string& out) const {
                   "# HELP shunt_balancer_write_errors Latency scores that failed to reach the "
                   "kernel in the last update.\n"
                   "# TYPE shunt_balancer_write_errors gauge\n",
-                  "shunt_balancer_write_errors ", last_lb_write_.errors.size(), "\n");
+                  "shunt_balancer_write_errors ", last_lb_write_.errors.size(), "\n",
+                  "# HELP shunt_service_map_writes_total Service map entries written and "
+                  "deleted since the agent started.\n"
+                  "# TYPE shunt_service_map_writes_total counter\n",
+                  "shunt_service_map_writes_total{op=\"written\"} ", written_total_, "\n",
+                  "shunt_service_map_writes_total{op=\"deleted\"} ", deleted_total_, "\n");
 }
 
 void ServicesController::AddWarnings(std::vector<std::string>& lines) const {

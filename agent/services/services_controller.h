@@ -59,6 +59,7 @@ class ServicesController : public agent::Controller {
   std::shared_ptr<const model::Snapshot> snapshot_;
   services::Plan plan_;
   lib::DiffReport last_apply_;
+  uint64_t written_total_ = 0, deleted_total_ = 0;  // since start
   LatencyScorer scorer_{LatencyScorer::Options{.floor_ns = 100'000}};
   lib::DiffReport last_lb_write_;
   absl::flat_hash_map<BackendAddr, double> open_avg_;  // open connections, averaged over looks
