@@ -45,6 +45,9 @@ Global flags:
   -o json             JSON instead of tables
   -h, --help          this text
 
+Installed as kubectl-shunt (a symlink), it is a kubectl plugin that runs these
+commands in the agent pod of a node: kubectl shunt --help.
+
 EXAMPLES
   shuntctl status
   shuntctl --bpffs /sys/fs/bpf/shunt-demo endpoints

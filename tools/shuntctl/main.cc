@@ -23,6 +23,7 @@
 #include "tools/shuntctl/args.h"
 #include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/flow_commands.h"
+#include "tools/shuntctl/kubectl_plugin.h"
 #include "tools/shuntctl/map_decode.h"
 #include "tools/shuntctl/policy_commands.h"
 #include "tools/shuntctl/service_commands.h"
@@ -274,6 +275,9 @@ absl::Status CmdUninstall(const Options& o) {
 }
 
 int Main(int argc, char** argv) {
+  // kubectl runs `kubectl shunt ...` as kubectl-shunt: the same binary,
+  // which then runs its command in an agent pod instead of here.
+  if (argc > 0 && IsPluginInvocation(argv[0])) return RunKubectlPlugin(argc, argv);
   auto opts = ParseArgs(argc, argv);
   if (!opts.ok()) return cli::UsageError("shuntctl", opts.status());
   if (opts->help) {
