@@ -132,12 +132,9 @@ void EndpointsController::AddStatus(nlohmann::json& status) const {
   }
   status["identities"] = d_.identities->size();
   status["local_pods"] = std::move(pods);
-  status["last_apply"] = {{"written", last_apply_.written},
-                          {"written_total", written_total_},
-                          {"deleted_total", deleted_total_},
-                          {"deleted", last_apply_.deleted},
-                          {"unchanged", last_apply_.unchanged},
-                          {"errors", last_apply_.errors}};
+  status["last_apply"] = {{"written", last_apply_.written},     {"written_total", written_total_},
+                          {"deleted_total", deleted_total_},    {"deleted", last_apply_.deleted},
+                          {"unchanged", last_apply_.unchanged}, {"errors", last_apply_.errors}};
   status["tc_errors"] = tc_errors_;
 }
 

@@ -63,7 +63,7 @@ class EndpointsController : public agent::Controller {
   bool planned_ = false;  // plan_ reflects the last Plan() call (a probe happened)
   ApplyReport last_apply_;
   uint64_t written_total_ = 0, deleted_total_ = 0;  // since start
-  std::set<int> tc_guarded_;  // ifindexes with TC guards
+  std::set<int> tc_guarded_;                        // ifindexes with TC guards
   std::vector<std::string> tc_errors_;
   std::map<std::string, pid_t> last_sandbox_pids_;  // as of the last probe
   struct BoundLinks {

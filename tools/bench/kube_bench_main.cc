@@ -95,8 +95,8 @@ int Run(int pods, int rate, int seconds) {
   }
   (*node)->UseApiServer(api->get());
   auto fail = [&](const absl::Status& s) {
-    std::fprintf(stderr, "kube-bench: %s\n--- agent log ---\n%s\n", std::string(s.message()).c_str(),
-                 (*node)->AgentLog().c_str());
+    std::fprintf(stderr, "kube-bench: %s\n--- agent log ---\n%s\n",
+                 std::string(s.message()).c_str(), (*node)->AgentLog().c_str());
     return 1;
   };
   if (auto s = (*node)->StartAgent(); !s.ok()) return fail(s);
@@ -251,9 +251,9 @@ int main(int argc, char** argv) {
   if (!parsed.ok()) return shunt::cli::UsageError("shunt-kube-bench", parsed.status());
   if (parsed->help) return std::fputs(kUsage, stdout), 0;
   if (!parsed->args.empty())
-    return shunt::cli::UsageError("shunt-kube-bench",
-                                  absl::InvalidArgumentError(absl::StrCat(
-                                      "unexpected argument '", parsed->args[0], "'")));
+    return shunt::cli::UsageError(
+        "shunt-kube-bench",
+        absl::InvalidArgumentError(absl::StrCat("unexpected argument '", parsed->args[0], "'")));
   if (std::string why = shunt::e2e::PrivilegedSkipReason(); !why.empty()) {
     std::fprintf(stderr, "shunt-kube-bench: %s\n", why.c_str());
     return 1;
