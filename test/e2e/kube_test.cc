@@ -6,7 +6,10 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <fstream>
+
 #include "agent/lib/status_macros.h"
+#include "agent/source/kube/kube_config.h"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 #include "test/kubeapi/driver/fake_apiserver.h"
@@ -211,6 +214,106 @@ TEST_F(KubeTest, AnAgentRestartedWhileTheClusterChangesCatchesUp) {
   EXPECT_TRUE(late_meshed) << st.dump();
   EXPECT_EQ(st["source"]["source"], "kube");
   EXPECT_EQ(st["source"]["synced"], true);
+}
+
+}  // namespace
+}  // namespace shunt::e2e
+
+namespace shunt::e2e {
+namespace {
+
+// Two nodes, each agent reading the one API server: n1's on 127.0.0.1 in
+// its own namespace, n2's across the link between the nodes, verifying the
+// server's certificate by name (tls-server-name: localhost).
+class KubeTwoNodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
+    SweepStale();
+    ASSERT_OK_AND_ASSIGN(n1_, TestNode::Create("n1"));
+    ASSERT_OK_AND_ASSIGN(n2_, TestNode::Create("n2"));
+    ASSERT_OK(TestNode::Link(*n1_, *n2_));
+    ASSERT_OK_AND_ASSIGN(
+        api_, FakeApiServer::Start({"--listen", "0.0.0.0"}, "/run/netns/" + n1_->node_netns()));
+    const std::string remote = api_->dir() + "/kubeconfig-n2";
+    {
+      auto config = source::kube::LoadKubeconfig(api_->kubeconfig());
+      ASSERT_OK(config.status());
+      std::ofstream(api_->dir() + "/ca-n2.crt") << config->ca_pem;
+      const std::string port = api_->url().substr(api_->url().rfind(':') + 1);
+      std::ofstream(remote) << "apiVersion: v1\nkind: Config\ncurrent-context: n2\n"
+                            << "contexts: [{name: n2, context: {cluster: c, user: u}}]\n"
+                            << "clusters: [{name: c, cluster: {server: 'https://" << n1_->link_ip()
+                            << ":" << port << "', certificate-authority: ca-n2.crt, "
+                            << "tls-server-name: localhost}}]\n"
+                            << "users: [{name: u, user: {tokenFile: token}}]\n";
+    }
+    n1_->UseApiServer(api_.get());
+    n2_->UseApiServer(api_.get(), remote);
+    ASSERT_OK_AND_ASSIGN(
+        client_,
+        n1_->AddPod({.name = "client", .namespace_ = "demo", .service_account = "client"}));
+    ASSERT_OK_AND_ASSIGN(
+        server_,
+        n2_->AddPod({.name = "server", .namespace_ = "demo", .service_account = "server"}));
+    ASSERT_OK(n1_->StartAgent());
+    ASSERT_OK(n2_->StartAgent());
+    ASSERT_OK(n1_->WaitMeshed());
+    ASSERT_OK(n2_->WaitMeshed());
+  }
+  void TearDown() override {
+    if (HasFailure() && n1_) std::fprintf(stderr, "--- n1 ---\n%s\n", n1_->AgentLog().c_str());
+    if (HasFailure() && n2_) std::fprintf(stderr, "--- n2 ---\n%s\n", n2_->AgentLog().c_str());
+    n1_.reset();
+    n2_.reset();
+    api_.reset();
+  }
+  static absl::StatusOr<std::vector<std::string>> LocalPods(TestNode& n) {
+    SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, n.AgentStatus());
+    std::vector<std::string> out;
+    for (const auto& p : st["local_pods"])
+      if (p["problem"] == "") out.push_back(p["pod"]);
+    return out;
+  }
+
+  std::unique_ptr<FakeApiServer> api_;
+  std::unique_ptr<TestNode> n1_, n2_;
+  TestPod *client_ = nullptr, *server_ = nullptr;
+};
+
+TEST_F(KubeTwoNodeTest, APodRescheduledToAnotherNodeIsMeshedWhereItRuns) {
+  // Each agent has only its own pod; n2's reached the server across nodes.
+  EXPECT_EQ(*LocalPods(*n1_), std::vector<std::string>{"demo/client"});
+  EXPECT_EQ(*LocalPods(*n2_), std::vector<std::string>{"demo/server"});
+  ASSERT_OK_AND_ASSIGN(nlohmann::json n2_status, n2_->AgentStatus());
+  EXPECT_NE(n2_status["source"]["server"].get<std::string>().find(n1_->link_ip()),
+            std::string::npos);
+
+  // The server pod is rescheduled: deleted on n2, created again on n1 (a
+  // new sandbox, uid and IP, the same name), as a controller does it.
+  ASSERT_OK(api_->Delete("v1", "Pod", "demo", "server"));
+  ASSERT_OK_AND_ASSIGN(
+      TestPod * moved,
+      n1_->AddPod({.name = "server", .namespace_ = "demo", .service_account = "server"}));
+  ASSERT_OK(Eventually("the pod meshed on n1 and gone from n2", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(auto on1, LocalPods(*n1_));
+    SHUNT_ASSIGN_OR_RETURN(auto on2, LocalPods(*n2_));
+    if (on1.size() == 2 && on2.empty()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(on1.size(), " on n1, ", on2.size(), " on n2"));
+  }));
+  // Client to the moved pod now goes socket to socket on n1.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, n1_->PodSocket(*moved, SOCK_STREAM));
+  ASSERT_OK(ListenOn(l.get(), 7700));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(c.get(), moved->ip, 7700));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd s, AcceptOne(l.get()));
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_before, n1_->VethBytes(*client_));
+  const std::string payload = RandomBytes(256 << 10, 11);
+  ASSERT_OK(WriteAll(c.get(), payload));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(s.get(), payload.size()));
+  EXPECT_EQ(Fnv1a(got), Fnv1a(payload));
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_after, n1_->VethBytes(*client_));
+  EXPECT_LT(veth_after - veth_before, 4096u) << "not short-circuited";
 }
 
 }  // namespace

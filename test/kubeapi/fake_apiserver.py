@@ -31,6 +31,10 @@ def parse_args(argv):
     p.add_argument("--dir", required=True, help="where certificates, token and kubeconfig go")
     p.add_argument("--token", help="the bearer token (default: a random one)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--listen", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on (0.0.0.0: also reachable from linked test "
+                        "namespaces; the certificate names only 127.0.0.1 and localhost, so "
+                        "their clients set tls-server-name: localhost)")
     p.add_argument("--bookmark-interval", type=float, default=1.0, metavar="SECONDS")
     p.add_argument("--max-watch-seconds", type=int, default=1800, metavar="N")
     p.add_argument("--continue-ttl", type=float, default=300, metavar="SECONDS")
@@ -58,7 +62,7 @@ def main(argv=None):
                 app.store.apply_many(objects_of(json.load(f)))
             except ApiError as e:
                 sys.exit(f"fake-apiserver: {args.objects}: {e.message}")
-    server = Server(app, args.port)
+    server = Server(app, args.port, args.listen)
     app.port = server.server_address[1]
     certs.write_token(args.dir, token)
     certs.write_kubeconfig(args.dir, app.port, token)
@@ -70,7 +74,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"READY https://127.0.0.1:{app.port}", flush=True)
-    sys.stderr.write(f"fake-apiserver: serving on 127.0.0.1:{app.port}, files in {args.dir}\n")
+    sys.stderr.write(f"fake-apiserver: serving on {args.listen}:{app.port}, files in {args.dir}\n")
     server.serve_forever(poll_interval=0.05)  # how soon a SIGTERM is acted on
     app.store.shutdown()
     server.server_close()

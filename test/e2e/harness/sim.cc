@@ -351,6 +351,8 @@ absl::Status TestNode::Link(TestNode& a, TestNode& b) {
   const std::string va = a.prefix_ + "x", vb = b.prefix_ + "x";
   const std::string ip_a = absl::StrCat("192.168.", k, ".1"),
                     ip_b = absl::StrCat("192.168.", k, ".2");
+  a.link_ip_ = ip_a;
+  b.link_ip_ = ip_b;
   return Sh(absl::StrCat("ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb,
                          " netns ", b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a,
                          "/30 dev ", va, " && ip -n ", b.node_netns_, " addr add ", ip_b,
@@ -380,7 +382,9 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
       "--bpffs=" + bpffs_,
       "--api-socket=" + api_socket_,
       "--rescan-ms=100"};
-  if (api_server_ != nullptr) argv.push_back("--kubeconfig=" + api_server_->kubeconfig());
+  if (api_server_ != nullptr)
+    argv.push_back("--kubeconfig=" +
+                   (kubeconfig_.empty() ? api_server_->kubeconfig() : kubeconfig_));
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   const std::string log = work_dir_ + "/agent.log";
   const std::string node_ns = "/run/netns/" + node_netns_;

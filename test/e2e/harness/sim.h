@@ -68,7 +68,14 @@ class TestNode {
   // The node's agent reads the (fake) API server instead of its config
   // directory (--source=kube): pods are published there, not to pods.yaml.
   // Call before adding pods; `server` outlives the node.
-  void UseApiServer(kubeapi::FakeApiServer* server) { api_server_ = server; }
+  // `kubeconfig`: another than the server's own (one that reaches it from
+  // another node's namespace).
+  void UseApiServer(kubeapi::FakeApiServer* server, std::string kubeconfig = "") {
+    api_server_ = server;
+    kubeconfig_ = std::move(kubeconfig);
+  }
+  // This node's address on its link to another node (after Link()).
+  const std::string& link_ip() const { return link_ip_; }
   // (Re)writes pods.yaml in the config directory from the pods added so far,
   // plus the pods of `others` (remote nodes, as a cluster-wide source sees
   // them); with an API server, applies those pods there instead.
@@ -140,6 +147,7 @@ class TestNode {
   std::string PodYaml() const;
   std::vector<nlohmann::json> PodObjects() const;
   kubeapi::FakeApiServer* api_server_ = nullptr;
+  std::string kubeconfig_, link_ip_;
   absl::Status SetUpPodNetwork(const TestPod& pod);
   absl::Status StartSandbox(TestPod& pod);
 

@@ -28,10 +28,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True  # open watches must not keep the process alive at exit
     allow_reuse_address = True
 
-    def __init__(self, app, port):
+    def __init__(self, app, port, listen="127.0.0.1"):
         self.app = app
         self.tls = tls_context(app.dir)
-        super().__init__(("127.0.0.1", port), Handler)
+        super().__init__((listen, port), Handler)
 
     def finish_request(self, request, client_address):
         request.settimeout(HANDSHAKE_TIMEOUT)
