@@ -6,10 +6,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
-#include <fstream>
-
 #include "agent/lib/status_macros.h"
-#include "agent/source/kube/kube_config.h"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 #include "test/kubeapi/driver/fake_apiserver.h"
@@ -91,6 +88,18 @@ class KubeTest : public MeshTest {
         timeout_ms);
   }
 
+  // Sends `size` bytes over the last connection TryConnect kept and
+  // returns how many bytes the client's veth carried meanwhile.
+  absl::StatusOr<uint64_t> VethBytesWhileSending(int fd, size_t size) {
+    SHUNT_ASSIGN_OR_RETURN(uint64_t before, node_->VethBytes(*client_));
+    const std::string payload = RandomBytes(size, size);
+    SHUNT_RETURN_IF_ERROR(WriteAll(fd, payload));
+    SHUNT_ASSIGN_OR_RETURN(std::string got, ReadExactly(accepted_.get(), payload.size()));
+    if (Fnv1a(got) != Fnv1a(payload)) return absl::DataLossError("the payload changed");
+    SHUNT_ASSIGN_OR_RETURN(uint64_t after, node_->VethBytes(*client_));
+    return after - before;
+  }
+
   std::unique_ptr<FakeApiServer> server_api_;
   lib::UniqueFd listener_, accepted_;
 };
@@ -99,13 +108,8 @@ TEST_F(KubeTest, PolicyFromTheApiServerIsEnforcedAndFollowed) {
   // Granted: connects, and the bytes go socket to socket (the veth sees none).
   lib::UniqueFd conn;
   ASSERT_EQ(TryConnect(&conn), 0);
-  ASSERT_OK_AND_ASSIGN(uint64_t veth_before, node_->VethBytes(*client_));
-  const std::string payload = RandomBytes(1 << 20, 7);
-  ASSERT_OK(WriteAll(conn.get(), payload));
-  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(accepted_.get(), payload.size()));
-  EXPECT_EQ(Fnv1a(got), Fnv1a(payload));
-  ASSERT_OK_AND_ASSIGN(uint64_t veth_after, node_->VethBytes(*client_));
-  EXPECT_LT(veth_after - veth_before, 4096u) << "the payload crossed the veth";
+  ASSERT_OK_AND_ASSIGN(uint64_t veth, VethBytesWhileSending(conn.get(), 1 << 20));
+  EXPECT_LT(veth, 4096u) << "the payload crossed the veth";
 
   // The grant is deleted at the API server: refused.
   ASSERT_OK(server_api_->Delete("access.smi-spec.io/v1alpha3", "TrafficTarget", "demo",
@@ -144,13 +148,8 @@ TEST_F(KubeTest, PodsComeAndGoThroughTheApi) {
   }));
   lib::UniqueFd conn;
   ASSERT_EQ(TryConnect(&conn), 0);
-  ASSERT_OK_AND_ASSIGN(uint64_t veth_before, node_->VethBytes(*client_));
-  const std::string payload = RandomBytes(256 << 10, 9);
-  ASSERT_OK(WriteAll(conn.get(), payload));
-  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(accepted_.get(), payload.size()));
-  EXPECT_EQ(Fnv1a(got), Fnv1a(payload));
-  ASSERT_OK_AND_ASSIGN(uint64_t veth_after, node_->VethBytes(*client_));
-  EXPECT_GE(veth_after - veth_before, payload.size()) << "still short-circuited";
+  ASSERT_OK_AND_ASSIGN(uint64_t veth, VethBytesWhileSending(conn.get(), 256 << 10));
+  EXPECT_GE(veth, 256u << 10) << "still short-circuited";
 }
 
 TEST_F(KubeTest, AWatchThatExpiresInTheMiddleOfAChangeLosesNothing) {
@@ -235,19 +234,10 @@ class KubeTwoNodeTest : public ::testing::Test {
     ASSERT_OK(TestNode::Link(*n1_, *n2_));
     ASSERT_OK_AND_ASSIGN(
         api_, FakeApiServer::Start({"--listen", "0.0.0.0"}, "/run/netns/" + n1_->node_netns()));
-    const std::string remote = api_->dir() + "/kubeconfig-n2";
-    {
-      auto config = source::kube::LoadKubeconfig(api_->kubeconfig());
-      ASSERT_OK(config.status());
-      std::ofstream(api_->dir() + "/ca-n2.crt") << config->ca_pem;
-      const std::string port = api_->url().substr(api_->url().rfind(':') + 1);
-      std::ofstream(remote) << "apiVersion: v1\nkind: Config\ncurrent-context: n2\n"
-                            << "contexts: [{name: n2, context: {cluster: c, user: u}}]\n"
-                            << "clusters: [{name: c, cluster: {server: 'https://" << n1_->link_ip()
-                            << ":" << port << "', certificate-authority: ca-n2.crt, "
-                            << "tls-server-name: localhost}}]\n"
-                            << "users: [{name: u, user: {tokenFile: token}}]\n";
-    }
+    const std::string port = api_->url().substr(api_->url().rfind(':') + 1);
+    const std::string remote =
+        api_->WriteKubeconfig("kubeconfig-n2", "ca.crt",
+                              absl::StrCat("https://", n1_->link_ip(), ":", port), "localhost");
     n1_->UseApiServer(api_.get());
     n2_->UseApiServer(api_.get(), remote);
     ASSERT_OK_AND_ASSIGN(

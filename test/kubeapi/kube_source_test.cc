@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
-#include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -292,17 +291,7 @@ TEST_F(KubeSourceTest, ARotatedTokenIsReadAgainAfterA401) {
   StartServer();
   // A kubeconfig whose user reads the token from a file, as a projected
   // service account token is read.
-  kubeconfig_ = server_->dir() + "/kubeconfig-tokenfile";
-  {
-    auto config = LoadKubeconfig(server_->kubeconfig());
-    ASSERT_TRUE(config.ok());
-    std::ofstream(server_->dir() + "/ca-copy.crt") << config->ca_pem;
-    std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-                               << "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-                               << "clusters: [{name: k, cluster: {server: '" << server_->url()
-                               << "', certificate-authority: ca-copy.crt}}]\n"
-                               << "users: [{name: u, user: {tokenFile: token}}]\n";
-  }
+  kubeconfig_ = server_->WriteKubeconfig("kubeconfig-tokenfile");
   StartSource();
   ASSERT_OK(Until("first sync", [&](const model::Snapshot&) { return true; }));
   ASSERT_TRUE(server_->Fault({{"token", "rotated-token"}}).ok());  // rewrites DIR/token
@@ -314,12 +303,7 @@ TEST_F(KubeSourceTest, ARotatedTokenIsReadAgainAfterA401) {
 
 TEST_F(KubeSourceTest, AWrongCaIsAnErrorNamingTheServer) {
   StartServer();
-  kubeconfig_ = server_->dir() + "/kubeconfig-wrong-ca";
-  std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-                             << "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-                             << "clusters: [{name: k, cluster: {server: '" << server_->url()
-                             << "', certificate-authority: wrong-ca.crt}}]\n"
-                             << "users: [{name: u, user: {tokenFile: token}}]\n";
+  kubeconfig_ = server_->WriteKubeconfig("kubeconfig-wrong-ca", "wrong-ca.crt");
   StartSource();
   absl::Status never = Until(
       "never synced", [&](const model::Snapshot&) { return true; }, 1500);

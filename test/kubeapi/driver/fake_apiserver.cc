@@ -167,6 +167,20 @@ absl::StatusOr<nlohmann::json> FakeApiServer::CallHere(const std::string& method
   return j;
 }
 
+std::string FakeApiServer::WriteKubeconfig(const std::string& name, const std::string& ca_file,
+                                           const std::string& server,
+                                           const std::string& tls_server_name) const {
+  const std::string path = dir_ + "/" + name;
+  std::ofstream out(path);
+  out << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+      << "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+      << "clusters: [{name: k, cluster: {server: '" << (server.empty() ? url_ : server)
+      << "', certificate-authority: " << ca_file;
+  if (!tls_server_name.empty()) out << ", tls-server-name: " << tls_server_name;
+  out << "}}]\nusers: [{name: u, user: {tokenFile: token}}]\n";
+  return path;
+}
+
 absl::StatusOr<nlohmann::json> FakeApiServer::Apply(const nlohmann::json& object) {
   return Call("POST", "/fake/apply", &object);
 }

@@ -27,6 +27,12 @@ class FakeApiServer {
   const std::string& url() const { return url_; }  // https://127.0.0.1:PORT
   const std::string& dir() const { return dir_; }
   std::string kubeconfig() const { return dir_ + "/kubeconfig"; }
+  // Writes DIR/`name`, a kubeconfig whose user reads DIR/token (as a
+  // projected service account token is read) and trusts DIR/`ca_file`;
+  // `server` defaults to url(). Returns its path.
+  std::string WriteKubeconfig(const std::string& name, const std::string& ca_file = "ca.crt",
+                              const std::string& server = "",
+                              const std::string& tls_server_name = "") const;
   pid_t pid() const { return pid_; }
 
   absl::StatusOr<nlohmann::json> Apply(const nlohmann::json& object);
