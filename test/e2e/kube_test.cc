@@ -213,6 +213,14 @@ TEST_F(KubeTest, AnAgentRestartedWhileTheClusterChangesCatchesUp) {
   EXPECT_TRUE(late_meshed) << st.dump();
   EXPECT_EQ(st["source"]["source"], "kube");
   EXPECT_EQ(st["source"]["synced"], true);
+  // What `shuntctl status` (and `kubectl shunt status`) shows of it.
+  ASSERT_OK_AND_ASSIGN(std::string text,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
+                                       node_->api_socket(), " status")));
+  EXPECT_NE(text.find(absl::StrCat("Source:    kube, ", server_api_->url())), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("pods on this node"), std::string::npos) << text;
+  EXPECT_NE(text.find("watching"), std::string::npos) << text;
 }
 
 }  // namespace

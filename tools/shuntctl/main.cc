@@ -159,8 +159,22 @@ absl::Status CmdStatus(const Options& o) {
 
   if (running) {
     const auto& cfg = a["config"];
-    std::cout << "\nConfig:    " << a["config_dir"].get<std::string>() << ": " << cfg["files"]
-              << " files, " << cfg["objects"] << " objects, " << cfg["pods"] << " pods\n";
+    const auto& src = a["source"];
+    if (src.value("source", "") == "kube") {
+      // The API server: each resource's reflector and what it holds.
+      std::cout << "\nSource:    kube, " << src.value("server", "") << " ("
+                << src.value("credentials", "") << "), "
+                << (src.value("synced", false) ? "synced" : "NOT SYNCED yet") << "\n";
+      Table rt({"  RESOURCE", "STATE", "OBJECTS"});
+      for (const auto& r : src["resources"])
+        rt.Add({"  " + r.value("resource", ""), r.value("state", ""),
+                std::to_string(r.value("objects", 0))});
+      std::cout << rt.Render();
+      std::cout << "Config:    " << cfg["objects"] << " objects, " << cfg["pods"] << " pods\n";
+    } else {
+      std::cout << "\nConfig:    " << a["config_dir"].get<std::string>() << ": " << cfg["files"]
+                << " files, " << cfg["objects"] << " objects, " << cfg["pods"] << " pods\n";
+    }
     for (const auto& p : cfg["problems"])
       std::cout << "  REJECTED " << p["object"].get<std::string>() << ": "
                 << p["reason"].get<std::string>() << "\n";
