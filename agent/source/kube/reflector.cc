@@ -139,16 +139,21 @@ void Reflector::Run() {
         spdlog::info("kube {}: the server refused WatchList; using list and watch", spec_.name);
         watchlist_ = false;
         continue;
-      case Outcome::kRelist:
-        // First from the last resourceVersion (the server's cache can
-        // answer), and if that is gone too, from scratch.
-        relist_from_ = listed_ ? rv_ : "";
-        listed_ = false;
-        continue;
       case Outcome::kAbsent:
         listed_ = false;
         Sleep(options_.absent_poll_ms);
         continue;
+      case Outcome::kRelist:
+        // First from the last resourceVersion (the server's cache can
+        // answer), at once; if that is gone too, from scratch, after a
+        // backoff: a server that keeps answering 410 is not hammered.
+        if (listed_) {
+          relist_from_ = rv_;
+          listed_ = false;
+          continue;
+        }
+        relist_from_.clear();
+        [[fallthrough]];
       case Outcome::kRetry: {
         int wait = retry_after_ms_ >= 0 ? retry_after_ms_ : backoff_ms;
         retry_after_ms_ = -1;
