@@ -177,11 +177,11 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 		counter_add(SHUNT_CTR_POLICY_ALLOWED, 1);
 		return 1;
 	}
-	if (verdict == SHUNT_VERDICT_L7) {
-		/* Until the L7 proxy exists the pair is allowed at L4. */
-		counter_add(SHUNT_CTR_POLICY_ALLOWED_L7, 1);
-		return 1;
-	}
+	if (verdict == SHUNT_VERDICT_L7)
+		/* Granted only through HTTP routes, which no proxy judges yet:
+		 * such a grant opens nothing at L4. Enforce mode denies it,
+		 * permissive mode reports it. */
+		counter_add(SHUNT_CTR_POLICY_L7_NO_PROXY, 1);
 
 	struct shunt_deny_event ev = {
 		.netns_cookie = cookie,
@@ -191,7 +191,7 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 		.daddr = daddr,
 		.dport = dport,
 		.proto = proto,
-		.type = SHUNT_EVENT_POLICY_DENY,
+		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
 		.hook = hook,
 		.enforced = policy_enforced(),
 	};

@@ -146,7 +146,9 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	__builtin_memcpy(&dport, &l4[2], sizeof(dport));
 
 	verdict = policy_verdict(peer->identity, ep->identity, dport, proto, &rule_id);
-	if (verdict) {
+	/* An HTTP-routes-only grant (SHUNT_VERDICT_L7) opens nothing at L4
+	 * until a proxy judges its requests: denied like no grant at all. */
+	if (verdict == SHUNT_VERDICT_ALLOW) {
 		counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
 		return SHUNT_TC_NEXT;
 	}
@@ -157,7 +159,7 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 		.daddr = daddr,
 		.dport = dport,
 		.proto = proto,
-		.type = SHUNT_EVENT_POLICY_DENY,
+		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
 		.hook = SHUNT_HOOK_TC,
 		.enforced = policy_enforced(),
 	};

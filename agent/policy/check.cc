@@ -83,13 +83,14 @@ absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snaps
                 {"reason", absl::StrCat(target, " allows ", flow, " (", scope, ")")},
                 {"effect", "allowed"}});
   } else if (d.verdict == SHUNT_VERDICT_L7) {
-    out.update(
-        {{"verdict", "allow-l7"},
-         {"decided_by", target},
-         {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
-                                 "); the L7 proxy does not exist yet, so the kernel "
-                                 "allows the connection and its HTTP rules are NOT enforced")},
-         {"effect", "allowed (HTTP routes not yet enforced)"}});
+    out.update({{"verdict", "deny-l7"},
+                {"decided_by", target},
+                {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
+                                        "); the L7 proxy does not exist yet, so no proxy can judge "
+                                        "its requests and the grant opens nothing at L4")},
+                {"effect", mode == SHUNT_MODE_ENFORCE
+                               ? "connect() fails with EPERM (enforce mode)"
+                               : "allowed, counted as a would-be denial (permissive mode)"}});
   } else {
     out.update({{"verdict", "deny"},
                 {"decided_by", nullptr},

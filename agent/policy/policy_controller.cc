@@ -80,7 +80,9 @@ http::Response PolicyController::Drops(const http::Request& r) const {
       const shunt_deny_event& e = d.event;
       events.push_back({{"seq", d.seq},
                         {"time_ns", d.wall_time_ns},
-                        {"type", e.type == SHUNT_EVENT_SPOOF_DROP ? "spoofed-source" : "policy"},
+                        {"type", e.type == SHUNT_EVENT_SPOOF_DROP       ? "spoofed-source"
+                                 : e.type == SHUNT_EVENT_POLICY_DENY_L7 ? "http-only-grant"
+                                                                        : "policy"},
                         {"hook", HookName(e.hook)},
                         {"enforced", e.enforced != 0},
                         {"proto", e.proto == kUdp ? "udp" : "tcp"},
@@ -143,8 +145,9 @@ void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
   if (compiler_.policy().l7_targets > 0)
     lines.push_back(absl::StrCat(
         "policy: ", compiler_.policy().l7_targets,
-        " TrafficTarget(s) grant HTTP routes; the L7 proxy does not exist yet, so those pairs "
-        "are allowed at L4 and their HTTP rules are NOT enforced"));
+        " TrafficTarget(s) grant only HTTP routes; the L7 proxy does not exist yet, so those "
+        "grants open nothing at L4: enforce mode denies those pairs, permissive mode reports "
+        "them"));
 }
 
 }  // namespace shunt::policy

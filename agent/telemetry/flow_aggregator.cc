@@ -254,7 +254,9 @@ void FlowAggregator::EndScan(uint64_t scan) {
 }
 
 void FlowAggregator::IngestDenial(const shunt_deny_event& e, int64_t wall_ns) {
-  if (e.type != SHUNT_EVENT_POLICY_DENY || !e.enforced || e.proto != 6 /* TCP */) return;
+  if ((e.type != SHUNT_EVENT_POLICY_DENY && e.type != SHUNT_EVENT_POLICY_DENY_L7) || !e.enforced ||
+      e.proto != 6 /* TCP */)
+    return;
   std::lock_guard<std::mutex> l(mu_);
   if (e.hook == SHUNT_HOOK_TC) {
     // A dropped SYN is retried for about two minutes: one flow, not seven.

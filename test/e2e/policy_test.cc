@@ -367,8 +367,11 @@ spec:
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_DENIED), 0u);
 }
 
-TEST_F(PolicyTest, HttpOnlyGrantIsAllowedAtL4AndSaysSo) {
-  ASSERT_OK(node_->WriteConfigFile("http.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
+// A TrafficTarget made only of HTTP routes, which no proxy judges yet:
+// the grant opens nothing at L4 (issue 14 item 6) — a grant for POST /buy
+// must not open every port of the destination.
+void WriteHttpOnlyGrant(TestNode& node) {
+  ASSERT_OK(node.WriteConfigFile("http.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
 kind: HTTPRouteGroup
 metadata: {name: store-routes, namespace: bookstore}
 spec:
@@ -391,23 +394,45 @@ spec:
   sources: [{kind: ServiceAccount, name: bookthief, namespace: bookthief}]
   rules: [{kind: TCPRoute, name: no-such-route}]
 )"));
+}
+
+TEST_F(PolicyTest, HttpOnlyGrantOpensNothingAtL4InEnforceMode) {
+  WriteHttpOnlyGrant(*node_);
   Start("enforce");
   lib::UniqueFd l = Listen(8081);
-  EXPECT_EQ(TryConnect(*thief_, 8081), 0);
-  EXPECT_EQ(Counter(SHUNT_CTR_POLICY_ALLOWED_L7), 1u);
+  EXPECT_EQ(TryConnect(*thief_, 8081), EPERM);
+  EXPECT_EQ(Counter(SHUNT_CTR_POLICY_L7_NO_PROXY), 1u);
+  EXPECT_EQ(Counter(SHUNT_CTR_POLICY_DENIED), 1u);
   ASSERT_OK_AND_ASSIGN(nlohmann::json check,
                        Ctl("policy check --from bookthief/thief --to bookstore/store --port 8081"));
-  EXPECT_EQ(check["verdict"], "allow-l7");
-  EXPECT_NE(check["reason"].get<std::string>().find("NOT enforced"), std::string::npos);
+  EXPECT_EQ(check["verdict"], "deny-l7");
+  EXPECT_NE(check["reason"].get<std::string>().find("opens nothing at L4"), std::string::npos);
+  EXPECT_EQ(check["effect"], "connect() fails with EPERM (enforce mode)");
+  ASSERT_OK_AND_ASSIGN(std::string drops, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
+                                                          node_->api_socket(), " drops -o json")));
+  EXPECT_NE(drops.find("http-only-grant"), std::string::npos) << drops;
   ASSERT_OK_AND_ASSIGN(std::string text,
                        Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
                                        node_->api_socket(), " status")));
-  EXPECT_NE(text.find("their HTTP rules are NOT enforced"), std::string::npos) << text;
+  EXPECT_NE(text.find("those grants open nothing at L4"), std::string::npos) << text;
   EXPECT_NE(
       text.find("PROBLEM  TrafficTarget bookstore/dangling: rule TCPRoute 'no-such-route' does not "
                 "exist in namespace bookstore; it grants nothing"),
       std::string::npos)
       << text;
+}
+
+TEST_F(PolicyTest, HttpOnlyGrantIsAllowedAndReportedInPermissiveMode) {
+  WriteHttpOnlyGrant(*node_);
+  Start("permissive");
+  lib::UniqueFd l = Listen(8081);
+  EXPECT_EQ(TryConnect(*thief_, 8081), 0);
+  EXPECT_EQ(Counter(SHUNT_CTR_POLICY_L7_NO_PROXY), 1u);
+  EXPECT_EQ(Counter(SHUNT_CTR_POLICY_WOULD_DENY), 1u);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json check,
+                       Ctl("policy check --from bookthief/thief --to bookstore/store --port 8081"));
+  EXPECT_EQ(check["verdict"], "deny-l7");
+  EXPECT_EQ(check["effect"], "allowed, counted as a would-be denial (permissive mode)");
 }
 
 }  // namespace

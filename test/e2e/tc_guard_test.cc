@@ -177,5 +177,34 @@ TEST_F(CrossNodePolicyTest, RemoteDatagramsFollowUdpRoutes) {
   EXPECT_GE(N1(SHUNT_CTR_TC_POLICY_DENIED), 1u);
 }
 
+TEST_F(CrossNodePolicyTest, AnHttpOnlyGrantOpensNothingToARemoteClient) {
+  // The thief gets a grant made only of HTTP routes: no proxy judges them
+  // yet, so the store's TC guard drops its SYN like one without a grant.
+  ASSERT_OK(n1_->ApplyConfigFile("http.yaml", R"(apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: store-routes, namespace: store}
+spec:
+  matches:
+  - {name: buy, pathRegex: "/buy/.*", methods: [POST]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: thief-http, namespace: store}
+spec:
+  destination: {kind: ServiceAccount, name: store, namespace: store}
+  sources: [{kind: ServiceAccount, name: thief, namespace: thief}]
+  rules: [{kind: HTTPRouteGroup, name: store-routes, matches: [buy]}]
+)"));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, n1_->PodSocket(*store_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(l.get(), 8080));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd t, n2_->PodSocket(*thief_, SOCK_STREAM));
+  EXPECT_FALSE(ConnectsWithin(t.get(), store_->ip, 8080, 1500)) << "an HTTP-only grant";
+  EXPECT_GE(N1(SHUNT_CTR_TC_POLICY_DENIED), 1u);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n1_));
+  ASSERT_FALSE(drops.empty());
+  EXPECT_EQ(drops[0]["hook"], "tc");
+  EXPECT_EQ(drops[0]["type"], "http-only-grant") << drops[0].dump();
+}
+
 }  // namespace
 }  // namespace shunt::e2e

@@ -196,8 +196,9 @@ absl::Status CmdStatus(const Options& o) {
               << a["denials_seen"] << " denials seen (shuntctl drops)\n";
     if (pol["l7_targets"].get<int>() > 0)
       std::cout << "  WARNING  " << pol["l7_targets"]
-                << " TrafficTarget(s) grant HTTP routes: the L7 proxy does not exist yet, so those "
-                   "pairs are allowed at L4 and their HTTP rules are NOT enforced\n";
+                << " TrafficTarget(s) grant only HTTP routes: the L7 proxy does not exist yet, so "
+                   "those grants open nothing at L4 (enforce mode denies those pairs, permissive "
+                   "mode reports them)\n";
     for (const auto& p : pol["problems"])
       std::cout << "  PROBLEM  " << p["object"].get<std::string>() << ": "
                 << p["reason"].get<std::string>() << "\n";

@@ -19,7 +19,7 @@
 	X(FLOW_BACKPRESSURE, "flows_moved_to_tcp_slow_reader")                         \
 	X(FLOW_RESUMED, "flows_resumed_short_circuit")                                  \
 	X(POLICY_ALLOWED, "policy_allowed")                                             \
-	X(POLICY_ALLOWED_L7, "policy_allowed_l7_not_enforced") /* no proxy yet */       \
+	X(POLICY_L7_NO_PROXY, "policy_l7_only_grant_denied_no_proxy") /* enforce: EPERM */ \
 	X(POLICY_DENIED, "policy_denied")                                               \
 	X(POLICY_WOULD_DENY, "policy_would_deny_permissive")                            \
 	X(EVENTS_LOST, "events_lost")                                                   \

@@ -57,6 +57,9 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
  * ring buffer. */
 #define SHUNT_EVENT_POLICY_DENY 1
 #define SHUNT_EVENT_SPOOF_DROP 2
+/* Granted only through HTTP routes, which no proxy judges yet: denied at L4
+ * in enforce mode, reported in permissive mode. */
+#define SHUNT_EVENT_POLICY_DENY_L7 3
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3
