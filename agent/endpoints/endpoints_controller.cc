@@ -70,6 +70,11 @@ size_t EndpointsController::SyncTcGuards() {
   lib::ShadowedMap<__u32, shunt_tc_endpoint>::Entries want;
   std::set<int> ifindexes;
   std::map<std::string, BoundLinks> bound;
+  // Guards an earlier agent gave each IP (the pins outlive us; status.podIP
+  // is the kubelet's, not the pod's): they stay with that IP's pod.
+  std::multimap<uint32_t, int> pinned_by_ip;
+  for (const auto& [ifindex, old] : tc_map_.shadow())
+    pinned_by_ip.emplace(old.ip4, static_cast<int>(ifindex));
   for (const auto& p : plan_.local_pods) {
     if (p.pid == 0) continue;  // no sandbox found
     const auto ipc = plan_.ipcache.find(p.ip_be);
@@ -80,10 +85,8 @@ size_t EndpointsController::SyncTcGuards() {
     links.ifindexes.insert(p.host_ifindexes.begin(), p.host_ifindexes.end());
     if (auto was = bound_links_.find(p.uid); was != bound_links_.end() && was->second.pid == p.pid)
       links.ifindexes.insert(was->second.ifindexes.begin(), was->second.ifindexes.end());
-    // A guard an earlier agent gave this pod's IP (the pins outlive us;
-    // status.podIP is the kubelet's, not the pod's) stays with it too.
-    for (const auto& [ifindex, old] : tc_map_.shadow())
-      if (old.ip4 == guard.ip4) links.ifindexes.insert(static_cast<int>(ifindex));
+    for (auto [it, end] = pinned_by_ip.equal_range(guard.ip4); it != end; ++it)
+      links.ifindexes.insert(it->second);
     for (auto it = links.ifindexes.begin(); it != links.ifindexes.end();) {
       auto link = d_.scanner->Link(*it);
       if (!link.ok()) {  // gone with its namespace
