@@ -12,6 +12,7 @@
  *    counted and reported. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include "lib/maps.bpf.h"
 #include "lib/counters.bpf.h"
 #include "lib/policy.bpf.h"
@@ -95,12 +96,16 @@ static __always_inline struct shunt_backend *choose(struct shunt_svc_value *svc)
 	return pick;
 }
 
-/* Resolves a service address to a backend, rewriting the destination.
- * Returns 0 to go on, -1 when connect() must fail (no ready backend). */
-static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool connected)
+/* Resolves a service address to a backend: *daddr (the IPv4 destination,
+ * read from user_ip4 or from a v4-mapped user_ip6) becomes the backend's
+ * address, which the caller writes back in its family's field; the port is
+ * rewritten here (user_port serves both families). Returns 0 to go on, -1
+ * when connect() must fail (no ready backend). */
+static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool connected,
+				   __be32 *daddr)
 {
 	struct shunt_svc_key key = {
-		.vip = ctx->user_ip4, .port = (__be16)ctx->user_port, .proto = proto,
+		.vip = *daddr, .port = (__be16)ctx->user_port, .proto = proto,
 	};
 	struct shunt_svc_value *svc = bpf_map_lookup_elem(&shunt_services_v2, &key);
 	struct shunt_backend *be;
@@ -140,7 +145,7 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 		if (bpf_map_update_elem(&shunt_udp_revnat_v1, &rk, &rv, BPF_ANY))
 			counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
 	}
-	ctx->user_ip4 = be->ip;
+	*daddr = be->ip;
 	ctx->user_port = be->port;
 	counter_add(SHUNT_CTR_SVC_CONNECTS, 1);
 	return 0;
@@ -148,12 +153,14 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 proto)
+/* The SMI verdict on a local pod sending to daddr (IPv4, whichever family
+ * the socket is) at ctx->user_port. 1 lets the call go on, 0 fails it with
+ * EPERM. */
+static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 proto, __be32 daddr)
 {
 	struct shunt_endpoint *ep;
 	struct shunt_ipcache_entry *peer;
 	__u64 cookie;
-	__be32 daddr;
 	__be16 dport;
 	__u32 rule_id = 0;
 	__u8 verdict;
@@ -164,7 +171,6 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 	ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &cookie);
 	if (!ep)
 		return 1; /* not a meshed pod: not ours to police */
-	daddr = ctx->user_ip4;
 	if (daddr == ep->ip4)
 		return 1; /* a pod talking to itself */
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &daddr);
@@ -204,32 +210,94 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 	return 0; /* EPERM */
 }
 
+/* The IPv4 address inside a v4-mapped IPv6 destination (::ffff:a.b.c.d),
+ * which is how Java and every dual-stack socket spell an IPv4 peer: TCP and
+ * connected UDP to it run only the IPv6 hooks, so they must judge and
+ * balance it exactly as the IPv4 hooks would. False for a native IPv6
+ * address. Each word is loaded on its own (4-byte loads of user_ip6). */
+static __always_inline bool mapped_ip4(struct bpf_sock_addr *ctx, __be32 *out)
+{
+	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2];
+
+	asm volatile("" : "+r"(w0), "+r"(w1), "+r"(w2));
+	if (w0 != 0 || w1 != 0 || w2 != (__u32)bpf_htonl(0x0000ffff))
+		return false;
+	*out = ctx->user_ip6[3];
+	return true;
+}
+
 SEC("cgroup/connect4")
 int shunt_connect4(struct bpf_sock_addr *ctx)
 {
 	__u32 proto = ctx->protocol;
+	__be32 daddr = ctx->user_ip4, asked = daddr;
 
 	/* One load up front: clang would otherwise pick the field with a
 	 * branch and load through a modified context pointer (refused). */
 	asm volatile("" : "+r"(proto));
-	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) && balance(ctx, (__u8)proto, true) < 0)
+	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) &&
+	    balance(ctx, (__u8)proto, true, &daddr) < 0)
 		return 0; /* ECONNREFUSED, set by balance() */
-	return police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto);
+	if (daddr != asked)
+		ctx->user_ip4 = daddr;
+	return police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr);
+}
+
+/* TCP and connected UDP on an AF_INET6 socket. Native IPv6 destinations
+ * are not meshed (pods have IPv4 identities). Unconnected UDP to a v4-mapped
+ * address needs no sendmsg6: the kernel hands such a datagram to the IPv4
+ * path, which runs sendmsg4 (AttackTest checks both). */
+SEC("cgroup/connect6")
+int shunt_connect6(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+	__be32 daddr, asked;
+
+	asm volatile("" : "+r"(proto));
+	if (!mapped_ip4(ctx, &daddr))
+		return 1;
+	asked = daddr;
+	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) &&
+	    balance(ctx, (__u8)proto, true, &daddr) < 0)
+		return 0; /* ECONNREFUSED */
+	if (daddr != asked)
+		ctx->user_ip6[3] = daddr;
+	return police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr);
+}
+
+/* The service address a connection asked for, if connect4/6 balanced it. */
+static __always_inline struct shunt_svc_origin *origin_of(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+
+	asm volatile("" : "+r"(proto));
+	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
+		return NULL;
+	return bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, 0);
 }
 
 /* The application sees the service address it connected to, not the pod. */
 SEC("cgroup/getpeername4")
 int shunt_getpeername4(struct bpf_sock_addr *ctx)
 {
-	struct shunt_svc_origin *origin;
-	__u32 proto = ctx->protocol;
+	struct shunt_svc_origin *origin = origin_of(ctx);
 
-	asm volatile("" : "+r"(proto));
-	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
-		return 1;
-	origin = bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, 0);
 	if (origin && origin->vip) {
 		ctx->user_ip4 = origin->vip;
+		ctx->user_port = origin->port;
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int shunt_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct shunt_svc_origin *origin = origin_of(ctx);
+	__be32 peer;
+
+	/* Only a v4-mapped peer can have been balanced by connect6. */
+	if (origin && origin->vip && mapped_ip4(ctx, &peer)) {
+		ctx->user_ip6[3] = origin->vip;
 		ctx->user_port = origin->port;
 	}
 	return 1;
@@ -239,26 +307,54 @@ SEC("cgroup/sendmsg4")
 int shunt_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	__u32 proto = ctx->protocol;
+	__be32 daddr = ctx->user_ip4, asked = daddr;
 
 	asm volatile("" : "+r"(proto));
 	/* Unconnected UDP (sendto): each datagram to a service address goes to
 	 * a backend; connected sockets were balanced at connect(). */
-	if (proto == SHUNT_IPPROTO_UDP && balance(ctx, (__u8)proto, false) < 0)
+	if (proto == SHUNT_IPPROTO_UDP && balance(ctx, (__u8)proto, false, &daddr) < 0)
 		return 0; /* ECONNREFUSED */
-	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto);
+	if (daddr != asked)
+		ctx->user_ip4 = daddr;
+	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto, daddr);
+}
+
+/* The service address a UDP reply from backend ip:port stands for, if this
+ * socket sent there through a service. */
+static __always_inline struct shunt_svc_origin *revnat_of(struct bpf_sock_addr *ctx, __be32 ip)
+{
+	struct shunt_revnat_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx), .ip = ip, .port = (__be16)ctx->user_port,
+	};
+
+	return bpf_map_lookup_elem(&shunt_udp_revnat_v1, &rk);
 }
 
 /* A UDP reply from a backend shows the service address the request went to. */
 SEC("cgroup/recvmsg4")
 int shunt_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	struct shunt_revnat_key rk = {
-		.cookie = bpf_get_socket_cookie(ctx), .ip = ctx->user_ip4, .port = (__be16)ctx->user_port,
-	};
-	struct shunt_svc_origin *rv = bpf_map_lookup_elem(&shunt_udp_revnat_v1, &rk);
+	struct shunt_svc_origin *rv = revnat_of(ctx, ctx->user_ip4);
 
 	if (rv) {
 		ctx->user_ip4 = rv->vip;
+		ctx->user_port = rv->port;
+	}
+	return 1;
+}
+
+/* The same for an AF_INET6 socket, which sees IPv4 senders v4-mapped. */
+SEC("cgroup/recvmsg6")
+int shunt_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	struct shunt_svc_origin *rv;
+	__be32 from;
+
+	if (!mapped_ip4(ctx, &from))
+		return 1;
+	rv = revnat_of(ctx, from);
+	if (rv) {
+		ctx->user_ip6[3] = rv->vip;
 		ctx->user_port = rv->port;
 	}
 	return 1;

@@ -230,6 +230,15 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
       BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_connect6),
+      BPF_CGROUP_INET6_CONNECT, SHUNT_LINK_CONNECT6, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername6),
+      BPF_CGROUP_INET6_GETPEERNAME, SHUNT_LINK_GETPEERNAME6, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg6),
+      BPF_CGROUP_UDP6_RECVMSG, SHUNT_LINK_RECVMSG6, dp->report_));
   // Every link now runs this version's programs: maps only an earlier
   // layout used are dead weight (a flows map of the old layout alone held
   // 15 MiB).

@@ -46,9 +46,10 @@ const std::vector<std::string>& RetiredMapList() {
 }
 
 const std::vector<std::string>& PinnedLinkList() {
-  static const std::vector<std::string> kLinks = {SHUNT_LINK_SOCKOPS,      SHUNT_LINK_SK_MSG,
-                                                  SHUNT_LINK_CONNECT4,     SHUNT_LINK_SENDMSG4,
-                                                  SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4};
+  static const std::vector<std::string> kLinks = {
+      SHUNT_LINK_SOCKOPS,  SHUNT_LINK_SK_MSG,       SHUNT_LINK_CONNECT4,
+      SHUNT_LINK_SENDMSG4, SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4,
+      SHUNT_LINK_CONNECT6, SHUNT_LINK_GETPEERNAME6, SHUNT_LINK_RECVMSG6};
   return kLinks;
 }
 

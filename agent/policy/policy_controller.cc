@@ -19,6 +19,8 @@ const char* HookName(uint8_t hook) {
       return "sendmsg4";
     case SHUNT_HOOK_TC:
       return "tc";
+    case SHUNT_HOOK_CONNECT6:
+      return "connect6";
     default:
       return "connect4";
   }

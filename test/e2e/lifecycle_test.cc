@@ -139,14 +139,16 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   for (const auto& [id, name] : progs) names.insert(name);
   EXPECT_EQ(names, (std::set<std::string>{"shunt_sk_msg", "shunt_sockops", "shunt_connect4",
                                           "shunt_sendmsg4", "shunt_getpeerna", "shunt_recvmsg4",
-                                          "shunt_tc_from_p", "shunt_tc_to_pod"}));
+                                          "shunt_connect6", "shunt_recvmsg6", "shunt_tc_from_p",
+                                          "shunt_tc_to_pod"}));
   ASSERT_OK(node_->StopAgent(SIGTERM));
 
   ASSERT_OK_AND_ASSIGN(std::string out,
                        Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " uninstall")));
   EXPECT_NE(out.find("left alone (not ours): " + foreign), std::string::npos) << out;
   ASSERT_OK_AND_ASSIGN(std::string cg, Sh("bpftool cgroup show " + node_->cgroup_root()));
-  for (const char* hook : {"sock_ops", "connect4", "sendmsg4", "getpeername4", "recvmsg4"})
+  for (const char* hook : {"sock_ops", "connect4", "sendmsg4", "getpeername4", "recvmsg4",
+                           "connect6", "getpeername6", "recvmsg6"})
     EXPECT_EQ(cg.find(hook), std::string::npos) << cg;
   std::vector<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(node_->bpffs()))

@@ -40,7 +40,7 @@ TEST_F(ShuntctlTest, StatusShowsAgentProgramsMapsAndCounters) {
   EXPECT_EQ(st["agent"]["running"], true);
   EXPECT_EQ(st["agent"]["node"], "n1");
   EXPECT_EQ(st["agent"]["pid"], node_->agent_pid());
-  ASSERT_EQ(st["links"].size(), 6u);
+  ASSERT_EQ(st["links"].size(), 9u);
   EXPECT_EQ(st["links"][0]["prog_name"], "shunt_sockops");
   EXPECT_EQ(st["links"][0]["attach_type"], "cgroup_sock_ops");
   EXPECT_EQ(st["links"][1]["prog_name"], "shunt_sk_msg");
@@ -50,6 +50,10 @@ TEST_F(ShuntctlTest, StatusShowsAgentProgramsMapsAndCounters) {
   EXPECT_EQ(st["links"][4]["prog_name"], "shunt_getpeerna");  // BPF names stop at 15 chars
   EXPECT_EQ(st["links"][4]["attach_type"], "cgroup_inet4_getpeername");
   EXPECT_EQ(st["links"][5]["prog_name"], "shunt_recvmsg4");
+  EXPECT_EQ(st["links"][6]["prog_name"], "shunt_connect6");
+  EXPECT_EQ(st["links"][6]["attach_type"], "cgroup_inet6_connect");
+  EXPECT_EQ(st["links"][7]["attach_type"], "cgroup_inet6_getpeername");
+  EXPECT_EQ(st["links"][8]["prog_name"], "shunt_recvmsg6");
   EXPECT_EQ(st["links"][5]["attach_type"], "cgroup_udp4_recvmsg");
   EXPECT_EQ(st["counters"]["sockets_short_circuited"], 2);
   EXPECT_EQ(st["counters"]["messages_redirected"], 1);

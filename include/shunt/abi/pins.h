@@ -34,4 +34,8 @@
 #define SHUNT_LINK_SENDMSG4 "sendmsg4"
 #define SHUNT_LINK_GETPEERNAME4 "getpeername4"
 #define SHUNT_LINK_RECVMSG4 "recvmsg4"
+/* v4-mapped destinations of AF_INET6 sockets */
+#define SHUNT_LINK_CONNECT6 "connect6"
+#define SHUNT_LINK_GETPEERNAME6 "getpeername6"
+#define SHUNT_LINK_RECVMSG6 "recvmsg6"
 #define SHUNT_LINK_TC_DIR "tc" /* links/tc/<ifindex>-from-pod, -to-pod */

@@ -63,6 +63,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3
+#define SHUNT_HOOK_CONNECT6 4 /* TCP or connected UDP to a v4-mapped address */
 struct shunt_deny_event {
 	__u64 ts_ns; /* bpf_ktime_get_ns */
 	__u64 netns_cookie;
