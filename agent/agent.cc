@@ -41,12 +41,13 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   if (!a->signal_fd_.valid()) return lib::ErrnoStatus(errno, "signalfd");
 
   SHUNT_ASSIGN_OR_RETURN(a->source_, a->CreateSource());
-  SHUNT_ASSIGN_OR_RETURN(a->datapath_,
-                         datapath::Datapath::Install({.bpffs_dir = config.bpffs_dir,
-                                                      .cgroup_root = config.cgroup_root,
-                                                      .max_queued_bytes = config.max_queued_bytes,
-                                                      .mode = config.mode,
-                                                      .telemetry = config.telemetry}));
+  SHUNT_ASSIGN_OR_RETURN(a->datapath_, datapath::Datapath::Install(
+                                           {.bpffs_dir = config.bpffs_dir,
+                                            .cgroup_root = config.cgroup_root,
+                                            .max_queued_bytes = config.max_queued_bytes,
+                                            .mode = config.mode,
+                                            .udp_exchanges_per_pod = config.udp_exchanges_per_pod,
+                                            .telemetry = config.telemetry}));
   const auto& rep = a->datapath_->report();
   spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",
                rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,

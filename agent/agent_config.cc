@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/http/server.h"
+#include "shunt/abi/policy.h"
 
 namespace shunt::agent {
 
@@ -26,6 +27,10 @@ absl::Status AgentConfig::Validate() const {
   if (rescan_ms < 50) return absl::InvalidArgumentError("--rescan-ms must be at least 50");
   if (debounce_ms < 0 || debounce_ms > 10000)
     return absl::InvalidArgumentError("--debounce-ms must be within 0..10000");
+  if (udp_exchanges_per_pod < 16 || udp_exchanges_per_pod > SHUNT_MAX_UDP_EXCHANGES)
+    return absl::InvalidArgumentError(absl::StrCat("--udp-exchanges-per-pod must be within 16..",
+                                                   SHUNT_MAX_UDP_EXCHANGES, ", got ",
+                                                   udp_exchanges_per_pod));
   if (!metrics_addr.empty()) {
     if (auto a = http::ParseListenAddress(metrics_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));

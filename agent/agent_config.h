@@ -18,14 +18,15 @@ struct AgentConfig {
   std::string cgroup_root;
   std::string bpffs_dir = "/sys/fs/bpf/shunt";
   std::string api_socket = "/run/shunt/agent.sock";
-  int rescan_ms = 1000;           // namespace scan interval while a local pod is missing
-  int debounce_ms = 100;          // quiet time after a config change before re-reading it
-  uint32_t max_queued_bytes = 0;  // see DatapathOptions
-  uint32_t mode = 0;              // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
-  bool telemetry = true;          // flow records in the kernel, metrics in the agent
-  std::string metrics_addr;       // HOST:PORT for /metrics and TrafficMetrics; empty = off
-  std::string health_addr;        // HOST:PORT for /healthz and /readyz only; empty = off
-  int health_stall_ms = 10'000;   // /healthz fails when the loop has not turned for this long
+  int rescan_ms = 1000;                   // namespace scan interval while a local pod is missing
+  int debounce_ms = 100;                  // quiet time after a config change before re-reading it
+  uint32_t max_queued_bytes = 0;          // see DatapathOptions
+  uint32_t mode = 0;                      // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
+  uint32_t udp_exchanges_per_pod = 2048;  // see DatapathOptions
+  bool telemetry = true;                  // flow records in the kernel, metrics in the agent
+  std::string metrics_addr;               // HOST:PORT for /metrics and TrafficMetrics; empty = off
+  std::string health_addr;                // HOST:PORT for /healthz and /readyz only; empty = off
+  int health_stall_ms = 10'000;  // /healthz fails when the loop has not turned for this long
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

@@ -17,6 +17,7 @@
 #include "lib/counters.bpf.h"
 #include "lib/policy.bpf.h"
 #include "lib/service_maps.bpf.h"
+#include "lib/udp_exchange.bpf.h"
 
 #define SHUNT_ECONNREFUSED 111
 
@@ -183,6 +184,11 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 		counter_add(SHUNT_CTR_POLICY_ALLOWED, 1);
 		return 1;
 	}
+	/* A UDP server answering from its bound port to a client that sent to
+	 * that port (sendto, or connect then send) is replying, not opening. */
+	if (proto == SHUNT_IPPROTO_UDP &&
+	    udp_is_reply(ep->ip4, bpf_htons((__u16)ctx->sk->src_port), daddr, dport))
+		return 1;
 	if (verdict == SHUNT_VERDICT_L7)
 		/* Granted only through HTTP routes, which no proxy judges yet:
 		 * such a grant opens nothing at L4. Enforce mode denies it,

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* Packet-level guards on the node side of each local pod's veth:
  *  - from the pod (ingress here): a packet whose IPv4 source is not the pod's
- *    own address is dropped (anti-spoofing);
- *  - to the pod (egress here): a new TCP connection (SYN) or a UDP datagram
- *    from a meshed pod on another node is judged by SMI policy, the source
- *    identity looked up by its address. Local clients were already judged at
- *    connect(); sources that are no meshed pod are not policed.
+ *    own address is dropped (anti-spoofing); a new TCP connection (SYN) or a
+ *    UDP datagram to a meshed pod is judged by SMI policy, so a raw or
+ *    AF_PACKET socket, NAT inside the pod, or anything else that skips the
+ *    socket hooks meets the same verdict as connect()/sendto();
+ *  - to the pod (egress here): the same for senders on other nodes, the
+ *    source identity looked up by its address. Local senders were judged
+ *    leaving their own pod;
+ *  - UDP: a datagram policy allows opens the way back for its replies
+ *    (lib/udp_exchange.bpf.h), so request/response works in enforce mode;
  *  - both ways, on TCP connections that are not short-circuited: the
  *    request/response timing of the connection's flow record (data
  *    segments only; a packet between two local pods is timed once, leaving
@@ -20,6 +24,7 @@
 #include "lib/policy.bpf.h"
 #include "lib/tc_maps.bpf.h"
 #include "lib/flow.bpf.h"
+#include "lib/udp_exchange.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -31,6 +36,33 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SHUNT_IP_OFFSET 0x1fff
 #define SHUNT_TCP_SYN 0x02
 #define SHUNT_TCP_ACK 0x10
+
+/* New UDP exchanges one local pod may open per idle period (the agent's
+ * --udp-exchanges-per-pod). */
+volatile const __u32 udp_exchange_budget = 2048;
+
+/* The ports and, for TCP, the flags of a packet's first fragment. */
+struct l4_info {
+	__be16 sport;
+	__be16 dport;
+	bool new_flow; /* a TCP SYN without ACK, or any UDP datagram */
+};
+
+/* Reads the transport header of an unfragmented packet or a first fragment.
+ * False when it is not there. */
+static __always_inline bool l4_of(struct __sk_buff *skb, struct iphdr *ip, struct l4_info *out)
+{
+	__u8 l4[14];
+	__u32 len = ip->protocol == SHUNT_IPPROTO_TCP ? 14 : 4;
+
+	if (bpf_skb_load_bytes(skb, SHUNT_ETH_HLEN + ip->ihl * 4, l4, len))
+		return false;
+	__builtin_memcpy(&out->sport, &l4[0], sizeof(out->sport));
+	__builtin_memcpy(&out->dport, &l4[2], sizeof(out->dport));
+	out->new_flow = ip->protocol != SHUNT_IPPROTO_TCP ||
+			((l4[13] & SHUNT_TCP_SYN) && !(l4[13] & SHUNT_TCP_ACK));
+	return true;
+}
 
 /* The IPv4 header of an Ethernet frame, bounds-checked, or NULL. */
 static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
@@ -76,6 +108,59 @@ static __always_inline void flow_segment(struct __sk_buff *skb, struct iphdr *ip
 	flow_data(f, client_end, bpf_ktime_get_ns());
 }
 
+/* A new flow from a local pod to a meshed pod: the verdict its socket
+ * already met at connect()/sendto(), met again by the packet, whatever
+ * sent it. Replies of UDP exchanges pass. */
+static __always_inline int judge_local_source(struct __sk_buff *skb, struct shunt_tc_endpoint *ep,
+					      struct iphdr *ip)
+{
+	struct shunt_ipcache_entry *peer;
+	struct l4_info l4;
+	__u32 rule_id = 0;
+	__be32 daddr = ip->daddr;
+	__u8 proto = ip->protocol, verdict;
+
+	if ((proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) || daddr == ep->ip4)
+		return SHUNT_TC_NEXT;
+	if (ip->frag_off & bpf_htons(SHUNT_IP_OFFSET))
+		return SHUNT_TC_NEXT; /* a later fragment: its first one was judged */
+	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &daddr);
+	if (!peer)
+		return SHUNT_TC_NEXT; /* not a meshed destination */
+	if (!l4_of(skb, ip, &l4) || !l4.new_flow)
+		return SHUNT_TC_NEXT;
+	verdict = policy_verdict(ep->identity, peer->identity, l4.dport, proto, &rule_id);
+	if (verdict == SHUNT_VERDICT_ALLOW) {
+		if (proto == SHUNT_IPPROTO_UDP)
+			udp_exchange_open(ip->saddr, l4.sport, daddr, l4.dport, ep->ip4,
+					  udp_exchange_budget);
+		return SHUNT_TC_NEXT;
+	}
+	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(ip->saddr, l4.sport, daddr, l4.dport))
+		return SHUNT_TC_NEXT;
+	if (!policy_enforced()) {
+		/* The socket hooks already reported what a socket sent; only
+		 * counted here, so one would-be denial is not reported twice. */
+		counter_add(SHUNT_CTR_TC_LOCAL_WOULD_DENY, 1);
+		return SHUNT_TC_NEXT;
+	}
+	struct shunt_deny_event ev = {
+		.src_identity = ep->identity,
+		.dst_identity = peer->identity,
+		.saddr = ip->saddr,
+		.daddr = daddr,
+		.sport = l4.sport,
+		.dport = l4.dport,
+		.proto = proto,
+		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
+		.hook = SHUNT_HOOK_TC_FROM_POD,
+		.enforced = 1,
+	};
+	emit_denial(&ev);
+	counter_add(SHUNT_CTR_TC_LOCAL_DENIED, 1);
+	return SHUNT_TC_DROP;
+}
+
 SEC("tc")
 int shunt_tc_from_pod(struct __sk_buff *skb)
 {
@@ -90,7 +175,7 @@ int shunt_tc_from_pod(struct __sk_buff *skb)
 		return SHUNT_TC_NEXT; /* ARP and IPv6 are not ours to judge */
 	if (ip->saddr == ep->ip4) {
 		flow_segment(skb, ip);
-		return SHUNT_TC_NEXT;
+		return judge_local_source(skb, ep, ip);
 	}
 
 	struct shunt_deny_event ev = {
@@ -114,10 +199,9 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v1, &ifindex);
 	struct shunt_ipcache_entry *peer;
 	struct iphdr *ip;
-	__u8 l4[14] = {};
+	struct l4_info l4;
 	__u32 rule_id = 0;
 	__be32 saddr, daddr;
-	__be16 dport;
 	__u8 proto, verdict;
 
 	if (!ep)
@@ -136,34 +220,35 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
 		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
 	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
-		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged at connect() */
+		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged leaving its pod */
 
-	if (bpf_skb_load_bytes(skb, SHUNT_ETH_HLEN + ip->ihl * 4, l4,
-			       proto == SHUNT_IPPROTO_TCP ? 14 : 4))
-		return SHUNT_TC_NEXT;
-	if (proto == SHUNT_IPPROTO_TCP && ((l4[13] & SHUNT_TCP_SYN) == 0 || (l4[13] & SHUNT_TCP_ACK)))
+	if (!l4_of(skb, ip, &l4) || !l4.new_flow)
 		return SHUNT_TC_NEXT; /* only new connections are judged */
-	__builtin_memcpy(&dport, &l4[2], sizeof(dport));
 
-	verdict = policy_verdict(peer->identity, ep->identity, dport, proto, &rule_id);
+	verdict = policy_verdict(peer->identity, ep->identity, l4.dport, proto, &rule_id);
 	/* An HTTP-routes-only grant (SHUNT_VERDICT_L7) opens nothing at L4
 	 * until a proxy judges its requests: denied like no grant at all. */
 	if (verdict == SHUNT_VERDICT_ALLOW) {
 		counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
+		if (proto == SHUNT_IPPROTO_UDP)
+			udp_exchange_open(saddr, l4.sport, daddr, l4.dport, daddr, udp_exchange_budget);
 		return SHUNT_TC_NEXT;
 	}
+	/* The answer of a remote server to an exchange a local pod opened. */
+	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(saddr, l4.sport, daddr, l4.dport))
+		return SHUNT_TC_NEXT;
 	struct shunt_deny_event ev = {
 		.src_identity = peer->identity,
 		.dst_identity = ep->identity,
 		.saddr = saddr,
 		.daddr = daddr,
-		.dport = dport,
+		.sport = l4.sport,
+		.dport = l4.dport,
 		.proto = proto,
 		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
 		.hook = SHUNT_HOOK_TC,
 		.enforced = policy_enforced(),
 	};
-	__builtin_memcpy(&ev.sport, &l4[0], sizeof(ev.sport));
 	emit_denial(&ev);
 	if (!ev.enforced) {
 		counter_add(SHUNT_CTR_TC_POLICY_WOULD_DENY, 1);

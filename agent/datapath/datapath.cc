@@ -203,6 +203,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
                                               layout.dir(), " may be of another layout)"));
   dp->tc_skel_ = tc__open_opts(&open_opts);
   if (!dp->tc_skel_) return lib::ErrnoStatus(errno, "bpf: open tc object");
+  dp->tc_skel_->rodata->udp_exchange_budget = opts.udp_exchanges_per_pod;
   if (int err = tc__load(dp->tc_skel_); err != 0)
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load tc object (maps pinned in ", layout.dir(),
                                               " may be of another layout)"));

@@ -21,6 +21,8 @@ const char* HookName(uint8_t hook) {
       return "tc";
     case SHUNT_HOOK_CONNECT6:
       return "connect6";
+    case SHUNT_HOOK_TC_FROM_POD:
+      return "tc-from-pod";
     default:
       return "connect4";
   }

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -175,6 +176,88 @@ TEST_F(CrossNodePolicyTest, RemoteDatagramsFollowUdpRoutes) {
   EXPECT_TRUE(DatagramArrives(*buyer_, u.get()));
   EXPECT_FALSE(DatagramArrives(*thief_, u.get()));
   EXPECT_GE(N1(SHUNT_CTR_TC_POLICY_DENIED), 1u);
+}
+
+// UDP reply tracking across nodes, both ways through node 1 (enforce): a
+// remote client's allowed datagram opens the way back at the store's TC
+// guard (its reply passes sendto() and the guard), and the store's own
+// request to a remote server opens the way for that server's reply into the
+// store; an unasked datagram from the same server is still dropped.
+TEST_F(CrossNodePolicyTest, UdpRepliesCrossNodesBothWays) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd server, n1_->PodSocket(*store_, SOCK_DGRAM));
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_port = htons(5353);
+  ASSERT_EQ(bind(server.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd client, n2_->PodSocket(*buyer_, SOCK_DGRAM));
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(5353);
+  inet_pton(AF_INET, store_->ip.c_str(), &to.sin_addr);
+  ASSERT_EQ(sendto(client.get(), "q", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1);
+  pollfd p{server.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  char buf[16];
+  sockaddr_in asker{};
+  socklen_t len = sizeof(asker);
+  ASSERT_EQ(recvfrom(server.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&asker), &len),
+            1);
+  ASSERT_EQ(sendto(server.get(), "a", 1, 0, reinterpret_cast<sockaddr*>(&asker), len), 1)
+      << strerror(errno);
+  pollfd q{client.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&q, 1, 5000), 1) << "the store's reply never reached the remote buyer";
+  ASSERT_EQ(recv(client.get(), buf, sizeof(buf), 0), 1);
+
+  // The other way: the store asks a server in the buyer's pod.
+  const std::string grant = R"(apiVersion: specs.smi-spec.io/v1alpha4
+kind: UDPRoute
+metadata: {name: buyer-udp, namespace: buyer}
+spec: {matches: {ports: [7000]}}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: store-to-buyer, namespace: buyer}
+spec:
+  destination: {kind: ServiceAccount, name: buyer, namespace: buyer}
+  sources: [{kind: ServiceAccount, name: store, namespace: store}]
+  rules: [{kind: UDPRoute, name: buyer-udp}]
+)";
+  ASSERT_OK(n1_->ApplyConfigFile("reverse.yaml", grant));
+  ASSERT_OK(n2_->ApplyConfigFile("reverse.yaml", grant));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd remote_server, n2_->PodSocket(*buyer_, SOCK_DGRAM));
+  any.sin_port = htons(7000);
+  ASSERT_EQ(bind(remote_server.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd store_client, n1_->PodSocket(*store_, SOCK_DGRAM));
+  to.sin_port = htons(7000);
+  inet_pton(AF_INET, buyer_->ip.c_str(), &to.sin_addr);
+  ASSERT_EQ(sendto(store_client.get(), "q", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1)
+      << strerror(errno);
+  pollfd r{remote_server.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&r, 1, 5000), 1);
+  len = sizeof(asker);
+  ASSERT_EQ(
+      recvfrom(remote_server.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&asker), &len),
+      1);
+  // First an unasked datagram to the same client port from another port of
+  // the buyer (node 2 is permissive: only node 1's guard can stop it), then
+  // the real reply.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd stray, n2_->PodSocket(*buyer_, SOCK_DGRAM));
+  const uint64_t denied = N1(SHUNT_CTR_TC_POLICY_DENIED);
+  ASSERT_EQ(sendto(stray.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&asker), len), 1);
+  ASSERT_OK(Eventually(
+      "node 1 drops the unasked datagram",
+      [&]() -> absl::Status {
+        if (N1(SHUNT_CTR_TC_POLICY_DENIED) > denied) return absl::OkStatus();
+        return absl::UnavailableError("not yet");
+      },
+      5000));
+  ASSERT_EQ(sendto(remote_server.get(), "r", 1, 0, reinterpret_cast<sockaddr*>(&asker), len), 1);
+  pollfd t{store_client.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&t, 1, 5000), 1) << "the remote server's reply never reached the store";
+  ASSERT_EQ(recv(store_client.get(), buf, sizeof(buf), 0), 1);
+  EXPECT_EQ(buf[0], 'r');
+  EXPECT_EQ(recv(store_client.get(), buf, sizeof(buf), MSG_DONTWAIT), -1);
+  EXPECT_GE(N1(SHUNT_CTR_UDP_REPLY_ALLOWED), 2u);
 }
 
 TEST_F(CrossNodePolicyTest, AnHttpOnlyGrantOpensNothingToARemoteClient) {

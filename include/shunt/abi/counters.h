@@ -35,7 +35,12 @@
 	X(SVC_CONNECTS, "service_connects_balanced")                                    \
 	X(SVC_NO_BACKEND, "service_connects_refused_no_backend")                        \
 	X(SVC_SLOT_MISSING, "service_slot_missing")  /* table being replaced: passed */ \
-	X(SVC_ORIGIN_LOST, "service_origin_unavailable") /* getpeername shows the pod */
+	X(SVC_ORIGIN_LOST, "service_origin_unavailable") /* getpeername shows the pod */ \
+	X(TC_LOCAL_DENIED, "packets_dropped_policy_local_source")                       \
+	X(TC_LOCAL_WOULD_DENY, "packets_would_drop_policy_local_source_permissive")     \
+	X(UDP_REPLY_ALLOWED, "udp_replies_allowed")                                     \
+	X(UDP_EXCHANGE_OVER_BUDGET, "udp_exchanges_untracked_pod_over_budget")          \
+	X(UDP_EXCHANGE_LOST, "udp_exchanges_untracked_map_error")
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

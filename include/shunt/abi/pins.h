@@ -26,6 +26,8 @@
 #define SHUNT_MAP_UDP_REVNAT "shunt_udp_revnat_v1"
 #define SHUNT_MAP_LB_SCORES "shunt_lb_scores_v1"
 #define SHUNT_MAP_LB_TRACE "shunt_lb_trace_v1"
+#define SHUNT_MAP_UDP_REPLIES "shunt_udp_replies_v1"
+#define SHUNT_MAP_UDP_BUDGET "shunt_udp_budget_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

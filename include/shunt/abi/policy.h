@@ -64,6 +64,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3
 #define SHUNT_HOOK_CONNECT6 4 /* TCP or connected UDP to a v4-mapped address */
+#define SHUNT_HOOK_TC_FROM_POD 5 /* a packet leaving a local pod (raw sockets, NAT in the pod) */
 struct shunt_deny_event {
 	__u64 ts_ns; /* bpf_ktime_get_ns */
 	__u64 netns_cookie;
@@ -79,3 +80,33 @@ struct shunt_deny_event {
 	__u8 enforced; /* 0: permissive mode, the traffic went through */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_deny_event, 40);
+
+/* UDP reply tracking. A datagram that policy allows from client to server
+ * opens the way back — from server:server_port to client:client_port, and
+ * only that — for as long as the client keeps sending (idle timeout). The
+ * TC guards open and refresh an exchange (they see every datagram's ports);
+ * the socket hooks and the TC guards let a reply through. Key of
+ * shunt_udp_replies_v1 (LRU); the value is the time of the client's last
+ * datagram (bpf_ktime_get_ns). */
+#define SHUNT_MAX_UDP_EXCHANGES 65536
+#define SHUNT_UDP_EXCHANGE_IDLE_NS (30ull * 1000000000ull)
+struct shunt_udp_exchange_key {
+	__be32 client_ip;
+	__be32 server_ip;
+	__be16 client_port;
+	__be16 server_port;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_udp_exchange_key, 12);
+
+/* Per local pod (key: its IPv4 address): new exchanges opened in the
+ * current window of SHUNT_UDP_EXCHANGE_IDLE_NS, so that one pod's one-shot
+ * sockets cannot evict the others' exchanges (at most twice its budget is
+ * alive at once). Over budget, a datagram still goes out, unrecorded: its
+ * replies are denied. */
+#define SHUNT_MAX_UDP_BUDGETS 16384
+struct shunt_udp_budget {
+	__u64 window_start_ns;
+	__u32 opened;
+	__u32 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_udp_budget, 16);

@@ -523,13 +523,14 @@ absl::StatusOr<uint64_t> TestNode::SockrefEntries() const {
 }
 
 absl::StatusOr<lib::UniqueFd> TestNode::SocketIn(const std::string& netns_path,
-                                                 const std::string& cgroup, int type,
-                                                 int domain) const {
-  return SocketAs(cgroup, netns_path, domain, type);
+                                                 const std::string& cgroup, int type, int domain,
+                                                 int protocol) const {
+  return SocketAs(cgroup, netns_path, domain, type, protocol);
 }
 
-absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type, int domain) const {
-  return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type, domain);
+absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type, int domain,
+                                                  int protocol) const {
+  return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type, domain, protocol);
 }
 
 absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type) const {

@@ -118,7 +118,8 @@ class TestNode {
   absl::StatusOr<uint64_t> SockrefEntries() const;
 
   // A socket created inside the pod (its netns and cgroup), owned by the caller.
-  absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type, int domain = AF_INET) const;
+  absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type, int domain = AF_INET,
+                                          int protocol = 0) const;
   // A socket of a "host process": the node namespace, the node's cgroup root.
   absl::StatusOr<lib::UniqueFd> NodeSocket(int type) const;
   // Starts argv inside the pod; stdout+stderr go to `log_file`.
@@ -139,7 +140,7 @@ class TestNode {
  private:
   TestNode() = default;
   absl::StatusOr<lib::UniqueFd> SocketIn(const std::string& netns_path, const std::string& cgroup,
-                                         int type, int domain = AF_INET) const;
+                                         int type, int domain = AF_INET, int protocol = 0) const;
 
   std::string tag_, name_, prefix_;
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;

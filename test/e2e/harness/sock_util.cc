@@ -125,7 +125,7 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t want, int timeout_ms) {
 }
 
 absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
-                                       int domain, int type) {
+                                       int domain, int type, int protocol) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0)
     return lib::ErrnoStatus(errno, "socketpair");
@@ -142,7 +142,7 @@ absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::str
       err = errno;
     } else if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
       err = errno;
-    } else if ((fd = socket(domain, type | SOCK_CLOEXEC, 0)) < 0) {
+    } else if ((fd = socket(domain, type | SOCK_CLOEXEC, protocol)) < 0) {
       err = errno;
     }
     char cmsg_buf[CMSG_SPACE(sizeof(int))] = {};

@@ -43,7 +43,7 @@ double MedianUs(std::vector<std::chrono::nanoseconds> v);
 // that the test process itself never enters a pod's cgroup (the agent
 // binds a pod to the namespace of its cgroup's oldest process).
 absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
-                                       int domain, int type);
+                                       int domain, int type, int protocol = 0);
 
 std::string RandomBytes(size_t n, uint64_t seed);
 uint64_t Fnv1a(const std::string& data);

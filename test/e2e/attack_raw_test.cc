@@ -1,0 +1,106 @@
+// The attack suite, packets that skip the socket hooks: a raw IP socket, an
+// AF_PACKET frame, DNAT inside the pod's own namespace. Each meets at the
+// pod's TC guard the verdict connect()/sendto() would have given, checked
+// from the store's side: its TCP segment count, the datagrams its socket
+// got, the connections it accepted.
+#include "test/e2e/harness/attack_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+using RawAttackTest = AttackFixture;
+
+TEST_F(RawAttackTest, ARawSocketSynMeetsThePolicyVerdictAtTheTcGuard) {
+  Start("enforce");
+  lib::UniqueFd l = Listen(*store_, 8080);
+  ASSERT_OK_AND_ASSIGN(uint64_t before, Snmp(*store_, "Tcp", "InSegs"));
+
+  // The thief's SYN is dropped leaving its pod: the store never sees it.
+  ASSERT_OK(RawSyn(*thief_, store_->ip, 8080));
+  ASSERT_OK(CounterReaches(SHUNT_CTR_TC_LOCAL_DENIED, 1, "the thief's SYN is dropped"));
+  ASSERT_OK_AND_ASSIGN(uint64_t after_thief, Snmp(*store_, "Tcp", "InSegs"));
+  EXPECT_EQ(after_thief, before) << "a segment of the thief reached the store";
+  // So is the buyer's to a port no route grants.
+  ASSERT_OK(RawSyn(*buyer_, store_->ip, 9090));
+  ASSERT_OK(CounterReaches(SHUNT_CTR_TC_LOCAL_DENIED, 2, "the buyer's SYN to 9090"));
+  ASSERT_OK_AND_ASSIGN(uint64_t after_9090, Snmp(*store_, "Tcp", "InSegs"));
+  EXPECT_EQ(after_9090, before);
+
+  // The same raw SYN from the buyer to its granted port arrives: the check
+  // above could not pass by raw SYNs never working.
+  ASSERT_OK(RawSyn(*buyer_, store_->ip, 8080));
+  EXPECT_OK(Eventually(
+      "the buyer's raw SYN reaches the store",
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(uint64_t now, Snmp(*store_, "Tcp", "InSegs"));
+        if (now > before) return absl::OkStatus();
+        return absl::UnavailableError("InSegs unchanged");
+      },
+      5000));
+  ASSERT_OK_AND_ASSIGN(std::string drops, Drops());
+  EXPECT_NE(drops.find("tc-from-pod"), std::string::npos) << drops;
+  EXPECT_NE(drops.find(thief_->ip), std::string::npos) << drops;
+}
+
+TEST_F(RawAttackTest, AnAfPacketFrameMeetsThePolicyVerdictAtTheTcGuard) {
+  Start("enforce");
+  lib::UniqueFd sink = Listen(*store_, 5353, SOCK_DGRAM);
+  ASSERT_OK(PacketUdp(*thief_, store_->ip, 5353, "thief"));
+  ASSERT_OK(CounterReaches(SHUNT_CTR_TC_LOCAL_DENIED, 1, "the thief's frame is dropped"));
+  // The buyer's identical frame arrives: the frame itself is sound.
+  ASSERT_OK(PacketUdp(*buyer_, store_->ip, 5353, "buyer"));
+  pollfd p{sink.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "the buyer's frame never arrived";
+  char buf[64];
+  ssize_t n = recv(sink.get(), buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, n), "buyer");
+  EXPECT_EQ(recv(sink.get(), buf, sizeof(buf), MSG_DONTWAIT), -1) << "a second datagram arrived";
+}
+
+// A pod granted 8080 rewrites its own connection to 9090 with DNAT in its
+// namespace: connect() is judged on 8080, the SYN that leaves says 9090.
+TEST_F(RawAttackTest, DnatInsideThePodMeetsThePolicyVerdictAtTheTcGuard) {
+  Start("enforce");
+  lib::UniqueFd l8080 = Listen(*store_, 8080);
+  lib::UniqueFd l9090 = Listen(*store_, 9090);
+  ASSERT_OK(
+      Sh(absl::StrCat("ip netns exec ", buyer_->netns, " iptables -w -t nat -A OUTPUT -p tcp -d ",
+                      store_->ip, " --dport 8080 -j DNAT --to-destination ", store_->ip, ":9090")));
+  ASSERT_OK_AND_ASSIGN(uint64_t before, Snmp(*store_, "Tcp", "InSegs"));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, node_->PodSocket(*buyer_, SOCK_STREAM));
+  ASSERT_EQ(fcntl(c.get(), F_SETFL, O_NONBLOCK), 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(8080);
+  inet_pton(AF_INET, store_->ip.c_str(), &a.sin_addr);
+  ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), -1);
+  ASSERT_EQ(errno, EINPROGRESS) << "connect() itself is judged on 8080, which is granted";
+  ASSERT_OK(CounterReaches(SHUNT_CTR_TC_LOCAL_DENIED, 1, "the rewritten SYN is dropped"));
+  ASSERT_OK_AND_ASSIGN(uint64_t after, Snmp(*store_, "Tcp", "InSegs"));
+  EXPECT_EQ(after, before);
+  EXPECT_EQ(DrainAccepts(l9090.get()), 0);
+  EXPECT_EQ(DrainAccepts(l8080.get()), 0);
+}
+
+// Permissive mode lets the raw SYN through and counts it, without a second
+// report of what the socket hooks already report.
+TEST_F(RawAttackTest, PermissiveModeCountsARawSynAndLetsItThrough) {
+  Start("permissive");
+  lib::UniqueFd l = Listen(*store_, 8080);
+  ASSERT_OK_AND_ASSIGN(uint64_t before, Snmp(*store_, "Tcp", "InSegs"));
+  ASSERT_OK(RawSyn(*thief_, store_->ip, 8080));
+  EXPECT_OK(Eventually(
+      "the thief's raw SYN reaches the store",
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(uint64_t now, Snmp(*store_, "Tcp", "InSegs"));
+        if (now > before) return absl::OkStatus();
+        return absl::UnavailableError("InSegs unchanged");
+      },
+      5000));
+  EXPECT_EQ(Counter(SHUNT_CTR_TC_LOCAL_WOULD_DENY), 1u);
+  EXPECT_EQ(Counter(SHUNT_CTR_TC_LOCAL_DENIED), 0u);
+}
+
+}  // namespace
+}  // namespace shunt::e2e
