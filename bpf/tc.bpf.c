@@ -49,12 +49,18 @@ struct l4_info {
 };
 
 /* Reads the transport header of an unfragmented packet or a first fragment.
- * False when it is not there. */
+ * False when it is not there, or when a first fragment is too short to
+ * hold a whole minimal TCP (20 bytes) or UDP (8) header: the tiny-fragment
+ * attack (RFC 1858) puts the flags or ports in a later fragment. */
 static __always_inline bool l4_of(struct __sk_buff *skb, struct iphdr *ip, struct l4_info *out)
 {
 	__u8 l4[14];
 	__u32 len = ip->protocol == SHUNT_IPPROTO_TCP ? 14 : 4;
+	__u32 payload = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
 
+	if ((ip->frag_off & bpf_htons(SHUNT_IP_MF)) &&
+	    payload < (ip->protocol == SHUNT_IPPROTO_TCP ? 20u : 8u))
+		return false;
 	if (bpf_skb_load_bytes(skb, SHUNT_ETH_HLEN + ip->ihl * 4, l4, len))
 		return false;
 	__builtin_memcpy(&out->sport, &l4[0], sizeof(out->sport));
@@ -108,6 +114,70 @@ static __always_inline void flow_segment(struct __sk_buff *skb, struct iphdr *ip
 	flow_data(f, client_end, bpf_ktime_get_ns());
 }
 
+static __always_inline bool later_fragment(struct iphdr *ip)
+{
+	return ip->frag_off & bpf_htons(SHUNT_IP_OFFSET);
+}
+
+/* A packet between meshed pods that cannot be judged (see
+ * SHUNT_EVENT_FRAGMENT_DROP): dropped in enforce mode, counted in
+ * permissive mode. */
+static __always_inline int unjudgeable(struct iphdr *ip, __u32 src_identity, __u32 dst_identity,
+				       __u8 hook)
+{
+	if (!policy_enforced()) {
+		counter_add(SHUNT_CTR_FRAGMENT_WOULD_DROP, 1);
+		return SHUNT_TC_NEXT;
+	}
+	struct shunt_deny_event ev = {
+		.src_identity = src_identity,
+		.dst_identity = dst_identity,
+		.saddr = ip->saddr,
+		.daddr = ip->daddr,
+		.proto = ip->protocol,
+		.type = SHUNT_EVENT_FRAGMENT_DROP,
+		.hook = hook,
+		.enforced = 1,
+	};
+	emit_denial(&ev);
+	counter_add(SHUNT_CTR_FRAGMENT_DROPPED, 1);
+	return SHUNT_TC_DROP;
+}
+
+static __always_inline struct shunt_fragment_key fragment_key(struct iphdr *ip)
+{
+	struct shunt_fragment_key k = {
+		.saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id, .proto = ip->protocol,
+	};
+	return k;
+}
+
+/* The packet passed; if it is a first fragment, its later ones may follow. */
+static __always_inline int passed(struct iphdr *ip)
+{
+	struct shunt_fragment_key k;
+	__u64 now;
+
+	if (!(ip->frag_off & bpf_htons(SHUNT_IP_MF)))
+		return SHUNT_TC_NEXT;
+	k = fragment_key(ip);
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&shunt_fragments_v1, &k, &now, BPF_ANY);
+	return SHUNT_TC_NEXT;
+}
+
+/* A later fragment follows its first one, or is unjudgeable. */
+static __always_inline int later_fragment_verdict(struct iphdr *ip, __u32 src_identity,
+						  __u32 dst_identity, __u8 hook)
+{
+	struct shunt_fragment_key k = fragment_key(ip);
+	__u64 *first = bpf_map_lookup_elem(&shunt_fragments_v1, &k);
+
+	if (first && bpf_ktime_get_ns() - *first < SHUNT_FRAGMENT_TTL_NS)
+		return SHUNT_TC_NEXT;
+	return unjudgeable(ip, src_identity, dst_identity, hook);
+}
+
 /* A new flow from a local pod to a meshed pod: the verdict its socket
  * already met at connect()/sendto(), met again by the packet, whatever
  * sent it. Replies of UDP exchanges pass. */
@@ -122,22 +192,25 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 
 	if ((proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) || daddr == ep->ip4)
 		return SHUNT_TC_NEXT;
-	if (ip->frag_off & bpf_htons(SHUNT_IP_OFFSET))
-		return SHUNT_TC_NEXT; /* a later fragment: its first one was judged */
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &daddr);
 	if (!peer)
 		return SHUNT_TC_NEXT; /* not a meshed destination */
-	if (!l4_of(skb, ip, &l4) || !l4.new_flow)
-		return SHUNT_TC_NEXT;
+	if (later_fragment(ip))
+		return later_fragment_verdict(ip, ep->identity, peer->identity,
+					      SHUNT_HOOK_TC_FROM_POD);
+	if (!l4_of(skb, ip, &l4))
+		return unjudgeable(ip, ep->identity, peer->identity, SHUNT_HOOK_TC_FROM_POD);
+	if (!l4.new_flow)
+		return passed(ip);
 	verdict = policy_verdict(ep->identity, peer->identity, l4.dport, proto, &rule_id);
 	if (verdict == SHUNT_VERDICT_ALLOW) {
 		if (proto == SHUNT_IPPROTO_UDP)
 			udp_exchange_open(ip->saddr, l4.sport, daddr, l4.dport, ep->ip4,
 					  udp_exchange_budget);
-		return SHUNT_TC_NEXT;
+		return passed(ip);
 	}
 	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(ip->saddr, l4.sport, daddr, l4.dport))
-		return SHUNT_TC_NEXT;
+		return passed(ip);
 	if (!policy_enforced()) {
 		/* The socket hooks already reported what a socket sent; only
 		 * counted here, so one would-be denial is not reported twice. */
@@ -214,16 +287,17 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	daddr = ip->daddr;
 	if ((proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) || daddr != ep->ip4)
 		return SHUNT_TC_NEXT;
-	if (ip->frag_off & bpf_htons(SHUNT_IP_OFFSET))
-		return SHUNT_TC_NEXT; /* a later fragment: its first one was judged */
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
 		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
 	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
 		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged leaving its pod */
-
-	if (!l4_of(skb, ip, &l4) || !l4.new_flow)
-		return SHUNT_TC_NEXT; /* only new connections are judged */
+	if (later_fragment(ip))
+		return later_fragment_verdict(ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
+	if (!l4_of(skb, ip, &l4))
+		return unjudgeable(ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
+	if (!l4.new_flow)
+		return passed(ip); /* only new connections are judged */
 
 	verdict = policy_verdict(peer->identity, ep->identity, l4.dport, proto, &rule_id);
 	/* An HTTP-routes-only grant (SHUNT_VERDICT_L7) opens nothing at L4
@@ -232,11 +306,11 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 		counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
 		if (proto == SHUNT_IPPROTO_UDP)
 			udp_exchange_open(saddr, l4.sport, daddr, l4.dport, daddr, udp_exchange_budget);
-		return SHUNT_TC_NEXT;
+		return passed(ip);
 	}
 	/* The answer of a remote server to an exchange a local pod opened. */
 	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(saddr, l4.sport, daddr, l4.dport))
-		return SHUNT_TC_NEXT;
+		return passed(ip);
 	struct shunt_deny_event ev = {
 		.src_identity = peer->identity,
 		.dst_identity = ep->identity,

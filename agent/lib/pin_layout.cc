@@ -33,6 +33,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_UDP_REPLIES,
        "UDP exchanges policy allowed: client, server -> last datagram (replies pass, LRU)"},
       {SHUNT_MAP_UDP_BUDGET, "UDP exchanges each local pod opened in the current window"},
+      {SHUNT_MAP_FRAGMENTS, "IPv4 datagrams whose first fragment passed: later ones may follow"},
       {SHUNT_MAP_LB_SCORES,
        "latency-aware balancing: backend -> score (peak EWMA x open connections)"},
       {SHUNT_MAP_LB_TRACE, "the last balancing choices per CPU (shuntctl lb explain)"},

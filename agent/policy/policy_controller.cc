@@ -86,6 +86,7 @@ http::Response PolicyController::Drops(const http::Request& r) const {
                         {"time_ns", d.wall_time_ns},
                         {"type", e.type == SHUNT_EVENT_SPOOF_DROP       ? "spoofed-source"
                                  : e.type == SHUNT_EVENT_POLICY_DENY_L7 ? "http-only-grant"
+                                 : e.type == SHUNT_EVENT_FRAGMENT_DROP  ? "fragment"
                                                                         : "policy"},
                         {"hook", HookName(e.hook)},
                         {"enforced", e.enforced != 0},

@@ -258,7 +258,7 @@ void FlowAggregator::IngestDenial(const shunt_deny_event& e, int64_t wall_ns) {
       e.proto != 6 /* TCP */)
     return;
   std::lock_guard<std::mutex> l(mu_);
-  if (e.hook == SHUNT_HOOK_TC) {
+  if (e.hook == SHUNT_HOOK_TC || e.hook == SHUNT_HOOK_TC_FROM_POD) {
     // A dropped SYN is retried for about two minutes: one flow, not seven.
     auto key = std::make_tuple(e.saddr, e.sport, e.daddr, e.dport);
     auto [it, inserted] = recent_denials_.try_emplace(key, wall_ns);

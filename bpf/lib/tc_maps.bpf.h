@@ -2,6 +2,7 @@
 #pragma once
 #include "maps.bpf.h"
 #include "shunt/abi/tc.h"
+#include "shunt/abi/policy.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -10,3 +11,11 @@ struct {
 	__type(value, struct shunt_tc_endpoint);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_tc_eps_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_FRAGMENTED);
+	__type(key, struct shunt_fragment_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_fragments_v1 SEC(".maps");

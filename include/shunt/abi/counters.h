@@ -40,7 +40,9 @@
 	X(TC_LOCAL_WOULD_DENY, "packets_would_drop_policy_local_source_permissive")     \
 	X(UDP_REPLY_ALLOWED, "udp_replies_allowed")                                     \
 	X(UDP_EXCHANGE_OVER_BUDGET, "udp_exchanges_untracked_pod_over_budget")          \
-	X(UDP_EXCHANGE_LOST, "udp_exchanges_untracked_map_error")
+	X(UDP_EXCHANGE_LOST, "udp_exchanges_untracked_map_error")                      \
+	X(FRAGMENT_DROPPED, "fragments_dropped_unjudgeable")                            \
+	X(FRAGMENT_WOULD_DROP, "fragments_would_drop_unjudgeable_permissive")
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

@@ -28,6 +28,7 @@
 #define SHUNT_MAP_LB_TRACE "shunt_lb_trace_v1"
 #define SHUNT_MAP_UDP_REPLIES "shunt_udp_replies_v1"
 #define SHUNT_MAP_UDP_BUDGET "shunt_udp_budget_v1"
+#define SHUNT_MAP_FRAGMENTS "shunt_fragments_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

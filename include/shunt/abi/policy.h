@@ -60,6 +60,10 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 /* Granted only through HTTP routes, which no proxy judges yet: denied at L4
  * in enforce mode, reported in permissive mode. */
 #define SHUNT_EVENT_POLICY_DENY_L7 3
+/* A fragment between meshed pods that cannot be judged: a first fragment
+ * too short to hold the transport header, or a later fragment whose first
+ * one was not seen passing. */
+#define SHUNT_EVENT_FRAGMENT_DROP 4
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3
@@ -104,6 +108,21 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_udp_exchange_key, 12);
  * alive at once). Over budget, a datagram still goes out, unrecorded: its
  * replies are denied. */
 #define SHUNT_MAX_UDP_BUDGETS 16384
+
+/* IPv4 fragments: the first fragment of a datagram between meshed pods is
+ * judged like a whole packet; when it passes, its later fragments may
+ * follow (key of shunt_fragments_v1, LRU; value: when the first passed).
+ * A later fragment with no record is dropped in enforce mode. */
+#define SHUNT_MAX_FRAGMENTED 8192
+#define SHUNT_FRAGMENT_TTL_NS (30ull * 1000000000ull) /* Linux's ipfrag_time */
+struct shunt_fragment_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_fragment_key, 12);
 struct shunt_udp_budget {
 	__u64 window_start_ns;
 	__u32 opened;

@@ -166,31 +166,23 @@ class AttackFixture : public ::testing::Test {
   absl::Status RawSyn(const TestPod& from, const std::string& dst, uint16_t dport) {
     auto s = node_->PodSocket(from, SOCK_RAW, AF_INET, IPPROTO_TCP);
     if (!s.ok()) return s.status();
-    tcphdr tcp{};
-    tcp.source = htons(40000 + (dport % 1000));
-    tcp.dest = htons(dport);
-    tcp.seq = htonl(0x5eed);
-    tcp.doff = 5;
-    tcp.syn = 1;
-    tcp.window = htons(65535);
-    in_addr src{}, dst_addr{};
-    inet_pton(AF_INET, from.ip.c_str(), &src);
-    inet_pton(AF_INET, dst.c_str(), &dst_addr);
-    tcp.check = L4Checksum(src, dst_addr, IPPROTO_TCP, &tcp, sizeof(tcp));
+    const std::string syn = SynHeader(from.ip, dst, dport);
     sockaddr_in to{};
     to.sin_family = AF_INET;
-    to.sin_addr = dst_addr;
-    if (sendto(s->get(), &tcp, sizeof(tcp), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) !=
-        static_cast<ssize_t>(sizeof(tcp)))
+    inet_pton(AF_INET, dst.c_str(), &to.sin_addr);
+    if (sendto(s->get(), syn.data(), syn.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) !=
+        static_cast<ssize_t>(syn.size()))
       return absl::InternalError(absl::StrCat("raw sendto: ", strerror(errno)));
     return absl::OkStatus();
   }
 
-  // Sends a UDP datagram from `from` to dst:dport as a whole frame written
-  // on the pod's eth0 through an AF_PACKET socket (IP header ours too),
-  // addressed to the node-side veth (the pod's gateway answers by proxy ARP).
-  absl::Status PacketUdp(const TestPod& from, const std::string& dst, uint16_t dport,
-                         const std::string& payload) {
+  // Writes one IPv4 packet from `from` to `dst` as a whole frame on the
+  // pod's eth0 through an AF_PACKET socket (IP header ours too), addressed
+  // to the node-side veth (the pod's gateway answers by proxy ARP).
+  // `frag` is the IP header's flags-and-offset field (host order), `l4`
+  // the bytes after the IP header.
+  absl::Status SendFrame(const TestPod& from, const std::string& dst, uint8_t proto, uint16_t frag,
+                         uint16_t id, const std::string& l4) {
     SHUNT_ASSIGN_OR_RETURN(std::string ifindex_text,
                            Sh("ip netns exec " + from.netns + " cat /sys/class/net/eth0/ifindex"));
     SHUNT_ASSIGN_OR_RETURN(std::string mac_text,
@@ -205,22 +197,19 @@ class AttackFixture : public ::testing::Test {
       return absl::InternalError("veth MAC: " + mac_text);
     SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s,
                            node_->PodSocket(from, SOCK_DGRAM, AF_PACKET, htons(ETH_P_IP)));
-    std::string frame(sizeof(iphdr) + sizeof(udphdr) + payload.size(), '\0');
+    std::string frame(sizeof(iphdr), '\0');
+    frame += l4;
     auto* ip = reinterpret_cast<iphdr*>(frame.data());
-    auto* udp = reinterpret_cast<udphdr*>(frame.data() + sizeof(iphdr));
     ip->version = 4;
     ip->ihl = 5;
     ip->tot_len = htons(frame.size());
-    ip->id = htons(0x1234);
+    ip->id = htons(id);
+    ip->frag_off = htons(frag);
     ip->ttl = 64;
-    ip->protocol = IPPROTO_UDP;
+    ip->protocol = proto;
     inet_pton(AF_INET, from.ip.c_str(), &ip->saddr);
     inet_pton(AF_INET, dst.c_str(), &ip->daddr);
     ip->check = Checksum(ip, sizeof(iphdr), 0);
-    udp->source = htons(41000);
-    udp->dest = htons(dport);
-    udp->len = htons(sizeof(udphdr) + payload.size());
-    std::memcpy(frame.data() + sizeof(iphdr) + sizeof(udphdr), payload.data(), payload.size());
     sockaddr_ll to{};
     to.sll_family = AF_PACKET;
     to.sll_protocol = htons(ETH_P_IP);
@@ -231,6 +220,33 @@ class AttackFixture : public ::testing::Test {
                sizeof(to)) != static_cast<ssize_t>(frame.size()))
       return absl::InternalError(absl::StrCat("packet sendto: ", strerror(errno)));
     return absl::OkStatus();
+  }
+
+  // A UDP datagram from `from` to dst:dport, written as a frame (SendFrame).
+  absl::Status PacketUdp(const TestPod& from, const std::string& dst, uint16_t dport,
+                         const std::string& payload) {
+    std::string l4(sizeof(udphdr), '\0');
+    auto* udp = reinterpret_cast<udphdr*>(l4.data());
+    udp->source = htons(41000);
+    udp->dest = htons(dport);
+    udp->len = htons(sizeof(udphdr) + payload.size());
+    return SendFrame(from, dst, IPPROTO_UDP, 0, 0x1234, l4 + payload);
+  }
+
+  // A TCP SYN header from `from` to dst:dport, checksum included.
+  static std::string SynHeader(const std::string& src, const std::string& dst, uint16_t dport) {
+    tcphdr tcp{};
+    tcp.source = htons(40000 + (dport % 1000));
+    tcp.dest = htons(dport);
+    tcp.seq = htonl(0x5eed);
+    tcp.doff = 5;
+    tcp.syn = 1;
+    tcp.window = htons(65535);
+    in_addr s{}, d{};
+    inet_pton(AF_INET, src.c_str(), &s);
+    inet_pton(AF_INET, dst.c_str(), &d);
+    tcp.check = L4Checksum(s, d, IPPROTO_TCP, &tcp, sizeof(tcp));
+    return std::string(reinterpret_cast<const char*>(&tcp), sizeof(tcp));
   }
 
   // A counter of the pod's own network stack (/proc/net/snmp), e.g.
