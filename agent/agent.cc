@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                                             .max_queued_bytes = config.max_queued_bytes,
                                             .mode = config.mode,
                                             .udp_exchanges_per_pod = config.udp_exchanges_per_pod,
+                                            .icmp_echo = config.allow_icmp_echo,
                                             .telemetry = config.telemetry}));
   const auto& rep = a->datapath_->report();
   spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",

@@ -23,6 +23,7 @@ struct AgentConfig {
   uint32_t max_queued_bytes = 0;          // see DatapathOptions
   uint32_t mode = 0;                      // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   uint32_t udp_exchanges_per_pod = 2048;  // see DatapathOptions
+  bool allow_icmp_echo = false;           // ping between meshed pods in enforce mode
   bool telemetry = true;                  // flow records in the kernel, metrics in the agent
   std::string metrics_addr;               // HOST:PORT for /metrics and TrafficMetrics; empty = off
   std::string health_addr;                // HOST:PORT for /healthz and /readyz only; empty = off

@@ -38,6 +38,9 @@ ABSL_FLAG(uint32_t, udp_exchanges_per_pod, 2048,
           "UDP reply tracking: new exchanges (client address and port, server address and port) "
           "one local pod may open per 30 s; over it, datagrams still go out but their replies are "
           "denied in enforce mode. Bounds what one pod takes of the 65,536-entry map");
+ABSL_FLAG(bool, allow_icmp_echo, false,
+          "enforce mode: let ICMP echo (ping) pass between meshed pods; other protocols than TCP "
+          "and UDP, and ICMP other than errors of an allowed flow, are always denied there");
 ABSL_FLAG(bool, telemetry, true,
           "keep a record of every TCP flow of local pods (bytes, connect and response latency, "
           "verdict) and serve them (shuntctl flows); --telemetry=false turns the kernel side off");
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
       .max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes),
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .udp_exchanges_per_pod = absl::GetFlag(FLAGS_udp_exchanges_per_pod),
+      .allow_icmp_echo = absl::GetFlag(FLAGS_allow_icmp_echo),
       .telemetry = absl::GetFlag(FLAGS_telemetry),
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
       .health_addr = absl::GetFlag(FLAGS_health_addr),

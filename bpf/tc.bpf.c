@@ -178,6 +178,93 @@ static __always_inline int later_fragment_verdict(struct iphdr *ip, __u32 src_id
 	return unjudgeable(ip, src_identity, dst_identity, hook);
 }
 
+#define SHUNT_IPPROTO_ICMP 1
+#define SHUNT_ICMP_ECHO_REPLY 0
+#define SHUNT_ICMP_DEST_UNREACH 3
+#define SHUNT_ICMP_ECHO 8
+#define SHUNT_ICMP_TIME_EXCEEDED 11
+#define SHUNT_ICMP_PARAMETERPROB 12
+
+static __always_inline bool icmp_echo_allowed(void)
+{
+	__u32 zero = 0;
+	struct shunt_config *cfg = bpf_map_lookup_elem(&shunt_config_v1, &zero);
+
+	return cfg && (cfg->flags & SHUNT_CONFIG_F_ICMP_ECHO);
+}
+
+/* True when an ICMP error from `sender` to `recipient` (both meshed pods)
+ * is about a packet the recipient sent to the sender in a flow policy
+ * allows, one way or the other (port unreachable, fragmentation needed):
+ * path MTU discovery and fast failure keep working, and a pod cannot use
+ * ICMP errors to reach anything policy does not already open between the
+ * two. */
+static __always_inline bool icmp_error_of_allowed_flow(struct __sk_buff *skb, struct iphdr *ip,
+						       __u32 sender, __u32 recipient)
+{
+	struct iphdr inner;
+	__u8 ports[4];
+	__be16 sport, dport;
+	__u32 off = SHUNT_ETH_HLEN + ip->ihl * 4 + 8, rule_id = 0;
+
+	if (bpf_skb_load_bytes(skb, off, &inner, sizeof(inner)) || inner.ihl < 5)
+		return false;
+	if (inner.saddr != ip->daddr || inner.daddr != ip->saddr)
+		return false;
+	if (inner.protocol != SHUNT_IPPROTO_TCP && inner.protocol != SHUNT_IPPROTO_UDP)
+		return false;
+	if (bpf_skb_load_bytes(skb, off + inner.ihl * 4, ports, sizeof(ports)))
+		return false;
+	__builtin_memcpy(&sport, &ports[0], sizeof(sport));
+	__builtin_memcpy(&dport, &ports[2], sizeof(dport));
+	if (policy_verdict(recipient, sender, dport, inner.protocol, &rule_id) == SHUNT_VERDICT_ALLOW ||
+	    policy_verdict(sender, recipient, sport, inner.protocol, &rule_id) == SHUNT_VERDICT_ALLOW)
+		return true;
+	/* An error about a UDP reply the recipient sent to the sender. */
+	return inner.protocol == SHUNT_IPPROTO_UDP && udp_is_reply(inner.saddr, sport, inner.daddr, dport);
+}
+
+/* A packet between meshed pods of a protocol SMI cannot express. Denied,
+ * except ICMP errors of an allowed flow and, behind a flag, ICMP echo. */
+static __always_inline int judge_other_protocol(struct __sk_buff *skb, struct iphdr *ip,
+						__u32 src_identity, __u32 dst_identity, __u8 hook)
+{
+	__u8 icmp[2];
+
+	if (later_fragment(ip))
+		return later_fragment_verdict(ip, src_identity, dst_identity, hook);
+	if (ip->protocol == SHUNT_IPPROTO_ICMP &&
+	    !bpf_skb_load_bytes(skb, SHUNT_ETH_HLEN + ip->ihl * 4, icmp, sizeof(icmp))) {
+		if ((icmp[0] == SHUNT_ICMP_ECHO || icmp[0] == SHUNT_ICMP_ECHO_REPLY) &&
+		    icmp_echo_allowed())
+			return passed(ip);
+		if ((icmp[0] == SHUNT_ICMP_DEST_UNREACH || icmp[0] == SHUNT_ICMP_TIME_EXCEEDED ||
+		     icmp[0] == SHUNT_ICMP_PARAMETERPROB) &&
+		    icmp_error_of_allowed_flow(skb, ip, src_identity, dst_identity)) {
+			counter_add(SHUNT_CTR_ICMP_ERROR_ALLOWED, 1);
+			return passed(ip);
+		}
+	}
+	struct shunt_deny_event ev = {
+		.src_identity = src_identity,
+		.dst_identity = dst_identity,
+		.saddr = ip->saddr,
+		.daddr = ip->daddr,
+		.proto = ip->protocol,
+		.type = SHUNT_EVENT_PROTOCOL_DENY,
+		.hook = hook,
+		.enforced = policy_enforced(),
+	};
+	/* Reported in both modes: no socket hook saw these. */
+	emit_denial(&ev);
+	if (!ev.enforced) {
+		counter_add(SHUNT_CTR_PROTO_WOULD_DENY, 1);
+		return SHUNT_TC_NEXT;
+	}
+	counter_add(SHUNT_CTR_PROTO_DENIED, 1);
+	return SHUNT_TC_DROP;
+}
+
 /* A new flow from a local pod to a meshed pod: the verdict its socket
  * already met at connect()/sendto(), met again by the packet, whatever
  * sent it. Replies of UDP exchanges pass. */
@@ -190,11 +277,14 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 	__be32 daddr = ip->daddr;
 	__u8 proto = ip->protocol, verdict;
 
-	if ((proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) || daddr == ep->ip4)
+	if (daddr == ep->ip4)
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &daddr);
 	if (!peer)
 		return SHUNT_TC_NEXT; /* not a meshed destination */
+	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
+		return judge_other_protocol(skb, ip, ep->identity, peer->identity,
+					    SHUNT_HOOK_TC_FROM_POD);
 	if (later_fragment(ip))
 		return later_fragment_verdict(ip, ep->identity, peer->identity,
 					      SHUNT_HOOK_TC_FROM_POD);
@@ -285,13 +375,15 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	proto = ip->protocol;
 	saddr = ip->saddr;
 	daddr = ip->daddr;
-	if ((proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) || daddr != ep->ip4)
+	if (daddr != ep->ip4)
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
 		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
 	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
 		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged leaving its pod */
+	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
+		return judge_other_protocol(skb, ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
 	if (later_fragment(ip))
 		return later_fragment_verdict(ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
 	if (!l4_of(skb, ip, &l4))

@@ -213,7 +213,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
   // The mode is in place before any policy hook can run.
-  SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode, opts.telemetry));
+  SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode, opts.telemetry, opts.icmp_echo));
   SHUNT_RETURN_IF_ERROR(AttachSkMsg(layout, bpf_program__fd(dp->skel_->progs.shunt_sk_msg),
                                     dp->maps_->sockhash_fd(), dp->report_));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
@@ -249,12 +249,13 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   return dp;
 }
 
-absl::Status Datapath::SetMode(uint32_t mode, bool telemetry) {
+absl::Status Datapath::SetMode(uint32_t mode, bool telemetry, bool icmp_echo) {
   if (mode != SHUNT_MODE_PERMISSIVE && mode != SHUNT_MODE_ENFORCE)
     return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode));
   auto cfg = maps_->config();
-  return cfg.Update(
-      0, shunt_config{.mode = mode, .flags = telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY});
+  return cfg.Update(0, shunt_config{.mode = mode,
+                                    .flags = (telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY) |
+                                             (icmp_echo ? SHUNT_CONFIG_F_ICMP_ECHO : 0u)});
 }
 
 Datapath::~Datapath() {

@@ -31,6 +31,8 @@ struct DatapathOptions {
   uint32_t mode = 0;  // SHUNT_MODE_*
   // New UDP exchanges (reply tracking) one local pod may open per 30 s.
   uint32_t udp_exchanges_per_pod = 2048;
+  // ICMP echo (ping) between meshed pods passes in enforce mode.
+  bool icmp_echo = false;
   // Keep flow records (shunt_flows_v3, shunt_flow_hists_v1, shunt_flow_events_v3).
   bool telemetry = true;
 };
@@ -50,7 +52,7 @@ class Datapath {
   static absl::StatusOr<std::unique_ptr<Datapath>> Install(const DatapathOptions& opts);
   // Switches between permissive and enforce, and flow records on or off,
   // without reloading anything.
-  absl::Status SetMode(uint32_t mode, bool telemetry = true);
+  absl::Status SetMode(uint32_t mode, bool telemetry = true, bool icmp_echo = false);
   // The TC guards on exactly these node-side veths.
   TcSyncReport SyncTc(const std::set<int>& ifindexes) { return tc_->Sync(ifindexes); }
   ~Datapath();

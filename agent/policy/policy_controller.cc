@@ -28,6 +28,24 @@ const char* HookName(uint8_t hook) {
   }
 }
 
+// IANA protocol numbers the drops are likely to show; others by number.
+std::string ProtoName(uint8_t proto) {
+  switch (proto) {
+    case 1:
+      return "icmp";
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 58:
+      return "icmpv6";
+    case 132:
+      return "sctp";
+    default:
+      return absl::StrCat("ip-proto-", proto);
+  }
+}
+
 }  // namespace
 
 PolicyController::PolicyController(Deps deps)
@@ -87,10 +105,11 @@ http::Response PolicyController::Drops(const http::Request& r) const {
                         {"type", e.type == SHUNT_EVENT_SPOOF_DROP       ? "spoofed-source"
                                  : e.type == SHUNT_EVENT_POLICY_DENY_L7 ? "http-only-grant"
                                  : e.type == SHUNT_EVENT_FRAGMENT_DROP  ? "fragment"
+                                 : e.type == SHUNT_EVENT_PROTOCOL_DENY  ? "protocol"
                                                                         : "policy"},
                         {"hook", HookName(e.hook)},
                         {"enforced", e.enforced != 0},
-                        {"proto", e.proto == kUdp ? "udp" : "tcp"},
+                        {"proto", ProtoName(e.proto)},
                         {"src_ip", lib::Ipv4String(e.saddr)},
                         {"dst_ip", lib::Ipv4String(e.daddr)},
                         {"dst_port", ntohs(e.dport)},

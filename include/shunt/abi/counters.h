@@ -42,7 +42,10 @@
 	X(UDP_EXCHANGE_OVER_BUDGET, "udp_exchanges_untracked_pod_over_budget")          \
 	X(UDP_EXCHANGE_LOST, "udp_exchanges_untracked_map_error")                      \
 	X(FRAGMENT_DROPPED, "fragments_dropped_unjudgeable")                            \
-	X(FRAGMENT_WOULD_DROP, "fragments_would_drop_unjudgeable_permissive")
+	X(FRAGMENT_WOULD_DROP, "fragments_would_drop_unjudgeable_permissive")          \
+	X(PROTO_DENIED, "packets_dropped_protocol_not_in_smi")                          \
+	X(PROTO_WOULD_DENY, "packets_would_drop_protocol_not_in_smi_permissive")        \
+	X(ICMP_ERROR_ALLOWED, "icmp_errors_of_allowed_flows")
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

@@ -47,6 +47,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_identity_meta, 320);
 #define SHUNT_MODE_PERMISSIVE 0 /* compute and count verdicts, deny nothing */
 #define SHUNT_MODE_ENFORCE 1    /* deny what no TrafficTarget allows */
 #define SHUNT_CONFIG_F_NO_TELEMETRY (1u << 0) /* keep no flow records */
+#define SHUNT_CONFIG_F_ICMP_ECHO (1u << 1)    /* ICMP echo between meshed pods passes */
 struct shunt_config {
 	__u32 mode;
 	__u32 flags; /* SHUNT_CONFIG_F_* */
@@ -64,6 +65,9 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
  * too short to hold the transport header, or a later fragment whose first
  * one was not seen passing. */
 #define SHUNT_EVENT_FRAGMENT_DROP 4
+/* An IP protocol SMI cannot express (ICMP, SCTP, ...) between meshed pods;
+ * ICMP errors of an allowed flow and, with the flag, ICMP echo pass. */
+#define SHUNT_EVENT_PROTOCOL_DENY 5
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3

@@ -106,8 +106,10 @@ class AttackFixture : public ::testing::Test {
       std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
     node_.reset();
   }
-  void Start(const std::string& mode) {
-    ASSERT_OK(node_->StartAgent({"--mode=" + mode, "--debounce-ms=5"}));
+  void Start(const std::string& mode, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> flags = {"--mode=" + mode, "--debounce-ms=5"};
+    flags.insert(flags.end(), more.begin(), more.end());
+    ASSERT_OK(node_->StartAgent(flags));
     ASSERT_OK(node_->WaitMeshed());
   }
 
@@ -283,6 +285,8 @@ class AttackFixture : public ::testing::Test {
         5000);
   }
 
+  // The Internet checksum (RFC 1071) of `data`, `sum` carried in.
+ public:
   static uint16_t Checksum(const void* data, size_t len, uint32_t sum) {
     const auto* p = static_cast<const uint8_t*>(data);
     for (size_t i = 0; i + 1 < len; i += 2) sum += (p[i] << 8) | p[i + 1];
@@ -303,6 +307,7 @@ class AttackFixture : public ::testing::Test {
     return Checksum(l4, len, sum);
   }
 
+ protected:
   absl::StatusOr<std::string> Drops() {
     return Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(), " drops -o json"));
   }
