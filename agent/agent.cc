@@ -40,6 +40,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   a->signal_fd_.Reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!a->signal_fd_.valid()) return lib::ErrnoStatus(errno, "signalfd");
 
+  a->store_.SetLocalNode(config.node);
   SHUNT_ASSIGN_OR_RETURN(a->source_, a->CreateSource());
   SHUNT_ASSIGN_OR_RETURN(a->datapath_, datapath::Datapath::Install(
                                            {.bpffs_dir = config.bpffs_dir,
@@ -96,12 +97,13 @@ absl::Status Agent::StartControllers() {
   auto policy_writer = std::make_unique<policy::PolicyWriter>(maps);
   SHUNT_RETURN_IF_ERROR(policy_writer->Load());
   SHUNT_ASSIGN_OR_RETURN(auto deny_log, policy::DenyLog::Create(maps.events_fd()));
-  policy_ = std::make_unique<policy::PolicyController>(
-      policy::PolicyController::Deps{.mode = config_.mode,
-                                     .identities = &identities_,
-                                     .rule_ids = &rule_ids_,
-                                     .writer = std::move(policy_writer),
-                                     .denials = std::move(deny_log)});
+  policy_ = std::make_unique<policy::PolicyController>(policy::PolicyController::Deps{
+      .mode = config_.mode,
+      .identities = &identities_,
+      .rule_ids = &rule_ids_,
+      .writer = std::move(policy_writer),
+      .denials = std::move(deny_log),
+      .entries_per_namespace = config_.policy_entries_per_namespace});
 
   SHUNT_ASSIGN_OR_RETURN(telemetry_,
                          telemetry::TelemetryController::Create({.clock = clock_,

@@ -31,6 +31,10 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat("--udp-exchanges-per-pod must be within 16..",
                                                    SHUNT_MAX_UDP_EXCHANGES, ", got ",
                                                    udp_exchanges_per_pod));
+  if (policy_entries_per_namespace < 1 || policy_entries_per_namespace > SHUNT_MAX_POLICY)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--policy-entries-per-namespace must be within 1..", SHUNT_MAX_POLICY,
+                     ", got ", policy_entries_per_namespace));
   if (!metrics_addr.empty()) {
     if (auto a = http::ParseListenAddress(metrics_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));

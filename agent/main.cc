@@ -35,9 +35,15 @@ ABSL_FLAG(std::string, mode, "permissive",
           "enforce: deny traffic between meshed pods unless a TrafficTarget allows it; "
           "permissive: allow everything, but compute, count and report would-be denials");
 ABSL_FLAG(uint32_t, udp_exchanges_per_pod, 2048,
-          "UDP reply tracking: new exchanges (client address and port, server address and port) "
-          "one local pod may open per 30 s; over it, datagrams still go out but their replies are "
-          "denied in enforce mode. Bounds what one pod takes of the 65,536-entry map");
+          "UDP: new exchanges (reply tracking: client and server address and port) and new "
+          "service reverse-NAT entries (replies shown from the service address) one local pod "
+          "may make per 30 s each; over it, datagrams still go out, but replies are denied in "
+          "enforce mode, or show the backend's address. Bounds what one pod takes of the "
+          "65,536-entry maps");
+ABSL_FLAG(uint32_t, policy_entries_per_namespace, SHUNT_MAX_POLICY / 4,
+          "policy-map entries (sources x ports x protocols) the TrafficTargets of one namespace "
+          "may take together; a TrafficTarget that would go over keeps the last grants that "
+          "fitted, or grants nothing, and is reported. The map holds 262,144");
 ABSL_FLAG(bool, allow_icmp_echo, false,
           "enforce mode: let ICMP echo (ping) pass between meshed pods; other protocols than TCP "
           "and UDP, and ICMP other than errors of an allowed flow, are always denied there");
@@ -93,6 +99,7 @@ int main(int argc, char** argv) {
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .udp_exchanges_per_pod = absl::GetFlag(FLAGS_udp_exchanges_per_pod),
       .allow_icmp_echo = absl::GetFlag(FLAGS_allow_icmp_echo),
+      .policy_entries_per_namespace = absl::GetFlag(FLAGS_policy_entries_per_namespace),
       .telemetry = absl::GetFlag(FLAGS_telemetry),
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
       .health_addr = absl::GetFlag(FLAGS_health_addr),

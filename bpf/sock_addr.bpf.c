@@ -21,6 +21,35 @@
 
 #define SHUNT_ECONNREFUSED 111
 
+/* Reverse-NAT entries one local pod may make per 30 s (the agent's
+ * --udp-exchanges-per-pod): one pod's one-shot sockets cannot evict the
+ * others' entries from the shared LRU map. */
+volatile const __u32 udp_revnat_budget = 2048;
+
+/* Records that replies from backend `be` to this socket show the service
+ * address, charged to the sending pod (host processes share key 0). */
+static __always_inline void remember_service(struct bpf_sock_addr *ctx, struct shunt_backend *be,
+					     __be32 vip, __be16 port)
+{
+	struct shunt_revnat_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx), .ip = be->ip, .port = be->port,
+	};
+	struct shunt_svc_origin rv = {.vip = vip, .port = port};
+	__u64 netns = bpf_get_netns_cookie(ctx);
+	struct shunt_endpoint *ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &netns);
+	struct shunt_svc_origin *known = bpf_map_lookup_elem(&shunt_udp_revnat_v1, &rk);
+
+	if (known && known->vip == vip && known->port == port)
+		return; /* this socket's datagrams to this backend already show the service */
+	if (!known && !udp_budget_take_from(&shunt_revnat_budget_v1, ep ? ep->ip4 : 0,
+					    bpf_ktime_get_ns(), udp_revnat_budget)) {
+		counter_add(SHUNT_CTR_SVC_REVNAT_OVER_BUDGET, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&shunt_udp_revnat_v1, &rk, &rv, BPF_ANY))
+		counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
+}
+
 /* Slot `index` of a service's table: in the entry itself for small tables,
  * else in the slot map. NULL only while a table is being replaced. */
 static __always_inline struct shunt_backend *slot_of(struct shunt_svc_value *svc, __u32 index)
@@ -136,16 +165,9 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 			counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
 		}
 	}
-	if (proto == SHUNT_IPPROTO_UDP) {
+	if (proto == SHUNT_IPPROTO_UDP)
 		/* Replies come from the backend: recvmsg4 shows them as the service. */
-		struct shunt_revnat_key rk = {
-			.cookie = bpf_get_socket_cookie(ctx), .ip = be->ip, .port = be->port,
-		};
-		struct shunt_svc_origin rv = {.vip = key.vip, .port = key.port};
-
-		if (bpf_map_update_elem(&shunt_udp_revnat_v1, &rk, &rv, BPF_ANY))
-			counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
-	}
+		remember_service(ctx, be, key.vip, key.port);
 	*daddr = be->ip;
 	ctx->user_port = be->port;
 	counter_add(SHUNT_CTR_SVC_CONNECTS, 1);

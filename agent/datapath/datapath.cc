@@ -198,6 +198,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   }
   dp->policy_skel_ = sock_addr__open_opts(&open_opts);
   if (!dp->policy_skel_) return lib::ErrnoStatus(errno, "bpf: open sock_addr object");
+  dp->policy_skel_->rodata->udp_revnat_budget = opts.udp_exchanges_per_pod;
   if (int err = sock_addr__load(dp->policy_skel_); err != 0)
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sock_addr object (maps pinned in ",
                                               layout.dir(), " may be of another layout)"));

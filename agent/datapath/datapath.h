@@ -29,7 +29,8 @@ struct DatapathOptions {
   // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
   uint32_t mode = 0;  // SHUNT_MODE_*
-  // New UDP exchanges (reply tracking) one local pod may open per 30 s.
+  // New UDP exchanges (reply tracking), and new service reverse-NAT entries,
+  // one local pod may make per 30 s.
   uint32_t udp_exchanges_per_pod = 2048;
   // ICMP echo (ping) between meshed pods passes in enforce mode.
   bool icmp_echo = false;

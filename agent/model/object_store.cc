@@ -199,8 +199,8 @@ std::shared_ptr<const Snapshot> ObjectStore::Publish() {
   auto snap = std::make_shared<Snapshot>();
   snap->generation = ++generation_;
   std::map<std::string, std::string> first;  // kind/ns/name -> where it is defined
-  std::map<uint32_t, std::string> ip_owner;  // pod IP -> ns/name
-  std::vector<ObjectRef> split_refs;         // the ref of each of snap->traffic_splits
+  const std::map<uint32_t, std::string> ip_owner = PodIpOwners();
+  std::vector<ObjectRef> split_refs;  // the ref of each of snap->traffic_splits
   for (const auto& [name, origin] : origins_) {
     ++snap->origins;
     snap->problems.insert(snap->problems.end(), origin.problems.begin(), origin.problems.end());
@@ -227,7 +227,8 @@ std::shared_ptr<const Snapshot> ObjectStore::Publish() {
           continue;
         }
         if (const Pod* pod = std::get_if<Pod>(&*e.object)) {
-          if (auto [owner, fresh] = ip_owner.emplace(pod->ip_be, key); !fresh) {
+          auto owner = ip_owner.find(pod->ip_be);
+          if (owner != ip_owner.end() && owner->second != key) {
             snap->problems.push_back(
                 {ref, absl::StrCat("status.podIP ", pod->ip, " is already the IP of Pod ",
                                    owner->second, "; this pod is ignored")});
@@ -243,6 +244,22 @@ std::shared_ptr<const Snapshot> ObjectStore::Publish() {
   current_ = std::move(snap);
   dirty_ = false;
   return current_;
+}
+
+std::map<uint32_t, std::string> ObjectStore::PodIpOwners() const {
+  std::map<uint32_t, std::string> owner;
+  std::set<uint32_t> local;  // IPs a pod on this node already holds
+  for (const auto& [name, origin] : origins_) {
+    for (const Entry& e : origin.entries) {
+      const Pod* pod = e.object ? std::get_if<Pod>(&*e.object) : nullptr;
+      if (!pod || pod->ip_be == 0) continue;
+      const bool is_local = !local_node_.empty() && pod->node_name == local_node_;
+      auto [it, fresh] = owner.emplace(pod->ip_be, pod->Key());
+      if (!fresh && is_local && !local.count(pod->ip_be)) it->second = pod->Key();
+      if (is_local) local.insert(pod->ip_be);
+    }
+  }
+  return owner;
 }
 
 }  // namespace shunt::model

@@ -55,6 +55,15 @@ class ObjectStore {
   void Delete(const std::string& origin, const std::string& kind, const std::string& namespace_,
               const std::string& name);
 
+  // This node's name. Two pods claiming one status.podIP: a pod on this node
+  // keeps it (the agent checks a local pod's address in its own network
+  // namespace, and a remote object must not take a local pod's identity),
+  // else the first one seen; the other is reported and ignored.
+  void SetLocalNode(std::string node) {
+    local_node_ = std::move(node);
+    dirty_ = true;
+  }
+
   bool has_origin(const std::string& origin) const { return origins_.count(origin) > 0; }
   // True when something changed since the last Publish().
   bool dirty() const { return dirty_; }
@@ -83,7 +92,11 @@ class ObjectStore {
   // same kind/namespace/name if there is one.
   static void KeepPrevious(Entry& e, const std::vector<Entry>* previous, std::string reason);
 
+  // status.podIP -> the pod keeping it (SetLocalNode).
+  std::map<uint32_t, std::string> PodIpOwners() const;
+
   std::map<std::string, Origin> origins_;
+  std::string local_node_;
   bool dirty_ = true;
   uint64_t generation_ = 0;
   std::shared_ptr<const Snapshot> current_ = std::make_shared<const Snapshot>();

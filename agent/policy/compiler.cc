@@ -1,7 +1,9 @@
 #include "compiler.h"
 
+#include <algorithm>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "agent/lib/stamp.h"
 
 namespace shunt::policy {
@@ -70,6 +72,7 @@ void PolicyCompiler::SyncRoutes(const std::vector<T>& now, model::RouteKind kind
 
 void PolicyCompiler::Withdraw(Target& t) {
   if (!t.compiled) return;
+  namespace_entries_[t.object.namespace_] -= t.grants.grants.size();
   for (const TargetGrant& g : t.grants.grants) {
     auto it = contributions_.find(g.key);
     if (it == contributions_.end()) continue;
@@ -104,6 +107,29 @@ void PolicyCompiler::Withdraw(Target& t) {
 
 void PolicyCompiler::Contribute(Target& t) {
   t.grants = CompileTarget(t.object, *this, ids_);
+  size_t& used = namespace_entries_[t.object.namespace_];
+  if (used + t.grants.grants.size() <= namespace_budget_) {
+    t.last_fitting = t.grants;
+  } else {
+    std::string why = absl::StrCat(
+        "grants ", t.grants.grants.size(), " policy entries (sources x ports x protocols), but ",
+        "namespace ", t.object.namespace_, " has ",
+        namespace_budget_ - std::min(used, namespace_budget_), " of its ", namespace_budget_,
+        " left (the policy map is shared by every namespace)");
+    std::vector<std::string> problems = std::move(t.grants.problems);
+    if (t.last_fitting && used + t.last_fitting->grants.size() <= namespace_budget_) {
+      t.grants = *t.last_fitting;
+      absl::StrAppend(&why, "; keeping its last grants that fitted");
+    } else {
+      t.grants.grants.clear();
+      t.grants.identities.clear();
+      t.grants.l7 = false;
+      absl::StrAppend(&why, "; it grants nothing");
+    }
+    problems.insert(problems.begin(), std::move(why));
+    t.grants.problems = std::move(problems);
+  }
+  used += t.grants.grants.size();
   for (const TargetGrant& g : t.grants.grants) {
     contributions_[g.key].push_back({g.verdict, t.rule_id});
     touched_.insert(g.key);

@@ -57,8 +57,15 @@ class PolicyCompiler : private RouteLookup {
   // ids from `rule_ids`, keyed by (namespace, name) of the TrafficTarget.
   // Both must outlive the compiler, and must keep every number the policy
   // uses (policy().identities, the TrafficTargets' names) allocated.
-  PolicyCompiler(endpoints::IdentityAllocator& ids, endpoints::IdentityAllocator& rule_ids)
-      : ids_(ids), rule_ids_(rule_ids) {}
+  // `namespace_budget`: policy entries the TrafficTargets of one namespace
+  // may take together (the map is shared by all: one namespace listing
+  // every port must not fill it for the others). A TrafficTarget that would
+  // go over keeps its last grants that fitted, or grants nothing, and is
+  // reported.
+  static constexpr size_t kDefaultNamespaceBudget = SHUNT_MAX_POLICY / 4;
+  PolicyCompiler(endpoints::IdentityAllocator& ids, endpoints::IdentityAllocator& rule_ids,
+                 size_t namespace_budget = kDefaultNamespaceBudget)
+      : ids_(ids), rule_ids_(rule_ids), namespace_budget_(namespace_budget) {}
   PolicyCompiler(const PolicyCompiler&) = delete;
   PolicyCompiler& operator=(const PolicyCompiler&) = delete;
 
@@ -86,6 +93,9 @@ class PolicyCompiler : private RouteLookup {
     uint32_t rule_id = 0;
     bool compiled = false;  // grants are in contributions_
     TargetGrants grants;
+    // The last grants that fitted its namespace's budget, kept when an edit
+    // (of the TrafficTarget or of its routes) would go over.
+    std::optional<TargetGrants> last_fitting;
   };
   struct RouteRef {
     model::RouteKind kind;
@@ -114,6 +124,8 @@ class PolicyCompiler : private RouteLookup {
 
   endpoints::IdentityAllocator& ids_;
   endpoints::IdentityAllocator& rule_ids_;
+  const size_t namespace_budget_;
+  absl::flat_hash_map<std::string, size_t> namespace_entries_;  // grants in force per namespace
   uint64_t update_ = 0;
 
   absl::node_hash_map<Name, Target> targets_;

@@ -49,7 +49,7 @@ std::string ProtoName(uint8_t proto) {
 }  // namespace
 
 PolicyController::PolicyController(Deps deps)
-    : d_(std::move(deps)), compiler_(*d_.identities, *d_.rule_ids) {}
+    : d_(std::move(deps)), compiler_(*d_.identities, *d_.rule_ids, d_.entries_per_namespace) {}
 
 void PolicyController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot, bool changed) {
   snapshot_ = snapshot;

@@ -23,6 +23,8 @@ class PolicyController : public agent::Controller {
     endpoints::IdentityAllocator* rule_ids;
     std::unique_ptr<PolicyWriter> writer;  // Load()ed
     std::unique_ptr<DenyLog> denials;      // nullptr: none (tests)
+    // Policy entries one namespace's TrafficTargets may take together.
+    size_t entries_per_namespace = PolicyCompiler::kDefaultNamespaceBudget;
   };
   explicit PolicyController(Deps deps);
 

@@ -116,8 +116,24 @@ Plan MakePlan(const model::Objects& o) {
     splits[{t.namespace_, t.service}] = &t;
   }
 
+  // A clusterIP that is a pod's address would take that pod's traffic at
+  // connect() (a hostile manifest's way to intercept meshed traffic): such
+  // a Service is refused whole.
+  std::map<uint32_t, const model::Pod*> pod_ips;
+  for (const model::Pod& p : o.pods) pod_ips.emplace(p.ip_be, &p);
   for (const model::Service& svc : o.services) {
     if (svc.headless || svc.cluster_ip_be == 0) continue;
+    if (auto pod = pod_ips.find(svc.cluster_ip_be); pod != pod_ips.end()) {
+      model::Problem p;
+      p.ref.kind = "Service";
+      p.ref.namespace_ = svc.namespace_;
+      p.ref.name = svc.name;
+      p.reason =
+          absl::StrCat("clusterIP ", svc.cluster_ip, " is the IP of Pod ", pod->second->Key(),
+                       "; a Service may not take a pod's address, so ", "it is ignored");
+      plan.problems.push_back(std::move(p));
+      continue;
+    }
     const uint8_t balancer = BalancerOf(svc, plan.problems);
     const auto& own_slices = slices[{svc.namespace_, svc.name}];
     const auto split_it = splits.find({svc.namespace_, svc.name});

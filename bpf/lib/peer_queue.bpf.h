@@ -69,11 +69,14 @@ static __always_inline __u32 psock_queued(struct sock *sk)
 	return BPF_CORE_READ(psock, msg_tot_len);
 }
 
+/* A peer whose record is missing (evicted from the LRU map, or never made)
+ * counts as over the budget: its queue cannot be measured, so the flow
+ * takes TCP, where flow control holds, rather than queue without a limit. */
 static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 size)
 {
 	struct sock *peer = recorded_sock(peer_key);
 
-	return peer && (__u64)psock_queued(peer) + size > max_queued_bytes;
+	return !peer || (__u64)psock_queued(peer) + size > max_queued_bytes;
 }
 
 /* True once the peer application has read every byte this socket ever

@@ -43,6 +43,25 @@ static __always_inline bool policy_enforced(void)
  * is reported). The agent looks every 20 ms anyway. */
 #define SHUNT_EVENT_RING_WAKE_BYTES (64 * 1024)
 
+/* True when `identity` may send one more denial event this second. A
+ * missing record that cannot be made counts as over. */
+static __always_inline bool event_budget_take(__u32 identity, __u64 now)
+{
+	struct shunt_udp_budget *b = bpf_map_lookup_elem(&shunt_event_budget_v1, &identity);
+	struct shunt_udp_budget fresh = {.window_start_ns = now, .opened = 1};
+
+	if (!b)
+		return bpf_map_update_elem(&shunt_event_budget_v1, &identity, &fresh, BPF_NOEXIST) == 0;
+	if (now - b->window_start_ns >= 1000000000ull) {
+		b->window_start_ns = now;
+		b->opened = 0;
+	}
+	if (b->opened >= SHUNT_EVENTS_PER_IDENTITY_PER_S)
+		return false;
+	__sync_fetch_and_add(&b->opened, 1);
+	return true;
+}
+
 static __always_inline void emit_denial(struct shunt_deny_event *ev)
 {
 	__u64 wake = bpf_ringbuf_query(&shunt_events_v1, BPF_RB_AVAIL_DATA) >= SHUNT_EVENT_RING_WAKE_BYTES
@@ -50,6 +69,10 @@ static __always_inline void emit_denial(struct shunt_deny_event *ev)
 			     : BPF_RB_NO_WAKEUP;
 
 	ev->ts_ns = bpf_ktime_get_ns();
+	if (!event_budget_take(ev->src_identity, ev->ts_ns)) {
+		counter_add(SHUNT_CTR_EVENTS_RATE_LIMITED, 1);
+		return;
+	}
 	if (bpf_ringbuf_output(&shunt_events_v1, ev, sizeof(*ev), wake))
 		counter_add(SHUNT_CTR_EVENTS_LOST, 1);
 }

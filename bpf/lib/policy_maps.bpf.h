@@ -41,6 +41,14 @@ struct {
 } shunt_config_v1 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_EVENT_BUDGETS);
+	__type(key, __u32);
+	__type(value, struct shunt_udp_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_event_budget_v1 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

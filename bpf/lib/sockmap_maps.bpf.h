@@ -12,7 +12,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_sockhash_v1 SEC(".maps");
 
-/* LRU: losing an entry only loses the slow-reader check for that flow. */
+/* LRU: a flow whose peer's entry is lost takes TCP at its next budget check
+ * (peer_queue.bpf.h: a missing record counts as over the budget). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SHUNT_MAX_SOCKETS);

@@ -40,16 +40,27 @@ static __always_inline bool udp_is_reply(__be32 server, __be16 sport, __be32 cli
 	return true;
 }
 
-/* Takes one new exchange from `owner`'s budget (a local pod's address) for
- * the window now in progress. A missing record that cannot be made counts
- * as over budget. */
-static __always_inline bool udp_budget_take(__be32 owner, __u64 now, __u32 budget)
+/* Per local pod: UDP service reverse-NAT entries (shunt_udp_revnat_v1) it
+ * made in the current window, under the same budget as exchanges. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_UDP_BUDGETS);
+	__type(key, __be32);
+	__type(value, struct shunt_udp_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_revnat_budget_v1 SEC(".maps");
+
+/* Takes one from `owner`'s budget in `budgets` (key: a local pod's address)
+ * for the window now in progress. A missing record that cannot be made
+ * counts as over budget. */
+static __always_inline bool udp_budget_take_from(void *budgets, __be32 owner, __u64 now,
+						 __u32 budget)
 {
-	struct shunt_udp_budget *b = bpf_map_lookup_elem(&shunt_udp_budget_v1, &owner);
+	struct shunt_udp_budget *b = bpf_map_lookup_elem(budgets, &owner);
 	struct shunt_udp_budget fresh = {.window_start_ns = now, .opened = 1};
 
 	if (!b)
-		return bpf_map_update_elem(&shunt_udp_budget_v1, &owner, &fresh, BPF_NOEXIST) == 0;
+		return bpf_map_update_elem(budgets, &owner, &fresh, BPF_NOEXIST) == 0;
 	if (now - b->window_start_ns >= SHUNT_UDP_EXCHANGE_IDLE_NS) {
 		/* A new window. Two CPUs may both reset it: a few extra
 		 * exchanges, never fewer. */
@@ -60,6 +71,11 @@ static __always_inline bool udp_budget_take(__be32 owner, __u64 now, __u32 budge
 		return false;
 	__sync_fetch_and_add(&b->opened, 1);
 	return true;
+}
+
+static __always_inline bool udp_budget_take(__be32 owner, __u64 now, __u32 budget)
+{
+	return udp_budget_take_from(&shunt_udp_budget_v1, owner, now, budget);
 }
 
 /* A datagram policy allowed from client:cport to server:sport: opens the

@@ -83,6 +83,59 @@ TEST_F(RawAttackTest, DnatInsideThePodMeetsThePolicyVerdictAtTheTcGuard) {
   EXPECT_EQ(DrainAccepts(l8080.get()), 0);
 }
 
+// One pod's flood of spoofed packets must not fill the denial ring the
+// other pods' denials share: events are limited per source identity per
+// second, the drops themselves are not, and another pod's denial is still
+// reported.
+TEST_F(RawAttackTest, ASpoofFloodCannotDrownOtherPodsDenials) {
+  Start("enforce");
+  auto raw = node_->PodSocket(*thief_, SOCK_RAW, AF_INET, IPPROTO_RAW);
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  constexpr int kFlood = 3000;
+  std::string packet(sizeof(iphdr) + sizeof(udphdr) + 4, '\0');
+  auto* ip = reinterpret_cast<iphdr*>(packet.data());
+  ip->version = 4;
+  ip->ihl = 5;
+  ip->tot_len = htons(packet.size());
+  ip->ttl = 64;
+  ip->protocol = IPPROTO_UDP;
+  inet_pton(AF_INET, "10.250.0.1", &ip->saddr);  // not the thief's address
+  inet_pton(AF_INET, store_->ip.c_str(), &ip->daddr);
+  auto* udp = reinterpret_cast<udphdr*>(packet.data() + sizeof(iphdr));
+  udp->source = htons(1);
+  udp->dest = htons(5353);
+  udp->len = htons(sizeof(udphdr) + 4);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = ip->daddr;
+  for (int i = 0; i < kFlood; ++i)
+    ASSERT_EQ(sendto(raw->get(), packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to),
+                     sizeof(to)),
+              static_cast<ssize_t>(packet.size()));
+  ASSERT_OK(CounterReaches(SHUNT_CTR_SPOOF_DROPPED, kFlood, "every spoofed packet is dropped"));
+  // At most 200 events per second of the flood were sent on.
+  EXPECT_GE(Counter(SHUNT_CTR_EVENTS_RATE_LIMITED), static_cast<uint64_t>(kFlood) / 2);
+  EXPECT_EQ(Counter(SHUNT_CTR_EVENTS_LOST), 0u);
+  // The buyer's denial right after is reported.
+  lib::UniqueFd l = Listen(*store_, 9090);
+  auto c = node_->PodSocket(*buyer_, SOCK_STREAM);
+  ASSERT_TRUE(c.ok());
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(9090);
+  inet_pton(AF_INET, store_->ip.c_str(), &a.sin_addr);
+  ASSERT_EQ(connect(c->get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), -1);
+  ASSERT_EQ(errno, EPERM);
+  EXPECT_OK(Eventually(
+      "the buyer's denial is in shuntctl drops",
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(std::string drops, Drops());
+        if (drops.find("\"dst_port\":9090") != std::string::npos) return absl::OkStatus();
+        return absl::UnavailableError("not yet");
+      },
+      5000));
+}
+
 // Permissive mode lets the raw SYN through and counts it, without a second
 // report of what the socket hooks already report.
 TEST_F(RawAttackTest, PermissiveModeCountsARawSynAndLetsItThrough) {

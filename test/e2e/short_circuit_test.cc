@@ -1,6 +1,7 @@
 // Same-node short-circuit, seen from applications: bytes arrive intact in
 // both directions and socket semantics match plain TCP, while counters and
 // the veth packet counters prove the bytes went socket to socket.
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,7 +13,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
+#include "shunt/abi/pins.h"
+#include "shunt/abi/sockmap.h"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
@@ -176,6 +181,43 @@ TEST_F(ShortCircuitTest, EpollReadinessFollowsRedirectedData) {
   EXPECT_TRUE(out[0].events & EPOLLRDHUP) << out[0].events;
   EXPECT_EQ(recv(c.client.get(), buf, sizeof(buf), MSG_DONTWAIT), 0);
   EXPECT_GE(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u);
+}
+
+// The unread bytes of a flow are measured at the peer socket its record
+// names; a flow whose peer's record is gone (evicted from the LRU map) must
+// still be held back, not queue without limit: a missing record counts as
+// over the budget, and the flow takes TCP, in order.
+TEST_F(ShortCircuitTest, AFlowWhosePeerRecordIsLostIsStillHeldBack) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7006));
+  ASSERT_OK(WriteAll(c.client.get(), "warm"));
+  ASSERT_OK_AND_ASSIGN(std::string warm, ReadExactly(c.server.get(), 4));
+  ASSERT_GE(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u);
+  // Every record goes, as an LRU eviction would take them.
+  ASSERT_OK_AND_ASSIGN(auto refs,
+                       lib::OpenPin(lib::PinLayout(node_->bpffs()).Map(SHUNT_MAP_SOCKREF), false));
+  shunt_sock_key key{}, next{};
+  while (bpf_map_get_next_key(refs.get(), nullptr, &next) == 0) {
+    key = next;
+    ASSERT_EQ(bpf_map_delete_elem(refs.get(), &key), 0);
+  }
+  ASSERT_OK_AND_ASSIGN(uint64_t left, node_->SockrefEntries());
+  ASSERT_EQ(left, 0u);
+
+  ASSERT_EQ(fcntl(c.client.get(), F_SETFL, O_NONBLOCK), 0);
+  const std::string chunk = RandomBytes(64 * 1024, 8);
+  std::string sent;
+  while (sent.size() < 256u * 1024 * 1024) {  // a bound for the test, not for the mesh
+    ssize_t n = send(c.client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      ASSERT_EQ(errno, EAGAIN) << strerror(errno);
+      break;
+    }
+    sent.append(chunk.data(), n);
+  }
+  ASSERT_LT(sent.size(), 96u * 1024 * 1024) << "no backpressure without the peer's record";
+  EXPECT_EQ(Counter(SHUNT_CTR_FLOW_BACKPRESSURE), 1u);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), sent.size(), 20000));
+  EXPECT_EQ(Fnv1a(got), Fnv1a(sent));
 }
 
 TEST_F(ShortCircuitTest, SlowReaderGetsTcpFlowControlThenShortCircuitAgain) {

@@ -138,3 +138,43 @@ TEST_F(UdpReplyTest, DnsmasqAnswersDigInEnforceMode) {
 
 }  // namespace
 }  // namespace shunt::e2e
+
+namespace shunt::e2e {
+namespace {
+
+// One pod's one-shot sockets to a UDP service take at most its budget of
+// the shared reverse-NAT map (--udp-exchanges-per-pod): past it, its own
+// replies show the backend's address, and another pod's still show the
+// service's.
+TEST_F(UdpReplyTest, OnePodsOneShotSocketsTakeOnlyItsBudgetOfServiceReplyMappings) {
+  Start("permissive", {"--udp-exchanges-per-pod=16"});
+  lib::UniqueFd server = Listen(*store_, 5353, SOCK_DGRAM);
+  // Asks the service from a fresh socket of `from`; the address the reply
+  // shows.
+  auto ask = [&](const TestPod& from) -> absl::StatusOr<std::string> {
+    SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, node_->PodSocket(from, SOCK_DGRAM));
+    if (SendTo(s.get(), "q", Addr(kVip, 53)) != 0) return absl::InternalError("sendto");
+    sockaddr_in client{};
+    SHUNT_ASSIGN_OR_RETURN(std::string q, RecvFrom(server.get(), &client));
+    if (SendTo(server.get(), "a", client) != 0) return absl::InternalError("reply");
+    sockaddr_in from_addr{};
+    SHUNT_ASSIGN_OR_RETURN(std::string a, RecvFrom(s.get(), &from_addr));
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from_addr.sin_addr, ip, sizeof(ip));
+    return std::string(ip);
+  };
+  int shown_as_service = 0, shown_as_backend = 0;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string shown, ask(*buyer_));
+    if (shown == kVip) ++shown_as_service;
+    if (shown == store_->ip) ++shown_as_backend;
+  }
+  EXPECT_EQ(shown_as_service, 16);
+  EXPECT_EQ(shown_as_backend, 4);
+  EXPECT_EQ(Counter(SHUNT_CTR_SVC_REVNAT_OVER_BUDGET), 4u);
+  ASSERT_OK_AND_ASSIGN(std::string other, ask(*thief_));
+  EXPECT_EQ(other, kVip) << "another pod's budget is its own";
+}
+
+}  // namespace
+}  // namespace shunt::e2e

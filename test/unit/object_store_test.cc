@@ -122,6 +122,35 @@ TEST(ObjectStoreTest, FirstOriginWinsDuplicatesAndPodIps) {
   EXPECT_EQ(snap->documents, 3);
 }
 
+// A remote pod object repeating a local pod's IP must not take its identity,
+// whichever origin the source reads first (the kube source reads other
+// nodes' pods before this node's).
+TEST(ObjectStoreTest, ALocalPodKeepsItsIpAgainstARemoteClaim) {
+  ObjectStore store;
+  store.SetLocalNode("n1");
+  auto remote = PodDoc("impostor", "10.0.0.1");
+  remote["spec"]["nodeName"] = "n2";
+  auto local = PodDoc("victim", "10.0.0.1");
+  local["spec"]["nodeName"] = "n1";
+  store.SetOrigin("kube:pods-elsewhere", {Doc(remote)});
+  store.SetOrigin("kube:pods-here", {Doc(local)});
+  auto snap = store.Publish();
+  ASSERT_EQ(snap->pods.size(), 1u);
+  EXPECT_EQ(snap->pods[0].name, "victim");
+  EXPECT_THAT(Strings(snap->problems),
+              ElementsAre(HasSubstr("Pod demo/impostor: status.podIP 10.0.0.1 is already the IP "
+                                    "of Pod demo/victim; this pod is ignored")));
+  // Between two remote pods, the first seen keeps it, as before.
+  ObjectStore other;
+  other.SetLocalNode("n1");
+  auto second = PodDoc("second", "10.0.0.1");
+  second["spec"]["nodeName"] = "n3";
+  other.SetOrigin("a", {Doc(remote), Doc(second)});
+  auto snap2 = other.Publish();
+  ASSERT_EQ(snap2->pods.size(), 1u);
+  EXPECT_EQ(snap2->pods[0].name, "impostor");
+}
+
 TEST(ObjectStoreTest, UnknownKindsAreNoticesAndBadVersionsProblems) {
   ObjectStore store;
   store.SetOrigin(

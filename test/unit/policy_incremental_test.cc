@@ -245,3 +245,63 @@ TEST_F(IncrementalTest, RandomEditsAgreeWithFullCompiles) {
 
 }  // namespace
 }  // namespace shunt::policy
+
+namespace shunt::policy {
+namespace {
+
+// One namespace listing many ports must not fill the map shared by all: its
+// TrafficTargets together take at most the namespace budget; one that would
+// go over keeps its last grants that fitted (or grants nothing), and says
+// why; another namespace still gets its grants.
+TEST(NamespaceBudgetTest, ATrafficTargetOverItsNamespacesBudgetKeepsItsLastFittingGrants) {
+  endpoints::IdentityAllocator ids, rule_ids;
+  PolicyCompiler compiler(ids, rule_ids, /*namespace_budget=*/10);
+  model::Objects o;
+  o.traffic_targets = {Target("small", "db", {"api"}, {Rule(RouteKind::kTcp, "few")})};
+  o.tcp_routes = {Route(RouteKind::kTcp, "few", {1, 2, 3})};
+  compiler.Update(o);
+  EXPECT_EQ(compiler.policy().entries.size(), 3u);
+
+  // The route grows to 20 ports: over the budget, the 3 ports stay.
+  std::vector<uint16_t> many;
+  for (uint16_t p = 1; p <= 20; ++p) many.push_back(p);
+  o.tcp_routes = {Route(RouteKind::kTcp, "few", many)};
+  o.traffic_targets[0].sources.push_back({"ns", "web"});  // the object changes too
+  compiler.Update(o);
+  EXPECT_EQ(compiler.policy().entries.size(), 3u);
+  EXPECT_THAT(ProblemStrings(compiler.policy()),
+              ElementsAre("TrafficTarget ns/small: grants 40 policy entries (sources x ports x "
+                          "protocols), but namespace ns has 10 of its 10 left (the policy map is "
+                          "shared by every namespace); keeping its last grants that fitted"));
+
+  // A second TrafficTarget of the same namespace that does not fit either,
+  // never having fitted, grants nothing; one in another namespace does.
+  model::TrafficTarget big = Target("big", "db", {"api"}, {Rule(RouteKind::kTcp, "few")});
+  model::TrafficTarget other = Target("other", "db", {"api"}, {Rule(RouteKind::kTcp, "two")});
+  other.namespace_ = "elsewhere";
+  other.destination.namespace_ = "elsewhere";
+  o.traffic_targets.push_back(big);
+  o.traffic_targets.push_back(other);
+  o.tcp_routes.push_back(
+      {.kind = RouteKind::kTcp, .namespace_ = "elsewhere", .name = "two", .ports = {80, 443}});
+  compiler.Update(o);
+  EXPECT_EQ(compiler.policy().entries.size(), 5u);
+  const auto problems = ProblemStrings(compiler.policy());
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[1],
+            "TrafficTarget ns/big: grants 20 policy entries (sources x ports x protocols), but "
+            "namespace ns has 7 of its 10 left (the policy map is shared by every namespace); it "
+            "grants nothing");
+
+  // Back under the budget: everything fits again.
+  o.tcp_routes[0] = Route(RouteKind::kTcp, "few", {1, 2});
+  compiler.Update(o);
+  // small: {api, web} x {1, 2}; big: api x {1, 2}, the same keys as part
+  // of small's (each TrafficTarget's grants count against the budget,
+  // shared keys or not); other: 2.
+  EXPECT_EQ(compiler.policy().entries.size(), 4u + 2u);
+  EXPECT_THAT(ProblemStrings(compiler.policy()), IsEmpty());
+}
+
+}  // namespace
+}  // namespace shunt::policy

@@ -100,6 +100,28 @@ TEST(ServicePlanTest, ReadyEndpointsOnTheNamedPortAreTheBackends) {
   EXPECT_THAT(p.problems, IsEmpty());
 }
 
+// A hostile manifest's Service claiming a pod's address as its clusterIP
+// would take that pod's traffic at connect(): refused whole, with a reason;
+// the other services stay.
+TEST(ServicePlanTest, AClusterIpThatIsAPodsAddressIsRefused) {
+  model::Objects o;
+  model::Pod victim;
+  victim.namespace_ = "shop";
+  victim.name = "db-0";
+  victim.ip = "10.1.0.7";
+  victim.ip_be = Ip("10.1.0.7");
+  o.pods = {victim};
+  o.services = {Svc("trap", "10.1.0.7"), Svc("web", "10.96.0.10")};
+  o.endpoint_slices = {Slice("trap", {{"10.1.0.1", true}}), Slice("web", {{"10.1.0.1", true}})};
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 1u);
+  EXPECT_EQ(p.entries[0].vip_be, Ip("10.96.0.10"));
+  ASSERT_EQ(p.problems.size(), 1u);
+  EXPECT_EQ(p.problems[0].ToString(),
+            "Service shop/trap: clusterIP 10.1.0.7 is the IP of Pod shop/db-0; a Service may not "
+            "take a pod's address, so it is ignored");
+}
+
 TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessServicesAreLeftOut) {
   model::Objects o;
   o.services = {Svc("web", "10.96.0.10"), Svc("dns", "10.96.0.53", 53, model::Protocol::kUdp)};

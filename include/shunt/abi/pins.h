@@ -29,6 +29,8 @@
 #define SHUNT_MAP_UDP_REPLIES "shunt_udp_replies_v1"
 #define SHUNT_MAP_UDP_BUDGET "shunt_udp_budget_v1"
 #define SHUNT_MAP_FRAGMENTS "shunt_fragments_v1"
+#define SHUNT_MAP_EVENT_BUDGET "shunt_event_budget_v1"
+#define SHUNT_MAP_REVNAT_BUDGET "shunt_revnat_budget_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

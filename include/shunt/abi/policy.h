@@ -133,3 +133,11 @@ struct shunt_udp_budget {
 	__u32 pad;
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_udp_budget, 16);
+
+/* Denial events per source identity per second (shunt_event_budget_v1,
+ * key: the source identity, value: a struct shunt_udp_budget counting
+ * events in a one-second window): one pod's flood of denied or spoofed
+ * packets cannot fill the ring every other pod's denials share. Over it,
+ * the verdict still holds and the event is only counted. */
+#define SHUNT_EVENTS_PER_IDENTITY_PER_S 200
+#define SHUNT_MAX_EVENT_BUDGETS 16384
