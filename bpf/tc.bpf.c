@@ -114,6 +114,27 @@ static __always_inline void flow_segment(struct __sk_buff *skb, struct iphdr *ip
 	flow_data(f, client_end, bpf_ktime_get_ns());
 }
 
+/* Sends the agent a denial of this packet: its addresses, its ports when
+ * they were read (l4 may be NULL), and who it was between. */
+static __always_inline void report(struct iphdr *ip, const struct l4_info *l4, __u32 src_identity,
+				   __u32 dst_identity, __u8 type, __u8 hook, __u8 enforced)
+{
+	struct shunt_deny_event ev = {
+		.src_identity = src_identity,
+		.dst_identity = dst_identity,
+		.saddr = ip->saddr,
+		.daddr = ip->daddr,
+		.sport = l4 ? l4->sport : 0,
+		.dport = l4 ? l4->dport : 0,
+		.proto = ip->protocol,
+		.type = type,
+		.hook = hook,
+		.enforced = enforced,
+	};
+
+	emit_denial(&ev);
+}
+
 static __always_inline bool later_fragment(struct iphdr *ip)
 {
 	return ip->frag_off & bpf_htons(SHUNT_IP_OFFSET);
@@ -129,17 +150,7 @@ static __always_inline int unjudgeable(struct iphdr *ip, __u32 src_identity, __u
 		counter_add(SHUNT_CTR_FRAGMENT_WOULD_DROP, 1);
 		return SHUNT_TC_NEXT;
 	}
-	struct shunt_deny_event ev = {
-		.src_identity = src_identity,
-		.dst_identity = dst_identity,
-		.saddr = ip->saddr,
-		.daddr = ip->daddr,
-		.proto = ip->protocol,
-		.type = SHUNT_EVENT_FRAGMENT_DROP,
-		.hook = hook,
-		.enforced = 1,
-	};
-	emit_denial(&ev);
+	report(ip, NULL, src_identity, dst_identity, SHUNT_EVENT_FRAGMENT_DROP, hook, 1);
 	counter_add(SHUNT_CTR_FRAGMENT_DROPPED, 1);
 	return SHUNT_TC_DROP;
 }
@@ -229,7 +240,7 @@ static __always_inline bool icmp_error_of_allowed_flow(struct __sk_buff *skb, st
 static __always_inline int judge_other_protocol(struct __sk_buff *skb, struct iphdr *ip,
 						__u32 src_identity, __u32 dst_identity, __u8 hook)
 {
-	__u8 icmp[2];
+	__u8 icmp[2], enforced;
 
 	if (later_fragment(ip))
 		return later_fragment_verdict(ip, src_identity, dst_identity, hook);
@@ -245,19 +256,10 @@ static __always_inline int judge_other_protocol(struct __sk_buff *skb, struct ip
 			return passed(ip);
 		}
 	}
-	struct shunt_deny_event ev = {
-		.src_identity = src_identity,
-		.dst_identity = dst_identity,
-		.saddr = ip->saddr,
-		.daddr = ip->daddr,
-		.proto = ip->protocol,
-		.type = SHUNT_EVENT_PROTOCOL_DENY,
-		.hook = hook,
-		.enforced = policy_enforced(),
-	};
+	enforced = policy_enforced();
 	/* Reported in both modes: no socket hook saw these. */
-	emit_denial(&ev);
-	if (!ev.enforced) {
+	report(ip, NULL, src_identity, dst_identity, SHUNT_EVENT_PROTOCOL_DENY, hook, enforced);
+	if (!enforced) {
 		counter_add(SHUNT_CTR_PROTO_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
 	}
@@ -307,19 +309,9 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 		counter_add(SHUNT_CTR_TC_LOCAL_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
 	}
-	struct shunt_deny_event ev = {
-		.src_identity = ep->identity,
-		.dst_identity = peer->identity,
-		.saddr = ip->saddr,
-		.daddr = daddr,
-		.sport = l4.sport,
-		.dport = l4.dport,
-		.proto = proto,
-		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
-		.hook = SHUNT_HOOK_TC_FROM_POD,
-		.enforced = 1,
-	};
-	emit_denial(&ev);
+	report(ip, &l4, ep->identity, peer->identity,
+	       verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
+	       SHUNT_HOOK_TC_FROM_POD, 1);
 	counter_add(SHUNT_CTR_TC_LOCAL_DENIED, 1);
 	return SHUNT_TC_DROP;
 }
@@ -341,16 +333,7 @@ int shunt_tc_from_pod(struct __sk_buff *skb)
 		return judge_local_source(skb, ep, ip);
 	}
 
-	struct shunt_deny_event ev = {
-		.src_identity = ep->identity,
-		.saddr = ip->saddr,
-		.daddr = ip->daddr,
-		.proto = ip->protocol,
-		.type = SHUNT_EVENT_SPOOF_DROP,
-		.hook = SHUNT_HOOK_TC,
-		.enforced = 1,
-	};
-	emit_denial(&ev);
+	report(ip, NULL, ep->identity, 0, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
 	counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);
 	return SHUNT_TC_DROP;
 }
@@ -365,7 +348,7 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	struct l4_info l4;
 	__u32 rule_id = 0;
 	__be32 saddr, daddr;
-	__u8 proto, verdict;
+	__u8 proto, verdict, enforced;
 
 	if (!ep)
 		return SHUNT_TC_NEXT;
@@ -403,20 +386,11 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	/* The answer of a remote server to an exchange a local pod opened. */
 	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(saddr, l4.sport, daddr, l4.dport))
 		return passed(ip);
-	struct shunt_deny_event ev = {
-		.src_identity = peer->identity,
-		.dst_identity = ep->identity,
-		.saddr = saddr,
-		.daddr = daddr,
-		.sport = l4.sport,
-		.dport = l4.dport,
-		.proto = proto,
-		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
-		.hook = SHUNT_HOOK_TC,
-		.enforced = policy_enforced(),
-	};
-	emit_denial(&ev);
-	if (!ev.enforced) {
+	enforced = policy_enforced();
+	report(ip, &l4, peer->identity, ep->identity,
+	       verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
+	       SHUNT_HOOK_TC, enforced);
+	if (!enforced) {
 		counter_add(SHUNT_CTR_TC_POLICY_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
 	}
