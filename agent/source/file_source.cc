@@ -50,6 +50,29 @@ model::Document ToDocument(const std::string& origin, const YAML::Node& node) {
 
 }  // namespace
 
+ManifestText ParseManifest(const std::string& origin, const std::string& text) {
+  ManifestText out;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp reports by exception; it stops here, at the component border.
+    out.syntax_error = model::Problem{{.file = origin, .line = e.mark.line + 1},
+                                      absl::StrCat("YAML syntax error: ", e.msg)};
+    return out;
+  }
+  for (const YAML::Node& d : docs) {
+    if (!d || d.IsNull()) continue;  // empty document between "---"
+    // Unpack v1 List objects into their items.
+    if (d.IsMap() && ScalarOr(d, "kind") == "List" && d["items"] && d["items"].IsSequence()) {
+      for (const YAML::Node& item : d["items"]) out.docs.push_back(ToDocument(origin, item));
+    } else {
+      out.docs.push_back(ToDocument(origin, d));
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Create(const std::string& dir) {
   auto watcher = DirWatcher::Create(dir);
   if (!watcher.ok()) return watcher.status();
@@ -72,28 +95,14 @@ void FileSource::ReadFile(const std::string& path, const std::string& origin,
   }
   std::stringstream text;
   text << in.rdbuf();
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text.str());
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp reports by exception; it stops here, at the component border.
-    store.KeepOrigin(origin,
-                     {{{.file = origin, .line = e.mark.line + 1},
-                       absl::StrCat("YAML syntax error: ", e.msg,
-                                    had ? "; keeping this file's last good objects" : "")}});
+  ManifestText parsed = ParseManifest(origin, text.str());
+  if (parsed.syntax_error) {
+    if (had)
+      absl::StrAppend(&parsed.syntax_error->reason, "; keeping this file's last good objects");
+    store.KeepOrigin(origin, {*std::move(parsed.syntax_error)});
     return;
   }
-  std::vector<model::Document> out;
-  for (const YAML::Node& d : docs) {
-    if (!d || d.IsNull()) continue;  // empty document between "---"
-    // Unpack v1 List objects into their items.
-    if (d.IsMap() && ScalarOr(d, "kind") == "List" && d["items"] && d["items"].IsSequence()) {
-      for (const YAML::Node& item : d["items"]) out.push_back(ToDocument(origin, item));
-    } else {
-      out.push_back(ToDocument(origin, d));
-    }
-  }
-  store.SetOrigin(origin, std::move(out));
+  store.SetOrigin(origin, std::move(parsed.docs));
   parsed_.insert(origin);
 }
 

@@ -102,5 +102,25 @@ TEST(ParseWatchEventTest, TypesResourceVersionsAndExpiredErrors) {
   EXPECT_THAT(bare.status().message(), HasSubstr("no object"));
 }
 
+TEST(ParseListPageTest, ItemsGetTheListsKindAndApiVersion) {
+  auto page =
+      ParseListPage(R"({"apiVersion":"v1","metadata":{"resourceVersion":"12","continue":"c"},)"
+                    R"("items":[{"metadata":{"name":"a","namespace":"demo"}},7,)"
+                    R"({"kind":"Other","metadata":{"name":"b"}}]})",
+                    "Pod");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->items.size(), 2u);  // 7 is not an object
+  EXPECT_EQ(page->items[0].first, "demo/a");
+  EXPECT_EQ(page->items[0].second["kind"], "Pod");
+  EXPECT_EQ(page->items[0].second["apiVersion"], "v1");
+  EXPECT_EQ(page->items[1].first, "/b");
+  EXPECT_EQ(page->items[1].second["kind"], "Other");
+  EXPECT_EQ(page->resource_version, "12");
+  EXPECT_EQ(page->continue_token, "c");
+  EXPECT_EQ(ParseListPage(R"({"items":{}})", "Pod").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseListPage("not json", "Pod").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace shunt::source::kube
