@@ -4,10 +4,13 @@
 #include <cstring>
 
 #include "agent/lib/memory_map.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace shunt::ctl {
 namespace {
+
+using ::testing::HasSubstr;
 
 // Every map empty, the counters zero; tests fill what they need.
 struct Maps {
@@ -56,6 +59,25 @@ TEST(MapDecodeTest, RowsNameTheirFields) {
             R"("local_pods":0}])");
   EXPECT_EQ(DumpMap(m.Set(), "meta").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(DumpMap(m.Set(), "nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+// Found by fuzzing (test/fuzz map_decode): a name in a map that is not
+// UTF-8 (a stale or foreign pin; names are raw bytes to the kernel) made
+// `shuntctl maps dump` and `policy list` end in an uncaught
+// nlohmann type_error when they printed the rows.
+TEST(MapDecodeTest, NamesThatAreNotUtf8PrintWithReplacementCharacters) {
+  Maps m;
+  shunt_endpoint_meta meta{};
+  std::memcpy(meta.namespace_, "de\xffmo", 5);
+  std::memset(meta.name, 'x', sizeof(meta.name));  // no NUL: the whole field
+  meta.name[sizeof(meta.name) - 1] = '\xc3';       // a sequence cut short
+  ASSERT_TRUE(m.endpoint_meta.Update(1, meta).ok());
+  auto rows = DumpMap(m.Set(), "ep_meta");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  std::string printed;
+  ASSERT_NO_THROW(printed = rows->dump(2));
+  EXPECT_THAT(printed, HasSubstr("de\xef\xbf\xbdmo"));
+  EXPECT_EQ((*rows)[0]["name"].get<std::string>().size(), sizeof(meta.name) - 1 + 3);
 }
 
 }  // namespace

@@ -20,7 +20,14 @@
 namespace shunt::ctl {
 namespace {
 
-std::string CString(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
+// A name from a map, up to its NUL. The bytes are whatever the map holds
+// (a stale or foreign pin, a bug): what is not UTF-8 becomes U+FFFD, so that
+// printing the rows (dump(), which throws on it) cannot end shuntctl.
+std::string CString(const char* s, size_t cap) {
+  const std::string raw(s, strnlen(s, cap));
+  const std::string quoted = Json(raw).dump(-1, ' ', false, Json::error_handler_t::replace);
+  return Json::parse(quoted).get<std::string>();
+}
 
 Json Flags(uint32_t flags, std::initializer_list<std::pair<uint32_t, const char*>> names) {
   Json out = Json::array();
