@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "agent/lib/clock.h"
 #include "agent/lib/errno_status.h"
 
 namespace shunt::policy {
@@ -39,7 +40,7 @@ bool DecodeDenyEvent(const void* data, size_t size, int64_t realtime_ns, int64_t
   if (size < sizeof(shunt_deny_event)) return false;
   std::memcpy(&out->event, data, sizeof(out->event));
   // The event carries bpf_ktime_get_ns (CLOCK_MONOTONIC); shift it to wall time.
-  out->wall_time_ns = realtime_ns - (monotonic_ns - static_cast<int64_t>(out->event.ts_ns));
+  out->wall_time_ns = lib::MonotonicStampToWall(out->event.ts_ns, monotonic_ns, realtime_ns);
   return true;
 }
 
