@@ -111,8 +111,11 @@ bool EndsInitialEvents(const WatchEvent& e) {
   if (e.type != WatchEvent::Type::kBookmark) return false;
   const auto meta = e.object.find("metadata");
   if (meta == e.object.end() || !meta->is_object()) return false;
-  const auto& annotations = meta->value("annotations", nlohmann::json());
-  return annotations.is_object() && annotations.value("k8s.io/initial-events-end", "") == "true";
+  // find(), not value(): value() throws on a member of another type.
+  const auto annotations = meta->find("annotations");
+  if (annotations == meta->end() || !annotations->is_object()) return false;
+  const auto end = annotations->find("k8s.io/initial-events-end");
+  return end != annotations->end() && end->is_string() && end->get<std::string>() == "true";
 }
 
 std::string MetaString(const nlohmann::json& object, const char* key) {
@@ -131,7 +134,9 @@ absl::StatusOr<ListPage> ParseListPage(const std::string& body, const std::strin
   if (!j.is_object() || !j.contains("items") || !j["items"].is_array())
     return absl::InvalidArgumentError("the answer is not a list");
   ListPage page;
-  const std::string api_version = j.value("apiVersion", "");
+  // Not j.value("apiVersion", ""): it throws when apiVersion is not a string.
+  const auto api = j.find("apiVersion");
+  const std::string api_version = api != j.end() && api->is_string() ? api->get<std::string>() : "";
   for (auto& item : j["items"]) {
     if (!item.is_object()) continue;
     // Items of a list carry no kind or apiVersion: they are the list's.
