@@ -30,10 +30,12 @@ absl::StatusOr<int> Seconds(const Options& o, const char* flag, int def, int max
   else if (!v.empty() && v.back() == 'm')
     v.pop_back(), mult = 60;
   int n = 0;
-  if (!absl::SimpleAtoi(v, &n) || n * mult < 1 || n * mult > max)
+  // In 64 bits: --window 99999999m must not overflow int.
+  const int64_t secs = absl::SimpleAtoi(v, &n) ? int64_t{n} * mult : 0;
+  if (secs < 1 || secs > max)
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " ", it->second, ": expected a duration from 1s to ", max, "s"));
-  return n * mult;
+  return static_cast<int>(secs);
 }
 
 std::string Ms(const Json& row, const char* field) {
