@@ -28,7 +28,9 @@ case "$profile" in
   # kubernetes-client: kubectl, the independent client of those tests and the
   # `kubectl kustomize` of deploy.manifests. Only when no kubectl is on PATH:
   # Debian 12's is 1.20, and a newer one already installed serves as well.
-  all) packages+=(clang-format libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
+  # libclang-rt-dev: clang's libFuzzer and sanitizer runtimes (tools/fuzz.sh;
+  # clang only recommends them); ccache: keeps the fuzz build incremental.
+  all) packages+=(clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
     # deploy.manifests (tools/manifest-check): Node.js. Only when missing: a
     # machine may have newer ones from elsewhere, which Debian's packages
     # would conflict with (nodesource's nodejs bundles npm).

@@ -5,7 +5,9 @@
 #   2. runs every CTest test: unit tests, and the privileged end-to-end tests
 #      (network namespaces, cgroups, BPF; they skip loudly only without root);
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
-#      runs the suite once more, so the agent itself runs under the sanitizers.
+#      runs the suite once more, so the agent itself runs under the sanitizers;
+#   4. builds the fuzz targets with clang and runs each for FUZZ_SECONDS
+#      (default 15; 0 skips) on its seed corpus (tools/fuzz.sh, docs/fuzzing.md).
 # Usage, as root (it never calls sudo): tools/test.sh [--no-sanitize] [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +43,10 @@ if [ "$SANITIZE" = 1 ]; then
   echo "== build and test under ASan + UBSan"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DSHUNT_SANITIZE=ON
+fi
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  echo "== fuzz: every target ${FUZZ_SECONDS} s on its seed corpus (tools/fuzz.sh)"
+  bash tools/fuzz.sh "$FUZZ_SECONDS"
 fi
 echo "== all tests passed"

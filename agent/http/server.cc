@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/http/client.h"
+#include "agent/http/request_parser.h"
 
 namespace shunt::http {
 namespace {
@@ -46,20 +47,6 @@ class Deadline {
   Socket& sock_;
   bool fired_ = false;
 };
-
-Request ToRequest(const bhttp::request<bhttp::string_body>& r) {
-  Request out;
-  out.method = std::string(r.method_string());
-  const std::string target(r.target());
-  const size_t q = target.find('?');
-  out.path = PercentDecode(target.substr(0, q));
-  if (q != std::string::npos) {
-    out.raw_query = target.substr(q + 1);
-    out.query = ParseQuery(out.raw_query);
-  }
-  out.body = r.body();
-  return out;
-}
 
 }  // namespace
 
@@ -168,11 +155,11 @@ struct Server::Impl {
     const auto self = std::prev(ls->conns.end());
     Deadline<Socket> deadline(io, sock);
     beast::flat_buffer buffer;
+    const RequestLimits limits{opts.max_header_bytes, opts.max_body_bytes};
     bool first = true;
     for (;;) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<uint32_t>(opts.max_header_bytes));
-      parser.body_limit(opts.max_body_bytes);
+      RequestParser parser;
+      ConfigureParser(parser, limits);
       deadline.Arm(first ? opts.read_timeout : opts.idle_timeout);
       boost::system::error_code ec;
       conn.waiting = true;
@@ -183,14 +170,8 @@ struct Server::Impl {
       if (ec) {
         if (deadline.fired()) {
           ++stats.timeouts;
-        } else if (ec == bhttp::error::header_limit) {
-          early = Error(431, absl::StrCat("request head over ", opts.max_header_bytes, " bytes"));
-        } else if (ec == bhttp::error::body_limit) {
-          early = Error(413, absl::StrCat("request body over ", opts.max_body_bytes, " bytes"));
-        } else if (ec.category() ==
-                       bhttp::make_error_code(bhttp::error::end_of_stream).category() &&
-                   ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-          early = Error(400, absl::StrCat("malformed request: ", ec.message()));
+        } else {
+          early = RejectedRead(ec, limits);
         }
         if (!early) break;
         ++stats.errors;

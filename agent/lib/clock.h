@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <cstdint>
+#include <limits>
 
 namespace shunt::lib {
 
@@ -19,6 +20,18 @@ class Clock {
   virtual int64_t RealtimeNs() const = 0;
   int64_t MonotonicMs() const { return MonotonicNs() / 1'000'000; }
 };
+
+// A CLOCK_MONOTONIC stamp (bpf_ktime_get_ns) as CLOCK_REALTIME, by the two
+// clocks' readings now: realtime_now - (monotonic_now - stamp). Clamped to
+// int64: a stamp the kernel could not have written (records come from maps
+// and rings anyone with the pins can write) must not overflow.
+inline int64_t MonotonicStampToWall(uint64_t stamp_ns, int64_t monotonic_now_ns,
+                                    int64_t realtime_now_ns) {
+  const __int128 wall = static_cast<__int128>(realtime_now_ns) - monotonic_now_ns + stamp_ns;
+  if (wall > std::numeric_limits<int64_t>::max()) return std::numeric_limits<int64_t>::max();
+  if (wall < std::numeric_limits<int64_t>::min()) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(wall);
+}
 
 // The machine's clocks.
 class RealClock : public Clock {

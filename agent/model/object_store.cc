@@ -1,6 +1,7 @@
 #include "object_store.h"
 
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 
@@ -143,7 +144,20 @@ void ObjectStore::SetOrigin(const std::string& origin, std::vector<Document> doc
   auto it = origins_.find(origin);
   const std::vector<Entry>* previous = it == origins_.end() ? nullptr : &it->second.entries;
   next.entries.reserve(docs.size());
-  for (Document& d : docs) next.entries.push_back(Parse(std::move(d), previous));
+  for (Document& d : docs) next.entries.push_back(Parse(std::move(d), nullptr));
+  // A rejected object keeps its last good version, unless a valid copy of
+  // it is in this version of the origin: that copy is in force, and the
+  // rejected one would become its duplicate only because the origin was
+  // read before (the same text must give the same objects and problems).
+  std::set<std::tuple<const KindSpec*, std::string, std::string>> valid;
+  for (const Entry& e : next.entries)
+    if (e.object) valid.emplace(e.spec, e.ref.namespace_, e.ref.name);
+  for (Entry& e : next.entries) {
+    if (!e.problem || e.spec == nullptr || e.object ||
+        valid.count({e.spec, e.ref.namespace_, e.ref.name}))
+      continue;
+    KeepPrevious(e, previous, std::move(e.problem->reason));
+  }
   origins_[origin] = std::move(next);
   dirty_ = true;
 }

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "agent/lib/clock.h"
 #include "agent/lib/errno_status.h"
 
 namespace shunt::policy {
@@ -34,15 +35,21 @@ int DenyLog::fd() const { return ring_buffer__epoll_fd(rb_); }
 
 void DenyLog::Consume() { ring_buffer__consume(rb_); }
 
+bool DecodeDenyEvent(const void* data, size_t size, int64_t realtime_ns, int64_t monotonic_ns,
+                     LoggedDenial* out) {
+  if (size < sizeof(shunt_deny_event)) return false;
+  std::memcpy(&out->event, data, sizeof(out->event));
+  // The event carries bpf_ktime_get_ns (CLOCK_MONOTONIC); shift it to wall time.
+  out->wall_time_ns = lib::MonotonicStampToWall(out->event.ts_ns, monotonic_ns, realtime_ns);
+  return true;
+}
+
 int DenyLog::OnEvent(void* ctx, void* data, size_t size) {
   auto* self = static_cast<DenyLog*>(ctx);
-  if (size < sizeof(shunt_deny_event)) return 0;  // not ours: skip, keep going
   LoggedDenial d;
+  if (!DecodeDenyEvent(data, size, NowNs(CLOCK_REALTIME), NowNs(CLOCK_MONOTONIC), &d))
+    return 0;  // not ours: skip, keep going
   d.seq = self->next_seq_++;
-  std::memcpy(&d.event, data, sizeof(d.event));
-  // The event carries bpf_ktime_get_ns (CLOCK_MONOTONIC); shift it to wall time.
-  d.wall_time_ns =
-      NowNs(CLOCK_REALTIME) - (NowNs(CLOCK_MONOTONIC) - static_cast<int64_t>(d.event.ts_ns));
   self->events_.push_back(d);
   if (self->events_.size() > self->keep_) self->events_.pop_front();
   return 0;

@@ -20,6 +20,12 @@ struct LoggedDenial {
   shunt_deny_event event{};
 };
 
+// One record of the denial ring as a LoggedDenial (seq left alone), dated
+// by the clocks' readings now. False for a record too short to be a
+// shunt_deny_event; a longer one is read for its first sizeof bytes.
+bool DecodeDenyEvent(const void* data, size_t size, int64_t realtime_ns, int64_t monotonic_ns,
+                     LoggedDenial* out);
+
 class DenyLog {
  public:
   static absl::StatusOr<std::unique_ptr<DenyLog>> Create(int ringbuf_fd, size_t keep = 4096);

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/source/yaml_json.h"
+#include "yaml-cpp/eventhandler.h"
 
 namespace shunt::source {
 namespace fs = std::filesystem;
@@ -48,7 +49,79 @@ model::Document ToDocument(const std::string& origin, const YAML::Node& node) {
   return d;
 }
 
+// yaml-cpp 0.7 can stop making progress on bad input and hand out the same
+// empty document for ever: LoadAll("{\"\"},") allocates until the machine
+// runs out of memory. A first pass that only notes where each document
+// starts finds that before LoadAll runs: a document that starts where the
+// one before it started is that loop.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    stuck_ = any_ && mark.pos <= last_.pos;
+    last_ = mark;
+    any_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  bool stuck() const { return stuck_; }
+  const YAML::Mark& last() const { return last_; }
+
+ private:
+  YAML::Mark last_;
+  bool any_ = false, stuck_ = false;
+};
+
+// The line (0-based) where yaml-cpp stops making progress on `text`, if it
+// does. Throws what yaml-cpp throws on a syntax error.
+std::optional<int> StuckAt(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts))
+    if (starts.stuck()) return starts.last().line;
+  return std::nullopt;
+}
+
 }  // namespace
+
+ManifestText ParseManifest(const std::string& origin, const std::string& text) {
+  ManifestText out;
+  std::vector<YAML::Node> docs;
+  try {
+    if (auto line = StuckAt(text)) {
+      out.syntax_error =
+          model::Problem{{.file = origin, .line = *line + 1},
+                         "YAML syntax error: the parser makes no progress here (not valid YAML)"};
+      return out;
+    }
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp reports by exception; it stops here, at the component border.
+    out.syntax_error = model::Problem{{.file = origin, .line = e.mark.line + 1},
+                                      absl::StrCat("YAML syntax error: ", e.msg)};
+    return out;
+  }
+  for (const YAML::Node& d : docs) {
+    if (!d || d.IsNull()) continue;  // empty document between "---"
+    // Unpack v1 List objects into their items.
+    if (d.IsMap() && ScalarOr(d, "kind") == "List" && d["items"] && d["items"].IsSequence()) {
+      for (const YAML::Node& item : d["items"]) out.docs.push_back(ToDocument(origin, item));
+    } else {
+      out.docs.push_back(ToDocument(origin, d));
+    }
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Create(const std::string& dir) {
   auto watcher = DirWatcher::Create(dir);
@@ -72,28 +145,14 @@ void FileSource::ReadFile(const std::string& path, const std::string& origin,
   }
   std::stringstream text;
   text << in.rdbuf();
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text.str());
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp reports by exception; it stops here, at the component border.
-    store.KeepOrigin(origin,
-                     {{{.file = origin, .line = e.mark.line + 1},
-                       absl::StrCat("YAML syntax error: ", e.msg,
-                                    had ? "; keeping this file's last good objects" : "")}});
+  ManifestText parsed = ParseManifest(origin, text.str());
+  if (parsed.syntax_error) {
+    if (had)
+      absl::StrAppend(&parsed.syntax_error->reason, "; keeping this file's last good objects");
+    store.KeepOrigin(origin, {*std::move(parsed.syntax_error)});
     return;
   }
-  std::vector<model::Document> out;
-  for (const YAML::Node& d : docs) {
-    if (!d || d.IsNull()) continue;  // empty document between "---"
-    // Unpack v1 List objects into their items.
-    if (d.IsMap() && ScalarOr(d, "kind") == "List" && d["items"] && d["items"].IsSequence()) {
-      for (const YAML::Node& item : d["items"]) out.push_back(ToDocument(origin, item));
-    } else {
-      out.push_back(ToDocument(origin, d));
-    }
-  }
-  store.SetOrigin(origin, std::move(out));
+  store.SetOrigin(origin, std::move(parsed.docs));
   parsed_.insert(origin);
 }
 

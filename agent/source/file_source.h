@@ -11,12 +11,24 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/source/dir_watcher.h"
 #include "agent/source/source.h"
 
 namespace shunt::source {
+
+// One manifest file's text as store documents: YAML (JSON is YAML), several
+// documents "---"-separated, empty ones skipped, v1 List objects unpacked
+// into their items. A document that does not convert to JSON
+// (YamlToJson's errors) is a Document with `error` set; text that is not
+// YAML at all gives no documents and a `syntax_error` naming its line.
+struct ManifestText {
+  std::vector<model::Document> docs;
+  std::optional<model::Problem> syntax_error;
+};
+ManifestText ParseManifest(const std::string& origin, const std::string& text);
 
 class FileSource : public Source {
  public:

@@ -55,7 +55,7 @@ bool ShortCircuited(const shunt_flow& f) {
 
 int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock) {
   if (mono_ns == 0) return 0;
-  return clock.RealtimeNs() - (clock.MonotonicNs() - static_cast<int64_t>(mono_ns));
+  return lib::MonotonicStampToWall(mono_ns, clock.MonotonicNs(), clock.RealtimeNs());
 }
 
 nlohmann::json FlowJson(const FlowView& f) {

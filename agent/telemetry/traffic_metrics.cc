@@ -133,10 +133,15 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
     std::string v = p.second;
     int n = 0;
     bool ok = false;
-    if (!v.empty() && v.back() == 's')
+    if (!v.empty() && v.back() == 's') {
       ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n);
-    else if (!v.empty() && v.back() == 'm')
-      ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n) && (n *= 60, true);
+    } else if (!v.empty() && v.back() == 'm') {
+      // Minutes past the limit are refused before they are multiplied
+      // (window=99999999m overflowed int).
+      ok = absl::SimpleAtoi(v.substr(0, v.size() - 1), &n) && n >= 1 &&
+           n <= FlowAggregator::kMaxWindowSeconds / 60;
+      if (ok) n *= 60;
+    }
     if (!ok || n < 1 || n > FlowAggregator::kMaxWindowSeconds)
       return Error(400, absl::StrCat("window '", v, "': expected a duration from 1s to ",
                                      FlowAggregator::kMaxWindowSeconds, "s, such as 30s"));

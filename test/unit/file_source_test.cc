@@ -366,5 +366,23 @@ TEST_F(FileSourceTest, UnreadableFileKeepsItsLastGoodObjects) {
   EXPECT_THAT(Strings(s.problems), ElementsAre("a.yaml: cannot be read"));
 }
 
+// Found by fuzzing (test/fuzz manifest_yaml): on this input yaml-cpp 0.7's
+// LoadAll hands out the same empty document for ever and allocates until
+// the machine runs out of memory; a manifest file of 5 bytes took the agent
+// down. It is now a syntax error of its file.
+TEST(ParseManifestTest, InputOnWhichTheYamlParserMakesNoProgressIsASyntaxError) {
+  for (const char* text : {"{\"\"},", "a: 1\n---\n{\"\"},\n"}) {
+    const ManifestText parsed = ParseManifest("bad.yaml", text);
+    ASSERT_TRUE(parsed.syntax_error) << text;
+    EXPECT_THAT(parsed.syntax_error->ToString(), HasSubstr("bad.yaml:"));
+    EXPECT_THAT(parsed.syntax_error->reason, HasSubstr("makes no progress"));
+    EXPECT_THAT(parsed.docs, IsEmpty());
+  }
+  // Empty documents and a trailing "..." still make progress.
+  const ManifestText ok = ParseManifest("ok.yaml", "---\n---\na: 1\n...\n");
+  EXPECT_FALSE(ok.syntax_error);
+  EXPECT_THAT(ok.docs, SizeIs(1));
+}
+
 }  // namespace
 }  // namespace shunt::source

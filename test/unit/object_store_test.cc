@@ -190,5 +190,38 @@ TEST(ObjectStoreTest, OneSplitPerRootTheOldestWins) {
   EXPECT_EQ(snap->problems.size(), 2u);
 }
 
+// Found by fuzzing (test/fuzz manifest_yaml): an invalid copy of an object
+// took its valid sibling's version as its "last good version" when the
+// origin was read a second time, so the same text gave one more problem (a
+// duplicate that was not there before) and the invalid copy in force.
+TEST(ObjectStoreTest, AnInvalidCopyBesideAValidOneBorrowsNothingWhenReadAgain) {
+  ObjectStore store;
+  auto docs = [] {
+    std::vector<Document> d;
+    d.push_back(Doc(PodDoc("a", "not-an-ip")));
+    d.push_back(Doc(PodDoc("a", "10.0.0.1")));
+    return d;
+  };
+  store.SetOrigin("pods.yaml", docs());
+  const auto first = store.Publish();
+  store.SetOrigin("pods.yaml", docs());
+  const auto second = store.Publish();
+  EXPECT_EQ(Strings(second->problems), Strings(first->problems));
+  EXPECT_THAT(Strings(second->problems),
+              ElementsAre("Pod demo/a: status.podIP 'not-an-ip' is not an IPv4 address"));
+  ASSERT_EQ(second->pods.size(), 1u);
+  EXPECT_EQ(second->pods[0].ip, "10.0.0.1");
+  // Alone in its origin, an invalid version still keeps the last good one.
+  std::vector<Document> bad;
+  bad.push_back(Doc(PodDoc("a", "not-an-ip")));
+  store.SetOrigin("pods.yaml", std::move(bad));
+  const auto third = store.Publish();
+  ASSERT_EQ(third->pods.size(), 1u);
+  EXPECT_EQ(third->pods[0].ip, "10.0.0.1");
+  EXPECT_THAT(Strings(third->problems),
+              ElementsAre("Pod demo/a: status.podIP 'not-an-ip' is not an IPv4 address; keeping "
+                          "its last good version"));
+}
+
 }  // namespace
 }  // namespace shunt::model

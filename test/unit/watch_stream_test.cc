@@ -102,5 +102,55 @@ TEST(ParseWatchEventTest, TypesResourceVersionsAndExpiredErrors) {
   EXPECT_THAT(bare.status().message(), HasSubstr("no object"));
 }
 
+TEST(ParseListPageTest, ItemsGetTheListsKindAndApiVersion) {
+  auto page =
+      ParseListPage(R"({"apiVersion":"v1","metadata":{"resourceVersion":"12","continue":"c"},)"
+                    R"("items":[{"metadata":{"name":"a","namespace":"demo"}},7,)"
+                    R"({"kind":"Other","metadata":{"name":"b"}}]})",
+                    "Pod");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->items.size(), 2u);  // 7 is not an object
+  EXPECT_EQ(page->items[0].first, "demo/a");
+  EXPECT_EQ(page->items[0].second["kind"], "Pod");
+  EXPECT_EQ(page->items[0].second["apiVersion"], "v1");
+  EXPECT_EQ(page->items[1].first, "/b");
+  EXPECT_EQ(page->items[1].second["kind"], "Other");
+  EXPECT_EQ(page->resource_version, "12");
+  EXPECT_EQ(page->continue_token, "c");
+  EXPECT_EQ(ParseListPage(R"({"items":{}})", "Pod").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseListPage("not json", "Pod").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Found by reading the code while writing the fuzz targets (test/fuzz
+// manifest_json covers both): nlohmann's value() throws type_error when the
+// member is there with another type, so a list whose apiVersion was not a
+// string, or a bookmark whose initial-events-end annotation was not a
+// string, threw out of the reflector's thread (std::terminate: the agent
+// ended).
+TEST(ParseListPageTest, MembersOfTheWrongTypeAreNotThrownOn) {
+  absl::StatusOr<ListPage> page;
+  ASSERT_NO_THROW(page = ParseListPage(
+                      R"({"apiVersion":7,"metadata":{"resourceVersion":[]},"items":[{}]})", "Pod"));
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->items[0].second["apiVersion"], "");
+  EXPECT_EQ(page->resource_version, "");
+
+  for (const char* annotations : {R"({"k8s.io/initial-events-end":true})", R"("x")", "[1]"}) {
+    auto event = ParseWatchEvent(nlohmann::json::parse(
+        std::string(R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9",)") +
+        R"("annotations":)" + annotations + "}}}"));
+    ASSERT_TRUE(event.ok()) << event.status();
+    bool ends = true;
+    ASSERT_NO_THROW(ends = EndsInitialEvents(*event)) << annotations;
+    EXPECT_FALSE(ends) << annotations;
+  }
+  auto end = ParseWatchEvent(
+      nlohmann::json::parse(R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9",)"
+                            R"("annotations":{"k8s.io/initial-events-end":"true"}}}})"));
+  ASSERT_TRUE(end.ok());
+  EXPECT_TRUE(EndsInitialEvents(*end));
+}
+
 }  // namespace
 }  // namespace shunt::source::kube

@@ -20,7 +20,14 @@
 namespace shunt::ctl {
 namespace {
 
-std::string CString(const char* s, size_t cap) { return std::string(s, strnlen(s, cap)); }
+// A name from a map, up to its NUL. The bytes are whatever the map holds
+// (a stale or foreign pin, a bug): what is not UTF-8 becomes U+FFFD, so that
+// printing the rows (dump(), which throws on it) cannot end shuntctl.
+std::string CString(const char* s, size_t cap) {
+  const std::string raw(s, strnlen(s, cap));
+  const std::string quoted = Json(raw).dump(-1, ' ', false, Json::error_handler_t::replace);
+  return Json::parse(quoted).get<std::string>();
+}
 
 Json Flags(uint32_t flags, std::initializer_list<std::pair<uint32_t, const char*>> names) {
   Json out = Json::array();
@@ -29,15 +36,15 @@ Json Flags(uint32_t flags, std::initializer_list<std::pair<uint32_t, const char*
   return out;
 }
 
-absl::StatusOr<Json> DumpEndpoints(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpEndpoints(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto eps, m.endpoints().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto eps, m.endpoints->Entries());
   for (const auto& [cookie, ep] : eps) {
     Json row = {{"netns_cookie", cookie},
                 {"ip", Ipv4(ep.ip4)},
                 {"identity", ep.identity},
                 {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
-    if (auto meta = m.endpoint_meta().Lookup(cookie); meta.ok()) {
+    if (auto meta = m.endpoint_meta->Lookup(cookie); meta.ok()) {
       row["namespace"] = CString(meta->namespace_, sizeof(meta->namespace_));
       row["name"] = CString(meta->name, sizeof(meta->name));
       row["service_account"] = CString(meta->service_account, sizeof(meta->service_account));
@@ -48,9 +55,9 @@ absl::StatusOr<Json> DumpEndpoints(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpEndpointMeta(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpEndpointMeta(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto metas, m.endpoint_meta().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto metas, m.endpoint_meta->Entries());
   for (const auto& [cookie, meta] : metas)
     rows.push_back(
         {{"netns_cookie", cookie},
@@ -61,9 +68,9 @@ absl::StatusOr<Json> DumpEndpointMeta(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpIpcache(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpIpcache(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto entries, m.ipcache().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto entries, m.ipcache->Entries());
   for (const auto& [ip, e] : entries)
     rows.push_back({{"ip", Ipv4(ip)},
                     {"identity", e.identity},
@@ -71,45 +78,43 @@ absl::StatusOr<Json> DumpIpcache(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpSockhash(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpSockhash(const MapSet& m) {
   Json rows = Json::array();
-  lib::TypedMap<shunt_sock_key, uint64_t> sh(m.sockhash_fd(), SHUNT_MAP_SOCKHASH);
-  SHUNT_ASSIGN_OR_RETURN(auto keys, sh.Keys());
-  for (const auto& k : keys) {
+  SHUNT_ASSIGN_OR_RETURN(auto socks, m.sockhash());
+  for (const auto& [k, cookie] : socks) {
     Json row = {{"local", absl::StrCat(Ipv4(k.local_ip4), ":", ntohs(k.local_port))},
                 {"remote", absl::StrCat(Ipv4(k.remote_ip4), ":", ntohs(k.remote_port))}};
-    // Reading a sockhash value from userspace yields the socket cookie.
-    if (auto cookie = sh.Lookup(k); cookie.ok()) row["socket_cookie"] = *cookie;
+    if (cookie) row["socket_cookie"] = *cookie;
     rows.push_back(row);
   }
   return rows;
 }
 
-absl::StatusOr<Json> DumpCounters(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpCounters(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(lib::Counters c, lib::ReadCounters(m.counters_fd()));
+  SHUNT_ASSIGN_OR_RETURN(lib::Counters c, m.counters());
   for (int i = 0; i < SHUNT_CTR_MAX; ++i)
     rows.push_back({{"counter", lib::CounterName(i)}, {"value", c[i]}});
   return rows;
 }
 
-std::string IdentityName(const lib::PinnedMaps& m, uint32_t id) {
-  auto meta = m.identity_meta().Lookup(id);
+std::string IdentityName(const MapSet& m, uint32_t id) {
+  auto meta = m.identity_meta->Lookup(id);
   if (!meta.ok()) return absl::StrCat("#", id);
   return absl::StrCat(CString(meta->namespace_, sizeof(meta->namespace_)), "/",
                       CString(meta->service_account, sizeof(meta->service_account)));
 }
 
-absl::StatusOr<Json> DumpPolicy(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpPolicy(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto entries, m.policy().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto entries, m.policy->Entries());
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     return std::tie(a.first.src_identity, a.first.dst_identity, a.first.proto, a.first.dport) <
            std::tie(b.first.src_identity, b.first.dst_identity, b.first.proto, b.first.dport);
   });
   for (const auto& [k, v] : entries) {
     std::string rule = absl::StrCat("#", v.rule_id);
-    if (auto r = m.rule_meta().Lookup(v.rule_id); r.ok())
+    if (auto r = m.rule_meta->Lookup(v.rule_id); r.ok())
       rule = absl::StrCat(CString(r->namespace_, sizeof(r->namespace_)), "/",
                           CString(r->name, sizeof(r->name)));
     rows.push_back({{"source", IdentityName(m, k.src_identity)},
@@ -126,11 +131,11 @@ absl::StatusOr<Json> DumpPolicy(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpIdentities(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpIdentities(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto ids, m.identity_meta().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto ids, m.identity_meta->Entries());
   std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  SHUNT_ASSIGN_OR_RETURN(auto ipcache, m.ipcache().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto ipcache, m.ipcache->Entries());
   for (const auto& [id, meta] : ids) {
     int pods = 0, local = 0;
     for (const auto& [ip, e] : ipcache) {
@@ -148,9 +153,9 @@ absl::StatusOr<Json> DumpIdentities(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpRules(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpRules(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto rules, m.rule_meta().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto rules, m.rule_meta->Entries());
   for (const auto& [id, r] : rules)
     rows.push_back({{"rule_id", id},
                     {"namespace", CString(r.namespace_, sizeof(r.namespace_))},
@@ -158,17 +163,17 @@ absl::StatusOr<Json> DumpRules(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpConfig(const lib::PinnedMaps& m) {
-  SHUNT_ASSIGN_OR_RETURN(shunt_config c, m.config().Lookup(0));
+absl::StatusOr<Json> DumpConfig(const MapSet& m) {
+  SHUNT_ASSIGN_OR_RETURN(shunt_config c, m.config->Lookup(0));
   return Json::array({{{"mode", c.mode == SHUNT_MODE_ENFORCE ? "enforce" : "permissive"},
                        {"telemetry", (c.flags & SHUNT_CONFIG_F_NO_TELEMETRY) ? "off" : "on"}}});
 }
 
 // Live flow records straight from the kernel (the agent names them better:
 // `shuntctl flows`; this works with the agent down).
-absl::StatusOr<Json> DumpFlows(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpFlows(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto flows, m.flows().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto flows, m.flows->Entries());
   for (const auto& [k, f] : flows) {
     rows.push_back({{"client", absl::StrCat(Ipv4(k.client_ip4), ":", ntohs(k.client_port))},
                     {"server", absl::StrCat(Ipv4(k.server_ip4), ":", ntohs(k.server_port))},
@@ -187,9 +192,9 @@ absl::StatusOr<Json> DumpFlows(const lib::PinnedMaps& m) {
 
 // The response-latency histograms of live flows that answered requests
 // (a flow's histogram goes with its record when it ends).
-absl::StatusOr<Json> DumpFlowHists(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpFlowHists(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto hists, m.flow_hists().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto hists, m.flow_hists->Entries());
   for (const auto& [k, h] : hists) {
     telemetry::LatencyHistogram rr;
     rr.AddBuckets(h.rr_hist, 0);
@@ -208,10 +213,10 @@ std::string BackendString(const shunt_backend& b) {
 
 // Service addresses with their balancer and slot tables as the kernel has
 // them (the agent's view, with pods and live shares: `shuntctl services`).
-absl::StatusOr<Json> DumpServices(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpServices(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto svcs, m.services().Entries());
-  SHUNT_ASSIGN_OR_RETURN(auto slots, m.slots().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto svcs, m.services->Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto slots, m.slots->Entries());
   std::map<uint32_t, std::map<uint32_t, shunt_backend>> tables;
   for (const auto& [k, b] : slots) tables[k.table][k.index] = b;
   for (const auto& [k, v] : svcs) {
@@ -236,16 +241,16 @@ absl::StatusOr<Json> DumpServices(const lib::PinnedMaps& m) {
   return rows;
 }
 
-absl::StatusOr<Json> DumpLbScores(const lib::PinnedMaps& m) {
+absl::StatusOr<Json> DumpLbScores(const MapSet& m) {
   Json rows = Json::array();
-  SHUNT_ASSIGN_OR_RETURN(auto scores, m.lb_scores().Entries());
+  SHUNT_ASSIGN_OR_RETURN(auto scores, m.lb_scores->Entries());
   for (const auto& [k, v] : scores)
     rows.push_back({{"backend", BackendString(k)}, {"score", v.score}});
   return rows;
 }
 
-absl::StatusOr<Json> DumpMeta(const lib::PinnedMaps& m) {
-  SHUNT_ASSIGN_OR_RETURN(shunt_meta meta, m.meta().Lookup(0));
+absl::StatusOr<Json> DumpMeta(const MapSet& m) {
+  SHUNT_ASSIGN_OR_RETURN(shunt_meta meta, m.meta->Lookup(0));
   return Json::array(
       {{{"abi_version", meta.abi_version}, {"installed_at_unix", meta.installed_at_unix}}});
 }
@@ -279,7 +284,50 @@ std::string ResolveMapName(const std::string& name) {
   return "";
 }
 
-absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& name) {
+absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& pinned, const std::string& name) {
+  const auto endpoints = pinned.endpoints();
+  const auto endpoint_meta = pinned.endpoint_meta();
+  const auto ipcache = pinned.ipcache();
+  const auto meta = pinned.meta();
+  const auto policy = pinned.policy();
+  const auto rule_meta = pinned.rule_meta();
+  const auto identity_meta = pinned.identity_meta();
+  const auto config = pinned.config();
+  const auto flows = pinned.flows();
+  const auto flow_hists = pinned.flow_hists();
+  const auto services = pinned.services();
+  const auto slots = pinned.slots();
+  const auto lb_scores = pinned.lb_scores();
+  const MapSet maps{
+      .endpoints = &endpoints,
+      .endpoint_meta = &endpoint_meta,
+      .ipcache = &ipcache,
+      .meta = &meta,
+      .policy = &policy,
+      .rule_meta = &rule_meta,
+      .identity_meta = &identity_meta,
+      .config = &config,
+      .flows = &flows,
+      .flow_hists = &flow_hists,
+      .services = &services,
+      .slots = &slots,
+      .lb_scores = &lb_scores,
+      .sockhash = [&pinned]() -> absl::StatusOr<std::vector<SockhashEntry>> {
+        lib::TypedMap<shunt_sock_key, uint64_t> sh(pinned.sockhash_fd(), SHUNT_MAP_SOCKHASH);
+        SHUNT_ASSIGN_OR_RETURN(auto keys, sh.Keys());
+        std::vector<SockhashEntry> out;
+        for (const auto& k : keys) {
+          // Reading a sockhash value from userspace yields the socket cookie.
+          auto cookie = sh.Lookup(k);
+          out.emplace_back(k, cookie.ok() ? std::optional<uint64_t>(*cookie) : std::nullopt);
+        }
+        return out;
+      },
+      .counters = [&pinned] { return lib::ReadCounters(pinned.counters_fd()); }};
+  return DumpMap(maps, name);
+}
+
+absl::StatusOr<Json> DumpMap(const MapSet& maps, const std::string& name) {
   const std::string pin = ResolveMapName(name);
   if (pin == SHUNT_MAP_ENDPOINTS) return DumpEndpoints(maps);
   if (pin == SHUNT_MAP_ENDPOINT_META) return DumpEndpointMeta(maps);

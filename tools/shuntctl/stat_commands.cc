@@ -30,18 +30,24 @@ absl::StatusOr<int> Seconds(const Options& o, const char* flag, int def, int max
   else if (!v.empty() && v.back() == 'm')
     v.pop_back(), mult = 60;
   int n = 0;
-  if (!absl::SimpleAtoi(v, &n) || n * mult < 1 || n * mult > max)
+  // In 64 bits: --window 99999999m must not overflow int.
+  const int64_t secs = absl::SimpleAtoi(v, &n) ? int64_t{n} * mult : 0;
+  if (secs < 1 || secs > max)
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " ", it->second, ": expected a duration from 1s to ", max, "s"));
-  return n * mult;
+  return static_cast<int>(secs);
 }
 
 std::string Ms(const Json& row, const char* field) {
   return row.contains(field) ? telemetry::FormatDuration(row[field].get<double>() * 1e6) : "-";
 }
 
+// One literal format per branch: clang checks absl::StrFormat's format at
+// compile time and refuses one chosen at run time.
 std::string Rate(double v) {
-  return absl::StrFormat(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
+  if (v >= 100) return absl::StrFormat("%.0f", v);
+  if (v >= 10) return absl::StrFormat("%.1f", v);
+  return absl::StrFormat("%.2f", v);
 }
 
 std::string Success(const Json& row) {

@@ -1,6 +1,7 @@
 #include "kube_source.h"
 
 #include "absl/strings/str_cat.h"
+#include "agent/source/kube/watch_stream.h"
 
 namespace shunt::source::kube {
 
@@ -58,17 +59,15 @@ void KubeSource::Apply(Update& u, model::ObjectStore& store) {
       return;
     case Update::Type::kReplace: {
       r.keys.clear();
-      for (const auto& d : u.docs) {
-        const auto& m = d.doc["metadata"];
-        r.keys.insert(absl::StrCat(m.value("namespace", ""), "/", m.value("name", "")));
-      }
+      // ObjectKey, not value(): metadata that is not an object, or a name
+      // that is not a string, must not throw on the agent's loop.
+      for (const auto& d : u.docs) r.keys.insert(ObjectKey(d.doc));
       store.SetOrigin(origin, std::move(u.docs));
       r.settled = true;
       break;
     }
     case Update::Type::kUpsert: {
-      const auto& m = u.doc.doc["metadata"];
-      r.keys.insert(absl::StrCat(m.value("namespace", ""), "/", m.value("name", "")));
+      r.keys.insert(ObjectKey(u.doc.doc));
       store.Upsert(origin, std::move(u.doc));
       break;
     }

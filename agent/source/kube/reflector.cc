@@ -27,17 +27,6 @@ std::string PercentEncode(const std::string& s) {
   return out;
 }
 
-std::string Meta(const nlohmann::json& o, const char* key) {
-  auto m = o.find("metadata");
-  if (m == o.end() || !m->is_object()) return "";
-  auto v = m->find(key);
-  return v != m->end() && v->is_string() ? v->get<std::string>() : "";
-}
-
-std::string KeyOf(const nlohmann::json& o) {
-  return absl::StrCat(Meta(o, "namespace"), "/", Meta(o, "name"));
-}
-
 // A Status body's reason and message, for logs.
 std::string StatusText(const std::string& body) {
   auto j = nlohmann::json::parse(body, nullptr, false);
@@ -236,22 +225,14 @@ Reflector::Outcome Reflector::List() {
       return Outcome::kRelist;
     }
     if (r->status != 200) return FromStatus(*r, "list");
-    auto body = nlohmann::json::parse(r->body, nullptr, false);
-    if (!body.is_object() || !body.contains("items") || !body["items"].is_array()) {
-      Fail("list: the answer is not a list");
+    auto page = ParseListPage(r->body, spec_.kind);
+    if (!page.ok()) {
+      Fail(absl::StrCat("list: ", page.status().message()));
       return Outcome::kRetry;
     }
-    const std::string api_version = body.value("apiVersion", "");
-    for (auto& item : body["items"]) {
-      if (!item.is_object()) continue;
-      // Items of a list carry no kind or apiVersion: they are the list's.
-      if (!item.contains("kind")) item["kind"] = spec_.kind;
-      if (!item.contains("apiVersion")) item["apiVersion"] = api_version;
-      const std::string key = KeyOf(item);  // before the item is moved
-      objects[key] = std::move(item);
-    }
-    list_rv = Meta(body, "resourceVersion");
-    cont = Meta(body, "continue");
+    for (auto& [key, item] : page->items) objects[key] = std::move(item);
+    list_rv = std::move(page->resource_version);
+    cont = std::move(page->continue_token);
     if (cont.empty()) break;
   }
   relist_from_.clear();
@@ -309,9 +290,7 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
       if (!event->resource_version.empty()) rv_ = event->resource_version;
       if (event->type == T::kBookmark) {
         if (initial_done) continue;
-        const auto& annotations = event->object["metadata"].value("annotations", nlohmann::json());
-        if (annotations.is_object() &&
-            annotations.value("k8s.io/initial-events-end", "") == "true") {
+        if (EndsInitialEvents(*event)) {
           initial_done = true;
           relist_from_.clear();
           listed_ = true;  // from here on, a broken stream resumes from rv_
@@ -331,7 +310,7 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
       if (!initial_done) {
         // The key first: a json assignment takes its value by copy, which
         // would move the object out before the key was read from it.
-        const std::string key = KeyOf(event->object);
+        const std::string key = ObjectKey(event->object);
         if (event->type == T::kDeleted)
           initial.erase(key);
         else
@@ -368,14 +347,14 @@ Reflector::Outcome Reflector::ReadStream(const std::string& url, bool watch_list
 }
 
 void Reflector::Deliver(const nlohmann::json& object, bool deleted) {
-  const std::string key = KeyOf(object);
+  const std::string key = ObjectKey(object);
   std::optional<nlohmann::json> kept = deleted ? std::nullopt : spec_.keep(object);
   if (!kept) {
     if (kept_.erase(key) == 0) return;  // never delivered
     out_.Push({.type = Update::Type::kDelete,
                .resource = index_,
-               .namespace_ = Meta(object, "namespace"),
-               .name = Meta(object, "name")});
+               .namespace_ = MetaString(object, "namespace"),
+               .name = MetaString(object, "name")});
     return;
   }
   const size_t hash = std::hash<std::string>()(kept->dump());

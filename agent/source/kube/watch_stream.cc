@@ -107,4 +107,47 @@ absl::StatusOr<WatchEvent> ParseWatchEvent(const nlohmann::json& j) {
   return e;
 }
 
+bool EndsInitialEvents(const WatchEvent& e) {
+  if (e.type != WatchEvent::Type::kBookmark) return false;
+  const auto meta = e.object.find("metadata");
+  if (meta == e.object.end() || !meta->is_object()) return false;
+  // find(), not value(): value() throws on a member of another type.
+  const auto annotations = meta->find("annotations");
+  if (annotations == meta->end() || !annotations->is_object()) return false;
+  const auto end = annotations->find("k8s.io/initial-events-end");
+  return end != annotations->end() && end->is_string() && end->get<std::string>() == "true";
+}
+
+std::string MetaString(const nlohmann::json& object, const char* key) {
+  auto m = object.find("metadata");
+  if (m == object.end() || !m->is_object()) return "";
+  auto v = m->find(key);
+  return v != m->end() && v->is_string() ? v->get<std::string>() : "";
+}
+
+std::string ObjectKey(const nlohmann::json& object) {
+  return absl::StrCat(MetaString(object, "namespace"), "/", MetaString(object, "name"));
+}
+
+absl::StatusOr<ListPage> ParseListPage(const std::string& body, const std::string& kind) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("items") || !j["items"].is_array())
+    return absl::InvalidArgumentError("the answer is not a list");
+  ListPage page;
+  // Not j.value("apiVersion", ""): it throws when apiVersion is not a string.
+  const auto api = j.find("apiVersion");
+  const std::string api_version = api != j.end() && api->is_string() ? api->get<std::string>() : "";
+  for (auto& item : j["items"]) {
+    if (!item.is_object()) continue;
+    // Items of a list carry no kind or apiVersion: they are the list's.
+    if (!item.contains("kind")) item["kind"] = kind;
+    if (!item.contains("apiVersion")) item["apiVersion"] = api_version;
+    std::string key = ObjectKey(item);  // before the item is moved
+    page.items.emplace_back(std::move(key), std::move(item));
+  }
+  page.resource_version = MetaString(j, "resourceVersion");
+  page.continue_token = MetaString(j, "continue");
+  return page;
+}
+
 }  // namespace shunt::source::kube

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
@@ -57,5 +59,27 @@ struct WatchEvent {
 
 // InvalidArgument naming what is missing or unknown.
 absl::StatusOr<WatchEvent> ParseWatchEvent(const nlohmann::json& j);
+
+// True for the bookmark that ends a WatchList's initial events: its
+// metadata.annotations["k8s.io/initial-events-end"] is "true".
+bool EndsInitialEvents(const WatchEvent& e);
+
+// metadata.<key> of an object when it is a string, else "".
+std::string MetaString(const nlohmann::json& object, const char* key);
+// "namespace/name", the key objects are kept under.
+std::string ObjectKey(const nlohmann::json& object);
+
+// One page of a list answer: {"apiVersion": ..., "items": [...],
+// "metadata": {"resourceVersion": ..., "continue": ...}}.
+struct ListPage {
+  // By key, in the list's order; items that are not objects are skipped,
+  // and the others carry `kind` and the list's apiVersion where they had none
+  // (the items of a list carry neither).
+  std::vector<std::pair<std::string, nlohmann::json>> items;
+  std::string resource_version;
+  std::string continue_token;  // empty on the last page
+};
+// InvalidArgument when the body is not a JSON object with an items array.
+absl::StatusOr<ListPage> ParseListPage(const std::string& body, const std::string& kind);
 
 }  // namespace shunt::source::kube
