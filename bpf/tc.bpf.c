@@ -281,6 +281,13 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 
 	if (daddr == ep->ip4)
 		return SHUNT_TC_NEXT;
+	/* Most packets are segments of established TCP connections, which are
+	 * judged by their SYN only: an unfragmented one without SYN needs no
+	 * map lookup at all. */
+	if (proto == SHUNT_IPPROTO_TCP &&
+	    !(ip->frag_off & bpf_htons(SHUNT_IP_MF | SHUNT_IP_OFFSET)) && l4_of(skb, ip, &l4) &&
+	    !l4.new_flow)
+		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &daddr);
 	if (!peer)
 		return SHUNT_TC_NEXT; /* not a meshed destination */
