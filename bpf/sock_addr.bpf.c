@@ -35,16 +35,22 @@ static __always_inline void remember_service(struct bpf_sock_addr *ctx, struct s
 		.cookie = bpf_get_socket_cookie(ctx), .ip = be->ip, .port = be->port,
 	};
 	struct shunt_svc_origin rv = {.vip = vip, .port = port};
-	__u64 netns = bpf_get_netns_cookie(ctx);
-	struct shunt_endpoint *ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &netns);
 	struct shunt_svc_origin *known = bpf_map_lookup_elem(&shunt_udp_revnat_v1, &rk);
+	struct shunt_endpoint *ep;
+	__u64 netns;
 
 	if (known && known->vip == vip && known->port == port)
 		return; /* this socket's datagrams to this backend already show the service */
-	if (!known && !udp_budget_take_from(&shunt_revnat_budget_v1, ep ? ep->ip4 : 0,
-					    bpf_ktime_get_ns(), udp_revnat_budget)) {
-		counter_add(SHUNT_CTR_SVC_REVNAT_OVER_BUDGET, 1);
-		return;
+	if (!known) {
+		/* A new entry: the sender pays from its budget (looked up only
+		 * now, so a socket's later datagrams cost one lookup). */
+		netns = bpf_get_netns_cookie(ctx);
+		ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &netns);
+		if (!udp_budget_take_from(&shunt_revnat_budget_v1, ep ? ep->ip4 : 0,
+					  bpf_ktime_get_ns(), udp_revnat_budget)) {
+			counter_add(SHUNT_CTR_SVC_REVNAT_OVER_BUDGET, 1);
+			return;
+		}
 	}
 	if (bpf_map_update_elem(&shunt_udp_revnat_v1, &rk, &rv, BPF_ANY))
 		counter_add(SHUNT_CTR_SVC_ORIGIN_LOST, 1);
