@@ -45,7 +45,7 @@ static __always_inline void remember_service(struct bpf_sock_addr *ctx, struct s
 		/* A new entry: the sender pays from its budget (looked up only
 		 * now, so a socket's later datagrams cost one lookup). */
 		netns = bpf_get_netns_cookie(ctx);
-		ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &netns);
+		ep = bpf_map_lookup_elem(&shunt_endpoints_v2, &netns);
 		if (!udp_budget_take_from(&shunt_revnat_budget_v1, ep ? ep->ip4 : 0,
 					  bpf_ktime_get_ns(), udp_revnat_budget)) {
 			counter_add(SHUNT_CTR_SVC_REVNAT_OVER_BUDGET, 1);
@@ -182,6 +182,27 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* A call policy does not allow: `ev` (the start of a denial record of
+ * `size` bytes) is reported; 1 lets it go on in permissive mode, 0 fails
+ * it with EPERM in enforce mode. */
+static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 verdict)
+{
+	if (verdict == SHUNT_VERDICT_L7)
+		/* Granted only through HTTP routes, which no proxy judges yet:
+		 * such a grant opens nothing at L4. Enforce mode denies it,
+		 * permissive mode reports it. */
+		counter_add(SHUNT_CTR_POLICY_L7_NO_PROXY, 1);
+	ev->type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY;
+	ev->enforced = policy_enforced();
+	emit_denial_record(ev, size);
+	if (!ev->enforced) {
+		counter_add(SHUNT_CTR_POLICY_WOULD_DENY, 1);
+		return 1;
+	}
+	counter_add(SHUNT_CTR_POLICY_DENIED, 1);
+	return 0; /* EPERM */
+}
+
 /* The SMI verdict on a local pod sending to daddr (IPv4, whichever family
  * the socket is) at ctx->user_port. 1 lets the call go on, 0 fails it with
  * EPERM. */
@@ -197,7 +218,7 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
 		return 1;
 	cookie = bpf_get_netns_cookie(ctx);
-	ep = bpf_map_lookup_elem(&shunt_endpoints_v1, &cookie);
+	ep = bpf_map_lookup_elem(&shunt_endpoints_v2, &cookie);
 	if (!ep)
 		return 1; /* not a meshed pod: not ours to police */
 	if (daddr == ep->ip4)
@@ -217,12 +238,6 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 	if (proto == SHUNT_IPPROTO_UDP &&
 	    udp_is_reply(ep->ip4, bpf_htons((__u16)ctx->sk->src_port), daddr, dport))
 		return 1;
-	if (verdict == SHUNT_VERDICT_L7)
-		/* Granted only through HTTP routes, which no proxy judges yet:
-		 * such a grant opens nothing at L4. Enforce mode denies it,
-		 * permissive mode reports it. */
-		counter_add(SHUNT_CTR_POLICY_L7_NO_PROXY, 1);
-
 	struct shunt_deny_event ev = {
 		.netns_cookie = cookie,
 		.src_identity = ep->identity,
@@ -231,17 +246,71 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 		.daddr = daddr,
 		.dport = dport,
 		.proto = proto,
-		.type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
 		.hook = hook,
-		.enforced = policy_enforced(),
 	};
-	emit_denial(&ev);
-	if (!ev.enforced) {
-		counter_add(SHUNT_CTR_POLICY_WOULD_DENY, 1);
+	return refuse(&ev, sizeof(ev), verdict);
+}
+
+/* The IPv6 destination of a call, word by word (4-byte loads of user_ip6). */
+static __always_inline void user_ip6_of(struct bpf_sock_addr *ctx, struct shunt_ip6 *out)
+{
+	__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2],
+	      w3 = ctx->user_ip6[3];
+
+	asm volatile("" : "+r"(w0), "+r"(w1), "+r"(w2), "+r"(w3));
+	out->w[0] = w0;
+	out->w[1] = w1;
+	out->w[2] = w2;
+	out->w[3] = w3;
+}
+
+/* police() for a native IPv6 destination: the pods' IPv6 addresses
+ * (status.podIPs) have the identities of their pods (shunt_ipcache6_v1). */
+static __always_inline int police6(struct bpf_sock_addr *ctx, __u8 hook, __u8 proto)
+{
+	struct shunt_endpoint *ep;
+	struct shunt_ipcache_entry *peer;
+	struct shunt_ip6 daddr;
+	__u64 cookie;
+	__be16 dport;
+	__u32 rule_id = 0;
+	__u8 verdict;
+
+	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
+		return 1;
+	cookie = bpf_get_netns_cookie(ctx);
+	ep = bpf_map_lookup_elem(&shunt_endpoints_v2, &cookie);
+	if (!ep)
+		return 1; /* not a meshed pod */
+	user_ip6_of(ctx, &daddr);
+	if (ip6_equal(&daddr, &ep->ip6))
+		return 1; /* a pod talking to itself */
+	peer = bpf_map_lookup_elem(&shunt_ipcache6_v1, &daddr);
+	if (!peer)
+		return 1; /* not a meshed destination */
+	dport = (__be16)ctx->user_port;
+	verdict = policy_verdict(ep->identity, peer->identity, dport, proto, &rule_id);
+	if (verdict == SHUNT_VERDICT_ALLOW) {
+		counter_add(SHUNT_CTR_POLICY_ALLOWED, 1);
 		return 1;
 	}
-	counter_add(SHUNT_CTR_POLICY_DENIED, 1);
-	return 0; /* EPERM */
+	if (proto == SHUNT_IPPROTO_UDP && !ip6_is_zero(&ep->ip6) &&
+	    udp_is_reply6(&ep->ip6, bpf_htons((__u16)ctx->sk->src_port), &daddr, dport))
+		return 1;
+
+	struct shunt_deny_event6 ev = {
+		.base = {
+			.netns_cookie = cookie,
+			.src_identity = ep->identity,
+			.dst_identity = peer->identity,
+			.dport = dport,
+			.proto = proto,
+			.hook = hook,
+		},
+		.saddr6 = ep->ip6,
+		.daddr6 = daddr,
+	};
+	return refuse(&ev.base, sizeof(ev), verdict);
 }
 
 /* The IPv4 address inside a v4-mapped IPv6 destination (::ffff:a.b.c.d),
@@ -277,10 +346,11 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 	return police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr);
 }
 
-/* TCP and connected UDP on an AF_INET6 socket. Native IPv6 destinations
- * are not meshed (pods have IPv4 identities). Unconnected UDP to a v4-mapped
- * address needs no sendmsg6: the kernel hands such a datagram to the IPv4
- * path, which runs sendmsg4 (AttackTest checks both). */
+/* TCP and connected UDP on an AF_INET6 socket: a v4-mapped destination is
+ * judged and balanced as IPv4, a native one judged against the pods' IPv6
+ * addresses (IPv6 services are not balanced). Unconnected UDP to a v4-mapped
+ * address is for sendmsg4: the kernel hands such a datagram to the IPv4
+ * path (AttackTest checks both). */
 SEC("cgroup/connect6")
 int shunt_connect6(struct bpf_sock_addr *ctx)
 {
@@ -289,7 +359,7 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 
 	asm volatile("" : "+r"(proto));
 	if (!mapped_ip4(ctx, &daddr))
-		return 1;
+		return police6(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto);
 	asked = daddr;
 	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) &&
 	    balance(ctx, (__u8)proto, true, &daddr) < 0)
@@ -351,6 +421,20 @@ int shunt_sendmsg4(struct bpf_sock_addr *ctx)
 	if (daddr != asked)
 		ctx->user_ip4 = daddr;
 	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto, daddr);
+}
+
+/* Unconnected UDP (sendto) to a native IPv6 address: judged, never
+ * balanced. A v4-mapped one never gets here (the kernel runs sendmsg4). */
+SEC("cgroup/sendmsg6")
+int shunt_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+	__be32 mapped;
+
+	asm volatile("" : "+r"(proto));
+	if (mapped_ip4(ctx, &mapped))
+		return 1;
+	return police6(ctx, SHUNT_HOOK_SENDMSG6, (__u8)proto);
 }
 
 /* The service address a UDP reply from backend ip:port stands for, if this

@@ -49,7 +49,7 @@ static __always_inline struct shunt_endpoint *pod_of(struct bpf_sock_ops *skops)
 {
 	__u64 cookie = bpf_get_netns_cookie(skops);
 
-	return bpf_map_lookup_elem(&shunt_endpoints_v1, &cookie);
+	return bpf_map_lookup_elem(&shunt_endpoints_v2, &cookie);
 }
 
 /* A pod's socket on the pod's address: not loopback inside the pod. */

@@ -8,6 +8,8 @@
  *  - to the pod (egress here): the same for senders on other nodes, the
  *    source identity looked up by its address. Local senders were judged
  *    leaving their own pod;
+ *  - IPv6 the same way, between the pods' IPv6 addresses
+ *    (lib/tc_ipv6.bpf.h);
  *  - UDP: a datagram policy allows opens the way back for its replies
  *    (lib/udp_exchange.bpf.h), so request/response works in enforce mode;
  *  - both ways, on TCP connections that are not short-circuited: the
@@ -323,18 +325,21 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 	return SHUNT_TC_DROP;
 }
 
+/* The IPv6 half, on the definitions above. */
+#include "lib/tc_ipv6.bpf.h"
+
 SEC("tc")
 int shunt_tc_from_pod(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v1, &ifindex);
+	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v2, &ifindex);
 	struct iphdr *ip;
 
 	if (!ep)
 		return SHUNT_TC_NEXT;
 	ip = ipv4_header(skb);
 	if (!ip)
-		return SHUNT_TC_NEXT; /* ARP and IPv6 are not ours to judge */
+		return from_pod6(skb, ep); /* IPv6; anything else (ARP) passes */
 	if (ip->saddr == ep->ip4) {
 		flow_segment(skb, ip);
 		return judge_local_source(skb, ep, ip);
@@ -349,7 +354,7 @@ SEC("tc")
 int shunt_tc_to_pod(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
-	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v1, &ifindex);
+	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v2, &ifindex);
 	struct shunt_ipcache_entry *peer;
 	struct iphdr *ip;
 	struct l4_info l4;
@@ -361,7 +366,7 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 		return SHUNT_TC_NEXT;
 	ip = ipv4_header(skb);
 	if (!ip)
-		return SHUNT_TC_NEXT;
+		return to_pod6(skb, ep);
 	proto = ip->protocol;
 	saddr = ip->saddr;
 	daddr = ip->daddr;

@@ -241,6 +241,9 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg6),
       BPF_CGROUP_UDP6_RECVMSG, SHUNT_LINK_RECVMSG6, dp->report_));
+  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
+      layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg6),
+      BPF_CGROUP_UDP6_SENDMSG, SHUNT_LINK_SENDMSG6, dp->report_));
   // Every link now runs this version's programs: maps only an earlier
   // layout used are dead weight (a flows map of the old layout alone held
   // 15 MiB).

@@ -25,6 +25,9 @@ class EndpointMaps {
   virtual absl::Status DeleteEndpoint(uint64_t cookie) = 0;
   virtual absl::Status PutIpcache(uint32_t ip_be, const shunt_ipcache_entry& e) = 0;
   virtual absl::Status DeleteIpcache(uint32_t ip_be) = 0;
+  virtual absl::StatusOr<std::map<Ip6, shunt_ipcache_entry>> ReadIpcache6() = 0;
+  virtual absl::Status PutIpcache6(const Ip6& ip, const shunt_ipcache_entry& e) = 0;
+  virtual absl::Status DeleteIpcache6(const Ip6& ip) = 0;
 };
 
 class BpfEndpointMaps : public EndpointMaps {
@@ -36,6 +39,9 @@ class BpfEndpointMaps : public EndpointMaps {
   absl::Status DeleteEndpoint(uint64_t cookie) override;
   absl::Status PutIpcache(uint32_t ip_be, const shunt_ipcache_entry& e) override;
   absl::Status DeleteIpcache(uint32_t ip_be) override;
+  absl::StatusOr<std::map<Ip6, shunt_ipcache_entry>> ReadIpcache6() override;
+  absl::Status PutIpcache6(const Ip6& ip, const shunt_ipcache_entry& e) override;
+  absl::Status DeleteIpcache6(const Ip6& ip) override;
 
  private:
   const lib::PinnedMaps* maps_;

@@ -28,7 +28,12 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
     shunt_ipcache_entry ipc{.identity = identity, .flags = 0};
 
     if (pod.node_name == in.node) {
-      LocalPodStatus st{.key = pod.Key(), .uid = pod.uid, .ip = pod.ip, .ip_be = pod.ip_be};
+      LocalPodStatus st{.key = pod.Key(),
+                        .uid = pod.uid,
+                        .ip = pod.ip,
+                        .ip_be = pod.ip_be,
+                        .ip6 = pod.ip6,
+                        .ip6_bytes = pod.ip6_bytes};
       const auto sb = in.sandboxes->find(pod.uid);
       if (pod.uid.empty()) {
         st.problem =
@@ -59,6 +64,7 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
           st.netns_path = box.netns.path;
           EndpointEntry e;
           e.ep.ip4 = pod.ip_be;
+          std::memcpy(&e.ep.ip6, pod.ip6_bytes.data(), sizeof(e.ep.ip6));
           e.ep.identity = identity;
           e.ep.flags = SHUNT_EP_F_SHORT_CIRCUIT;
           CopyName(e.meta.namespace_, sizeof(e.meta.namespace_), pod.namespace_);
@@ -74,6 +80,7 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
       plan.local_pods.push_back(std::move(st));
     }
     plan.ipcache[pod.ip_be] = ipc;
+    if (!pod.ip6.empty()) plan.ipcache6[pod.ip6_bytes] = ipc;
   }
   return plan;
 }

@@ -3,6 +3,7 @@
 // endpoint-meta and ipcache maps should have. No kernel access, so it is unit-tested directly.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -16,6 +17,8 @@
 
 namespace shunt::endpoints {
 
+using Ip6 = std::array<uint8_t, 16>;  // an IPv6 address, network order
+
 struct EndpointEntry {
   shunt_endpoint ep{};
   shunt_endpoint_meta meta{};
@@ -26,6 +29,8 @@ struct LocalPodStatus {
   std::string uid;
   std::string ip;
   uint32_t ip_be = 0;         // the same, network order
+  std::string ip6;            // its IPv6 address (status.podIPs), if any
+  Ip6 ip6_bytes{};            // the same, all zero when none
   std::string cgroup;         // its kubelet cgroup, once found
   pid_t pid = 0;              // the sandbox process whose namespace it is in
   uint64_t netns_cookie = 0;  // 0 while unresolved
@@ -38,6 +43,7 @@ struct LocalPodStatus {
 struct Plan {
   std::map<uint64_t, EndpointEntry> endpoints;      // by netns cookie
   std::map<uint32_t, shunt_ipcache_entry> ipcache;  // by IPv4, network order
+  std::map<Ip6, shunt_ipcache_entry> ipcache6;      // the same by IPv6 address
   std::vector<LocalPodStatus> local_pods;           // in config order
   std::set<IdentityAllocator::Key> identities;      // every pod's (namespace, SA)
 };

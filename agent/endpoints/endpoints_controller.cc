@@ -1,5 +1,7 @@
 #include "endpoints_controller.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
 #include "spdlog/spdlog.h"
@@ -79,7 +81,8 @@ size_t EndpointsController::SyncTcGuards() {
     if (p.pid == 0) continue;  // no sandbox found
     const auto ipc = plan_.ipcache.find(p.ip_be);
     if (ipc == plan_.ipcache.end()) continue;
-    const shunt_tc_endpoint guard{.ip4 = ipc->first, .identity = ipc->second.identity};
+    shunt_tc_endpoint guard{.ip4 = ipc->first, .identity = ipc->second.identity};
+    std::memcpy(&guard.ip6, p.ip6_bytes.data(), sizeof(guard.ip6));
     BoundLinks& links = bound[p.uid];
     links.pid = p.pid;
     links.ifindexes.insert(p.host_ifindexes.begin(), p.host_ifindexes.end());
@@ -125,6 +128,7 @@ void EndpointsController::AddStatus(nlohmann::json& status) const {
     pods.push_back({{"pod", p.key},
                     {"uid", p.uid},
                     {"ip", p.ip},
+                    {"ip6", p.ip6},
                     {"cgroup", p.cgroup},
                     {"sandbox_pid", p.pid},
                     {"netns_cookie", p.netns_cookie},

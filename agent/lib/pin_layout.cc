@@ -8,9 +8,10 @@ namespace shunt::lib {
 const std::vector<MapDescription>& PinnedMapList() {
   static const std::vector<MapDescription> kMaps = {
       {SHUNT_MAP_META, "ABI version and install time"},
-      {SHUNT_MAP_ENDPOINTS, "local pods: netns cookie -> IP, identity, flags"},
+      {SHUNT_MAP_ENDPOINTS, "local pods: netns cookie -> IPv4, IPv6, identity, flags"},
       {SHUNT_MAP_ENDPOINT_META, "local pods: netns cookie -> namespace, name (for the CLI)"},
       {SHUNT_MAP_IPCACHE, "pod IP -> identity, node-local flag"},
+      {SHUNT_MAP_IPCACHE6, "pod IPv6 address -> identity, node-local flag"},
       {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
       {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
       {SHUNT_MAP_SOCKREF, "short-circuited sockets' kernel addresses (slow-reader check)"},
@@ -20,7 +21,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_IDENTITY_META, "namespace/serviceaccount by identity (for the CLI)"},
       {SHUNT_MAP_CONFIG, "mode: permissive or enforce; telemetry on or off"},
       {SHUNT_MAP_EVENTS, "ring buffer of denials, read by the agent"},
-      {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IP, identity (TC guards)"},
+      {SHUNT_MAP_TC_ENDPOINTS, "node-side veth ifindex -> pod IPv4 and IPv6, identity (TC guards)"},
       {SHUNT_MAP_FLOWS, "live TCP flows of local pods (LRU): bytes, timing, verdict"},
       {SHUNT_MAP_FLOW_HISTS,
        "response-latency histograms of live flows that answered a request (LRU)"},
@@ -32,11 +33,13 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_UDP_REVNAT, "UDP replies: socket, backend -> the service address (recvmsg)"},
       {SHUNT_MAP_UDP_REPLIES,
        "UDP exchanges policy allowed: client, server -> last datagram (replies pass, LRU)"},
+      {SHUNT_MAP_UDP_REPLIES6, "the same between IPv6 addresses"},
       {SHUNT_MAP_UDP_BUDGET, "UDP exchanges each local pod opened in the current window"},
       {SHUNT_MAP_REVNAT_BUDGET,
        "UDP service reverse-NAT entries each local pod made in the current window"},
       {SHUNT_MAP_EVENT_BUDGET, "denial events each source identity sent in the current second"},
       {SHUNT_MAP_FRAGMENTS, "IPv4 datagrams whose first fragment passed: later ones may follow"},
+      {SHUNT_MAP_FRAGMENTS6, "the same for IPv6 datagrams"},
       {SHUNT_MAP_LB_SCORES,
        "latency-aware balancing: backend -> score (peak EWMA x open connections)"},
       {SHUNT_MAP_LB_TRACE, "the last balancing choices per CPU (shuntctl lb explain)"},
@@ -46,17 +49,17 @@ const std::vector<MapDescription>& PinnedMapList() {
 
 const std::vector<std::string>& RetiredMapList() {
   // Layouts an earlier version pinned: an upgrade leaves them unused behind.
-  static const std::vector<std::string> kRetired = {"shunt_services_v1",    "shunt_flows_v1",
-                                                    "shunt_flow_events_v1", "shunt_counters_v1",
-                                                    "shunt_flows_v2",       "shunt_flow_events_v2"};
+  static const std::vector<std::string> kRetired = {
+      "shunt_services_v1", "shunt_flows_v1",       "shunt_flow_events_v1", "shunt_counters_v1",
+      "shunt_flows_v2",    "shunt_flow_events_v2", "shunt_endpoints_v1",   "shunt_tc_eps_v1"};
   return kRetired;
 }
 
 const std::vector<std::string>& PinnedLinkList() {
   static const std::vector<std::string> kLinks = {
-      SHUNT_LINK_SOCKOPS,  SHUNT_LINK_SK_MSG,       SHUNT_LINK_CONNECT4,
-      SHUNT_LINK_SENDMSG4, SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4,
-      SHUNT_LINK_CONNECT6, SHUNT_LINK_GETPEERNAME6, SHUNT_LINK_RECVMSG6};
+      SHUNT_LINK_SOCKOPS,      SHUNT_LINK_SK_MSG,   SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4,
+      SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4, SHUNT_LINK_CONNECT6, SHUNT_LINK_GETPEERNAME6,
+      SHUNT_LINK_RECVMSG6,     SHUNT_LINK_SENDMSG6};
   return kLinks;
 }
 

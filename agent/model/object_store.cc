@@ -8,6 +8,18 @@
 namespace shunt::model {
 namespace {
 
+// A pod's addresses: (its bytes, how the manifest spells it).
+std::vector<std::pair<std::string, std::string>> AddressesOf(const Pod& pod) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (pod.ip_be != 0)
+    out.emplace_back(std::string(reinterpret_cast<const char*>(&pod.ip_be), sizeof(pod.ip_be)),
+                     absl::StrCat("status.podIP ", pod.ip));
+  if (!pod.ip6.empty())
+    out.emplace_back(std::string(reinterpret_cast<const char*>(pod.ip6_bytes.data()), 16),
+                     absl::StrCat("status.podIPs ", pod.ip6));
+  return out;
+}
+
 std::string StringAt(const nlohmann::json& doc, const char* a, const char* b = nullptr) {
   if (!doc.is_object()) return "";
   auto it = doc.find(a);
@@ -213,7 +225,7 @@ std::shared_ptr<const Snapshot> ObjectStore::Publish() {
   auto snap = std::make_shared<Snapshot>();
   snap->generation = ++generation_;
   std::map<std::string, std::string> first;  // kind/ns/name -> where it is defined
-  const std::map<uint32_t, std::string> ip_owner = PodIpOwners();
+  const std::map<std::string, std::string> ip_owner = PodIpOwners();
   std::vector<ObjectRef> split_refs;  // the ref of each of snap->traffic_splits
   for (const auto& [name, origin] : origins_) {
     ++snap->origins;
@@ -241,11 +253,16 @@ std::shared_ptr<const Snapshot> ObjectStore::Publish() {
           continue;
         }
         if (const Pod* pod = std::get_if<Pod>(&*e.object)) {
-          auto owner = ip_owner.find(pod->ip_be);
-          if (owner != ip_owner.end() && owner->second != key) {
-            snap->problems.push_back(
-                {ref, absl::StrCat("status.podIP ", pod->ip, " is already the IP of Pod ",
-                                   owner->second, "; this pod is ignored")});
+          std::string taken;
+          for (const auto& [addr, text] : AddressesOf(*pod)) {
+            auto owner = ip_owner.find(addr);
+            if (owner != ip_owner.end() && owner->second != key) {
+              taken = absl::StrCat(text, " is already an IP of Pod ", owner->second);
+              break;
+            }
+          }
+          if (!taken.empty()) {
+            snap->problems.push_back({ref, absl::StrCat(taken, "; this pod is ignored")});
             continue;
           }
         }
@@ -260,17 +277,19 @@ std::shared_ptr<const Snapshot> ObjectStore::Publish() {
   return current_;
 }
 
-std::map<uint32_t, std::string> ObjectStore::PodIpOwners() const {
-  std::map<uint32_t, std::string> owner;
-  std::set<uint32_t> local;  // IPs a pod on this node already holds
+std::map<std::string, std::string> ObjectStore::PodIpOwners() const {
+  std::map<std::string, std::string> owner;
+  std::set<std::string> local;  // IPs a pod on this node already holds
   for (const auto& [name, origin] : origins_) {
     for (const Entry& e : origin.entries) {
       const Pod* pod = e.object ? std::get_if<Pod>(&*e.object) : nullptr;
-      if (!pod || pod->ip_be == 0) continue;
+      if (!pod) continue;
       const bool is_local = !local_node_.empty() && pod->node_name == local_node_;
-      auto [it, fresh] = owner.emplace(pod->ip_be, pod->Key());
-      if (!fresh && is_local && !local.count(pod->ip_be)) it->second = pod->Key();
-      if (is_local) local.insert(pod->ip_be);
+      for (const auto& [addr, text] : AddressesOf(*pod)) {
+        auto [it, fresh] = owner.emplace(addr, pod->Key());
+        if (!fresh && is_local && !local.count(addr)) it->second = pod->Key();
+        if (is_local) local.insert(addr);
+      }
     }
   }
   return owner;

@@ -92,8 +92,9 @@ class ObjectStore {
   // same kind/namespace/name if there is one.
   static void KeepPrevious(Entry& e, const std::vector<Entry>* previous, std::string reason);
 
-  // status.podIP -> the pod keeping it (SetLocalNode).
-  std::map<uint32_t, std::string> PodIpOwners() const;
+  // Each pod address (status.podIP, the IPv6 one of status.podIPs; keyed by
+  // its 4 or 16 bytes) -> the pod keeping it (SetLocalNode).
+  std::map<std::string, std::string> PodIpOwners() const;
 
   std::map<std::string, Origin> origins_;
   std::string local_node_;

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -113,13 +115,46 @@ absl::StatusOr<Pod> ParsePod(const Json& doc) {
   if (inet_pton(AF_INET, ip->c_str(), &addr) != 1) {
     in6_addr a6{};
     if (inet_pton(AF_INET6, ip->c_str(), &a6) == 1)
-      return absl::InvalidArgumentError(
-          absl::StrCat("status.podIP '", *ip, "' is IPv6, which this version does not mesh"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "status.podIP '", *ip,
+          "' is IPv6: IPv6-only pods are not meshed (dual-stack pods are, by status.podIPs)"));
     return absl::InvalidArgumentError(
         absl::StrCat("status.podIP '", *ip, "' is not an IPv4 address"));
   }
   pod.ip = *ip;
   pod.ip_be = addr.s_addr;
+
+  // Dual stack: status.podIPs lists one address per family, podIP first.
+  Field ips = Field::Root(doc)["status"]["podIPs"];
+  if (!ips.absent() && !ips.is_array())
+    return absl::InvalidArgumentError("status.podIPs is not a list");
+  for (size_t i = 0; i < ips.size(); ++i) {
+    auto text = ips[i]["ip"].RequiredString();
+    if (!text.ok()) return text.status();
+    in6_addr a6{};
+    in_addr a4{};
+    if (inet_pton(AF_INET, text->c_str(), &a4) == 1) {
+      if (a4.s_addr != addr.s_addr)
+        return absl::InvalidArgumentError(
+            absl::StrCat(ips[i]["ip"].path(), " '", *text,
+                         "' is a second IPv4 address (status.podIP is ", pod.ip, ")"));
+      continue;
+    }
+    if (inet_pton(AF_INET6, text->c_str(), &a6) != 1)
+      return absl::InvalidArgumentError(
+          absl::StrCat(ips[i]["ip"].path(), " '", *text, "' is not an IP address"));
+    if (!pod.ip6.empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          ips[i]["ip"].path(), " '", *text, "' is a second IPv6 address (after ", pod.ip6, ")"));
+    if (IN6_IS_ADDR_V4MAPPED(&a6) || IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_MULTICAST(&a6) ||
+        IN6_IS_ADDR_UNSPECIFIED(&a6) || IN6_IS_ADDR_LOOPBACK(&a6))
+      return absl::InvalidArgumentError(
+          absl::StrCat(ips[i]["ip"].path(), " '", *text,
+                       "' is not a pod's address (mapped, link-local, "
+                       "multicast, loopback or unspecified)"));
+    pod.ip6 = *text;
+    std::memcpy(pod.ip6_bytes.data(), &a6, 16);
+  }
   return pod;
 }
 

@@ -2,6 +2,7 @@
 // v1 Pod object.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -21,7 +22,11 @@ struct Pod {
   std::string node_name;        // spec.nodeName
   std::string ip;               // status.podIP, dotted quad
   uint32_t ip_be = 0;           // the same, network byte order
-  bool host_network = false;    // spec.hostNetwork: shares the node's namespace, never meshed
+  // The IPv6 address among status.podIPs on a dual-stack cluster (text as
+  // written, and its 16 bytes); empty and all zero when there is none.
+  std::string ip6;
+  std::array<uint8_t, 16> ip6_bytes{};
+  bool host_network = false;  // spec.hostNetwork: shares the node's namespace, never meshed
   // The workload the pod belongs to, for telemetry: its controller
   // (metadata.ownerReferences, the one with controller: true, else the
   // first), a ReplicaSet made by a Deployment shown as that Deployment (its

@@ -39,6 +39,15 @@ bool DecodeDenyEvent(const void* data, size_t size, int64_t realtime_ns, int64_t
                      LoggedDenial* out) {
   if (size < sizeof(shunt_deny_event)) return false;
   std::memcpy(&out->event, data, sizeof(out->event));
+  out->ipv6 = false;
+  out->saddr6 = out->daddr6 = shunt_ip6{};
+  if (size >= sizeof(shunt_deny_event6)) {
+    shunt_deny_event6 e6;
+    std::memcpy(&e6, data, sizeof(e6));
+    out->ipv6 = true;
+    out->saddr6 = e6.saddr6;
+    out->daddr6 = e6.daddr6;
+  }
   // The event carries bpf_ktime_get_ns (CLOCK_MONOTONIC); shift it to wall time.
   out->wall_time_ns = lib::MonotonicStampToWall(out->event.ts_ns, monotonic_ns, realtime_ns);
   return true;

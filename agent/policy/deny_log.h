@@ -18,11 +18,17 @@ struct LoggedDenial {
   uint64_t seq = 0;
   int64_t wall_time_ns = 0;  // CLOCK_REALTIME, converted from the event's monotonic stamp
   shunt_deny_event event{};
+  // An IPv6 denial (a shunt_deny_event6 record): its addresses, event.saddr
+  // and event.daddr being 0.
+  bool ipv6 = false;
+  shunt_ip6 saddr6{};
+  shunt_ip6 daddr6{};
 };
 
 // One record of the denial ring as a LoggedDenial (seq left alone), dated
 // by the clocks' readings now. False for a record too short to be a
-// shunt_deny_event; a longer one is read for its first sizeof bytes.
+// shunt_deny_event; one of a shunt_deny_event6's size or longer is an IPv6
+// denial, any other longer one is read for its first sizeof bytes.
 bool DecodeDenyEvent(const void* data, size_t size, int64_t realtime_ns, int64_t monotonic_ns,
                      LoggedDenial* out);
 

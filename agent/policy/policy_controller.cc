@@ -23,6 +23,8 @@ const char* HookName(uint8_t hook) {
       return "connect6";
     case SHUNT_HOOK_TC_FROM_POD:
       return "tc-from-pod";
+    case SHUNT_HOOK_SENDMSG6:
+      return "sendmsg6";
     default:
       return "connect4";
   }
@@ -110,8 +112,8 @@ http::Response PolicyController::Drops(const http::Request& r) const {
                         {"hook", HookName(e.hook)},
                         {"enforced", e.enforced != 0},
                         {"proto", ProtoName(e.proto)},
-                        {"src_ip", lib::Ipv4String(e.saddr)},
-                        {"dst_ip", lib::Ipv4String(e.daddr)},
+                        {"src_ip", d.ipv6 ? lib::Ipv6String(&d.saddr6) : lib::Ipv4String(e.saddr)},
+                        {"dst_ip", d.ipv6 ? lib::Ipv6String(&d.daddr6) : lib::Ipv4String(e.daddr)},
                         {"dst_port", ntohs(e.dport)},
                         {"src_identity", e.src_identity},
                         {"dst_identity", e.dst_identity}});

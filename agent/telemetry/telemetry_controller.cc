@@ -46,7 +46,8 @@ void TelemetryController::Tick(int64_t) {
   const policy::DenyLog* denials = d_.policy ? d_.policy->denials() : nullptr;
   if (denials == nullptr) return;
   for (const auto& d : denials->Since(denials_fed_, denials->total())) {
-    flows_.IngestDenial(d.event, d.wall_time_ns);
+    // Flows are IPv4 connections (an IPv6 denial stays in drops only).
+    if (!d.ipv6) flows_.IngestDenial(d.event, d.wall_time_ns);
     denials_fed_ = d.seq;
   }
 }

@@ -62,7 +62,9 @@ static __always_inline bool event_budget_take(__u32 identity, __u64 now)
 	return true;
 }
 
-static __always_inline void emit_denial(struct shunt_deny_event *ev)
+/* Sends a denial record: `ev` starts a record of `size` bytes (a
+ * shunt_deny_event, or the base of a shunt_deny_event6). */
+static __always_inline void emit_denial_record(struct shunt_deny_event *ev, __u32 size)
 {
 	__u64 wake = bpf_ringbuf_query(&shunt_events_v1, BPF_RB_AVAIL_DATA) >= SHUNT_EVENT_RING_WAKE_BYTES
 			     ? BPF_RB_FORCE_WAKEUP
@@ -73,6 +75,16 @@ static __always_inline void emit_denial(struct shunt_deny_event *ev)
 		counter_add(SHUNT_CTR_EVENTS_RATE_LIMITED, 1);
 		return;
 	}
-	if (bpf_ringbuf_output(&shunt_events_v1, ev, sizeof(*ev), wake))
+	if (bpf_ringbuf_output(&shunt_events_v1, ev, size, wake))
 		counter_add(SHUNT_CTR_EVENTS_LOST, 1);
+}
+
+static __always_inline void emit_denial(struct shunt_deny_event *ev)
+{
+	emit_denial_record(ev, sizeof(*ev));
+}
+
+static __always_inline void emit_denial6(struct shunt_deny_event6 *ev)
+{
+	emit_denial_record(&ev->base, sizeof(*ev));
 }

@@ -10,7 +10,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct shunt_tc_endpoint);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shunt_tc_eps_v1 SEC(".maps");
+} shunt_tc_eps_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -19,3 +19,11 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_fragments_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_FRAGMENTED);
+	__type(key, struct shunt_fragment6_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_fragments6_v1 SEC(".maps");

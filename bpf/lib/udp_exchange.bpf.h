@@ -19,11 +19,31 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_UDP_EXCHANGES);
+	__type(key, struct shunt_udp_exchange6_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_udp_replies6_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SHUNT_MAX_UDP_BUDGETS);
 	__type(key, __be32);
 	__type(value, struct shunt_udp_budget);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_udp_budget_v1 SEC(".maps");
+
+/* True when `exchanges` holds `key` (either family's exchange key) and the
+ * client kept it alive. */
+static __always_inline bool exchange_alive(void *exchanges, const void *key)
+{
+	__u64 *last = bpf_map_lookup_elem(exchanges, key);
+
+	if (!last || bpf_ktime_get_ns() - *last >= SHUNT_UDP_EXCHANGE_IDLE_NS)
+		return false;
+	counter_add(SHUNT_CTR_UDP_REPLY_ALLOWED, 1);
+	return true;
+}
 
 /* True when a datagram from server:sport to client:cport answers an
  * exchange the client opened and kept alive. */
@@ -32,12 +52,18 @@ static __always_inline bool udp_is_reply(__be32 server, __be16 sport, __be32 cli
 	struct shunt_udp_exchange_key k = {
 		.client_ip = client, .server_ip = server, .client_port = cport, .server_port = sport,
 	};
-	__u64 *last = bpf_map_lookup_elem(&shunt_udp_replies_v1, &k);
 
-	if (!last || bpf_ktime_get_ns() - *last >= SHUNT_UDP_EXCHANGE_IDLE_NS)
-		return false;
-	counter_add(SHUNT_CTR_UDP_REPLY_ALLOWED, 1);
-	return true;
+	return exchange_alive(&shunt_udp_replies_v1, &k);
+}
+
+static __always_inline bool udp_is_reply6(const struct shunt_ip6 *server, __be16 sport,
+					  const struct shunt_ip6 *client, __be16 cport)
+{
+	struct shunt_udp_exchange6_key k = {
+		.client_ip = *client, .server_ip = *server, .client_port = cport, .server_port = sport,
+	};
+
+	return exchange_alive(&shunt_udp_replies6_v1, &k);
 }
 
 /* Per local pod: UDP service reverse-NAT entries (shunt_udp_revnat_v1) it
@@ -78,17 +104,13 @@ static __always_inline bool udp_budget_take(__be32 owner, __u64 now, __u32 budge
 	return udp_budget_take_from(&shunt_udp_budget_v1, owner, now, budget);
 }
 
-/* A datagram policy allowed from client:cport to server:sport: opens the
- * exchange, or keeps it alive. `owner` is the local pod charged for a new
- * one. */
-static __always_inline void udp_exchange_open(__be32 client, __be16 cport, __be32 server,
-					      __be16 sport, __be32 owner, __u32 budget)
+/* Opens the exchange `key` in `exchanges`, or keeps it alive. `owner` is
+ * the local pod charged for a new one. */
+static __always_inline void exchange_open(void *exchanges, const void *key, __be32 owner,
+					  __u32 budget)
 {
-	struct shunt_udp_exchange_key k = {
-		.client_ip = client, .server_ip = server, .client_port = cport, .server_port = sport,
-	};
 	__u64 now = bpf_ktime_get_ns();
-	__u64 *last = bpf_map_lookup_elem(&shunt_udp_replies_v1, &k);
+	__u64 *last = bpf_map_lookup_elem(exchanges, key);
 
 	if (last) {
 		/* One store per millisecond at most: a chatty flow must not
@@ -101,6 +123,30 @@ static __always_inline void udp_exchange_open(__be32 client, __be16 cport, __be3
 		counter_add(SHUNT_CTR_UDP_EXCHANGE_OVER_BUDGET, 1);
 		return;
 	}
-	if (bpf_map_update_elem(&shunt_udp_replies_v1, &k, &now, BPF_ANY))
+	if (bpf_map_update_elem(exchanges, key, &now, BPF_ANY))
 		counter_add(SHUNT_CTR_UDP_EXCHANGE_LOST, 1);
+}
+
+/* A datagram policy allowed from client:cport to server:sport. */
+static __always_inline void udp_exchange_open(__be32 client, __be16 cport, __be32 server,
+					      __be16 sport, __be32 owner, __u32 budget)
+{
+	struct shunt_udp_exchange_key k = {
+		.client_ip = client, .server_ip = server, .client_port = cport, .server_port = sport,
+	};
+
+	exchange_open(&shunt_udp_replies_v1, &k, owner, budget);
+}
+
+/* The same between IPv6 addresses; the budget is the owner pod's one
+ * (keyed by its IPv4 address) for both families. */
+static __always_inline void udp_exchange6_open(const struct shunt_ip6 *client, __be16 cport,
+					       const struct shunt_ip6 *server, __be16 sport,
+					       __be32 owner, __u32 budget)
+{
+	struct shunt_udp_exchange6_key k = {
+		.client_ip = *client, .server_ip = *server, .client_port = cport, .server_port = sport,
+	};
+
+	exchange_open(&shunt_udp_replies6_v1, &k, owner, budget);
 }

@@ -139,8 +139,8 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   for (const auto& [id, name] : progs) names.insert(name);
   EXPECT_EQ(names, (std::set<std::string>{"shunt_sk_msg", "shunt_sockops", "shunt_connect4",
                                           "shunt_sendmsg4", "shunt_getpeerna", "shunt_recvmsg4",
-                                          "shunt_connect6", "shunt_recvmsg6", "shunt_tc_from_p",
-                                          "shunt_tc_to_pod"}));
+                                          "shunt_connect6", "shunt_recvmsg6", "shunt_sendmsg6",
+                                          "shunt_tc_from_p", "shunt_tc_to_pod"}));
   ASSERT_OK(node_->StopAgent(SIGTERM));
 
   ASSERT_OK_AND_ASSIGN(std::string out,

@@ -111,7 +111,7 @@ TEST_F(MetricsTest, PrometheusEndpointParsesWithPromtoolAndCountsEachEdgeExactly
                                            ",dst_port=\"7201\",le=\"+Inf\"} 20\n")));
   // Health: map fill levels and the agent's own counters are there.
   EXPECT_TRUE(std::regex_search(
-      text, std::regex("\nshunt_bpf_map_entries\\{map=\"shunt_endpoints_v1\"\\} 2\n")))
+      text, std::regex("\nshunt_bpf_map_entries\\{map=\"shunt_endpoints_v2\"\\} 2\n")))
       << text;
   EXPECT_TRUE(std::regex_search(
       text, std::regex("\nshunt_bpf_map_max_entries\\{map=\"shunt_flows_v3\"\\} [1-9]")));

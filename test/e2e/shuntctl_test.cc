@@ -40,7 +40,7 @@ TEST_F(ShuntctlTest, StatusShowsAgentProgramsMapsAndCounters) {
   EXPECT_EQ(st["agent"]["running"], true);
   EXPECT_EQ(st["agent"]["node"], "n1");
   EXPECT_EQ(st["agent"]["pid"], node_->agent_pid());
-  ASSERT_EQ(st["links"].size(), 9u);
+  ASSERT_EQ(st["links"].size(), 10u);
   EXPECT_EQ(st["links"][0]["prog_name"], "shunt_sockops");
   EXPECT_EQ(st["links"][0]["attach_type"], "cgroup_sock_ops");
   EXPECT_EQ(st["links"][1]["prog_name"], "shunt_sk_msg");
@@ -96,7 +96,7 @@ TEST_F(ShuntctlTest, EndpointsAndMapDumpsAreDecoded) {
   EXPECT_NE(table.find("local"), std::string::npos) << table;
   ASSERT_OK_AND_ASSIGN(std::string maps, Ctl("maps"));
   // A row per map: name, then its type (column widths follow the longest name).
-  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_endpoints_v1 +hash +8 +16 )"))) << maps;
+  EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_endpoints_v2 +hash +8 +32 )"))) << maps;
   EXPECT_TRUE(std::regex_search(maps, std::regex(R"(\nshunt_flows_v3 +lru_hash +16 +128 )")))
       << maps;
 }

@@ -21,11 +21,21 @@ namespace {
 // Starts a non-blocking connect and reports whether it completes in time.
 bool ConnectsWithin(int fd, const std::string& ip, uint16_t port, int ms) {
   fcntl(fd, F_SETFL, O_NONBLOCK);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) return true;
+  sockaddr_storage ss{};
+  socklen_t alen = sizeof(sockaddr_in);
+  if (ip.find(':') != std::string::npos) {  // an IPv6 address, on an AF_INET6 socket
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip.c_str(), &a6->sin6_addr);
+    alen = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, ip.c_str(), &a->sin_addr);
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), alen) == 0) return true;
   if (errno != EINPROGRESS) return false;
   pollfd p{fd, POLLOUT, 0};
   if (poll(&p, 1, ms) != 1) return false;
@@ -106,11 +116,17 @@ class CrossNodePolicyTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(n1_, TestNode::Create("n1"));
     ASSERT_OK_AND_ASSIGN(n2_, TestNode::Create("n2"));
     ASSERT_OK_AND_ASSIGN(
-        store_, n1_->AddPod({.name = "store", .namespace_ = "store", .service_account = "store"}));
+        store_,
+        n1_->AddPod(
+            {.name = "store", .namespace_ = "store", .service_account = "store", .ipv6 = true}));
     ASSERT_OK_AND_ASSIGN(
-        buyer_, n2_->AddPod({.name = "buyer", .namespace_ = "buyer", .service_account = "buyer"}));
+        buyer_,
+        n2_->AddPod(
+            {.name = "buyer", .namespace_ = "buyer", .service_account = "buyer", .ipv6 = true}));
     ASSERT_OK_AND_ASSIGN(
-        thief_, n2_->AddPod({.name = "thief", .namespace_ = "thief", .service_account = "thief"}));
+        thief_,
+        n2_->AddPod(
+            {.name = "thief", .namespace_ = "thief", .service_account = "thief", .ipv6 = true}));
     ASSERT_OK(TestNode::Link(*n1_, *n2_));
     for (TestNode* n : {n1_.get(), n2_.get()})
       ASSERT_OK(n->WriteConfigFile("policy.yaml", kStorePolicy));
@@ -176,6 +192,52 @@ TEST_F(CrossNodePolicyTest, RemoteDatagramsFollowUdpRoutes) {
   EXPECT_TRUE(DatagramArrives(*buyer_, u.get()));
   EXPECT_FALSE(DatagramArrives(*thief_, u.get()));
   EXPECT_GE(N1(SHUNT_CTR_TC_POLICY_DENIED), 1u);
+}
+
+// The same over IPv6 (dual-stack pods): node 1's guard judges the remote
+// pods by their IPv6 addresses, and an allowed datagram's reply goes back.
+TEST_F(CrossNodePolicyTest, RemoteIpv6ClientsAreJudgedByTheirIdentityAtTheDestination) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, n1_->PodSocket(*store_, SOCK_STREAM, AF_INET6));
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_port = htons(8080);
+  ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+  ASSERT_EQ(listen(l.get(), 16), 0);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd b, n2_->PodSocket(*buyer_, SOCK_STREAM, AF_INET6));
+  EXPECT_TRUE(ConnectsWithin(b.get(), store_->ip6, 8080, 3000)) << "the allowed remote client";
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd t, n2_->PodSocket(*thief_, SOCK_STREAM, AF_INET6));
+  EXPECT_FALSE(ConnectsWithin(t.get(), store_->ip6, 8080, 1500)) << "the denied remote client";
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n1_));
+  bool seen = false;
+  for (const auto& d : drops)
+    seen |= d["src_ip"] == thief_->ip6 && d["dst_ip"] == store_->ip6 && d["hook"] == "tc" &&
+            d["enforced"] == true;
+  EXPECT_TRUE(seen) << nlohmann::json(drops).dump();
+
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd server, n1_->PodSocket(*store_, SOCK_DGRAM, AF_INET6));
+  any.sin6_port = htons(5353);
+  ASSERT_EQ(bind(server.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(5353);
+  inet_pton(AF_INET6, store_->ip6.c_str(), &to.sin6_addr);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd stranger, n2_->PodSocket(*thief_, SOCK_DGRAM, AF_INET6));
+  ASSERT_EQ(sendto(stranger.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd client, n2_->PodSocket(*buyer_, SOCK_DGRAM, AF_INET6));
+  ASSERT_EQ(sendto(client.get(), "q", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1);
+  pollfd p{server.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  char buf[16];
+  sockaddr_in6 asker{};
+  socklen_t len = sizeof(asker);
+  ASSERT_EQ(recvfrom(server.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&asker), &len),
+            1);
+  EXPECT_EQ(buf[0], 'q') << "the thief's datagram came first: it got through";
+  ASSERT_EQ(sendto(server.get(), "a", 1, 0, reinterpret_cast<sockaddr*>(&asker), len), 1)
+      << strerror(errno);
+  pollfd q{client.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&q, 1, 5000), 1) << "the store's reply never reached the remote buyer";
+  EXPECT_EQ(recv(server.get(), buf, sizeof(buf), MSG_DONTWAIT), -1) << "a second datagram came";
 }
 
 // UDP reply tracking across nodes, both ways through node 1 (enforce): a

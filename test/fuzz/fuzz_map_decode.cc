@@ -37,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lib::MemoryMap<__u64, shunt_endpoint> endpoints("endpoints");
   lib::MemoryMap<__u64, shunt_endpoint_meta> endpoint_meta("endpoint_meta");
   lib::MemoryMap<__be32, shunt_ipcache_entry> ipcache("ipcache");
+  lib::MemoryMap<shunt_ip6, shunt_ipcache_entry> ipcache6("ipcache6");
   lib::MemoryMap<__u32, shunt_meta> meta("meta");
   lib::MemoryMap<shunt_policy_key, shunt_policy_value> policy("policy");
   lib::MemoryMap<__u32, shunt_rule_meta> rule_meta("rule_meta");
@@ -50,6 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Fill(in, endpoints);
   fuzz::Fill(in, endpoint_meta);
   fuzz::Fill(in, ipcache);
+  fuzz::Fill(in, ipcache6);
   fuzz::Fill(in, meta);
   fuzz::Fill(in, policy);
   fuzz::Fill(in, rule_meta);
@@ -74,6 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       .endpoints = &endpoints,
       .endpoint_meta = &endpoint_meta,
       .ipcache = &ipcache,
+      .ipcache6 = &ipcache6,
       .meta = &meta,
       .policy = &policy,
       .rule_meta = &rule_meta,
@@ -90,6 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::pair<const char*, size_t> kRows[] = {{"endpoints", endpoints.size()},
                                                   {"ep_meta", endpoint_meta.size()},
                                                   {"ipcache", ipcache.size()},
+                                                  {"ipcache6", ipcache6.size()},
                                                   {"sockhash", socks.size()},
                                                   {"counters", counters.size()},
                                                   {"policy", policy.size()},

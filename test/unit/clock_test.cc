@@ -45,6 +45,24 @@ TEST(DecodeDenyEventTest, DatesTheEventAndRefusesShortRecords) {
   e.ts_ns = std::numeric_limits<uint64_t>::max();
   ASSERT_TRUE(policy::DecodeDenyEvent(&e, sizeof(e), kReal, kMono, &d));
   EXPECT_EQ(d.wall_time_ns, kMax);
+  EXPECT_FALSE(d.ipv6);
+}
+
+TEST(DecodeDenyEventTest, AnIpv6RecordCarriesItsAddresses) {
+  shunt_deny_event6 e{};
+  e.base.ts_ns = kMono;
+  e.base.dport = 80;
+  e.saddr6.w[0] = 0xfd;
+  e.daddr6.w[3] = 7;
+  policy::LoggedDenial d;
+  ASSERT_TRUE(policy::DecodeDenyEvent(&e, sizeof(e), kReal, kMono, &d));
+  EXPECT_TRUE(d.ipv6);
+  EXPECT_EQ(d.saddr6.w[0], 0xfdu);
+  EXPECT_EQ(d.daddr6.w[3], 7u);
+  EXPECT_EQ(d.event.dport, 80);
+  // Between the two sizes: an IPv4 record with something after it.
+  ASSERT_TRUE(policy::DecodeDenyEvent(&e, sizeof(e) - 1, kReal, kMono, &d));
+  EXPECT_FALSE(d.ipv6);
 }
 
 }  // namespace

@@ -309,5 +309,36 @@ TEST(ApplyPlanTest, FailedDeletesAreReportedAndTheRestStillApply) {
   EXPECT_THAT(maps.calls, SizeIs(7));
 }
 
+TEST(ApplyPlanTest, Ipv6AddressesAreWrittenAndRemovedLikeIpv4Ones) {
+  FakeEndpointMaps maps;
+  Ip6 a{}, b{};
+  inet_pton(AF_INET6, "fd00::1", a.data());
+  inet_pton(AF_INET6, "fd00::2", b.data());
+  Plan plan;
+  plan.endpoints[11] = Endpoint("demo", "web", "10.0.0.1", 256);
+  std::memcpy(&plan.endpoints[11].ep.ip6, a.data(), 16);
+  plan.ipcache[Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
+  plan.ipcache6[a] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
+  plan.ipcache6[b] = {.identity = 257, .flags = 0};
+  ApplyReport r = ApplyPlan(plan, maps);
+  EXPECT_THAT(r.errors, IsEmpty());
+  EXPECT_THAT(maps.calls, ElementsAre("put endpoint 11", "put ipcache 10.0.0.1",
+                                      "put ipcache6 fd00::1", "put ipcache6 fd00::2"));
+  ASSERT_EQ(maps.ipcache6.size(), 2u);
+  EXPECT_EQ(maps.ipcache6.at(b).identity, 257u);
+  maps.calls.clear();
+  plan.ipcache6.erase(b);
+  r = ApplyPlan(plan, maps);
+  EXPECT_THAT(maps.calls, ElementsAre("delete ipcache6 fd00::2"));
+  EXPECT_EQ(r.unchanged, 3);
+  // An endpoint that cannot be written is not announced as local in
+  // either family.
+  FakeEndpointMaps full;
+  full.endpoint_capacity = 0;
+  r = ApplyPlan(plan, full);
+  EXPECT_EQ(full.ipcache6.at(a).flags & SHUNT_IPC_F_LOCAL, 0u);
+  EXPECT_EQ(full.ipcache.at(Be("10.0.0.1")).flags & SHUNT_IPC_F_LOCAL, 0u);
+}
+
 }  // namespace
 }  // namespace shunt::endpoints

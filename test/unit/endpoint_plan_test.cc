@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -269,6 +270,31 @@ TEST_F(EndpointPlanTest, LongNamesAreTruncatedAndTerminatedInMeta) {
   EXPECT_EQ(std::string(e.meta.service_account), std::string(SHUNT_NAME_LEN - 1, 's'));
   EXPECT_EQ(std::string(e.meta.name), name);  // fits in SHUNT_POD_NAME_LEN
   EXPECT_EQ(e.meta.name[SHUNT_POD_NAME_LEN - 1], '\0');
+}
+
+TEST_F(EndpointPlanTest, ADualStackPodsIpv6AddressHasItsIdentity) {
+  model::Pod local = MakePod("demo", "web", "10.0.0.1");
+  local.ip6 = "fd00::1";
+  inet_pton(AF_INET6, "fd00::1", local.ip6_bytes.data());
+  model::Pod remote = MakePod("demo", "db", "10.0.1.1", "node-b", "db");
+  remote.ip6 = "fd00:1::1";
+  inet_pton(AF_INET6, "fd00:1::1", remote.ip6_bytes.data());
+  pods_ = {local, remote, MakePod("demo", "v4only", "10.0.0.2")};
+  Sandbox("web", 11, {"10.0.0.1"});
+  Sandbox("v4only", 12, {"10.0.0.2"});
+  Plan plan = Make();
+  ASSERT_THAT(plan.ipcache6, SizeIs(2));
+  const shunt_ipcache_entry& web = plan.ipcache6.at(local.ip6_bytes);
+  EXPECT_EQ(web.identity, plan.ipcache.at(Be("10.0.0.1")).identity);
+  EXPECT_EQ(web.flags, SHUNT_IPC_F_LOCAL);
+  const shunt_ipcache_entry& db = plan.ipcache6.at(remote.ip6_bytes);
+  EXPECT_EQ(db.identity, plan.ipcache.at(Be("10.0.1.1")).identity);
+  EXPECT_EQ(db.flags, 0u);
+  // The local pod's endpoint knows its IPv6 address (connect6 and the
+  // guards compare against it); a single-stack pod's is all zero.
+  EXPECT_EQ(std::memcmp(&plan.endpoints.at(11).ep.ip6, local.ip6_bytes.data(), 16), 0);
+  EXPECT_EQ(plan.endpoints.at(12).ep.ip6.w[0] | plan.endpoints.at(12).ep.ip6.w[3], 0u);
+  EXPECT_EQ(plan.local_pods[0].ip6, "fd00::1");
 }
 
 }  // namespace

@@ -62,7 +62,26 @@ class FakeEndpointMaps : public shunt::endpoints::EndpointMaps {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::map<shunt::endpoints::Ip6, shunt_ipcache_entry>> ReadIpcache6() override {
+    return ipcache6;
+  }
+  absl::Status PutIpcache6(const shunt::endpoints::Ip6& ip, const shunt_ipcache_entry& e) override {
+    char buf[INET6_ADDRSTRLEN];
+    calls.push_back(
+        absl::StrCat("put ipcache6 ", inet_ntop(AF_INET6, ip.data(), buf, sizeof(buf))));
+    ipcache6[ip] = e;
+    return absl::OkStatus();
+  }
+  absl::Status DeleteIpcache6(const shunt::endpoints::Ip6& ip) override {
+    char buf[INET6_ADDRSTRLEN];
+    calls.push_back(
+        absl::StrCat("delete ipcache6 ", inet_ntop(AF_INET6, ip.data(), buf, sizeof(buf))));
+    ipcache6.erase(ip);
+    return absl::OkStatus();
+  }
+
   std::map<uint64_t, shunt::endpoints::EndpointEntry> endpoints;
+  std::map<shunt::endpoints::Ip6, shunt_ipcache_entry> ipcache6;
   std::map<uint32_t, shunt_ipcache_entry> ipcache;
   size_t endpoint_capacity = std::numeric_limits<size_t>::max();
   size_t ipcache_capacity = std::numeric_limits<size_t>::max();

@@ -330,10 +330,9 @@ TEST_F(FileSourceTest, DuplicatePodIpLaterPodLoses) {
   Loader src(dir_);
   Snapshot s = Load(src);
   EXPECT_THAT(Keys(s), ElementsAre("demo/first", "demo/third"));
-  EXPECT_THAT(
-      Strings(s.problems),
-      ElementsAre("b.yaml:1 Pod demo/second: status.podIP 10.0.0.1 is already the IP of Pod "
-                  "demo/first; this pod is ignored"));
+  EXPECT_THAT(Strings(s.problems),
+              ElementsAre("b.yaml:1 Pod demo/second: status.podIP 10.0.0.1 is already an IP of Pod "
+                          "demo/first; this pod is ignored"));
 }
 
 TEST_F(FileSourceTest, AnUnchangedFileStillReportsItsProblemsAndObjects) {

@@ -115,8 +115,8 @@ TEST_F(NumberingRestoreTest, AMapThatCannotBeReadIsNamedAndTheRestStillCount) {
 
 TEST_F(NumberingRestoreTest, EndpointsThatCannotBeReadAreReported) {
   endpoints_.read_endpoints_status =
-      absl::PermissionDeniedError("bpf: iterate shunt_endpoints_v1: Operation not permitted");
-  EXPECT_THAT(Restore(), ElementsAre("endpoints: bpf: iterate shunt_endpoints_v1: Operation not "
+      absl::PermissionDeniedError("bpf: iterate shunt_endpoints_v2: Operation not permitted");
+  EXPECT_THAT(Restore(), ElementsAre("endpoints: bpf: iterate shunt_endpoints_v2: Operation not "
                                      "permitted"));
 }
 

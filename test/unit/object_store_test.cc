@@ -114,10 +114,10 @@ TEST(ObjectStoreTest, FirstOriginWinsDuplicatesAndPodIps) {
   auto snap = store.Publish();
   ASSERT_EQ(snap->pods.size(), 1u);
   EXPECT_EQ(snap->pods[0].ip, "10.0.0.1");
-  EXPECT_THAT(snap->problems,
-              ElementsAre(::testing::Field(&Problem::reason, HasSubstr("is already defined in a")),
-                          ::testing::Field(&Problem::reason,
-                                           HasSubstr("is already the IP of Pod demo/a"))));
+  EXPECT_THAT(
+      snap->problems,
+      ElementsAre(::testing::Field(&Problem::reason, HasSubstr("is already defined in a")),
+                  ::testing::Field(&Problem::reason, HasSubstr("is already an IP of Pod demo/a"))));
   EXPECT_EQ(snap->origins, 2);
   EXPECT_EQ(snap->documents, 3);
 }
@@ -138,7 +138,7 @@ TEST(ObjectStoreTest, ALocalPodKeepsItsIpAgainstARemoteClaim) {
   ASSERT_EQ(snap->pods.size(), 1u);
   EXPECT_EQ(snap->pods[0].name, "victim");
   EXPECT_THAT(Strings(snap->problems),
-              ElementsAre(HasSubstr("Pod demo/impostor: status.podIP 10.0.0.1 is already the IP "
+              ElementsAre(HasSubstr("Pod demo/impostor: status.podIP 10.0.0.1 is already an IP "
                                     "of Pod demo/victim; this pod is ignored")));
   // Between two remote pods, the first seen keeps it, as before.
   ObjectStore other;
@@ -149,6 +149,22 @@ TEST(ObjectStoreTest, ALocalPodKeepsItsIpAgainstARemoteClaim) {
   auto snap2 = other.Publish();
   ASSERT_EQ(snap2->pods.size(), 1u);
   EXPECT_EQ(snap2->pods[0].name, "impostor");
+}
+
+TEST(ObjectStoreTest, APodRepeatingAnotherPodsIpv6AddressIsIgnored) {
+  ObjectStore store;
+  auto first = PodDoc("a", "10.0.0.1");
+  first["status"]["podIPs"] = {{{"ip", "10.0.0.1"}}, {{"ip", "fd00::1"}}};
+  auto second = PodDoc("b", "10.0.0.2");
+  // The same address spelled otherwise.
+  second["status"]["podIPs"] = {{{"ip", "10.0.0.2"}}, {{"ip", "fd00:0::0:1"}}};
+  store.SetOrigin("x", {Doc(first), Doc(second)});
+  auto snap = store.Publish();
+  ASSERT_EQ(snap->pods.size(), 1u);
+  EXPECT_EQ(snap->pods[0].name, "a");
+  EXPECT_THAT(Strings(snap->problems),
+              ElementsAre(HasSubstr("Pod demo/b: status.podIPs fd00:0::0:1 is already an IP of "
+                                    "Pod demo/a; this pod is ignored")));
 }
 
 TEST(ObjectStoreTest, UnknownKindsAreNoticesAndBadVersionsProblems) {

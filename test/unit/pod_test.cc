@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 
+#include <array>
+#include <cstring>
 #include <string>
 
 #include "absl/status/status.h"
@@ -146,7 +148,30 @@ TEST(ParsePodTest, InvalidPodsNameTheField) {
        "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.256}",
        "status.podIP '10.0.0.256' is not an IPv4 address"},
       {"podIP IPv6", "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 'fd00::1'}",
-       "status.podIP 'fd00::1' is IPv6, which this version does not mesh"},
+       "status.podIP 'fd00::1' is IPv6: IPv6-only pods are not meshed"},
+      {"podIPs not a list",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: 'fd00::1'}",
+       "status.podIPs is not a list"},
+      {"podIPs garbage",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: [{ip: "
+       "10.0.0.1}, {ip: nope}]}",
+       "status.podIPs[1].ip 'nope' is not an IP address"},
+      {"podIPs second IPv4",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: [{ip: "
+       "10.0.0.2}]}",
+       "status.podIPs[0].ip '10.0.0.2' is a second IPv4 address (status.podIP is 10.0.0.1)"},
+      {"podIPs second IPv6",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: [{ip: "
+       "'fd00::1'}, {ip: 'fd00::2'}]}",
+       "status.podIPs[1].ip 'fd00::2' is a second IPv6 address (after fd00::1)"},
+      {"podIPs link-local",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: [{ip: "
+       "'fe80::1'}]}",
+       "status.podIPs[0].ip 'fe80::1' is not a pod's address"},
+      {"podIPs mapped",
+       "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: [{ip: "
+       "'::ffff:10.0.0.9'}]}",
+       "status.podIPs[0].ip '::ffff:10.0.0.9' is not a pod's address"},
   };
   for (const BadPod& c : cases) {
     absl::StatusOr<Pod> pod = Parse(c.yaml);
@@ -376,6 +401,24 @@ TEST(PodOwnerTest, MalformedOwnerReferencesNameTheField) {
     EXPECT_THAT(pod.status().message(), HasSubstr("metadata.ownerReferences")) << c.description;
     EXPECT_THAT(pod.status().message(), HasSubstr(c.message)) << c.description;
   }
+}
+
+TEST(ParsePodTest, ADualStackPodHasItsIpv6AddressFromPodIps) {
+  absl::StatusOr<Pod> pod = Parse(
+      "metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1, podIPs: [{ip: "
+      "10.0.0.1}, {ip: 'fd00:0:1::7'}]}");
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  EXPECT_EQ(pod->ip, "10.0.0.1");
+  EXPECT_EQ(pod->ip6, "fd00:0:1::7");
+  in6_addr want{};
+  inet_pton(AF_INET6, "fd00:0:1::7", &want);
+  EXPECT_EQ(std::memcmp(pod->ip6_bytes.data(), &want, 16), 0);
+  // Single stack: no IPv6 address, all zero.
+  absl::StatusOr<Pod> v4 =
+      Parse("metadata: {name: a}\nspec: {nodeName: n}\nstatus: {podIP: 10.0.0.1}");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_TRUE(v4->ip6.empty());
+  EXPECT_EQ(v4->ip6_bytes, (std::array<uint8_t, 16>{}));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/counters.h"
+#include "agent/lib/ip.h"
 #include "agent/lib/status_macros.h"
 #include "agent/lib/typed_map.h"
 #include "agent/telemetry/flow_view.h"
@@ -40,10 +41,13 @@ absl::StatusOr<Json> DumpEndpoints(const MapSet& m) {
   Json rows = Json::array();
   SHUNT_ASSIGN_OR_RETURN(auto eps, m.endpoints->Entries());
   for (const auto& [cookie, ep] : eps) {
-    Json row = {{"netns_cookie", cookie},
-                {"ip", Ipv4(ep.ip4)},
-                {"identity", ep.identity},
-                {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
+    Json row = {
+        {"netns_cookie", cookie},
+        {"ip", Ipv4(ep.ip4)},
+        {"ip6",
+         ep.ip6.w[0] | ep.ip6.w[1] | ep.ip6.w[2] | ep.ip6.w[3] ? lib::Ipv6String(&ep.ip6) : ""},
+        {"identity", ep.identity},
+        {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
     if (auto meta = m.endpoint_meta->Lookup(cookie); meta.ok()) {
       row["namespace"] = CString(meta->namespace_, sizeof(meta->namespace_));
       row["name"] = CString(meta->name, sizeof(meta->name));
@@ -73,6 +77,16 @@ absl::StatusOr<Json> DumpIpcache(const MapSet& m) {
   SHUNT_ASSIGN_OR_RETURN(auto entries, m.ipcache->Entries());
   for (const auto& [ip, e] : entries)
     rows.push_back({{"ip", Ipv4(ip)},
+                    {"identity", e.identity},
+                    {"flags", Flags(e.flags, {{SHUNT_IPC_F_LOCAL, "local"}})}});
+  return rows;
+}
+
+absl::StatusOr<Json> DumpIpcache6(const MapSet& m) {
+  Json rows = Json::array();
+  SHUNT_ASSIGN_OR_RETURN(auto entries, m.ipcache6->Entries());
+  for (const auto& [ip, e] : entries)
+    rows.push_back({{"ip", lib::Ipv6String(&ip)},
                     {"identity", e.identity},
                     {"flags", Flags(e.flags, {{SHUNT_IPC_F_LOCAL, "local"}})}});
   return rows;
@@ -269,6 +283,7 @@ std::string ResolveMapName(const std::string& name) {
       {"endpoints", SHUNT_MAP_ENDPOINTS},
       {"ep_meta", SHUNT_MAP_ENDPOINT_META},
       {"ipcache", SHUNT_MAP_IPCACHE},
+      {"ipcache6", SHUNT_MAP_IPCACHE6},
       {"sockhash", SHUNT_MAP_SOCKHASH},
       {"counters", SHUNT_MAP_COUNTERS},
       {"policy", SHUNT_MAP_POLICY},
@@ -288,6 +303,7 @@ absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& pinned, const std::string& n
   const auto endpoints = pinned.endpoints();
   const auto endpoint_meta = pinned.endpoint_meta();
   const auto ipcache = pinned.ipcache();
+  const auto ipcache6 = pinned.ipcache6();
   const auto meta = pinned.meta();
   const auto policy = pinned.policy();
   const auto rule_meta = pinned.rule_meta();
@@ -302,6 +318,7 @@ absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& pinned, const std::string& n
       .endpoints = &endpoints,
       .endpoint_meta = &endpoint_meta,
       .ipcache = &ipcache,
+      .ipcache6 = &ipcache6,
       .meta = &meta,
       .policy = &policy,
       .rule_meta = &rule_meta,
@@ -332,6 +349,7 @@ absl::StatusOr<Json> DumpMap(const MapSet& maps, const std::string& name) {
   if (pin == SHUNT_MAP_ENDPOINTS) return DumpEndpoints(maps);
   if (pin == SHUNT_MAP_ENDPOINT_META) return DumpEndpointMeta(maps);
   if (pin == SHUNT_MAP_IPCACHE) return DumpIpcache(maps);
+  if (pin == SHUNT_MAP_IPCACHE6) return DumpIpcache6(maps);
   if (pin == SHUNT_MAP_SOCKHASH) return DumpSockhash(maps);
   if (pin == SHUNT_MAP_COUNTERS) return DumpCounters(maps);
   if (pin == SHUNT_MAP_META) return DumpMeta(maps);

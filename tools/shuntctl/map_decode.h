@@ -28,6 +28,7 @@ struct MapSet {
   const lib::KvMap<__u64, shunt_endpoint>* endpoints = nullptr;
   const lib::KvMap<__u64, shunt_endpoint_meta>* endpoint_meta = nullptr;
   const lib::KvMap<__be32, shunt_ipcache_entry>* ipcache = nullptr;
+  const lib::KvMap<shunt_ip6, shunt_ipcache_entry>* ipcache6 = nullptr;
   const lib::KvMap<__u32, shunt_meta>* meta = nullptr;
   const lib::KvMap<shunt_policy_key, shunt_policy_value>* policy = nullptr;
   const lib::KvMap<__u32, shunt_rule_meta>* rule_meta = nullptr;
@@ -44,7 +45,7 @@ struct MapSet {
 };
 
 // Rows of the named map (pin name, or its short name: endpoints, ipcache,
-// sockhash, counters, meta, ep_meta). NotFound for an unknown name; a map
+// ipcache6, sockhash, counters, meta, ep_meta, ...). NotFound for an unknown name; a map
 // that cannot be read is its error.
 absl::StatusOr<Json> DumpMap(const MapSet& maps, const std::string& name);
 absl::StatusOr<Json> DumpMap(const lib::PinnedMaps& maps, const std::string& name);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -129,13 +130,12 @@ absl::Status CmdDrops(const Options& o) {
         continue;
       }
       const std::vector<std::string> row = {
-          Clock(e["time_ns"].get<int64_t>()),
-          Str(e["type"]),
-          Str(e["hook"]),
-          e["enforced"].get<bool>() ? "yes" : "no (permissive)",
-          Str(e["proto"]),
-          Str(e["src_ip"]),
-          absl::StrCat(Str(e["dst_ip"]), ":", Str(e["dst_port"])),
+          Clock(e["time_ns"].get<int64_t>()), Str(e["type"]), Str(e["hook"]),
+          e["enforced"].get<bool>() ? "yes" : "no (permissive)", Str(e["proto"]), Str(e["src_ip"]),
+          // [v6]:port, as URLs and ss(8) write an IPv6 address and port.
+          absl::StrContains(Str(e["dst_ip"]), ':')
+              ? absl::StrCat("[", Str(e["dst_ip"]), "]:", Str(e["dst_port"]))
+              : absl::StrCat(Str(e["dst_ip"]), ":", Str(e["dst_port"])),
           absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]))};
       if (o.follow) {
         // Streaming: fixed columns, since a table cannot be aligned in advance.

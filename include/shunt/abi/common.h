@@ -21,6 +21,13 @@
  * other pin in place and keeps the data path running. */
 #define SHUNT_ABI_VERSION 1
 
+/* An IPv6 address in network byte order (as in struct in6_addr), in four
+ * words so BPF can compare it without byte loops. All zero: none. */
+struct shunt_ip6 {
+	__be32 w[4];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_ip6, 16);
+
 /* The meta map: one entry, index 0. */
 struct shunt_meta {
 	__u32 abi_version;

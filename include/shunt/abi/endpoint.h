@@ -16,8 +16,9 @@ struct shunt_endpoint {
 	__u32 identity;   /* (namespace, serviceaccount) number, node-local */
 	__u32 flags;      /* SHUNT_EP_F_* */
 	__u32 pad;
+	struct shunt_ip6 ip6; /* its IPv6 address on a dual-stack cluster, else zero */
 };
-SHUNT_ABI_ASSERT_SIZE(struct shunt_endpoint, 16);
+SHUNT_ABI_ASSERT_SIZE(struct shunt_endpoint, 32);
 
 /* Names for an endpoint, written by the agent and read by shuntctl only, so
  * the CLI can show pods while the agent is down. Never read by BPF. */
@@ -31,7 +32,8 @@ struct shunt_endpoint_meta {
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_endpoint_meta, 392);
 
-/* ipcache: key = __be32 IPv4 address. */
+/* ipcache: key = __be32 IPv4 address; ipcache6: key = struct shunt_ip6
+ * (the IPv6 addresses of status.podIPs), the same values. */
 #define SHUNT_IPC_F_LOCAL (1u << 0) /* a pod on this node */
 struct shunt_ipcache_entry {
 	__u32 identity;

@@ -5,9 +5,10 @@
 #pragma once
 
 #define SHUNT_MAP_META "shunt_meta_v1"
-#define SHUNT_MAP_ENDPOINTS "shunt_endpoints_v1"
+#define SHUNT_MAP_ENDPOINTS "shunt_endpoints_v2" /* v2: the pod's IPv6 address */
 #define SHUNT_MAP_ENDPOINT_META "shunt_ep_meta_v1"
 #define SHUNT_MAP_IPCACHE "shunt_ipcache_v1"
+#define SHUNT_MAP_IPCACHE6 "shunt_ipcache6_v1"
 #define SHUNT_MAP_SOCKHASH "shunt_sockhash_v1"
 #define SHUNT_MAP_COUNTERS "shunt_counters_v2" /* v2: room for new counters */
 #define SHUNT_MAP_SOCKREF "shunt_sockref_v1"
@@ -16,7 +17,7 @@
 #define SHUNT_MAP_IDENTITY_META "shunt_id_meta_v1"
 #define SHUNT_MAP_CONFIG "shunt_config_v1"
 #define SHUNT_MAP_EVENTS "shunt_events_v1"
-#define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v1"
+#define SHUNT_MAP_TC_ENDPOINTS "shunt_tc_eps_v2" /* v2: the pod's IPv6 address */
 #define SHUNT_MAP_FLOWS "shunt_flows_v3" /* v3: 32-bit flags that hold the open ends */
 #define SHUNT_MAP_FLOW_HISTS "shunt_flow_hists_v1"
 #define SHUNT_MAP_FLOW_EVENTS "shunt_flow_events_v3" /* v3: shunt_flows_v3's record */
@@ -27,8 +28,10 @@
 #define SHUNT_MAP_LB_SCORES "shunt_lb_scores_v1"
 #define SHUNT_MAP_LB_TRACE "shunt_lb_trace_v1"
 #define SHUNT_MAP_UDP_REPLIES "shunt_udp_replies_v1"
+#define SHUNT_MAP_UDP_REPLIES6 "shunt_udp_replies6_v1"
 #define SHUNT_MAP_UDP_BUDGET "shunt_udp_budget_v1"
 #define SHUNT_MAP_FRAGMENTS "shunt_fragments_v1"
+#define SHUNT_MAP_FRAGMENTS6 "shunt_fragments6_v1"
 #define SHUNT_MAP_EVENT_BUDGET "shunt_event_budget_v1"
 #define SHUNT_MAP_REVNAT_BUDGET "shunt_revnat_budget_v1"
 
@@ -43,4 +46,5 @@
 #define SHUNT_LINK_CONNECT6 "connect6"
 #define SHUNT_LINK_GETPEERNAME6 "getpeername6"
 #define SHUNT_LINK_RECVMSG6 "recvmsg6"
+#define SHUNT_LINK_SENDMSG6 "sendmsg6"
 #define SHUNT_LINK_TC_DIR "tc" /* links/tc/<ifindex>-from-pod, -to-pod */

@@ -71,8 +71,9 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3
-#define SHUNT_HOOK_CONNECT6 4 /* TCP or connected UDP to a v4-mapped address */
+#define SHUNT_HOOK_CONNECT6 4 /* TCP or connected UDP on an AF_INET6 socket */
 #define SHUNT_HOOK_TC_FROM_POD 5 /* a packet leaving a local pod (raw sockets, NAT in the pod) */
+#define SHUNT_HOOK_SENDMSG6 6 /* unconnected UDP to a native IPv6 address */
 struct shunt_deny_event {
 	__u64 ts_ns; /* bpf_ktime_get_ns */
 	__u64 netns_cookie;
@@ -88,6 +89,16 @@ struct shunt_deny_event {
 	__u8 enforced; /* 0: permissive mode, the traffic went through */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_deny_event, 40);
+
+/* A denial between IPv6 addresses: a longer record on the same ring (its
+ * size tells it apart; a reader that knows only shunt_deny_event reads the
+ * first 40 bytes, where saddr and daddr are 0). */
+struct shunt_deny_event6 {
+	struct shunt_deny_event base;
+	struct shunt_ip6 saddr6;
+	struct shunt_ip6 daddr6;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_deny_event6, 72);
 
 /* UDP reply tracking. A datagram that policy allows from client to server
  * opens the way back — from server:server_port to client:client_port, and
@@ -105,6 +116,14 @@ struct shunt_udp_exchange_key {
 	__be16 server_port;
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_udp_exchange_key, 12);
+/* The same between IPv6 addresses (shunt_udp_replies6_v1). */
+struct shunt_udp_exchange6_key {
+	struct shunt_ip6 client_ip;
+	struct shunt_ip6 server_ip;
+	__be16 client_port;
+	__be16 server_port;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_udp_exchange6_key, 36);
 
 /* Per local pod (key: its IPv4 address): new exchanges opened in the
  * current window of SHUNT_UDP_EXCHANGE_IDLE_NS, so that one pod's one-shot
@@ -127,6 +146,15 @@ struct shunt_fragment_key {
 	__u8 pad;
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_fragment_key, 12);
+/* IPv6 (shunt_fragments6_v1): the Fragment header's 32-bit identification. */
+struct shunt_fragment6_key {
+	struct shunt_ip6 saddr;
+	struct shunt_ip6 daddr;
+	__be32 id;
+	__u8 proto; /* the header after the Fragment header */
+	__u8 pad[3];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_fragment6_key, 40);
 struct shunt_udp_budget {
 	__u64 window_start_ns;
 	__u32 opened;

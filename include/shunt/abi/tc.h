@@ -7,5 +7,6 @@
 struct shunt_tc_endpoint {
 	__be32 ip4;      /* the only source address the pod may use */
 	__u32 identity;  /* the pod's identity, the destination of inbound policy */
+	struct shunt_ip6 ip6; /* the only global IPv6 source it may use; zero: none */
 };
-SHUNT_ABI_ASSERT_SIZE(struct shunt_tc_endpoint, 8);
+SHUNT_ABI_ASSERT_SIZE(struct shunt_tc_endpoint, 24);

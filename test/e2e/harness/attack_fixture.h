@@ -84,15 +84,18 @@ class AttackFixture : public ::testing::Test {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
     SweepStale();
     ASSERT_OK_AND_ASSIGN(node_, TestNode::Create("n1"));
-    ASSERT_OK_AND_ASSIGN(
-        buyer_, node_->AddPod(
-                    {.name = "buyer", .namespace_ = "bookbuyer", .service_account = "bookbuyer"}));
-    ASSERT_OK_AND_ASSIGN(
-        thief_, node_->AddPod(
-                    {.name = "thief", .namespace_ = "bookthief", .service_account = "bookthief"}));
-    ASSERT_OK_AND_ASSIGN(
-        store_, node_->AddPod(
-                    {.name = "store", .namespace_ = "bookstore", .service_account = "bookstore"}));
+    ASSERT_OK_AND_ASSIGN(buyer_, node_->AddPod({.name = "buyer",
+                                                .namespace_ = "bookbuyer",
+                                                .service_account = "bookbuyer",
+                                                .ipv6 = true}));
+    ASSERT_OK_AND_ASSIGN(thief_, node_->AddPod({.name = "thief",
+                                                .namespace_ = "bookthief",
+                                                .service_account = "bookthief",
+                                                .ipv6 = true}));
+    ASSERT_OK_AND_ASSIGN(store_, node_->AddPod({.name = "store",
+                                                .namespace_ = "bookstore",
+                                                .service_account = "bookstore",
+                                                .ipv6 = true}));
     std::string slice = absl::StrCat(
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: store-1\n"
         "  namespace: bookstore\n  labels: {kubernetes.io/service-name: store}\n"

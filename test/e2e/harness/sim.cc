@@ -235,10 +235,11 @@ absl::StatusOr<std::unique_ptr<TestNode>> TestNode::Create(const std::string& ta
     return lib::ErrnoStatus(errno, absl::StrCat("mkdir ", n->cgroup_root_));
   const std::string ns = n->node_netns_;
   SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip netns add ", ns)).status());
-  SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("ip -n ", ns, " link set lo up && ip -n ", ns,
-                                        " addr add 10.", n->subnet_, ".0.1/32 dev lo && ",
-                                        "ip netns exec ", ns, " sysctl -qw net.ipv4.ip_forward=1"))
-                            .status());
+  SHUNT_RETURN_IF_ERROR(
+      Sh(absl::StrCat("ip -n ", ns, " link set lo up && ip -n ", ns, " addr add 10.", n->subnet_,
+                      ".0.1/32 dev lo && ", "ip netns exec ", ns,
+                      " sysctl -qw net.ipv4.ip_forward=1 ", "net.ipv6.conf.all.forwarding=1"))
+          .status());
   return n;
 }
 
@@ -250,6 +251,7 @@ absl::StatusOr<TestPod*> TestNode::AddPod(const PodSpec& spec) {
   pod->service_account = spec.service_account;
   pod->netns = absl::StrCat(prefix_, "-", spec.name);
   pod->ip = absl::StrCat("10.", subnet_, ".1.", idx + 2);
+  if (spec.ipv6) pod->ip6 = absl::StrCat("fd00:0:", subnet_, "::1:", idx + 2);
   // A UID as the API server gives one, unique per test process and node;
   // the pod's cgroup is named after it as the kubelet's cgroupfs driver does.
   pod->uid = absl::StrFormat("%08x-%04x-4%03x-8000-%012x", getpid(), subnet_, idx, idx);
@@ -275,6 +277,8 @@ std::string TestNode::PodYaml() const {
         "\n  namespace: ", p->namespace_, "\n  uid: ", p->uid,
         "\nspec:\n  serviceAccountName: ", p->service_account, "\n  nodeName: ", name_,
         "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
+    if (!p->ip6.empty())
+      absl::StrAppend(&yaml, "  podIPs:\n  - ip: ", p->ip, "\n  - ip: ", p->ip6, "\n");
   }
   return yaml;
 }
@@ -282,17 +286,27 @@ std::string TestNode::PodYaml() const {
 absl::Status TestNode::SetUpPodNetwork(const TestPod& pod) {
   const std::string& p = pod.netns;
   const std::string& v = pod.host_veth;
-  return Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ", "ip link add ",
-                         v, " netns ", node_netns_, " type veth peer name eth0 netns ", p,
-                         " && ip -n ", p, " addr add ", pod.ip, "/32 dev eth0 && ip -n ", p,
-                         " link set eth0 up && ip -n ", p, " route add default dev eth0 && ",
-                         "ip -n ", node_netns_, " link set ", v, " up && ",
-                         // Proxy ARP answers after a random delay of up to
-                         // proxy_delay (0.8 s by default): a pod's first
-                         // connection would wait that long for its gateway.
-                         "ip netns exec ", node_netns_, " sysctl -qw net.ipv4.conf.", v,
-                         ".proxy_arp=1 net.ipv4.neigh.", v, ".proxy_delay=0 && ip -n ", node_netns_,
-                         " route add ", pod.ip, "/32 dev ", v))
+  SHUNT_RETURN_IF_ERROR(
+      Sh(absl::StrCat("ip netns add ", p, " && ip -n ", p, " link set lo up && ", "ip link add ", v,
+                      " netns ", node_netns_, " type veth peer name eth0 netns ", p, " && ip -n ",
+                      p, " addr add ", pod.ip, "/32 dev eth0 && ip -n ", p,
+                      " link set eth0 up && ip -n ", p, " route add default dev eth0 && ", "ip -n ",
+                      node_netns_, " link set ", v, " up && ",
+                      // Proxy ARP answers after a random delay of up to
+                      // proxy_delay (0.8 s by default): a pod's first
+                      // connection would wait that long for its gateway.
+                      "ip netns exec ", node_netns_, " sysctl -qw net.ipv4.conf.", v,
+                      ".proxy_arp=1 net.ipv4.neigh.", v, ".proxy_delay=0 && ip -n ", node_netns_,
+                      " route add ", pod.ip, "/32 dev ", v))
+          .status());
+  if (pod.ip6.empty()) return absl::OkStatus();
+  // IPv6: the node side answers as fe80::1 (the pod's gateway), the pod's
+  // address is routed to its veth; nodad, so nothing waits on duplicate
+  // address detection.
+  return Sh(absl::StrCat("ip -n ", node_netns_, " addr add fe80::1/64 dev ", v, " nodad && ip -n ",
+                         p, " addr add ", pod.ip6, "/128 dev eth0 nodad && ip -n ", p,
+                         " -6 route add default via fe80::1 dev eth0 && ip -n ", node_netns_,
+                         " -6 route add ", pod.ip6, "/128 dev ", v))
       .status();
 }
 
@@ -326,9 +340,11 @@ absl::Status TestNode::StartSandbox(TestPod& pod) {
 std::vector<nlohmann::json> TestNode::PodObjects() const {
   std::vector<nlohmann::json> out;
   for (const auto& p : pods_)
-    if (!p->namespace_.empty())
+    if (!p->namespace_.empty()) {
       out.push_back(
           kubeapi::PodObject(p->namespace_, p->name, name_, p->ip, p->service_account, p->uid));
+      if (!p->ip6.empty()) out.back()["status"]["podIPs"] = {{{"ip", p->ip}}, {{"ip", p->ip6}}};
+    }
   return out;
 }
 
@@ -353,14 +369,18 @@ absl::Status TestNode::Link(TestNode& a, TestNode& b) {
                     ip_b = absl::StrCat("192.168.", k, ".2");
   a.link_ip_ = ip_a;
   b.link_ip_ = ip_b;
-  return Sh(absl::StrCat("ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb,
-                         " netns ", b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a,
-                         "/30 dev ", va, " && ip -n ", b.node_netns_, " addr add ", ip_b,
-                         "/30 dev ", vb, " && ip -n ", a.node_netns_, " link set ", va,
-                         " up && ip -n ", b.node_netns_, " link set ", vb, " up && ip -n ",
-                         a.node_netns_, " route add 10.", b.subnet_, ".0.0/16 via ", ip_b,
-                         " && ip -n ", b.node_netns_, " route add 10.", a.subnet_, ".0.0/16 via ",
-                         ip_a))
+  return Sh(absl::StrCat(
+                "ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb,
+                " netns ", b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a,
+                "/30 dev ", va, " && ip -n ", b.node_netns_, " addr add ", ip_b, "/30 dev ", vb,
+                " && ip -n ", a.node_netns_, " link set ", va, " up && ip -n ", b.node_netns_,
+                " link set ", vb, " up && ip -n ", a.node_netns_, " route add 10.", b.subnet_,
+                ".0.0/16 via ", ip_b, " && ip -n ", b.node_netns_, " route add 10.", a.subnet_,
+                ".0.0/16 via ", ip_a, " && ip -n ", a.node_netns_, " addr add fd01::", k,
+                ":1/112 dev ", va, " nodad && ip -n ", b.node_netns_, " addr add fd01::", k,
+                ":2/112 dev ", vb, " nodad && ip -n ", a.node_netns_,
+                " -6 route add fd00:0:", b.subnet_, "::/64 via fd01::", k, ":2 && ip -n ",
+                b.node_netns_, " -6 route add fd00:0:", a.subnet_, "::/64 via fd01::", k, ":1"))
       .status();
 }
 

@@ -42,6 +42,7 @@ struct TestPod {
   std::string service_account;
   std::string netns;  // /run/netns/<netns>
   std::string ip;
+  std::string ip6;        // dual-stack pods (PodSpec::ipv6): its IPv6 address, else empty
   std::string uid;        // metadata.uid; the cgroup is <cgroup root>/pod<uid>
   std::string cgroup;     // absolute path
   pid_t sandbox_pid = 0;  // the pod's pause process (the oldest in its cgroup)
@@ -53,6 +54,9 @@ struct PodSpec {
   std::string namespace_ = "default";
   std::string service_account = "default";
   bool in_config = true;  // false: a pod the agent does not know about
+  // Dual stack: an IPv6 address too (fd00:0:<node subnet>::1:<n>), in
+  // status.podIPs, routed by the node like the IPv4 one.
+  bool ipv6 = false;
 };
 
 class TestNode {
