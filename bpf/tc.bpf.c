@@ -88,6 +88,19 @@ static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
 	return ip;
 }
 
+/* True when the frame, after the kernel removed the first VLAN tag (into
+ * skb metadata), still starts with an 802.1Q or 802.1ad tag. */
+static __always_inline bool still_vlan_tagged(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return false;
+	return eth->h_proto == bpf_htons(0x8100) || eth->h_proto == bpf_htons(0x88A8);
+}
+
 /* Times a TCP data segment against its flow's request/response state. */
 static __always_inline void flow_segment(struct __sk_buff *skb, struct iphdr *ip)
 {
@@ -337,6 +350,13 @@ int shunt_tc_from_pod(struct __sk_buff *skb)
 
 	if (!ep)
 		return SHUNT_TC_NEXT;
+	if (still_vlan_tagged(skb)) {
+		/* The kernel took one tag off before us and, for VLAN 0, takes
+		 * the next off after us and delivers what is inside: a pod
+		 * (which has no VLANs) would pass every check with two tags. */
+		counter_add(SHUNT_CTR_FRAME_UNPARSED_DROPPED, 1);
+		return SHUNT_TC_DROP;
+	}
 	ip = ipv4_header(skb);
 	if (!ip)
 		return from_pod6(skb, ep); /* IPv6; anything else (ARP) passes */

@@ -294,8 +294,8 @@ TEST_F(Ipv6AttackTest, AnOrphanIpv6FragmentIsDroppedAndAllowedFragmentsArriveWho
   frag[3] = 1 << 3;  // offset 1 (in 8-byte units), M = 0
   frag[4] = 0x12;
   frag[7] = 0x34;
-  ASSERT_OK(RawIpv6(*buyer_, buyer_->ip6, store_->ip6, IPPROTO_FRAGMENT,
-                    frag + std::string(16, 'x')));
+  ASSERT_OK(
+      RawIpv6(*buyer_, buyer_->ip6, store_->ip6, IPPROTO_FRAGMENT, frag + std::string(16, 'x')));
   ASSERT_OK(CounterReaches(SHUNT_CTR_FRAGMENT_DROPPED, 1, "the orphan fragment is dropped"));
   ASSERT_OK_AND_ASSIGN(uint64_t reasm_after, Snmp6(*store_, "Ip6ReasmReqds"));
   EXPECT_EQ(reasm_after, reasm_before) << "the orphan fragment reached the store";

@@ -58,6 +58,38 @@ TEST_F(RawAttackTest, AnAfPacketFrameMeetsThePolicyVerdictAtTheTcGuard) {
   EXPECT_EQ(recv(sink.get(), buf, sizeof(buf), MSG_DONTWAIT), -1) << "a second datagram arrived";
 }
 
+// Frames with 802.1Q priority tags (VLAN 0): the kernel removes one tag
+// before the TC guard and, for VLAN 0, a second one after it, then delivers
+// the packet as IPv4 — so a doubly tagged frame would pass a guard that
+// lets non-IP frames by. Pods have no VLANs: a frame still tagged at the
+// guard is dropped; a singly tagged one is judged as the packet it holds.
+TEST_F(RawAttackTest, VlanTaggedFramesCannotSlipPastTheGuard) {
+  Start("enforce");
+  lib::UniqueFd sink = Listen(*store_, 5353, SOCK_DGRAM);
+  auto udp = [](const std::string& payload) {
+    std::string l4(sizeof(udphdr), '\0');
+    auto* h = reinterpret_cast<udphdr*>(l4.data());
+    h->source = htons(41000);
+    h->dest = htons(5353);
+    h->len = htons(sizeof(udphdr) + payload.size());
+    return l4 + payload;
+  };
+  ASSERT_OK(SendFrame(*thief_, store_->ip, IPPROTO_UDP, 0, 0x4321, udp("two-tags"), 2));
+  ASSERT_OK(
+      CounterReaches(SHUNT_CTR_FRAME_UNPARSED_DROPPED, 1, "the doubly tagged frame is dropped"));
+  ASSERT_OK(SendFrame(*thief_, store_->ip, IPPROTO_UDP, 0, 0x4322, udp("one-tag"), 1));
+  ASSERT_OK(CounterReaches(SHUNT_CTR_TC_LOCAL_DENIED, 1, "the singly tagged frame is judged"));
+  char buf[64];
+  EXPECT_EQ(recv(sink.get(), buf, sizeof(buf), MSG_DONTWAIT), -1) << "a tagged frame arrived";
+  // A singly tagged frame from the buyer is judged, allowed and arrives.
+  ASSERT_OK(SendFrame(*buyer_, store_->ip, IPPROTO_UDP, 0, 0x4323, udp("buyer"), 1));
+  pollfd p{sink.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "the buyer's tagged frame never arrived";
+  ssize_t n = recv(sink.get(), buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, n), "buyer");
+}
+
 // A pod granted 8080 rewrites its own connection to 9090 with DNAT in its
 // namespace: connect() is judged on 8080, the SYN that leaves says 9090.
 TEST_F(RawAttackTest, DnatInsideThePodMeetsThePolicyVerdictAtTheTcGuard) {

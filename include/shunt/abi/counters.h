@@ -47,7 +47,8 @@
 	X(PROTO_WOULD_DENY, "packets_would_drop_protocol_not_in_smi_permissive")        \
 	X(ICMP_ERROR_ALLOWED, "icmp_errors_of_allowed_flows")                           \
 	X(EVENTS_RATE_LIMITED, "events_dropped_identity_over_rate")                     \
-	X(SVC_REVNAT_OVER_BUDGET, "service_udp_replies_unmapped_pod_over_budget")
+	X(SVC_REVNAT_OVER_BUDGET, "service_udp_replies_unmapped_pod_over_budget")      \
+	X(FRAME_UNPARSED_DROPPED, "frames_dropped_unparsed_from_pod") /* still VLAN-tagged */
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

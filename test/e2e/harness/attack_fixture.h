@@ -186,8 +186,10 @@ class AttackFixture : public ::testing::Test {
   // to the node-side veth (the pod's gateway answers by proxy ARP).
   // `frag` is the IP header's flags-and-offset field (host order), `l4`
   // the bytes after the IP header.
+  // `vlan_tags` 802.1Q tags of VLAN 0 (priority tags) go before the IP
+  // header, as a hostile pod may write them.
   absl::Status SendFrame(const TestPod& from, const std::string& dst, uint8_t proto, uint16_t frag,
-                         uint16_t id, const std::string& l4) {
+                         uint16_t id, const std::string& l4, int vlan_tags = 0) {
     SHUNT_ASSIGN_OR_RETURN(std::string ifindex_text,
                            Sh("ip netns exec " + from.netns + " cat /sys/class/net/eth0/ifindex"));
     SHUNT_ASSIGN_OR_RETURN(std::string mac_text,
@@ -202,12 +204,12 @@ class AttackFixture : public ::testing::Test {
       return absl::InternalError("veth MAC: " + mac_text);
     SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s,
                            node_->PodSocket(from, SOCK_DGRAM, AF_PACKET, htons(ETH_P_IP)));
-    std::string frame(sizeof(iphdr), '\0');
-    frame += l4;
-    auto* ip = reinterpret_cast<iphdr*>(frame.data());
+    std::string packet(sizeof(iphdr), '\0');
+    packet += l4;
+    auto* ip = reinterpret_cast<iphdr*>(packet.data());
     ip->version = 4;
     ip->ihl = 5;
-    ip->tot_len = htons(frame.size());
+    ip->tot_len = htons(packet.size());
     ip->id = htons(id);
     ip->frag_off = htons(frag);
     ip->ttl = 64;
@@ -215,9 +217,18 @@ class AttackFixture : public ::testing::Test {
     inet_pton(AF_INET, from.ip.c_str(), &ip->saddr);
     inet_pton(AF_INET, dst.c_str(), &ip->daddr);
     ip->check = Checksum(ip, sizeof(iphdr), 0);
+    std::string frame;
+    for (int i = 0; i < vlan_tags; ++i) {
+      // TCI 0 (VLAN 0, priority 0), then the type of what follows.
+      const uint16_t next = i + 1 < vlan_tags ? ETH_P_8021Q : ETH_P_IP;
+      frame += std::string("\0\0", 2);
+      frame += static_cast<char>(next >> 8);
+      frame += static_cast<char>(next & 0xff);
+    }
+    frame += packet;
     sockaddr_ll to{};
     to.sll_family = AF_PACKET;
-    to.sll_protocol = htons(ETH_P_IP);
+    to.sll_protocol = htons(vlan_tags > 0 ? ETH_P_8021Q : ETH_P_IP);
     to.sll_ifindex = ifindex;
     to.sll_halen = 6;
     for (int i = 0; i < 6; ++i) to.sll_addr[i] = static_cast<uint8_t>(mac[i]);
