@@ -88,6 +88,21 @@ static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
 	return ip;
 }
 
+/* True when the packet entered the node through the guarded veth of the
+ * local pod whose address is `ip4` (or, for IPv6, `ip6`). */
+static __always_inline bool came_from_its_pod(struct __sk_buff *skb, __be32 ip4,
+					      const struct shunt_ip6 *ip6)
+{
+	__u32 in = skb->ingress_ifindex;
+	struct shunt_tc_endpoint *src = bpf_map_lookup_elem(&shunt_tc_eps_v2, &in);
+
+	if (!src)
+		return false;
+	if (ip6)
+		return ip6_equal(&src->ip6, ip6);
+	return src->ip4 == ip4;
+}
+
 /* True when the frame, after the kernel removed the first VLAN tag (into
  * skb metadata), still starts with an 802.1Q or 802.1ad tag. */
 static __always_inline bool still_vlan_tagged(struct __sk_buff *skb)
@@ -395,8 +410,18 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
 		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
-	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
-		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged leaving its pod */
+	if (!peer)
+		return SHUNT_TC_NEXT; /* no meshed pod */
+	if (peer->flags & SHUNT_IPC_F_LOCAL) {
+		/* A local pod's packet was judged leaving its pod, if it came
+		 * through that pod's veth; claiming its address from anywhere
+		 * else (another node, the node itself) is spoofing. */
+		if (came_from_its_pod(skb, saddr, NULL))
+			return SHUNT_TC_NEXT;
+		report(ip, NULL, peer->identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
+		counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);
+		return SHUNT_TC_DROP;
+	}
 	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
 		return judge_other_protocol(skb, ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
 	if (later_fragment(ip))

@@ -339,7 +339,15 @@ static __always_inline int to_pod6(struct __sk_buff *skb, struct shunt_tc_endpoi
 	if (ip6_is_zero(&ep->ip6) || !ip6_parse(skb, &p) || !ip6_equal(&p.daddr, &ep->ip6))
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache6_v1, &p.saddr);
-	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
-		return SHUNT_TC_NEXT; /* no meshed pod, or a local one judged leaving its pod */
+	if (!peer)
+		return SHUNT_TC_NEXT; /* no meshed pod */
+	if (peer->flags & SHUNT_IPC_F_LOCAL) {
+		/* Judged leaving its pod, if it came through that pod's veth. */
+		if (came_from_its_pod(skb, 0, &p.saddr))
+			return SHUNT_TC_NEXT;
+		report6(&p, NULL, peer->identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
+		counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);
+		return SHUNT_TC_DROP;
+	}
 	return judge6(skb, &p, ep, peer->identity, ep->identity, false);
 }

@@ -4,6 +4,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -11,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "test/e2e/harness/attack_fixture.h"
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
@@ -238,6 +242,90 @@ TEST_F(CrossNodePolicyTest, RemoteIpv6ClientsAreJudgedByTheirIdentityAtTheDestin
   pollfd q{client.get(), POLLIN, 0};
   ASSERT_EQ(poll(&q, 1, 5000), 1) << "the store's reply never reached the remote buyer";
   EXPECT_EQ(recv(server.get(), buf, sizeof(buf), MSG_DONTWAIT), -1) << "a second datagram came";
+}
+
+// A packet from another node (here node 2's own namespace, as a
+// compromised node or anything on the wire could send it) claiming the
+// address of a pod on node 1: node 1's guard used to take it as judged
+// leaving that local pod. Only what came through the pod's own veth is.
+TEST_F(CrossNodePolicyTest, APacketFromAnotherNodeClaimingALocalPodsAddressIsDropped) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd server, n1_->PodSocket(*store_, SOCK_DGRAM, AF_INET6));
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_port = htons(5353);
+  ASSERT_EQ(bind(server.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)),
+            0);  // both families
+  const uint64_t spoofed = N1(SHUNT_CTR_SPOOF_DROPPED);
+
+  // IPv4: header and UDP (checksum 0: none) written by us.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd raw4, n2_->NodeSocket(SOCK_RAW, AF_INET, IPPROTO_RAW));
+  std::string p4(sizeof(iphdr) + sizeof(udphdr), '\0');
+  p4 += "claim4";
+  auto* ip = reinterpret_cast<iphdr*>(p4.data());
+  ip->version = 4;
+  ip->ihl = 5;
+  ip->tot_len = htons(p4.size());
+  ip->ttl = 64;
+  ip->protocol = IPPROTO_UDP;
+  inet_pton(AF_INET, store_->ip.c_str(), &ip->saddr);
+  inet_pton(AF_INET, store_->ip.c_str(), &ip->daddr);
+  auto* udp = reinterpret_cast<udphdr*>(p4.data() + sizeof(iphdr));
+  udp->source = htons(41000);
+  udp->dest = htons(5353);
+  udp->len = htons(p4.size() - sizeof(iphdr));
+  sockaddr_in to4{};
+  to4.sin_family = AF_INET;
+  to4.sin_addr.s_addr = ip->daddr;
+  ASSERT_EQ(
+      sendto(raw4.get(), p4.data(), p4.size(), 0, reinterpret_cast<sockaddr*>(&to4), sizeof(to4)),
+      static_cast<ssize_t>(p4.size()))
+      << strerror(errno);
+
+  // IPv6: the same, with the checksum IPv6 requires.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd raw6, n2_->NodeSocket(SOCK_RAW, AF_INET6, IPPROTO_RAW));
+  std::string l4(sizeof(udphdr), '\0');
+  l4 += "claim6";
+  auto* u6 = reinterpret_cast<udphdr*>(l4.data());
+  u6->source = htons(41000);
+  u6->dest = htons(5353);
+  u6->len = htons(l4.size());
+  uint8_t pseudo[40] = {};
+  inet_pton(AF_INET6, store_->ip6.c_str(), pseudo);
+  inet_pton(AF_INET6, store_->ip6.c_str(), pseudo + 16);
+  pseudo[35] = static_cast<uint8_t>(l4.size());
+  pseudo[39] = IPPROTO_UDP;
+  uint32_t sum = 0;
+  for (int i = 0; i < 40; i += 2) sum += (pseudo[i] << 8) | pseudo[i + 1];
+  u6->check = AttackFixture::Checksum(l4.data(), l4.size(), sum);
+  std::string p6(sizeof(ip6_hdr), '\0');
+  auto* h6 = reinterpret_cast<ip6_hdr*>(p6.data());
+  h6->ip6_flow = htonl(6u << 28);
+  h6->ip6_plen = htons(l4.size());
+  h6->ip6_nxt = IPPROTO_UDP;
+  h6->ip6_hlim = 64;
+  std::memcpy(&h6->ip6_src, pseudo, 16);
+  std::memcpy(&h6->ip6_dst, pseudo + 16, 16);
+  p6 += l4;
+  sockaddr_in6 to6{};
+  to6.sin6_family = AF_INET6;
+  std::memcpy(&to6.sin6_addr, pseudo + 16, 16);
+  ASSERT_EQ(
+      sendto(raw6.get(), p6.data(), p6.size(), 0, reinterpret_cast<sockaddr*>(&to6), sizeof(to6)),
+      static_cast<ssize_t>(p6.size()))
+      << strerror(errno);
+
+  ASSERT_OK(Eventually(
+      "node 1 drops both claims",
+      [&]() -> absl::Status {
+        if (N1(SHUNT_CTR_SPOOF_DROPPED) >= spoofed + 2) return absl::OkStatus();
+        return absl::UnavailableError(absl::StrCat("spoof drops ", N1(SHUNT_CTR_SPOOF_DROPPED)));
+      },
+      5000));
+  char buf[16];
+  EXPECT_EQ(recv(server.get(), buf, sizeof(buf), MSG_DONTWAIT), -1) << "a claim reached the store";
+  // The store's own traffic to itself and the buyer's allowed datagrams
+  // still arrive (the buyer's over both families).
+  EXPECT_TRUE(DatagramArrives(*buyer_, server.get()));
 }
 
 // UDP reply tracking across nodes, both ways through node 1 (enforce): a

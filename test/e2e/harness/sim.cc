@@ -553,8 +553,8 @@ absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type, 
   return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type, domain, protocol);
 }
 
-absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type) const {
-  return SocketIn("/run/netns/" + node_netns_, cgroup_root_, type);
+absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type, int domain, int protocol) const {
+  return SocketIn("/run/netns/" + node_netns_, cgroup_root_, type, domain, protocol);
 }
 
 absl::StatusOr<pid_t> TestNode::Spawn(const TestPod& pod, const std::vector<std::string>& argv,

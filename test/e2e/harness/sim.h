@@ -125,7 +125,7 @@ class TestNode {
   absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type, int domain = AF_INET,
                                           int protocol = 0) const;
   // A socket of a "host process": the node namespace, the node's cgroup root.
-  absl::StatusOr<lib::UniqueFd> NodeSocket(int type) const;
+  absl::StatusOr<lib::UniqueFd> NodeSocket(int type, int domain = AF_INET, int protocol = 0) const;
   // Starts argv inside the pod; stdout+stderr go to `log_file`.
   absl::StatusOr<pid_t> Spawn(const TestPod& pod, const std::vector<std::string>& argv,
                               const std::string& log_file);
