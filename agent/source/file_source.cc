@@ -143,9 +143,18 @@ void FileSource::ReadFile(const std::string& path, const std::string& origin,
     store.KeepOrigin(origin, {{{.file = origin}, "cannot be read"}});
     return;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  ManifestText parsed = ParseManifest(origin, text.str());
+  // At most one byte over the limit is read: enough to know it is over.
+  std::string text(max_file_bytes_ + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > max_file_bytes_) {
+    std::string reason = absl::StrCat("is larger than ", max_file_bytes_,
+                                      " bytes, the most a manifest file may hold: not read");
+    if (had) absl::StrAppend(&reason, "; keeping this file's last good objects");
+    store.KeepOrigin(origin, {{{.file = origin}, std::move(reason)}});
+    return;
+  }
+  ManifestText parsed = ParseManifest(origin, text);
   if (parsed.syntax_error) {
     if (had)
       absl::StrAppend(&parsed.syntax_error->reason, "; keeping this file's last good objects");

@@ -47,6 +47,12 @@ class FileSource : public Source {
 
   const std::string& dir() const { return dir_; }
 
+  // A manifest file larger than this is not read (a problem names it, and
+  // its last good objects stay): one file cannot make the agent hold
+  // gigabytes. The kube source bounds watch events the same way.
+  static constexpr size_t kDefaultMaxFileBytes = 32u << 20;
+  void set_max_file_bytes(size_t n) { max_file_bytes_ = n; }
+
  private:
   // What a file looked like when it was last read, so an unchanged file is
   // not read again (a large config re-reads in milliseconds when one file
@@ -63,6 +69,7 @@ class FileSource : public Source {
   std::set<std::string> parsed_;      // files that parsed at least once
 
   bool synced_ = false;
+  size_t max_file_bytes_ = kDefaultMaxFileBytes;
 };
 
 }  // namespace shunt::source

@@ -213,6 +213,31 @@ TEST_F(FileSourceTest, RepeatedSyntaxErrorInANewFileDoesNotClaimToKeepObjects) {
   EXPECT_THAT(s.problems[0].reason, Not(HasSubstr("keeping")));
 }
 
+TEST_F(FileSourceTest, AFileOverTheSizeLimitIsNotReadAndKeepsItsLastGoodObjects) {
+  const std::string a = PodYaml("demo", "a", "10.0.0.1");
+  Write("a.yaml", a);
+  Loader src(dir_);
+  src.src.set_max_file_bytes(a.size());  // exactly at the limit: read
+  ASSERT_THAT(Keys(Load(src)), ElementsAre("demo/a"));
+  // One byte over: not read, with a reason; the file's objects stay.
+  Write("a.yaml", a + "\n");
+  Snapshot s = Load(src);
+  EXPECT_THAT(Keys(s), ElementsAre("demo/a"));
+  ASSERT_THAT(s.problems, SizeIs(1));
+  EXPECT_EQ(s.problems[0].ref.file, "a.yaml");
+  EXPECT_EQ(s.problems[0].reason,
+            absl::StrCat("is larger than ", a.size(),
+                         " bytes, the most a manifest file may hold: not read; keeping this "
+                         "file's last good objects"));
+  // A new file over the limit brings nothing and claims to keep nothing.
+  Write("b.yaml", PodYaml("demo", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "10.0.0.2"));
+  s = Load(src);
+  EXPECT_THAT(Keys(s), ElementsAre("demo/a"));
+  ASSERT_THAT(s.problems, SizeIs(2));
+  EXPECT_EQ(s.problems[1].ref.file, "b.yaml");
+  EXPECT_THAT(s.problems[1].reason, Not(HasSubstr("keeping")));
+}
+
 TEST_F(FileSourceTest, SyntaxErrorKeepsTheFilesLastGoodObjects) {
   Write("a.yaml", PodYaml("demo", "a", "10.0.0.1") + "---\n" + PodYaml("demo", "b", "10.0.0.2"));
   Write("c.yaml", PodYaml("demo", "c", "10.0.0.3"));
