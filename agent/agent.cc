@@ -46,16 +46,19 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                                            {.bpffs_dir = config.bpffs_dir,
                                             .cgroup_root = config.cgroup_root,
                                             .max_queued_bytes = config.max_queued_bytes,
+                                            .node_tcp_memory_bytes = config.node_tcp_memory_bytes,
                                             .mode = config.mode,
                                             .udp_exchanges_per_pod = config.udp_exchanges_per_pod,
                                             .icmp_echo = config.allow_icmp_echo,
                                             .telemetry = config.telemetry}));
   const auto& rep = a->datapath_->report();
-  spdlog::info("data path {} in {} (cgroup {}, {} KiB unread per flow before TCP){}{}",
-               rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
-               rep.max_queued_bytes / 1024,
-               rep.links_updated ? ", programs replaced in existing links" : "",
-               rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
+  spdlog::info(
+      "data path {} in {} (cgroup {}, {} KiB unread per flow before TCP, node TCP memory "
+      "budget {} MiB){}{}",
+      rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
+      rep.max_queued_bytes / 1024, rep.node_tcp_memory_bytes >> 20,
+      rep.links_updated ? ", programs replaced in existing links" : "",
+      rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
   if (!rep.retired_pins.empty())
     spdlog::info("removed maps of an earlier layout: {}", absl::StrJoin(rep.retired_pins, ", "));
   SHUNT_RETURN_IF_ERROR(a->StartControllers());

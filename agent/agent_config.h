@@ -22,6 +22,7 @@ struct AgentConfig {
   int rescan_ms = 1000;                   // namespace scan interval while a local pod is missing
   int debounce_ms = 100;                  // quiet time after a config change before re-reading it
   uint32_t max_queued_bytes = 0;          // see DatapathOptions
+  uint64_t node_tcp_memory_bytes = 0;     // see DatapathOptions
   uint32_t mode = 0;                      // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   uint32_t udp_exchanges_per_pod = 2048;  // see DatapathOptions
   bool allow_icmp_echo = false;           // ping between meshed pods in enforce mode

@@ -31,6 +31,9 @@ ABSL_FLAG(int, debounce_ms, 100, "quiet time after a change in --config-dir befo
 ABSL_FLAG(uint32_t, max_queued_bytes, 0,
           "unread short-circuited bytes a flow may queue at its peer before it falls back to TCP "
           "flow control (0: 4x the kernel's tcp_rmem maximum, within 64..256 MiB)");
+ABSL_FLAG(uint64_t, node_tcp_memory_bytes, 0,
+          "when all TCP memory of the node reaches this, short-circuited flows holding unread "
+          "bytes fall back to TCP flow control (0: the kernel's tcp_mem pressure threshold)");
 ABSL_FLAG(std::string, mode, "permissive",
           "enforce: deny traffic between meshed pods unless a TrafficTarget allows it; "
           "permissive: allow everything, but compute, count and report would-be denials");
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
       .rescan_ms = absl::GetFlag(FLAGS_rescan_ms),
       .debounce_ms = absl::GetFlag(FLAGS_debounce_ms),
       .max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes),
+      .node_tcp_memory_bytes = absl::GetFlag(FLAGS_node_tcp_memory_bytes),
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .udp_exchanges_per_pod = absl::GetFlag(FLAGS_udp_exchanges_per_pod),
       .allow_icmp_echo = absl::GetFlag(FLAGS_allow_icmp_echo),

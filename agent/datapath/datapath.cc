@@ -121,6 +121,16 @@ uint32_t DefaultQueueBudget() {
   return static_cast<uint32_t>(std::clamp<uint64_t>(4 * max, kMin, kMax));
 }
 
+// The kernel's TCP memory pressure threshold (tcp_mem's middle value, in
+// pages) as bytes: past it TCP itself starts to shrink buffers, and the
+// hard limit (the third value) is not far. 0 when unreadable.
+uint64_t DefaultNodeTcpMemory() {
+  std::ifstream f("/proc/sys/net/ipv4/tcp_mem");
+  uint64_t low = 0, pressure = 0, high = 0;
+  if (!(f >> low >> pressure >> high)) return 0;
+  return pressure * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
 absl::Status InitMeta(int meta_fd) {
   lib::TypedMap<__u32, shunt_meta> mm(meta_fd, SHUNT_MAP_META);
   auto meta = mm.Lookup(0);
@@ -192,6 +202,10 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   dp->report_.max_queued_bytes =
       opts.max_queued_bytes ? opts.max_queued_bytes : DefaultQueueBudget();
   dp->skel_->rodata->max_queued_bytes = dp->report_.max_queued_bytes;
+  dp->report_.node_tcp_memory_bytes =
+      opts.node_tcp_memory_bytes ? opts.node_tcp_memory_bytes : DefaultNodeTcpMemory();
+  dp->skel_->rodata->node_tcp_budget_pages =
+      dp->report_.node_tcp_memory_bytes / static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   if (int err = sockops__load(dp->skel_); err != 0) {
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
                                               layout.dir(), " may be of another layout)"));

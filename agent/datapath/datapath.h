@@ -28,6 +28,9 @@ struct DatapathOptions {
   // Unread redirected bytes a flow may queue at its peer before it moves to
   // TCP; 0 means 4x the kernel's tcp_rmem maximum, within [64 MiB, 256 MiB].
   uint32_t max_queued_bytes = 0;
+  // All TCP memory of the node at which flows holding unread redirected
+  // bytes move to TCP; 0 means the kernel's tcp_mem pressure threshold.
+  uint64_t node_tcp_memory_bytes = 0;
   uint32_t mode = 0;  // SHUNT_MODE_*
   // New UDP exchanges (reply tracking), and new service reverse-NAT entries,
   // one local pod may make per 30 s.
@@ -43,6 +46,7 @@ struct InstallReport {
   bool links_updated = false;  // existing links got the new programs
   bool sk_msg_is_link = true;  // false on kernels < 6.10: attached to the map instead
   uint32_t max_queued_bytes = 0;
+  uint64_t node_tcp_memory_bytes = 0;     // 0: unknown (no node-wide check)
   std::vector<std::string> retired_pins;  // earlier layouts' maps removed (upgrade)
 };
 

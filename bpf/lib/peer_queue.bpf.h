@@ -14,10 +14,18 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "sockmap_maps.bpf.h"
+#include "counters.bpf.h"
 
 /* Per-flow budget of unread redirected bytes; the agent sets it at load
  * time (agent/datapath/datapath.cc explains the default). */
 const volatile __u32 max_queued_bytes = 64u << 20;
+
+/* Node-wide: once all TCP memory of the node (the kernel's count, in pages,
+ * which includes redirected bytes: they are charged to the receiving
+ * socket) reaches this, a flow with more than a check's worth unread moves
+ * to TCP, whose own memory-pressure handling then bounds it. The agent sets
+ * it (default: the kernel's tcp_mem pressure threshold); 0: no check. */
+const volatile __u64 node_tcp_budget_pages = 0;
 
 /* sk_user_data carries flag bits below the psock pointer. */
 #define SHUNT_SK_USER_DATA_PTRMASK (~7UL)
@@ -69,14 +77,39 @@ static __always_inline __u32 psock_queued(struct sock *sk)
 	return BPF_CORE_READ(psock, msg_tot_len);
 }
 
+/* True when the node's TCP memory is at the node budget. */
+static __always_inline bool node_over_budget(struct sock *sk)
+{
+	atomic_long_t *allocated;
+
+	if (!node_tcp_budget_pages)
+		return false;
+	allocated = BPF_CORE_READ(sk, __sk_common.skc_prot, memory_allocated);
+	if (!allocated)
+		return false;
+	return BPF_CORE_READ(allocated, counter) >= (__s64)node_tcp_budget_pages;
+}
+
 /* A peer whose record is missing (evicted from the LRU map, or never made)
  * counts as over the budget: its queue cannot be measured, so the flow
- * takes TCP, where flow control holds, rather than queue without a limit. */
+ * takes TCP, where flow control holds, rather than queue without a limit.
+ * Over the node's budget, a flow that holds more than a check's worth
+ * (1/16 of its budget) unread moves too; readers that keep up stay. */
 static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 size)
 {
 	struct sock *peer = recorded_sock(peer_key);
+	__u64 queued;
 
-	return !peer || (__u64)psock_queued(peer) + size > max_queued_bytes;
+	if (!peer)
+		return true;
+	queued = (__u64)psock_queued(peer) + size;
+	if (queued > max_queued_bytes)
+		return true;
+	if (queued >= (max_queued_bytes >> 4) && node_over_budget(peer)) {
+		counter_add(SHUNT_CTR_FLOW_NODE_MEMORY, 1);
+		return true;
+	}
+	return false;
 }
 
 /* True once the peer application has read every byte this socket ever

@@ -220,6 +220,57 @@ TEST_F(ShortCircuitTest, AFlowWhosePeerRecordIsLostIsStillHeldBack) {
   EXPECT_EQ(Fnv1a(got), Fnv1a(sent));
 }
 
+// Node-wide: every flow below its own budget (64 MiB here), but together
+// past the node's TCP memory budget (8 MiB here, the kernel's tcp_mem
+// pressure threshold by default): each never-read flow falls back to TCP
+// flow control after a check's worth (4 MiB), so writers block long before
+// 4 x 48 MiB sit unread in the kernel; then every byte arrives in order.
+class NodeMemoryBudgetTest : public MeshTest {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_OK(
+        node_->StartAgent({"--max-queued-bytes=67108864", "--node-tcp-memory-bytes=8388608"}));
+    ASSERT_OK(node_->WaitMeshed());
+  }
+};
+
+TEST_F(NodeMemoryBudgetTest, FlowsUnderTheirOwnBudgetStillStopAtTheNodesBudget) {
+  constexpr size_t kFlows = 4, kCap = 48u << 20;
+  std::vector<Conn> conns;
+  std::vector<std::string> sent(kFlows);
+  for (size_t i = 0; i < kFlows; ++i) {
+    ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7101 + i));
+    ASSERT_EQ(fcntl(c.client.get(), F_SETFL, O_NONBLOCK), 0);
+    conns.push_back(std::move(c));
+  }
+  const std::string chunk = RandomBytes(64 * 1024, 9);
+  for (size_t i = 0; i < kFlows; ++i) {
+    while (sent[i].size() < kCap) {  // under the flow's own 64 MiB budget
+      ssize_t n = send(conns[i].client.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        ASSERT_EQ(errno, EAGAIN) << strerror(errno);
+        break;
+      }
+      sent[i].append(chunk.data(), n);
+    }
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < kFlows; ++i) {
+    EXPECT_LT(sent[i].size(), kCap) << "flow " << i << " was never held back";
+    total += sent[i].size();
+  }
+  EXPECT_LT(total, kFlows * kCap / 2);
+  EXPECT_GE(Counter(SHUNT_CTR_FLOW_NODE_MEMORY), 1u);
+  EXPECT_GE(Counter(SHUNT_CTR_FLOW_BACKPRESSURE), kFlows);
+  for (size_t i = 0; i < kFlows; ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string got,
+                         ReadExactly(conns[i].server.get(), sent[i].size(), 20000));
+    EXPECT_EQ(Fnv1a(got), Fnv1a(sent[i])) << "flow " << i;
+  }
+}
+
 TEST_F(ShortCircuitTest, SlowReaderGetsTcpFlowControlThenShortCircuitAgain) {
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7005));
   ASSERT_EQ(fcntl(c.client.get(), F_SETFL, O_NONBLOCK), 0);

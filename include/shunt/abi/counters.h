@@ -48,7 +48,8 @@
 	X(ICMP_ERROR_ALLOWED, "icmp_errors_of_allowed_flows")                           \
 	X(EVENTS_RATE_LIMITED, "events_dropped_identity_over_rate")                     \
 	X(SVC_REVNAT_OVER_BUDGET, "service_udp_replies_unmapped_pod_over_budget")      \
-	X(FRAME_UNPARSED_DROPPED, "frames_dropped_unparsed_from_pod") /* still VLAN-tagged */
+	X(FRAME_UNPARSED_DROPPED, "frames_dropped_unparsed_from_pod") /* still VLAN-tagged */ \
+	X(FLOW_NODE_MEMORY, "flows_moved_to_tcp_node_memory") /* over --node-tcp-memory-bytes */
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };
