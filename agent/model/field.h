@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,10 @@
 namespace shunt::model {
 
 using Json = nlohmann::json;
+
+// RFC 3339 ("2024-01-01T00:00:00Z", fractions and offsets allowed) ->
+// seconds since the epoch; nullopt when it is not one.
+std::optional<int64_t> ParseRfc3339(const std::string& s);
 
 // InvalidArgument "<path> <what>".
 absl::Status Invalid(const std::string& path, const std::string& what);

@@ -328,6 +328,14 @@ absl::StatusOr<Service> ParseService(const Json& doc) {
   if (!meta.ok()) return meta.status();
   Service svc{.namespace_ = meta->namespace_, .name = meta->name};
   if (auto s = ReadAnnotations(meta->fields, svc.annotations); !s.ok()) return s;
+  auto created = meta->fields["creationTimestamp"].String();
+  if (!created.ok()) return created.status();
+  if (!created->empty()) {
+    svc.created = ParseRfc3339(*created);
+    if (!svc.created)
+      return Invalid("metadata.creationTimestamp",
+                     absl::StrCat("'", *created, "' is not an RFC 3339 time"));
+  }
   Field spec = Field::Root(doc)["spec"];
   if (!spec.is_object()) return absl::InvalidArgumentError("spec is missing");
 

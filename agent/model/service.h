@@ -57,6 +57,9 @@ struct Service {
   uint32_t cluster_ip_be = 0;                      // the same, network byte order
   std::vector<ServicePort> ports;                  // may be empty only when headless
   std::map<std::string, std::string> annotations;  // metadata.annotations, all of them
+  // metadata.creationTimestamp (seconds since the epoch), if written: of two
+  // Services claiming one clusterIP the older keeps it.
+  std::optional<int64_t> created;
 
   std::string Key() const { return namespace_ + "/" + name; }
   bool operator==(const Service&) const = default;

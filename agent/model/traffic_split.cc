@@ -18,49 +18,6 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 constexpr char kSplitGroup[] = "split.smi-spec.io/";
 
-// RFC 3339 ("2024-01-01T00:00:00Z", fractions and offsets allowed) -> seconds
-// since the epoch.
-std::optional<int64_t> ParseRfc3339(const std::string& s) {
-  auto digits = [&](size_t at, size_t n, int& out) {
-    if (at + n > s.size()) return false;
-    out = 0;
-    for (size_t i = at; i < at + n; ++i) {
-      if (!IsDigit(s[i])) return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (!digits(0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
-      !digits(8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, h) || s[13] != ':' ||
-      !digits(14, 2, mi) || s[16] != ':' || !digits(17, 2, sec))
-    return std::nullopt;
-  size_t i = 19;
-  if (s[i] == '.') {
-    const size_t start = ++i;
-    while (i < s.size() && IsDigit(s[i])) ++i;
-    if (i == start) return std::nullopt;
-  }
-  int64_t offset = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
-    int oh = 0, om = 0;
-    if (!digits(i + 1, 2, oh) || !digits(i + 4, 2, om) || oh > 23 || om > 59) return std::nullopt;
-    offset = (s[i] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  const std::chrono::year_month_day ymd{std::chrono::year{y},
-                                        std::chrono::month{static_cast<unsigned>(mo)},
-                                        std::chrono::day{static_cast<unsigned>(d)}};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  const int64_t days = std::chrono::sys_days(ymd).time_since_epoch().count();
-  return days * 86400 + h * 3600 + mi * 60 + sec - offset;
-}
-
 // A v1alpha1 weight, a Kubernetes quantity, in thousandths: "500m" -> 500,
 // "1" -> 1000, "1.5" -> 1500, "2k" -> 2000000. Decimal suffixes only;
 // weights are proportions, so 1Ki or 1e3 would mean nothing useful.

@@ -121,8 +121,34 @@ Plan MakePlan(const model::Objects& o) {
   // a Service is refused whole.
   std::map<uint32_t, const model::Pod*> pod_ips;
   for (const model::Pod& p : o.pods) pod_ips.emplace(p.ip_be, &p);
+  // A clusterIP belongs to one Service (the API server never gives one out
+  // twice): of several claiming it, the oldest by creationTimestamp (one
+  // without a time after any with one, then by name) keeps it, and the
+  // others are refused whole, so a later manifest cannot take the DNS
+  // service's address, on any port.
+  std::map<uint32_t, const model::Service*> ip_owner;
+  auto older = [](const model::Service& a, const model::Service& b) {
+    if (a.created.has_value() != b.created.has_value()) return a.created.has_value();
+    if (a.created && *a.created != *b.created) return *a.created < *b.created;
+    return std::tie(a.namespace_, a.name) < std::tie(b.namespace_, b.name);
+  };
   for (const model::Service& svc : o.services) {
     if (svc.headless || svc.cluster_ip_be == 0) continue;
+    auto [it, fresh] = ip_owner.emplace(svc.cluster_ip_be, &svc);
+    if (!fresh && older(svc, *it->second)) it->second = &svc;
+  }
+  for (const model::Service& svc : o.services) {
+    if (svc.headless || svc.cluster_ip_be == 0) continue;
+    if (const model::Service* owner = ip_owner.at(svc.cluster_ip_be); owner != &svc) {
+      model::Problem p;
+      p.ref.kind = "Service";
+      p.ref.namespace_ = svc.namespace_;
+      p.ref.name = svc.name;
+      p.reason = absl::StrCat("clusterIP ", svc.cluster_ip, " is already the address of Service ",
+                              owner->Key(), ", which is older; it is ignored");
+      plan.problems.push_back(std::move(p));
+      continue;
+    }
     if (auto pod = pod_ips.find(svc.cluster_ip_be); pod != pod_ips.end()) {
       model::Problem p;
       p.ref.kind = "Service";

@@ -201,6 +201,18 @@ TEST(ServiceTest, ClusterIpMustBeAnIpv4Address) {
             "spec.clusterIPs must be a list");
 }
 
+TEST(ServiceTest, CreationTimestampIsReadForWhoKeepsAClusterIp) {
+  auto svc =
+      Svc("metadata: {name: web, namespace: demo, creationTimestamp: '2024-01-02T03:04:05Z'}\n"
+          "spec: {clusterIP: 10.96.0.1, ports: [{port: 80}]}\n");
+  ASSERT_TRUE(svc.ok()) << svc.status();
+  EXPECT_EQ(svc->created, 1704164645);
+  EXPECT_EQ(ErrorOf(Svc("metadata: {name: web, creationTimestamp: yesterday}\n"
+                        "spec: {clusterIP: 10.96.0.1, ports: [{port: 80}]}\n")),
+            "metadata.creationTimestamp 'yesterday' is not an RFC 3339 time");
+  EXPECT_FALSE(Svc(SvcWithSpec("clusterIP: 10.96.0.1, ports: [{port: 80}]"))->created.has_value());
+}
+
 TEST(ServiceTest, WhatThisVersionDoesNotBalanceIsUnimplemented) {
   EXPECT_EQ(SkipOf(Svc(SvcWithSpec("type: ExternalName, externalName: db.example.com"))),
             "spec.type ExternalName has no cluster IP; not load-balanced");

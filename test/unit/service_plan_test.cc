@@ -122,6 +122,39 @@ TEST(ServicePlanTest, AClusterIpThatIsAPodsAddressIsRefused) {
             "take a pod's address, so it is ignored");
 }
 
+// A clusterIP belongs to one Service: a later one claiming the DNS
+// service's address (on any port) is refused whole, whatever its name.
+TEST(ServicePlanTest, OfTwoServicesOnOneClusterIpTheOlderKeepsIt) {
+  model::Objects o;
+  model::Service dns = Svc("zz-dns", "10.96.0.10", 53, model::Protocol::kUdp);
+  dns.created = 1'700'000'000;
+  model::Service trap = Svc("aa-trap", "10.96.0.10", 8080);
+  trap.created = 1'700'000'600;
+  model::Service undated = Svc("ab-undated", "10.96.0.10", 53, model::Protocol::kUdp);
+  o.services = {trap, undated, dns};
+  o.endpoint_slices = {Slice("zz-dns", {{"10.1.0.53", true}}, 53),
+                       Slice("aa-trap", {{"10.1.0.66", true}}, 8080)};
+  o.endpoint_slices[0].ports[0].protocol = model::Protocol::kUdp;
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 1u);
+  EXPECT_EQ(p.entries[0].service, "shop/zz-dns");
+  EXPECT_EQ(p.entries[0].port, 53);
+  ASSERT_EQ(p.problems.size(), 2u);
+  EXPECT_EQ(p.problems[0].ToString(),
+            "Service shop/aa-trap: clusterIP 10.96.0.10 is already the address of Service "
+            "shop/zz-dns, which is older; it is ignored");
+  EXPECT_EQ(p.problems[1].ToString(),
+            "Service shop/ab-undated: clusterIP 10.96.0.10 is already the address of Service "
+            "shop/zz-dns, which is older; it is ignored");
+  // Without creation times, the first by namespace and name keeps it.
+  dns.created.reset();
+  trap.created.reset();
+  o.services = {dns, trap};
+  p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 1u);
+  EXPECT_EQ(p.entries[0].service, "shop/aa-trap");
+}
+
 TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessServicesAreLeftOut) {
   model::Objects o;
   o.services = {Svc("web", "10.96.0.10"), Svc("dns", "10.96.0.53", 53, model::Protocol::kUdp)};
