@@ -125,7 +125,9 @@ absl::Status Agent::StartControllers() {
       .lb_writer = std::move(lb_writer),
       .lb_trace_fd = maps.lb_trace_fd(),
       .flows = telemetry_->flows(),
-      .live_scans = [t = telemetry_.get()] { return t->live_scans(); }});
+      .live_scans = [t = telemetry_.get()] { return t->live_scans(); },
+      .namespace_budget = {.entries = config_.service_entries_per_namespace,
+                           .slots = config_.service_slots_per_namespace}});
 
   SHUNT_ASSIGN_OR_RETURN(uint64_t own_cookie, netns::CurrentNetnsCookie());
   scanner_ = std::make_unique<netns::SystemNamespaceScanner>(config_.cgroup_root);

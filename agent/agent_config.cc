@@ -35,6 +35,14 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--policy-entries-per-namespace must be within 1..", SHUNT_MAX_POLICY,
                      ", got ", policy_entries_per_namespace));
+  if (service_entries_per_namespace < 1 || service_entries_per_namespace > SHUNT_MAX_SERVICES)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--service-entries-per-namespace must be within 1..", SHUNT_MAX_SERVICES,
+                     ", got ", service_entries_per_namespace));
+  if (service_slots_per_namespace < 1 || service_slots_per_namespace > SHUNT_MAX_SLOTS)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--service-slots-per-namespace must be within 1..", SHUNT_MAX_SLOTS, ", got ",
+                     service_slots_per_namespace));
   if (!metrics_addr.empty()) {
     if (auto a = http::ParseListenAddress(metrics_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "agent/source/kube/reflector.h"
 #include "shunt/abi/policy.h"
+#include "shunt/abi/service.h"
 
 namespace shunt::agent {
 
@@ -26,7 +27,9 @@ struct AgentConfig {
   uint32_t mode = 0;                      // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   uint32_t udp_exchanges_per_pod = 2048;  // see DatapathOptions
   bool allow_icmp_echo = false;           // ping between meshed pods in enforce mode
-  uint32_t policy_entries_per_namespace = SHUNT_MAX_POLICY / 4;  // see PolicyCompiler
+  uint32_t policy_entries_per_namespace = SHUNT_MAX_POLICY / 4;     // see PolicyCompiler
+  uint32_t service_entries_per_namespace = SHUNT_MAX_SERVICES / 4;  // see services::NamespaceBudget
+  uint32_t service_slots_per_namespace = SHUNT_MAX_SLOTS / 4;
   bool telemetry = true;         // flow records in the kernel, metrics in the agent
   std::string metrics_addr;      // HOST:PORT for /metrics and TrafficMetrics; empty = off
   std::string health_addr;       // HOST:PORT for /healthz and /readyz only; empty = off

@@ -11,6 +11,7 @@
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
 #include "shunt/abi/policy.h"
+#include "shunt/abi/service.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, node, "",
@@ -47,6 +48,13 @@ ABSL_FLAG(uint32_t, policy_entries_per_namespace, SHUNT_MAX_POLICY / 4,
           "policy-map entries (sources x ports x protocols) the TrafficTargets of one namespace "
           "may take together; a TrafficTarget that would go over keeps the last grants that "
           "fitted, or grants nothing, and is reported. The map holds 262,144");
+ABSL_FLAG(uint32_t, service_entries_per_namespace, SHUNT_MAX_SERVICES / 4,
+          "service-map entries (clusterIP x port x protocol) the Services of one namespace may "
+          "take together; a Service that would go over is ignored and reported (oldest first "
+          "keep theirs). The map holds 16,384");
+ABSL_FLAG(uint32_t, service_slots_per_namespace, SHUNT_MAX_SLOTS / 4,
+          "slot-map entries (backend slots of tables over 4) the Services of one namespace may "
+          "take together, likewise. The map holds 1,048,576");
 ABSL_FLAG(bool, allow_icmp_echo, false,
           "enforce mode: let ICMP echo (ping) pass between meshed pods; other protocols than TCP "
           "and UDP, and ICMP other than errors of an allowed flow, are always denied there");
@@ -104,6 +112,8 @@ int main(int argc, char** argv) {
       .udp_exchanges_per_pod = absl::GetFlag(FLAGS_udp_exchanges_per_pod),
       .allow_icmp_echo = absl::GetFlag(FLAGS_allow_icmp_echo),
       .policy_entries_per_namespace = absl::GetFlag(FLAGS_policy_entries_per_namespace),
+      .service_entries_per_namespace = absl::GetFlag(FLAGS_service_entries_per_namespace),
+      .service_slots_per_namespace = absl::GetFlag(FLAGS_service_slots_per_namespace),
       .telemetry = absl::GetFlag(FLAGS_telemetry),
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
       .health_addr = absl::GetFlag(FLAGS_health_addr),

@@ -93,7 +93,61 @@ std::vector<uint32_t> WeightedSlots(const std::vector<uint64_t>& weights, uint32
   return slots;
 }
 
-Plan MakePlan(const model::Objects& o) {
+namespace {
+
+// Refuses, whole, each Service whose entries would take its namespace over
+// `budget`, counting Services oldest first.
+void KeepWithinNamespaceBudgets(const model::Objects& o, const NamespaceBudget& budget,
+                                Plan& plan) {
+  std::map<std::string, const model::Service*> by_key;
+  for (const model::Service& s : o.services) by_key.emplace(s.Key(), &s);
+  std::map<std::string, std::vector<size_t>> entries_of;  // service -> its entries
+  for (size_t i = 0; i < plan.entries.size(); ++i) entries_of[plan.entries[i].service].push_back(i);
+  std::vector<const model::Service*> order;
+  for (const auto& [key, idx] : entries_of)
+    if (auto s = by_key.find(key); s != by_key.end()) order.push_back(s->second);
+  std::sort(order.begin(), order.end(), [](const model::Service* a, const model::Service* b) {
+    if (a->created.has_value() != b->created.has_value()) return a->created.has_value();
+    if (a->created && *a->created != *b->created) return *a->created < *b->created;
+    return std::tie(a->namespace_, a->name) < std::tie(b->namespace_, b->name);
+  });
+  std::map<std::string, std::pair<uint64_t, uint64_t>> used;  // namespace -> entries, slots
+  std::set<std::string> refused;
+  for (const model::Service* s : order) {
+    uint64_t entries = 0, slots = 0;
+    for (size_t i : entries_of[s->Key()]) {
+      ++entries;
+      if (plan.entries[i].slots.size() > SHUNT_SVC_INLINE) slots += plan.entries[i].slots.size();
+    }
+    auto& [ns_entries, ns_slots] = used[s->namespace_];
+    if (ns_entries + entries > budget.entries || ns_slots + slots > budget.slots) {
+      model::Problem p;
+      p.ref.kind = "Service";
+      p.ref.namespace_ = s->namespace_;
+      p.ref.name = s->name;
+      p.reason = absl::StrCat(
+          "its ", entries, " port entries and ", slots, " slots would take namespace ",
+          s->namespace_, " over its share of the service maps (", budget.entries, " entries, ",
+          budget.slots,
+          " slots: --service-entries-per-namespace, --service-slots-per-namespace; in use ",
+          ns_entries, " and ", ns_slots, "); it is ignored");
+      plan.problems.push_back(std::move(p));
+      refused.insert(s->Key());
+      continue;
+    }
+    ns_entries += entries;
+    ns_slots += slots;
+  }
+  if (refused.empty()) return;
+  std::vector<ServiceEntry> kept;
+  for (auto& e : plan.entries)
+    if (!refused.count(e.service)) kept.push_back(std::move(e));
+  plan.entries = std::move(kept);
+}
+
+}  // namespace
+
+Plan MakePlan(const model::Objects& o, const NamespaceBudget& budget) {
   Plan plan;
   std::map<std::pair<std::string, std::string>, const model::Service*> services;
   for (const auto& s : o.services) services[{s.namespace_, s.name}] = &s;
@@ -238,6 +292,7 @@ Plan MakePlan(const model::Objects& o) {
     unique.push_back(std::move(e));
   }
   plan.entries = std::move(unique);
+  KeepWithinNamespaceBudgets(o, budget, plan);
   return plan;
 }
 

@@ -11,6 +11,7 @@
 
 #include "agent/model/object_ref.h"
 #include "agent/model/objects.h"
+#include "shunt/abi/service.h"
 
 namespace shunt::services {
 
@@ -47,7 +48,18 @@ struct Plan {
   std::vector<model::Problem> problems;
 };
 
-Plan MakePlan(const model::Objects& objects);
+// What the Services of one namespace may take of the shared maps together:
+// service entries (one per clusterIP, port and protocol) and slot-map
+// entries (tables of more than SHUNT_SVC_INLINE slots). A Service that
+// would take its namespace over either is refused whole, with a reason;
+// Services are counted oldest first (creationTimestamp, then name), so a
+// new one cannot push out those already in force.
+struct NamespaceBudget {
+  uint32_t entries = SHUNT_MAX_SERVICES / 4;
+  uint32_t slots = SHUNT_MAX_SLOTS / 4;
+};
+
+Plan MakePlan(const model::Objects& objects, const NamespaceBudget& budget = {});
 
 // `n` slots shared out by `weights` (largest remainder, ties to the lower
 // index), interleaved so that consecutive slots spread over backends.

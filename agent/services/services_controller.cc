@@ -10,7 +10,7 @@ namespace shunt::services {
 void ServicesController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
                               bool changed) {
   snapshot_ = snapshot;
-  if (changed) plan_ = MakePlan(*snapshot);
+  if (changed) plan_ = MakePlan(*snapshot, d_.namespace_budget);
 }
 
 size_t ServicesController::Apply() {

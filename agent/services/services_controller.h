@@ -31,6 +31,7 @@ class ServicesController : public agent::Controller {
     // open-connection snapshot is as fresh as that).
     std::function<uint64_t()> live_scans;
     int64_t balancer_period_ms = 100;
+    NamespaceBudget namespace_budget;  // --service-{entries,slots}-per-namespace
   };
   explicit ServicesController(Deps deps) : d_(std::move(deps)) {}
 

@@ -6,10 +6,12 @@
 #include <arpa/inet.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shunt/abi/service.h"
@@ -153,6 +155,46 @@ TEST(ServicePlanTest, OfTwoServicesOnOneClusterIpTheOlderKeepsIt) {
   p = MakePlan(o);
   ASSERT_EQ(p.entries.size(), 1u);
   EXPECT_EQ(p.entries[0].service, "shop/aa-trap");
+}
+
+// One namespace's Services cannot fill the shared maps: past its share a
+// Service is refused whole; the older ones keep theirs, and other
+// namespaces are untouched.
+TEST(ServicePlanTest, ANamespaceOverItsShareOfTheServiceMapsLosesItsNewestServices) {
+  model::Objects o;
+  for (int i = 0; i < 4; ++i) {
+    model::Service s = Svc(absl::StrCat("svc-", i), absl::StrCat("10.96.1.", i + 1).c_str());
+    s.created = 1'700'000'000 + (3 - i);  // svc-3 is the oldest, svc-0 the newest
+    s.ports.push_back(
+        {.name = "b", .port = 81, .protocol = model::Protocol::kTcp, .target_port = 8080});
+    o.services.push_back(s);
+  }
+  model::Service other = Svc("web", "10.96.2.1");
+  other.namespace_ = "elsewhere";
+  o.services.push_back(other);
+  // Budget: 5 entries per namespace, each Service has 2: two fit.
+  Plan p = MakePlan(o, {.entries = 5, .slots = 1000});
+  std::set<std::string> kept;
+  for (const auto& e : p.entries) kept.insert(e.service);
+  EXPECT_THAT(kept, ::testing::ElementsAre("elsewhere/web", "shop/svc-2", "shop/svc-3"));
+  ASSERT_EQ(p.problems.size(), 2u);
+  EXPECT_EQ(p.problems[0].ToString(),
+            "Service shop/svc-1: its 2 port entries and 0 slots would take namespace shop over "
+            "its share of the service maps (5 entries, 1000 slots: "
+            "--service-entries-per-namespace, --service-slots-per-namespace; in use 4 and 0); "
+            "it is ignored");
+  // Slots: a table of 6 backends takes 6 slot entries (4 fit inline).
+  model::Objects big;
+  big.services = {Svc("big", "10.96.3.1")};
+  std::vector<std::pair<const char*, bool>> eps = {{"10.1.0.1", true}, {"10.1.0.2", true},
+                                                   {"10.1.0.3", true}, {"10.1.0.4", true},
+                                                   {"10.1.0.5", true}, {"10.1.0.6", true}};
+  big.endpoint_slices = {Slice("big", eps)};
+  EXPECT_EQ(MakePlan(big, {.entries = 10, .slots = 6}).entries.size(), 1u);
+  Plan refused = MakePlan(big, {.entries = 10, .slots = 5});
+  EXPECT_TRUE(refused.entries.empty());
+  ASSERT_EQ(refused.problems.size(), 1u);
+  EXPECT_THAT(refused.problems[0].reason, ::testing::HasSubstr("1 port entries and 6 slots"));
 }
 
 TEST(ServicePlanTest, NoReadyBackendIsAnEmptyTableAndHeadlessServicesAreLeftOut) {
