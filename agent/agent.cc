@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/endpoints/numbering_restore.h"
+#include "agent/lib/cidr.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
@@ -22,6 +23,18 @@
 #include "spdlog/spdlog.h"
 
 namespace shunt::agent {
+namespace {
+
+// --pod-cidrs as map keys (Validate() checked each).
+std::vector<shunt_cidr_key> PodCidrKeys(const std::vector<std::string>& texts) {
+  std::vector<shunt_cidr_key> keys;
+  for (const std::string& t : texts)
+    if (auto k = lib::ParseCidr(t); k.ok()) keys.push_back(*k);
+  return keys;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) {
   SHUNT_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<Agent> a(new Agent(config));
@@ -50,6 +63,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
                                             .mode = config.mode,
                                             .udp_exchanges_per_pod = config.udp_exchanges_per_pod,
                                             .icmp_echo = config.allow_icmp_echo,
+                                            .pod_cidrs = PodCidrKeys(config.pod_cidrs),
                                             .telemetry = config.telemetry}));
   const auto& rep = a->datapath_->report();
   spdlog::info(

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/http/server.h"
+#include "agent/lib/cidr.h"
 #include "shunt/abi/policy.h"
 
 namespace shunt::agent {
@@ -43,6 +44,12 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--service-slots-per-namespace must be within 1..", SHUNT_MAX_SLOTS, ", got ",
                      service_slots_per_namespace));
+  for (const std::string& c : pod_cidrs)
+    if (auto k = lib::ParseCidr(c); !k.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--pod-cidrs: ", k.status().message()));
+  if (pod_cidrs.size() > SHUNT_MAX_POD_CIDRS)
+    return absl::InvalidArgumentError(absl::StrCat("--pod-cidrs: at most ", SHUNT_MAX_POD_CIDRS,
+                                                   " ranges, got ", pod_cidrs.size()));
   if (!metrics_addr.empty()) {
     if (auto a = http::ParseListenAddress(metrics_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--metrics-addr ", a.status().message()));

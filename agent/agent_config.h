@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "agent/source/kube/reflector.h"
@@ -27,6 +28,7 @@ struct AgentConfig {
   uint32_t mode = 0;                      // SHUNT_MODE_PERMISSIVE or SHUNT_MODE_ENFORCE
   uint32_t udp_exchanges_per_pod = 2048;  // see DatapathOptions
   bool allow_icmp_echo = false;           // ping between meshed pods in enforce mode
+  std::vector<std::string> pod_cidrs;     // --pod-cidrs, checked by Validate()
   uint32_t policy_entries_per_namespace = SHUNT_MAX_POLICY / 4;     // see PolicyCompiler
   uint32_t service_entries_per_namespace = SHUNT_MAX_SERVICES / 4;  // see services::NamespaceBudget
   uint32_t service_slots_per_namespace = SHUNT_MAX_SLOTS / 4;

@@ -55,6 +55,11 @@ ABSL_FLAG(uint32_t, service_entries_per_namespace, SHUNT_MAX_SERVICES / 4,
 ABSL_FLAG(uint32_t, service_slots_per_namespace, SHUNT_MAX_SLOTS / 4,
           "slot-map entries (backend slots of tables over 4) the Services of one namespace may "
           "take together, likewise. The map holds 1,048,576");
+ABSL_FLAG(std::vector<std::string>, pod_cidrs, {},
+          "the cluster's pod address ranges, comma-separated (10.244.0.0/16,fd00:10:244::/56): a "
+          "new flow to a meshed pod from an address there that no known pod holds (a pod the "
+          "agent has not learned yet) is judged as an identity without grants: denied in "
+          "enforce mode, reported in permissive mode. Empty: such sources are not meshed");
 ABSL_FLAG(bool, allow_icmp_echo, false,
           "enforce mode: let ICMP echo (ping) pass between meshed pods; other protocols than TCP "
           "and UDP, and ICMP other than errors of an allowed flow, are always denied there");
@@ -111,6 +116,7 @@ int main(int argc, char** argv) {
       .mode = mode == "enforce" ? uint32_t{SHUNT_MODE_ENFORCE} : uint32_t{SHUNT_MODE_PERMISSIVE},
       .udp_exchanges_per_pod = absl::GetFlag(FLAGS_udp_exchanges_per_pod),
       .allow_icmp_echo = absl::GetFlag(FLAGS_allow_icmp_echo),
+      .pod_cidrs = absl::GetFlag(FLAGS_pod_cidrs),
       .policy_entries_per_namespace = absl::GetFlag(FLAGS_policy_entries_per_namespace),
       .service_entries_per_namespace = absl::GetFlag(FLAGS_service_entries_per_namespace),
       .service_slots_per_namespace = absl::GetFlag(FLAGS_service_slots_per_namespace),

@@ -88,6 +88,17 @@ static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
 	return ip;
 }
 
+/* The ipcache entry of a source in --pod-cidrs that no known pod holds. */
+static const struct shunt_ipcache_entry unknown_pod = {.identity = SHUNT_IDENTITY_UNKNOWN_POD};
+
+/* The event type of a denied new flow from `src_identity`. */
+static __always_inline __u8 denial_type(__u32 src_identity, __u8 verdict)
+{
+	if (src_identity == SHUNT_IDENTITY_UNKNOWN_POD)
+		return SHUNT_EVENT_UNKNOWN_POD;
+	return verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY;
+}
+
 /* True when the packet entered the node through the guarded veth of the
  * local pod whose address is `ip4` (or, for IPv6, `ip6`). */
 static __always_inline bool came_from_its_pod(struct __sk_buff *skb, __be32 ip4,
@@ -319,8 +330,16 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 	    !l4.new_flow)
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &daddr);
-	if (!peer)
-		return SHUNT_TC_NEXT; /* not a meshed destination */
+	if (!peer) {
+		/* Not a meshed destination. One in --pod-cidrs is a pod not known
+		 * yet, whose own datagrams are judged at our guards: its replies
+		 * to this one must pass. */
+		if (proto == SHUNT_IPPROTO_UDP && !later_fragment(ip) && in_pod_cidrs4(daddr) &&
+		    l4_of(skb, ip, &l4))
+			udp_exchange_open(ip->saddr, l4.sport, daddr, l4.dport, ep->ip4,
+					  udp_exchange_budget);
+		return SHUNT_TC_NEXT;
+	}
 	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
 		return judge_other_protocol(skb, ip, ep->identity, peer->identity,
 					    SHUNT_HOOK_TC_FROM_POD);
@@ -390,7 +409,7 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
 	struct shunt_tc_endpoint *ep = bpf_map_lookup_elem(&shunt_tc_eps_v2, &ifindex);
-	struct shunt_ipcache_entry *peer;
+	const struct shunt_ipcache_entry *peer;
 	struct iphdr *ip;
 	struct l4_info l4;
 	__u32 rule_id = 0;
@@ -410,8 +429,13 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
 		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
-	if (!peer)
-		return SHUNT_TC_NEXT; /* no meshed pod */
+	if (!peer) {
+		/* A pod the agent has not learned yet is judged as one with no
+		 * grants; anything else unknown is not a meshed pod. */
+		if (!in_pod_cidrs4(saddr))
+			return SHUNT_TC_NEXT;
+		peer = &unknown_pod;
+	}
 	if (peer->flags & SHUNT_IPC_F_LOCAL) {
 		/* A local pod's packet was judged leaving its pod, if it came
 		 * through that pod's veth; claiming its address from anywhere
@@ -444,8 +468,7 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(saddr, l4.sport, daddr, l4.dport))
 		return passed(ip);
 	enforced = policy_enforced();
-	report(ip, &l4, peer->identity, ep->identity,
-	       verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY,
+	report(ip, &l4, peer->identity, ep->identity, denial_type(peer->identity, verdict),
 	       SHUNT_HOOK_TC, enforced);
 	if (!enforced) {
 		counter_add(SHUNT_CTR_TC_POLICY_WOULD_DENY, 1);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -131,6 +132,19 @@ uint64_t DefaultNodeTcpMemory() {
   return pressure * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
+// Brings the pod-CIDR map to exactly `want` (an earlier agent's ranges go).
+absl::Status SetPodCidrs(lib::TypedMap<shunt_cidr_key, __u8> map,
+                         const std::vector<shunt_cidr_key>& want) {
+  SHUNT_ASSIGN_OR_RETURN(auto have, map.Keys());
+  for (const shunt_cidr_key& k : have) {
+    bool keep = false;
+    for (const shunt_cidr_key& w : want) keep |= std::memcmp(&k, &w, sizeof(k)) == 0;
+    if (!keep) SHUNT_RETURN_IF_ERROR(map.Delete(k));
+  }
+  for (const shunt_cidr_key& w : want) SHUNT_RETURN_IF_ERROR(map.Update(w, 1));
+  return absl::OkStatus();
+}
+
 absl::Status InitMeta(int meta_fd) {
   lib::TypedMap<__u32, shunt_meta> mm(meta_fd, SHUNT_MAP_META);
   auto meta = mm.Lookup(0);
@@ -229,6 +243,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
   // The mode is in place before any policy hook can run.
   SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode, opts.telemetry, opts.icmp_echo));
+  SHUNT_RETURN_IF_ERROR(SetPodCidrs(dp->maps_->pod_cidrs(), opts.pod_cidrs));
   SHUNT_RETURN_IF_ERROR(AttachSkMsg(layout, bpf_program__fd(dp->skel_->progs.shunt_sk_msg),
                                     dp->maps_->sockhash_fd(), dp->report_));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,

@@ -15,6 +15,7 @@
 #include "agent/datapath/tc_attacher.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
+#include "shunt/abi/tc.h"
 
 struct sockops;  // libbpf skeletons
 struct sock_addr;
@@ -37,6 +38,9 @@ struct DatapathOptions {
   uint32_t udp_exchanges_per_pod = 2048;
   // ICMP echo (ping) between meshed pods passes in enforce mode.
   bool icmp_echo = false;
+  // The cluster's pod ranges (--pod-cidrs): the pod-CIDR map is brought to
+  // exactly these at start.
+  std::vector<shunt_cidr_key> pod_cidrs;
   // Keep flow records (shunt_flows_v3, shunt_flow_hists_v1, shunt_flow_events_v3).
   bool telemetry = true;
 };

@@ -12,6 +12,8 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_ENDPOINT_META, "local pods: netns cookie -> namespace, name (for the CLI)"},
       {SHUNT_MAP_IPCACHE, "pod IP -> identity, node-local flag"},
       {SHUNT_MAP_IPCACHE6, "pod IPv6 address -> identity, node-local flag"},
+      {SHUNT_MAP_POD_CIDRS,
+       "the cluster's pod ranges (--pod-cidrs): unknown pods there get no grants"},
       {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
       {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
       {SHUNT_MAP_SOCKREF, "short-circuited sockets' kernel addresses (slow-reader check)"},

@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<PinnedMaps>> PinnedMaps::Open(const PinLayout& la
                          OpenPin(layout.Map(SHUNT_MAP_ENDPOINT_META), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->ipcache_, OpenPin(layout.Map(SHUNT_MAP_IPCACHE), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->ipcache6_, OpenPin(layout.Map(SHUNT_MAP_IPCACHE6), read_only));
+  SHUNT_ASSIGN_OR_RETURN(m->pod_cidrs_, OpenPin(layout.Map(SHUNT_MAP_POD_CIDRS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->sockhash_, OpenPin(layout.Map(SHUNT_MAP_SOCKHASH), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->counters_, OpenPin(layout.Map(SHUNT_MAP_COUNTERS), read_only));
   SHUNT_ASSIGN_OR_RETURN(m->policy_, OpenPin(layout.Map(SHUNT_MAP_POLICY), read_only));
@@ -80,6 +81,9 @@ TypedMap<__be32, shunt_ipcache_entry> PinnedMaps::ipcache() const {
 }
 TypedMap<shunt_ip6, shunt_ipcache_entry> PinnedMaps::ipcache6() const {
   return {ipcache6_.get(), SHUNT_MAP_IPCACHE6};
+}
+TypedMap<shunt_cidr_key, __u8> PinnedMaps::pod_cidrs() const {
+  return {pod_cidrs_.get(), SHUNT_MAP_POD_CIDRS};
 }
 TypedMap<__u32, shunt_meta> PinnedMaps::meta() const { return {meta_.get(), SHUNT_MAP_META}; }
 TypedMap<shunt_policy_key, shunt_policy_value> PinnedMaps::policy() const {

@@ -29,6 +29,7 @@ class PinnedMaps {
   TypedMap<__u64, shunt_endpoint_meta> endpoint_meta() const;
   TypedMap<__be32, shunt_ipcache_entry> ipcache() const;
   TypedMap<shunt_ip6, shunt_ipcache_entry> ipcache6() const;
+  TypedMap<shunt_cidr_key, __u8> pod_cidrs() const;
   TypedMap<__u32, shunt_meta> meta() const;
   TypedMap<shunt_policy_key, shunt_policy_value> policy() const;
   TypedMap<__u32, shunt_rule_meta> rule_meta() const;
@@ -51,7 +52,7 @@ class PinnedMaps {
 
  private:
   PinnedMaps() = default;
-  UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, ipcache6_, sockhash_, counters_;
+  UniqueFd meta_, endpoints_, endpoint_meta_, ipcache_, ipcache6_, pod_cidrs_, sockhash_, counters_;
   UniqueFd policy_, rule_meta_, identity_meta_, config_, events_, tc_endpoints_;
   UniqueFd flows_, flow_hists_, flow_events_, services_, slots_, lb_scores_, lb_trace_;
 };

@@ -108,6 +108,7 @@ http::Response PolicyController::Drops(const http::Request& r) const {
                                  : e.type == SHUNT_EVENT_POLICY_DENY_L7 ? "http-only-grant"
                                  : e.type == SHUNT_EVENT_FRAGMENT_DROP  ? "fragment"
                                  : e.type == SHUNT_EVENT_PROTOCOL_DENY  ? "protocol"
+                                 : e.type == SHUNT_EVENT_UNKNOWN_POD    ? "unknown-pod"
                                                                         : "policy"},
                         {"hook", HookName(e.hook)},
                         {"enforced", e.enforced != 0},

@@ -293,9 +293,7 @@ static __always_inline int judge6(struct __sk_buff *skb, struct ip6_pkt *p,
 		counter_add(SHUNT_CTR_TC_LOCAL_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
 	}
-	report6(p, &l4, src_identity, dst_identity,
-		verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY, hook,
-		enforced);
+	report6(p, &l4, src_identity, dst_identity, denial_type(src_identity, verdict), hook, enforced);
 	if (!enforced) {
 		counter_add(SHUNT_CTR_TC_POLICY_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
@@ -314,6 +312,7 @@ static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endp
 {
 	struct ip6_pkt p = {};
 	struct shunt_ipcache_entry *peer;
+	struct l4_info l4;
 
 	if (!ip6_parse(skb, &p))
 		return SHUNT_TC_NEXT;
@@ -326,21 +325,30 @@ static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endp
 	if (ip6_equal(&p.daddr, &ep->ip6))
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache6_v1, &p.daddr);
-	if (!peer)
-		return SHUNT_TC_NEXT; /* not a meshed destination */
+	if (!peer) {
+		/* As for IPv4: replies of a pod not known yet must pass. */
+		if (p.proto == SHUNT_IPPROTO_UDP && !p.unjudgeable && !p.later &&
+		    in_pod_cidrs(&p.daddr) && l4_of6(skb, &p, &l4))
+			udp_exchange6_open(&p.saddr, l4.sport, &p.daddr, l4.dport, ep->ip4,
+					   udp_exchange_budget);
+		return SHUNT_TC_NEXT;
+	}
 	return judge6(skb, &p, ep, ep->identity, peer->identity, true);
 }
 
 static __always_inline int to_pod6(struct __sk_buff *skb, struct shunt_tc_endpoint *ep)
 {
 	struct ip6_pkt p = {};
-	struct shunt_ipcache_entry *peer;
+	const struct shunt_ipcache_entry *peer;
 
 	if (ip6_is_zero(&ep->ip6) || !ip6_parse(skb, &p) || !ip6_equal(&p.daddr, &ep->ip6))
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache6_v1, &p.saddr);
-	if (!peer)
-		return SHUNT_TC_NEXT; /* no meshed pod */
+	if (!peer) {
+		if (!in_pod_cidrs(&p.saddr))
+			return SHUNT_TC_NEXT; /* no meshed pod */
+		peer = &unknown_pod; /* a pod not known yet: no grants */
+	}
 	if (peer->flags & SHUNT_IPC_F_LOCAL) {
 		/* Judged leaving its pod, if it came through that pod's veth. */
 		if (came_from_its_pod(skb, 0, &p.saddr))

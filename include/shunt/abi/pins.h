@@ -32,6 +32,7 @@
 #define SHUNT_MAP_UDP_BUDGET "shunt_udp_budget_v1"
 #define SHUNT_MAP_FRAGMENTS "shunt_fragments_v1"
 #define SHUNT_MAP_FRAGMENTS6 "shunt_fragments6_v1"
+#define SHUNT_MAP_POD_CIDRS "shunt_pod_cidrs_v1"
 #define SHUNT_MAP_EVENT_BUDGET "shunt_event_budget_v1"
 #define SHUNT_MAP_REVNAT_BUDGET "shunt_revnat_budget_v1"
 

@@ -7,6 +7,8 @@
 #define SHUNT_MAX_POLICY (1u << 18)
 #define SHUNT_MAX_RULES 65536
 #define SHUNT_MAX_IDENTITIES 65536
+/* Reserved identities (below the allocator's first, 256). */
+#define SHUNT_IDENTITY_UNKNOWN_POD 2 /* an address in --pod-cidrs no known pod holds */
 
 /* Verdicts stored in the policy map. A missing entry is a denial. Never
  * reuse a value. */
@@ -68,6 +70,9 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 /* An IP protocol SMI cannot express (ICMP, SCTP, ...) between meshed pods;
  * ICMP errors of an allowed flow and, with the flag, ICMP echo pass. */
 #define SHUNT_EVENT_PROTOCOL_DENY 5
+/* A new flow to a meshed pod from a pod the agent does not know yet (an
+ * address in --pod-cidrs without an identity). */
+#define SHUNT_EVENT_UNKNOWN_POD 6
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3
