@@ -68,9 +68,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   const auto& rep = a->datapath_->report();
   spdlog::info(
       "data path {} in {} (cgroup {}, {} KiB unread per flow before TCP, node TCP memory "
-      "budget {} MiB){}{}",
+      "budget {}){}{}",
       rep.reused_maps ? "reopened" : "installed", config.bpffs_dir, config.cgroup_root,
-      rep.max_queued_bytes / 1024, rep.node_tcp_memory_bytes >> 20,
+      rep.max_queued_bytes / 1024,
+      rep.node_tcp_memory_bytes ? absl::StrCat(rep.node_tcp_memory_bytes >> 20, " MiB")
+                                : std::string("the kernel's tcp_mem pressure threshold"),
       rep.links_updated ? ", programs replaced in existing links" : "",
       rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
   if (!rep.retired_pins.empty())

@@ -88,9 +88,6 @@ static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
 	return ip;
 }
 
-/* The ipcache entry of a source in --pod-cidrs that no known pod holds. */
-static const struct shunt_ipcache_entry unknown_pod = {.identity = SHUNT_IDENTITY_UNKNOWN_POD};
-
 /* The event type of a denied new flow from `src_identity`. */
 static __always_inline __u8 denial_type(__u32 src_identity, __u8 verdict)
 {
@@ -415,6 +412,8 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	__u32 rule_id = 0;
 	__be32 saddr, daddr;
 	__u8 proto, verdict, enforced;
+	__u32 src_identity;
+	bool local;
 
 	if (!ep)
 		return SHUNT_TC_NEXT;
@@ -429,37 +428,48 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &saddr);
 	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL))
 		flow_segment(skb, ip); /* a local sender's segments were timed leaving its pod */
-	if (!peer) {
-		/* A pod the agent has not learned yet is judged as one with no
-		 * grants; anything else unknown is not a meshed pod. */
-		if (!in_pod_cidrs4(saddr))
-			return SHUNT_TC_NEXT;
-		peer = &unknown_pod;
+	if (peer) {
+		src_identity = peer->identity;
+		local = peer->flags & SHUNT_IPC_F_LOCAL;
+	} else if (in_pod_cidrs4(saddr)) {
+		/* A pod the agent has not learned yet: judged as one with no
+		 * grants. */
+		src_identity = SHUNT_IDENTITY_UNKNOWN_POD;
+		local = false;
+	} else {
+		return SHUNT_TC_NEXT; /* not a meshed pod */
 	}
-	if (peer->flags & SHUNT_IPC_F_LOCAL) {
-		/* A local pod's packet was judged leaving its pod, if it came
-		 * through that pod's veth; claiming its address from anywhere
-		 * else (another node, the node itself) is spoofing. */
-		if (came_from_its_pod(skb, saddr, NULL))
-			return SHUNT_TC_NEXT;
-		report(ip, NULL, peer->identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
+	if (local && !came_from_its_pod(skb, saddr, NULL)) {
+		/* A local pod's address from anywhere but its own veth (another
+		 * node, the node itself) is spoofed. */
+		report(ip, NULL, src_identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
 		counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);
 		return SHUNT_TC_DROP;
 	}
-	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP)
-		return judge_other_protocol(skb, ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
+	/* A local pod's new flows were judged leaving its pod, but against
+	 * the destination they had there: NAT on the node (kube-proxy's
+	 * ClusterIPs, NodePorts, hostPorts) may have sent them here instead,
+	 * so they are judged again against this pod. */
+	if (proto != SHUNT_IPPROTO_TCP && proto != SHUNT_IPPROTO_UDP) {
+		if (local)
+			return SHUNT_TC_NEXT; /* judged leaving its pod (no NAT for these) */
+		return judge_other_protocol(skb, ip, src_identity, ep->identity, SHUNT_HOOK_TC);
+	}
 	if (later_fragment(ip))
-		return later_fragment_verdict(ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
+		return later_fragment_verdict(ip, src_identity, ep->identity, SHUNT_HOOK_TC);
 	if (!l4_of(skb, ip, &l4))
-		return unjudgeable(ip, peer->identity, ep->identity, SHUNT_HOOK_TC);
+		return unjudgeable(ip, src_identity, ep->identity, SHUNT_HOOK_TC);
 	if (!l4.new_flow)
 		return passed(ip); /* only new connections are judged */
 
-	verdict = policy_verdict(peer->identity, ep->identity, l4.dport, proto, &rule_id);
+	verdict = policy_verdict(src_identity, ep->identity, l4.dport, proto, &rule_id);
 	/* An HTTP-routes-only grant (SHUNT_VERDICT_L7) opens nothing at L4
 	 * until a proxy judges its requests: denied like no grant at all. */
 	if (verdict == SHUNT_VERDICT_ALLOW) {
-		counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
+		if (!local) /* a local one was counted leaving its pod */
+			counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
+		/* For a local client too: after NAT on the node, the server's
+		 * replies come from this address, not the one it asked. */
 		if (proto == SHUNT_IPPROTO_UDP)
 			udp_exchange_open(saddr, l4.sport, daddr, l4.dport, daddr, udp_exchange_budget);
 		return passed(ip);
@@ -468,12 +478,16 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	if (proto == SHUNT_IPPROTO_UDP && udp_is_reply(saddr, l4.sport, daddr, l4.dport))
 		return passed(ip);
 	enforced = policy_enforced();
-	report(ip, &l4, peer->identity, ep->identity, denial_type(peer->identity, verdict),
+	if (local && !enforced)
+		/* Counted leaving its pod (and reported by its socket hooks);
+		 * one NAT on the node redirected goes unreported here. */
+		return SHUNT_TC_NEXT;
+	report(ip, &l4, src_identity, ep->identity, denial_type(src_identity, verdict),
 	       SHUNT_HOOK_TC, enforced);
 	if (!enforced) {
 		counter_add(SHUNT_CTR_TC_POLICY_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
 	}
-	counter_add(SHUNT_CTR_TC_POLICY_DENIED, 1);
+	counter_add(local ? SHUNT_CTR_TC_LOCAL_DENIED : SHUNT_CTR_TC_POLICY_DENIED, 1);
 	return SHUNT_TC_DROP;
 }

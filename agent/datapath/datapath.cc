@@ -122,16 +122,6 @@ uint32_t DefaultQueueBudget() {
   return static_cast<uint32_t>(std::clamp<uint64_t>(4 * max, kMin, kMax));
 }
 
-// The kernel's TCP memory pressure threshold (tcp_mem's middle value, in
-// pages) as bytes: past it TCP itself starts to shrink buffers, and the
-// hard limit (the third value) is not far. 0 when unreadable.
-uint64_t DefaultNodeTcpMemory() {
-  std::ifstream f("/proc/sys/net/ipv4/tcp_mem");
-  uint64_t low = 0, pressure = 0, high = 0;
-  if (!(f >> low >> pressure >> high)) return 0;
-  return pressure * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
 // Brings the pod-CIDR map to exactly `want` (an earlier agent's ranges go).
 absl::Status SetPodCidrs(lib::TypedMap<shunt_cidr_key, __u8> map,
                          const std::vector<shunt_cidr_key>& want) {
@@ -216,8 +206,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   dp->report_.max_queued_bytes =
       opts.max_queued_bytes ? opts.max_queued_bytes : DefaultQueueBudget();
   dp->skel_->rodata->max_queued_bytes = dp->report_.max_queued_bytes;
-  dp->report_.node_tcp_memory_bytes =
-      opts.node_tcp_memory_bytes ? opts.node_tcp_memory_bytes : DefaultNodeTcpMemory();
+  // 0: the kernel's tcp_mem pressure threshold, which sk_msg reads live.
+  dp->report_.node_tcp_memory_bytes = opts.node_tcp_memory_bytes;
   dp->skel_->rodata->node_tcp_budget_pages =
       dp->report_.node_tcp_memory_bytes / static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   if (int err = sockops__load(dp->skel_); err != 0) {

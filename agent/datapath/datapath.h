@@ -50,7 +50,7 @@ struct InstallReport {
   bool links_updated = false;  // existing links got the new programs
   bool sk_msg_is_link = true;  // false on kernels < 6.10: attached to the map instead
   uint32_t max_queued_bytes = 0;
-  uint64_t node_tcp_memory_bytes = 0;     // 0: unknown (no node-wide check)
+  uint64_t node_tcp_memory_bytes = 0;     // 0: the kernel's tcp_mem pressure threshold
   std::vector<std::string> retired_pins;  // earlier layouts' maps removed (upgrade)
 };
 

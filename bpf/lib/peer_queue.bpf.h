@@ -23,8 +23,9 @@ const volatile __u32 max_queued_bytes = 64u << 20;
 /* Node-wide: once all TCP memory of the node (the kernel's count, in pages,
  * which includes redirected bytes: they are charged to the receiving
  * socket) reaches this, a flow with more than a check's worth unread moves
- * to TCP, whose own memory-pressure handling then bounds it. The agent sets
- * it (default: the kernel's tcp_mem pressure threshold); 0: no check. */
+ * to TCP, whose own memory-pressure handling then bounds it. The agent's
+ * --node-tcp-memory-bytes; 0: the kernel's tcp_mem pressure threshold, read
+ * live (the agent may run where that sysctl is not visible). */
 const volatile __u64 node_tcp_budget_pages = 0;
 
 /* sk_user_data carries flag bits below the psock pointer. */
@@ -81,13 +82,19 @@ static __always_inline __u32 psock_queued(struct sock *sk)
 static __always_inline bool node_over_budget(struct sock *sk)
 {
 	atomic_long_t *allocated;
+	long *limits, pressure;
+	__s64 budget = (__s64)node_tcp_budget_pages;
 
-	if (!node_tcp_budget_pages)
-		return false;
+	if (!budget) {
+		limits = BPF_CORE_READ(sk, __sk_common.skc_prot, sysctl_mem);
+		if (!limits || bpf_probe_read_kernel(&pressure, sizeof(pressure), &limits[1]))
+			return false;
+		budget = pressure;
+	}
 	allocated = BPF_CORE_READ(sk, __sk_common.skc_prot, memory_allocated);
-	if (!allocated)
+	if (!allocated || budget <= 0)
 		return false;
-	return BPF_CORE_READ(allocated, counter) >= (__s64)node_tcp_budget_pages;
+	return BPF_CORE_READ(allocated, counter) >= budget;
 }
 
 /* A peer whose record is missing (evicted from the LRU map, or never made)

@@ -253,23 +253,27 @@ static __always_inline int judge_other_protocol6(struct __sk_buff *skb, struct i
 	return SHUNT_TC_DROP;
 }
 
-/* The verdict on an IPv6 packet from src to dst (both meshed pods). `local`:
- * the sender is the local pod `ep` (from-pod guard); else `ep` is the local
- * recipient (to-pod guard). Mirrors judge_local_source() and
- * shunt_tc_to_pod() for IPv4. */
+/* The verdict on an IPv6 packet from src to dst (both meshed pods).
+ * `at_source`: the from-pod guard of the sender `ep`; else the to-pod guard
+ * of the recipient `ep`. `local`: the sender is a local pod, whose socket
+ * hooks (and from-pod guard) reported it already. Mirrors
+ * judge_local_source() and shunt_tc_to_pod() for IPv4. */
 static __always_inline int judge6(struct __sk_buff *skb, struct ip6_pkt *p,
 				  struct shunt_tc_endpoint *ep, __u32 src_identity,
-				  __u32 dst_identity, bool local)
+				  __u32 dst_identity, bool at_source, bool local)
 {
-	__u8 hook = local ? SHUNT_HOOK_TC_FROM_POD : SHUNT_HOOK_TC;
+	__u8 hook = at_source ? SHUNT_HOOK_TC_FROM_POD : SHUNT_HOOK_TC;
 	struct l4_info l4;
 	__u32 rule_id = 0;
 	__u8 verdict, enforced;
 
 	if (p->unjudgeable)
 		return unjudgeable6(p, src_identity, dst_identity, hook);
-	if (p->proto != SHUNT_IPPROTO_TCP && p->proto != SHUNT_IPPROTO_UDP)
+	if (p->proto != SHUNT_IPPROTO_TCP && p->proto != SHUNT_IPPROTO_UDP) {
+		if (local && !at_source)
+			return SHUNT_TC_NEXT; /* judged leaving its pod */
 		return judge_other_protocol6(skb, p, src_identity, dst_identity, hook);
+	}
 	if (p->later)
 		return later_fragment6_verdict(p, src_identity, dst_identity, hook);
 	if (!l4_of6(skb, p, &l4))
@@ -289,8 +293,10 @@ static __always_inline int judge6(struct __sk_buff *skb, struct ip6_pkt *p,
 		return passed6(p);
 	enforced = policy_enforced();
 	if (local && !enforced) {
-		/* connect6/sendmsg6 reported what a socket sent. */
-		counter_add(SHUNT_CTR_TC_LOCAL_WOULD_DENY, 1);
+		/* connect6/sendmsg6 reported what a socket sent; counted once, at
+		 * the sender's guard. */
+		if (at_source)
+			counter_add(SHUNT_CTR_TC_LOCAL_WOULD_DENY, 1);
 		return SHUNT_TC_NEXT;
 	}
 	report6(p, &l4, src_identity, dst_identity, denial_type(src_identity, verdict), hook, enforced);
@@ -333,29 +339,35 @@ static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endp
 					   udp_exchange_budget);
 		return SHUNT_TC_NEXT;
 	}
-	return judge6(skb, &p, ep, ep->identity, peer->identity, true);
+	return judge6(skb, &p, ep, ep->identity, peer->identity, true, true);
 }
 
 static __always_inline int to_pod6(struct __sk_buff *skb, struct shunt_tc_endpoint *ep)
 {
 	struct ip6_pkt p = {};
 	const struct shunt_ipcache_entry *peer;
+	__u32 src_identity;
+	bool local;
 
 	if (ip6_is_zero(&ep->ip6) || !ip6_parse(skb, &p) || !ip6_equal(&p.daddr, &ep->ip6))
 		return SHUNT_TC_NEXT;
 	peer = bpf_map_lookup_elem(&shunt_ipcache6_v1, &p.saddr);
-	if (!peer) {
-		if (!in_pod_cidrs(&p.saddr))
-			return SHUNT_TC_NEXT; /* no meshed pod */
-		peer = &unknown_pod; /* a pod not known yet: no grants */
+	if (peer) {
+		src_identity = peer->identity;
+		local = peer->flags & SHUNT_IPC_F_LOCAL;
+	} else if (in_pod_cidrs(&p.saddr)) {
+		src_identity = SHUNT_IDENTITY_UNKNOWN_POD; /* a pod not known yet: no grants */
+		local = false;
+	} else {
+		return SHUNT_TC_NEXT; /* no meshed pod */
 	}
-	if (peer->flags & SHUNT_IPC_F_LOCAL) {
-		/* Judged leaving its pod, if it came through that pod's veth. */
-		if (came_from_its_pod(skb, 0, &p.saddr))
-			return SHUNT_TC_NEXT;
-		report6(&p, NULL, peer->identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
+	if (local && !came_from_its_pod(skb, 0, &p.saddr)) {
+		/* A local pod's address from anywhere but its own veth. */
+		report6(&p, NULL, src_identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
 		counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);
 		return SHUNT_TC_DROP;
 	}
-	return judge6(skb, &p, ep, peer->identity, ep->identity, false);
+	/* A local sender's new flows again: NAT on the node may have changed
+	 * their destination since its from-pod guard judged them. */
+	return judge6(skb, &p, ep, src_identity, ep->identity, false, local);
 }
