@@ -158,7 +158,8 @@ absl::Status Agent::StartControllers() {
            .tc_endpoints =
                std::make_shared<lib::TypedMap<__u32, shunt_tc_endpoint>>(maps.tc_endpoints()),
            .sync_tc = [dp = datapath_.get()](const std::set<int>& i) { return dp->SyncTc(i); },
-           .scanner = scanner_.get()}));
+           .scanner = scanner_.get(),
+           .ipcache_per_namespace = config_.ipcache_entries_per_namespace}));
 
   controllers_ = {policy_.get(), services_.get(), endpoints_.get(), telemetry_.get()};
   return absl::OkStatus();

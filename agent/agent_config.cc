@@ -44,6 +44,10 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--service-slots-per-namespace must be within 1..", SHUNT_MAX_SLOTS, ", got ",
                      service_slots_per_namespace));
+  if (ipcache_entries_per_namespace < 1 || ipcache_entries_per_namespace > SHUNT_MAX_IPCACHE)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ipcache-entries-per-namespace must be within 1..", SHUNT_MAX_IPCACHE,
+                     ", got ", ipcache_entries_per_namespace));
   for (const std::string& c : pod_cidrs)
     if (auto k = lib::ParseCidr(c); !k.ok())
       return absl::InvalidArgumentError(absl::StrCat("--pod-cidrs: ", k.status().message()));

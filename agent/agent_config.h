@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "agent/source/kube/reflector.h"
+#include "shunt/abi/endpoint.h"
 #include "shunt/abi/policy.h"
 #include "shunt/abi/service.h"
 
@@ -32,6 +33,7 @@ struct AgentConfig {
   uint32_t policy_entries_per_namespace = SHUNT_MAX_POLICY / 4;     // see PolicyCompiler
   uint32_t service_entries_per_namespace = SHUNT_MAX_SERVICES / 4;  // see services::NamespaceBudget
   uint32_t service_slots_per_namespace = SHUNT_MAX_SLOTS / 4;
+  uint32_t ipcache_entries_per_namespace = SHUNT_MAX_IPCACHE / 4;  // see endpoints::PlanInput
   bool telemetry = true;         // flow records in the kernel, metrics in the agent
   std::string metrics_addr;      // HOST:PORT for /metrics and TrafficMetrics; empty = off
   std::string health_addr;       // HOST:PORT for /healthz and /readyz only; empty = off

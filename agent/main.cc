@@ -10,6 +10,7 @@
 #include "agent/lib/dashed_flags.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
+#include "shunt/abi/endpoint.h"
 #include "shunt/abi/policy.h"
 #include "shunt/abi/service.h"
 #include "spdlog/spdlog.h"
@@ -55,6 +56,10 @@ ABSL_FLAG(uint32_t, service_entries_per_namespace, SHUNT_MAX_SERVICES / 4,
 ABSL_FLAG(uint32_t, service_slots_per_namespace, SHUNT_MAX_SLOTS / 4,
           "slot-map entries (backend slots of tables over 4) the Services of one namespace may "
           "take together, likewise. The map holds 1,048,576");
+ABSL_FLAG(uint32_t, ipcache_entries_per_namespace, SHUNT_MAX_IPCACHE / 4,
+          "pod addresses (IPv4 and IPv6) the pods of one namespace may take in the ipcache; "
+          "pods over it are left out (reported), this node's pods counted first. The map holds "
+          "65,536 of each family");
 ABSL_FLAG(std::vector<std::string>, pod_cidrs, {},
           "the cluster's pod address ranges, comma-separated (10.244.0.0/16,fd00:10:244::/56): a "
           "new flow to a meshed pod from an address there that no known pod holds (a pod the "
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
       .policy_entries_per_namespace = absl::GetFlag(FLAGS_policy_entries_per_namespace),
       .service_entries_per_namespace = absl::GetFlag(FLAGS_service_entries_per_namespace),
       .service_slots_per_namespace = absl::GetFlag(FLAGS_service_slots_per_namespace),
+      .ipcache_entries_per_namespace = absl::GetFlag(FLAGS_ipcache_entries_per_namespace),
       .telemetry = absl::GetFlag(FLAGS_telemetry),
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
       .health_addr = absl::GetFlag(FLAGS_health_addr),

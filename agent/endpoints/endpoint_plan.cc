@@ -20,8 +20,32 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
   Plan plan;
   std::map<uint64_t, std::string> claimed;  // netns cookie -> pod
 
+  // One namespace's pods may take only their share of the ipcache, this
+  // node's first: a hostile manifest listing thousands of pods cannot
+  // crowd out other namespaces' addresses (or this node's own pods).
+  std::set<const model::Pod*> over_share;
+  std::map<std::string, uint64_t> used;  // namespace -> addresses
+  for (bool local : {true, false}) {
+    for (const model::Pod& pod : *in.pods) {
+      if (pod.host_network || (pod.node_name == in.node) != local) continue;
+      const uint64_t need = pod.ip6.empty() ? 1 : 2;
+      uint64_t& n = used[pod.namespace_];
+      if (n + need > in.ipcache_per_namespace) {
+        over_share.insert(&pod);
+        if (!local)
+          plan.over_share.push_back(
+              absl::StrCat("pod ", pod.Key(), ": not in the ipcache: namespace ", pod.namespace_,
+                           " has used its share of ", in.ipcache_per_namespace,
+                           " addresses (--ipcache-entries-per-namespace)"));
+        continue;
+      }
+      n += need;
+    }
+  }
+
   for (const model::Pod& pod : *in.pods) {
     if (pod.host_network) continue;  // shares the node's namespace: not a mesh endpoint
+    if (over_share.count(&pod) && pod.node_name != in.node) continue;
     IdentityAllocator::Key key{pod.namespace_, pod.service_account};
     const uint32_t identity = ids.Get(key);
     plan.identities.insert(key);
@@ -35,7 +59,13 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
                         .ip6 = pod.ip6,
                         .ip6_bytes = pod.ip6_bytes};
       const auto sb = in.sandboxes->find(pod.uid);
-      if (pod.uid.empty()) {
+      if (over_share.count(&pod)) {
+        st.problem = absl::StrCat("namespace ", pod.namespace_, " has used its share of ",
+                                  in.ipcache_per_namespace,
+                                  " ipcache addresses (--ipcache-entries-per-namespace)");
+        plan.local_pods.push_back(std::move(st));
+        continue;
+      } else if (pod.uid.empty()) {
         st.problem =
             "metadata.uid is missing: a local pod is bound to its network namespace through the "
             "kubelet cgroup named after its uid";

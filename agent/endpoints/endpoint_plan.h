@@ -46,6 +46,9 @@ struct Plan {
   std::map<Ip6, shunt_ipcache_entry> ipcache6;      // the same by IPv6 address
   std::vector<LocalPodStatus> local_pods;           // in config order
   std::set<IdentityAllocator::Key> identities;      // every pod's (namespace, SA)
+  // Remote pods left out of the ipcache: their namespace's share is taken
+  // (local ones say so in their LocalPodStatus::problem).
+  std::vector<std::string> over_share;
 };
 
 struct PlanInput {
@@ -55,6 +58,9 @@ struct PlanInput {
   // entry, maybe with a problem).
   const std::map<std::string, netns::PodSandbox>* sandboxes = nullptr;
   uint64_t own_netns_cookie = 0;  // the agent's own namespace is never a pod's
+  // ipcache entries (pod addresses, IPv4 and IPv6) one namespace's pods may
+  // take; pods on this node are counted first, then the others in order.
+  uint32_t ipcache_per_namespace = SHUNT_MAX_IPCACHE / 4;
 };
 
 // Allocates identities for new (namespace, SA) pairs but frees none: the

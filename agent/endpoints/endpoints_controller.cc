@@ -45,7 +45,8 @@ void EndpointsController::Plan(const std::shared_ptr<const model::Snapshot>& sna
   plan_ = MakePlan({.node = d_.node,
                     .pods = &snapshot_->pods,
                     .sandboxes = &*sandboxes,
-                    .own_netns_cookie = d_.own_netns_cookie},
+                    .own_netns_cookie = d_.own_netns_cookie,
+                    .ipcache_per_namespace = d_.ipcache_per_namespace},
                    *d_.identities);
   planned_ = true;
 }
@@ -170,6 +171,7 @@ void EndpointsController::AddWarnings(std::vector<std::string>& lines) const {
   for (const auto& p : plan_.local_pods)
     if (!p.problem.empty())
       lines.push_back(absl::StrCat("pod ", p.key, ": not meshed: ", p.problem));
+  lines.insert(lines.end(), plan_.over_share.begin(), plan_.over_share.end());
 }
 
 }  // namespace shunt::endpoints

@@ -36,6 +36,7 @@ class EndpointsController : public agent::Controller {
     TcSync sync_tc;  // attaches and detaches the TC links
     netns::NamespaceScanner* scanner;
     int64_t full_probe_ms = 30'000;  // look into every namespace at least this often
+    uint32_t ipcache_per_namespace = SHUNT_MAX_IPCACHE / 4;  // --ipcache-entries-per-namespace
   };
   // Reads the tc endpoints map an earlier agent left.
   static absl::StatusOr<std::unique_ptr<EndpointsController>> Create(Deps deps);

@@ -297,5 +297,53 @@ TEST_F(EndpointPlanTest, ADualStackPodsIpv6AddressHasItsIdentity) {
   EXPECT_EQ(plan.local_pods[0].ip6, "fd00::1");
 }
 
+// One namespace's pods take at most their share of the ipcache; this
+// node's pods are counted first, so a manifest full of remote pods cannot
+// push them out, and other namespaces keep theirs.
+TEST_F(EndpointPlanTest, ANamespacesPodsTakeOnlyTheirShareOfTheIpcache) {
+  pods_ = {MakePod("flood", "r1", "10.0.1.1", "node-b"),
+           MakePod("flood", "r2", "10.0.1.2", "node-b"), MakePod("flood", "local", "10.0.0.1"),
+           MakePod("flood", "r3", "10.0.1.3", "node-b"),
+           MakePod("calm", "c1", "10.0.2.1", "node-b")};
+  Sandbox("local", 11, {"10.0.0.1"});
+  Plan plan = MakePlan({.node = kNode,
+                        .pods = &pods_,
+                        .sandboxes = &sandboxes_,
+                        .own_netns_cookie = kOwnCookie,
+                        .ipcache_per_namespace = 2},
+                       ids_);
+  EXPECT_EQ(plan.ipcache.count(Be("10.0.0.1")), 1u) << "the local pod lost its entry";
+  EXPECT_EQ(plan.ipcache.count(Be("10.0.1.1")), 1u);
+  EXPECT_EQ(plan.ipcache.count(Be("10.0.1.2")), 0u);
+  EXPECT_EQ(plan.ipcache.count(Be("10.0.1.3")), 0u);
+  EXPECT_EQ(plan.ipcache.count(Be("10.0.2.1")), 1u) << "another namespace paid";
+  EXPECT_THAT(plan.over_share,
+              ElementsAre("pod flood/r2: not in the ipcache: namespace flood has used its share "
+                          "of 2 addresses (--ipcache-entries-per-namespace)",
+                          "pod flood/r3: not in the ipcache: namespace flood has used its share "
+                          "of 2 addresses (--ipcache-entries-per-namespace)"));
+  // A local pod over the share is reported, not meshed.
+  Plan tight = MakePlan({.node = kNode,
+                         .pods = &pods_,
+                         .sandboxes = &sandboxes_,
+                         .own_netns_cookie = kOwnCookie,
+                         .ipcache_per_namespace = 1},
+                        ids_);
+  EXPECT_EQ(tight.ipcache.count(Be("10.0.0.1")), 1u);
+  pods_.push_back(MakePod("flood", "local2", "10.0.0.2"));
+  Sandbox("local2", 12, {"10.0.0.2"});
+  tight = MakePlan({.node = kNode,
+                    .pods = &pods_,
+                    .sandboxes = &sandboxes_,
+                    .own_netns_cookie = kOwnCookie,
+                    .ipcache_per_namespace = 1},
+                   ids_);
+  ASSERT_EQ(tight.local_pods.size(), 2u);
+  EXPECT_EQ(tight.local_pods[1].problem,
+            "namespace flood has used its share of 1 ipcache addresses "
+            "(--ipcache-entries-per-namespace)");
+  EXPECT_EQ(tight.endpoints.count(12), 0u);
+}
+
 }  // namespace
 }  // namespace shunt::endpoints
