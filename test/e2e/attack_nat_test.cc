@@ -26,20 +26,7 @@ class NatAttackTest : public AttackFixture {
   // connect() from `from` to ip:port, waiting up to `ms` for the handshake.
   bool ConnectsWithin(const TestPod& from, const std::string& ip, uint16_t port, int ms) {
     auto s = node_->PodSocket(from, SOCK_STREAM);
-    if (!s.ok()) return false;
-    fcntl(s->get(), F_SETFL, O_NONBLOCK);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    if (connect(s->get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) return true;
-    if (errno != EINPROGRESS) return false;
-    pollfd p{s->get(), POLLOUT, 0};
-    if (poll(&p, 1, ms) != 1) return false;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(s->get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    return err == 0;
+    return s.ok() && e2e::ConnectsWithin(s->get(), ip, port, ms);
   }
 };
 

@@ -245,4 +245,30 @@ double MedianUs(std::vector<std::chrono::nanoseconds> v) {
   return std::chrono::duration<double, std::micro>(mid).count();
 }
 
+bool ConnectsWithin(int fd, const std::string& ip, uint16_t port, int ms) {
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  sockaddr_storage ss{};
+  socklen_t alen = sizeof(sockaddr_in);
+  if (ip.find(':') != std::string::npos) {  // an IPv6 address, on an AF_INET6 socket
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip.c_str(), &a6->sin6_addr);
+    alen = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, ip.c_str(), &a->sin_addr);
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), alen) == 0) return true;
+  if (errno != EINPROGRESS) return false;
+  pollfd p{fd, POLLOUT, 0};
+  if (poll(&p, 1, ms) != 1) return false;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  return err == 0;
+}
+
 }  // namespace shunt::e2e

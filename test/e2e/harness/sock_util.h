@@ -15,6 +15,9 @@ namespace shunt::e2e {
 
 absl::Status ListenOn(int fd, uint16_t port);
 absl::Status ConnectTo(int fd, const std::string& ip, uint16_t port);
+// Starts a non-blocking connect to ip:port (IPv4, or IPv6 on an AF_INET6
+// socket) and reports whether the handshake completes within `ms`.
+bool ConnectsWithin(int fd, const std::string& ip, uint16_t port, int ms);
 absl::StatusOr<lib::UniqueFd> AcceptOne(int listen_fd, int timeout_ms = 5000);
 
 // Writes all of `data`, waiting for POLLOUT as needed.
