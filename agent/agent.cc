@@ -77,6 +77,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
       rep.sk_msg_is_link ? "" : ", sk_msg attached to the map (no sockmap links)");
   if (!rep.retired_pins.empty())
     spdlog::info("removed maps of an earlier layout: {}", absl::StrJoin(rep.retired_pins, ", "));
+  if (!rep.short_circuit_off.empty())
+    spdlog::warn(
+        "same-node short-circuit off, every flow takes TCP: the socket watch that keeps it "
+        "invisible to applications could not be installed: {}",
+        rep.short_circuit_off);
   SHUNT_RETURN_IF_ERROR(a->StartControllers());
   SHUNT_RETURN_IF_ERROR(a->StartHttp());
   a->Reconcile(/*config_event=*/true);

@@ -14,6 +14,7 @@
 #include "lib/peer_queue.bpf.h"
 #include "lib/flow.bpf.h"
 #include "lib/policy.bpf.h"
+#include "lib/tcp_fallback.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -172,6 +173,8 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	bool client_end;
 	struct shunt_flow *f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port,
 					   key->remote_port, &client_end);
+	struct shunt_sock_state *st;
+	struct bpf_sock *bsk;
 	__u32 side, mark, old;
 	__u8 end;
 
@@ -218,6 +221,24 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 			f->retrans = skops->total_retrans;
 		}
 	}
+	/* An end that left the sockhash counts what it sent since from TCP:
+	 * its sk_msg no longer ran. */
+	bsk = skops->sk;
+	st = bsk ? bpf_sk_storage_get(&shunt_sock_state, bsk, 0, 0) : NULL;
+	if (st && (st->flags & SHUNT_SOCK_F_RELEASED)) {
+		__u32 fwd = client_end ? 0 : 1;
+		bool fin_sent = old_state == BPF_TCP_FIN_WAIT1 || old_state == BPF_TCP_FIN_WAIT2 ||
+				old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK;
+		__u64 acked = skops->bytes_acked;
+		__u32 segs = skops->data_segs_out;
+
+		if (fin_sent && skops->snd_una == skops->snd_nxt && acked)
+			acked--;
+		if (acked > st->acked_at_release)
+			f->bytes[fwd & 1] += acked - st->acked_at_release;
+		if (segs > st->segs_out_at_release)
+			f->msgs[fwd & 1] += segs - st->segs_out_at_release;
+	}
 	/* Both ends can close at once, on two CPUs under two socket locks
 	 * (a simultaneous or abortive close). One atomic OR marks this end
 	 * closed and says how; the value it returns decides: the end whose OR
@@ -235,18 +256,50 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	flow_finish(f, &fk, now);
 }
 
+/* A socket feature, set before the connection was established (on the
+ * socket or the listener it was accepted from), that the short-circuit
+ * cannot give: the flow stays on TCP. 0 if none. */
+static __always_inline __u32 unfit_reason(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *bsk = skops->sk;
+	struct tcp_sock *tp;
+	struct sock *sk;
+	unsigned long sk_flags;
+
+	if (!bsk)
+		return 0;
+	if (bpf_skc_to_mptcp_sock(bsk))
+		return SHUNT_TCP_MPTCP; /* MPTCP reads its subflows without recvmsg */
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
+	sk_flags = sk->__sk_common.skc_flags;
+	if (sk_flags & (1UL << SOCK_ZEROCOPY))
+		return SHUNT_TCP_ZEROCOPY_SEND;
+	if (sk->sk_rcvlowat > 1)
+		return SHUNT_TCP_RCVLOWAT;
+	if (sk_flags & ((1UL << SOCK_RCVTSTAMP) | (1UL << SOCK_RCVTSTAMPNS)))
+		return SHUNT_TCP_RECEIVE_CMSG;
+	return 0;
+}
+
 /* Both ends must be pods this agent knows, on this node, or the socket stays
  * out of the sockhash: a socket whose peer never enters the map would run
- * sk_msg on every send only to miss (about half its bulk throughput lost). */
+ * sk_msg on every send only to miss (about half its bulk throughput lost).
+ * The client end is established first (it acks the SYN-ACK after its
+ * callback ran), so the server end joins only if the client did. */
 static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 						struct shunt_sock_key *key,
 						const struct shunt_endpoint *ep, struct shunt_flow *f,
 						bool client_end)
 {
+	struct shunt_sock_key peer_key = {};
 	struct shunt_ipcache_entry *peer;
+	__u32 reason;
 	long err;
 
-	if (!ep || !(ep->flags & SHUNT_EP_F_SHORT_CIRCUIT)) {
+	if (!ep) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_NOT_POD, 1);
 		return;
 	}
@@ -259,20 +312,97 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 		counter_add(SHUNT_CTR_SOCK_SKIP_PEER_REMOTE, 1);
 		return;
 	}
+	if (!short_circuit_on()) {
+		counter_add(SHUNT_CTR_SOCK_SKIP_WATCH_MISSING, 1);
+		return;
+	}
+	sock_key_swap(key, &peer_key);
+	reason = !(ep->flags & SHUNT_EP_F_SHORT_CIRCUIT) ? SHUNT_TCP_OPTED_OUT : unfit_reason(skops);
+	if (!reason && !client_end && !bpf_map_lookup_elem(&shunt_sockref_v2, &peer_key))
+		reason = SHUNT_TCP_PEER_MISSING;
+	if (reason) {
+		/* The other end may be in already (a server end that cannot
+		 * join): its flow takes TCP and it leaves the sockhash. */
+		if (!client_end)
+			flow_to_tcp(&peer_key, reason, bpf_ktime_get_ns());
+		if (client_end || reason != SHUNT_TCP_PEER_MISSING)
+			tcp_reason_count(reason);
+		if (f && !f->tcp_reason)
+			f->tcp_reason = reason;
+		return;
+	}
 
 	err = bpf_sock_hash_update(skops, &shunt_sockhash_v1, key, BPF_NOEXIST);
 	if (err) {
 		/* Full or racing: the socket simply stays on the TCP path. */
 		counter_add(SHUNT_CTR_SOCK_INSERT_FAILED, 1);
+		if (!client_end)
+			flow_to_tcp(&peer_key, SHUNT_TCP_PEER_MISSING, bpf_ktime_get_ns());
 		return;
 	}
 	remember_sock(key, skops);
-	/* Be told when it closes, to forget it (flow_open may have asked already). */
-	if (!(skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG))
-		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	/* Be told when it closes, to forget it (flow_open may have asked
+	 * already), and at each segment it sends, to leave the sockhash once
+	 * its flow took TCP for good (try_release). */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+						 BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 	if (f)
 		__sync_fetch_and_or(&f->flags, client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER);
 	counter_add(SHUNT_CTR_SOCK_SHORT_CIRCUITED, 1);
+}
+
+/* How long a send that chose to redirect before its flow was marked may
+ * still be on its way into the peer's queue, at most: the redirect is
+ * enqueued within the sendmsg call that chose it (microseconds; this
+ * leaves room for preemption). An end that confirmed it sends by TCP
+ * (SHUNT_REF_F_TX_DONE) has nothing on its way. */
+#define SHUNT_RELEASE_SETTLE_NS (20 * 1000 * 1000ull)
+
+/* A socket whose flow took TCP for good leaves the sockhash once nothing
+ * redirected is left unread on either side and nothing can be redirected
+ * to it any more: the kernel then serves it as a plain TCP socket
+ * (FIONREAD, urgent data, zero-copy...). Called at each segment it sends. */
+static __always_inline void try_release(struct bpf_sock_ops *skops, struct shunt_sock_key *key,
+					__u64 now)
+{
+	struct shunt_sock_ref *ref = bpf_map_lookup_elem(&shunt_sockref_v2, key);
+	struct shunt_sock_key peer_key = {};
+	struct shunt_sock_state *st;
+	struct shunt_sock_ref *peer;
+	struct bpf_sock *bsk;
+	struct sock *sk;
+	bool settled;
+
+	if (!ref || !(ref->flags & SHUNT_REF_F_TCP))
+		return;
+	sk = sock_of_ref(ref);
+	if (!sk || psock_queued(sk))
+		return;
+	sock_key_swap(key, &peer_key);
+	peer = bpf_map_lookup_elem(&shunt_sockref_v2, &peer_key);
+	if (peer) {
+		settled = now - ref->tcp_since_ns >= SHUNT_RELEASE_SETTLE_NS;
+		/* Nothing the peer redirected may still be on its way in. */
+		if (!(peer->flags & SHUNT_REF_F_TX_DONE) && !settled)
+			return;
+		/* What this end redirected is read before its TCP bytes. */
+		if (psock_queued(sock_of_ref(peer)))
+			return;
+		if (!(ref->flags & SHUNT_REF_F_TX_DONE) && !settled)
+			return;
+	}
+	bsk = skops->sk;
+	if (!bsk)
+		return;
+	st = bpf_sk_storage_get(&shunt_sock_state, bsk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st || bpf_map_delete_elem(&shunt_sockhash_v1, key))
+		return;
+	st->flags |= SHUNT_SOCK_F_RELEASED;
+	st->acked_at_release = skops->bytes_acked;
+	st->segs_out_at_release = skops->data_segs_out;
+	counter_add(SHUNT_CTR_SOCK_RELEASED, 1);
+	bpf_sock_ops_cb_flags_set(skops,
+				  skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
 }
 
 SEC("sockops")
@@ -290,7 +420,7 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		if (skops->args[1] != BPF_TCP_CLOSE)
 			return 1;
 	} else if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-		   op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		   op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
 		return 1;
 	}
 	if (!sock_key_of(skops, &key))
@@ -312,6 +442,11 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		if (on_pod_ip(ep, &key) && telemetry_on())
 			f = flow_open(skops, &key, ep, false, now);
 		maybe_short_circuit(skops, &key, ep, f, false);
+		break;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		/* Asked for at every segment a short-circuited socket sends
+		 * (it reserves no option space): the moment to leave. */
+		try_release(skops, &key, now);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		forget_sock(&key);
@@ -350,6 +485,29 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 	return f;
 }
 
+static __always_inline int stay_tcp(void)
+{
+	counter_add(SHUNT_CTR_MSG_STAY_TCP, 1);
+	return SK_PASS;
+}
+
+/* The peer's record says the flow takes TCP for good: this end does so now
+ * (for a reader that skips the psock queue, nothing redirected is left
+ * unread by now), and says in its own record that it will never redirect
+ * again, so the release iterator may take the peer out of the sockhash. */
+static __always_inline int leave_for_tcp(struct shunt_sock_state *st, struct shunt_sock_key *self,
+					 const struct shunt_sock_ref *peer_ref, struct shunt_flow *flow)
+{
+	struct shunt_sock_ref *own = bpf_map_lookup_elem(&shunt_sockref_v2, self);
+
+	st->flags |= SHUNT_SOCK_F_TCP_FOREVER;
+	if (own)
+		__sync_fetch_and_or(&own->flags, SHUNT_REF_F_TX_DONE);
+	if (flow)
+		flow->tcp_reason = peer_ref->reason;
+	return stay_tcp();
+}
+
 SEC("sk_msg")
 int shunt_sk_msg(struct sk_msg_md *msg)
 {
@@ -358,6 +516,7 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 	__u32 local_ip6[4] = {msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2],
 			      msg->local_ip6[3]};
 	struct shunt_sock_key peer = {}, self = {};
+	struct shunt_sock_ref *ref;
 	struct shunt_sock_state *st;
 	struct shunt_flow *flow;
 	bool client_end;
@@ -399,39 +558,74 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 		flow_data(flow, client_end, bpf_ktime_get_ns());
 	}
 
-	/* Once bytes went by TCP, redirecting later bytes could overtake them
-	 * in the receiver's queue: stay on TCP until that cannot happen. */
-	if (st->flags & SHUNT_SOCK_F_PEER_MISSING) {
-		counter_add(SHUNT_CTR_MSG_STAY_TCP, 1);
+	/* A flow that took TCP for good, or whose peer never made it into the
+	 * sockhash, stays there: redirecting could overtake its TCP bytes. */
+	if (st->flags & (SHUNT_SOCK_F_PEER_MISSING | SHUNT_SOCK_F_TCP_FOREVER))
+		return stay_tcp();
+	ref = bpf_map_lookup_elem(&shunt_sockref_v2, &peer);
+	if (!ref) {
+		/* Never recorded, or evicted: how it reads is unknown. */
+		st->flags |= SHUNT_SOCK_F_PEER_MISSING;
+		if (flow)
+			flow->tcp_reason = SHUNT_TCP_PEER_MISSING;
+		counter_add(SHUNT_CTR_MSG_PEER_MISS, 1);
+		tcp_reason_count(SHUNT_TCP_PEER_MISSING);
 		return SK_PASS;
 	}
-	if (st->flags & SHUNT_SOCK_F_SLOW_READER) {
-		if (!drained(&self, &peer)) {
-			counter_add(SHUNT_CTR_MSG_STAY_TCP, 1);
-			return SK_PASS;
-		}
-		st->flags &= ~SHUNT_SOCK_F_SLOW_READER;
-		counter_add(SHUNT_CTR_FLOW_RESUMED, 1);
+	if (ref->flags & SHUNT_REF_F_TCP) {
+		/* For a reader that skips the psock queue, what we redirected
+		 * must be read first (it is sent back to recvmsg meanwhile). */
+		if (reason_drains_first(ref->reason) && psock_queued(sock_of_ref(ref)))
+			goto redirect;
+		return leave_for_tcp(st, &self, ref, flow);
 	}
-	/* Reading the peer's queue costs a map lookup and three kernel reads,
-	 * so it is done once per 1/16 of the budget sent: a stuck reader ends
-	 * up holding at most 17/16 of the budget, and small request/response
-	 * messages almost never pay for the check. */
+	if (!(ref->flags & SHUNT_REF_F_READS)) {
+		/* The peer has not read yet: its first read may be a splice, a
+		 * MSG_WAITALL or a zero-copy receive, which the psock queue
+		 * cannot serve. TCP until it reads with a plain recvmsg. */
+		st->flags &= ~SHUNT_SOCK_F_IN_ORDER;
+		counter_add(SHUNT_CTR_MSG_AWAIT_READER, 1);
+		return SK_PASS;
+	}
+	/* Bytes that went by TCP (before the peer read, over the budget, in a
+	 * Fast Open SYN) must all be read before redirected ones can follow. */
+	if (!(st->flags & SHUNT_SOCK_F_IN_ORDER)) {
+		if (!drained(&self, ref))
+			return stay_tcp();
+		st->flags |= SHUNT_SOCK_F_IN_ORDER;
+		if (st->flags & SHUNT_SOCK_F_SLOW_READER) {
+			st->flags &= ~SHUNT_SOCK_F_SLOW_READER;
+			counter_add(SHUNT_CTR_FLOW_RESUMED, 1);
+		}
+	}
+	/* Reading the peer's queue costs three kernel reads, so it is done
+	 * once per 1/16 of the budget sent: a stuck reader ends up holding at
+	 * most 17/16 of the budget, and small request/response messages
+	 * almost never pay for the check. */
 	st->unchecked_bytes += size;
 	if (st->unchecked_bytes >= (max_queued_bytes >> 4)) {
+		__u32 sent = st->unchecked_bytes;
+
 		st->unchecked_bytes = 0;
-		if (over_budget(&peer, 0)) {
-			st->flags |= SHUNT_SOCK_F_SLOW_READER;
+		if (over_budget(ref, st, sent)) {
+			st->flags = (st->flags | SHUNT_SOCK_F_SLOW_READER) & ~SHUNT_SOCK_F_IN_ORDER;
+			if (flow)
+				flow->tcp_reason = SHUNT_TCP_SLOW_READER;
 			counter_add(SHUNT_CTR_FLOW_BACKPRESSURE, 1);
+			tcp_reason_count(SHUNT_TCP_SLOW_READER);
 			return SK_PASS;
 		}
 	}
+redirect:
 	if (bpf_msg_redirect_hash(msg, &shunt_sockhash_v1, &peer, BPF_F_INGRESS) == SK_PASS) {
 		counter_add(SHUNT_CTR_MSG_REDIRECTED, 1);
 		counter_add(SHUNT_CTR_BYTES_REDIRECTED, size);
 		return SK_PASS;
 	}
+	if (flow)
+		flow->tcp_reason = SHUNT_TCP_PEER_MISSING;
 	st->flags |= SHUNT_SOCK_F_PEER_MISSING;
 	counter_add(SHUNT_CTR_MSG_PEER_MISS, 1);
+	tcp_reason_count(SHUNT_TCP_PEER_MISSING);
 	return SK_PASS;
 }

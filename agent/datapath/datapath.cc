@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/datapath/kernel_features.h"
+#include "agent/datapath/pinned_links.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fs_checks.h"
@@ -33,59 +34,6 @@ absl::Status MakeDir(const std::string& dir) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     return lib::ErrnoStatus(errno, absl::StrCat("bpffs: create ", dir));
   return absl::OkStatus();
-}
-
-absl::StatusOr<uint64_t> CgroupId(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return lib::ErrnoStatus(errno, absl::StrCat("stat ", path));
-  return static_cast<uint64_t>(st.st_ino);  // cgroup v2 ids are the directory inode numbers
-}
-
-// Swaps `prog_fd` into the link pinned at `pin`; NotFound if there is none.
-absl::Status UpdatePinnedLink(const std::string& pin, int prog_fd) {
-  auto link = lib::OpenLinkPin(pin);
-  if (!link.ok()) return link.status();
-  if (bpf_link_update(link->get(), prog_fd, nullptr) != 0)
-    return lib::ErrnoStatus(errno, absl::StrCat("bpf: update link ", pin));
-  return absl::OkStatus();
-}
-
-absl::Status PinNewLink(int link_fd, const std::string& pin) {
-  lib::UniqueFd owned(link_fd);
-  if (bpf_obj_pin(link_fd, pin.c_str()) != 0)
-    return lib::ErrnoStatus(errno, absl::StrCat("bpf: pin link ", pin));
-  return absl::OkStatus();
-}
-
-// Attaches `prog_fd` to the cgroup through the link pinned as `link_name`,
-// swapping the program into an existing link (restart, upgrade) or creating
-// and pinning a new one.
-absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& cgroup_root,
-                              int prog_fd, bpf_attach_type type, const char* link_name,
-                              InstallReport& report) {
-  const std::string pin = layout.Link(link_name);
-  SHUNT_ASSIGN_OR_RETURN(uint64_t want_cg, CgroupId(cgroup_root));
-  if (auto link = lib::OpenLinkPin(pin); link.ok()) {
-    SHUNT_ASSIGN_OR_RETURN(lib::LinkFacts facts, lib::DescribeLink(link->get()));
-    if (facts.target != want_cg) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "bpffs: ", layout.dir(), " already holds a ", link_name, " link for another cgroup (id ",
-          facts.target, "); run `shunt-agent --uninstall --bpffs ", layout.dir(),
-          "` first or pick another --bpffs"));
-    }
-    SHUNT_RETURN_IF_ERROR(UpdatePinnedLink(pin, prog_fd));
-    report.links_updated = true;
-    return absl::OkStatus();
-  } else if (!absl::IsNotFound(link.status())) {
-    return link.status();
-  }
-  lib::UniqueFd cg(open(cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!cg.valid()) return lib::ErrnoStatus(errno, absl::StrCat("cgroup root: open ", cgroup_root));
-  int link_fd = bpf_link_create(prog_fd, cg.get(), type, nullptr);
-  if (link_fd < 0)
-    return lib::ErrnoStatus(errno,
-                            absl::StrCat("bpf: attach ", link_name, " to cgroup ", cgroup_root));
-  return PinNewLink(link_fd, pin);
 }
 
 absl::Status AttachSkMsg(const lib::PinLayout& layout, int prog_fd, int sockhash_fd,
@@ -231,38 +179,44 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
                                    bpf_program__fd(dp->tc_skel_->progs.shunt_tc_to_pod));
   SHUNT_RETURN_IF_ERROR(InitMeta(bpf_map__fd(dp->skel_->maps.shunt_meta_v1)));
   SHUNT_ASSIGN_OR_RETURN(dp->maps_, lib::PinnedMaps::Open(layout, /*read_only=*/false));
+  // Before sockops runs this version: a short-circuit without its watch
+  // would change what applications see, so without one it is off.
+  if (auto watch = SocketWatch::Install(layout, opts.cgroup_root); watch.ok())
+    dp->watch_ = std::move(*watch);
+  else
+    dp->report_.short_circuit_off = std::string(watch.status().message());
   // The mode is in place before any policy hook can run.
   SHUNT_RETURN_IF_ERROR(dp->SetMode(opts.mode, opts.telemetry, opts.icmp_echo));
   SHUNT_RETURN_IF_ERROR(SetPodCidrs(dp->maps_->pod_cidrs(), opts.pod_cidrs));
   SHUNT_RETURN_IF_ERROR(AttachSkMsg(layout, bpf_program__fd(dp->skel_->progs.shunt_sk_msg),
                                     dp->maps_->sockhash_fd(), dp->report_));
-  SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, opts.cgroup_root,
-                                         bpf_program__fd(dp->skel_->progs.shunt_sockops),
-                                         BPF_CGROUP_SOCK_OPS, SHUNT_LINK_SOCKOPS, dp->report_));
+  SHUNT_RETURN_IF_ERROR(
+      AttachCgroupLink(layout, opts.cgroup_root, bpf_program__fd(dp->skel_->progs.shunt_sockops),
+                       BPF_CGROUP_SOCK_OPS, SHUNT_LINK_SOCKOPS, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_connect4),
-      BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, dp->report_));
+      BPF_CGROUP_INET4_CONNECT, SHUNT_LINK_CONNECT4, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg4),
-      BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, dp->report_));
+      BPF_CGROUP_UDP4_SENDMSG, SHUNT_LINK_SENDMSG4, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername4),
-      BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, dp->report_));
+      BPF_CGROUP_INET4_GETPEERNAME, SHUNT_LINK_GETPEERNAME4, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg4),
-      BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, dp->report_));
+      BPF_CGROUP_UDP4_RECVMSG, SHUNT_LINK_RECVMSG4, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_connect6),
-      BPF_CGROUP_INET6_CONNECT, SHUNT_LINK_CONNECT6, dp->report_));
+      BPF_CGROUP_INET6_CONNECT, SHUNT_LINK_CONNECT6, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_getpeername6),
-      BPF_CGROUP_INET6_GETPEERNAME, SHUNT_LINK_GETPEERNAME6, dp->report_));
+      BPF_CGROUP_INET6_GETPEERNAME, SHUNT_LINK_GETPEERNAME6, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_recvmsg6),
-      BPF_CGROUP_UDP6_RECVMSG, SHUNT_LINK_RECVMSG6, dp->report_));
+      BPF_CGROUP_UDP6_RECVMSG, SHUNT_LINK_RECVMSG6, &dp->report_.links_updated));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(
       layout, opts.cgroup_root, bpf_program__fd(dp->policy_skel_->progs.shunt_sendmsg6),
-      BPF_CGROUP_UDP6_SENDMSG, SHUNT_LINK_SENDMSG6, dp->report_));
+      BPF_CGROUP_UDP6_SENDMSG, SHUNT_LINK_SENDMSG6, &dp->report_.links_updated));
   // Every link now runs this version's programs: maps only an earlier
   // layout used are dead weight (a flows map of the old layout alone held
   // 15 MiB).
@@ -278,11 +232,13 @@ absl::Status Datapath::SetMode(uint32_t mode, bool telemetry, bool icmp_echo) {
   auto cfg = maps_->config();
   return cfg.Update(0, shunt_config{.mode = mode,
                                     .flags = (telemetry ? 0u : SHUNT_CONFIG_F_NO_TELEMETRY) |
-                                             (icmp_echo ? SHUNT_CONFIG_F_ICMP_ECHO : 0u)});
+                                             (icmp_echo ? SHUNT_CONFIG_F_ICMP_ECHO : 0u) |
+                                             (watch_ ? 0u : SHUNT_CONFIG_F_NO_SHORT_CIRCUIT)});
 }
 
 Datapath::~Datapath() {
   // Closes fds only: pins and links stay.
+  watch_.reset();
   tc_.reset();
   if (tc_skel_) tc__destroy(tc_skel_);
   if (policy_skel_) sock_addr__destroy(policy_skel_);

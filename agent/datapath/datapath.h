@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/datapath/socket_watch.h"
 #include "agent/datapath/tc_attacher.h"
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
@@ -52,6 +53,9 @@ struct InstallReport {
   uint32_t max_queued_bytes = 0;
   uint64_t node_tcp_memory_bytes = 0;     // 0: the kernel's tcp_mem pressure threshold
   std::vector<std::string> retired_pins;  // earlier layouts' maps removed (upgrade)
+  // Why the same-node short-circuit is off (the socket watch could not be
+  // installed: kernel too old, functions missing); empty when it is on.
+  std::string short_circuit_off;
 };
 
 class Datapath {
@@ -67,6 +71,8 @@ class Datapath {
   ~Datapath();
 
   const lib::PinnedMaps& maps() const { return *maps_; }
+  // The short-circuit's socket watch; null when the short-circuit is off.
+  SocketWatch* watch() const { return watch_.get(); }
   const InstallReport& report() const { return report_; }
 
  private:
@@ -75,6 +81,7 @@ class Datapath {
   ::sock_addr* policy_skel_ = nullptr;
   ::tc* tc_skel_ = nullptr;
   std::unique_ptr<TcAttacher> tc_;
+  std::unique_ptr<SocketWatch> watch_;
   std::unique_ptr<lib::PinnedMaps> maps_;
   InstallReport report_;
 };

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "shunt/abi/counters.h"
+#include "shunt/abi/sockmap.h"
 
 namespace shunt::lib {
 
@@ -16,5 +17,12 @@ const char* CounterName(int index);
 
 // Sums every CPU's slot of each counter in the map behind `fd`.
 absl::StatusOr<Counters> ReadCounters(int fd);
+
+// Flows kept off or moved off the short-circuit, by enum shunt_tcp_reason
+// (shunt_tcp_reasons_v1).
+using TcpReasonCounts = std::array<uint64_t, SHUNT_TCP_REASON_MAX>;
+// The name shuntctl and /metrics use for a reason ("splice", ...).
+const char* TcpReasonName(int reason);
+absl::StatusOr<TcpReasonCounts> ReadTcpReasons(int fd);
 
 }  // namespace shunt::lib

@@ -16,7 +16,9 @@ const std::vector<MapDescription>& PinnedMapList() {
        "the cluster's pod ranges (--pod-cidrs): unknown pods there get no grants"},
       {SHUNT_MAP_SOCKHASH, "short-circuited sockets by 4-tuple"},
       {SHUNT_MAP_COUNTERS, "data-path counters (per CPU)"},
-      {SHUNT_MAP_SOCKREF, "short-circuited sockets' kernel addresses (slow-reader check)"},
+      {SHUNT_MAP_SOCKREF,
+       "short-circuited sockets: kernel address, how each reads, why its flow left for TCP"},
+      {SHUNT_MAP_TCP_REASONS, "flows kept off or moved off the short-circuit, by reason (per CPU)"},
       {SHUNT_MAP_POLICY,
        "policy: src identity, dst identity, port, proto -> verdict, TrafficTarget"},
       {SHUNT_MAP_RULE_META, "TrafficTarget names by rule id (for the CLI)"},
@@ -52,16 +54,18 @@ const std::vector<MapDescription>& PinnedMapList() {
 const std::vector<std::string>& RetiredMapList() {
   // Layouts an earlier version pinned: an upgrade leaves them unused behind.
   static const std::vector<std::string> kRetired = {
-      "shunt_services_v1", "shunt_flows_v1",       "shunt_flow_events_v1", "shunt_counters_v1",
-      "shunt_flows_v2",    "shunt_flow_events_v2", "shunt_endpoints_v1",   "shunt_tc_eps_v1"};
+      "shunt_services_v1",  "shunt_flows_v1",  "shunt_flow_events_v1",
+      "shunt_counters_v1",  "shunt_flows_v2",  "shunt_flow_events_v2",
+      "shunt_endpoints_v1", "shunt_tc_eps_v1", "shunt_sockref_v1"};
   return kRetired;
 }
 
 const std::vector<std::string>& PinnedLinkList() {
   static const std::vector<std::string> kLinks = {
-      SHUNT_LINK_SOCKOPS,      SHUNT_LINK_SK_MSG,   SHUNT_LINK_CONNECT4, SHUNT_LINK_SENDMSG4,
-      SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4, SHUNT_LINK_CONNECT6, SHUNT_LINK_GETPEERNAME6,
-      SHUNT_LINK_RECVMSG6,     SHUNT_LINK_SENDMSG6};
+      SHUNT_LINK_SOCKOPS,      SHUNT_LINK_SK_MSG,    SHUNT_LINK_CONNECT4,   SHUNT_LINK_SENDMSG4,
+      SHUNT_LINK_GETPEERNAME4, SHUNT_LINK_RECVMSG4,  SHUNT_LINK_CONNECT6,   SHUNT_LINK_GETPEERNAME6,
+      SHUNT_LINK_RECVMSG6,     SHUNT_LINK_SENDMSG6,  SHUNT_LINK_SETSOCKOPT, SHUNT_LINK_GETSOCKOPT,
+      SHUNT_LINK_WATCH_RECV,   SHUNT_LINK_WATCH_SEND};
   return kLinks;
 }
 

@@ -17,6 +17,16 @@ static __always_inline bool telemetry_on(void)
 	return !cfg || !(cfg->flags & SHUNT_CONFIG_F_NO_TELEMETRY);
 }
 
+/* Off when the agent could not install the socket watch (sock_watch.bpf.c):
+ * without it the short-circuit would change what applications see. */
+static __always_inline bool short_circuit_on(void)
+{
+	__u32 zero = 0;
+	struct shunt_config *cfg = bpf_map_lookup_elem(&shunt_config_v1, &zero);
+
+	return cfg && !(cfg->flags & SHUNT_CONFIG_F_NO_SHORT_CIRCUIT);
+}
+
 /* Zeroed values to insert from (a histogram does not fit the BPF stack). */
 static const struct shunt_flow shunt_zero_flow;
 static const struct shunt_flow_hist shunt_zero_hist;

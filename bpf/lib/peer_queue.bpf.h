@@ -38,7 +38,7 @@ static __always_inline void remember_sock(struct shunt_sock_key *key, struct bpf
 		.cookie = bpf_get_socket_cookie(skops),
 	};
 
-	bpf_map_update_elem(&shunt_sockref_v1, key, &ref, BPF_ANY);
+	bpf_map_update_elem(&shunt_sockref_v2, key, &ref, BPF_ANY);
 }
 
 /* The socket closed: its entry goes now rather than being evicted later
@@ -46,13 +46,12 @@ static __always_inline void remember_sock(struct shunt_sock_key *key, struct bpf
  * short-circuited socket when closed sockets were left behind). */
 static __always_inline void forget_sock(struct shunt_sock_key *key)
 {
-	bpf_map_delete_elem(&shunt_sockref_v1, key);
+	bpf_map_delete_elem(&shunt_sockref_v2, key);
 }
 
-/* The live socket recorded under `key`, or NULL. */
-static __always_inline struct sock *recorded_sock(struct shunt_sock_key *key)
+/* The live socket `ref` records, or NULL. */
+static __always_inline struct sock *sock_of_ref(const struct shunt_sock_ref *ref)
 {
-	struct shunt_sock_ref *ref = bpf_map_lookup_elem(&shunt_sockref_v1, key);
 	struct sock *sk;
 
 	if (!ref)
@@ -97,21 +96,31 @@ static __always_inline bool node_over_budget(struct sock *sk)
 	return BPF_CORE_READ(allocated, counter) >= budget;
 }
 
-/* A peer whose record is missing (evicted from the LRU map, or never made)
- * counts as over the budget: its queue cannot be measured, so the flow
- * takes TCP, where flow control holds, rather than queue without a limit.
- * Over the node's budget, a flow that holds more than a check's worth
- * (1/16 of its budget) unread moves too; readers that keep up stay. */
-static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 size)
+/* Whether the flow must move to TCP for flow control, checked once per 1/16
+ * of the budget sent (`sent` since the last check). A peer that closed
+ * counts as over. Over the node's budget, a flow that holds more than a
+ * check's worth (1/16 of its budget) unread moves too; readers that keep up
+ * stay. */
+static __always_inline bool over_budget(const struct shunt_sock_ref *peer_ref,
+					struct shunt_sock_state *st, __u32 sent)
 {
-	struct sock *peer = recorded_sock(peer_key);
-	__u64 queued;
+	struct sock *peer = sock_of_ref(peer_ref);
+	__u64 queued, before = st->peer_queued_seen;
 
 	if (!peer)
 		return true;
-	queued = (__u64)psock_queued(peer) + size;
-	if (queued > max_queued_bytes)
-		return true;
+	queued = (__u64)psock_queued(peer);
+	st->peer_queued_seen = queued;
+	if (queued > max_queued_bytes) {
+		/* TCP bytes sent now are read after the redirected ones only by
+		 * recvmsg: a reader that took nothing off its queue since the
+		 * last check may have switched to splice, which would read them
+		 * first. Only a reader seen reading moves to TCP here; the
+		 * others are held to the node's budget below. */
+		if (before + sent > queued)
+			return true;
+		counter_add(SHUNT_CTR_FLOW_HELD_NOT_READING, 1);
+	}
 	if (queued >= (max_queued_bytes >> 4) && node_over_budget(peer)) {
 		counter_add(SHUNT_CTR_FLOW_NODE_MEMORY, 1);
 		return true;
@@ -124,10 +133,11 @@ static __always_inline bool over_budget(struct shunt_sock_key *peer_key, __u32 s
  * bytes move neither counter) and no redirected bytes wait either:
  * redirecting again cannot overtake anything. Unlike waiting for our send
  * queue to empty, this needs no ACK round trip. */
-static __always_inline bool drained(struct shunt_sock_key *own_key, struct shunt_sock_key *peer_key)
+static __always_inline bool drained(struct shunt_sock_key *own_key,
+				    const struct shunt_sock_ref *peer_ref)
 {
-	struct sock *self = recorded_sock(own_key);
-	struct sock *peer = recorded_sock(peer_key);
+	struct sock *self = sock_of_ref(bpf_map_lookup_elem(&shunt_sockref_v2, own_key));
+	struct sock *peer = sock_of_ref(peer_ref);
 	struct tcp_sock *self_tp, *peer_tp;
 
 	if (!self || !peer)

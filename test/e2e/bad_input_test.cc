@@ -125,6 +125,7 @@ TEST_F(BadManifestTest, RejectedObjectsAreReportedWithFileAndReasonAndTheRestApp
             std::string::npos);
   // The good pods are meshed and short-circuited.
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7401));
+  ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
   ASSERT_OK(WriteAll(c.client.get(), "hi"));
   ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), 2));
   EXPECT_EQ(Counter(SHUNT_CTR_MSG_REDIRECTED), 1u);

@@ -91,6 +91,8 @@ class KubeTest : public MeshTest {
   // Sends `size` bytes over the last connection TryConnect kept and
   // returns how many bytes the client's veth carried meanwhile.
   absl::StatusOr<uint64_t> VethBytesWhileSending(int fd, size_t size) {
+    // A connection's first exchange takes TCP (docs/short-circuit.md).
+    SHUNT_RETURN_IF_ERROR(WarmUp(fd, accepted_.get()));
     SHUNT_ASSIGN_OR_RETURN(uint64_t before, node_->VethBytes(*client_));
     const std::string payload = RandomBytes(size, size);
     SHUNT_RETURN_IF_ERROR(WriteAll(fd, payload));
@@ -305,6 +307,7 @@ TEST_F(KubeTwoNodeTest, APodRescheduledToAnotherNodeIsMeshedWhereItRuns) {
   ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
   ASSERT_OK(ConnectTo(c.get(), moved->ip, 7700));
   ASSERT_OK_AND_ASSIGN(lib::UniqueFd s, AcceptOne(l.get()));
+  ASSERT_OK(WarmUp(c.get(), s.get()));
   ASSERT_OK_AND_ASSIGN(uint64_t veth_before, n1_->VethBytes(*client_));
   const std::string payload = RandomBytes(256 << 10, 11);
   ASSERT_OK(WriteAll(c.get(), payload));

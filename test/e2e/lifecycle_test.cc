@@ -29,6 +29,15 @@ class LifecycleTest : public MeshTest {
     StartMesh();
   }
 
+  // A connection after its first exchange (WarmUp): from then on the
+  // short-circuit carries it.
+  absl::StatusOr<Conn> WarmConnect(uint16_t port) {
+    auto c = Connect(*client_, *server_, port);
+    if (!c.ok()) return c.status();
+    if (auto s = WarmUp(c->client.get(), c->server.get()); !s.ok()) return s;
+    return c;
+  }
+
   // One request/response over the connection; true if it went socket to socket.
   void ExchangeAndExpectRedirected(Conn& c, const std::string& tag, bool redirected = true) {
     const uint64_t before = Counter(SHUNT_CTR_MSG_REDIRECTED);
@@ -57,13 +66,13 @@ class LifecycleTest : public MeshTest {
 };
 
 TEST_F(LifecycleTest, SigtermRestartAndSigkillKeepAnOpenConnectionShortCircuited) {
-  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7201));
+  ASSERT_OK_AND_ASSIGN(Conn c, WarmConnect(7201));
   ExchangeAndExpectRedirected(c, "before");
 
   ASSERT_OK(node_->StopAgent(SIGTERM));
   ExchangeAndExpectRedirected(c, "agent-stopped");
   // New connections are short-circuited too: programs stay attached.
-  ASSERT_OK_AND_ASSIGN(Conn c2, Connect(*client_, *server_, 7202));
+  ASSERT_OK_AND_ASSIGN(Conn c2, WarmConnect(7202));
   ExchangeAndExpectRedirected(c2, "new-while-down");
 
   ASSERT_OK(node_->StartAgent());
@@ -111,7 +120,7 @@ TEST_F(LifecycleTest, MapsOfAnEarlierLayoutAreRemovedOnUpgradeAndUninstall) {
   ASSERT_OK(node_->WaitMeshed());
   EXPECT_FALSE(std::filesystem::exists(old_flows))
       << "the restarted agent left the old layout pinned";
-  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7204));
+  ASSERT_OK_AND_ASSIGN(Conn c, WarmConnect(7204));
   ExchangeAndExpectRedirected(c, "upgraded");
 
   ASSERT_OK(node_->StopAgent(SIGTERM));
@@ -126,7 +135,7 @@ TEST_F(LifecycleTest, MapsOfAnEarlierLayoutAreRemovedOnUpgradeAndUninstall) {
 }
 
 TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsAlone) {
-  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7203));
+  ASSERT_OK_AND_ASSIGN(Conn c, WarmConnect(7203));
   ExchangeAndExpectRedirected(c, "before");
   // Someone else's pin in the same directory must survive.
   const std::string foreign = node_->bpffs() + "/not-ours";
@@ -137,10 +146,11 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   ASSERT_OK_AND_ASSIGN(auto progs, LinkedProgs());
   std::set<std::string> names;
   for (const auto& [id, name] : progs) names.insert(name);
-  EXPECT_EQ(names, (std::set<std::string>{"shunt_sk_msg", "shunt_sockops", "shunt_connect4",
-                                          "shunt_sendmsg4", "shunt_getpeerna", "shunt_recvmsg4",
-                                          "shunt_connect6", "shunt_recvmsg6", "shunt_sendmsg6",
-                                          "shunt_tc_from_p", "shunt_tc_to_pod"}));
+  EXPECT_EQ(names, (std::set<std::string>{
+                       "shunt_sk_msg", "shunt_sockops", "shunt_connect4", "shunt_sendmsg4",
+                       "shunt_getpeerna", "shunt_recvmsg4", "shunt_connect6", "shunt_recvmsg6",
+                       "shunt_sendmsg6", "shunt_tc_from_p", "shunt_tc_to_pod", "shunt_setsockop",
+                       "shunt_getsockop", "shunt_watch_rec", "shunt_watch_sen"}));
   ASSERT_OK(node_->StopAgent(SIGTERM));
 
   ASSERT_OK_AND_ASSIGN(std::string out,
@@ -148,7 +158,7 @@ TEST_F(LifecycleTest, UninstallRemovesPinsLinksAndAttachmentsAndLeavesOtherPinsA
   EXPECT_NE(out.find("left alone (not ours): " + foreign), std::string::npos) << out;
   ASSERT_OK_AND_ASSIGN(std::string cg, Sh("bpftool cgroup show " + node_->cgroup_root()));
   for (const char* hook : {"sock_ops", "connect4", "sendmsg4", "getpeername4", "recvmsg4",
-                           "connect6", "getpeername6", "recvmsg6"})
+                           "connect6", "getpeername6", "recvmsg6", "setsockopt", "getsockopt"})
     EXPECT_EQ(cg.find(hook), std::string::npos) << cg;
   std::vector<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(node_->bpffs()))

@@ -51,6 +51,7 @@ TEST_F(PodBindingTest, APodTakingItsNeighboursIpUnmeshesNobody) {
   EXPECT_EQ(after["netns_cookie"], before["netns_cookie"]) << "the server's binding moved";
   // And a third pod's bytes still go socket to socket to the real server.
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*third, *server_, 7070));
+  ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
   ASSERT_OK_AND_ASSIGN(uint64_t veth_before, node_->VethBytes(*third));
   ASSERT_OK(WriteAll(c.client.get(), std::string(64 << 10, 'x')));
   ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(c.server.get(), 64 << 10));

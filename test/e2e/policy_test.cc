@@ -163,6 +163,7 @@ TEST_F(PolicyTest, EnforceRefusesWhatNoTrafficTargetAllowsBeforeAnyPacket) {
   lib::UniqueFd conn;
   ASSERT_EQ(TryConnect(*buyer_, 8080, &conn), 0);
   ASSERT_OK_AND_ASSIGN(lib::UniqueFd srv, AcceptOne(l.get()));
+  ASSERT_OK(WarmUp(conn.get(), srv.get()));
   ASSERT_OK(WriteAll(conn.get(), "order"));
   ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(srv.get(), 5));
   EXPECT_EQ(got, "order");

@@ -34,13 +34,15 @@ class ShuntctlTest : public MeshTest {
 
 TEST_F(ShuntctlTest, StatusShowsAgentProgramsMapsAndCounters) {
   ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7501));
+  ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
   ASSERT_OK(WriteAll(c.client.get(), "x"));
   ASSERT_OK(ReadExactly(c.server.get(), 1));
   ASSERT_OK_AND_ASSIGN(nlohmann::json st, CtlJson("status"));
   EXPECT_EQ(st["agent"]["running"], true);
   EXPECT_EQ(st["agent"]["node"], "n1");
   EXPECT_EQ(st["agent"]["pid"], node_->agent_pid());
-  ASSERT_EQ(st["links"].size(), 10u);
+  // The ten hooks of the data path, then the socket watch's four.
+  ASSERT_EQ(st["links"].size(), 14u);
   EXPECT_EQ(st["links"][0]["prog_name"], "shunt_sockops");
   EXPECT_EQ(st["links"][0]["attach_type"], "cgroup_sock_ops");
   EXPECT_EQ(st["links"][1]["prog_name"], "shunt_sk_msg");

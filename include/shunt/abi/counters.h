@@ -49,7 +49,11 @@
 	X(EVENTS_RATE_LIMITED, "events_dropped_identity_over_rate")                     \
 	X(SVC_REVNAT_OVER_BUDGET, "service_udp_replies_unmapped_pod_over_budget")      \
 	X(FRAME_UNPARSED_DROPPED, "frames_dropped_unparsed_from_pod") /* still VLAN-tagged */ \
-	X(FLOW_NODE_MEMORY, "flows_moved_to_tcp_node_memory") /* over --node-tcp-memory-bytes */
+	X(FLOW_NODE_MEMORY, "flows_moved_to_tcp_node_memory") /* over --node-tcp-memory-bytes */ \
+	X(MSG_AWAIT_READER, "messages_on_tcp_until_peer_reads") /* peer not seen in recvmsg yet */ \
+	X(SOCK_RELEASED, "sockets_released_to_tcp")   /* left the sockhash: flow on TCP for good */ \
+	X(SOCK_SKIP_WATCH_MISSING, "sockets_skipped_short_circuit_off") /* no socket watch */ \
+	X(FLOW_HELD_NOT_READING, "flows_over_budget_held_reader_idle") /* kept in order: node budget */
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

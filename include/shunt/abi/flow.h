@@ -145,7 +145,7 @@ struct shunt_flow {
 	__u8 last_dir;      /* SHUNT_FLOW_DIR_* (internal) */
 	__u8 verdict;       /* enum shunt_flow_verdict */
 	__u8 end;           /* enum shunt_flow_end: OPEN until the last local end closes */
-	__u8 pad;
+	__u8 tcp_reason;    /* enum shunt_tcp_reason: why it is not (or no longer) socket to socket */
 } __attribute__((aligned(8)));
 SHUNT_ABI_ASSERT_SIZE(struct shunt_flow, 128);
 SHUNT_ABI_STATIC_ASSERT(__builtin_offsetof(struct shunt_flow, flags) % 4 == 0,

@@ -11,7 +11,8 @@
 #define SHUNT_MAP_IPCACHE6 "shunt_ipcache6_v1"
 #define SHUNT_MAP_SOCKHASH "shunt_sockhash_v1"
 #define SHUNT_MAP_COUNTERS "shunt_counters_v2" /* v2: room for new counters */
-#define SHUNT_MAP_SOCKREF "shunt_sockref_v1"
+#define SHUNT_MAP_SOCKREF "shunt_sockref_v2" /* v2: how the socket reads, why it left */
+#define SHUNT_MAP_TCP_REASONS "shunt_tcp_reasons_v1" /* per-CPU counters by enum shunt_tcp_reason */
 #define SHUNT_MAP_POLICY "shunt_policy_v1"
 #define SHUNT_MAP_RULE_META "shunt_rule_meta_v1"
 #define SHUNT_MAP_IDENTITY_META "shunt_id_meta_v1"
@@ -48,4 +49,9 @@
 #define SHUNT_LINK_GETPEERNAME6 "getpeername6"
 #define SHUNT_LINK_RECVMSG6 "recvmsg6"
 #define SHUNT_LINK_SENDMSG6 "sendmsg6"
+/* the short-circuit's transparency (bpf/sock_watch.bpf.c, bpf/sockopt.bpf.c) */
+#define SHUNT_LINK_SETSOCKOPT "setsockopt"
+#define SHUNT_LINK_GETSOCKOPT "getsockopt"
+#define SHUNT_LINK_WATCH_RECV "watch-recv"
+#define SHUNT_LINK_WATCH_SEND "watch-send"
 #define SHUNT_LINK_TC_DIR "tc" /* links/tc/<ifindex>-from-pod, -to-pod */

@@ -50,6 +50,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_identity_meta, 320);
 #define SHUNT_MODE_ENFORCE 1    /* deny what no TrafficTarget allows */
 #define SHUNT_CONFIG_F_NO_TELEMETRY (1u << 0) /* keep no flow records */
 #define SHUNT_CONFIG_F_ICMP_ECHO (1u << 1)    /* ICMP echo between meshed pods passes */
+#define SHUNT_CONFIG_F_NO_SHORT_CIRCUIT (1u << 2) /* the socket watch is missing: all flows on TCP */
 struct shunt_config {
 	__u32 mode;
 	__u32 flags; /* SHUNT_CONFIG_F_* */

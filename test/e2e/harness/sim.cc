@@ -535,6 +535,13 @@ absl::StatusOr<uint64_t> TestNode::SockhashEntries() const {
   return facts.entries;
 }
 
+absl::StatusOr<std::vector<uint64_t>> TestNode::TcpReasonCounts() const {
+  SHUNT_ASSIGN_OR_RETURN(auto fd,
+                         lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_TCP_REASONS), true));
+  SHUNT_ASSIGN_OR_RETURN(lib::TcpReasonCounts c, lib::ReadTcpReasons(fd.get()));
+  return std::vector<uint64_t>(c.begin(), c.end());
+}
+
 absl::StatusOr<uint64_t> TestNode::SockrefEntries() const {
   SHUNT_ASSIGN_OR_RETURN(auto fd,
                          lib::OpenPin(lib::PinLayout(bpffs_).Map(SHUNT_MAP_SOCKREF), true));

@@ -117,6 +117,8 @@ class TestNode {
   // Data-path counters from the pins.
   absl::StatusOr<lib::Counters> Counters() const;
   absl::StatusOr<uint64_t> SockhashEntries() const;
+  // Flows kept off or moved off the short-circuit, by enum shunt_tcp_reason.
+  absl::StatusOr<std::vector<uint64_t>> TcpReasonCounts() const;
   // Short-circuited sockets still recorded for the slow-reader check; sockops
   // removes each one when it sees the socket close.
   absl::StatusOr<uint64_t> SockrefEntries() const;

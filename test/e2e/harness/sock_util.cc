@@ -124,6 +124,17 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t want, int timeout_ms) {
   return out;
 }
 
+absl::Status WarmUp(int client, int server) {
+  if (auto s = WriteAll(client, "hello"); !s.ok()) return s;
+  auto req = ReadExactly(server, 5);
+  if (!req.ok()) return req.status();
+  if (auto s = WriteAll(server, "olleh"); !s.ok()) return s;
+  auto resp = ReadExactly(client, 5);
+  if (!resp.ok()) return resp.status();
+  if (*req != "hello" || *resp != "olleh") return absl::DataLossError("warm-up: bytes altered");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
                                        int domain, int type, int protocol) {
   int sv[2];

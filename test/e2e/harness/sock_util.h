@@ -37,6 +37,11 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t n, int timeout_ms = 10000
 // millisecond on a loaded VM.
 absl::StatusOr<std::vector<std::chrono::nanoseconds>> TimedExchanges(
     int client, int server, int rounds, size_t req, size_t resp, std::chrono::microseconds delay);
+// One small request/response with plain reads on a new connection, as an
+// application's first exchange: after it both ends have been seen reading
+// with recvmsg, so the same-node short-circuit carries what follows (until
+// then a flow takes TCP: docs/short-circuit.md).
+absl::Status WarmUp(int client, int server);
 // The median of `v` in microseconds (0 for none).
 double MedianUs(std::vector<std::chrono::nanoseconds> v);
 

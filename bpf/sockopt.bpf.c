@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* cgroup/setsockopt: options that ask for what only TCP's own send and
+ * receive paths give move a short-circuited socket's flow to TCP before
+ * the kernel applies them (lib/tcp_fallback.bpf.h). The option itself is
+ * never changed or refused. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "lib/tcp_fallback.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SOL_SOCKET 1
+#define SOL_TCP 6
+#define SO_RCVLOWAT 18
+#define SO_TIMESTAMP_OLD 29
+#define SO_TIMESTAMPNS_OLD 35
+#define SO_TIMESTAMPING_OLD 37
+#define SO_ZEROCOPY 60
+#define SO_TIMESTAMP_NEW 63
+#define SO_TIMESTAMPNS_NEW 64
+#define SO_TIMESTAMPING_NEW 65
+#define TCP_ULP 31
+#define TCP_INQ 36
+#define PAGE_SIZE 4096
+
+/* Why setting this option moves a flow to TCP, or 0. `val`: the option's
+ * int value (0 when it has none). */
+static __always_inline __u32 option_reason(int level, int optname, int val)
+{
+	if (level == SOL_SOCKET) {
+		switch (optname) {
+		case SO_RCVLOWAT:
+			return val > 1 ? SHUNT_TCP_RCVLOWAT : 0;
+		case SO_ZEROCOPY:
+			return val ? SHUNT_TCP_ZEROCOPY_SEND : 0;
+		case SO_TIMESTAMP_OLD:
+		case SO_TIMESTAMPNS_OLD:
+		case SO_TIMESTAMPING_OLD:
+		case SO_TIMESTAMP_NEW:
+		case SO_TIMESTAMPNS_NEW:
+		case SO_TIMESTAMPING_NEW:
+			return val ? SHUNT_TCP_RECEIVE_CMSG : 0;
+		}
+	} else if (level == SOL_TCP) {
+		if (optname == TCP_INQ)
+			return val ? SHUNT_TCP_RECEIVE_CMSG : 0;
+		if (optname == TCP_ULP)
+			return SHUNT_TCP_ULP;
+	}
+	return 0;
+}
+
+SEC("cgroup/setsockopt")
+int shunt_setsockopt(struct bpf_sockopt *ctx)
+{
+	struct shunt_sock_key key = {};
+	struct bpf_sock *sk = ctx->sk;
+	int *optval = ctx->optval;
+	int val = 0;
+	__u32 reason;
+
+	/* Over a page the program sees only the first one: let the kernel
+	 * use the caller's buffer as it is. */
+	if (ctx->optlen > PAGE_SIZE)
+		ctx->optlen = 0;
+	if (!sk || sk->protocol != IPPROTO_TCP)
+		return 1;
+	if ((void *)(optval + 1) <= ctx->optval_end)
+		val = *optval;
+	reason = option_reason(ctx->level, ctx->optname, val);
+	if (!reason)
+		return 1;
+	key.local_ip4 = sk->src_ip4;
+	key.remote_ip4 = sk->dst_ip4;
+	key.local_port = bpf_htons((__u16)sk->src_port);
+	key.remote_port = (__u16)sk->dst_port;
+	flow_to_tcp(&key, reason, bpf_ktime_get_ns());
+	return 1;
+}
+
+#define TCP_ZEROCOPY_RECEIVE 35
+
+/* cgroup/getsockopt, after the kernel answered: TCP_ZEROCOPY_RECEIVE maps
+ * pages of the TCP receive queue, which never holds redirected bytes. The
+ * kernel runs this hook for that option itself (with its own buffer) even
+ * though it skips the usual one. The answer is left as it is. */
+SEC("cgroup/getsockopt")
+int shunt_getsockopt(struct bpf_sockopt *ctx)
+{
+	struct shunt_sock_key key = {};
+	struct bpf_sock *sk = ctx->sk;
+
+	if (ctx->level != SOL_TCP || ctx->optname != TCP_ZEROCOPY_RECEIVE || !sk ||
+	    sk->protocol != IPPROTO_TCP)
+		return 1;
+	key.local_ip4 = sk->src_ip4;
+	key.remote_ip4 = sk->dst_ip4;
+	key.local_port = bpf_htons((__u16)sk->src_port);
+	key.remote_port = (__u16)sk->dst_port;
+	flow_to_tcp(&key, SHUNT_TCP_ZEROCOPY_RECEIVE, bpf_ktime_get_ns());
+	return 1;
+}

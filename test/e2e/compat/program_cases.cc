@@ -1,0 +1,129 @@
+// Real programs from Debian: nginx serving a large file with sendfile, and
+// HAProxy splicing in TCP mode in front of it; curl downloads.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
+#include "shunt/abi/sockmap.h"
+#include "test/e2e/compat/compat_case.h"
+#include "test/e2e/harness/eventually.h"
+#include "test/e2e/harness/sock_util.h"
+
+namespace shunt::e2e::compat {
+namespace {
+
+constexpr uint64_t kFileBytes = 48ull << 20;
+
+// The file nginx serves, made once per test directory.
+absl::StatusOr<std::string> ServedDir(CaseEnv& env) {
+  const std::string dir = env.node.work_dir() + "/www";
+  struct stat st {};
+  if (stat((dir + "/big.bin").c_str(), &st) != 0) {
+    SHUNT_RETURN_IF_ERROR(Sh(absl::StrCat("mkdir -p ", dir, " && head -c ", kFileBytes,
+                                          " /dev/urandom > ", dir, "/big.bin"))
+                              .status());
+  }
+  return dir;
+}
+
+absl::Status WaitListening(CaseEnv& env, const TestPod& pod, uint16_t port,
+                           const std::string& log) {
+  return Eventually(
+      absl::StrCat(pod.name, " listens on ", port, " (log ", log, ")"),
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, env.node.PodSocket(env.client, SOCK_STREAM));
+        return ConnectTo(s.get(), pod.ip, port);
+      },
+      10000);
+}
+
+// Starts nginx (sendfile on) on env.port in the server pod.
+absl::StatusOr<pid_t> StartNginx(CaseEnv& env, const std::string& www) {
+  const std::string dir = env.node.work_dir(), tag = absl::StrCat(env.port);
+  const std::string conf = absl::StrCat(dir, "/nginx-", tag, ".conf");
+  std::ofstream(conf) << "daemon off; worker_processes 1; pid " << dir << "/nginx-" << tag
+                      << ".pid; error_log " << dir << "/nginx-" << tag << ".err;\n"
+                      << "events {}\nhttp { access_log off; sendfile on; tcp_nopush on;\n"
+                      << "  client_body_temp_path " << dir << "; proxy_temp_path " << dir
+                      << "; fastcgi_temp_path " << dir << "; uwsgi_temp_path " << dir
+                      << "; scgi_temp_path " << dir << ";\n"
+                      << "  server { listen " << env.port << "; root " << www << "; } }\n";
+  const std::string log = absl::StrCat(dir, "/nginx-", tag, ".log");
+  SHUNT_ASSIGN_OR_RETURN(pid_t pid,
+                         env.node.Spawn(env.server, {"nginx", "-c", conf, "-p", dir}, log));
+  if (auto s = WaitListening(env, env.server, env.port, log); !s.ok()) {
+    KillAndReap(pid);
+    return s;
+  }
+  return pid;
+}
+
+// curl in the client pod downloads big.bin from ip:port; the outcome is its
+// exit status and whether the bytes are the file's.
+absl::StatusOr<Outcome> Download(CaseEnv& env, const std::string& www, const std::string& ip,
+                                 uint16_t port) {
+  const std::string got = absl::StrCat(env.node.work_dir(), "/got-", env.port);
+  const std::string log = got + ".log";
+  SHUNT_ASSIGN_OR_RETURN(pid_t pid,
+                         env.node.Spawn(env.client,
+                                        {"curl", "-s", "-S", "-m", "60", "-o", got,
+                                         absl::StrCat("http://", ip, ":", port, "/big.bin")},
+                                        log));
+  SHUNT_ASSIGN_OR_RETURN(int status, WaitExit(pid, 90000));
+  auto same = Sh(absl::StrCat("cmp ", got, " ", www, "/big.bin && echo identical"));
+  unlink(got.c_str());
+  return Outcome{absl::StrCat("curl exit ", WIFEXITED(status) ? WEXITSTATUS(status) : -1, ", ",
+                              same.ok() ? "the file's bytes" : "different bytes"),
+                 kFileBytes};
+}
+
+absl::StatusOr<Outcome> NginxSendfile(CaseEnv& env) {
+  SHUNT_ASSIGN_OR_RETURN(std::string www, ServedDir(env));
+  SHUNT_ASSIGN_OR_RETURN(pid_t nginx, StartNginx(env, www));
+  auto out = Download(env, www, env.server.ip, env.port);
+  KillAndReap(nginx);
+  return out;
+}
+
+// HAProxy in TCP mode, splicing both ways (splice-auto plus forced
+// splicing: a 48 MiB download would otherwise rarely splice).
+absl::StatusOr<Outcome> HaproxySplice(CaseEnv& env) {
+  SHUNT_ASSIGN_OR_RETURN(std::string www, ServedDir(env));
+  SHUNT_ASSIGN_OR_RETURN(pid_t nginx, StartNginx(env, www));
+  const std::string dir = env.node.work_dir(), tag = absl::StrCat(env.port);
+  const std::string cfg = absl::StrCat(dir, "/haproxy-", tag, ".cfg");
+  const uint16_t front = env.port + 1000;
+  std::ofstream(cfg) << "global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n"
+                     << "  timeout client 60s\n  timeout server 60s\n  option splice-auto\n"
+                     << "  option splice-request\n  option splice-response\n"
+                     << "frontend f\n  bind *:" << front << "\n  default_backend b\n"
+                     << "backend b\n  server s " << env.server.ip << ":" << env.port << "\n";
+  const std::string log = absl::StrCat(dir, "/haproxy-", tag, ".log");
+  auto haproxy = env.node.Spawn(env.proxy, {"haproxy", "-f", cfg, "-db"}, log);
+  if (!haproxy.ok()) {
+    KillAndReap(nginx);
+    return haproxy.status();
+  }
+  const absl::Status up = WaitListening(env, env.proxy, front, log);
+  absl::StatusOr<Outcome> out =
+      up.ok() ? Download(env, www, env.proxy.ip, front) : absl::StatusOr<Outcome>(up);
+  KillAndReap(*haproxy);
+  KillAndReap(nginx);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Case> ProgramCases() {
+  return {
+      {"NginxSendfile", Path::kShortCircuit, 0, NginxSendfile},
+      // curl's leg: HAProxy splices into its socket toward curl (sendmsg,
+      // redirected); nginx's leg takes TCP (HAProxy splices from it).
+      {"HaproxySplice", Path::kShortCircuit, 0, HaproxySplice},
+  };
+}
+
+}  // namespace shunt::e2e::compat
