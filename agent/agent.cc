@@ -300,6 +300,11 @@ http::Response Agent::Status() const {
       {"restore_errors", restore_errors_},
       {"metrics_addr", metrics_address_},
       {"ready", ready_.load()},
+      // Off when the socket watch could not be installed (then every flow
+      // takes TCP), with the reason.
+      {"short_circuit",
+       {{"on", datapath_->report().short_circuit_off.empty()},
+        {"off_because", datapath_->report().short_circuit_off}}},
   };
   for (const Controller* c : controllers_) c->AddStatus(j);
   return http::Json(j);

@@ -252,6 +252,10 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	if (!shunt_flow_closes_last(old, mark))
 		return;
 	f->end = flow_end_of(old | mark);
+	/* A flow whose reader never read with recvmsg ends uncounted until
+	 * now: nothing marked it, it just never qualified. */
+	if (f->tcp_reason == SHUNT_TCP_NO_PLAIN_READ)
+		tcp_reason_count(SHUNT_TCP_NO_PLAIN_READ);
 	fk = f->key;
 	flow_finish(f, &fk, now);
 }
@@ -584,6 +588,8 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 		 * MSG_WAITALL or a zero-copy receive, which the psock queue
 		 * cannot serve. TCP until it reads with a plain recvmsg. */
 		st->flags &= ~SHUNT_SOCK_F_IN_ORDER;
+		if (flow && !flow->tcp_reason)
+			flow->tcp_reason = SHUNT_TCP_NO_PLAIN_READ;
 		counter_add(SHUNT_CTR_MSG_AWAIT_READER, 1);
 		return SK_PASS;
 	}
@@ -618,6 +624,10 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 	}
 redirect:
 	if (bpf_msg_redirect_hash(msg, &shunt_sockhash_v1, &peer, BPF_F_INGRESS) == SK_PASS) {
+		/* What held the flow on TCP for a while is over. */
+		if (flow && (flow->tcp_reason == SHUNT_TCP_NO_PLAIN_READ ||
+			     flow->tcp_reason == SHUNT_TCP_SLOW_READER))
+			flow->tcp_reason = SHUNT_TCP_NONE;
 		counter_add(SHUNT_CTR_MSG_REDIRECTED, 1);
 		counter_add(SHUNT_CTR_BYTES_REDIRECTED, size);
 		return SK_PASS;

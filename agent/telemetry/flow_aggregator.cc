@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <string_view>
 
 namespace shunt::telemetry {
 
@@ -142,7 +143,7 @@ void FlowAggregator::Ingest(const FlowRecord& f) {
       break;
   }
   if (f.verdict == SHUNT_FLOW_AUDIT) ++s.audit;
-  if (ShortCircuited(f)) ++s.short_circuited;
+  if (std::string_view(PathName(f)) == "short-circuit") ++s.short_circuited;
   if (f.connect_ns) s.connect.Add(f.connect_ns);
   {
     const uint64_t server = ServerKey(f.key.server_ip4, ntohs(f.key.server_port));

@@ -1,5 +1,6 @@
 #include "flow_view.h"
 
+#include "agent/lib/counters.h"
 #include "agent/lib/ip.h"
 #include "agent/telemetry/histogram.h"
 
@@ -53,6 +54,10 @@ bool ShortCircuited(const shunt_flow& f) {
   return (f.flags & SHUNT_FLOW_F_SHORT_CIRCUIT) == SHUNT_FLOW_F_SHORT_CIRCUIT;
 }
 
+const char* PathName(const shunt_flow& f) {
+  return ShortCircuited(f) && f.tcp_reason == SHUNT_TCP_NONE ? "short-circuit" : "tcp";
+}
+
 int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock) {
   if (mono_ns == 0) return 0;
   return lib::MonotonicStampToWall(mono_ns, clock.MonotonicNs(), clock.RealtimeNs());
@@ -66,7 +71,7 @@ nlohmann::json FlowJson(const FlowView& f) {
       {"client", EndJson(r.key.client_ip4, r.key.client_port, f.client)},
       {"server", EndJson(r.key.server_ip4, r.key.server_port, f.server)},
       {"start_unix_ns", f.start_wall_ns},
-      {"path", ShortCircuited(r) ? "short-circuit" : "tcp"},
+      {"path", PathName(r)},
       {"verdict", VerdictName(r.verdict)},
       {"end", EndName(r.end)},
       {"bytes_to_server", r.bytes[0]},
@@ -92,6 +97,8 @@ nlohmann::json FlowJson(const FlowView& f) {
                                 {"p99", rr.Quantile(0.99) / 1e3}};
   }
   if (!f.rule.empty()) j["rule"] = f.rule;
+  // Why it is (or ended) on TCP although both ends are local pods.
+  if (r.tcp_reason != SHUNT_TCP_NONE) j["tcp_reason"] = lib::TcpReasonName(r.tcp_reason);
   return j;
 }
 

@@ -24,7 +24,11 @@ struct FlowView {
 
 const char* VerdictName(uint8_t v);  // "allowed", "l7", "audit", "denied", "unmeshed"
 const char* EndName(uint8_t e);      // "open", "closed", "reset", "refused", "denied"
+// Both ends joined the sockhash.
 bool ShortCircuited(const shunt_flow& f);
+// The path the flow's bytes take (took): "short-circuit", or "tcp" when an
+// end is not in the sockhash or its tcp_reason holds it on TCP.
+const char* PathName(const shunt_flow& f);
 
 // CLOCK_MONOTONIC ns (bpf_ktime_get_ns) -> CLOCK_REALTIME ns, by the offset
 // between the two that `clock` reads now; 0 stays 0 (not stamped).

@@ -112,6 +112,11 @@ std::string RenderPrometheus(const std::vector<std::pair<EdgeKey, EdgeStats>>& e
          "The data path's counters (shuntctl status).");
   for (const auto& [name, v] : health.datapath_counters)
     absl::StrAppend(&out, "shunt_datapath_events_total{counter=\"", Escape(name), "\"} ", v, "\n");
+  Header(out, "shunt_flows_on_tcp_total", "counter",
+         "Flows between local pods kept off or moved off the short-circuit, by reason "
+         "(docs/short-circuit.md).");
+  for (const auto& [reason, v] : health.tcp_reasons)
+    absl::StrAppend(&out, "shunt_flows_on_tcp_total{reason=\"", Escape(reason), "\"} ", v, "\n");
   Header(out, "shunt_flow_records_total", "counter", "Finished-flow records read from the kernel.");
   absl::StrAppend(&out, "shunt_flow_records_total ", health.flow_records, "\n");
   Header(out, "shunt_flow_records_lost_total", "counter",

@@ -19,6 +19,8 @@ struct MapLevel {
 struct AgentHealth {
   std::vector<MapLevel> maps;
   std::vector<std::pair<std::string, uint64_t>> datapath_counters;  // name, value
+  // Flows kept off or moved off the short-circuit: reason name, count.
+  std::vector<std::pair<std::string, uint64_t>> tcp_reasons;
   uint64_t flow_records = 0, flow_records_malformed = 0;
   uint64_t flow_records_lost = 0;  // the kernel found the ring buffer full
   FlowAggregator::Totals aggregator;

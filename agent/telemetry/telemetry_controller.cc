@@ -123,6 +123,11 @@ void TelemetryController::AddMetrics(std::string& out) const {
         h.flow_records_lost = (*c)[SHUNT_CTR_FLOW_EVENTS_LOST];
       }
     }
+    if (auto fd = lib::OpenPin(layout.Map(SHUNT_MAP_TCP_REASONS), true); fd.ok()) {
+      if (auto r = lib::ReadTcpReasons(fd->get()); r.ok())
+        for (int i = SHUNT_TCP_NONE + 1; i < SHUNT_TCP_REASON_MAX; ++i)
+          h.tcp_reasons.emplace_back(lib::TcpReasonName(i), (*r)[i]);
+    }
   }
   if (collector_) {
     h.flow_records = collector_->records();

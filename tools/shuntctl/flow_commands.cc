@@ -92,7 +92,8 @@ std::vector<std::string> Row(const Json& f) {
   return {Str(f["end"]),
           EndText(f["client"]),
           EndText(f["server"]),
-          Str(f["path"]),
+          f.contains("tcp_reason") ? absl::StrCat(Str(f["path"]), " (", Str(f["tcp_reason"]), ")")
+                                   : Str(f["path"]),
           Str(f["verdict"]),
           absl::StrCat(Str(f["bytes_to_server"]), "/", Str(f["bytes_to_client"])),
           Micros(f, "connect_us"),

@@ -112,6 +112,13 @@ absl::Status CmdStatus(const Options& o) {
     SHUNT_ASSIGN_OR_RETURN(out["maps"], MapsJson(o));
     SHUNT_ASSIGN_OR_RETURN(lib::Counters c, lib::ReadCounters((*maps)->counters_fd()));
     for (int i = 0; i < SHUNT_CTR_MAX; ++i) out["counters"][lib::CounterName(i)] = c[i];
+    // Flows kept off or moved off the short-circuit, by reason.
+    out["flows_on_tcp"] = Json::object();
+    if (auto fd = lib::OpenPin(lib::PinLayout(o.bpffs).Map(SHUNT_MAP_TCP_REASONS), true); fd.ok()) {
+      SHUNT_ASSIGN_OR_RETURN(lib::TcpReasonCounts r, lib::ReadTcpReasons(fd->get()));
+      for (int i = SHUNT_TCP_NONE + 1; i < SHUNT_TCP_REASON_MAX; ++i)
+        out["flows_on_tcp"][lib::TcpReasonName(i)] = r[i];
+    }
   }
   if (o.json) {
     std::cout << out.dump(2) << "\n";
@@ -156,6 +163,11 @@ absl::Status CmdStatus(const Options& o) {
   for (const auto& [k, v] : out["counters"].items())
     ct.Add({"  " + k, std::to_string(v.get<uint64_t>())});  // ABI order
   std::cout << ct.Render();
+  std::cout << "\nFlows on TCP between local pods, by reason (docs/short-circuit.md):\n";
+  Table rt({"  REASON", "FLOWS"});
+  for (const auto& [k, v] : out["flows_on_tcp"].items())
+    rt.Add({"  " + k, std::to_string(v.get<uint64_t>())});
+  std::cout << rt.Render();
 
   if (running) {
     const auto& cfg = a["config"];
@@ -184,6 +196,9 @@ absl::Status CmdStatus(const Options& o) {
     int meshed = 0;
     for (const auto& p : a["local_pods"]) meshed += p["problem"].get<std::string>().empty();
     std::cout << "Local pods: " << a["local_pods"].size() << " (" << meshed << " meshed)\n";
+    if (a.contains("short_circuit") && !a["short_circuit"].value("on", true))
+      std::cout << "  WARNING  same-node short-circuit off, every flow takes TCP: "
+                << a["short_circuit"].value("off_because", "") << "\n";
     for (const auto& p : a["local_pods"])
       if (!p["problem"].get<std::string>().empty())
         std::cout << "  NOT MESHED " << p["pod"].get<std::string>() << ": "

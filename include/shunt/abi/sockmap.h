@@ -35,7 +35,8 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_key, 16);
 	X(RECV_TRUNC, "recv-trunc")           /* recv(MSG_TRUNC) discards */         \
 	X(MPTCP, "mptcp")                     /* an MPTCP subflow */                 \
 	X(SLOW_READER, "slow-reader")         /* over the unread-bytes budget, for a while */ \
-	X(PEER_MISSING, "peer-not-short-circuited") /* the other end is not in the sockhash */
+	X(PEER_MISSING, "peer-not-short-circuited") /* the other end is not in the sockhash */ \
+	X(NO_PLAIN_READ, "reader-never-read") /* the receiver read no data with recvmsg (splice...) */
 
 #define SHUNT_TCP_REASON_ENUM(name, str) SHUNT_TCP_##name,
 enum shunt_tcp_reason { SHUNT_TCP_REASON_LIST(SHUNT_TCP_REASON_ENUM) SHUNT_TCP_REASON_MAX };

@@ -1,0 +1,65 @@
+// Why a flow between two local pods is on TCP, as a user finds it: the
+// flow's path and reason in `shuntctl flows`, a count per reason in
+// `shuntctl status` and /metrics.
+#include <sys/socket.h>
+
+#include "absl/strings/str_cat.h"
+#include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/mesh_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+class TcpReasonTest : public MeshTest {
+ protected:
+  void SetUp() override {
+    MeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_OK(node_->StartAgent({"--metrics-addr=127.0.0.1:0"}));
+    ASSERT_OK(node_->WaitMeshed());
+  }
+};
+
+TEST_F(TcpReasonTest, FlowsStatusAndMetricsSayWhyAFlowTookTcp) {
+  {
+    // A record reader with MSG_WAITALL: its flow takes TCP.
+    ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7901));
+    ASSERT_OK(WriteAll(c.client.get(), std::string(100, 'w')));
+    char buf[100];
+    ASSERT_EQ(recv(c.server.get(), buf, sizeof(buf), MSG_WAITALL), 100);
+    ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
+    // A plain reader on another connection: short-circuited after its first exchange.
+    ASSERT_OK_AND_ASSIGN(Conn d, Connect(*client_, *server_, 7902));
+    ASSERT_OK(WarmUp(d.client.get(), d.server.get()));
+    ASSERT_OK(WarmUp(d.client.get(), d.server.get()));
+  }
+  ASSERT_OK_AND_ASSIGN(auto waitall, WaitFlows(*node_, "--state closed --port 7901", 1));
+  EXPECT_EQ(waitall[0]["path"], "tcp") << waitall[0].dump();
+  EXPECT_EQ(waitall[0]["tcp_reason"], "recv-waitall") << waitall[0].dump();
+  ASSERT_OK_AND_ASSIGN(auto plain, WaitFlows(*node_, "--state closed --port 7902", 1));
+  EXPECT_EQ(plain[0]["path"], "short-circuit") << plain[0].dump();
+  EXPECT_FALSE(plain[0].contains("tcp_reason")) << plain[0].dump();
+
+  ASSERT_OK_AND_ASSIGN(std::string table,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node_->api_socket(),
+                                       " flows --state closed --port 7901")));
+  EXPECT_NE(table.find("tcp (recv-waitall)"), std::string::npos) << table;
+
+  ASSERT_OK_AND_ASSIGN(std::string st,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --bpffs ", node_->bpffs(), " --api-socket ",
+                                       node_->api_socket(), " status -o json")));
+  auto j = nlohmann::json::parse(st, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << st;
+  EXPECT_EQ(j["flows_on_tcp"]["recv-waitall"], 1) << j["flows_on_tcp"].dump();
+  EXPECT_EQ(j["agent"]["short_circuit"]["on"], true);
+
+  ASSERT_OK_AND_ASSIGN(nlohmann::json agent, node_->AgentStatus());
+  ASSERT_OK_AND_ASSIGN(std::string metrics,
+                       HttpGetInNode(*node_, agent["metrics_addr"].get<std::string>(), "/metrics"));
+  EXPECT_NE(metrics.find("shunt_flows_on_tcp_total{reason=\"recv-waitall\"} 1\n"),
+            std::string::npos)
+      << metrics;
+}
+
+}  // namespace
+}  // namespace shunt::e2e
