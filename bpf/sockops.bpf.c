@@ -173,8 +173,7 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	bool client_end;
 	struct shunt_flow *f = flow_lookup(key->local_ip4, key->remote_ip4, key->local_port,
 					   key->remote_port, &client_end);
-	struct shunt_sock_state *st;
-	struct bpf_sock *bsk;
+	struct shunt_sock_ref *ref;
 	__u32 side, mark, old;
 	__u8 end;
 
@@ -223,9 +222,8 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	}
 	/* An end that left the sockhash counts what it sent since from TCP:
 	 * its sk_msg no longer ran. */
-	bsk = skops->sk;
-	st = bsk ? bpf_sk_storage_get(&shunt_sock_state, bsk, 0, 0) : NULL;
-	if (st && (st->flags & SHUNT_SOCK_F_RELEASED)) {
+	ref = bpf_map_lookup_elem(&shunt_sockref_v2, key);
+	if (ref && (ref->flags & SHUNT_REF_F_RELEASED)) {
 		__u32 fwd = client_end ? 0 : 1;
 		bool fin_sent = old_state == BPF_TCP_FIN_WAIT1 || old_state == BPF_TCP_FIN_WAIT2 ||
 				old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK;
@@ -234,10 +232,10 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 
 		if (fin_sent && skops->snd_una == skops->snd_nxt && acked)
 			acked--;
-		if (acked > st->acked_at_release)
-			f->bytes[fwd & 1] += acked - st->acked_at_release;
-		if (segs > st->segs_out_at_release)
-			f->msgs[fwd & 1] += segs - st->segs_out_at_release;
+		if (acked > ref->acked_at_release)
+			f->bytes[fwd & 1] += acked - ref->acked_at_release;
+		if (segs > ref->segs_out_at_release)
+			f->msgs[fwd & 1] += segs - ref->segs_out_at_release;
 	}
 	/* Both ends can close at once, on two CPUs under two socket locks
 	 * (a simultaneous or abortive close). One atomic OR marks this end
@@ -346,10 +344,10 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 	}
 	remember_sock(key, skops);
 	/* Be told when it closes, to forget it (flow_open may have asked
-	 * already), and at each segment it sends, to leave the sockhash once
-	 * its flow took TCP for good (try_release). */
+	 * already), and when TCP acks its data, to leave the sockhash once its
+	 * flow took TCP for good (try_release). */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
-						 BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+						 BPF_SOCK_OPS_RTT_CB_FLAG);
 	if (f)
 		__sync_fetch_and_or(&f->flags, client_end ? SHUNT_FLOW_F_SC_CLIENT : SHUNT_FLOW_F_SC_SERVER);
 	counter_add(SHUNT_CTR_SOCK_SHORT_CIRCUITED, 1);
@@ -362,51 +360,54 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
  * (SHUNT_REF_F_TX_DONE) has nothing on its way. */
 #define SHUNT_RELEASE_SETTLE_NS (20 * 1000 * 1000ull)
 
-/* A socket whose flow took TCP for good leaves the sockhash once nothing
- * redirected is left unread on either side and nothing can be redirected
- * to it any more: the kernel then serves it as a plain TCP socket
- * (FIONREAD, urgent data, zero-copy...). Called at each segment it sends. */
-static __always_inline void try_release(struct bpf_sock_ops *skops, struct shunt_sock_key *key,
-					__u64 now)
+/* Takes one end out of the sockhash, noting TCP's counts of what it sent so
+ * far (its flow record counts later sends from them). */
+static __always_inline void release(struct shunt_sock_key *key, struct shunt_sock_ref *ref,
+				    struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	ref->acked_at_release = BPF_CORE_READ(tp, bytes_acked);
+	ref->segs_out_at_release = BPF_CORE_READ(tp, data_segs_out);
+	if (bpf_map_delete_elem(&shunt_sockhash_v1, key) == 0) {
+		__sync_fetch_and_or(&ref->flags, SHUNT_REF_F_RELEASED);
+		counter_add(SHUNT_CTR_SOCK_RELEASED, 1);
+	}
+}
+
+/* A flow that took TCP for good leaves the sockhash, both ends at once, as
+ * soon as nothing redirected is left unread on either side and nothing can
+ * be redirected any more (both ends confirmed they send by TCP, or long
+ * enough passed): the kernel then serves its sockets as plain TCP sockets
+ * (FIONREAD, urgent data, zero-copy...). Called when TCP acks data of an
+ * end (the RTT callback): a flow on TCP sends data, a short-circuited one
+ * never, and connections that send nothing pay nothing. */
+static __always_inline void try_release(struct shunt_sock_key *key, __u64 now)
 {
 	struct shunt_sock_ref *ref = bpf_map_lookup_elem(&shunt_sockref_v2, key);
 	struct shunt_sock_key peer_key = {};
-	struct shunt_sock_state *st;
 	struct shunt_sock_ref *peer;
-	struct bpf_sock *bsk;
-	struct sock *sk;
-	bool settled;
+	struct sock *sk, *peer_sk;
+	__u32 both;
 
-	if (!ref || !(ref->flags & SHUNT_REF_F_TCP))
+	if (!ref || (ref->flags & (SHUNT_REF_F_TCP | SHUNT_REF_F_RELEASED)) != SHUNT_REF_F_TCP)
 		return;
 	sk = sock_of_ref(ref);
 	if (!sk || psock_queued(sk))
 		return;
 	sock_key_swap(key, &peer_key);
 	peer = bpf_map_lookup_elem(&shunt_sockref_v2, &peer_key);
-	if (peer) {
-		settled = now - ref->tcp_since_ns >= SHUNT_RELEASE_SETTLE_NS;
-		/* Nothing the peer redirected may still be on its way in. */
-		if (!(peer->flags & SHUNT_REF_F_TX_DONE) && !settled)
+	peer_sk = sock_of_ref(peer);
+	if (peer_sk) {
+		if (psock_queued(peer_sk))
 			return;
-		/* What this end redirected is read before its TCP bytes. */
-		if (psock_queued(sock_of_ref(peer)))
+		both = ref->flags & peer->flags;
+		if (!(both & SHUNT_REF_F_TX_DONE) && now - ref->tcp_since_ns < SHUNT_RELEASE_SETTLE_NS)
 			return;
-		if (!(ref->flags & SHUNT_REF_F_TX_DONE) && !settled)
-			return;
+		if (!(peer->flags & SHUNT_REF_F_RELEASED))
+			release(&peer_key, peer, peer_sk);
 	}
-	bsk = skops->sk;
-	if (!bsk)
-		return;
-	st = bpf_sk_storage_get(&shunt_sock_state, bsk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st || bpf_map_delete_elem(&shunt_sockhash_v1, key))
-		return;
-	st->flags |= SHUNT_SOCK_F_RELEASED;
-	st->acked_at_release = skops->bytes_acked;
-	st->segs_out_at_release = skops->data_segs_out;
-	counter_add(SHUNT_CTR_SOCK_RELEASED, 1);
-	bpf_sock_ops_cb_flags_set(skops,
-				  skops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+	release(key, ref, sk);
 }
 
 SEC("sockops")
@@ -424,7 +425,7 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		if (skops->args[1] != BPF_TCP_CLOSE)
 			return 1;
 	} else if (op != BPF_SOCK_OPS_TCP_CONNECT_CB && op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-		   op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
+		   op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_RTT_CB) {
 		return 1;
 	}
 	if (!sock_key_of(skops, &key))
@@ -447,14 +448,12 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 			f = flow_open(skops, &key, ep, false, now);
 		maybe_short_circuit(skops, &key, ep, f, false);
 		break;
-	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
-		/* Asked for at every segment a short-circuited socket sends
-		 * (it reserves no option space): the moment to leave. */
-		try_release(skops, &key, now);
+	case BPF_SOCK_OPS_RTT_CB:
+		try_release(&key, now);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
+		flow_close(skops, &key, skops->args[0], now); /* reads the record first */
 		forget_sock(&key);
-		flow_close(skops, &key, skops->args[0], now);
 		break;
 	}
 	return 1;

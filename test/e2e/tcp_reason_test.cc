@@ -1,10 +1,14 @@
 // Why a flow between two local pods is on TCP, as a user finds it: the
 // flow's path and reason in `shuntctl flows`, a count per reason in
 // `shuntctl status` and /metrics.
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
+#include "shunt/abi/counters.h"
 #include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
@@ -28,6 +32,22 @@ TEST_F(TcpReasonTest, FlowsStatusAndMetricsSayWhyAFlowTookTcp) {
     char buf[100];
     ASSERT_EQ(recv(c.server.get(), buf, sizeof(buf), MSG_WAITALL), 100);
     ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
+    // Its sockets then leave the sockhash (once TCP acked their data), and
+    // the kernel serves them as plain TCP sockets: FIONREAD counts bytes
+    // that came by TCP (in the sockhash it counts only redirected ones).
+    ASSERT_OK(Eventually("both ends leave the sockhash", [&]() -> absl::Status {
+      if (Counter(SHUNT_CTR_SOCK_RELEASED) >= 2) return absl::OkStatus();
+      SHUNT_RETURN_IF_ERROR(WarmUp(c.client.get(), c.server.get()));
+      return absl::UnavailableError(absl::StrCat(Counter(SHUNT_CTR_SOCK_RELEASED), " released"));
+    }));
+    ASSERT_OK(WriteAll(c.client.get(), std::string(1000, 'f')));
+    ASSERT_OK(Eventually("FIONREAD counts the TCP bytes", [&]() -> absl::Status {
+      int inq = -1;
+      ioctl(c.server.get(), FIONREAD, &inq);
+      if (inq == 1000) return absl::OkStatus();
+      return absl::UnavailableError(absl::StrCat("FIONREAD ", inq));
+    }));
+    ASSERT_OK(ReadExactly(c.server.get(), 1000).status());
     // A plain reader on another connection: short-circuited after its first exchange.
     ASSERT_OK_AND_ASSIGN(Conn d, Connect(*client_, *server_, 7902));
     ASSERT_OK(WarmUp(d.client.get(), d.server.get()));

@@ -50,6 +50,7 @@ SHUNT_ABI_STATIC_ASSERT(SHUNT_TCP_REASON_MAX <= SHUNT_TCP_REASON_SLOTS, "reasons
 #define SHUNT_REF_F_READS (1u << 0)   /* a plain recvmsg was seen: redirects may land here */
 #define SHUNT_REF_F_TCP (1u << 1)     /* the flow takes TCP for good: `reason` says why */
 #define SHUNT_REF_F_TX_DONE (1u << 2) /* this end sends by TCP for good (nothing in flight) */
+#define SHUNT_REF_F_RELEASED (1u << 3) /* taken out of the sockhash: a plain TCP socket now */
 
 /* Where each short-circuited socket lives in the kernel, so the sender's
  * sk_msg can see how much its peer has not read yet, and how it reads. The
@@ -61,8 +62,13 @@ struct shunt_sock_ref {
 	__u32 flags;  /* SHUNT_REF_F_* */
 	__u32 reason; /* enum shunt_tcp_reason: the first one seen (compare-and-swap from 0) */
 	__u64 tcp_since_ns; /* when SHUNT_REF_F_TCP was set (CLOCK_MONOTONIC) */
+	/* TCP's counts of what this end sent when it left the sockhash: its
+	 * flow record counts later sends from them (sk_msg no longer runs). */
+	__u64 acked_at_release;
+	__u32 segs_out_at_release;
+	__u32 pad;
 };
-SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 32);
+SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 48);
 
 /* Per-socket state kept in socket-local storage. */
 #define SHUNT_SOCK_F_PEER_MISSING (1u << 0) /* a send missed the peer: TCP for good */
@@ -72,15 +78,9 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 32);
 #define SHUNT_SOCK_F_NO_FLOW (1u << 4)      /* no flow record: count nothing */
 #define SHUNT_SOCK_F_IN_ORDER (1u << 5)     /* all sent by TCP was read: a redirect cannot overtake */
 #define SHUNT_SOCK_F_TCP_FOREVER (1u << 6)  /* the flow took TCP for good */
-#define SHUNT_SOCK_F_RELEASED (1u << 7)     /* left the sockhash: a plain TCP socket now */
 struct shunt_sock_state {
 	__u32 flags;
 	__u32 unchecked_bytes; /* redirected since the peer's queue was last read */
-	/* TCP's counts of what this end sent when it left the sockhash: its
-	 * flow record counts later sends from them (sk_msg no longer runs). */
-	__u64 acked_at_release;
-	__u32 segs_out_at_release;
-	__u32 pad;
 	__u64 peer_queued_seen; /* the peer's unread redirected bytes at the last budget check */
 };
-SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_state, 32);
+SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_state, 16);
