@@ -488,6 +488,19 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 	return f;
 }
 
+/* Why the flow record says it is on TCP: a lasting reason (an end opted
+ * out, ...) is kept over what follows from it (the peer is missing). */
+static __always_inline void flow_tcp_reason(struct shunt_flow *flow, __u8 reason)
+{
+	__u8 was;
+
+	if (!flow)
+		return;
+	was = flow->tcp_reason;
+	if (was == SHUNT_TCP_NONE || was == SHUNT_TCP_NO_PLAIN_READ || was == SHUNT_TCP_SLOW_READER)
+		flow->tcp_reason = reason;
+}
+
 static __always_inline int stay_tcp(void)
 {
 	counter_add(SHUNT_CTR_MSG_STAY_TCP, 1);
@@ -569,8 +582,7 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 	if (!ref) {
 		/* Never recorded, or evicted: how it reads is unknown. */
 		st->flags |= SHUNT_SOCK_F_PEER_MISSING;
-		if (flow)
-			flow->tcp_reason = SHUNT_TCP_PEER_MISSING;
+		flow_tcp_reason(flow, SHUNT_TCP_PEER_MISSING);
 		counter_add(SHUNT_CTR_MSG_PEER_MISS, 1);
 		tcp_reason_count(SHUNT_TCP_PEER_MISSING);
 		return SK_PASS;
@@ -631,8 +643,7 @@ redirect:
 		counter_add(SHUNT_CTR_BYTES_REDIRECTED, size);
 		return SK_PASS;
 	}
-	if (flow)
-		flow->tcp_reason = SHUNT_TCP_PEER_MISSING;
+	flow_tcp_reason(flow, SHUNT_TCP_PEER_MISSING);
 	st->flags |= SHUNT_SOCK_F_PEER_MISSING;
 	counter_add(SHUNT_CTR_MSG_PEER_MISS, 1);
 	tcp_reason_count(SHUNT_TCP_PEER_MISSING);

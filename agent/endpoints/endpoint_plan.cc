@@ -43,6 +43,10 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
     }
   }
 
+  std::set<std::string> opted_out;
+  if (in.namespaces)
+    for (const model::Namespace& ns : *in.namespaces)
+      if (ns.short_circuit_off) opted_out.insert(ns.name);
   for (const model::Pod& pod : *in.pods) {
     if (pod.host_network) continue;  // shares the node's namespace: not a mesh endpoint
     if (over_share.count(&pod) && pod.node_name != in.node) continue;
@@ -96,7 +100,10 @@ Plan MakePlan(const PlanInput& in, IdentityAllocator& ids) {
           e.ep.ip4 = pod.ip_be;
           std::memcpy(&e.ep.ip6, pod.ip6_bytes.data(), sizeof(e.ep.ip6));
           e.ep.identity = identity;
-          e.ep.flags = SHUNT_EP_F_SHORT_CIRCUIT;
+          // The short-circuit, unless the pod or its namespace opted out.
+          e.ep.flags = pod.short_circuit_off || opted_out.count(pod.namespace_)
+                           ? 0
+                           : SHUNT_EP_F_SHORT_CIRCUIT;
           CopyName(e.meta.namespace_, sizeof(e.meta.namespace_), pod.namespace_);
           CopyName(e.meta.name, sizeof(e.meta.name), pod.name);
           CopyName(e.meta.service_account, sizeof(e.meta.service_account), pod.service_account);

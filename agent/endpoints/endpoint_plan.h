@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/endpoints/identity_allocator.h"
+#include "agent/model/namespace.h"
 #include "agent/model/pod.h"
 #include "agent/netns/namespace_scanner.h"
 #include "shunt/abi/endpoint.h"
@@ -54,6 +55,8 @@ struct Plan {
 struct PlanInput {
   std::string node;
   const std::vector<model::Pod>* pods = nullptr;
+  // Namespaces annotated shunt.dev/short-circuit: "off" (null: none).
+  const std::vector<model::Namespace>* namespaces = nullptr;
   // The sandboxes of local pods, by uid (every local pod with a uid has an
   // entry, maybe with a problem).
   const std::map<std::string, netns::PodSandbox>* sandboxes = nullptr;

@@ -44,6 +44,7 @@ void EndpointsController::Plan(const std::shared_ptr<const model::Snapshot>& sna
   last_full_probe_ms_ = d_.clock->MonotonicMs();
   plan_ = MakePlan({.node = d_.node,
                     .pods = &snapshot_->pods,
+                    .namespaces = &snapshot_->namespaces,
                     .sandboxes = &*sandboxes,
                     .own_netns_cookie = d_.own_netns_cookie,
                     .ipcache_per_namespace = d_.ipcache_per_namespace},

@@ -80,6 +80,11 @@ const std::vector<KindSpec>& Kinds() {
          return AsObject(ParseTrafficSplit(d, api));
        },
        Add<TrafficSplit, &Objects::traffic_splits>},
+      {"Namespace",
+       {"v1"},
+       true,
+       [](const nlohmann::json& d, const std::string&) { return AsObject(ParseNamespace(d)); },
+       Add<Namespace, &Objects::namespaces>},
   };
   return kinds;
 }

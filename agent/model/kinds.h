@@ -15,7 +15,7 @@
 namespace shunt::model {
 
 using Object = std::variant<Pod, TrafficTarget, PortRoute, HttpRouteGroup, Service, EndpointSlice,
-                            TrafficSplit>;
+                            TrafficSplit, Namespace>;
 
 struct KindSpec {
   std::string_view kind;                   // "TrafficTarget"

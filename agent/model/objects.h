@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "agent/model/namespace.h"
 #include "agent/model/object_ref.h"
 #include "agent/model/pod.h"
 #include "agent/model/service.h"
@@ -24,6 +25,7 @@ struct Objects {
   // (creationTimestamp, then name) wins and the others are reported as
   // problems (SMI.md 7.10).
   std::vector<TrafficSplit> traffic_splits;
+  std::vector<Namespace> namespaces;  // for their shunt.dev annotations
 };
 
 struct Snapshot : Objects {

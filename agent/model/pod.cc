@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/model/field.h"
+#include "agent/model/namespace.h"
 
 namespace shunt::model {
 namespace {
@@ -89,6 +90,9 @@ absl::StatusOr<Pod> ParsePod(const Json& doc) {
   if (!uid.ok()) return uid.status();
   pod.uid = *uid;
   if (auto s = ParseOwner(meta->fields, pod); !s.ok()) return s;
+  auto off = ShortCircuitOff(meta->fields);
+  if (!off.ok()) return off.status();
+  pod.short_circuit_off = *off;
 
   Field spec = Field::Root(doc)["spec"];
   if (!spec.is_object()) return absl::InvalidArgumentError("spec is missing");

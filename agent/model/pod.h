@@ -27,6 +27,8 @@ struct Pod {
   std::string ip6;
   std::array<uint8_t, 16> ip6_bytes{};
   bool host_network = false;  // spec.hostNetwork: shares the node's namespace, never meshed
+  // shunt.dev/short-circuit: "off" (its namespace may say so too).
+  bool short_circuit_off = false;
   // The workload the pod belongs to, for telemetry: its controller
   // (metadata.ownerReferences, the one with controller: true, else the
   // first), a ReplicaSet made by a Deployment shown as that Deployment (its

@@ -44,9 +44,12 @@ class EndpointPlanTest : public ::testing::Test {
  protected:
   // As the agent does: plan, then keep only the identities still in use.
   Plan Make() {
-    Plan plan = MakePlan(
-        {.node = kNode, .pods = &pods_, .sandboxes = &sandboxes_, .own_netns_cookie = kOwnCookie},
-        ids_);
+    Plan plan = MakePlan({.node = kNode,
+                          .pods = &pods_,
+                          .namespaces = &namespaces_,
+                          .sandboxes = &sandboxes_,
+                          .own_netns_cookie = kOwnCookie},
+                         ids_);
     ids_.Retain(plan.identities);
     return plan;
   }
@@ -67,6 +70,7 @@ class EndpointPlanTest : public ::testing::Test {
   }
 
   std::vector<model::Pod> pods_;
+  std::vector<model::Namespace> namespaces_;
   std::map<std::string, netns::PodSandbox> sandboxes_;
   IdentityAllocator ids_;
 };
@@ -114,6 +118,24 @@ TEST_F(EndpointPlanTest, LocalPodIsBoundToTheNamespaceOfItsCgroup) {
   EXPECT_EQ(st.netns_path, "/proc/111/ns/net");
   EXPECT_THAT(st.host_ifindexes, ElementsAre(21));
   EXPECT_EQ(st.problem, "");
+}
+
+// shunt.dev/short-circuit: "off" on a pod, or on its namespace: the pod is
+// meshed (policy, telemetry) but its sockets never join the sockhash.
+TEST_F(EndpointPlanTest, APodOrNamespaceThatOptedOutIsMeshedWithoutTheShortCircuit) {
+  pods_ = {MakePod("demo", "a", "10.0.0.5"), MakePod("demo", "b", "10.0.0.6"),
+           MakePod("legacy", "c", "10.0.0.7")};
+  pods_[1].short_circuit_off = true;
+  namespaces_ = {{.name = "legacy", .short_circuit_off = true}, {.name = "demo"}};
+  Sandbox("a", 11, {"10.0.0.5"});
+  Sandbox("b", 12, {"10.0.0.6"});
+  Sandbox("c", 13, {"10.0.0.7"});
+  Plan plan = Make();
+  ASSERT_THAT(plan.endpoints, SizeIs(3));
+  EXPECT_EQ(plan.endpoints.at(11).ep.flags, SHUNT_EP_F_SHORT_CIRCUIT);
+  EXPECT_EQ(plan.endpoints.at(12).ep.flags, 0u);
+  EXPECT_EQ(plan.endpoints.at(13).ep.flags, 0u);
+  for (const LocalPodStatus& st : plan.local_pods) EXPECT_EQ(st.problem, "") << st.key;
 }
 
 TEST_F(EndpointPlanTest, RemotePodsOnlyGetIpcacheEntries) {

@@ -81,10 +81,29 @@ TEST(KubeResourcesTest, OtherObjectsLoseServerBookkeeping) {
   EXPECT_EQ((*kept)["spec"], svc["spec"]);
 }
 
+// Of a namespace only its name and the shunt.dev annotation are kept; a pod
+// keeps that annotation too, and no other.
+TEST(KubeResourcesTest, NamespacesAndPodsKeepOnlyTheShortCircuitAnnotation) {
+  auto ns = KeepNamespace(nlohmann::json::parse(R"({"apiVersion":"v1","kind":"Namespace",
+    "metadata":{"name":"legacy","uid":"u","annotations":{"shunt.dev/short-circuit":"off",
+    "other":"x"}},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Active"}})"));
+  ASSERT_TRUE(ns.has_value());
+  EXPECT_EQ(
+      ns->dump(),
+      R"({"apiVersion":"v1","kind":"Namespace","metadata":{"annotations":{"shunt.dev/short-circuit":"off"},"name":"legacy"}})");
+  auto pod = KeepPod(nlohmann::json::parse(R"({"apiVersion":"v1","kind":"Pod",
+    "metadata":{"name":"a","namespace":"demo","annotations":{"shunt.dev/short-circuit":"off",
+    "big":"y"}},"spec":{"nodeName":"node-a"},"status":{"podIP":"10.0.0.1"}})"),
+                     "node-a", true);
+  ASSERT_TRUE(pod.has_value());
+  EXPECT_EQ((*pod)["metadata"]["annotations"].dump(), R"({"shunt.dev/short-circuit":"off"})");
+}
+
 TEST(KubeResourcesTest, TheMeshWatchesWhatItNeeds) {
   auto r = MeshResources("node-a");
-  ASSERT_EQ(r.size(), 9u);
+  ASSERT_EQ(r.size(), 10u);
   EXPECT_EQ(r[0].field_selector, "spec.nodeName=node-a");
+  EXPECT_EQ(r[3].kind, "Namespace");  // for the short-circuit opt-out
   EXPECT_FALSE(r[0].optional);
   size_t optional = 0;
   for (const auto& s : r) optional += s.optional;

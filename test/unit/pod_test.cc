@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "agent/model/namespace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/unit/yaml_doc.h"
@@ -419,6 +420,55 @@ TEST(ParsePodTest, ADualStackPodHasItsIpv6AddressFromPodIps) {
   ASSERT_TRUE(v4.ok());
   EXPECT_TRUE(v4->ip6.empty());
   EXPECT_EQ(v4->ip6_bytes, (std::array<uint8_t, 16>{}));
+}
+
+// shunt.dev/short-circuit on a pod: "off" opts it out, "on" or none keeps
+// it in, anything else is refused with the annotation named.
+TEST(PodTest, ShortCircuitAnnotationTurnsItOffAndRejectsOtherValues) {
+  auto annotated = [](const std::string& value) {
+    return Parse(absl::StrCat(R"(
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+  namespace: demo
+  annotations:
+    shunt.dev/short-circuit: ")",
+                              value, R"("
+spec:
+  serviceAccountName: client-sa
+  nodeName: node-a
+status:
+  podIP: 10.1.2.3
+)"));
+  };
+  absl::StatusOr<Pod> off = annotated("off"), on = annotated("on"), plain = Parse(kValidPod);
+  ASSERT_TRUE(off.ok() && on.ok() && plain.ok()) << off.status() << on.status() << plain.status();
+  EXPECT_TRUE(off->short_circuit_off);
+  EXPECT_FALSE(on->short_circuit_off);
+  EXPECT_FALSE(plain->short_circuit_off);
+  absl::StatusOr<Pod> bad = annotated("no");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("metadata.annotations.shunt.dev/short-circuit 'no' must be \"on\" or "
+                        "\"off\""));
+}
+
+TEST(PodTest, ANamespaceCarriesTheSameAnnotation) {
+  absl::StatusOr<Namespace> ns = ParseNamespace(shunt::testing::YamlDoc(R"(
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: legacy
+  annotations:
+    shunt.dev/short-circuit: "off"
+)"));
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  EXPECT_EQ(ns->name, "legacy");
+  EXPECT_TRUE(ns->short_circuit_off);
+  EXPECT_FALSE(
+      ParseNamespace(shunt::testing::YamlDoc("kind: Namespace\nmetadata:\n  name: Bad_Name\n"))
+          .ok());
 }
 
 }  // namespace

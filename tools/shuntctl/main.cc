@@ -230,11 +230,11 @@ absl::Status CmdEndpoints(const Options& o) {
     std::cout << rows.dump(2) << "\n";
     return absl::OkStatus();
   }
-  Table t({"NAMESPACE", "NAME", "IP", "IDENTITY", "SERVICE-ACCOUNT", "NETNS-COOKIE"});
+  Table t({"NAMESPACE", "NAME", "IP", "IDENTITY", "SERVICE-ACCOUNT", "NETNS-COOKIE", "PATH"});
   for (const auto& r : rows)
     t.Add({r.value("namespace", "?"), r.value("name", "?"), r["ip"],
            std::to_string(r["identity"].get<uint32_t>()), r.value("service_account", "?"),
-           std::to_string(r["netns_cookie"].get<uint64_t>())});
+           std::to_string(r["netns_cookie"].get<uint64_t>()), r.value("path", "?")});
   std::cout << t.Render();
   return absl::OkStatus();
 }

@@ -47,7 +47,12 @@ absl::StatusOr<Json> DumpEndpoints(const MapSet& m) {
         {"ip6",
          ep.ip6.w[0] | ep.ip6.w[1] | ep.ip6.w[2] | ep.ip6.w[3] ? lib::Ipv6String(&ep.ip6) : ""},
         {"identity", ep.identity},
-        {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})}};
+        {"flags", Flags(ep.flags, {{SHUNT_EP_F_SHORT_CIRCUIT, "short-circuit"}})},
+        // The path its same-node connections take, and why when not the
+        // short-circuit (per flow: `shuntctl flows`).
+        {"path", (ep.flags & SHUNT_EP_F_SHORT_CIRCUIT)
+                     ? "short-circuit"
+                     : "tcp (opted-out: shunt.dev/short-circuit)"}};
     if (auto meta = m.endpoint_meta->Lookup(cookie); meta.ok()) {
       row["namespace"] = CString(meta->namespace_, sizeof(meta->namespace_));
       row["name"] = CString(meta->name, sizeof(meta->name));

@@ -19,7 +19,24 @@ std::string StringAt(const nlohmann::json& o, const char* a, const char* b) {
   return jt != it->end() && jt->is_string() ? jt->get<std::string>() : "";
 }
 
+// Of the annotations, only the one Shunt reads (shunt.dev/short-circuit).
+void KeepShuntAnnotation(const nlohmann::json& meta, nlohmann::json& out) {
+  auto a = meta.find("annotations");
+  if (a == meta.end() || !a->is_object()) return;
+  if (auto v = a->find("shunt.dev/short-circuit"); v != a->end())
+    out["annotations"]["shunt.dev/short-circuit"] = *v;
+}
+
 }  // namespace
+
+std::optional<nlohmann::json> KeepNamespace(const nlohmann::json& ns) {
+  if (!ns.is_object()) return std::nullopt;
+  nlohmann::json out = Pick(ns, {"apiVersion", "kind"});
+  const nlohmann::json meta = ns.value("metadata", nlohmann::json::object());
+  out["metadata"] = Pick(meta, {"name"});
+  KeepShuntAnnotation(meta, out["metadata"]);
+  return out;
+}
 
 std::optional<nlohmann::json> KeepPod(const nlohmann::json& pod, const std::string& node,
                                       bool local) {
@@ -33,9 +50,10 @@ std::optional<nlohmann::json> KeepPod(const nlohmann::json& pod, const std::stri
   if (auto h = spec->find("hostNetwork"); h != spec->end() && h->is_boolean() && h->get<bool>())
     return std::nullopt;
   nlohmann::json out = Pick(pod, {"apiVersion", "kind"});
-  out["metadata"] = Pick(pod.value("metadata", nlohmann::json::object()),
-                         {"name", "namespace", "uid", "labels", "ownerReferences",
-                          "creationTimestamp", "deletionTimestamp"});
+  const nlohmann::json meta = pod.value("metadata", nlohmann::json::object());
+  out["metadata"] = Pick(meta, {"name", "namespace", "uid", "labels", "ownerReferences",
+                                "creationTimestamp", "deletionTimestamp"});
+  KeepShuntAnnotation(meta, out["metadata"]);
   out["spec"] = Pick(*spec, {"nodeName", "serviceAccountName"});
   out["status"] = Pick(pod["status"], {"podIP", "podIPs", "phase"});
   return out;
@@ -77,6 +95,11 @@ std::vector<ResourceSpec> MeshResources(const std::string& node) {
        .kind = "Pod",
        .keep = [node](const nlohmann::json& p) { return KeepPod(p, node, /*local=*/false); }},
       {.name = "services", .paths = {"/api/v1/services"}, .kind = "Service", .keep = KeepObject},
+      // Only for their shunt.dev/short-circuit annotation.
+      {.name = "namespaces",
+       .paths = {"/api/v1/namespaces"},
+       .kind = "Namespace",
+       .keep = KeepNamespace},
       {.name = "endpointslices",
        .paths = {"/apis/discovery.k8s.io/v1/endpointslices"},
        .kind = "EndpointSlice",

@@ -29,5 +29,7 @@ std::optional<nlohmann::json> KeepPod(const nlohmann::json& pod, const std::stri
 // Any other object without what only the server needs (managedFields,
 // resourceVersion, last-applied annotations, status).
 std::optional<nlohmann::json> KeepObject(const nlohmann::json& object);
+// A namespace's name and its shunt.dev/short-circuit annotation.
+std::optional<nlohmann::json> KeepNamespace(const nlohmann::json& ns);
 
 }  // namespace shunt::source::kube

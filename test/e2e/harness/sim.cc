@@ -249,6 +249,7 @@ absl::StatusOr<TestPod*> TestNode::AddPod(const PodSpec& spec) {
   pod->name = spec.name;
   pod->namespace_ = spec.namespace_;
   pod->service_account = spec.service_account;
+  pod->annotations = spec.annotations;
   pod->netns = absl::StrCat(prefix_, "-", spec.name);
   pod->ip = absl::StrCat("10.", subnet_, ".1.", idx + 2);
   if (spec.ipv6) pod->ip6 = absl::StrCat("fd00:0:", subnet_, "::1:", idx + 2);
@@ -272,10 +273,12 @@ std::string TestNode::PodYaml() const {
   std::string yaml;
   for (const auto& p : pods_) {
     if (p->namespace_.empty()) continue;
+    absl::StrAppend(&yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
+                    "\n  namespace: ", p->namespace_, "\n  uid: ", p->uid, "\n");
+    if (!p->annotations.empty()) absl::StrAppend(&yaml, "  annotations:\n");
+    for (const auto& [k, v] : p->annotations) absl::StrAppend(&yaml, "    ", k, ": \"", v, "\"\n");
     absl::StrAppend(
-        &yaml, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p->name,
-        "\n  namespace: ", p->namespace_, "\n  uid: ", p->uid,
-        "\nspec:\n  serviceAccountName: ", p->service_account, "\n  nodeName: ", name_,
+        &yaml, "spec:\n  serviceAccountName: ", p->service_account, "\n  nodeName: ", name_,
         "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
     if (!p->ip6.empty())
       absl::StrAppend(&yaml, "  podIPs:\n  - ip: ", p->ip, "\n  - ip: ", p->ip6, "\n");
@@ -344,6 +347,7 @@ std::vector<nlohmann::json> TestNode::PodObjects() const {
       out.push_back(
           kubeapi::PodObject(p->namespace_, p->name, name_, p->ip, p->service_account, p->uid));
       if (!p->ip6.empty()) out.back()["status"]["podIPs"] = {{{"ip", p->ip}}, {{"ip", p->ip6}}};
+      for (const auto& [k, v] : p->annotations) out.back()["metadata"]["annotations"][k] = v;
     }
   return out;
 }

@@ -47,6 +47,7 @@ struct TestPod {
   std::string cgroup;     // absolute path
   pid_t sandbox_pid = 0;  // the pod's pause process (the oldest in its cgroup)
   std::string host_veth;  // node-side interface, in the node namespace
+  std::map<std::string, std::string> annotations;  // metadata.annotations
 };
 
 struct PodSpec {
@@ -57,6 +58,7 @@ struct PodSpec {
   // Dual stack: an IPv6 address too (fd00:0:<node subnet>::1:<n>), in
   // status.podIPs, routed by the node like the IPv4 one.
   bool ipv6 = false;
+  std::map<std::string, std::string> annotations;  // metadata.annotations
 };
 
 class TestNode {
