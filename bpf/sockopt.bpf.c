@@ -24,6 +24,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_INQ 36
 #define PAGE_SIZE 4096
 
+/* The sockhash key of the socket a sockopt hook runs for (the IPv4
+ * addresses of a v4-mapped IPv6 socket too). */
+static __always_inline void sock_key_of_bpf_sock(const struct bpf_sock *sk,
+						 struct shunt_sock_key *key)
+{
+	key->local_ip4 = sk->src_ip4;
+	key->remote_ip4 = sk->dst_ip4;
+	key->local_port = bpf_htons((__u16)sk->src_port);
+	key->remote_port = (__u16)sk->dst_port;
+}
+
 /* Why setting this option moves a flow to TCP, or 0. `val`: the option's
  * int value (0 when it has none). */
 static __always_inline __u32 option_reason(int level, int optname, int val)
@@ -71,10 +82,7 @@ int shunt_setsockopt(struct bpf_sockopt *ctx)
 	reason = option_reason(ctx->level, ctx->optname, val);
 	if (!reason)
 		return 1;
-	key.local_ip4 = sk->src_ip4;
-	key.remote_ip4 = sk->dst_ip4;
-	key.local_port = bpf_htons((__u16)sk->src_port);
-	key.remote_port = (__u16)sk->dst_port;
+	sock_key_of_bpf_sock(sk, &key);
 	flow_to_tcp(&key, reason, bpf_ktime_get_ns());
 	return 1;
 }
@@ -94,10 +102,7 @@ int shunt_getsockopt(struct bpf_sockopt *ctx)
 	if (ctx->level != SOL_TCP || ctx->optname != TCP_ZEROCOPY_RECEIVE || !sk ||
 	    sk->protocol != IPPROTO_TCP)
 		return 1;
-	key.local_ip4 = sk->src_ip4;
-	key.remote_ip4 = sk->dst_ip4;
-	key.local_port = bpf_htons((__u16)sk->src_port);
-	key.remote_port = (__u16)sk->dst_port;
+	sock_key_of_bpf_sock(sk, &key);
 	flow_to_tcp(&key, SHUNT_TCP_ZEROCOPY_RECEIVE, bpf_ktime_get_ns());
 	return 1;
 }
