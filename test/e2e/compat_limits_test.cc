@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "shunt/abi/counters.h"
+#include "shunt/abi/sockmap.h"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
@@ -71,6 +72,29 @@ TEST_F(CompatLimitsTest, SpliceAfterRecvWithBytesWaitingNeverReordersThem) {
   got += rest;
   ASSERT_EQ(got.size(), data.size());
   EXPECT_EQ(Fnv1a(got), Fnv1a(data));
+}
+
+// MSG_WAITALL on a socket that read with plain recv before, while fewer
+// redirected bytes wait than asked for: that one call returns them (as if a
+// signal cut it short), because the sockmap's recvmsg does not wait for
+// more; the flow is on TCP from then on and the next call waits as TCP's.
+TEST_F(CompatLimitsTest, WaitAllAfterPlainReadsReturnsShortOnceThenWaitsAsOnTcp) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7802));
+  ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
+  ASSERT_OK(WriteAll(c.client.get(), std::string(50, 'a')));
+  pollfd pf{c.server.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 5000), 1);
+  char buf[100];
+  EXPECT_EQ(recv(c.server.get(), buf, sizeof(buf), MSG_WAITALL), 50) << "now exact?";
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> reasons, node_->TcpReasonCounts());
+  EXPECT_EQ(reasons[SHUNT_TCP_WAITALL], 1u);
+  std::thread w([&] {
+    EXPECT_OK(WriteAll(c.client.get(), std::string(50, 'b')));
+    EXPECT_OK(WriteAll(c.client.get(), std::string(50, 'c')));
+  });
+  EXPECT_EQ(recv(c.server.get(), buf, sizeof(buf), MSG_WAITALL), 100);
+  w.join();
+  EXPECT_EQ(std::string(buf, 100), std::string(50, 'b') + std::string(50, 'c'));
 }
 
 }  // namespace

@@ -64,8 +64,8 @@ TEST_P(CompatTest, SeesTheSameWithAndWithoutTheAgent) {
   if (c.path == Path::kShortCircuit) {
     // What crosses the veth: handshakes, FINs, and what went by TCP before
     // the reader was seen reading and had read all of it — for a writer that
-    // streams from the start (nginx's sendfile) up to a quarter of 48 MiB
-    // on this VM; most of the payload goes socket to socket.
+    // streams from the start (nginx's sendfile) anything from 5 to 60% of
+    // its first 48 MiB on this VM; most of the payload goes socket to socket.
     EXPECT_GE(redirected, meshed.payload / 2) << "payload did not go socket to socket";
     EXPECT_LT(veth, meshed.payload / 2 + 64 * 1024) << "payload crossed the veth";
   } else {

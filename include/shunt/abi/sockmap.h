@@ -23,7 +23,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_key, 16);
 #define SHUNT_TCP_REASON_LIST(X)                                                    \
 	X(NONE, "none")                                                             \
 	X(OPTED_OUT, "opted-out")             /* shunt.dev/short-circuit: "off" */   \
-	X(SPLICE, "splice")                   /* splice(2) from the socket */        \
+	X(SPLICE, "splice")   /* splice(2) from the socket (needs fentry; else reader-never-read) */ \
 	X(WAITALL, "recv-waitall")            /* recv(MSG_WAITALL) */                \
 	X(RCVLOWAT, "rcvlowat")               /* SO_RCVLOWAT above 1 */              \
 	X(URGENT, "urgent-data")              /* MSG_OOB, or F_SETOWN for SIGURG */  \
