@@ -30,8 +30,9 @@ case "$profile" in
   # Debian 12's is 1.20, and a newer one already installed serves as well.
   # libclang-rt-dev: clang's libFuzzer and sanitizer runtimes (tools/fuzz.sh;
   # clang only recommends them); ccache: keeps the fuzz build incremental.
-  # nginx-light: the compatibility suite's sendfile server, behind HAProxy's splicing (e2e)
-  all) packages+=(clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
+  # nginx-light: the compatibility suite's sendfile server, behind HAProxy's splicing;
+  # golang-go: its Go io.Copy proxy (splice from the first read), built by the test (e2e)
+  all) packages+=(clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
     # deploy.manifests (tools/manifest-check): Node.js. Only when missing: a
     # machine may have newer ones from elsewhere, which Debian's packages
     # would conflict with (nodesource's nodejs bundles npm).

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -123,6 +124,88 @@ absl::StatusOr<Outcome> HaproxySplice(CaseEnv& env) {
   return out;
 }
 
+// A TCP proxy in Go: io.Copy both ways between two net.TCPConn, which
+// Linux's Go runtime turns into splice(2) from its first read.
+constexpr char kGoProxy[] = R"(package main
+
+import (
+	"io"
+	"net"
+	"os"
+)
+
+func main() {
+	l, err := net.Listen("tcp", os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func(c net.Conn) {
+			u, err := net.Dial("tcp", os.Args[2])
+			if err != nil {
+				c.Close()
+				return
+			}
+			done := make(chan struct{}, 2)
+			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+			go func() { io.Copy(c, u); c.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+			<-done
+			<-done
+			c.Close()
+			u.Close()
+		}(c)
+	}
+}
+)";
+
+// The client sends a request through the Go proxy; the server answers with
+// 32 MiB and closes; the client reads to EOF.
+absl::StatusOr<Outcome> GoIoCopyProxy(CaseEnv& env) {
+  const std::string dir = env.node.work_dir() + "/goproxy";
+  struct stat st {};
+  if (stat((dir + "/goproxy").c_str(), &st) != 0) {
+    SHUNT_RETURN_IF_ERROR(Sh("mkdir -p " + dir).status());
+    std::ofstream(dir + "/main.go") << kGoProxy;
+    auto built = Sh("cd " + dir + " && HOME=" + dir + " GOCACHE=" + dir +
+                    "/cache GO111MODULE=off go build -o goproxy main.go");
+    if (!built.ok())
+      return absl::FailedPreconditionError(
+          absl::StrCat("go build (golang-go: tools/install-deps.sh): ", built.status().message()));
+  }
+  auto listener = env.node.PodSocket(env.server, SOCK_STREAM);
+  if (!listener.ok()) return listener.status();
+  SHUNT_RETURN_IF_ERROR(ListenOn(listener->get(), env.port));
+  const uint16_t front = env.port + 2000;
+  SHUNT_ASSIGN_OR_RETURN(pid_t proxy,
+                         env.node.Spawn(env.proxy,
+                                        {dir + "/goproxy", absl::StrCat(":", front),
+                                         absl::StrCat(env.server.ip, ":", env.port)},
+                                        absl::StrCat(dir, "/goproxy-", env.port, ".log")));
+  const std::string answer = RandomBytes(32 << 20, 51);
+  absl::StatusOr<Outcome> out = [&]() -> absl::StatusOr<Outcome> {
+    SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd c, env.node.PodSocket(env.client, SOCK_STREAM));
+    SHUNT_RETURN_IF_ERROR(Eventually(
+        "the Go proxy listens", [&] { return ConnectTo(c.get(), env.proxy.ip, front); }, 10000));
+    SHUNT_RETURN_IF_ERROR(WriteAll(c.get(), "GET"));
+    SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, AcceptOne(listener->get()));
+    SHUNT_ASSIGN_OR_RETURN(std::string req, ReadExactly(s.get(), 3));
+    absl::StatusOr<std::string> got = absl::UnknownError("not read");
+    std::thread reader([&] { got = ReadToEof(c.get(), 60000); });
+    absl::Status wrote = WriteAll(s.get(), answer, 60000);
+    s.Reset();
+    reader.join();
+    SHUNT_RETURN_IF_ERROR(wrote);
+    if (!got.ok()) return got.status();
+    return Outcome{absl::StrCat("request '", req, "', answer ", Digest(*got)), answer.size()};
+  }();
+  KillAndReap(proxy);
+  return out;
+}
+
 }  // namespace
 
 std::vector<Case> ProgramCases() {
@@ -131,6 +214,9 @@ std::vector<Case> ProgramCases() {
       // curl's leg: HAProxy splices into its socket toward curl (sendmsg,
       // redirected); nginx's leg takes TCP (HAProxy splices from it).
       {"HaproxySplice", Path::kShortCircuit, 0, HaproxySplice},
+      // The same split: the proxy's writes toward the client are redirected,
+      // its splice reads take TCP.
+      {"GoIoCopyProxy", Path::kShortCircuit, 0, GoIoCopyProxy},
   };
 }
 
