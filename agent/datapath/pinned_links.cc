@@ -67,7 +67,7 @@ absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& c
   return PinNewLink(link_fd, pin);
 }
 
-absl::Status AttachTracing(const lib::PinLayout& layout, bpf_program* prog, const char* name) {
+absl::Status AttachAndPin(const lib::PinLayout& layout, bpf_program* prog, const char* name) {
   bpf_link* link = bpf_program__attach(prog);
   if (!link)
     return lib::ErrnoStatus(errno, absl::StrCat("bpf: attach ", bpf_program__section_name(prog)));

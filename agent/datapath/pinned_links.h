@@ -21,10 +21,11 @@ absl::Status PinNewLink(int link_fd, const std::string& pin);
 absl::Status AttachCgroupLink(const lib::PinLayout& layout, const std::string& cgroup_root,
                               int prog_fd, bpf_attach_type type, const char* link_name,
                               bool* updated);
-// Attaches a tracing program (fentry, fexit, fmod_ret) and pins its link as
-// `name`. Tracing links cannot take a new program (bpf_link_update), so a
-// restart attaches anew and renames the new pin over the old one: both run
-// for a moment, and the old link goes with its pin.
-absl::Status AttachTracing(const lib::PinLayout& layout, bpf_program* prog, const char* name);
+// Attaches a program libbpf attaches by its section name (the socket watch's
+// raw tracepoints) and pins its link as `name`. Such links cannot take a new
+// program (bpf_link_update), so a restart attaches anew and renames the new
+// pin over the old one: both run for a moment, and the old link goes with
+// its pin.
+absl::Status AttachAndPin(const lib::PinLayout& layout, bpf_program* prog, const char* name);
 
 }  // namespace shunt::datapath

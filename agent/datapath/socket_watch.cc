@@ -24,9 +24,9 @@ absl::StatusOr<std::unique_ptr<SocketWatch>> SocketWatch::Install(const lib::Pin
   if (int err = sockopt__load(w->sockopt_); err != 0)
     return lib::ErrnoStatus(-err, "bpf: load sockopt object");
   SHUNT_RETURN_IF_ERROR(
-      AttachTracing(layout, w->watch_->progs.shunt_watch_recv, SHUNT_LINK_WATCH_RECV));
+      AttachAndPin(layout, w->watch_->progs.shunt_watch_recv, SHUNT_LINK_WATCH_RECV));
   SHUNT_RETURN_IF_ERROR(
-      AttachTracing(layout, w->watch_->progs.shunt_watch_send, SHUNT_LINK_WATCH_SEND));
+      AttachAndPin(layout, w->watch_->progs.shunt_watch_send, SHUNT_LINK_WATCH_SEND));
   SHUNT_RETURN_IF_ERROR(AttachCgroupLink(layout, cgroup_root,
                                          bpf_program__fd(w->sockopt_->progs.shunt_setsockopt),
                                          BPF_CGROUP_SETSOCKOPT, SHUNT_LINK_SETSOCKOPT, nullptr));

@@ -6,14 +6,13 @@
  * the short-circuit only toward a socket seen reading with a plain recvmsg
  * (SHUNT_REF_F_READS), and once either end uses one of those features the
  * flow takes TCP for good (SHUNT_REF_F_TCP) and its sockets leave the
- * sockhash as soon as nothing redirected is left unread (sockops, at the
- * next segment each sends), after which the kernel treats them as plain
+ * sockhash as soon as nothing redirected is left unread (sockops, when TCP
+ * acks data of either end), after which the kernel treats them as plain
  * TCP sockets.
  * docs/short-circuit.md has the table of features and how each is seen. */
 #pragma once
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "sockmap_maps.bpf.h"
 
@@ -26,32 +25,6 @@ static __always_inline void sock_key_swap(const struct shunt_sock_key *k, struct
 	out->pad = 0;
 }
 
-/* The key of a kernel socket as sockops recorded it (IPv4, or the IPv4
- * addresses of a v4-mapped IPv6 socket: the kernel keeps those in the same
- * fields). Works on BTF and on plain kernel pointers alike. */
-static __always_inline void sock_key_of_sk(const struct sock *sk, struct shunt_sock_key *k)
-{
-	k->local_ip4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-	k->remote_ip4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-	k->local_port = bpf_htons(BPF_CORE_READ(sk, __sk_common.skc_num));
-	k->remote_port = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	k->pad = 0;
-}
-
-/* The record of `sk` if it is one of our short-circuited sockets (the same
- * 4-tuple and the same socket cookie), else NULL. */
-static __always_inline struct shunt_sock_ref *ref_of_sk(const struct sock *sk,
-							 struct shunt_sock_key *key)
-{
-	struct shunt_sock_ref *ref;
-
-	sock_key_of_sk(sk, key);
-	ref = bpf_map_lookup_elem(&shunt_sockref_v2, key);
-	if (!ref || BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) != (__s64)ref->cookie)
-		return NULL;
-	return ref;
-}
-
 static __always_inline void tcp_reason_count(__u32 reason)
 {
 	__u64 *c = bpf_map_lookup_elem(&shunt_tcp_reasons_v1, &reason);
@@ -62,8 +35,8 @@ static __always_inline void tcp_reason_count(__u32 reason)
 
 /* Reasons whose readers do not read the psock queue at all (splice, the
  * zero-copy receive mapping): the sender keeps redirecting until what it
- * redirected was read, so TCP bytes never overtake it; the reader is sent
- * back to recvmsg in the meantime (sock_watch.bpf.c: splice gets EINVAL). */
+ * redirected was read (by a recvmsg the reader falls back to, as zero-copy
+ * receivers do for what they cannot map), so TCP bytes never overtake it. */
 static __always_inline bool reason_drains_first(__u32 reason)
 {
 	return reason == SHUNT_TCP_SPLICE || reason == SHUNT_TCP_ZEROCOPY_RECEIVE;

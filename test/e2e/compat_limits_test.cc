@@ -24,8 +24,7 @@ class CompatLimitsTest : public MeshTest {
   void SetUp() override {
     MeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    ASSERT_OK(node_->StartAgent({"--max-queued-bytes=16777216"}));
-    ASSERT_OK(node_->WaitMeshed());
+    StartMesh({"--max-queued-bytes=16777216"});
   }
 };
 

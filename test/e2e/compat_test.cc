@@ -45,8 +45,7 @@ TEST_P(CompatTest, SeesTheSameWithAndWithoutTheAgent) {
 
   // A reader that stops is held to the node's budget (256 MiB here; by
   // default the kernel's tcp_mem pressure threshold, GiBs on this VM).
-  ASSERT_OK(node_->StartAgent({"--node-tcp-memory-bytes=268435456"}));
-  ASSERT_OK(node_->WaitMeshed());
+  StartMesh({"--node-tcp-memory-bytes=268435456"});
   ASSERT_OK_AND_ASSIGN(uint64_t veth_before, node_->VethBytes(*client_));
   ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> reasons_before, node_->TcpReasonCounts());
   const uint64_t redirected_before = Counter(SHUNT_CTR_BYTES_REDIRECTED);

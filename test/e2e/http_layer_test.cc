@@ -34,8 +34,7 @@ class HttpLayerTest : public MeshTest {
   void SetUp() override {
     MeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    ASSERT_OK(node_->StartAgent({"--metrics-addr=127.0.0.1:0"}));
-    ASSERT_OK(node_->WaitMeshed());
+    StartMesh({"--metrics-addr=127.0.0.1:0"});
     ASSERT_OK_AND_ASSIGN(nlohmann::json st, node_->AgentStatus());
     addr_ = st["metrics_addr"].get<std::string>();
   }

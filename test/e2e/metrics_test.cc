@@ -25,8 +25,7 @@ class MetricsTest : public MeshTest {
   void SetUp() override {
     MeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    ASSERT_OK(node_->StartAgent({"--metrics-addr=127.0.0.1:0"}));
-    ASSERT_OK(node_->WaitMeshed());
+    StartMesh({"--metrics-addr=127.0.0.1:0"});
     ASSERT_OK_AND_ASSIGN(Json st, node_->AgentStatus());
     addr_ = st["metrics_addr"].get<std::string>();
     ASSERT_FALSE(addr_.empty()) << st.dump();

@@ -19,8 +19,7 @@ class TcpReasonTest : public MeshTest {
   void SetUp() override {
     MeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    ASSERT_OK(node_->StartAgent({"--metrics-addr=127.0.0.1:0"}));
-    ASSERT_OK(node_->WaitMeshed());
+    StartMesh({"--metrics-addr=127.0.0.1:0"});
   }
 };
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
@@ -34,8 +36,9 @@ class MeshTest : public ::testing::Test {
     node_.reset();
   }
 
-  void StartMesh() {
-    ASSERT_OK(node_->StartAgent());
+  // Starts the agent (with `flags`) and waits until every pod is meshed.
+  void StartMesh(const std::vector<std::string>& flags = {}) {
+    ASSERT_OK(node_->StartAgent(flags));
     ASSERT_OK(node_->WaitMeshed());
   }
 
