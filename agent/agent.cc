@@ -304,7 +304,8 @@ http::Response Agent::Status() const {
       // takes TCP), with the reason.
       {"short_circuit",
        {{"on", datapath_->report().short_circuit_off.empty()},
-        {"off_because", datapath_->report().short_circuit_off}}},
+        {"off_because", datapath_->report().short_circuit_off},
+        {"urgent_data_before_the_send", datapath_->report().send_flags_seen}}},
   };
   for (const Controller* c : controllers_) c->AddStatus(j);
   return http::Json(j);

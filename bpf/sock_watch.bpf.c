@@ -91,8 +91,8 @@ int shunt_watch_recv(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* After a sendmsg (or write): urgent data and zero-copy sends. sk_msg has
- * already decided this send by then (it cannot see the flags); the flow's
- * later sends take TCP. */
+ * already decided this send by then (on x86_64 it saw an urgent byte
+ * itself: lib/send_flags.bpf.h); the flow's later sends take TCP. */
 SEC("raw_tracepoint/sock_send_length")
 int shunt_watch_send(struct bpf_raw_tracepoint_args *ctx)
 {

@@ -15,6 +15,7 @@
 #include "lib/flow.bpf.h"
 #include "lib/policy.bpf.h"
 #include "lib/tcp_fallback.bpf.h"
+#include "lib/send_flags.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -632,6 +633,12 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 			tcp_reason_count(SHUNT_TCP_SLOW_READER);
 			return SK_PASS;
 		}
+	}
+	/* An urgent byte must arrive out of band, with SIGURG: TCP carries
+	 * it, after what was redirected, and the flow stays on TCP. */
+	if (current_send_flags() & SHUNT_MSG_OOB) {
+		flow_to_tcp(&self, SHUNT_TCP_URGENT, bpf_ktime_get_ns());
+		return leave_for_tcp(st, &self, ref, flow);
 	}
 redirect:
 	if (bpf_msg_redirect_hash(msg, &shunt_sockhash_v1, &peer, BPF_F_INGRESS) == SK_PASS) {

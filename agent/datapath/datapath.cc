@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -158,6 +160,11 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Install(const DatapathOption
   dp->report_.node_tcp_memory_bytes = opts.node_tcp_memory_bytes;
   dp->skel_->rodata->node_tcp_budget_pages =
       dp->report_.node_tcp_memory_bytes / static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  // sk_msg reads a send's flags from the sender's saved registers, whose
+  // layout it knows for x86_64 only (bpf/lib/send_flags.bpf.h).
+  struct utsname host {};
+  dp->report_.send_flags_seen = uname(&host) == 0 && std::string_view(host.machine) == "x86_64";
+  dp->skel_->rodata->send_flags_from_regs = dp->report_.send_flags_seen ? 1 : 0;
   if (int err = sockops__load(dp->skel_); err != 0) {
     return lib::ErrnoStatus(err, absl::StrCat("bpf: load sockops object (maps pinned in ",
                                               layout.dir(), " may be of another layout)"));

@@ -56,6 +56,9 @@ struct InstallReport {
   // Why the same-node short-circuit is off (the socket watch could not be
   // installed: kernel too old, functions missing); empty when it is on.
   std::string short_circuit_off;
+  // sk_msg sees a send's flags before deciding it (x86_64): an urgent byte
+  // takes TCP itself, not only the sends after it.
+  bool send_flags_seen = false;
 };
 
 class Datapath {

@@ -4,9 +4,11 @@
 // it delays bytes, and never loses or reorders them.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -94,6 +96,80 @@ TEST_F(CompatLimitsTest, WaitAllAfterPlainReadsReturnsShortOnceThenWaitsAsOnTcp)
   EXPECT_EQ(recv(c.server.get(), buf, sizeof(buf), MSG_WAITALL), 100);
   w.join();
   EXPECT_EQ(std::string(buf, 100), std::string(50, 'b') + std::string(50, 'c'));
+}
+
+// FIONREAD on a connection's first request, before the server read
+// anything (Java's InputStream.available(), Ruby's IO#nread): the request
+// came by TCP (the server was not seen reading yet), and this kernel's
+// sockmap answers FIONREAD from the psock queue alone (tcp_bpf_ioctl), so
+// it says 0 although the request is readable; plain TCP says 1000.
+TEST_F(CompatLimitsTest, FionreadBeforeTheFirstReadCountsOnlyRedirectedBytes) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7803));
+  ASSERT_OK(WriteAll(c.client.get(), RandomBytes(1000, 42)));
+  pollfd pf{c.server.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 5000), 1);
+  int inq = -1;
+  ASSERT_EQ(ioctl(c.server.get(), FIONREAD, &inq), 0);
+  EXPECT_EQ(inq, 0) << "this kernel now counts the TCP queue too: update docs/short-circuit.md";
+  char buf[2000];
+  EXPECT_EQ(recv(c.server.get(), buf, sizeof(buf), 0), 1000);
+}
+
+// A reader slower than its writer: the flow moves to TCP at its budget and
+// back once the reader caught up. FIONREAD never says more than a read then
+// returns, and the bytes arrive in order; but while the reader takes the
+// TCP bytes (the psock queue empty), FIONREAD says 0 although data is
+// readable, which plain TCP never does.
+TEST_F(CompatLimitsTest, FionreadAcrossASlowReaderFallbackNeverOverstates) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7804));
+  ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
+  const std::string data = RandomBytes(64 << 20, 43);  // 4x the budget
+  absl::Status wrote;
+  std::thread w([&] {
+    wrote = WriteAll(c.client.get(), data, 60000);
+    shutdown(c.client.get(), SHUT_WR);
+  });
+  std::string got, buf(1 << 16, '\0');
+  int overstated = 0, zero_while_readable = 0;
+  for (;;) {
+    pollfd pf{c.server.get(), POLLIN, 0};
+    if (poll(&pf, 1, 60000) != 1) break;
+    int inq = -1;
+    ioctl(c.server.get(), FIONREAD, &inq);
+    // Slower than the writer: a quarter of what one read could take.
+    ssize_t n = recv(c.server.get(), buf.data(), buf.size() / 4, 0);
+    if (n <= 0) break;
+    got.append(buf.data(), n);
+    if (inq > 0 && n < std::min<ssize_t>(inq, buf.size() / 4)) ++overstated;
+    if (inq == 0) ++zero_while_readable;
+  }
+  w.join();
+  ASSERT_OK(wrote);
+  std::fprintf(stderr, "fallbacks %lu, FIONREAD 0 while readable %d times\n",
+               static_cast<unsigned long>(Counter(SHUNT_CTR_FLOW_BACKPRESSURE)),
+               zero_while_readable);
+  EXPECT_GE(Counter(SHUNT_CTR_FLOW_BACKPRESSURE), 1u) << "the reader was never over its budget";
+  EXPECT_EQ(overstated, 0) << "FIONREAD said more than a read returned";
+  ASSERT_EQ(got.size(), data.size());
+  EXPECT_EQ(Fnv1a(got), Fnv1a(data));
+}
+
+// An urgent byte sent while redirected bytes wait unread: it takes TCP, so
+// SIGURG and POLLPRI come as on TCP; but recv(MSG_OOB) is served from the
+// psock queue while anything redirected is left in it, and returns an
+// ordinary byte instead of the urgent one (plain TCP returns '!').
+TEST_F(CompatLimitsTest, UrgentByteBehindUnreadRedirectedBytes) {
+  ASSERT_OK_AND_ASSIGN(Conn c, Connect(*client_, *server_, 7805));
+  ASSERT_OK(WarmUp(c.client.get(), c.server.get()));
+  ASSERT_OK(WriteAll(c.client.get(), "abc"));
+  ASSERT_EQ(send(c.client.get(), "!", 1, MSG_OOB), 1);
+  pollfd pf{c.server.get(), POLLPRI, 0};
+  ASSERT_EQ(poll(&pf, 1, 5000), 1) << "no POLLPRI: the urgent byte was redirected";
+  char urgent = 0;
+  EXPECT_EQ(recv(c.server.get(), &urgent, 1, MSG_OOB | MSG_DONTWAIT), 1);
+  EXPECT_EQ(urgent, 'a') << "recv(MSG_OOB) is exact now: update docs/short-circuit.md";
+  ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> reasons, node_->TcpReasonCounts());
+  EXPECT_EQ(reasons[SHUNT_TCP_URGENT], 1u);
 }
 
 }  // namespace

@@ -26,10 +26,10 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_key, 16);
 	X(SPLICE, "splice")   /* splice(2) from the socket (needs fentry; else reader-never-read) */ \
 	X(WAITALL, "recv-waitall")            /* recv(MSG_WAITALL) */                \
 	X(RCVLOWAT, "rcvlowat")               /* SO_RCVLOWAT above 1 */              \
-	X(URGENT, "urgent-data")              /* MSG_OOB, or F_SETOWN for SIGURG */  \
+	X(URGENT, "urgent-data")              /* MSG_OOB */                          \
 	X(ZEROCOPY_SEND, "zerocopy-send")     /* SO_ZEROCOPY */                      \
 	X(ZEROCOPY_RECEIVE, "zerocopy-receive") /* TCP_ZEROCOPY_RECEIVE */           \
-	X(FIONREAD, "fionread")               /* ioctl(FIONREAD / SIOCINQ) */        \
+	X(FIONREAD, "fionread")               /* FIONREAD: needs a hook before ioctl */ \
 	X(RECEIVE_CMSG, "receive-cmsg")       /* receive timestamps, TCP_INQ */      \
 	X(ULP, "tcp-ulp")                     /* TCP_ULP (kTLS and the like) */      \
 	X(RECV_TRUNC, "recv-trunc")           /* recv(MSG_TRUNC) discards */         \

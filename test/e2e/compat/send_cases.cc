@@ -1,15 +1,19 @@
 // Send-side and connection-level features: MSG_ZEROCOPY completions, TCP
 // Fast Open, an MPTCP client, half-close, reset, a writer far ahead of a
-// reader that does not read, TCP_ULP (kTLS).
+// reader that does not read, TCP_ULP (kTLS), urgent data with SIGURG.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -206,6 +210,55 @@ absl::StatusOr<Outcome> WriterFarAhead(CaseEnv& env) {
       sent};
 }
 
+std::atomic<int> sigurg_count{0};
+void CountSigurg(int) { sigurg_count.fetch_add(1); }
+
+// Urgent data, read as telnet and FTP servers do: the server owns the socket
+// for SIGURG; after a megabyte of ordinary data the client sends "abc", the
+// server reads it, the client sends one urgent byte; the server gets SIGURG
+// and POLLPRI, is at the mark, reads the byte with MSG_OOB, and the bytes
+// after it arrive in band without it.
+absl::StatusOr<Outcome> UrgentData(CaseEnv& env) {
+  auto p = Connect(env);
+  if (!p.ok()) return p.status();
+  if (auto s = Exchange(*p, 256); !s.ok()) return s;
+  struct sigaction urg {
+  }, old{};
+  urg.sa_handler = CountSigurg;
+  sigemptyset(&urg.sa_mask);
+  sigaction(SIGURG, &urg, &old);
+  sigurg_count = 0;
+  fcntl(p->server.get(), F_SETOWN, getpid());
+  const std::string before = RandomBytes(1 << 20, 37), after = RandomBytes(512 << 10, 38);
+  auto got = Transfer(*p, before);
+  if (!got.ok()) return got.status();
+  std::string seen = absl::StrCat("before: ", Digest(*got));
+  char buf[8] = {};
+  send(p->client.get(), "abc", 3, 0);
+  ssize_t n = recv(p->server.get(), buf, 3, 0);
+  absl::StrAppend(&seen, "; in band '", std::string(buf, n > 0 ? n : 0), "'");
+  ssize_t sent = send(p->client.get(), "!", 1, MSG_OOB);
+  pollfd pf{p->server.get(), POLLPRI, 0};
+  int ready = poll(&pf, 1, 5000);
+  for (int i = 0; i < 500 && sigurg_count.load() == 0; ++i) poll(nullptr, 0, 10);
+  int at_mark = -1;
+  ioctl(p->server.get(), SIOCATMARK, &at_mark);
+  char urgent = 0;
+  ssize_t oob = recv(p->server.get(), &urgent, 1, MSG_OOB | MSG_DONTWAIT);
+  absl::StrAppend(&seen, "; urgent send ", Result(sent), ", POLLPRI ",
+                  ready == 1 && (pf.revents & POLLPRI) ? "yes" : "no", ", SIGURG ",
+                  sigurg_count.load() > 0 ? "yes" : "no", ", at mark ", at_mark, ", MSG_OOB read ",
+                  Result(oob), " '", std::string(oob == 1 ? 1 : 0, urgent), "'");
+  send(p->client.get(), "def", 3, 0);
+  n = recv(p->server.get(), buf, sizeof(buf), 0);
+  absl::StrAppend(&seen, "; next in band '", std::string(buf, n > 0 ? n : 0), "'");
+  got = Transfer(*p, after);
+  fcntl(p->server.get(), F_SETOWN, 0);
+  sigaction(SIGURG, &old, nullptr);
+  if (!got.ok()) return got.status();
+  return Outcome{absl::StrCat(seen, "; after: ", Digest(*got)), before.size() + after.size()};
+}
+
 // TCP_ULP "tls" (kTLS): this kernel has no CONFIG_TLS, so both runs see the
 // same error; the flow takes TCP either way.
 absl::StatusOr<Outcome> KtlsUlp(CaseEnv& env) {
@@ -231,6 +284,7 @@ std::vector<Case> SendCases() {
       {"Reset", Path::kShortCircuit, 0, Reset},
       {"WriterFarAhead", Path::kShortCircuit, 0, WriterFarAhead},
       {"KtlsUlp", Path::kTcp, SHUNT_TCP_ULP, KtlsUlp},
+      {"UrgentData", Path::kShortCircuit, SHUNT_TCP_URGENT, UrgentData},
   };
 }
 
