@@ -324,11 +324,14 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 	if (!reason && !client_end && !bpf_map_lookup_elem(&shunt_sockref_v2, &peer_key))
 		reason = SHUNT_TCP_PEER_MISSING;
 	if (reason) {
+		bool counted = false;
+
 		/* The other end may be in already (a server end that cannot
-		 * join): its flow takes TCP and it leaves the sockhash. */
+		 * join): its flow takes TCP and it leaves the sockhash, and the
+		 * reason is counted there, once per flow. */
 		if (!client_end)
-			flow_to_tcp(&peer_key, reason, bpf_ktime_get_ns());
-		if (client_end || reason != SHUNT_TCP_PEER_MISSING)
+			counted = flow_to_tcp(&peer_key, reason, bpf_ktime_get_ns());
+		if (!counted && (client_end || reason != SHUNT_TCP_PEER_MISSING))
 			tcp_reason_count(reason);
 		if (f && !f->tcp_reason)
 			f->tcp_reason = reason;
@@ -581,6 +584,11 @@ int shunt_sk_msg(struct sk_msg_md *msg)
 		return stay_tcp();
 	ref = bpf_map_lookup_elem(&shunt_sockref_v2, &peer);
 	if (!ref) {
+		/* A peer that could not join (opted out, an option set) said
+		 * why in this end's record: already counted, once per flow. */
+		ref = bpf_map_lookup_elem(&shunt_sockref_v2, &self);
+		if (ref && (ref->flags & SHUNT_REF_F_TCP))
+			return leave_for_tcp(st, &self, ref, flow);
 		/* Never recorded, or evicted: how it reads is unknown. */
 		st->flags |= SHUNT_SOCK_F_PEER_MISSING;
 		flow_tcp_reason(flow, SHUNT_TCP_PEER_MISSING);

@@ -56,8 +56,8 @@ static __always_inline bool ref_mark_tcp(struct shunt_sock_ref *ref, __u32 reaso
 
 /* The flow of socket `key` takes TCP for good because of `reason`: both
  * ends' records say so (each sender checks its peer's), and the reason is
- * counted once per flow. */
-static __always_inline void flow_to_tcp(const struct shunt_sock_key *key, __u32 reason, __u64 now)
+ * counted once per flow. True if this call counted it. */
+static __always_inline bool flow_to_tcp(const struct shunt_sock_key *key, __u32 reason, __u64 now)
 {
 	struct shunt_sock_key peer_key = {};
 	struct shunt_sock_ref *ref = bpf_map_lookup_elem(&shunt_sockref_v2, key);
@@ -65,7 +65,7 @@ static __always_inline void flow_to_tcp(const struct shunt_sock_key *key, __u32 
 	bool first;
 
 	if (!ref)
-		return;
+		return false;
 	first = ref_mark_tcp(ref, reason, now);
 	sock_key_swap(key, &peer_key);
 	peer = bpf_map_lookup_elem(&shunt_sockref_v2, &peer_key);
@@ -73,4 +73,5 @@ static __always_inline void flow_to_tcp(const struct shunt_sock_key *key, __u32 
 		ref_mark_tcp(peer, reason, now);
 	if (first)
 		tcp_reason_count(reason);
+	return first;
 }

@@ -74,7 +74,9 @@ TEST_F(OptOutTest, APodOrNamespaceAnnotatedOffTakesTcpAndSaysSo) {
   EXPECT_EQ(flows[0]["path"], "tcp") << flows[0].dump();
   EXPECT_EQ(flows[0]["tcp_reason"], "opted-out") << flows[0].dump();
   ASSERT_OK_AND_ASSIGN(std::vector<uint64_t> reasons, node_->TcpReasonCounts());
-  EXPECT_GE(reasons[SHUNT_TCP_OPTED_OUT], 2u);
+  // Once per flow: the two opted-out servers' flows.
+  EXPECT_EQ(reasons[SHUNT_TCP_OPTED_OUT], 2u);
+  EXPECT_EQ(reasons[SHUNT_TCP_PEER_MISSING], 0u);
 }
 
 }  // namespace
