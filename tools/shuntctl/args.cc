@@ -38,6 +38,8 @@ Commands:
   top [--window 30s] [--interval 2s]
                       the busiest edges, refreshed; one snapshot when piped
   uninstall           detach and unpin everything the agent installed under --bpffs
+  ca init --dir DIR   create a cluster CA for mutual TLS: DIR/ca.crt and DIR/ca.key
+                      (ECDSA P-256, key mode 0600); never overwrites an existing CA
 
 Global flags:
   --bpffs DIR         the agent's bpffs directory (default /sys/fs/bpf/shunt)
@@ -57,6 +59,7 @@ EXAMPLES
   shuntctl flows --to demo/server --path tcp -o json
   shuntctl stat edge --window 60s
   shuntctl lb explain demo/server
+  shuntctl ca init --dir /etc/shunt/ca
 )";
 
 namespace {
@@ -82,6 +85,7 @@ const CommandFlags kCommandFlags[] = {
     {"services", {}},
     {"lb", {}},
     {"uninstall", {}},
+    {"ca init", {"dir"}},
 };
 // clang-format on
 
@@ -90,6 +94,7 @@ const CommandFlags kCommandFlags[] = {
 const CommandFlags* CommandOf(const std::vector<std::string>& args) {
   std::string command = args[0];
   if (command == "policy" && args.size() >= 2 && args[1] == "check") command = "policy check";
+  if (command == "ca" && args.size() >= 2 && args[1] == "init") command = "ca init";
   for (const CommandFlags& c : kCommandFlags)
     if (command == c.command) return &c;
   return nullptr;
@@ -107,7 +112,7 @@ absl::StatusOr<Options> ParseArgs(int argc, const char* const* argv) {
   flags.String("api-socket", &o.api_socket);
   flags.Choice("output", &output, {"json", "table"}).Short('o');
   flags.Bool("follow", &o.follow).Short('f');
-  for (const char* name : {"from", "to", "proto", "window", "interval"})
+  for (const char* name : {"from", "to", "proto", "window", "interval", "dir"})
     flags.String(name, &values[name]);
   flags.Int("port", &port, 1, 65535);
   flags.Choice("verdict", &values["verdict"], {"allowed", "l7", "audit", "denied", "unmeshed"});

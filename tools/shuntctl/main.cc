@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/certs/authority.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/counters.h"
@@ -304,6 +305,24 @@ absl::Status CmdUninstall(const Options& o) {
   return absl::OkStatus();
 }
 
+// `ca init --dir DIR`: the cluster CA the agents' --ca-dir reads.
+absl::Status CmdCa(const Options& o) {
+  if (o.args.size() != 2 || o.args[1] != "init")
+    return absl::InvalidArgumentError("ca: the only verb is 'init' (shuntctl ca init --dir DIR)");
+  auto dir = o.flags.find("dir");
+  if (dir == o.flags.end() || dir->second.empty())
+    return absl::InvalidArgumentError("ca init: --dir DIR is required");
+  SHUNT_RETURN_IF_ERROR(certs::InitAuthority(dir->second, absl::Now()));
+  const std::string msg =
+      absl::StrCat("wrote ", dir->second, "/", certs::kCaCertFile, " and ", dir->second, "/",
+                   certs::kCaKeyFile, " (ECDSA P-256, valid 10 years)");
+  if (o.json)
+    std::cout << Json{{"result", msg}}.dump() << "\n";
+  else
+    std::cout << msg << "\n";
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   // kubectl runs `kubectl shunt ...` as kubectl-shunt: the same binary,
   // which then runs its command in an agent pod instead of here.
@@ -341,6 +360,8 @@ int Main(int argc, char** argv) {
     s = CmdLbExplain(*opts);
   } else if (cmd == "uninstall") {
     s = CmdUninstall(*opts);
+  } else if (cmd == "ca") {
+    s = CmdCa(*opts);
   } else {
     std::fprintf(stderr, "shuntctl: unknown command '%s' (see shuntctl --help)\n", cmd.c_str());
     return 2;
