@@ -43,6 +43,17 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
     return lib::ErrnoStatus(errno, absl::StrCat("--config-dir ", config.config_dir));
   SHUNT_RETURN_IF_ERROR(lib::CheckCgroup2Dir(config.cgroup_root));
   SHUNT_RETURN_IF_ERROR(lib::CheckBpffsDir(config.bpffs_dir));
+  // The CA before anything is installed: a node that cannot issue its
+  // workloads' certificates must not start half-way.
+  if (config.mtls != "off") {
+    SHUNT_ASSIGN_OR_RETURN(
+        a->authority_,
+        certs::Authority::Load(config.ca_dir, absl::FromUnixNanos(a->clock_->RealtimeNs())));
+    spdlog::warn(
+        "--mtls={}: workload certificates are issued from {}, but the proxy and the kernel "
+        "hand-off are not built yet (issue 16): connections between nodes are still plain TCP",
+        config.mtls, config.ca_dir);
+  }
 
   // Block the signals before anything else so none is lost between here and Run().
   sigset_t mask;
@@ -166,7 +177,16 @@ absl::Status Agent::StartControllers() {
            .scanner = scanner_.get(),
            .ipcache_per_namespace = config_.ipcache_entries_per_namespace}));
 
-  controllers_ = {policy_.get(), services_.get(), endpoints_.get(), telemetry_.get()};
+  certs_ = std::make_unique<certs::CertsController>(
+      certs::CertsController::Deps{.clock = clock_,
+                                   .options = {.node = config_.node,
+                                               .mode = config_.mtls,
+                                               .trust_domain = config_.trust_domain,
+                                               .ttl = absl::Seconds(config_.cert_ttl_s)},
+                                   .authority = std::move(authority_),
+                                   .publish = nullptr});
+
+  controllers_ = {policy_.get(), services_.get(), endpoints_.get(), telemetry_.get(), certs_.get()};
   return absl::OkStatus();
 }
 

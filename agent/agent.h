@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/agent_config.h"
+#include "agent/certs/certs_controller.h"
 #include "agent/controller.h"
 #include "agent/datapath/datapath.h"
 #include "agent/endpoints/endpoints_controller.h"
@@ -73,6 +74,8 @@ class Agent {
   std::unique_ptr<services::ServicesController> services_;
   std::unique_ptr<endpoints::EndpointsController> endpoints_;
   std::unique_ptr<telemetry::TelemetryController> telemetry_;
+  std::unique_ptr<certs::Authority> authority_;    // --ca-dir, until certs_ takes it
+  std::unique_ptr<certs::CertsController> certs_;  // workload certificates (mTLS)
   std::vector<Controller*> controllers_;
 
   http::Router api_routes_, metrics_routes_, health_routes_;

@@ -1,6 +1,7 @@
 #include "agent_config.h"
 
 #include "absl/strings/str_cat.h"
+#include "agent/certs/spiffe_id.h"
 #include "agent/http/server.h"
 #include "agent/lib/cidr.h"
 #include "shunt/abi/policy.h"
@@ -62,6 +63,17 @@ absl::Status AgentConfig::Validate() const {
     if (auto a = http::ParseListenAddress(health_addr); !a.ok())
       return absl::InvalidArgumentError(absl::StrCat("--health-addr ", a.status().message()));
   }
+  if (mtls != "off" && mtls != "permissive" && mtls != "strict")
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mtls=", mtls, ": expected off, permissive or strict"));
+  if (mtls != "off" && ca_dir.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mtls=", mtls, " needs --ca-dir (a CA from `shuntctl ca init --dir DIR`)"));
+  if (auto s = certs::CheckTrustDomain(trust_domain); !s.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--trust-domain: ", s.message()));
+  if (cert_ttl_s < 600 || cert_ttl_s > 366 * 24 * 3600)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cert-ttl must be within 10m..366d (renewed at half of it), got ", cert_ttl_s, " s"));
   return absl::OkStatus();
 }
 

@@ -38,6 +38,13 @@ struct AgentConfig {
   std::string metrics_addr;      // HOST:PORT for /metrics and TrafficMetrics; empty = off
   std::string health_addr;       // HOST:PORT for /healthz and /readyz only; empty = off
   int health_stall_ms = 10'000;  // /healthz fails when the loop has not turned for this long
+  // Mutual TLS between nodes (docs/mtls.md): "off", "permissive" or "strict";
+  // the cluster CA's directory (ca.crt, ca.key) and trust domain; the
+  // lifetime of workload certificates.
+  std::string mtls = "off";
+  std::string ca_dir;
+  std::string trust_domain = "cluster.local";
+  int64_t cert_ttl_s = 24 * 3600;
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/time/time.h"
 #include "agent/agent.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/dashed_flags.h"
@@ -81,6 +82,17 @@ ABSL_FLAG(int, health_stall_ms, 10000,
           "/healthz (on --metrics-addr and --health-addr) fails once the agent's loop has not "
           "turned for this "
           "many milliseconds");
+ABSL_FLAG(std::string, mtls, "off",
+          "mutual TLS between nodes (docs/mtls.md): off; permissive (tunnel to meshed nodes, "
+          "accept plaintext from meshless ones and report it); strict (nothing in plaintext "
+          "between nodes). Needs --ca-dir");
+ABSL_FLAG(std::string, ca_dir, "",
+          "directory with the cluster CA's ca.crt and ca.key (shuntctl ca init --dir DIR; a "
+          "Secret in Kubernetes): the agent issues its local workloads' certificates from it");
+ABSL_FLAG(std::string, trust_domain, "cluster.local",
+          "SPIFFE trust domain of workload identities: spiffe://TRUST_DOMAIN/ns/NS/sa/SA");
+ABSL_FLAG(absl::Duration, cert_ttl, absl::Hours(24),
+          "lifetime of workload certificates (10m..366d); each is renewed at half of it");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -130,6 +142,10 @@ int main(int argc, char** argv) {
       .metrics_addr = absl::GetFlag(FLAGS_metrics_addr),
       .health_addr = absl::GetFlag(FLAGS_health_addr),
       .health_stall_ms = absl::GetFlag(FLAGS_health_stall_ms),
+      .mtls = absl::GetFlag(FLAGS_mtls),
+      .ca_dir = absl::GetFlag(FLAGS_ca_dir),
+      .trust_domain = absl::GetFlag(FLAGS_trust_domain),
+      .cert_ttl_s = absl::ToInt64Seconds(absl::GetFlag(FLAGS_cert_ttl)),
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

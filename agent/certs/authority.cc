@@ -162,6 +162,9 @@ absl::StatusOr<IssuedCertificate> Authority::Issue(const SpiffeId& id, absl::Dur
                                                    absl::Time now) const {
   if (ttl <= absl::ZeroDuration())
     return absl::InvalidArgumentError("certs: a certificate lifetime must be positive");
+  if (now >= not_after())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "certs: the CA expired at ", absl::FormatTime(not_after()), "; replace --ca-dir's CA"));
   SHUNT_ASSIGN_OR_RETURN(PkeyPtr key, NewP256Key());
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), X509_VERSION_3);

@@ -58,6 +58,12 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
       {base + cg + bpffs + " --metrics-addr=9464", "--metrics-addr '9464': expected HOST:PORT", 2},
       {base + cg + bpffs + " --metrics-addr=localhost:9464", "'localhost' is not an IP address", 2},
       {base + cg + bpffs + " --metrics-addr=127.0.0.1:70000", "expected HOST:PORT", 2},
+      {base + cg + bpffs + " --mtls=strict", "--mtls=strict needs --ca-dir", 2},
+      {base + cg + bpffs + " --mtls=on", "--mtls=on: expected off, permissive or strict", 2},
+      {base + cg + bpffs + " --mtls=strict --ca-dir=/nonexistent-shunt/ca",
+       "create a CA with `shuntctl ca init --dir /nonexistent-shunt/ca`", 1},
+      {base + cg + bpffs + " --trust-domain=Cluster.Local", "--trust-domain: spiffe id", 2},
+      {base + cg + bpffs + " --cert-ttl=1m", "--cert-ttl must be within 10m..366d", 2},
   };
   for (const Case& c : cases) {
     AgentRun r = RunAgent(c.flags);

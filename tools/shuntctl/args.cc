@@ -40,6 +40,8 @@ Commands:
   uninstall           detach and unpin everything the agent installed under --bpffs
   ca init --dir DIR   create a cluster CA for mutual TLS: DIR/ca.crt and DIR/ca.key
                       (ECDSA P-256, key mode 0600); never overwrites an existing CA
+  certs               the workload certificates of local identities (SPIFFE ID, serial,
+                      expiry, renewal), from the agent (shunt-agent --mtls, --ca-dir)
 
 Global flags:
   --bpffs DIR         the agent's bpffs directory (default /sys/fs/bpf/shunt)
@@ -86,6 +88,7 @@ const CommandFlags kCommandFlags[] = {
     {"lb", {}},
     {"uninstall", {}},
     {"ca init", {"dir"}},
+    {"certs", {}},
 };
 // clang-format on
 

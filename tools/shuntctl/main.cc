@@ -12,7 +12,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "agent/certs/authority.h"
 #include "agent/datapath/uninstall.h"
 #include "agent/lib/bpf_introspect.h"
 #include "agent/lib/counters.h"
@@ -22,6 +21,7 @@
 #include "shunt/abi/pins.h"
 #include "tools/common/flag_set.h"
 #include "tools/shuntctl/args.h"
+#include "tools/shuntctl/cert_commands.h"
 #include "tools/shuntctl/cli.h"
 #include "tools/shuntctl/flow_commands.h"
 #include "tools/shuntctl/kubectl_plugin.h"
@@ -305,24 +305,6 @@ absl::Status CmdUninstall(const Options& o) {
   return absl::OkStatus();
 }
 
-// `ca init --dir DIR`: the cluster CA the agents' --ca-dir reads.
-absl::Status CmdCa(const Options& o) {
-  if (o.args.size() != 2 || o.args[1] != "init")
-    return absl::InvalidArgumentError("ca: the only verb is 'init' (shuntctl ca init --dir DIR)");
-  auto dir = o.flags.find("dir");
-  if (dir == o.flags.end() || dir->second.empty())
-    return absl::InvalidArgumentError("ca init: --dir DIR is required");
-  SHUNT_RETURN_IF_ERROR(certs::InitAuthority(dir->second, absl::Now()));
-  const std::string msg =
-      absl::StrCat("wrote ", dir->second, "/", certs::kCaCertFile, " and ", dir->second, "/",
-                   certs::kCaKeyFile, " (ECDSA P-256, valid 10 years)");
-  if (o.json)
-    std::cout << Json{{"result", msg}}.dump() << "\n";
-  else
-    std::cout << msg << "\n";
-  return absl::OkStatus();
-}
-
 int Main(int argc, char** argv) {
   // kubectl runs `kubectl shunt ...` as kubectl-shunt: the same binary,
   // which then runs its command in an agent pod instead of here.
@@ -362,6 +344,8 @@ int Main(int argc, char** argv) {
     s = CmdUninstall(*opts);
   } else if (cmd == "ca") {
     s = CmdCa(*opts);
+  } else if (cmd == "certs") {
+    s = CmdCerts(*opts);
   } else {
     std::fprintf(stderr, "shuntctl: unknown command '%s' (see shuntctl --help)\n", cmd.c_str());
     return 2;
