@@ -13,8 +13,9 @@ packages=(
   libabsl-dev libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libre2-dev libasio-dev libboost-dev
   # the kube source's HTTPS client (libcurl over OpenSSL)
   libcurl4-openssl-dev
-  # workload certificates and mutual TLS between nodes (OpenSSL 3)
-  libssl-dev
+  # workload certificates and mutual TLS between nodes (OpenSSL 3), the
+  # tunnel's HTTP/2 CONNECT streams (libnghttp2)
+  libssl-dev libnghttp2-dev
   # demo pods and their traffic
   iproute2 procps util-linux redis-server redis-tools curl
 )
