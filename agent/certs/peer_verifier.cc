@@ -82,38 +82,42 @@ PeerVerifier::Result PeerVerifier::Verify(X509* leaf, STACK_OF(X509) * chain,
   if (X509_verify_cert(ctx.get()) != 1) {
     const int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    r.detail = X509_verify_cert_error_string(err);
-    switch (err) {
-      case X509_V_ERR_CERT_HAS_EXPIRED:
-        r.refusal = Refusal::kExpired;
-        r.detail = absl::StrCat("expired at ", absl::FormatTime(NotAfter(leaf)));
-        break;
-      case X509_V_ERR_CERT_NOT_YET_VALID:
-        r.refusal = Refusal::kNotYetValid;
-        r.detail = absl::StrCat("not valid before ", absl::FormatTime(NotBefore(leaf)));
-        break;
-      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-      case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-        r.refusal = Refusal::kUnknownCa;
-        r.detail = absl::StrCat("not issued by this cluster's CA (", r.detail, ")");
-        break;
-      default:
-        r.refusal = Refusal::kBadCertificate;
-    }
+    r.refusal = RefusalOfVerifyError(err, leaf, &r.detail);
     return r;
   }
+  return IdentityOf(leaf, trust_domain_);
+}
+
+Refusal RefusalOfVerifyError(int err, X509* leaf, std::string* detail) {
+  *detail = X509_verify_cert_error_string(err);
+  switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      if (leaf) *detail = absl::StrCat("expired at ", absl::FormatTime(NotAfter(leaf)));
+      return Refusal::kExpired;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      if (leaf) *detail = absl::StrCat("not valid before ", absl::FormatTime(NotBefore(leaf)));
+      return Refusal::kNotYetValid;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+      *detail = absl::StrCat("not issued by this cluster's CA (", *detail, ")");
+      return Refusal::kUnknownCa;
+    default:
+      return Refusal::kBadCertificate;
+  }
+}
+
+PeerVerifier::Result IdentityOf(X509* leaf, absl::string_view trust_domain) {
   auto id = SpiffeIdOf(leaf);
   if (!id.ok()) return {Refusal::kNoIdentity, std::string(id.status().message()), {}};
-  if (id->trust_domain != trust_domain_) {
+  if (id->trust_domain != trust_domain) {
     return {Refusal::kForeignTrustDomain,
-            absl::StrCat(id->Uri(), " is not of trust domain ", trust_domain_),
+            absl::StrCat(id->Uri(), " is not of trust domain ", trust_domain),
             {}};
   }
-  r.id = std::move(*id);
-  return r;
+  return {Refusal::kNone, "", std::move(*id)};
 }
 
 PeerVerifier::Result PeerVerifier::VerifyPem(absl::string_view leaf_pem, absl::Time now) const {

@@ -57,4 +57,12 @@ class PeerVerifier {
   std::string trust_domain_;
 };
 
+// The refusal for an X.509 verification error (X509_V_ERR_*) of `leaf`
+// (may be null), with what was wrong in `detail`. TLS handshakes use it on
+// SSL_get_verify_result.
+Refusal RefusalOfVerifyError(int x509_error, X509* leaf, std::string* detail);
+// The SPIFFE ID of a leaf whose chain was already verified, checked
+// against `trust_domain` (kNone, kNoIdentity or kForeignTrustDomain).
+PeerVerifier::Result IdentityOf(X509* leaf, absl::string_view trust_domain);
+
 }  // namespace shunt::certs

@@ -1,0 +1,203 @@
+#include "proxy/tls/tls_channel.h"
+
+#include <openssl/err.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/certs/openssl_util.h"
+
+namespace shunt::proxy {
+namespace {
+
+constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+
+int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+             unsigned int inlen, void*) {
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kAlpnH2, sizeof(kAlpnH2), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;  // a peer that does not speak h2 is not a proxy
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string SslErrorText() {
+  unsigned long e = ERR_peek_last_error();
+  char buf[256] = "handshake failed";
+  if (e) ERR_error_string_n(e, buf, sizeof(buf));
+  ERR_clear_error();
+  return buf;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(Role role,
+                                                               const TlsCredentials& c) {
+  std::shared_ptr<TlsContext> t(new TlsContext(role, c));
+  t->ctx_ = SSL_CTX_new(role == Role::kClient ? TLS_client_method() : TLS_server_method());
+  if (!t->ctx_) return certs::OsslError(absl::StatusCode::kInternal, "tls: new context");
+  SSL_CTX* ctx = t->ctx_;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_num_tickets(ctx, 0);  // tunnels are long-lived: no resumption
+  auto cert = certs::CertFromPem(c.cert_pem, "tls: certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = certs::KeyFromPem(c.key_pem, "tls: key");
+  if (!key.ok()) return key.status();
+  auto ca = certs::CertFromPem(c.ca_pem, "tls: CA certificate");
+  if (!ca.ok()) return ca.status();
+  if (SSL_CTX_use_certificate(ctx, cert->get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, key->get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+    return certs::OsslError(absl::StatusCode::kInvalidArgument,
+                            "tls: the key is not the certificate's");
+  // The cluster CA is the only trust anchor (no system store).
+  if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca->get()) != 1)
+    return certs::OsslError(absl::StatusCode::kInternal, "tls: trust store");
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     &TlsChannel::OnVerify);
+  if (c.verify_time) {
+    X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(ctx), absl::ToTimeT(*c.verify_time));
+  }
+  if (role == Role::kClient) {
+    SSL_CTX_set_alpn_protos(ctx, kAlpnH2, sizeof(kAlpnH2));
+  } else {
+    SSL_CTX_set_alpn_select_cb(ctx, SelectH2, nullptr);
+  }
+  return t;
+}
+
+TlsContext::~TlsContext() {
+  if (ctx_) SSL_CTX_free(ctx_);
+}
+
+absl::StatusOr<std::unique_ptr<TlsChannel>> TlsChannel::Create(std::shared_ptr<TlsContext> ctx) {
+  std::unique_ptr<TlsChannel> ch(new TlsChannel(std::move(ctx)));
+  ch->ssl_ = SSL_new(ch->ctx_->ctx());
+  ch->in_ = BIO_new(BIO_s_mem());
+  ch->out_ = BIO_new(BIO_s_mem());
+  if (!ch->ssl_ || !ch->in_ || !ch->out_) {
+    BIO_free(ch->in_);
+    BIO_free(ch->out_);
+    return certs::OsslError(absl::StatusCode::kInternal, "tls: new channel");
+  }
+  SSL_set_bio(ch->ssl_, ch->in_, ch->out_);
+  SSL_set_app_data(ch->ssl_, ch.get());
+  if (ch->ctx_->role() == TlsContext::Role::kClient) {
+    SSL_set_connect_state(ch->ssl_);
+    SSL_do_handshake(ch->ssl_);  // the ClientHello, for TakeOutput
+    ERR_clear_error();
+  } else {
+    SSL_set_accept_state(ch->ssl_);
+  }
+  return ch;
+}
+
+TlsChannel::~TlsChannel() {
+  if (ssl_) SSL_free(ssl_);  // frees the BIOs too
+}
+
+// OpenSSL's chain check, as it goes: the first certificate it refuses is
+// kept with its reason (after the handshake the peer's certificate is no
+// longer at hand for a refused one).
+int TlsChannel::OnVerify(int preverify_ok, X509_STORE_CTX* store) {
+  if (preverify_ok == 1) return 1;
+  SSL* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* ch = ssl ? static_cast<TlsChannel*>(SSL_get_app_data(ssl)) : nullptr;
+  if (ch && ch->refusal_ == certs::Refusal::kNone) {
+    ch->refusal_ = certs::RefusalOfVerifyError(X509_STORE_CTX_get_error(store),
+                                               X509_STORE_CTX_get_current_cert(store),
+                                               &ch->error_);
+  }
+  return 0;
+}
+
+void TlsChannel::Fail(certs::Refusal refusal, std::string error) {
+  failed_ = true;
+  refusal_ = refusal;
+  error_ = std::move(error);
+}
+
+void TlsChannel::CheckPeer() {
+  X509* peer = SSL_get0_peer_certificate(ssl_);
+  if (!peer) return Fail(certs::Refusal::kBadCertificate, "the peer sent no certificate");
+  const TlsCredentials& c = ctx_->credentials();
+  certs::PeerVerifier::Result r = certs::IdentityOf(peer, c.trust_domain);
+  if (r.refusal != certs::Refusal::kNone) return Fail(r.refusal, r.detail);
+  if (c.expect_peer && !(r.id == *c.expect_peer)) {
+    return Fail(certs::Refusal::kNoIdentity,
+                absl::StrCat("the peer is ", r.id.Uri(), ", not ", c.expect_peer->Uri()));
+  }
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
+  if (alpn_len != 2 || alpn[0] != 'h' || alpn[1] != '2')
+    return Fail(certs::Refusal::kNone, "the peer did not agree on h2");
+  peer_ = std::move(r.id);
+  established_ = true;
+}
+
+absl::Status TlsChannel::Feed(absl::string_view ciphertext) {
+  if (failed_) return absl::FailedPreconditionError("tls: channel failed: " + error_);
+  BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+  if (established_) return absl::OkStatus();
+  const int rv = SSL_do_handshake(ssl_);
+  if (rv == 1) {
+    CheckPeer();
+    if (failed_) {
+      SSL_shutdown(ssl_);  // tell the peer; it gets a close instead of data
+      return absl::PermissionDeniedError("tls: " + error_);
+    }
+    return absl::OkStatus();
+  }
+  const int err = SSL_get_error(ssl_, rv);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    ERR_clear_error();
+    return absl::OkStatus();
+  }
+  std::string detail = SslErrorText();
+  if (refusal_ != certs::Refusal::kNone) {
+    Fail(refusal_, error_);  // what OnVerify found
+  } else {
+    Fail(certs::Refusal::kNone, detail);
+  }
+  return absl::PermissionDeniedError("tls: " + error_);
+}
+
+void TlsChannel::TakeOutput(std::string* out) {
+  char buf[16384];
+  for (int n; (n = BIO_read(out_, buf, sizeof(buf))) > 0;) out->append(buf, n);
+}
+
+bool TlsChannel::Read(std::string* out) {
+  if (!established_ || failed_) return !peer_closed_ && !failed_;
+  char buf[16384];
+  for (;;) {
+    size_t n = 0;
+    if (SSL_read_ex(ssl_, buf, sizeof(buf), &n) == 1) {
+      out->append(buf, n);
+      continue;
+    }
+    const int err = SSL_get_error(ssl_, 0);
+    ERR_clear_error();
+    if (err == SSL_ERROR_ZERO_RETURN) peer_closed_ = true;
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_ZERO_RETURN) failed_ = true;
+    return !peer_closed_ && !failed_;
+  }
+}
+
+absl::Status TlsChannel::Write(absl::string_view plaintext) {
+  if (!established_ || failed_) return absl::FailedPreconditionError("tls: not established");
+  size_t written = 0;
+  if (!plaintext.empty() &&
+      SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &written) != 1) {
+    failed_ = true;
+    return absl::InternalError("tls: write: " + SslErrorText());
+  }
+  return absl::OkStatus();
+}
+
+void TlsChannel::Close() {
+  if (ssl_ && established_ && !failed_) SSL_shutdown(ssl_);
+}
+
+}  // namespace shunt::proxy
