@@ -76,11 +76,7 @@ size_t CertsController::Apply() {
     }
   }
   changed |= IssueDue(Now(), &failed);
-  if (changed && deps_.publish) {
-    std::vector<IssuedCertificate> all;
-    for (const auto& [k, c] : issued_) all.push_back(c);
-    deps_.publish(all);
-  }
+  if (changed) PublishAll();
   return failed;
 }
 
@@ -88,11 +84,14 @@ void CertsController::Tick(int64_t now_ms) {
   if (!deps_.authority || now_ms - last_check_ms_ < kCheckEveryMs) return;
   last_check_ms_ = now_ms;
   size_t failed = 0;
-  if (IssueDue(Now(), &failed) && deps_.publish) {
-    std::vector<IssuedCertificate> all;
-    for (const auto& [k, c] : issued_) all.push_back(c);
-    deps_.publish(all);
-  }
+  if (IssueDue(Now(), &failed)) PublishAll();
+}
+
+void CertsController::PublishAll() const {
+  if (!deps_.publish) return;
+  std::vector<IssuedCertificate> all;
+  for (const auto& [k, c] : issued_) all.push_back(c);
+  deps_.publish(all);
 }
 
 nlohmann::json CertsController::ListJson() const {

@@ -59,6 +59,9 @@ class CertsController : public agent::Controller {
   bool RenewalDue(const IssuedCertificate& c, absl::Time now) const;
   // Issues what is missing or due; true if the set changed.
   bool IssueDue(absl::Time now, size_t* failed);
+  // Hands every certificate held to `publish` (the whole set: the proxy
+  // replaces its own).
+  void PublishAll() const;
 
   Deps deps_;
   std::map<Key, std::vector<std::string>> wanted_;  // identity -> its local pods
