@@ -18,6 +18,7 @@
 #include "lib/policy.bpf.h"
 #include "lib/service_maps.bpf.h"
 #include "lib/udp_exchange.bpf.h"
+#include "lib/mtls_maps.bpf.h"
 
 #define SHUNT_ECONNREFUSED 111
 
@@ -329,6 +330,76 @@ static __always_inline bool mapped_ip4(struct bpf_sock_addr *ctx, __be32 *out)
 	return true;
 }
 
+/* mTLS on: a meshed pod's TCP connection to a pod on another node goes to
+ * the node's proxy instead, which tunnels it (docs/mtls.md). Where it was
+ * going stays with the socket for sockops, which files it under the
+ * socket's own address once connected (getsockopt SO_ORIGINAL_DST reads
+ * it). The proxy's own sockets are not a pod's: never handed off. `*daddr`
+ * and the port become the proxy's. 1 goes on; 0 refuses (strict mode, no
+ * room to keep the destination: never plain TCP instead). */
+static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be32 *daddr,
+				    __be16 *dport)
+{
+	struct shunt_mtls_config *m;
+	struct shunt_ipcache_entry *peer;
+	struct shunt_mtls_addr *orig;
+	__u64 cookie;
+	__u32 zero = 0;
+
+	if (proto != SHUNT_IPPROTO_TCP)
+		return 1;
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	if (!m || m->mode == SHUNT_MTLS_OFF || !m->proxy_ip4)
+		return 1;
+	cookie = bpf_get_netns_cookie(ctx);
+	if (!bpf_map_lookup_elem(&shunt_endpoints_v2, &cookie))
+		return 1; /* not a meshed pod */
+	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, daddr);
+	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
+		return 1; /* not a pod, or one on this node: the kernel's path */
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
+		return m->mode == SHUNT_MTLS_STRICT ? 0 : 1;
+	}
+	orig->ip4 = *daddr;
+	orig->port = *dport;
+	*daddr = m->proxy_ip4;
+	*dport = m->proxy_port;
+	counter_add(SHUNT_CTR_MTLS_HANDED_OFF, 1);
+	return 1;
+}
+
+/* hand_off() for an IPv4 socket / a v4-mapped destination of an IPv6 one:
+ * rewrites the call's address and port when it hands off. */
+static __always_inline int connect_via_proxy4(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr)
+{
+	__be16 dport = (__be16)ctx->user_port, port = dport;
+	__be32 to = daddr;
+
+	if (!hand_off(ctx, proto, &to, &port))
+		return 0;
+	if (to != daddr) {
+		ctx->user_ip4 = to;
+		ctx->user_port = port;
+	}
+	return 1;
+}
+
+static __always_inline int connect_via_proxy6(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr)
+{
+	__be16 dport = (__be16)ctx->user_port, port = dport;
+	__be32 to = daddr;
+
+	if (!hand_off(ctx, proto, &to, &port))
+		return 0;
+	if (to != daddr) {
+		ctx->user_ip6[3] = to;
+		ctx->user_port = port;
+	}
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int shunt_connect4(struct bpf_sock_addr *ctx)
 {
@@ -343,7 +414,9 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 		return 0; /* ECONNREFUSED, set by balance() */
 	if (daddr != asked)
 		ctx->user_ip4 = daddr;
-	return police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr);
+	if (!police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr))
+		return 0; /* EPERM */
+	return connect_via_proxy4(ctx, (__u8)proto, daddr);
 }
 
 /* TCP and connected UDP on an AF_INET6 socket: a v4-mapped destination is
@@ -366,7 +439,9 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 		return 0; /* ECONNREFUSED */
 	if (daddr != asked)
 		ctx->user_ip6[3] = daddr;
-	return police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr);
+	if (!police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr))
+		return 0; /* EPERM */
+	return connect_via_proxy6(ctx, (__u8)proto, daddr);
 }
 
 /* The service address a connection asked for, if connect4/6 balanced it. */
@@ -380,15 +455,32 @@ static __always_inline struct shunt_svc_origin *origin_of(struct bpf_sock_addr *
 	return bpf_sk_storage_get(&shunt_svc_origin_v1, ctx->sk, 0, 0);
 }
 
-/* The application sees the service address it connected to, not the pod. */
+/* Where a connection handed to the proxy was going, if it was. */
+static __always_inline struct shunt_mtls_addr *handed_off(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+
+	asm volatile("" : "+r"(proto));
+	if (proto != SHUNT_IPPROTO_TCP)
+		return NULL;
+	return bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, 0);
+}
+
+/* The application sees the address it connected to: the service's (not
+ * the pod it was balanced to), the remote pod's (not the proxy it was
+ * handed to). */
 SEC("cgroup/getpeername4")
 int shunt_getpeername4(struct bpf_sock_addr *ctx)
 {
 	struct shunt_svc_origin *origin = origin_of(ctx);
+	struct shunt_mtls_addr *orig;
 
 	if (origin && origin->vip) {
 		ctx->user_ip4 = origin->vip;
 		ctx->user_port = origin->port;
+	} else if ((orig = handed_off(ctx)) && orig->ip4) {
+		ctx->user_ip4 = orig->ip4;
+		ctx->user_port = orig->port;
 	}
 	return 1;
 }
@@ -397,12 +489,19 @@ SEC("cgroup/getpeername6")
 int shunt_getpeername6(struct bpf_sock_addr *ctx)
 {
 	struct shunt_svc_origin *origin = origin_of(ctx);
+	struct shunt_mtls_addr *orig;
 	__be32 peer;
 
-	/* Only a v4-mapped peer can have been balanced by connect6. */
-	if (origin && origin->vip && mapped_ip4(ctx, &peer)) {
+	/* Only a v4-mapped peer can have been balanced or handed off by
+	 * connect6. */
+	if (!mapped_ip4(ctx, &peer))
+		return 1;
+	if (origin && origin->vip) {
 		ctx->user_ip6[3] = origin->vip;
 		ctx->user_port = origin->port;
+	} else if ((orig = handed_off(ctx)) && orig->ip4) {
+		ctx->user_ip6[3] = orig->ip4;
+		ctx->user_port = orig->port;
 	}
 	return 1;
 }

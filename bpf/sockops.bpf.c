@@ -16,6 +16,7 @@
 #include "lib/policy.bpf.h"
 #include "lib/tcp_fallback.bpf.h"
 #include "lib/send_flags.bpf.h"
+#include "lib/mtls_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -414,6 +415,34 @@ static __always_inline void try_release(struct shunt_sock_key *key, __u64 now)
 	release(key, ref, sk);
 }
 
+/* A pod socket connect4 handed to the proxy, now connected: its
+ * destination is filed under its own address:port, where the proxy's
+ * getsockopt(SO_ORIGINAL_DST) finds it, until the socket closes. */
+static __always_inline void mtls_file(struct bpf_sock_ops *skops, const struct shunt_sock_key *key)
+{
+	struct shunt_mtls_addr own = {.ip4 = key->local_ip4, .port = key->local_port};
+	struct bpf_sock *sk = skops->sk;
+	struct shunt_mtls_addr *orig;
+
+	if (!sk)
+		return;
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, sk, 0, 0);
+	if (!orig)
+		return;
+	bpf_map_update_elem(&shunt_mtls_orig_v1, &own, orig, BPF_ANY);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void mtls_forget(struct bpf_sock_ops *skops,
+					const struct shunt_sock_key *key)
+{
+	struct shunt_mtls_addr own = {.ip4 = key->local_ip4, .port = key->local_port};
+	struct bpf_sock *sk = skops->sk;
+
+	if (sk && bpf_sk_storage_get(&shunt_mtls_sk_v1, sk, 0, 0))
+		bpf_map_delete_elem(&shunt_mtls_orig_v1, &own);
+}
+
 SEC("sockops")
 int shunt_sockops(struct bpf_sock_ops *skops)
 {
@@ -445,6 +474,7 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		ep = pod_of(skops);
 		f = flow_established(&key, now);
 		maybe_short_circuit(skops, &key, ep, f, true);
+		mtls_file(skops, &key);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		ep = pod_of(skops);
@@ -458,6 +488,7 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_STATE_CB:
 		flow_close(skops, &key, skops->args[0], now); /* reads the record first */
 		forget_sock(&key);
+		mtls_forget(skops, &key);
 		break;
 	}
 	return 1;

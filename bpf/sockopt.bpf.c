@@ -7,6 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "lib/tcp_fallback.bpf.h"
+#include "lib/mtls_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -93,12 +94,46 @@ int shunt_setsockopt(struct bpf_sockopt *ctx)
  * pages of the TCP receive queue, which never holds redirected bytes. The
  * kernel runs this hook for that option itself (with its own buffer) even
  * though it skips the usual one. The answer is left as it is. */
+#define SOL_IP 0
+#define SO_ORIGINAL_DST 80
+#define AF_INET 2
+
+/* getsockopt(SOL_IP, SO_ORIGINAL_DST) on a socket the proxy accepted from a
+ * pod that connect4 handed off: where the pod was going, as netfilter's
+ * REDIRECT would answer (sockaddr_in), with no netfilter involved. A socket
+ * that is not such a connection keeps the kernel's answer (ENOENT, or
+ * ENOPROTOOPT without conntrack): the proxy refuses it. */
+static __always_inline int original_dst(struct bpf_sockopt *ctx, struct bpf_sock *sk)
+{
+	struct shunt_mtls_addr peer = {};
+	struct shunt_mtls_addr *orig;
+	struct sockaddr_in *out = ctx->optval;
+
+	if ((void *)(out + 1) > ctx->optval_end)
+		return 1; /* the caller's buffer is too small: its error stands */
+	peer.ip4 = sk->dst_ip4;
+	peer.port = (__be16)(sk->dst_port);
+	orig = bpf_map_lookup_elem(&shunt_mtls_orig_v1, &peer);
+	if (!orig)
+		return 1;
+	out->sin_family = AF_INET;
+	out->sin_port = orig->port;
+	out->sin_addr.s_addr = orig->ip4;
+	__builtin_memset(out->__pad, 0, sizeof(out->__pad));
+	ctx->optlen = sizeof(*out);
+	ctx->retval = 0;
+	return 1;
+}
+
 SEC("cgroup/getsockopt")
 int shunt_getsockopt(struct bpf_sockopt *ctx)
 {
 	struct shunt_sock_key key = {};
 	struct bpf_sock *sk = ctx->sk;
 
+	if (ctx->level == SOL_IP && ctx->optname == SO_ORIGINAL_DST && sk &&
+	    sk->protocol == IPPROTO_TCP)
+		return original_dst(ctx, sk);
 	if (ctx->level != SOL_TCP || ctx->optname != TCP_ZEROCOPY_RECEIVE || !sk ||
 	    sk->protocol != IPPROTO_TCP)
 		return 1;

@@ -47,6 +47,10 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_LB_SCORES,
        "latency-aware balancing: backend -> score (peak EWMA x open connections)"},
       {SHUNT_MAP_LB_TRACE, "the last balancing choices per CPU (shuntctl lb explain)"},
+      {SHUNT_MAP_MTLS_CONFIG, "mTLS hand-off: mode and the node proxy's outbound address"},
+      {SHUNT_MAP_MTLS_SK, "per socket handed to the proxy: where it was going (connect4)"},
+      {SHUNT_MAP_MTLS_ORIG,
+       "connections handed to the proxy: pod address:port -> original destination (LRU)"},
   };
   return kMaps;
 }

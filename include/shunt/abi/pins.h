@@ -36,6 +36,9 @@
 #define SHUNT_MAP_POD_CIDRS "shunt_pod_cidrs_v1"
 #define SHUNT_MAP_EVENT_BUDGET "shunt_event_budget_v1"
 #define SHUNT_MAP_REVNAT_BUDGET "shunt_revnat_budget_v1"
+#define SHUNT_MAP_MTLS_CONFIG "shunt_mtls_config_v1"
+#define SHUNT_MAP_MTLS_SK "shunt_mtls_sk_v1"
+#define SHUNT_MAP_MTLS_ORIG "shunt_mtls_orig_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Hand-off of pod connections that leave the node to the node's proxy
+ * (docs/mtls.md): cgroup/connect4 and connect6 send a local pod's TCP
+ * connection to a pod on another node to the proxy's outbound address
+ * instead, keeping where it was going; the proxy asks with
+ * getsockopt(SOL_IP, SO_ORIGINAL_DST), answered by cgroup/getsockopt. */
+#pragma once
+#include "shunt/abi/common.h"
+
+#define SHUNT_MTLS_OFF 0
+#define SHUNT_MTLS_PERMISSIVE 1
+#define SHUNT_MTLS_STRICT 2
+
+/* The single entry of shunt_mtls_config_v1, written by the agent. */
+struct shunt_mtls_config {
+	__u32 mode;          /* SHUNT_MTLS_*; OFF: nothing is handed off */
+	__be32 proxy_ip4;    /* the proxy's outbound listener, on the node */
+	__be16 proxy_port;
+	__u16 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_config, 12);
+
+/* An IPv4 address and port: the key of shunt_mtls_orig_v1 is the pod
+ * socket's own (the proxy's accepted socket's peer), the value where it
+ * was going; also the socket storage connect4 leaves for sockops. */
+struct shunt_mtls_addr {
+	__be32 ip4;
+	__be16 port;
+	__u16 pad;
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_addr, 8);
+
+#define SHUNT_MAX_MTLS_HANDOFFS 65536
