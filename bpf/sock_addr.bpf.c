@@ -342,7 +342,7 @@ static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be3
 {
 	struct shunt_mtls_config *m;
 	struct shunt_ipcache_entry *peer;
-	struct shunt_mtls_addr *orig;
+	struct shunt_mtls_dst *orig;
 	__u64 cookie;
 	__u32 zero = 0;
 
@@ -362,6 +362,7 @@ static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be3
 		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
 		return m->mode == SHUNT_MTLS_STRICT ? 0 : 1;
 	}
+	orig->family = SHUNT_AF_INET;
 	orig->ip4 = *daddr;
 	orig->port = *dport;
 	*daddr = m->proxy_ip4;
@@ -400,6 +401,52 @@ static __always_inline int connect_via_proxy6(struct bpf_sock_addr *ctx, __u8 pr
 	return 1;
 }
 
+/* hand_off() for a native IPv6 destination: the remote pod's IPv6
+ * address (shunt_ipcache6_v1), to the proxy's IPv6 address. */
+static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
+{
+	struct shunt_mtls_config *m;
+	struct shunt_ipcache_entry *peer;
+	struct shunt_mtls_dst *orig;
+	struct shunt_ip6 daddr;
+	__u32 w0, w1, w2, w3;
+	__u64 cookie;
+	__u32 zero = 0;
+
+	if (proto != SHUNT_IPPROTO_TCP)
+		return 1;
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	if (!m || m->mode == SHUNT_MTLS_OFF ||
+	    !(m->proxy_ip6[0] | m->proxy_ip6[1] | m->proxy_ip6[2] | m->proxy_ip6[3]))
+		return 1;
+	cookie = bpf_get_netns_cookie(ctx);
+	if (!bpf_map_lookup_elem(&shunt_endpoints_v2, &cookie))
+		return 1;
+	user_ip6_of(ctx, &daddr);
+	peer = bpf_map_lookup_elem(&shunt_ipcache6_v1, &daddr);
+	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL))
+		return 1;
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
+		return m->mode == SHUNT_MTLS_STRICT ? 0 : 1;
+	}
+	orig->family = SHUNT_AF_INET6;
+	orig->port = (__be16)ctx->user_port;
+	__builtin_memcpy(orig->ip6, daddr.w, sizeof(orig->ip6));
+	w0 = m->proxy_ip6[0];
+	w1 = m->proxy_ip6[1];
+	w2 = m->proxy_ip6[2];
+	w3 = m->proxy_ip6[3];
+	ctx->user_ip6[0] = w0;
+	ctx->user_ip6[1] = w1;
+	ctx->user_ip6[2] = w2;
+	ctx->user_ip6[3] = w3;
+	ctx->user_port = m->proxy_port;
+	counter_add(SHUNT_CTR_MTLS_HANDED_OFF, 1);
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int shunt_connect4(struct bpf_sock_addr *ctx)
 {
@@ -431,8 +478,11 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 	__be32 daddr, asked;
 
 	asm volatile("" : "+r"(proto));
-	if (!mapped_ip4(ctx, &daddr))
-		return police6(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto);
+	if (!mapped_ip4(ctx, &daddr)) {
+		if (!police6(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto))
+			return 0; /* EPERM */
+		return hand_off6(ctx, (__u8)proto);
+	}
 	asked = daddr;
 	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) &&
 	    balance(ctx, (__u8)proto, true, &daddr) < 0)
@@ -456,7 +506,7 @@ static __always_inline struct shunt_svc_origin *origin_of(struct bpf_sock_addr *
 }
 
 /* Where a connection handed to the proxy was going, if it was. */
-static __always_inline struct shunt_mtls_addr *handed_off(struct bpf_sock_addr *ctx)
+static __always_inline struct shunt_mtls_dst *handed_off(struct bpf_sock_addr *ctx)
 {
 	__u32 proto = ctx->protocol;
 
@@ -473,12 +523,12 @@ SEC("cgroup/getpeername4")
 int shunt_getpeername4(struct bpf_sock_addr *ctx)
 {
 	struct shunt_svc_origin *origin = origin_of(ctx);
-	struct shunt_mtls_addr *orig;
+	struct shunt_mtls_dst *orig;
 
 	if (origin && origin->vip) {
 		ctx->user_ip4 = origin->vip;
 		ctx->user_port = origin->port;
-	} else if ((orig = handed_off(ctx)) && orig->ip4) {
+	} else if ((orig = handed_off(ctx)) && orig->family == SHUNT_AF_INET) {
 		ctx->user_ip4 = orig->ip4;
 		ctx->user_port = orig->port;
 	}
@@ -489,17 +539,31 @@ SEC("cgroup/getpeername6")
 int shunt_getpeername6(struct bpf_sock_addr *ctx)
 {
 	struct shunt_svc_origin *origin = origin_of(ctx);
-	struct shunt_mtls_addr *orig;
+	struct shunt_mtls_dst *orig;
+	__u32 w0, w1, w2, w3;
 	__be32 peer;
 
-	/* Only a v4-mapped peer can have been balanced or handed off by
-	 * connect6. */
-	if (!mapped_ip4(ctx, &peer))
+	if (!mapped_ip4(ctx, &peer)) {
+		/* Native IPv6: only a hand-off to the proxy changed the peer. */
+		orig = handed_off(ctx);
+		if (!orig || orig->family != SHUNT_AF_INET6)
+			return 1;
+		w0 = orig->ip6[0];
+		w1 = orig->ip6[1];
+		w2 = orig->ip6[2];
+		w3 = orig->ip6[3];
+		ctx->user_ip6[0] = w0;
+		ctx->user_ip6[1] = w1;
+		ctx->user_ip6[2] = w2;
+		ctx->user_ip6[3] = w3;
+		ctx->user_port = orig->port;
 		return 1;
+	}
+	/* A v4-mapped peer may have been balanced or handed off by connect6. */
 	if (origin && origin->vip) {
 		ctx->user_ip6[3] = origin->vip;
 		ctx->user_port = origin->port;
-	} else if ((orig = handed_off(ctx)) && orig->ip4) {
+	} else if ((orig = handed_off(ctx)) && orig->family == SHUNT_AF_INET) {
 		ctx->user_ip6[3] = orig->ip4;
 		ctx->user_port = orig->port;
 	}

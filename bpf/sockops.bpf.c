@@ -422,14 +422,48 @@ static __always_inline void mtls_file(struct bpf_sock_ops *skops, const struct s
 {
 	struct shunt_mtls_addr own = {.ip4 = key->local_ip4, .port = key->local_port};
 	struct bpf_sock *sk = skops->sk;
-	struct shunt_mtls_addr *orig;
+	struct shunt_mtls_dst *orig;
+	struct shunt_mtls_addr to = {};
 
 	if (!sk)
 		return;
 	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, sk, 0, 0);
-	if (!orig)
+	if (!orig || orig->family != SHUNT_AF_INET)
 		return;
-	bpf_map_update_elem(&shunt_mtls_orig_v1, &own, orig, BPF_ANY);
+	to.ip4 = orig->ip4;
+	to.port = orig->port;
+	bpf_map_update_elem(&shunt_mtls_orig_v1, &own, &to, BPF_ANY);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* The same for a native IPv6 socket (which has no sockhash key): filed
+ * when established, forgotten when closed. */
+static __always_inline void mtls_file6(struct bpf_sock_ops *skops, __u32 op)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct shunt_mtls_addr6 own = {}, to = {};
+	struct shunt_mtls_dst *orig;
+	__u32 w0 = skops->local_ip6[0], w1 = skops->local_ip6[1], w2 = skops->local_ip6[2],
+	      w3 = skops->local_ip6[3], lport = skops->local_port;
+
+	asm volatile("" : "+r"(w0), "+r"(w1), "+r"(w2), "+r"(w3), "+r"(lport));
+	if (!sk)
+		return;
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, sk, 0, 0);
+	if (!orig || orig->family != SHUNT_AF_INET6)
+		return;
+	own.ip6[0] = w0;
+	own.ip6[1] = w1;
+	own.ip6[2] = w2;
+	own.ip6[3] = w3;
+	own.port = bpf_htons((__u16)lport);
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		bpf_map_delete_elem(&shunt_mtls_orig6_v1, &own);
+		return;
+	}
+	__builtin_memcpy(to.ip6, orig->ip6, sizeof(to.ip6));
+	to.port = orig->port;
+	bpf_map_update_elem(&shunt_mtls_orig6_v1, &own, &to, BPF_ANY);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
@@ -461,8 +495,13 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		   op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_RTT_CB) {
 		return 1;
 	}
-	if (!sock_key_of(skops, &key))
-		return 1; /* real IPv6: left to the kernel in this version */
+	if (!sock_key_of(skops, &key)) {
+		/* Real IPv6: left to the kernel in this version, but for the
+		 * hand-off to the proxy (mTLS). */
+		if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || op == BPF_SOCK_OPS_STATE_CB)
+			mtls_file6(skops, op);
+		return 1;
+	}
 	now = bpf_ktime_get_ns();
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:

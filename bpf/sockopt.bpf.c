@@ -125,6 +125,38 @@ static __always_inline int original_dst(struct bpf_sockopt *ctx, struct bpf_sock
 	return 1;
 }
 
+#define SOL_IPV6 41
+#define IP6T_SO_ORIGINAL_DST 80
+#define AF_INET6 10
+
+/* The same for IPv6: getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST), a
+ * sockaddr_in6. */
+static __always_inline int original_dst6(struct bpf_sockopt *ctx, struct bpf_sock *sk)
+{
+	struct shunt_mtls_addr6 peer = {};
+	struct shunt_mtls_addr6 *orig;
+	struct sockaddr_in6 *out = ctx->optval;
+	__u32 w0 = sk->dst_ip6[0], w1 = sk->dst_ip6[1], w2 = sk->dst_ip6[2], w3 = sk->dst_ip6[3];
+
+	if ((void *)(out + 1) > ctx->optval_end)
+		return 1;
+	peer.ip6[0] = w0;
+	peer.ip6[1] = w1;
+	peer.ip6[2] = w2;
+	peer.ip6[3] = w3;
+	peer.port = (__be16)(sk->dst_port);
+	orig = bpf_map_lookup_elem(&shunt_mtls_orig6_v1, &peer);
+	if (!orig)
+		return 1;
+	__builtin_memset(out, 0, sizeof(*out));
+	out->sin6_family = AF_INET6;
+	out->sin6_port = orig->port;
+	__builtin_memcpy(&out->sin6_addr, orig->ip6, sizeof(orig->ip6));
+	ctx->optlen = sizeof(*out);
+	ctx->retval = 0;
+	return 1;
+}
+
 SEC("cgroup/getsockopt")
 int shunt_getsockopt(struct bpf_sockopt *ctx)
 {
@@ -134,6 +166,9 @@ int shunt_getsockopt(struct bpf_sockopt *ctx)
 	if (ctx->level == SOL_IP && ctx->optname == SO_ORIGINAL_DST && sk &&
 	    sk->protocol == IPPROTO_TCP)
 		return original_dst(ctx, sk);
+	if (ctx->level == SOL_IPV6 && ctx->optname == IP6T_SO_ORIGINAL_DST && sk &&
+	    sk->protocol == IPPROTO_TCP)
+		return original_dst6(ctx, sk);
 	if (ctx->level != SOL_TCP || ctx->optname != TCP_ZEROCOPY_RECEIVE || !sk ||
 	    sk->protocol != IPPROTO_TCP)
 		return 1;

@@ -51,6 +51,7 @@ const std::vector<MapDescription>& PinnedMapList() {
       {SHUNT_MAP_MTLS_SK, "per socket handed to the proxy: where it was going (connect4)"},
       {SHUNT_MAP_MTLS_ORIG,
        "connections handed to the proxy: pod address:port -> original destination (LRU)"},
+      {SHUNT_MAP_MTLS_ORIG6, "the same for IPv6 connections"},
   };
   return kMaps;
 }

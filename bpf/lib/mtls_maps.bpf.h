@@ -17,7 +17,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct shunt_mtls_addr);
+	__type(value, struct shunt_mtls_dst);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_mtls_sk_v1 SEC(".maps");
 
@@ -31,3 +31,14 @@ struct {
 	__type(value, struct shunt_mtls_addr);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shunt_mtls_orig_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHUNT_MAX_MTLS_HANDOFFS);
+	__type(key, struct shunt_mtls_addr6);
+	__type(value, struct shunt_mtls_addr6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shunt_mtls_orig6_v1 SEC(".maps");
+
+#define SHUNT_AF_INET 2
+#define SHUNT_AF_INET6 10

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <sys/socket.h>
 
 #include "agent/lib/pin_layout.h"
@@ -33,6 +34,8 @@ class MtlsHandoffTest : public ::testing::Test {
     ASSERT_OK_AND_ASSIGN(a1_, n1_->AddPod({.name = "a1", .namespace_ = "demo"}));
     ASSERT_OK_AND_ASSIGN(b1_, n1_->AddPod({.name = "b1", .namespace_ = "demo"}));
     ASSERT_OK_AND_ASSIGN(a2_, n2_->AddPod({.name = "a2", .namespace_ = "demo"}));
+    ASSERT_OK_AND_ASSIGN(c1_, n1_->AddPod({.name = "c1", .namespace_ = "demo", .ipv6 = true}));
+    ASSERT_OK_AND_ASSIGN(c2_, n2_->AddPod({.name = "c2", .namespace_ = "demo", .ipv6 = true}));
     ASSERT_OK(TestNode::Link(*n1_, *n2_));
     ASSERT_OK(n1_->WriteManifests({n2_.get()}));
     ASSERT_OK(n2_->WriteManifests({n1_.get()}));
@@ -50,6 +53,14 @@ class MtlsHandoffTest : public ::testing::Test {
     inet_pton(AF_INET, n1_->link_ip().c_str(), &a.sin_addr);
     ASSERT_EQ(bind(proxy_.get(), reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0) << errno;
     ASSERT_EQ(listen(proxy_.get(), 16), 0);
+    ASSERT_OK_AND_ASSIGN(proxy6_, n1_->NodeSocket(SOCK_STREAM, AF_INET6));
+    setsockopt(proxy6_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(kProxyPort);
+    inet_pton(AF_INET6, n1_->link_ip6().c_str(), &a6.sin6_addr);
+    ASSERT_EQ(bind(proxy6_.get(), reinterpret_cast<sockaddr *>(&a6), sizeof(a6)), 0) << errno;
+    ASSERT_EQ(listen(proxy6_.get(), 16), 0);
   }
   void TearDown() override {
     if (HasFailure() && n1_)
@@ -64,6 +75,7 @@ class MtlsHandoffTest : public ::testing::Test {
                                       /*read_only=*/false));
     shunt_mtls_config c{.mode = mode, .proxy_port = htons(kProxyPort)};
     inet_pton(AF_INET, n1_->link_ip().c_str(), &c.proxy_ip4);
+    inet_pton(AF_INET6, n1_->link_ip6().c_str(), c.proxy_ip6);
     uint32_t zero = 0;
     ASSERT_EQ(bpf_map_update_elem(m.get(), &zero, &c, BPF_ANY), 0) << errno;
   }
@@ -81,8 +93,8 @@ class MtlsHandoffTest : public ::testing::Test {
     return c.ok() ? (*c)[idx] : 0;
   }
   std::unique_ptr<TestNode> n1_, n2_;
-  TestPod *a1_ = nullptr, *b1_ = nullptr, *a2_ = nullptr;
-  lib::UniqueFd proxy_;
+  TestPod *a1_ = nullptr, *b1_ = nullptr, *a2_ = nullptr, *c1_ = nullptr, *c2_ = nullptr;
+  lib::UniqueFd proxy_, proxy6_;
 };
 
 TEST_F(MtlsHandoffTest, ACrossNodeConnectionLandsOnTheProxyWhichLearnsItsDestination) {
@@ -132,6 +144,41 @@ TEST_F(MtlsHandoffTest, AV4MappedClientIsHandedOffToo) {
   inet_ntop(AF_INET6, &peer.sin6_addr, ip, sizeof(ip));
   EXPECT_EQ(absl::StrCat(ip, ":", ntohs(peer.sin6_port)),
             absl::StrCat("::ffff:", a2_->ip, ":7004"));
+}
+
+// Native IPv6 between dual-stack pods: handed to the proxy's IPv6
+// address; getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST) answers.
+TEST_F(MtlsHandoffTest, ANativeIpv6ConnectionIsHandedOffToTheProxysIpv6Address) {
+  HandOff(SHUNT_MTLS_STRICT);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*c1_, SOCK_STREAM, AF_INET6));
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(7005);
+  ASSERT_EQ(inet_pton(AF_INET6, c2_->ip6.c_str(), &to.sin6_addr), 1) << c2_->ip6;
+  ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr *>(&to), sizeof(to)), 0) << errno;
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd s, AcceptOne(proxy6_.get()));
+  sockaddr_in6 o{};
+  socklen_t len = sizeof(o);
+  ASSERT_EQ(getsockopt(s.get(), SOL_IPV6, IP6T_SO_ORIGINAL_DST, &o, &len), 0) << errno;
+  char ip[INET6_ADDRSTRLEN] = "";
+  inet_ntop(AF_INET6, &o.sin6_addr, ip, sizeof(ip));
+  EXPECT_EQ(absl::StrCat("[", ip, "]:", ntohs(o.sin6_port)), absl::StrCat("[", c2_->ip6, "]:7005"));
+  sockaddr_in6 peer{};
+  socklen_t plen = sizeof(peer);
+  getpeername(c.get(), reinterpret_cast<sockaddr *>(&peer), &plen);
+  inet_ntop(AF_INET6, &peer.sin6_addr, ip, sizeof(ip));
+  EXPECT_EQ(std::string(ip), c2_->ip6) << "the pod sees the proxy's address";
+  ASSERT_OK(WriteAll(c.get(), "over six"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(s.get(), 8));
+  EXPECT_EQ(got, "over six");
+  c.Reset();
+  ASSERT_OK(Eventually("the IPv6 hand-off record is gone", [&]() -> absl::Status {
+    sockaddr_in6 again{};
+    socklen_t l = sizeof(again);
+    if (getsockopt(s.get(), SOL_IPV6, IP6T_SO_ORIGINAL_DST, &again, &l) != 0)
+      return absl::OkStatus();
+    return absl::UnavailableError("still answered");
+  }));
 }
 
 TEST_F(MtlsHandoffTest, SameNodeHostAndDirectConnectionsAreNotHandedOff) {

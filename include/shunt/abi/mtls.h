@@ -3,7 +3,8 @@
  * (docs/mtls.md): cgroup/connect4 and connect6 send a local pod's TCP
  * connection to a pod on another node to the proxy's outbound address
  * instead, keeping where it was going; the proxy asks with
- * getsockopt(SOL_IP, SO_ORIGINAL_DST), answered by cgroup/getsockopt. */
+ * getsockopt(SOL_IP, SO_ORIGINAL_DST) or (SOL_IPV6, IP6T_SO_ORIGINAL_DST),
+ * answered by cgroup/getsockopt. */
 #pragma once
 #include "shunt/abi/common.h"
 
@@ -15,14 +16,35 @@
 struct shunt_mtls_config {
 	__u32 mode;          /* SHUNT_MTLS_*; OFF: nothing is handed off */
 	__be32 proxy_ip4;    /* the proxy's outbound listener, on the node */
-	__be16 proxy_port;
+	__be16 proxy_port;   /* its port, for both families */
+	__u16 pad;
+	__u32 pad2;
+	__u32 proxy_ip6[4];  /* its IPv6 address; zero: IPv6 is not handed off */
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_config, 32);
+
+/* Socket storage connect4/6 leave for sockops and getpeername: where a
+ * handed-off socket was going. */
+struct shunt_mtls_dst {
+	__u8 family;         /* AF_INET (2) or AF_INET6 (10) */
+	__u8 pad;
+	__be16 port;
+	__be32 ip4;
+	__u32 ip6[4];
+};
+SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_dst, 24);
+
+/* The same as shunt_mtls_addr for IPv6 (shunt_mtls_orig6_v1). */
+struct shunt_mtls_addr6 {
+	__u32 ip6[4];
+	__be16 port;
 	__u16 pad;
 };
-SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_config, 12);
+SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_addr6, 20);
 
 /* An IPv4 address and port: the key of shunt_mtls_orig_v1 is the pod
  * socket's own (the proxy's accepted socket's peer), the value where it
- * was going; also the socket storage connect4 leaves for sockops. */
+ * was going. */
 struct shunt_mtls_addr {
 	__be32 ip4;
 	__be16 port;

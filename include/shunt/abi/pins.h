@@ -39,6 +39,7 @@
 #define SHUNT_MAP_MTLS_CONFIG "shunt_mtls_config_v1"
 #define SHUNT_MAP_MTLS_SK "shunt_mtls_sk_v1"
 #define SHUNT_MAP_MTLS_ORIG "shunt_mtls_orig_v1"
+#define SHUNT_MAP_MTLS_ORIG6 "shunt_mtls_orig6_v1"
 
 #define SHUNT_LINK_DIR "links"
 #define SHUNT_LINK_SOCKOPS "sockops"

@@ -373,6 +373,8 @@ absl::Status TestNode::Link(TestNode& a, TestNode& b) {
                     ip_b = absl::StrCat("192.168.", k, ".2");
   a.link_ip_ = ip_a;
   b.link_ip_ = ip_b;
+  a.link_ip6_ = absl::StrCat("fd01::", k, ":1");
+  b.link_ip6_ = absl::StrCat("fd01::", k, ":2");
   return Sh(absl::StrCat(
                 "ip link add ", va, " netns ", a.node_netns_, " type veth peer name ", vb,
                 " netns ", b.node_netns_, " && ip -n ", a.node_netns_, " addr add ", ip_a,

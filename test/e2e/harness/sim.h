@@ -82,6 +82,7 @@ class TestNode {
   }
   // This node's address on its link to another node (after Link()).
   const std::string& link_ip() const { return link_ip_; }
+  const std::string& link_ip6() const { return link_ip6_; }
   // (Re)writes pods.yaml in the config directory from the pods added so far,
   // plus the pods of `others` (remote nodes, as a cluster-wide source sees
   // them); with an API server, applies those pods there instead.
@@ -156,7 +157,7 @@ class TestNode {
   std::string PodYaml() const;
   std::vector<nlohmann::json> PodObjects() const;
   kubeapi::FakeApiServer* api_server_ = nullptr;
-  std::string kubeconfig_, link_ip_;
+  std::string kubeconfig_, link_ip_, link_ip6_;
   absl::Status SetUpPodNetwork(const TestPod& pod);
   absl::Status StartSandbox(TestPod& pod);
 
