@@ -288,11 +288,26 @@ static __always_inline __u32 unfit_reason(struct bpf_sock_ops *skops)
 	return 0;
 }
 
-/* Both ends must be pods this agent knows, on this node, or the socket stays
- * out of the sockhash: a socket whose peer never enters the map would run
- * sk_msg on every send only to miss (about half its bulk throughput lost).
- * The client end is established first (it acks the SYN-ACK after its
- * callback ran), so the server end joins only if the client did. */
+/* The pod's end (client) or the node proxy's end (server) of a connection
+ * connect4 handed to the proxy: the proxy's outbound address and port. */
+static __always_inline bool mtls_proxy_leg(const struct shunt_sock_key *key, bool client_end)
+{
+	__u32 zero = 0;
+	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+
+	if (!m || m->mode == SHUNT_MTLS_OFF || !m->proxy_ip4)
+		return false;
+	if (client_end)
+		return key->remote_ip4 == m->proxy_ip4 && key->remote_port == m->proxy_port;
+	return key->local_ip4 == m->proxy_ip4 && key->local_port == m->proxy_port;
+}
+
+/* Both ends must be pods this agent knows, on this node (or a pod and the
+ * node proxy it was handed to), or the socket stays out of the sockhash: a
+ * socket whose peer never enters the map would run sk_msg on every send
+ * only to miss (about half its bulk throughput lost). The client end is
+ * established first (it acks the SYN-ACK after its callback ran), so the
+ * server end joins only if the client did. */
 static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 						struct shunt_sock_key *key,
 						const struct shunt_endpoint *ep, struct shunt_flow *f,
@@ -303,25 +318,33 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 	__u32 reason;
 	long err;
 
-	if (!ep) {
+	/* A pod's connection handed to the node proxy (mTLS), at either end,
+	 * is a local pair like any other: the hand-off costs no trip through
+	 * the TCP/IP stack. */
+	const bool proxy_leg = mtls_proxy_leg(key, client_end);
+
+	if (!ep && !(proxy_leg && !client_end)) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_NOT_POD, 1);
 		return;
 	}
-	if (!on_pod_ip(ep, key)) {
+	if (ep && !on_pod_ip(ep, key)) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_NOT_POD_IP, 1);
 		return;
 	}
-	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &key->remote_ip4);
-	if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL)) {
-		counter_add(SHUNT_CTR_SOCK_SKIP_PEER_REMOTE, 1);
-		return;
+	if (!proxy_leg) {
+		peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &key->remote_ip4);
+		if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL)) {
+			counter_add(SHUNT_CTR_SOCK_SKIP_PEER_REMOTE, 1);
+			return;
+		}
 	}
 	if (!short_circuit_on()) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_WATCH_MISSING, 1);
 		return;
 	}
 	sock_key_swap(key, &peer_key);
-	reason = !(ep->flags & SHUNT_EP_F_SHORT_CIRCUIT) ? SHUNT_TCP_OPTED_OUT : unfit_reason(skops);
+	reason = ep && !(ep->flags & SHUNT_EP_F_SHORT_CIRCUIT) ? SHUNT_TCP_OPTED_OUT
+							      : unfit_reason(skops);
 	if (!reason && !client_end && !bpf_map_lookup_elem(&shunt_sockref_v2, &peer_key))
 		reason = SHUNT_TCP_PEER_MISSING;
 	if (reason) {

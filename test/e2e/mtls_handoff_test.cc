@@ -11,6 +11,8 @@
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <sys/socket.h>
 
+#include <thread>
+
 #include "agent/lib/pin_layout.h"
 #include "agent/lib/pinned_maps.h"
 #include "shunt/abi/counters.h"
@@ -122,6 +124,30 @@ TEST_F(MtlsHandoffTest, ACrossNodeConnectionLandsOnTheProxyWhichLearnsItsDestina
     if (!OriginalDst(s.get()).ok()) return absl::OkStatus();
     return absl::UnavailableError("still answered");
   }));
+}
+
+// The leg from the pod to the proxy is a local pair: after the first
+// exchange its bytes go socket to socket, not through the pod's veth.
+TEST_F(MtlsHandoffTest, ThePodToProxyLegIsShortCircuited) {
+  HandOff(SHUNT_MTLS_STRICT);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*a1_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(c.get(), a2_->ip, 7006));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd s, AcceptOne(proxy_.get()));
+  ASSERT_OK(WarmUp(c.get(), s.get()));
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_before, n1_->VethBytes(*a1_));
+  const uint64_t redirected_before = Ctr(SHUNT_CTR_BYTES_REDIRECTED);
+  const std::string up = RandomBytes(1 << 20, 61), down = RandomBytes(1 << 20, 62);
+  std::thread w([&] { EXPECT_OK(WriteAll(c.get(), up)); });
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(s.get(), up.size()));
+  w.join();
+  EXPECT_EQ(Fnv1a(got), Fnv1a(up));
+  std::thread w2([&] { EXPECT_OK(WriteAll(s.get(), down)); });
+  ASSERT_OK_AND_ASSIGN(std::string back, ReadExactly(c.get(), down.size()));
+  w2.join();
+  EXPECT_EQ(Fnv1a(back), Fnv1a(down));
+  ASSERT_OK_AND_ASSIGN(uint64_t veth_after, n1_->VethBytes(*a1_));
+  EXPECT_LT(veth_after - veth_before, 64u * 1024) << "the hand-off crossed the veth";
+  EXPECT_GE(Ctr(SHUNT_CTR_BYTES_REDIRECTED) - redirected_before, 2u << 20);
 }
 
 // A dual-stack client (AF_INET6, v4-mapped destination: Java, Go's
