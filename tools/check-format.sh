@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fails when C++ sources are not formatted as .clang-format says (clang-format 14).
-#   tools/check-format.sh            every C++ file under agent/, tools/ and test/
+#   tools/check-format.sh            every C++ file under agent/, proxy/, tools/ and test/
 #   tools/check-format.sh BASE       only those a change since git revision BASE touches
 # bpf/ and include/shunt/abi/ are BPF C in the kernel's style and not checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v clang-format >/dev/null || { echo "check-format: clang-format is not installed" >&2; exit 2; }
-paths=('agent/*.cc' 'agent/*.h' 'tools/*.cc' 'tools/*.h' 'test/*.cc' 'test/*.h')
+paths=('agent/*.cc' 'agent/*.h' 'proxy/*.cc' 'proxy/*.h' 'tools/*.cc' 'tools/*.h' 'test/*.cc' 'test/*.h')
 if [ $# -ge 1 ]; then
   mapfile -t files < <(git diff --name-only --diff-filter=ACMR "$1" -- "${paths[@]}")
 else

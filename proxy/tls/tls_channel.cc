@@ -30,8 +30,7 @@ std::string SslErrorText() {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(Role role,
-                                                               const TlsCredentials& c) {
+absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(Role role, const TlsCredentials& c) {
   std::shared_ptr<TlsContext> t(new TlsContext(role, c));
   t->ctx_ = SSL_CTX_new(role == Role::kClient ? TLS_client_method() : TLS_server_method());
   if (!t->ctx_) return certs::OsslError(absl::StatusCode::kInternal, "tls: new context");
@@ -52,8 +51,7 @@ absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(Role role,
   // The cluster CA is the only trust anchor (no system store).
   if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca->get()) != 1)
     return certs::OsslError(absl::StatusCode::kInternal, "tls: trust store");
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                     &TlsChannel::OnVerify);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, &TlsChannel::OnVerify);
   if (c.verify_time) {
     X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(ctx), absl::ToTimeT(*c.verify_time));
   }
@@ -100,13 +98,12 @@ TlsChannel::~TlsChannel() {
 // longer at hand for a refused one).
 int TlsChannel::OnVerify(int preverify_ok, X509_STORE_CTX* store) {
   if (preverify_ok == 1) return 1;
-  SSL* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  SSL* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   auto* ch = ssl ? static_cast<TlsChannel*>(SSL_get_app_data(ssl)) : nullptr;
   if (ch && ch->refusal_ == certs::Refusal::kNone) {
     ch->refusal_ = certs::RefusalOfVerifyError(X509_STORE_CTX_get_error(store),
-                                               X509_STORE_CTX_get_current_cert(store),
-                                               &ch->error_);
+                                               X509_STORE_CTX_get_current_cert(store), &ch->error_);
   }
   return 0;
 }
@@ -188,8 +185,7 @@ bool TlsChannel::Read(std::string* out) {
 absl::Status TlsChannel::Write(absl::string_view plaintext) {
   if (!established_ || failed_) return absl::FailedPreconditionError("tls: not established");
   size_t written = 0;
-  if (!plaintext.empty() &&
-      SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &written) != 1) {
+  if (!plaintext.empty() && SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &written) != 1) {
     failed_ = true;
     return absl::InternalError("tls: write: " + SslErrorText());
   }

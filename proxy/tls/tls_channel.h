@@ -27,7 +27,7 @@ namespace shunt::proxy {
 struct TlsCredentials {
   std::string cert_pem;  // this end's certificate (issued by the cluster CA)
   std::string key_pem;
-  std::string ca_pem;    // the cluster CA: the only trust anchor
+  std::string ca_pem;  // the cluster CA: the only trust anchor
   std::string trust_domain = "cluster.local";
   // Client: the peer must be exactly this identity (the node proxy's).
   std::optional<certs::SpiffeId> expect_peer;

@@ -12,8 +12,8 @@ namespace {
 constexpr size_t kMaxAuthority = 64;  // "[" 45-byte IPv6 "]:" 5-digit port, with room
 
 absl::Status Bad(absl::string_view authority, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "CONNECT :authority '", authority.substr(0, kMaxAuthority), "': ", why));
+  return absl::InvalidArgumentError(
+      absl::StrCat("CONNECT :authority '", authority.substr(0, kMaxAuthority), "': ", why));
 }
 
 }  // namespace

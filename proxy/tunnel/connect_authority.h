@@ -16,9 +16,9 @@
 namespace shunt::proxy {
 
 struct Destination {
-  int family = AF_INET;               // AF_INET or AF_INET6
-  std::array<uint8_t, 16> addr{};     // network order; IPv4 in the first 4 bytes
-  uint16_t port = 0;                  // host order
+  int family = AF_INET;            // AF_INET or AF_INET6
+  std::array<uint8_t, 16> addr{};  // network order; IPv4 in the first 4 bytes
+  uint16_t port = 0;               // host order
 
   // "10.244.1.7:8080", "[fd00::7]:8080": what ParseConnectAuthority reads.
   std::string ToAuthority() const;

@@ -12,10 +12,9 @@ namespace {
 TunnelSession* Self(void* p) { return static_cast<TunnelSession*>(p); }
 
 nghttp2_nv Header(absl::string_view name, absl::string_view value) {
-  return nghttp2_nv{
-      const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-      const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
-      value.size(), NGHTTP2_NV_FLAG_NONE};
+  return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                    const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
+                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 absl::Status Nghttp2Error(absl::string_view what, long rv) {
@@ -33,8 +32,8 @@ TunnelSession::~TunnelSession() {
 }
 
 absl::StatusOr<std::unique_ptr<TunnelSession>> TunnelSession::Create(Role role,
-                                                                      const TunnelLimits& limits,
-                                                                      Events events) {
+                                                                     const TunnelLimits& limits,
+                                                                     Events events) {
   std::unique_ptr<TunnelSession> t(new TunnelSession(role, limits, std::move(events)));
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_option* opt = nullptr;
@@ -119,7 +118,8 @@ bool TunnelSession::TakeOutput(std::string* out) {
 }
 
 absl::StatusOr<int32_t> TunnelSession::OpenStream(absl::string_view authority) {
-  if (role_ != Role::kClient) return absl::FailedPreconditionError("tunnel: server opens no stream");
+  if (role_ != Role::kClient)
+    return absl::FailedPreconditionError("tunnel: server opens no stream");
   if (failed_ || !nghttp2_session_want_read(session_))
     return absl::UnavailableError("tunnel: session closed");
   if (nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) <=
@@ -128,8 +128,8 @@ absl::StatusOr<int32_t> TunnelSession::OpenStream(absl::string_view authority) {
   const nghttp2_nv nva[] = {Header(":method", "CONNECT"), Header(":authority", authority)};
   nghttp2_data_provider provider{};
   provider.read_callback = &TunnelSession::ReadData;
-  const int32_t id = nghttp2_submit_request(session_, nullptr, nva, std::size(nva), &provider,
-                                            nullptr);
+  const int32_t id =
+      nghttp2_submit_request(session_, nullptr, nva, std::size(nva), &provider, nullptr);
   if (id < 0) return Nghttp2Error("open stream", id);
   Stream& s = streams_[id];
   s.authority = std::string(authority);

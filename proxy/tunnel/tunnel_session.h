@@ -24,11 +24,11 @@
 namespace shunt::proxy {
 
 struct TunnelLimits {
-  uint32_t max_streams = 1024;            // SETTINGS_MAX_CONCURRENT_STREAMS we allow the peer
-  uint32_t stream_window = 256 * 1024;    // bytes in flight per stream (receive window)
-  uint32_t session_window = 16u << 20;    // the whole tunnel's receive window
-  size_t send_buffer = 256 * 1024;        // queued but not yet framed, per stream
-  size_t max_header_list = 8 * 1024;      // a CONNECT request's headers
+  uint32_t max_streams = 1024;          // SETTINGS_MAX_CONCURRENT_STREAMS we allow the peer
+  uint32_t stream_window = 256 * 1024;  // bytes in flight per stream (receive window)
+  uint32_t session_window = 16u << 20;  // the whole tunnel's receive window
+  size_t send_buffer = 256 * 1024;      // queued but not yet framed, per stream
+  size_t max_header_list = 8 * 1024;    // a CONNECT request's headers
 };
 
 class TunnelSession {
@@ -52,8 +52,8 @@ class TunnelSession {
   };
 
   static absl::StatusOr<std::unique_ptr<TunnelSession>> Create(Role role,
-                                                                const TunnelLimits& limits,
-                                                                Events events);
+                                                               const TunnelLimits& limits,
+                                                               Events events);
   ~TunnelSession();
   TunnelSession(const TunnelSession&) = delete;
   TunnelSession& operator=(const TunnelSession&) = delete;
@@ -91,15 +91,15 @@ class TunnelSession {
 
  private:
   struct Stream {
-    std::string send;        // queued bytes; send_off of them already framed
+    std::string send;  // queued bytes; send_off of them already framed
     size_t send_off = 0;
     bool write_closed = false;
     bool deferred = false;   // the data source said "nothing yet"
     bool providing = false;  // a data provider is submitted
     bool wanted_space = false;
-    bool refused = false;    // server: answered with an error status
-    std::string authority;   // server: from the request headers
-    int status = 0;          // client: from the response headers
+    bool refused = false;   // server: answered with an error status
+    std::string authority;  // server: from the request headers
+    int status = 0;         // client: from the response headers
   };
   TunnelSession(Role role, const TunnelLimits& limits, Events events);
   Stream* Find(int32_t id);
@@ -109,9 +109,8 @@ class TunnelSession {
   static ssize_t ReadData(nghttp2_session*, int32_t id, uint8_t* buf, size_t length,
                           uint32_t* flags, nghttp2_data_source*, void* self);
   static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* self);
-  static int OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name,
-                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
-                      void* self);
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
+                      const uint8_t* value, size_t valuelen, uint8_t flags, void* self);
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* self);
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* f, void* self);
   static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data,
