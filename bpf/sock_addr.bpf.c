@@ -371,31 +371,23 @@ static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be3
 	return 1;
 }
 
-/* hand_off() for an IPv4 socket / a v4-mapped destination of an IPv6 one:
- * rewrites the call's address and port when it hands off. */
-static __always_inline int connect_via_proxy4(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr)
+/* hand_off() for an IPv4 socket, or (`mapped`) a v4-mapped destination of
+ * an IPv6 one: rewrites the call's address and port when it hands off.
+ * `mapped` is a constant at each call, so each program keeps only its own
+ * context write. */
+static __always_inline int connect_via_proxy(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr,
+					     const bool mapped)
 {
-	__be16 dport = (__be16)ctx->user_port, port = dport;
+	__be16 port = (__be16)ctx->user_port;
 	__be32 to = daddr;
 
 	if (!hand_off(ctx, proto, &to, &port))
 		return 0;
 	if (to != daddr) {
-		ctx->user_ip4 = to;
-		ctx->user_port = port;
-	}
-	return 1;
-}
-
-static __always_inline int connect_via_proxy6(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr)
-{
-	__be16 dport = (__be16)ctx->user_port, port = dport;
-	__be32 to = daddr;
-
-	if (!hand_off(ctx, proto, &to, &port))
-		return 0;
-	if (to != daddr) {
-		ctx->user_ip6[3] = to;
+		if (mapped)
+			ctx->user_ip6[3] = to;
+		else
+			ctx->user_ip4 = to;
 		ctx->user_port = port;
 	}
 	return 1;
@@ -463,7 +455,7 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 		ctx->user_ip4 = daddr;
 	if (!police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr))
 		return 0; /* EPERM */
-	return connect_via_proxy4(ctx, (__u8)proto, daddr);
+	return connect_via_proxy(ctx, (__u8)proto, daddr, false);
 }
 
 /* TCP and connected UDP on an AF_INET6 socket: a v4-mapped destination is
@@ -491,7 +483,7 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 		ctx->user_ip6[3] = daddr;
 	if (!police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr))
 		return 0; /* EPERM */
-	return connect_via_proxy6(ctx, (__u8)proto, daddr);
+	return connect_via_proxy(ctx, (__u8)proto, daddr, true);
 }
 
 /* The service address a connection asked for, if connect4/6 balanced it. */
