@@ -18,8 +18,13 @@ CertsController::CertsController(Deps deps) : deps_(std::move(deps)) {}
 
 absl::Time CertsController::Now() const { return absl::FromUnixNanos(deps_.clock->RealtimeNs()); }
 
+// Half-life: a renewal that fails has half a lifetime to succeed.
+static absl::Time RenewAt(const IssuedCertificate& c) {
+  return c.not_before + (c.not_after - c.not_before) / 2;
+}
+
 bool CertsController::RenewalDue(const IssuedCertificate& c, absl::Time now) const {
-  return now >= c.not_before + (c.not_after - c.not_before) / 2;
+  return now >= RenewAt(c);
 }
 
 void CertsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
@@ -109,9 +114,7 @@ nlohmann::json CertsController::ListJson() const {
          {"not_before", absl::FormatTime(absl::RFC3339_sec, c.not_before, absl::UTCTimeZone())},
          {"not_after", absl::FormatTime(absl::RFC3339_sec, c.not_after, absl::UTCTimeZone())},
          {"expires_in_s", absl::ToInt64Seconds(c.not_after - now)},
-         {"renew_in_s",
-          std::max<int64_t>(
-              0, absl::ToInt64Seconds(c.not_before + (c.not_after - c.not_before) / 2 - now))},
+         {"renew_in_s", std::max<int64_t>(0, absl::ToInt64Seconds(RenewAt(c) - now))},
          {"pods", pods}});
   }
   for (const auto& [text, why] : errors_) {
