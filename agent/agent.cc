@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,11 +16,15 @@
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
+#include "agent/lib/pin_layout.h"
+#include "agent/lib/pinned_maps.h"
 #include "agent/lib/status_macros.h"
 #include "agent/model/problem_json.h"
+#include "agent/mtls/node_address.h"
 #include "agent/source/file_source.h"
 #include "agent/source/kube/kube_source.h"
 #include "agent/source/kube/resources.h"
+#include "shunt/abi/pins.h"
 #include "spdlog/spdlog.h"
 
 namespace shunt::agent {
@@ -49,10 +54,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
     SHUNT_ASSIGN_OR_RETURN(
         a->authority_,
         certs::Authority::Load(config.ca_dir, absl::FromUnixNanos(a->clock_->RealtimeNs())));
-    spdlog::warn(
-        "--mtls={}: workload certificates are issued from {}, but the proxy and the kernel "
-        "hand-off are not built yet (issue 16): connections between nodes are still plain TCP",
-        config.mtls, config.ca_dir);
+    SHUNT_RETURN_IF_ERROR(a->ResolveProxy());
   }
 
   // Block the signals before anything else so none is lost between here and Run().
@@ -97,6 +99,27 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   SHUNT_RETURN_IF_ERROR(a->StartHttp());
   a->Reconcile(/*config_event=*/true);
   return a;
+}
+
+absl::Status Agent::ResolveProxy() {
+  if (config_.proxy_bin.empty()) {
+    char self[PATH_MAX] = "";
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return lib::ErrnoStatus(errno, "--proxy-bin: cannot find the agent's own path");
+    std::string dir(self, static_cast<size_t>(n));
+    config_.proxy_bin = dir.substr(0, dir.rfind('/')) + "/shunt-proxy";
+  }
+  if (access(config_.proxy_bin.c_str(), X_OK) != 0)
+    return lib::ErrnoStatus(errno, absl::StrCat("--proxy-bin ", config_.proxy_bin));
+  SHUNT_ASSIGN_OR_RETURN(proxy_cgroup_, mtls::ProxyCgroup(config_.cgroup_root));
+  if (!proxy_cgroup_.empty())
+    spdlog::info("mtls: the agent runs outside --cgroup-root; the proxy runs in {}", proxy_cgroup_);
+  if (config_.node_ips.empty()) {
+    SHUNT_ASSIGN_OR_RETURN(std::string ip, mtls::DefaultRouteSource());
+    spdlog::info("mtls: node address {} (the default route's source; --node-ip to choose)", ip);
+    config_.node_ips.push_back(ip);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<source::Source>> Agent::CreateSource() {
@@ -177,16 +200,40 @@ absl::Status Agent::StartControllers() {
            .scanner = scanner_.get(),
            .ipcache_per_namespace = config_.ipcache_entries_per_namespace}));
 
-  certs_ = std::make_unique<certs::CertsController>(
-      certs::CertsController::Deps{.clock = clock_,
-                                   .options = {.node = config_.node,
-                                               .mode = config_.mtls,
-                                               .trust_domain = config_.trust_domain,
-                                               .ttl = absl::Seconds(config_.cert_ttl_s)},
-                                   .authority = std::move(authority_),
-                                   .publish = nullptr});
+  lib::UniqueFd mtls_switch;
+  if (config_.mtls != "off") {
+    SHUNT_ASSIGN_OR_RETURN(
+        mtls_switch, lib::OpenPin(lib::PinLayout(config_.bpffs_dir).Map(SHUNT_MAP_MTLS_CONFIG),
+                                  /*read_only=*/false));
+  }
+  mtls_ = std::make_unique<mtls::MtlsController>(mtls::MtlsController::Deps{
+      .clock = clock_,
+      .options = {.mode = config_.mtls,
+                  .node = config_.node,
+                  .trust_domain = config_.trust_domain,
+                  .ca_pem = authority_ ? authority_->cert_pem() : std::string(),
+                  .node_ips = config_.node_ips,
+                  .inbound_port = static_cast<uint16_t>(config_.proxy_inbound_port),
+                  .proxy_bin = config_.proxy_bin,
+                  .proxy_cgroup = proxy_cgroup_,
+                  .bpffs = config_.bpffs_dir},
+      .identities = &identities_,
+      .config_map = std::move(mtls_switch),
+      .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); }});
+  certs_ = std::make_unique<certs::CertsController>(certs::CertsController::Deps{
+      .clock = clock_,
+      .options = {.node = config_.node,
+                  .mode = config_.mtls,
+                  .trust_domain = config_.trust_domain,
+                  .ttl = absl::Seconds(config_.cert_ttl_s)},
+      .authority = std::move(authority_),
+      .publish = [m = mtls_.get()](const std::vector<certs::IssuedCertificate>& c) {
+        m->SetCertificates(c);
+      }});
 
-  controllers_ = {policy_.get(), services_.get(), endpoints_.get(), telemetry_.get(), certs_.get()};
+  // mtls after certs: it sends the proxy what certs issued in the same pass.
+  controllers_ = {policy_.get(),    services_.get(), endpoints_.get(),
+                  telemetry_.get(), certs_.get(),    mtls_.get()};
   return absl::OkStatus();
 }
 

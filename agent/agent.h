@@ -23,6 +23,7 @@
 #include "agent/lib/clock.h"
 #include "agent/lib/unique_fd.h"
 #include "agent/model/object_store.h"
+#include "agent/mtls/mtls_controller.h"
 #include "agent/netns/namespace_scanner.h"
 #include "agent/policy/policy_controller.h"
 #include "agent/services/services_controller.h"
@@ -44,6 +45,8 @@ class Agent {
  private:
   explicit Agent(AgentConfig config) : config_(std::move(config)) {}
   absl::StatusOr<std::unique_ptr<source::Source>> CreateSource();
+  // --mtls: the proxy's program and the node's addresses, or an error naming the flag.
+  absl::Status ResolveProxy();
   absl::Status StartControllers();
   absl::Status StartHttp();
   // `config_event`: the source said something changed (or the first pass).
@@ -76,6 +79,8 @@ class Agent {
   std::unique_ptr<telemetry::TelemetryController> telemetry_;
   std::unique_ptr<certs::Authority> authority_;    // --ca-dir, until certs_ takes it
   std::unique_ptr<certs::CertsController> certs_;  // workload certificates (mTLS)
+  std::unique_ptr<mtls::MtlsController> mtls_;     // the proxy and the hand-off
+  std::string proxy_cgroup_;                       // mtls::ProxyCgroup()
   std::vector<Controller*> controllers_;
 
   http::Router api_routes_, metrics_routes_, health_routes_;

@@ -1,5 +1,7 @@
 #include "agent_config.h"
 
+#include <arpa/inet.h>
+
 #include "absl/strings/str_cat.h"
 #include "agent/certs/spiffe_id.h"
 #include "agent/http/server.h"
@@ -74,6 +76,25 @@ absl::Status AgentConfig::Validate() const {
   if (cert_ttl_s < 600 || cert_ttl_s > 366 * 24 * 3600)
     return absl::InvalidArgumentError(absl::StrCat(
         "--cert-ttl must be within 10m..366d (renewed at half of it), got ", cert_ttl_s, " s"));
+  if (proxy_inbound_port < 1 || proxy_inbound_port > 65535)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--proxy-inbound-port must be within 1..65535, got ", proxy_inbound_port));
+  if (proxy_inbound_port == 15001)
+    return absl::InvalidArgumentError(
+        "--proxy-inbound-port=15001 is the proxy's outbound port (handed-off pod connections)");
+  int v4 = 0, v6 = 0;
+  for (const std::string& ip : node_ips) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, ip.c_str(), buf) == 1) {
+      ++v4;
+    } else if (inet_pton(AF_INET6, ip.c_str(), buf) == 1) {
+      ++v6;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--node-ip: '", ip, "' is not an IP address"));
+    }
+  }
+  if (v4 > 1 || v6 > 1)
+    return absl::InvalidArgumentError("--node-ip: at most one IPv4 and one IPv6 address");
   return absl::OkStatus();
 }
 

@@ -45,6 +45,12 @@ struct AgentConfig {
   std::string ca_dir;
   std::string trust_domain = "cluster.local";
   int64_t cert_ttl_s = 24 * 3600;
+  // The node's addresses (an IPv4, optionally an IPv6), where its proxy
+  // listens; empty: the source address of the default route. The proxy's
+  // program (empty: shunt-proxy beside the agent) and its inbound port.
+  std::vector<std::string> node_ips;
+  std::string proxy_bin;
+  int proxy_inbound_port = 15008;
 
   // InvalidArgument naming the flag.
   absl::Status Validate() const;

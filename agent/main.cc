@@ -1,6 +1,7 @@
 // shunt-agent: the per-node daemon. See DESIGN.md.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -93,6 +94,16 @@ ABSL_FLAG(std::string, trust_domain, "cluster.local",
           "SPIFFE trust domain of workload identities: spiffe://TRUST_DOMAIN/ns/NS/sa/SA");
 ABSL_FLAG(absl::Duration, cert_ttl, absl::Hours(24),
           "lifetime of workload certificates (10m..366d); each is renewed at half of it");
+ABSL_FLAG(std::vector<std::string>, node_ip, {},
+          "with --mtls: the node's addresses (an IPv4, optionally an IPv6; comma-separated), "
+          "where its proxy listens and where other nodes' proxies reach it (Kubernetes: "
+          "status.hostIP). Default: the source address of the default route");
+ABSL_FLAG(std::string, proxy_bin, "",
+          "with --mtls: the shunt-proxy program the agent runs and supervises (default: "
+          "shunt-proxy beside shunt-agent)");
+ABSL_FLAG(int, proxy_inbound_port, 15008,
+          "with --mtls: the port of the proxy's inbound listener on the node's address, where "
+          "other nodes' proxies open tunnels (HBONE's)");
 ABSL_FLAG(bool, uninstall, false, "detach and unpin everything under --bpffs, then exit");
 
 int main(int argc, char** argv) {
@@ -146,6 +157,9 @@ int main(int argc, char** argv) {
       .ca_dir = absl::GetFlag(FLAGS_ca_dir),
       .trust_domain = absl::GetFlag(FLAGS_trust_domain),
       .cert_ttl_s = absl::ToInt64Seconds(absl::GetFlag(FLAGS_cert_ttl)),
+      .node_ips = absl::GetFlag(FLAGS_node_ip),
+      .proxy_bin = absl::GetFlag(FLAGS_proxy_bin),
+      .proxy_inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port),
   };
   if (config.cgroup_root.empty()) {
     auto mount = shunt::lib::FindCgroup2Mount();

@@ -35,7 +35,9 @@ case "$profile" in
   # clang only recommends them); ccache: keeps the fuzz build incremental.
   # nginx-light: the compatibility suite's sendfile server, behind HAProxy's splicing;
   # golang-go: its Go io.Copy proxy (splice from the first read), built by the test (e2e)
-  all) packages+=(clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
+  # tcpdump: the bytes between two nodes' proxies, searched for plaintext; iperf3:
+  # bulk transfer through the mTLS tunnel (e2e)
+  all) packages+=(tcpdump iperf3 clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
     # deploy.manifests (tools/manifest-check): Node.js. Only when missing: a
     # machine may have newer ones from elsewhere, which Debian's packages
     # would conflict with (nodesource's nodejs bundles npm).

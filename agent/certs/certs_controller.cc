@@ -30,9 +30,17 @@ bool CertsController::RenewalDue(const IssuedCertificate& c, absl::Time now) con
 void CertsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
                            bool /*changed*/) {
   wanted_.clear();
+  reserved_pods_.clear();
   if (!deps_.authority) return;
+  // The node proxy's own: the server end of every tunnel to this node.
+  wanted_[{kNodeProxyNamespace, kNodeProxyServiceAccount}];
   for (const model::Pod& pod : snapshot->pods) {
     if (pod.node_name != deps_.options.node || pod.host_network) continue;
+    if (pod.namespace_ == kNodeProxyNamespace && pod.service_account == kNodeProxyServiceAccount) {
+      // A workload with the proxies' identity could pose as any node's proxy.
+      reserved_pods_.push_back(pod.namespace_ + "/" + pod.name);
+      continue;
+    }
     wanted_[{pod.namespace_, pod.service_account}].push_back(pod.name);
   }
 }
@@ -174,6 +182,11 @@ void CertsController::AddMetrics(std::string& out) const {
 
 void CertsController::AddWarnings(std::vector<std::string>& lines) const {
   for (const auto& [text, why] : errors_) lines.push_back("certs: " + text + ": " + why);
+  for (const auto& pod : reserved_pods_)
+    lines.push_back(absl::StrCat("certs: pod ", pod, " runs as ", kNodeProxyNamespace, "/",
+                                 kNodeProxyServiceAccount,
+                                 ", the node proxies' identity: it gets no certificate, and its "
+                                 "connections to other nodes are refused"));
 }
 
 }  // namespace shunt::certs

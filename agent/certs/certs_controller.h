@@ -55,6 +55,7 @@ class CertsController : public agent::Controller {
 
  private:
   using Key = std::pair<std::string, std::string>;  // namespace, service account
+  std::vector<std::string> reserved_pods_;          // pods with the node proxy's identity
   absl::Time Now() const;
   bool RenewalDue(const IssuedCertificate& c, absl::Time now) const;
   // Issues what is missing or due; true if the set changed.

@@ -10,6 +10,12 @@
 
 namespace shunt::certs {
 
+// The identity every node proxy presents as a tunnel's server end
+// (docs/mtls.md); no workload holds it: the agent issues no workload
+// certificate for it.
+inline constexpr char kNodeProxyNamespace[] = "shunt-system";
+inline constexpr char kNodeProxyServiceAccount[] = "shunt-proxy";
+
 struct SpiffeId {
   std::string trust_domain;
   std::string ns;

@@ -128,6 +128,17 @@ absl::StatusOr<Pod> ParsePod(const Json& doc) {
   pod.ip = *ip;
   pod.ip_be = addr.s_addr;
 
+  auto host_ip = Field::Root(doc)["status"]["hostIP"].String();
+  if (!host_ip.ok()) return host_ip.status();
+  if (!host_ip->empty()) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host_ip->c_str(), buf) != 1 &&
+        inet_pton(AF_INET6, host_ip->c_str(), buf) != 1)
+      return absl::InvalidArgumentError(
+          absl::StrCat("status.hostIP '", *host_ip, "' is not an IP address"));
+    pod.host_ip = *host_ip;
+  }
+
   // Dual stack: status.podIPs lists one address per family, podIP first.
   Field ips = Field::Root(doc)["status"]["podIPs"];
   if (!ips.absent() && !ips.is_array())

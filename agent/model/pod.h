@@ -26,6 +26,8 @@ struct Pod {
   // written, and its 16 bytes); empty and all zero when there is none.
   std::string ip6;
   std::array<uint8_t, 16> ip6_bytes{};
+  // status.hostIP: the node's address, where its proxy listens (mTLS); empty when absent.
+  std::string host_ip;
   bool host_network = false;  // spec.hostNetwork: shares the node's namespace, never meshed
   // shunt.dev/short-circuit: "off" (its namespace may say so too).
   bool short_circuit_off = false;

@@ -53,6 +53,12 @@ bool DecodeDenyEvent(const void* data, size_t size, int64_t realtime_ns, int64_t
   return true;
 }
 
+void DenyLog::Append(LoggedDenial d) {
+  d.seq = next_seq_++;
+  events_.push_back(std::move(d));
+  if (events_.size() > keep_) events_.pop_front();
+}
+
 int DenyLog::OnEvent(void* ctx, void* data, size_t size) {
   auto* self = static_cast<DenyLog*>(ctx);
   LoggedDenial d;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -13,6 +15,14 @@
 struct ring_buffer;
 
 namespace shunt::policy {
+
+// A connection or tunnel the node's mTLS proxy refused (docs/mtls.md).
+struct ProxyRefusal {
+  std::string reason;       // "unknown-ca", "identity-mismatch", "policy-denied", ...
+  std::string peer;         // the SPIFFE ID the peer proved, or its address
+  std::string source;       // the source pod's address, when known
+  std::string destination;  // "ip:port" / "[ip6]:port", when known
+};
 
 struct LoggedDenial {
   uint64_t seq = 0;
@@ -23,6 +33,8 @@ struct LoggedDenial {
   bool ipv6 = false;
   shunt_ip6 saddr6{};
   shunt_ip6 daddr6{};
+  // Set for the proxy's refusals, which have no kernel event.
+  std::optional<ProxyRefusal> proxy;
 };
 
 // One record of the denial ring as a LoggedDenial (seq left alone), dated
@@ -39,6 +51,8 @@ class DenyLog {
 
   int fd() const;  // epoll fd to poll for readability
   void Consume();  // drains what is ready
+  // A denial from elsewhere than the ring (the mTLS proxy's); numbered here.
+  void Append(LoggedDenial d);
   // Events with seq > after, oldest first, at most `limit`.
   std::vector<LoggedDenial> Since(uint64_t after, size_t limit) const;
   uint64_t total() const { return next_seq_ - 1; }

@@ -101,6 +101,11 @@ http::Response PolicyController::Drops(const http::Request& r) const {
   const uint64_t total = d_.denials ? d_.denials->total() : 0;
   if (d_.denials) {
     for (const auto& d : d_.denials->Since(after, 1000)) {
+      last = d.seq;
+      if (d.proxy) {
+        events.push_back(ProxyRefusalJson(d));
+        continue;
+      }
       const shunt_deny_event& e = d.event;
       events.push_back({{"seq", d.seq},
                         {"time_ns", d.wall_time_ns},
@@ -118,10 +123,45 @@ http::Response PolicyController::Drops(const http::Request& r) const {
                         {"dst_port", ntohs(e.dport)},
                         {"src_identity", e.src_identity},
                         {"dst_identity", e.dst_identity}});
-      last = d.seq;
     }
   }
   return http::Json({{"events", events}, {"next", last}, {"total", total}});
+}
+
+void PolicyController::RecordProxyRefusal(const nlohmann::json& e) {
+  if (!d_.denials || !e.is_object()) return;
+  LoggedDenial d;
+  d.wall_time_ns = e.value("unix_ms", int64_t{0}) * 1'000'000;
+  d.event.enforced = 1;
+  d.proxy = ProxyRefusal{.reason = e.value("reason", ""),
+                         .peer = e.value("peer", ""),
+                         .source = e.value("source", ""),
+                         .destination = e.value("destination", "")};
+  d_.denials->Append(std::move(d));
+}
+
+// A proxy refusal in /v1/drops' shape: the tunnel's peer identity and the
+// reason where a kernel denial has identity numbers.
+nlohmann::json PolicyController::ProxyRefusalJson(const LoggedDenial& d) {
+  const ProxyRefusal& p = *d.proxy;
+  // "ip:port" or "[ip6]:port".
+  std::string ip = p.destination, port;
+  if (!ip.empty() && ip[0] == '[') {
+    if (const size_t close = ip.find(']'); close != std::string::npos) {
+      port = close + 2 < ip.size() ? ip.substr(close + 2) : "";
+      ip = ip.substr(1, close - 1);
+    }
+  } else if (const size_t colon = ip.rfind(':'); colon != std::string::npos) {
+    port = ip.substr(colon + 1);
+    ip = ip.substr(0, colon);
+  }
+  uint32_t port_num = 0;
+  (void)absl::SimpleAtoi(port, &port_num);
+  return {{"seq", d.seq},       {"time_ns", d.wall_time_ns}, {"type", "mtls"},
+          {"hook", "proxy"},    {"enforced", true},          {"proto", "tcp"},
+          {"reason", p.reason}, {"peer_identity", p.peer},   {"src_ip", p.source},
+          {"dst_ip", ip},       {"dst_port", port_num},      {"src_identity", p.peer},
+          {"dst_identity", ""}};
 }
 
 // POST /v1/policy/check {"from": "ns/pod", "to": "ns/pod", "port": N, "proto": "tcp"}

@@ -42,8 +42,11 @@ class PolicyController : public agent::Controller {
   const auto& identities_in_use() const { return compiler_.policy().identities; }
   const DenyLog* denials() const { return d_.denials.get(); }
   const CompiledPolicy& policy() const { return compiler_.policy(); }
+  // A refusal the mTLS proxy reported (its JSON event), for `shuntctl drops`.
+  void RecordProxyRefusal(const nlohmann::json& event);
 
  private:
+  static nlohmann::json ProxyRefusalJson(const LoggedDenial& d);
   http::Response Drops(const http::Request& r) const;
   http::Response Check(const http::Request& r) const;
 

@@ -18,9 +18,14 @@ absl::Status Bad(absl::string_view authority, absl::string_view why) {
 
 }  // namespace
 
-std::string Destination::ToAuthority() const {
+std::string Destination::AddressText() const {
   char text[INET6_ADDRSTRLEN] = "";
   inet_ntop(family, addr.data(), text, sizeof(text));
+  return text;
+}
+
+std::string Destination::ToAuthority() const {
+  const std::string text = AddressText();
   return family == AF_INET6 ? absl::StrCat("[", text, "]:", port) : absl::StrCat(text, ":", port);
 }
 

@@ -22,6 +22,8 @@ struct Destination {
 
   // "10.244.1.7:8080", "[fd00::7]:8080": what ParseConnectAuthority reads.
   std::string ToAuthority() const;
+  // "10.244.1.7", "fd00::7": the address alone.
+  std::string AddressText() const;
   bool operator==(const Destination& o) const {
     return family == o.family && addr == o.addr && port == o.port;
   }

@@ -76,6 +76,17 @@ size_t TunnelSession::queued(int32_t id) const {
   return it == streams_.end() ? 0 : it->second.send.size() - it->second.send_off;
 }
 
+size_t TunnelSession::SendRoom(int32_t id) {
+  Stream* s = Find(id);
+  if (!s || s->write_closed || failed_) return 0;
+  const size_t buffered = s->send.size() - s->send_off;
+  if (buffered >= limits_.send_buffer) {
+    s->wanted_space = true;
+    return 0;
+  }
+  return limits_.send_buffer - buffered;
+}
+
 bool TunnelSession::alive() const {
   return !failed_ && (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_));
 }
@@ -117,7 +128,19 @@ bool TunnelSession::TakeOutput(std::string* out) {
   return out->size() > before || alive();
 }
 
-absl::StatusOr<int32_t> TunnelSession::OpenStream(absl::string_view authority) {
+absl::string_view TunnelSession::forwarded(int32_t id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? absl::string_view() : absl::string_view(it->second.forwarded);
+}
+
+bool TunnelSession::can_open() const {
+  return !failed_ && nghttp2_session_want_read(session_) &&
+         nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) >
+             streams_.size();
+}
+
+absl::StatusOr<int32_t> TunnelSession::OpenStream(absl::string_view authority,
+                                                  absl::string_view forwarded) {
   if (role_ != Role::kClient)
     return absl::FailedPreconditionError("tunnel: server opens no stream");
   if (failed_ || !nghttp2_session_want_read(session_))
@@ -125,11 +148,12 @@ absl::StatusOr<int32_t> TunnelSession::OpenStream(absl::string_view authority) {
   if (nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) <=
       streams_.size())
     return absl::ResourceExhaustedError("tunnel: the peer allows no more streams now");
-  const nghttp2_nv nva[] = {Header(":method", "CONNECT"), Header(":authority", authority)};
+  const nghttp2_nv nva[] = {Header(":method", "CONNECT"), Header(":authority", authority),
+                            Header("forwarded", forwarded)};
   nghttp2_data_provider provider{};
   provider.read_callback = &TunnelSession::ReadData;
-  const int32_t id =
-      nghttp2_submit_request(session_, nullptr, nva, std::size(nva), &provider, nullptr);
+  const int32_t id = nghttp2_submit_request(
+      session_, nullptr, nva, std::size(nva) - (forwarded.empty() ? 1 : 0), &provider, nullptr);
   if (id < 0) return Nghttp2Error("open stream", id);
   Stream& s = streams_[id];
   s.authority = std::string(authority);
@@ -252,6 +276,7 @@ int TunnelSession::OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint
   const absl::string_view v(reinterpret_cast<const char*>(value), valuelen);
   if (t->role_ == Role::kServer) {
     if (n == ":authority") s->authority = std::string(v);
+    if (n == "forwarded") s->forwarded = std::string(v);
     // Only CONNECT is tunnelled: any other method is refused on its stream.
     if (n == ":method" && v != "CONNECT") s->status = 405;
   } else if (n == ":status") {

@@ -68,8 +68,10 @@ class TunnelSession {
   bool alive() const;
 
   // Client: a new pod connection to `authority`; its id, or an error when
-  // the peer allows no more streams now.
-  absl::StatusOr<int32_t> OpenStream(absl::string_view authority);
+  // the peer allows no more streams now. `forwarded`: the value of a
+  // Forwarded header (RFC 7239, "for=..."): the source pod's address,
+  // which the server checks against the identity the tunnel proved.
+  absl::StatusOr<int32_t> OpenStream(absl::string_view authority, absl::string_view forwarded = {});
   // Server: answer a CONNECT.
   void Accept(int32_t id);
   void Refuse(int32_t id, int http_status);
@@ -86,7 +88,15 @@ class TunnelSession {
   // Ends the session gracefully: no new streams, open ones finish.
   void Shutdown();
 
+  // Server: the stream's Forwarded header as received ("" if none).
+  absl::string_view forwarded(int32_t id) const;
   size_t open_streams() const { return streams_.size(); }
+  bool has_stream(int32_t id) const { return streams_.count(id) > 0; }
+  // Client: OpenStream would succeed now (alive, under the peer's limit).
+  bool can_open() const;
+  // How many more bytes Send(id) takes now (0 for an unknown or closed
+  // stream). When it is 0 for a full buffer, on_send_space follows.
+  size_t SendRoom(int32_t id);
   size_t queued(int32_t id) const;
 
  private:
@@ -99,6 +109,7 @@ class TunnelSession {
     bool wanted_space = false;
     bool refused = false;   // server: answered with an error status
     std::string authority;  // server: from the request headers
+    std::string forwarded;  // server: the Forwarded header
     int status = 0;         // client: from the response headers
   };
   TunnelSession(Role role, const TunnelLimits& limits, Events events);

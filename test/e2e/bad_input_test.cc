@@ -36,6 +36,9 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
                                         " --api-socket=", node_->work_dir(), "/x.sock");
   const std::string cg = " --cgroup-root=" + node_->cgroup_root();
   const std::string bpffs = " --bpffs=" + node_->bpffs();
+  const std::string ca = node_->work_dir() + "/ca";
+  ASSERT_OK(Sh(absl::StrCat(SHUNTCTL_BIN, " ca init --dir ", ca)).status());
+  const std::string mtls = " --mtls=strict --ca-dir=" + ca;
   struct Case {
     std::string flags, must_say;
     int code;
@@ -64,6 +67,16 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
        "create a CA with `shuntctl ca init --dir /nonexistent-shunt/ca`", 1},
       {base + cg + bpffs + " --trust-domain=Cluster.Local", "--trust-domain: spiffe id", 2},
       {base + cg + bpffs + " --cert-ttl=1m", "--cert-ttl must be within 10m..366d", 2},
+      {base + cg + bpffs + mtls + " --node-ip=10.0.0.300",
+       "--node-ip: '10.0.0.300' is not an IP address", 2},
+      {base + cg + bpffs + mtls + " --node-ip=10.0.0.1,10.0.0.2",
+       "--node-ip: at most one IPv4 and one IPv6 address", 2},
+      {base + cg + bpffs + mtls + " --proxy-inbound-port=15001",
+       "--proxy-inbound-port=15001 is the proxy's outbound port", 2},
+      {base + cg + bpffs + mtls + " --proxy-inbound-port=0",
+       "--proxy-inbound-port must be within 1..65535", 2},
+      {base + cg + bpffs + mtls + " --node-ip=127.0.0.1 --proxy-bin=/nonexistent-shunt/proxy",
+       "--proxy-bin /nonexistent-shunt/proxy", 1},
   };
   for (const Case& c : cases) {
     AgentRun r = RunAgent(c.flags);

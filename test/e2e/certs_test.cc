@@ -23,7 +23,9 @@ TEST_F(CertsTest, TheAgentIssuesOneCertificatePerLocalIdentityFromTheClusterCa) 
   // A second init never replaces the CA.
   EXPECT_FALSE(Ctl("ca init --dir " + ca).ok());
 
-  StartMesh({"--mtls=strict", "--ca-dir=" + ca, "--trust-domain=test.local", "--cert-ttl=1h"});
+  // One node, no default route in its namespace: the proxy listens on loopback.
+  StartMesh({"--mtls=strict", "--ca-dir=" + ca, "--trust-domain=test.local", "--cert-ttl=1h",
+             "--node-ip=127.0.0.1"});
   ASSERT_OK_AND_ASSIGN(std::string out, Ctl("certs -o json"));
   auto j = nlohmann::json::parse(out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << out;
@@ -31,7 +33,9 @@ TEST_F(CertsTest, TheAgentIssuesOneCertificatePerLocalIdentityFromTheClusterCa) 
   EXPECT_EQ(j["trust_domain"], "test.local");
   std::map<std::string, nlohmann::json> by_id;
   for (const auto& c : j["certificates"]) by_id[c.value("identity", "?")] = c;
-  ASSERT_EQ(by_id.size(), 2u) << out;
+  // client, server, and the node proxy's own (the server end of tunnels).
+  ASSERT_EQ(by_id.size(), 3u) << out;
+  EXPECT_EQ(by_id.count("spiffe://test.local/ns/shunt-system/sa/shunt-proxy"), 1u) << out;
   const auto& client = by_id["spiffe://test.local/ns/demo/sa/client"];
   ASSERT_TRUE(client.is_object()) << out;
   EXPECT_EQ(client["pods"], nlohmann::json::array({"client"}));
@@ -45,7 +49,7 @@ TEST_F(CertsTest, TheAgentIssuesOneCertificatePerLocalIdentityFromTheClusterCa) 
   EXPECT_NE(table.find("spiffe://test.local/ns/demo/sa/server"), std::string::npos) << table;
   ASSERT_OK_AND_ASSIGN(std::string status, Ctl("status -o json"));
   auto st = nlohmann::json::parse(status, nullptr, false);
-  EXPECT_EQ(st["agent"]["mtls"]["identities"], 2) << status;
+  EXPECT_EQ(st["agent"]["mtls"]["identities"], 3) << status;
 }
 
 }  // namespace

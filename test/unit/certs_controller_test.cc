@@ -66,11 +66,21 @@ TEST_F(CertsControllerTest, OneCertificatePerLocalIdentityThatTheReceivingSideAc
       Reconcile({MakePod("demo", "web-1", "web", "node-a"),
                  MakePod("demo", "web-2", "web", "node-a"), MakePod("demo", "db-1", "db", "node-a"),
                  MakePod("demo", "far", "far", "node-b"),
-                 MakePod("kube-system", "proxy", "host", "node-a", /*host_network=*/true)}),
+                 MakePod("kube-system", "proxy", "host", "node-a", /*host_network=*/true),
+                 // A workload posing as the node proxies' identity gets nothing.
+                 MakePod("shunt-system", "evil", "shunt-proxy", "node-a")}),
       0u);
-  ASSERT_EQ(controller_->issued().size(), 2u);
+  // web, db, and the node proxy's own (every tunnel's server end).
+  ASSERT_EQ(controller_->issued().size(), 3u);
   ASSERT_EQ(publishes_, 1);
-  ASSERT_EQ(published_.size(), 2u);
+  ASSERT_EQ(published_.size(), 3u);
+  EXPECT_EQ(controller_->issued().at("shunt-system/shunt-proxy").id.Uri(),
+            "spiffe://cluster.local/ns/shunt-system/sa/shunt-proxy");
+  std::vector<std::string> warnings;
+  controller_->AddWarnings(warnings);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("pod shunt-system/evil runs as shunt-system/shunt-proxy"));
+  EXPECT_THAT(controller_->ListJson().dump(), ::testing::Not(HasSubstr("evil")));
   auto verifier = PeerVerifier::Create(ca_pem_, "cluster.local");
   ASSERT_TRUE(verifier.ok());
   for (const IssuedCertificate& c : published_) {
@@ -109,7 +119,7 @@ TEST_F(CertsControllerTest, RenewsAtHalfLifeAndDropsIdentitiesWithoutPods) {
 
   Reconcile({MakePod("demo", "web-1", "web", "node-a")});
   EXPECT_EQ(controller_->issued().count("demo/db"), 0u);
-  EXPECT_EQ(published_.size(), 1u);
+  EXPECT_EQ(published_.size(), 2u);  // web and the node proxy's
 }
 
 TEST_F(CertsControllerTest, ACaThatCannotIssueKeepsTheLastCertificateAndSaysWhy) {
@@ -122,18 +132,19 @@ TEST_F(CertsControllerTest, ACaThatCannotIssueKeepsTheLastCertificateAndSaysWhy)
   EXPECT_EQ(controller_->issued().at("demo/web").serial_hex, before.serial_hex);
   std::vector<std::string> warnings;
   controller_->AddWarnings(warnings);
-  ASSERT_EQ(warnings.size(), 1u);
+  ASSERT_EQ(warnings.size(), 2u);  // web's and the node proxy's renewals
   EXPECT_THAT(warnings[0], HasSubstr("the CA expired at"));
+  EXPECT_THAT(warnings[1], HasSubstr("the CA expired at"));
   nlohmann::json status;
   controller_->AddStatus(status);
-  EXPECT_EQ(status["mtls"]["issue_errors"], 1);
+  EXPECT_EQ(status["mtls"]["issue_errors"], 2);
   std::string metrics;
   controller_->AddMetrics(metrics);
-  EXPECT_THAT(metrics, HasSubstr("shunt_certificate_issue_errors_total 1"));
+  EXPECT_THAT(metrics, HasSubstr("shunt_certificate_issue_errors_total 2"));
   // A new identity gets no certificate, and is listed with the error.
   EXPECT_EQ(Reconcile({MakePod("demo", "web-1", "web", "node-a"),
                        MakePod("demo", "new-1", "new", "node-a")}),
-            2u);
+            3u);
   EXPECT_THAT(controller_->ListJson().dump(), HasSubstr("\"identity\":\"demo/new\""));
 }
 

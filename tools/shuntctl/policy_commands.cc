@@ -136,7 +136,9 @@ absl::Status CmdDrops(const Options& o) {
           absl::StrContains(Str(e["dst_ip"]), ':')
               ? absl::StrCat("[", Str(e["dst_ip"]), "]:", Str(e["dst_port"]))
               : absl::StrCat(Str(e["dst_ip"]), ":", Str(e["dst_port"])),
-          absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]))};
+          // The proxy's refusals: the identity its certificate proved, and why.
+          e["type"] == "mtls" ? absl::StrCat(Str(e["reason"]), ": ", Str(e["peer_identity"]))
+                              : absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]))};
       if (o.follow) {
         // Streaming: fixed columns, since a table cannot be aligned in advance.
         constexpr char kLine[] = "%-12s  %-14s  %-8s  %-15s  %-5s  %-15s  %-21s  %s\n";

@@ -55,7 +55,7 @@ std::optional<nlohmann::json> KeepPod(const nlohmann::json& pod, const std::stri
                                 "creationTimestamp", "deletionTimestamp"});
   KeepShuntAnnotation(meta, out["metadata"]);
   out["spec"] = Pick(*spec, {"nodeName", "serviceAccountName"});
-  out["status"] = Pick(pod["status"], {"podIP", "podIPs", "phase"});
+  out["status"] = Pick(pod["status"], {"podIP", "podIPs", "hostIP", "phase"});
   return out;
 }
 

@@ -282,6 +282,8 @@ std::string TestNode::PodYaml() const {
         "\n  containers:\n  - name: main\n    image: busybox\nstatus:\n  podIP: ", p->ip, "\n");
     if (!p->ip6.empty())
       absl::StrAppend(&yaml, "  podIPs:\n  - ip: ", p->ip, "\n  - ip: ", p->ip6, "\n");
+    // Where the node's proxy listens (the node's address on its link).
+    if (!link_ip_.empty()) absl::StrAppend(&yaml, "  hostIP: ", link_ip_, "\n");
   }
   return yaml;
 }
@@ -347,6 +349,8 @@ std::vector<nlohmann::json> TestNode::PodObjects() const {
       out.push_back(
           kubeapi::PodObject(p->namespace_, p->name, name_, p->ip, p->service_account, p->uid));
       if (!p->ip6.empty()) out.back()["status"]["podIPs"] = {{{"ip", p->ip}}, {{"ip", p->ip6}}};
+      // Where the node's proxy listens (the node's address on its link).
+      if (!link_ip_.empty()) out.back()["status"]["hostIP"] = link_ip_;
       for (const auto& [k, v] : p->annotations) out.back()["metadata"]["annotations"][k] = v;
     }
   return out;
@@ -418,6 +422,9 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
   if (pid < 0) return lib::ErrnoStatus(errno, "fork agent");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // A process group of its own, which its children (the mTLS proxy)
+    // share: the test's teardown ends them all.
+    setpgid(0, 0);
     // The agent runs with the node's network, as a hostNetwork DaemonSet
     // pod does: the node side of every pod veth is in its namespace.
     int ns = open(node_ns.c_str(), O_RDONLY | O_CLOEXEC);
@@ -435,6 +442,8 @@ absl::Status TestNode::StartAgent(const std::vector<std::string>& extra_flags) {
     _exit(127);
   }
   agent_pid_ = pid;
+  setpgid(pid, pid);
+  agent_groups_.push_back(pid);
   // Ready when the API answers; an early exit is a failure with its log.
   bool exited = false;
   int st = 0;
@@ -612,6 +621,8 @@ absl::StatusOr<uint64_t> TestNode::VethBytes(const TestPod& pod) const {
 TestNode::~TestNode() {
   for (pid_t c : children_) KillAndReap(c);
   if (agent_pid_ > 0) KillAndReap(agent_pid_);
+  // The proxies of every agent this node ran, also those still draining.
+  for (pid_t g : agent_groups_) kill(-g, SIGKILL);
   if (auto r = datapath::Uninstall(bpffs_); !r.ok())
     std::fprintf(stderr, "e2e cleanup: %s\n", std::string(r.status().message()).c_str());
   for (const auto& p : pods_) (void)Sh("ip netns del " + p->netns);

@@ -164,6 +164,7 @@ class TestNode {
   std::vector<std::unique_ptr<TestPod>> pods_;
   std::vector<pid_t> children_;
   pid_t agent_pid_ = -1;
+  std::vector<pid_t> agent_groups_;  // process groups of the agents started (and their proxies)
 };
 
 // Kills `pid` (SIGKILL) and reaps it; no-op for <= 0.

@@ -1,0 +1,173 @@
+#include "agent/mtls/mtls_controller.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/lib/fmt_absl.h"
+#include "shunt/abi/mtls.h"
+#include "spdlog/spdlog.h"
+
+namespace shunt::mtls {
+
+MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
+  if (!on()) return;
+  const MtlsOptions& o = deps_.options;
+  std::string ips;
+  for (const auto& ip : o.node_ips) absl::StrAppend(&ips, ips.empty() ? "" : ",", ip);
+  supervisor_ = std::make_unique<ProxySupervisor>(ProxyLaunch{
+      .bin = o.proxy_bin,
+      .args = {absl::StrCat("--node-ip=", ips), absl::StrCat("--outbound-port=", o.outbound_port),
+               absl::StrCat("--proxy-inbound-port=", o.inbound_port),
+               absl::StrCat("--bpffs=", o.bpffs)},
+      .cgroup = o.proxy_cgroup});
+  config_.mode = o.mode;
+  config_.trust_domain = o.trust_domain;
+  config_.ca_pem = o.ca_pem;
+}
+
+void MtlsController::SetCertificates(const std::vector<certs::IssuedCertificate>& certs) {
+  workloads_.clear();
+  for (const auto& c : certs) {
+    proxy::Credential cred{.identity = absl::StrCat(c.id.ns, "/", c.id.service_account),
+                           .cert_pem = c.cert_pem,
+                           .key_pem = c.key_pem};
+    workloads_[cred.identity] = std::move(cred);
+  }
+  if (on()) SendIfChanged();
+}
+
+void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
+                          bool /*changed*/) {
+  if (!on()) return;
+  config_.generation = snapshot->generation;
+  config_.local_pods.clear();
+  config_.remote_pods.clear();
+  pods_without_host_ip_.clear();
+  for (const model::Pod& pod : snapshot->pods) {
+    if (pod.host_network) continue;
+    if (pod.node_name == deps_.options.node) {
+      const std::string id = absl::StrCat(pod.namespace_, "/", pod.service_account);
+      config_.local_pods[pod.ip] = id;
+      if (!pod.ip6.empty()) config_.local_pods[pod.ip6] = id;
+      continue;
+    }
+    if (pod.host_ip.empty()) {
+      pods_without_host_ip_.push_back(pod.Key());
+      continue;
+    }
+    config_.remote_pods[pod.ip] = pod.host_ip;
+    if (!pod.ip6.empty()) config_.remote_pods[pod.ip6] = pod.host_ip;
+  }
+}
+
+size_t MtlsController::Apply() {
+  if (!on()) return 0;
+  config_.identity_ids.clear();
+  for (const auto& [key, id] : deps_.identities->all())
+    config_.identity_ids[absl::StrCat(key.first, "/", key.second)] = id;
+  SendIfChanged();
+  return 0;
+}
+
+void MtlsController::SendIfChanged() {
+  const std::string proxy_key =
+      absl::StrCat(certs::kNodeProxyNamespace, "/", certs::kNodeProxyServiceAccount);
+  auto np = workloads_.find(proxy_key);
+  if (np == workloads_.end()) return;  // nothing to serve with yet
+  config_.node_proxy = np->second;
+  config_.workloads.clear();
+  for (const auto& [id, cred] : workloads_)
+    if (id != proxy_key) config_.workloads.push_back(cred);
+  nlohmann::json j = proxy::ProxyConfigToJson(config_);
+  // The generation alone changes nothing the proxy acts on.
+  nlohmann::json compare = j;
+  compare.erase("generation");
+  std::string text = compare.dump();
+  if (text == sent_) return;
+  sent_ = std::move(text);
+  supervisor_->SetConfig(j);
+}
+
+void MtlsController::Tick(int64_t now_ms) {
+  if (!on()) return;
+  supervisor_->Tick(now_ms);
+  for (const auto& e : supervisor_->TakeRefusals())
+    if (deps_.on_refusal) deps_.on_refusal(e);
+  const bool want = supervisor_->ready() || deps_.options.mode == "strict";
+  if (want != handoff_on_ || !switch_error_.empty()) {
+    const bool was = handoff_on_;
+    handoff_on_ = want;
+    if (WriteKernelSwitch() && was != want)
+      spdlog::info("mtls: connections to other nodes {}",
+                   want ? (supervisor_->ready() ? "go through the proxy"
+                                                : "are refused until the proxy is up (strict)")
+                        : "go directly, unencrypted, until the proxy is up (permissive)");
+  }
+}
+
+bool MtlsController::WriteKernelSwitch() {
+  shunt_mtls_config c{};
+  c.mode = !handoff_on_                     ? SHUNT_MTLS_OFF
+           : deps_.options.mode == "strict" ? SHUNT_MTLS_STRICT
+                                            : SHUNT_MTLS_PERMISSIVE;
+  c.proxy_port = htons(deps_.options.outbound_port);
+  for (const auto& ip : deps_.options.node_ips) {
+    if (inet_pton(AF_INET, ip.c_str(), &c.proxy_ip4) == 1) continue;
+    inet_pton(AF_INET6, ip.c_str(), c.proxy_ip6);
+  }
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(deps_.config_map.get(), &zero, &c, BPF_ANY) != 0) {
+    switch_error_ = absl::StrCat("cannot write shunt_mtls_config_v1: ", strerror(errno));
+    spdlog::error("mtls: {}", switch_error_);
+    return false;
+  }
+  switch_error_.clear();
+  return true;
+}
+
+std::vector<int> MtlsController::PollFds() const {
+  return supervisor_ ? supervisor_->PollFds() : std::vector<int>{};
+}
+
+void MtlsController::AddStatus(nlohmann::json& status) const {
+  if (!on()) return;
+  nlohmann::json& m = status["mtls"];
+  m["proxy"] = supervisor_->StatusJson(deps_.clock->MonotonicMs());
+  m["proxy"]["report"] = supervisor_->last_report();
+  m["handoff"] = handoff_on_;
+  m["node_ips"] = deps_.options.node_ips;
+  m["inbound_port"] = deps_.options.inbound_port;
+}
+
+void MtlsController::AddMetrics(std::string& out) const {
+  if (!on()) return;
+  absl::StrAppend(&out, "# HELP shunt_proxy_up Whether the node's mTLS proxy listens.\n",
+                  "# TYPE shunt_proxy_up gauge\nshunt_proxy_up ", supervisor_->ready() ? 1 : 0,
+                  "\n");
+  const nlohmann::json& r = supervisor_->last_report();
+  if (auto c = r.find("counters"); c != r.end() && c->is_object()) {
+    for (const auto& [name, v] : c->items())
+      absl::StrAppend(&out, "# TYPE shunt_proxy_", name, "_total counter\nshunt_proxy_", name,
+                      "_total ", v.dump(), "\n");
+  }
+  if (auto f = r.find("refusals"); f != r.end() && f->is_object() && !f->empty()) {
+    absl::StrAppend(&out,
+                    "# HELP shunt_proxy_refusals_total Connections and handshakes the proxy "
+                    "refused, by reason.\n# TYPE shunt_proxy_refusals_total counter\n");
+    for (const auto& [reason, v] : f->items())
+      absl::StrAppend(&out, "shunt_proxy_refusals_total{reason=\"", reason, "\"} ", v.dump(), "\n");
+  }
+}
+
+void MtlsController::AddWarnings(std::vector<std::string>& lines) const {
+  if (!on()) return;
+  if (!switch_error_.empty()) lines.push_back("mtls: " + switch_error_);
+  if (!pods_without_host_ip_.empty())
+    lines.push_back(absl::StrCat(
+        "mtls: ", pods_without_host_ip_.size(),
+        " pods on other nodes have no status.hostIP (first: ", pods_without_host_ip_.front(),
+        "): connections to them are refused"));
+}
+
+}  // namespace shunt::mtls

@@ -1,0 +1,80 @@
+// The mTLS feature of the agent (docs/mtls.md): runs the node's shunt-proxy
+// (ProxySupervisor), gives it the certificates the certs controller issued
+// and where every pod is, and turns the kernel's hand-off on only while the
+// proxy listens: shunt_mtls_config_v1 names the proxy's address once it
+// said "ready". When the proxy is down, strict mode keeps the hand-off
+// (connections to other nodes are refused, never sent in the clear) and
+// permissive mode turns it off (they go directly, unencrypted) until the
+// proxy is back.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/certs/authority.h"
+#include "agent/controller.h"
+#include "agent/endpoints/identity_allocator.h"
+#include "agent/lib/clock.h"
+#include "agent/lib/unique_fd.h"
+#include "agent/mtls/proxy_supervisor.h"
+#include "proxy/control/proxy_config.h"
+
+namespace shunt::mtls {
+
+struct MtlsOptions {
+  std::string mode = "off";  // --mtls
+  std::string node;
+  std::string trust_domain = "cluster.local";
+  std::string ca_pem;                 // the CA certificate the proxy trusts
+  std::vector<std::string> node_ips;  // --node-ip: the proxy's listeners
+  uint16_t outbound_port = 15001;
+  uint16_t inbound_port = 15008;  // --proxy-inbound-port
+  std::string proxy_bin;          // --proxy-bin
+  std::string proxy_cgroup;       // ProxyCgroup(): where it runs; empty: with the agent
+  std::string bpffs;
+};
+
+class MtlsController : public agent::Controller {
+ public:
+  struct Deps {
+    const lib::Clock* clock = nullptr;
+    MtlsOptions options;
+    const endpoints::IdentityAllocator* identities = nullptr;
+    lib::UniqueFd config_map;  // shunt_mtls_config_v1, writable
+    // Each refusal the proxy reports (the drop log's).
+    std::function<void(const nlohmann::json&)> on_refusal;
+  };
+  explicit MtlsController(Deps deps);
+
+  // The certs controller's latest set (its publish callback).
+  void SetCertificates(const std::vector<certs::IssuedCertificate>& certs);
+
+  std::string_view name() const override { return "mtls"; }
+  void Plan(const std::shared_ptr<const model::Snapshot>& snapshot, bool changed) override;
+  size_t Apply() override;
+  void Tick(int64_t now_ms) override;
+  std::vector<int> PollFds() const override;
+  void AddStatus(nlohmann::json& status) const override;
+  void AddMetrics(std::string& out) const override;
+  void AddWarnings(std::vector<std::string>& lines) const override;
+
+ private:
+  bool on() const { return deps_.options.mode != "off"; }
+  void SendIfChanged();
+  // Writes the hand-off switch for the proxy's state; false if the write failed.
+  bool WriteKernelSwitch();
+
+  Deps deps_;
+  std::unique_ptr<ProxySupervisor> supervisor_;
+  proxy::ProxyConfig config_;
+  std::map<std::string, proxy::Credential> workloads_;
+  std::string sent_;  // the last config sent, as JSON text
+  std::vector<std::string> pods_without_host_ip_;
+  bool handoff_on_ = false;
+  std::string switch_error_;
+};
+
+}  // namespace shunt::mtls

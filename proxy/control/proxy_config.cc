@@ -1,0 +1,131 @@
+#include "proxy/control/proxy_config.h"
+
+#include <arpa/inet.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace shunt::proxy {
+namespace {
+
+nlohmann::json CredentialJson(const Credential& c) {
+  return {{"identity", c.identity}, {"cert_pem", c.cert_pem}, {"key_pem", c.key_pem}};
+}
+
+absl::Status Bad(absl::string_view where, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("proxy config: ", where, ": ", what));
+}
+
+absl::StatusOr<std::string> Text(const nlohmann::json& j, const char* key, absl::string_view where,
+                                 bool required = true) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (!required) return std::string();
+    return Bad(absl::StrCat(where, key), "missing");
+  }
+  if (!it->is_string()) return Bad(absl::StrCat(where, key), "not a string");
+  return it->get<std::string>();
+}
+
+bool IsAddress(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+absl::StatusOr<Credential> CredentialFrom(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) return Bad(where, "not an object");
+  Credential c;
+  auto id = Text(j, "identity", where + ".");
+  if (!id.ok()) return id.status();
+  auto cert = Text(j, "cert_pem", where + ".");
+  if (!cert.ok()) return cert.status();
+  auto key = Text(j, "key_pem", where + ".");
+  if (!key.ok()) return key.status();
+  c.identity = *id;
+  c.cert_pem = *cert;
+  c.key_pem = *key;
+  if (c.identity.find('/') == std::string::npos)
+    return Bad(where + ".identity", absl::StrCat("'", c.identity, "' is not namespace/name"));
+  return c;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> AddressMap(const nlohmann::json& j,
+                                                              const char* key,
+                                                              bool values_are_ips) {
+  std::map<std::string, std::string> out;
+  auto it = j.find(key);
+  if (it == j.end()) return out;
+  if (!it->is_object()) return Bad(key, "not an object");
+  for (const auto& [k, v] : it->items()) {
+    if (!IsAddress(k)) return Bad(absl::StrCat(key, "[", k, "]"), "not an IP address");
+    if (!v.is_string()) return Bad(absl::StrCat(key, "[", k, "]"), "not a string");
+    const std::string s = v.get<std::string>();
+    if (values_are_ips && !IsAddress(s))
+      return Bad(absl::StrCat(key, "[", k, "]"), absl::StrCat("'", s, "' is not an IP address"));
+    out.emplace(k, s);
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json ProxyConfigToJson(const ProxyConfig& c) {
+  nlohmann::json workloads = nlohmann::json::array();
+  for (const Credential& w : c.workloads) workloads.push_back(CredentialJson(w));
+  return {{"generation", c.generation},
+          {"mode", c.mode},
+          {"trust_domain", c.trust_domain},
+          {"ca_pem", c.ca_pem},
+          {"node_proxy", CredentialJson(c.node_proxy)},
+          {"workloads", workloads},
+          {"local_pods", c.local_pods},
+          {"remote_pods", c.remote_pods},
+          {"identity_ids", c.identity_ids}};
+}
+
+absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return Bad("", "not an object");
+  ProxyConfig c;
+  if (auto g = j.find("generation"); g != j.end() && g->is_number_unsigned())
+    c.generation = g->get<uint64_t>();
+  auto mode = Text(j, "mode", "");
+  if (!mode.ok()) return mode.status();
+  if (*mode != "permissive" && *mode != "strict")
+    return Bad("mode", absl::StrCat("'", *mode, "' (want permissive or strict)"));
+  c.mode = *mode;
+  auto td = Text(j, "trust_domain", "");
+  if (!td.ok()) return td.status();
+  c.trust_domain = *td;
+  auto ca = Text(j, "ca_pem", "");
+  if (!ca.ok()) return ca.status();
+  c.ca_pem = *ca;
+  auto np = j.find("node_proxy");
+  if (np == j.end()) return Bad("node_proxy", "missing");
+  auto node_proxy = CredentialFrom(*np, "node_proxy");
+  if (!node_proxy.ok()) return node_proxy.status();
+  c.node_proxy = *node_proxy;
+  if (auto w = j.find("workloads"); w != j.end()) {
+    if (!w->is_array()) return Bad("workloads", "not an array");
+    for (size_t i = 0; i < w->size(); ++i) {
+      auto cred = CredentialFrom((*w)[i], absl::StrCat("workloads[", i, "]"));
+      if (!cred.ok()) return cred.status();
+      c.workloads.push_back(*std::move(cred));
+    }
+  }
+  auto local = AddressMap(j, "local_pods", /*values_are_ips=*/false);
+  if (!local.ok()) return local.status();
+  c.local_pods = *std::move(local);
+  auto remote = AddressMap(j, "remote_pods", /*values_are_ips=*/true);
+  if (!remote.ok()) return remote.status();
+  c.remote_pods = *std::move(remote);
+  if (auto ids = j.find("identity_ids"); ids != j.end()) {
+    if (!ids->is_object()) return Bad("identity_ids", "not an object");
+    for (const auto& [k, v] : ids->items()) {
+      if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX)
+        return Bad(absl::StrCat("identity_ids[", k, "]"), "not a 32-bit number");
+      c.identity_ids.emplace(k, v.get<uint32_t>());
+    }
+  }
+  return c;
+}
+
+}  // namespace shunt::proxy

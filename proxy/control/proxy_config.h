@@ -1,0 +1,46 @@
+// What the agent tells its shunt-proxy (docs/mtls.md "The agent and its
+// proxy"): the certificates it holds for the node's workloads and for the
+// node proxy itself, the cluster CA, and where the pods are. Sent whole, as
+// one JSON line, over the socketpair the agent gave the proxy at start (only
+// the two processes hold it): the CA's key never leaves the agent.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace shunt::proxy {
+
+// A certificate and its key, for one identity ("namespace/serviceaccount").
+struct Credential {
+  std::string identity;
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+struct ProxyConfig {
+  uint64_t generation = 0;  // the agent's object snapshot this was made from
+  std::string mode;         // --mtls: "permissive" or "strict"
+  std::string trust_domain;
+  std::string ca_pem;
+  Credential node_proxy;              // certs::kNodeProxy*: the tunnels' server end
+  std::vector<Credential> workloads;  // one per identity with a local pod
+  // Local pods: address (IPv4 or IPv6 text) -> identity. The outbound side
+  // names the source of a handed-off connection by its address.
+  std::map<std::string, std::string> local_pods;
+  // Pods on other nodes: address -> their node's address (status.hostIP),
+  // where that node's proxy listens.
+  std::map<std::string, std::string> remote_pods;
+  // The agent's identity numbers ("ns/sa" -> number), as in its policy map.
+  std::map<std::string, uint32_t> identity_ids;
+};
+
+nlohmann::json ProxyConfigToJson(const ProxyConfig& c);
+// InvalidArgument naming the field that is missing or wrong.
+absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j);
+
+}  // namespace shunt::proxy

@@ -1,0 +1,163 @@
+// shunt-proxy: the node's mTLS tunnel (docs/mtls.md). Started and
+// supervised by shunt-agent (--mtls), which hands it a socketpair end
+// (--control-fd): the agent sends the certificates and address tables as
+// they change; the proxy answers "ready" once it listens, and reports its
+// counters and refusals every second. When the agent goes away the proxy
+// stops accepting and exits once the connections it carries are done, so
+// an agent restart drops none of them.
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "agent/lib/dashed_flags.h"
+#include "agent/lib/fmt_absl.h"
+#include "proxy/control/line_channel.h"
+#include "proxy/server/worker.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(int, control_fd, -1, "the agent's end of the control channel (inherited)");
+ABSL_FLAG(std::string, node_ip, "", "the node's addresses, comma-separated (an IPv4, an IPv6)");
+ABSL_FLAG(uint16_t, outbound_port, 15001, "port on the node's addresses for handed-off pods");
+ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
+ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
+ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
+ABSL_FLAG(int, drain_timeout_s, 600,
+          "after the agent goes away or SIGTERM: exit at the latest after this many seconds");
+
+namespace {
+
+using shunt::proxy::LineChannel;
+
+// Waits for the agent's first config and builds the runtime from it.
+absl::StatusOr<std::shared_ptr<const shunt::proxy::Runtime>> FirstConfig(LineChannel& ch) {
+  for (int waited_ms = 0; waited_ms < 30000; waited_ms += 100) {
+    pollfd p{ch.fd(), POLLIN, 0};
+    poll(&p, 1, 100);
+    std::vector<nlohmann::json> docs;
+    if (absl::Status st = ch.Read(&docs); !st.ok()) return st;
+    for (const auto& d : docs) {
+      if (!d.contains("config")) continue;
+      auto c = shunt::proxy::ProxyConfigFromJson(d["config"]);
+      if (!c.ok()) return c.status();
+      return shunt::proxy::Runtime::Build(*std::move(c));
+    }
+  }
+  return absl::DeadlineExceededError("no config from the agent within 30 s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "shunt-proxy --control-fd FD --node-ip IP[,IP6] [--outbound-port 15001] "
+      "[--proxy-inbound-port 15008] [--bpffs DIR]\n  (started by shunt-agent --mtls)");
+  shunt::lib::NormalizeDashedFlags(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e proxy %^%l%$ %v");
+  signal(SIGPIPE, SIG_IGN);
+  const int control_fd = absl::GetFlag(FLAGS_control_fd);
+  if (control_fd < 0 || fcntl(control_fd, F_GETFD) < 0) {
+    spdlog::error("--control-fd: {} is not an open descriptor (shunt-agent starts the proxy)",
+                  control_fd);
+    return 2;
+  }
+  LineChannel control{shunt::lib::UniqueFd(control_fd)};
+  auto fail = [&](const absl::Status& st) {
+    spdlog::error("{}", st.message());
+    (void)control.Send({{"error", std::string(st.message())}});
+    return absl::IsInvalidArgument(st) ? 2 : 1;
+  };
+
+  shunt::proxy::ProxyShared shared;
+  for (absl::string_view ip : absl::StrSplit(absl::GetFlag(FLAGS_node_ip), ',', absl::SkipEmpty()))
+    shared.options.node_ips.emplace_back(ip);
+  if (shared.options.node_ips.empty())
+    return fail(absl::InvalidArgumentError("--node-ip: at least one address is needed"));
+  shared.options.outbound_port = absl::GetFlag(FLAGS_outbound_port);
+  shared.options.inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port);
+  auto policy = shunt::proxy::InboundPolicy::Open(absl::GetFlag(FLAGS_bpffs));
+  if (!policy.ok()) return fail(policy.status());
+  shared.policy = *std::move(policy);
+  auto rt = FirstConfig(control);
+  if (!rt.ok()) return fail(rt.status());
+  shared.runtime.Set(*rt);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // the workers inherit it
+  shunt::lib::UniqueFd sigfd(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+
+  int n = absl::GetFlag(FLAGS_threads);
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::unique_ptr<shunt::proxy::Worker>> workers;
+  for (int i = 0; i < n; ++i) {
+    workers.push_back(std::make_unique<shunt::proxy::Worker>(&shared));
+    if (absl::Status st = workers.back()->Listen(); !st.ok()) return fail(st);
+    shared.workers.push_back(workers.back().get());
+  }
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+  spdlog::info("listening on {} (outbound :{}, inbound :{}), {} threads",
+               absl::StrJoin(shared.options.node_ips, ","), shared.options.outbound_port,
+               shared.options.inbound_port, n);
+  (void)control.Send({{"ready",
+                       {{"pid", getpid()},
+                        {"threads", n},
+                        {"node_ips", shared.options.node_ips},
+                        {"outbound_port", shared.options.outbound_port},
+                        {"inbound_port", shared.options.inbound_port}}}});
+
+  bool draining = false;
+  int64_t drain_deadline = 0;
+  std::atomic<int> running{n};
+  for (;;) {
+    pollfd fds[2] = {{control.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+    poll(fds, draining ? 1 : 2, 1000);
+    const int64_t now = time(nullptr);
+    std::string why;
+    if (fds[1].revents & POLLIN) why = "signal";
+    std::vector<nlohmann::json> docs;
+    if (!draining) {
+      if (absl::Status st = control.Read(&docs); !st.ok()) why = std::string(st.message());
+    }
+    for (const auto& d : docs) {
+      if (!d.contains("config")) continue;
+      auto c = shunt::proxy::ProxyConfigFromJson(d["config"]);
+      auto next = c.ok() ? shunt::proxy::Runtime::Build(*std::move(c))
+                         : absl::StatusOr<std::shared_ptr<const shunt::proxy::Runtime>>(c.status());
+      if (!next.ok()) {
+        // The last good config stays in force.
+        spdlog::error("config rejected: {}", next.status().message());
+        (void)control.Send({{"config_error", std::string(next.status().message())}});
+        continue;
+      }
+      shared.runtime.Set(*next);
+      (void)control.Send({{"applied", (*next)->config.generation}});
+    }
+    if (!why.empty() && !draining) {
+      draining = true;
+      drain_deadline = now + absl::GetFlag(FLAGS_drain_timeout_s);
+      spdlog::info("{}: no new connections; exiting once the ones carried are done", why);
+      for (auto& w : workers) w->Drain();
+    }
+    if (!draining) (void)control.Send({{"report", shared.stats.TakeReport()}});
+    if (draining) {
+      bool all_done = true;
+      for (auto& w : workers) all_done &= w->io().stopped();
+      if (all_done || now >= drain_deadline) break;
+    }
+  }
+  for (auto& w : workers) w->Stop();
+  for (auto& t : threads) t.join();
+  return 0;
+}

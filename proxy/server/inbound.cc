@@ -1,0 +1,80 @@
+// The inbound side: each CONNECT on a tunnel a peer proxy opened to this
+// node is judged (InboundPolicy: a local pod, the certificate's identity is
+// the source pod's, SMI grants it the port) and, if allowed, connected to
+// the pod; a refusal answers the stream alone and is counted by reason.
+#include <time.h>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/server/pod_leg.h"
+#include "proxy/server/tunnel_conn.h"
+#include "proxy/server/worker.h"
+
+namespace shunt::proxy {
+namespace {
+
+int64_t UnixMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string SpiffeUri(const Runtime& rt, const std::string& identity) {
+  const size_t slash = identity.find('/');
+  return absl::StrCat("spiffe://", rt.config.trust_domain, "/ns/", identity.substr(0, slash),
+                      "/sa/", identity.substr(slash + 1));
+}
+
+}  // namespace
+
+void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
+                       absl::string_view authority) {
+  stats().Add(Stat::kInboundStreams);
+  auto rt = shared_->runtime.Get();
+  const std::string peer = SpiffeUri(*rt, tunnel->peer_identity());
+  const std::string forwarded(tunnel->session().forwarded(id));
+  auto dst = ParseConnectAuthority(authority);
+  if (!dst.ok()) {
+    stats().Refuse({.reason = "bad-authority",
+                    .peer = peer,
+                    .destination = std::string(authority.substr(0, 64)),
+                    .unix_ms = UnixMs()});
+    tunnel->Refuse(id, 400);
+    return;
+  }
+  auto src = ForwardedFor(forwarded);
+  const std::string source = src.ok() ? src->AddressText() : std::string();
+  InboundVerdict v = shared_->policy.Judge(*rt, tunnel->peer_identity(), forwarded, *dst);
+  if (!v.allowed) {
+    stats().Refuse({.reason = v.reason,
+                    .peer = peer,
+                    .source = source,
+                    .destination = dst->ToAuthority(),
+                    .unix_ms = UnixMs()});
+    tunnel->Refuse(id, v.http_status);
+    return;
+  }
+  if (!v.reason.empty()) stats().Add(Stat::kInboundPermissiveAllowed);
+  socklen_t len = 0;
+  sockaddr_storage ss = ToSockaddr(*dst, &len);
+  asio::ip::tcp::endpoint ep;
+  memcpy(ep.data(), &ss, len);
+  auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
+  socket->async_connect(ep, [this, weak = std::weak_ptr<TunnelConn>(tunnel), id, socket, peer,
+                             source, to = dst->ToAuthority()](const asio::error_code& ec) {
+    auto t = weak.lock();
+    if (!t || !t->has_stream(id)) return;  // the caller went away meanwhile
+    if (ec) {
+      stats().Refuse({.reason = "pod-refused",
+                      .peer = peer,
+                      .source = source,
+                      .destination = to,
+                      .unix_ms = UnixMs()});
+      t->Refuse(id, 502);
+      return;
+    }
+    stats().Add(Stat::kInboundStreamsAccepted);
+    t->Accept(id, std::make_shared<PodLeg>(this, std::move(*socket)));
+  });
+}
+
+}  // namespace shunt::proxy

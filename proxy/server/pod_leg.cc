@@ -1,0 +1,181 @@
+#include "proxy/server/pod_leg.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "proxy/server/tunnel_conn.h"
+#include "proxy/server/worker.h"
+
+namespace shunt::proxy {
+
+PodLeg::PodLeg(Worker* worker, asio::ip::tcp::socket socket)
+    : worker_(worker), socket_(std::move(socket)) {
+  asio::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+PodLeg::~PodLeg() = default;
+
+void PodLeg::Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id) {
+  tunnel_ = tunnel;
+  id_ = stream_id;
+}
+
+void PodLeg::StartReading() {
+  if (reading_ || closed_) return;
+  reading_ = true;
+  ArmRead();
+}
+
+void PodLeg::ArmRead() {
+  if (read_armed_ || read_eof_ || read_paused_ || closed_ || !reading_) return;
+  read_armed_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const asio::error_code& ec) {
+                       self->read_armed_ = false;
+                       if (!ec) self->OnReadable();
+                     });
+}
+
+void PodLeg::OnReadable() {
+  auto tunnel = tunnel_.lock();
+  if (closed_ || !tunnel) return;
+  TunnelSession& s = tunnel->session();
+  const size_t limit = s.SendRoom(id_);
+  if (limit == 0) {
+    read_paused_ = true;  // OnSendSpace resumes
+    return;
+  }
+  const ssize_t n = recv(fd(), worker_->scratch(), std::min(limit, Worker::kScratch), 0);
+  if (n > 0) {
+    const size_t taken = s.Send(id_, {worker_->scratch(), static_cast<size_t>(n)});
+    worker_->stats().Add(Stat::kBytesToPeer, taken);
+    tunnel->Flush();
+    ArmRead();
+    return;
+  }
+  if (n == 0) {
+    read_eof_ = true;
+    s.CloseWrite(id_);
+    tunnel->Flush();
+    return;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    ArmRead();
+    return;
+  }
+  // The pod's connection broke (reset): so does the stream.
+  s.Reset(id_, NGHTTP2_CANCEL);
+  tunnel->Flush();
+  Close(/*reset=*/true);
+}
+
+void PodLeg::OnSendSpace() {
+  if (!read_paused_) return;
+  read_paused_ = false;
+  ArmRead();
+}
+
+void PodLeg::OnData(absl::string_view data) {
+  if (closed_) {
+    if (auto t = tunnel_.lock()) t->session().Consumed(id_, data.size());
+    return;
+  }
+  worker_->stats().Add(Stat::kBytesFromPeer, data.size());
+  if (to_pod_off_ == to_pod_.size()) {
+    // Nothing waits: write straight from the frame, keep only the rest.
+    const ssize_t n = send(fd(), data.data(), data.size(), MSG_NOSIGNAL);
+    size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      if (auto t = tunnel_.lock()) {
+        t->session().Consumed(id_, data.size());
+        t->session().Reset(id_, NGHTTP2_CANCEL);
+      }
+      Close(/*reset=*/true);
+      return;
+    }
+    if (sent > 0)
+      if (auto t = tunnel_.lock()) t->session().Consumed(id_, sent);
+    to_pod_.assign(data.data() + sent, data.size() - sent);
+    to_pod_off_ = 0;
+  } else {
+    to_pod_.append(data.data(), data.size());
+  }
+  if (to_pod_off_ < to_pod_.size()) ArmWrite();
+}
+
+void PodLeg::ArmWrite() {
+  if (write_armed_ || closed_) return;
+  write_armed_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                     [self = shared_from_this()](const asio::error_code& ec) {
+                       self->write_armed_ = false;
+                       if (!ec) self->FlushToPod();
+                     });
+}
+
+void PodLeg::FlushToPod() {
+  if (closed_) return;
+  auto tunnel = tunnel_.lock();
+  while (to_pod_off_ < to_pod_.size()) {
+    const ssize_t n =
+        send(fd(), to_pod_.data() + to_pod_off_, to_pod_.size() - to_pod_off_, MSG_NOSIGNAL);
+    if (n > 0) {
+      to_pod_off_ += static_cast<size_t>(n);
+      if (tunnel) tunnel->session().Consumed(id_, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      ArmWrite();
+      if (tunnel) tunnel->Flush();  // window updates for what went out
+      return;
+    }
+    if (tunnel) {
+      tunnel->session().Reset(id_, NGHTTP2_CANCEL);
+      tunnel->Flush();
+    }
+    Close(/*reset=*/true);
+    return;
+  }
+  to_pod_.clear();
+  to_pod_.shrink_to_fit();  // an idle connection keeps no buffer
+  to_pod_off_ = 0;
+  if (tunnel) tunnel->Flush();
+  if (peer_eof_) shutdown(fd(), SHUT_WR);
+  if (stream_closed_) Close(/*reset=*/false);
+}
+
+void PodLeg::OnPeerEof() {
+  peer_eof_ = true;
+  if (to_pod_off_ == to_pod_.size() && !closed_) shutdown(fd(), SHUT_WR);
+}
+
+void PodLeg::OnStreamClosed(uint32_t error_code) {
+  if (error_code != 0) {
+    Close(/*reset=*/true);
+    return;
+  }
+  stream_closed_ = true;
+  if (to_pod_off_ == to_pod_.size()) Close(/*reset=*/false);
+}
+
+void PodLeg::Abort() { Close(/*reset=*/true); }
+
+void PodLeg::Close(bool reset) {
+  if (closed_) return;
+  closed_ = true;
+  if (reset) {
+    // SO_LINGER 0: close() sends RST, as the far end's reset did.
+    linger l{.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  }
+  asio::error_code ec;
+  socket_.close(ec);
+  to_pod_.clear();
+  to_pod_.shrink_to_fit();
+  if (auto t = tunnel_.lock()) t->Forget(id_);
+}
+
+}  // namespace shunt::proxy

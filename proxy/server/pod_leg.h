@@ -1,0 +1,67 @@
+// One pod connection carried as one stream of a tunnel (either end): the
+// socket's bytes become the stream's DATA, the stream's DATA is written to
+// the socket, a FIN is END_STREAM both ways, a reset is a reset both ways.
+// Nothing is buffered per connection while it is idle: reads go through the
+// worker's scratch buffer, and only what the pod has not taken yet (at most
+// the stream's window) waits here.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace shunt::proxy {
+
+class TunnelConn;
+class Worker;
+
+class PodLeg : public std::enable_shared_from_this<PodLeg> {
+ public:
+  PodLeg(Worker* worker, asio::ip::tcp::socket socket);
+  ~PodLeg();
+  PodLeg(const PodLeg&) = delete;
+  PodLeg& operator=(const PodLeg&) = delete;
+
+  // The stream this connection is carried on.
+  void Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id);
+  // Starts moving the pod's bytes into the stream (a client after the
+  // peer's 200, a server once connected to the pod).
+  void StartReading();
+  int fd() { return socket_.native_handle(); }
+
+  // From the tunnel.
+  void OnData(absl::string_view data);
+  void OnPeerEof();
+  void OnStreamClosed(uint32_t error_code);
+  void OnSendSpace();
+  // Ends the pod connection with a reset: the tunnel failed or the peer
+  // refused the stream.
+  void Abort();
+
+ private:
+  void ArmRead();
+  void OnReadable();
+  void ArmWrite();
+  void FlushToPod();
+  void Close(bool reset);
+
+  Worker* worker_;
+  asio::ip::tcp::socket socket_;
+  std::weak_ptr<TunnelConn> tunnel_;
+  int32_t id_ = -1;
+  std::string to_pod_;  // stream bytes the pod's socket has not taken yet
+  size_t to_pod_off_ = 0;
+  bool reading_ = false;        // StartReading() was called
+  bool read_armed_ = false;     // an async_wait for input is pending
+  bool read_paused_ = false;    // the stream's send buffer is full
+  bool read_eof_ = false;       // the pod sent its FIN, passed on
+  bool write_armed_ = false;    // an async_wait for output room is pending
+  bool peer_eof_ = false;       // the peer's FIN: shut our write side once flushed
+  bool stream_closed_ = false;  // the stream ended normally: close once flushed
+  bool closed_ = false;
+};
+
+}  // namespace shunt::proxy

@@ -1,0 +1,91 @@
+// The proxy's counters, shared by its worker threads (relaxed atomics) and
+// sent to the agent every second, which shows them in `shuntctl status`,
+// `/metrics` and, for refusals, `shuntctl drops`.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "nlohmann/json.hpp"
+
+namespace shunt::proxy {
+
+enum class Stat : int {
+  kOutboundAccepted,          // pod connections handed to this proxy
+  kOutboundNoOriginalDst,     // ... that named no destination (SO_ORIGINAL_DST failed)
+  kOutboundUnknownSource,     // ... from an address that is no local pod
+  kOutboundNoCertificate,     // ... whose identity has no certificate yet
+  kOutboundUnknownNode,       // ... to a pod whose node is not known
+  kTunnelsOpened,             // client tunnels connected and handshaken
+  kTunnelHandshakeFailures,   // client tunnels that failed to connect or handshake
+  kHandshakeMicrosTotal,      // sum of client handshake times (TCP connect to established)
+  kStreamsOpened,             // pod connections carried as streams (client side)
+  kStreamsOnWarmTunnel,       // ... of them on a tunnel that was already established
+  kStreamsRefusedByPeer,      // ... that the peer node's proxy refused
+  kInboundTunnels,            // tunnels accepted and handshaken (server side)
+  kInboundHandshakeRefused,   // ... refused at the handshake (see refusals by reason)
+  kInboundHandshakeTimeouts,  // ... that never completed the handshake in time
+  kInboundStreams,            // CONNECTs received
+  kInboundStreamsAccepted,    // ... connected to a local pod
+  kInboundPermissiveAllowed,  // ... policy would deny, allowed in permissive policy mode
+  kBytesToPeer,               // plaintext bytes from local pods into tunnels
+  kBytesFromPeer,             // plaintext bytes from tunnels to local pods
+  kCount
+};
+
+inline constexpr std::array<const char*, static_cast<size_t>(Stat::kCount)> kStatNames = {
+    "outbound_accepted",
+    "outbound_no_original_dst",
+    "outbound_unknown_source",
+    "outbound_no_certificate",
+    "outbound_unknown_node",
+    "tunnels_opened",
+    "tunnel_handshake_failures",
+    "handshake_micros_total",
+    "streams_opened",
+    "streams_on_warm_tunnel",
+    "streams_refused_by_peer",
+    "inbound_tunnels",
+    "inbound_handshake_refused",
+    "inbound_handshake_timeouts",
+    "inbound_streams",
+    "inbound_streams_accepted",
+    "inbound_permissive_allowed",
+    "bytes_to_peer",
+    "bytes_from_peer"};
+
+// One refused connection or handshake: what `shuntctl drops` shows.
+struct RefusalEvent {
+  std::string reason;       // "unknown-ca", "policy-denied", "not-a-local-pod", ...
+  std::string peer;         // the SPIFFE ID the peer proved, or its address
+  std::string source;       // the source pod's address, when known
+  std::string destination;  // "ip:port", when known
+  int64_t unix_ms = 0;
+};
+
+class ProxyStats {
+ public:
+  void Add(Stat s, uint64_t n = 1) {
+    v_[static_cast<size_t>(s)].fetch_add(n, std::memory_order_relaxed);
+  }
+  uint64_t Get(Stat s) const { return v_[static_cast<size_t>(s)].load(std::memory_order_relaxed); }
+  // A refusal: counted by reason, and kept (up to 1,000 not yet sent) for
+  // the agent's drop log.
+  void Refuse(RefusalEvent e);
+  // Counters and refusals by reason, and the refusal events since the last call.
+  nlohmann::json TakeReport();
+
+ private:
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Stat::kCount)> v_{};
+  std::mutex mu_;
+  std::map<std::string, uint64_t> refusals_;  // by reason, cumulative
+  std::deque<RefusalEvent> pending_;
+  uint64_t events_lost_ = 0;
+};
+
+}  // namespace shunt::proxy

@@ -1,0 +1,66 @@
+#include "proxy/server/runtime.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace shunt::proxy {
+namespace {
+
+absl::StatusOr<certs::SpiffeId> IdOf(const std::string& trust_domain, const std::string& key) {
+  std::pair<std::string, std::string> parts = absl::StrSplit(key, absl::MaxSplits('/', 1));
+  return certs::MakeSpiffeId(trust_domain, parts.first, parts.second);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const Runtime>> Runtime::Build(ProxyConfig config) {
+  auto rt = std::make_shared<Runtime>();
+  auto proxy_id = certs::MakeSpiffeId(config.trust_domain, certs::kNodeProxyNamespace,
+                                      certs::kNodeProxyServiceAccount);
+  if (!proxy_id.ok()) return proxy_id.status();
+  rt->node_proxy_id = *proxy_id;
+  TlsCredentials server{.cert_pem = config.node_proxy.cert_pem,
+                        .key_pem = config.node_proxy.key_pem,
+                        .ca_pem = config.ca_pem,
+                        .trust_domain = config.trust_domain};
+  auto s = TlsContext::Create(TlsContext::Role::kServer, server);
+  if (!s.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat("node proxy credential: ", s.status().message()));
+  rt->server = *s;
+  for (const Credential& w : config.workloads) {
+    auto id = IdOf(config.trust_domain, w.identity);
+    if (!id.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("workload ", w.identity, ": ", id.status().message()));
+    TlsCredentials client{.cert_pem = w.cert_pem,
+                          .key_pem = w.key_pem,
+                          .ca_pem = config.ca_pem,
+                          .trust_domain = config.trust_domain,
+                          .expect_peer = *proxy_id};
+    auto c = TlsContext::Create(TlsContext::Role::kClient, client);
+    if (!c.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("workload ", w.identity, ": ", c.status().message()));
+    rt->clients[w.identity] = *c;
+  }
+  rt->config = std::move(config);
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+const std::string* Runtime::IdentityOfLocalPod(const std::string& ip) const {
+  auto it = config.local_pods.find(ip);
+  return it == config.local_pods.end() ? nullptr : &it->second;
+}
+
+const std::string* Runtime::NodeOfRemotePod(const std::string& ip) const {
+  auto it = config.remote_pods.find(ip);
+  return it == config.remote_pods.end() ? nullptr : &it->second;
+}
+
+uint32_t Runtime::IdentityId(const std::string& identity) const {
+  auto it = config.identity_ids.find(identity);
+  return it == config.identity_ids.end() ? 0 : it->second;
+}
+
+}  // namespace shunt::proxy

@@ -1,0 +1,46 @@
+// What the proxy's workers act on, built from the agent's latest
+// ProxyConfig and swapped whole (never changed in place): the TLS contexts
+// (the node proxy's server end, one client end per local workload
+// identity) and the address tables. A tunnel keeps the context it was
+// made with; new tunnels take the newest.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/certs/spiffe_id.h"
+#include "proxy/control/proxy_config.h"
+#include "proxy/tls/tls_channel.h"
+
+namespace shunt::proxy {
+
+struct Runtime {
+  ProxyConfig config;
+  certs::SpiffeId node_proxy_id;
+  std::shared_ptr<TlsContext> server;                          // inbound tunnels
+  std::map<std::string, std::shared_ptr<TlsContext>> clients;  // identity -> outbound tunnels
+
+  // InvalidArgument naming the credential that is unusable.
+  static absl::StatusOr<std::shared_ptr<const Runtime>> Build(ProxyConfig config);
+  const std::string* IdentityOfLocalPod(const std::string& ip) const;
+  const std::string* NodeOfRemotePod(const std::string& ip) const;
+  // The agent's number for an identity ("ns/sa"), 0 when it has none.
+  uint32_t IdentityId(const std::string& identity) const;
+};
+
+// The current Runtime, read by every worker, replaced by the control thread.
+class RuntimeHolder {
+ public:
+  std::shared_ptr<const Runtime> Get() const { return rt_.load(std::memory_order_acquire); }
+  void Set(std::shared_ptr<const Runtime> rt) {
+    rt_.store(std::move(rt), std::memory_order_release);
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const Runtime>> rt_;
+};
+
+}  // namespace shunt::proxy

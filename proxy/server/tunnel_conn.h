@@ -1,0 +1,99 @@
+// One mTLS tunnel between two nodes' proxies on a socket: TCP, TLS 1.3
+// (TlsChannel), HTTP/2 CONNECT streams (TunnelSession), each stream a pod
+// connection (PodLeg). The client end is pooled per (source identity, peer
+// node) and carries many pod connections; the server end is accepted on
+// the node's inbound port and asks its worker to judge each CONNECT.
+#pragma once
+
+#include <asio.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "proxy/tls/tls_channel.h"
+#include "proxy/tunnel/tunnel_session.h"
+
+namespace shunt::proxy {
+
+class PodLeg;
+class Worker;
+
+class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
+ public:
+  enum class Role { kClient, kServer };
+  // A client tunnel to `peer` (the peer node proxy's address and port).
+  static std::shared_ptr<TunnelConn> Client(Worker* worker, std::shared_ptr<TlsContext> tls,
+                                            std::string identity, asio::ip::tcp::endpoint peer);
+  // A server tunnel on an accepted connection.
+  static std::shared_ptr<TunnelConn> Server(Worker* worker, std::shared_ptr<TlsContext> tls,
+                                            asio::ip::tcp::socket socket);
+  ~TunnelConn();
+  TunnelConn(const TunnelConn&) = delete;
+  TunnelConn& operator=(const TunnelConn&) = delete;
+
+  // Client: connects and handshakes; server: handshakes (bounded in time).
+  void Start();
+  // Client: carries `leg` as a new stream to `authority`. False when this
+  // tunnel takes no more streams (full, failing or draining).
+  bool Open(const std::shared_ptr<PodLeg>& leg, const std::string& authority,
+            const std::string& forwarded);
+  // Server: the CONNECT `id` is accepted and connected to `leg`.
+  void Accept(int32_t id, const std::shared_ptr<PodLeg>& leg);
+  void Refuse(int32_t id, int http_status);
+  bool has_stream(int32_t id) const { return session_ && session_->has_stream(id); }
+
+  // For PodLeg: the session and "write what it produced".
+  TunnelSession& session() { return *session_; }
+  void Flush();
+  void Forget(int32_t id) { legs_.erase(id); }
+
+  // No new streams; closes once the last one ends.
+  void Drain();
+  // Takes new streams: connected or connecting, not draining, not full.
+  bool usable() const;
+  bool established() const { return tls_ && tls_->established(); }
+  const std::string& identity() const { return identity_; }
+  const std::shared_ptr<TlsContext>& tls_context() const { return tls_ctx_; }
+  // Server: who the peer proved to be ("ns/sa"), after the handshake.
+  const std::string& peer_identity() const { return peer_identity_; }
+  std::string peer_address() const;
+  size_t streams() const { return legs_.size(); }
+
+ private:
+  TunnelConn(Worker* worker, Role role, std::shared_ptr<TlsContext> tls,
+             asio::ip::tcp::socket socket);
+  void OnConnected(const asio::error_code& ec);
+  void ArmRead();
+  void OnReadable();
+  void OnHandshake();
+  void WriteOut();
+  // Ends the tunnel: every pod connection on it is reset.
+  void Fail(const std::string& why);
+  void CloseIfIdle();
+  TunnelSession::Events SessionEvents();
+
+  Worker* worker_;
+  Role role_;
+  std::shared_ptr<TlsContext> tls_ctx_;
+  asio::ip::tcp::socket socket_;
+  asio::ip::tcp::endpoint peer_;
+  asio::steady_timer timer_;  // connect and handshake deadline, then idle
+  std::unique_ptr<TlsChannel> tls_;
+  std::unique_ptr<TunnelSession> session_;
+  std::map<int32_t, std::shared_ptr<PodLeg>> legs_;
+  std::string identity_;       // client: the source identity it presents
+  std::string peer_identity_;  // server: the identity the client proved
+  std::string out_;            // ciphertext not yet written
+  size_t out_off_ = 0;
+  std::string plain_;  // scratch: session output before encryption
+  int64_t started_us_ = 0;
+  bool connected_ = false;
+  bool read_armed_ = false;
+  bool write_armed_ = false;
+  bool draining_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace shunt::proxy
