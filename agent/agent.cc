@@ -216,6 +216,10 @@ absl::Status Agent::StartControllers() {
                   .inbound_port = static_cast<uint16_t>(config_.proxy_inbound_port),
                   .proxy_bin = config_.proxy_bin,
                   .proxy_cgroup = proxy_cgroup_,
+                  // Beside the API socket: one per agent, kept across its restarts.
+                  .proxy_pid_file =
+                      config_.api_socket.substr(0, config_.api_socket.rfind('/') + 1) +
+                      "shunt-proxy.pid",
                   .bpffs = config_.bpffs_dir},
       .identities = &identities_,
       .config_map = std::move(mtls_switch),

@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/lib/dashed_flags.h"
@@ -29,8 +30,10 @@ ABSL_FLAG(uint16_t, outbound_port, 15001, "port on the node's addresses for hand
 ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
-ABSL_FLAG(int, drain_timeout_s, 600,
-          "after the agent goes away or SIGTERM: exit at the latest after this many seconds");
+ABSL_FLAG(int, drain_timeout_s, 600, "once draining: exit at the latest after this many seconds");
+ABSL_FLAG(int, orphan_accept_s, 60,
+          "after the agent went away: go on accepting (with the last config) this long, or "
+          "until SIGTERM (the next agent's proxy is up), then drain");
 
 namespace {
 
@@ -117,19 +120,31 @@ int main(int argc, char** argv) {
                         {"outbound_port", shared.options.outbound_port},
                         {"inbound_port", shared.options.inbound_port}}}});
 
-  bool draining = false;
-  int64_t drain_deadline = 0;
-  std::atomic<int> running{n};
+  bool draining = false, orphaned = false;
+  int64_t drain_deadline = 0, orphan_until = 0;
   for (;;) {
-    pollfd fds[2] = {{control.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
-    poll(fds, draining ? 1 : 2, 1000);
+    pollfd fds[2] = {{sigfd.get(), POLLIN, 0}, {control.fd(), POLLIN, 0}};
+    poll(fds, orphaned ? 1 : 2, 1000);
     const int64_t now = time(nullptr);
     std::string why;
-    if (fds[1].revents & POLLIN) why = "signal";
-    std::vector<nlohmann::json> docs;
-    if (!draining) {
-      if (absl::Status st = control.Read(&docs); !st.ok()) why = std::string(st.message());
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      (void)!read(sigfd.get(), &si, sizeof(si));
+      why = absl::StrCat("signal ", si.ssi_signo);
     }
+    std::vector<nlohmann::json> docs;
+    if (!orphaned) {
+      if (absl::Status st = control.Read(&docs); !st.ok()) {
+        // The agent is gone (a restart, an upgrade): what this proxy
+        // carries goes on, and it still accepts, until the next agent's
+        // proxy is up (it sends SIGTERM) or the grace ends.
+        orphaned = true;
+        orphan_until = now + absl::GetFlag(FLAGS_orphan_accept_s);
+        spdlog::warn("{}; serving with the last config for up to {} s", st.message(),
+                     absl::GetFlag(FLAGS_orphan_accept_s));
+      }
+    }
+    if (orphaned && !draining && now >= orphan_until) why = "no agent for too long";
     for (const auto& d : docs) {
       if (!d.contains("config")) continue;
       auto c = shunt::proxy::ProxyConfigFromJson(d["config"]);
@@ -150,7 +165,7 @@ int main(int argc, char** argv) {
       spdlog::info("{}: no new connections; exiting once the ones carried are done", why);
       for (auto& w : workers) w->Drain();
     }
-    if (!draining) (void)control.Send({{"report", shared.stats.TakeReport()}});
+    if (!orphaned) (void)control.Send({{"report", shared.stats.TakeReport()}});
     if (draining) {
       bool all_done = true;
       for (auto& w : workers) all_done &= w->io().stopped();

@@ -20,7 +20,8 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
       .args = {absl::StrCat("--node-ip=", ips), absl::StrCat("--outbound-port=", o.outbound_port),
                absl::StrCat("--proxy-inbound-port=", o.inbound_port),
                absl::StrCat("--bpffs=", o.bpffs)},
-      .cgroup = o.proxy_cgroup});
+      .cgroup = o.proxy_cgroup,
+      .pid_file = o.proxy_pid_file});
   config_.mode = o.mode;
   config_.trust_domain = o.trust_domain;
   config_.ca_pem = o.ca_pem;

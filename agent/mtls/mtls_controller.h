@@ -34,6 +34,7 @@ struct MtlsOptions {
   uint16_t inbound_port = 15008;  // --proxy-inbound-port
   std::string proxy_bin;          // --proxy-bin
   std::string proxy_cgroup;       // ProxyCgroup(): where it runs; empty: with the agent
+  std::string proxy_pid_file;     // see ProxyLaunch::pid_file
   std::string bpffs;
 };
 

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -143,6 +145,7 @@ void ProxySupervisor::Handle(const nlohmann::json& doc) {
     ready_ = true;
     last_error_.clear();
     spdlog::info("mtls: proxy pid {} ready: {}", pid_, doc["ready"].dump());
+    RetirePredecessor();
   } else if (doc.contains("report")) {
     report_ = doc["report"];
     if (auto ev = report_.find("refusal_events"); ev != report_.end() && ev->is_array()) {
@@ -158,6 +161,32 @@ void ProxySupervisor::Handle(const nlohmann::json& doc) {
   } else if (doc.contains("error") && doc["error"].is_string()) {
     last_error_ = doc["error"].get<std::string>();
   }
+}
+
+void ProxySupervisor::RetirePredecessor() {
+  if (launch_.pid_file.empty()) return;
+  std::ifstream in(launch_.pid_file);
+  pid_t old = 0;
+  if (in >> old && old > 0 && old != pid_) {
+    // Only a proxy: the pid must run our program with a control channel
+    // (a pid the file names may have been reused since).
+    char exe[PATH_MAX] = "";
+    const ssize_t n = readlink(absl::StrCat("/proc/", old, "/exe").c_str(), exe, sizeof(exe) - 1);
+    std::ifstream cmd(absl::StrCat("/proc/", old, "/cmdline"));
+    std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    char want[PATH_MAX] = "";
+    if (n > 0 && realpath(launch_.bin.c_str(), want) && std::string(exe, n) == want &&
+        // (the proxy rewrites its flags' dashes in place: --control_fd=)
+        args.find("--control") != std::string::npos) {
+      kill(old, SIGTERM);
+      spdlog::info("mtls: the earlier proxy (pid {}) drains the connections it carries", old);
+    }
+  }
+  in.close();
+  const std::string tmp = launch_.pid_file + ".tmp";
+  std::ofstream(tmp) << pid_ << "\n";
+  if (rename(tmp.c_str(), launch_.pid_file.c_str()) != 0)
+    spdlog::warn("mtls: cannot write {}: {}", launch_.pid_file, strerror(errno));
 }
 
 bool ProxySupervisor::Tick(int64_t now_ms) {

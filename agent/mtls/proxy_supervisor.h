@@ -24,6 +24,10 @@ struct ProxyLaunch {
   std::string bin;                // --proxy-bin
   std::vector<std::string> args;  // after --control-fd
   std::string cgroup;             // the cgroup to start it in; empty: the agent's
+  // Where the running proxy's pid is kept across agent restarts: once a new
+  // proxy is ready, the one named there (an earlier agent's, still serving
+  // what it carries) is told to drain. Empty: none.
+  std::string pid_file;
 };
 
 // Where the proxy must run: under the mesh's cgroup root, or the kernel
@@ -59,6 +63,8 @@ class ProxySupervisor {
   void Start(int64_t now_ms);
   void Reap(int64_t now_ms, const std::string& why);
   void Handle(const nlohmann::json& doc);
+  // The new proxy is ready: an earlier agent's proxy stops accepting.
+  void RetirePredecessor();
 
   ProxyLaunch launch_;
   nlohmann::json config_;  // null until the first SetConfig

@@ -47,15 +47,22 @@ class MtlsMeshTest : public ::testing::Test {
     }
     ca_dir_ = n1_->work_dir() + "/ca";
     ASSERT_OK(Sh(absl::StrCat(SHUNTCTL_BIN, " ca init --dir ", ca_dir_)).status());
-    for (TestNode* n : {n1_.get(), n2_.get()}) {
-      std::vector<std::string> flags = {"--mtls=strict", "--ca-dir=" + ca_dir_,
-                                        "--node-ip=" + n->link_ip()};
-      const auto& extra = n == n1_.get() ? n1_flags_ : n2_flags_;
-      flags.insert(flags.end(), extra.begin(), extra.end());
-      ASSERT_OK(n->StartAgent(flags));
-      ASSERT_OK(n->WaitMeshed());
-      ASSERT_OK(WaitProxyReady(*n));
-    }
+    for (TestNode* n : {n1_.get(), n2_.get()}) ASSERT_OK(StartAgent(*n));
+  }
+  // Starts (or starts again) the node's agent with its flags, and waits
+  // until its pods are meshed and its proxy listens.
+  absl::Status StartAgent(TestNode& n) {
+    std::vector<std::string> flags = {"--mtls=strict", "--ca-dir=" + ca_dir_,
+                                      "--node-ip=" + n.link_ip()};
+    const auto& extra = &n == n1_.get() ? n1_flags_ : n2_flags_;
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    SHUNT_RETURN_IF_ERROR(n.StartAgent(flags));
+    SHUNT_RETURN_IF_ERROR(n.WaitMeshed());
+    return WaitProxyReady(n);
+  }
+  static pid_t ProxyPid(TestNode& n) {
+    auto st = n.AgentStatus();
+    return st.ok() ? (*st)["mtls"]["proxy"]["pid"].get<pid_t>() : -1;
   }
   void TearDown() override {
     if (HasFailure()) {
