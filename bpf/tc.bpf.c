@@ -27,6 +27,7 @@
 #include "lib/tc_maps.bpf.h"
 #include "lib/flow.bpf.h"
 #include "lib/udp_exchange.bpf.h"
+#include "lib/mtls_guard.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -461,6 +462,15 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 		return unjudgeable(ip, src_identity, ep->identity, SHUNT_HOOK_TC);
 	if (!l4.new_flow)
 		return passed(ip); /* only new connections are judged */
+	if (!local && proto == SHUNT_IPPROTO_TCP) {
+		__u32 mode = mtls_plaintext_verdict();
+
+		if (mode != SHUNT_MTLS_OFF)
+			report(ip, &l4, src_identity, ep->identity, SHUNT_EVENT_PLAINTEXT, SHUNT_HOOK_TC,
+			       mode == SHUNT_MTLS_STRICT);
+		if (mode == SHUNT_MTLS_STRICT)
+			return SHUNT_TC_DROP;
+	}
 
 	verdict = policy_verdict(src_identity, ep->identity, l4.dport, proto, &rule_id);
 	/* An HTTP-routes-only grant (SHUNT_VERDICT_L7) opens nothing at L4

@@ -114,6 +114,7 @@ http::Response PolicyController::Drops(const http::Request& r) const {
                                  : e.type == SHUNT_EVENT_FRAGMENT_DROP  ? "fragment"
                                  : e.type == SHUNT_EVENT_PROTOCOL_DENY  ? "protocol"
                                  : e.type == SHUNT_EVENT_UNKNOWN_POD    ? "unknown-pod"
+                                 : e.type == SHUNT_EVENT_PLAINTEXT      ? "plaintext-from-node"
                                                                         : "policy"},
                         {"hook", HookName(e.hook)},
                         {"enforced", e.enforced != 0},

@@ -280,6 +280,15 @@ static __always_inline int judge6(struct __sk_buff *skb, struct ip6_pkt *p,
 		return unjudgeable6(p, src_identity, dst_identity, hook);
 	if (!l4.new_flow)
 		return passed6(p);
+	if (!at_source && !local && p->proto == SHUNT_IPPROTO_TCP) {
+		__u32 mode = mtls_plaintext_verdict(); /* mtls_guard.bpf.h */
+
+		if (mode != SHUNT_MTLS_OFF)
+			report6(p, &l4, src_identity, dst_identity, SHUNT_EVENT_PLAINTEXT, hook,
+				mode == SHUNT_MTLS_STRICT);
+		if (mode == SHUNT_MTLS_STRICT)
+			return SHUNT_TC_DROP;
+	}
 	verdict = policy_verdict(src_identity, dst_identity, l4.dport, p->proto, &rule_id);
 	if (verdict == SHUNT_VERDICT_ALLOW) {
 		if (!local)

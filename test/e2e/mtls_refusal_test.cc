@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "shunt/abi/counters.h"
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/mtls_fixture.h"
 #include "test/e2e/harness/tunnel_client.h"
@@ -135,6 +136,62 @@ TEST_F(MtlsPolicyTest, TheReceivingProxyEnforcesSmiPolicyOnTheProvenIdentity) {
   EXPECT_FALSE(ReadToEof(c.get()).ok()) << "a denied connection ended cleanly";
   ASSERT_OK(WaitRefusal(*n2_, "policy-denied"));
   EXPECT_FALSE(AcceptOne(l.get(), 200).ok()) << "the server got a denied connection";
+}
+
+}  // namespace
+}  // namespace shunt::e2e
+
+namespace shunt::e2e {
+namespace {
+
+// Node 1 sends in the clear (its agent runs without mTLS, as a node
+// outside the mesh's mTLS would); node 2 receives with strict or permissive.
+class MtlsPlaintextTest : public MtlsMeshTest {
+ protected:
+  void Start(const std::string& n2_mode) {
+    n1_flags_ = {"--mtls=off"};
+    n2_flags_ = {"--mtls=" + n2_mode};
+    MtlsMeshTest::SetUp();
+  }
+  void SetUp() override {}  // each test starts with its mode
+  uint64_t Counter(TestNode& n, int idx) {
+    auto c = n.Counters();
+    return c.ok() ? (*c)[idx] : 0;
+  }
+};
+
+TEST_F(MtlsPlaintextTest, StrictModeDropsPlaintextFromAnotherNode) {
+  Start("strict");
+  if (IsSkipped() || HasFatalFailure()) return;
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, n2_->PodSocket(*server_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(l.get(), 7400));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
+  EXPECT_FALSE(ConnectsWithin(c.get(), server_->ip, 7400, 1000));
+  EXPECT_GE(Counter(*n2_, SHUNT_CTR_MTLS_PLAINTEXT_DROPPED), 1u);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n2_));
+  int seen = 0;
+  for (const auto& d : drops)
+    if (d["type"] == "plaintext-from-node" && d["src_ip"] == client_->ip && d["enforced"] == true)
+      ++seen;
+  EXPECT_GE(seen, 1);
+}
+
+TEST_F(MtlsPlaintextTest, PermissiveModeAcceptsAndReportsIt) {
+  Start("permissive");
+  if (IsSkipped() || HasFatalFailure()) return;
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, n2_->PodSocket(*server_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(l.get(), 7401));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(c.get(), server_->ip, 7401));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd s, AcceptOne(l.get()));
+  ASSERT_OK(WriteAll(c.get(), "clear"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(s.get(), 5));
+  EXPECT_EQ(Counter(*n2_, SHUNT_CTR_MTLS_PLAINTEXT_ACCEPTED), 1u);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n2_));
+  int seen = 0;
+  for (const auto& d : drops)
+    if (d["type"] == "plaintext-from-node" && d["enforced"] == false) ++seen;
+  EXPECT_EQ(seen, 1);
 }
 
 }  // namespace

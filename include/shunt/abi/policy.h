@@ -74,6 +74,10 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_config, 8);
 /* A new flow to a meshed pod from a pod the agent does not know yet (an
  * address in --pod-cidrs without an identity). */
 #define SHUNT_EVENT_UNKNOWN_POD 6
+/* A new TCP connection to a local pod straight from a pod on another node,
+ * not through the nodes' mTLS proxies: dropped with --mtls=strict, reported
+ * with permissive. */
+#define SHUNT_EVENT_PLAINTEXT 7
 #define SHUNT_HOOK_CONNECT4 1
 #define SHUNT_HOOK_SENDMSG4 2
 #define SHUNT_HOOK_TC 3

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The receiving side of mTLS at the pod's TC guard (docs/mtls.md): with the
+ * hand-off on, pods on other nodes reach local pods only through the nodes'
+ * proxies, whose connections come from the node's own address. A new TCP
+ * connection straight from a remote pod's address is plaintext that went
+ * around them: strict mode drops it, permissive mode lets it in and reports
+ * it (a meshless node's pod). UDP is not tunnelled and not judged here. */
+#pragma once
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "counters.bpf.h"
+#include "mtls_maps.bpf.h"
+
+/* SHUNT_MTLS_* in force, OFF when there is no config. */
+static __always_inline __u32 mtls_mode(void)
+{
+	__u32 zero = 0;
+	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+
+	return m ? m->mode : SHUNT_MTLS_OFF;
+}
+
+/* For a new TCP connection from a remote pod: the mode it meets, counted
+ * (the caller reports the event and drops when it is STRICT). */
+static __always_inline __u32 mtls_plaintext_verdict(void)
+{
+	__u32 mode = mtls_mode();
+
+	if (mode == SHUNT_MTLS_STRICT)
+		counter_add(SHUNT_CTR_MTLS_PLAINTEXT_DROPPED, 1);
+	else if (mode == SHUNT_MTLS_PERMISSIVE)
+		counter_add(SHUNT_CTR_MTLS_PLAINTEXT_ACCEPTED, 1);
+	return mode;
+}
