@@ -200,12 +200,10 @@ absl::Status Agent::StartControllers() {
            .scanner = scanner_.get(),
            .ipcache_per_namespace = config_.ipcache_entries_per_namespace}));
 
-  lib::UniqueFd mtls_switch;
-  if (config_.mtls != "off") {
-    SHUNT_ASSIGN_OR_RETURN(
-        mtls_switch, lib::OpenPin(lib::PinLayout(config_.bpffs_dir).Map(SHUNT_MAP_MTLS_CONFIG),
-                                  /*read_only=*/false));
-  }
+  // Opened with --mtls=off too: an earlier run's hand-off is turned off.
+  SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd mtls_switch,
+                         lib::OpenPin(lib::PinLayout(config_.bpffs_dir).Map(SHUNT_MAP_MTLS_CONFIG),
+                                      /*read_only=*/false));
   mtls_ = std::make_unique<mtls::MtlsController>(mtls::MtlsController::Deps{
       .clock = clock_,
       .options = {.mode = config_.mtls,

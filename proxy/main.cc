@@ -7,6 +7,7 @@
 // an agent restart drops none of them.
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -66,6 +67,12 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e proxy %^%l%$ %v");
   signal(SIGPIPE, SIG_IGN);
+  // Two descriptors per carried connection: as many as the system lets us.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   const int control_fd = absl::GetFlag(FLAGS_control_fd);
   if (control_fd < 0 || fcntl(control_fd, F_GETFD) < 0) {
     spdlog::error("--control-fd: {} is not an open descriptor (shunt-agent starts the proxy)",

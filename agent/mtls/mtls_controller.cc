@@ -11,7 +11,12 @@
 namespace shunt::mtls {
 
 MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
-  if (!on()) return;
+  if (!on()) {
+    // A pinned switch an earlier run with --mtls left on would send
+    // connections to a proxy this agent does not run.
+    if (deps_.config_map.valid()) WriteKernelSwitch();
+    return;
+  }
   const MtlsOptions& o = deps_.options;
   std::string ips;
   for (const auto& ip : o.node_ips) absl::StrAppend(&ips, ips.empty() ? "" : ",", ip);

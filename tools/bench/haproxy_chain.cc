@@ -17,8 +17,10 @@ namespace shunt::bench {
 
 namespace {
 
-// One listener, one backend; settings as the benchmark issue asks.
-std::string Config(const std::string& bind, const std::string& backend) {
+// One listener, one backend; settings as the benchmark issue asks. The
+// suffixes add options to the bind and server lines (TLS).
+std::string Config(const std::string& bind, const std::string& bind_opts,
+                   const std::string& backend, const std::string& server_opts) {
   return absl::StrCat(
       "global\n"
       "  nbthread 1\n"
@@ -31,12 +33,12 @@ std::string Config(const std::string& bind, const std::string& backend) {
       "  timeout server 1h\n"
       "frontend sidecar\n"
       "  bind ",
-      bind,
+      bind, bind_opts,
       "\n"
       "  default_backend upstream\n"
       "backend upstream\n"
       "  server upstream ",
-      backend, "\n");
+      backend, server_opts, "\n");
 }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
@@ -98,7 +100,7 @@ absl::Status WaitListening(pid_t pid, uint16_t port, const std::string& log) {
 
 absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
     e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server, uint16_t app_port,
-    uint16_t outbound_port, uint16_t inbound_port, const std::string& tag) {
+    uint16_t outbound_port, uint16_t inbound_port, const std::string& tag, const HaproxyTls* tls) {
   std::unique_ptr<HaproxyChain> chain(new HaproxyChain());
   chain->outbound_port_ = outbound_port;
   chain->inbound_port_ = inbound_port;
@@ -107,10 +109,19 @@ absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
   const std::string in_cfg = absl::StrCat(base, "inbound-", tag, ".cfg");
   const std::string out_log = absl::StrCat(base, "outbound-", tag, ".log");
   const std::string in_log = absl::StrCat(base, "inbound-", tag, ".log");
-  SHUNT_RETURN_IF_ERROR(WriteText(out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port),
-                                                  absl::StrCat(server.ip, ":", inbound_port))));
-  SHUNT_RETURN_IF_ERROR(WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", inbound_port),
-                                                 absl::StrCat("127.0.0.1:", app_port))));
+  std::string bind_tls, server_tls;
+  if (tls) {
+    bind_tls = absl::StrCat(" ssl crt ", tls->server_pem, " ca-file ", tls->ca_file,
+                            " verify required ssl-min-ver TLSv1.3");
+    server_tls = absl::StrCat(" ssl crt ", tls->client_pem, " ca-file ", tls->ca_file,
+                              " verify required ssl-min-ver TLSv1.3");
+  }
+  SHUNT_RETURN_IF_ERROR(
+      WriteText(out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port), "",
+                                absl::StrCat(server.ip, ":", inbound_port), server_tls)));
+  SHUNT_RETURN_IF_ERROR(
+      WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", inbound_port), bind_tls,
+                               absl::StrCat("127.0.0.1:", app_port), "")));
   // -db: foreground, no daemon; the node owns and reaps the processes.
   SHUNT_ASSIGN_OR_RETURN(chain->inbound_pid_,
                          node.Spawn(server, {kHaproxyBin, "-f", in_cfg, "-db"}, in_log));

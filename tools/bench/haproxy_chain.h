@@ -20,6 +20,14 @@ namespace shunt::bench {
 
 inline constexpr char kHaproxyBin[] = "/usr/sbin/haproxy";
 
+// Mutual TLS between the two hops (the mTLS baseline): PEM files, the
+// certificate files holding the key after the certificate, as haproxy reads them.
+struct HaproxyTls {
+  std::string ca_file;     // the CA both hops trust
+  std::string client_pem;  // the outbound hop's client certificate and key
+  std::string server_pem;  // the inbound hop's server certificate and key
+};
+
 class HaproxyChain {
  public:
   static constexpr uint16_t kOutboundPort = 15001;  // client pod, 127.0.0.1 (round 1)
@@ -30,9 +38,12 @@ class HaproxyChain {
   // and waits until both ports are listening. Errors: DeadlineExceeded (with
   // haproxy's log) when a port does not come up in 5 s; Internal (with the
   // log) when a haproxy exits.
+  // With `tls`, the hop between them is TLS 1.3 with client certificates,
+  // both ends verifying the chain against the CA.
   static absl::StatusOr<std::unique_ptr<HaproxyChain>> Start(
       e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server,
-      uint16_t app_port, uint16_t outbound_port, uint16_t inbound_port, const std::string& tag);
+      uint16_t app_port, uint16_t outbound_port, uint16_t inbound_port, const std::string& tag,
+      const HaproxyTls* tls = nullptr);
   // Sends SIGTERM to both haproxies and waits (up to 5 s) until both have
   // exited, so the next round's chain does not share the CPUs with them.
   // They stay zombies until the node reaps them in its destructor (so a pid is
