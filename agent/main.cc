@@ -12,6 +12,7 @@
 #include "agent/lib/dashed_flags.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/fs_checks.h"
+#include "agent/mtls/transparent_routing.h"
 #include "shunt/abi/endpoint.h"
 #include "shunt/abi/policy.h"
 #include "shunt/abi/service.h"
@@ -116,6 +117,9 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   if (absl::GetFlag(FLAGS_uninstall)) {
+    // The mTLS proxy's policy routing (absent when --mtls never ran).
+    if (auto st = shunt::mtls::RemoveTransparentRouting(); !st.ok())
+      spdlog::warn("{}", st.message());
     auto r = shunt::datapath::Uninstall(absl::GetFlag(FLAGS_bpffs));
     if (!r.ok()) {
       spdlog::error("{}", r.status().message());

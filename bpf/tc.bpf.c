@@ -309,6 +309,36 @@ static __always_inline int judge_other_protocol(struct __sk_buff *skb, struct ip
 /* A new flow from a local pod to a meshed pod: the verdict its socket
  * already met at connect()/sendto(), met again by the packet, whatever
  * sent it. Replies of UDP exchanges pass. */
+/* With mTLS, the node's proxy connects to a local pod from the remote client
+ * pod's own address (IP_TRANSPARENT, docs/mtls.md): the pod's replies are
+ * addressed to a pod on another node. One that belongs to a proxy socket
+ * (found by its 4-tuple, marked by the proxy) gets the proxy's mark, and the
+ * agent's fwmark rule delivers it locally instead of forwarding it. Only
+ * TCP to a remote pod's address, only with mTLS on. */
+static __always_inline void mtls_mark_proxy_reply(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct bpf_sock_tuple t = {};
+	struct shunt_ipcache_entry *peer;
+	struct bpf_sock *sk;
+	struct l4_info l4;
+
+	if (mtls_mode() == SHUNT_MTLS_OFF)
+		return;
+	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &ip->daddr);
+	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL) || !l4_of(skb, ip, &l4))
+		return;
+	t.ipv4.saddr = ip->saddr;
+	t.ipv4.daddr = ip->daddr;
+	t.ipv4.sport = l4.sport;
+	t.ipv4.dport = l4.dport;
+	sk = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return;
+	if (sk->mark == SHUNT_MTLS_PROXY_MARK)
+		skb->mark = SHUNT_MTLS_REPLY_MARK;
+	bpf_sk_release(sk);
+}
+
 static __always_inline int judge_local_source(struct __sk_buff *skb, struct shunt_tc_endpoint *ep,
 					      struct iphdr *ip)
 {
@@ -320,6 +350,8 @@ static __always_inline int judge_local_source(struct __sk_buff *skb, struct shun
 
 	if (daddr == ep->ip4)
 		return SHUNT_TC_NEXT;
+	if (proto == SHUNT_IPPROTO_TCP && !(ip->frag_off & bpf_htons(SHUNT_IP_MF | SHUNT_IP_OFFSET)))
+		mtls_mark_proxy_reply(skb, ip);
 	/* Most packets are segments of established TCP connections, which are
 	 * judged by their SYN only: an unfragmented one without SYN needs no
 	 * map lookup at all. */
@@ -462,7 +494,9 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 		return unjudgeable(ip, src_identity, ep->identity, SHUNT_HOOK_TC);
 	if (!l4.new_flow)
 		return passed(ip); /* only new connections are judged */
-	if (!local && proto == SHUNT_IPPROTO_TCP) {
+	/* The node's proxy, connecting from the remote client's address after
+	 * it checked the client's certificate, is no plaintext. */
+	if (!local && proto == SHUNT_IPPROTO_TCP && skb->mark != SHUNT_MTLS_PROXY_MARK) {
 		__u32 mode = mtls_plaintext_verdict();
 
 		if (mode != SHUNT_MTLS_OFF)

@@ -31,6 +31,9 @@ ABSL_FLAG(uint16_t, outbound_port, 15001, "port on the node's addresses for hand
 ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
+ABSL_FLAG(bool, transparent, false,
+          "connect to local pods from the remote client pod's address (IP_TRANSPARENT; the agent "
+          "sets up the fwmark routing for the replies)");
 ABSL_FLAG(int, drain_timeout_s, 600, "once draining: exit at the latest after this many seconds");
 ABSL_FLAG(int, orphan_accept_s, 60,
           "after the agent went away: go on accepting (with the last config) this long, or "
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
     return fail(absl::InvalidArgumentError("--node-ip: at least one address is needed"));
   shared.options.outbound_port = absl::GetFlag(FLAGS_outbound_port);
   shared.options.inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port);
+  shared.options.transparent = absl::GetFlag(FLAGS_transparent);
   auto policy = shunt::proxy::InboundPolicy::Open(absl::GetFlag(FLAGS_bpffs));
   if (!policy.ok()) return fail(policy.status());
   shared.policy = *std::move(policy);

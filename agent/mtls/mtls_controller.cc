@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
+#include "agent/mtls/transparent_routing.h"
 #include "shunt/abi/mtls.h"
 #include "spdlog/spdlog.h"
 
@@ -18,13 +19,24 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
     return;
   }
   const MtlsOptions& o = deps_.options;
+  // The pod sees its real client when the replies can be routed back to the
+  // proxy; if the rule cannot be added, the proxy connects from the node's
+  // address and the status says why.
+  if (absl::Status st = EnsureTransparentRouting(); st.ok()) {
+    transparent_ = true;
+  } else {
+    transparent_error_ = std::string(st.message());
+    spdlog::warn("mtls: {}; pods will see the peer node's address as their client",
+                 transparent_error_);
+  }
   std::string ips;
   for (const auto& ip : o.node_ips) absl::StrAppend(&ips, ips.empty() ? "" : ",", ip);
   supervisor_ = std::make_unique<ProxySupervisor>(ProxyLaunch{
       .bin = o.proxy_bin,
       .args = {absl::StrCat("--node-ip=", ips), absl::StrCat("--outbound-port=", o.outbound_port),
                absl::StrCat("--proxy-inbound-port=", o.inbound_port),
-               absl::StrCat("--bpffs=", o.bpffs)},
+               absl::StrCat("--bpffs=", o.bpffs),
+               absl::StrCat("--transparent=", transparent_ ? "true" : "false")},
       .cgroup = o.proxy_cgroup,
       .pid_file = o.proxy_pid_file});
   config_.mode = o.mode;
@@ -142,6 +154,8 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
   m["proxy"] = supervisor_->StatusJson(deps_.clock->MonotonicMs());
   m["proxy"]["report"] = supervisor_->last_report();
   m["handoff"] = handoff_on_;
+  m["transparent_source"] = transparent_;
+  if (!transparent_error_.empty()) m["transparent_source_error"] = transparent_error_;
   m["node_ips"] = deps_.options.node_ips;
   m["inbound_port"] = deps_.options.inbound_port;
 }

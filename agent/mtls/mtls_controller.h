@@ -75,6 +75,8 @@ class MtlsController : public agent::Controller {
   std::string sent_;  // the last config sent, as JSON text
   std::vector<std::string> pods_without_host_ip_;
   bool handoff_on_ = false;
+  bool transparent_ = false;  // the fwmark routing is in place
+  std::string transparent_error_;
   std::string switch_error_;
 };
 

@@ -2,12 +2,15 @@
 // node is judged (InboundPolicy: a local pod, the certificate's identity is
 // the source pod's, SMI grants it the port) and, if allowed, connected to
 // the pod; a refusal answers the stream alone and is counted by reason.
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "absl/strings/str_cat.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/tunnel_conn.h"
 #include "proxy/server/worker.h"
+#include "shunt/abi/mtls.h"
 
 namespace shunt::proxy {
 namespace {
@@ -59,6 +62,31 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   asio::ip::tcp::endpoint ep;
   memcpy(ep.data(), &ss, len);
   auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
+  asio::error_code ec;
+  socket->open(ep.protocol(), ec);
+  if (ec) {
+    tunnel->Refuse(id, 503);
+    return;
+  }
+  const int fd = socket->native_handle();
+  // The pod's replies to a transparent connection are routed back to this
+  // socket by its mark (bpf/tc.bpf.c, agent/mtls/transparent_routing.h).
+  const int mark = SHUNT_MTLS_PROXY_MARK;
+  setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  if (shared_->options.transparent && dst->family == AF_INET && src.ok() &&
+      src->family == AF_INET) {
+    // The pod sees its real client: connect from the client pod's address.
+    const int one = 1;
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    memcpy(&from.sin_addr, src->addr.data(), 4);
+    if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) == 0 &&
+        bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0) {
+      stats().Add(Stat::kInboundTransparent);
+    } else {
+      stats().Add(Stat::kInboundTransparentFailed);  // from the node's address, then
+    }
+  }
   socket->async_connect(ep, [this, weak = std::weak_ptr<TunnelConn>(tunnel), id, socket, peer,
                              source, to = dst->ToAuthority()](const asio::error_code& ec) {
     auto t = weak.lock();

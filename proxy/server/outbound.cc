@@ -12,6 +12,7 @@
 // clang-format on
 
 #include "absl/strings/str_cat.h"
+#include "proxy/server/plain_relay.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/tunnel_conn.h"
 
@@ -85,7 +86,8 @@ void Worker::HandleOutbound(asio::ip::tcp::socket socket) {
       .identity = *identity,
       .node = *node,
       .authority = authority,
-      .forwarded = v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source)};
+      .forwarded = v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source),
+      .destination = dst};
   // One worker owns the tunnels of each (identity, node), so there is one
   // pool per proxy, not per thread: the connection moves there.
   const auto& all = shared_->workers;
@@ -109,12 +111,29 @@ void Worker::CarryOutbound(int fd, const Outbound& o) {
   auto rt = shared_->runtime.Get();
   if (!rt->clients.count(o.identity)) return Reset(socket);  // its certificate went meanwhile
   auto leg = std::make_shared<PodLeg>(this, std::move(socket));
+  leg->set_destination(o.destination);
+  if (auto m = meshless_.find(o.node); m != meshless_.end()) {
+    if (std::chrono::steady_clock::now() < m->second && rt->config.mode == "permissive")
+      return RelayPlain(leg);
+    meshless_.erase(m);  // time to try the tunnel again
+  }
   // A full tunnel gets a sibling; two misses in a row means none can be made.
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto tunnel = TunnelFor(*rt, o.identity, o.node);
     if (tunnel && tunnel->Open(leg, o.authority, o.forwarded)) return;
   }
   leg->Abort();
+}
+
+void Worker::MarkMeshless(const std::string& node) {
+  meshless_[node] = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+}
+
+void Worker::RelayPlain(const std::shared_ptr<PodLeg>& leg) {
+  auto socket = leg->TakeSocket();
+  if (!socket) return leg->Abort();
+  stats().Add(Stat::kPlaintextToMeshless);
+  std::make_shared<PlainRelay>(this, std::move(*socket))->Start(leg->destination());
 }
 
 std::shared_ptr<TunnelConn> Worker::TunnelFor(const Runtime& rt, const std::string& identity,

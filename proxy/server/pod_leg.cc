@@ -23,6 +23,12 @@ void PodLeg::Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id
   id_ = stream_id;
 }
 
+std::optional<asio::ip::tcp::socket> PodLeg::TakeSocket() {
+  if (reading_ || closed_) return std::nullopt;
+  closed_ = true;  // this leg is done; the socket lives on elsewhere
+  return std::move(socket_);
+}
+
 void PodLeg::StartReading() {
   if (reading_ || closed_) return;
   reading_ = true;

@@ -9,9 +9,11 @@
 #include <asio.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
 
@@ -31,6 +33,12 @@ class PodLeg : public std::enable_shared_from_this<PodLeg> {
   // peer's 200, a server once connected to the pod).
   void StartReading();
   int fd() { return socket_.native_handle(); }
+  // Where the pod was connecting to (outbound legs).
+  void set_destination(const Destination& d) { destination_ = d; }
+  const Destination& destination() const { return destination_; }
+  // Gives the pod's socket up, if no byte was read from it yet (permissive
+  // mode's plaintext relay takes it over); nullopt when it is too late.
+  std::optional<asio::ip::tcp::socket> TakeSocket();
 
   // From the tunnel.
   void OnData(absl::string_view data);
@@ -52,6 +60,7 @@ class PodLeg : public std::enable_shared_from_this<PodLeg> {
   asio::ip::tcp::socket socket_;
   std::weak_ptr<TunnelConn> tunnel_;
   int32_t id_ = -1;
+  Destination destination_;
   std::string to_pod_;  // stream bytes the pod's socket has not taken yet
   size_t to_pod_off_ = 0;
   bool reading_ = false;        // StartReading() was called

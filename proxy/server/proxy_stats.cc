@@ -14,7 +14,7 @@ void ProxyStats::Refuse(RefusalEvent e) {
 
 nlohmann::json ProxyStats::TakeReport() {
   nlohmann::json counters = nlohmann::json::object();
-  for (size_t i = 0; i < kStatNames.size(); ++i)
+  for (size_t i = 0; i < std::size(kStatNames); ++i)
     counters[kStatNames[i]] = v_[i].load(std::memory_order_relaxed);
   nlohmann::json events = nlohmann::json::array();
   std::lock_guard<std::mutex> lock(mu_);

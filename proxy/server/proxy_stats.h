@@ -35,10 +35,13 @@ enum class Stat : int {
   kInboundPermissiveAllowed,  // ... policy would deny, allowed in permissive policy mode
   kBytesToPeer,               // plaintext bytes from local pods into tunnels
   kBytesFromPeer,             // plaintext bytes from tunnels to local pods
+  kPlaintextToMeshless,       // permissive: relayed in plaintext to a node without a proxy
+  kInboundTransparent,        // connected to the pod from the client pod's own address
+  kInboundTransparentFailed,  // ... could not be, connected from the node's address
   kCount
 };
 
-inline constexpr std::array<const char*, static_cast<size_t>(Stat::kCount)> kStatNames = {
+inline constexpr const char* kStatNames[] = {
     "outbound_accepted",
     "outbound_no_original_dst",
     "outbound_unknown_source",
@@ -57,7 +60,13 @@ inline constexpr std::array<const char*, static_cast<size_t>(Stat::kCount)> kSta
     "inbound_streams_accepted",
     "inbound_permissive_allowed",
     "bytes_to_peer",
-    "bytes_from_peer"};
+    "bytes_from_peer",
+    "plaintext_to_meshless_node",
+    "inbound_transparent",
+    "inbound_transparent_failed",
+};
+
+static_assert(std::size(kStatNames) == static_cast<size_t>(Stat::kCount), "a name per Stat");
 
 // One refused connection or handshake: what `shuntctl drops` shows.
 struct RefusalEvent {

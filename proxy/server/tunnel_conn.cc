@@ -141,6 +141,16 @@ void TunnelConn::Start() {
 void TunnelConn::OnConnected(const asio::error_code& ec) {
   if (failed_) return;
   if (ec) {
+    // Permissive mode: a node that refuses the tunnel runs no proxy (a
+    // meshless node); its pods are reached in plaintext, as without mTLS.
+    // Only a refused connect: a failed handshake never downgrades.
+    if (ec == asio::error::connection_refused &&
+        worker_->shared().runtime.Get()->config.mode == "permissive") {
+      worker_->MarkMeshless(peer_.address().to_string());
+      auto legs = std::move(legs_);
+      legs_.clear();
+      for (auto& [id, leg] : legs) worker_->RelayPlain(leg);
+    }
     Fail(absl::StrCat("connect to ", peer_.address().to_string(), ":", peer_.port(), ": ",
                       ec.message()));
     return;

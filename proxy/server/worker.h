@@ -6,6 +6,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -20,6 +21,7 @@
 
 namespace shunt::proxy {
 
+class PodLeg;
 class TunnelConn;
 
 struct ProxyOptions {
@@ -28,6 +30,9 @@ struct ProxyOptions {
   uint16_t inbound_port = 15008;      // peers' tunnels (HBONE)
   int handshake_timeout_ms = 10000;   // a tunnel's TCP connect plus TLS handshake
   int idle_tunnel_ms = 60000;         // a client tunnel with no stream closes after this
+  // Connect to local pods from the remote client pod's address (the agent
+  // set up the routing for the replies).
+  bool transparent = false;
 };
 
 class Worker;
@@ -64,6 +69,10 @@ class Worker {
                  absl::string_view authority);
   // A tunnel ended: it leaves the pool or the server set.
   void TunnelDone(TunnelConn* tunnel);
+  // Permissive mode, the peer node runs no proxy: its pod connections go in
+  // plaintext for a while (outbound.cc).
+  void MarkMeshless(const std::string& node);
+  void RelayPlain(const std::shared_ptr<PodLeg>& leg);
 
  private:
   void AcceptLoop(asio::ip::tcp::acceptor& acceptor, bool inbound);
@@ -72,6 +81,7 @@ class Worker {
   void HandleOutbound(asio::ip::tcp::socket socket);
   struct Outbound {
     std::string identity, node, authority, forwarded;
+    Destination destination;
   };
   void CarryOutbound(int fd, const Outbound& o);
   // A tunnel for `identity` to `node` that takes a new stream, from the
@@ -85,6 +95,8 @@ class Worker {
   // (identity, node address) -> tunnels, the newest last.
   std::map<std::pair<std::string, std::string>, std::vector<std::shared_ptr<TunnelConn>>> pool_;
   std::set<std::shared_ptr<TunnelConn>> servers_;
+  // Nodes whose inbound port refused a tunnel: until when they count as meshless.
+  std::map<std::string, std::chrono::steady_clock::time_point> meshless_;
   bool draining_ = false;
   alignas(64) char scratch_[kScratch];
 };

@@ -17,8 +17,22 @@ namespace {
 
 class MtlsProxyTest : public MtlsMeshTest {};
 
+std::string PeerIp(int fd) {
+  sockaddr_in peer{};
+  socklen_t len = sizeof(peer);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return "?";
+  char ip[INET_ADDRSTRLEN] = "";
+  inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+  return ip;
+}
+
 TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
   ASSERT_OK_AND_ASSIGN(Pair p, CrossNode(7000));
+  // Each pod sees the other, not a proxy: the server its real client
+  // (the proxy connects from the client pod's address), the client the
+  // pod it asked for.
+  EXPECT_EQ(PeerIp(p.server.get()), client_->ip);
+  EXPECT_EQ(PeerIp(p.client.get()), server_->ip);
   const std::string up = RandomBytes(1 << 20, 1), down = RandomBytes(1 << 20, 2);
   std::thread writer([&] { EXPECT_OK(WriteAll(p.client.get(), up)); });
   ASSERT_OK_AND_ASSIGN(std::string got_up, ReadExactly(p.server.get(), up.size()));
@@ -35,6 +49,7 @@ TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
   EXPECT_GE(ProxyCounter(*n1_, "bytes_to_peer"), up.size());
   EXPECT_EQ(ProxyCounter(*n1_, "tunnels_opened"), 1u);
   EXPECT_EQ(ProxyCounter(*n2_, "inbound_tunnels"), 1u);
+  EXPECT_EQ(ProxyCounter(*n2_, "inbound_transparent"), 1u);
 }
 
 TEST_F(MtlsProxyTest, ASecondConnectionRidesTheWarmTunnel) {

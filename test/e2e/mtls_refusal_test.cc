@@ -196,3 +196,48 @@ TEST_F(MtlsPlaintextTest, PermissiveModeAcceptsAndReportsIt) {
 
 }  // namespace
 }  // namespace shunt::e2e
+
+namespace shunt::e2e {
+namespace {
+
+// Node 2 runs without mTLS (no proxy listens there); node 1 sends.
+class MtlsMeshlessPeerTest : public MtlsMeshTest {
+ protected:
+  void Start(const std::string& n1_mode) {
+    n1_flags_ = {"--mtls=" + n1_mode};
+    n2_flags_ = {"--mtls=off"};
+    MtlsMeshTest::SetUp();
+  }
+  void SetUp() override {}  // each test starts with its mode
+};
+
+TEST_F(MtlsMeshlessPeerTest, PermissiveModeReachesAMeshlessNodeInPlaintext) {
+  Start("permissive");
+  if (IsSkipped() || HasFatalFailure()) return;
+  for (int i = 0; i < 2; ++i) {  // the first finds the node meshless, the second knows it
+    ASSERT_OK_AND_ASSIGN(Pair p, CrossNode(7500 + i));
+    ASSERT_OK(WriteAll(p.client.get(), "hello"));
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(p.server.get(), 5));
+    ASSERT_OK(WriteAll(p.server.get(), "world"));
+    ASSERT_OK_AND_ASSIGN(std::string back, ReadExactly(p.client.get(), 5));
+    EXPECT_EQ(back, "world");
+  }
+  ASSERT_OK(WaitCounter(*n1_, "plaintext_to_meshless_node", 2));
+  EXPECT_EQ(ProxyCounter(*n1_, "tunnels_opened"), 0u);
+}
+
+TEST_F(MtlsMeshlessPeerTest, StrictModeNeverFallsBackToPlaintext) {
+  Start("strict");
+  if (IsSkipped() || HasFatalFailure()) return;
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd l, n2_->PodSocket(*server_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(l.get(), 7510));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(c.get(), server_->ip, 7510));  // the local proxy accepts ...
+  EXPECT_FALSE(ReadToEof(c.get()).ok());             // ... and resets: no tunnel possible
+  EXPECT_FALSE(AcceptOne(l.get(), 200).ok()) << "the server got a plaintext connection";
+  ASSERT_OK(WaitCounter(*n1_, "tunnel_handshake_failures", 1));
+  EXPECT_EQ(ProxyCounter(*n1_, "plaintext_to_meshless_node"), 0u);
+}
+
+}  // namespace
+}  // namespace shunt::e2e

@@ -88,12 +88,12 @@ class MtlsBench {
     e2e::SweepStale();
     SHUNT_ASSIGN_OR_RETURN(n1_, e2e::TestNode::Create("n1"));
     SHUNT_ASSIGN_OR_RETURN(n2_, e2e::TestNode::Create("n2"));
-    SHUNT_ASSIGN_OR_RETURN(client_, n1_->AddPod({.name = "client",
-                                                 .namespace_ = "bench",
-                                                 .service_account = "client"}));
-    SHUNT_ASSIGN_OR_RETURN(server_, n2_->AddPod({.name = "server",
-                                                 .namespace_ = "bench",
-                                                 .service_account = "server"}));
+    SHUNT_ASSIGN_OR_RETURN(
+        client_,
+        n1_->AddPod({.name = "client", .namespace_ = "bench", .service_account = "client"}));
+    SHUNT_ASSIGN_OR_RETURN(
+        server_,
+        n2_->AddPod({.name = "server", .namespace_ = "bench", .service_account = "server"}));
     SHUNT_RETURN_IF_ERROR(e2e::TestNode::Link(*n1_, *n2_));
     SHUNT_RETURN_IF_ERROR(n1_->WriteManifests({n2_.get()}));
     SHUNT_RETURN_IF_ERROR(n2_->WriteManifests({n1_.get()}));
@@ -104,8 +104,8 @@ class MtlsBench {
     SHUNT_RETURN_IF_ERROR(certs::InitAuthority(ca_dir_, now));
     SHUNT_ASSIGN_OR_RETURN(auto ca, certs::Authority::Load(ca_dir_, now));
     tls_.ca_file = ca_dir_ + "/ca.crt";
-    for (auto [sa, path] : {std::pair{"client", &tls_.client_pem},
-                            std::pair{"server", &tls_.server_pem}}) {
+    for (auto [sa, path] :
+         {std::pair{"client", &tls_.client_pem}, std::pair{"server", &tls_.server_pem}}) {
       SHUNT_ASSIGN_OR_RETURN(certs::SpiffeId id, certs::MakeSpiffeId("cluster.local", "bench", sa));
       SHUNT_ASSIGN_OR_RETURN(certs::IssuedCertificate c, ca->Issue(id, absl::Hours(24), now));
       *path = absl::StrCat(n1_->work_dir(), "/haproxy-", sa, ".pem");
@@ -198,8 +198,9 @@ class MtlsBench {
   absl::StatusOr<ArmResult> Haproxy(int round) {
     SHUNT_RETURN_IF_ERROR(Agents(false));
     const uint16_t out = 15101 + 10 * round, in = 15106 + 10 * round;
-    SHUNT_ASSIGN_OR_RETURN(auto chain, HaproxyChain::Start(*n1_, *client_, *server_, kAppPort, out,
-                                                           in, absl::StrCat("tls-r", round), &tls_));
+    SHUNT_ASSIGN_OR_RETURN(auto chain,
+                           HaproxyChain::Start(*n1_, *client_, *server_, kAppPort, out, in,
+                                               absl::StrCat("tls-r", round), &tls_));
     auto r = Measure("127.0.0.1", out, {chain->outbound_pid(), chain->inbound_pid()});
     chain->Stop();
     return r;
@@ -231,8 +232,10 @@ class MtlsBench {
 };
 
 void PrintArm(const char* name, const ArmResult& a) {
-  std::printf("  %-8s rr p50 %7.1f us  p99 %7.1f us  cpu/req %6.1f us  bulk %6.2f Gbit/s  new conns %8.0f/s\n",
-              name, a.rr_p50_us, a.rr_p99_us, a.cpu_us_per_request, a.gbit, a.conns_per_s);
+  std::printf(
+      "  %-8s rr p50 %7.1f us  p99 %7.1f us  cpu/req %6.1f us  bulk %6.2f Gbit/s  new conns "
+      "%8.0f/s\n",
+      name, a.rr_p50_us, a.rr_p99_us, a.cpu_us_per_request, a.gbit, a.conns_per_s);
 }
 
 int Run(const Options& o) {
@@ -283,7 +286,8 @@ int Run(const Options& o) {
     std::printf("  %-34s %6.2fx  (target %s: %s)\n", what, ratio, target, met ? "met" : "NOT met");
   };
   std::printf("ratios, shunt / haproxy\n");
-  line("request/response p50", s.rr_p50_us / h.rr_p50_us, "<= 0.8x", s.rr_p50_us <= 0.8 * h.rr_p50_us);
+  line("request/response p50", s.rr_p50_us / h.rr_p50_us, "<= 0.8x",
+       s.rr_p50_us <= 0.8 * h.rr_p50_us);
   line("bulk throughput", s.gbit / h.gbit, ">= 1.3x", s.gbit >= 1.3 * h.gbit);
   line("new connections per second", s.conns_per_s / h.conns_per_s, ">= 3x",
        s.conns_per_s >= 3 * h.conns_per_s);
@@ -297,9 +301,10 @@ int Run(const Options& o) {
       return 1;
     }
     const double mib1 = mem->first / 1024.0, mib2 = mem->second / 1024.0;
-    std::printf("resident memory with %d idle tunnelled connections: node 1 proxy %.1f MiB, node 2 "
-                "proxy %.1f MiB (target < 30 MiB each: %s)\n",
-                o.idle, mib1, mib2, mib1 < 30 && mib2 < 30 ? "met" : "NOT met");
+    std::printf(
+        "resident memory with %d idle tunnelled connections: node 1 proxy %.1f MiB, node 2 "
+        "proxy %.1f MiB (target < 30 MiB each: %s)\n",
+        o.idle, mib1, mib2, mib1 < 30 && mib2 < 30 ? "met" : "NOT met");
   }
   return 0;
 }

@@ -12,6 +12,16 @@
 #define SHUNT_MTLS_PERMISSIVE 1
 #define SHUNT_MTLS_STRICT 2
 
+/* SO_MARK of the proxy's sockets to local pods (the TC guards know them by
+ * it), and skb->mark of the pod's replies to them (set by the from-pod
+ * guard): a fwmark rule on the reply mark delivers those locally although
+ * they are addressed to a remote pod (IP_TRANSPARENT). Two values: the
+ * rule must not catch the proxy's own packets, whose route lookups carry
+ * the socket's mark. Marks do not survive crossing into a pod's namespace,
+ * so no pod can forge either. */
+#define SHUNT_MTLS_PROXY_MARK 0x5348
+#define SHUNT_MTLS_REPLY_MARK 0x5349
+
 /* The single entry of shunt_mtls_config_v1, written by the agent. */
 struct shunt_mtls_config {
 	__u32 mode;          /* SHUNT_MTLS_*; OFF: nothing is handed off */
