@@ -82,6 +82,10 @@ absl::Status AgentConfig::Validate() const {
   if (proxy_inbound_port == 15001)
     return absl::InvalidArgumentError(
         "--proxy-inbound-port=15001 is the proxy's outbound port (handed-off pod connections)");
+  if (proxy_handshake_timeout_ms < 100 || proxy_handshake_timeout_ms > 300'000)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--proxy-handshake-timeout must be within 100ms..5m, got ",
+                     proxy_handshake_timeout_ms, " ms"));
   int v4 = 0, v6 = 0;
   for (const std::string& ip : node_ips) {
     unsigned char buf[16];

@@ -31,6 +31,8 @@ ABSL_FLAG(uint16_t, outbound_port, 15001, "port on the node's addresses for hand
 ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
+ABSL_FLAG(int, handshake_timeout_ms, 10000,
+          "a tunnel's TCP connect and TLS handshake must complete within this");
 ABSL_FLAG(bool, transparent, false,
           "connect to local pods from the remote client pod's address (IP_TRANSPARENT; the agent "
           "sets up the fwmark routing for the replies)");
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
   shared.options.outbound_port = absl::GetFlag(FLAGS_outbound_port);
   shared.options.inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port);
   shared.options.transparent = absl::GetFlag(FLAGS_transparent);
+  shared.options.handshake_timeout_ms = std::max(100, absl::GetFlag(FLAGS_handshake_timeout_ms));
   auto policy = shunt::proxy::InboundPolicy::Open(absl::GetFlag(FLAGS_bpffs));
   if (!policy.ok()) return fail(policy.status());
   shared.policy = *std::move(policy);

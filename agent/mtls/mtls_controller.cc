@@ -36,6 +36,7 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
       .args = {absl::StrCat("--node-ip=", ips), absl::StrCat("--outbound-port=", o.outbound_port),
                absl::StrCat("--proxy-inbound-port=", o.inbound_port),
                absl::StrCat("--bpffs=", o.bpffs),
+               absl::StrCat("--handshake-timeout-ms=", o.handshake_timeout_ms),
                absl::StrCat("--transparent=", transparent_ ? "true" : "false")},
       .cgroup = o.proxy_cgroup,
       .pid_file = o.proxy_pid_file});

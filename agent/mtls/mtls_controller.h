@@ -32,9 +32,10 @@ struct MtlsOptions {
   std::vector<std::string> node_ips;  // --node-ip: the proxy's listeners
   uint16_t outbound_port = 15001;
   uint16_t inbound_port = 15008;  // --proxy-inbound-port
-  std::string proxy_bin;          // --proxy-bin
-  std::string proxy_cgroup;       // ProxyCgroup(): where it runs; empty: with the agent
-  std::string proxy_pid_file;     // see ProxyLaunch::pid_file
+  int64_t handshake_timeout_ms = 10000;
+  std::string proxy_bin;       // --proxy-bin
+  std::string proxy_cgroup;    // ProxyCgroup(): where it runs; empty: with the agent
+  std::string proxy_pid_file;  // see ProxyLaunch::pid_file
   std::string bpffs;
 };
 

@@ -48,8 +48,8 @@ void PlainRelay::Pump(Side& s) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Arm(s);
     return Reset();
   }
-  const ssize_t w = send(s.to->native_handle(), worker_->scratch(), static_cast<size_t>(n),
-                         MSG_NOSIGNAL);
+  const ssize_t w =
+      send(s.to->native_handle(), worker_->scratch(), static_cast<size_t>(n), MSG_NOSIGNAL);
   if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return Reset();
   const size_t sent = w > 0 ? static_cast<size_t>(w) : 0;
   if (sent == static_cast<size_t>(n)) return Arm(s);
@@ -59,17 +59,16 @@ void PlainRelay::Pump(Side& s) {
 }
 
 void PlainRelay::ArmWrite(Side& s) {
-  s.to->async_wait(asio::ip::tcp::socket::wait_write,
-                   [self = shared_from_this(), &s](const asio::error_code& ec) {
-                     if (ec || self->dead_) return;
-                     const ssize_t w = send(s.to->native_handle(), s.pending.data(),
-                                            s.pending.size(), MSG_NOSIGNAL);
-                     if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return self->Reset();
-                     if (w > 0) s.pending.erase(0, static_cast<size_t>(w));
-                     if (!s.pending.empty()) return self->ArmWrite(s);
-                     s.pending.shrink_to_fit();
-                     self->Arm(s);
-                   });
+  s.to->async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this(),
+                                                       &s](const asio::error_code& ec) {
+    if (ec || self->dead_) return;
+    const ssize_t w = send(s.to->native_handle(), s.pending.data(), s.pending.size(), MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return self->Reset();
+    if (w > 0) s.pending.erase(0, static_cast<size_t>(w));
+    if (!s.pending.empty()) return self->ArmWrite(s);
+    s.pending.shrink_to_fit();
+    self->Arm(s);
+  });
 }
 
 void PlainRelay::Reset() {

@@ -201,6 +201,12 @@ void TunnelConn::OnReadable() {
       const bool open = tls_->Read(&plain_);
       if (!plain_.empty()) {
         if (absl::Status st = session_->Receive(plain_); !st.ok()) {
+          if (role_ == Role::kServer)
+            worker_->stats().Refuse(
+                {.reason = "protocol-error",
+                 .peer = absl::StrCat("spiffe://", tls_->peer().trust_domain, "/ns/",
+                                      tls_->peer().ns, "/sa/", tls_->peer().service_account),
+                 .unix_ms = UnixMs()});
           Flush();  // GOAWAY
           return Fail(std::string(st.message()));
         }
@@ -227,7 +233,9 @@ void TunnelConn::OnHandshake() {
 
 void TunnelConn::Flush() {
   if (failed_ || !connected_) return;
-  if (tls_->established()) {
+  // A peer that does not read: frames stay queued in nghttp2 (whose limits
+  // on queued control frames then end a flood) rather than here.
+  if (tls_->established() && out_.size() - out_off_ < kMaxUnsent) {
     plain_.clear();
     session_->TakeOutput(&plain_);
     if (!plain_.empty()) {
@@ -236,6 +244,17 @@ void TunnelConn::Flush() {
   }
   tls_->TakeOutput(&out_);
   WriteOut();
+  // nghttp2 wants neither to read nor to write: the session is over (the
+  // peer broke the protocol and got a GOAWAY, or both ends are done).
+  if (!failed_ && tls_->established() && !session_->alive()) {
+    if (role_ == Role::kServer && session_->goaway_error() != 0)
+      worker_->stats().Refuse(
+          {.reason = "protocol-error",
+           .peer = absl::StrCat("spiffe://", tls_->peer().trust_domain, "/ns/", tls_->peer().ns,
+                                "/sa/", tls_->peer().service_account),
+           .unix_ms = UnixMs()});
+    Fail("the HTTP/2 session is over");
+  }
 }
 
 void TunnelConn::WriteOut() {
@@ -252,7 +271,7 @@ void TunnelConn::WriteOut() {
       socket_.async_wait(asio::ip::tcp::socket::wait_write,
                          [self = shared_from_this()](const asio::error_code& ec) {
                            self->write_armed_ = false;
-                           if (!ec) self->WriteOut();
+                           if (!ec) self->Flush();  // the rest, and what nghttp2 held back
                          });
       return;
     }

@@ -85,7 +85,9 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   std::map<int32_t, std::shared_ptr<PodLeg>> legs_;
   std::string identity_;       // client: the source identity it presents
   std::string peer_identity_;  // server: the identity the client proved
-  std::string out_;            // ciphertext not yet written
+  // Ciphertext not yet written, at most about this much (then nghttp2 holds the rest).
+  static constexpr size_t kMaxUnsent = 1u << 20;
+  std::string out_;  // ciphertext not yet written
   size_t out_off_ = 0;
   std::string plain_;  // scratch: session output before encryption
   int64_t started_us_ = 0;

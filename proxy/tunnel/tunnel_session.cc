@@ -310,6 +310,8 @@ int TunnelSession::OnFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* s
 }
 
 int TunnelSession::OnFrameSend(nghttp2_session* session, const nghttp2_frame* f, void* self) {
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR)
+    Self(self)->goaway_error_ = f->goaway.error_code;
   Stream* s = Self(self)->Find(f->hd.stream_id);
   if (s && s->refused && f->hd.type == NGHTTP2_HEADERS)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);

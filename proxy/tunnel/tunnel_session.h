@@ -92,6 +92,9 @@ class TunnelSession {
   absl::string_view forwarded(int32_t id) const;
   size_t open_streams() const { return streams_.size(); }
   bool has_stream(int32_t id) const { return streams_.count(id) > 0; }
+  // The error code of the GOAWAY this end sent for a protocol error by the
+  // peer (a frame too large, a bad preface, ...), 0 if none.
+  uint32_t goaway_error() const { return goaway_error_; }
   // Client: OpenStream would succeed now (alive, under the peer's limit).
   bool can_open() const;
   // How many more bytes Send(id) takes now (0 for an unknown or closed
@@ -134,6 +137,7 @@ class TunnelSession {
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, Stream> streams_;
   bool failed_ = false;
+  uint32_t goaway_error_ = 0;
 };
 
 }  // namespace shunt::proxy

@@ -241,3 +241,74 @@ TEST_F(MtlsMeshlessPeerTest, StrictModeNeverFallsBackToPlaintext) {
 
 }  // namespace
 }  // namespace shunt::e2e
+
+namespace shunt::e2e {
+namespace {
+
+// Broken and hostile peers at the proxy's inbound port: each gets a bounded
+// cost, a counted refusal, and the proxy stays up for everyone else.
+class MtlsBadPeerTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    n2_flags_ = {"--proxy-handshake-timeout=500ms"};
+    MtlsMeshTest::SetUp();
+  }
+  absl::StatusOr<lib::UniqueFd> RawToProxy() {
+    SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd fd, n1_->NodeSocket(SOCK_STREAM));
+    SHUNT_RETURN_IF_ERROR(ConnectTo(fd.get(), n2_->link_ip(), 15008));
+    return fd;
+  }
+  // A real connection still goes through node 2's proxy.
+  void ExpectProxyServes(uint16_t port) {
+    ASSERT_OK_AND_ASSIGN(Pair p, CrossNode(port));
+    ASSERT_OK(WriteAll(p.client.get(), "alive"));
+    ASSERT_OK_AND_ASSIGN(std::string a, ReadExactly(p.server.get(), 5));
+  }
+};
+
+TEST_F(MtlsBadPeerTest, AHandshakeThatNeverCompletesIsDropped) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd fd, RawToProxy());
+  // Nothing sent: the proxy closes it after --proxy-handshake-timeout.
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadToEof(fd.get(), 5000));
+  EXPECT_TRUE(got.empty());
+  ASSERT_OK(WaitRefusal(*n2_, "handshake-timeout"));
+  EXPECT_EQ(ProxyCounter(*n2_, "inbound_handshake_timeouts"), 1u);
+  ExpectProxyServes(7600);
+}
+
+TEST_F(MtlsBadPeerTest, BytesThatAreNotTlsAreRefused) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd fd, RawToProxy());
+  ASSERT_OK(WriteAll(fd.get(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  (void)ReadToEof(fd.get(), 5000);  // an alert, then the close
+  ASSERT_OK(WaitRefusal(*n2_, "tls-handshake-failed"));
+  // A TLS record cut short, then nothing: the handshake deadline ends it.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd cut, RawToProxy());
+  ASSERT_OK(WriteAll(cut.get(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)));
+  (void)ReadToEof(cut.get(), 5000);
+  ASSERT_OK(WaitRefusal(*n2_, "handshake-timeout"));
+  ExpectProxyServes(7601);
+}
+
+TEST_F(MtlsBadPeerTest, AFrameFloodEndsOnlyThatTunnel) {
+  ASSERT_OK_AND_ASSIGN(auto creds, ClientCredentials(ca_dir_, "demo", "client"));
+  // A small receive buffer: the proxy's answers back up at once.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd fd, n1_->NodeSocket(SOCK_STREAM));
+  const int small = 4096;
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  ASSERT_OK(ConnectTo(fd.get(), n2_->link_ip(), 15008));
+  ASSERT_OK_AND_ASSIGN(auto c, TestTunnelClient::Create(std::move(fd), creds));
+  ASSERT_OK(c->Handshake());
+  // 300,000 PINGs whose answers are not read while they are sent: the
+  // proxy holds at most 1 MiB of answers, then nghttp2 at most 1,000
+  // more, then it gives up on the tunnel.
+  // (The client's preface and SETTINGS went out with the handshake.)
+  std::string flood;
+  const std::string ping("\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong", 17);
+  for (int i = 0; i < 300000; ++i) flood += ping;
+  ASSERT_OK(c->SendRawUntilClosed(flood, 10000));
+  ASSERT_OK(WaitRefusal(*n2_, "protocol-error"));
+  ExpectProxyServes(7602);
+}
+
+}  // namespace
+}  // namespace shunt::e2e

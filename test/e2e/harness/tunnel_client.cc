@@ -78,6 +78,21 @@ absl::Status TestTunnelClient::Pump(int timeout_ms, const std::function<bool()>&
   }
 }
 
+absl::Status TestTunnelClient::SendRawUntilClosed(const std::string& h2_bytes, int timeout_ms) {
+  SHUNT_RETURN_IF_ERROR(tls_->Write(h2_bytes));
+  std::string out;
+  tls_->TakeOutput(&out);
+  // Written as the proxy reads it; a refusal to read more is the answer.
+  for (size_t off = 0; off < out.size();) {
+    const ssize_t n = send(fd_.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return absl::OkStatus();  // closed on us mid-way
+    off += static_cast<size_t>(n);
+  }
+  absl::Status st = Pump(timeout_ms, [] { return false; });
+  if (absl::IsUnavailable(st)) return absl::OkStatus();
+  return st.ok() ? absl::DeadlineExceededError("the proxy kept the connection") : st;
+}
+
 absl::Status TestTunnelClient::Handshake(int timeout_ms) {
   return Pump(timeout_ms, [this] { return tls_->established(); });
 }

@@ -35,6 +35,11 @@ class TestTunnelClient {
   absl::StatusOr<int> Connect(const std::string& authority, const std::string& forwarded,
                               int timeout_ms = 5000);
 
+  // Bytes straight into the TLS channel, past the HTTP/2 layer (a peer
+  // that breaks the protocol), then waits until the proxy closes the
+  // connection: OK when it did, DeadlineExceeded when it did not.
+  absl::Status SendRawUntilClosed(const std::string& h2_bytes, int timeout_ms = 5000);
+
  private:
   TestTunnelClient() = default;
   // Moves bytes until `done()` or the deadline; error when the peer closed.
