@@ -45,12 +45,12 @@ void CertsController::Plan(const std::shared_ptr<const model::Snapshot>& snapsho
   }
 }
 
-bool CertsController::IssueDue(absl::Time now, size_t* failed) {
+bool CertsController::IssueDue(absl::Time now, size_t* failed, bool all) {
   bool changed = false;
   for (const auto& [key, pods] : wanted_) {
     const std::string text = KeyText(key.first, key.second);
     auto it = issued_.find(text);
-    if (it != issued_.end() && !RenewalDue(it->second, now)) continue;
+    if (it != issued_.end() && !all && !RenewalDue(it->second, now)) continue;
     auto id = MakeSpiffeId(deps_.options.trust_domain, key.first, key.second);
     absl::StatusOr<IssuedCertificate> cert =
         id.ok() ? deps_.authority->Issue(*id, deps_.options.ttl, now)
@@ -133,6 +133,18 @@ nlohmann::json CertsController::ListJson() const {
 }
 
 void CertsController::AddRoutes(http::Router& api, http::Router& /*metrics*/) {
+  // Every certificate anew, now (after a suspected key compromise, or to
+  // check that rotation drops nothing): new tunnels use the new ones, the
+  // old keep what they carry.
+  api.Add("POST", "/v1/certs/rotate", [this](const http::Request&) {
+    if (!deps_.authority) return http::Error(409, "certs rotate: mTLS is off on this node");
+    size_t failed = 0;
+    if (IssueDue(Now(), &failed, /*all=*/true)) PublishAll();
+    if (failed > 0)
+      return http::Error(500, absl::StrCat("certs rotate: ", failed,
+                                           " identities could not be issued (see shuntctl certs)"));
+    return http::Json({{"rotated", issued_.size()}, {"certificates", ListJson()}});
+  });
   api.Add("GET", "/v1/certs", [this](const http::Request&) {
     return http::Json({{"mtls", deps_.options.mode},
                        {"trust_domain", deps_.options.trust_domain},

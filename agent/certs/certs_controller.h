@@ -59,7 +59,8 @@ class CertsController : public agent::Controller {
   absl::Time Now() const;
   bool RenewalDue(const IssuedCertificate& c, absl::Time now) const;
   // Issues what is missing or due; true if the set changed.
-  bool IssueDue(absl::Time now, size_t* failed);
+  // `all`: every identity now, due or not (a rotation asked for).
+  bool IssueDue(absl::Time now, size_t* failed, bool all = false);
   // Hands every certificate held to `publish` (the whole set: the proxy
   // replaces its own).
   void PublishAll() const;

@@ -5,8 +5,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "test/e2e/harness/mtls_fixture.h"
 
@@ -100,6 +103,77 @@ TEST_F(MtlsRestartTest, AnAgentRestartDropsNoConnection) {
         return absl::UnavailableError("still running");
       },
       10000));
+}
+
+}  // namespace
+}  // namespace shunt::e2e
+
+namespace shunt::e2e {
+namespace {
+
+// Certificates renewed under load: every request of a long connection and
+// of a stream of new ones succeeds; new connections ride a tunnel made with
+// the new certificate, the old tunnel finishes what it carries.
+class MtlsRotationTest : public MtlsMeshTest {};
+
+TEST_F(MtlsRotationTest, RotationUnderLoadFailsNoRequest) {
+  ASSERT_OK_AND_ASSIGN(Pair longlived, CrossNode(7700));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd listener, n2_->PodSocket(*server_, SOCK_STREAM));
+  ASSERT_OK(ListenOn(listener.get(), 7701));
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, long_rounds{0}, new_conns{0};
+  std::string first_error;
+  std::mutex mu;
+  auto fail = [&](const absl::Status& s) {
+    std::lock_guard<std::mutex> l(mu);
+    if (failures++ == 0) first_error = std::string(s.message());
+  };
+  std::thread long_load([&] {
+    for (int i = 0; !stop; ++i) {
+      const std::string msg = absl::StrCat("req-", i % 10);
+      absl::Status s = WriteAll(longlived.client.get(), msg);
+      auto got =
+          s.ok() ? ReadExactly(longlived.server.get(), msg.size()) : absl::StatusOr<std::string>(s);
+      if (got.ok()) s = WriteAll(longlived.server.get(), msg);
+      auto back = got.ok() && s.ok() ? ReadExactly(longlived.client.get(), msg.size()) : got;
+      if (!back.ok() || *back != msg)
+        return fail(back.ok() ? absl::DataLossError(*back) : back.status());
+      ++long_rounds;
+    }
+  });
+  std::thread new_load([&] {
+    while (!stop) {
+      auto c = n1_->PodSocket(*client_, SOCK_STREAM);
+      absl::Status s = c.ok() ? ConnectTo(c->get(), server_->ip, 7701) : c.status();
+      auto srv = s.ok() ? AcceptOne(listener.get()) : absl::StatusOr<lib::UniqueFd>(s);
+      if (srv.ok()) s = WriteAll(c->get(), "x");
+      auto got = srv.ok() && s.ok() ? ReadExactly(srv->get(), 1) : absl::StatusOr<std::string>(s);
+      if (!srv.ok() || !got.ok()) return fail(!srv.ok() ? srv.status() : got.status());
+      ++new_conns;
+    }
+  });
+  ASSERT_OK(WaitCounter(*n1_, "streams_opened", 20));
+  // Both nodes issue every certificate anew.
+  for (TestNode* n : {n1_.get(), n2_.get()})
+    ASSERT_OK(Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", n->api_socket(), " certs rotate"))
+                  .status());
+  // New connections go on a tunnel with the new certificate ...
+  absl::Status rotated = WaitCounter(*n1_, "tunnels_opened", 2);
+  // ... and keep working for a while after.
+  const int after = new_conns + 50;
+  absl::Status more = Eventually("50 more connections after the rotation", [&]() -> absl::Status {
+    if (new_conns >= after || failures > 0) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(new_conns.load()));
+  });
+  stop = true;
+  long_load.join();
+  new_load.join();
+  ASSERT_OK(rotated);
+  ASSERT_OK(more);
+  EXPECT_EQ(failures.load(), 0) << first_error;
+  EXPECT_GT(long_rounds.load(), 0);
+  std::printf("%d rounds on the long connection, %d new connections, no failure\n",
+              long_rounds.load(), new_conns.load());
 }
 
 }  // namespace

@@ -42,6 +42,7 @@ Commands:
                       (ECDSA P-256, key mode 0600); never overwrites an existing CA
   certs               the workload certificates of local identities (SPIFFE ID, serial,
                       expiry, renewal), from the agent (shunt-agent --mtls, --ca-dir)
+  certs rotate        issue every certificate anew now; open tunnels finish with the old
 
 Global flags:
   --bpffs DIR         the agent's bpffs directory (default /sys/fs/bpf/shunt)
@@ -89,6 +90,7 @@ const CommandFlags kCommandFlags[] = {
     {"uninstall", {}},
     {"ca init", {"dir"}},
     {"certs", {}},
+    {"certs rotate", {}},
 };
 // clang-format on
 
@@ -98,6 +100,7 @@ const CommandFlags* CommandOf(const std::vector<std::string>& args) {
   std::string command = args[0];
   if (command == "policy" && args.size() >= 2 && args[1] == "check") command = "policy check";
   if (command == "ca" && args.size() >= 2 && args[1] == "init") command = "ca init";
+  if (command == "certs" && args.size() >= 2 && args[1] == "rotate") command = "certs rotate";
   for (const CommandFlags& c : kCommandFlags)
     if (command == c.command) return &c;
   return nullptr;

@@ -39,6 +39,19 @@ absl::Status CmdCa(const Options& o) {
 }
 
 absl::Status CmdCerts(const Options& o) {
+  if (o.args.size() == 2 && o.args[1] == "rotate") {
+    SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "POST", "/v1/certs/rotate", "{}"));
+    if (o.json) {
+      std::cout << r.dump(2) << "\n";
+    } else {
+      std::cout << "issued " << r.value("rotated", 0)
+                << " certificates anew; new tunnels use them, open ones finish with the old\n";
+    }
+    return absl::OkStatus();
+  }
+  if (o.args.size() > 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("certs: unknown verb '", o.args[1], "' (the only one is 'rotate')"));
   SHUNT_ASSIGN_OR_RETURN(Json r, AgentRequest(o, "GET", "/v1/certs"));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
