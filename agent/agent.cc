@@ -163,12 +163,13 @@ absl::Status Agent::StartControllers() {
       .denials = std::move(deny_log),
       .entries_per_namespace = config_.policy_entries_per_namespace});
 
-  SHUNT_ASSIGN_OR_RETURN(telemetry_,
-                         telemetry::TelemetryController::Create({.clock = clock_,
-                                                                 .enabled = config_.telemetry,
-                                                                 .maps = &maps,
-                                                                 .bpffs_dir = config_.bpffs_dir,
-                                                                 .policy = policy_.get()}));
+  SHUNT_ASSIGN_OR_RETURN(
+      telemetry_, telemetry::TelemetryController::Create({.clock = clock_,
+                                                          .enabled = config_.telemetry,
+                                                          .maps = &maps,
+                                                          .bpffs_dir = config_.bpffs_dir,
+                                                          .policy = policy_.get(),
+                                                          .trust_domain = config_.trust_domain}));
 
   auto service_writer = std::make_unique<services::ServiceWriter>(maps);
   SHUNT_RETURN_IF_ERROR(service_writer->Load());

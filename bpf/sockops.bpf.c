@@ -71,6 +71,7 @@ static __always_inline void flow_key_of(const struct shunt_sock_key *sk, bool cl
 	k->server_ip4 = client ? sk->remote_ip4 : sk->local_ip4;
 	k->client_port = client ? sk->local_port : sk->remote_port;
 	k->server_port = client ? sk->remote_port : sk->local_port;
+	flow_key_unproxy(k);
 }
 
 /* Starts (or joins, when the other end is a local pod too) the record of
@@ -105,6 +106,8 @@ static __always_inline struct shunt_flow *flow_open(struct bpf_sock_ops *skops,
 		if (!created)
 			goto join;
 		f->key = fk;
+		if (fk.server_ip4 != (client ? key->remote_ip4 : key->local_ip4))
+			__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_MTLS); /* flow_key_unproxy */
 		f->start_ns = now;
 		peer = bpf_map_lookup_elem(&shunt_ipcache_v1, client ? &fk.server_ip4 : &fk.client_ip4);
 		if (client) {
@@ -133,6 +136,27 @@ join:
 	/* Be told when this end closes. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	return f;
+}
+
+/* The mTLS proxy's connection to a local pod (its socket marked), from the
+ * remote client pod's address: recorded as that client's, as a local
+ * client end, flagged as carried between nodes. */
+static __always_inline void flow_open_proxy(struct bpf_sock_ops *skops,
+					    const struct shunt_sock_key *key, __u64 now)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct shunt_ipcache_entry *peer;
+	struct shunt_endpoint as = {};
+	struct shunt_flow *f;
+
+	if (!sk || sk->mark != SHUNT_MTLS_PROXY_MARK)
+		return;
+	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &key->local_ip4);
+	as.ip4 = key->local_ip4;
+	as.identity = peer ? peer->identity : 0;
+	f = flow_open(skops, key, &as, true, now);
+	if (f)
+		__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND);
 }
 
 /* The client end's record once the handshake completed, or NULL. */
@@ -529,8 +553,12 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 	switch (op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		ep = pod_of(skops);
-		if (on_pod_ip(ep, &key) && telemetry_on())
+		if (on_pod_ip(ep, &key) && telemetry_on()) {
+			mtls_file(skops, &key); /* first: the record goes under the real destination */
 			flow_open(skops, &key, ep, true, now);
+		} else if (!ep && telemetry_on()) {
+			flow_open_proxy(skops, &key, now);
+		}
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		ep = pod_of(skops);

@@ -1,5 +1,6 @@
 #include "flow_view.h"
 
+#include "absl/strings/str_cat.h"
 #include "agent/lib/counters.h"
 #include "agent/lib/ip.h"
 #include "agent/telemetry/histogram.h"
@@ -55,6 +56,7 @@ bool ShortCircuited(const shunt_flow& f) {
 }
 
 const char* PathName(const shunt_flow& f) {
+  if (f.flags & SHUNT_FLOW_F_MTLS) return "mtls";
   return ShortCircuited(f) && f.tcp_reason == SHUNT_TCP_NONE ? "short-circuit" : "tcp";
 }
 
@@ -63,7 +65,7 @@ int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock) {
   return lib::MonotonicStampToWall(mono_ns, clock.MonotonicNs(), clock.RealtimeNs());
 }
 
-nlohmann::json FlowJson(const FlowView& f) {
+nlohmann::json FlowJson(const FlowView& f, const std::string& trust_domain) {
   const FlowRecord& r = f.raw;
   LatencyHistogram rr;
   rr.AddBuckets(r.rr_hist, r.rr_sum_ns);
@@ -81,6 +83,13 @@ nlohmann::json FlowJson(const FlowView& f) {
       {"requests", rr.count()},
   };
   if (f.seq) j["seq"] = f.seq;
+  if (r.flags & SHUNT_FLOW_F_MTLS) {
+    // On the receiving node the client is the one on the other node.
+    const Peer& remote = (r.flags & SHUNT_FLOW_F_MTLS_INBOUND) ? f.client : f.server;
+    if (remote.known())
+      j["peer_identity"] = absl::StrCat("spiffe://", trust_domain, "/ns/", remote.namespace_,
+                                        "/sa/", remote.service_account);
+  }
   if (f.end_wall_ns) {
     j["end_unix_ns"] = f.end_wall_ns;
     j["duration_us"] = (f.end_wall_ns - f.start_wall_ns) / 1000;

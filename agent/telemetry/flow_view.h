@@ -34,6 +34,8 @@ const char* PathName(const shunt_flow& f);
 // between the two that `clock` reads now; 0 stays 0 (not stamped).
 int64_t MonotonicToWall(uint64_t mono_ns, const lib::Clock& clock);
 
-nlohmann::json FlowJson(const FlowView& f);
+// `trust_domain`: for mTLS flows, the SPIFFE ID of the side on the other
+// node ("peer_identity"), whose proxy proved it.
+nlohmann::json FlowJson(const FlowView& f, const std::string& trust_domain = "cluster.local");
 
 }  // namespace shunt::telemetry

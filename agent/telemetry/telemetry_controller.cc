@@ -71,7 +71,7 @@ http::Response TelemetryController::FlowsJson(const http::Request& r) const {
   nlohmann::json closed = nlohmann::json::array(), live = nlohmann::json::array();
   uint64_t next = after;
   for (const auto& f : flows_.Since(after, 5000)) {
-    closed.push_back(FlowJson(f));
+    closed.push_back(FlowJson(f, d_.trust_domain));
     next = f.seq;
   }
   if (d_.maps != nullptr) {
@@ -80,7 +80,7 @@ http::Response TelemetryController::FlowsJson(const http::Request& r) const {
       if (auto h = d_.maps->flow_hists().Entries(); h.ok())
         for (const auto& [k, v] : *h) hists[FlowInstance{k, v.start_ns}] = v;
       for (const auto& [k, f] : *entries)
-        live.push_back(FlowJson(flows_.Describe(WithHist(f, hists))));
+        live.push_back(FlowJson(flows_.Describe(WithHist(f, hists)), d_.trust_domain));
     }
   }
   return http::Json(

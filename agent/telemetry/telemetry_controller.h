@@ -26,6 +26,7 @@ class TelemetryController : public agent::Controller {
     std::string bpffs_dir;                  // map levels and counters, by their pins; "": none
     // Its denials count as refused flows; its rule names label them.
     const policy::PolicyController* policy = nullptr;
+    std::string trust_domain = "cluster.local";  // mTLS flows' peer_identity
   };
   // Starts the collector thread when enabled and `maps` are given.
   static absl::StatusOr<std::unique_ptr<TelemetryController>> Create(Deps deps);

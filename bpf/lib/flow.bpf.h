@@ -8,6 +8,7 @@
 #include "flow_maps.bpf.h"
 #include "policy_maps.bpf.h"
 #include "counters.bpf.h"
+#include "mtls_maps.bpf.h"
 
 static __always_inline bool telemetry_on(void)
 {
@@ -31,6 +32,30 @@ static __always_inline bool short_circuit_on(void)
 static const struct shunt_flow shunt_zero_flow;
 static const struct shunt_flow_hist shunt_zero_hist;
 
+/* A pod's connection handed to the node's mTLS proxy is recorded under the
+ * destination the pod asked for, not the proxy's address: seen from the
+ * pod's socket (server = the proxy) or the proxy's (client = the pod), the
+ * key is rewritten to it. True when it was. */
+static __always_inline bool flow_key_unproxy(struct shunt_flow_key *k)
+{
+	struct shunt_mtls_config *m;
+	struct shunt_mtls_addr pod = {};
+	struct shunt_mtls_addr *to;
+	__u32 zero = 0;
+
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	if (!m || !m->proxy_ip4 || k->server_ip4 != m->proxy_ip4 || k->server_port != m->proxy_port)
+		return false;
+	pod.ip4 = k->client_ip4;
+	pod.port = k->client_port;
+	to = bpf_map_lookup_elem(&shunt_mtls_orig_v1, &pod);
+	if (!to)
+		return false;
+	k->server_ip4 = to->ip4;
+	k->server_port = to->port;
+	return true;
+}
+
 /* The record of a connection seen from one of its ends (local/remote
  * addresses and ports as that socket or packet has them): first as the
  * client end, then as the server end. *to_server tells which matched. */
@@ -42,8 +67,10 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 		.client_ip4 = local_ip, .server_ip4 = remote_ip,
 		.client_port = local_port, .server_port = remote_port,
 	};
-	struct shunt_flow *f = bpf_map_lookup_elem(&shunt_flows_v3, &k);
+	struct shunt_flow *f;
 
+	flow_key_unproxy(&k);
+	f = bpf_map_lookup_elem(&shunt_flows_v3, &k);
 	if (f) {
 		*client_end = true;
 		return f;
@@ -52,6 +79,7 @@ static __always_inline struct shunt_flow *flow_lookup(__be32 local_ip, __be32 re
 	k.server_ip4 = local_ip;
 	k.client_port = remote_port;
 	k.server_port = local_port;
+	flow_key_unproxy(&k);
 	*client_end = false;
 	return bpf_map_lookup_elem(&shunt_flows_v3, &k);
 }

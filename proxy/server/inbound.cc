@@ -15,12 +15,6 @@
 namespace shunt::proxy {
 namespace {
 
-int64_t UnixMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 std::string SpiffeUri(const Runtime& rt, const std::string& identity) {
   const size_t slash = identity.find('/');
   return absl::StrCat("spiffe://", rt.config.trust_domain, "/ns/", identity.substr(0, slash),
@@ -39,8 +33,7 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   if (!dst.ok()) {
     stats().Refuse({.reason = "bad-authority",
                     .peer = peer,
-                    .destination = std::string(authority.substr(0, 64)),
-                    .unix_ms = UnixMs()});
+                    .destination = std::string(authority.substr(0, 64))});
     tunnel->Refuse(id, 400);
     return;
   }
@@ -48,11 +41,8 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   const std::string source = src.ok() ? src->AddressText() : std::string();
   InboundVerdict v = shared_->policy.Judge(*rt, tunnel->peer_identity(), forwarded, *dst);
   if (!v.allowed) {
-    stats().Refuse({.reason = v.reason,
-                    .peer = peer,
-                    .source = source,
-                    .destination = dst->ToAuthority(),
-                    .unix_ms = UnixMs()});
+    stats().Refuse(
+        {.reason = v.reason, .peer = peer, .source = source, .destination = dst->ToAuthority()});
     tunnel->Refuse(id, v.http_status);
     return;
   }
@@ -92,11 +82,7 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
     auto t = weak.lock();
     if (!t || !t->has_stream(id)) return;  // the caller went away meanwhile
     if (ec) {
-      stats().Refuse({.reason = "pod-refused",
-                      .peer = peer,
-                      .source = source,
-                      .destination = to,
-                      .unix_ms = UnixMs()});
+      stats().Refuse({.reason = "pod-refused", .peer = peer, .source = source, .destination = to});
       t->Refuse(id, 502);
       return;
     }

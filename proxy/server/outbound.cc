@@ -19,12 +19,6 @@
 namespace shunt::proxy {
 namespace {
 
-int64_t UnixMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 // Where the pod was connecting to, as the kernel kept it (cgroup/getsockopt
 // answers SO_ORIGINAL_DST from the hand-off's record).
 bool OriginalDst(int fd, bool v6, Destination* d) {
@@ -64,11 +58,8 @@ void Worker::HandleOutbound(asio::ip::tcp::socket socket) {
   const bool v6 = peer.address().is_v6();
   auto refuse = [&](Stat stat, const char* reason, const std::string& destination) {
     stats().Add(stat);
-    stats().Refuse({.reason = reason,
-                    .peer = source,
-                    .source = source,
-                    .destination = destination,
-                    .unix_ms = UnixMs()});
+    stats().Refuse(
+        {.reason = reason, .peer = source, .source = source, .destination = destination});
     Reset(socket);
   };
   Destination dst;

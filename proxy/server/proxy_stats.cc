@@ -1,8 +1,15 @@
 #include "proxy/server/proxy_stats.h"
 
+#include <time.h>
+
 namespace shunt::proxy {
 
 void ProxyStats::Refuse(RefusalEvent e) {
+  if (e.unix_ms == 0) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    e.unix_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   ++refusals_[e.reason];
   if (pending_.size() >= 1000) {

@@ -74,7 +74,7 @@ struct RefusalEvent {
   std::string peer;         // the SPIFFE ID the peer proved, or its address
   std::string source;       // the source pod's address, when known
   std::string destination;  // "ip:port", when known
-  int64_t unix_ms = 0;
+  int64_t unix_ms = 0;      // 0: now (Refuse() dates it)
 };
 
 class ProxyStats {

@@ -20,12 +20,6 @@ int64_t NowMicros() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t UnixMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 }  // namespace
 
 TunnelConn::TunnelConn(Worker* worker, Role role, std::shared_ptr<TlsContext> tls,
@@ -125,8 +119,7 @@ void TunnelConn::Start() {
     if (ec || !self || self->established() || self->failed_) return;
     if (self->role_ == Role::kServer) {
       self->worker_->stats().Add(Stat::kInboundHandshakeTimeouts);
-      self->worker_->stats().Refuse(
-          {.reason = "handshake-timeout", .peer = self->peer_address(), .unix_ms = UnixMs()});
+      self->worker_->stats().Refuse({.reason = "handshake-timeout", .peer = self->peer_address()});
     }
     self->Fail("no handshake in time");
   });
@@ -191,7 +184,7 @@ void TunnelConn::OnReadable() {
         const char* reason = tls_->refusal() == certs::Refusal::kNone
                                  ? "tls-handshake-failed"
                                  : certs::RefusalName(tls_->refusal());
-        worker_->stats().Refuse({.reason = reason, .peer = peer_address(), .unix_ms = UnixMs()});
+        worker_->stats().Refuse({.reason = reason, .peer = peer_address()});
       }
       return Fail(std::string(st.message()));
     }
@@ -202,11 +195,7 @@ void TunnelConn::OnReadable() {
       if (!plain_.empty()) {
         if (absl::Status st = session_->Receive(plain_); !st.ok()) {
           if (role_ == Role::kServer)
-            worker_->stats().Refuse(
-                {.reason = "protocol-error",
-                 .peer = absl::StrCat("spiffe://", tls_->peer().trust_domain, "/ns/",
-                                      tls_->peer().ns, "/sa/", tls_->peer().service_account),
-                 .unix_ms = UnixMs()});
+            worker_->stats().Refuse({.reason = "protocol-error", .peer = tls_->peer().Uri()});
           Flush();  // GOAWAY
           return Fail(std::string(st.message()));
         }
@@ -248,11 +237,7 @@ void TunnelConn::Flush() {
   // peer broke the protocol and got a GOAWAY, or both ends are done).
   if (!failed_ && tls_->established() && !session_->alive()) {
     if (role_ == Role::kServer && session_->goaway_error() != 0)
-      worker_->stats().Refuse(
-          {.reason = "protocol-error",
-           .peer = absl::StrCat("spiffe://", tls_->peer().trust_domain, "/ns/", tls_->peer().ns,
-                                "/sa/", tls_->peer().service_account),
-           .unix_ms = UnixMs()});
+      worker_->stats().Refuse({.reason = "protocol-error", .peer = tls_->peer().Uri()});
     Fail("the HTTP/2 session is over");
   }
 }

@@ -140,3 +140,27 @@ TEST(FlowAggregatorFlowJsonTest, NamesOfVerdictsAndEnds) {
 
 }  // namespace
 }  // namespace shunt::telemetry
+
+namespace shunt::telemetry {
+namespace {
+
+// A flow carried between nodes by the mTLS proxies: path mtls, and the
+// identity on the other node as a SPIFFE ID (the server's on the sending
+// node, the client's on the receiving one).
+TEST(FlowAggregatorFlowJsonTest, MtlsFlowsNameThePeerOnTheOtherNode) {
+  FlowRecord f = MakeFlow("10.0.0.1", 49000, "10.0.1.1", 8080, SHUNT_FLOW_CLOSED, 5 * kSec);
+  f.flags |= SHUNT_FLOW_F_MTLS;
+  nlohmann::json j = FlowJson(ViewOf(f), "example.org");
+  EXPECT_EQ(j.at("path"), "mtls");
+  EXPECT_EQ(j.at("peer_identity"), "spiffe://example.org/ns/demo/sa/api");
+  f.flags |= SHUNT_FLOW_F_MTLS_INBOUND;
+  j = FlowJson(ViewOf(f), "example.org");
+  EXPECT_EQ(j.at("path"), "mtls");
+  EXPECT_EQ(j.at("peer_identity"), "spiffe://example.org/ns/demo/sa/web");
+  // Not carried: no peer identity.
+  f.flags &= ~(SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND);
+  EXPECT_FALSE(FlowJson(ViewOf(f)).contains("peer_identity"));
+}
+
+}  // namespace
+}  // namespace shunt::telemetry

@@ -93,7 +93,8 @@ std::vector<std::string> Row(const Json& f) {
           EndText(f["client"]),
           EndText(f["server"]),
           f.contains("tcp_reason") ? absl::StrCat(Str(f["path"]), " (", Str(f["tcp_reason"]), ")")
-                                   : Str(f["path"]),
+          : f.contains("peer_identity") ? absl::StrCat(Str(f["path"]), " ", Str(f["peer_identity"]))
+                                        : Str(f["path"]),
           Str(f["verdict"]),
           absl::StrCat(Str(f["bytes_to_server"]), "/", Str(f["bytes_to_client"])),
           Micros(f, "connect_us"),

@@ -82,6 +82,12 @@ enum shunt_flow_end {
 #define SHUNT_FLOW_F_ESTABLISHED (1u << 3)
 #define SHUNT_FLOW_F_SC_SERVER (1u << 4) /* server end in the sockhash */
 #define SHUNT_FLOW_F_SHORT_CIRCUIT (SHUNT_FLOW_F_SC_CLIENT | SHUNT_FLOW_F_SC_SERVER)
+/* Carried between nodes by the mTLS proxies: on the sending node the pod's
+ * connection handed to its proxy (recorded under the destination it asked
+ * for), on the receiving node the proxy's connection to the pod (from the
+ * client pod's address). */
+#define SHUNT_FLOW_F_MTLS (1u << 5)
+#define SHUNT_FLOW_F_MTLS_INBOUND (1u << 6) /* ... on the receiving node */
 /* A local end that closed: its _LOCAL bit, shifted. */
 #define SHUNT_FLOW_F_CLOSED_SHIFT 8
 #define SHUNT_FLOW_F_CLIENT_CLOSED (SHUNT_FLOW_F_CLIENT_LOCAL << SHUNT_FLOW_F_CLOSED_SHIFT)
