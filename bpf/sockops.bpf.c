@@ -346,8 +346,12 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 	 * is a local pair like any other: the hand-off costs no trip through
 	 * the TCP/IP stack. */
 	const bool proxy_leg = mtls_proxy_leg(key, client_end);
+	/* And on the receiving node, the proxy's connection to a local pod (its
+	 * socket marked, from the remote client's address). */
+	struct bpf_sock *bsk = skops->sk;
+	const bool proxy_in = !ep && client_end && bsk && bsk->mark == SHUNT_MTLS_PROXY_MARK;
 
-	if (!ep && !(proxy_leg && !client_end)) {
+	if (!ep && !(proxy_leg && !client_end) && !proxy_in) {
 		counter_add(SHUNT_CTR_SOCK_SKIP_NOT_POD, 1);
 		return;
 	}
@@ -358,8 +362,17 @@ static __always_inline void maybe_short_circuit(struct bpf_sock_ops *skops,
 	if (!proxy_leg) {
 		peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &key->remote_ip4);
 		if (!peer || !(peer->flags & SHUNT_IPC_F_LOCAL)) {
-			counter_add(SHUNT_CTR_SOCK_SKIP_PEER_REMOTE, 1);
-			return;
+			/* A pod's end whose peer has a remote pod's address is the
+			 * proxy's marked socket if that peer is a local socket the
+			 * client end recorded (only the proxy's transparent sockets
+			 * have such addresses here). */
+			struct shunt_sock_key from_proxy = {};
+
+			sock_key_swap(key, &from_proxy);
+			if (client_end || !peer || !bpf_map_lookup_elem(&shunt_sockref_v2, &from_proxy)) {
+				counter_add(SHUNT_CTR_SOCK_SKIP_PEER_REMOTE, 1);
+				return;
+			}
 		}
 	}
 	if (!short_circuit_on()) {

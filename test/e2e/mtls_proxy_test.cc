@@ -34,6 +34,15 @@ TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
   // pod it asked for.
   EXPECT_EQ(PeerIp(p.server.get()), client_->ip);
   EXPECT_EQ(PeerIp(p.client.get()), server_->ip);
+  // Both pods' legs to their proxies go socket to socket: of 2 MiB, little
+  // crosses either pod's veth (the first exchange, before each reader was
+  // seen reading, takes TCP).
+  ASSERT_OK(WriteAll(p.client.get(), "warm"));
+  ASSERT_OK_AND_ASSIGN(std::string warm, ReadExactly(p.server.get(), 4));
+  ASSERT_OK(WriteAll(p.server.get(), "warm"));
+  ASSERT_OK_AND_ASSIGN(warm, ReadExactly(p.client.get(), 4));
+  ASSERT_OK_AND_ASSIGN(uint64_t client_veth0, n1_->VethBytes(*client_));
+  ASSERT_OK_AND_ASSIGN(uint64_t server_veth0, n2_->VethBytes(*server_));
   const std::string up = RandomBytes(1 << 20, 1), down = RandomBytes(1 << 20, 2);
   std::thread writer([&] { EXPECT_OK(WriteAll(p.client.get(), up)); });
   ASSERT_OK_AND_ASSIGN(std::string got_up, ReadExactly(p.server.get(), up.size()));
@@ -43,6 +52,10 @@ TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
   ASSERT_OK_AND_ASSIGN(std::string got_down, ReadExactly(p.client.get(), down.size()));
   writer2.join();
   EXPECT_EQ(Fnv1a(got_down), Fnv1a(down));
+  ASSERT_OK_AND_ASSIGN(uint64_t client_veth1, n1_->VethBytes(*client_));
+  ASSERT_OK_AND_ASSIGN(uint64_t server_veth1, n2_->VethBytes(*server_));
+  EXPECT_LT(client_veth1 - client_veth0, 64u * 1024) << "the client's leg took TCP";
+  EXPECT_LT(server_veth1 - server_veth0, 64u * 1024) << "the server's leg took TCP";
   // It went through both proxies: node 1's opened a stream, node 2's
   // accepted it after checking the client's certificate and policy.
   ASSERT_OK(WaitCounter(*n1_, "streams_opened", 1));
