@@ -159,6 +159,27 @@ static __always_inline void flow_open_proxy(struct bpf_sock_ops *skops,
 		__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND);
 }
 
+/* The proxy's end of a pod's leg to it (mTLS, the sending node): it joins
+ * the pod's record (kept under the real destination) as its server end, so
+ * the leg is counted as any pair of local ends is, short-circuited or not.
+ * The record's destination entry then stays until the last end closes. */
+static __always_inline struct shunt_flow *flow_join_proxy_leg(struct bpf_sock_ops *skops,
+							      const struct shunt_sock_key *key)
+{
+	struct shunt_flow_key fk = {};
+	struct shunt_flow *f;
+
+	flow_key_of(key, false, &fk);
+	if (fk.server_ip4 == key->local_ip4)
+		return NULL; /* not the proxy's end of a handed-off connection */
+	f = bpf_map_lookup_elem(&shunt_flows_v3, &fk);
+	if (!f)
+		return NULL;
+	__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_SERVER_LOCAL | SHUNT_FLOW_F_ESTABLISHED);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	return f;
+}
+
 /* The client end's record once the handshake completed, or NULL. */
 static __always_inline struct shunt_flow *flow_established(const struct shunt_sock_key *key,
 							   __u64 now)
@@ -281,6 +302,13 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	if (f->tcp_reason == SHUNT_TCP_NO_PLAIN_READ)
 		tcp_reason_count(SHUNT_TCP_NO_PLAIN_READ);
 	fk = f->key;
+	/* A connection handed to the mTLS proxy: both ends needed its
+	 * destination to find this record; the last one is closing. */
+	if ((old & (SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND)) == SHUNT_FLOW_F_MTLS) {
+		struct shunt_mtls_addr pod = {.ip4 = fk.client_ip4, .port = fk.client_port};
+
+		bpf_map_delete_elem(&shunt_mtls_orig_v1, &pod);
+	}
 	flow_finish(f, &fk, now);
 }
 
@@ -533,7 +561,9 @@ static __always_inline void mtls_forget(struct bpf_sock_ops *skops,
 	struct shunt_mtls_addr own = {.ip4 = key->local_ip4, .port = key->local_port};
 	struct bpf_sock *sk = skops->sk;
 
-	if (sk && bpf_sk_storage_get(&shunt_mtls_sk_v1, sk, 0, 0))
+	/* With telemetry, the flow record's last close removes it (the proxy's
+	 * end still needs it to find the record). */
+	if (sk && bpf_sk_storage_get(&shunt_mtls_sk_v1, sk, 0, 0) && !telemetry_on())
 		bpf_map_delete_elem(&shunt_mtls_orig_v1, &own);
 }
 
@@ -583,6 +613,8 @@ int shunt_sockops(struct bpf_sock_ops *skops)
 		ep = pod_of(skops);
 		if (on_pod_ip(ep, &key) && telemetry_on())
 			f = flow_open(skops, &key, ep, false, now);
+		else if (!ep && telemetry_on())
+			f = flow_join_proxy_leg(skops, &key);
 		maybe_short_circuit(skops, &key, ep, f, false);
 		break;
 	case BPF_SOCK_OPS_RTT_CB:

@@ -118,11 +118,26 @@ TEST_F(MtlsHandoffTest, ACrossNodeConnectionLandsOnTheProxyWhichLearnsItsDestina
   EXPECT_EQ(got, "hello");
   EXPECT_EQ(Ctr(SHUNT_CTR_MTLS_HANDED_OFF), 1u);
 
-  // Once the pod's socket closes, its address no longer names a destination.
+  // Once both ends closed, the pod's address no longer names a destination
+  // (the proxy's end asks no more; the flow record needed it until then).
   c.Reset();
+  const int proxy_end_port = [&] {
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    getpeername(s.get(), reinterpret_cast<sockaddr *>(&peer), &len);
+    return ntohs(peer.sin_port);
+  }();
+  s.Reset();
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd origs,
+                       lib::OpenPin(lib::PinLayout(n1_->bpffs()).Map(SHUNT_MAP_MTLS_ORIG),
+                                    /*read_only=*/true));
   ASSERT_OK(Eventually("the hand-off record is gone", [&]() -> absl::Status {
-    if (!OriginalDst(s.get()).ok()) return absl::OkStatus();
-    return absl::UnavailableError("still answered");
+    shunt_mtls_addr pod{};
+    inet_pton(AF_INET, a1_->ip.c_str(), &pod.ip4);
+    pod.port = htons(proxy_end_port);
+    shunt_mtls_addr to{};
+    if (bpf_map_lookup_elem(origs.get(), &pod, &to) != 0) return absl::OkStatus();
+    return absl::UnavailableError("still there");
   }));
 }
 

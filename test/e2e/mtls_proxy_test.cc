@@ -66,8 +66,7 @@ TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
   EXPECT_EQ(ProxyCounter(*n2_, "inbound_transparent"), 1u);
 
   // Both nodes list the connection as the pods' own, path mtls, with the
-  // identity on the other node. (Its byte counts are not exact yet: the
-  // sending node's leg to the proxy is counted from one end only.)
+  // identity on the other node and every byte (and the warm-up's).
   p = Pair();
   for (TestNode* n : {n1_.get(), n2_.get()}) {
     nlohmann::json flow;
@@ -82,7 +81,8 @@ TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
     EXPECT_EQ(flow["client"]["ip"], client_->ip) << flow.dump();
     EXPECT_EQ(flow["client"]["service_account"], "client") << flow.dump();
     EXPECT_EQ(flow["server"]["ip"], server_->ip) << flow.dump();
-    EXPECT_GT(flow["bytes_to_server"].get<uint64_t>(), 0u) << flow.dump();
+    EXPECT_EQ(flow["bytes_to_server"], up.size() + 4) << flow.dump();
+    EXPECT_EQ(flow["bytes_to_client"], down.size() + 4) << flow.dump();
     EXPECT_EQ(flow["peer_identity"], n == n1_.get() ? "spiffe://cluster.local/ns/demo/sa/server"
                                                     : "spiffe://cluster.local/ns/demo/sa/client")
         << flow.dump();
