@@ -63,14 +63,22 @@ static __always_inline bool on_pod_ip(const struct shunt_endpoint *ep,
 }
 
 /* The flow key of a socket's connection, oriented client -> server, from
- * the socket's own view and which end it is. */
-static __always_inline void flow_key_of(const struct shunt_sock_key *sk, bool client,
-					struct shunt_flow_key *k)
+ * the socket's own view and which end it is, as its addresses have it. */
+static __always_inline void flow_key_of_addrs(const struct shunt_sock_key *sk, bool client,
+					      struct shunt_flow_key *k)
 {
 	k->client_ip4 = client ? sk->local_ip4 : sk->remote_ip4;
 	k->server_ip4 = client ? sk->remote_ip4 : sk->local_ip4;
 	k->client_port = client ? sk->local_port : sk->remote_port;
 	k->server_port = client ? sk->remote_port : sk->local_port;
+}
+
+/* The same, under which its record is kept (a leg to the mTLS proxy by the
+ * destination the pod asked for). */
+static __always_inline void flow_key_of(const struct shunt_sock_key *sk, bool client,
+					struct shunt_flow_key *k)
+{
+	flow_key_of_addrs(sk, client, k);
 	flow_key_unproxy(k);
 }
 
@@ -648,10 +656,16 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 				   : NULL;
 		st->flags |= !f ? SHUNT_SOCK_F_NO_FLOW
 			      : *client_end ? SHUNT_SOCK_F_FLOW_CLIENT : SHUNT_SOCK_F_FLOW_SERVER;
+		/* Later sends look the mTLS config up only for such legs. */
+		if (f && (f->flags & (SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND)) ==
+				 SHUNT_FLOW_F_MTLS)
+			st->flags |= SHUNT_SOCK_F_MTLS_LEG;
 		return f;
 	}
 	*client_end = st->flags & SHUNT_SOCK_F_FLOW_CLIENT;
-	flow_key_of(self, *client_end, &k);
+	flow_key_of_addrs(self, *client_end, &k);
+	if (st->flags & SHUNT_SOCK_F_MTLS_LEG)
+		flow_key_unproxy(&k);
 	f = bpf_map_lookup_elem(&shunt_flows_v3, &k);
 	if (!f)
 		st->flags |= SHUNT_SOCK_F_NO_FLOW; /* evicted: nothing to count into */

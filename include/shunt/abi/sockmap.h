@@ -78,6 +78,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_sock_ref, 48);
 #define SHUNT_SOCK_F_NO_FLOW (1u << 4)      /* no flow record: count nothing */
 #define SHUNT_SOCK_F_IN_ORDER (1u << 5)     /* all sent by TCP was read: a redirect cannot overtake */
 #define SHUNT_SOCK_F_TCP_FOREVER (1u << 6)  /* the flow took TCP for good */
+#define SHUNT_SOCK_F_MTLS_LEG (1u << 7)     /* a leg to the mTLS proxy: its record is keyed unproxied */
 struct shunt_sock_state {
 	__u32 flags;
 	__u32 unchecked_bytes; /* redirected since the peer's queue was last read */
