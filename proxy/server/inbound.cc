@@ -13,21 +13,11 @@
 #include "shunt/abi/mtls.h"
 
 namespace shunt::proxy {
-namespace {
-
-std::string SpiffeUri(const Runtime& rt, const std::string& identity) {
-  const size_t slash = identity.find('/');
-  return absl::StrCat("spiffe://", rt.config.trust_domain, "/ns/", identity.substr(0, slash),
-                      "/sa/", identity.substr(slash + 1));
-}
-
-}  // namespace
-
 void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
                        absl::string_view authority) {
   stats().Add(Stat::kInboundStreams);
   auto rt = shared_->runtime.Get();
-  const std::string peer = SpiffeUri(*rt, tunnel->peer_identity());
+  const std::string peer = tunnel->peer_uri();
   const std::string forwarded(tunnel->session().forwarded(id));
   auto dst = ParseConnectAuthority(authority);
   if (!dst.ok()) {

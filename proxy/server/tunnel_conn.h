@@ -58,6 +58,8 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   const std::shared_ptr<TlsContext>& tls_context() const { return tls_ctx_; }
   // Server: who the peer proved to be ("ns/sa"), after the handshake.
   const std::string& peer_identity() const { return peer_identity_; }
+  // Its SPIFFE ID, as the certificate named it.
+  std::string peer_uri() const { return tls_ ? tls_->peer().Uri() : std::string(); }
   std::string peer_address() const;
   size_t streams() const { return legs_.size(); }
 
