@@ -216,10 +216,10 @@ absl::Status Agent::StartControllers() {
                   .handshake_timeout_ms = config_.proxy_handshake_timeout_ms,
                   .proxy_bin = config_.proxy_bin,
                   .proxy_cgroup = proxy_cgroup_,
-                  // Beside the API socket: one per agent, kept across its restarts.
-                  .proxy_pid_file =
-                      config_.api_socket.substr(0, config_.api_socket.rfind('/') + 1) +
-                      "shunt-proxy.pid",
+                  // Named after the API socket: one per agent, kept across its
+                  // restarts, and apart from another agent's whose socket shares
+                  // the directory (two simulated nodes on one machine).
+                  .proxy_pid_file = config_.api_socket + ".shunt-proxy.pid",
                   .bpffs = config_.bpffs_dir},
       .identities = &identities_,
       .config_map = std::move(mtls_switch),

@@ -16,8 +16,9 @@ packages=(
   # workload certificates and mutual TLS between nodes (OpenSSL 3), the
   # tunnel's HTTP/2 CONNECT streams (libnghttp2)
   libssl-dev libnghttp2-dev
-  # demo pods and their traffic
-  iproute2 procps util-linux redis-server redis-tools curl
+  # demo pods and their traffic; tcpdump: the quickstart's capture of the
+  # link between its two nodes, searched for plaintext (and the e2e tests')
+  iproute2 procps util-linux redis-server redis-tools curl tcpdump
 )
 case "$profile" in
   run) ;;
@@ -35,9 +36,8 @@ case "$profile" in
   # clang only recommends them); ccache: keeps the fuzz build incremental.
   # nginx-light: the compatibility suite's sendfile server, behind HAProxy's splicing;
   # golang-go: its Go io.Copy proxy (splice from the first read), built by the test (e2e)
-  # tcpdump: the bytes between two nodes' proxies, searched for plaintext; iperf3:
-  # bulk transfer through the mTLS tunnel (e2e)
-  all) packages+=(tcpdump iperf3 clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
+  # iperf3: bulk transfer through the mTLS tunnel (e2e)
+  all) packages+=(iperf3 clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
     # deploy.manifests (tools/manifest-check): Node.js. Only when missing: a
     # machine may have newer ones from elsewhere, which Debian's packages
     # would conflict with (nodesource's nodejs bundles npm).

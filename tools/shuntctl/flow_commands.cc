@@ -89,12 +89,15 @@ std::vector<std::string> Row(const Json& f) {
   std::string dur = f.contains("duration_us")
                         ? telemetry::FormatDuration(f["duration_us"].get<double>() * 1e3)
                         : "-";
+  // "mtls spiffe://td/ns/demo/sa/server (reader-never-read)": the peer as
+  // its certificate proved it, and why a local leg stayed on TCP.
+  std::string path = Str(f["path"]);
+  if (f.contains("peer_identity")) absl::StrAppend(&path, " ", Str(f["peer_identity"]));
+  if (f.contains("tcp_reason")) absl::StrAppend(&path, " (", Str(f["tcp_reason"]), ")");
   return {Str(f["end"]),
           EndText(f["client"]),
           EndText(f["server"]),
-          f.contains("tcp_reason") ? absl::StrCat(Str(f["path"]), " (", Str(f["tcp_reason"]), ")")
-          : f.contains("peer_identity") ? absl::StrCat(Str(f["path"]), " ", Str(f["peer_identity"]))
-                                        : Str(f["path"]),
+          path,
           Str(f["verdict"]),
           absl::StrCat(Str(f["bytes_to_server"]), "/", Str(f["bytes_to_client"])),
           Micros(f, "connect_us"),
