@@ -30,4 +30,13 @@ absl::StatusOr<lib::UniqueFd> ListenInPod(const e2e::TestNode& node, const e2e::
 absl::StatusOr<Connection> Connect(const e2e::TestNode& node, const e2e::TestPod& client,
                                    const std::string& ip, uint16_t port, int listen_fd);
 
+// New connections per second, one at a time for `seconds`: connect to
+// ip:port, one byte each way, close. The client end runs in a process that
+// stays in `client`'s netns and cgroup for the whole measurement (Connect()
+// forks for each socket, a cost that would swamp what is measured); this
+// process accepts and answers on `listen_fd`. Errors name the connection
+// that failed and how.
+absl::StatusOr<double> ConnectionRate(const e2e::TestPod& client, const std::string& ip,
+                                      uint16_t port, int listen_fd, double seconds);
+
 }  // namespace shunt::bench

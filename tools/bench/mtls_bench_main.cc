@@ -47,6 +47,9 @@ struct ArmResult {
   double rr_p50_us = 0, rr_p99_us = 0;
   double cpu_us_per_request = 0;  // both proxies' CPU time over the rr run / requests
   double gbit = 0;
+  // Bulk: both proxies' CPU per GB carried, and how busy the machine was
+  // (all CPUs, /proc/stat): a path that leaves CPUs idle waits on something.
+  double bulk_cpu_ms_per_gb = 0, bulk_busy = 0;
   double conns_per_s = 0;
 };
 
@@ -66,6 +69,16 @@ double CpuMicros(pid_t pid) {
 }
 
 // VmRSS of a process in KiB.
+// Busy and total jiffies of all CPUs so far.
+std::pair<uint64_t, uint64_t> CpuJiffies() {
+  std::ifstream f("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {}, total = 0;
+  f >> cpu;
+  for (uint64_t& x : v) f >> x, total += x;
+  return {total - v[3] - v[4], total};  // idle, iowait
+}
+
 uint64_t RssKib(pid_t pid) {
   std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
   for (std::string line; std::getline(f, line);)
@@ -167,25 +180,21 @@ class MtlsBench {
     r.rr_p99_us = lat.p99_us;
     r.cpu_us_per_request = (cpu1 - cpu0) / (o_.rr + 1000);
     SHUNT_ASSIGN_OR_RETURN(Connection bulk, Connect(*n1_, *client_, ip, port, listener_.get()));
+    double bulk_cpu0 = 0, bulk_cpu1 = 0;
+    for (pid_t p : proxies) bulk_cpu0 += CpuMicros(p);
+    const auto jiffies0 = CpuJiffies();
     SHUNT_ASSIGN_OR_RETURN(BulkResult b, RunBulk(std::move(bulk), o_.bulk_seconds));
+    const auto jiffies1 = CpuJiffies();
+    for (pid_t p : proxies) bulk_cpu1 += CpuMicros(p);
     r.gbit = b.gbit_per_s;
+    const double gb = b.gbit_per_s / 8 * o_.bulk_seconds;
+    if (gb > 0) r.bulk_cpu_ms_per_gb = (bulk_cpu1 - bulk_cpu0) / 1e3 / gb;
+    if (jiffies1.second > jiffies0.second)
+      r.bulk_busy = static_cast<double>(jiffies1.first - jiffies0.first) /
+                    static_cast<double>(jiffies1.second - jiffies0.second);
     // New connections, one at a time: connect, one byte each way, close.
-    const auto start = std::chrono::steady_clock::now();
-    int n = 0;
-    for (;; ++n) {
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (secs >= o_.conn_seconds) {
-        r.conns_per_s = n / secs;
-        break;
-      }
-      SHUNT_RETURN_IF_ERROR(CheckInterrupted());
-      SHUNT_ASSIGN_OR_RETURN(Connection c, Connect(*n1_, *client_, ip, port, listener_.get()));
-      char byte = 'x';
-      if (write(c.client.get(), &byte, 1) != 1 || read(c.server.get(), &byte, 1) != 1 ||
-          write(c.server.get(), &byte, 1) != 1 || read(c.client.get(), &byte, 1) != 1)
-        return absl::InternalError(absl::StrCat("connection ", n, ": exchange failed"));
-    }
+    SHUNT_ASSIGN_OR_RETURN(r.conns_per_s,
+                           ConnectionRate(*client_, ip, port, listener_.get(), o_.conn_seconds));
     return r;
   }
 
@@ -233,9 +242,10 @@ class MtlsBench {
 
 void PrintArm(const char* name, const ArmResult& a) {
   std::printf(
-      "  %-8s rr p50 %7.1f us  p99 %7.1f us  cpu/req %6.1f us  bulk %6.2f Gbit/s  new conns "
-      "%8.0f/s\n",
-      name, a.rr_p50_us, a.rr_p99_us, a.cpu_us_per_request, a.gbit, a.conns_per_s);
+      "  %-8s rr p50 %7.1f us  p99 %7.1f us  cpu/req %6.1f us  bulk %6.2f Gbit/s (proxies %5.0f "
+      "cpu-ms/GB, machine %3.0f%% busy)  new conns %8.0f/s\n",
+      name, a.rr_p50_us, a.rr_p99_us, a.cpu_us_per_request, a.gbit, a.bulk_cpu_ms_per_gb,
+      a.bulk_busy * 100, a.conns_per_s);
 }
 
 int Run(const Options& o) {
@@ -274,12 +284,16 @@ int Run(const Options& o) {
     return Median(x);
   };
   std::printf("medians of %d rounds\n", o.rounds);
-  ArmResult s{med(shunt, &ArmResult::rr_p50_us), med(shunt, &ArmResult::rr_p99_us),
-              med(shunt, &ArmResult::cpu_us_per_request), med(shunt, &ArmResult::gbit),
-              med(shunt, &ArmResult::conns_per_s)};
-  ArmResult h{med(haproxy, &ArmResult::rr_p50_us), med(haproxy, &ArmResult::rr_p99_us),
-              med(haproxy, &ArmResult::cpu_us_per_request), med(haproxy, &ArmResult::gbit),
-              med(haproxy, &ArmResult::conns_per_s)};
+  auto medians = [&](const std::vector<ArmResult>& v) {
+    ArmResult m;
+    for (double ArmResult::*f :
+         {&ArmResult::rr_p50_us, &ArmResult::rr_p99_us, &ArmResult::cpu_us_per_request,
+          &ArmResult::gbit, &ArmResult::bulk_cpu_ms_per_gb, &ArmResult::bulk_busy,
+          &ArmResult::conns_per_s})
+      m.*f = med(v, f);
+    return m;
+  };
+  const ArmResult s = medians(shunt), h = medians(haproxy);
   PrintArm("shunt", s);
   PrintArm("haproxy", h);
   auto line = [](const char* what, double ratio, const char* target, bool met) {
