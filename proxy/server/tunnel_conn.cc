@@ -190,10 +190,13 @@ void TunnelConn::OnReadable() {
     }
     if (!was_established && tls_->established()) OnHandshake();
     if (tls_->established()) {
-      plain_.clear();
-      const bool open = tls_->Read(&plain_);
-      if (!plain_.empty()) {
-        if (absl::Status st = session_->Receive(plain_); !st.ok()) {
+      plain_in_.clear();
+      const bool open = tls_->Read(&plain_in_);
+      if (!plain_in_.empty()) {
+        receiving_ = true;
+        absl::Status st = session_->Receive(plain_in_.view());
+        receiving_ = false;
+        if (!st.ok()) {
           if (role_ == Role::kServer)
             worker_->stats().Refuse({.reason = "protocol-error", .peer = tls_->peer().Uri()});
           Flush();  // GOAWAY
@@ -221,14 +224,15 @@ void TunnelConn::OnHandshake() {
 }
 
 void TunnelConn::Flush() {
-  if (failed_ || !connected_) return;
+  if (failed_ || !connected_ || receiving_) return;
   // A peer that does not read: frames stay queued in nghttp2 (whose limits
   // on queued control frames then end a flood) rather than here.
-  if (tls_->established() && out_.size() - out_off_ < kMaxUnsent) {
-    plain_.clear();
-    session_->TakeOutput(&plain_);
-    if (!plain_.empty()) {
-      if (absl::Status st = tls_->Write(plain_); !st.ok()) return Fail(std::string(st.message()));
+  if (tls_->established() && out_.size() < kMaxUnsent) {
+    plain_out_.clear();
+    session_->TakeOutput(&plain_out_);
+    if (!plain_out_.empty()) {
+      if (absl::Status st = tls_->Write(plain_out_.view()); !st.ok())
+        return Fail(std::string(st.message()));
     }
   }
   tls_->TakeOutput(&out_);
@@ -244,11 +248,10 @@ void TunnelConn::Flush() {
 
 void TunnelConn::WriteOut() {
   if (write_armed_ || !connected_) return;
-  while (out_off_ < out_.size()) {
-    const ssize_t n =
-        send(socket_.native_handle(), out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+  while (!out_.empty()) {
+    const ssize_t n = send(socket_.native_handle(), out_.data(), out_.size(), MSG_NOSIGNAL);
     if (n > 0) {
-      out_off_ += static_cast<size_t>(n);
+      out_.Consume(static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -263,8 +266,6 @@ void TunnelConn::WriteOut() {
     if (!failed_) Fail(absl::StrCat("write: ", strerror(errno)));
     return;
   }
-  out_.clear();
-  out_off_ = 0;
 }
 
 bool TunnelConn::usable() const {

@@ -89,9 +89,12 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   std::string peer_identity_;  // server: the identity the client proved
   // Ciphertext not yet written, at most about this much (then nghttp2 holds the rest).
   static constexpr size_t kMaxUnsent = 1u << 20;
-  std::string out_;  // ciphertext not yet written
-  size_t out_off_ = 0;
-  std::string plain_;  // scratch: session output before encryption
+  ByteBuffer out_;        // ciphertext not yet written
+  ByteBuffer plain_in_;   // from the peer, decrypted, for the session
+  ByteBuffer plain_out_;  // the session's output, before encryption
+  // Inside session_->Receive: nghttp2 must not be asked for output from
+  // its own callbacks (a refusal there); the Flush after Receive sends it.
+  bool receiving_ = false;
   int64_t started_us_ = 0;
   bool connected_ = false;
   bool read_armed_ = false;

@@ -2,6 +2,9 @@
 
 #include <openssl/err.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "agent/certs/openssl_util.h"
 
@@ -67,17 +70,70 @@ TlsContext::~TlsContext() {
   if (ctx_) SSL_CTX_free(ctx_);
 }
 
+// The channel's BIO: reads take from the bytes being fed, writes append to
+// the ciphertext buffer. One method for the process, made once.
+BIO_METHOD* TlsChannel::BioMethod() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "shunt-tls-channel");
+    if (m) {
+      BIO_meth_set_read_ex(m, &TlsChannel::BioRead);
+      BIO_meth_set_write_ex(m, &TlsChannel::BioWrite);
+      BIO_meth_set_ctrl(m, &TlsChannel::BioCtrl);
+    }
+    return m;
+  }();
+  return method;
+}
+
+int TlsChannel::BioRead(BIO* b, char* buf, size_t len, size_t* read) {
+  auto* ch = static_cast<TlsChannel*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (ch->feed_.empty()) {
+    BIO_set_retry_read(b);  // more when the peer sends it
+    *read = 0;
+    return 0;
+  }
+  const size_t n = std::min(len, ch->feed_.size());
+  memcpy(buf, ch->feed_.data(), n);
+  ch->feed_.remove_prefix(n);
+  *read = n;
+  return 1;
+}
+
+int TlsChannel::BioWrite(BIO* b, const char* buf, size_t len, size_t* written) {
+  auto* ch = static_cast<TlsChannel*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ch->cipher_out_.Append({buf, len});
+  *written = len;
+  return 1;
+}
+
+long TlsChannel::BioCtrl(BIO* b, int cmd, long, void*) {
+  auto* ch = static_cast<TlsChannel*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(ch->feed_.size());
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(ch->cipher_out_.size());
+    default:
+      return 0;
+  }
+}
+
 absl::StatusOr<std::unique_ptr<TlsChannel>> TlsChannel::Create(std::shared_ptr<TlsContext> ctx) {
   std::unique_ptr<TlsChannel> ch(new TlsChannel(std::move(ctx)));
-  ch->ssl_ = SSL_new(ch->ctx_->ctx());
-  ch->in_ = BIO_new(BIO_s_mem());
-  ch->out_ = BIO_new(BIO_s_mem());
-  if (!ch->ssl_ || !ch->in_ || !ch->out_) {
-    BIO_free(ch->in_);
-    BIO_free(ch->out_);
+  BIO_METHOD* method = BioMethod();
+  BIO* bio = method ? BIO_new(method) : nullptr;
+  ch->ssl_ = bio ? SSL_new(ch->ctx_->ctx()) : nullptr;
+  if (!ch->ssl_) {
+    BIO_free(bio);
     return certs::OsslError(absl::StatusCode::kInternal, "tls: new channel");
   }
-  SSL_set_bio(ch->ssl_, ch->in_, ch->out_);
+  BIO_set_data(bio, ch.get());
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ch->ssl_, bio, bio);  // one BIO both ways: one reference taken
   SSL_set_app_data(ch->ssl_, ch.get());
   if (ch->ctx_->role() == TlsContext::Role::kClient) {
     SSL_set_connect_state(ch->ssl_);
@@ -135,17 +191,23 @@ void TlsChannel::CheckPeer() {
 
 absl::Status TlsChannel::Feed(absl::string_view ciphertext) {
   if (failed_) return absl::FailedPreconditionError("tls: channel failed: " + error_);
-  BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
-  if (established_) return absl::OkStatus();
+  feed_ = ciphertext;
+  if (established_) {
+    Decrypt();
+    return absl::OkStatus();
+  }
   const int rv = SSL_do_handshake(ssl_);
   if (rv == 1) {
     CheckPeer();
     if (failed_) {
+      feed_ = {};
       SSL_shutdown(ssl_);  // tell the peer; it gets a close instead of data
       return absl::PermissionDeniedError("tls: " + error_);
     }
+    Decrypt();  // records the peer sent right behind its Finished
     return absl::OkStatus();
   }
+  feed_ = {};
   const int err = SSL_get_error(ssl_, rv);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
     ERR_clear_error();
@@ -160,26 +222,45 @@ absl::Status TlsChannel::Feed(absl::string_view ciphertext) {
   return absl::PermissionDeniedError("tls: " + error_);
 }
 
+void TlsChannel::TakeOutput(ByteBuffer* out) { cipher_out_.MoveTo(out); }
+
 void TlsChannel::TakeOutput(std::string* out) {
-  char buf[16384];
-  for (int n; (n = BIO_read(out_, buf, sizeof(buf))) > 0;) out->append(buf, n);
+  out->append(cipher_out_.data(), cipher_out_.size());
+  cipher_out_.clear();
 }
 
-bool TlsChannel::Read(std::string* out) {
-  if (!established_ || failed_) return !peer_closed_ && !failed_;
-  char buf[16384];
-  for (;;) {
+// Every whole record fed so far, decrypted straight into plain_in_; a
+// partial one stays in OpenSSL's buffer until the rest comes.
+void TlsChannel::Decrypt() {
+  constexpr size_t kRecord = 16384;  // TLS's largest plaintext per record
+  while (!failed_ && !peer_closed_) {
     size_t n = 0;
-    if (SSL_read_ex(ssl_, buf, sizeof(buf), &n) == 1) {
-      out->append(buf, n);
+    if (SSL_read_ex(ssl_, plain_in_.Reserve(kRecord), kRecord, &n) == 1) {
+      plain_in_.Commit(n);
       continue;
     }
     const int err = SSL_get_error(ssl_, 0);
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      peer_closed_ = true;
+    } else if (err != SSL_ERROR_WANT_READ) {
+      failed_ = true;
+      error_ = SslErrorText();
+    }
     ERR_clear_error();
-    if (err == SSL_ERROR_ZERO_RETURN) peer_closed_ = true;
-    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_ZERO_RETURN) failed_ = true;
-    return !peer_closed_ && !failed_;
+    break;  // WANT_READ: the rest of a record is still on its way
   }
+  feed_ = {};
+}
+
+bool TlsChannel::Read(ByteBuffer* out) {
+  plain_in_.MoveTo(out);
+  return !peer_closed_ && !failed_;
+}
+
+bool TlsChannel::Read(std::string* out) {
+  out->append(plain_in_.data(), plain_in_.size());
+  plain_in_.clear();
+  return !peer_closed_ && !failed_;
 }
 
 absl::Status TlsChannel::Write(absl::string_view plaintext) {

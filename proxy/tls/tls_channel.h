@@ -1,6 +1,11 @@
 // Mutual TLS between two nodes' proxies (OpenSSL 3), sans-I/O: ciphertext
 // in (Feed) and out (TakeOutput), plaintext through Read and Write, so the
-// handshake and its refusals are tested without sockets.
+// handshake and its refusals are tested without sockets. Bytes go through
+// a BIO of our own over the caller's input and a ByteBuffer for output, so
+// no memory BIO copies them on the way: records are read from the bytes
+// fed, decrypted into the buffer Read hands over, and encrypted into the
+// buffer TakeOutput hands over (both handed over by swapping when the
+// caller's buffer is empty).
 //
 // TLS 1.3 only, both ends present a certificate of the cluster CA, ALPN
 // "h2". The client end is a source workload (one tunnel per source
@@ -21,6 +26,7 @@
 #include "absl/time/time.h"
 #include "agent/certs/peer_verifier.h"
 #include "agent/certs/spiffe_id.h"
+#include "proxy/common/byte_buffer.h"
 
 namespace shunt::proxy {
 
@@ -59,10 +65,15 @@ class TlsChannel {
   TlsChannel(const TlsChannel&) = delete;
   TlsChannel& operator=(const TlsChannel&) = delete;
 
-  // Ciphertext from the peer. Drives the handshake; an error ends the
-  // channel (refusal() says why, an alert is queued for the peer).
+  // Ciphertext from the peer, all of it taken (a partial record waits in
+  // OpenSSL for the rest). Drives the handshake, then decrypts what it can
+  // for Read. An error of the handshake ends the channel (refusal() says
+  // why, an alert is queued for the peer); a bad record later makes Read
+  // say false.
   absl::Status Feed(absl::string_view ciphertext);
-  // Ciphertext for the peer (handshake messages, alerts, records).
+  // Ciphertext for the peer (handshake messages, alerts, records), moved to
+  // the back of `out`.
+  void TakeOutput(ByteBuffer* out);
   void TakeOutput(std::string* out);
   bool established() const { return established_; }
   bool failed() const { return failed_; }
@@ -74,7 +85,9 @@ class TlsChannel {
   // "TLSv1.3".
   const char* protocol() const { return SSL_get_version(ssl_); }
 
-  // Plaintext the peer sent, appended to `out`; false when the peer closed.
+  // Plaintext the peer sent, moved to the back of `out`; false when the
+  // peer closed or a record was bad.
+  bool Read(ByteBuffer* out);
   bool Read(std::string* out);
   // Plaintext for the peer (only once established).
   absl::Status Write(absl::string_view plaintext);
@@ -87,11 +100,17 @@ class TlsChannel {
   friend class TlsContext;
   static int OnVerify(int preverify_ok, X509_STORE_CTX* store);
   void CheckPeer();
+  void Decrypt();
+  static int BioRead(BIO* b, char* buf, size_t len, size_t* read);
+  static int BioWrite(BIO* b, const char* buf, size_t len, size_t* written);
+  static long BioCtrl(BIO* b, int cmd, long num, void* ptr);
+  static BIO_METHOD* BioMethod();
 
   std::shared_ptr<TlsContext> ctx_;
   SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;   // owned by ssl_
-  BIO* out_ = nullptr;  // owned by ssl_
+  absl::string_view feed_;  // ciphertext being fed, not yet read by OpenSSL
+  ByteBuffer cipher_out_;   // ciphertext for the peer
+  ByteBuffer plain_in_;     // plaintext from the peer
   bool established_ = false;
   bool failed_ = false;
   bool peer_closed_ = false;

@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<TunnelSession>> TunnelSession::Create(Role role,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &TunnelSession::OnDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &TunnelSession::OnStreamClose);
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &TunnelSession::OnFrameSend);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, &TunnelSession::SendDataFrame);
   // Windows open as bytes reach the pods (Consumed), not as they arrive.
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_settings(opt, 32);
@@ -73,13 +74,13 @@ TunnelSession::Stream* TunnelSession::Find(int32_t id) {
 
 size_t TunnelSession::queued(int32_t id) const {
   auto it = streams_.find(id);
-  return it == streams_.end() ? 0 : it->second.send.size() - it->second.send_off;
+  return it == streams_.end() ? 0 : it->second.send.size();
 }
 
 size_t TunnelSession::SendRoom(int32_t id) {
   Stream* s = Find(id);
   if (!s || s->write_closed || failed_) return 0;
-  const size_t buffered = s->send.size() - s->send_off;
+  const size_t buffered = s->send.size();
   if (buffered >= limits_.send_buffer) {
     s->wanted_space = true;
     return 0;
@@ -108,17 +109,26 @@ absl::Status TunnelSession::Receive(absl::string_view bytes) {
 }
 
 bool TunnelSession::TakeOutput(std::string* out) {
+  ByteBuffer b;
+  const bool alive = TakeOutput(&b);
+  out->append(b.data(), b.size());
+  return alive;
+}
+
+bool TunnelSession::TakeOutput(ByteBuffer* out) {
   const size_t before = out->size();
+  sink_ = out;
   for (;;) {
     const uint8_t* data = nullptr;
     const ssize_t n = nghttp2_session_mem_send(session_, &data);
     if (n <= 0) break;
-    out->append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    out->Append({reinterpret_cast<const char*>(data), static_cast<size_t>(n)});
   }
+  sink_ = nullptr;
   // Room made while framing: tell the owners now, outside nghttp2's calls.
   std::vector<int32_t> room;
   for (auto& [id, s] : streams_) {
-    if (s.wanted_space && s.send.size() - s.send_off <= limits_.send_buffer / 2) {
+    if (s.wanted_space && s.send.size() <= limits_.send_buffer / 2) {
       s.wanted_space = false;
       room.push_back(id);
     }
@@ -188,14 +198,10 @@ void TunnelSession::Refuse(int32_t id, int http_status) {
 size_t TunnelSession::Send(int32_t id, absl::string_view data) {
   Stream* s = Find(id);
   if (!s || s->write_closed || failed_) return 0;
-  const size_t buffered = s->send.size() - s->send_off;
+  const size_t buffered = s->send.size();
   const size_t room = limits_.send_buffer > buffered ? limits_.send_buffer - buffered : 0;
   const size_t n = std::min(room, data.size());
-  if (s->send_off > 0 && s->send_off >= s->send.size() / 2) {
-    s->send.erase(0, s->send_off);
-    s->send_off = 0;
-  }
-  s->send.append(data.data(), n);
+  s->send.Append(data.substr(0, n));
   if (n < data.size()) s->wanted_space = true;
   Kick(*s, id);
   return n;
@@ -232,30 +238,41 @@ void TunnelSession::Shutdown() {
                         nullptr, 0);
 }
 
-ssize_t TunnelSession::ReadData(nghttp2_session*, int32_t id, uint8_t* buf, size_t length,
+// How much of the stream's buffer the next DATA frame carries; the bytes
+// themselves are written by SendDataFrame, straight from the buffer.
+ssize_t TunnelSession::ReadData(nghttp2_session*, int32_t id, uint8_t*, size_t length,
                                 uint32_t* flags, nghttp2_data_source*, void* self) {
   Stream* s = Self(self)->Find(id);
   if (!s) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     return 0;
   }
-  const size_t avail = s->send.size() - s->send_off;
+  const size_t avail = s->send.size();
   const size_t n = std::min(avail, length);
-  if (n > 0) memcpy(buf, s->send.data() + s->send_off, n);
-  s->send_off += n;
-  if (s->send_off == s->send.size()) {
-    s->send.clear();
-    s->send_off = 0;
-  }
-  if (s->send.empty() && s->write_closed) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (n == avail && s->write_closed) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (n > 0) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     return static_cast<ssize_t>(n);
   }
-  if (n == 0) {
-    s->deferred = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  return static_cast<ssize_t>(n);
+  if (s->write_closed) return 0;  // END_STREAM alone
+  s->deferred = true;
+  return NGHTTP2_ERR_DEFERRED;
+}
+
+int TunnelSession::SendDataFrame(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                                 size_t length, nghttp2_data_source*, void* self) {
+  TunnelSession* t = Self(self);
+  Stream* s = t->Find(frame->hd.stream_id);
+  // Only during TakeOutput, for a stream whose ReadData just said `length`.
+  if (!t->sink_ || !s || s->send.size() < length) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  ByteBuffer& out = *t->sink_;
+  out.Append({reinterpret_cast<const char*>(framehd), 9});
+  const size_t pad = frame->data.padlen;  // none of ours pads; kept exact anyway
+  if (pad > 0) out.Append(std::string(1, static_cast<char>(pad - 1)));
+  out.Append({s->send.data(), length});
+  if (pad > 1) out.Append(std::string(pad - 1, '\0'));
+  s->send.Consume(length);
+  return 0;
 }
 
 int TunnelSession::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* f, void* self) {

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proxy/common/byte_buffer.h"
 
 namespace shunt::proxy {
 
@@ -63,7 +64,9 @@ class TunnelSession {
   // stream gets on_close, and the session wants no more input.
   absl::Status Receive(absl::string_view bytes);
   // Appends what is ready to send to `out`; false once the session is over
-  // and everything was taken.
+  // and everything was taken. DATA frames are written from the streams'
+  // buffers straight into `out` (NGHTTP2_DATA_FLAG_NO_COPY).
+  bool TakeOutput(ByteBuffer* out);
   bool TakeOutput(std::string* out);
   bool alive() const;
 
@@ -104,8 +107,7 @@ class TunnelSession {
 
  private:
   struct Stream {
-    std::string send;  // queued bytes; send_off of them already framed
-    size_t send_off = 0;
+    ByteBuffer send;  // queued bytes, not yet framed
     bool write_closed = false;
     bool deferred = false;   // the data source said "nothing yet"
     bool providing = false;  // a data provider is submitted
@@ -130,12 +132,15 @@ class TunnelSession {
   static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data,
                          size_t len, void* self);
   static int OnStreamClose(nghttp2_session*, int32_t id, uint32_t error_code, void* self);
+  static int SendDataFrame(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                           size_t length, nghttp2_data_source*, void* self);
 
   Role role_;
   TunnelLimits limits_;
   Events events_;
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, Stream> streams_;
+  ByteBuffer* sink_ = nullptr;  // TakeOutput's `out`, while it runs
   bool failed_ = false;
   uint32_t goaway_error_ = 0;
 };

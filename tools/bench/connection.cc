@@ -139,8 +139,8 @@ absl::StatusOr<double> ConnectionRate(const e2e::TestPod& client, const std::str
   if (n != static_cast<ssize_t>(sizeof(r)))
     return absl::InternalError("connection rate: the client process reported nothing");
   if (r.err != 0) {
-    static constexpr const char* kStage[] = {"entering the pod", "socket", "connect",
-                                             "write", "reading the answer"};
+    static constexpr const char* kStage[] = {"entering the pod", "socket", "connect", "write",
+                                             "reading the answer"};
     return lib::ErrnoStatus(
         r.err, absl::StrCat("connection rate: connection ", r.connections + 1, " to ", ip, ":",
                             port, ": ", kStage[r.stage], " (", answered.load(), " answered)"));
@@ -151,4 +151,3 @@ absl::StatusOr<double> ConnectionRate(const e2e::TestPod& client, const std::str
 }
 
 }  // namespace shunt::bench
-
