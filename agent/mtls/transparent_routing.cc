@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/unique_fd.h"
@@ -54,12 +55,12 @@ absl::Status Talk(Request& r, const char* what, int ok_errno, int ok_errno2 = 0)
   return lib::ErrnoStatus(err, what);
 }
 
-Request Rule(uint16_t type) {
+Request Rule(uint16_t type, uint8_t family) {
   Request r{};
   r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(fib_rule_hdr));
   r.nh.nlmsg_type = type;
   if (type == RTM_NEWRULE) r.nh.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  r.rule.family = AF_INET;
+  r.rule.family = family;
   r.rule.action = FR_ACT_TO_TBL;
   r.rule.table = RT_TABLE_UNSPEC;
   AddU32(r, FRA_TABLE, kProxyRouteTable);
@@ -69,12 +70,12 @@ Request Rule(uint16_t type) {
   return r;
 }
 
-Request Route(uint16_t type) {
+Request Route(uint16_t type, uint8_t family) {
   Request r{};
   r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
   r.nh.nlmsg_type = type;
   if (type == RTM_NEWROUTE) r.nh.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  r.route.rtm_family = AF_INET;
+  r.route.rtm_family = family;
   r.route.rtm_dst_len = 0;
   r.route.rtm_table = RT_TABLE_UNSPEC;
   r.route.rtm_protocol = RTPROT_STATIC;
@@ -88,20 +89,36 @@ Request Route(uint16_t type) {
 }  // namespace
 
 absl::Status EnsureTransparentRouting() {
-  Request route = Route(RTM_NEWROUTE);
-  if (absl::Status s = Talk(route, "mtls: add the proxy's local route (table 5348)", EEXIST);
-      !s.ok())
-    return s;
-  Request rule = Rule(RTM_NEWRULE);
-  return Talk(rule, "mtls: add the proxy's fwmark rule", EEXIST);
+  for (const uint8_t family : {AF_INET, AF_INET6}) {
+    const char* v = family == AF_INET ? "" : " (IPv6)";
+    Request route = Route(RTM_NEWROUTE, family);
+    absl::Status s = Talk(
+        route, absl::StrCat("mtls: add the proxy's local route (table 5348)", v).c_str(), EEXIST);
+    if (s.ok()) {
+      Request rule = Rule(RTM_NEWRULE, family);
+      s = Talk(rule, absl::StrCat("mtls: add the proxy's fwmark rule", v).c_str(), EEXIST);
+    }
+    // A node without IPv6 has no IPv6 pods to connect to either.
+    if (!s.ok() && family == AF_INET6 && absl::StrContains(s.message(), strerror(EAFNOSUPPORT)))
+      continue;
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RemoveTransparentRouting() {
-  Request rule = Rule(RTM_DELRULE);
-  absl::Status a = Talk(rule, "mtls: delete the proxy's fwmark rule", ENOENT, ESRCH);
-  Request route = Route(RTM_DELROUTE);
-  absl::Status b = Talk(route, "mtls: delete the proxy's local route", ENOENT, ESRCH);
-  return a.ok() ? b : a;
+  absl::Status first;
+  for (const uint8_t family : {AF_INET, AF_INET6}) {
+    Request rule = Rule(RTM_DELRULE, family);
+    absl::Status a = Talk(rule, "mtls: delete the proxy's fwmark rule", ENOENT, ESRCH);
+    Request route = Route(RTM_DELROUTE, family);
+    absl::Status b = Talk(route, "mtls: delete the proxy's local route", ENOENT, ESRCH);
+    if (family == AF_INET6 && (absl::StrContains(a.message(), strerror(EAFNOSUPPORT)) ||
+                               absl::StrContains(b.message(), strerror(EAFNOSUPPORT))))
+      continue;
+    if (first.ok()) first = a.ok() ? b : a;
+  }
+  return first;
 }
 
 }  // namespace shunt::mtls

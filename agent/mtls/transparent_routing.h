@@ -5,7 +5,8 @@
 // (SHUNT_MTLS_REPLY_MARK) and this rule delivers marked packets locally:
 //   ip rule add fwmark 0x5349 lookup 5348 pref 5348
 //   ip route add local 0.0.0.0/0 dev lo table 5348
-// IPv4 only in this version.
+// and the same for IPv6 (ip -6 rule ...; local ::/0), skipped on a node
+// without IPv6.
 #pragma once
 
 #include "absl/status/status.h"

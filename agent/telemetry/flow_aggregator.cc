@@ -102,6 +102,7 @@ void FlowAggregator::AddToWindow(const FlowView& v, bool success, bool failure, 
   Slice& s = *pos;
   s.successes += success;
   s.failures += failure;
+  if ((success || failure) && (v.raw.flags & SHUNT_FLOW_F_MTLS)) ++s.mtls;
   s.response_sum_ns += v.raw.rr_sum_ns;
   for (unsigned b = 0; b < SHUNT_HIST_BUCKETS; ++b) s.response[b] += v.raw.rr_hist[b];
   while (!slices.empty() && slices.front().index + kSlices <= slices.back().index)
@@ -144,6 +145,7 @@ void FlowAggregator::Ingest(const FlowRecord& f) {
   }
   if (f.verdict == SHUNT_FLOW_AUDIT) ++s.audit;
   if (std::string_view(PathName(f)) == "short-circuit") ++s.short_circuited;
+  if (f.flags & SHUNT_FLOW_F_MTLS) ++s.mtls;
   if (f.connect_ns) s.connect.Add(f.connect_ns);
   {
     const uint64_t server = ServerKey(f.key.server_ip4, ntohs(f.key.server_port));
@@ -335,6 +337,7 @@ std::vector<std::pair<PodEdgeKey, WindowTotals>> FlowAggregator::Window(int64_t 
       any = true;
       t.successes += s.successes;
       t.failures += s.failures;
+      t.mtls += s.mtls;
       t.response.AddBuckets(s.response, s.response_sum_ns);
     }
     if (any) out.emplace_back(k, std::move(t));

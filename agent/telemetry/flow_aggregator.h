@@ -55,6 +55,7 @@ struct PodEdgeKey {
 };
 struct WindowTotals {
   uint64_t successes = 0, failures = 0;
+  uint64_t mtls = 0;  // finished flows carried in the mTLS tunnel between nodes
   LatencyHistogram response;
 };
 
@@ -64,6 +65,7 @@ struct EdgeStats {
   uint64_t refused = 0, reset = 0, denied = 0;
   uint64_t audit = 0;  // flows permissive mode let through without a grant
   uint64_t short_circuited = 0;
+  uint64_t mtls = 0;  // carried between nodes in the mTLS tunnel (docs/mtls.md)
   uint64_t bytes_to_server = 0, bytes_to_client = 0;
   LatencyHistogram connect;   // connect() -> established, local clients
   LatencyHistogram response;  // request start -> response start
@@ -155,6 +157,7 @@ class FlowAggregator {
   struct Slice {
     int64_t index = 0;  // wall seconds / kSliceSeconds
     uint64_t successes = 0, failures = 0, response_sum_ns = 0;
+    uint64_t mtls = 0;  // of those flows, carried between nodes by the mTLS proxies
     uint32_t response[SHUNT_HIST_BUCKETS] = {};
   };
   struct PodEdge {

@@ -77,6 +77,10 @@ std::string RenderPrometheus(const std::vector<std::pair<EdgeKey, EdgeStats>>& e
   for (const auto& [k, s] : edges)
     absl::StrAppend(&out, "shunt_flows_short_circuited_total{", EdgeLabels(k), "} ",
                     s.short_circuited, "\n");
+  Header(out, "shunt_flows_mtls_total", "counter",
+         "Finished flows carried between nodes in the mutual-TLS tunnel (--mtls).");
+  for (const auto& [k, s] : edges)
+    absl::StrAppend(&out, "shunt_flows_mtls_total{", EdgeLabels(k), "} ", s.mtls, "\n");
   Header(out, "shunt_flows_audit_total", "counter",
          "Finished flows that no TrafficTarget allows, let through by permissive mode.");
   for (const auto& [k, s] : edges)

@@ -44,6 +44,7 @@ absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now
     WindowTotals& into = rows[r];
     into.successes += t.successes;
     into.failures += t.failures;
+    into.mtls += t.mtls;
     into.response.Merge(t.response);
   }
   nlohmann::json out = nlohmann::json::array();
@@ -54,6 +55,7 @@ absl::StatusOr<nlohmann::json> StatJson(const FlowAggregator& flows, int64_t now
         {"name", r.dst_name},
         {"successes", t.successes},
         {"failures", t.failures},
+        {"mtls_flows", t.mtls},
         {"flows_per_s", static_cast<double>(flows_n) / covered_s},
         {"requests", t.response.count()},
         {"requests_per_s", static_cast<double>(t.response.count()) / covered_s},

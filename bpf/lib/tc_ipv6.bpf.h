@@ -280,7 +280,10 @@ static __always_inline int judge6(struct __sk_buff *skb, struct ip6_pkt *p,
 		return unjudgeable6(p, src_identity, dst_identity, hook);
 	if (!l4.new_flow)
 		return passed6(p);
-	if (!at_source && !local && p->proto == SHUNT_IPPROTO_TCP) {
+	/* As for IPv4: the node's proxy, connecting from the remote client's
+	 * address after it checked the client's certificate, is no plaintext. */
+	if (!at_source && !local && p->proto == SHUNT_IPPROTO_TCP &&
+	    skb->mark != SHUNT_MTLS_PROXY_MARK) {
 		__u32 mode = mtls_plaintext_verdict(); /* mtls_guard.bpf.h */
 
 		if (mode != SHUNT_MTLS_OFF)
@@ -323,6 +326,30 @@ static __always_inline bool ip6_link_scoped_source(const struct shunt_ip6 *a)
 	return (a->w[0] & bpf_htonl(0xffc00000)) == bpf_htonl(0xfe800000) || ip6_is_zero(a);
 }
 
+/* mtls_mark_proxy_reply() for IPv6 (bpf/tc.bpf.c): a local pod's reply to
+ * a connection the node's proxy made from a remote client pod's IPv6
+ * address gets the proxy's mark, which the agent's ip -6 rule delivers
+ * locally. */
+static __always_inline void mtls_mark_proxy_reply6(struct __sk_buff *skb, struct ip6_pkt *p)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	struct l4_info l4;
+
+	if (mtls_mode() == SHUNT_MTLS_OFF || !l4_of6(skb, p, &l4))
+		return;
+	__builtin_memcpy(t.ipv6.saddr, &p->saddr, sizeof(t.ipv6.saddr));
+	__builtin_memcpy(t.ipv6.daddr, &p->daddr, sizeof(t.ipv6.daddr));
+	t.ipv6.sport = l4.sport;
+	t.ipv6.dport = l4.dport;
+	sk = bpf_sk_lookup_tcp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return;
+	if (sk->mark == SHUNT_MTLS_PROXY_MARK)
+		skb->mark = SHUNT_MTLS_REPLY_MARK;
+	bpf_sk_release(sk);
+}
+
 static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endpoint *ep)
 {
 	struct ip6_pkt p = {};
@@ -348,6 +375,9 @@ static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endp
 					   udp_exchange_budget);
 		return SHUNT_TC_NEXT;
 	}
+	if (p.proto == SHUNT_IPPROTO_TCP && !p.unjudgeable && !p.later &&
+	    !(peer->flags & SHUNT_IPC_F_LOCAL))
+		mtls_mark_proxy_reply6(skb, &p);
 	return judge6(skb, &p, ep, ep->identity, peer->identity, true, true);
 }
 

@@ -53,15 +53,26 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   // socket by its mark (bpf/tc.bpf.c, agent/mtls/transparent_routing.h).
   const int mark = SHUNT_MTLS_PROXY_MARK;
   setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-  if (shared_->options.transparent && dst->family == AF_INET && src.ok() &&
-      src->family == AF_INET) {
+  if (shared_->options.transparent && src.ok() && src->family == dst->family) {
     // The pod sees its real client: connect from the client pod's address.
     const int one = 1;
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    memcpy(&from.sin_addr, src->addr.data(), 4);
-    if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) == 0 &&
-        bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0) {
+    sockaddr_storage from{};
+    socklen_t from_len = 0;
+    bool set = false;
+    if (dst->family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&from);
+      a->sin_family = AF_INET;
+      memcpy(&a->sin_addr, src->addr.data(), 4);
+      from_len = sizeof(*a);
+      set = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) == 0;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&from);
+      a->sin6_family = AF_INET6;
+      memcpy(&a->sin6_addr, src->addr.data(), 16);
+      from_len = sizeof(*a);
+      set = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) == 0;
+    }
+    if (set && bind(fd, reinterpret_cast<sockaddr*>(&from), from_len) == 0) {
       stats().Add(Stat::kInboundTransparent);
     } else {
       stats().Add(Stat::kInboundTransparentFailed);  // from the node's address, then

@@ -5,6 +5,7 @@
 // proxy and connected to the pod. Checked from outside: the bytes both pods
 // see, FIN and RST carried through, the proxies' own counts.
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -15,6 +16,8 @@
 
 namespace shunt::e2e {
 namespace {
+
+using ::testing::HasSubstr;
 
 class MtlsProxyTest : public MtlsMeshTest {};
 
@@ -87,6 +90,19 @@ TEST_F(MtlsProxyTest, ACrossNodeConnectionIsCarriedThroughTheTunnelBothWays) {
                                                     : "spiffe://cluster.local/ns/demo/sa/client")
         << flow.dump();
   }
+  // `shuntctl stat` tells the tunnelled flow apart (its MTLS column).
+  ASSERT_OK_AND_ASSIGN(std::string stat, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
+                                                         n1_->api_socket(), " stat edge -o json")));
+  auto st = nlohmann::json::parse(stat, nullptr, false);
+  ASSERT_FALSE(st.is_discarded()) << stat;
+  uint64_t mtls_flows = 0;
+  for (const auto& row : st["rows"])  // the one edge: sa/client -> sa/server
+    mtls_flows += row.value("mtls_flows", uint64_t{0});
+  EXPECT_EQ(mtls_flows, 1u) << stat;
+  ASSERT_OK_AND_ASSIGN(std::string table, Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ",
+                                                          n1_->api_socket(), " stat edge")));
+  EXPECT_THAT(table, HasSubstr("MTLS")) << table;
+  EXPECT_THAT(table, HasSubstr("100%")) << table;
 }
 
 TEST_F(MtlsProxyTest, ASecondConnectionRidesTheWarmTunnel) {
@@ -157,4 +173,51 @@ TEST_F(MtlsProxyTest, SameNodeConnectionsNeverTouchTheProxy) {
 }
 
 }  // namespace
+// IPv6 pods: the hand-off to the proxy's IPv6 address, the tunnel (over
+// the nodes' IPv4 link), and the server pod seeing its client's own IPv6
+// address (IPV6_TRANSPARENT; the TC guard marks the replies, the agent's
+// ip -6 rule delivers them to the proxy).
+class MtlsIpv6Test : public MtlsMeshTest {
+ protected:
+  MtlsIpv6Test() { dual_stack_ = true; }
+};
+
+TEST_F(MtlsIpv6Test, AnIpv6ConnectionAcrossNodesShowsTheRealClientAddress) {
+  ASSERT_FALSE(client_->ip6.empty());
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd listener, n2_->PodSocket(*server_, SOCK_STREAM, AF_INET6));
+  const int one = 1;
+  setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_port = htons(7006);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0) << errno;
+  ASSERT_EQ(listen(listener.get(), 8), 0) << errno;
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM, AF_INET6));
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(7006);
+  ASSERT_EQ(inet_pton(AF_INET6, server_->ip6.c_str(), &to.sin6_addr), 1) << server_->ip6;
+  ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd server, AcceptOne(listener.get()));
+  sockaddr_in6 peer{};
+  socklen_t len = sizeof(peer);
+  ASSERT_EQ(getpeername(server.get(), reinterpret_cast<sockaddr*>(&peer), &len), 0);
+  char ip[INET6_ADDRSTRLEN] = "";
+  inet_ntop(AF_INET6, &peer.sin6_addr, ip, sizeof(ip));
+  EXPECT_EQ(std::string(ip), client_->ip6) << "the server sees the proxy, not its client";
+  // Bytes both ways (the replies find the proxy's transparent socket).
+  const std::string up = RandomBytes(256 << 10, 3), down = RandomBytes(256 << 10, 4);
+  std::thread writer([&] { EXPECT_OK(WriteAll(c.get(), up)); });
+  ASSERT_OK_AND_ASSIGN(std::string got_up, ReadExactly(server.get(), up.size()));
+  writer.join();
+  EXPECT_EQ(Fnv1a(got_up), Fnv1a(up));
+  std::thread writer2([&] { EXPECT_OK(WriteAll(server.get(), down)); });
+  ASSERT_OK_AND_ASSIGN(std::string got_down, ReadExactly(c.get(), down.size()));
+  writer2.join();
+  EXPECT_EQ(Fnv1a(got_down), Fnv1a(down));
+  ASSERT_OK(WaitCounter(*n2_, "inbound_streams_accepted", 1));
+  EXPECT_EQ(ProxyCounter(*n2_, "inbound_transparent"), 1u);
+  EXPECT_EQ(ProxyCounter(*n2_, "inbound_transparent_failed"), 0u);
+}
+
 }  // namespace shunt::e2e

@@ -47,8 +47,10 @@ TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
   f2.bytes[0] = 10;
   f2.bytes[1] = 20;
   AddResponses(f2, {5000000});
-  // web-1 -> api-1:8080, reset after it was established.
+  // web-1 -> api-1:8080, reset after it was established, carried in the
+  // mTLS tunnel between nodes.
   FlowRecord f3 = MakeFlow("10.0.0.1", 40003, "10.0.1.1", 8080, SHUNT_FLOW_RESET, clock.mono());
+  f3.flags |= SHUNT_FLOW_F_MTLS;
   f3.bytes[0] = 1;
   f3.bytes[1] = 2;
   f3.connect_ns = 70000;
@@ -77,6 +79,16 @@ TEST(FlowAggregatorTest, IngestCountsEveryKindOfEndPerEdge) {
   EXPECT_EQ(web_api->failures(), 3u);
   EXPECT_EQ(web_api->audit, 1u);
   EXPECT_EQ(web_api->short_circuited, 1u);  // f4 had only one of the two flags
+  EXPECT_EQ(web_api->mtls, 1u);
+  // The per-pod windows (`shuntctl stat`) count it too: one of web-1's
+  // finished flows to api-1 went through the tunnel.
+  uint64_t window_mtls = 0, window_flows = 0;
+  for (const auto& [k, t] : agg.Window(clock.mid_wall, 60)) {
+    window_mtls += t.mtls;
+    window_flows += t.successes + t.failures;
+  }
+  EXPECT_EQ(window_mtls, 1u);
+  EXPECT_GT(window_flows, window_mtls);
   EXPECT_EQ(web_api->bytes_to_server, 111u);
   EXPECT_EQ(web_api->bytes_to_client, 2022u);
   EXPECT_EQ(web_api->connect.count(), 2u);  // f2, f4 and the denial measured none

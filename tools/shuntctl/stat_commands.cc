@@ -69,6 +69,14 @@ absl::StatusOr<Json> Fetch(const Options& o, int window_s, const std::string& gr
   return r;
 }
 
+// The share of the row's finished flows the mTLS tunnel carried ("-": none).
+std::string MtlsShare(const Json& row) {
+  const uint64_t mtls = row.value("mtls_flows", uint64_t{0});
+  const uint64_t flows = row["successes"].get<uint64_t>() + row["failures"].get<uint64_t>();
+  if (mtls == 0 || flows == 0) return "-";
+  return absl::StrFormat("%.0f%%", 100.0 * static_cast<double>(mtls) / static_cast<double>(flows));
+}
+
 std::string EdgeTable(const Json& r, size_t limit) {
   std::vector<Json> rows(r["rows"].begin(), r["rows"].end());
   // Busiest first: requests, then flows.
@@ -76,12 +84,12 @@ std::string EdgeTable(const Json& r, size_t limit) {
     return std::make_pair(a["requests_per_s"].get<double>(), a["flows_per_s"].get<double>()) >
            std::make_pair(b["requests_per_s"].get<double>(), b["flows_per_s"].get<double>());
   });
-  Table t({"SOURCE", "DESTINATION", "REQ/S", "FLOWS/S", "SUCCESS", "P50", "P99"});
+  Table t({"SOURCE", "DESTINATION", "REQ/S", "FLOWS/S", "SUCCESS", "P50", "P99", "MTLS"});
   for (size_t i = 0; i < rows.size() && i < limit; ++i) {
     const Json& row = rows[i];
     t.Add({Who(row, "src_namespace", "src_name"), Who(row, "namespace", "name"),
            Rate(row["requests_per_s"].get<double>()), Rate(row["flows_per_s"].get<double>()),
-           Success(row), Ms(row, "p50_ms"), Ms(row, "p99_ms")});
+           Success(row), Ms(row, "p50_ms"), Ms(row, "p99_ms"), MtlsShare(row)});
   }
   return t.empty() ? std::string("No traffic in the window.\n") : t.Render();
 }
@@ -105,12 +113,12 @@ absl::Status CmdStat(const Options& o) {
     return absl::OkStatus();
   }
   Table t({"NAMESPACE", group == "pod" ? "POD" : "WORKLOAD", "SUCCESS", "FLOWS/S", "REQ/S", "P50",
-           "P90", "P99", "FAILED"});
+           "P90", "P99", "FAILED", "MTLS"});
   for (const auto& row : r["rows"])
     t.Add({row["namespace"].get<std::string>().empty() ? "-" : row["namespace"].get<std::string>(),
            row["name"].get<std::string>(), Success(row), Rate(row["flows_per_s"].get<double>()),
            Rate(row["requests_per_s"].get<double>()), Ms(row, "p50_ms"), Ms(row, "p90_ms"),
-           Ms(row, "p99_ms"), absl::StrCat(row["failures"].get<uint64_t>())});
+           Ms(row, "p99_ms"), absl::StrCat(row["failures"].get<uint64_t>()), MtlsShare(row)});
   std::cout << (t.empty() ? std::string("No traffic in the window.\n") : t.Render());
   return absl::OkStatus();
 }

@@ -25,20 +25,24 @@ class MtlsMeshTest : public ::testing::Test {
   std::vector<std::string> n1_flags_, n2_flags_;
   // Objects both nodes' sources hold besides the pods (TrafficTargets, ...).
   std::string policy_yaml_;
+  // Dual-stack pods, and each proxy on the node's IPv6 link address too.
+  bool dual_stack_ = false;
 
   void SetUp() override {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
     SweepStale();
     ASSERT_OK_AND_ASSIGN(n1_, TestNode::Create("n1"));
     ASSERT_OK_AND_ASSIGN(n2_, TestNode::Create("n2"));
-    ASSERT_OK_AND_ASSIGN(
-        client_,
-        n1_->AddPod({.name = "client", .namespace_ = "demo", .service_account = "client"}));
+    ASSERT_OK_AND_ASSIGN(client_, n1_->AddPod({.name = "client",
+                                               .namespace_ = "demo",
+                                               .service_account = "client",
+                                               .ipv6 = dual_stack_}));
     ASSERT_OK_AND_ASSIGN(
         local_, n1_->AddPod({.name = "local", .namespace_ = "demo", .service_account = "local"}));
-    ASSERT_OK_AND_ASSIGN(
-        server_,
-        n2_->AddPod({.name = "server", .namespace_ = "demo", .service_account = "server"}));
+    ASSERT_OK_AND_ASSIGN(server_, n2_->AddPod({.name = "server",
+                                               .namespace_ = "demo",
+                                               .service_account = "server",
+                                               .ipv6 = dual_stack_}));
     ASSERT_OK(TestNode::Link(*n1_, *n2_));
     ASSERT_OK(n1_->WriteManifests({n2_.get()}));
     ASSERT_OK(n2_->WriteManifests({n1_.get()}));
@@ -53,8 +57,9 @@ class MtlsMeshTest : public ::testing::Test {
   // Starts (or starts again) the node's agent with its flags, and waits
   // until its pods are meshed and its proxy listens.
   absl::Status StartAgent(TestNode& n) {
-    std::vector<std::string> flags = {"--mtls=strict", "--ca-dir=" + ca_dir_,
-                                      "--node-ip=" + n.link_ip()};
+    std::vector<std::string> flags = {
+        "--mtls=strict", "--ca-dir=" + ca_dir_,
+        "--node-ip=" + n.link_ip() + (dual_stack_ ? "," + n.link_ip6() : "")};
     const auto& extra = &n == n1_.get() ? n1_flags_ : n2_flags_;
     flags.insert(flags.end(), extra.begin(), extra.end());
     SHUNT_RETURN_IF_ERROR(n.StartAgent(flags));
