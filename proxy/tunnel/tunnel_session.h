@@ -25,11 +25,11 @@
 namespace shunt::proxy {
 
 struct TunnelLimits {
-  uint32_t max_streams = 1024;          // SETTINGS_MAX_CONCURRENT_STREAMS we allow the peer
-  uint32_t stream_window = 256 * 1024;  // bytes in flight per stream (receive window)
-  uint32_t session_window = 16u << 20;  // the whole tunnel's receive window
-  size_t send_buffer = 256 * 1024;      // queued but not yet framed, per stream
-  size_t max_header_list = 8 * 1024;    // a CONNECT request's headers
+  uint32_t max_streams = 1024;           // SETTINGS_MAX_CONCURRENT_STREAMS we allow the peer
+  uint32_t stream_window = 2048 * 1024;  // bytes in flight per stream (receive window)
+  uint32_t session_window = 32u << 20;   // the whole tunnel's receive window
+  size_t send_buffer = 1024 * 1024;      // queued but not yet framed, per stream
+  size_t max_header_list = 8 * 1024;     // a CONNECT request's headers
 };
 
 class TunnelSession {
