@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -148,6 +149,93 @@ absl::StatusOr<double> ConnectionRate(const e2e::TestPod& client, const std::str
   if (r.connections == 0 || r.elapsed_ns <= 0)
     return absl::InternalError("connection rate: no connection made");
   return r.connections / (r.elapsed_ns / 1e9);
+}
+
+absl::StatusOr<std::unique_ptr<IdleConnections>> IdleConnections::Open(const e2e::TestPod& client,
+                                                                       const std::string& ip,
+                                                                       uint16_t port, int listen_fd,
+                                                                       int n) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  if (inet_pton(AF_INET, ip.c_str(), &to.sin_addr) != 1)
+    return absl::InvalidArgumentError(absl::StrCat("idle connections: bad address ", ip));
+  int report[2], hold[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return lib::ErrnoStatus(errno, "idle connections: pipe");
+  lib::UniqueFd report_r(report[0]), report_w(report[1]);
+  if (pipe2(hold, O_CLOEXEC) != 0) return lib::ErrnoStatus(errno, "idle connections: pipe");
+  lib::UniqueFd hold_r(hold[0]), hold_w(hold[1]);
+  const std::string procs = client.cgroup + "/cgroup.procs", netns = "/run/netns/" + client.netns;
+  std::unique_ptr<IdleConnections> idle(new IdleConnections());
+  idle->accepted_.reserve(n);
+  // The far ends, accepted while the child connects.
+  std::atomic<bool> stop{false};
+  std::thread acceptor([&] {
+    while (!stop.load() && static_cast<int>(idle->accepted_.size()) < n) {
+      pollfd pfd{.fd = listen_fd, .events = POLLIN, .revents = 0};
+      if (poll(&pfd, 1, 50) <= 0) continue;
+      const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) idle->accepted_.emplace_back(fd);
+    }
+  });
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Only system calls from here (the parent has threads).
+    RateReport r;
+    int cg = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    int ns = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (cg < 0 || write(cg, "0", 1) != 1 || ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+      r.err = errno;
+    } else {
+      for (; r.connections < n; ++r.connections) {
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+          r.err = errno, r.stage = 1;
+          break;
+        }
+        if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0) {
+          r.err = errno, r.stage = 2;
+          break;
+        }
+      }
+    }
+    (void)!write(report_w.get(), &r, sizeof(r));
+    close(hold[1]);  // its copy of the parent's end: else the read below never ends
+    char byte;
+    (void)!read(hold_r.get(), &byte, 1);  // until the parent lets go
+    _exit(0);
+  }
+  const int fork_errno = errno;
+  report_w.Reset();
+  hold_r.Reset();
+  idle->child_ = pid;
+  idle->hold_ = std::move(hold_w);
+  RateReport r;
+  const ssize_t got = pid < 0 ? -1 : read(report_r.get(), &r, sizeof(r));
+  // Everything the child connected arrives at the listener (30 s at most:
+  // a full accept queue costs a SYN retransmission).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got == static_cast<ssize_t>(sizeof(r)) &&
+         static_cast<int64_t>(idle->accepted_.size()) < r.connections &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  acceptor.join();
+  if (pid < 0) return lib::ErrnoStatus(fork_errno, "idle connections: fork");
+  if (got != static_cast<ssize_t>(sizeof(r)))
+    return absl::InternalError("idle connections: the client process reported nothing");
+  if (r.err != 0)
+    return lib::ErrnoStatus(r.err, absl::StrCat("idle connections: connection ", r.connections + 1,
+                                                r.stage == 1 ? ": socket" : ": connect"));
+  if (static_cast<int>(idle->accepted_.size()) < n)
+    return absl::DeadlineExceededError(absl::StrCat("idle connections: ", idle->accepted_.size(),
+                                                    " of ", n, " reached the server"));
+  return idle;
+}
+
+IdleConnections::~IdleConnections() {
+  hold_.Reset();  // the child closes its ends and exits
+  if (child_ > 0) waitpid(child_, nullptr, 0);
 }
 
 }  // namespace shunt::bench

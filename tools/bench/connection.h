@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/lib/unique_fd.h"
@@ -36,6 +38,24 @@ absl::StatusOr<Connection> Connect(const e2e::TestNode& node, const e2e::TestPod
 // forks for each socket, a cost that would swamp what is measured); this
 // process accepts and answers on `listen_fd`. Errors name the connection
 // that failed and how.
+// `n` connections to ip:port held open by a process that stays in
+// `client` (this process keeps only the accepted ends: one descriptor per
+// connection, not two); closed when the value is destroyed.
+class IdleConnections {
+ public:
+  static absl::StatusOr<std::unique_ptr<IdleConnections>> Open(const e2e::TestPod& client,
+                                                               const std::string& ip, uint16_t port,
+                                                               int listen_fd, int n);
+  ~IdleConnections();
+  size_t size() const { return accepted_.size(); }
+
+ private:
+  IdleConnections() = default;
+  pid_t child_ = -1;
+  lib::UniqueFd hold_;  // the child holds its connections until this closes
+  std::vector<lib::UniqueFd> accepted_;
+};
+
 absl::StatusOr<double> ConnectionRate(const e2e::TestPod& client, const std::string& ip,
                                       uint16_t port, int listen_fd, double seconds);
 

@@ -219,14 +219,8 @@ class MtlsBench {
   absl::StatusOr<std::pair<uint64_t, uint64_t>> IdleMemory() {
     SHUNT_RETURN_IF_ERROR(Agents(true));
     SHUNT_ASSIGN_OR_RETURN(std::vector<pid_t> proxies, ShuntProxies());
-    std::vector<Connection> open;
-    open.reserve(o_.idle);
-    for (int i = 0; i < o_.idle; ++i) {
-      SHUNT_RETURN_IF_ERROR(CheckInterrupted());
-      SHUNT_ASSIGN_OR_RETURN(Connection c,
-                             Connect(*n1_, *client_, server_->ip, kAppPort, listener_.get()));
-      open.push_back(std::move(c));
-    }
+    SHUNT_ASSIGN_OR_RETURN(auto open, IdleConnections::Open(*client_, server_->ip, kAppPort,
+                                                            listener_.get(), o_.idle));
     return std::pair{RssKib(proxies[0]), RssKib(proxies[1])};
   }
 
