@@ -54,14 +54,16 @@ void PodLeg::OnReadable() {
   // transfers frame and encrypt in large batches; then the others' turn.
   for (int i = 0; i < 4; ++i) {
     const size_t limit = std::min(s.SendRoom(id_), Worker::kScratch);
-    if (limit == 0) {
+    char* space = limit ? s.SendSpace(id_, limit) : nullptr;
+    if (!space) {
       read_paused_ = true;  // OnSendSpace resumes
       break;
     }
-    const ssize_t n = recv(fd(), worker_->scratch(), limit, 0);
+    // Straight into the stream's queue, from which the DATA frame is made.
+    const ssize_t n = recv(fd(), space, limit, 0);
     if (n > 0) {
-      const size_t taken = s.Send(id_, {worker_->scratch(), static_cast<size_t>(n)});
-      worker_->stats().Add(Stat::kBytesToPeer, taken);
+      s.CommitSend(id_, static_cast<size_t>(n));
+      worker_->stats().Add(Stat::kBytesToPeer, static_cast<size_t>(n));
       if (static_cast<size_t>(n) < limit) break;  // drained
       continue;
     }

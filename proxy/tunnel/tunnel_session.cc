@@ -207,6 +207,19 @@ size_t TunnelSession::Send(int32_t id, absl::string_view data) {
   return n;
 }
 
+char* TunnelSession::SendSpace(int32_t id, size_t n) {
+  Stream* s = Find(id);
+  if (!s || s->write_closed || failed_) return nullptr;
+  return s->send.Reserve(n);
+}
+
+void TunnelSession::CommitSend(int32_t id, size_t n) {
+  Stream* s = Find(id);
+  if (!s || n == 0) return;
+  s->send.Commit(n);
+  Kick(*s, id);
+}
+
 void TunnelSession::CloseWrite(int32_t id) {
   Stream* s = Find(id);
   if (!s || s->write_closed) return;

@@ -81,6 +81,11 @@ class TunnelSession {
 
   // Queues bytes for the peer; returns how many fit (0..data.size()).
   size_t Send(int32_t id, absl::string_view data);
+  // The same without a copy: room for `n` bytes at the back of the stream's
+  // queue, to be filled (by recv) and then committed with CommitSend; null
+  // for an unknown or closed stream. `n` must not exceed SendRoom(id).
+  char* SendSpace(int32_t id, size_t n);
+  void CommitSend(int32_t id, size_t n);
   // No more bytes from this end (the pod connection's FIN): END_STREAM once
   // what is queued is sent.
   void CloseWrite(int32_t id);
