@@ -12,6 +12,8 @@ namespace shunt::proxy {
 namespace {
 
 constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+constexpr char kCipherSuites[] =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 int SelectH2(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
              unsigned int inlen, void*) {
@@ -41,6 +43,11 @@ absl::StatusOr<std::shared_ptr<TlsContext>> TlsContext::Create(Role role, const 
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_num_tickets(ctx, 0);  // tunnels are long-lived: no resumption
+  // AES-128-GCM first, TLS 1.3's mandatory suite (RFC 8446 9.1), as Go's
+  // crypto/tls orders it on CPUs with AES instructions: OpenSSL's default
+  // order would pick AES-256-GCM, 40% more AES rounds per byte.
+  if (SSL_CTX_set_ciphersuites(ctx, kCipherSuites) != 1)
+    return certs::OsslError(absl::StatusCode::kInternal, "tls: cipher suites");
   auto cert = certs::CertFromPem(c.cert_pem, "tls: certificate");
   if (!cert.ok()) return cert.status();
   auto key = certs::KeyFromPem(c.key_pem, "tls: key");

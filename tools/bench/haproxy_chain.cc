@@ -17,6 +17,9 @@ namespace shunt::bench {
 
 namespace {
 
+constexpr char kSuites[] =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 // One listener, one backend; settings as the benchmark issue asks. The
 // suffixes add options to the bind and server lines (TLS).
 std::string Config(const std::string& bind, const std::string& bind_opts,
@@ -111,10 +114,12 @@ absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
   const std::string in_log = absl::StrCat(base, "inbound-", tag, ".log");
   std::string bind_tls, server_tls;
   if (tls) {
+    // The same cipher suite as Shunt's proxies prefer (proxy/tls), so both
+    // arms do the same cryptography.
     bind_tls = absl::StrCat(" ssl crt ", tls->server_pem, " ca-file ", tls->ca_file,
-                            " verify required ssl-min-ver TLSv1.3");
+                            " verify required ssl-min-ver TLSv1.3 ciphersuites ", kSuites);
     server_tls = absl::StrCat(" ssl crt ", tls->client_pem, " ca-file ", tls->ca_file,
-                              " verify required ssl-min-ver TLSv1.3");
+                              " verify required ssl-min-ver TLSv1.3 ciphersuites ", kSuites);
   }
   SHUNT_RETURN_IF_ERROR(
       WriteText(out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port), "",
