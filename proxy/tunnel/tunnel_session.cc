@@ -196,14 +196,12 @@ void TunnelSession::Refuse(int32_t id, int http_status) {
 }
 
 size_t TunnelSession::Send(int32_t id, absl::string_view data) {
-  Stream* s = Find(id);
-  if (!s || s->write_closed || failed_) return 0;
-  const size_t buffered = s->send.size();
-  const size_t room = limits_.send_buffer > buffered ? limits_.send_buffer - buffered : 0;
-  const size_t n = std::min(room, data.size());
-  s->send.Append(data.substr(0, n));
-  if (n < data.size()) s->wanted_space = true;
-  Kick(*s, id);
+  const size_t n = std::min(SendRoom(id), data.size());
+  char* space = n > 0 ? SendSpace(id, n) : nullptr;
+  if (!space) return 0;
+  memcpy(space, data.data(), n);
+  CommitSend(id, n);
+  if (n < data.size()) Find(id)->wanted_space = true;
   return n;
 }
 

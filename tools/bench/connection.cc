@@ -61,14 +61,24 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// A forked child joins the pod: its cgroup, then its network namespace.
+// System calls only (the parent has threads); 0 or the errno.
+int EnterPod(const char* procs, const char* netns) {
+  const int cg = open(procs, O_WRONLY | O_CLOEXEC);
+  const int ns = open(netns, O_RDONLY | O_CLOEXEC);
+  const int err = cg < 0 || write(cg, "0", 1) != 1 || ns < 0 || setns(ns, CLONE_NEWNET) != 0
+                      ? (errno ? errno : EIO)
+                      : 0;
+  if (cg >= 0) close(cg);
+  if (ns >= 0) close(ns);
+  return err;
+}
+
 // The client process: only system calls (the parent has threads).
 [[noreturn]] void ClientLoop(const char* procs, const char* netns, sockaddr_in to, double seconds,
                              int report_fd) {
   RateReport r;
-  int cg = open(procs, O_WRONLY | O_CLOEXEC);
-  int ns = open(netns, O_RDONLY | O_CLOEXEC);
-  if (cg < 0 || write(cg, "0", 1) != 1 || ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
-    r.err = errno;
+  if ((r.err = EnterPod(procs, netns)) != 0) {
     (void)!write(report_fd, &r, sizeof(r));
     _exit(1);
   }
@@ -182,11 +192,7 @@ absl::StatusOr<std::unique_ptr<IdleConnections>> IdleConnections::Open(const e2e
   if (pid == 0) {
     // Only system calls from here (the parent has threads).
     RateReport r;
-    int cg = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
-    int ns = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (cg < 0 || write(cg, "0", 1) != 1 || ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
-      r.err = errno;
-    } else {
+    if ((r.err = EnterPod(procs.c_str(), netns.c_str())) == 0) {
       for (; r.connections < n; ++r.connections) {
         const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
