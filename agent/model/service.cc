@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "agent/model/field.h"
 #include "agent/model/pod.h"
@@ -12,7 +13,6 @@ namespace shunt::model {
 namespace {
 
 bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 absl::StatusOr<Protocol> ParseProtocol(const Field& f) {
   auto p = f.String();
@@ -316,7 +316,7 @@ bool IsPortName(const std::string& s) {
   bool letter = false;
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (!IsLower(c) && !IsDigit(c) && c != '-') return false;
+    if (!IsLower(c) && !absl::ascii_isdigit(c) && c != '-') return false;
     if (c == '-' && i > 0 && s[i - 1] == '-') return false;
     letter |= IsLower(c);
   }

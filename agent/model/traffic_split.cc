@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -13,8 +14,6 @@
 
 namespace shunt::model {
 namespace {
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 constexpr char kSplitGroup[] = "split.smi-spec.io/";
 
@@ -29,10 +28,10 @@ absl::StatusOr<int> QuantityMilli(const std::string& s, const std::string& path)
   bool negative = false;
   if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
   std::string whole, frac;
-  while (i < s.size() && IsDigit(s[i])) whole += s[i++];
+  while (i < s.size() && absl::ascii_isdigit(s[i])) whole += s[i++];
   if (i < s.size() && s[i] == '.') {
     ++i;
-    while (i < s.size() && IsDigit(s[i])) frac += s[i++];
+    while (i < s.size() && absl::ascii_isdigit(s[i])) frac += s[i++];
   }
   if (whole.empty() && frac.empty()) return not_quantity();
   const std::string suffix = s.substr(i);

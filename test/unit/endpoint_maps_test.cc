@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/unit/fake_endpoint_maps.h"
+#include "test/unit/ipv4_util.h"
 
 namespace shunt::endpoints {
 namespace {
@@ -25,11 +26,7 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
-uint32_t Be(const std::string& dotted) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, dotted.c_str(), &a), 1) << dotted;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 std::string Dotted(uint32_t be) {
   char buf[INET_ADDRSTRLEN];
@@ -40,7 +37,7 @@ std::string Dotted(uint32_t be) {
 EndpointEntry Endpoint(const std::string& ns, const std::string& name, const std::string& ip,
                        uint32_t identity, uint64_t inode = 4026531000) {
   EndpointEntry e;
-  e.ep = {.ip4 = Be(ip), .identity = identity, .flags = SHUNT_EP_F_SHORT_CIRCUIT};
+  e.ep = {.ip4 = Ipv4Be(ip), .identity = identity, .flags = SHUNT_EP_F_SHORT_CIRCUIT};
   std::strncpy(e.meta.namespace_, ns.c_str(), sizeof(e.meta.namespace_) - 1);
   std::strncpy(e.meta.name, name.c_str(), sizeof(e.meta.name) - 1);
   std::strncpy(e.meta.service_account, "default", sizeof(e.meta.service_account) - 1);
@@ -71,9 +68,9 @@ void ExpectMapsEqualPlan(const FakeEndpointMaps& maps, const Plan& plan) {
 // Two local pods and one remote one.
 Plan ThreePodPlan() {
   Plan plan;
-  plan.ipcache[Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
-  plan.ipcache[Be("10.0.0.2")] = {.identity = 257, .flags = SHUNT_IPC_F_LOCAL};
-  plan.ipcache[Be("10.0.1.1")] = {.identity = 256, .flags = 0};
+  plan.ipcache[Ipv4Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
+  plan.ipcache[Ipv4Be("10.0.0.2")] = {.identity = 257, .flags = SHUNT_IPC_F_LOCAL};
+  plan.ipcache[Ipv4Be("10.0.1.1")] = {.identity = 256, .flags = 0};
   plan.endpoints[11] = Endpoint("demo", "a", "10.0.0.1", 256);
   plan.endpoints[12] = Endpoint("demo", "b", "10.0.0.2", 257);
   return plan;
@@ -127,7 +124,7 @@ TEST(ApplyPlanTest, OnlyChangedEntriesAreRewrittenInPlace) {
   ApplyPlan(plan, maps);
   maps.calls.clear();
 
-  plan.ipcache[Be("10.0.1.1")].identity = 300;       // remote pod changed account
+  plan.ipcache[Ipv4Be("10.0.1.1")].identity = 300;   // remote pod changed account
   plan.endpoints[12].meta.netns_inode = 4026531999;  // only the meta differs
   ApplyReport r = ApplyPlan(plan, maps);
   EXPECT_EQ(r.written, 2);
@@ -146,9 +143,10 @@ TEST(ApplyPlanTest, EachFieldOfAnEntryCountsAsAChange) {
     const char* call;
   };
   const Change changes[] = {
-      {"ipcache flags", [](Plan& p) { p.ipcache[Be("10.0.0.1")].flags = 0; },
+      {"ipcache flags", [](Plan& p) { p.ipcache[Ipv4Be("10.0.0.1")].flags = 0; },
        "put ipcache 10.0.0.1"},
-      {"endpoint ip", [](Plan& p) { p.endpoints[11].ep.ip4 = Be("10.0.0.9"); }, "put endpoint 11"},
+      {"endpoint ip", [](Plan& p) { p.endpoints[11].ep.ip4 = Ipv4Be("10.0.0.9"); },
+       "put endpoint 11"},
       {"endpoint identity", [](Plan& p) { p.endpoints[11].ep.identity = 999; }, "put endpoint 11"},
       {"endpoint flags", [](Plan& p) { p.endpoints[11].ep.flags = 0; }, "put endpoint 11"},
       {"meta name", [](Plan& p) { p.endpoints[11].meta.name[0] = 'z'; }, "put endpoint 11"},
@@ -178,8 +176,8 @@ TEST(ApplyPlanTest, StaleEntriesAreDeletedEndpointsFirst) {
 
   // Pod b is gone; a new remote pod arrives.
   plan.endpoints.erase(12);
-  plan.ipcache.erase(Be("10.0.0.2"));
-  plan.ipcache[Be("10.0.1.2")] = {.identity = 258, .flags = 0};
+  plan.ipcache.erase(Ipv4Be("10.0.0.2"));
+  plan.ipcache[Ipv4Be("10.0.1.2")] = {.identity = 258, .flags = 0};
   ApplyReport r = ApplyPlan(plan, maps);
   EXPECT_EQ(r.written, 1);
   EXPECT_EQ(r.deleted, 2);
@@ -194,7 +192,7 @@ TEST(ApplyPlanTest, StaleEntriesAreDeletedEndpointsFirst) {
 TEST(ApplyPlanTest, EmptyPlanClearsLeftoversFromAPreviousRun) {
   // A restarted agent finds pinned maps full of entries it no longer wants.
   FakeEndpointMaps maps;
-  maps.ipcache[Be("10.9.9.9")] = {.identity = 400, .flags = SHUNT_IPC_F_LOCAL};
+  maps.ipcache[Ipv4Be("10.9.9.9")] = {.identity = 400, .flags = SHUNT_IPC_F_LOCAL};
   maps.endpoints[77] = Endpoint("old", "pod", "10.9.9.9", 400);
   ApplyReport r = ApplyPlan(Plan{}, maps);
   EXPECT_EQ(r.deleted, 2);
@@ -226,7 +224,7 @@ TEST(ApplyPlanTest, FullEndpointMapReportsThePodAndAppliesTheRest) {
   maps.endpoint_capacity = 1;
   Plan plan = ThreePodPlan();
   plan.endpoints[13] = Endpoint("demo", "c", "10.0.0.3", 258);
-  plan.ipcache[Be("10.0.0.3")] = {.identity = 258, .flags = SHUNT_IPC_F_LOCAL};
+  plan.ipcache[Ipv4Be("10.0.0.3")] = {.identity = 258, .flags = SHUNT_IPC_F_LOCAL};
   ApplyReport r = ApplyPlan(plan, maps);
   EXPECT_EQ(r.written, 5);  // four ipcache entries, one endpoint
   EXPECT_THAT(r.errors, ElementsAre("endpoint demo/b: bpf: map endpoints is full",
@@ -235,10 +233,10 @@ TEST(ApplyPlanTest, FullEndpointMapReportsThePodAndAppliesTheRest) {
   ASSERT_THAT(maps.endpoints, SizeIs(1));
   EXPECT_EQ(maps.endpoints.count(11), 1u);
   // Pods without an endpoint are not announced as local peers.
-  EXPECT_EQ(maps.ipcache[Be("10.0.0.1")].flags, SHUNT_IPC_F_LOCAL);
-  EXPECT_EQ(maps.ipcache[Be("10.0.0.2")].flags, 0u);
-  EXPECT_EQ(maps.ipcache[Be("10.0.0.3")].flags, 0u);
-  EXPECT_EQ(maps.ipcache[Be("10.0.0.3")].identity, 258u);
+  EXPECT_EQ(maps.ipcache[Ipv4Be("10.0.0.1")].flags, SHUNT_IPC_F_LOCAL);
+  EXPECT_EQ(maps.ipcache[Ipv4Be("10.0.0.2")].flags, 0u);
+  EXPECT_EQ(maps.ipcache[Ipv4Be("10.0.0.3")].flags, 0u);
+  EXPECT_EQ(maps.ipcache[Ipv4Be("10.0.0.3")].identity, 258u);
 }
 
 TEST(ApplyPlanTest, FullMapThatCanBeUpdatedInPlaceStillTakesChanges) {
@@ -248,7 +246,7 @@ TEST(ApplyPlanTest, FullMapThatCanBeUpdatedInPlaceStillTakesChanges) {
   maps.calls.clear();
   maps.ipcache_capacity = maps.ipcache.size();
   maps.endpoint_capacity = maps.endpoints.size();
-  plan.ipcache[Be("10.0.0.1")].identity = 500;
+  plan.ipcache[Ipv4Be("10.0.0.1")].identity = 500;
   plan.endpoints[11].ep.identity = 500;
   ApplyReport r = ApplyPlan(plan, maps);
   EXPECT_EQ(r.written, 2);
@@ -261,9 +259,9 @@ TEST(ApplyPlanTest, FullMapRecoversOnTheNextApplyOnceStaleEntriesAreGone) {
   // of stale entries rejects new ones this round and takes them the next.
   FakeEndpointMaps maps;
   maps.ipcache_capacity = 3;
-  maps.ipcache[Be("10.9.0.1")] = {.identity = 400, .flags = 0};
-  maps.ipcache[Be("10.9.0.2")] = {.identity = 400, .flags = 0};
-  maps.ipcache[Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
+  maps.ipcache[Ipv4Be("10.9.0.1")] = {.identity = 400, .flags = 0};
+  maps.ipcache[Ipv4Be("10.9.0.2")] = {.identity = 400, .flags = 0};
+  maps.ipcache[Ipv4Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
   const Plan plan = ThreePodPlan();
 
   ApplyReport first = ApplyPlan(plan, maps);
@@ -284,7 +282,7 @@ TEST(ApplyPlanTest, FullMapRecoversOnTheNextApplyOnceStaleEntriesAreGone) {
 TEST(ApplyPlanTest, UnreadableMapsChangeNothing) {
   for (int which = 0; which < 2; ++which) {
     FakeEndpointMaps maps;
-    maps.ipcache[Be("10.9.9.9")] = {.identity = 400, .flags = 0};
+    maps.ipcache[Ipv4Be("10.9.9.9")] = {.identity = 400, .flags = 0};
     (which == 0 ? maps.read_ipcache_status : maps.read_endpoints_status) =
         absl::PermissionDeniedError("bpf: iterate map: Operation not permitted");
     ApplyReport r = ApplyPlan(ThreePodPlan(), maps);
@@ -297,7 +295,7 @@ TEST(ApplyPlanTest, UnreadableMapsChangeNothing) {
 
 TEST(ApplyPlanTest, FailedDeletesAreReportedAndTheRestStillApply) {
   FakeEndpointMaps maps;
-  maps.ipcache[Be("10.9.9.9")] = {.identity = 400, .flags = 0};
+  maps.ipcache[Ipv4Be("10.9.9.9")] = {.identity = 400, .flags = 0};
   maps.endpoints[77] = Endpoint("old", "pod", "10.9.9.9", 400);
   maps.delete_status = absl::PermissionDeniedError("bpf: delete: Operation not permitted");
   const Plan plan = ThreePodPlan();
@@ -317,7 +315,7 @@ TEST(ApplyPlanTest, Ipv6AddressesAreWrittenAndRemovedLikeIpv4Ones) {
   Plan plan;
   plan.endpoints[11] = Endpoint("demo", "web", "10.0.0.1", 256);
   std::memcpy(&plan.endpoints[11].ep.ip6, a.data(), 16);
-  plan.ipcache[Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
+  plan.ipcache[Ipv4Be("10.0.0.1")] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
   plan.ipcache6[a] = {.identity = 256, .flags = SHUNT_IPC_F_LOCAL};
   plan.ipcache6[b] = {.identity = 257, .flags = 0};
   ApplyReport r = ApplyPlan(plan, maps);
@@ -337,7 +335,7 @@ TEST(ApplyPlanTest, Ipv6AddressesAreWrittenAndRemovedLikeIpv4Ones) {
   full.endpoint_capacity = 0;
   r = ApplyPlan(plan, full);
   EXPECT_EQ(full.ipcache6.at(a).flags & SHUNT_IPC_F_LOCAL, 0u);
-  EXPECT_EQ(full.ipcache.at(Be("10.0.0.1")).flags & SHUNT_IPC_F_LOCAL, 0u);
+  EXPECT_EQ(full.ipcache.at(Ipv4Be("10.0.0.1")).flags & SHUNT_IPC_F_LOCAL, 0u);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/ipv4_util.h"
 
 namespace shunt::endpoints {
 namespace {
@@ -23,11 +24,7 @@ using ::testing::SizeIs;
 constexpr char kNode[] = "node-a";
 constexpr uint64_t kOwnCookie = 1;
 
-uint32_t Be(const std::string& dotted) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, dotted.c_str(), &a), 1) << dotted;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 model::Pod MakePod(const std::string& ns, const std::string& name, const std::string& ip,
                    const std::string& node = kNode, const std::string& sa = "default") {
@@ -37,7 +34,7 @@ model::Pod MakePod(const std::string& ns, const std::string& name, const std::st
           .service_account = sa,
           .node_name = node,
           .ip = ip,
-          .ip_be = Be(ip)};
+          .ip_be = Ipv4Be(ip)};
 }
 
 class EndpointPlanTest : public ::testing::Test {
@@ -61,7 +58,7 @@ class EndpointPlanTest : public ::testing::Test {
     sb.netns = {.inode = 4026530000 + cookie,
                 .path = "/proc/" + std::to_string(sb.pid) + "/ns/net",
                 .cookie = cookie};
-    for (const std::string& ip : ips) sb.netns.ipv4_be.push_back(Be(ip));
+    for (const std::string& ip : ips) sb.netns.ipv4_be.push_back(Ipv4Be(ip));
     sb.host_ifindexes = std::move(links);
     sandboxes_["uid-" + name] = sb;
   }
@@ -93,7 +90,7 @@ TEST_F(EndpointPlanTest, LocalPodIsBoundToTheNamespaceOfItsCgroup) {
   const EndpointEntry& e = plan.endpoints.at(11);
   const uint32_t id = ids_.Get({"demo", "client-sa"});
   EXPECT_EQ(id, kFirstIdentity);
-  EXPECT_EQ(e.ep.ip4, Be("10.0.0.5"));
+  EXPECT_EQ(e.ep.ip4, Ipv4Be("10.0.0.5"));
   EXPECT_EQ(e.ep.identity, id);
   EXPECT_EQ(e.ep.flags, SHUNT_EP_F_SHORT_CIRCUIT);
   EXPECT_EQ(e.ep.pad, 0u);
@@ -103,7 +100,7 @@ TEST_F(EndpointPlanTest, LocalPodIsBoundToTheNamespaceOfItsCgroup) {
   EXPECT_EQ(e.meta.netns_inode, 4026530011u);
 
   ASSERT_THAT(plan.ipcache, SizeIs(1));
-  const shunt_ipcache_entry& ipc = plan.ipcache.at(Be("10.0.0.5"));
+  const shunt_ipcache_entry& ipc = plan.ipcache.at(Ipv4Be("10.0.0.5"));
   EXPECT_EQ(ipc.identity, id);
   EXPECT_EQ(ipc.flags, SHUNT_IPC_F_LOCAL);
 
@@ -145,8 +142,8 @@ TEST_F(EndpointPlanTest, RemotePodsOnlyGetIpcacheEntries) {
   EXPECT_THAT(plan.endpoints, IsEmpty());
   EXPECT_THAT(plan.local_pods, IsEmpty());
   ASSERT_THAT(plan.ipcache, SizeIs(1));
-  EXPECT_EQ(plan.ipcache.at(Be("10.0.1.7")).identity, kFirstIdentity);
-  EXPECT_EQ(plan.ipcache.at(Be("10.0.1.7")).flags, 0u);
+  EXPECT_EQ(plan.ipcache.at(Ipv4Be("10.0.1.7")).identity, kFirstIdentity);
+  EXPECT_EQ(plan.ipcache.at(Ipv4Be("10.0.1.7")).flags, 0u);
 }
 
 TEST_F(EndpointPlanTest, UnboundLocalPodsAreReportedAndNotLocalInIpcache) {
@@ -178,8 +175,8 @@ TEST_F(EndpointPlanTest, UnboundLocalPodsAreReportedAndNotLocalInIpcache) {
     EXPECT_EQ(plan.local_pods[0].netns_cookie, 0u) << c.description;
     EXPECT_EQ(plan.local_pods[0].netns_path, "") << c.description;
     // Still in the ipcache (policy needs its identity), but not as a local peer.
-    ASSERT_EQ(plan.ipcache.count(Be("10.0.0.5")), 1u) << c.description;
-    EXPECT_EQ(plan.ipcache.at(Be("10.0.0.5")).flags, 0u) << c.description;
+    ASSERT_EQ(plan.ipcache.count(Ipv4Be("10.0.0.5")), 1u) << c.description;
+    EXPECT_EQ(plan.ipcache.at(Ipv4Be("10.0.0.5")).flags, 0u) << c.description;
   }
 }
 
@@ -192,8 +189,8 @@ TEST_F(EndpointPlanTest, AnotherPodHoldingTheSameIpChangesNothing) {
   Sandbox("attacker", 11, {"10.0.0.6", "10.0.0.5"});
   Plan plan = Make();
   ASSERT_THAT(plan.endpoints, SizeIs(2));
-  EXPECT_EQ(plan.endpoints.at(10).ep.ip4, Be("10.0.0.5"));
-  EXPECT_EQ(plan.endpoints.at(11).ep.ip4, Be("10.0.0.6"));
+  EXPECT_EQ(plan.endpoints.at(10).ep.ip4, Ipv4Be("10.0.0.5"));
+  EXPECT_EQ(plan.endpoints.at(11).ep.ip4, Ipv4Be("10.0.0.6"));
   EXPECT_EQ(plan.local_pods[0].problem, "");
   EXPECT_EQ(plan.local_pods[1].problem, "");
 }
@@ -237,14 +234,15 @@ TEST_F(EndpointPlanTest, IdentitiesFollowNamespaceAndServiceAccount) {
   Sandbox("a1", 10, {"10.0.0.1"});
   Sandbox("b1", 11, {"10.0.0.3"});
   Plan plan = Make();
-  const uint32_t demo_a = plan.ipcache.at(Be("10.0.0.1")).identity;
-  EXPECT_EQ(plan.ipcache.at(Be("10.0.0.2")).identity, demo_a);
-  EXPECT_NE(plan.ipcache.at(Be("10.0.0.3")).identity, demo_a);
-  EXPECT_NE(plan.ipcache.at(Be("10.0.0.4")).identity, demo_a);
-  EXPECT_NE(plan.ipcache.at(Be("10.0.0.4")).identity, plan.ipcache.at(Be("10.0.0.3")).identity);
+  const uint32_t demo_a = plan.ipcache.at(Ipv4Be("10.0.0.1")).identity;
+  EXPECT_EQ(plan.ipcache.at(Ipv4Be("10.0.0.2")).identity, demo_a);
+  EXPECT_NE(plan.ipcache.at(Ipv4Be("10.0.0.3")).identity, demo_a);
+  EXPECT_NE(plan.ipcache.at(Ipv4Be("10.0.0.4")).identity, demo_a);
+  EXPECT_NE(plan.ipcache.at(Ipv4Be("10.0.0.4")).identity,
+            plan.ipcache.at(Ipv4Be("10.0.0.3")).identity);
   // The endpoint and the ipcache agree.
   EXPECT_EQ(plan.endpoints.at(10).ep.identity, demo_a);
-  EXPECT_EQ(plan.endpoints.at(11).ep.identity, plan.ipcache.at(Be("10.0.0.3")).identity);
+  EXPECT_EQ(plan.endpoints.at(11).ep.identity, plan.ipcache.at(Ipv4Be("10.0.0.3")).identity);
   EXPECT_EQ(ids_.size(), 3u);
 }
 
@@ -252,21 +250,21 @@ TEST_F(EndpointPlanTest, IdentitiesOfGonePodsAreFreedAndKeptOnesAreStable) {
   pods_ = {MakePod("demo", "a", "10.0.0.1", kNode, "a"),
            MakePod("demo", "b", "10.0.0.2", kNode, "b")};
   Plan plan = Make();
-  const uint32_t id_a = plan.ipcache.at(Be("10.0.0.1")).identity;
-  const uint32_t id_b = plan.ipcache.at(Be("10.0.0.2")).identity;
+  const uint32_t id_a = plan.ipcache.at(Ipv4Be("10.0.0.1")).identity;
+  const uint32_t id_b = plan.ipcache.at(Ipv4Be("10.0.0.2")).identity;
   ASSERT_EQ(id_a, kFirstIdentity);
   ASSERT_EQ(id_b, kFirstIdentity + 1);
 
   pods_ = {MakePod("demo", "b", "10.0.0.2", kNode, "b")};
   plan = Make();
-  EXPECT_EQ(plan.ipcache.at(Be("10.0.0.2")).identity, id_b);
+  EXPECT_EQ(plan.ipcache.at(Ipv4Be("10.0.0.2")).identity, id_b);
   EXPECT_EQ(ids_.size(), 1u);
   EXPECT_EQ(ids_.all().count({"demo", "a"}), 0u);
 
   // Service account "c" takes the freed lowest number.
   pods_.push_back(MakePod("demo", "c", "10.0.0.3", "node-b", "c"));
   plan = Make();
-  EXPECT_EQ(plan.ipcache.at(Be("10.0.0.3")).identity, id_a);
+  EXPECT_EQ(plan.ipcache.at(Ipv4Be("10.0.0.3")).identity, id_a);
 }
 
 TEST_F(EndpointPlanTest, LocalPodStatusesAreInConfigOrder) {
@@ -307,10 +305,10 @@ TEST_F(EndpointPlanTest, ADualStackPodsIpv6AddressHasItsIdentity) {
   Plan plan = Make();
   ASSERT_THAT(plan.ipcache6, SizeIs(2));
   const shunt_ipcache_entry& web = plan.ipcache6.at(local.ip6_bytes);
-  EXPECT_EQ(web.identity, plan.ipcache.at(Be("10.0.0.1")).identity);
+  EXPECT_EQ(web.identity, plan.ipcache.at(Ipv4Be("10.0.0.1")).identity);
   EXPECT_EQ(web.flags, SHUNT_IPC_F_LOCAL);
   const shunt_ipcache_entry& db = plan.ipcache6.at(remote.ip6_bytes);
-  EXPECT_EQ(db.identity, plan.ipcache.at(Be("10.0.1.1")).identity);
+  EXPECT_EQ(db.identity, plan.ipcache.at(Ipv4Be("10.0.1.1")).identity);
   EXPECT_EQ(db.flags, 0u);
   // The local pod's endpoint knows its IPv6 address (connect6 and the
   // guards compare against it); a single-stack pod's is all zero.
@@ -334,11 +332,11 @@ TEST_F(EndpointPlanTest, ANamespacesPodsTakeOnlyTheirShareOfTheIpcache) {
                         .own_netns_cookie = kOwnCookie,
                         .ipcache_per_namespace = 2},
                        ids_);
-  EXPECT_EQ(plan.ipcache.count(Be("10.0.0.1")), 1u) << "the local pod lost its entry";
-  EXPECT_EQ(plan.ipcache.count(Be("10.0.1.1")), 1u);
-  EXPECT_EQ(plan.ipcache.count(Be("10.0.1.2")), 0u);
-  EXPECT_EQ(plan.ipcache.count(Be("10.0.1.3")), 0u);
-  EXPECT_EQ(plan.ipcache.count(Be("10.0.2.1")), 1u) << "another namespace paid";
+  EXPECT_EQ(plan.ipcache.count(Ipv4Be("10.0.0.1")), 1u) << "the local pod lost its entry";
+  EXPECT_EQ(plan.ipcache.count(Ipv4Be("10.0.1.1")), 1u);
+  EXPECT_EQ(plan.ipcache.count(Ipv4Be("10.0.1.2")), 0u);
+  EXPECT_EQ(plan.ipcache.count(Ipv4Be("10.0.1.3")), 0u);
+  EXPECT_EQ(plan.ipcache.count(Ipv4Be("10.0.2.1")), 1u) << "another namespace paid";
   EXPECT_THAT(plan.over_share,
               ElementsAre("pod flood/r2: not in the ipcache: namespace flood has used its share "
                           "of 2 addresses (--ipcache-entries-per-namespace)",
@@ -351,7 +349,7 @@ TEST_F(EndpointPlanTest, ANamespacesPodsTakeOnlyTheirShareOfTheIpcache) {
                          .own_netns_cookie = kOwnCookie,
                          .ipcache_per_namespace = 1},
                         ids_);
-  EXPECT_EQ(tight.ipcache.count(Be("10.0.0.1")), 1u);
+  EXPECT_EQ(tight.ipcache.count(Ipv4Be("10.0.0.1")), 1u);
   pods_.push_back(MakePod("flood", "local2", "10.0.0.2"));
   Sandbox("local2", 12, {"10.0.0.2"});
   tight = MakePlan({.node = kNode,

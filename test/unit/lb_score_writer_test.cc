@@ -16,8 +16,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shunt/abi/service.h"
+#include "test/unit/ipv4_util.h"
 
-namespace shunt::services {
+namespace shunt::services::lb_score_test {
 namespace {
 
 using ::testing::ElementsAre;
@@ -32,16 +33,12 @@ using ScoreMap = lib::MemoryMap<shunt_backend, shunt_lb_score>;
 constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kT0 = 100'000 * kMs;
 
-uint32_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
-const BackendAddr kA{Ip("10.0.0.1"), 8080};
-const BackendAddr kB{Ip("10.0.0.2"), 8080};
-const BackendAddr kC{Ip("10.0.0.3"), 9090};
-const BackendAddr kD{Ip("10.0.0.4"), 8080};
+const BackendAddr kA{Ipv4Be("10.0.0.1"), 8080};
+const BackendAddr kB{Ipv4Be("10.0.0.2"), 8080};
+const BackendAddr kC{Ipv4Be("10.0.0.3"), 9090};
+const BackendAddr kD{Ipv4Be("10.0.0.4"), 8080};
 
 ServiceEntry Entry(const char* service, const char* vip, uint8_t lb,
                    std::vector<BackendAddr> backends) {
@@ -215,4 +212,4 @@ TEST_F(LbScoreWriterTest, FailedDeleteIsReportedAndRetriedByTheNextWrite) {
 }
 
 }  // namespace
-}  // namespace shunt::services
+}  // namespace shunt::services::lb_score_test

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shunt/abi/service.h"
+#include "test/unit/ipv4_util.h"
 
 namespace shunt::services {
 namespace {
@@ -22,11 +23,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-uint32_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 model::Service Svc(const std::string& name, const char* vip, uint16_t port = 80,
                    model::Protocol proto = model::Protocol::kTcp) {
@@ -34,7 +31,7 @@ model::Service Svc(const std::string& name, const char* vip, uint16_t port = 80,
   s.namespace_ = "shop";
   s.name = name;
   s.cluster_ip = vip;
-  s.cluster_ip_be = Ip(vip);
+  s.cluster_ip_be = Ipv4Be(vip);
   s.ports = {{.name = "http", .port = port, .protocol = proto, .target_port = 8080}};
   return s;
 }
@@ -49,7 +46,7 @@ model::EndpointSlice Slice(const std::string& svc, std::vector<std::pair<const c
   for (auto [ip, ready] : eps) {
     model::Endpoint ep;
     ep.addresses = {ip};
-    ep.addresses_be = {Ip(ip)};
+    ep.addresses_be = {Ipv4Be(ip)};
     ep.ready = ready;
     e.endpoints.push_back(ep);
   }
@@ -92,12 +89,12 @@ TEST(ServicePlanTest, ReadyEndpointsOnTheNamedPortAreTheBackends) {
   Plan p = MakePlan(o);
   ASSERT_EQ(p.entries.size(), 1u);
   const ServiceEntry& e = p.entries[0];
-  EXPECT_EQ(e.vip_be, Ip("10.96.0.10"));
+  EXPECT_EQ(e.vip_be, Ipv4Be("10.96.0.10"));
   EXPECT_EQ(e.port, 80);
   ASSERT_EQ(e.backends.size(), 2u);
-  EXPECT_EQ(e.backends[0].ip_be, Ip("10.1.0.1"));
+  EXPECT_EQ(e.backends[0].ip_be, Ipv4Be("10.1.0.1"));
   EXPECT_EQ(e.backends[0].port, 8080);
-  EXPECT_EQ(e.backends[1].ip_be, Ip("10.1.0.4"));
+  EXPECT_EQ(e.backends[1].ip_be, Ipv4Be("10.1.0.4"));
   EXPECT_THAT(e.slots, ElementsAre(0, 1));
   EXPECT_THAT(p.problems, IsEmpty());
 }
@@ -111,13 +108,13 @@ TEST(ServicePlanTest, AClusterIpThatIsAPodsAddressIsRefused) {
   victim.namespace_ = "shop";
   victim.name = "db-0";
   victim.ip = "10.1.0.7";
-  victim.ip_be = Ip("10.1.0.7");
+  victim.ip_be = Ipv4Be("10.1.0.7");
   o.pods = {victim};
   o.services = {Svc("trap", "10.1.0.7"), Svc("web", "10.96.0.10")};
   o.endpoint_slices = {Slice("trap", {{"10.1.0.1", true}}), Slice("web", {{"10.1.0.1", true}})};
   Plan p = MakePlan(o);
   ASSERT_EQ(p.entries.size(), 1u);
-  EXPECT_EQ(p.entries[0].vip_be, Ip("10.96.0.10"));
+  EXPECT_EQ(p.entries[0].vip_be, Ipv4Be("10.96.0.10"));
   ASSERT_EQ(p.problems.size(), 1u);
   EXPECT_EQ(p.problems[0].ToString(),
             "Service shop/trap: clusterIP 10.1.0.7 is the IP of Pod shop/db-0; a Service may not "
@@ -235,23 +232,23 @@ TEST(ServicePlanTest, TrafficSplitWeightsAreSharedByEachBackendsReadyEndpoints) 
   EXPECT_EQ(root.split, "shop/canary");
   ASSERT_EQ(root.slots.size(), static_cast<size_t>(SHUNT_SPLIT_SLOTS));
   auto shares = Shares(root);
-  EXPECT_EQ(shares[Ip("10.1.1.1")], 400);
-  EXPECT_EQ(shares[Ip("10.1.1.2")], 400);
-  EXPECT_EQ(shares[Ip("10.1.2.1")], 200);
+  EXPECT_EQ(shares[Ipv4Be("10.1.1.1")], 400);
+  EXPECT_EQ(shares[Ipv4Be("10.1.1.2")], 400);
+  EXPECT_EQ(shares[Ipv4Be("10.1.2.1")], 200);
 
   // A backend with no ready endpoint: its share goes to the others.
   o.endpoint_slices[1].endpoints[0].ready = false;
   p = MakePlan(o);
   shares = Shares(p.entries[0]);
-  EXPECT_EQ(shares[Ip("10.1.1.1")], 500);
-  EXPECT_EQ(shares[Ip("10.1.1.2")], 500);
+  EXPECT_EQ(shares[Ipv4Be("10.1.1.1")], 500);
+  EXPECT_EQ(shares[Ipv4Be("10.1.1.2")], 500);
   // Weight 0 sends nothing.
   o.endpoint_slices[1].endpoints[0].ready = true;
   o.traffic_splits[0].backends = {{"web-v1", 0}, {"web-v2", 100}};
   p = MakePlan(o);
   shares = Shares(p.entries[0]);
   EXPECT_EQ(shares.size(), 1u);
-  EXPECT_EQ(shares[Ip("10.1.2.1")], 1000);
+  EXPECT_EQ(shares[Ipv4Be("10.1.2.1")], 1000);
 }
 
 TEST(ServicePlanTest, SplitProblemsAreNamed) {
@@ -386,9 +383,9 @@ TEST(ServicePlanBalancerTest, TrafficSplitRootIsRandomOverWeightedSlotsEvenWhenA
   ASSERT_EQ(e.slots.size(), static_cast<size_t>(SHUNT_SPLIT_SLOTS));
   auto shares = Shares(e);
   EXPECT_EQ(shares.size(), 3u);  // the root's own endpoint is not a split backend
-  EXPECT_EQ(shares[Ip("10.1.1.1")], 250);
-  EXPECT_EQ(shares[Ip("10.1.1.2")], 250);
-  EXPECT_EQ(shares[Ip("10.1.2.1")], 500);
+  EXPECT_EQ(shares[Ipv4Be("10.1.1.1")], 250);
+  EXPECT_EQ(shares[Ipv4Be("10.1.1.2")], 250);
+  EXPECT_EQ(shares[Ipv4Be("10.1.2.1")], 500);
   // The split's backends, addressed directly, are not split: the default.
   EXPECT_EQ(p.entries[1].service, "shop/web-v1");
   EXPECT_EQ(p.entries[1].lb, SHUNT_LB_P2C_EWMA);

@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shunt/abi/service.h"
+#include "test/unit/ipv4_util.h"
 
 namespace shunt::services {
 namespace {
@@ -33,20 +34,16 @@ using ::testing::SizeIs;
 using ServiceMap = lib::MemoryMap<shunt_svc_key, shunt_svc_value>;
 using SlotMap = lib::MemoryMap<shunt_slot_key, shunt_backend>;
 
-uint32_t Ip(const char* s) {
-  in_addr a{};
-  inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
-Backend B(const char* ip, uint16_t port = 8080) { return {.ip_be = Ip(ip), .port = port}; }
+Backend B(const char* ip, uint16_t port = 8080) { return {.ip_be = Ipv4Be(ip), .port = port}; }
 
 // A service entry whose slot table is `slots` (indices into `backends`); by
 // default one slot per backend.
 ServiceEntry Entry(const std::string& service, const char* vip, std::vector<Backend> backends,
                    std::vector<uint32_t> slots = {}, uint8_t lb = SHUNT_LB_RANDOM,
                    uint16_t port = 80) {
-  ServiceEntry e{.service = service, .port_name = "http", .vip_be = Ip(vip), .port = port};
+  ServiceEntry e{.service = service, .port_name = "http", .vip_be = Ipv4Be(vip), .port = port};
   e.lb = lb;
   e.backends = std::move(backends);
   if (slots.empty())
@@ -62,7 +59,7 @@ ServiceEntry Big(const std::string& service, const char* vip, const char* ip1, c
 
 shunt_svc_key SvcKey(const char* vip, uint16_t port = 80, uint8_t proto = 6) {
   shunt_svc_key k{};
-  k.vip = Ip(vip);
+  k.vip = Ipv4Be(vip);
   k.port = htons(port);
   k.proto = proto;
   return k;
@@ -232,7 +229,7 @@ TEST_F(ServiceWriterTest, RemovedServiceLosesItsEntryBeforeItsTable) {
   EXPECT_EQ(slots_->size(), 0u);
   EXPECT_EQ(Seen("10.96.0.2"), Want(db)) << "the other service is untouched";
   EXPECT_EQ(writer_.services(), 1u);
-  EXPECT_EQ(writer_.SvcId(Ip("10.96.0.1"), 80, 6), 0u);
+  EXPECT_EQ(writer_.SvcId(Ipv4Be("10.96.0.1"), 80, 6), 0u);
 }
 
 TEST_F(ServiceWriterTest, SmallTablesLiveInTheServiceEntry) {
@@ -289,7 +286,8 @@ TEST_F(ServiceWriterTest, LoadAdoptsAnEarlierAgentsMapsAndRemovesAnOrphanTable) 
   // pointing web at it.
   for (uint32_t i = 0; i < 3; ++i)
     ASSERT_TRUE(
-        slots_->Update(shunt_slot_key{90, i}, shunt_backend{Ip("10.0.0.5"), htons(80), 0}).ok());
+        slots_->Update(shunt_slot_key{90, i}, shunt_backend{Ipv4Be("10.0.0.5"), htons(80), 0})
+            .ok());
   Clear();
 
   ServiceWriter writer(services_, slots_);
@@ -297,7 +295,7 @@ TEST_F(ServiceWriterTest, LoadAdoptsAnEarlierAgentsMapsAndRemovesAnOrphanTable) 
   EXPECT_EQ(writer.services(), 3u);
   EXPECT_THAT(timeline_, ElementsAre("slot- 90/0", "slot- 90/1", "slot- 90/2"));
   EXPECT_EQ(slots_->size(), 12u);
-  EXPECT_EQ(writer.SvcId(Ip("10.96.0.1"), 80, 6), web_id);
+  EXPECT_EQ(writer.SvcId(Ipv4Be("10.96.0.1"), 80, 6), web_id);
 
   // The same plan: nothing to do.
   Clear();
@@ -380,9 +378,9 @@ TEST_F(ServiceWriterTest, SvcIdIsStablePerServicePortAndProtocol) {
   web_udp.proto = 17;
   const ServiceEntry db = Entry("shop/db", "10.96.0.2", {B("10.0.0.9", 5432)});
   writer_.Apply({.entries = {web, web_udp, db}});
-  const uint32_t id = writer_.SvcId(Ip("10.96.0.1"), 80, 6);
-  const uint32_t udp_id = writer_.SvcId(Ip("10.96.0.1"), 80, 17);
-  const uint32_t db_id = writer_.SvcId(Ip("10.96.0.2"), 80, 6);
+  const uint32_t id = writer_.SvcId(Ipv4Be("10.96.0.1"), 80, 6);
+  const uint32_t udp_id = writer_.SvcId(Ipv4Be("10.96.0.1"), 80, 17);
+  const uint32_t db_id = writer_.SvcId(Ipv4Be("10.96.0.2"), 80, 6);
   EXPECT_NE(id, 0u);
   EXPECT_NE(id, udp_id);
   EXPECT_NE(id, db_id);
@@ -398,13 +396,13 @@ TEST_F(ServiceWriterTest, SvcIdIsStablePerServicePortAndProtocol) {
   writer_.Apply({.entries = {web, web_udp, db}});
   EXPECT_EQ(Value("10.96.0.1").svc_id, id);
   writer_.Apply({.entries = {web_udp, db}});
-  EXPECT_EQ(writer_.SvcId(Ip("10.96.0.1"), 80, 6), 0u);
+  EXPECT_EQ(writer_.SvcId(Ipv4Be("10.96.0.1"), 80, 6), 0u);
   writer_.Apply({.entries = {web, web_udp, db}});
   EXPECT_EQ(Value("10.96.0.1").svc_id, id);
-  web.vip_be = Ip("10.96.0.9");
+  web.vip_be = Ipv4Be("10.96.0.9");
   writer_.Apply({.entries = {db, web}});
   EXPECT_EQ(Value("10.96.0.9").svc_id, id);
-  EXPECT_EQ(writer_.SvcId(Ip("10.96.0.9"), 80, 6), id);
+  EXPECT_EQ(writer_.SvcId(Ipv4Be("10.96.0.9"), 80, 6), id);
   EXPECT_EQ(Value("10.96.0.2").svc_id, db_id);
 }
 

@@ -44,14 +44,6 @@ std::string Config(const std::string& bind, const std::string& bind_opts,
       backend, server_opts, "\n");
 }
 
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  f << text;
-  f.close();
-  if (!f) return lib::ErrnoStatus(errno, absl::StrCat("write ", path));
-  return absl::OkStatus();
-}
-
 std::string ReadText(const std::string& path) {
   std::ifstream f(path);
   std::stringstream s;
@@ -100,6 +92,14 @@ absl::Status WaitListening(pid_t pid, uint16_t port, const std::string& log) {
 }
 
 }  // namespace
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  f.close();
+  if (!f) return lib::ErrnoStatus(errno, absl::StrCat("write ", path));
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
     e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server, uint16_t app_port,

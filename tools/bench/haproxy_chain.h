@@ -64,4 +64,7 @@ class HaproxyChain {
   bool stopped_ = false;
 };
 
+// Writes a file of the bench (a configuration, a certificate and its key).
+absl::Status WriteText(const std::string& path, const std::string& text);
+
 }  // namespace shunt::bench

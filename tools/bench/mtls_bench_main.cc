@@ -86,13 +86,6 @@ uint64_t RssKib(pid_t pid) {
   return 0;
 }
 
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  f << text;
-  f.close();
-  return f ? absl::OkStatus() : absl::InternalError("write " + path);
-}
-
 class MtlsBench {
  public:
   explicit MtlsBench(Options o) : o_(o) {}

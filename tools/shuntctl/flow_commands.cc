@@ -14,8 +14,6 @@
 namespace shunt::ctl {
 namespace {
 
-std::string Str(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
 struct Filter {
   std::string from, to, verdict, path, state;
   int port = -1;

@@ -277,6 +277,8 @@ absl::StatusOr<Json> DumpMeta(const MapSet& m) {
 
 }  // namespace
 
+std::string Str(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
 std::string Ipv4(uint32_t be) {
   char buf[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &be, buf, sizeof(buf));

@@ -21,6 +21,9 @@ using Json = nlohmann::ordered_json;
 
 std::string Ipv4(uint32_t be);
 
+// A value as a table shows it: a string without its quotes, anything else as JSON.
+std::string Str(const Json& v);
+
 // The maps the decoders read: the pinned ones (DumpMap of PinnedMaps below)
 // or in-memory ones (tests, the fuzzer). Every member must be set.
 using SockhashEntry = std::pair<shunt_sock_key, std::optional<uint64_t>>;

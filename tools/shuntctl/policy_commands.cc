@@ -18,8 +18,6 @@
 namespace shunt::ctl {
 namespace {
 
-std::string Str(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
 std::string Clock(int64_t ns) {
   const time_t secs = static_cast<time_t>(ns / 1000000000);
   tm t{};
