@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/mesh_fixture.h"
+#include "test/e2e/harness/sanitizers.h"
 
 namespace shunt::e2e {
 namespace {
@@ -351,7 +352,8 @@ spec:
   rules: [{kind: TCPRoute, name: store-port}]
 )";
   int applied = 0;
-  for (int i = 0; i < 1000; ++i) {
+  const int updates = Repeats(1000);
+  for (int i = 0; i < updates; ++i) {
     std::string y = grant;
     y.replace(y.find("sa-N"), 4, "sa-" + std::to_string(i % 7));
     absl::Status st = node_->ApplyConfigFile("churn.yaml", i % 2 ? "" : y);
@@ -362,9 +364,9 @@ spec:
   stop = true;
   client.join();
   acceptor.join();
-  EXPECT_EQ(applied, 1000);
+  EXPECT_EQ(applied, updates);
   EXPECT_EQ(refused.load(), 0) << "an allowed connection was refused during a policy update";
-  EXPECT_GT(ok.load(), 1000);
+  EXPECT_GT(ok.load(), updates);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_DENIED), 0u);
 }
 
