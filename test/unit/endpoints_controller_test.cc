@@ -23,6 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "shunt/abi/endpoint.h"
 #include "test/unit/fake_endpoint_maps.h"
+#include "test/unit/ipv4_util.h"
 #include "test/unit/yaml_objects.h"
 
 namespace shunt::endpoints {
@@ -39,11 +40,7 @@ using TcMap = lib::MemoryMap<__u32, shunt_tc_endpoint>;
 
 constexpr uint64_t kOwnCookie = 1;
 
-uint32_t Be(const char* dotted) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, dotted, &a), 1) << dotted;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 // The machine's pod sandboxes as the test sets them; counts its probes.
 class FakeScanner : public netns::NamespaceScanner {
@@ -82,7 +79,7 @@ class FakeScanner : public netns::NamespaceScanner {
                       .netns = {.inode = inode,
                                 .path = "/proc/" + std::to_string(pid) + "/ns/net",
                                 .cookie = cookie,
-                                .ipv4_be = {Be(ip)}},
+                                .ipv4_be = {Ipv4Be(ip)}},
                       .host_ifindexes = {host_ifindex}};
   }
 
@@ -192,7 +189,7 @@ TEST_F(EndpointsControllerTest, LocalPodsReachTheMapsAndTheirVethsAreGuarded) {
 
   ASSERT_THAT(maps_->endpoints, SizeIs(2));
   const EndpointEntry& web = maps_->endpoints.at(11);
-  EXPECT_EQ(web.ep.ip4, Be("10.0.0.1"));
+  EXPECT_EQ(web.ep.ip4, Ipv4Be("10.0.0.1"));
   EXPECT_EQ(web.ep.identity, Identity("web"));
   EXPECT_STREQ(web.meta.name, "web-1");
   EXPECT_EQ(web.meta.netns_inode, 4026532001u);
@@ -200,16 +197,16 @@ TEST_F(EndpointsControllerTest, LocalPodsReachTheMapsAndTheirVethsAreGuarded) {
 
   // Every pod is in the ipcache; only local ones with a namespace are LOCAL.
   ASSERT_THAT(maps_->ipcache, SizeIs(3));
-  EXPECT_EQ(maps_->ipcache.at(Be("10.0.0.1")).flags, SHUNT_IPC_F_LOCAL);
-  EXPECT_EQ(maps_->ipcache.at(Be("10.0.0.2")).flags, SHUNT_IPC_F_LOCAL);
-  EXPECT_EQ(maps_->ipcache.at(Be("10.0.1.1")).flags, 0u);
-  EXPECT_EQ(maps_->ipcache.at(Be("10.0.1.1")).identity, Identity("web"));
+  EXPECT_EQ(maps_->ipcache.at(Ipv4Be("10.0.0.1")).flags, SHUNT_IPC_F_LOCAL);
+  EXPECT_EQ(maps_->ipcache.at(Ipv4Be("10.0.0.2")).flags, SHUNT_IPC_F_LOCAL);
+  EXPECT_EQ(maps_->ipcache.at(Ipv4Be("10.0.1.1")).flags, 0u);
+  EXPECT_EQ(maps_->ipcache.at(Ipv4Be("10.0.1.1")).identity, Identity("web"));
 
   // Only the veth whose peer is in the pod's namespace is guarded.
   EXPECT_THAT(tc_syncs_, ElementsAre(std::set<int>{21}));
   ASSERT_THAT(tc_map_->entries(), SizeIs(1));
   EXPECT_EQ(tc_map_->entries().begin()->first, 21u);
-  EXPECT_EQ(tc_map_->entries().begin()->second.ip4, Be("10.0.0.1"));
+  EXPECT_EQ(tc_map_->entries().begin()->second.ip4, Ipv4Be("10.0.0.1"));
   EXPECT_EQ(tc_map_->entries().begin()->second.identity, Identity("web"));
 
   const nlohmann::json pods = Status()["local_pods"];
@@ -232,7 +229,7 @@ status: {podIP: 10.0.0.2}
 )";
   EXPECT_EQ(Reconcile(objects_.Publish(web_gone)), 0u);
   EXPECT_THAT(maps_->endpoints, ElementsAre(Pair(12, ::testing::_)));
-  EXPECT_THAT(maps_->ipcache, ElementsAre(Pair(Be("10.0.0.2"), ::testing::_)));
+  EXPECT_THAT(maps_->ipcache, ElementsAre(Pair(Ipv4Be("10.0.0.2"), ::testing::_)));
   EXPECT_THAT(tc_syncs_, ElementsAre(std::set<int>{21}, std::set<int>{}));
   EXPECT_THAT(tc_map_->entries(), IsEmpty());
 }
@@ -249,8 +246,8 @@ TEST_F(EndpointsControllerTest, APodInNoNamespaceIsReportedNotMeshed) {
               ElementsAre("pod demo/late-1: not meshed: no kubelet cgroup for uid u-late-1 (yet)"));
   EXPECT_THAT(maps_->endpoints, SizeIs(2));
   // Its peers still know who it is; they do not treat it as local.
-  EXPECT_EQ(maps_->ipcache.at(Be("10.0.0.3")).flags, 0u);
-  EXPECT_EQ(maps_->ipcache.at(Be("10.0.0.3")).identity, Identity("late"));
+  EXPECT_EQ(maps_->ipcache.at(Ipv4Be("10.0.0.3")).flags, 0u);
+  EXPECT_EQ(maps_->ipcache.at(Ipv4Be("10.0.0.3")).identity, Identity("late"));
   std::string metrics;
   controller_->AddMetrics(metrics);
   EXPECT_THAT(metrics, HasSubstr("shunt_local_pods{state=\"not_meshed\"} 1\n"));
@@ -341,7 +338,8 @@ TEST_F(EndpointsControllerTest, TcErrorsAreCountedAndShown) {
 
 TEST_F(EndpointsControllerTest, AnEarlierAgentsGuardsAreTakenOver) {
   // A guard of an earlier agent on a veth no pod has any more.
-  ASSERT_TRUE(tc_map_->Update(77, shunt_tc_endpoint{.ip4 = Be("10.0.0.7"), .identity = 300}).ok());
+  ASSERT_TRUE(
+      tc_map_->Update(77, shunt_tc_endpoint{.ip4 = Ipv4Be("10.0.0.7"), .identity = 300}).ok());
   Start();
   ASSERT_EQ(Reconcile(objects_.Publish(kPods)), 0u);
   EXPECT_THAT(tc_map_->entries(), ElementsAre(Pair(21u, ::testing::_)));

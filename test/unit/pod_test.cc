@@ -12,6 +12,7 @@
 #include "agent/model/namespace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/ipv4_util.h"
 #include "test/unit/yaml_doc.h"
 #include "yaml-cpp/yaml.h"
 
@@ -37,11 +38,7 @@ absl::StatusOr<Pod> Parse(const std::string& yaml) {
   return ParsePod(shunt::testing::YamlDoc(yaml));
 }
 
-uint32_t Be(const char* dotted) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, dotted, &a), 1) << dotted;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 TEST(ParsePodTest, ValidPodHasEveryField) {
   absl::StatusOr<Pod> pod = Parse(kValidPod);
@@ -51,7 +48,7 @@ TEST(ParsePodTest, ValidPodHasEveryField) {
   EXPECT_EQ(pod->service_account, "client-sa");
   EXPECT_EQ(pod->node_name, "node-a");
   EXPECT_EQ(pod->ip, "10.1.2.3");
-  EXPECT_EQ(pod->ip_be, Be("10.1.2.3"));
+  EXPECT_EQ(pod->ip_be, Ipv4Be("10.1.2.3"));
   EXPECT_FALSE(pod->host_network);
   EXPECT_EQ(pod->Key(), "demo/client");
 }

@@ -10,6 +10,7 @@
 #include "agent/model/service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/ipv4_util.h"
 #include "test/unit/yaml_doc.h"
 
 namespace shunt::model {
@@ -18,11 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-uint32_t Be(const char* ip) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, ip, &a), 1) << ip;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 // The message of a failed parse with the expected code; "OK" if it parsed.
 template <typename T>
@@ -100,7 +97,7 @@ spec:
       .type = ServiceType::kClusterIp,
       .headless = false,
       .cluster_ip = "10.96.12.34",
-      .cluster_ip_be = Be("10.96.12.34"),
+      .cluster_ip_be = Ipv4Be("10.96.12.34"),
       .ports = {{.name = "http",
                  .port = 80,
                  .protocol = Protocol::kTcp,
@@ -173,7 +170,7 @@ TEST(ServiceTest, DualStackUsesTheIpv4Address) {
       "clusterIP: 'fd00::10', clusterIPs: ['fd00::10', 10.96.0.10], ports: [{port: 80}]"));
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->cluster_ip, "10.96.0.10");
-  EXPECT_EQ(s->cluster_ip_be, Be("10.96.0.10"));
+  EXPECT_EQ(s->cluster_ip_be, Ipv4Be("10.96.0.10"));
 
   auto only_list = Svc(SvcWithSpec("clusterIPs: [10.96.0.11, 'fd00::11'], ports: [{port: 80}]"));
   ASSERT_TRUE(only_list.ok()) << only_list.status();
@@ -354,7 +351,7 @@ ports:
       .name = "web-abc12",
       .service_name = "web",
       .endpoints = {{.addresses = {"10.244.1.5"},
-                     .addresses_be = {Be("10.244.1.5")},
+                     .addresses_be = {Ipv4Be("10.244.1.5")},
                      .ready = true,
                      .serving = true,
                      .terminating = false,
@@ -363,7 +360,7 @@ ports:
                          EndpointTargetRef{
                              .kind = "Pod", .namespace_ = "demo", .name = "web-7d9f-x2x7k"}},
                     {.addresses = {"10.244.2.6", "10.244.2.7"},
-                     .addresses_be = {Be("10.244.2.6"), Be("10.244.2.7")},
+                     .addresses_be = {Ipv4Be("10.244.2.6"), Ipv4Be("10.244.2.7")},
                      .ready = false,
                      .serving = true,
                      .terminating = true,

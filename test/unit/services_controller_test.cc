@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "shunt/abi/flow.h"
 #include "shunt/abi/service.h"
+#include "test/unit/ipv4_util.h"
 #include "test/unit/yaml_objects.h"
 
 namespace shunt::services {
@@ -38,11 +39,7 @@ using ScoreMap = lib::MemoryMap<shunt_backend, shunt_lb_score>;
 
 constexpr int64_t kMs = 1'000'000;
 
-uint32_t Be(const char* dotted) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, dotted, &a), 1) << dotted;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 // "10.0.0.1:8080" for a kernel backend (port in network order).
 std::string Addr(const shunt_backend& b) {
@@ -113,8 +110,8 @@ class ServicesControllerTest : public ::testing::Test {
   // of `latency_ns` each, as the kernel reports it.
   void FinishedFlow(const char* server, uint16_t client_port, int responses, uint64_t latency_ns) {
     telemetry::FlowRecord f{};
-    f.key.client_ip4 = Be("10.0.1.1");
-    f.key.server_ip4 = Be(server);
+    f.key.client_ip4 = Ipv4Be("10.0.1.1");
+    f.key.server_ip4 = Ipv4Be(server);
     f.key.client_port = htons(client_port);
     f.key.server_port = htons(8080);
     f.end_ns = static_cast<uint64_t>(clock_.MonotonicNs());
@@ -151,7 +148,7 @@ TEST_F(ServicesControllerTest, AServiceAndItsSliceBecomeAnEntryAndSlots) {
   EXPECT_EQ(Reconcile(objects_.Publish(kWeb)), 0u);
   ASSERT_THAT(services_map_->entries(), SizeIs(1));
   const auto& [key, value] = *services_map_->entries().begin();
-  EXPECT_EQ(key.vip, Be("10.96.0.10"));
+  EXPECT_EQ(key.vip, Ipv4Be("10.96.0.10"));
   EXPECT_EQ(ntohs(key.port), 80);
   EXPECT_EQ(key.proto, IPPROTO_TCP);
   EXPECT_EQ(value.slots, 5u);

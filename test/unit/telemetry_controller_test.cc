@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "shunt/abi/flow.h"
+#include "test/unit/ipv4_util.h"
 #include "test/unit/yaml_objects.h"
 
 namespace shunt::telemetry {
@@ -30,11 +31,7 @@ using ::testing::SizeIs;
 
 constexpr int64_t kSec = 1'000'000'000;
 
-uint32_t Be(const char* dotted) {
-  in_addr a{};
-  EXPECT_EQ(inet_pton(AF_INET, dotted, &a), 1) << dotted;
-  return a.s_addr;
-}
+using test_util::Ipv4Be;
 
 // Pod web-1 (10.0.0.1, sa web) and api-1 (10.0.0.2, sa api), and a grant
 // from web to api on 8080.
@@ -90,8 +87,8 @@ class TelemetryControllerTest : public ::testing::Test {
   // by the kernel's (monotonic) clock.
   FlowRecord Flow(uint16_t client_port) const {
     FlowRecord f{};
-    f.key.client_ip4 = Be("10.0.0.1");
-    f.key.server_ip4 = Be("10.0.0.2");
+    f.key.client_ip4 = Ipv4Be("10.0.0.1");
+    f.key.server_ip4 = Ipv4Be("10.0.0.2");
     f.key.client_port = htons(client_port);
     f.key.server_port = htons(8080);
     f.end_ns = static_cast<uint64_t>(clock_.MonotonicNs());
