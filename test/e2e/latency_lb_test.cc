@@ -23,7 +23,7 @@ namespace shunt::e2e {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr char kVip[] = "10.96.0.20";
+constexpr char kLbVip[] = "10.96.0.20";
 
 class LatencyLbTest : public MeshTest {
  protected:
@@ -49,7 +49,7 @@ class LatencyLbTest : public MeshTest {
     std::string y = absl::StrCat(
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: demo\n",
         annotation.empty() ? "" : absl::StrCat("  annotations: {", annotation, "}\n"),
-        "spec:\n  clusterIP: ", kVip, "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n",
+        "spec:\n  clusterIP: ", kLbVip, "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n",
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n"
         "  namespace: demo\n  labels: {kubernetes.io/service-name: web}\naddressType: IPv4\n"
         "ports: [{name: http, port: 8080, protocol: TCP}]\nendpoints:\n");
@@ -108,7 +108,7 @@ class LatencyLbTest : public MeshTest {
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(80);
-        inet_pton(AF_INET, kVip, &a.sin_addr);
+        inet_pton(AF_INET, kLbVip, &a.sin_addr);
         char buf[8];
         pollfd q{s.get(), POLLIN, 0};
         if (connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
@@ -216,7 +216,7 @@ TEST_F(LatencyLbTest, ASlowBackendLosesItsShareWithinFiveSecondsAndGetsItBack) {
   // the scores the agent wrote, the slow backend's the highest.
   ASSERT_OK_AND_ASSIGN(auto dump, CtlJson("--bpffs " + node_->bpffs() + " maps dump services"));
   ASSERT_EQ(dump.size(), 1u) << dump.dump();
-  EXPECT_EQ(dump[0]["address"], absl::StrCat(kVip, ":80"));
+  EXPECT_EQ(dump[0]["address"], absl::StrCat(kLbVip, ":80"));
   EXPECT_EQ(dump[0]["balancer"], "p2c-ewma");
   EXPECT_EQ(dump[0]["table"], "inline");
   EXPECT_EQ(dump[0]["backends"].size(), 3u) << dump.dump();

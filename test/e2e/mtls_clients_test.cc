@@ -14,17 +14,11 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "test/e2e/harness/files.h"
 #include "test/e2e/harness/mtls_fixture.h"
 
 namespace shunt::e2e {
 namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class MtlsClientsTest : public MtlsMeshTest {
  protected:

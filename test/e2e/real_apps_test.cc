@@ -10,17 +10,11 @@
 #include "agent/lib/status_macros.h"
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/eventually.h"
+#include "test/e2e/harness/files.h"
 #include "test/e2e/harness/mesh_fixture.h"
 
 namespace shunt::e2e {
 namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 class RealAppsTest : public MeshTest {
  protected:

@@ -22,7 +22,7 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
 constexpr char kNode[] = "node-a";
-constexpr uint64_t kOwnCookie = 1;
+constexpr uint64_t kPlanCookie = 1;
 
 using test_util::Ipv4Be;
 
@@ -45,7 +45,7 @@ class EndpointPlanTest : public ::testing::Test {
                           .pods = &pods_,
                           .namespaces = &namespaces_,
                           .sandboxes = &sandboxes_,
-                          .own_netns_cookie = kOwnCookie},
+                          .own_netns_cookie = kPlanCookie},
                          ids_);
     ids_.Retain(plan.identities);
     return plan;
@@ -158,7 +158,7 @@ TEST_F(EndpointPlanTest, UnboundLocalPodsAreReportedAndNotLocalInIpcache) {
        "no kubelet cgroup for uid uid-p under /cg (yet)"},
       {"its namespace lacks the IP", [&] { Sandbox("p", 10, {"10.0.0.6"}); },
        "its network namespace (process 110 of /cg/podp) does not hold status.podIP 10.0.0.5"},
-      {"in the node's namespace", [&] { Sandbox("p", kOwnCookie, {"10.0.0.5"}); },
+      {"in the node's namespace", [&] { Sandbox("p", kPlanCookie, {"10.0.0.5"}); },
        "its sandbox process 101 is in the node's own network namespace"},
       {"no uid", [&] { pods_[0].uid.clear(); },
        "metadata.uid is missing: a local pod is bound to its network namespace through the "
@@ -329,7 +329,7 @@ TEST_F(EndpointPlanTest, ANamespacesPodsTakeOnlyTheirShareOfTheIpcache) {
   Plan plan = MakePlan({.node = kNode,
                         .pods = &pods_,
                         .sandboxes = &sandboxes_,
-                        .own_netns_cookie = kOwnCookie,
+                        .own_netns_cookie = kPlanCookie,
                         .ipcache_per_namespace = 2},
                        ids_);
   EXPECT_EQ(plan.ipcache.count(Ipv4Be("10.0.0.1")), 1u) << "the local pod lost its entry";
@@ -346,7 +346,7 @@ TEST_F(EndpointPlanTest, ANamespacesPodsTakeOnlyTheirShareOfTheIpcache) {
   Plan tight = MakePlan({.node = kNode,
                          .pods = &pods_,
                          .sandboxes = &sandboxes_,
-                         .own_netns_cookie = kOwnCookie,
+                         .own_netns_cookie = kPlanCookie,
                          .ipcache_per_namespace = 1},
                         ids_);
   EXPECT_EQ(tight.ipcache.count(Ipv4Be("10.0.0.1")), 1u);
@@ -355,7 +355,7 @@ TEST_F(EndpointPlanTest, ANamespacesPodsTakeOnlyTheirShareOfTheIpcache) {
   tight = MakePlan({.node = kNode,
                     .pods = &pods_,
                     .sandboxes = &sandboxes_,
-                    .own_netns_cookie = kOwnCookie,
+                    .own_netns_cookie = kPlanCookie,
                     .ipcache_per_namespace = 1},
                    ids_);
   ASSERT_EQ(tight.local_pods.size(), 2u);

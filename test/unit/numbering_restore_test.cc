@@ -44,8 +44,8 @@ shunt_rule_meta RuleMeta(const std::string& ns, const std::string& name) {
   return m;
 }
 
-EndpointEntry Endpoint(const std::string& ns, const std::string& pod, const std::string& sa,
-                       uint32_t identity) {
+EndpointEntry RestoredEndpoint(const std::string& ns, const std::string& pod, const std::string& sa,
+                               uint32_t identity) {
   EndpointEntry e;
   e.ep.identity = identity;
   Copy(e.meta.namespace_, ns);
@@ -73,7 +73,7 @@ TEST_F(NumberingRestoreTest, NumbersInTheMapsAreAdoptedAgain) {
   ASSERT_TRUE(identity_meta_.Update(257, IdentityMeta("demo", "api")).ok());
   // A pod's identity that no name entry has (an agent stopped between the
   // two writes) is adopted from the endpoint.
-  endpoints_.endpoints[11] = Endpoint("demo", "late-1", "late", 301);
+  endpoints_.endpoints[11] = RestoredEndpoint("demo", "late-1", "late", 301);
   ASSERT_TRUE(rule_meta_.Update(260, RuleMeta("demo", "web-to-api")).ok());
 
   EXPECT_THAT(Restore(), IsEmpty());
@@ -89,8 +89,10 @@ TEST_F(NumberingRestoreTest, NumbersInTheMapsAreAdoptedAgain) {
 
 TEST_F(NumberingRestoreTest, TheNameMapWinsOverAnEndpointThatDisagrees) {
   ASSERT_TRUE(identity_meta_.Update(300, IdentityMeta("demo", "web")).ok());
-  endpoints_.endpoints[11] = Endpoint("demo", "web-1", "web", 310);  // the pair has a number
-  endpoints_.endpoints[12] = Endpoint("demo", "api-1", "api", 300);  // the number has a pair
+  endpoints_.endpoints[11] =
+      RestoredEndpoint("demo", "web-1", "web", 310);  // the pair has a number
+  endpoints_.endpoints[12] =
+      RestoredEndpoint("demo", "api-1", "api", 300);  // the number has a pair
   EXPECT_THAT(Restore(), IsEmpty());
   EXPECT_EQ(identities_.Get({"demo", "web"}), 300u);
   EXPECT_NE(identities_.Get({"demo", "api"}), 300u);
@@ -99,7 +101,7 @@ TEST_F(NumberingRestoreTest, TheNameMapWinsOverAnEndpointThatDisagrees) {
 
 TEST_F(NumberingRestoreTest, AMapThatCannotBeReadIsNamedAndTheRestStillCount) {
   ASSERT_TRUE(identity_meta_.Update(300, IdentityMeta("demo", "web")).ok());
-  endpoints_.endpoints[11] = Endpoint("demo", "api-1", "api", 301);
+  endpoints_.endpoints[11] = RestoredEndpoint("demo", "api-1", "api", 301);
   ASSERT_TRUE(rule_meta_.Update(260, RuleMeta("demo", "web-to-api")).ok());
   identity_meta_.FailReads(true);
   rule_meta_.FailReads(true);
@@ -129,7 +131,7 @@ TEST_F(NumberingRestoreTest, ANameThatFillsItsFieldEndsWithIt) {
   shunt_rule_meta r = RuleMeta("", "web-to-api");
   std::memset(r.namespace_, 'n', sizeof(r.namespace_));
   ASSERT_TRUE(rule_meta_.Update(260, r).ok());
-  EndpointEntry e = Endpoint("", "api-1", "api", 301);
+  EndpointEntry e = RestoredEndpoint("", "api-1", "api", 301);
   std::memset(e.meta.namespace_, 'n', sizeof(e.meta.namespace_));
   endpoints_.endpoints[11] = e;
 

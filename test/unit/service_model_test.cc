@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/unit/ipv4_util.h"
+#include "test/unit/parse_error.h"
 #include "test/unit/yaml_doc.h"
 
 namespace shunt::model {
@@ -21,14 +22,7 @@ using ::testing::IsEmpty;
 
 using test_util::Ipv4Be;
 
-// The message of a failed parse with the expected code; "OK" if it parsed.
-template <typename T>
-std::string ErrorOf(const absl::StatusOr<T>& s,
-                    absl::StatusCode code = absl::StatusCode::kInvalidArgument) {
-  if (s.ok()) return "OK";
-  EXPECT_EQ(s.status().code(), code) << s.status();
-  return std::string(s.status().message());
-}
+using shunt::testing::ErrorOf;
 template <typename T>
 std::string SkipOf(const absl::StatusOr<T>& s) {
   return ErrorOf(s, absl::StatusCode::kUnimplemented);

@@ -25,7 +25,7 @@
 #include "test/unit/ipv4_util.h"
 #include "test/unit/yaml_objects.h"
 
-namespace shunt::services {
+namespace shunt::services::controller_test {
 namespace {
 
 using ::testing::HasSubstr;
@@ -255,4 +255,4 @@ TEST_F(ServicesControllerTest, ExplainNamesAnUnknownService) {
 }
 
 }  // namespace
-}  // namespace shunt::services
+}  // namespace shunt::services::controller_test

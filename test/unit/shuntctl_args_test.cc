@@ -23,7 +23,7 @@ absl::StatusOr<Options> Parse(std::vector<const char*> args) {
 }
 
 // The parse of a command line that must succeed.
-Options Ok(std::vector<const char*> args) {
+Options Parsed(std::vector<const char*> args) {
   auto o = Parse(std::move(args));
   EXPECT_TRUE(o.ok()) << o.status();
   return o.ok() ? *o : Options{};
@@ -52,14 +52,14 @@ TEST(ShuntctlArgsTest, PrefixOfACommandFlagIsNotTheFlag) {
 }
 
 TEST(ShuntctlArgsTest, GlobalFlagsInBothFormsBeforeOrAfterTheCommand) {
-  Options a = Ok({"--bpffs", "/sys/fs/bpf/shunt-demo", "endpoints"});
+  Options a = Parsed({"--bpffs", "/sys/fs/bpf/shunt-demo", "endpoints"});
   EXPECT_EQ(a.bpffs, "/sys/fs/bpf/shunt-demo");
   EXPECT_EQ(a.api_socket, "/run/shunt/agent.sock");
   EXPECT_THAT(a.args, ElementsAre("endpoints"));
-  Options b = Ok({"status", "--bpffs=/b", "--api-socket=/s.sock"});
+  Options b = Parsed({"status", "--bpffs=/b", "--api-socket=/s.sock"});
   EXPECT_EQ(b.bpffs, "/b");
   EXPECT_EQ(b.api_socket, "/s.sock");
-  Options c = Ok({"--api-socket", "/s.sock", "drops", "-o", "json"});
+  Options c = Parsed({"--api-socket", "/s.sock", "drops", "-o", "json"});
   EXPECT_EQ(c.api_socket, "/s.sock");
   EXPECT_TRUE(c.json);
 }
@@ -70,47 +70,47 @@ TEST(ShuntctlArgsTest, OutputFormat) {
                                         {"status", "--output", "json"},
                                         {"status", "--output=json"},
                                         {"-o", "json", "status"}}) {
-    Options o = Ok(json);
+    Options o = Parsed(json);
     EXPECT_TRUE(o.json);
     EXPECT_THAT(o.args, ElementsAre("status"));
   }
-  Options t = Ok({"status", "-o", "table"});
+  Options t = Parsed({"status", "-o", "table"});
   EXPECT_FALSE(t.json);
-  Options d = Ok({"status"});
+  Options d = Parsed({"status"});
   EXPECT_FALSE(d.json);
   EXPECT_EQ(Error(Parse({"status", "-o", "yaml"})), "-o yaml: expected json or table");
   EXPECT_EQ(Error(Parse({"status", "-o"})), "-o needs a value");
 }
 
 TEST(ShuntctlArgsTest, CommandLinesOfTheDocsAndTests) {
-  Options check = Ok({"policy", "check", "--from", "demo/client", "--to", "demo/server", "--port",
-                      "6379", "--proto", "udp"});
+  Options check = Parsed({"policy", "check", "--from", "demo/client", "--to", "demo/server",
+                          "--port", "6379", "--proto", "udp"});
   EXPECT_THAT(check.args, ElementsAre("policy", "check"));
   EXPECT_EQ(
       check.flags,
       (std::map<std::string, std::string>{
           {"from", "demo/client"}, {"to", "demo/server"}, {"port", "6379"}, {"proto", "udp"}}));
-  Options flows = Ok({"flows", "--follow", "--port", "7109", "-o", "json"});
+  Options flows = Parsed({"flows", "--follow", "--port", "7109", "-o", "json"});
   EXPECT_TRUE(flows.follow);
   EXPECT_TRUE(flows.json);
   EXPECT_EQ(flows.flags, (std::map<std::string, std::string>{{"port", "7109"}}));
-  Options f2 = Ok({"flows", "-o", "json", "--state", "closed", "--to", "demo/server",
-                   "--verdict=denied", "--path", "tcp"});
+  Options f2 = Parsed({"flows", "-o", "json", "--state", "closed", "--to", "demo/server",
+                       "--verdict=denied", "--path", "tcp"});
   EXPECT_EQ(
       f2.flags,
       (std::map<std::string, std::string>{
           {"state", "closed"}, {"to", "demo/server"}, {"verdict", "denied"}, {"path", "tcp"}}));
-  Options drops = Ok({"drops", "-f"});
+  Options drops = Parsed({"drops", "-f"});
   EXPECT_TRUE(drops.follow);
-  Options stat = Ok({"stat", "edge", "--window", "60s"});
+  Options stat = Parsed({"stat", "edge", "--window", "60s"});
   EXPECT_THAT(stat.args, ElementsAre("stat", "edge"));
   EXPECT_EQ(stat.flags, (std::map<std::string, std::string>{{"window", "60s"}}));
-  Options top = Ok({"top", "--window=30s", "--interval", "2s"});
+  Options top = Parsed({"top", "--window=30s", "--interval", "2s"});
   EXPECT_EQ(top.flags, (std::map<std::string, std::string>{{"window", "30s"}, {"interval", "2s"}}));
-  Options dump = Ok({"maps", "dump", "sockhash", "-o", "json"});
+  Options dump = Parsed({"maps", "dump", "sockhash", "-o", "json"});
   EXPECT_THAT(dump.args, ElementsAre("maps", "dump", "sockhash"));
   EXPECT_THAT(dump.flags, IsEmpty());
-  Options lb = Ok({"lb", "explain", "demo/server"});
+  Options lb = Parsed({"lb", "explain", "demo/server"});
   EXPECT_THAT(lb.args, ElementsAre("lb", "explain", "demo/server"));
 }
 
@@ -121,7 +121,7 @@ TEST(ShuntctlArgsTest, ACommandTakesOnlyTheFlagsItReads) {
   EXPECT_EQ(Error(Parse({"-f", "flows", "--window", "30s"})), "--window does not apply to 'flows'");
   EXPECT_EQ(Error(Parse({"endpoints", "-f"})), "--follow does not apply to 'endpoints'");
   // An unknown command is reported as such by the caller, not as its flags.
-  Options unknown = Ok({"frobnicate", "--port", "5"});
+  Options unknown = Parsed({"frobnicate", "--port", "5"});
   EXPECT_THAT(unknown.args, ElementsAre("frobnicate"));
 }
 
@@ -144,7 +144,7 @@ TEST(ShuntctlArgsTest, HelpAndNoCommand) {
                                         {"help"},
                                         {"status", "--help"},
                                         {"policy", "help"}}) {
-    Options o = Ok(help);
+    Options o = Parsed(help);
     EXPECT_TRUE(o.help);
   }
   EXPECT_THAT(Error(Parse({})), HasSubstr("no command given"));

@@ -8,6 +8,7 @@
 #include "agent/model/smi.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/parse_error.h"
 #include "test/unit/yaml_doc.h"
 
 namespace shunt::model {
@@ -26,13 +27,7 @@ absl::StatusOr<TrafficTarget> Target(const std::string& yaml, const std::string&
   return ParseTrafficTarget(shunt::testing::YamlDoc(yaml), api);
 }
 
-// Only the message of a failed parse; "OK" if it parsed.
-template <typename T>
-std::string ErrorOf(const absl::StatusOr<T>& s) {
-  if (s.ok()) return "OK";
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << s.status();
-  return std::string(s.status().message());
-}
+using shunt::testing::ErrorOf;
 
 // A TrafficTarget in namespace `store` with the given spec body (indented two spaces).
 std::string TargetYaml(const std::string& spec) {
