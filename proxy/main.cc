@@ -5,6 +5,7 @@
 // counters and refusals every second. When the agent goes away the proxy
 // stops accepting and exits once the connections it carries are done, so
 // an agent restart drops none of them.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -118,7 +119,9 @@ int main(int argc, char** argv) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::unique_ptr<shunt::proxy::Worker>> workers;
   for (int i = 0; i < n; ++i) {
-    workers.push_back(std::make_unique<shunt::proxy::Worker>(&shared));
+    auto w = shunt::proxy::Worker::Create(&shared);
+    if (!w.ok()) return fail(w.status());
+    workers.push_back(*std::move(w));
     if (absl::Status st = workers.back()->Listen(); !st.ok()) return fail(st);
     shared.workers.push_back(workers.back().get());
   }
@@ -182,7 +185,7 @@ int main(int argc, char** argv) {
     if (!orphaned) (void)control.Send({{"report", shared.stats.TakeReport()}});
     if (draining) {
       bool all_done = true;
-      for (auto& w : workers) all_done &= w->io().stopped();
+      for (auto& w : workers) all_done &= w->drained();
       if (all_done || now >= drain_deadline) break;
     }
   }

@@ -33,28 +33,57 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create() {
 
 EventLoop::~EventLoop() = default;
 
-absl::Status EventLoop::Watch(int fd, Watcher* w) {
+absl::Status EventLoop::Apply(int fd, const Slot& s, uint32_t was) {
+  if (s.interest == was) return absl::OkStatus();
+  if (s.interest == 0) {
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    return absl::OkStatus();
+  }
+  const int op = was == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  epoll_event ev{.events = s.interest | ((s.interest & EPOLLIN) ? EPOLLRDHUP : 0u),
+                 .data = {.u64 = Tag(fd, s.generation)}};
+  if (epoll_ctl(epoll_.get(), op, fd, &ev) != 0)
+    return lib::ErrnoStatus(
+        errno, absl::StrCat("event loop: epoll_ctl(", op == EPOLL_CTL_ADD ? "ADD" : "MOD", " fd ",
+                            fd, ")"));
+  return absl::OkStatus();
+}
+
+absl::Status EventLoop::Watch(int fd, Watcher* w, uint32_t interest) {
   if (fd < 0) return absl::InvalidArgumentError(absl::StrCat("event loop: watch fd ", fd));
   if (static_cast<size_t>(fd) >= slots_.size()) slots_.resize(static_cast<size_t>(fd) + 1);
   Slot& s = slots_[static_cast<size_t>(fd)];
   if (s.watcher)
     return absl::AlreadyExistsError(absl::StrCat("event loop: fd ", fd, " is already watched"));
-  epoll_event ev{.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                 .data = {.u64 = Tag(fd, s.generation)}};
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
-    return lib::ErrnoStatus(errno, absl::StrCat("event loop: epoll_ctl(ADD fd ", fd, ")"));
+  s.interest = interest & (EPOLLIN | EPOLLOUT);
+  if (absl::Status st = Apply(fd, s, 0); !st.ok()) {
+    s.interest = 0;
+    return st;
+  }
   s.watcher = w;
   s.again = false;
   ++live_;
   return absl::OkStatus();
 }
 
+void EventLoop::Interest(int fd, uint32_t interest) {
+  if (fd < 0 || static_cast<size_t>(fd) >= slots_.size()) return;
+  Slot& s = slots_[static_cast<size_t>(fd)];
+  if (!s.watcher) return;
+  const uint32_t was = s.interest;
+  s.interest = interest & (EPOLLIN | EPOLLOUT);
+  // Only fails for a descriptor closed while watched: a bug the watcher's
+  // own read or write reports.
+  (void)Apply(fd, s, was);
+}
+
 void EventLoop::Unwatch(int fd) {
   if (fd < 0 || static_cast<size_t>(fd) >= slots_.size()) return;
   Slot& s = slots_[static_cast<size_t>(fd)];
   if (!s.watcher) return;
-  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (s.interest != 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   s.watcher = nullptr;
+  s.interest = 0;
   s.again = false;
   ++s.generation;
   --live_;
@@ -67,6 +96,8 @@ void EventLoop::Again(int fd) {
   s.again = true;
   again_.push_back(fd);
 }
+
+void EventLoop::Later(std::function<void()> fn) { later_.push_back(std::move(fn)); }
 
 EventLoop::TimerId EventLoop::After(std::chrono::milliseconds after, std::function<void()> fn) {
   const TimerId id = next_timer_++;
@@ -104,7 +135,7 @@ void EventLoop::Stop() {
 }
 
 int EventLoop::TimeoutMs() const {
-  if (!again_.empty()) return 0;
+  if (!again_.empty() || !later_.empty()) return 0;
   if (timers_.empty()) return -1;
   const auto left = timers_.begin()->first.first - Clock::now();
   if (left <= Clock::duration::zero()) return 0;
@@ -151,9 +182,13 @@ void EventLoop::Run() {
       const auto fd = static_cast<size_t>(tag >> 32);
       if (fd >= slots_.size()) continue;
       Slot& s = slots_[fd];
-      // Unwatched (and maybe reused) since epoll_wait returned: not for it.
-      if (!s.watcher || s.generation != static_cast<uint32_t>(tag)) continue;
-      s.watcher->OnEvents(events[i].events);
+      // Unwatched (and maybe reused) since epoll_wait returned, or no
+      // longer interested: not for it.
+      if (!s.watcher || s.generation != static_cast<uint32_t>(tag) || s.interest == 0) continue;
+      // What it asked for now, which may be less than when fetched.
+      const uint32_t wanted =
+          s.interest | EPOLLHUP | EPOLLERR | ((s.interest & EPOLLIN) ? uint32_t{EPOLLRDHUP} : 0u);
+      if (const uint32_t ev = events[i].events & wanted) s.watcher->OnEvents(ev);
     }
     // Watchers that stopped early, in the order they asked; those asking
     // again now run in the next round, after new events.
@@ -165,6 +200,9 @@ void EventLoop::Run() {
       s.watcher->OnEvents(0);
     }
     again_running_.clear();
+    later_running_.swap(later_);
+    for (auto& fn : later_running_) fn();
+    later_running_.clear();
     RunTimers();
     if (RunPosted()) return;
   }

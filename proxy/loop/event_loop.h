@@ -1,14 +1,18 @@
-// One proxy thread's event loop on epoll, edge-triggered, each socket
-// registered once for reading and writing. Asio's reactor re-arms a
-// descriptor with epoll_ctl(EPOLL_CTL_MOD) on every async_wait: one extra
-// system call per message on each leg, 156,000 of the 680,000 the two
-// proxies made in a shunt-mtls-bench run, where HAProxy makes none. Here a
-// message costs epoll_wait, recv and send.
+// One proxy thread's event loop on epoll, each socket registered once.
+// Asio's reactor re-arms a descriptor with epoll_ctl(EPOLL_CTL_MOD) on
+// every async_wait: one extra system call per message on each leg, 156,000
+// of the 680,000 the two proxies made in a shunt-mtls-bench run, where
+// HAProxy makes none. Here a message costs epoll_wait, recv and send.
 //
-// Edge-triggered means a watcher reads until EAGAIN, or, to let the other
-// connections have their turn, stops early and asks for another call with
-// Again(): it runs once more after the current batch of events, without
-// waiting for the kernel.
+// Level-triggered, with an interest set per socket changed only when a
+// watcher's wants change (HAProxy's model): reading is always wanted, so a
+// message needs no epoll_ctl; writing is wanted only while a send is
+// blocked. Level- rather than edge-triggered so that a short read never
+// strands bytes (a read may stop short of what the socket holds, and a
+// SOCKHASH-redirected socket's wake-ups are the kernel's business, not
+// ours) and a watcher that stops early for fairness is simply told again
+// on the next round. A watcher with no interest is out of the epoll set,
+// so a hung-up socket it does not want to hear about cannot spin the loop.
 //
 // Everything but Post and Stop is for the loop's own thread.
 #pragma once
@@ -48,14 +52,22 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  // Registers fd (non-blocking) for its readiness, once; errors name the fd.
-  // The watcher must outlive the registration.
-  absl::Status Watch(int fd, Watcher* w);
+  // Registers fd (non-blocking) with its interest, EPOLLIN and/or EPOLLOUT
+  // (EPOLLRDHUP comes with EPOLLIN; EPOLLHUP and EPOLLERR with either);
+  // errors name the fd. The watcher must outlive the registration.
+  absl::Status Watch(int fd, Watcher* w, uint32_t interest = EPOLLIN);
+  // Changes what fd's watcher is told about; a system call only when it
+  // differs from what it was. 0: nothing at all, until asked again.
+  void Interest(int fd, uint32_t interest);
   // Before fd is closed: events already fetched for it are dropped, and
   // nothing calls the watcher again.
   void Unwatch(int fd);
   // Calls w->OnEvents(0) after the events of the current batch.
   void Again(int fd);
+
+  // Runs `fn` on this thread after the current batch of events (an object
+  // ending itself from inside its own call).
+  void Later(std::function<void()> fn);
 
   // Runs `fn` once, `after` from now, unless cancelled first.
   TimerId After(std::chrono::milliseconds after, std::function<void()> fn);
@@ -77,8 +89,11 @@ class EventLoop {
   struct Slot {
     Watcher* watcher = nullptr;
     uint32_t generation = 0;
+    uint32_t interest = 0;  // 0: not in the epoll set
     bool again = false;
   };
+  // epoll_ctl for a slot going from `was` to its interest.
+  absl::Status Apply(int fd, const Slot& s, uint32_t was);
   void RunTimers();
   // True once Stop was called.
   bool RunPosted();
@@ -88,6 +103,7 @@ class EventLoop {
   lib::UniqueFd wake_;  // an eventfd: Post and Stop from other threads
   std::vector<Slot> slots_;
   std::vector<int> again_, again_running_;
+  std::vector<std::function<void()>> later_, later_running_;
   size_t live_ = 0;
   std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
   std::map<TimerId, Clock::time_point> timer_deadline_;

@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/tunnel_conn.h"
@@ -38,17 +41,13 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   }
   if (!v.reason.empty()) stats().Add(Stat::kInboundPermissiveAllowed);
   socklen_t len = 0;
-  sockaddr_storage ss = ToSockaddr(*dst, &len);
-  asio::ip::tcp::endpoint ep;
-  memcpy(ep.data(), &ss, len);
-  auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
-  asio::error_code ec;
-  socket->open(ep.protocol(), ec);
-  if (ec) {
+  const sockaddr_storage ss = ToSockaddr(*dst, &len);
+  lib::UniqueFd socket(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!socket.valid()) {
     tunnel->Refuse(id, 503);
     return;
   }
-  const int fd = socket->native_handle();
+  const int fd = socket.get();
   // The pod's replies to a transparent connection are routed back to this
   // socket by its mark (bpf/tc.bpf.c, agent/mtls/transparent_routing.h).
   const int mark = SHUNT_MTLS_PROXY_MARK;
@@ -78,17 +77,33 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
       stats().Add(Stat::kInboundTransparentFailed);  // from the node's address, then
     }
   }
-  socket->async_connect(ep, [this, weak = std::weak_ptr<TunnelConn>(tunnel), id, socket, peer,
-                             source, to = dst->ToAuthority()](const asio::error_code& ec) {
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    stats().Refuse({.reason = "pod-refused",
+                    .peer = peer,
+                    .source = source,
+                    .destination = dst->ToAuthority()});
+    tunnel->Refuse(id, 502);
+    return;
+  }
+  auto leg = PodLeg::Make(this, std::move(socket));
+  if (!leg) {
+    tunnel->Refuse(id, 503);
+    return;
+  }
+  // The tunnel holds the leg while it connects: a reset stream or a failed
+  // tunnel closes the connect too.
+  tunnel->Connecting(id, leg);
+  leg->AwaitConnect([this, weak = std::weak_ptr<TunnelConn>(tunnel), id, peer, source,
+                     to = dst->ToAuthority()](int error) {
     auto t = weak.lock();
     if (!t || !t->has_stream(id)) return;  // the caller went away meanwhile
-    if (ec) {
+    if (error != 0) {
       stats().Refuse({.reason = "pod-refused", .peer = peer, .source = source, .destination = to});
       t->Refuse(id, 502);
       return;
     }
     stats().Add(Stat::kInboundStreamsAccepted);
-    t->Accept(id, std::make_shared<PodLeg>(this, std::move(*socket)));
+    t->Accept(id);
   });
 }
 

@@ -1,20 +1,19 @@
 // The outbound side: a pod connection the kernel handed to this proxy
 // (docs/mtls.md "The hand-off in the kernel") becomes a stream of a pooled
 // tunnel to the destination's node, presenting the source pod's identity.
-// Asio brings glibc's net/if.h: it must come before the kernel's headers.
-#include "proxy/server/worker.h"
-// clang-format off
 #include <arpa/inet.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <sys/socket.h>
 #include <time.h>
-// clang-format on
+
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "proxy/server/plain_relay.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/tunnel_conn.h"
+#include "proxy/server/worker.h"
 
 namespace shunt::proxy {
 namespace {
@@ -40,30 +39,42 @@ bool OriginalDst(int fd, bool v6, Destination* d) {
   return true;
 }
 
-void Reset(asio::ip::tcp::socket& s) {
+// The pod connecting to `fd` gets a reset.
+void ResetPodSocket(lib::UniqueFd& fd) {
   linger l{.l_onoff = 1, .l_linger = 0};
-  setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  asio::error_code ec;
-  s.close(ec);
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  fd.Reset();
+}
+
+// The connecting pod's address, as text; false if the socket has none.
+bool PeerAddress(int fd, std::string* text, bool* v6) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  char buf[INET6_ADDRSTRLEN];
+  *v6 = ss.ss_family == AF_INET6;
+  const void* a = *v6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+                      : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+  if (!inet_ntop(ss.ss_family, a, buf, sizeof(buf))) return false;
+  *text = buf;
+  return true;
 }
 
 }  // namespace
 
-void Worker::HandleOutbound(asio::ip::tcp::socket socket) {
+void Worker::HandleOutbound(lib::UniqueFd socket) {
   stats().Add(Stat::kOutboundAccepted);
-  asio::error_code ec;
-  const auto peer = socket.remote_endpoint(ec);
-  if (ec) return;
-  const std::string source = peer.address().to_string();
-  const bool v6 = peer.address().is_v6();
+  std::string source;
+  bool v6 = false;
+  if (!PeerAddress(socket.get(), &source, &v6)) return;  // gone already
   auto refuse = [&](Stat stat, const char* reason, const std::string& destination) {
     stats().Add(stat);
     stats().Refuse(
         {.reason = reason, .peer = source, .source = source, .destination = destination});
-    Reset(socket);
+    ResetPodSocket(socket);
   };
   Destination dst;
-  if (!OriginalDst(socket.native_handle(), v6, &dst))
+  if (!OriginalDst(socket.get(), v6, &dst))
     return refuse(Stat::kOutboundNoOriginalDst, "no-original-dst", "");
   const std::string authority = dst.ToAuthority();
   auto rt = shared_->runtime.Get();
@@ -83,25 +94,17 @@ void Worker::HandleOutbound(asio::ip::tcp::socket socket) {
   // pool per proxy, not per thread: the connection moves there.
   const auto& all = shared_->workers;
   Worker* owner = all[std::hash<std::string>{}(o.identity + "|" + o.node) % all.size()];
-  const int fd = socket.release(ec);
-  if (owner == this) return CarryOutbound(fd, o);
-  asio::post(owner->io(), [owner, fd, o] { owner->CarryOutbound(fd, o); });
+  if (owner == this) return CarryOutbound(std::move(socket), o);
+  const int fd = socket.Release();
+  owner->loop().Post([owner, fd, o] { owner->CarryOutbound(lib::UniqueFd(fd), o); });
 }
 
-void Worker::CarryOutbound(int fd, const Outbound& o) {
-  asio::error_code ec;
-  asio::ip::tcp::socket socket(io_);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  socket.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
-  if (ec) {
-    close(fd);
-    return;
-  }
+void Worker::CarryOutbound(lib::UniqueFd socket, const Outbound& o) {
   auto rt = shared_->runtime.Get();
-  if (!rt->clients.count(o.identity)) return Reset(socket);  // its certificate went meanwhile
-  auto leg = std::make_shared<PodLeg>(this, std::move(socket));
+  // Its certificate went meanwhile, or this worker no longer carries anything new.
+  if (!rt->clients.count(o.identity) || draining_) return ResetPodSocket(socket);
+  auto leg = PodLeg::Make(this, std::move(socket));
+  if (!leg) return;
   leg->set_destination(o.destination);
   if (auto m = meshless_.find(o.node); m != meshless_.end()) {
     if (std::chrono::steady_clock::now() < m->second && rt->config.mode == "permissive")
@@ -121,10 +124,12 @@ void Worker::MarkMeshless(const std::string& node) {
 }
 
 void Worker::RelayPlain(const std::shared_ptr<PodLeg>& leg) {
-  auto socket = leg->TakeSocket();
-  if (!socket) return leg->Abort();
+  lib::UniqueFd socket = leg->TakeSocket();
+  if (!socket.valid()) return leg->Abort();
   stats().Add(Stat::kPlaintextToMeshless);
-  std::make_shared<PlainRelay>(this, std::move(*socket))->Start(leg->destination());
+  auto relay = std::make_shared<PlainRelay>(this, std::move(socket));
+  relays_.insert(relay);
+  relay->Start(leg->destination());
 }
 
 std::shared_ptr<TunnelConn> Worker::TunnelFor(const Runtime& rt, const std::string& identity,
@@ -143,11 +148,14 @@ std::shared_ptr<TunnelConn> Worker::TunnelFor(const Runtime& rt, const std::stri
     pick = t;
   }
   if (pick) return pick;
-  asio::error_code ec;
-  const auto address = asio::ip::make_address(node, ec);
-  if (ec) return nullptr;
-  auto t = TunnelConn::Client(this, ctx, identity,
-                              asio::ip::tcp::endpoint(address, shared_->options.inbound_port));
+  // The node's inbound port: the node is a peer proxy's address.
+  Destination peer;
+  if (inet_pton(AF_INET, node.c_str(), peer.addr.data()) != 1) {
+    if (inet_pton(AF_INET6, node.c_str(), peer.addr.data()) != 1) return nullptr;
+    peer.family = AF_INET6;
+  }
+  peer.port = shared_->options.inbound_port;
+  auto t = TunnelConn::Client(this, ctx, identity, peer);
   tunnels.push_back(t);
   t->Start();
   return t;

@@ -1,5 +1,7 @@
 #include "proxy/server/plain_relay.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -8,79 +10,119 @@
 
 namespace shunt::proxy {
 
-PlainRelay::PlainRelay(Worker* worker, asio::ip::tcp::socket pod)
-    : worker_(worker), pod_(std::move(pod)), peer_(worker->io()) {}
+PlainRelay::PlainRelay(Worker* worker, lib::UniqueFd pod) : worker_(worker) {
+  pod_.relay = peer_.relay = this;
+  pod_.fd = std::move(pod);
+}
+
+PlainRelay::~PlainRelay() {
+  for (End* e : {&pod_, &peer_})
+    if (e->fd.valid()) worker_->loop().Unwatch(e->fd.get());
+}
 
 void PlainRelay::Start(const Destination& to) {
   socklen_t len = 0;
-  sockaddr_storage ss = ToSockaddr(to, &len);
-  asio::ip::tcp::endpoint ep;
-  memcpy(ep.data(), &ss, len);
-  peer_.async_connect(ep, [self = shared_from_this()](const asio::error_code& ec) {
-    if (ec) return self->Reset();
-    asio::error_code ignored;
-    for (auto* s : {&self->pod_, &self->peer_}) {
-      s->non_blocking(true, ignored);
-      s->set_option(asio::ip::tcp::no_delay(true), ignored);
-    }
-    self->Arm(self->up_);
-    self->Arm(self->down_);
-  });
+  const sockaddr_storage ss = ToSockaddr(to, &len);
+  peer_.fd.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!peer_.fd.valid() || !worker_->loop().Watch(pod_.fd.get(), &pod_, 0).ok() ||
+      !worker_->loop().Watch(peer_.fd.get(), &peer_, 0).ok())
+    return Finish(/*reset=*/true);
+  const int one = 1;
+  for (End* e : {&pod_, &peer_})
+    setsockopt(e->fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (connect(peer_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
+      errno != EINPROGRESS)
+    return Finish(/*reset=*/true);
+  connecting_ = true;
+  UpdateInterest();
 }
 
-void PlainRelay::Arm(Side& s) {
-  if (dead_ || s.eof) return;
-  s.from->async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this(), &s](const asio::error_code& ec) {
-                       if (!ec) self->Pump(s);
-                     });
-}
-
-void PlainRelay::Pump(Side& s) {
-  if (dead_) return;
-  const ssize_t n = recv(s.from->native_handle(), worker_->scratch(), Worker::kScratch, 0);
-  if (n == 0) {
-    s.eof = true;
-    shutdown(s.to->native_handle(), SHUT_WR);
+void PlainRelay::UpdateInterest() {
+  if (done_) return;
+  if (connecting_) {
+    worker_->loop().Interest(peer_.fd.get(), EPOLLOUT);
     return;
   }
+  // Read an end while the other takes what it sends; write an end while
+  // something waits for it.
+  auto want = [](const End& e, const End& other) {
+    uint32_t w = 0;
+    if (!other.eof && other.pending.empty()) w |= EPOLLIN;
+    if (!e.pending.empty()) w |= EPOLLOUT;
+    return w;
+  };
+  worker_->loop().Interest(pod_.fd.get(), want(pod_, peer_));
+  worker_->loop().Interest(peer_.fd.get(), want(peer_, pod_));
+}
+
+void PlainRelay::OnEvents(End& e, uint32_t events) {
+  auto self = shared_from_this();
+  if (done_) return;
+  End& other = &e == &pod_ ? peer_ : pod_;
+  if (connecting_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(peer_.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+      return Finish(/*reset=*/true);
+    connecting_ = false;
+    UpdateInterest();
+    return;
+  }
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !e.pending.empty() && !FlushPending(e)) return;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !other.eof &&
+      other.pending.empty() && !Pump(e, other))
+    return;
+  if (pod_.eof && peer_.eof && pod_.pending.empty() && peer_.pending.empty())
+    return Finish(/*reset=*/false);
+  UpdateInterest();
+}
+
+bool PlainRelay::Pump(End& from, End& to) {
+  const ssize_t n = recv(from.fd.get(), worker_->scratch(), Worker::kScratch, 0);
+  if (n == 0) {
+    to.eof = true;
+    shutdown(to.fd.get(), SHUT_WR);
+    return true;
+  }
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Arm(s);
-    return Reset();
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return true;
+    Finish(/*reset=*/true);
+    return false;
   }
-  const ssize_t w =
-      send(s.to->native_handle(), worker_->scratch(), static_cast<size_t>(n), MSG_NOSIGNAL);
-  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return Reset();
+  const ssize_t w = send(to.fd.get(), worker_->scratch(), static_cast<size_t>(n), MSG_NOSIGNAL);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    Finish(/*reset=*/true);
+    return false;
+  }
   const size_t sent = w > 0 ? static_cast<size_t>(w) : 0;
-  if (sent == static_cast<size_t>(n)) return Arm(s);
   // The far side is slower: keep the rest, read no more until it is written.
-  s.pending.assign(worker_->scratch() + sent, static_cast<size_t>(n) - sent);
-  ArmWrite(s);
+  if (sent < static_cast<size_t>(n))
+    to.pending.assign(worker_->scratch() + sent, static_cast<size_t>(n) - sent);
+  return true;
 }
 
-void PlainRelay::ArmWrite(Side& s) {
-  s.to->async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this(),
-                                                       &s](const asio::error_code& ec) {
-    if (ec || self->dead_) return;
-    const ssize_t w = send(s.to->native_handle(), s.pending.data(), s.pending.size(), MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return self->Reset();
-    if (w > 0) s.pending.erase(0, static_cast<size_t>(w));
-    if (!s.pending.empty()) return self->ArmWrite(s);
-    s.pending.shrink_to_fit();
-    self->Arm(s);
-  });
-}
-
-void PlainRelay::Reset() {
-  if (dead_) return;
-  dead_ = true;
-  linger l{.l_onoff = 1, .l_linger = 0};
-  asio::error_code ec;
-  for (auto* s : {&pod_, &peer_}) {
-    if (!s->is_open()) continue;
-    setsockopt(s->native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-    s->close(ec);
+bool PlainRelay::FlushPending(End& to) {
+  const ssize_t w = send(to.fd.get(), to.pending.data(), to.pending.size(), MSG_NOSIGNAL);
+  if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    Finish(/*reset=*/true);
+    return false;
   }
+  if (w > 0) to.pending.erase(0, static_cast<size_t>(w));
+  if (to.pending.empty()) to.pending.shrink_to_fit();
+  return true;
+}
+
+void PlainRelay::Finish(bool reset) {
+  if (done_) return;
+  done_ = true;
+  const linger l{.l_onoff = 1, .l_linger = 0};
+  for (End* e : {&pod_, &peer_}) {
+    if (!e->fd.valid()) continue;
+    if (reset) setsockopt(e->fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    worker_->loop().Unwatch(e->fd.get());
+    e->fd.Reset();
+  }
+  worker_->RelayDone(this);
 }
 
 }  // namespace shunt::proxy

@@ -6,10 +6,12 @@
 // plaintext): only a refused TCP connect does.
 #pragma once
 
-#include <asio.hpp>
+#include <cstdint>
 #include <memory>
 #include <string>
 
+#include "agent/lib/unique_fd.h"
+#include "proxy/loop/event_loop.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
@@ -18,26 +20,32 @@ class Worker;
 
 class PlainRelay : public std::enable_shared_from_this<PlainRelay> {
  public:
-  PlainRelay(Worker* worker, asio::ip::tcp::socket pod);
-  // Connects to `to` and relays both ways until both sides closed.
+  PlainRelay(Worker* worker, lib::UniqueFd pod);
+  ~PlainRelay();
+  // Connects to `to` and relays both ways until both sides closed; then,
+  // or on a reset, tells the worker it is done.
   void Start(const Destination& to);
 
  private:
-  struct Side {
-    asio::ip::tcp::socket* from;
-    asio::ip::tcp::socket* to;
-    std::string pending;  // read from `from`, not yet written to `to`
-    bool eof = false;
+  // One socket: its events go to the relay.
+  struct End : EventLoop::Watcher {
+    PlainRelay* relay;
+    lib::UniqueFd fd;
+    std::string pending;  // read from the other end, not yet written here
+    bool eof = false;     // the other end's FIN was read and passed on here
+    void OnEvents(uint32_t events) override { relay->OnEvents(*this, events); }
   };
-  void Arm(Side& s);
-  void Pump(Side& s);
-  void ArmWrite(Side& s);
-  void Reset();
+  void OnEvents(End& e, uint32_t events);
+  // Moves what `from` has to `to`; false when the relay is over.
+  bool Pump(End& from, End& to);
+  bool FlushPending(End& to);
+  void UpdateInterest();
+  void Finish(bool reset);
 
   Worker* worker_;
-  asio::ip::tcp::socket pod_, peer_;
-  Side up_{&pod_, &peer_}, down_{&peer_, &pod_};
-  bool dead_ = false;
+  End pod_, peer_;
+  bool connecting_ = false;
+  bool done_ = false;
 };
 
 }  // namespace shunt::proxy

@@ -1,5 +1,7 @@
 #include "proxy/server/pod_leg.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -10,40 +12,81 @@
 
 namespace shunt::proxy {
 
-PodLeg::PodLeg(Worker* worker, asio::ip::tcp::socket socket)
-    : worker_(worker), socket_(std::move(socket)) {
-  asio::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+PodLeg::PodLeg(Worker* worker, lib::UniqueFd socket) : worker_(worker), socket_(std::move(socket)) {
+  const int one = 1;
+  setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-PodLeg::~PodLeg() = default;
+std::shared_ptr<PodLeg> PodLeg::Make(Worker* worker, lib::UniqueFd socket) {
+  std::shared_ptr<PodLeg> leg(new PodLeg(worker, std::move(socket)));
+  // No interest yet: nothing is read before the stream is open.
+  if (!worker->loop().Watch(leg->fd(), leg.get(), 0).ok()) {
+    leg->closed_ = true;
+    leg->socket_.Reset();
+    return nullptr;
+  }
+  return leg;
+}
+
+PodLeg::~PodLeg() {
+  if (socket_.valid()) worker_->loop().Unwatch(fd());
+}
+
+void PodLeg::AwaitConnect(std::function<void(int error)> done) {
+  connect_done_ = std::move(done);
+  UpdateInterest();
+}
 
 void PodLeg::Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id) {
   tunnel_ = tunnel;
   id_ = stream_id;
 }
 
-std::optional<asio::ip::tcp::socket> PodLeg::TakeSocket() {
-  if (reading_ || closed_) return std::nullopt;
+lib::UniqueFd PodLeg::TakeSocket() {
+  if (reading_ || closed_) return lib::UniqueFd();
   closed_ = true;  // this leg is done; the socket lives on elsewhere
+  worker_->loop().Unwatch(fd());
   return std::move(socket_);
 }
 
 void PodLeg::StartReading() {
   if (reading_ || closed_) return;
   reading_ = true;
-  ArmRead();
+  UpdateInterest();  // what the pod sent already is reported at once
 }
 
-void PodLeg::ArmRead() {
-  if (read_armed_ || read_eof_ || read_paused_ || closed_ || !reading_) return;
-  read_armed_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](const asio::error_code& ec) {
-                       self->read_armed_ = false;
-                       if (!ec) self->OnReadable();
-                     });
+void PodLeg::UpdateInterest() {
+  if (closed_) return;
+  uint32_t want = 0;
+  if (connect_done_) {
+    want = EPOLLOUT;
+  } else {
+    if (reading_ && !read_paused_ && !read_eof_) want |= EPOLLIN;
+    if (to_pod_off_ < to_pod_.size()) want |= EPOLLOUT;
+  }
+  worker_->loop().Interest(fd(), want);
+}
+
+void PodLeg::OnEvents(uint32_t events) {
+  // Whatever this call ends (the stream, the tunnel's hold on this leg),
+  // the leg lives until it returns.
+  auto self = shared_from_this();
+  if (closed_) return;
+  if (connect_done_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    auto done = std::move(connect_done_);
+    connect_done_ = nullptr;
+    done(err);
+    UpdateInterest();
+    return;
+  }
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && to_pod_off_ < to_pod_.size()) FlushToPod();
+  if (closed_) return;
+  if ((events == 0 || (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) && reading_ &&
+      !read_paused_ && !read_eof_)
+    OnReadable();
 }
 
 void PodLeg::OnReadable() {
@@ -80,13 +123,13 @@ void PodLeg::OnReadable() {
     return;
   }
   tunnel->Flush();
-  ArmRead();
+  UpdateInterest();  // paused or at EOF: no more reading for now
 }
 
 void PodLeg::OnSendSpace() {
   if (!read_paused_) return;
   read_paused_ = false;
-  ArmRead();
+  UpdateInterest();
 }
 
 void PodLeg::OnData(absl::string_view data) {
@@ -95,7 +138,7 @@ void PodLeg::OnData(absl::string_view data) {
     return;
   }
   worker_->stats().Add(Stat::kBytesFromPeer, data.size());
-  if (to_pod_off_ == to_pod_.size()) {
+  if (to_pod_off_ == to_pod_.size() && !connect_done_) {
     // Nothing waits: write straight from the frame, keep only the rest.
     const ssize_t n = send(fd(), data.data(), data.size(), MSG_NOSIGNAL);
     size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
@@ -114,17 +157,7 @@ void PodLeg::OnData(absl::string_view data) {
   } else {
     to_pod_.append(data.data(), data.size());
   }
-  if (to_pod_off_ < to_pod_.size()) ArmWrite();
-}
-
-void PodLeg::ArmWrite() {
-  if (write_armed_ || closed_) return;
-  write_armed_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_write,
-                     [self = shared_from_this()](const asio::error_code& ec) {
-                       self->write_armed_ = false;
-                       if (!ec) self->FlushToPod();
-                     });
+  if (to_pod_off_ < to_pod_.size()) UpdateInterest();
 }
 
 void PodLeg::FlushToPod() {
@@ -139,7 +172,7 @@ void PodLeg::FlushToPod() {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      ArmWrite();
+      UpdateInterest();
       if (tunnel) tunnel->Flush();  // window updates for what went out
       return;
     }
@@ -153,6 +186,7 @@ void PodLeg::FlushToPod() {
   to_pod_.clear();
   to_pod_.shrink_to_fit();  // an idle connection keeps no buffer
   to_pod_off_ = 0;
+  UpdateInterest();
   if (tunnel) tunnel->Flush();
   if (peer_eof_) shutdown(fd(), SHUT_WR);
   if (stream_closed_) Close(/*reset=*/false);
@@ -182,8 +216,8 @@ void PodLeg::Close(bool reset) {
     linger l{.l_onoff = 1, .l_linger = 0};
     setsockopt(fd(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
   }
-  asio::error_code ec;
-  socket_.close(ec);
+  worker_->loop().Unwatch(fd());
+  socket_.Reset();
   to_pod_.clear();
   to_pod_.shrink_to_fit();
   if (auto t = tunnel_.lock()) t->Forget(id_);

@@ -6,13 +6,14 @@
 // the stream's window) waits here.
 #pragma once
 
-#include <asio.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "agent/lib/unique_fd.h"
+#include "proxy/loop/event_loop.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
@@ -20,25 +21,29 @@ namespace shunt::proxy {
 class TunnelConn;
 class Worker;
 
-class PodLeg : public std::enable_shared_from_this<PodLeg> {
+class PodLeg : public std::enable_shared_from_this<PodLeg>, public EventLoop::Watcher {
  public:
-  PodLeg(Worker* worker, asio::ip::tcp::socket socket);
+  // On the worker's loop; nullptr (the socket closed) if it cannot watch it.
+  static std::shared_ptr<PodLeg> Make(Worker* worker, lib::UniqueFd socket);
   ~PodLeg();
   PodLeg(const PodLeg&) = delete;
   PodLeg& operator=(const PodLeg&) = delete;
 
+  // The socket's non-blocking connect() is under way (inbound legs):
+  // `done` gets 0 once connected, or the errno it failed with.
+  void AwaitConnect(std::function<void(int error)> done);
   // The stream this connection is carried on.
   void Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id);
   // Starts moving the pod's bytes into the stream (a client after the
   // peer's 200, a server once connected to the pod).
   void StartReading();
-  int fd() { return socket_.native_handle(); }
+  int fd() const { return socket_.get(); }
   // Where the pod was connecting to (outbound legs).
   void set_destination(const Destination& d) { destination_ = d; }
   const Destination& destination() const { return destination_; }
   // Gives the pod's socket up, if no byte was read from it yet (permissive
-  // mode's plaintext relay takes it over); nullopt when it is too late.
-  std::optional<asio::ip::tcp::socket> TakeSocket();
+  // mode's plaintext relay takes it over); invalid when it is too late.
+  lib::UniqueFd TakeSocket();
 
   // From the tunnel.
   void OnData(absl::string_view data);
@@ -49,25 +54,27 @@ class PodLeg : public std::enable_shared_from_this<PodLeg> {
   // refused the stream.
   void Abort();
 
+  void OnEvents(uint32_t events) override;
+
  private:
-  void ArmRead();
+  PodLeg(Worker* worker, lib::UniqueFd socket);
+  // Tells the loop what this leg waits for now.
+  void UpdateInterest();
   void OnReadable();
-  void ArmWrite();
   void FlushToPod();
   void Close(bool reset);
 
   Worker* worker_;
-  asio::ip::tcp::socket socket_;
+  lib::UniqueFd socket_;
   std::weak_ptr<TunnelConn> tunnel_;
   int32_t id_ = -1;
   Destination destination_;
-  std::string to_pod_;  // stream bytes the pod's socket has not taken yet
+  std::function<void(int)> connect_done_;  // set while connecting
+  std::string to_pod_;                     // stream bytes the pod's socket has not taken yet
   size_t to_pod_off_ = 0;
   bool reading_ = false;        // StartReading() was called
-  bool read_armed_ = false;     // an async_wait for input is pending
   bool read_paused_ = false;    // the stream's send buffer is full
   bool read_eof_ = false;       // the pod sent its FIN, passed on
-  bool write_armed_ = false;    // an async_wait for output room is pending
   bool peer_eof_ = false;       // the peer's FIN: shut our write side once flushed
   bool stream_closed_ = false;  // the stream ended normally: close once flushed
   bool closed_ = false;

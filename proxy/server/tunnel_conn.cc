@@ -1,9 +1,13 @@
 #include "proxy/server/tunnel_conn.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
@@ -20,15 +24,16 @@ int64_t NowMicros() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
+void NoDelay(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 }  // namespace
 
 TunnelConn::TunnelConn(Worker* worker, Role role, std::shared_ptr<TlsContext> tls,
-                       asio::ip::tcp::socket socket)
-    : worker_(worker),
-      role_(role),
-      tls_ctx_(std::move(tls)),
-      socket_(std::move(socket)),
-      timer_(worker->io()) {
+                       lib::UniqueFd socket)
+    : worker_(worker), role_(role), tls_ctx_(std::move(tls)), socket_(std::move(socket)) {
   auto ch = TlsChannel::Create(tls_ctx_);
   auto s = TunnelSession::Create(
       role == Role::kClient ? TunnelSession::Role::kClient : TunnelSession::Role::kServer, {},
@@ -42,27 +47,37 @@ TunnelConn::TunnelConn(Worker* worker, Role role, std::shared_ptr<TlsContext> tl
   session_ = *std::move(s);
 }
 
-TunnelConn::~TunnelConn() = default;
+TunnelConn::~TunnelConn() {
+  CancelTimer();
+  if (socket_.valid()) worker_->loop().Unwatch(socket_.get());
+}
 
 std::shared_ptr<TunnelConn> TunnelConn::Client(Worker* worker, std::shared_ptr<TlsContext> tls,
-                                               std::string identity, asio::ip::tcp::endpoint peer) {
+                                               std::string identity, const Destination& peer) {
   std::shared_ptr<TunnelConn> t(
-      new TunnelConn(worker, Role::kClient, std::move(tls), asio::ip::tcp::socket(worker->io())));
+      new TunnelConn(worker, Role::kClient, std::move(tls), lib::UniqueFd()));
   t->identity_ = std::move(identity);
   t->peer_ = peer;
   return t;
 }
 
 std::shared_ptr<TunnelConn> TunnelConn::Server(Worker* worker, std::shared_ptr<TlsContext> tls,
-                                               asio::ip::tcp::socket socket) {
+                                               lib::UniqueFd socket) {
   return std::shared_ptr<TunnelConn>(
       new TunnelConn(worker, Role::kServer, std::move(tls), std::move(socket)));
 }
 
 std::string TunnelConn::peer_address() const {
-  asio::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
-  return ec ? peer_.address().to_string() : ep.address().to_string();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  char text[INET6_ADDRSTRLEN] = "";
+  if (socket_.valid() && getpeername(socket_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    const void* a = ss.ss_family == AF_INET6
+                        ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+                        : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+    if (inet_ntop(ss.ss_family, a, text, sizeof(text))) return text;
+  }
+  return role_ == Role::kClient ? peer_.AddressText() : std::string();
 }
 
 TunnelSession::Events TunnelConn::SessionEvents() {
@@ -107,69 +122,110 @@ TunnelSession::Events TunnelConn::SessionEvents() {
   return e;
 }
 
+void TunnelConn::SetTimer(int ms, void (*fire)(TunnelConn&)) {
+  CancelTimer();
+  timer_ = worker_->loop().After(std::chrono::milliseconds(ms), [weak = weak_from_this(), fire] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->timer_ = 0;
+    fire(*self);
+  });
+}
+
+void TunnelConn::CancelTimer() {
+  if (timer_ != 0) worker_->loop().Cancel(timer_);
+  timer_ = 0;
+}
+
 void TunnelConn::Start() {
   if (failed_) {
     worker_->TunnelDone(this);
     return;
   }
   started_us_ = NowMicros();
-  timer_.expires_after(std::chrono::milliseconds(worker_->shared().options.handshake_timeout_ms));
-  timer_.async_wait([weak = weak_from_this()](const asio::error_code& ec) {
-    auto self = weak.lock();
-    if (ec || !self || self->established() || self->failed_) return;
-    if (self->role_ == Role::kServer) {
-      self->worker_->stats().Add(Stat::kInboundHandshakeTimeouts);
-      self->worker_->stats().Refuse({.reason = "handshake-timeout", .peer = self->peer_address()});
+  SetTimer(worker_->shared().options.handshake_timeout_ms, [](TunnelConn& t) {
+    if (t.established() || t.failed_) return;
+    if (t.role_ == Role::kServer) {
+      t.worker_->stats().Add(Stat::kInboundHandshakeTimeouts);
+      t.worker_->stats().Refuse({.reason = "handshake-timeout", .peer = t.peer_address()});
     }
-    self->Fail("no handshake in time");
+    t.Fail("no handshake in time");
   });
-  if (role_ == Role::kClient) {
-    socket_.async_connect(
-        peer_, [self = shared_from_this()](const asio::error_code& ec) { self->OnConnected(ec); });
+  if (role_ == Role::kServer) {
+    if (absl::Status st = worker_->loop().Watch(socket_.get(), this, 0); !st.ok())
+      return Fail(std::string(st.message()));
+    return OnConnected(0);
+  }
+  socklen_t len = 0;
+  const sockaddr_storage ss = ToSockaddr(peer_, &len);
+  socket_.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!socket_.valid()) return Fail(absl::StrCat("socket: ", strerror(errno)));
+  NoDelay(socket_.get());
+  if (absl::Status st = worker_->loop().Watch(socket_.get(), this, 0); !st.ok())
+    return Fail(std::string(st.message()));
+  if (connect(socket_.get(), reinterpret_cast<const sockaddr*>(&ss), len) == 0 ||
+      errno == EINPROGRESS) {
+    connecting_ = true;  // told by the socket turning writable
+    UpdateInterest();
     return;
   }
-  OnConnected({});
+  // Failed at once (a local refusal): reported as a completion would be,
+  // after the caller has put its first stream on this tunnel.
+  const int error = errno;
+  worker_->loop().Later([self = shared_from_this(), error] { self->OnConnected(error); });
 }
 
-void TunnelConn::OnConnected(const asio::error_code& ec) {
+void TunnelConn::OnConnected(int error) {
+  connecting_ = false;
   if (failed_) return;
-  if (ec) {
+  if (error != 0) {
     // Permissive mode: a node that refuses the tunnel runs no proxy (a
     // meshless node); its pods are reached in plaintext, as without mTLS.
     // Only a refused connect: a failed handshake never downgrades.
-    if (ec == asio::error::connection_refused &&
-        worker_->shared().runtime.Get()->config.mode == "permissive") {
-      worker_->MarkMeshless(peer_.address().to_string());
+    if (error == ECONNREFUSED && worker_->shared().runtime.Get()->config.mode == "permissive") {
+      worker_->MarkMeshless(peer_.AddressText());
       auto legs = std::move(legs_);
       legs_.clear();
       for (auto& [id, leg] : legs) worker_->RelayPlain(leg);
     }
-    Fail(absl::StrCat("connect to ", peer_.address().to_string(), ":", peer_.port(), ": ",
-                      ec.message()));
+    Fail(absl::StrCat("connect to ", peer_.ToAuthority(), ": ", strerror(error)));
     return;
   }
   connected_ = true;
-  asio::error_code ignored;
-  socket_.non_blocking(true, ignored);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (role_ == Role::kServer) NoDelay(socket_.get());
+  UpdateInterest();
   Flush();  // a client's ClientHello
-  ArmRead();
 }
 
-void TunnelConn::ArmRead() {
-  if (read_armed_ || failed_) return;
-  read_armed_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](const asio::error_code& ec) {
-                       self->read_armed_ = false;
-                       if (!ec) self->OnReadable();
-                     });
+void TunnelConn::UpdateInterest() {
+  if (failed_ || !socket_.valid()) return;
+  const uint32_t want =
+      connecting_ ? EPOLLOUT : (connected_ ? EPOLLIN | (write_blocked_ ? EPOLLOUT : 0u) : 0u);
+  worker_->loop().Interest(socket_.get(), want);
+}
+
+void TunnelConn::OnEvents(uint32_t events) {
+  // Whatever this call ends, the tunnel lives until it returns.
+  auto self = shared_from_this();
+  if (failed_) return;
+  if (connecting_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(socket_.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    return OnConnected(err);
+  }
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR) && write_blocked_) {
+    write_blocked_ = false;
+    UpdateInterest();
+    Flush();  // the rest, and what nghttp2 held back
+  }
+  if (!failed_ && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) OnReadable();
 }
 
 void TunnelConn::OnReadable() {
   // A few reads per wake-up, then the other connections get their turn.
   for (int i = 0; i < 4 && !failed_; ++i) {
-    const ssize_t n = recv(socket_.native_handle(), worker_->scratch(), Worker::kScratch, 0);
+    const ssize_t n = recv(socket_.get(), worker_->scratch(), Worker::kScratch, 0);
     if (n == 0) return Fail("the peer closed the connection");
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
@@ -208,11 +264,10 @@ void TunnelConn::OnReadable() {
     if (static_cast<size_t>(n) < Worker::kScratch) break;
   }
   Flush();
-  ArmRead();
 }
 
 void TunnelConn::OnHandshake() {
-  timer_.cancel();
+  CancelTimer();
   if (role_ == Role::kClient) {
     worker_->stats().Add(Stat::kTunnelsOpened);
     worker_->stats().Add(Stat::kHandshakeMicrosTotal,
@@ -247,23 +302,20 @@ void TunnelConn::Flush() {
 }
 
 void TunnelConn::WriteOut() {
-  if (write_armed_ || !connected_) return;
+  // Blocked: the socket says when it takes more.
+  if (write_blocked_ || !connected_ || failed_) return;
   while (!out_.empty()) {
-    const ssize_t n = send(socket_.native_handle(), out_.data(), out_.size(), MSG_NOSIGNAL);
+    const ssize_t n = send(socket_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
     if (n > 0) {
       out_.Consume(static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      write_armed_ = true;
-      socket_.async_wait(asio::ip::tcp::socket::wait_write,
-                         [self = shared_from_this()](const asio::error_code& ec) {
-                           self->write_armed_ = false;
-                           if (!ec) self->Flush();  // the rest, and what nghttp2 held back
-                         });
+      write_blocked_ = true;
+      UpdateInterest();
       return;
     }
-    if (!failed_) Fail(absl::StrCat("write: ", strerror(errno)));
+    Fail(absl::StrCat("write: ", strerror(errno)));
     return;
   }
 }
@@ -283,19 +335,25 @@ bool TunnelConn::Open(const std::shared_ptr<PodLeg>& leg, const std::string& aut
   worker_->stats().Add(Stat::kStreamsOpened);
   if (established()) {
     worker_->stats().Add(Stat::kStreamsOnWarmTunnel);
-    timer_.cancel();  // the idle timer
+    CancelTimer();  // the idle timer
   }
   Flush();
   return true;
 }
 
-void TunnelConn::Accept(int32_t id, const std::shared_ptr<PodLeg>& leg) {
+void TunnelConn::Connecting(int32_t id, const std::shared_ptr<PodLeg>& leg) {
   if (failed_ || !session_->has_stream(id)) {
     leg->Abort();
     return;
   }
   legs_[id] = leg;
   leg->Attach(shared_from_this(), id);
+}
+
+void TunnelConn::Accept(int32_t id) {
+  auto it = legs_.find(id);
+  if (failed_ || it == legs_.end()) return;
+  std::shared_ptr<PodLeg> leg = it->second;
   session_->Accept(id);
   Flush();
   leg->StartReading();
@@ -303,6 +361,11 @@ void TunnelConn::Accept(int32_t id, const std::shared_ptr<PodLeg>& leg) {
 
 void TunnelConn::Refuse(int32_t id, int http_status) {
   if (failed_) return;
+  if (auto it = legs_.find(id); it != legs_.end()) {
+    std::shared_ptr<PodLeg> leg = std::move(it->second);
+    legs_.erase(it);
+    leg->Abort();
+  }
   session_->Refuse(id, http_status);
   Flush();
 }
@@ -324,27 +387,28 @@ void TunnelConn::CloseIfIdle() {
   }
   if (role_ != Role::kClient || !established()) return;
   // An idle client tunnel stays warm for a while, then goes.
-  timer_.expires_after(std::chrono::milliseconds(worker_->shared().options.idle_tunnel_ms));
-  timer_.async_wait([weak = weak_from_this()](const asio::error_code& ec) {
-    auto self = weak.lock();
-    if (!ec && self && self->legs_.empty()) self->Drain();
+  SetTimer(worker_->shared().options.idle_tunnel_ms, [](TunnelConn& t) {
+    if (t.legs_.empty()) t.Drain();
   });
 }
 
 void TunnelConn::Fail(const std::string& why) {
-  if (failed_ && !socket_.is_open()) return;
+  if (failed_ && !socket_.valid()) return;
   const bool was_failed = failed_;
   failed_ = true;
   if (role_ == Role::kClient && !established() && !was_failed)
     worker_->stats().Add(Stat::kTunnelHandshakeFailures);
   if (why != "drained")
     spdlog::debug("tunnel {} {}: {}", role_ == Role::kClient ? "to" : "from", peer_address(), why);
-  timer_.cancel();
+  CancelTimer();
   auto legs = std::move(legs_);
   legs_.clear();
   for (auto& [id, leg] : legs) leg->Abort();
-  asio::error_code ec;
-  socket_.close(ec);
+  if (socket_.valid()) {
+    worker_->loop().Unwatch(socket_.get());
+    socket_.Reset();
+  }
+  connected_ = false;
   worker_->TunnelDone(this);
 }
 

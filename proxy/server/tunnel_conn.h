@@ -5,14 +5,16 @@
 // the node's inbound port and asks its worker to judge each CONNECT.
 #pragma once
 
-#include <asio.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "agent/lib/unique_fd.h"
+#include "proxy/loop/event_loop.h"
 #include "proxy/tls/tls_channel.h"
+#include "proxy/tunnel/connect_authority.h"
 #include "proxy/tunnel/tunnel_session.h"
 
 namespace shunt::proxy {
@@ -20,15 +22,15 @@ namespace shunt::proxy {
 class PodLeg;
 class Worker;
 
-class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
+class TunnelConn : public std::enable_shared_from_this<TunnelConn>, public EventLoop::Watcher {
  public:
   enum class Role { kClient, kServer };
   // A client tunnel to `peer` (the peer node proxy's address and port).
   static std::shared_ptr<TunnelConn> Client(Worker* worker, std::shared_ptr<TlsContext> tls,
-                                            std::string identity, asio::ip::tcp::endpoint peer);
+                                            std::string identity, const Destination& peer);
   // A server tunnel on an accepted connection.
   static std::shared_ptr<TunnelConn> Server(Worker* worker, std::shared_ptr<TlsContext> tls,
-                                            asio::ip::tcp::socket socket);
+                                            lib::UniqueFd socket);
   ~TunnelConn();
   TunnelConn(const TunnelConn&) = delete;
   TunnelConn& operator=(const TunnelConn&) = delete;
@@ -39,8 +41,10 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   // tunnel takes no more streams (full, failing or draining).
   bool Open(const std::shared_ptr<PodLeg>& leg, const std::string& authority,
             const std::string& forwarded);
-  // Server: the CONNECT `id` is accepted and connected to `leg`.
-  void Accept(int32_t id, const std::shared_ptr<PodLeg>& leg);
+  // Server: the CONNECT `id` is being connected to a pod through `leg`;
+  // then accepted, or refused (which closes the leg, if any).
+  void Connecting(int32_t id, const std::shared_ptr<PodLeg>& leg);
+  void Accept(int32_t id);
   void Refuse(int32_t id, int http_status);
   bool has_stream(int32_t id) const { return session_ && session_->has_stream(id); }
 
@@ -63,12 +67,18 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   std::string peer_address() const;
   size_t streams() const { return legs_.size(); }
 
+  void OnEvents(uint32_t events) override;
+
  private:
-  TunnelConn(Worker* worker, Role role, std::shared_ptr<TlsContext> tls,
-             asio::ip::tcp::socket socket);
-  void OnConnected(const asio::error_code& ec);
-  void ArmRead();
+  TunnelConn(Worker* worker, Role role, std::shared_ptr<TlsContext> tls, lib::UniqueFd socket);
+  // The client's connect finished: 0 or its errno.
+  void OnConnected(int error);
+  // Tells the loop what this tunnel waits for now.
+  void UpdateInterest();
   void OnReadable();
+  // One timer at a time: the connect and handshake deadline, then idle.
+  void SetTimer(int ms, void (*fire)(TunnelConn&));
+  void CancelTimer();
   void OnHandshake();
   void WriteOut();
   // Ends the tunnel: every pod connection on it is reset.
@@ -79,9 +89,9 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   Worker* worker_;
   Role role_;
   std::shared_ptr<TlsContext> tls_ctx_;
-  asio::ip::tcp::socket socket_;
-  asio::ip::tcp::endpoint peer_;
-  asio::steady_timer timer_;  // connect and handshake deadline, then idle
+  lib::UniqueFd socket_;
+  Destination peer_;  // client: the peer node's inbound port
+  EventLoop::TimerId timer_ = 0;
   std::unique_ptr<TlsChannel> tls_;
   std::unique_ptr<TunnelSession> session_;
   std::map<int32_t, std::shared_ptr<PodLeg>> legs_;
@@ -96,9 +106,9 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn> {
   // its own callbacks (a refusal there); the Flush after Receive sends it.
   bool receiving_ = false;
   int64_t started_us_ = 0;
+  bool connecting_ = false;
   bool connected_ = false;
-  bool read_armed_ = false;
-  bool write_armed_ = false;
+  bool write_blocked_ = false;  // a send hit EAGAIN: wait to be told writable
   bool draining_ = false;
   bool failed_ = false;
 };

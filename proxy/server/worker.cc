@@ -4,10 +4,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/unique_fd.h"
+#include "proxy/server/plain_relay.h"
 #include "proxy/server/tunnel_conn.h"
 #include "spdlog/spdlog.h"
 
@@ -49,6 +53,14 @@ absl::StatusOr<lib::UniqueFd> ListenOn(const std::string& ip, uint16_t port) {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(ProxyShared* shared) {
+  auto loop = EventLoop::Create();
+  if (!loop.ok()) return loop.status();
+  std::unique_ptr<Worker> w(new Worker(shared));
+  w->loop_ = *std::move(loop);
+  return w;
+}
+
 absl::Status Worker::Listen() {
   for (const std::string& ip : shared_->options.node_ips) {
     for (const bool inbound : {false, true}) {
@@ -56,38 +68,49 @@ absl::Status Worker::Listen() {
           inbound ? shared_->options.inbound_port : shared_->options.outbound_port;
       auto fd = ListenOn(ip, port);
       if (!fd.ok()) return fd.status();
-      const bool v6 = ip.find(':') != std::string::npos;
-      auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(
-          io_, v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd->Release());
-      AcceptLoop(*acceptor, inbound);
-      acceptors_.push_back(std::move(acceptor));
+      auto l = std::make_unique<Listener>();
+      l->worker = this;
+      l->fd = *std::move(fd);
+      l->inbound = inbound;
+      if (absl::Status st = loop_->Watch(l->fd.get(), l.get()); !st.ok()) return st;
+      listeners_.push_back(std::move(l));
     }
   }
   return absl::OkStatus();
 }
 
-void Worker::AcceptLoop(asio::ip::tcp::acceptor& acceptor, bool inbound) {
-  acceptor.async_accept(
-      [this, &acceptor, inbound](const asio::error_code& ec, asio::ip::tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || draining_) return;
-        if (ec) {
-          spdlog::warn("proxy: accept on {}: {}", inbound ? "inbound port" : "outbound port",
-                       ec.message());
-        } else if (inbound) {
-          auto rt = shared_->runtime.Get();
-          auto t = TunnelConn::Server(this, rt->server, std::move(socket));
-          servers_.insert(t);
-          t->Start();
-        } else {
-          HandleOutbound(std::move(socket));
-        }
-        AcceptLoop(acceptor, inbound);
+void Worker::Accept(Listener& l) {
+  // A batch, then the connections already open get their turn.
+  for (int i = 0; i < 32; ++i) {
+    lib::UniqueFd fd(accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // Out of descriptors or memory: the backlog waits; try again shortly
+      // (edge-triggered, no new event comes for connections already queued).
+      spdlog::warn("proxy: accept on {}: {}", l.inbound ? "inbound port" : "outbound port",
+                   strerror(errno));
+      Listener* which = &l;
+      loop_->After(std::chrono::milliseconds(100), [this, which] {
+        if (!draining_) Accept(*which);
       });
+      return;
+    }
+    if (l.inbound) {
+      auto rt = shared_->runtime.Get();
+      auto t = TunnelConn::Server(this, rt->server, std::move(fd));
+      servers_.insert(t);
+      t->Start();
+    } else {
+      HandleOutbound(std::move(fd));
+    }
+  }
+  loop_->Again(l.fd.get());
 }
 
 void Worker::TunnelDone(TunnelConn* tunnel) {
   // Later, not here: the tunnel is still running the call that ended it.
-  asio::post(io_, [this, tunnel] {
+  loop_->Later([this, tunnel] {
     std::shared_ptr<TunnelConn> gone;
     for (auto it = servers_.begin(); it != servers_.end(); ++it)
       if (it->get() == tunnel) {
@@ -108,17 +131,38 @@ void Worker::TunnelDone(TunnelConn* tunnel) {
         break;
       }
     }
+    gone.reset();
+    CheckDrained();
   });
 }
 
+void Worker::RelayDone(PlainRelay* relay) {
+  loop_->Later([this, relay] {
+    for (auto it = relays_.begin(); it != relays_.end(); ++it)
+      if (it->get() == relay) {
+        relays_.erase(it);
+        break;
+      }
+    CheckDrained();
+  });
+}
+
+void Worker::CheckDrained() {
+  if (!draining_ || !servers_.empty() || !relays_.empty()) return;
+  for (const auto& [key, tunnels] : pool_)
+    if (!tunnels.empty()) return;
+  drained_.store(true, std::memory_order_release);
+}
+
 void Worker::Drain() {
-  asio::post(io_, [this] {
+  loop_->Post([this] {
     draining_ = true;
-    asio::error_code ec;
-    for (auto& a : acceptors_) a->close(ec);
+    for (auto& l : listeners_) loop_->Unwatch(l->fd.get());
+    listeners_.clear();
     std::vector<std::shared_ptr<TunnelConn>> all(servers_.begin(), servers_.end());
     for (auto& [key, v] : pool_) all.insert(all.end(), v.begin(), v.end());
     for (auto& t : all) t->Drain();
+    CheckDrained();
   });
 }
 

@@ -5,7 +5,7 @@
 // Runtime.
 #pragma once
 
-#include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -15,12 +15,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/lib/unique_fd.h"
+#include "proxy/loop/event_loop.h"
 #include "proxy/server/inbound_policy.h"
 #include "proxy/server/proxy_stats.h"
 #include "proxy/server/runtime.h"
+#include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
 
+class PlainRelay;
 class PodLeg;
 class TunnelConn;
 
@@ -48,16 +53,17 @@ struct ProxyShared {
 
 class Worker {
  public:
-  explicit Worker(ProxyShared* shared) : shared_(shared) {}
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(ProxyShared* shared);
   // Binds this worker's listeners. Errors name the address.
   absl::Status Listen();
-  void Run() { io_.run(); }
-  // From another thread: stop accepting; the loop ends once every tunnel
-  // and pod connection it carries is done.
+  void Run() { loop_->Run(); }
+  // From another thread: stop accepting; drained() turns true once every
+  // tunnel and pod connection this worker carries is done.
   void Drain();
-  void Stop() { io_.stop(); }
+  bool drained() const { return drained_.load(std::memory_order_acquire); }
+  void Stop() { loop_->Stop(); }
 
-  asio::io_context& io() { return io_; }
+  EventLoop& loop() { return *loop_; }
   ProxyShared& shared() { return *shared_; }
   ProxyStats& stats() { return shared_->stats; }
   // Reads land here first (one buffer per thread, not per connection).
@@ -73,31 +79,45 @@ class Worker {
   // plaintext for a while (outbound.cc).
   void MarkMeshless(const std::string& node);
   void RelayPlain(const std::shared_ptr<PodLeg>& leg);
+  void RelayDone(PlainRelay* relay);
 
  private:
-  void AcceptLoop(asio::ip::tcp::acceptor& acceptor, bool inbound);
+  explicit Worker(ProxyShared* shared) : shared_(shared) {}
+  // A listening socket of this worker's: accepts until the kernel has no
+  // more, or a batch, so the connections already open get their turn.
+  struct Listener : EventLoop::Watcher {
+    Worker* worker;
+    lib::UniqueFd fd;
+    bool inbound;
+    void OnEvents(uint32_t) override { worker->Accept(*this); }
+  };
+  void Accept(Listener& l);
   // A pod connection the kernel handed to this proxy (outbound.cc): judged
   // here, carried by the worker that owns its (identity, node) tunnels.
-  void HandleOutbound(asio::ip::tcp::socket socket);
+  void HandleOutbound(lib::UniqueFd socket);
   struct Outbound {
     std::string identity, node, authority, forwarded;
     Destination destination;
   };
-  void CarryOutbound(int fd, const Outbound& o);
+  void CarryOutbound(lib::UniqueFd socket, const Outbound& o);
   // A tunnel for `identity` to `node` that takes a new stream, from the
   // pool or new (outbound.cc).
   std::shared_ptr<TunnelConn> TunnelFor(const Runtime& rt, const std::string& identity,
                                         const std::string& node);
+  // Draining and nothing carried any more: drained() says so.
+  void CheckDrained();
 
   ProxyShared* shared_;
-  asio::io_context io_{1};
-  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+  std::unique_ptr<EventLoop> loop_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   // (identity, node address) -> tunnels, the newest last.
   std::map<std::pair<std::string, std::string>, std::vector<std::shared_ptr<TunnelConn>>> pool_;
   std::set<std::shared_ptr<TunnelConn>> servers_;
+  std::set<std::shared_ptr<PlainRelay>> relays_;
   // Nodes whose inbound port refused a tunnel: until when they count as meshless.
   std::map<std::string, std::chrono::steady_clock::time_point> meshless_;
   bool draining_ = false;
+  std::atomic<bool> drained_{false};
   alignas(64) char scratch_[kScratch];
 };
 
