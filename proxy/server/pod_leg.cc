@@ -138,25 +138,53 @@ void PodLeg::OnData(absl::string_view data) {
     return;
   }
   worker_->stats().Add(Stat::kBytesFromPeer, data.size());
-  if (to_pod_off_ == to_pod_.size() && !connect_done_) {
-    // Nothing waits: write straight from the frame, keep only the rest.
-    const ssize_t n = send(fd(), data.data(), data.size(), MSG_NOSIGNAL);
-    size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      if (auto t = tunnel_.lock()) {
-        t->session().Consumed(id_, data.size());
-        t->session().Reset(id_, NGHTTP2_CANCEL);
-      }
-      Close(/*reset=*/true);
-      return;
-    }
-    if (sent > 0)
-      if (auto t = tunnel_.lock()) t->session().Consumed(id_, sent);
-    to_pod_.assign(data.data() + sent, data.size() - sent);
-    to_pod_off_ = 0;
-  } else {
+  if (to_pod_off_ < to_pod_.size() || connect_done_) {
+    // The pod is behind (or not connected yet): the bytes wait in order.
     to_pod_.append(data.data(), data.size());
+    UpdateInterest();
+    return;
   }
+  if (batch_.empty())
+    if (auto t = tunnel_.lock()) t->Batched(shared_from_this());
+  batch_.push_back({const_cast<char*>(data.data()), data.size()});
+  if (batch_.size() >= 64) FlushBatch();
+}
+
+void PodLeg::FlushBatch() {
+  if (batch_.empty()) return;
+  auto tunnel = tunnel_.lock();
+  size_t total = 0;
+  for (const iovec& v : batch_) total += v.iov_len;
+  if (closed_) {
+    if (tunnel) tunnel->session().Consumed(id_, total);
+    batch_.clear();
+    return;
+  }
+  msghdr m{};
+  m.msg_iov = batch_.data();
+  m.msg_iovlen = batch_.size();
+  const ssize_t n = sendmsg(fd(), &m, MSG_NOSIGNAL);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    batch_.clear();
+    if (tunnel) {
+      tunnel->session().Consumed(id_, total);
+      tunnel->session().Reset(id_, NGHTTP2_CANCEL);
+    }
+    Close(/*reset=*/true);
+    return;
+  }
+  size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+  if (sent > 0 && tunnel) tunnel->session().Consumed(id_, sent);
+  // What the pod did not take yet waits here, in order.
+  for (const iovec& v : batch_) {
+    if (sent >= v.iov_len) {
+      sent -= v.iov_len;
+      continue;
+    }
+    to_pod_.append(static_cast<const char*>(v.iov_base) + sent, v.iov_len - sent);
+    sent = 0;
+  }
+  batch_.clear();
   if (to_pod_off_ < to_pod_.size()) UpdateInterest();
 }
 
@@ -193,11 +221,13 @@ void PodLeg::FlushToPod() {
 }
 
 void PodLeg::OnPeerEof() {
+  FlushBatch();
   peer_eof_ = true;
   if (to_pod_off_ == to_pod_.size() && !closed_) shutdown(fd(), SHUT_WR);
 }
 
 void PodLeg::OnStreamClosed(uint32_t error_code) {
+  FlushBatch();  // what came before the end goes first
   if (error_code != 0) {
     Close(/*reset=*/true);
     return;
@@ -218,6 +248,12 @@ void PodLeg::Close(bool reset) {
   }
   worker_->loop().Unwatch(fd());
   socket_.Reset();
+  if (!batch_.empty()) {
+    size_t total = 0;
+    for (const iovec& v : batch_) total += v.iov_len;
+    batch_.clear();
+    if (auto t = tunnel_.lock()) t->session().Consumed(id_, total);
+  }
   to_pod_.clear();
   to_pod_.shrink_to_fit();
   if (auto t = tunnel_.lock()) t->Forget(id_);

@@ -6,10 +6,13 @@
 // the stream's window) waits here.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "agent/lib/unique_fd.h"
@@ -45,8 +48,11 @@ class PodLeg : public std::enable_shared_from_this<PodLeg>, public EventLoop::Wa
   // mode's plaintext relay takes it over); invalid when it is too late.
   lib::UniqueFd TakeSocket();
 
-  // From the tunnel.
+  // From the tunnel. OnData's bytes stay valid until FlushBatch, which the
+  // tunnel calls once per batch it received: they go to the pod in one
+  // sendmsg, not one send per DATA frame.
   void OnData(absl::string_view data);
+  void FlushBatch();
   void OnPeerEof();
   void OnStreamClosed(uint32_t error_code);
   void OnSendSpace();
@@ -70,6 +76,7 @@ class PodLeg : public std::enable_shared_from_this<PodLeg>, public EventLoop::Wa
   int32_t id_ = -1;
   Destination destination_;
   std::function<void(int)> connect_done_;  // set while connecting
+  std::vector<iovec> batch_;               // this batch's DATA, still in the tunnel's buffer
   std::string to_pod_;                     // stream bytes the pod's socket has not taken yet
   size_t to_pod_off_ = 0;
   bool reading_ = false;        // StartReading() was called

@@ -252,6 +252,10 @@ void TunnelConn::OnReadable() {
         receiving_ = true;
         absl::Status st = session_->Receive(plain_in_.view());
         receiving_ = false;
+        // One write per pod connection for all the DATA of this read,
+        // while plain_in_ still holds it.
+        for (auto& leg : batched_) leg->FlushBatch();
+        batched_.clear();
         if (!st.ok()) {
           if (role_ == Role::kServer)
             worker_->stats().Refuse({.reason = "protocol-error", .peer = tls_->peer().Uri()});

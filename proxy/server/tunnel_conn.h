@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "agent/lib/unique_fd.h"
@@ -52,6 +53,8 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn>, public Event
   TunnelSession& session() { return *session_; }
   void Flush();
   void Forget(int32_t id) { legs_.erase(id); }
+  // A leg got DATA in the batch being received: FlushBatch once it is done.
+  void Batched(const std::shared_ptr<PodLeg>& leg) { batched_.push_back(leg); }
 
   // No new streams; closes once the last one ends.
   void Drain();
@@ -95,6 +98,7 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn>, public Event
   std::unique_ptr<TlsChannel> tls_;
   std::unique_ptr<TunnelSession> session_;
   std::map<int32_t, std::shared_ptr<PodLeg>> legs_;
+  std::vector<std::shared_ptr<PodLeg>> batched_;
   std::string identity_;       // client: the source identity it presents
   std::string peer_identity_;  // server: the identity the client proved
   // Ciphertext not yet written, at most about this much (then nghttp2 holds the rest).

@@ -68,7 +68,7 @@ class Worker {
   ProxyStats& stats() { return shared_->stats; }
   // Reads land here first (one buffer per thread, not per connection).
   char* scratch() { return scratch_; }
-  static constexpr size_t kScratch = 64 * 1024;
+  static constexpr size_t kScratch = 256 * 1024;
 
   // Server tunnels: a CONNECT to judge and, if allowed, to connect (inbound.cc).
   void OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
