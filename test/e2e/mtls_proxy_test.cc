@@ -120,6 +120,34 @@ TEST_F(MtlsProxyTest, ASecondConnectionRidesTheWarmTunnel) {
   EXPECT_GE(ProxyCounter(*n1_, "streams_on_warm_tunnel"), 1u);
 }
 
+TEST_F(MtlsProxyTest, APodThatStopsReadingStallsOnlyItsOwnConnection) {
+  // 8 MiB toward a server pod that reads nothing: more than the stream's
+  // window and the sockets' buffers, so the receiving proxy keeps what the
+  // pod has not taken and the sending one stops reading the client.
+  ASSERT_OK_AND_ASSIGN(Pair stalled, CrossNode(7005));
+  const std::string big = RandomBytes(8 << 20, 3);
+  std::thread writer([&] { EXPECT_OK(WriteAll(stalled.client.get(), big, 60000)); });
+  ASSERT_OK(WaitCounter(*n2_, "bytes_from_peer", 1u << 20));
+  // Meanwhile a second connection on the same tunnel moves 1 MiB each way.
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c2, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(c2.get(), server_->ip, 7005));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd s2, AcceptOne(stalled.listener.get()));
+  const std::string up = RandomBytes(1 << 20, 4), down = RandomBytes(1 << 20, 5);
+  std::thread w_up([&] { EXPECT_OK(WriteAll(c2.get(), up)); });
+  ASSERT_OK_AND_ASSIGN(std::string got_up, ReadExactly(s2.get(), up.size()));
+  w_up.join();
+  EXPECT_EQ(Fnv1a(got_up), Fnv1a(up));
+  std::thread w_down([&] { EXPECT_OK(WriteAll(s2.get(), down)); });
+  ASSERT_OK_AND_ASSIGN(std::string got_down, ReadExactly(c2.get(), down.size()));
+  w_down.join();
+  EXPECT_EQ(Fnv1a(got_down), Fnv1a(down));
+  EXPECT_EQ(ProxyCounter(*n1_, "tunnels_opened"), 1u);
+  // The stalled pod reads at last: every byte, in order.
+  ASSERT_OK_AND_ASSIGN(std::string got_big, ReadExactly(stalled.server.get(), big.size(), 60000));
+  writer.join();
+  EXPECT_EQ(Fnv1a(got_big), Fnv1a(big));
+}
+
 TEST_F(MtlsProxyTest, HalfCloseAndResetAreCarriedThrough) {
   ASSERT_OK_AND_ASSIGN(Pair p, CrossNode(7002));
   ASSERT_OK(WriteAll(p.client.get(), "request"));
