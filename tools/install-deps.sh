@@ -16,6 +16,8 @@ packages=(
   # workload certificates and mutual TLS between nodes (OpenSSL 3), the
   # tunnel's HTTP/2 CONNECT streams (libnghttp2)
   libssl-dev libnghttp2-dev
+  # the L7 layer's HTTP/1.x parsing (Node's http-parser)
+  libhttp-parser-dev
   # demo pods and their traffic; tcpdump: the quickstart's capture of the
   # link between its two nodes, searched for plaintext (and the e2e tests')
   iproute2 procps util-linux redis-server redis-tools curl tcpdump

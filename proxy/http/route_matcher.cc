@@ -1,0 +1,125 @@
+#include "proxy/http/route_matcher.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "re2/re2.h"
+#include "re2/set.h"
+
+namespace shunt::proxy::http {
+namespace {
+
+constexpr const char* kMethods[] = {"GET",     "HEAD",    "PUT",   "POST", "DELETE",
+                                    "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+constexpr uint32_t kAnyMethod = ~uint32_t{0};
+
+RE2::Options Quiet() {
+  RE2::Options o;
+  o.set_log_errors(false);
+  return o;
+}
+
+}  // namespace
+
+uint32_t MethodBit(absl::string_view method) {
+  for (size_t i = 0; i < std::size(kMethods); ++i)
+    if (method == kMethods[i]) return uint32_t{1} << i;
+  return 0;
+}
+
+struct RouteMatcher::PathSet {
+  RE2::Set set{Quiet(), RE2::ANCHOR_BOTH};
+};
+
+RouteMatcher::RouteMatcher() : paths_(std::make_unique<PathSet>()) {}
+RouteMatcher::~RouteMatcher() = default;
+
+absl::StatusOr<std::unique_ptr<RouteMatcher>> RouteMatcher::Compile(
+    const std::vector<model::HttpRouteGroup>& groups) {
+  std::unique_ptr<RouteMatcher> m(new RouteMatcher());
+  for (const model::HttpRouteGroup& g : groups) {
+    for (const model::HttpMatch& hm : g.matches) {
+      const std::string where =
+          absl::StrCat("routes: HTTPRouteGroup ", g.Key(), " match '", hm.name, "'");
+      Compiled c;
+      c.methods = hm.methods.empty() ? kAnyMethod : 0;
+      for (const std::string& method : hm.methods) {
+        if (method == "*") {
+          c.methods = kAnyMethod;
+          continue;
+        }
+        const uint32_t bit = MethodBit(method);
+        if (bit == 0)
+          return absl::InvalidArgumentError(absl::StrCat(where, ": unknown method '", method, "'"));
+        c.methods |= bit;
+      }
+      for (const auto& [name, regex] : hm.headers) {
+        auto re = std::make_unique<RE2>(regex, Quiet());
+        if (!re->ok())
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": header '", name, "' regex '", regex, "': ", re->error()));
+        c.headers.push_back({absl::AsciiStrToLower(name), std::move(re)});
+      }
+      const int index = static_cast<int>(m->routes_.size());
+      if (hm.path_regex.empty()) {
+        c.any_path = true;
+        m->any_path_routes_.push_back(index);
+      } else {
+        std::string error;
+        if (m->paths_->set.Add(hm.path_regex, &error) < 0)
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": pathRegex '", hm.path_regex, "': ", error));
+        m->path_routes_.push_back(index);
+      }
+      m->routes_.push_back({g.Key(), hm.name});
+      m->compiled_.push_back(std::move(c));
+    }
+  }
+  if (!m->path_routes_.empty() && !m->paths_->set.Compile())
+    return absl::ResourceExhaustedError(
+        "routes: the path regexes of all HTTPRouteGroups together are too large for RE2");
+  return m;
+}
+
+bool RouteMatcher::MethodAndHeadersMatch(const RequestView& r, const Compiled& c) const {
+  if (c.methods != kAnyMethod && !(c.methods & MethodBit(r.method))) return false;
+  for (const HeaderRule& rule : c.headers) {
+    // Every value of the header, joined by "," (as a proxy folds them).
+    std::string joined;
+    bool found = false;
+    for (const auto& [name, value] : r.headers) {
+      if (!absl::EqualsIgnoreCase(name, rule.name)) continue;
+      if (found) joined.push_back(',');
+      joined.append(value.data(), value.size());
+      found = true;
+    }
+    if (!found || !RE2::FullMatch(joined, *rule.value)) return false;
+  }
+  return true;
+}
+
+void RouteMatcher::Match(const RequestView& r, std::vector<int>* out) const {
+  out->clear();
+  if (!path_routes_.empty()) {
+    paths_->set.Match(re2::StringPiece(r.path.data(), r.path.size()), out);  // in no order
+    for (int& i : *out) i = path_routes_[static_cast<size_t>(i)];
+  }
+  out->insert(out->end(), any_path_routes_.begin(), any_path_routes_.end());
+  std::sort(out->begin(), out->end());
+  out->erase(std::remove_if(out->begin(), out->end(),
+                            [&](int i) {
+                              return !MethodAndHeadersMatch(r, compiled_[static_cast<size_t>(i)]);
+                            }),
+             out->end());
+}
+
+bool RouteMatcher::Matches(const RequestView& r, int index) const {
+  if (index < 0 || static_cast<size_t>(index) >= compiled_.size()) return false;
+  std::vector<int> all;
+  Match(r, &all);
+  return std::binary_search(all.begin(), all.end(), index);
+}
+
+}  // namespace shunt::proxy::http
