@@ -85,6 +85,17 @@ absl::Status H1Parser::FeedEof() {
   return absl::OkStatus();
 }
 
+void H1Parser::Reset() {
+  http_parser_init(&parser_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE);
+  parser_.data = this;
+  head_ = H1Head();
+  head_bytes_ = 0;
+  last_was_value_ = prev_feed_ended_line_ = false;
+  in_message_ = no_body_ = paused_ = failed_ = false;
+  error_status_ = 0;
+  error_.clear();
+}
+
 void H1Parser::Resume() {
   if (!paused_) return;
   paused_ = false;

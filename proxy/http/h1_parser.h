@@ -75,6 +75,8 @@ class H1Parser {
   // Responses: the request was HEAD (or the status has no body).
   void ExpectNoBody() { no_body_ = true; }
   void Resume();
+  // As new, for another connection (not from inside a Handler call).
+  void Reset();
   bool paused() const { return paused_; }
   // Between messages (nothing of the next one read yet).
   bool idle() const { return !in_message_; }

@@ -1,0 +1,413 @@
+#include "proxy/http/h1_proxy.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+
+namespace shunt::proxy::http {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+bool StatusHasNoBody(int status) { return status == 204 || status == 304 || status < 200; }
+
+}  // namespace
+
+std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstream,
+                                        const Destination& upstream, Options options, Hooks hooks) {
+  std::shared_ptr<H1Proxy> p(new H1Proxy(loop, upstream, options, std::move(hooks)));
+  p->down_.fd = std::move(downstream);
+  if (!loop->Watch(p->down_.fd.get(), &p->down_, EPOLLIN).ok()) {
+    p->down_.fd.Reset();
+    return nullptr;
+  }
+  return p;
+}
+
+H1Proxy::H1Proxy(EventLoop* loop, const Destination& upstream, Options options, Hooks hooks)
+    : loop_(loop),
+      upstream_addr_(upstream),
+      options_(options),
+      hooks_(std::move(hooks)),
+      requests_handler_(this),
+      responses_handler_(this),
+      requests_(H1Parser::Kind::kRequest, options.limits, &requests_handler_),
+      responses_(H1Parser::Kind::kResponse, options.limits, &responses_handler_) {
+  down_.proxy = up_.proxy = this;
+  down_.downstream = true;
+}
+
+H1Proxy::~H1Proxy() {
+  for (Side* s : {&down_, &up_})
+    if (s->fd.valid()) loop_->Unwatch(s->fd.get());
+}
+
+void H1Proxy::OnEvents(Side& s, uint32_t events) {
+  auto self = shared_from_this();
+  if (done_) return;
+  if (&s == &up_ && up_connecting_) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(up_.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    up_connecting_ = false;
+    if (err != 0) {
+      CloseUpstream();
+      if (in_exchange_ && !response_started_) {
+        AnswerLocally(502, absl::StrCat("upstream-connect-failed: ", strerror(err)), false);
+        response_done_ = true;
+        FinishExchange();
+        if (!Flush(down_)) return;
+      }
+      UpdateInterest();
+      return;
+    }
+  }
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !s.out.empty() && !Flush(s)) return;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    if (!ReadInto(s)) return;
+    if (upgraded_) {
+      Side& other = &s == &down_ ? up_ : down_;
+      other.out.Append(s.in.view());
+      s.in.clear();
+      if (s.eof && other.fd.valid()) shutdown(other.fd.get(), SHUT_WR);
+      if (!Flush(other)) return;
+      if (down_.eof && up_.eof && down_.out.empty() && up_.out.empty()) return Finish();
+    } else if (&s == &down_) {
+      ParseRequests();
+    } else {
+      ParseResponses();
+    }
+  }
+  if (!done_) UpdateInterest();
+}
+
+bool H1Proxy::ReadInto(Side& s) {
+  for (int i = 0; i < 4 && !s.eof; ++i) {
+    char* space = s.in.Reserve(kReadChunk);
+    const ssize_t n = recv(s.fd.get(), space, kReadChunk, 0);
+    if (n > 0) {
+      s.in.Commit(static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < kReadChunk || s.in.size() >= options_.max_buffered) break;
+      continue;
+    }
+    if (n == 0) {
+      s.eof = true;
+      break;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+    // A reset: the other side's connection goes too.
+    Finish();
+    return false;
+  }
+  return true;
+}
+
+bool H1Proxy::Flush(Side& s) {
+  while (!s.out.empty() && s.fd.valid() && !(&s == &up_ && up_connecting_)) {
+    const ssize_t n = send(s.fd.get(), s.out.data(), s.out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      s.out.Consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    Finish();
+    return false;
+  }
+  if (s.out.empty()) s.out.Release();
+  // Closing: once the last exchange is over and its bytes are out.
+  if (&s == &down_ && closing_ && !in_exchange_ && down_.out.empty()) {
+    Finish();
+    return false;
+  }
+  return true;
+}
+
+void H1Proxy::UpdateInterest() {
+  if (done_) return;
+  const size_t max = options_.max_buffered;
+  // Downstream: read while what it sends upstream is taken and the parser
+  // keeps up (pipelined requests wait in `in`, bounded).
+  uint32_t down = 0;
+  if (!down_.eof && !closing_ && down_.in.size() < max && up_.out.size() < max) down |= EPOLLIN;
+  if (!down_.out.empty()) down |= EPOLLOUT;
+  loop_->Interest(down_.fd.get(), down);
+  if (!up_.fd.valid()) return;
+  uint32_t up = 0;
+  if (up_connecting_) {
+    up = EPOLLOUT;
+  } else {
+    if (!up_.eof && up_.in.size() < max && down_.out.size() < max) up |= EPOLLIN;
+    if (!up_.out.empty()) up |= EPOLLOUT;
+  }
+  loop_->Interest(up_.fd.get(), up);
+}
+
+void H1Proxy::ParseRequests() {
+  while (!done_ && !down_.in.empty() && !requests_.paused() && !upgraded_) {
+    auto n = requests_.Feed(down_.in.view());
+    if (!n.ok()) {
+      const std::string why(n.status().message());
+      if (in_exchange_ && !local_ && request_done_ == false && response_started_) {
+        Finish();  // mid-body, a response under way: nothing clean to say
+        return;
+      }
+      CloseUpstream();
+      record_ = Record{.reason = why};
+      AnswerLocally(requests_.error_status(), why, /*close=*/true);
+      if (hooks_.on_request) hooks_.on_request(record_);
+      in_exchange_ = false;
+      Flush(down_);
+      return;
+    }
+    down_.in.Consume(*n);
+    if (*n == 0) break;
+  }
+  if (down_.eof && !done_ && !upgraded_) {
+    if (in_exchange_ && !request_done_) {
+      (void)requests_.FeedEof();
+      Finish();  // cut off mid-request
+      return;
+    }
+    // The client is done sending: what it is owed goes out, then the end.
+    if (!in_exchange_) closing_ = true;
+  }
+  if (Flush(up_)) Flush(down_);
+}
+
+void H1Proxy::ParseResponses() {
+  bool junk = false;
+  while (!done_ && !up_.in.empty() && !upgraded_) {
+    // Stopped after a message (an interim one, or the final one).
+    if (responses_.paused()) responses_.Resume();
+    if (!in_exchange_ || local_ || response_done_) {
+      junk = true;  // bytes nobody asked for: not reusable
+      break;
+    }
+    auto n = responses_.Feed(up_.in.view());
+    if (!n.ok()) {
+      CloseUpstream();
+      if (!response_started_) {
+        AnswerLocally(502, absl::StrCat("bad-upstream-response: ", n.status().message()), true);
+        response_done_ = true;
+        FinishExchange();
+        Flush(down_);
+      } else {
+        Finish();
+      }
+      return;
+    }
+    up_.in.Consume(*n);
+    if (*n == 0) break;
+  }
+  if (responses_.paused() && !in_exchange_) responses_.Resume();
+  if (upgraded_) {
+    // After the 101, both ways are the upgraded protocol's bytes.
+    down_.out.Append(up_.in.view());
+    up_.in.clear();
+    up_.out.Append(down_.in.view());
+    down_.in.clear();
+    if (!Flush(up_)) return;
+  }
+  if (up_.eof && !done_ && !upgraded_ && in_exchange_ && !local_ && !response_done_) {
+    // A response delimited by the connection's end ends here; any other
+    // is cut short.
+    (void)responses_.FeedEof();
+    if (!response_done_) {
+      CloseUpstream();
+      if (response_started_) return Finish();
+      AnswerLocally(502, "upstream-closed", false);
+      response_done_ = true;
+      FinishExchange();
+    }
+  }
+  // Connection: close from the upstream takes effect once its response is over.
+  if (junk || (close_upstream_ && (response_done_ || !in_exchange_)) || (up_.eof && !upgraded_))
+    CloseUpstream();
+  Flush(down_);
+}
+
+bool H1Proxy::ConnectUpstream() {
+  if (up_.fd.valid()) return true;
+  socklen_t len = 0;
+  const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
+  up_.fd.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!up_.fd.valid()) return false;
+  const int one = 1;
+  setsockopt(up_.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (!loop_->Watch(up_.fd.get(), &up_, 0).ok() ||
+      (connect(up_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
+       errno != EINPROGRESS)) {
+    CloseUpstream();
+    return false;
+  }
+  up_.eof = false;
+  up_connecting_ = true;
+  return true;
+}
+
+void H1Proxy::OnRequestHead(H1Head& h) {
+  in_exchange_ = true;
+  local_ = false;
+  request_done_ = response_done_ = response_started_ = interim_ = false;
+  started_ = std::chrono::steady_clock::now();
+  record_ = Record{.method = h.method};
+  head_request_ = h.method == "HEAD";
+  request_upgrade_ = h.upgrade;
+  client_keep_alive_ = h.keep_alive;
+  RequestView view{.method = h.method,
+                   .path = absl::string_view(h.target).substr(0, h.target.find('?'))};
+  for (const auto& [n, v] : h.headers) view.headers.emplace_back(n, v);
+  Verdict v = hooks_.judge ? hooks_.judge(h, view) : Verdict{};
+  record_.route = v.route;
+  if (!v.allow) {
+    record_.reason = v.reason;
+    AnswerLocally(403, v.reason, !client_keep_alive_);
+    response_done_ = true;
+    return;
+  }
+  if (!ConnectUpstream()) {
+    AnswerLocally(502, "upstream-connect-failed", !client_keep_alive_);
+    response_done_ = true;
+    return;
+  }
+  request_framing_ = h.chunked               ? Framing::kChunked
+                     : h.content_length >= 0 ? Framing::kLength
+                                             : Framing::kNone;
+  if (head_request_) responses_.ExpectNoBody();
+  WriteRequestHead(h, {}, request_framing_, &up_.out);
+}
+
+void H1Proxy::OnRequestBody(absl::string_view piece) {
+  if (local_) return;
+  if (request_framing_ == Framing::kChunked) {
+    WriteChunk(piece, &up_.out);
+  } else {
+    up_.out.Append(piece);
+  }
+}
+
+void H1Proxy::OnRequestEnd() {
+  request_done_ = true;
+  if (!local_ && request_framing_ == Framing::kChunked) WriteLastChunk(&up_.out);
+  FinishExchange();
+}
+
+void H1Proxy::OnResponseHead(H1Head& h) {
+  if (h.status >= 100 && h.status < 200 && h.status != 101) {
+    interim_ = true;  // 100 Continue and the like: passed on, the final one follows
+    WriteResponseHead(h, {}, Framing::kNone, false, &down_.out);
+    return;
+  }
+  interim_ = false;
+  response_started_ = true;
+  record_.status = h.status;
+  if (h.status == 101 && request_upgrade_) {
+    WriteResponseHead(h, {}, Framing::kNone, false, &down_.out);
+    upgraded_ = true;
+    response_done_ = true;
+    return;
+  }
+  if (!h.keep_alive) close_upstream_ = true;
+  // http-parser reads nothing after an upgrade request: the connection
+  // ends with this response if the upstream did not switch.
+  if (request_upgrade_) client_keep_alive_ = false;
+  if (head_request_ || StatusHasNoBody(h.status)) {
+    response_framing_ = Framing::kNone;
+  } else if (h.chunked || h.content_length < 0) {
+    response_framing_ = Framing::kChunked;  // close-delimited upstream, kept-alive client
+  } else {
+    response_framing_ = Framing::kLength;
+  }
+  const Framing head_framing =
+      head_request_ && h.content_length >= 0 ? Framing::kLength : response_framing_;
+  if (!client_keep_alive_) closing_ = true;
+  WriteResponseHead(h, {}, head_framing, !client_keep_alive_, &down_.out);
+}
+
+void H1Proxy::OnResponseBody(absl::string_view piece) {
+  if (response_framing_ == Framing::kChunked) {
+    WriteChunk(piece, &down_.out);
+  } else {
+    down_.out.Append(piece);
+  }
+}
+
+void H1Proxy::OnResponseEnd() {
+  if (interim_) {
+    interim_ = false;  // the final response follows
+    return;
+  }
+  if (upgraded_) {
+    FinishExchange();
+    return;
+  }
+  if (response_framing_ == Framing::kChunked) WriteLastChunk(&down_.out);
+  response_done_ = true;
+  FinishExchange();
+}
+
+void H1Proxy::AnswerLocally(int status, const std::string& reason, bool close) {
+  local_ = true;
+  record_.local = true;
+  record_.status = status;
+  if (record_.reason.empty()) record_.reason = reason;
+  HeaderList extra = {{"x-shunt-denied", reason.substr(0, 128)}};
+  if (status != 403) extra[0].first = "x-shunt-error";
+  WriteLocalResponse(status, extra, absl::StrCat(ReasonPhrase(status), ": ", reason, "\n"), close,
+                     &down_.out);
+  if (close) closing_ = true;
+}
+
+void H1Proxy::FinishExchange() {
+  if (!in_exchange_ || !request_done_ || !response_done_) return;
+  in_exchange_ = false;
+  record_.micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now() - started_)
+                       .count();
+  if (hooks_.on_request) hooks_.on_request(record_);
+  if (down_.eof) closing_ = true;
+  if (closing_ || upgraded_) return;  // flushed by the caller
+  // The next pipelined request, if it is here already: after the parsers
+  // are out of their callbacks (a parser pauses after each message).
+  loop_->Later([weak = weak_from_this()] {
+    if (auto p = weak.lock(); p && !p->done_) {
+      p->requests_.Resume();
+      p->ParseRequests();
+      p->UpdateInterest();
+    }
+  });
+}
+
+void H1Proxy::CloseUpstream() {
+  if (!up_.fd.valid()) return;
+  loop_->Unwatch(up_.fd.get());
+  up_.fd.Reset();
+  up_.in.clear();
+  up_.out.clear();
+  up_.eof = false;
+  up_connecting_ = false;
+  close_upstream_ = false;
+  responses_.Reset();  // a new connection starts afresh
+}
+
+void H1Proxy::Finish() {
+  if (done_) return;
+  if (in_exchange_ && hooks_.on_request) {
+    record_.status = response_done_ ? record_.status : 0;
+    hooks_.on_request(record_);
+    in_exchange_ = false;
+  }
+  done_ = true;
+  for (Side* s : {&down_, &up_}) {
+    if (!s->fd.valid()) continue;
+    loop_->Unwatch(s->fd.get());
+    s->fd.Reset();
+  }
+  if (hooks_.on_done) hooks_.on_done(this);
+}
+
+}  // namespace shunt::proxy::http

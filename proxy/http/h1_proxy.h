@@ -1,0 +1,132 @@
+// One pod's HTTP/1.x connection through the L7 layer (issue 17): requests
+// are read one at a time (H1Parser), judged (HTTPRouteGroup policy through
+// `judge`), answered by the proxy itself when denied (403, the connection
+// stays open for the next request) or forwarded to the upstream, whose
+// response comes back before the next request is read — pipelined
+// requests wait in order. Bodies stream both ways, re-framed per leg
+// (chunked where the length is not known), never buffered whole; reading
+// a side stops while what it sends is not taken. An Upgrade (WebSocket)
+// becomes a byte relay once the upstream says 101.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "agent/lib/unique_fd.h"
+#include "proxy/common/byte_buffer.h"
+#include "proxy/http/h1_parser.h"
+#include "proxy/http/h1_writer.h"
+#include "proxy/http/route_matcher.h"
+#include "proxy/loop/event_loop.h"
+#include "proxy/tunnel/connect_authority.h"
+
+namespace shunt::proxy::http {
+
+class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
+ public:
+  struct Verdict {
+    bool allow = true;
+    std::string route;   // "ns/group#match" that allowed or was missing
+    std::string reason;  // why denied: the x-shunt-denied header's value
+  };
+  // What the request metrics and `shuntctl drops` see of each request.
+  struct Record {
+    std::string method, route, reason;
+    int status = 0;      // 0: no response (the connection broke)
+    bool local = false;  // answered by the proxy (denied, bad upstream)
+    int64_t micros = 0;  // head read to response end
+  };
+  struct Hooks {
+    std::function<Verdict(const H1Head&, const RequestView&)> judge;
+    std::function<void(const Record&)> on_request;
+    std::function<void(H1Proxy*)> on_done;  // both connections closed
+  };
+  struct Options {
+    H1Parser::Limits limits;
+    size_t max_buffered = 1 << 20;  // per direction, before reading stops
+  };
+
+  static std::shared_ptr<H1Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
+                                        const Destination& upstream, Options options, Hooks hooks);
+  ~H1Proxy();
+  H1Proxy(const H1Proxy&) = delete;
+  H1Proxy& operator=(const H1Proxy&) = delete;
+
+ private:
+  struct Side : EventLoop::Watcher {
+    H1Proxy* proxy = nullptr;
+    bool downstream = false;
+    lib::UniqueFd fd;
+    ByteBuffer in, out;
+    bool eof = false;  // read its FIN
+    void OnEvents(uint32_t events) override { proxy->OnEvents(*this, events); }
+  };
+  struct Requests : H1Parser::Handler {
+    explicit Requests(H1Proxy* p) : proxy(p) {}
+    H1Proxy* proxy;
+    void OnHead(H1Head& h) override { proxy->OnRequestHead(h); }
+    void OnBody(absl::string_view p) override { proxy->OnRequestBody(p); }
+    void OnMessageEnd() override { proxy->OnRequestEnd(); }
+  };
+  struct Responses : H1Parser::Handler {
+    explicit Responses(H1Proxy* p) : proxy(p) {}
+    H1Proxy* proxy;
+    void OnHead(H1Head& h) override { proxy->OnResponseHead(h); }
+    void OnBody(absl::string_view p) override { proxy->OnResponseBody(p); }
+    void OnMessageEnd() override { proxy->OnResponseEnd(); }
+  };
+
+  H1Proxy(EventLoop* loop, const Destination& upstream, Options options, Hooks hooks);
+  void OnEvents(Side& s, uint32_t events);
+  bool ReadInto(Side& s);
+  bool Flush(Side& s);
+  void UpdateInterest();
+  void ParseRequests();
+  void ParseResponses();
+  bool ConnectUpstream();
+
+  void OnRequestHead(H1Head& h);
+  void OnRequestBody(absl::string_view piece);
+  void OnRequestEnd();
+  void OnResponseHead(H1Head& h);
+  void OnResponseBody(absl::string_view piece);
+  void OnResponseEnd();
+  // The proxy answers the current request itself; its body is discarded.
+  void AnswerLocally(int status, const std::string& reason, bool close);
+  void FinishExchange();
+  void CloseUpstream();
+  void Finish();
+
+  EventLoop* loop_;
+  Destination upstream_addr_;
+  Options options_;
+  Hooks hooks_;
+  Side down_, up_;
+  Requests requests_handler_;
+  Responses responses_handler_;
+  H1Parser requests_, responses_;
+  bool up_connecting_ = false;
+  bool upgraded_ = false;
+  bool closing_ = false;  // close downstream once its output is written
+  bool done_ = false;
+  // The exchange in flight.
+  bool in_exchange_ = false;
+  bool local_ = false;  // answered by the proxy; the request body is dropped
+  bool request_done_ = false, response_done_ = false;
+  bool interim_ = false;  // the response read is a 1xx before the final one
+  bool head_request_ = false;
+  bool request_upgrade_ = false;
+  // The upstream said Connection: close, or sent what nobody asked for:
+  // closed once its parser is out of its callbacks.
+  bool close_upstream_ = false;
+  bool client_keep_alive_ = true;
+  Framing request_framing_ = Framing::kNone, response_framing_ = Framing::kNone;
+  bool response_started_ = false;  // a head went downstream
+  Record record_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace shunt::proxy::http

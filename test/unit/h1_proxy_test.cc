@@ -1,0 +1,281 @@
+// The L7 layer's HTTP/1.x proxying on real sockets (no root): a client on
+// one end of a socket pair, the proxy on an EventLoop thread, and an
+// upstream HTTP server on 127.0.0.1 in a thread of the test.
+#include "proxy/http/h1_proxy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace shunt::proxy::http {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Messages : H1Parser::Handler {
+  std::vector<H1Head> heads;
+  std::vector<std::string> bodies;
+  int ends = 0;
+  void OnHead(H1Head& h) override {
+    heads.push_back(h);
+    bodies.emplace_back();
+  }
+  void OnBody(absl::string_view p) override { bodies.back().append(p.data(), p.size()); }
+  void OnMessageEnd() override { ++ends; }
+};
+
+// Reads from `fd` until `want` messages are complete or the peer closes;
+// false on a 5 s timeout or a parse error. *closed says the peer closed.
+bool ReadMessages(int fd, H1Parser& parser, Messages& m, int want, bool* closed = nullptr) {
+  std::string pending;
+  while (m.ends < want) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return false;
+    char buf[16384];
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      if (closed) *closed = true;
+      return parser.FeedEof().ok() && m.ends >= want;
+    }
+    pending.append(buf, static_cast<size_t>(n));
+    while (!pending.empty()) {
+      auto used = parser.Feed(pending);
+      if (!used.ok()) return false;
+      pending.erase(0, *used);
+      if (parser.paused())
+        parser.Resume();
+      else if (*used == 0)
+        break;
+    }
+  }
+  return true;
+}
+
+// An HTTP/1.1 server on 127.0.0.1 answering "<method> <target> <body bytes>";
+// a target under /close answers without a length and closes.
+class Upstream {
+ public:
+  Upstream() {
+    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    EXPECT_EQ(bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    EXPECT_EQ(listen(listener_, 16), 0);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~Upstream() {
+    shutdown(listener_, SHUT_RDWR);
+    close(listener_);
+    thread_.join();
+  }
+  Destination address() const {
+    Destination d;
+    const uint32_t lo = htonl(INADDR_LOOPBACK);
+    memcpy(d.addr.data(), &lo, 4);
+    d.port = port_;
+    return d;
+  }
+  int connections() const { return connections_; }
+
+ private:
+  void Serve() {
+    for (;;) {
+      const int c = accept(listener_, nullptr, nullptr);
+      if (c < 0) return;
+      ++connections_;
+      Messages m;
+      H1Parser parser(H1Parser::Kind::kRequest, {}, &m);
+      for (int served = 0;; ++served) {
+        if (!ReadMessages(c, parser, m, served + 1)) break;
+        const H1Head& h = m.heads[static_cast<size_t>(served)];
+        const std::string body = absl::StrCat(h.method, " ", h.target, " ",
+                                              m.bodies[static_cast<size_t>(served)].size());
+        if (absl::StartsWith(h.target, "/close")) {
+          const std::string r = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
+          (void)!send(c, r.data(), r.size(), MSG_NOSIGNAL);
+          break;
+        }
+        const std::string r =
+            absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
+        (void)!send(c, r.data(), r.size(), MSG_NOSIGNAL);
+      }
+      close(c);
+    }
+  }
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+class H1ProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto l = EventLoop::Create();
+    ASSERT_TRUE(l.ok());
+    loop_ = *std::move(l);
+    thread_ = std::thread([this] { loop_->Run(); });
+  }
+  void TearDown() override {
+    loop_->Post([this] { proxies_.clear(); });
+    loop_->Stop();
+    thread_.join();
+  }
+  // A client connection through a proxy to `to`: the client's end.
+  lib::UniqueFd Connect(const Destination& to) {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int theirs = sv[1];
+    fcntl(theirs, F_SETFL, O_NONBLOCK);
+    H1Proxy::Hooks hooks;
+    hooks.judge = [](const H1Head&, const RequestView& r) {
+      H1Proxy::Verdict v;
+      if (absl::StartsWith(r.path, "/admin")) {
+        v.allow = false;
+        v.route = "shop/api";
+        v.reason = "no-route-matched";
+      }
+      return v;
+    };
+    hooks.on_request = [this](const H1Proxy::Record& r) {
+      std::lock_guard<std::mutex> l(mu_);
+      records_.push_back(r);
+    };
+    loop_->Post([this, theirs, to, hooks] {
+      auto p = H1Proxy::Start(loop_.get(), lib::UniqueFd(theirs), to, {}, hooks);
+      if (p) proxies_.push_back(p);
+    });
+    return lib::UniqueFd(sv[0]);
+  }
+  std::vector<H1Proxy::Record> Records() {
+    std::lock_guard<std::mutex> l(mu_);
+    return records_;
+  }
+  static void Send(int fd, absl::string_view s) {
+    ASSERT_EQ(send(fd, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
+  }
+
+  std::unique_ptr<EventLoop> loop_;
+  std::thread thread_;
+  std::vector<std::shared_ptr<H1Proxy>> proxies_;  // the loop thread's
+  std::mutex mu_;
+  std::vector<H1Proxy::Record> records_;
+};
+
+TEST_F(H1ProxyTest, ADeniedRequestGets403AndTheConnectionServesTheNext) {
+  Upstream up;
+  lib::UniqueFd c = Connect(up.address());
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  Send(c.get(), "GET /books?page=2 HTTP/1.1\r\nHost: shop\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  Send(c.get(), "POST /admin/users HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\n\r\nhello");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 2));
+  Send(c.get(), "GET /books HTTP/1.1\r\nHost: shop\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 3));
+  EXPECT_EQ(m.heads[0].status, 200);
+  EXPECT_EQ(m.bodies[0], "GET /books?page=2 0");
+  EXPECT_EQ(m.heads[1].status, 403);
+  EXPECT_EQ(m.heads[1].Header("x-shunt-denied"), "no-route-matched");
+  EXPECT_EQ(m.heads[2].status, 200);
+  EXPECT_EQ(m.bodies[2], "GET /books 0");
+  EXPECT_EQ(up.connections(), 1) << "one upstream connection, kept alive";
+  auto r = Records();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[1].status, 403);
+  EXPECT_TRUE(r[1].local);
+  EXPECT_EQ(r[1].reason, "no-route-matched");
+  EXPECT_EQ(r[2].status, 200);
+}
+
+TEST_F(H1ProxyTest, PipelinedRequestsAreAnsweredInOrder) {
+  Upstream up;
+  lib::UniqueFd c = Connect(up.address());
+  Send(c.get(),
+       "GET /a HTTP/1.1\r\nHost: s\r\n\r\n"
+       "POST /b HTTP/1.1\r\nHost: s\r\nContent-Length: 3\r\n\r\nxyz"
+       "GET /admin HTTP/1.1\r\nHost: s\r\n\r\n"
+       "GET /c HTTP/1.1\r\nHost: s\r\n\r\n");
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 4));
+  EXPECT_EQ(m.bodies[0], "GET /a 0");
+  EXPECT_EQ(m.bodies[1], "POST /b 3");
+  EXPECT_EQ(m.heads[2].status, 403);
+  EXPECT_EQ(m.bodies[3], "GET /c 0");
+}
+
+TEST_F(H1ProxyTest, AChunkedBodyStreamsAndACloseDelimitedResponseIsRechunked) {
+  Upstream up;
+  lib::UniqueFd c = Connect(up.address());
+  Send(c.get(),
+       "PUT /upload HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "4\r\nabcd\r\n");
+  Send(c.get(), "6\r\nefghij\r\n0\r\n\r\n");
+  Send(c.get(), "GET /close/x HTTP/1.1\r\nHost: s\r\n\r\n");
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 2));
+  EXPECT_EQ(m.bodies[0], "PUT /upload 10");
+  // The upstream closed after a body without length; the client's
+  // connection stays open with the body chunked.
+  EXPECT_TRUE(m.heads[1].chunked);
+  EXPECT_TRUE(m.heads[1].keep_alive);
+  EXPECT_EQ(m.bodies[1], "GET /close/x 0");
+  Send(c.get(), "GET /after HTTP/1.1\r\nHost: s\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 3));
+  EXPECT_EQ(m.bodies[2], "GET /after 0");
+  EXPECT_EQ(up.connections(), 2) << "a new upstream connection after the close";
+}
+
+TEST_F(H1ProxyTest, AMalformedRequestGets400AndTheConnectionCloses) {
+  Upstream up;
+  lib::UniqueFd c = Connect(up.address());
+  Send(c.get(), "GET / HTTP/1.1\r\nHost : s\r\n\r\n");
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  bool closed = false;
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1, &closed));
+  EXPECT_EQ(m.heads[0].status, 400);
+  EXPECT_THAT(m.bodies[0], HasSubstr("whitespace in a header name"));
+  EXPECT_FALSE(m.heads[0].keep_alive);
+  char byte;
+  pollfd p{c.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_EQ(recv(c.get(), &byte, 1, 0), 0) << "closed after the 400";
+  EXPECT_EQ(up.connections(), 0) << "nothing reached the upstream";
+}
+
+TEST_F(H1ProxyTest, AnUpstreamThatRefusesGets502) {
+  Destination nowhere;
+  {
+    Upstream gone;
+    nowhere = gone.address();
+  }  // its port is closed now
+  lib::UniqueFd c = Connect(nowhere);
+  Send(c.get(), "GET / HTTP/1.1\r\nHost: s\r\n\r\n");
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  EXPECT_EQ(m.heads[0].status, 502);
+  EXPECT_THAT(std::string(m.heads[0].Header("x-shunt-error")),
+              HasSubstr("upstream-connect-failed"));
+}
+
+}  // namespace
+}  // namespace shunt::proxy::http
