@@ -25,6 +25,7 @@ std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstrea
     p->down_.fd.Reset();
     return nullptr;
   }
+  p->Arm(Wait::kIdle);
   return p;
 }
 
@@ -42,6 +43,7 @@ H1Proxy::H1Proxy(EventLoop* loop, const Destination& upstream, Options options, 
 }
 
 H1Proxy::~H1Proxy() {
+  if (timer_ != 0) loop_->Cancel(timer_);
   for (Side* s : {&down_, &up_})
     if (s->fd.valid()) loop_->Unwatch(s->fd.get());
 }
@@ -166,6 +168,8 @@ void H1Proxy::ParseRequests() {
     down_.in.Consume(*n);
     if (*n == 0) break;
   }
+  // Part of a request head is here: it has a while to complete.
+  if (!done_ && !in_exchange_ && !requests_.idle() && waiting_ != Wait::kHead) Arm(Wait::kHead);
   if (down_.eof && !done_ && !upgraded_) {
     if (in_exchange_ && !request_done_) {
       (void)requests_.FeedEof();
@@ -250,6 +254,7 @@ bool H1Proxy::ConnectUpstream() {
 }
 
 void H1Proxy::OnRequestHead(H1Head& h) {
+  Arm(Wait::kNone);  // the head is complete; the idle wait is over
   in_exchange_ = true;
   local_ = false;
   request_done_ = response_done_ = response_started_ = interim_ = false;
@@ -274,6 +279,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
     response_done_ = true;
     return;
   }
+  Arm(options_.response_timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
   request_framing_ = h.chunked               ? Framing::kChunked
                      : h.content_length >= 0 ? Framing::kLength
                                              : Framing::kNone;
@@ -305,6 +311,7 @@ void H1Proxy::OnResponseHead(H1Head& h) {
   interim_ = false;
   response_started_ = true;
   record_.status = h.status;
+  if (waiting_ == Wait::kResponse) Arm(Wait::kNone);
   if (h.status == 101 && request_upgrade_) {
     WriteResponseHead(h, {}, Framing::kNone, false, &down_.out);
     upgraded_ = true;
@@ -369,6 +376,7 @@ void H1Proxy::FinishExchange() {
                        std::chrono::steady_clock::now() - started_)
                        .count();
   if (hooks_.on_request) hooks_.on_request(record_);
+  Arm(upgraded_ ? Wait::kNone : Wait::kIdle);
   if (down_.eof) closing_ = true;
   if (closing_ || upgraded_) return;  // flushed by the caller
   // The next pipelined request, if it is here already: after the parsers
@@ -380,6 +388,51 @@ void H1Proxy::FinishExchange() {
       p->UpdateInterest();
     }
   });
+}
+
+void H1Proxy::Arm(Wait what) {
+  if (timer_ != 0) loop_->Cancel(timer_);
+  timer_ = 0;
+  waiting_ = what;
+  const int ms = what == Wait::kIdle       ? options_.idle_timeout_ms
+                 : what == Wait::kHead     ? options_.head_timeout_ms
+                 : what == Wait::kResponse ? options_.response_timeout_ms
+                                           : 0;
+  if (ms <= 0) return;
+  timer_ = loop_->After(std::chrono::milliseconds(ms), [weak = weak_from_this(), what] {
+    auto p = weak.lock();
+    if (!p || p->done_ || p->waiting_ != what) return;
+    p->timer_ = 0;
+    p->OnTimeout(what);
+    if (!p->done_) p->UpdateInterest();
+  });
+}
+
+void H1Proxy::OnTimeout(Wait what) {
+  switch (what) {
+    case Wait::kNone:
+      return;
+    case Wait::kIdle:
+      Finish();  // nothing in flight: a quiet close
+      return;
+    case Wait::kHead:
+      record_ = Record{.reason = "request-head-timeout"};
+      AnswerLocally(408, "request-head-timeout", /*close=*/true);
+      if (hooks_.on_request) hooks_.on_request(record_);
+      in_exchange_ = false;
+      Flush(down_);
+      return;
+    case Wait::kResponse:
+      if (!in_exchange_ || response_started_ || response_done_) return;
+      // The upstream is too slow: 504, and its connection goes (its late
+      // answer would belong to no request).
+      CloseUpstream();
+      AnswerLocally(504, "upstream-timeout", !request_done_ || !client_keep_alive_);
+      response_done_ = true;
+      FinishExchange();
+      Flush(down_);
+      return;
+  }
 }
 
 void H1Proxy::CloseUpstream() {
@@ -402,6 +455,8 @@ void H1Proxy::Finish() {
     in_exchange_ = false;
   }
   done_ = true;
+  if (timer_ != 0) loop_->Cancel(timer_);
+  timer_ = 0;
   for (Side* s : {&down_, &up_}) {
     if (!s->fd.valid()) continue;
     loop_->Unwatch(s->fd.get());

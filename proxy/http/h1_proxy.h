@@ -47,6 +47,14 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   struct Options {
     H1Parser::Limits limits;
     size_t max_buffered = 1 << 20;  // per direction, before reading stops
+    // A request's head must be complete this long after its first byte
+    // (slow clients: 408 and close).
+    int head_timeout_ms = 10000;
+    // A kept-alive connection with no request in flight closes after this.
+    int idle_timeout_ms = 60000;
+    // The upstream's response must start this long after the request's
+    // head (504, the route's timeout); 0: none.
+    int response_timeout_ms = 0;
   };
 
   static std::shared_ptr<H1Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
@@ -97,6 +105,10 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   // The proxy answers the current request itself; its body is discarded.
   void AnswerLocally(int status, const std::string& reason, bool close);
   void FinishExchange();
+  // One timer for the state the connection is in.
+  enum class Wait { kNone, kIdle, kHead, kResponse };
+  void Arm(Wait what);
+  void OnTimeout(Wait what);
   void CloseUpstream();
   void Finish();
 
@@ -126,6 +138,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Framing request_framing_ = Framing::kNone, response_framing_ = Framing::kNone;
   bool response_started_ = false;  // a head went downstream
   Record record_;
+  Wait waiting_ = Wait::kNone;
+  EventLoop::TimerId timer_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -82,6 +83,12 @@ class Upstream {
     shutdown(listener_, SHUT_RDWR);
     close(listener_);
     thread_.join();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (int c : conns_) shutdown(c, SHUT_RDWR);  // ends each connection's thread
+    }
+    for (auto& t : conn_threads_) t.join();
+    for (int c : conns_) close(c);
   }
   Destination address() const {
     Destination d;
@@ -93,11 +100,21 @@ class Upstream {
   int connections() const { return connections_; }
 
  private:
+  // One thread per connection, so a slow answer holds up only its own.
   void Serve() {
     for (;;) {
       const int c = accept(listener_, nullptr, nullptr);
       if (c < 0) return;
       ++connections_;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        conns_.push_back(c);
+      }
+      conn_threads_.emplace_back([this, c] { ServeOne(c); });
+    }
+  }
+  void ServeOne(int c) {
+    {
       Messages m;
       H1Parser parser(H1Parser::Kind::kRequest, {}, &m);
       for (int served = 0;; ++served) {
@@ -105,19 +122,26 @@ class Upstream {
         const H1Head& h = m.heads[static_cast<size_t>(served)];
         const std::string body = absl::StrCat(h.method, " ", h.target, " ",
                                               m.bodies[static_cast<size_t>(served)].size());
+        if (absl::StartsWith(h.target, "/slow")) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the slow upstream itself
+        }
         if (absl::StartsWith(h.target, "/close")) {
           const std::string r = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
           (void)!send(c, r.data(), r.size(), MSG_NOSIGNAL);
+          shutdown(c, SHUT_RDWR);  // the end of the body
           break;
         }
         const std::string r =
             absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
         (void)!send(c, r.data(), r.size(), MSG_NOSIGNAL);
       }
-      close(c);
     }
+    // Closed by the destructor, after shutdown: the number stays taken until then.
   }
   int listener_ = -1;
+  std::mutex mu_;
+  std::vector<int> conns_;
+  std::vector<std::thread> conn_threads_;
   uint16_t port_ = 0;
   std::atomic<int> connections_{0};
   std::thread thread_;
@@ -137,7 +161,7 @@ class H1ProxyTest : public ::testing::Test {
     thread_.join();
   }
   // A client connection through a proxy to `to`: the client's end.
-  lib::UniqueFd Connect(const Destination& to) {
+  lib::UniqueFd Connect(const Destination& to, H1Proxy::Options options = {}) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     int theirs = sv[1];
@@ -156,8 +180,8 @@ class H1ProxyTest : public ::testing::Test {
       std::lock_guard<std::mutex> l(mu_);
       records_.push_back(r);
     };
-    loop_->Post([this, theirs, to, hooks] {
-      auto p = H1Proxy::Start(loop_.get(), lib::UniqueFd(theirs), to, {}, hooks);
+    loop_->Post([this, theirs, to, hooks, options] {
+      auto p = H1Proxy::Start(loop_.get(), lib::UniqueFd(theirs), to, options, hooks);
       if (p) proxies_.push_back(p);
     });
     return lib::UniqueFd(sv[0]);
@@ -275,6 +299,63 @@ TEST_F(H1ProxyTest, AnUpstreamThatRefusesGets502) {
   EXPECT_EQ(m.heads[0].status, 502);
   EXPECT_THAT(std::string(m.heads[0].Header("x-shunt-error")),
               HasSubstr("upstream-connect-failed"));
+}
+
+// Waits for the peer to close `fd`, reading what comes first; false after 5 s.
+bool WaitClosed(int fd) {
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return false;
+    char buf[4096];
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return true;
+  }
+}
+
+TEST_F(H1ProxyTest, ASlowClientGets408AndAnIdleOneIsClosed) {
+  Upstream up;
+  H1Proxy::Options o;
+  o.head_timeout_ms = 100;
+  o.idle_timeout_ms = 200;
+  lib::UniqueFd slow = Connect(up.address(), o);
+  Send(slow.get(), "GET / HTTP/1.1\r\nHost: s\r\nX-Loris: ");  // and nothing more
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  bool closed = false;
+  ASSERT_TRUE(ReadMessages(slow.get(), responses, m, 1, &closed));
+  EXPECT_EQ(m.heads[0].status, 408);
+  EXPECT_FALSE(m.heads[0].keep_alive);
+  EXPECT_TRUE(WaitClosed(slow.get()));
+
+  lib::UniqueFd idle = Connect(up.address(), o);
+  Messages m2;
+  H1Parser responses2(H1Parser::Kind::kResponse, {}, &m2);
+  Send(idle.get(), "GET /once HTTP/1.1\r\nHost: s\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(idle.get(), responses2, m2, 1));
+  EXPECT_EQ(m2.heads[0].status, 200);
+  EXPECT_TRUE(WaitClosed(idle.get())) << "closed after the idle timeout";
+  auto r = Records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].status, 408);
+  EXPECT_EQ(r[0].reason, "request-head-timeout");
+}
+
+TEST_F(H1ProxyTest, ASlowUpstreamGets504AndTheConnectionGoesOn) {
+  Upstream up;
+  H1Proxy::Options o;
+  o.response_timeout_ms = 100;
+  lib::UniqueFd c = Connect(up.address(), o);
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  Send(c.get(), "GET /slow HTTP/1.1\r\nHost: s\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  EXPECT_EQ(m.heads[0].status, 504);
+  EXPECT_EQ(m.heads[0].Header("x-shunt-error"), "upstream-timeout");
+  EXPECT_TRUE(m.heads[0].keep_alive);
+  Send(c.get(), "GET /fast HTTP/1.1\r\nHost: s\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 2));
+  EXPECT_EQ(m.heads[1].status, 200);
+  EXPECT_EQ(m.bodies[1], "GET /fast 0") << "not the slow request's late answer";
 }
 
 }  // namespace
