@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 
 namespace shunt::proxy::http {
@@ -14,6 +15,12 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 
 bool StatusHasNoBody(int status) { return status == 204 || status == 304 || status < 200; }
+
+// Span ids: one generator per thread, seeded once (not per connection).
+absl::BitGen& Bits() {
+  thread_local absl::BitGen bits;
+  return bits;
+}
 
 }  // namespace
 
@@ -280,6 +287,12 @@ void H1Proxy::OnRequestHead(H1Head& h) {
     return;
   }
   Arm(options_.response_timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
+  // The trace goes on with a span of this hop's (W3C, and B3 if it came so).
+  HopSpan span = StartHop(h.headers, Bits());
+  Propagate(span, &h.headers);
+  record_.trace_id = span.trace_id;
+  record_.span_id = span.span_id;
+  record_.parent_id = span.parent_id;
   request_framing_ = h.chunked               ? Framing::kChunked
                      : h.content_length >= 0 ? Framing::kLength
                                              : Framing::kNone;

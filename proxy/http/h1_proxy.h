@@ -6,7 +6,8 @@
 // requests wait in order. Bodies stream both ways, re-framed per leg
 // (chunked where the length is not known), never buffered whole; reading
 // a side stops while what it sends is not taken. An Upgrade (WebSocket)
-// becomes a byte relay once the upstream says 101.
+// becomes a byte relay once the upstream says 101. Each forwarded request
+// carries its trace on with a span of this hop's (trace_context.h).
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "proxy/http/h1_parser.h"
 #include "proxy/http/h1_writer.h"
 #include "proxy/http/route_matcher.h"
+#include "proxy/http/trace_context.h"
 #include "proxy/loop/event_loop.h"
 #include "proxy/tunnel/connect_authority.h"
 
@@ -38,6 +40,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     int status = 0;      // 0: no response (the connection broke)
     bool local = false;  // answered by the proxy (denied, bad upstream)
     int64_t micros = 0;  // head read to response end
+    // This hop's span (trace_context.h): for span export.
+    std::string trace_id, span_id, parent_id;
   };
   struct Hooks {
     std::function<Verdict(const H1Head&, const RequestView&)> judge;

@@ -98,6 +98,11 @@ class Upstream {
     return d;
   }
   int connections() const { return connections_; }
+  // The request heads it received, in order.
+  std::vector<H1Head> seen() {
+    std::lock_guard<std::mutex> l(mu_);
+    return seen_;
+  }
 
  private:
   // One thread per connection, so a slow answer holds up only its own.
@@ -120,6 +125,10 @@ class Upstream {
       for (int served = 0;; ++served) {
         if (!ReadMessages(c, parser, m, served + 1)) break;
         const H1Head& h = m.heads[static_cast<size_t>(served)];
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          seen_.push_back(h);
+        }
         const std::string body = absl::StrCat(h.method, " ", h.target, " ",
                                               m.bodies[static_cast<size_t>(served)].size());
         if (absl::StartsWith(h.target, "/slow")) {
@@ -140,6 +149,7 @@ class Upstream {
   }
   int listener_ = -1;
   std::mutex mu_;
+  std::vector<H1Head> seen_;
   std::vector<int> conns_;
   std::vector<std::thread> conn_threads_;
   uint16_t port_ = 0;
@@ -299,6 +309,41 @@ TEST_F(H1ProxyTest, AnUpstreamThatRefusesGets502) {
   EXPECT_EQ(m.heads[0].status, 502);
   EXPECT_THAT(std::string(m.heads[0].Header("x-shunt-error")),
               HasSubstr("upstream-connect-failed"));
+}
+
+TEST_F(H1ProxyTest, EachForwardedRequestCarriesTheTraceWithThisHopsSpan) {
+  Upstream up;
+  lib::UniqueFd c = Connect(up.address());
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  Send(c.get(),
+       "GET /a HTTP/1.1\r\nHost: s\r\n"
+       "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+       "tracestate: congo=t61rcWkgMzE\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  Send(c.get(), "GET /b HTTP/1.1\r\nHost: s\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 2));
+  auto seen = up.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  std::string trace, span;
+  bool sampled = false;
+  ASSERT_TRUE(ParseTraceparent(seen[0].Header("traceparent"), &trace, &span, &sampled));
+  EXPECT_EQ(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_NE(span, "00f067aa0ba902b7") << "a span of this hop's";
+  EXPECT_EQ(seen[0].Header("tracestate"), "congo=t61rcWkgMzE");
+  int traceparents = 0;
+  for (const auto& [n, v] : seen[0].headers)
+    traceparents += absl::EqualsIgnoreCase(n, "traceparent");
+  EXPECT_EQ(traceparents, 1) << "replaced, not added";
+  std::string trace2, span2;
+  ASSERT_TRUE(ParseTraceparent(seen[1].Header("traceparent"), &trace2, &span2, &sampled));
+  EXPECT_NE(trace2, trace) << "a request without context starts a trace";
+  auto r = Records();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].trace_id, trace);
+  EXPECT_EQ(r[0].span_id, span);
+  EXPECT_EQ(r[0].parent_id, "00f067aa0ba902b7");
+  EXPECT_TRUE(r[1].parent_id.empty());
 }
 
 // Waits for the peer to close `fd`, reading what comes first; false after 5 s.
