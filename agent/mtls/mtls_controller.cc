@@ -3,8 +3,11 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
+#include "agent/mtls/proxy_l7_objects.h"
 #include "agent/mtls/transparent_routing.h"
 #include "shunt/abi/mtls.h"
 #include "spdlog/spdlog.h"
@@ -78,6 +81,10 @@ void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot
     config_.remote_pods[pod.ip] = pod.host_ip;
     if (!pod.ip6.empty()) config_.remote_pods[pod.ip6] = pod.host_ip;
   }
+  // The L7 layer judges requests to this node's pods: their policy.
+  std::set<std::string> local_identities;
+  for (const auto& [ip, id] : config_.local_pods) local_identities.insert(id);
+  SelectL7Objects(*snapshot, local_identities, &config_);
 }
 
 size_t MtlsController::Apply() {

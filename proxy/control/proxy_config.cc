@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "absl/strings/str_cat.h"
+#include "agent/model/smi_json.h"
 
 namespace shunt::proxy {
 namespace {
@@ -66,6 +67,48 @@ absl::StatusOr<std::map<std::string, std::string>> AddressMap(const nlohmann::js
   return out;
 }
 
+nlohmann::json L7Json(const ProxyConfig& c) {
+  nlohmann::json targets = nlohmann::json::array(), tcp = nlohmann::json::array(),
+                 groups = nlohmann::json::array();
+  for (const auto& t : c.traffic_targets) targets.push_back(model::TrafficTargetToJson(t));
+  for (const auto& r : c.tcp_routes) tcp.push_back(model::PortRouteToJson(r));
+  for (const auto& g : c.http_route_groups) groups.push_back(model::HttpRouteGroupToJson(g));
+  return {{"traffic_targets", targets}, {"tcp_routes", tcp}, {"http_route_groups", groups}};
+}
+
+// Each object of l7.<key> read with `parse`; errors name the object.
+template <typename T, typename Parse>
+absl::Status ReadObjects(const nlohmann::json& l7, const char* key, Parse parse,
+                         std::vector<T>* out) {
+  auto it = l7.find(key);
+  if (it == l7.end()) return absl::OkStatus();
+  if (!it->is_array()) return Bad(absl::StrCat("l7.", key), "not an array");
+  for (size_t i = 0; i < it->size(); ++i) {
+    auto obj = parse((*it)[i]);
+    if (!obj.ok()) return Bad(absl::StrCat("l7.", key, "[", i, "]"), obj.status().message());
+    out->push_back(*std::move(obj));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status L7From(const nlohmann::json& j, ProxyConfig* c) {
+  auto l7 = j.find("l7");
+  if (l7 == j.end()) return absl::OkStatus();
+  if (!l7->is_object()) return Bad("l7", "not an object");
+  auto target = [](const nlohmann::json& d) -> absl::StatusOr<model::TrafficTarget> {
+    if (!d.is_object() || !d.contains("apiVersion") || !d["apiVersion"].is_string())
+      return absl::InvalidArgumentError("apiVersion is missing");
+    return model::ParseTrafficTarget(d, d["apiVersion"].get<std::string>());
+  };
+  auto tcp = [](const nlohmann::json& d) {
+    return model::ParsePortRoute(d, model::RouteKind::kTcp);
+  };
+  auto group = [](const nlohmann::json& d) { return model::ParseHttpRouteGroup(d); };
+  if (auto s = ReadObjects(*l7, "traffic_targets", target, &c->traffic_targets); !s.ok()) return s;
+  if (auto s = ReadObjects(*l7, "tcp_routes", tcp, &c->tcp_routes); !s.ok()) return s;
+  return ReadObjects(*l7, "http_route_groups", group, &c->http_route_groups);
+}
+
 }  // namespace
 
 nlohmann::json ProxyConfigToJson(const ProxyConfig& c) {
@@ -79,7 +122,8 @@ nlohmann::json ProxyConfigToJson(const ProxyConfig& c) {
           {"workloads", workloads},
           {"local_pods", c.local_pods},
           {"remote_pods", c.remote_pods},
-          {"identity_ids", c.identity_ids}};
+          {"identity_ids", c.identity_ids},
+          {"l7", L7Json(c)}};
 }
 
 absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
@@ -125,6 +169,7 @@ absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
       c.identity_ids.emplace(k, v.get<uint32_t>());
     }
   }
+  if (absl::Status st = L7From(j, &c); !st.ok()) return st;
   return c;
 }
 

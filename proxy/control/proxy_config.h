@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/model/smi.h"
 #include "nlohmann/json.hpp"
 
 namespace shunt::proxy {
@@ -37,6 +38,12 @@ struct ProxyConfig {
   std::map<std::string, std::string> remote_pods;
   // The agent's identity numbers ("ns/sa" -> number), as in its policy map.
   std::map<std::string, uint32_t> identity_ids;
+  // The L7 layer's policy (docs/l7.md): the SMI objects it judges requests
+  // by, as the agent's object store holds them ("l7" in the JSON, each
+  // object in its Kubernetes shape, read back with the model's parsers).
+  std::vector<model::TrafficTarget> traffic_targets;
+  std::vector<model::PortRoute> tcp_routes;
+  std::vector<model::HttpRouteGroup> http_route_groups;
 };
 
 nlohmann::json ProxyConfigToJson(const ProxyConfig& c);

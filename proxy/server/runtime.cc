@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "spdlog/spdlog.h"
 
 namespace shunt::proxy {
 namespace {
@@ -44,6 +45,12 @@ absl::StatusOr<std::shared_ptr<const Runtime>> Runtime::Build(ProxyConfig config
           absl::StrCat("workload ", w.identity, ": ", c.status().message()));
     rt->clients[w.identity] = *c;
   }
+  auto l7 = http::L7Policy::Compile({.targets = config.traffic_targets,
+                                     .groups = config.http_route_groups,
+                                     .tcp_routes = config.tcp_routes});
+  if (!l7.ok()) return absl::InvalidArgumentError(absl::StrCat("l7: ", l7.status().message()));
+  for (const std::string& p : (*l7)->problems()) spdlog::warn("l7: {}", p);
+  rt->l7 = *std::move(l7);
   rt->config = std::move(config);
   return std::shared_ptr<const Runtime>(std::move(rt));
 }

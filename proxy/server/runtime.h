@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "agent/certs/spiffe_id.h"
 #include "proxy/control/proxy_config.h"
+#include "proxy/http/l7_policy.h"
 #include "proxy/tls/tls_channel.h"
 
 namespace shunt::proxy {
@@ -22,8 +23,11 @@ struct Runtime {
   certs::SpiffeId node_proxy_id;
   std::shared_ptr<TlsContext> server;                          // inbound tunnels
   std::map<std::string, std::shared_ptr<TlsContext>> clients;  // identity -> outbound tunnels
+  // The L7 layer's per-request policy for this node's pods (docs/l7.md).
+  std::shared_ptr<const http::L7Policy> l7;
 
-  // InvalidArgument naming the credential that is unusable.
+  // InvalidArgument naming the credential that is unusable, or the L7
+  // object that does not compile.
   static absl::StatusOr<std::shared_ptr<const Runtime>> Build(ProxyConfig config);
   const std::string* IdentityOfLocalPod(const std::string& ip) const;
   const std::string* NodeOfRemotePod(const std::string& ip) const;

@@ -1,0 +1,21 @@
+// Which SMI objects the node's proxy needs for its L7 layer (docs/l7.md):
+// the TrafficTargets that protect an identity with a pod on this node (the
+// receiving side judges requests, as OSM's does), and the TCPRoutes and
+// HTTPRouteGroups they name. Everything else stays with the agent: a
+// cluster's policy can be large, and a proxy should hold what it judges.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "agent/model/objects.h"
+#include "proxy/control/proxy_config.h"
+
+namespace shunt::mtls {
+
+// Fills config->traffic_targets, tcp_routes and http_route_groups from
+// `objects` for the destinations in `local_identities` ("ns/sa").
+void SelectL7Objects(const model::Objects& objects, const std::set<std::string>& local_identities,
+                     proxy::ProxyConfig* config);
+
+}  // namespace shunt::mtls

@@ -1,0 +1,118 @@
+// What the agent tells its proxy, through JSON and back (proxy/control):
+// the L7 layer's SMI objects travel in their Kubernetes shape and are read
+// back with the model's own parsers.
+#include "proxy/control/proxy_config.h"
+
+#include "agent/model/smi_json.h"
+#include "agent/mtls/proxy_l7_objects.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace shunt::proxy {
+namespace {
+
+using ::testing::HasSubstr;
+
+ProxyConfig Base() {
+  ProxyConfig c;
+  c.generation = 7;
+  c.mode = "strict";
+  c.trust_domain = "cluster.local";
+  c.ca_pem = "CA";
+  c.node_proxy = {"shunt-system/shunt-proxy", "CERT", "KEY"};
+  c.local_pods = {{"10.244.1.5", "shop/client"}};
+  c.remote_pods = {{"10.244.2.7", "192.168.1.2"}};
+  c.identity_ids = {{"shop/client", 3}};
+  return c;
+}
+
+TEST(ProxyConfigTest, L7ObjectsRoundTripThroughTheirKubernetesShape) {
+  ProxyConfig c = Base();
+  model::TrafficTarget t{.namespace_ = "shop",
+                         .name = "readers",
+                         .api_version = "access.smi-spec.io/v1alpha3",
+                         .destination = {"shop", "books"},
+                         .sources = {{"shop", "client"}, {"web", "frontend"}},
+                         .rules = {{model::RouteKind::kHttp, "books-api", {"read"}},
+                                   {model::RouteKind::kTcp, "web", {}}}};
+  model::TrafficTarget old{.namespace_ = "shop",
+                           .name = "legacy",
+                           .api_version = "access.smi-spec.io/v1alpha2",
+                           .destination = {"shop", "books"},
+                           .sources = {{"shop", "client"}},
+                           .rules = {{model::RouteKind::kHttp, "books-api", {}}},
+                           .destination_port = 8443};
+  c.traffic_targets = {t, old};
+  c.tcp_routes = {{model::RouteKind::kTcp, "shop", "web", {8080, 8443}},
+                  {model::RouteKind::kTcp, "shop", "any", {}}};
+  model::HttpRouteGroup g{.namespace_ = "shop", .name = "books-api"};
+  g.matches = {{.name = "read", .path_regex = "/books(/.*)?", .methods = {"GET", "HEAD"}},
+               {.name = "android", .headers = {{"user-agent", ".*Android.*"}, {"x-b", "1"}}},
+               {.name = "all"}};
+  c.http_route_groups = {g};
+  auto back = ProxyConfigFromJson(nlohmann::json::parse(ProxyConfigToJson(c).dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->traffic_targets, c.traffic_targets);
+  EXPECT_EQ(back->tcp_routes, c.tcp_routes);
+  EXPECT_EQ(back->http_route_groups, c.http_route_groups);
+  EXPECT_EQ(back->local_pods, c.local_pods);
+  EXPECT_EQ(back->identity_ids, c.identity_ids);
+}
+
+TEST(ProxyConfigTest, ABadL7ObjectIsRefusedNamingWhereAndWhy) {
+  nlohmann::json j = ProxyConfigToJson(Base());
+  model::HttpRouteGroup g{.namespace_ = "shop", .name = "g"};
+  g.matches = {{.name = "m", .path_regex = "/("}};
+  j["l7"]["http_route_groups"].push_back(model::HttpRouteGroupToJson(g));
+  auto bad = ProxyConfigFromJson(j);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("proxy config: l7.http_route_groups[0]: "));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("not a valid RE2 regex"));
+
+  nlohmann::json j2 = ProxyConfigToJson(Base());
+  j2["l7"]["traffic_targets"] = {{{"kind", "TrafficTarget"}}};
+  auto no_version = ProxyConfigFromJson(j2);
+  ASSERT_FALSE(no_version.ok());
+  EXPECT_THAT(std::string(no_version.status().message()),
+              HasSubstr("l7.traffic_targets[0]: apiVersion is missing"));
+}
+
+TEST(ProxyConfigTest, AConfigWithoutL7HasNone) {
+  nlohmann::json j = ProxyConfigToJson(Base());
+  j.erase("l7");
+  auto c = ProxyConfigFromJson(j);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->traffic_targets.empty());
+  EXPECT_EQ(c->mode, "strict");
+}
+
+TEST(ProxyConfigTest, TheProxyGetsThePolicyOfItsNodesPodsOnly) {
+  model::Objects o;
+  o.traffic_targets = {
+      {.namespace_ = "shop",
+       .name = "to-books",
+       .destination = {"shop", "books"},
+       .sources = {{"shop", "client"}},
+       .rules = {{model::RouteKind::kHttp, "books-api", {}}, {model::RouteKind::kTcp, "web", {}}}},
+      {.namespace_ = "bank",
+       .name = "to-ledger",
+       .destination = {"bank", "ledger"},
+       .sources = {{"bank", "teller"}},
+       .rules = {{model::RouteKind::kHttp, "ledger-api", {}}}}};
+  o.http_route_groups = {{.namespace_ = "shop", .name = "books-api", .matches = {{.name = "a"}}},
+                         {.namespace_ = "bank", .name = "ledger-api", .matches = {{.name = "b"}}}};
+  o.tcp_routes = {{model::RouteKind::kTcp, "shop", "web", {80}},
+                  {model::RouteKind::kTcp, "shop", "unused", {81}}};
+  ProxyConfig c;
+  mtls::SelectL7Objects(o, {"shop/books", "shop/client"}, &c);
+  ASSERT_EQ(c.traffic_targets.size(), 1u);
+  EXPECT_EQ(c.traffic_targets[0].name, "to-books");
+  ASSERT_EQ(c.http_route_groups.size(), 1u);
+  EXPECT_EQ(c.http_route_groups[0].name, "books-api");
+  ASSERT_EQ(c.tcp_routes.size(), 1u);
+  EXPECT_EQ(c.tcp_routes[0].name, "web");
+}
+
+}  // namespace
+}  // namespace shunt::proxy
