@@ -6,26 +6,14 @@
 #include "absl/strings/ascii.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/h1_messages.h"
 
 namespace shunt::proxy::http {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Records what the parser reports.
-struct Recorder : H1Parser::Handler {
-  std::vector<H1Head> heads;
-  std::vector<std::string> bodies;
-  int ends = 0;
-  void OnHead(H1Head& h) override {
-    heads.push_back(h);
-    bodies.emplace_back();
-  }
-  void OnBody(absl::string_view piece) override {
-    bodies.back().append(piece.data(), piece.size());
-  }
-  void OnMessageEnd() override { ++ends; }
-};
+using Recorder = test_util::RecordedMessages;
 
 // Feeds all of `wire`, resuming after each message; the parser's error if any.
 absl::Status FeedAll(H1Parser& p, absl::string_view wire, size_t step = 0) {

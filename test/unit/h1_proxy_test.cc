@@ -20,23 +20,14 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/unit/h1_messages.h"
 
 namespace shunt::proxy::http {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Messages : H1Parser::Handler {
-  std::vector<H1Head> heads;
-  std::vector<std::string> bodies;
-  int ends = 0;
-  void OnHead(H1Head& h) override {
-    heads.push_back(h);
-    bodies.emplace_back();
-  }
-  void OnBody(absl::string_view p) override { bodies.back().append(p.data(), p.size()); }
-  void OnMessageEnd() override { ++ends; }
-};
+using Messages = test_util::RecordedMessages;
 
 // Reads from `fd` until `want` messages are complete or the peer closes;
 // false on a 5 s timeout or a parse error. *closed says the peer closed.
