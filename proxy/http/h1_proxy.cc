@@ -8,6 +8,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/common/socket_ops.h"
 
 namespace shunt::proxy::http {
 namespace {
@@ -59,9 +60,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
   auto self = shared_from_this();
   if (done_) return;
   if (&s == &up_ && up_connecting_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(up_.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    const int err = ConnectResult(up_.fd.get());
     up_connecting_ = false;
     if (err != 0) {
       CloseUpstream();
@@ -247,8 +246,7 @@ bool H1Proxy::ConnectUpstream() {
   const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
   up_.fd.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!up_.fd.valid()) return false;
-  const int one = 1;
-  setsockopt(up_.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetNoDelay(up_.fd.get());
   if (!loop_->Watch(up_.fd.get(), &up_, 0).ok() ||
       (connect(up_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
        errno != EINPROGRESS)) {

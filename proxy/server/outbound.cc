@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/common/socket_ops.h"
 #include "proxy/server/plain_relay.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/tunnel_conn.h"
@@ -41,32 +42,17 @@ bool OriginalDst(int fd, bool v6, Destination* d) {
 
 // The pod connecting to `fd` gets a reset.
 void ResetPodSocket(lib::UniqueFd& fd) {
-  linger l{.l_onoff = 1, .l_linger = 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  ResetOnClose(fd.get());
   fd.Reset();
-}
-
-// The connecting pod's address, as text; false if the socket has none.
-bool PeerAddress(int fd, std::string* text, bool* v6) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  char buf[INET6_ADDRSTRLEN];
-  *v6 = ss.ss_family == AF_INET6;
-  const void* a = *v6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
-                      : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
-  if (!inet_ntop(ss.ss_family, a, buf, sizeof(buf))) return false;
-  *text = buf;
-  return true;
 }
 
 }  // namespace
 
 void Worker::HandleOutbound(lib::UniqueFd socket) {
   stats().Add(Stat::kOutboundAccepted);
-  std::string source;
-  bool v6 = false;
-  if (!PeerAddress(socket.get(), &source, &v6)) return;  // gone already
+  const std::string source = PeerAddressText(socket.get());
+  if (source.empty()) return;  // gone already
+  const bool v6 = source.find(':') != std::string::npos;
   auto refuse = [&](Stat stat, const char* reason, const std::string& destination) {
     stats().Add(stat);
     stats().Refuse(

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "proxy/common/socket_ops.h"
 #include "proxy/server/worker.h"
 
 namespace shunt::proxy {
@@ -27,9 +28,7 @@ void PlainRelay::Start(const Destination& to) {
   if (!peer_.fd.valid() || !worker_->loop().Watch(pod_.fd.get(), &pod_, 0).ok() ||
       !worker_->loop().Watch(peer_.fd.get(), &peer_, 0).ok())
     return Finish(/*reset=*/true);
-  const int one = 1;
-  for (End* e : {&pod_, &peer_})
-    setsockopt(e->fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  for (End* e : {&pod_, &peer_}) SetNoDelay(e->fd.get());
   if (connect(peer_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
       errno != EINPROGRESS)
     return Finish(/*reset=*/true);
@@ -60,10 +59,7 @@ void PlainRelay::OnEvents(End& e, uint32_t events) {
   if (done_) return;
   End& other = &e == &pod_ ? peer_ : pod_;
   if (connecting_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(peer_.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
-      return Finish(/*reset=*/true);
+    if (ConnectResult(peer_.fd.get()) != 0) return Finish(/*reset=*/true);
     connecting_ = false;
     UpdateInterest();
     return;
@@ -115,10 +111,9 @@ bool PlainRelay::FlushPending(End& to) {
 void PlainRelay::Finish(bool reset) {
   if (done_) return;
   done_ = true;
-  const linger l{.l_onoff = 1, .l_linger = 0};
   for (End* e : {&pod_, &peer_}) {
     if (!e->fd.valid()) continue;
-    if (reset) setsockopt(e->fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    if (reset) ResetOnClose(e->fd.get());
     worker_->loop().Unwatch(e->fd.get());
     e->fd.Reset();
   }

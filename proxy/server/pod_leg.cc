@@ -7,14 +7,14 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "proxy/common/socket_ops.h"
 #include "proxy/server/tunnel_conn.h"
 #include "proxy/server/worker.h"
 
 namespace shunt::proxy {
 
 PodLeg::PodLeg(Worker* worker, lib::UniqueFd socket) : worker_(worker), socket_(std::move(socket)) {
-  const int one = 1;
-  setsockopt(fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetNoDelay(fd());
 }
 
 std::shared_ptr<PodLeg> PodLeg::Make(Worker* worker, lib::UniqueFd socket) {
@@ -73,9 +73,7 @@ void PodLeg::OnEvents(uint32_t events) {
   auto self = shared_from_this();
   if (closed_) return;
   if (connect_done_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    const int err = ConnectResult(fd());
     auto done = std::move(connect_done_);
     connect_done_ = nullptr;
     done(err);
@@ -242,9 +240,7 @@ void PodLeg::Close(bool reset) {
   if (closed_) return;
   closed_ = true;
   if (reset) {
-    // SO_LINGER 0: close() sends RST, as the far end's reset did.
-    linger l{.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    ResetOnClose(fd());  // as the far end's reset did
   }
   worker_->loop().Unwatch(fd());
   socket_.Reset();

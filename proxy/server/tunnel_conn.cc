@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
+#include "proxy/common/socket_ops.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/worker.h"
 #include "spdlog/spdlog.h"
@@ -22,11 +23,6 @@ int64_t NowMicros() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
-void NoDelay(int fd) {
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 }  // namespace
@@ -68,15 +64,7 @@ std::shared_ptr<TunnelConn> TunnelConn::Server(Worker* worker, std::shared_ptr<T
 }
 
 std::string TunnelConn::peer_address() const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  char text[INET6_ADDRSTRLEN] = "";
-  if (socket_.valid() && getpeername(socket_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    const void* a = ss.ss_family == AF_INET6
-                        ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
-                        : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
-    if (inet_ntop(ss.ss_family, a, text, sizeof(text))) return text;
-  }
+  if (std::string text = PeerAddressText(socket_.get()); !text.empty()) return text;
   return role_ == Role::kClient ? peer_.AddressText() : std::string();
 }
 
@@ -160,7 +148,7 @@ void TunnelConn::Start() {
   const sockaddr_storage ss = ToSockaddr(peer_, &len);
   socket_.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!socket_.valid()) return Fail(absl::StrCat("socket: ", strerror(errno)));
-  NoDelay(socket_.get());
+  SetNoDelay(socket_.get());
   if (absl::Status st = worker_->loop().Watch(socket_.get(), this, 0); !st.ok())
     return Fail(std::string(st.message()));
   if (connect(socket_.get(), reinterpret_cast<const sockaddr*>(&ss), len) == 0 ||
@@ -192,7 +180,7 @@ void TunnelConn::OnConnected(int error) {
     return;
   }
   connected_ = true;
-  if (role_ == Role::kServer) NoDelay(socket_.get());
+  if (role_ == Role::kServer) SetNoDelay(socket_.get());
   UpdateInterest();
   Flush();  // a client's ClientHello
 }
@@ -209,10 +197,7 @@ void TunnelConn::OnEvents(uint32_t events) {
   auto self = shared_from_this();
   if (failed_) return;
   if (connecting_) {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(socket_.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    return OnConnected(err);
+    return OnConnected(ConnectResult(socket_.get()));
   }
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR) && write_blocked_) {
     write_blocked_ = false;
