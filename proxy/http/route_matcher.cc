@@ -86,16 +86,24 @@ absl::StatusOr<std::unique_ptr<RouteMatcher>> RouteMatcher::Compile(
 bool RouteMatcher::MethodAndHeadersMatch(const RequestView& r, const Compiled& c) const {
   if (c.methods != kAnyMethod && !(c.methods & MethodBit(r.method))) return false;
   for (const HeaderRule& rule : c.headers) {
-    // Every value of the header, joined by "," (as a proxy folds them).
+    // Every value of the header, joined by "," (as a proxy folds them); a
+    // header sent once, the usual case, is judged in place, with no copy.
+    absl::string_view only;
     std::string joined;
-    bool found = false;
+    int found = 0;
     for (const auto& [name, value] : r.headers) {
       if (!absl::EqualsIgnoreCase(name, rule.name)) continue;
-      if (found) joined.push_back(',');
-      joined.append(value.data(), value.size());
-      found = true;
+      if (found == 1) joined.assign(only.data(), only.size());
+      if (found >= 1) {
+        joined.push_back(',');
+        joined.append(value.data(), value.size());
+      }
+      only = value;
+      ++found;
     }
-    if (!found || !RE2::FullMatch(joined, *rule.value)) return false;
+    if (found == 0) return false;
+    const absl::string_view v = found == 1 ? only : absl::string_view(joined);
+    if (!RE2::FullMatch(re2::StringPiece(v.data(), v.size()), *rule.value)) return false;
   }
   return true;
 }
