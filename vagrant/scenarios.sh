@@ -9,8 +9,14 @@
 #   recreated      a pod deleted and created again is meshed again
 #   restart        a connection open across an agent restart keeps working
 #   enforce        enforce mode: a pod without a TrafficTarget is refused
-#                  (EPERM on the same node, dropped from the other), an
-#                  allowed one is served
+#                  (EPERM on the same node; from the other, reset by the
+#                  receiving proxy with mTLS, dropped without), an allowed
+#                  one is served
+#   mtls           (shunt-config mtls not off) a cross-node request goes
+#                  through the two proxies: the client pod's eth0 carries
+#                  nothing (handed to its node's proxy socket to socket),
+#                  the node's link carries the bytes, and shuntctl names
+#                  the verified peer identity
 #
 # Prints PASS/FAIL per scenario and a summary; the exit status is the number
 # of failures. Run as root in the VM: /shunt/vagrant/scenarios.sh [NAME...]
@@ -37,6 +43,9 @@ agents_ready() {
   k -n shunt-system rollout status daemonset/shunt-agent --timeout "${1:-180s}" >/dev/null
 }
 tx_bytes() { x "$1" c cat /sys/class/net/eth0/statistics/tx_bytes; }
+# A kind node is a container of the same name on this VM: its eth0 is the
+# node's link to the other node.
+node_tx_bytes() { docker exec "$1" cat /sys/class/net/eth0/statistics/tx_bytes; }
 
 # bulk CLIENT IP: sends BULK_BYTES to IP:9000 (server-a's sink) and prints
 # how many bytes the client pod's eth0 transmitted meanwhile.
@@ -64,10 +73,16 @@ check_short_circuit() {
   out=$(x client-a c curl -sS -m 5 "http://$server_ip:8080/hostname" 2>&1)
   [ "$out" = server-a ] || { why "client-a -> server-a:8080 answered '$out', expected 'server-a'"; ok=1; }
   delta=$(bulk client-a "$server_ip") || { why "bulk transfer from client-a failed"; return 1; }
+  # The control: the same transfer from the other node must show up on a
+  # link. Without mTLS on client-b's eth0; with it on node B's link only
+  # (client-b's connection is handed to its node's proxy socket to socket).
+  local node_before node_after
+  node_before=$(node_tx_bytes "$NODE_B") || { why "cannot read $NODE_B's link counters"; return 1; }
   control=$(bulk client-b "$server_ip") || { why "bulk transfer from client-b failed"; return 1; }
-  why "$BULK_BYTES bytes sent: client-a's eth0 carried $delta bytes (same node), client-b's $control (other node)"
+  node_after=$(node_tx_bytes "$NODE_B") || return 1
+  why "$BULK_BYTES bytes sent: client-a's eth0 carried $delta bytes (same node), client-b's $control and $NODE_B's link $((node_after - node_before)) (other node)"
   [ "$delta" -lt 2000000 ] || { why "same-node bytes crossed the veth: not short-circuited"; ok=1; }
-  [ "$control" -gt $((BULK_BYTES * 8 / 10)) ] || { why "the cross-node control did not carry the bytes: counters cannot be trusted"; ok=1; }
+  [ $((node_after - node_before)) -gt $((BULK_BYTES * 8 / 10)) ] || { why "the cross-node control did not carry the bytes: counters cannot be trusted"; ok=1; }
   flows=$(ctl "$NODE_A" flows --from "$NS/client-a" --to "$NS/server-a" --path short-circuit -o json 2>&1 | grep -c '"path":"short-circuit"')
   why "shuntctl on $NODE_A: $flows short-circuited flow(s) client-a -> server-a"
   [ "${flows:-0}" -ge 1 ] || ok=1
@@ -148,18 +163,23 @@ scenario_enforce() {
   fi
   rc=0
   x stranger-b c curl -sS -m 5 "http://$ip:8080/hostname" >/dev/null 2>&1 || rc=$?
-  if [ "$rc" = 28 ]; then
+  # Without mTLS the SYN is dropped at server-a's veth (timeout, 28); with it
+  # the receiving proxy refuses the stranger's proven identity and resets
+  # the connection (56, or 52 for an empty reply).
+  if [ "$MTLS" = off ] && [ "$rc" = 28 ]; then
     why "stranger-b (other node) -> server-a: SYN dropped, timed out"
+  elif [ "$MTLS" != off ] && { [ "$rc" = 56 ] || [ "$rc" = 52 ]; }; then
+    why "stranger-b (other node) -> server-a: reset by $NODE_A's proxy (curl exit $rc)"
   else
-    why "stranger-b (other node) -> server-a: curl exit $rc, expected 28 (timeout)"
+    why "stranger-b (other node) -> server-a: curl exit $rc, expected $([ "$MTLS" = off ] && echo 28 || echo '56 or 52')"
     ok=1
   fi
   store=$(k -n bookstore get service bookstore -o jsonpath='{.spec.clusterIP}')
   rc=0
   k -n bookthief exec deploy/bookthief -- curl -sS -m 5 "http://$store:8080/hostname" >/dev/null 2>&1 || rc=$?
-  # EPERM (7) when the chosen bookstore pod is on bookthief's node, a
-  # timeout (28) when it is on the other.
-  if [ "$rc" = 7 ] || [ "$rc" = 28 ]; then
+  # EPERM (7) when the chosen bookstore pod is on bookthief's node; when it
+  # is on the other, a timeout (28) or, with mTLS, a reset (56, 52).
+  if [ "$rc" = 7 ] || [ "$rc" = 28 ] || [ "$rc" = 56 ] || [ "$rc" = 52 ]; then
     why "bookthief -> bookstore: refused (curl exit $rc)"
   else
     why "bookthief -> bookstore: curl exit $rc, expected a refusal"
@@ -175,8 +195,32 @@ scenario_enforce() {
   return $ok
 }
 
+scenario_mtls() {
+  local ip out before after node_before node_after flows certs ok=0
+  [ "$MTLS" != off ] || { why "shunt-config mtls is off"; return 1; }
+  ip=$(pod_ip server-a)
+  out=$(x client-b c curl -sS -m 5 "http://$ip:8080/hostname" 2>&1)
+  [ "$out" = server-a ] || { why "client-b -> server-a:8080 answered '$out', expected 'server-a'"; ok=1; }
+  before=$(tx_bytes client-b) || return 1
+  node_before=$(node_tx_bytes "$NODE_B") || return 1
+  x client-b c sh -c "head -c $BULK_BYTES /dev/zero | timeout 60 nc -w 3 $ip 9000" >/dev/null 2>&1
+  after=$(tx_bytes client-b) || return 1
+  node_after=$(node_tx_bytes "$NODE_B") || return 1
+  why "$BULK_BYTES bytes client-b -> server-a: client-b's eth0 carried $((after - before)), $NODE_B's link $((node_after - node_before))"
+  [ $((after - before)) -lt 2000000 ] || { why "the bytes left client-b on its veth: not handed to the proxy"; ok=1; }
+  [ $((node_after - node_before)) -gt "$BULK_BYTES" ] || { why "$NODE_B's link did not carry the (encrypted) bytes"; ok=1; }
+  flows=$(ctl "$NODE_B" flows --from "$NS/client-b" --to "$NS/server-a" --path mtls -o json 2>&1 |
+    grep -c "spiffe://[a-z0-9.-]*/ns/$NS/sa/server")
+  why "shuntctl on $NODE_B: $flows mtls flow(s) client-b -> server-a naming the server's SPIFFE ID"
+  [ "${flows:-0}" -ge 1 ] || ok=1
+  certs=$(ctl "$NODE_A" certs 2>&1 | grep -c "/ns/$NS/sa/server")
+  why "shuntctl certs on $NODE_A: $certs certificate(s) for $NS/server"
+  [ "${certs:-0}" -ge 1 ] || ok=1
+  return $ok
+}
+
 # --- main ------------------------------------------------------------------------------
-ALL=(same-node split recreated restart enforce)
+ALL=(same-node split recreated restart enforce mtls)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
 declare -A RESULT
@@ -206,6 +250,8 @@ if ! agents_ready 60s; then
 fi
 MODE=$(k -n shunt-system get configmap shunt-config -o jsonpath='{.data.mode}')
 MODE=${MODE:-permissive}
+MTLS=$(k -n shunt-system get configmap shunt-config -o jsonpath='{.data.mtls}')
+MTLS=${MTLS:-off}
 trap '[ "$MODE" = enforce ] || set_mode "$MODE" >/dev/null 2>&1; finish' EXIT
 [ "$MODE" = permissive ] || set_mode permissive || echo "could not switch to permissive mode" >&2
 sed -e "s/NODE_A/$NODE_A/; s/NODE_B/$NODE_B/" "$SRC/vagrant/scenarios/pods.yaml" | k apply -f - >/dev/null

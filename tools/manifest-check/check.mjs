@@ -153,13 +153,45 @@ if (ds) {
   }
   // Every flag the manifests give shunt-agent is one it defines.
   const agentFlags = new Set([...readFileSync(path.join(ROOT, "agent/main.cc"), "utf8")
-    .matchAll(/ABSL_FLAG\(\s*[\w:]+\s*,\s*(\w+)/g)].map((m) => m[1].replace(/_/g, "-")));
+    .matchAll(/ABSL_FLAG\(\s*[\w:]+(?:<[^>]*>)?\s*,\s*(\w+)/g)].map((m) => m[1].replace(/_/g, "-")));
   const agent = containers.find((c) => c.name === "agent");
   for (const arg of [...(agent?.command ?? []), ...(agent?.args ?? [])]) {
     const flag = /^--([a-z0-9-]+)/.exec(arg)?.[1];
     if (flag && !agentFlags.has(flag)) problem(ds.origin, ds.obj, `the agent's command: --${flag} is not a flag of shunt-agent (agent/main.cc)`);
   }
+  // Settings the agent checks only at start, checked here before a rollout:
+  // a typo would crash-loop every node's agent.
+  const settings = cms.get("shunt-config")?.data ?? {};
+  const allowed = { mode: ["permissive", "enforce"], mtls: ["off", "permissive", "strict"] };
+  for (const [key, values] of Object.entries(allowed)) {
+    if (settings[key] !== undefined && !values.includes(settings[key])) {
+      problems.push(`deploy/kubernetes/configmap.yaml: shunt-config ${key}: ${settings[key]} is not one of ${values.join(", ")}`);
+    }
+  }
+  // The CA directory the agent is given is a mounted volume, or the agent
+  // finds no CA when mTLS is on.
+  const caDir = (agent?.command ?? []).map((a) => /^--ca-dir=(.+)$/.exec(a)?.[1]).find(Boolean);
+  if (caDir && !(agent.volumeMounts ?? []).some((m) => m.mountPath === caDir)) {
+    problem(ds.origin, ds.obj, `the agent's --ca-dir=${caDir} is not a volumeMount of the agent container`);
+  }
+  if (settings.mtls && settings.mtls !== "off" && !caDir) {
+    problem(ds.origin, ds.obj, `shunt-config mtls is ${settings.mtls} but the agent's command has no --ca-dir`);
+  }
 } else problems.push("deploy/kubernetes: DaemonSet shunt-agent is missing");
+// The image: the agent runs shunt-proxy from beside itself (--proxy-bin's
+// default), so the Dockerfile must build and copy it to the same directory.
+{
+  const dockerfile = readFileSync(path.join(ROOT, "deploy/Dockerfile"), "utf8");
+  const targets = /--target\s+([\w\s-]+?)\s*(?:\\|&&|$)/m.exec(dockerfile)?.[1].split(/\s+/) ?? [];
+  const copied = new Map([...dockerfile.matchAll(/^COPY --from=build \S+ (\S+)\/([\w-]+)$/gm)].map((m) => [m[2], m[1]]));
+  for (const bin of ["shunt-agent", "shunt-proxy", "shuntctl"]) {
+    if (!targets.includes(bin)) problems.push(`deploy/Dockerfile: the build's --target list does not build ${bin}`);
+    if (!copied.has(bin)) problems.push(`deploy/Dockerfile: ${bin} is not copied into the image`);
+  }
+  if (copied.has("shunt-proxy") && copied.get("shunt-proxy") !== copied.get("shunt-agent")) {
+    problems.push(`deploy/Dockerfile: shunt-proxy is copied to ${copied.get("shunt-proxy")}, not beside shunt-agent (${copied.get("shunt-agent")}), where the agent looks for it`);
+  }
+}
 say(`deploy/kubernetes: ${deploy.objects.length} objects against the Kubernetes schemas, ${crds.length} CRDs against the API server's CRD rules, ${validators.size} served versions compiled`);
 
 // --- 2. deploy/examples --------------------------------------------------------

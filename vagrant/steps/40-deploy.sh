@@ -4,6 +4,19 @@ set -euo pipefail
 # shellcheck source=vagrant/lib.sh
 . "$(dirname "$0")/../lib.sh"
 cd "$SRC"
+# The cluster CA for mutual TLS between nodes (shunt-config mtls: strict),
+# once: a Secret the agents mount. Made with shuntctl from the image, into a
+# directory only root reads; kept across runs so the cluster keeps its CA.
+k apply -f deploy/kubernetes/namespace.yaml
+if ! k -n shunt-system get secret shunt-ca >/dev/null 2>&1; then
+  ca=/root/shunt-ca
+  if [[ ! -f $ca/ca.key ]]; then
+    install -d -m 0700 "$ca"
+    docker run --rm --entrypoint shuntctl -v "$ca:/ca" "$IMAGE" ca init --dir /ca
+  fi
+  k -n shunt-system create secret generic shunt-ca \
+    --from-file=ca.crt="$ca/ca.crt" --from-file=ca.key="$ca/ca.key"
+fi
 k apply -k deploy/kubernetes
 k wait --for condition=established --timeout 60s \
   crd/traffictargets.access.smi-spec.io crd/httproutegroups.specs.smi-spec.io \
