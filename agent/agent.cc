@@ -213,6 +213,7 @@ absl::Status Agent::StartControllers() {
                   .ca_pem = authority_ ? authority_->cert_pem() : std::string(),
                   .node_ips = config_.node_ips,
                   .inbound_port = static_cast<uint16_t>(config_.proxy_inbound_port),
+                  .l7_port = static_cast<uint16_t>(config_.proxy_l7_port),
                   .handshake_timeout_ms = config_.proxy_handshake_timeout_ms,
                   .proxy_bin = config_.proxy_bin,
                   .proxy_cgroup = proxy_cgroup_,

@@ -82,6 +82,13 @@ absl::Status AgentConfig::Validate() const {
   if (proxy_inbound_port == 15001)
     return absl::InvalidArgumentError(
         "--proxy-inbound-port=15001 is the proxy's outbound port (handed-off pod connections)");
+  if (proxy_l7_port < 0 || proxy_l7_port > 65535)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--proxy-l7-port must be within 0..65535 (0: none), got ", proxy_l7_port));
+  if (proxy_l7_port == 15001 || proxy_l7_port == proxy_inbound_port)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--proxy-l7-port=", proxy_l7_port, " is taken by the proxy's ",
+        proxy_l7_port == 15001 ? "outbound port" : "inbound port (--proxy-inbound-port)"));
   if (proxy_handshake_timeout_ms < 100 || proxy_handshake_timeout_ms > 300'000)
     return absl::InvalidArgumentError(
         absl::StrCat("--proxy-handshake-timeout must be within 100ms..5m, got ",

@@ -51,6 +51,7 @@ struct AgentConfig {
   std::vector<std::string> node_ips;
   std::string proxy_bin;
   int proxy_inbound_port = 15008;
+  int proxy_l7_port = 15006;                    // 0: no L7 layer
   int64_t proxy_handshake_timeout_ms = 10'000;  // a tunnel's connect + TLS handshake
 
   // InvalidArgument naming the flag.

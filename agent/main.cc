@@ -105,6 +105,9 @@ ABSL_FLAG(std::string, proxy_bin, "",
 ABSL_FLAG(int, proxy_inbound_port, 15008,
           "with --mtls: the port of the proxy's inbound listener on the node's address, where "
           "other nodes' proxies open tunnels (HBONE's)");
+ABSL_FLAG(int, proxy_l7_port, 15006,
+          "with --mtls: the port of the proxy's L7 listener on the node's address, where the "
+          "kernel sends connections whose grant is HTTP routes only (0: none; docs/l7.md)");
 ABSL_FLAG(absl::Duration, proxy_handshake_timeout, absl::Seconds(10),
           "with --mtls: a tunnel's TCP connect and TLS handshake must complete within this "
           "(100ms..5m); a peer that never finishes is dropped and counted");
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
       .node_ips = absl::GetFlag(FLAGS_node_ip),
       .proxy_bin = absl::GetFlag(FLAGS_proxy_bin),
       .proxy_inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port),
+      .proxy_l7_port = absl::GetFlag(FLAGS_proxy_l7_port),
       .proxy_handshake_timeout_ms =
           absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_proxy_handshake_timeout)),
   };

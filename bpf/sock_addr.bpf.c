@@ -189,9 +189,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 verdict)
 {
 	if (verdict == SHUNT_VERDICT_L7)
-		/* Granted only through HTTP routes, which no proxy judges yet:
-		 * such a grant opens nothing at L4. Enforce mode denies it,
-		 * permissive mode reports it. */
+		/* Granted only through HTTP routes, and no L7 proxy takes it
+		 * (none listening, another node's pod, native IPv6): such a
+		 * grant opens nothing at L4. Enforce mode denies it, permissive
+		 * mode reports it. */
 		counter_add(SHUNT_CTR_POLICY_L7_NO_PROXY, 1);
 	ev->type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY;
 	ev->enforced = policy_enforced();
@@ -204,9 +205,29 @@ static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 
 	return 0; /* EPERM */
 }
 
+/* police()'s answer for a connection whose grant is HTTP routes only and
+ * which the node proxy's L7 layer takes (connect4/6 send it there). */
+#define SHUNT_POLICE_TO_L7 2
+
+/* Whether the node proxy's L7 layer takes a TCP connection to `peer`: its
+ * listener is up (the agent names it only while the proxy is ready) and the
+ * destination is a pod of this node. Cross-node HTTP-routes-only grants are
+ * not proxied yet: they stay refused at L4 (docs/l7.md). */
+static __always_inline bool l7_proxy_takes(__u8 proto, const struct shunt_ipcache_entry *peer)
+{
+	struct shunt_mtls_config *m;
+	__u32 zero = 0;
+
+	if (proto != SHUNT_IPPROTO_TCP || !(peer->flags & SHUNT_IPC_F_LOCAL))
+		return false;
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
+}
+
 /* The SMI verdict on a local pod sending to daddr (IPv4, whichever family
  * the socket is) at ctx->user_port. 1 lets the call go on, 0 fails it with
- * EPERM. */
+ * EPERM, SHUNT_POLICE_TO_L7 sends it to the proxy's L7 layer, which judges
+ * each request (in both policy modes: it reports what it would deny). */
 static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 proto, __be32 daddr)
 {
 	struct shunt_endpoint *ep;
@@ -234,6 +255,8 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 		counter_add(SHUNT_CTR_POLICY_ALLOWED, 1);
 		return 1;
 	}
+	if (verdict == SHUNT_VERDICT_L7 && l7_proxy_takes(proto, peer))
+		return SHUNT_POLICE_TO_L7;
 	/* A UDP server answering from its bound port to a client that sent to
 	 * that port (sendto, or connect then send) is replying, not opening. */
 	if (proto == SHUNT_IPPROTO_UDP &&
@@ -439,11 +462,42 @@ static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
 	return 1;
 }
 
+/* A connection police() sent to the L7 layer: to the proxy's L7 port,
+ * where it was going kept as for the mTLS hand-off (SO_ORIGINAL_DST,
+ * getpeername). Without room to keep it, the grant opens nothing: refused
+ * in enforce mode, let through and counted in permissive mode. */
+static __always_inline int to_l7_proxy(struct bpf_sock_addr *ctx, __be32 daddr, const bool mapped)
+{
+	struct shunt_mtls_config *m;
+	struct shunt_mtls_dst *orig;
+	__u32 zero = 0;
+
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	if (!m)
+		return policy_enforced() ? 0 : 1;
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
+		return policy_enforced() ? 0 : 1;
+	}
+	orig->family = SHUNT_AF_INET;
+	orig->ip4 = daddr;
+	orig->port = (__be16)ctx->user_port;
+	if (mapped)
+		ctx->user_ip6[3] = m->proxy_ip4;
+	else
+		ctx->user_ip4 = m->proxy_ip4;
+	ctx->user_port = m->l7_port;
+	counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int shunt_connect4(struct bpf_sock_addr *ctx)
 {
 	__u32 proto = ctx->protocol;
 	__be32 daddr = ctx->user_ip4, asked = daddr;
+	int verdict;
 
 	/* One load up front: clang would otherwise pick the field with a
 	 * branch and load through a modified context pointer (refused). */
@@ -453,8 +507,11 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 		return 0; /* ECONNREFUSED, set by balance() */
 	if (daddr != asked)
 		ctx->user_ip4 = daddr;
-	if (!police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr))
+	verdict = police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr);
+	if (!verdict)
 		return 0; /* EPERM */
+	if (verdict == SHUNT_POLICE_TO_L7)
+		return to_l7_proxy(ctx, daddr, false);
 	return connect_via_proxy(ctx, (__u8)proto, daddr, false);
 }
 
@@ -468,6 +525,7 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 {
 	__u32 proto = ctx->protocol;
 	__be32 daddr, asked;
+	int verdict;
 
 	asm volatile("" : "+r"(proto));
 	if (!mapped_ip4(ctx, &daddr)) {
@@ -481,8 +539,11 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 		return 0; /* ECONNREFUSED */
 	if (daddr != asked)
 		ctx->user_ip6[3] = daddr;
-	if (!police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr))
+	verdict = police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr);
+	if (!verdict)
 		return 0; /* EPERM */
+	if (verdict == SHUNT_POLICE_TO_L7)
+		return to_l7_proxy(ctx, daddr, true);
 	return connect_via_proxy(ctx, (__u8)proto, daddr, true);
 }
 
@@ -575,7 +636,8 @@ int shunt_sendmsg4(struct bpf_sock_addr *ctx)
 		return 0; /* ECONNREFUSED */
 	if (daddr != asked)
 		ctx->user_ip4 = daddr;
-	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto, daddr);
+	/* UDP: never sent to the L7 layer. */
+	return police(ctx, SHUNT_HOOK_SENDMSG4, (__u8)proto, daddr) ? 1 : 0;
 }
 
 /* Unconnected UDP (sendto) to a native IPv6 address: judged, never

@@ -349,17 +349,20 @@ static __always_inline __u32 unfit_reason(struct bpf_sock_ops *skops)
 }
 
 /* The pod's end (client) or the node proxy's end (server) of a connection
- * connect4 handed to the proxy: the proxy's outbound address and port. */
+ * connect4 handed to the proxy: the proxy's outbound address and its
+ * outbound (mTLS) or L7 port. */
 static __always_inline bool mtls_proxy_leg(const struct shunt_sock_key *key, bool client_end)
 {
 	__u32 zero = 0;
 	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	__be32 ip;
+	__be16 port;
 
 	if (!m || m->mode == SHUNT_MTLS_OFF || !m->proxy_ip4)
 		return false;
-	if (client_end)
-		return key->remote_ip4 == m->proxy_ip4 && key->remote_port == m->proxy_port;
-	return key->local_ip4 == m->proxy_ip4 && key->local_port == m->proxy_port;
+	ip = client_end ? key->remote_ip4 : key->local_ip4;
+	port = client_end ? key->remote_port : key->local_port;
+	return ip == m->proxy_ip4 && (port == m->proxy_port || (m->l7_port && port == m->l7_port));
 }
 
 /* Both ends must be pods this agent knows, on this node (or a pod and the

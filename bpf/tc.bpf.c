@@ -314,7 +314,10 @@ static __always_inline int judge_other_protocol(struct __sk_buff *skb, struct ip
  * addressed to a pod on another node. One that belongs to a proxy socket
  * (found by its 4-tuple, marked by the proxy) gets the proxy's mark, and the
  * agent's fwmark rule delivers it locally instead of forwarding it. Only
- * TCP to a remote pod's address, only with mTLS on. */
+ * TCP to a pod's address, only with mTLS on; to a local pod's address only
+ * with the L7 layer on, whose connections to local pods come from local
+ * clients' addresses (docs/l7.md): a socket lookup per such packet, paid
+ * only by connections not short-circuited. */
 static __always_inline void mtls_mark_proxy_reply(struct __sk_buff *skb, struct iphdr *ip)
 {
 	struct bpf_sock_tuple t = {};
@@ -325,7 +328,7 @@ static __always_inline void mtls_mark_proxy_reply(struct __sk_buff *skb, struct 
 	if (mtls_mode() == SHUNT_MTLS_OFF)
 		return;
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &ip->daddr);
-	if (!peer || (peer->flags & SHUNT_IPC_F_LOCAL) || !l4_of(skb, ip, &l4))
+	if (!peer || ((peer->flags & SHUNT_IPC_F_LOCAL) && !mtls_l7_on()) || !l4_of(skb, ip, &l4))
 		return;
 	t.ipv4.saddr = ip->saddr;
 	t.ipv4.daddr = ip->daddr;
@@ -472,7 +475,12 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 	} else {
 		return SHUNT_TC_NEXT; /* not a meshed pod */
 	}
-	if (local && !came_from_its_pod(skb, saddr, NULL)) {
+	/* The node proxy's L7 layer connects to a local pod from a local
+	 * client pod's address (docs/l7.md): its socket's mark says so, and no
+	 * pod can set it (marks are scrubbed crossing into the node). */
+	const bool from_proxy = skb->mark == SHUNT_MTLS_PROXY_MARK;
+
+	if (local && !from_proxy && !came_from_its_pod(skb, saddr, NULL)) {
 		/* A local pod's address from anywhere but its own veth (another
 		 * node, the node itself) is spoofed. */
 		report(ip, NULL, src_identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
@@ -496,7 +504,7 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 		return passed(ip); /* only new connections are judged */
 	/* The node's proxy, connecting from the remote client's address after
 	 * it checked the client's certificate, is no plaintext. */
-	if (!local && proto == SHUNT_IPPROTO_TCP && skb->mark != SHUNT_MTLS_PROXY_MARK) {
+	if (!local && proto == SHUNT_IPPROTO_TCP && !from_proxy) {
 		__u32 mode = mtls_plaintext_verdict();
 
 		if (mode != SHUNT_MTLS_OFF)
@@ -508,7 +516,10 @@ int shunt_tc_to_pod(struct __sk_buff *skb)
 
 	verdict = policy_verdict(src_identity, ep->identity, l4.dport, proto, &rule_id);
 	/* An HTTP-routes-only grant (SHUNT_VERDICT_L7) opens nothing at L4
-	 * until a proxy judges its requests: denied like no grant at all. */
+	 * unless the proxy's L7 layer, which judges each request, is the one
+	 * connecting: denied like no grant at all otherwise. */
+	if (verdict == SHUNT_VERDICT_L7 && from_proxy && proto == SHUNT_IPPROTO_TCP)
+		return passed(ip);
 	if (verdict == SHUNT_VERDICT_ALLOW) {
 		if (!local) /* a local one was counted leaving its pod */
 			counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);

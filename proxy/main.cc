@@ -29,6 +29,9 @@
 ABSL_FLAG(int, control_fd, -1, "the agent's end of the control channel (inherited)");
 ABSL_FLAG(std::string, node_ip, "", "the node's addresses, comma-separated (an IPv4, an IPv6)");
 ABSL_FLAG(uint16_t, outbound_port, 15001, "port on the node's addresses for handed-off pods");
+ABSL_FLAG(
+    uint16_t, l7_port, 15006,
+    "port on the node's addresses for connections the kernel sends to the L7 layer (0: none)");
 ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
   if (shared.options.node_ips.empty())
     return fail(absl::InvalidArgumentError("--node-ip: at least one address is needed"));
   shared.options.outbound_port = absl::GetFlag(FLAGS_outbound_port);
+  shared.options.l7_port = absl::GetFlag(FLAGS_l7_port);
   shared.options.inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port);
   shared.options.transparent = absl::GetFlag(FLAGS_transparent);
   shared.options.handshake_timeout_ms = std::max(100, absl::GetFlag(FLAGS_handshake_timeout_ms));
@@ -127,15 +131,16 @@ int main(int argc, char** argv) {
   }
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
-  spdlog::info("listening on {} (outbound :{}, inbound :{}), {} threads",
+  spdlog::info("listening on {} (outbound :{}, inbound :{}, L7 :{}), {} threads",
                absl::StrJoin(shared.options.node_ips, ","), shared.options.outbound_port,
-               shared.options.inbound_port, n);
+               shared.options.inbound_port, shared.options.l7_port, n);
   (void)control.Send({{"ready",
                        {{"pid", getpid()},
                         {"threads", n},
                         {"node_ips", shared.options.node_ips},
                         {"outbound_port", shared.options.outbound_port},
-                        {"inbound_port", shared.options.inbound_port}}}});
+                        {"inbound_port", shared.options.inbound_port},
+                        {"l7_port", shared.options.l7_port}}}});
 
   bool draining = false, orphaned = false;
   int64_t drain_deadline = 0, orphan_until = 0;

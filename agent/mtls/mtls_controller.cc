@@ -38,7 +38,7 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
       .bin = o.proxy_bin,
       .args = {absl::StrCat("--node-ip=", ips), absl::StrCat("--outbound-port=", o.outbound_port),
                absl::StrCat("--proxy-inbound-port=", o.inbound_port),
-               absl::StrCat("--bpffs=", o.bpffs),
+               absl::StrCat("--l7-port=", o.l7_port), absl::StrCat("--bpffs=", o.bpffs),
                absl::StrCat("--handshake-timeout-ms=", o.handshake_timeout_ms),
                absl::StrCat("--transparent=", transparent_ ? "true" : "false")},
       .cgroup = o.proxy_cgroup,
@@ -138,6 +138,7 @@ bool MtlsController::WriteKernelSwitch() {
            : deps_.options.mode == "strict" ? SHUNT_MTLS_STRICT
                                             : SHUNT_MTLS_PERMISSIVE;
   c.proxy_port = htons(deps_.options.outbound_port);
+  c.l7_port = htons(deps_.options.l7_port);
   for (const auto& ip : deps_.options.node_ips) {
     if (inet_pton(AF_INET, ip.c_str(), &c.proxy_ip4) == 1) continue;
     inet_pton(AF_INET6, ip.c_str(), c.proxy_ip6);
@@ -166,6 +167,7 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
   if (!transparent_error_.empty()) m["transparent_source_error"] = transparent_error_;
   m["node_ips"] = deps_.options.node_ips;
   m["inbound_port"] = deps_.options.inbound_port;
+  m["l7_port"] = deps_.options.l7_port;
 }
 
 void MtlsController::AddMetrics(std::string& out) const {

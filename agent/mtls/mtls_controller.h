@@ -32,6 +32,7 @@ struct MtlsOptions {
   std::vector<std::string> node_ips;  // --node-ip: the proxy's listeners
   uint16_t outbound_port = 15001;
   uint16_t inbound_port = 15008;  // --proxy-inbound-port
+  uint16_t l7_port = 15006;       // --proxy-l7-port: the L7 layer's (docs/l7.md); 0: none
   int64_t handshake_timeout_ms = 10000;
   std::string proxy_bin;       // --proxy-bin
   std::string proxy_cgroup;    // ProxyCgroup(): where it runs; empty: with the agent

@@ -22,6 +22,12 @@ struct ProxyRefusal {
   std::string peer;         // the SPIFFE ID the peer proved, or its address
   std::string source;       // the source pod's address, when known
   std::string destination;  // "ip:port" / "[ip6]:port", when known
+  // "mtls" (a tunnel or stream refused) or "l7" (a request denied, or an L7
+  // connection refused: docs/l7.md).
+  std::string type = "mtls";
+  bool enforced = true;  // false: permissive mode's would-deny (L7)
+  // L7: the route not granted, the request, the destination's identity.
+  std::string route, method, path, destination_identity;
 };
 
 struct LoggedDenial {

@@ -133,11 +133,17 @@ void PolicyController::RecordProxyRefusal(const nlohmann::json& e) {
   if (!d_.denials || !e.is_object()) return;
   LoggedDenial d;
   d.wall_time_ns = e.value("unix_ms", int64_t{0}) * 1'000'000;
-  d.event.enforced = 1;
   d.proxy = ProxyRefusal{.reason = e.value("reason", ""),
                          .peer = e.value("peer", ""),
                          .source = e.value("source", ""),
-                         .destination = e.value("destination", "")};
+                         .destination = e.value("destination", ""),
+                         .type = e.value("type", "mtls") == "l7" ? "l7" : "mtls",
+                         .enforced = e.value("enforced", true),
+                         .route = e.value("route", ""),
+                         .method = e.value("method", ""),
+                         .path = e.value("path", ""),
+                         .destination_identity = e.value("destination_identity", "")};
+  d.event.enforced = d.proxy->enforced ? 1 : 0;
   d_.denials->Append(std::move(d));
 }
 
@@ -158,11 +164,24 @@ nlohmann::json PolicyController::ProxyRefusalJson(const LoggedDenial& d) {
   }
   uint32_t port_num = 0;
   (void)absl::SimpleAtoi(port, &port_num);
-  return {{"seq", d.seq},       {"time_ns", d.wall_time_ns}, {"type", "mtls"},
-          {"hook", "proxy"},    {"enforced", true},          {"proto", "tcp"},
-          {"reason", p.reason}, {"peer_identity", p.peer},   {"src_ip", p.source},
-          {"dst_ip", ip},       {"dst_port", port_num},      {"src_identity", p.peer},
-          {"dst_identity", ""}};
+  nlohmann::json j = {{"seq", d.seq},
+                      {"time_ns", d.wall_time_ns},
+                      {"type", p.type},
+                      {"hook", "proxy"},
+                      {"enforced", p.enforced},
+                      {"proto", "tcp"},
+                      {"reason", p.reason},
+                      {"peer_identity", p.peer},
+                      {"src_ip", p.source},
+                      {"dst_ip", ip},
+                      {"dst_port", port_num},
+                      {"src_identity", p.peer},
+                      {"dst_identity", p.destination_identity}};
+  // A denied request: which route was not granted, and the request.
+  if (!p.route.empty()) j["route"] = p.route;
+  if (!p.method.empty()) j["method"] = p.method;
+  if (!p.path.empty()) j["path"] = p.path;
+  return j;
 }
 
 // POST /v1/policy/check {"from": "ns/pod", "to": "ns/pod", "port": N, "proto": "tcp"}

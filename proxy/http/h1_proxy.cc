@@ -26,14 +26,36 @@ absl::BitGen& Bits() {
 }  // namespace
 
 std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstream,
-                                        const Destination& upstream, Options options, Hooks hooks) {
+                                        const Destination& upstream, Options options, Hooks hooks,
+                                        absl::string_view already_read) {
   std::shared_ptr<H1Proxy> p(new H1Proxy(loop, upstream, options, std::move(hooks)));
   p->down_.fd = std::move(downstream);
   if (!loop->Watch(p->down_.fd.get(), &p->down_, EPOLLIN).ok()) {
     p->down_.fd.Reset();
     return nullptr;
   }
+  if (options.relay) {
+    // Bytes both ways from the start, as after a 101.
+    p->upgraded_ = true;
+    p->up_.out.Append(already_read);
+    if (!p->ConnectUpstream()) {
+      p->Finish();
+      return nullptr;
+    }
+    p->UpdateInterest();
+    return p;
+  }
   p->Arm(Wait::kIdle);
+  if (!already_read.empty()) {
+    p->down_.in.Append(already_read);
+    // Not from inside Start: the caller holds the proxy first.
+    loop->Later([weak = p->weak_from_this()] {
+      if (auto q = weak.lock(); q && !q->done_) {
+        q->ParseRequests();
+        if (!q->done_) q->UpdateInterest();
+      }
+    });
+  }
   return p;
 }
 
@@ -64,6 +86,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
     up_connecting_ = false;
     if (err != 0) {
       CloseUpstream();
+      if (upgraded_) return Finish();  // a relay with nowhere to go
       if (in_exchange_ && !response_started_) {
         AnswerLocally(502, absl::StrCat("upstream-connect-failed: ", strerror(err)), false);
         response_done_ = true;
@@ -244,7 +267,9 @@ bool H1Proxy::ConnectUpstream() {
   if (up_.fd.valid()) return true;
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
-  up_.fd.Reset(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  up_.fd = hooks_.open_upstream
+               ? hooks_.open_upstream(upstream_addr_)
+               : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!up_.fd.valid()) return false;
   SetNoDelay(up_.fd.get());
   if (!loop_->Watch(up_.fd.get(), &up_, 0).ok() ||
@@ -273,9 +298,12 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   for (const auto& [n, v] : h.headers) view.headers.emplace_back(n, v);
   Verdict v = hooks_.judge ? hooks_.judge(h, view) : Verdict{};
   record_.route = v.route;
+  record_.reason = v.reason;  // allowed with a reason: permissive mode's would-deny
+  if (!v.reason.empty()) record_.path = std::string(view.path);
   if (!v.allow) {
-    record_.reason = v.reason;
-    AnswerLocally(403, v.reason, !client_keep_alive_);
+    // The client learns why, and which route was not granted.
+    AnswerLocally(403, v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route),
+                  !client_keep_alive_);
     response_done_ = true;
     return;
   }

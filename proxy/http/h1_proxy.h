@@ -37,6 +37,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   // What the request metrics and `shuntctl drops` see of each request.
   struct Record {
     std::string method, route, reason;
+    std::string path;    // set only for a request denied or that would be
     int status = 0;      // 0: no response (the connection broke)
     bool local = false;  // answered by the proxy (denied, bad upstream)
     int64_t micros = 0;  // head read to response end
@@ -47,6 +48,11 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     std::function<Verdict(const H1Head&, const RequestView&)> judge;
     std::function<void(const Record&)> on_request;
     std::function<void(H1Proxy*)> on_done;  // both connections closed
+    // Makes the upstream socket (non-blocking, not connected; H1Proxy
+    // connects it): the proxy's connections to pods are marked and bound
+    // to the client's address (proxy/server/pod_socket.h). Unset: a plain
+    // socket of the upstream's family.
+    std::function<lib::UniqueFd(const Destination&)> open_upstream;
   };
   struct Options {
     H1Parser::Limits limits;
@@ -59,10 +65,16 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     // The upstream's response must start this long after the request's
     // head (504, the route's timeout); 0: none.
     int response_timeout_ms = 0;
+    // No HTTP: relay bytes both ways from the start (permissive mode's
+    // treatment of another protocol on an L7 port).
+    bool relay = false;
   };
 
+  // `already_read`: what was read from `downstream` before (protocol
+  // detection); it is handled first.
   static std::shared_ptr<H1Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
-                                        const Destination& upstream, Options options, Hooks hooks);
+                                        const Destination& upstream, Options options, Hooks hooks,
+                                        absl::string_view already_read = {});
   ~H1Proxy();
   H1Proxy(const H1Proxy&) = delete;
   H1Proxy& operator=(const H1Proxy&) = delete;

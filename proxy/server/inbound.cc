@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "proxy/server/pod_leg.h"
+#include "proxy/server/pod_socket.h"
 #include "proxy/server/tunnel_conn.h"
 #include "proxy/server/worker.h"
-#include "shunt/abi/mtls.h"
 
 namespace shunt::proxy {
 void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
@@ -42,41 +42,18 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   if (!v.reason.empty()) stats().Add(Stat::kInboundPermissiveAllowed);
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(*dst, &len);
-  lib::UniqueFd socket(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  // The pod sees its real client: connect from the client pod's address.
+  SourceKept kept = SourceKept::kNotAsked;
+  lib::UniqueFd socket =
+      OpenPodSocket(*dst, shared_->options.transparent && src.ok() ? &*src : nullptr, &kept);
   if (!socket.valid()) {
     tunnel->Refuse(id, 503);
     return;
   }
+  if (kept == SourceKept::kKept) stats().Add(Stat::kInboundTransparent);
+  if (kept == SourceKept::kFailed)
+    stats().Add(Stat::kInboundTransparentFailed);  // the node's address, then
   const int fd = socket.get();
-  // The pod's replies to a transparent connection are routed back to this
-  // socket by its mark (bpf/tc.bpf.c, agent/mtls/transparent_routing.h).
-  const int mark = SHUNT_MTLS_PROXY_MARK;
-  setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-  if (shared_->options.transparent && src.ok() && src->family == dst->family) {
-    // The pod sees its real client: connect from the client pod's address.
-    const int one = 1;
-    sockaddr_storage from{};
-    socklen_t from_len = 0;
-    bool set = false;
-    if (dst->family == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&from);
-      a->sin_family = AF_INET;
-      memcpy(&a->sin_addr, src->addr.data(), 4);
-      from_len = sizeof(*a);
-      set = setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) == 0;
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&from);
-      a->sin6_family = AF_INET6;
-      memcpy(&a->sin6_addr, src->addr.data(), 16);
-      from_len = sizeof(*a);
-      set = setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) == 0;
-    }
-    if (set && bind(fd, reinterpret_cast<sockaddr*>(&from), from_len) == 0) {
-      stats().Add(Stat::kInboundTransparent);
-    } else {
-      stats().Add(Stat::kInboundTransparentFailed);  // from the node's address, then
-    }
-  }
   if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
     stats().Refuse({.reason = "pod-refused",
                     .peer = peer,

@@ -67,12 +67,14 @@ InboundVerdict InboundPolicy::Judge(const Runtime& rt, const std::string& peer,
   }
   if (found && v.verdict == SHUNT_VERDICT_ALLOW) return {.allowed = true};
   const char* reason = found && v.verdict == SHUNT_VERDICT_L7 ? "l7-only" : "policy-denied";
+  if (!Enforcing()) return {.allowed = true, .reason = reason};
+  return {.reason = reason, .http_status = 403};
+}
+
+bool InboundPolicy::Enforcing() const {
   uint32_t zero = 0;
   shunt_config cfg{};
-  const bool enforce =
-      bpf_map_lookup_elem(config_.get(), &zero, &cfg) != 0 || cfg.mode == SHUNT_MODE_ENFORCE;
-  if (!enforce) return {.allowed = true, .reason = reason};
-  return {.reason = reason, .http_status = 403};
+  return bpf_map_lookup_elem(config_.get(), &zero, &cfg) != 0 || cfg.mode == SHUNT_MODE_ENFORCE;
 }
 
 absl::StatusOr<Destination> ForwardedFor(absl::string_view forwarded) {

@@ -33,6 +33,8 @@ class InboundPolicy {
   // `forwarded`: the stream's Forwarded header, which names the source pod.
   InboundVerdict Judge(const Runtime& rt, const std::string& peer, absl::string_view forwarded,
                        const Destination& dst) const;
+  // The agent's policy mode is enforce (or unreadable: fail closed).
+  bool Enforcing() const;
 
  private:
   // The address's ipcache entry; false when it has none.

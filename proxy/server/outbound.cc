@@ -2,8 +2,6 @@
 // (docs/mtls.md "The hand-off in the kernel") becomes a stream of a pooled
 // tunnel to the destination's node, presenting the source pod's identity.
 #include <arpa/inet.h>
-#include <linux/netfilter_ipv4.h>
-#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -13,32 +11,12 @@
 #include "proxy/common/socket_ops.h"
 #include "proxy/server/plain_relay.h"
 #include "proxy/server/pod_leg.h"
+#include "proxy/server/pod_socket.h"
 #include "proxy/server/tunnel_conn.h"
 #include "proxy/server/worker.h"
 
 namespace shunt::proxy {
 namespace {
-
-// Where the pod was connecting to, as the kernel kept it (cgroup/getsockopt
-// answers SO_ORIGINAL_DST from the hand-off's record).
-bool OriginalDst(int fd, bool v6, Destination* d) {
-  if (!v6) {
-    sockaddr_in o{};
-    socklen_t len = sizeof(o);
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &o, &len) != 0) return false;
-    d->family = AF_INET;
-    memcpy(d->addr.data(), &o.sin_addr, 4);
-    d->port = ntohs(o.sin_port);
-    return true;
-  }
-  sockaddr_in6 o{};
-  socklen_t len = sizeof(o);
-  if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &o, &len) != 0) return false;
-  d->family = AF_INET6;
-  memcpy(d->addr.data(), &o.sin6_addr, 16);
-  d->port = ntohs(o.sin6_port);
-  return true;
-}
 
 // The pod connecting to `fd` gets a reset.
 void ResetPodSocket(lib::UniqueFd& fd) {
@@ -60,7 +38,7 @@ void Worker::HandleOutbound(lib::UniqueFd socket) {
     ResetPodSocket(socket);
   };
   Destination dst;
-  if (!OriginalDst(socket.get(), v6, &dst))
+  if (!OriginalDestination(socket.get(), v6, &dst))
     return refuse(Stat::kOutboundNoOriginalDst, "no-original-dst", "");
   const std::string authority = dst.ToAuthority();
   auto rt = shared_->runtime.Get();

@@ -25,12 +25,17 @@ nlohmann::json ProxyStats::TakeReport() {
     counters[kStatNames[i]] = v_[i].load(std::memory_order_relaxed);
   nlohmann::json events = nlohmann::json::array();
   std::lock_guard<std::mutex> lock(mu_);
-  for (const RefusalEvent& e : pending_)
-    events.push_back({{"reason", e.reason},
-                      {"peer", e.peer},
-                      {"source", e.source},
-                      {"destination", e.destination},
-                      {"unix_ms", e.unix_ms}});
+  for (const RefusalEvent& e : pending_) {
+    nlohmann::json j = {{"reason", e.reason},    {"peer", e.peer},
+                        {"source", e.source},    {"destination", e.destination},
+                        {"unix_ms", e.unix_ms},  {"type", e.type},
+                        {"enforced", e.enforced}};
+    for (const auto& [k, v] :
+         {std::pair{"route", &e.route}, std::pair{"method", &e.method}, std::pair{"path", &e.path},
+          std::pair{"destination_identity", &e.destination_identity}})
+      if (!v->empty()) j[k] = *v;
+    events.push_back(std::move(j));
+  }
   pending_.clear();
   return {{"counters", counters},
           {"refusals", refusals_},

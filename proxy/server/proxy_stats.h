@@ -38,6 +38,13 @@ enum class Stat : int {
   kPlaintextToMeshless,       // permissive: relayed in plaintext to a node without a proxy
   kInboundTransparent,        // connected to the pod from the client pod's own address
   kInboundTransparentFailed,  // ... could not be, connected from the node's address
+  kL7Accepted,                // connections the kernel sent to the L7 layer
+  kL7Refused,                 // ... refused (unknown pod, not HTTP in enforce mode)
+  kL7RelayedNotHttp,          // ... not HTTP, relayed as bytes (permissive policy mode)
+  kL7Requests,                // HTTP requests the L7 layer finished
+  kL7RequestsDenied,          // ... denied by policy (403 from the proxy)
+  kL7RequestsWouldDeny,       // ... policy would deny, forwarded (permissive policy mode)
+  kL7LocalAnswers,            // ... answered by the proxy otherwise (400, 408, 502, 504)
   kCount
 };
 
@@ -64,6 +71,13 @@ inline constexpr const char* kStatNames[] = {
     "plaintext_to_meshless_node",
     "inbound_transparent",
     "inbound_transparent_failed",
+    "l7_connections",
+    "l7_connections_refused",
+    "l7_connections_relayed_not_http",
+    "l7_requests",
+    "l7_requests_denied",
+    "l7_requests_would_deny",
+    "l7_requests_answered_by_proxy",
 };
 
 static_assert(std::size(kStatNames) == static_cast<size_t>(Stat::kCount), "a name per Stat");
@@ -75,6 +89,12 @@ struct RefusalEvent {
   std::string source;       // the source pod's address, when known
   std::string destination;  // "ip:port", when known
   int64_t unix_ms = 0;      // 0: now (Refuse() dates it)
+  // "mtls" (a connection or tunnel) or "l7" (a request or an L7 connection).
+  std::string type = "mtls";
+  bool enforced = true;  // false: permissive policy mode's would-deny
+  // L7: the route that was not granted ("ns/group#match"), the request's
+  // method and path, and the destination's identity ("ns/sa").
+  std::string route, method, path, destination_identity;
 };
 
 class ProxyStats {

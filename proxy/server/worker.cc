@@ -62,16 +62,19 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(ProxyShared* shared) {
 }
 
 absl::Status Worker::Listen() {
-  for (const std::string& ip : shared_->options.node_ips) {
-    for (const bool inbound : {false, true}) {
-      const uint16_t port =
-          inbound ? shared_->options.inbound_port : shared_->options.outbound_port;
+  const ProxyOptions& o = shared_->options;
+  for (const std::string& ip : o.node_ips) {
+    for (const Port kind : {Port::kOutbound, Port::kInbound, Port::kL7}) {
+      const uint16_t port = kind == Port::kOutbound  ? o.outbound_port
+                            : kind == Port::kInbound ? o.inbound_port
+                                                     : o.l7_port;
+      if (port == 0) continue;
       auto fd = ListenOn(ip, port);
       if (!fd.ok()) return fd.status();
       auto l = std::make_unique<Listener>();
       l->worker = this;
       l->fd = *std::move(fd);
-      l->inbound = inbound;
+      l->port = kind;
       if (absl::Status st = loop_->Watch(l->fd.get(), l.get()); !st.ok()) return st;
       listeners_.push_back(std::move(l));
     }
@@ -88,7 +91,10 @@ void Worker::Accept(Listener& l) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       // Out of descriptors or memory: the backlog waits; try again shortly
       // (edge-triggered, no new event comes for connections already queued).
-      spdlog::warn("proxy: accept on {}: {}", l.inbound ? "inbound port" : "outbound port",
+      spdlog::warn("proxy: accept on {}: {}",
+                   l.port == Port::kInbound    ? "inbound port"
+                   : l.port == Port::kOutbound ? "outbound port"
+                                               : "L7 port",
                    strerror(errno));
       Listener* which = &l;
       loop_->After(std::chrono::milliseconds(100), [this, which] {
@@ -96,13 +102,15 @@ void Worker::Accept(Listener& l) {
       });
       return;
     }
-    if (l.inbound) {
+    if (l.port == Port::kInbound) {
       auto rt = shared_->runtime.Get();
       auto t = TunnelConn::Server(this, rt->server, std::move(fd));
       servers_.insert(t);
       t->Start();
-    } else {
+    } else if (l.port == Port::kOutbound) {
       HandleOutbound(std::move(fd));
+    } else {
+      HandleL7(std::move(fd));
     }
   }
   loop_->Again(l.fd.get());
@@ -148,7 +156,7 @@ void Worker::RelayDone(PlainRelay* relay) {
 }
 
 void Worker::CheckDrained() {
-  if (!draining_ || !servers_.empty() || !relays_.empty()) return;
+  if (!draining_ || !servers_.empty() || !relays_.empty() || !l7_.empty()) return;
   for (const auto& [key, tunnels] : pool_)
     if (!tunnels.empty()) return;
   drained_.store(true, std::memory_order_release);

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/lib/unique_fd.h"
+#include "proxy/http/h1_proxy.h"
 #include "proxy/loop/event_loop.h"
 #include "proxy/server/inbound_policy.h"
 #include "proxy/server/proxy_stats.h"
@@ -28,11 +29,13 @@ namespace shunt::proxy {
 class PlainRelay;
 class PodLeg;
 class TunnelConn;
+struct L7Flow;
 
 struct ProxyOptions {
   std::vector<std::string> node_ips;  // the node's addresses (IPv4, IPv6): both listeners
   uint16_t outbound_port = 15001;     // where the kernel hands pod connections
   uint16_t inbound_port = 15008;      // peers' tunnels (HBONE)
+  uint16_t l7_port = 15006;           // connections the kernel sends to the L7 layer; 0: none
   int handshake_timeout_ms = 10000;   // a tunnel's TCP connect plus TLS handshake
   int idle_tunnel_ms = 60000;         // a client tunnel with no stream closes after this
   // Connect to local pods from the remote client pod's address (the agent
@@ -80,21 +83,30 @@ class Worker {
   void MarkMeshless(const std::string& node);
   void RelayPlain(const std::shared_ptr<PodLeg>& leg);
   void RelayDone(PlainRelay* relay);
+  // The L7 layer (l7_entry.cc): a connection in detection or an H1Proxy,
+  // held by this worker until it says it is done.
+  void KeepL7(const void* key, std::shared_ptr<void> held);
+  void L7Done(const void* key);
+  // Each request an L7 connection finished: counted; denials reported.
+  void L7Request(const L7Flow& flow, const http::H1Proxy::Record& r);
 
  private:
   explicit Worker(ProxyShared* shared) : shared_(shared) {}
   // A listening socket of this worker's: accepts until the kernel has no
   // more, or a batch, so the connections already open get their turn.
+  enum class Port { kOutbound, kInbound, kL7 };
   struct Listener : EventLoop::Watcher {
     Worker* worker;
     lib::UniqueFd fd;
-    bool inbound;
+    Port port;
     void OnEvents(uint32_t) override { worker->Accept(*this); }
   };
   void Accept(Listener& l);
   // A pod connection the kernel handed to this proxy (outbound.cc): judged
   // here, carried by the worker that owns its (identity, node) tunnels.
   void HandleOutbound(lib::UniqueFd socket);
+  // A pod connection the kernel sent to the L7 layer (l7_entry.cc).
+  void HandleL7(lib::UniqueFd socket);
   struct Outbound {
     std::string identity, node, authority, forwarded;
     Destination destination;
@@ -114,6 +126,7 @@ class Worker {
   std::map<std::pair<std::string, std::string>, std::vector<std::shared_ptr<TunnelConn>>> pool_;
   std::set<std::shared_ptr<TunnelConn>> servers_;
   std::set<std::shared_ptr<PlainRelay>> relays_;
+  std::map<const void*, std::shared_ptr<void>> l7_;
   // Nodes whose inbound port refused a tunnel: until when they count as meshless.
   std::map<std::string, std::chrono::steady_clock::time_point> meshless_;
   bool draining_ = false;

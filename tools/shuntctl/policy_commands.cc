@@ -136,7 +136,14 @@ absl::Status CmdDrops(const Options& o) {
               : absl::StrCat(Str(e["dst_ip"]), ":", Str(e["dst_port"])),
           // The proxy's refusals: the identity its certificate proved, and why.
           e["type"] == "mtls" ? absl::StrCat(Str(e["reason"]), ": ", Str(e["peer_identity"]))
-                              : absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]))};
+          // A denied request: who asked what, why, and the route not granted.
+          : e["type"] == "l7"
+              ? absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]), " ",
+                             e.contains("method") ? Str(e["method"]) + " " + Str(e["path"]) + " "
+                                                  : std::string(),
+                             Str(e["reason"]),
+                             e.contains("route") ? " (" + Str(e["route"]) + ")" : std::string())
+              : absl::StrCat(Str(e["src_identity"]), "->", Str(e["dst_identity"]))};
       if (o.follow) {
         // Streaming: fixed columns, since a table cannot be aligned in advance.
         constexpr char kLine[] = "%-12s  %-14s  %-8s  %-15s  %-5s  %-15s  %-21s  %s\n";

@@ -27,7 +27,10 @@ struct shunt_mtls_config {
 	__u32 mode;          /* SHUNT_MTLS_*; OFF: nothing is handed off */
 	__be32 proxy_ip4;    /* the proxy's outbound listener, on the node */
 	__be16 proxy_port;   /* its port, for both families */
-	__u16 pad;
+	/* The proxy's L7 listener (docs/l7.md): a connection whose grant is
+	 * HTTP routes only goes there, for each request to be judged. 0: no
+	 * L7 hand-off (such grants open nothing at L4). */
+	__be16 l7_port;
 	__u32 pad2;
 	__u32 proxy_ip6[4];  /* its IPv6 address; zero: IPv6 is not handed off */
 };

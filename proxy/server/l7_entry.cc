@@ -1,0 +1,183 @@
+#include "proxy/server/l7_entry.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/common/socket_ops.h"
+#include "proxy/http/h1_proxy.h"
+#include "proxy/server/pod_socket.h"
+#include "proxy/server/worker.h"
+
+namespace shunt::proxy {
+
+model::Subject SubjectOf(const std::string& identity) {
+  const size_t slash = identity.find('/');
+  if (slash == std::string::npos) return {.namespace_ = "", .name = identity};
+  return {.namespace_ = identity.substr(0, slash), .name = identity.substr(slash + 1)};
+}
+
+void Worker::HandleL7(lib::UniqueFd socket) {
+  stats().Add(Stat::kL7Accepted);
+  const std::string source = PeerAddressText(socket.get());
+  if (source.empty()) return;  // gone already
+  const bool v6 = source.find(':') != std::string::npos;
+  L7Flow flow;
+  auto refuse = [&](const char* reason) {
+    stats().Add(Stat::kL7Refused);
+    stats().Refuse({.reason = reason,
+                    .peer = source,
+                    .source = source,
+                    .destination = flow.destination.port ? flow.destination.ToAuthority() : "",
+                    .type = "l7"});
+    ResetOnClose(socket.get());
+  };
+  if (!OriginalDestination(socket.get(), v6, &flow.destination)) return refuse("no-original-dst");
+  flow.source.family = v6 ? AF_INET6 : AF_INET;
+  inet_pton(flow.source.family, source.c_str(), flow.source.addr.data());
+  auto rt = shared_->runtime.Get();
+  const std::string* from = rt->IdentityOfLocalPod(source);
+  const std::string* to = rt->IdentityOfLocalPod(flow.destination.AddressText());
+  // The kernel sends only local pods' connections to local pods here; the
+  // agent's last word may be older than the kernel's, for a moment.
+  if (!from) return refuse("unknown-source");
+  if (!to) return refuse("not-a-local-pod");
+  flow.source_identity = SubjectOf(*from);
+  flow.destination_identity = SubjectOf(*to);
+  if (draining_) return ResetOnClose(socket.get());
+  if (auto e = L7Entry::Start(this, std::move(socket), std::move(flow))) KeepL7(e.get(), e);
+}
+
+void Worker::KeepL7(const void* key, std::shared_ptr<void> held) { l7_[key] = std::move(held); }
+
+void Worker::L7Done(const void* key) {
+  // Later, not here: the connection is still running the call that ended it.
+  loop_->Later([this, key] {
+    l7_.erase(key);
+    CheckDrained();
+  });
+}
+
+void Worker::L7Request(const L7Flow& flow, const http::H1Proxy::Record& r) {
+  stats().Add(Stat::kL7Requests);
+  const bool denied = r.local && r.status == 403;
+  const bool would_deny = !r.local && !r.reason.empty();
+  if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);
+  if (!denied && !would_deny) return;
+  stats().Add(denied ? Stat::kL7RequestsDenied : Stat::kL7RequestsWouldDeny);
+  stats().Refuse(
+      {.reason = r.reason,
+       .peer = absl::StrCat(flow.source_identity.namespace_, "/", flow.source_identity.name),
+       .source = flow.source.AddressText(),
+       .destination = flow.destination.ToAuthority(),
+       .type = "l7",
+       .enforced = denied,
+       .route = r.route,
+       .method = r.method,
+       .path = r.path,
+       .destination_identity = absl::StrCat(flow.destination_identity.namespace_, "/",
+                                            flow.destination_identity.name)});
+}
+
+std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, lib::UniqueFd socket, L7Flow flow) {
+  std::shared_ptr<L7Entry> e(new L7Entry(worker, std::move(socket), std::move(flow)));
+  if (!worker->loop().Watch(e->socket_.get(), e.get(), EPOLLIN).ok()) return nullptr;
+  e->timer_ = worker->loop().After(kDetectWait, [weak = e->weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->timer_ = 0;
+      self->Decide(http::Detected::kOther);  // nothing that says HTTP in time
+    }
+  });
+  return e;
+}
+
+L7Entry::L7Entry(Worker* worker, lib::UniqueFd socket, L7Flow flow)
+    : worker_(worker), socket_(std::move(socket)), flow_(std::move(flow)) {}
+
+L7Entry::~L7Entry() {
+  if (timer_ != 0) worker_->loop().Cancel(timer_);
+  if (socket_.valid()) worker_->loop().Unwatch(socket_.get());
+}
+
+void L7Entry::OnEvents(uint32_t) {
+  if (decided_) return;
+  char buf[kDetectBytes];
+  const size_t want = kDetectBytes - first_.size();
+  const ssize_t n = recv(socket_.get(), buf, want, 0);
+  if (n > 0) {
+    first_.append(buf, static_cast<size_t>(n));
+    const http::Detected d = http::DetectProtocol(first_);
+    if (d != http::Detected::kNeedMore) return Decide(d);
+    if (first_.size() >= kDetectBytes) return Decide(http::Detected::kOther);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  // Closed or reset before it said anything useful: nothing to carry.
+  Close(n < 0);
+}
+
+void L7Entry::Close(bool reset) {
+  decided_ = true;
+  if (timer_ != 0) worker_->loop().Cancel(timer_);
+  timer_ = 0;
+  if (socket_.valid()) {
+    worker_->loop().Unwatch(socket_.get());
+    if (reset) ResetOnClose(socket_.get());
+    socket_.Reset();
+  }
+  worker_->L7Done(this);
+}
+
+void L7Entry::Decide(http::Detected what) {
+  if (decided_) return;
+  Worker* w = worker_;
+  ProxyShared& shared = w->shared();
+  const bool enforce = shared.policy.Enforcing();
+  const bool http1 = what == http::Detected::kHttp1;
+  if (!http1) {
+    // HTTP/2 is not carried yet (docs/l7.md); other protocols cannot be
+    // judged by HTTP routes.
+    const char* reason = what == http::Detected::kHttp2 ? "l7-http2-not-supported" : "l7-not-http";
+    w->stats().Add(enforce ? Stat::kL7Refused : Stat::kL7RelayedNotHttp);
+    w->stats().Refuse(
+        {.reason = reason,
+         .peer = absl::StrCat(flow_.source_identity.namespace_, "/", flow_.source_identity.name),
+         .source = flow_.source.AddressText(),
+         .destination = flow_.destination.ToAuthority(),
+         .type = "l7",
+         .enforced = enforce});
+    if (enforce) return Close(/*reset=*/true);
+  }
+  decided_ = true;
+  if (timer_ != 0) w->loop().Cancel(timer_);
+  timer_ = 0;
+  w->loop().Unwatch(socket_.get());
+  http::H1Proxy::Options options;
+  options.relay = !http1;
+  http::H1Proxy::Hooks hooks;
+  const L7Flow flow = flow_;
+  hooks.judge = [w, flow, scratch = std::make_shared<std::vector<int>>()](
+                    const http::H1Head&, const http::RequestView& view) {
+    auto rt = w->shared().runtime.Get();
+    http::L7Policy::Decision d = rt->l7->Judge(flow.source_identity, flow.destination_identity,
+                                               flow.destination.port, view, scratch.get());
+    http::H1Proxy::Verdict v{.allow = d.allow, .route = d.route, .reason = d.reason};
+    // Permissive policy mode: judged and reported, forwarded all the same.
+    if (!d.allow && !w->shared().policy.Enforcing()) v.allow = true;
+    return v;
+  };
+  hooks.on_request = [w, flow](const http::H1Proxy::Record& r) { w->L7Request(flow, r); };
+  hooks.on_done = [w](http::H1Proxy* p) { w->L7Done(p); };
+  hooks.open_upstream = [w, from = flow.source](const Destination& to) {
+    SourceKept kept = SourceKept::kNotAsked;
+    lib::UniqueFd fd = OpenPodSocket(to, w->shared().options.transparent ? &from : nullptr, &kept);
+    if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
+    return fd;
+  };
+  auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow.destination, options,
+                                std::move(hooks), first_);
+  if (p) w->KeepL7(p.get(), p);
+  w->L7Done(this);
+}
+
+}  // namespace shunt::proxy

@@ -1,0 +1,176 @@
+// The L7 layer on one node (docs/l7.md): a TrafficTarget that grants a
+// client only HTTP routes sends its connections to the node proxy's L7
+// port, where each request is judged. A real client (curl) and a real
+// server (python's http.server): allowed requests are served, from the
+// client's own address; a denied one gets 403 naming why and the route,
+// never reaches the server, and leaves the connection open for the next;
+// the denial is in `shuntctl drops`. What is not HTTP is refused.
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "shunt/abi/counters.h"
+#include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/files.h"
+#include "test/e2e/harness/mtls_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// demo/client may GET /allowed* of demo/local; the group's other match
+// (POST /allowed*) is granted to nobody.
+constexpr char kHttpOnlyGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: local-api, namespace: demo}
+spec:
+  matches:
+  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
+  - {name: write, pathRegex: "/allowed.*", methods: [POST]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-reads-local, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: local, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: HTTPRouteGroup, name: local-api, matches: [read]}]
+)";
+
+class L7ProxyTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    n1_flags_ = {"--mode=enforce"};
+    policy_yaml_ = kHttpOnlyGrant;
+    MtlsMeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    // python's http.server in demo/local, serving two files.
+    www_ = n1_->work_dir() + "/www";
+    std::filesystem::create_directories(www_);
+    std::ofstream(www_ + "/allowed.txt") << "ALLOWED-PAGE\n";
+    std::ofstream(www_ + "/denied.txt") << "DENIED-PAGE\n";
+    server_log_ = n1_->work_dir() + "/http.log";
+    ASSERT_OK(n1_->Spawn(*local_, {"python3", "-m", "http.server", "8000", "--directory", www_},
+                         server_log_)
+                  .status());
+    ASSERT_OK(Eventually(
+        "http.server listens",
+        [&]() -> absl::Status {
+          SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, n1_->PodSocket(*local_, SOCK_STREAM));
+          return ConnectTo(s.get(), local_->ip, 8000);
+        },
+        10000));
+  }
+
+  // Runs argv in the client pod to its end; its output.
+  absl::StatusOr<std::string> RunInClient(const std::vector<std::string>& argv) {
+    const std::string log = absl::StrCat(n1_->work_dir(), "/run-", runs_++, ".log");
+    SHUNT_ASSIGN_OR_RETURN(pid_t pid, n1_->Spawn(*client_, argv, log));
+    absl::StatusOr<int> st = WaitExit(pid, 30000);
+    if (!st.ok()) KillAndReap(pid);
+    const std::string out = Slurp(log);
+    if (!st.ok() || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+      return absl::InternalError(absl::StrCat(argv[0], " failed: ", out));
+    return out;
+  }
+  std::string Url(const std::string& path) const {
+    return absl::StrCat("http://", local_->ip, ":8000", path);
+  }
+
+  std::string www_, server_log_;
+  int runs_ = 0;
+};
+
+TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
+  // Four requests on one connection (curl reuses it across --next): allowed,
+  // a path no route matches, a route not granted (POST), allowed again.
+  std::vector<std::string> argv = {"curl"};
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/allowed.txt"},
+                                                        {"GET", "/denied.txt"},
+                                                        {"POST", "/allowed.txt"},
+                                                        {"GET", "/allowed.txt"}}) {
+    if (argv.size() > 1) argv.push_back("--next");
+    for (const std::string& a : {std::string("-sSi"), std::string("-X"), method, std::string("-w"),
+                                 std::string("\n[%{http_code} %{num_connects}]\n"), Url(path)})
+      argv.push_back(a);
+  }
+  ASSERT_OK_AND_ASSIGN(std::string out, RunInClient(argv));
+  const std::vector<std::string> answers = absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
+  ASSERT_EQ(answers.size(), 4u) << out;
+  EXPECT_THAT(answers[0], HasSubstr("ALLOWED-PAGE\n\n[200 1]"));
+  EXPECT_THAT(answers[1], HasSubstr("x-shunt-denied: no-route-matched"));
+  EXPECT_THAT(answers[1], HasSubstr("[403 0]"));
+  EXPECT_THAT(answers[2],
+              HasSubstr("x-shunt-denied: route-not-granted; route=demo/local-api#write"));
+  EXPECT_THAT(answers[2], HasSubstr("[403 0]"));
+  // The last one still on the first connection: a denial does not close it.
+  EXPECT_THAT(answers[3], HasSubstr("ALLOWED-PAGE\n\n[200 0]"));
+  EXPECT_THAT(out, Not(HasSubstr("DENIED-PAGE")));
+
+  // The server saw the allowed requests, from the client pod's own
+  // address, and nothing else.
+  ASSERT_OK(Eventually("the server logged both GETs", [&]() -> absl::Status {
+    const std::string log = Slurp(server_log_);
+    size_t n = 0;
+    for (size_t at = log.find("GET /allowed.txt"); at != std::string::npos;
+         at = log.find("GET /allowed.txt", at + 1))
+      ++n;
+    if (n == 2) return absl::OkStatus();
+    return absl::UnavailableError(log);
+  }));
+  const std::string log = Slurp(server_log_);
+  EXPECT_THAT(log, HasSubstr(client_->ip + " - - "));
+  EXPECT_THAT(log, Not(HasSubstr("denied.txt")));
+  EXPECT_THAT(log, Not(HasSubstr("POST")));
+
+  // shuntctl drops: the two denials, with the request and the route.
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 4));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_denied"), 2u);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n1_));
+  int seen = 0;
+  for (const auto& d : drops) {
+    if (d["type"] != "l7") continue;
+    ++seen;
+    EXPECT_EQ(d["src_identity"], "demo/client");
+    EXPECT_EQ(d["dst_identity"], "demo/local");
+    EXPECT_EQ(d["src_ip"], client_->ip);
+    EXPECT_EQ(d["dst_ip"], local_->ip);
+    EXPECT_EQ(d["dst_port"], 8000);
+    EXPECT_EQ(d["enforced"], true);
+    if (d["method"] == "POST") {
+      EXPECT_EQ(d["reason"], "route-not-granted");
+      EXPECT_EQ(d["route"], "demo/local-api#write");
+      EXPECT_EQ(d["path"], "/allowed.txt");
+    } else {
+      EXPECT_EQ(d["reason"], "no-route-matched");
+      EXPECT_EQ(d["path"], "/denied.txt");
+    }
+  }
+  EXPECT_EQ(seen, 2);
+  // The kernel sent the connection to the L7 port; it was never refused at L4.
+  auto c = n1_->Counters();
+  ASSERT_OK(c.status());
+  EXPECT_GE((*c)[SHUNT_CTR_L7_HANDED_OFF], 1u);
+  EXPECT_EQ((*c)[SHUNT_CTR_POLICY_L7_NO_PROXY], 0u);
+}
+
+TEST_F(L7ProxyTest, WhatIsNotHttpIsRefusedInEnforceMode) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(c.get(), local_->ip, 8000));
+  ASSERT_OK(WriteAll(c.get(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)));
+  // Reset by the proxy, never answered by the server.
+  EXPECT_FALSE(ReadToEof(c.get()).ok());
+  ASSERT_OK(WaitRefusal(*n1_, "l7-not-http"));
+  EXPECT_THAT(Slurp(server_log_), Not(HasSubstr(client_->ip)));
+}
+
+}  // namespace
+}  // namespace shunt::e2e
