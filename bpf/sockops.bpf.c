@@ -82,6 +82,16 @@ static __always_inline void flow_key_of(const struct shunt_sock_key *sk, bool cl
 	flow_key_unproxy(k);
 }
 
+/* Whether a port is the node proxy's L7 port (a connection to it was sent
+ * to the L7 layer by connect4). */
+static __always_inline bool l7_port_is(__be16 port)
+{
+	__u32 zero = 0;
+	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+
+	return m && m->l7_port && m->l7_port == port;
+}
+
 /* Starts (or joins, when the other end is a local pod too) the record of
  * this connection. The client end starts it at connect(), so the connect
  * latency is measured; a server end with a remote client starts it when the
@@ -115,7 +125,10 @@ static __always_inline struct shunt_flow *flow_open(struct bpf_sock_ops *skops,
 			goto join;
 		f->key = fk;
 		if (fk.server_ip4 != (client ? key->remote_ip4 : key->local_ip4))
-			__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_MTLS); /* flow_key_unproxy */
+			/* flow_key_unproxy: handed to the proxy's L7 or mTLS port */
+			__sync_fetch_and_or(&f->flags, client && l7_port_is(key->remote_port)
+							       ? SHUNT_FLOW_F_L7
+							       : SHUNT_FLOW_F_MTLS);
 		f->start_ns = now;
 		peer = bpf_map_lookup_elem(&shunt_ipcache_v1, client ? &fk.server_ip4 : &fk.client_ip4);
 		if (client) {
@@ -146,9 +159,11 @@ join:
 	return f;
 }
 
-/* The mTLS proxy's connection to a local pod (its socket marked), from the
- * remote client pod's address: recorded as that client's, as a local
- * client end, flagged as carried between nodes. */
+/* The proxy's connection to a local pod (its socket marked), from the
+ * client pod's address: with mTLS, a remote client's, recorded as that
+ * client's, as a local client end, flagged as carried between nodes; from
+ * the L7 layer, a local client's, whose own record already counts the
+ * exchange (flagged so telemetry leaves it out). */
 static __always_inline void flow_open_proxy(struct bpf_sock_ops *skops,
 					    const struct shunt_sock_key *key, __u64 now)
 {
@@ -164,7 +179,9 @@ static __always_inline void flow_open_proxy(struct bpf_sock_ops *skops,
 	as.identity = peer ? peer->identity : 0;
 	f = flow_open(skops, key, &as, true, now);
 	if (f)
-		__sync_fetch_and_or(&f->flags, SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND);
+		__sync_fetch_and_or(&f->flags, peer && (peer->flags & SHUNT_IPC_F_LOCAL)
+						       ? SHUNT_FLOW_F_L7_UPSTREAM
+						       : SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND);
 }
 
 /* The proxy's end of a pod's leg to it (mTLS, the sending node): it joins
@@ -312,7 +329,7 @@ static __always_inline void flow_close(struct bpf_sock_ops *skops, const struct 
 	fk = f->key;
 	/* A connection handed to the mTLS proxy: both ends needed its
 	 * destination to find this record; the last one is closing. */
-	if ((old & (SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND)) == SHUNT_FLOW_F_MTLS) {
+	if ((old & SHUNT_FLOW_F_HANDED_OFF) && !(old & SHUNT_FLOW_F_MTLS_INBOUND)) {
 		struct shunt_mtls_addr pod = {.ip4 = fk.client_ip4, .port = fk.client_port};
 
 		bpf_map_delete_elem(&shunt_mtls_orig_v1, &pod);
@@ -660,8 +677,8 @@ static __always_inline struct shunt_flow *flow_of_sender(struct shunt_sock_state
 		st->flags |= !f ? SHUNT_SOCK_F_NO_FLOW
 			      : *client_end ? SHUNT_SOCK_F_FLOW_CLIENT : SHUNT_SOCK_F_FLOW_SERVER;
 		/* Later sends look the mTLS config up only for such legs. */
-		if (f && (f->flags & (SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_MTLS_INBOUND)) ==
-				 SHUNT_FLOW_F_MTLS)
+		if (f && (f->flags & SHUNT_FLOW_F_HANDED_OFF) &&
+		    !(f->flags & SHUNT_FLOW_F_MTLS_INBOUND))
 			st->flags |= SHUNT_SOCK_F_MTLS_LEG;
 		return f;
 	}

@@ -123,6 +123,9 @@ void FlowAggregator::AddTraffic(const FlowView& amounts, EdgeStats& s, int64_t n
 }
 
 void FlowAggregator::Ingest(const FlowRecord& f) {
+  // The L7 proxy's leg to the pod: the client's own record counts the
+  // exchange (docs/l7.md).
+  if (f.flags & SHUNT_FLOW_F_L7_UPSTREAM) return;
   std::lock_guard<std::mutex> l(mu_);
   FlowView v = Name(f);
   EdgeStats& s = EdgeFor(v, v.end_wall_ns);
@@ -192,6 +195,7 @@ void FlowAggregator::Ingest(const FlowRecord& f) {
 }
 
 void FlowAggregator::IngestLive(const FlowRecord& f, int64_t now_wall_ns, uint64_t scan) {
+  if (f.flags & SHUNT_FLOW_F_L7_UPSTREAM) return;  // as in Ingest
   std::lock_guard<std::mutex> l(mu_);
   if (shunt_flow_open_ends(f.flags)) {
     // A server already counted keeps counting when the table is full.

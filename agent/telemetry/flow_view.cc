@@ -57,6 +57,7 @@ bool ShortCircuited(const shunt_flow& f) {
 
 const char* PathName(const shunt_flow& f) {
   if (f.flags & SHUNT_FLOW_F_MTLS) return "mtls";
+  if (f.flags & SHUNT_FLOW_F_L7) return "l7";
   return ShortCircuited(f) && f.tcp_reason == SHUNT_TCP_NONE ? "short-circuit" : "tcp";
 }
 

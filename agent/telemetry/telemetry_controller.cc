@@ -79,8 +79,10 @@ http::Response TelemetryController::FlowsJson(const http::Request& r) const {
       LiveHists hists;
       if (auto h = d_.maps->flow_hists().Entries(); h.ok())
         for (const auto& [k, v] : *h) hists[FlowInstance{k, v.start_ns}] = v;
-      for (const auto& [k, f] : *entries)
+      for (const auto& [k, f] : *entries) {
+        if (f.flags & SHUNT_FLOW_F_L7_UPSTREAM) continue;  // the client's record has it
         live.push_back(FlowJson(flows_.Describe(WithHist(f, hists)), d_.trust_domain));
+      }
     }
   }
   return http::Json(

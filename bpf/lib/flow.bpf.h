@@ -32,7 +32,7 @@ static __always_inline bool short_circuit_on(void)
 static const struct shunt_flow shunt_zero_flow;
 static const struct shunt_flow_hist shunt_zero_hist;
 
-/* A pod's connection handed to the node's mTLS proxy is recorded under the
+/* A pod's connection handed to the node's proxy (its mTLS or L7 port) is recorded under the
  * destination the pod asked for, not the proxy's address: seen from the
  * pod's socket (server = the proxy) or the proxy's (client = the pod), the
  * key is rewritten to it. True when it was. */
@@ -44,7 +44,8 @@ static __always_inline bool flow_key_unproxy(struct shunt_flow_key *k)
 	__u32 zero = 0;
 
 	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
-	if (!m || !m->proxy_ip4 || k->server_ip4 != m->proxy_ip4 || k->server_port != m->proxy_port)
+	if (!m || !m->proxy_ip4 || k->server_ip4 != m->proxy_ip4 ||
+	    (k->server_port != m->proxy_port && (!m->l7_port || k->server_port != m->l7_port)))
 		return false;
 	pod.ip4 = k->client_ip4;
 	pod.port = k->client_port;

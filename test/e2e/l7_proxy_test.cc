@@ -155,9 +155,35 @@ TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
     }
   }
   EXPECT_EQ(seen, 2);
-  // The kernel sent the connection to the L7 port; it was never refused at L4.
+  // One flow for the one connection, path l7, the pods' own addresses, both
+  // legs socket to socket; the proxy's leg to the server is not listed again.
+  std::vector<nlohmann::json> flows;
+  ASSERT_OK(Eventually("the flow closed", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(flows,
+                           ShuntctlFlows(*n1_, "--from demo/client --to demo/local --port 8000"));
+    for (const auto& f : flows)
+      if (f["end"] == "open") return absl::UnavailableError(f.dump());
+    if (flows.empty()) {
+      auto all = ShuntctlFlows(*n1_, "");
+      std::string txt;
+      if (all.ok())
+        for (const auto& f : *all)
+          if (f["server"]["ip"] != f["client"]["ip"]) txt += f.dump() + "\n";
+      return absl::NotFoundError("no flow yet; all: " + txt);
+    }
+    return absl::OkStatus();
+  }));
+  ASSERT_EQ(flows.size(), 1u) << flows[0].dump();
+  EXPECT_EQ(flows[0]["path"], "l7") << flows[0].dump();
+  EXPECT_EQ(flows[0]["client"]["ip"], client_->ip);
+  EXPECT_EQ(flows[0]["server"]["ip"], local_->ip);
+  EXPECT_EQ(flows[0]["verdict"], "l7");
   auto c = n1_->Counters();
   ASSERT_OK(c.status());
+  // pod -> proxy and proxy -> pod: four sockets in the sockhash.
+  EXPECT_GE((*c)[SHUNT_CTR_SOCK_SHORT_CIRCUITED], 4u);
+
+  // The kernel sent the connection to the L7 port; it was never refused at L4.
   EXPECT_GE((*c)[SHUNT_CTR_L7_HANDED_OFF], 1u);
   EXPECT_EQ((*c)[SHUNT_CTR_POLICY_L7_NO_PROXY], 0u);
 }

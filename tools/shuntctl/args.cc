@@ -25,7 +25,7 @@ Commands:
   flows [--follow]    live and recently finished TCP flows of local pods: ends, path
                       (short-circuit or tcp), verdict, bytes, connect and response latency;
                       filters --from/--to IP|NS|NS/POD|NS/KIND/NAME, --port N,
-                      --verdict allowed|l7|audit|denied|unmeshed, --path short-circuit|tcp|mtls,
+                      --verdict allowed|l7|audit|denied|unmeshed, --path short-circuit|tcp|mtls|l7,
                       --state live|closed
   stat [workload|pod|edge] [--window 30s]
                       golden metrics over the last 1..60 s: success rate, flows/s,
@@ -122,7 +122,7 @@ absl::StatusOr<Options> ParseArgs(int argc, const char* const* argv) {
     flags.String(name, &values[name]);
   flags.Int("port", &port, 1, 65535);
   flags.Choice("verdict", &values["verdict"], {"allowed", "l7", "audit", "denied", "unmeshed"});
-  flags.Choice("path", &values["path"], {"short-circuit", "tcp", "mtls"});
+  flags.Choice("path", &values["path"], {"short-circuit", "tcp", "mtls", "l7"});
   flags.Choice("state", &values["state"], {"live", "closed"});
 
   absl::StatusOr<cli::FlagSet::Result> r = flags.Parse(argc, argv);

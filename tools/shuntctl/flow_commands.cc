@@ -38,9 +38,10 @@ absl::StatusOr<Filter> ParseFilter(const Options& o) {
       f.verdict != "denied" && f.verdict != "unmeshed")
     return absl::InvalidArgumentError(
         absl::StrCat("--verdict ", f.verdict, ": expected allowed, l7, audit, denied or unmeshed"));
-  if (!f.path.empty() && f.path != "short-circuit" && f.path != "tcp" && f.path != "mtls")
+  if (!f.path.empty() && f.path != "short-circuit" && f.path != "tcp" && f.path != "mtls" &&
+      f.path != "l7")
     return absl::InvalidArgumentError(
-        absl::StrCat("--path ", f.path, ": expected short-circuit, tcp or mtls"));
+        absl::StrCat("--path ", f.path, ": expected short-circuit, tcp, mtls or l7"));
   if (!f.state.empty() && f.state != "live" && f.state != "closed")
     return absl::InvalidArgumentError(
         absl::StrCat("--state ", f.state, ": expected live or closed"));

@@ -8,7 +8,7 @@ namespace shunt::ctl {
 
 // Filters: --from / --to (IP, NS, NS/POD, NS/KIND/WORKLOAD or KIND/WORKLOAD),
 // --port N, --verdict allowed|l7|audit|denied|unmeshed,
-// --path short-circuit|tcp|mtls, --state live|closed; --follow streams flows as
+// --path short-circuit|tcp|mtls|l7, --state live|closed; --follow streams flows as
 // they finish.
 absl::Status CmdFlows(const Options& o);
 

@@ -88,6 +88,15 @@ enum shunt_flow_end {
  * client pod's address). */
 #define SHUNT_FLOW_F_MTLS (1u << 5)
 #define SHUNT_FLOW_F_MTLS_INBOUND (1u << 6) /* ... on the receiving node */
+/* Through this node's L7 proxy (docs/l7.md): the pod's connection to the
+ * proxy's L7 port, recorded under the destination it asked for ... */
+#define SHUNT_FLOW_F_L7 (1u << 7)
+/* ... and the proxy's own connection to the destination pod, from the
+ * client's address: the same exchange, kept out of flows and edges so it
+ * is not counted twice. */
+#define SHUNT_FLOW_F_L7_UPSTREAM (1u << 10)
+/* A pod's connection the kernel sent to the proxy (either port). */
+#define SHUNT_FLOW_F_HANDED_OFF (SHUNT_FLOW_F_MTLS | SHUNT_FLOW_F_L7)
 /* A local end that closed: its _LOCAL bit, shifted. */
 #define SHUNT_FLOW_F_CLOSED_SHIFT 8
 #define SHUNT_FLOW_F_CLIENT_CLOSED (SHUNT_FLOW_F_CLIENT_LOCAL << SHUNT_FLOW_F_CLOSED_SHIFT)
