@@ -32,8 +32,9 @@ static __always_inline bool short_circuit_on(void)
 static const struct shunt_flow shunt_zero_flow;
 static const struct shunt_flow_hist shunt_zero_hist;
 
-/* A pod's connection handed to the node's proxy (its mTLS or L7 port) is recorded under the
- * destination the pod asked for, not the proxy's address: seen from the
+/* A pod's connection handed to the node's proxy (its mTLS or L7 port) is
+ * recorded under the destination the pod asked for, not the proxy's
+ * address: seen from the
  * pod's socket (server = the proxy) or the proxy's (client = the pod), the
  * key is rewritten to it. True when it was. */
 static __always_inline bool flow_key_unproxy(struct shunt_flow_key *k)
