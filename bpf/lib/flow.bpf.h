@@ -34,9 +34,8 @@ static const struct shunt_flow_hist shunt_zero_hist;
 
 /* A pod's connection handed to the node's proxy (its mTLS or L7 port) is
  * recorded under the destination the pod asked for, not the proxy's
- * address: seen from the
- * pod's socket (server = the proxy) or the proxy's (client = the pod), the
- * key is rewritten to it. True when it was. */
+ * address: seen from the pod's socket (server = the proxy) or the proxy's
+ * (client = the pod), the key is rewritten to it. True when it was. */
 static __always_inline bool flow_key_unproxy(struct shunt_flow_key *k)
 {
 	struct shunt_mtls_config *m;
