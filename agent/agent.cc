@@ -161,7 +161,8 @@ absl::Status Agent::StartControllers() {
       .rule_ids = &rule_ids_,
       .writer = std::move(policy_writer),
       .denials = std::move(deny_log),
-      .entries_per_namespace = config_.policy_entries_per_namespace});
+      .entries_per_namespace = config_.policy_entries_per_namespace,
+      .l7_node = [this] { return mtls_ && mtls_->l7_on() ? config_.node : std::string(); }});
 
   SHUNT_ASSIGN_OR_RETURN(
       telemetry_, telemetry::TelemetryController::Create({.clock = clock_,

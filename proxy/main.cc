@@ -187,7 +187,11 @@ int main(int argc, char** argv) {
       spdlog::info("{}: no new connections; exiting once the ones carried are done", why);
       for (auto& w : workers) w->Drain();
     }
-    if (!orphaned) (void)control.Send({{"report", shared.stats.TakeReport()}});
+    if (!orphaned) {
+      nlohmann::json report = shared.stats.TakeReport();
+      report["http"] = shared.requests.Report();
+      (void)control.Send({{"report", std::move(report)}});
+    }
     if (draining) {
       bool all_done = true;
       for (auto& w : workers) all_done &= w->drained();

@@ -21,6 +21,8 @@ packages=(
   # demo pods and their traffic; tcpdump: the quickstart's capture of the
   # link between its two nodes, searched for plaintext (and the e2e tests')
   iproute2 procps util-linux redis-server redis-tools curl tcpdump
+  # the quickstart's HTTP server (python3 -m http.server) behind an HTTP policy
+  python3
 )
 case "$profile" in
   run) ;;

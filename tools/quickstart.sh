@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Shunt quickstart: installs what it needs, builds, and runs a demo node on
 # this machine — two pods (network namespaces + cgroups) talking through the
-# agent's same-node short-circuit — then shows what shuntctl sees; last, a
-# second node whose pod the client reaches through mutual TLS between the
-# nodes' proxies (--mtls=strict).
+# agent's same-node short-circuit — then shows what shuntctl sees; an HTTP
+# policy judged per request by the node's proxy; last, a second node whose
+# pod the client reaches through mutual TLS between the nodes' proxies
+# (--mtls=strict).
 #
 # As root (it never calls sudo: a fresh Debian 12 root shell has none):
 #   tools/quickstart.sh          run the demo and clean up on exit
@@ -70,9 +71,9 @@ down() {
 if [ "$MODE" = down ]; then down; echo "demo removed"; exit 0; fi
 
 start=$(date +%s)
-say "1/6 packages (tools/install-deps.sh)"
+say "1/7 packages (tools/install-deps.sh)"
 bash tools/install-deps.sh run
-say "2/6 build (cmake, Release, in $BUILD)"
+say "2/7 build (cmake, Release, in $BUILD)"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSHUNT_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target shunt-agent shunt-proxy shuntctl 2>&1 | grep -E "error|warning|Built target" || true
 [ -x "$BUILD/agent/shunt-agent" ] && [ -x "$BUILD/agent/shunt-proxy" ] || { echo "quickstart: build failed" >&2; exit 1; }
@@ -82,7 +83,7 @@ down  # a previous run's leftovers
 mkdir -p "$STATE/config"
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-say "3/6 two nodes: node-1 with demo/client 10.244.1.2 and demo/server 10.244.1.3, node-2 with demo/remote 10.244.2.2"
+say "3/7 two nodes: node-1 with demo/client 10.244.1.2 and demo/server 10.244.1.3, node-2 with demo/remote 10.244.2.2"
 # Each node is a network namespace (its pods' veths end there, its agent
 # runs there); the two are linked as two machines on one network would be.
 for node in shunt-demo-node shunt-demo-node2; do
@@ -124,8 +125,9 @@ for pod in client server remote; do
   ip -n "$node_ns" route add "$ip/32" dev "shdemo$i"
   i=$((i + 1))
 done
-cp deploy/examples/demo/pods.yaml deploy/examples/demo/policy.yaml deploy/examples/demo/service.yaml "$STATE/config/"
-echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml, service.yaml)"
+cp deploy/examples/demo/pods.yaml deploy/examples/demo/policy.yaml deploy/examples/demo/http-policy.yaml \
+  deploy/examples/demo/service.yaml "$STATE/config/"
+echo "   manifests: $STATE/config/ (deploy/examples/demo/pods.yaml, policy.yaml, http-policy.yaml, service.yaml)"
 
 # Runs a command inside a pod: its cgroup first, then its network namespace.
 in_pod() { local pod=$1; shift; (echo "$BASHPID" >"$CG/${NODE_OF[$pod]}/pod${UID_OF[$pod]}/cgroup.procs"; exec ip netns exec "shunt-demo-$pod" "$@"); }
@@ -136,7 +138,7 @@ for pod in client server remote; do
   echo $! >>"$STATE/pids"
 done
 
-say "4/6 agents, one per node, with mutual TLS between nodes (--mtls=strict)"
+say "4/7 agents, one per node, with mutual TLS between nodes (--mtls=strict)"
 # The cluster's CA (a Secret in Kubernetes): each agent issues its local
 # pods' SPIFFE certificates from it and hands them to its shunt-proxy.
 "$BUILD/tools/shuntctl/shuntctl" ca init --dir "$STATE/ca"
@@ -164,7 +166,7 @@ for _ in $(seq 100); do
 done
 "${CTL[@]}" endpoints
 
-say "5/6 traffic: redis-server in demo/server, redis-benchmark in demo/client to the Service demo/redis (10.96.0.10)"
+say "5/7 traffic: redis-server in demo/server, redis-benchmark in demo/client to the Service demo/redis (10.96.0.10)"
 in_pod server redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save "" \
   --appendonly no >"$STATE/redis.log" 2>&1 &
 echo $! >>"$STATE/pids"
@@ -208,7 +210,28 @@ echo
 echo "Proof from outside: the client pod's veth received $((veth_after - veth_before)) bytes during the"
 echo "benchmark, while $redirected payload bytes went socket to socket (counters above)."
 
-say "6/6 across nodes: demo/client -> demo/remote (10.244.2.2, node-2) through mutual TLS (docs/mtls.md)"
+say "6/7 HTTP routes (enforce mode): demo/client may GET /api/... on demo/server:8080, nothing else (docs/l7.md)"
+mkdir -p "$STATE/www/api" "$STATE/www/admin"
+echo '[{"title": "Dune"}, {"title": "Solaris"}]' >"$STATE/www/api/books.json"
+echo "not for demo/client" >"$STATE/www/admin/keys.txt"
+in_pod server python3 -m http.server 8080 --bind 0.0.0.0 --directory "$STATE/www" >"$STATE/http.log" 2>&1 &
+echo $! >>"$STATE/pids"
+for _ in $(seq 100); do ip netns exec shunt-demo-server ss -Hltn 'sport = :8080' | grep -q . && break; sleep 0.1; done
+# Two requests on one connection: the grant names HTTP routes, so the kernel
+# sent the connection to node-1's proxy, which judges each request.
+echo "   curl http://10.244.1.3:8080/api/books.json http://10.244.1.3:8080/admin/keys.txt (one connection):"
+in_pod client curl -s -w '\n-> %{http_code}, new connections: %{num_connects}\n' http://10.244.1.3:8080/api/books.json \
+  --next -s -D "$STATE/denied.headers" -w '-> %{http_code}, new connections: %{num_connects}\n' \
+  http://10.244.1.3:8080/admin/keys.txt | sed '/^$/d; s/^/   /'
+grep -i '^x-shunt-denied' "$STATE/denied.headers" | sed 's/^/   the proxy said: /'
+echo "   the server's own log (it never saw the denied request):"
+sed -n 's/^/   /p' "$STATE/http.log" | grep -v '^   Serving' || true
+echo
+"${CTL[@]}" drops | grep -E 'TIME|l7' || true
+echo
+"${CTL[@]}" flows --path l7 --to demo/server | head -4
+
+say "7/7 across nodes: demo/client -> demo/remote (10.244.2.2, node-2) through mutual TLS (docs/mtls.md)"
 in_pod remote redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save "" \
   --appendonly no >"$STATE/redis-remote.log" 2>&1 &
 echo $! >>"$STATE/pids"

@@ -170,6 +170,65 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
   m["l7_port"] = deps_.options.l7_port;
 }
 
+namespace {
+
+// Prometheus label values escape backslash, double quote and newline.
+std::string LabelValue(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+// The L7 layer's request metrics, as the proxy reported them (its
+// RequestMetrics::Report), per edge and route.
+void HttpMetrics(const nlohmann::json& http, std::string& out) {
+  const auto series = http.find("series");
+  if (series == http.end() || !series->is_array() || series->empty()) return;
+  absl::StrAppend(&out,
+                  "# HELP shunt_http_requests_total HTTP requests through the node proxy's L7 "
+                  "layer, by edge, route and status class (none: no response).\n"
+                  "# TYPE shunt_http_requests_total counter\n");
+  std::string durations =
+      "# HELP shunt_http_request_duration_seconds From a request's head to the end of its "
+      "response, through the node proxy's L7 layer.\n"
+      "# TYPE shunt_http_request_duration_seconds histogram\n";
+  static constexpr const char* kBounds[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+                                            "0.1",   "0.25",   "0.5",   "1",    "2.5",   "5"};
+  for (const auto& s : *series) {
+    if (!s.is_object()) continue;
+    const std::string labels =
+        absl::StrCat("src_identity=\"", LabelValue(s.value("src", "")), "\",dst_identity=\"",
+                     LabelValue(s.value("dst", "")), "\",dst_port=\"", s.value("port", 0),
+                     "\",route=\"", LabelValue(s.value("route", "")), "\"");
+    if (auto c = s.find("classes"); c != s.end() && c->is_object())
+      for (const auto& [cls, n] : c->items())
+        absl::StrAppend(&out, "shunt_http_requests_total{", labels, ",code_class=\"", cls, "\"} ",
+                        n.dump(), "\n");
+    const auto b = s.find("buckets");
+    if (b == s.end() || !b->is_array() || b->size() != std::size(kBounds) + 1) continue;
+    for (size_t i = 0; i < std::size(kBounds); ++i)
+      absl::StrAppend(&durations, "shunt_http_request_duration_seconds_bucket{", labels, ",le=\"",
+                      kBounds[i], "\"} ", (*b)[i].dump(), "\n");
+    absl::StrAppend(&durations, "shunt_http_request_duration_seconds_bucket{", labels,
+                    ",le=\"+Inf\"} ", b->back().dump(), "\n",
+                    "shunt_http_request_duration_seconds_sum{", labels, "} ", s.value("sum_s", 0.0),
+                    "\n", "shunt_http_request_duration_seconds_count{", labels, "} ",
+                    s.value("count", uint64_t{0}), "\n");
+  }
+  out += durations;
+}
+
+}  // namespace
+
 void MtlsController::AddMetrics(std::string& out) const {
   if (!on()) return;
   absl::StrAppend(&out, "# HELP shunt_proxy_up Whether the node's mTLS proxy listens.\n",
@@ -188,6 +247,7 @@ void MtlsController::AddMetrics(std::string& out) const {
     for (const auto& [reason, v] : f->items())
       absl::StrAppend(&out, "shunt_proxy_refusals_total{reason=\"", reason, "\"} ", v.dump(), "\n");
   }
+  if (auto h = r.find("http"); h != r.end() && h->is_object()) HttpMetrics(*h, out);
 }
 
 void MtlsController::AddWarnings(std::vector<std::string>& lines) const {

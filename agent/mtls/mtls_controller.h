@@ -63,6 +63,11 @@ class MtlsController : public agent::Controller {
   void AddStatus(nlohmann::json& status) const override;
   void AddMetrics(std::string& out) const override;
   void AddWarnings(std::vector<std::string>& lines) const override;
+  // The kernel sends HTTP-routes-only grants between local pods to the
+  // proxy's L7 layer: the proxy is ready and has an L7 port.
+  bool l7_on() const {
+    return on() && supervisor_ && supervisor_->ready() && deps_.options.l7_port != 0;
+  }
 
  private:
   bool on() const { return deps_.options.mode != "off"; }

@@ -42,7 +42,8 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j) {
 
 absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snapshot& snapshot,
                                      const CompiledPolicy& policy,
-                                     const endpoints::IdentityAllocator& ids, uint32_t mode) {
+                                     const endpoints::IdentityAllocator& ids, uint32_t mode,
+                                     const std::string& l7_node) {
   const model::Pod* from = FindPod(snapshot, req.from);
   if (!from) return absl::NotFoundError(absl::StrCat("pod ", req.from, " is not in the config"));
   const model::Pod* to = FindPod(snapshot, req.to);
@@ -82,12 +83,25 @@ absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snaps
                 {"decided_by", target},
                 {"reason", absl::StrCat(target, " allows ", flow, " (", scope, ")")},
                 {"effect", "allowed"}});
+  } else if (d.verdict == SHUNT_VERDICT_L7 && req.proto == kTcp && !l7_node.empty() &&
+             from->node_name == l7_node && to->node_name == l7_node) {
+    out.update({{"verdict", "l7"},
+                {"decided_by", target},
+                {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
+                                        "): node ", l7_node,
+                                        "'s proxy judges each request against them (docs/l7.md)")},
+                {"effect", mode == SHUNT_MODE_ENFORCE
+                               ? "connected through the node proxy's L7 layer; requests no route "
+                                 "grants get 403 (enforce mode)"
+                               : "connected through the node proxy's L7 layer; requests no route "
+                                 "grants are forwarded and reported (permissive mode)"}});
   } else if (d.verdict == SHUNT_VERDICT_L7) {
     out.update({{"verdict", "deny-l7"},
                 {"decided_by", target},
                 {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
-                                        "); the L7 proxy does not exist yet, so no proxy can judge "
-                                        "its requests and the grant opens nothing at L4")},
+                                        "); no proxy's L7 layer takes this pair yet (another "
+                                        "node, UDP, or no proxy running), so the grant opens "
+                                        "nothing at L4")},
                 {"effect", mode == SHUNT_MODE_ENFORCE
                                ? "connect() fails with EPERM (enforce mode)"
                                : "allowed, counted as a would-be denial (permissive mode)"}});

@@ -24,9 +24,13 @@ struct CheckRequest {
 // InvalidArgument naming the field.
 absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j);
 
-// NotFound if a pod is not in the config.
+// NotFound if a pod is not in the config. `l7_node`: the node whose proxy's
+// L7 layer is up (this agent's, while its proxy is ready), empty if none: an
+// HTTP-routes-only grant between two TCP pods of that node is judged per
+// request there (docs/l7.md) instead of opening nothing.
 absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snapshot& snapshot,
                                      const CompiledPolicy& policy,
-                                     const endpoints::IdentityAllocator& ids, uint32_t mode);
+                                     const endpoints::IdentityAllocator& ids, uint32_t mode,
+                                     const std::string& l7_node = "");
 
 }  // namespace shunt::policy

@@ -190,7 +190,8 @@ http::Response PolicyController::Check(const http::Request& r) const {
   auto req = ParseCheckRequest(j.is_discarded() ? nlohmann::json() : j);
   if (!req.ok()) return http::Error(400, std::string(req.status().message()));
   if (!snapshot_) return http::Error(503, "policy check: no objects loaded yet");
-  auto out = policy::Check(*req, *snapshot_, compiler_.policy(), *d_.identities, d_.mode);
+  auto out = policy::Check(*req, *snapshot_, compiler_.policy(), *d_.identities, d_.mode,
+                           d_.l7_node ? d_.l7_node() : std::string());
   if (!out.ok()) return http::Error(400, std::string(out.status().message()));
   return http::Json(*out);
 }
@@ -231,10 +232,13 @@ void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
   for (const auto& p : compiler_.policy().problems) lines.push_back("policy: " + p.ToString());
   if (compiler_.policy().l7_targets > 0)
     lines.push_back(absl::StrCat(
-        "policy: ", compiler_.policy().l7_targets,
-        " TrafficTarget(s) grant only HTTP routes; the L7 proxy does not exist yet, so those "
-        "grants open nothing at L4: enforce mode denies those pairs, permissive mode reports "
-        "them"));
+        "policy: ", compiler_.policy().l7_targets, " TrafficTarget(s) grant only HTTP routes: ",
+        d_.l7_node && !d_.l7_node().empty()
+            ? "between pods of this node the proxy's L7 layer judges each request; to pods of "
+              "other nodes (not yet proxied) "
+            : "no proxy's L7 layer runs (it comes with --mtls), so ",
+        "those grants open nothing at L4: enforce mode denies those pairs, permissive mode "
+        "reports them (docs/l7.md)"));
 }
 
 }  // namespace shunt::policy

@@ -4,6 +4,7 @@
 // local API; owns `status` keys mode, policy and denials_seen.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -25,6 +26,9 @@ class PolicyController : public agent::Controller {
     std::unique_ptr<DenyLog> denials;      // nullptr: none (tests)
     // Policy entries one namespace's TrafficTargets may take together.
     size_t entries_per_namespace = PolicyCompiler::kDefaultNamespaceBudget;
+    // This node's name while its proxy's L7 layer is up, else empty
+    // (`shuntctl policy check` tells such pairs apart).
+    std::function<std::string()> l7_node;
   };
   explicit PolicyController(Deps deps);
 

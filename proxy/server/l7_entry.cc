@@ -44,6 +44,8 @@ void Worker::HandleL7(lib::UniqueFd socket) {
   if (!to) return refuse("not-a-local-pod");
   flow.source_identity = SubjectOf(*from);
   flow.destination_identity = SubjectOf(*to);
+  flow.source_text = *from;
+  flow.destination_text = *to;
   if (draining_) return ResetOnClose(socket.get());
   if (auto e = L7Entry::Start(this, std::move(socket), std::move(flow))) KeepL7(e.get(), e);
 }
@@ -60,23 +62,23 @@ void Worker::L7Done(const void* key) {
 
 void Worker::L7Request(const L7Flow& flow, const http::H1Proxy::Record& r) {
   stats().Add(Stat::kL7Requests);
+  shared_->requests.Add(flow.source_text, flow.destination_text, flow.destination.port, r.route,
+                        r.status, r.micros);
   const bool denied = r.local && r.status == 403;
   const bool would_deny = !r.local && !r.reason.empty();
   if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);
   if (!denied && !would_deny) return;
   stats().Add(denied ? Stat::kL7RequestsDenied : Stat::kL7RequestsWouldDeny);
-  stats().Refuse(
-      {.reason = r.reason,
-       .peer = absl::StrCat(flow.source_identity.namespace_, "/", flow.source_identity.name),
-       .source = flow.source.AddressText(),
-       .destination = flow.destination.ToAuthority(),
-       .type = "l7",
-       .enforced = denied,
-       .route = r.route,
-       .method = r.method,
-       .path = r.path,
-       .destination_identity = absl::StrCat(flow.destination_identity.namespace_, "/",
-                                            flow.destination_identity.name)});
+  stats().Refuse({.reason = r.reason,
+                  .peer = flow.source_text,
+                  .source = flow.source.AddressText(),
+                  .destination = flow.destination.ToAuthority(),
+                  .type = "l7",
+                  .enforced = denied,
+                  .route = r.route,
+                  .method = r.method,
+                  .path = r.path,
+                  .destination_identity = flow.destination_text});
 }
 
 std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, lib::UniqueFd socket, L7Flow flow) {
@@ -139,13 +141,12 @@ void L7Entry::Decide(http::Detected what) {
     // judged by HTTP routes.
     const char* reason = what == http::Detected::kHttp2 ? "l7-http2-not-supported" : "l7-not-http";
     w->stats().Add(enforce ? Stat::kL7Refused : Stat::kL7RelayedNotHttp);
-    w->stats().Refuse(
-        {.reason = reason,
-         .peer = absl::StrCat(flow_.source_identity.namespace_, "/", flow_.source_identity.name),
-         .source = flow_.source.AddressText(),
-         .destination = flow_.destination.ToAuthority(),
-         .type = "l7",
-         .enforced = enforce});
+    w->stats().Refuse({.reason = reason,
+                       .peer = flow_.source_text,
+                       .source = flow_.source.AddressText(),
+                       .destination = flow_.destination.ToAuthority(),
+                       .type = "l7",
+                       .enforced = enforce});
     if (enforce) return Close(/*reset=*/true);
   }
   decided_ = true;

@@ -29,6 +29,7 @@ struct L7Flow {
   Destination source;       // the client pod's address (port 0)
   Destination destination;  // where it was connecting (SO_ORIGINAL_DST)
   model::Subject source_identity, destination_identity;  // service accounts
+  std::string source_text, destination_text;             // the same, "ns/sa"
 };
 
 class L7Entry : public EventLoop::Watcher, public std::enable_shared_from_this<L7Entry> {

@@ -21,6 +21,7 @@
 #include "proxy/loop/event_loop.h"
 #include "proxy/server/inbound_policy.h"
 #include "proxy/server/proxy_stats.h"
+#include "proxy/server/request_metrics.h"
 #include "proxy/server/runtime.h"
 #include "proxy/tunnel/connect_authority.h"
 
@@ -51,6 +52,7 @@ struct ProxyShared {
   RuntimeHolder runtime;
   ProxyStats stats;
   InboundPolicy policy;
+  RequestMetrics requests;       // the L7 layer's, per edge and route
   std::vector<Worker*> workers;  // set before any runs
 };
 

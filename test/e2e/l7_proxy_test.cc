@@ -47,7 +47,7 @@ spec:
 class L7ProxyTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
-    n1_flags_ = {"--mode=enforce"};
+    n1_flags_ = {"--mode=enforce", "--metrics-addr=127.0.0.1:0"};
     policy_yaml_ = kHttpOnlyGrant;
     MtlsMeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
@@ -155,6 +155,29 @@ TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
     }
   }
   EXPECT_EQ(seen, 2);
+  // /metrics counts each request once, by route and status class, with
+  // its latency.
+  ASSERT_OK_AND_ASSIGN(nlohmann::json st, n1_->AgentStatus());
+  const std::string metrics_addr = st["metrics_addr"].get<std::string>();
+  const std::string edge =
+      R"(src_identity="demo/client",dst_identity="demo/local",dst_port="8000",route=)";
+  std::string metrics;
+  ASSERT_OK(Eventually("/metrics has the requests", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(metrics, HttpGetInNode(*n1_, metrics_addr, "/metrics"));
+    if (metrics.find("shunt_http_requests_total{") != std::string::npos) return absl::OkStatus();
+    return absl::UnavailableError("no shunt_http_requests_total yet");
+  }));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_requests_total{", edge,
+                                              R"("demo/local-api#read",code_class="2xx"} 2)")));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_requests_total{", edge,
+                                              R"("demo/local-api#write",code_class="4xx"} 1)")));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_requests_total{", edge,
+                                              R"("",code_class="4xx"} 1)")));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_request_duration_seconds_count{", edge,
+                                              R"("demo/local-api#read"} 2)")));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_request_duration_seconds_bucket{", edge,
+                                              R"("demo/local-api#read",le="+Inf"} 2)")));
+
   // One flow for the one connection, path l7, the pods' own addresses, both
   // legs socket to socket; the proxy's leg to the server is not listed again.
   std::vector<nlohmann::json> flows;
@@ -186,6 +209,17 @@ TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
   // The kernel sent the connection to the L7 port; it was never refused at L4.
   EXPECT_GE((*c)[SHUNT_CTR_L7_HANDED_OFF], 1u);
   EXPECT_EQ((*c)[SHUNT_CTR_POLICY_L7_NO_PROXY], 0u);
+}
+
+TEST_F(L7ProxyTest, PolicyCheckSaysThePairIsJudgedPerRequest) {
+  ASSERT_OK_AND_ASSIGN(std::string out,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", n1_->api_socket(),
+                                       " policy check --from demo/client --to demo/local "
+                                       "--port 8000 -o json")));
+  auto check = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(check.is_discarded()) << out;
+  EXPECT_EQ(check["verdict"], "l7") << out;
+  EXPECT_THAT(check["effect"].get<std::string>(), HasSubstr("requests no route grants get 403"));
 }
 
 TEST_F(L7ProxyTest, WhatIsNotHttpIsRefusedInEnforceMode) {

@@ -1,0 +1,62 @@
+#include "proxy/server/request_metrics.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace shunt::proxy {
+
+void RequestMetrics::Add(absl::string_view source, absl::string_view destination, uint16_t port,
+                         absl::string_view route, int status, int64_t micros) {
+  // The key is built in a buffer each thread keeps: no allocation per
+  // request once a series exists.
+  thread_local std::string key;
+  key.clear();
+  absl::StrAppend(&key, source, "\x1f", destination, "\x1f", port, "\x1f", route);
+  const double seconds = static_cast<double>(micros) / 1e6;
+  const size_t bucket = std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin();
+  const size_t cls = status >= 100 && status < 600 ? static_cast<size_t>(status / 100) : 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = series_.find(key);
+  if (it == series_.end()) {
+    if (series_.size() >= kMaxSeries) {
+      ++series_dropped_;
+      return;
+    }
+    it = series_.emplace(key, Series{}).first;
+    it->second.source = std::string(source);
+    it->second.destination = std::string(destination);
+    it->second.route = std::string(route);
+    it->second.port = port;
+  }
+  Series& s = it->second;
+  ++s.by_class[cls];
+  ++s.buckets[bucket];
+  s.sum_s += seconds;
+  ++s.count;
+}
+
+nlohmann::json RequestMetrics::Report() const {
+  static constexpr const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  nlohmann::json series = nlohmann::json::array();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, s] : series_) {
+    nlohmann::json classes = nlohmann::json::object();
+    for (size_t i = 0; i < s.by_class.size(); ++i)
+      if (s.by_class[i]) classes[kClass[i]] = s.by_class[i];
+    nlohmann::json buckets = nlohmann::json::array();
+    uint64_t running = 0;
+    for (uint64_t b : s.buckets) buckets.push_back(running += b);
+    series.push_back({{"src", s.source},
+                      {"dst", s.destination},
+                      {"port", s.port},
+                      {"route", s.route},
+                      {"classes", classes},
+                      {"buckets", buckets},
+                      {"sum_s", s.sum_s},
+                      {"count", s.count}});
+  }
+  return {{"series", series}, {"series_dropped", series_dropped_}};
+}
+
+}  // namespace shunt::proxy
