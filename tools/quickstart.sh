@@ -227,6 +227,8 @@ grep -i '^x-shunt-denied' "$STATE/denied.headers" | sed 's/^/   the proxy said: 
 echo "   the server's own log (it never saw the denied request):"
 sed -n 's/^/   /p' "$STATE/http.log" | grep -v '^   Serving' || true
 echo
+# The proxy reports its denials to the agent each second.
+for _ in $(seq 30); do "${CTL[@]}" drops | grep -q ' l7 ' && break; sleep 0.1; done
 "${CTL[@]}" drops | grep -E 'TIME|l7' || true
 echo
 "${CTL[@]}" flows --path l7 --to demo/server | head -4
