@@ -194,13 +194,13 @@ void HttpMetrics(const nlohmann::json& http, std::string& out) {
   const auto series = http.find("series");
   if (series == http.end() || !series->is_array() || series->empty()) return;
   absl::StrAppend(&out,
-                  "# HELP shunt_http_requests_total HTTP requests through the node proxy's L7 "
+                  "# HELP shunt_l7_requests_total HTTP requests through the node proxy's L7 "
                   "layer, by edge, route and status class (none: no response).\n"
-                  "# TYPE shunt_http_requests_total counter\n");
+                  "# TYPE shunt_l7_requests_total counter\n");
   std::string durations =
-      "# HELP shunt_http_request_duration_seconds From a request's head to the end of its "
+      "# HELP shunt_l7_request_duration_seconds From a request's head to the end of its "
       "response, through the node proxy's L7 layer.\n"
-      "# TYPE shunt_http_request_duration_seconds histogram\n";
+      "# TYPE shunt_l7_request_duration_seconds histogram\n";
   static constexpr const char* kBounds[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
                                             "0.1",   "0.25",   "0.5",   "1",    "2.5",   "5"};
   for (const auto& s : *series) {
@@ -211,17 +211,17 @@ void HttpMetrics(const nlohmann::json& http, std::string& out) {
                      "\",route=\"", LabelValue(s.value("route", "")), "\"");
     if (auto c = s.find("classes"); c != s.end() && c->is_object())
       for (const auto& [cls, n] : c->items())
-        absl::StrAppend(&out, "shunt_http_requests_total{", labels, ",code_class=\"", cls, "\"} ",
+        absl::StrAppend(&out, "shunt_l7_requests_total{", labels, ",code_class=\"", cls, "\"} ",
                         n.dump(), "\n");
     const auto b = s.find("buckets");
     if (b == s.end() || !b->is_array() || b->size() != std::size(kBounds) + 1) continue;
     for (size_t i = 0; i < std::size(kBounds); ++i)
-      absl::StrAppend(&durations, "shunt_http_request_duration_seconds_bucket{", labels, ",le=\"",
+      absl::StrAppend(&durations, "shunt_l7_request_duration_seconds_bucket{", labels, ",le=\"",
                       kBounds[i], "\"} ", (*b)[i].dump(), "\n");
-    absl::StrAppend(&durations, "shunt_http_request_duration_seconds_bucket{", labels,
+    absl::StrAppend(&durations, "shunt_l7_request_duration_seconds_bucket{", labels,
                     ",le=\"+Inf\"} ", b->back().dump(), "\n",
-                    "shunt_http_request_duration_seconds_sum{", labels, "} ", s.value("sum_s", 0.0),
-                    "\n", "shunt_http_request_duration_seconds_count{", labels, "} ",
+                    "shunt_l7_request_duration_seconds_sum{", labels, "} ", s.value("sum_s", 0.0),
+                    "\n", "shunt_l7_request_duration_seconds_count{", labels, "} ",
                     s.value("count", uint64_t{0}), "\n");
   }
   out += durations;
@@ -237,8 +237,10 @@ void MtlsController::AddMetrics(std::string& out) const {
   const nlohmann::json& r = supervisor_->last_report();
   if (auto c = r.find("counters"); c != r.end() && c->is_object()) {
     for (const auto& [name, v] : c->items())
-      absl::StrAppend(&out, "# TYPE shunt_proxy_", name, "_total counter\nshunt_proxy_", name,
-                      "_total ", v.dump(), "\n");
+      absl::StrAppend(&out, "# HELP shunt_proxy_", name, "_total The node proxy's counter ", name,
+                      " (shuntctl status -o json: agent.mtls.proxy.report.counters).\n",
+                      "# TYPE shunt_proxy_", name, "_total counter\nshunt_proxy_", name, "_total ",
+                      v.dump(), "\n");
   }
   if (auto f = r.find("refusals"); f != r.end() && f->is_object() && !f->empty()) {
     absl::StrAppend(&out,

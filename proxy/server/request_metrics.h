@@ -2,8 +2,8 @@
 // edge (source and destination identity, destination port) and route, the
 // requests by status class and their latency, cumulative since the proxy
 // started. Sent to the agent in the proxy's report each second; the agent
-// shows them in /metrics (shunt_http_requests_total,
-// shunt_http_request_duration_seconds). Shared by the worker threads.
+// shows them in /metrics (shunt_l7_requests_total,
+// shunt_l7_request_duration_seconds). Shared by the worker threads.
 #pragma once
 
 #include <array>

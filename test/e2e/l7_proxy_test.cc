@@ -164,18 +164,24 @@ TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
   std::string metrics;
   ASSERT_OK(Eventually("/metrics has the requests", [&]() -> absl::Status {
     SHUNT_ASSIGN_OR_RETURN(metrics, HttpGetInNode(*n1_, metrics_addr, "/metrics"));
-    if (metrics.find("shunt_http_requests_total{") != std::string::npos) return absl::OkStatus();
-    return absl::UnavailableError("no shunt_http_requests_total yet");
+    if (metrics.find("shunt_l7_requests_total{") != std::string::npos) return absl::OkStatus();
+    return absl::UnavailableError("no shunt_l7_requests_total yet");
   }));
-  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_requests_total{", edge,
+  // Prometheus's own parser and linter accept the whole page.
+  const std::string file = n1_->work_dir() + "/metrics.txt";
+  std::ofstream(file) << metrics;
+  ASSERT_OK_AND_ASSIGN(std::string lint, Sh(absl::StrCat("promtool check metrics < ", file,
+                                                         " 2>&1; echo PROMTOOL_RC=$?")));
+  EXPECT_THAT(lint, HasSubstr("PROMTOOL_RC=0")) << lint;
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_l7_requests_total{", edge,
                                               R"("demo/local-api#read",code_class="2xx"} 2)")));
-  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_requests_total{", edge,
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_l7_requests_total{", edge,
                                               R"("demo/local-api#write",code_class="4xx"} 1)")));
-  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_requests_total{", edge,
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_l7_requests_total{", edge,
                                               R"("",code_class="4xx"} 1)")));
-  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_request_duration_seconds_count{", edge,
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_l7_request_duration_seconds_count{", edge,
                                               R"("demo/local-api#read"} 2)")));
-  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_http_request_duration_seconds_bucket{", edge,
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("shunt_l7_request_duration_seconds_bucket{", edge,
                                               R"("demo/local-api#read",le="+Inf"} 2)")));
 
   // One flow for the one connection, path l7, the pods' own addresses, both

@@ -216,7 +216,8 @@ TEST_F(H1ProxyTest, ADeniedRequestGets403AndTheConnectionServesTheNext) {
   EXPECT_EQ(m.heads[0].status, 200);
   EXPECT_EQ(m.bodies[0], "GET /books?page=2 0");
   EXPECT_EQ(m.heads[1].status, 403);
-  EXPECT_EQ(m.heads[1].Header("x-shunt-denied"), "no-route-matched");
+  // The reason, and the route the judge named.
+  EXPECT_EQ(m.heads[1].Header("x-shunt-denied"), "no-route-matched; route=shop/api");
   EXPECT_EQ(m.heads[2].status, 200);
   EXPECT_EQ(m.bodies[2], "GET /books 0");
   EXPECT_EQ(up.connections(), 1) << "one upstream connection, kept alive";

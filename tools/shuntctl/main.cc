@@ -213,8 +213,9 @@ absl::Status CmdStatus(const Options& o) {
     if (pol["l7_targets"].get<int>() > 0)
       std::cout << "  WARNING  " << pol["l7_targets"]
                 << " TrafficTarget(s) grant only HTTP routes: judged per request by the proxy's "
-                   "L7 layer between pods of this node (with --mtls); to other nodes' pods they "
-                   "open nothing at L4 yet (docs/l7.md)\n";
+                   "L7 layer between pods of one node (with --mtls); elsewhere those grants open "
+                   "nothing at L4 (enforce mode denies those pairs, permissive mode reports them; "
+                   "docs/l7.md)\n";
     for (const auto& p : pol["problems"])
       std::cout << "  PROBLEM  " << p["object"].get<std::string>() << ": "
                 << p["reason"].get<std::string>() << "\n";
