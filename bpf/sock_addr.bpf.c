@@ -224,6 +224,23 @@ static __always_inline bool l7_proxy_takes(__u8 proto, const struct shunt_ipcach
 	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
 }
 
+/* Whether a TCP connection to a pod of another node with an HTTP-routes-only
+ * grant goes on to the mTLS hand-off: the receiving node's proxy runs the
+ * L7 layer on the tunnel's stream and judges each request there, on the
+ * identity the client's certificate proves (docs/l7.md). Only while this
+ * node's proxy takes connections (IPv4; the same L7 switch as for local
+ * pods, since every node's agent runs alike). */
+static __always_inline bool l7_remote_takes(__u8 proto, const struct shunt_ipcache_entry *peer)
+{
+	struct shunt_mtls_config *m;
+	__u32 zero = 0;
+
+	if (proto != SHUNT_IPPROTO_TCP || (peer->flags & SHUNT_IPC_F_LOCAL))
+		return false;
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
+}
+
 /* The SMI verdict on a local pod sending to daddr (IPv4, whichever family
  * the socket is) at ctx->user_port. 1 lets the call go on, 0 fails it with
  * EPERM, SHUNT_POLICE_TO_L7 sends it to the proxy's L7 layer, which judges
@@ -257,6 +274,10 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 	}
 	if (verdict == SHUNT_VERDICT_L7 && l7_proxy_takes(proto, peer))
 		return SHUNT_POLICE_TO_L7;
+	if (verdict == SHUNT_VERDICT_L7 && l7_remote_takes(proto, peer)) {
+		counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
+		return 1; /* connect_via_proxy() hands it to the mTLS tunnel */
+	}
 	/* A UDP server answering from its bound port to a client that sent to
 	 * that port (sendto, or connect then send) is replying, not opening. */
 	if (proto == SHUNT_IPPROTO_UDP &&

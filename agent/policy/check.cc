@@ -84,24 +84,29 @@ absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snaps
                 {"reason", absl::StrCat(target, " allows ", flow, " (", scope, ")")},
                 {"effect", "allowed"}});
   } else if (d.verdict == SHUNT_VERDICT_L7 && req.proto == kTcp && !l7_node.empty() &&
-             from->node_name == l7_node && to->node_name == l7_node) {
-    out.update({{"verdict", "l7"},
-                {"decided_by", target},
-                {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
-                                        "): node ", l7_node,
-                                        "'s proxy judges each request against them (docs/l7.md)")},
-                {"effect", mode == SHUNT_MODE_ENFORCE
-                               ? "connected through the node proxy's L7 layer; requests no route "
-                                 "grants get 403 (enforce mode)"
-                               : "connected through the node proxy's L7 layer; requests no route "
-                                 "grants are forwarded and reported (permissive mode)"}});
+             from->node_name == l7_node) {
+    // Same node: this node's proxy judges; another node: that node's, on
+    // the mTLS tunnel's stream (every node's agent runs alike).
+    const std::string judge = to->node_name == l7_node
+                                  ? absl::StrCat("node ", l7_node, "'s proxy")
+                                  : absl::StrCat("the proxy of node ", to->node_name);
+    out.update(
+        {{"verdict", "l7"},
+         {"decided_by", target},
+         {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
+                                 "): ", judge, " judges each request against them (docs/l7.md)")},
+         {"effect", mode == SHUNT_MODE_ENFORCE
+                        ? "connected through the proxy's L7 layer; requests no route "
+                          "grants get 403 (enforce mode)"
+                        : "connected through the proxy's L7 layer; requests no route "
+                          "grants are forwarded and reported (permissive mode)"}});
   } else if (d.verdict == SHUNT_VERDICT_L7) {
     out.update({{"verdict", "deny-l7"},
                 {"decided_by", target},
                 {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
-                                        "); no proxy's L7 layer takes this pair yet (another "
-                                        "node, UDP, or no proxy running), so the grant opens "
-                                        "nothing at L4")},
+                                        "); no proxy's L7 layer takes this pair (UDP, native "
+                                        "IPv6, or no proxy running: it comes with --mtls), so "
+                                        "the grant opens nothing at L4")},
                 {"effect", mode == SHUNT_MODE_ENFORCE
                                ? "connect() fails with EPERM (enforce mode)"
                                : "allowed, counted as a would-be denial (permissive mode)"}});

@@ -234,8 +234,7 @@ void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
     lines.push_back(absl::StrCat(
         "policy: ", compiler_.policy().l7_targets, " TrafficTarget(s) grant only HTTP routes: ",
         d_.l7_node && !d_.l7_node().empty()
-            ? "between pods of this node the proxy's L7 layer judges each request; to pods of "
-              "other nodes (not yet proxied) "
+            ? "the proxies' L7 layer judges each request (TCP, IPv4); for UDP and native IPv6 "
             : "no proxy's L7 layer runs (it comes with --mtls), so ",
         "those grants open nothing at L4: enforce mode denies those pairs, permissive mode "
         "reports them (docs/l7.md)"));

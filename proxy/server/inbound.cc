@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/server/l7_entry.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/pod_socket.h"
 #include "proxy/server/tunnel_conn.h"
@@ -32,7 +33,8 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   }
   auto src = ForwardedFor(forwarded);
   const std::string source = src.ok() ? src->AddressText() : std::string();
-  InboundVerdict v = shared_->policy.Judge(*rt, tunnel->peer_identity(), forwarded, *dst);
+  InboundVerdict v = shared_->policy.Judge(*rt, tunnel->peer_identity(), forwarded, *dst,
+                                           shared_->options.l7_port != 0);
   if (!v.allowed) {
     stats().Refuse(
         {.reason = v.reason, .peer = peer, .source = source, .destination = dst->ToAuthority()});
@@ -40,6 +42,7 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
     return;
   }
   if (!v.reason.empty()) stats().Add(Stat::kInboundPermissiveAllowed);
+  if (v.l7) return CarryInboundL7(tunnel, id, *src, *dst);
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(*dst, &len);
   // The pod sees its real client: connect from the client pod's address.
@@ -82,6 +85,44 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
     stats().Add(Stat::kInboundStreamsAccepted);
     t->Accept(id);
   });
+}
+
+// An HTTP-routes-only stream: the stream is relayed to one end of a
+// socketpair whose other end the L7 layer reads as it reads a local pod's
+// connection (l7_entry.cc), with the identity the certificate proved as the
+// source; allowed requests go to the pod from the client pod's address.
+void Worker::CarryInboundL7(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
+                            const Destination& source, const Destination& destination) {
+  auto rt = shared_->runtime.Get();
+  const std::string* to = rt->IdentityOfLocalPod(destination.AddressText());
+  int sv[2];
+  if (!to || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+    tunnel->Refuse(id, 503);
+    return;
+  }
+  lib::UniqueFd stream_end(sv[0]), l7_end(sv[1]);
+  auto leg = PodLeg::Make(this, std::move(stream_end));
+  if (!leg) {
+    tunnel->Refuse(id, 503);
+    return;
+  }
+  L7Flow flow;
+  flow.source = source;
+  flow.destination = destination;
+  flow.source_text = tunnel->peer_identity();
+  flow.destination_text = *to;
+  flow.source_identity = SubjectOf(flow.source_text);
+  flow.destination_identity = SubjectOf(flow.destination_text);
+  auto entry = L7Entry::Start(this, std::move(l7_end), std::move(flow));
+  if (!entry) {
+    tunnel->Refuse(id, 503);
+    return;
+  }
+  KeepL7(entry.get(), entry);
+  stats().Add(Stat::kL7Accepted);
+  tunnel->Connecting(id, leg);
+  stats().Add(Stat::kInboundStreamsAccepted);
+  tunnel->Accept(id);
 }
 
 }  // namespace shunt::proxy

@@ -42,7 +42,8 @@ bool InboundPolicy::Lookup(const Destination& d, uint32_t* identity, uint32_t* f
 }
 
 InboundVerdict InboundPolicy::Judge(const Runtime& rt, const std::string& peer,
-                                    absl::string_view forwarded, const Destination& dst) const {
+                                    absl::string_view forwarded, const Destination& dst,
+                                    bool l7_layer) const {
   uint32_t dst_id = 0, dst_flags = 0;
   if (!Lookup(dst, &dst_id, &dst_flags) || !(dst_flags & SHUNT_IPC_F_LOCAL))
     return {.reason = "not-a-local-pod", .http_status = 404};
@@ -66,6 +67,7 @@ InboundVerdict InboundPolicy::Judge(const Runtime& rt, const std::string& peer,
     found = bpf_map_lookup_elem(policy_.get(), &key, &v) == 0;
   }
   if (found && v.verdict == SHUNT_VERDICT_ALLOW) return {.allowed = true};
+  if (found && v.verdict == SHUNT_VERDICT_L7 && l7_layer) return {.allowed = true, .l7 = true};
   const char* reason = found && v.verdict == SHUNT_VERDICT_L7 ? "l7-only" : "policy-denied";
   if (!Enforcing()) return {.allowed = true, .reason = reason};
   return {.reason = reason, .http_status = 403};

@@ -22,6 +22,9 @@ struct InboundVerdict {
   // because policy is in permissive mode ("policy-denied").
   std::string reason;
   int http_status = 0;  // the CONNECT's answer when refused
+  // Granted only through HTTP routes, and this proxy runs the L7 layer: the
+  // stream goes to it, which judges each request (docs/l7.md).
+  bool l7 = false;
 };
 
 class InboundPolicy {
@@ -31,8 +34,10 @@ class InboundPolicy {
   static absl::StatusOr<InboundPolicy> Open(const std::string& bpffs);
   // `peer`: the identity the tunnel's certificate proved ("ns/sa");
   // `forwarded`: the stream's Forwarded header, which names the source pod.
+  // `l7_layer`: this proxy runs the L7 layer (an HTTP-routes-only grant
+  // is then allowed with `l7` set, and judged per request).
   InboundVerdict Judge(const Runtime& rt, const std::string& peer, absl::string_view forwarded,
-                       const Destination& dst) const;
+                       const Destination& dst, bool l7_layer = false) const;
   // The agent's policy mode is enforce (or unreadable: fail closed).
   bool Enforcing() const;
 

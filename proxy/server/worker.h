@@ -109,6 +109,9 @@ class Worker {
   void HandleOutbound(lib::UniqueFd socket);
   // A pod connection the kernel sent to the L7 layer (l7_entry.cc).
   void HandleL7(lib::UniqueFd socket);
+  // A tunnel stream whose grant is HTTP routes only (inbound.cc).
+  void CarryInboundL7(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
+                      const Destination& source, const Destination& destination);
   struct Outbound {
     std::string identity, node, authority, forwarded;
     Destination destination;

@@ -238,5 +238,95 @@ TEST_F(L7ProxyTest, WhatIsNotHttpIsRefusedInEnforceMode) {
   EXPECT_THAT(Slurp(server_log_), Not(HasSubstr(client_->ip)));
 }
 
+// Across nodes: demo/client (node 1) may GET /allowed* of demo/server
+// (node 2). The connection rides the mTLS tunnel; node 2's proxy runs the
+// L7 layer on the stream and judges each request on the identity the
+// client's certificate proved.
+constexpr char kCrossNodeHttpGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: server-api, namespace: demo}
+spec:
+  matches:
+  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-reads-server, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: server, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: HTTPRouteGroup, name: server-api, matches: [read]}]
+)";
+
+class L7CrossNodeTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    n1_flags_ = {"--mode=enforce"};
+    n2_flags_ = {"--mode=enforce"};
+    policy_yaml_ = kCrossNodeHttpGrant;
+    MtlsMeshTest::SetUp();
+  }
+};
+
+TEST_F(L7CrossNodeTest, TheReceivingProxyJudgesEachRequestOfATunnelledConnection) {
+  const std::string www = n2_->work_dir() + "/www";
+  std::filesystem::create_directories(www);
+  std::ofstream(www + "/allowed.txt") << "ALLOWED-PAGE\n";
+  std::ofstream(www + "/denied.txt") << "DENIED-PAGE\n";
+  const std::string server_log = n2_->work_dir() + "/http.log";
+  ASSERT_OK(
+      n2_->Spawn(*server_, {"python3", "-m", "http.server", "8000", "--directory", www}, server_log)
+          .status());
+  ASSERT_OK(Eventually(
+      "http.server listens",
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, n2_->PodSocket(*server_, SOCK_STREAM));
+        return ConnectTo(s.get(), server_->ip, 8000);
+      },
+      10000));
+  const std::string url = absl::StrCat("http://", server_->ip, ":8000");
+  const std::string log = n1_->work_dir() + "/curl.log";
+  ASSERT_OK_AND_ASSIGN(pid_t pid,
+                       n1_->Spawn(*client_,
+                                  {"curl", "-sSi", "-w", "\n[%{http_code} %{num_connects}]\n",
+                                   url + "/allowed.txt", url + "/denied.txt", url + "/allowed.txt"},
+                                  log));
+  ASSERT_OK_AND_ASSIGN(int status, WaitExit(pid, 30000));
+  const std::string out = Slurp(log);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  const std::vector<std::string> answers = absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
+  ASSERT_EQ(answers.size(), 3u) << out;
+  EXPECT_THAT(answers[0], HasSubstr("ALLOWED-PAGE\n\n[200 1]"));
+  EXPECT_THAT(answers[1], HasSubstr("x-shunt-denied: no-route-matched"));
+  EXPECT_THAT(answers[1], HasSubstr("[403 0]"));
+  EXPECT_THAT(answers[2], HasSubstr("ALLOWED-PAGE\n\n[200 0]"));
+  // The server saw the two allowed GETs from the client pod's address.
+  ASSERT_OK(Eventually("the server logged both GETs", [&]() -> absl::Status {
+    const std::string l = Slurp(server_log);
+    size_t n = 0;
+    for (size_t at = l.find(client_->ip + " - - "); at != std::string::npos;
+         at = l.find(client_->ip + " - - ", at + 1))
+      ++n;
+    if (n == 2) return absl::OkStatus();
+    return absl::UnavailableError(l);
+  }));
+  EXPECT_THAT(Slurp(server_log), Not(HasSubstr("denied.txt")));
+  // Node 2's proxy judged and reported it; node 1's only tunnelled it.
+  ASSERT_OK(WaitCounter(*n2_, "l7_requests", 3));
+  EXPECT_EQ(ProxyCounter(*n2_, "l7_requests_denied"), 1u);
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_requests"), 0u);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n2_));
+  int seen = 0;
+  for (const auto& d : drops) {
+    if (d["type"] != "l7") continue;
+    ++seen;
+    EXPECT_EQ(d["src_identity"], "demo/client");
+    EXPECT_EQ(d["dst_identity"], "demo/server");
+    EXPECT_EQ(d["src_ip"], client_->ip);
+    EXPECT_EQ(d["path"], "/denied.txt");
+  }
+  EXPECT_EQ(seen, 1);
+}
+
 }  // namespace
 }  // namespace shunt::e2e

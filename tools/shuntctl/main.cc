@@ -212,8 +212,8 @@ absl::Status CmdStatus(const Options& o) {
               << a["denials_seen"] << " denials seen (shuntctl drops)\n";
     if (pol["l7_targets"].get<int>() > 0)
       std::cout << "  WARNING  " << pol["l7_targets"]
-                << " TrafficTarget(s) grant only HTTP routes: judged per request by the proxy's "
-                   "L7 layer between pods of one node (with --mtls); elsewhere those grants open "
+                << " TrafficTarget(s) grant only HTTP routes: judged per request by the "
+                   "proxies' L7 layer (with --mtls; TCP, IPv4); otherwise those grants open "
                    "nothing at L4 (enforce mode denies those pairs, permissive mode reports them; "
                    "docs/l7.md)\n";
     for (const auto& p : pol["problems"])

@@ -72,9 +72,9 @@ absl::Status CmdPolicy(const Options& o) {
   else
     std::cout << t.Render();
   if (l7)
-    std::cout << "* HTTPRouteGroup rules: between pods of one node whose agent runs its proxy "
-                 "(--mtls), each request is judged by the proxy's L7 layer; other such pairs "
-                 "(across nodes, no proxy) open nothing at L4 (docs/l7.md).\n";
+    std::cout << "* HTTPRouteGroup rules: with the agents running their proxies (--mtls), each "
+                 "request is judged by the destination node proxy's L7 layer (TCP, IPv4); "
+                 "otherwise these pairs open nothing at L4 (docs/l7.md).\n";
   if (agent.ok()) {
     for (const auto& p : (*agent)["policy"]["problems"])
       std::cout << "PROBLEM " << Str(p["object"]) << ": " << Str(p["reason"]) << "\n";
