@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/fmt_absl.h"
+#include "agent/lib/prometheus_text.h"
 #include "agent/mtls/proxy_l7_objects.h"
 #include "agent/mtls/transparent_routing.h"
 #include "shunt/abi/mtls.h"
@@ -172,22 +173,6 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
 
 namespace {
 
-// Prometheus label values escape backslash, double quote and newline.
-std::string LabelValue(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-
 // The L7 layer's request metrics, as the proxy reported them (its
 // RequestMetrics::Report), per edge and route.
 void HttpMetrics(const nlohmann::json& http, std::string& out) {
@@ -205,10 +190,10 @@ void HttpMetrics(const nlohmann::json& http, std::string& out) {
                                             "0.1",   "0.25",   "0.5",   "1",    "2.5",   "5"};
   for (const auto& s : *series) {
     if (!s.is_object()) continue;
-    const std::string labels =
-        absl::StrCat("src_identity=\"", LabelValue(s.value("src", "")), "\",dst_identity=\"",
-                     LabelValue(s.value("dst", "")), "\",dst_port=\"", s.value("port", 0),
-                     "\",route=\"", LabelValue(s.value("route", "")), "\"");
+    const std::string labels = absl::StrCat(
+        "src_identity=\"", lib::PrometheusLabelValue(s.value("src", "")), "\",dst_identity=\"",
+        lib::PrometheusLabelValue(s.value("dst", "")), "\",dst_port=\"", s.value("port", 0),
+        "\",route=\"", lib::PrometheusLabelValue(s.value("route", "")), "\"");
     if (auto c = s.find("classes"); c != s.end() && c->is_object())
       for (const auto& [cls, n] : c->items())
         absl::StrAppend(&out, "shunt_l7_requests_total{", labels, ",code_class=\"", cls, "\"} ",

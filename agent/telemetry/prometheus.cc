@@ -2,26 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/lib/prometheus_text.h"
 
 namespace shunt::telemetry {
 namespace {
 
-// Label values escape backslash, double quote and newline.
-std::string Escape(const std::string& v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
+std::string Escape(const std::string& v) { return lib::PrometheusLabelValue(v); }
 
 std::string Identity(const std::string& ns, const std::string& sa) {
   return sa.empty() ? "" : absl::StrCat(ns, "/", sa);

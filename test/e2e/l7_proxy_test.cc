@@ -25,6 +25,24 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+// python's http.server in `pod` on port 8000, serving allowed.txt and
+// denied.txt from `dir`, its log in `log`; returns once it accepts.
+absl::Status StartHttpServer(TestNode& node, const TestPod& pod, const std::string& dir,
+                             const std::string& log) {
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/allowed.txt") << "ALLOWED-PAGE\n";
+  std::ofstream(dir + "/denied.txt") << "DENIED-PAGE\n";
+  SHUNT_RETURN_IF_ERROR(
+      node.Spawn(pod, {"python3", "-m", "http.server", "8000", "--directory", dir}, log).status());
+  return Eventually(
+      "http.server listens",
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, node.PodSocket(pod, SOCK_STREAM));
+        return ConnectTo(s.get(), pod.ip, 8000);
+      },
+      10000);
+}
+
 // demo/client may GET /allowed* of demo/local; the group's other match
 // (POST /allowed*) is granted to nobody.
 constexpr char kHttpOnlyGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
@@ -53,20 +71,8 @@ class L7ProxyTest : public MtlsMeshTest {
     if (IsSkipped() || HasFatalFailure()) return;
     // python's http.server in demo/local, serving two files.
     www_ = n1_->work_dir() + "/www";
-    std::filesystem::create_directories(www_);
-    std::ofstream(www_ + "/allowed.txt") << "ALLOWED-PAGE\n";
-    std::ofstream(www_ + "/denied.txt") << "DENIED-PAGE\n";
     server_log_ = n1_->work_dir() + "/http.log";
-    ASSERT_OK(n1_->Spawn(*local_, {"python3", "-m", "http.server", "8000", "--directory", www_},
-                         server_log_)
-                  .status());
-    ASSERT_OK(Eventually(
-        "http.server listens",
-        [&]() -> absl::Status {
-          SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, n1_->PodSocket(*local_, SOCK_STREAM));
-          return ConnectTo(s.get(), local_->ip, 8000);
-        },
-        10000));
+    ASSERT_OK(StartHttpServer(*n1_, *local_, www_, server_log_));
   }
 
   // Runs argv in the client pod to its end; its output.
@@ -269,21 +275,8 @@ class L7CrossNodeTest : public MtlsMeshTest {
 };
 
 TEST_F(L7CrossNodeTest, TheReceivingProxyJudgesEachRequestOfATunnelledConnection) {
-  const std::string www = n2_->work_dir() + "/www";
-  std::filesystem::create_directories(www);
-  std::ofstream(www + "/allowed.txt") << "ALLOWED-PAGE\n";
-  std::ofstream(www + "/denied.txt") << "DENIED-PAGE\n";
   const std::string server_log = n2_->work_dir() + "/http.log";
-  ASSERT_OK(
-      n2_->Spawn(*server_, {"python3", "-m", "http.server", "8000", "--directory", www}, server_log)
-          .status());
-  ASSERT_OK(Eventually(
-      "http.server listens",
-      [&]() -> absl::Status {
-        SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, n2_->PodSocket(*server_, SOCK_STREAM));
-        return ConnectTo(s.get(), server_->ip, 8000);
-      },
-      10000));
+  ASSERT_OK(StartHttpServer(*n2_, *server_, n2_->work_dir() + "/www", server_log));
   const std::string url = absl::StrCat("http://", server_->ip, ":8000");
   const std::string log = n1_->work_dir() + "/curl.log";
   ASSERT_OK_AND_ASSIGN(pid_t pid,
