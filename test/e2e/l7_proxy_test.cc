@@ -65,7 +65,7 @@ spec:
 class L7ProxyTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
-    n1_flags_ = {"--mode=enforce", "--metrics-addr=127.0.0.1:0"};
+    n1_flags_ = {n1_flags_extra_, "--metrics-addr=127.0.0.1:0"};
     policy_yaml_ = kHttpOnlyGrant;
     MtlsMeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
@@ -90,6 +90,7 @@ class L7ProxyTest : public MtlsMeshTest {
     return absl::StrCat("http://", local_->ip, ":8000", path);
   }
 
+  std::string n1_flags_extra_ = "--mode=enforce";  // node 1's policy mode
   std::string www_, server_log_;
   int runs_ = 0;
 };
@@ -242,6 +243,34 @@ TEST_F(L7ProxyTest, WhatIsNotHttpIsRefusedInEnforceMode) {
   EXPECT_FALSE(ReadToEof(c.get()).ok());
   ASSERT_OK(WaitRefusal(*n1_, "l7-not-http"));
   EXPECT_THAT(Slurp(server_log_), Not(HasSubstr(client_->ip)));
+}
+
+// Permissive policy mode: each request is judged and a would-be denial
+// reported, but it is forwarded all the same.
+class L7PermissiveTest : public L7ProxyTest {
+ protected:
+  void SetUp() override {
+    n1_flags_extra_ = "--mode=permissive";
+    L7ProxyTest::SetUp();
+  }
+};
+
+TEST_F(L7PermissiveTest, AWouldBeDenialIsForwardedAndReported) {
+  ASSERT_OK_AND_ASSIGN(std::string out, RunInClient({"curl", "-sS", "-w", "\n[%{http_code}]\n",
+                                                     Url("/denied.txt")}));
+  EXPECT_THAT(out, HasSubstr("DENIED-PAGE\n\n[200]"));
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests_would_deny", 1));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_denied"), 0u);
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n1_));
+  int seen = 0;
+  for (const auto& d : drops) {
+    if (d["type"] != "l7") continue;
+    ++seen;
+    EXPECT_EQ(d["enforced"], false);
+    EXPECT_EQ(d["reason"], "no-route-matched");
+    EXPECT_EQ(d["path"], "/denied.txt");
+  }
+  EXPECT_EQ(seen, 1);
 }
 
 // Across nodes: demo/client (node 1) may GET /allowed* of demo/server
