@@ -157,8 +157,8 @@ Plan MakePlan(const model::Objects& o, const NamespaceBudget& budget) {
   for (const auto& t : o.traffic_splits) {
     if (!t.matches.empty()) {
       plan.problems.push_back(SplitProblem(t,
-                                           "its matches (HTTPRouteGroups) are judged per request "
-                                           "by the L7 proxy, which does not exist "
+                                           "its matches (HTTPRouteGroups) need per-request "
+                                           "splitting in the L7 layer, which is not built "
                                            "yet; the split is not applied at L4"));
       continue;
     }

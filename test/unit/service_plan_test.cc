@@ -272,9 +272,9 @@ TEST(ServicePlanTest, SplitProblemsAreNamed) {
   std::vector<std::string> reasons;
   for (const auto& pr : p.problems) reasons.push_back(pr.ToString());
   EXPECT_THAT(reasons, ElementsAre("TrafficSplit shop/orphan: root service 'nope' does not exist",
-                                   "TrafficSplit shop/ab: its matches (HTTPRouteGroups) are judged "
-                                   "per request by the L7 proxy, "
-                                   "which does not exist yet; the split is not applied at L4",
+                                   "TrafficSplit shop/ab: its matches (HTTPRouteGroups) need "
+                                   "per-request splitting in the L7 layer, "
+                                   "which is not built yet; the split is not applied at L4",
                                    "TrafficSplit shop/canary: backend service 'web-v1' has no port "
                                    "80 like the root; its weight "
                                    "goes to the others",
