@@ -19,6 +19,7 @@
 #include "lib/service_maps.bpf.h"
 #include "lib/udp_exchange.bpf.h"
 #include "lib/mtls_maps.bpf.h"
+#include "lib/mtls_guard.bpf.h"
 
 #define SHUNT_ECONNREFUSED 111
 
@@ -190,9 +191,9 @@ static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 
 {
 	if (verdict == SHUNT_VERDICT_L7)
 		/* Granted only through HTTP routes, and no L7 proxy takes it
-		 * (none listening, another node's pod, native IPv6): such a
-		 * grant opens nothing at L4. Enforce mode denies it, permissive
-		 * mode reports it. */
+		 * (none listening, UDP, native IPv6): such a grant opens
+		 * nothing at L4. Enforce mode denies it, permissive mode
+		 * reports it. */
 		counter_add(SHUNT_CTR_POLICY_L7_NO_PROXY, 1);
 	ev->type = verdict == SHUNT_VERDICT_L7 ? SHUNT_EVENT_POLICY_DENY_L7 : SHUNT_EVENT_POLICY_DENY;
 	ev->enforced = policy_enforced();
@@ -208,38 +209,6 @@ static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 
 /* police()'s answer for a connection whose grant is HTTP routes only and
  * which the node proxy's L7 layer takes (connect4/6 send it there). */
 #define SHUNT_POLICE_TO_L7 2
-
-/* Whether the node proxy's L7 layer takes a TCP connection to `peer`: its
- * listener is up (the agent names it only while the proxy is ready) and the
- * destination is a pod of this node. Cross-node HTTP-routes-only grants are
- * not proxied yet: they stay refused at L4 (docs/l7.md). */
-static __always_inline bool l7_proxy_takes(__u8 proto, const struct shunt_ipcache_entry *peer)
-{
-	struct shunt_mtls_config *m;
-	__u32 zero = 0;
-
-	if (proto != SHUNT_IPPROTO_TCP || !(peer->flags & SHUNT_IPC_F_LOCAL))
-		return false;
-	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
-	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
-}
-
-/* Whether a TCP connection to a pod of another node with an HTTP-routes-only
- * grant goes on to the mTLS hand-off: the receiving node's proxy runs the
- * L7 layer on the tunnel's stream and judges each request there, on the
- * identity the client's certificate proves (docs/l7.md). Only while this
- * node's proxy takes connections (IPv4; the same L7 switch as for local
- * pods, since every node's agent runs alike). */
-static __always_inline bool l7_remote_takes(__u8 proto, const struct shunt_ipcache_entry *peer)
-{
-	struct shunt_mtls_config *m;
-	__u32 zero = 0;
-
-	if (proto != SHUNT_IPPROTO_TCP || (peer->flags & SHUNT_IPC_F_LOCAL))
-		return false;
-	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
-	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
-}
 
 /* The SMI verdict on a local pod sending to daddr (IPv4, whichever family
  * the socket is) at ctx->user_port. 1 lets the call go on, 0 fails it with
@@ -272,9 +241,13 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 		counter_add(SHUNT_CTR_POLICY_ALLOWED, 1);
 		return 1;
 	}
-	if (verdict == SHUNT_VERDICT_L7 && l7_proxy_takes(proto, peer))
-		return SHUNT_POLICE_TO_L7;
-	if (verdict == SHUNT_VERDICT_L7 && l7_remote_takes(proto, peer)) {
+	/* An HTTP-routes-only grant, while the proxies run their L7 layer
+	 * (docs/l7.md): to a pod of this node, through this node's L7 port; to
+	 * another node's, on through the mTLS hand-off, whose receiving proxy
+	 * judges each request on the identity the certificate proves. */
+	if (verdict == SHUNT_VERDICT_L7 && proto == SHUNT_IPPROTO_TCP && mtls_l7_on()) {
+		if (peer->flags & SHUNT_IPC_F_LOCAL)
+			return SHUNT_POLICE_TO_L7;
 		counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
 		return 1; /* connect_via_proxy() hands it to the mTLS tunnel */
 	}

@@ -20,14 +20,15 @@ static __always_inline __u32 mtls_mode(void)
 	return m ? m->mode : SHUNT_MTLS_OFF;
 }
 
-/* Whether the proxy's L7 layer is on (it then connects to local pods from
- * other local pods' addresses too). */
+/* Whether the proxy's L7 layer is on: the agent names its port only while
+ * the proxy is ready (connect4 then sends HTTP-routes-only grants to it; it
+ * connects to local pods from other local pods' addresses too). */
 static __always_inline bool mtls_l7_on(void)
 {
 	__u32 zero = 0;
 	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
 
-	return m && m->mode != SHUNT_MTLS_OFF && m->l7_port;
+	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
 }
 
 /* For a new TCP connection from a remote pod: the mode it meets, counted
