@@ -156,26 +156,27 @@ void L7Entry::Decide(http::Detected what) {
   http::H1Proxy::Options options;
   options.relay = !http1;
   http::H1Proxy::Hooks hooks;
-  const L7Flow flow = flow_;
+  // One copy for the connection's hooks to share.
+  auto flow = std::make_shared<const L7Flow>(std::move(flow_));
   hooks.judge = [w, flow, scratch = std::make_shared<std::vector<int>>()](
                     const http::H1Head&, const http::RequestView& view) {
     auto rt = w->shared().runtime.Get();
-    http::L7Policy::Decision d = rt->l7->Judge(flow.source_identity, flow.destination_identity,
-                                               flow.destination.port, view, scratch.get());
+    http::L7Policy::Decision d = rt->l7->Judge(flow->source_identity, flow->destination_identity,
+                                               flow->destination.port, view, scratch.get());
     http::H1Proxy::Verdict v{.allow = d.allow, .route = d.route, .reason = d.reason};
     // Permissive policy mode: judged and reported, forwarded all the same.
     if (!d.allow && !w->shared().policy.Enforcing()) v.allow = true;
     return v;
   };
-  hooks.on_request = [w, flow](const http::H1Proxy::Record& r) { w->L7Request(flow, r); };
+  hooks.on_request = [w, flow](const http::H1Proxy::Record& r) { w->L7Request(*flow, r); };
   hooks.on_done = [w](http::H1Proxy* p) { w->L7Done(p); };
-  hooks.open_upstream = [w, from = flow.source](const Destination& to) {
+  hooks.open_upstream = [w, from = flow->source](const Destination& to) {
     SourceKept kept = SourceKept::kNotAsked;
     lib::UniqueFd fd = OpenPodSocket(to, w->shared().options.transparent ? &from : nullptr, &kept);
     if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
     return fd;
   };
-  auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow.destination, options,
+  auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow->destination, options,
                                 std::move(hooks), first_);
   if (p) w->KeepL7(p.get(), p);
   w->L7Done(this);
