@@ -225,7 +225,8 @@ absl::Status Agent::StartControllers() {
                   .bpffs = config_.bpffs_dir},
       .identities = &identities_,
       .config_map = std::move(mtls_switch),
-      .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); }});
+      .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); },
+      .service_plan = [s = services_.get()]() -> const services::Plan* { return &s->plan(); }});
   certs_ = std::make_unique<certs::CertsController>(certs::CertsController::Deps{
       .clock = clock_,
       .options = {.node = config_.node,

@@ -28,6 +28,10 @@
  * others' entries from the shared LRU map. */
 volatile const __u32 udp_revnat_budget = 2048;
 
+/* balance()'s answer for a connection it sent to the node proxy's L7
+ * layer, which balances its requests (SHUNT_SVC_F_L7). */
+#define SHUNT_BALANCED_TO_L7 1
+
 /* Records that replies from backend `be` to this socket show the service
  * address, charged to the sending pod (host processes share key 0). */
 static __always_inline void remember_service(struct bpf_sock_addr *ctx, struct shunt_backend *be,
@@ -134,6 +138,41 @@ static __always_inline struct shunt_backend *choose(struct shunt_svc_value *svc)
 	return pick;
 }
 
+/* A meshed pod's TCP connection to a service whose requests the node
+ * proxy's L7 layer balances (SHUNT_SVC_F_L7), while that layer is on: to
+ * the proxy's L7 port, the service address kept as the connection's
+ * original destination (SO_ORIGINAL_DST, getpeername), as for an
+ * HTTP-routes-only grant. The proxy judges policy against the backend it
+ * picks for each request, so police() is not asked here. False leaves the
+ * connection to the slots (not a meshed pod, no L7 layer, no storage). */
+static __always_inline bool l7_service_hand_off(struct bpf_sock_addr *ctx,
+						const struct shunt_svc_key *key, __be32 *daddr)
+{
+	struct shunt_mtls_config *m;
+	struct shunt_mtls_dst *orig;
+	__u64 cookie;
+	__u32 zero = 0;
+
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	if (!m || m->mode == SHUNT_MTLS_OFF || !m->proxy_ip4 || !m->l7_port)
+		return false;
+	cookie = bpf_get_netns_cookie(ctx);
+	if (!bpf_map_lookup_elem(&shunt_endpoints_v2, &cookie))
+		return false; /* not a meshed pod: the kernel balances it */
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
+		return false;
+	}
+	orig->family = SHUNT_AF_INET;
+	orig->ip4 = key->vip;
+	orig->port = key->port;
+	*daddr = m->proxy_ip4;
+	ctx->user_port = m->l7_port;
+	counter_add(SHUNT_CTR_L7_SERVICE_HANDED_OFF, 1);
+	return true;
+}
+
 /* Resolves a service address to a backend: *daddr (the IPv4 destination,
  * read from user_ip4 or from a v4-mapped user_ip6) becomes the backend's
  * address, which the caller writes back in its family's field; the port is
@@ -151,6 +190,9 @@ static __always_inline int balance(struct bpf_sock_addr *ctx, __u8 proto, bool c
 
 	if (!svc)
 		return 0; /* not a service address */
+	if ((svc->flags & SHUNT_SVC_F_L7) && proto == SHUNT_IPPROTO_TCP && connected &&
+	    l7_service_hand_off(ctx, &key, daddr))
+		return SHUNT_BALANCED_TO_L7;
 	if (svc->slots == 0) {
 		counter_add(SHUNT_CTR_SVC_NO_BACKEND, 1);
 		bpf_set_retval(-SHUNT_ECONNREFUSED);
@@ -496,11 +538,16 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 	/* One load up front: clang would otherwise pick the field with a
 	 * branch and load through a modified context pointer (refused). */
 	asm volatile("" : "+r"(proto));
-	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) &&
-	    balance(ctx, (__u8)proto, true, &daddr) < 0)
+	if (proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP)
+		verdict = balance(ctx, (__u8)proto, true, &daddr);
+	else
+		verdict = 0;
+	if (verdict < 0)
 		return 0; /* ECONNREFUSED, set by balance() */
 	if (daddr != asked)
 		ctx->user_ip4 = daddr;
+	if (verdict == SHUNT_BALANCED_TO_L7)
+		return 1; /* the proxy judges each request against its backend */
 	verdict = police(ctx, SHUNT_HOOK_CONNECT4, (__u8)proto, daddr);
 	if (!verdict)
 		return 0; /* EPERM */
@@ -528,11 +575,16 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 		return hand_off6(ctx, (__u8)proto);
 	}
 	asked = daddr;
-	if ((proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP) &&
-	    balance(ctx, (__u8)proto, true, &daddr) < 0)
+	if (proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP)
+		verdict = balance(ctx, (__u8)proto, true, &daddr);
+	else
+		verdict = 0;
+	if (verdict < 0)
 		return 0; /* ECONNREFUSED */
 	if (daddr != asked)
 		ctx->user_ip6[3] = daddr;
+	if (verdict == SHUNT_BALANCED_TO_L7)
+		return 1;
 	verdict = police(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto, daddr);
 	if (!verdict)
 		return 0; /* EPERM */

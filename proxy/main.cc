@@ -190,6 +190,8 @@ int main(int argc, char** argv) {
     if (!orphaned) {
       nlohmann::json report = shared.stats.TakeReport();
       report["http"] = shared.requests.Report();
+      // Services it balances per request: what the agent's status shows.
+      if (auto rt = shared.runtime.Get()) report["l7_services"] = rt->l7_services.size();
       (void)control.Send({{"report", std::move(report)}});
     }
     if (draining) {

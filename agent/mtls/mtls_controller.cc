@@ -86,6 +86,9 @@ void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot
   std::set<std::string> local_identities;
   for (const auto& [ip, id] : config_.local_pods) local_identities.insert(id);
   SelectL7Objects(*snapshot, local_identities, &config_);
+  config_.l7_services.clear();
+  if (const services::Plan* plan = deps_.service_plan ? deps_.service_plan() : nullptr)
+    SelectL7Services(*plan, *snapshot, &config_);
 }
 
 size_t MtlsController::Apply() {
@@ -169,6 +172,11 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
   m["node_ips"] = deps_.options.node_ips;
   m["inbound_port"] = deps_.options.inbound_port;
   m["l7_port"] = deps_.options.l7_port;
+  // Services balanced per request: as planned, and as the proxy has them.
+  m["l7_services_planned"] = config_.l7_services.size();
+  const nlohmann::json& report = supervisor_->last_report();
+  if (report.is_object() && report.contains("l7_services"))
+    m["l7_services"] = report["l7_services"];
 }
 
 namespace {

@@ -20,6 +20,7 @@
 #include "agent/lib/clock.h"
 #include "agent/lib/unique_fd.h"
 #include "agent/mtls/proxy_supervisor.h"
+#include "agent/services/service_plan.h"
 #include "proxy/control/proxy_config.h"
 
 namespace shunt::mtls {
@@ -49,6 +50,9 @@ class MtlsController : public agent::Controller {
     lib::UniqueFd config_map;  // shunt_mtls_config_v1, writable
     // Each refusal the proxy reports (the drop log's).
     std::function<void(const nlohmann::json&)> on_refusal;
+    // The services controller's plan of this pass (planned before this
+    // controller): its L7 entries go to the proxy. Unset: none.
+    std::function<const services::Plan*()> service_plan;
   };
   explicit MtlsController(Deps deps);
 

@@ -1,6 +1,9 @@
 #include "agent/mtls/proxy_l7_objects.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
+#include "agent/lib/ip.h"
 
 namespace shunt::mtls {
 
@@ -24,6 +27,48 @@ void SelectL7Objects(const model::Objects& objects, const std::set<std::string>&
     if (tcp.count(r.Key())) config->tcp_routes.push_back(r);
   for (const model::HttpRouteGroup& g : objects.http_route_groups)
     if (http.count(g.Key())) config->http_route_groups.push_back(g);
+}
+
+namespace {
+
+// Endpoints grouped by the leaf service they came from (in order of first
+// appearance), each group weighing the sum of its endpoints' weights.
+std::vector<proxy::L7Backend> ByLeaf(const std::vector<services::Backend>& backends,
+                                     const std::vector<uint64_t>& weights) {
+  std::vector<proxy::L7Backend> out;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < backends.size(); ++i) {
+    const services::Backend& b = backends[i];
+    auto [it, fresh] = index.emplace(b.service, out.size());
+    if (fresh) out.push_back({.service = b.service, .weight = 0, .endpoints = {}});
+    proxy::L7Backend& leaf = out[it->second];
+    leaf.weight += i < weights.size() ? weights[i] : 1;
+    leaf.endpoints.push_back({.address = lib::Ipv4String(b.ip_be), .port = b.port});
+  }
+  return out;
+}
+
+}  // namespace
+
+void SelectL7Services(const services::Plan& plan, const model::Objects& objects,
+                      proxy::ProxyConfig* config) {
+  config->l7_services.clear();
+  for (const services::ServiceEntry& e : plan.entries) {
+    if (!e.l7) continue;
+    proxy::L7Service s{.service = e.service,
+                       .address = lib::Ipv4String(e.vip_be),
+                       .port = e.port,
+                       .settings = e.l7_settings,
+                       .backends = ByLeaf(e.backends, e.weights),
+                       .split = e.split,
+                       .split_groups = {},
+                       .split_backends = ByLeaf(e.l7_split_backends, e.l7_split_weights)};
+    const std::string ns = e.service.substr(0, e.service.find('/'));
+    for (const std::string& name : e.l7_split_groups)
+      for (const model::HttpRouteGroup& g : objects.http_route_groups)
+        if (g.namespace_ == ns && g.name == name) s.split_groups.push_back(g);
+    config->l7_services.push_back(std::move(s));
+  }
 }
 
 }  // namespace shunt::mtls

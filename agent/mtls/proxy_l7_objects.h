@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/model/objects.h"
+#include "agent/services/service_plan.h"
 #include "proxy/control/proxy_config.h"
 
 namespace shunt::mtls {
@@ -17,5 +18,11 @@ namespace shunt::mtls {
 // `objects` for the destinations in `local_identities` ("ns/sa").
 void SelectL7Objects(const model::Objects& objects, const std::set<std::string>& local_identities,
                      proxy::ProxyConfig* config);
+
+// Fills config->l7_services from the service plan's entries the kernel
+// flags for the L7 layer (SHUNT_SVC_F_L7), with the HTTPRouteGroups their
+// splits match on from `objects`.
+void SelectL7Services(const services::Plan& plan, const model::Objects& objects,
+                      proxy::ProxyConfig* config);
 
 }  // namespace shunt::mtls

@@ -57,6 +57,50 @@ std::vector<Backend> ReadyBackends(const model::Service& svc, const model::Servi
   return {out.begin(), out.end()};
 }
 
+using ServicesByName = std::map<std::pair<std::string, std::string>, const model::Service*>;
+using SlicesByService =
+    std::map<std::pair<std::string, std::string>, std::vector<const model::EndpointSlice*>>;
+
+// A TrafficSplit's backends for the root's port `sp`: each backend
+// service's weight, shared equally by its ready endpoints on the port of
+// the root's port number. Backends that are missing, lack the port or have
+// no ready endpoint are left out (their share goes to the others, not into
+// the void); the first two are reported.
+void SplitBackends(const model::TrafficSplit& t, const model::ServicePort& sp,
+                   const ServicesByName& services, const SlicesByService& slices,
+                   std::vector<model::Problem>& problems, std::vector<Backend>* backends,
+                   std::vector<uint64_t>* weights) {
+  static const std::vector<const model::EndpointSlice*> kNone;
+  for (const model::SplitBackend& b : t.backends) {
+    if (b.weight == 0) continue;
+    auto bs = services.find({t.namespace_, b.service});
+    if (bs == services.end()) {
+      problems.push_back(
+          SplitProblem(t, absl::StrCat("backend service '", b.service,
+                                       "' does not exist; its weight goes to the others")));
+      continue;
+    }
+    const model::ServicePort* bp = nullptr;
+    for (const model::ServicePort& p : bs->second->ports)
+      if (p.port == sp.port && p.protocol == sp.protocol) bp = &p;
+    if (!bp) {
+      problems.push_back(
+          SplitProblem(t, absl::StrCat("backend service '", b.service, "' has no port ", sp.port,
+                                       " like the root; its weight goes to the "
+                                       "others")));
+      continue;
+    }
+    auto own = slices.find({t.namespace_, b.service});
+    std::vector<Backend> ready =
+        ReadyBackends(*bs->second, *bp, own == slices.end() ? kNone : own->second);
+    for (Backend& r : ready) {
+      // Weight w over n endpoints: w / n each, kept exact by scaling.
+      weights->push_back(static_cast<uint64_t>(b.weight) * 1000000 / ready.size());
+      backends->push_back(std::move(r));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<uint32_t> WeightedSlots(const std::vector<uint64_t>& weights, uint32_t n) {
@@ -154,14 +198,14 @@ Plan MakePlan(const model::Objects& o, const NamespaceBudget& budget) {
   std::map<std::pair<std::string, std::string>, std::vector<const model::EndpointSlice*>> slices;
   for (const auto& e : o.endpoint_slices) slices[{e.namespace_, e.service_name}].push_back(&e);
   std::map<std::pair<std::string, std::string>, const model::TrafficSplit*> splits;  // by root
+  std::set<std::pair<std::string, std::string>> groups;  // HTTPRouteGroups there are
+  for (const auto& g : o.http_route_groups) groups.insert({g.namespace_, g.name});
   for (const auto& t : o.traffic_splits) {
-    if (!t.matches.empty()) {
-      plan.problems.push_back(SplitProblem(t,
-                                           "its matches (HTTPRouteGroups) need per-request "
-                                           "splitting in the L7 layer, which is not built "
-                                           "yet; the split is not applied at L4"));
-      continue;
-    }
+    for (const model::SplitMatch& m : t.matches)
+      if (!groups.count({t.namespace_, m.name}))
+        plan.problems.push_back(SplitProblem(
+            t, absl::StrCat("matches: HTTPRouteGroup '", m.name, "' does not exist in namespace ",
+                            t.namespace_, "; no request matches it")));
     if (!services.count({t.namespace_, t.service})) {
       plan.problems.push_back(
           SplitProblem(t, absl::StrCat("root service '", t.service, "' does not exist")));
@@ -215,6 +259,7 @@ Plan MakePlan(const model::Objects& o, const NamespaceBudget& budget) {
       continue;
     }
     const uint8_t balancer = BalancerOf(svc, plan.problems);
+    const model::L7Settings l7 = model::ParseL7Settings(svc, &plan.problems);
     const auto& own_slices = slices[{svc.namespace_, svc.name}];
     const auto split_it = splits.find({svc.namespace_, svc.name});
     for (const model::ServicePort& sp : svc.ports) {
@@ -225,47 +270,32 @@ Plan MakePlan(const model::Objects& o, const NamespaceBudget& budget) {
       e.port = sp.port;
       e.proto = sp.protocol == model::Protocol::kUdp ? 17 : 6;
       e.lb = SHUNT_LB_RANDOM;
-      if (split_it == splits.end()) {
+      const bool tcp = sp.protocol == model::Protocol::kTcp;
+      e.l7 = tcp && l7.enabled;
+      e.l7_settings = l7;
+      const model::TrafficSplit* t = split_it == splits.end() ? nullptr : split_it->second;
+      if (t && !t->matches.empty()) {
+        // Per request, in the L7 layer; at L4 the root's own endpoints.
+        e.split = t->Key();
+        if (tcp) {
+          e.l7 = true;
+          for (const model::SplitMatch& m : t->matches) e.l7_split_groups.push_back(m.name);
+          SplitBackends(*t, sp, services, slices, plan.problems, &e.l7_split_backends,
+                        &e.l7_split_weights);
+        }
+        t = nullptr;
+      }
+      if (!t) {
         e.lb = balancer;  // one slot per backend: P2C draws two distinct ones
         e.backends = ReadyBackends(svc, sp, own_slices);
+        e.weights.assign(e.backends.size(), 1);
         for (uint32_t i = 0; i < e.backends.size(); ++i) e.slots.push_back(i);
         plan.entries.push_back(std::move(e));
         continue;
       }
-      // A TrafficSplit: each backend service's weight, shared equally by
-      // its ready endpoints on the port of the root's port number.
-      const model::TrafficSplit& t = *split_it->second;
-      e.split = t.Key();
-      std::vector<uint64_t> weights;
-      for (const model::SplitBackend& b : t.backends) {
-        if (b.weight == 0) continue;
-        auto bs = services.find({t.namespace_, b.service});
-        if (bs == services.end()) {
-          plan.problems.push_back(
-              SplitProblem(t, absl::StrCat("backend service '", b.service,
-                                           "' does not exist; its weight goes to the others")));
-          continue;
-        }
-        const model::ServicePort* bp = nullptr;
-        for (const model::ServicePort& p : bs->second->ports)
-          if (p.port == sp.port && p.protocol == sp.protocol) bp = &p;
-        if (!bp) {
-          plan.problems.push_back(SplitProblem(
-              t, absl::StrCat("backend service '", b.service, "' has no port ", sp.port,
-                              " like the root; its weight goes to the others")));
-          continue;
-        }
-        std::vector<Backend> ready =
-            ReadyBackends(*bs->second, *bp, slices[{t.namespace_, b.service}]);
-        if (ready.empty()) continue;  // its share goes to the others, not into the void
-        for (Backend& r : ready) {
-          // Weight w over n endpoints: w / n each, kept exact by scaling.
-          weights.push_back(static_cast<uint64_t>(b.weight) * 1000000 / ready.size());
-          e.backends.push_back(std::move(r));
-        }
-      }
-      const std::vector<uint32_t> slots = WeightedSlots(weights, SHUNT_SPLIT_SLOTS);
-      e.slots = slots;
+      e.split = t->Key();
+      SplitBackends(*t, sp, services, slices, plan.problems, &e.backends, &e.weights);
+      e.slots = WeightedSlots(e.weights, SHUNT_SPLIT_SLOTS);
       plan.entries.push_back(std::move(e));
     }
   }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/model/l7_settings.h"
 #include "agent/model/object_ref.h"
 #include "agent/model/objects.h"
 #include "shunt/abi/service.h"
@@ -41,6 +42,23 @@ struct ServiceEntry {
   // The slot table: indices into `backends`; a backend's share of slots is
   // its weight. Empty = no ready backend (connect() refused).
   std::vector<uint32_t> slots;
+  // Each backend's weight (parallel to `backends`): a split backend's
+  // weight shared by its ready endpoints, scaled; 1 without a split.
+  std::vector<uint64_t> weights;
+  // The node proxy's L7 layer balances this entry's requests (TCP only;
+  // SHUNT_SVC_F_L7): its Service has shunt.dev/ annotations, or its
+  // TrafficSplit has matches. Meshed clients' connections go to the proxy;
+  // the slots serve everyone else.
+  bool l7 = false;
+  model::L7Settings l7_settings;
+  // A TrafficSplit with matches: the requests that match one of its
+  // HTTPRouteGroups (names, in the split's namespace) go to these backends
+  // (with their weights); the others, and everyone the kernel balances, to
+  // `backends`, the root's own endpoints (SMI: "requests that do not match
+  // go to the Kubernetes Service named spec.service").
+  std::vector<std::string> l7_split_groups;
+  std::vector<Backend> l7_split_backends;
+  std::vector<uint64_t> l7_split_weights;
 };
 
 struct Plan {

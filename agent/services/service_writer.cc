@@ -105,7 +105,9 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     }
     auto& id = svc_ids_[{e.service, e.port, e.proto}];
     auto it = applied_.find(KeyOf(key));
-    if (it != applied_.end() && SameSlots(it->second.slots, slots) && it->second.value.lb == e.lb) {
+    const uint8_t flags = e.l7 ? SHUNT_SVC_F_L7 : 0;
+    if (it != applied_.end() && SameSlots(it->second.slots, slots) && it->second.value.lb == e.lb &&
+        it->second.value.flags == flags) {
       ++r.unchanged;
       if (id == 0) id = it->second.value.svc_id;
       continue;
@@ -129,6 +131,7 @@ lib::DiffReport ServiceWriter::Apply(const Plan& plan) {
     v.slots = static_cast<uint32_t>(slots.size());
     v.svc_id = id;
     v.lb = e.lb;
+    v.flags = flags;
     if (inline_table) std::copy(slots.begin(), slots.end(), v.inline_slots);
     if (absl::Status s = services_->Update(key, v); !s.ok()) {
       r.errors.push_back(

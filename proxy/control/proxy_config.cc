@@ -109,6 +109,24 @@ absl::Status L7From(const nlohmann::json& j, ProxyConfig* c) {
   return ReadObjects(*l7, "http_route_groups", group, &c->http_route_groups);
 }
 
+nlohmann::json L7ServicesJson(const ProxyConfig& c) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const L7Service& s : c.l7_services) out.push_back(L7ServiceToJson(s));
+  return out;
+}
+
+absl::Status L7ServicesFrom(const nlohmann::json& j, ProxyConfig* c) {
+  auto it = j.find("l7_services");
+  if (it == j.end()) return absl::OkStatus();
+  if (!it->is_array()) return Bad("l7_services", "not an array");
+  for (size_t i = 0; i < it->size(); ++i) {
+    auto s = L7ServiceFromJson((*it)[i], absl::StrCat("l7_services[", i, "]"));
+    if (!s.ok()) return s.status();
+    c->l7_services.push_back(*std::move(s));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 nlohmann::json ProxyConfigToJson(const ProxyConfig& c) {
@@ -123,7 +141,8 @@ nlohmann::json ProxyConfigToJson(const ProxyConfig& c) {
           {"local_pods", c.local_pods},
           {"remote_pods", c.remote_pods},
           {"identity_ids", c.identity_ids},
-          {"l7", L7Json(c)}};
+          {"l7", L7Json(c)},
+          {"l7_services", L7ServicesJson(c)}};
 }
 
 absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
@@ -170,6 +189,7 @@ absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
     }
   }
   if (absl::Status st = L7From(j, &c); !st.ok()) return st;
+  if (absl::Status st = L7ServicesFrom(j, &c); !st.ok()) return st;
   return c;
 }
 

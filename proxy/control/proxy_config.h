@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "agent/model/smi.h"
 #include "nlohmann/json.hpp"
+#include "proxy/control/l7_service_config.h"
 
 namespace shunt::proxy {
 
@@ -44,6 +45,8 @@ struct ProxyConfig {
   std::vector<model::TrafficTarget> traffic_targets;
   std::vector<model::PortRoute> tcp_routes;
   std::vector<model::HttpRouteGroup> http_route_groups;
+  // Services whose requests the L7 layer balances ("l7_services").
+  std::vector<L7Service> l7_services;
 };
 
 nlohmann::json ProxyConfigToJson(const ProxyConfig& c);

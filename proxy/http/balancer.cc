@@ -74,4 +74,11 @@ void RequestBalancer::Finished(int index, int64_t now_ns, int64_t latency_ns, bo
   }
 }
 
+void RequestBalancer::Cancelled(int index) {
+  const auto i = static_cast<size_t>(index);
+  if (i >= endpoints_.size()) return;
+  if (outstanding_[i] > 0) --outstanding_[i];
+  scorer_.SetOutstanding(endpoints_[i].addr, outstanding_[i]);
+}
+
 }  // namespace shunt::proxy::http

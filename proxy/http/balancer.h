@@ -51,6 +51,9 @@ class RequestBalancer {
   // The request sent to `index` ended: its latency (head sent to response
   // head, or to the failure) and whether it failed as retry-on counts it.
   void Finished(int index, int64_t now_ns, int64_t latency_ns, bool failure);
+  // The request sent to `index` was given up by its client: no longer
+  // outstanding, and no sample.
+  void Cancelled(int index);
 
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
   EndpointHealth& health(int index) { return health_[static_cast<size_t>(index)]; }

@@ -17,6 +17,12 @@ constexpr size_t kReadChunk = 64 * 1024;
 
 bool StatusHasNoBody(int status) { return status == 204 || status == 304 || status < 200; }
 
+// RFC 9110 9.2.2: what a retry may send again.
+bool Idempotent(absl::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
 // Span ids: one generator per thread, seeded once (not per connection).
 absl::BitGen& Bits() {
   thread_local absl::BitGen bits;
@@ -85,14 +91,9 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
     const int err = ConnectResult(up_.fd.get());
     up_connecting_ = false;
     if (err != 0) {
-      CloseUpstream();
       if (upgraded_) return Finish();  // a relay with nowhere to go
-      if (in_exchange_ && !response_started_) {
-        AnswerLocally(502, absl::StrCat("upstream-connect-failed: ", strerror(err)), false);
-        response_done_ = true;
-        FinishExchange();
-        if (!Flush(down_)) return;
-      }
+      UpstreamConnectFailed(absl::StrCat("upstream-connect-failed: ", strerror(err)));
+      if (done_ || !Flush(up_) || !Flush(down_)) return;
       UpdateInterest();
       return;
     }
@@ -122,6 +123,7 @@ bool H1Proxy::ReadInto(Side& s) {
     const ssize_t n = recv(s.fd.get(), space, kReadChunk, 0);
     if (n > 0) {
       s.in.Commit(static_cast<size_t>(n));
+      if (&s == &up_) up_got_bytes_ = true;
       if (static_cast<size_t>(n) < kReadChunk || s.in.size() >= options_.max_buffered) break;
       continue;
     }
@@ -130,8 +132,14 @@ bool H1Proxy::ReadInto(Side& s) {
       break;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-    // A reset: the other side's connection goes too.
-    Finish();
+    // The upstream reset between messages, or before its answer: as if it
+    // had closed (a 502, or a retry). A reset once the answer is under way
+    // cuts the client's connection too, there.
+    if (&s == &up_ && !upgraded_) {
+      s.eof = true;
+      break;
+    }
+    Finish();  // a reset: the other side's connection goes too
     return false;
   }
   return true;
@@ -221,9 +229,14 @@ void H1Proxy::ParseResponses() {
       break;
     }
     auto n = responses_.Feed(up_.in.view());
+    if (!n.ok() && discarding_) {
+      StartRetry();  // the failed answer was bad as well: it is dropped all the same
+      return;
+    }
     if (!n.ok()) {
       CloseUpstream();
       if (!response_started_) {
+        EndAttempt(true, 0);
         AnswerLocally(502, absl::StrCat("bad-upstream-response: ", n.status().message()), true);
         response_done_ = true;
         FinishExchange();
@@ -234,7 +247,11 @@ void H1Proxy::ParseResponses() {
       return;
     }
     up_.in.Consume(*n);
-    if (*n == 0) break;
+    if (*n == 0 || retry_pending_) break;
+  }
+  if (retry_pending_) {
+    StartRetry();  // the failed answer is dropped with its connection
+    return;
   }
   if (responses_.paused() && !in_exchange_) responses_.Resume();
   if (upgraded_) {
@@ -249,9 +266,24 @@ void H1Proxy::ParseResponses() {
     // A response delimited by the connection's end ends here; any other
     // is cut short.
     (void)responses_.FeedEof();
+    if (retry_pending_) {
+      StartRetry();
+      return;
+    }
     if (!response_done_) {
       CloseUpstream();
       if (response_started_) return Finish();
+      if (up_via_pair_ && !up_got_bytes_) {
+        // The other node's proxy refused the stream (pod gone, policy).
+        UpstreamConnectFailed("upstream-connect-failed: refused by the destination's node");
+        Flush(down_);
+        return;
+      }
+      EndAttempt(true, 0);
+      if (request_done_ && TryRetry(attempt_rules_.retry_on_reset)) {
+        StartRetry();
+        return;
+      }
       AnswerLocally(502, "upstream-closed", false);
       response_done_ = true;
       FinishExchange();
@@ -267,19 +299,22 @@ bool H1Proxy::ConnectUpstream() {
   if (up_.fd.valid()) return true;
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
+  bool connected = false;
   up_.fd = hooks_.open_upstream
-               ? hooks_.open_upstream(upstream_addr_)
+               ? hooks_.open_upstream(upstream_addr_, &connected)
                : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!up_.fd.valid()) return false;
-  SetNoDelay(up_.fd.get());
+  up_via_pair_ = connected;
+  up_got_bytes_ = false;
+  if (!connected) SetNoDelay(up_.fd.get());
   if (!loop_->Watch(up_.fd.get(), &up_, 0).ok() ||
-      (connect(up_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
+      (!connected && connect(up_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
        errno != EINPROGRESS)) {
     CloseUpstream();
     return false;
   }
   up_.eof = false;
-  up_connecting_ = true;
+  up_connecting_ = !connected;
   return true;
 }
 
@@ -301,18 +336,27 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   record_.reason = v.reason;  // allowed with a reason: permissive mode's would-deny
   if (!v.reason.empty()) record_.path = std::string(view.path);
   if (!v.allow) {
+    attempt_rules_ = Verdict{};
     // The client learns why, and which route was not granted.
-    AnswerLocally(403, v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route),
+    AnswerLocally(v.status,
+                  v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route),
                   !client_keep_alive_);
     response_done_ = true;
     return;
   }
-  if (!ConnectUpstream()) {
-    AnswerLocally(502, "upstream-connect-failed", !client_keep_alive_);
-    response_done_ = true;
-    return;
+  attempt_rules_ = std::move(v);
+  if (attempt_rules_.upstream && !(*attempt_rules_.upstream == upstream_addr_)) {
+    CloseUpstream();  // idle between requests: the next goes elsewhere
+    upstream_addr_ = *attempt_rules_.upstream;
   }
-  Arm(options_.response_timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
+  // Kept for a retry while idempotent and small enough to hold.
+  replay_.clear();
+  replayable_ = attempt_rules_.retries > 0 && Idempotent(h.method) && !h.upgrade &&
+                (h.content_length < 0 || static_cast<size_t>(h.content_length) <= kMaxReplay);
+  retry_pending_ = discarding_ = false;
+  const int timeout_ms =
+      attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
+  Arm(timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
   // The trace goes on with a span of this hop's (W3C, and B3 if it came so).
   HopSpan span = StartHop(h.headers, Bits());
   Propagate(span, &h.headers);
@@ -322,23 +366,43 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   request_framing_ = h.chunked               ? Framing::kChunked
                      : h.content_length >= 0 ? Framing::kLength
                                              : Framing::kNone;
-  if (head_request_) responses_.ExpectNoBody();
+  const size_t before = up_.out.size();
   WriteRequestHead(h, {}, request_framing_, &up_.out);
+  if (replayable_) replay_.Append(up_.out.view().substr(before));
+  attempt_started_ = std::chrono::steady_clock::now();
+  if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
+  if (head_request_) responses_.ExpectNoBody();
 }
 
 void H1Proxy::OnRequestBody(absl::string_view piece) {
   if (local_) return;
+  const size_t before = up_.out.size();
   if (request_framing_ == Framing::kChunked) {
     WriteChunk(piece, &up_.out);
   } else {
     up_.out.Append(piece);
   }
+  KeepForReplay(before);
 }
 
 void H1Proxy::OnRequestEnd() {
   request_done_ = true;
+  const size_t before = up_.out.size();
   if (!local_ && request_framing_ == Framing::kChunked) WriteLastChunk(&up_.out);
+  if (!local_) KeepForReplay(before);
   FinishExchange();
+}
+
+void H1Proxy::KeepForReplay(size_t from) {
+  if (!replayable_) return;
+  const absl::string_view added = up_.out.view().substr(from);
+  if (replay_.size() + added.size() > kMaxReplay) {
+    replayable_ = false;  // too big to hold: this request is not retried
+    replay_.clear();
+    replay_.Release();
+    return;
+  }
+  replay_.Append(added);
 }
 
 void H1Proxy::OnResponseHead(H1Head& h) {
@@ -348,6 +412,14 @@ void H1Proxy::OnResponseHead(H1Head& h) {
     return;
   }
   interim_ = false;
+  // The attempt's outcome: a 5xx fails it (as retry-on counts it), and
+  // may be retried before any of it reaches the client.
+  const bool failed = h.status >= 500 && attempt_rules_.retry_on_5xx;
+  EndAttempt(failed, h.status);
+  if (failed && request_done_ && TryRetry(true)) {
+    retry_pending_ = discarding_ = true;
+    return;
+  }
   response_started_ = true;
   record_.status = h.status;
   if (waiting_ == Wait::kResponse) Arm(Wait::kNone);
@@ -375,6 +447,7 @@ void H1Proxy::OnResponseHead(H1Head& h) {
 }
 
 void H1Proxy::OnResponseBody(absl::string_view piece) {
+  if (discarding_) return;
   if (response_framing_ == Framing::kChunked) {
     WriteChunk(piece, &down_.out);
   } else {
@@ -383,6 +456,7 @@ void H1Proxy::OnResponseBody(absl::string_view piece) {
 }
 
 void H1Proxy::OnResponseEnd() {
+  if (discarding_) return;
   if (interim_) {
     interim_ = false;  // the final response follows
     return;
@@ -433,9 +507,11 @@ void H1Proxy::Arm(Wait what) {
   if (timer_ != 0) loop_->Cancel(timer_);
   timer_ = 0;
   waiting_ = what;
+  const int response_ms =
+      attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
   const int ms = what == Wait::kIdle       ? options_.idle_timeout_ms
                  : what == Wait::kHead     ? options_.head_timeout_ms
-                 : what == Wait::kResponse ? options_.response_timeout_ms
+                 : what == Wait::kResponse ? response_ms
                                            : 0;
   if (ms <= 0) return;
   timer_ = loop_->After(std::chrono::milliseconds(ms), [weak = weak_from_this(), what] {
@@ -464,7 +540,10 @@ void H1Proxy::OnTimeout(Wait what) {
     case Wait::kResponse:
       if (!in_exchange_ || response_started_ || response_done_) return;
       // The upstream is too slow: 504, and its connection goes (its late
-      // answer would belong to no request).
+      // answer would belong to no request). The route's time covers its
+      // retries: none follows.
+      EndAttempt(true, 0);
+      retry_pending_ = discarding_ = false;
       CloseUpstream();
       AnswerLocally(504, "upstream-timeout", !request_done_ || !client_keep_alive_);
       response_done_ = true;
@@ -488,6 +567,7 @@ void H1Proxy::CloseUpstream() {
 
 void H1Proxy::Finish() {
   if (done_) return;
+  EndAttempt(false, -1);  // cut off: the endpoint is not to blame
   if (in_exchange_ && hooks_.on_request) {
     record_.status = response_done_ ? record_.status : 0;
     hooks_.on_request(record_);
@@ -502,6 +582,48 @@ void H1Proxy::Finish() {
     s->fd.Reset();
   }
   if (hooks_.on_done) hooks_.on_done(this);
+}
+
+void H1Proxy::UpstreamConnectFailed(const std::string& why) {
+  CloseUpstream();
+  if (!in_exchange_ || response_started_ || local_) return;
+  EndAttempt(true, 0);
+  if (TryRetry(attempt_rules_.retry_on_connect_failure)) return StartRetry();
+  AnswerLocally(502, why, !client_keep_alive_);
+  response_done_ = true;
+  FinishExchange();
+}
+
+void H1Proxy::EndAttempt(bool failure, int status) {
+  if (attempt_rules_.endpoint < 0) return;  // told already, or no picker
+  Attempt a{.endpoint = attempt_rules_.endpoint,
+            .latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - attempt_started_)
+                              .count(),
+            .failure = failure,
+            .status = status};
+  attempt_rules_.endpoint = -1;
+  if (hooks_.on_attempt) hooks_.on_attempt(a);
+}
+
+bool H1Proxy::TryRetry(bool allowed_for_failure) {
+  if (!allowed_for_failure || !replayable_ || record_.retries >= attempt_rules_.retries ||
+      !hooks_.retry)
+    return false;
+  return hooks_.retry(&retry_to_, &retry_endpoint_);
+}
+
+void H1Proxy::StartRetry() {
+  ++record_.retries;
+  retry_pending_ = discarding_ = false;
+  CloseUpstream();  // with what it had of the failed attempt
+  upstream_addr_ = retry_to_;
+  attempt_rules_.endpoint = retry_endpoint_;
+  up_.out.Append(replay_.view());
+  attempt_started_ = std::chrono::steady_clock::now();
+  if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
+  if (head_request_) responses_.ExpectNoBody();
+  Flush(up_);
 }
 
 }  // namespace shunt::proxy::http

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/lib/unique_fd.h"
@@ -33,6 +34,25 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     bool allow = true;
     std::string route;   // "ns/group#match" that allowed or was missing
     std::string reason;  // why denied: the x-shunt-denied header's value
+    // Where the request goes (a service's endpoint, picked per request);
+    // unset: the connection's destination. `endpoint` is the picker's
+    // token, given back in each Attempt.
+    std::optional<Destination> upstream;
+    int endpoint = -1;
+    // Local answer when !allow: 403 (policy) or another (503: no endpoint).
+    int status = 403;
+    int timeout_ms = 0;  // the response must start within it (504); 0: Options'
+    // Attempts after the first an idempotent request may make, and on
+    // which failures (each retry also asks Hooks.retry: the budget).
+    int retries = 0;
+    bool retry_on_5xx = false, retry_on_connect_failure = false, retry_on_reset = false;
+  };
+  // One attempt of a request at an upstream, ended: what the balancer learns.
+  struct Attempt {
+    int endpoint = -1;
+    int64_t latency_ns = 0;  // request head to response head, or to the failure
+    bool failure = false;    // 5xx, connect failure, reset, timeout
+    int status = 0;          // 0: no response; -1: cut off by the client (no fault)
   };
   // What the request metrics and `shuntctl drops` see of each request.
   struct Record {
@@ -41,6 +61,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     int status = 0;      // 0: no response (the connection broke)
     bool local = false;  // answered by the proxy (denied, bad upstream)
     int64_t micros = 0;  // head read to response end
+    int retries = 0;     // attempts after the first
     // This hop's span (trace_context.h): for span export.
     std::string trace_id, span_id, parent_id;
   };
@@ -52,7 +73,14 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     // connects it): the proxy's connections to pods are marked and bound
     // to the client's address (proxy/server/pod_socket.h). Unset: a plain
     // socket of the upstream's family.
-    std::function<lib::UniqueFd(const Destination&)> open_upstream;
+    // It sets *connected for a socket that is connected already (a
+    // socketpair into a tunnel to another node): not connect()ed then.
+    std::function<lib::UniqueFd(const Destination&, bool* connected)> open_upstream;
+    // Each attempt's end (a Verdict with an endpoint).
+    std::function<void(const Attempt&)> on_attempt;
+    // A retry of the current request is wanted: true (and where to) if the
+    // budget allows it and there is somewhere to go.
+    std::function<bool(Destination* next, int* endpoint)> retry;
   };
   struct Options {
     H1Parser::Limits limits;
@@ -127,6 +155,16 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   void OnTimeout(Wait what);
   void CloseUpstream();
   void Finish();
+  // Attempts: the end of one (told to Hooks.on_attempt), and a retry of
+  // the request after a failure of kind `on` (false: none is possible).
+  void EndAttempt(bool failure, int status);
+  bool TryRetry(bool allowed_for_failure);
+  void StartRetry();
+  // The upstream could not be reached: a retry elsewhere, or 502.
+  void UpstreamConnectFailed(const std::string& why);
+  // What the request sent upstream since `from` (an offset in up_.out) is
+  // kept for a retry, while the request stays small enough.
+  void KeepForReplay(size_t from);
 
   EventLoop* loop_;
   Destination upstream_addr_;
@@ -137,6 +175,10 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Responses responses_handler_;
   H1Parser requests_, responses_;
   bool up_connecting_ = false;
+  // The upstream is a socketpair into a tunnel that has sent nothing yet:
+  // its end before any byte is the peer node refusing the stream, a
+  // connect failure.
+  bool up_via_pair_ = false, up_got_bytes_ = false;
   bool upgraded_ = false;
   bool closing_ = false;  // close downstream once its output is written
   bool done_ = false;
@@ -154,6 +196,18 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Framing request_framing_ = Framing::kNone, response_framing_ = Framing::kNone;
   bool response_started_ = false;  // a head went downstream
   Record record_;
+  // The current request's attempts: its verdict's endpoint and retry
+  // rules, its bytes kept for a retry (while small and idempotent), and a
+  // retry decided while its failed response is being read.
+  static constexpr size_t kMaxReplay = 64 * 1024;
+  Verdict attempt_rules_;
+  bool replayable_ = false;
+  ByteBuffer replay_;
+  bool retry_pending_ = false;
+  bool discarding_ = false;  // the response read is a failure being retried
+  Destination retry_to_;
+  int retry_endpoint_ = -1;
+  std::chrono::steady_clock::time_point attempt_started_;
   Wait waiting_ = Wait::kNone;
   EventLoop::TimerId timer_ = 0;
   std::chrono::steady_clock::time_point started_;

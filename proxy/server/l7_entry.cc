@@ -41,11 +41,18 @@ void Worker::HandleL7(lib::UniqueFd socket) {
   // The kernel sends only local pods' connections to local pods here; the
   // agent's last word may be older than the kernel's, for a moment.
   if (!from) return refuse("unknown-source");
-  if (!to) return refuse("not-a-local-pod");
   flow.source_identity = SubjectOf(*from);
-  flow.destination_identity = SubjectOf(*to);
   flow.source_text = *from;
-  flow.destination_text = *to;
+  if (to) {
+    flow.destination_identity = SubjectOf(*to);
+    flow.destination_text = *to;
+  } else if ((flow.service = rt->L7ServiceAt(flow.destination))) {
+    // A service balanced per request: each request picks its endpoint.
+    flow.destination_text = flow.service->config.service;
+    stats().Add(Stat::kL7ServiceConnections);
+  } else {
+    return refuse("not-a-local-pod");
+  }
   if (draining_) return ResetOnClose(socket.get());
   if (auto e = L7Entry::Start(this, std::move(socket), std::move(flow))) KeepL7(e.get(), e);
 }
@@ -60,10 +67,11 @@ void Worker::L7Done(const void* key) {
   });
 }
 
-void Worker::L7Request(const L7Flow& flow, const http::H1Proxy::Record& r) {
+void Worker::L7Request(const L7Flow& flow, const std::string& destination,
+                       const http::H1Proxy::Record& r) {
   stats().Add(Stat::kL7Requests);
-  shared_->requests.Add(flow.source_text, flow.destination_text, flow.destination.port, r.route,
-                        r.status, r.micros);
+  shared_->requests.Add(flow.source_text, destination, flow.destination.port, r.route, r.status,
+                        r.micros);
   const bool denied = r.local && r.status == 403;
   const bool would_deny = !r.local && !r.reason.empty();
   if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);
@@ -78,7 +86,32 @@ void Worker::L7Request(const L7Flow& flow, const http::H1Proxy::Record& r) {
                   .route = r.route,
                   .method = r.method,
                   .path = r.path,
-                  .destination_identity = flow.destination_text});
+                  .destination_identity = destination});
+}
+
+// A service balanced per request: its router picks each request's
+// endpoint and judges policy against it, learns from each attempt, and
+// picks again for a retry.
+void L7Entry::ServiceHooks(Worker* w, const std::shared_ptr<const L7Flow>& flow,
+                           http::H1Proxy::Hooks* hooks) {
+  auto rt = w->shared().runtime.Get();
+  auto router = std::make_shared<L7ServiceRouter>(
+      L7ServiceRouter::Env{.balancers = &w->l7_balancers(*rt),
+                           .source = flow->source_identity,
+                           .source_text = flow->source_text,
+                           .enforce = w->shared().policy.Enforcing(),
+                           .stats = &w->stats()},
+      flow->service);
+  hooks->judge = [w, router](const http::H1Head&, const http::RequestView& view) {
+    return router->Route(*w->shared().runtime.Get(), view);
+  };
+  hooks->on_request = [w, flow, router](const http::H1Proxy::Record& r) {
+    w->L7Request(*flow, router->destination_text(), r);
+  };
+  hooks->on_attempt = [router](const http::H1Proxy::Attempt& a) { router->Finished(a); };
+  hooks->retry = [w, router](Destination* next, int* endpoint) {
+    return router->Retry(*w->shared().runtime.Get(), next, endpoint);
+  };
 }
 
 std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, lib::UniqueFd socket, L7Flow flow) {
@@ -168,11 +201,20 @@ void L7Entry::Decide(http::Detected what) {
     if (!d.allow && !w->shared().policy.Enforcing()) v.allow = true;
     return v;
   };
-  hooks.on_request = [w, flow](const http::H1Proxy::Record& r) { w->L7Request(*flow, r); };
+  hooks.on_request = [w, flow](const http::H1Proxy::Record& r) {
+    w->L7Request(*flow, flow->destination_text, r);
+  };
+  if (flow->service) ServiceHooks(w, flow, &hooks);
   hooks.on_done = [w](http::H1Proxy* p) { w->L7Done(p); };
-  hooks.open_upstream = [w, from = flow->source](const Destination& to) {
+  hooks.open_upstream = [w, flow](const Destination& to, bool* connected) {
+    // A service's endpoint on another node: through a tunnel stream.
+    if (flow->service && w->shared().runtime.Get()->NodeOfRemotePod(to.AddressText())) {
+      *connected = true;
+      return w->OpenTunnelStream(*flow, to);
+    }
     SourceKept kept = SourceKept::kNotAsked;
-    lib::UniqueFd fd = OpenPodSocket(to, w->shared().options.transparent ? &from : nullptr, &kept);
+    lib::UniqueFd fd =
+        OpenPodSocket(to, w->shared().options.transparent ? &flow->source : nullptr, &kept);
     if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
     return fd;
   };

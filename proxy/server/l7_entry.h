@@ -16,8 +16,10 @@
 
 #include "agent/lib/unique_fd.h"
 #include "agent/model/smi.h"
+#include "proxy/http/h1_proxy.h"
 #include "proxy/http/protocol_detect.h"
 #include "proxy/loop/event_loop.h"
+#include "proxy/server/l7_service_router.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
@@ -30,6 +32,9 @@ struct L7Flow {
   Destination destination;  // where it was connecting (SO_ORIGINAL_DST)
   model::Subject source_identity, destination_identity;  // service accounts
   std::string source_text, destination_text;             // the same, "ns/sa"
+  // A service balanced per request (its clusterIP was the destination):
+  // each request goes where its router picks; no destination identity.
+  std::shared_ptr<const CompiledL7Service> service;
 };
 
 class L7Entry : public EventLoop::Watcher, public std::enable_shared_from_this<L7Entry> {
@@ -48,6 +53,8 @@ class L7Entry : public EventLoop::Watcher, public std::enable_shared_from_this<L
   // Hands the connection on (or refuses it) once the protocol is known.
   void Decide(http::Detected what);
   void Close(bool reset);
+  static void ServiceHooks(Worker* w, const std::shared_ptr<const L7Flow>& flow,
+                           http::H1Proxy::Hooks* hooks);
 
   Worker* worker_;
   lib::UniqueFd socket_;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proxy/common/socket_ops.h"
+#include "proxy/server/l7_entry.h"
 #include "proxy/server/plain_relay.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/pod_socket.h"
@@ -81,6 +82,34 @@ void Worker::CarryOutbound(lib::UniqueFd socket, const Outbound& o) {
     if (tunnel && tunnel->Open(leg, o.authority, o.forwarded)) return;
   }
   leg->Abort();
+}
+
+lib::UniqueFd Worker::OpenTunnelStream(const L7Flow& flow, const Destination& to) {
+  auto rt = shared_->runtime.Get();
+  const std::string* node = rt->NodeOfRemotePod(to.AddressText());
+  if (!node || !rt->clients.count(flow.source_text)) return lib::UniqueFd();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+    return lib::UniqueFd();
+  lib::UniqueFd mine(sv[0]), carried(sv[1]);
+  const std::string source = flow.source.AddressText();
+  const bool v6 = flow.source.family == AF_INET6;
+  Outbound o{
+      .identity = flow.source_text,
+      .node = *node,
+      .authority = to.ToAuthority(),
+      .forwarded = v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source),
+      .destination = to};
+  stats().Add(Stat::kOutboundAccepted);
+  const auto& all = shared_->workers;
+  Worker* owner = all[std::hash<std::string>{}(o.identity + "|" + o.node) % all.size()];
+  if (owner == this) {
+    CarryOutbound(std::move(carried), o);
+  } else {
+    const int fd = carried.Release();
+    owner->loop().Post([owner, fd, o] { owner->CarryOutbound(lib::UniqueFd(fd), o); });
+  }
+  return mine;
 }
 
 void Worker::MarkMeshless(const std::string& node) {

@@ -44,7 +44,10 @@ enum class Stat : int {
   kL7Requests,                // HTTP requests the L7 layer finished
   kL7RequestsDenied,          // ... denied by policy (403 from the proxy)
   kL7RequestsWouldDeny,       // ... policy would deny, forwarded (permissive policy mode)
-  kL7LocalAnswers,            // ... answered by the proxy otherwise (400, 408, 502, 504)
+  kL7LocalAnswers,            // ... answered by the proxy otherwise (400, 408, 502, 503, 504)
+  kL7ServiceConnections,      // L7 connections to a service balanced per request
+  kL7Retries,                 // requests sent again after a failed attempt
+  kL7RetriesOverBudget,       // ... not sent again: the service's retry budget was spent
   kCount
 };
 
@@ -78,6 +81,9 @@ inline constexpr const char* kStatNames[] = {
     "l7_requests_denied",
     "l7_requests_would_deny",
     "l7_requests_answered_by_proxy",
+    "l7_service_connections",
+    "l7_retries",
+    "l7_retries_over_budget",
 };
 
 static_assert(std::size(kStatNames) == static_cast<size_t>(Stat::kCount), "a name per Stat");

@@ -1,5 +1,7 @@
 #include "proxy/server/runtime.h"
 
+#include <arpa/inet.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "spdlog/spdlog.h"
@@ -51,6 +53,27 @@ absl::StatusOr<std::shared_ptr<const Runtime>> Runtime::Build(ProxyConfig config
   if (!l7.ok()) return absl::InvalidArgumentError(absl::StrCat("l7: ", l7.status().message()));
   for (const std::string& p : (*l7)->problems()) spdlog::warn("l7: {}", p);
   rt->l7 = *std::move(l7);
+  for (const L7Service& svc : config.l7_services) {
+    auto c = std::make_shared<CompiledL7Service>();
+    c->config = svc;
+    if (!svc.split_groups.empty()) {
+      // A group that does not compile matches nothing (its requests stay
+      // with the service), and says why; the rest of the config applies.
+      auto m = http::RouteMatcher::Compile(svc.split_groups);
+      if (m.ok())
+        c->split_matcher = *std::move(m);
+      else
+        spdlog::warn("l7: service {}: split {}: {}", svc.service, svc.split,
+                     std::string(m.status().message()));
+    }
+    Destination at;
+    if (inet_pton(AF_INET, svc.address.c_str(), at.addr.data()) != 1) {
+      at.family = AF_INET6;
+      inet_pton(AF_INET6, svc.address.c_str(), at.addr.data());
+    }
+    at.port = svc.port;
+    rt->l7_services[at.ToAuthority()] = std::move(c);
+  }
   rt->config = std::move(config);
   return std::shared_ptr<const Runtime>(std::move(rt));
 }
@@ -63,6 +86,11 @@ const std::string* Runtime::IdentityOfLocalPod(const std::string& ip) const {
 const std::string* Runtime::NodeOfRemotePod(const std::string& ip) const {
   auto it = config.remote_pods.find(ip);
   return it == config.remote_pods.end() ? nullptr : &it->second;
+}
+
+std::shared_ptr<const CompiledL7Service> Runtime::L7ServiceAt(const Destination& to) const {
+  auto it = l7_services.find(to.ToAuthority());
+  return it == l7_services.end() ? nullptr : it->second;
 }
 
 uint32_t Runtime::IdentityId(const std::string& identity) const {

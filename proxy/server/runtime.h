@@ -14,6 +14,7 @@
 #include "agent/certs/spiffe_id.h"
 #include "proxy/control/proxy_config.h"
 #include "proxy/http/l7_policy.h"
+#include "proxy/server/l7_service_router.h"
 #include "proxy/tls/tls_channel.h"
 
 namespace shunt::proxy {
@@ -25,6 +26,8 @@ struct Runtime {
   std::map<std::string, std::shared_ptr<TlsContext>> clients;  // identity -> outbound tunnels
   // The L7 layer's per-request policy for this node's pods (docs/l7.md).
   std::shared_ptr<const http::L7Policy> l7;
+  // Services balanced per request, by "address:port" (their clusterIP).
+  std::map<std::string, std::shared_ptr<const CompiledL7Service>> l7_services;
 
   // InvalidArgument naming the credential that is unusable, or the L7
   // object that does not compile.
@@ -33,6 +36,8 @@ struct Runtime {
   const std::string* NodeOfRemotePod(const std::string& ip) const;
   // The agent's number for an identity ("ns/sa"), 0 when it has none.
   uint32_t IdentityId(const std::string& identity) const;
+  // The service balanced per request at `to`, or null.
+  std::shared_ptr<const CompiledL7Service> L7ServiceAt(const Destination& to) const;
 };
 
 // The current Runtime, read by every worker, replaced by the control thread.

@@ -20,6 +20,7 @@
 #include "proxy/http/h1_proxy.h"
 #include "proxy/loop/event_loop.h"
 #include "proxy/server/inbound_policy.h"
+#include "proxy/server/l7_service_router.h"
 #include "proxy/server/proxy_stats.h"
 #include "proxy/server/request_metrics.h"
 #include "proxy/server/runtime.h"
@@ -90,7 +91,21 @@ class Worker {
   void KeepL7(const void* key, std::shared_ptr<void> held);
   void L7Done(const void* key);
   // Each request an L7 connection finished: counted; denials reported.
-  void L7Request(const L7Flow& flow, const http::H1Proxy::Record& r);
+  // `destination` is the identity it went to ("ns/sa"; a service's
+  // request: the endpoint's, or its leaf service's on another node).
+  void L7Request(const L7Flow& flow, const std::string& destination,
+                 const http::H1Proxy::Record& r);
+  // This thread's balancing state of the services balanced per request,
+  // brought up to date with the Runtime's services first.
+  L7Balancers& l7_balancers(const Runtime& rt) {
+    if (rt.config.generation != l7_balancers_.generation()) l7_balancers_.Sweep(rt);
+    return l7_balancers_;
+  }
+  // An upstream connection of the L7 layer to a pod of another node: one
+  // end of a socketpair whose other end is carried by a tunnel stream
+  // presenting the client pod's identity (outbound.cc); invalid when no
+  // tunnel can carry it (no certificate, node unknown).
+  lib::UniqueFd OpenTunnelStream(const L7Flow& flow, const Destination& to);
 
  private:
   explicit Worker(ProxyShared* shared) : shared_(shared) {}
@@ -132,6 +147,7 @@ class Worker {
   std::set<std::shared_ptr<TunnelConn>> servers_;
   std::set<std::shared_ptr<PlainRelay>> relays_;
   std::map<const void*, std::shared_ptr<void>> l7_;
+  L7Balancers l7_balancers_;
   // Nodes whose inbound port refused a tunnel: until when they count as meshless.
   std::map<std::string, std::chrono::steady_clock::time_point> meshless_;
   bool draining_ = false;

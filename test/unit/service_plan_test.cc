@@ -272,16 +272,82 @@ TEST(ServicePlanTest, SplitProblemsAreNamed) {
   std::vector<std::string> reasons;
   for (const auto& pr : p.problems) reasons.push_back(pr.ToString());
   EXPECT_THAT(reasons, ElementsAre("TrafficSplit shop/orphan: root service 'nope' does not exist",
-                                   "TrafficSplit shop/ab: its matches (HTTPRouteGroups) need "
-                                   "per-request splitting in the L7 layer, "
-                                   "which is not built yet; the split is not applied at L4",
+                                   "TrafficSplit shop/ab: matches: HTTPRouteGroup 'beta' does not "
+                                   "exist in namespace shop; no request matches it",
                                    "TrafficSplit shop/canary: backend service 'web-v1' has no port "
                                    "80 like the root; its weight "
                                    "goes to the others",
                                    "TrafficSplit shop/canary: backend service 'web-v9' does not "
                                    "exist; its weight goes to the "
+                                   "others",
+                                   "TrafficSplit shop/ab: backend service 'web-v9' does not "
+                                   "exist; its weight goes to the "
                                    "others"));
   EXPECT_THAT(p.entries[0].slots, IsEmpty()) << "no backend left: refused, not sent elsewhere";
+}
+
+// Services the L7 layer balances per request (SHUNT_SVC_F_L7): those with
+// shunt.dev/ annotations (TCP ports only), and roots of a TrafficSplit with
+// matches, whose L4 table keeps the root's own endpoints (non-meshed
+// clients, SMI: requests that do not match go to the root service).
+TEST(ServicePlanL7Test, AnAnnotatedServiceIsBalancedPerRequestOnItsTcpPortsOnly) {
+  model::Objects o;
+  model::Service web = Svc("web", "10.96.0.10");
+  web.ports.push_back(
+      {.name = "dns", .port = 53, .protocol = model::Protocol::kUdp, .target_port = 53});
+  web.annotations = {{"shunt.dev/timeout", "2s"}, {"shunt.dev/retries", "3"}};
+  o.services = {web, Svc("plain", "10.96.0.11")};
+  o.endpoint_slices = {Slice("web", {{"10.1.1.1", true}, {"10.1.1.2", true}}),
+                       Slice("plain", {{"10.1.2.1", true}})};
+  Plan p = MakePlan(o);
+  ASSERT_EQ(p.entries.size(), 3u);
+  EXPECT_THAT(p.problems, IsEmpty());
+  const ServiceEntry& udp = p.entries[0];  // sorted by address, then port
+  const ServiceEntry& tcp = p.entries[1];
+  ASSERT_EQ(udp.port, 53);
+  ASSERT_EQ(tcp.port, 80);
+  EXPECT_FALSE(udp.l7);
+  EXPECT_TRUE(tcp.l7);
+  EXPECT_EQ(tcp.l7_settings.timeout_ms, 2000);
+  EXPECT_EQ(tcp.l7_settings.retries, 3);
+  EXPECT_EQ(tcp.backends.size(), 2u);
+  EXPECT_THAT(tcp.weights, ElementsAre(1, 1));
+  EXPECT_THAT(tcp.l7_split_backends, IsEmpty());
+  EXPECT_FALSE(p.entries[2].l7) << "no annotation: the kernel alone";
+}
+
+TEST(ServicePlanL7Test, ASplitWithMatchesIsPerRequestAndTheKernelKeepsTheRootsOwnEndpoints) {
+  model::Objects o;
+  o.services = {Svc("web", "10.96.0.10"), Svc("web-v1", "10.96.0.11"), Svc("web-v2", "10.96.0.12")};
+  o.endpoint_slices = {Slice("web", {{"10.1.1.1", true}, {"10.1.2.1", true}}),
+                       Slice("web-v1", {{"10.1.1.1", true}}),
+                       Slice("web-v2", {{"10.1.2.1", true}})};
+  model::HttpRouteGroup beta;
+  beta.namespace_ = "shop";
+  beta.name = "beta-users";
+  o.http_route_groups = {beta};
+  model::TrafficSplit t;
+  t.namespace_ = "shop";
+  t.name = "ab";
+  t.service = "web";
+  t.backends = {{"web-v1", 90}, {"web-v2", 10}};
+  t.matches = {{"HTTPRouteGroup", "beta-users"}};
+  o.traffic_splits = {t};
+  Plan p = MakePlan(o);
+  EXPECT_THAT(p.problems, IsEmpty());
+  const ServiceEntry& root = p.entries[0];
+  ASSERT_EQ(root.service, "shop/web");
+  EXPECT_TRUE(root.l7);
+  EXPECT_EQ(root.split, "shop/ab");
+  EXPECT_EQ(root.lb, SHUNT_LB_P2C_EWMA) << "at L4 the root is a plain service";
+  ASSERT_EQ(root.backends.size(), 2u);
+  EXPECT_EQ(root.backends[0].service, "shop/web");
+  EXPECT_THAT(root.l7_split_groups, ElementsAre("beta-users"));
+  ASSERT_EQ(root.l7_split_backends.size(), 2u);
+  EXPECT_EQ(root.l7_split_backends[0].service, "shop/web-v1");
+  EXPECT_EQ(root.l7_split_backends[1].service, "shop/web-v2");
+  EXPECT_THAT(root.l7_split_weights, ElementsAre(90000000u, 10000000u));
+  EXPECT_FALSE(p.entries[1].l7);
 }
 
 // The balancer a Service asks for (kBalancerAnnotation). Without a

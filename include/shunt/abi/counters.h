@@ -58,7 +58,8 @@
 	X(MTLS_HANDOFF_FAILED, "connections_not_handed_to_proxy_no_storage") /* refused if strict */ \
 	X(MTLS_PLAINTEXT_DROPPED, "plaintext_connections_from_other_nodes_dropped") /* strict */ \
 	X(MTLS_PLAINTEXT_ACCEPTED, "plaintext_connections_from_other_nodes_accepted") /* permissive */ \
-	X(L7_HANDED_OFF, "connections_handed_to_l7_proxy") /* HTTP-routes-only grant */
+	X(L7_HANDED_OFF, "connections_handed_to_l7_proxy") /* HTTP-routes-only grant */ \
+	X(L7_SERVICE_HANDED_OFF, "service_connections_handed_to_l7_proxy") /* balanced per request */
 
 #define SHUNT_COUNTER_ENUM(name, str) SHUNT_CTR_##name,
 enum shunt_counter { SHUNT_COUNTER_LIST(SHUNT_COUNTER_ENUM) SHUNT_CTR_MAX };

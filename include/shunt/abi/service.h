@@ -21,6 +21,12 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_svc_key, 8);
 #define SHUNT_LB_RANDOM 0   /* a uniformly random slot (slots carry the weights) */
 #define SHUNT_LB_P2C_EWMA 1 /* two distinct random slots, the lower score (shunt_lb_scores_v1) */
 
+/* The service's HTTP is balanced per request by the node proxy's L7 layer
+ * (a TrafficSplit with matches, or shunt.dev/ annotations: docs/l7.md):
+ * meshed pods' TCP connections go to the proxy while its L7 layer is on;
+ * everyone else is balanced here over the slots, as without the flag. */
+#define SHUNT_SVC_F_L7 0x1
+
 struct shunt_backend {
 	__be32 ip;
 	__be16 port;
@@ -37,7 +43,8 @@ struct shunt_svc_value {
 	__u32 slots;  /* 0 = no ready backend: connect() is refused (ECONNREFUSED) */
 	__u32 svc_id; /* stable per service and port, for counters and shuntctl */
 	__u8 lb;      /* SHUNT_LB_* */
-	__u8 pad[3];
+	__u8 flags;   /* SHUNT_SVC_F_* */
+	__u8 pad[2];
 	struct shunt_backend inline_slots[SHUNT_SVC_INLINE]; /* when table == 0 */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_svc_value, 48);

@@ -1,0 +1,205 @@
+#include "proxy/server/l7_service_router.h"
+
+#include <arpa/inet.h>
+
+#include <chrono>
+
+#include "absl/random/distributions.h"
+#include "absl/strings/str_cat.h"
+#include "proxy/server/l7_entry.h"
+#include "proxy/server/runtime.h"
+
+namespace shunt::proxy {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ServiceKey(const L7Service& svc) { return absl::StrCat(svc.service, "|", svc.port); }
+
+http::RequestBalancer::Options BalancerOptions(const model::L7Settings& s) {
+  http::RequestBalancer::Options o;
+  o.health.consecutive_failures = s.outlier_consecutive_failures;
+  o.health.ejection_ns = s.outlier_ejection_ms * 1'000'000;
+  if (o.health.max_ejection_ns < o.health.ejection_ns) o.health.max_ejection_ns = o.health.ejection_ns;
+  return o;
+}
+
+std::vector<http::RequestBalancer::Endpoint> BalancerEndpoints(
+    const std::vector<L7Endpoint>& eps) {
+  std::vector<http::RequestBalancer::Endpoint> out;
+  for (const L7Endpoint& e : eps) {
+    services::BackendAddr a;
+    inet_pton(AF_INET, e.address.c_str(), &a.ip_be);  // services are IPv4
+    a.port = e.port;
+    out.push_back({.addr = a, .name = absl::StrCat(e.address, ":", e.port)});
+  }
+  return out;
+}
+
+}  // namespace
+
+L7Balancers::Leaf::Leaf(std::vector<L7Endpoint> eps, const model::L7Settings& s)
+    : endpoints(std::move(eps)), balancer(BalancerEndpoints(endpoints), BalancerOptions(s)) {
+  for (const L7Endpoint& e : endpoints) {
+    Destination d;
+    if (inet_pton(AF_INET, e.address.c_str(), d.addr.data()) != 1) {
+      d.family = AF_INET6;
+      inet_pton(AF_INET6, e.address.c_str(), d.addr.data());
+    }
+    d.port = e.port;
+    addrs.push_back(d);
+  }
+}
+
+std::shared_ptr<L7Balancers::Leaf> L7Balancers::LeafFor(const L7Service& svc,
+                                                        const L7Backend& backend) {
+  LeafEntry& e = leaves_[absl::StrCat(ServiceKey(svc), "|", backend.service)];
+  if (!e.leaf || !(e.settings == svc.settings) || e.leaf->endpoints != backend.endpoints) {
+    e.settings = svc.settings;
+    e.leaf = std::make_shared<Leaf>(backend.endpoints, svc.settings);
+  }
+  return e.leaf;
+}
+
+http::RetryBudget& L7Balancers::BudgetFor(const L7Service& svc) {
+  Budget& b = budgets_[ServiceKey(svc)];
+  if (!b.budget || b.ratio != svc.settings.retry_budget) {
+    b.ratio = svc.settings.retry_budget;
+    http::RetryBudget::Options o;
+    o.ratio = b.ratio;
+    b.budget = std::make_unique<http::RetryBudget>(o);
+  }
+  return *b.budget;
+}
+
+void L7Balancers::Sweep(const Runtime& rt) {
+  generation_ = rt.config.generation;
+  std::set<std::string> live;
+  for (const L7Service& s : rt.config.l7_services) live.insert(ServiceKey(s));
+  auto service_of = [](const std::string& key) {
+    const size_t second = key.find('|', key.find('|') + 1);
+    return key.substr(0, second);
+  };
+  for (auto it = leaves_.begin(); it != leaves_.end();)
+    it = live.count(service_of(it->first)) ? std::next(it) : leaves_.erase(it);
+  for (auto it = budgets_.begin(); it != budgets_.end();)
+    it = live.count(it->first) ? std::next(it) : budgets_.erase(it);
+}
+
+L7ServiceRouter::L7ServiceRouter(Env env, std::shared_ptr<const CompiledL7Service> svc)
+    : env_(std::move(env)), svc_(std::move(svc)) {}
+
+http::H1Proxy::Verdict L7ServiceRouter::Route(const Runtime& rt, const http::RequestView& view) {
+  const L7Service& cfg = svc_->config;
+  if (cfg.settings.retries > 0) {
+    // Kept for judging a retry's endpoint (the head is gone by then).
+    method_.assign(view.method.data(), view.method.size());
+    path_.assign(view.path.data(), view.path.size());
+    headers_.clear();
+    for (const auto& [n, v] : view.headers) headers_.emplace_back(std::string(n), std::string(v));
+  }
+  set_ = &cfg.backends;
+  if (svc_->split_matcher && !cfg.split_backends.empty()) {
+    svc_->split_matcher->Match(view, &matched_);
+    if (!matched_.empty()) set_ = &cfg.split_backends;
+  }
+  http::H1Proxy::Verdict v;
+  v.timeout_ms = static_cast<int>(cfg.settings.timeout_ms);
+  v.retries = cfg.settings.retries;
+  v.retry_on_5xx = cfg.settings.retry_on_5xx;
+  v.retry_on_connect_failure = cfg.settings.retry_on_connect_failure;
+  v.retry_on_reset = cfg.settings.retry_on_reset;
+  if (!Pick(rt, view, -1, nullptr, &v)) return v;
+  env_.balancers->BudgetFor(cfg).Deposit(NowNs());
+  return v;
+}
+
+bool L7ServiceRouter::Pick(const Runtime& rt, const http::RequestView& view, int avoid,
+                           const L7Balancers::Leaf* avoid_leaf, http::H1Proxy::Verdict* v) {
+  const L7Service& cfg = svc_->config;
+  uint64_t total = 0;
+  for (const L7Backend& b : *set_)
+    if (!b.endpoints.empty()) total += b.weight;
+  if (total == 0) {
+    v->allow = false;
+    v->status = 503;
+    v->reason = absl::StrCat("no-endpoints: ", cfg.service);
+    destination_text_ = cfg.service;
+    return false;
+  }
+  // A leaf by its weight, then one of its endpoints by latency.
+  uint64_t draw = absl::Uniform<uint64_t>(env_.balancers->bits(), 0, total);
+  const L7Backend* backend = nullptr;
+  for (const L7Backend& b : *set_) {
+    if (b.endpoints.empty()) continue;
+    backend = &b;
+    if (draw < b.weight) break;
+    draw -= b.weight;
+  }
+  leaf_ = env_.balancers->LeafFor(cfg, *backend);
+  const int64_t now = NowNs();
+  auto choice = leaf_->balancer.Pick(now, env_.balancers->bits());
+  if (choice && leaf_.get() == avoid_leaf && choice->picked == avoid &&
+      leaf_->endpoints.size() > 1) {
+    // A retry goes elsewhere when there is somewhere else.
+    leaf_->balancer.Cancelled(choice->picked);
+    auto again = leaf_->balancer.Pick(now, env_.balancers->bits());
+    if (again) choice = again;
+  }
+  picked_ = choice->picked;
+  const Destination& to = leaf_->addrs[static_cast<size_t>(picked_)];
+  const std::string address = to.AddressText();
+  // Policy against the endpoint, as the kernel judges a connection to a
+  // pod: a local pod's TrafficTargets are this proxy's to judge; another
+  // node's pod is judged by its node's proxy, on the identity the tunnel's
+  // certificate proves; an address that is no pod is not policed.
+  if (const std::string* id = rt.IdentityOfLocalPod(address)) {
+    destination_text_ = *id;
+    http::L7Policy::Decision d =
+        rt.l7->Judge(env_.source, SubjectOf(*id), to.port, view, &matched_);
+    v->route = d.route;
+    if (!d.allow) {
+      v->reason = d.reason;
+      if (env_.enforce) {
+        leaf_->balancer.Cancelled(picked_);
+        v->allow = false;
+        v->status = 403;
+        return false;
+      }
+    }
+  } else {
+    destination_text_ = backend->service;
+  }
+  v->upstream = to;
+  v->endpoint = picked_;
+  return true;
+}
+
+void L7ServiceRouter::Finished(const http::H1Proxy::Attempt& a) {
+  if (!leaf_ || a.endpoint < 0) return;
+  if (a.status < 0) return leaf_->balancer.Cancelled(a.endpoint);
+  leaf_->balancer.Finished(a.endpoint, NowNs(), a.latency_ns, a.failure);
+}
+
+bool L7ServiceRouter::Retry(const Runtime& rt, Destination* next, int* endpoint) {
+  if (!set_ || !leaf_) return false;
+  if (!env_.balancers->BudgetFor(svc_->config).TryWithdraw(NowNs())) {
+    if (env_.stats) env_.stats->Add(Stat::kL7RetriesOverBudget);
+    return false;
+  }
+  http::RequestView view{.method = method_, .path = path_, .headers = {}};
+  for (const auto& [n, v] : headers_) view.headers.emplace_back(n, v);
+  http::H1Proxy::Verdict v;
+  const std::shared_ptr<L7Balancers::Leaf> failed = leaf_;
+  if (!Pick(rt, view, picked_, failed.get(), &v)) return false;
+  *next = *v.upstream;
+  *endpoint = v.endpoint;
+  if (env_.stats) env_.stats->Add(Stat::kL7Retries);
+  return true;
+}
+
+}  // namespace shunt::proxy

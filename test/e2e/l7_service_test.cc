@@ -1,0 +1,261 @@
+// Services balanced per request by the L7 layer (docs/l7.md "Services
+// balanced per request"): a Service with shunt.dev/ annotations, or the root
+// of a TrafficSplit with matches, is flagged for the kernel, which sends a
+// meshed pod's connection to its clusterIP to the node proxy's L7 port; each
+// request then picks its endpoint (on this node, or on the other through
+// the mTLS tunnel). Real clients (curl) against a real HTTP server
+// (testdata/l7_backend.py) that fails or stalls on purpose.
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "shunt/abi/counters.h"
+#include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/files.h"
+#include "test/e2e/harness/mtls_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kFlakyVip[] = "10.96.0.20";   // retries: 2; local:8080 fails every other
+constexpr char kSteadyVip[] = "10.96.0.21";  // timeout: 300ms; local:8081
+constexpr char kWebVip[] = "10.96.0.22";     // split by header: v1 local:8081, v2 server:8080
+
+std::string Service(const std::string& name, const std::string& vip,
+                    const std::string& annotations) {
+  return absl::StrCat("---\napiVersion: v1\nkind: Service\nmetadata: {name: ", name,
+                      ", namespace: demo, annotations: {", annotations,
+                      "}}\nspec:\n  clusterIP: ", vip,
+                      "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n");
+}
+
+std::string Slice(const std::string& service, const TestPod& pod, int port) {
+  return absl::StrCat(
+      "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ", service,
+      "-1\n  namespace: demo\n  labels: {kubernetes.io/service-name: ", service,
+      "}\naddressType: IPv4\nports: [{name: http, port: ", port,
+      ", protocol: TCP}]\nendpoints:\n- addresses: [\"", pod.ip,
+      "\"]\n  conditions: {ready: true}\n  targetRef: {kind: Pod, name: ", pod.name,
+      ", namespace: demo}\n");
+}
+
+class L7ServiceTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
+    n1_flags_ = {"--mode=enforce", "--metrics-addr=127.0.0.1:0"};
+    n2_flags_ = {"--mode=enforce"};
+    // Pods exist once the fixture made them: the objects that name their
+    // addresses are written after, and the agents read them at start.
+    MtlsMeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    const std::string grants = R"(---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: web-ports, namespace: demo}
+spec: {matches: {ports: [8080, 8081]}}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-to-local, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: local, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: TCPRoute, name: web-ports}]
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-to-server, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: server, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: TCPRoute, name: web-ports}]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: beta-users, namespace: demo}
+spec:
+  matches:
+  - name: beta
+    headers: {x-user: beta}
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: web-ab, namespace: demo}
+spec:
+  service: web
+  matches: [{kind: HTTPRouteGroup, name: beta-users}]
+  backends:
+  - {service: web-v1, weight: 90}
+  - {service: web-v2, weight: 10}
+)";
+    const std::string services =
+        Service("flaky", kFlakyVip, "shunt.dev/retries: \"2\"") + Slice("flaky", *local_, 8080) +
+        Service("steady", kSteadyVip, "shunt.dev/timeout: 300ms") +
+        Slice("steady", *local_, 8081) + Service("web", "10.96.0.22", "") +
+        Slice("web", *local_, 8081) + Service("web-v1", "10.96.0.23", "") +
+        Slice("web-v1", *local_, 8081) + Service("web-v2", "10.96.0.24", "") +
+        Slice("web-v2", *server_, 8080);
+    for (TestNode* n : {n1_.get(), n2_.get()})
+      ASSERT_OK(n->ApplyConfigFile("services.yaml", grants + services));
+    flaky_log_ = n1_->work_dir() + "/flaky.log";
+    steady_log_ = n1_->work_dir() + "/steady.log";
+    remote_log_ = n2_->work_dir() + "/remote.log";
+    ASSERT_OK(StartBackend(*n1_, *local_, "flaky", 8080, {"--fail-every", "2"}, flaky_log_));
+    ASSERT_OK(StartBackend(*n1_, *local_, "steady", 8081, {}, steady_log_));
+    ASSERT_OK(StartBackend(*n2_, *server_, "remote", 8080, {}, remote_log_));
+    // The proxy has the services once the kernel flags them and the proxy
+    // says it balances them.
+    ASSERT_OK(Eventually("node 1's proxy balances the services", [&]() -> absl::Status {
+      SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, n1_->AgentStatus());
+      const auto& s = st["mtls"]["l7_services"];
+      if (s.is_number() && s.get<int>() == 3) return absl::OkStatus();  // flaky, steady, web
+      return absl::UnavailableError(st["mtls"].dump());
+    }));
+  }
+
+  static absl::Status StartBackend(TestNode& node, const TestPod& pod, const std::string& name,
+                                   int port, std::vector<std::string> extra,
+                                   const std::string& log) {
+    std::vector<std::string> argv = {"python3", SHUNT_E2E_TESTDATA "/l7_backend.py", "--name",
+                                     name, "--port", std::to_string(port)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    SHUNT_RETURN_IF_ERROR(node.Spawn(pod, argv, log).status());
+    return Eventually(absl::StrCat(name, " listens"), [&]() -> absl::Status {
+      if (Slurp(log).find("listening") == std::string::npos)
+        return absl::UnavailableError("not yet");
+      return absl::OkStatus();
+    });
+  }
+
+  // curl in the client pod: each (method, url, extra header) on one
+  // connection; the answers' status lines and bodies.
+  struct Req {
+    std::string method, url, header;
+  };
+  absl::StatusOr<std::vector<std::string>> Curl(const std::vector<Req>& reqs) {
+    std::vector<std::string> argv = {"curl"};
+    for (const Req& r : reqs) {
+      if (argv.size() > 1) argv.push_back("--next");
+      for (const std::string& a : {std::string("-sSi"), std::string("-X"), r.method,
+                                   std::string("-w"), std::string("[%{http_code}]\n"), r.url})
+        argv.push_back(a);
+      if (!r.header.empty()) {
+        argv.push_back("-H");
+        argv.push_back(r.header);
+      }
+    }
+    const std::string log = absl::StrCat(n1_->work_dir(), "/curl-", runs_++, ".log");
+    SHUNT_ASSIGN_OR_RETURN(pid_t pid, n1_->Spawn(*client_, argv, log));
+    absl::StatusOr<int> st = WaitExit(pid, 60000);
+    if (!st.ok()) KillAndReap(pid);
+    const std::string out = Slurp(log);
+    if (!st.ok() || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+      return absl::InternalError(absl::StrCat("curl failed: ", out.substr(0, 2000)));
+    std::vector<std::string> answers = absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
+    if (answers.size() != reqs.size())
+      return absl::InternalError(absl::StrCat(answers.size(), " answers to ", reqs.size(),
+                                              " requests: ", out.substr(0, 2000)));
+    return answers;
+  }
+  static int CountLines(const std::string& log, const std::string& what) {
+    int n = 0;
+    for (absl::string_view line : absl::StrSplit(log, '\n'))
+      if (absl::StrContains(line, what)) ++n;
+    return n;
+  }
+
+  std::string flaky_log_, steady_log_, remote_log_;
+  int runs_ = 0;
+};
+
+TEST_F(L7ServiceTest, RetriesRecoverIdempotentRequestsAndNeverResendAPost) {
+  // The backend fails every other request (the first included): each GET
+  // fails once and succeeds on its retry; the client sees only 200s.
+  std::vector<Req> gets;
+  for (int i = 0; i < 10; ++i)
+    gets.push_back({"GET", absl::StrCat("http://", kFlakyVip, "/get-", i), ""});
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> answers, Curl(gets));
+  for (size_t i = 0; i < answers.size(); ++i)
+    EXPECT_THAT(answers[i], HasSubstr("[200]")) << i << ": " << answers[i];
+  // It got twenty: ten failed, ten answered, each GET twice.
+  ASSERT_OK(Eventually("the backend logged 20 GETs", [&]() -> absl::Status {
+    const int n = CountLines(Slurp(flaky_log_), "flaky GET /get-");
+    if (n == 20) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(n, " GETs"));
+  }));
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(CountLines(Slurp(flaky_log_), absl::StrCat("flaky GET /get-", i, " ")), 2) << i;
+  // From the client pod's own address, not the proxy's.
+  EXPECT_THAT(Slurp(flaky_log_), HasSubstr(absl::StrCat(" ", client_->ip, " ")));
+
+  // POST is not idempotent: its failure reaches the client, once each.
+  std::vector<Req> posts;
+  for (int i = 0; i < 4; ++i)
+    posts.push_back({"POST", absl::StrCat("http://", kFlakyVip, "/post-", i), ""});
+  ASSERT_OK_AND_ASSIGN(answers, Curl(posts));
+  EXPECT_THAT(answers[0], HasSubstr("[503]"));
+  EXPECT_THAT(answers[1], HasSubstr("[200]"));
+  EXPECT_THAT(answers[2], HasSubstr("[503]"));
+  EXPECT_THAT(answers[3], HasSubstr("[200]"));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(CountLines(Slurp(flaky_log_), absl::StrCat("flaky POST /post-", i, " ")), 1) << i;
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 14));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 10u);
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries_over_budget"), 0u);
+  EXPECT_GE(ProxyCounter(*n1_, "l7_service_connections"), 2u);
+  auto c = n1_->Counters();
+  ASSERT_OK(c.status());
+  EXPECT_GE((*c)[SHUNT_CTR_L7_SERVICE_HANDED_OFF], 2u);
+}
+
+TEST_F(L7ServiceTest, ARouteTimeoutAnswers504AndTheConnectionGoesOn) {
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> answers,
+                       Curl({{"GET", absl::StrCat("http://", kSteadyVip, "/slow"), ""},
+                             {"GET", absl::StrCat("http://", kSteadyVip, "/fast"), ""}}));
+  EXPECT_THAT(answers[0], HasSubstr("[504]"));
+  EXPECT_THAT(answers[0], HasSubstr("x-shunt-error: upstream-timeout"));
+  EXPECT_THAT(answers[1], HasSubstr("backend=steady status=200 path=/fast"));
+  EXPECT_THAT(answers[1], HasSubstr("[200]"));
+}
+
+TEST_F(L7ServiceTest, ASplitByHeaderSendsOnlyMatchingRequestsToItsBackends) {
+  // With the header: 90/10 between web-v1 (this node) and web-v2 (the
+  // other node, through the tunnel). 300 requests: web-v2's share is 30
+  // +- 5.2 (one standard deviation); 12..55 is over 3.4 of them.
+  std::vector<Req> beta, plain;
+  for (int i = 0; i < 300; ++i)
+    beta.push_back({"GET", absl::StrCat("http://", kWebVip, "/b", i), "x-user: beta"});
+  for (int i = 0; i < 30; ++i)
+    plain.push_back({"GET", absl::StrCat("http://", kWebVip, "/p", i), ""});
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> answers, Curl(beta));
+  std::map<std::string, int> by_backend;
+  for (const std::string& a : answers) {
+    EXPECT_THAT(a, HasSubstr("[200]")) << a;
+    ++by_backend[a.find("x-backend: remote") != std::string::npos   ? "remote"
+                 : a.find("x-backend: steady") != std::string::npos ? "steady"
+                                                                   : "other"];
+  }
+  std::printf("split by header: %d of 300 to web-v2 (other node), %d to web-v1\n",
+              by_backend["remote"], by_backend["steady"]);
+  EXPECT_EQ(by_backend["other"], 0);
+  EXPECT_GE(by_backend["remote"], 12);
+  EXPECT_LE(by_backend["remote"], 55);
+  // Without it: the root service's own endpoints, all on this node.
+  ASSERT_OK_AND_ASSIGN(answers, Curl(plain));
+  for (const std::string& a : answers) EXPECT_THAT(a, HasSubstr("x-backend: steady")) << a;
+  // The other node's pod saw the client pod's address (the tunnel's
+  // receiving proxy connects from it).
+  EXPECT_THAT(Slurp(remote_log_), HasSubstr(absl::StrCat(" ", client_->ip, " ")));
+  EXPECT_THAT(Slurp(remote_log_), Not(HasSubstr("/p")));
+}
+
+}  // namespace
+}  // namespace shunt::e2e
