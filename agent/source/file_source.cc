@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -144,9 +145,17 @@ void FileSource::ReadFile(const std::string& path, const std::string& origin,
     return;
   }
   // At most one byte over the limit is read: enough to know it is over.
-  std::string text(max_file_bytes_ + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
+  // In pieces, as big as the file is: a buffer of the limit's size, zeroed
+  // for every file read, cost each reconcile 32 MiB of page faults.
+  std::string text;
+  char piece[64 * 1024];
+  while (text.size() <= max_file_bytes_) {
+    const size_t want = std::min(sizeof(piece), max_file_bytes_ + 1 - text.size());
+    in.read(piece, static_cast<std::streamsize>(want));
+    const auto got = static_cast<size_t>(in.gcount());
+    if (got == 0) break;
+    text.append(piece, got);
+  }
   if (text.size() > max_file_bytes_) {
     std::string reason = absl::StrCat("is larger than ", max_file_bytes_,
                                       " bytes, the most a manifest file may hold: not read");
