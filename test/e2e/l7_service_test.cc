@@ -98,11 +98,10 @@ spec:
 )";
     const std::string services =
         Service("flaky", kFlakyVip, "shunt.dev/retries: \"2\"") + Slice("flaky", *local_, 8080) +
-        Service("steady", kSteadyVip, "shunt.dev/timeout: 300ms") +
-        Slice("steady", *local_, 8081) + Service("web", "10.96.0.22", "") +
-        Slice("web", *local_, 8081) + Service("web-v1", "10.96.0.23", "") +
-        Slice("web-v1", *local_, 8081) + Service("web-v2", "10.96.0.24", "") +
-        Slice("web-v2", *server_, 8080);
+        Service("steady", kSteadyVip, "shunt.dev/timeout: 300ms") + Slice("steady", *local_, 8081) +
+        Service("web", "10.96.0.22", "") + Slice("web", *local_, 8081) +
+        Service("web-v1", "10.96.0.23", "") + Slice("web-v1", *local_, 8081) +
+        Service("web-v2", "10.96.0.24", "") + Slice("web-v2", *server_, 8080);
     for (TestNode* n : {n1_.get(), n2_.get()})
       ASSERT_OK(n->ApplyConfigFile("services.yaml", grants + services));
     flaky_log_ = n1_->work_dir() + "/flaky.log";
@@ -124,8 +123,9 @@ spec:
   static absl::Status StartBackend(TestNode& node, const TestPod& pod, const std::string& name,
                                    int port, std::vector<std::string> extra,
                                    const std::string& log) {
-    std::vector<std::string> argv = {"python3", SHUNT_E2E_TESTDATA "/l7_backend.py", "--name",
-                                     name, "--port", std::to_string(port)};
+    std::vector<std::string> argv = {"python3", SHUNT_E2E_TESTDATA "/l7_backend.py",
+                                     "--name",  name,
+                                     "--port",  std::to_string(port)};
     argv.insert(argv.end(), extra.begin(), extra.end());
     SHUNT_RETURN_IF_ERROR(node.Spawn(pod, argv, log).status());
     return Eventually(absl::StrCat(name, " listens"), [&]() -> absl::Status {
@@ -241,7 +241,7 @@ TEST_F(L7ServiceTest, ASplitByHeaderSendsOnlyMatchingRequestsToItsBackends) {
     EXPECT_THAT(a, HasSubstr("[200]")) << a;
     ++by_backend[a.find("x-backend: remote") != std::string::npos   ? "remote"
                  : a.find("x-backend: steady") != std::string::npos ? "steady"
-                                                                   : "other"];
+                                                                    : "other"];
   }
   std::printf("split by header: %d of 300 to web-v2 (other node), %d to web-v1\n",
               by_backend["remote"], by_backend["steady"]);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/lib/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "test/e2e/harness/eventually.h"
 #include "test/e2e/harness/mesh_fixture.h"
@@ -97,12 +98,8 @@ class LatencyLbTest : public MeshTest {
     int answered = 0;
     const auto end = Clock::now() + d;
     while (Clock::now() < end) {
-      std::vector<lib::UniqueFd> socks;
-      for (int i = 0; i < 50; ++i) {
-        auto s = node_->PodSocket(*client_, SOCK_STREAM);
-        if (!s.ok()) return s.status();
-        socks.push_back(std::move(*s));
-      }
+      SHUNT_ASSIGN_OR_RETURN(std::vector<lib::UniqueFd> socks,
+                             node_->PodSockets(*client_, SOCK_STREAM, 50));
       for (auto& s : socks) {
         if (Clock::now() >= end) break;
         sockaddr_in a{};

@@ -329,8 +329,10 @@ TEST_F(TelemetryTest, SimultaneousClosesOfBothEndsEndEachFlowExactlyOnce) {
   const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   for (int b = 0; b < kBatches; ++b) {
     std::vector<lib::UniqueFd> ends[2];  // [0] client ends, [1] server ends
+    ASSERT_OK_AND_ASSIGN(std::vector<lib::UniqueFd> clients,
+                         node_->PodSockets(*client_, SOCK_STREAM, kBatch));
     for (int i = 0; i < kBatch; ++i) {
-      ASSERT_OK_AND_ASSIGN(auto c, node_->PodSocket(*client_, SOCK_STREAM));
+      lib::UniqueFd c = std::move(clients[static_cast<size_t>(i)]);
       ASSERT_OK(ConnectTo(c.get(), server_->ip, kPort));
       ASSERT_OK_AND_ASSIGN(auto s, AcceptOne(listener.get()));
       const linger lg{1, 0};

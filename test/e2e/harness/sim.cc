@@ -575,6 +575,11 @@ absl::StatusOr<lib::UniqueFd> TestNode::PodSocket(const TestPod& pod, int type, 
   return SocketIn("/run/netns/" + pod.netns, pod.cgroup, type, domain, protocol);
 }
 
+absl::StatusOr<std::vector<lib::UniqueFd>> TestNode::PodSockets(const TestPod& pod, int type,
+                                                                int count, int domain) const {
+  return SocketsAs(pod.cgroup, "/run/netns/" + pod.netns, domain, type, 0, count);
+}
+
 absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type, int domain, int protocol) const {
   return SocketIn("/run/netns/" + node_netns_, cgroup_root_, type, domain, protocol);
 }

@@ -129,6 +129,9 @@ class TestNode {
   // A socket created inside the pod (its netns and cgroup), owned by the caller.
   absl::StatusOr<lib::UniqueFd> PodSocket(const TestPod& pod, int type, int domain = AF_INET,
                                           int protocol = 0) const;
+  // `count` of them, made by one child (each PodSocket forks the test).
+  absl::StatusOr<std::vector<lib::UniqueFd>> PodSockets(const TestPod& pod, int type, int count,
+                                                        int domain = AF_INET) const;
   // A socket of a "host process": the node namespace, the node's cgroup root.
   absl::StatusOr<lib::UniqueFd> NodeSocket(int type, int domain = AF_INET, int protocol = 0) const;
   // Starts argv inside the pod; stdout+stderr go to `log_file`.

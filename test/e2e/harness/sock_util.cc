@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/lib/errno_status.h"
+#include "agent/lib/status_macros.h"
 
 namespace shunt::e2e {
 namespace {
@@ -135,65 +136,109 @@ absl::Status WarmUp(int client, int server) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
-                                       int domain, int type, int protocol) {
+absl::StatusOr<std::vector<lib::UniqueFd>> SocketsAs(const std::string& cgroup,
+                                                     const std::string& netns_path, int domain,
+                                                     int type, int protocol, int count) {
+  // Up to kBatch descriptors per message (SCM_RIGHTS takes at most 253).
+  constexpr int kBatch = 64;
+  struct Header {
+    int err;
+    int fds;
+  };
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0)
     return lib::ErrnoStatus(errno, "socketpair");
   lib::UniqueFd parent_end(sv[0]), child_end(sv[1]);
   const std::string procs = cgroup + "/cgroup.procs";
+  // One fork for all of them: forking a big (sanitized) test process is
+  // what a socket made this way costs.
   const pid_t pid = fork();
   if (pid < 0) return lib::ErrnoStatus(errno, "fork");
   if (pid == 0) {
     // Only system calls from here: the parent has other threads.
-    int err = 0, fd = -1;
+    Header h{0, 0};
     int cg = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
     int ns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (cg < 0 || write(cg, "0", 1) != 1) {
-      err = errno;
+      h.err = errno;
     } else if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
-      err = errno;
-    } else if ((fd = socket(domain, type | SOCK_CLOEXEC, protocol)) < 0) {
-      err = errno;
+      h.err = errno;
     }
-    char cmsg_buf[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{&err, sizeof(err)};
+    int made = 0;
+    do {
+      int fds[kBatch];
+      h.fds = 0;
+      while (h.err == 0 && h.fds < kBatch && made < count) {
+        const int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+        if (fd < 0) {
+          h.err = errno;
+          break;
+        }
+        fds[h.fds++] = fd;
+        ++made;
+      }
+      char cmsg_buf[CMSG_SPACE(sizeof(int) * kBatch)] = {};
+      iovec iov{&h, sizeof(h)};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      if (h.fds > 0) {
+        msg.msg_control = cmsg_buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<size_t>(h.fds));
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<size_t>(h.fds));
+        __builtin_memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<size_t>(h.fds));
+      }
+      if (sendmsg(child_end.get(), &msg, 0) < 0) _exit(1);
+      for (int k = 0; k < h.fds; ++k) close(fds[k]);
+    } while (h.err == 0 && made < count);
+    _exit(0);
+  }
+  child_end.Reset();
+  std::vector<lib::UniqueFd> out;
+  int err = 0;
+  absl::Status failure;
+  while (static_cast<int>(out.size()) < count && err == 0) {
+    Header h{0, 0};
+    char cmsg_buf[CMSG_SPACE(sizeof(int) * kBatch)] = {};
+    iovec iov{&h, sizeof(h)};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    if (fd >= 0) {
-      msg.msg_control = cmsg_buf;
-      msg.msg_controllen = sizeof(cmsg_buf);
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      __builtin_memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    msg.msg_control = cmsg_buf;
+    msg.msg_controllen = sizeof(cmsg_buf);
+    const ssize_t n = recvmsg(parent_end.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n != static_cast<ssize_t>(sizeof(h))) {
+      failure = lib::ErrnoStatus(n < 0 ? errno : EPROTO, "sockets from child");
+      break;
     }
-    _exit(sendmsg(child_end.get(), &msg, 0) < 0 ? 1 : 0);
+    if (h.fds > 0) {
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      if (c == nullptr || c->cmsg_type != SCM_RIGHTS) {
+        failure = absl::InternalError("no fds from child");
+        break;
+      }
+      std::vector<int> fds(static_cast<size_t>(h.fds));
+      std::memcpy(fds.data(), CMSG_DATA(c), sizeof(int) * fds.size());
+      for (int fd : fds) out.emplace_back(fd);
+    }
+    err = h.err;
   }
-  child_end.Reset();
-  int err = 0;
-  char cmsg_buf[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{&err, sizeof(err)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cmsg_buf;
-  msg.msg_controllen = sizeof(cmsg_buf);
-  const ssize_t n = recvmsg(parent_end.get(), &msg, MSG_CMSG_CLOEXEC);
-  const int recv_errno = errno;
   int status = 0;
   waitpid(pid, &status, 0);
-  if (n != static_cast<ssize_t>(sizeof(err)))
-    return lib::ErrnoStatus(n < 0 ? recv_errno : EPROTO, "socket from child");
+  if (!failure.ok()) return failure;
   if (err != 0)
     return lib::ErrnoStatus(err, absl::StrCat("socket in ", cgroup, " and ", netns_path));
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return absl::InternalError("no fd from child");
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-  return lib::UniqueFd(fd);
+  return out;
+}
+
+absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
+                                       int domain, int type, int protocol) {
+  SHUNT_ASSIGN_OR_RETURN(std::vector<lib::UniqueFd> one,
+                         SocketsAs(cgroup, netns_path, domain, type, protocol, 1));
+  return std::move(one[0]);
 }
 
 std::string RandomBytes(size_t n, uint64_t seed) {

@@ -52,6 +52,10 @@ double MedianUs(std::vector<std::chrono::nanoseconds> v);
 // binds a pod to the namespace of its cgroup's oldest process).
 absl::StatusOr<lib::UniqueFd> SocketAs(const std::string& cgroup, const std::string& netns_path,
                                        int domain, int type, int protocol = 0);
+// `count` such sockets from one child.
+absl::StatusOr<std::vector<lib::UniqueFd>> SocketsAs(const std::string& cgroup,
+                                                     const std::string& netns_path, int domain,
+                                                     int type, int protocol, int count);
 
 std::string RandomBytes(size_t n, uint64_t seed);
 uint64_t Fnv1a(const std::string& data);
