@@ -32,7 +32,8 @@ nlohmann::json BackendsJson(const std::vector<L7Backend>& backends) {
   nlohmann::json out = nlohmann::json::array();
   for (const L7Backend& b : backends) {
     nlohmann::json eps = nlohmann::json::array();
-    for (const L7Endpoint& e : b.endpoints) eps.push_back({{"address", e.address}, {"port", e.port}});
+    for (const L7Endpoint& e : b.endpoints)
+      eps.push_back({{"address", e.address}, {"port", e.port}});
     out.push_back({{"service", b.service}, {"weight", b.weight}, {"endpoints", eps}});
   }
   return out;
@@ -65,15 +66,14 @@ absl::StatusOr<model::L7Settings> SettingsFrom(const nlohmann::json& j, const st
   model::L7Settings s;
   if (!j.is_object()) return Invalid(where, "not an object");
   s.enabled = true;
-  for (absl::Status st : {Field(j, "timeout_ms", where, &s.timeout_ms),
-                          Field(j, "retries", where, &s.retries),
-                          Field(j, "retry_budget", where, &s.retry_budget),
-                          Field(j, "retry_on_5xx", where, &s.retry_on_5xx),
-                          Field(j, "retry_on_connect_failure", where, &s.retry_on_connect_failure),
-                          Field(j, "retry_on_reset", where, &s.retry_on_reset),
-                          Field(j, "outlier_consecutive_failures", where,
-                                &s.outlier_consecutive_failures),
-                          Field(j, "outlier_ejection_ms", where, &s.outlier_ejection_ms)})
+  for (absl::Status st :
+       {Field(j, "timeout_ms", where, &s.timeout_ms), Field(j, "retries", where, &s.retries),
+        Field(j, "retry_budget", where, &s.retry_budget),
+        Field(j, "retry_on_5xx", where, &s.retry_on_5xx),
+        Field(j, "retry_on_connect_failure", where, &s.retry_on_connect_failure),
+        Field(j, "retry_on_reset", where, &s.retry_on_reset),
+        Field(j, "outlier_consecutive_failures", where, &s.outlier_consecutive_failures),
+        Field(j, "outlier_ejection_ms", where, &s.outlier_ejection_ms)})
     if (!st.ok()) return st;
   if (s.timeout_ms < 0 || s.retries < 0 || s.retry_budget < 0 ||
       s.outlier_consecutive_failures < 1 || s.outlier_ejection_ms < 0)
@@ -103,7 +103,8 @@ absl::Status BackendsFrom(const nlohmann::json& j, const char* key, const std::s
         if (auto s = Field((*eps)[k], "address", eat, &e.address); !s.ok()) return s;
         if (auto s = Field((*eps)[k], "port", eat, &e.port); !s.ok()) return s;
         if (!IsIpAddressText(e.address) || e.port == 0)
-          return Invalid(eat, absl::StrCat("'", e.address, "' port ", e.port, " is not an endpoint"));
+          return Invalid(eat,
+                         absl::StrCat("'", e.address, "' port ", e.port, " is not an endpoint"));
         backend.endpoints.push_back(std::move(e));
       }
     }
@@ -134,7 +135,8 @@ absl::StatusOr<L7Service> L7ServiceFromJson(const nlohmann::json& j, const std::
   if (auto st = Field(j, "address", where, &s.address); !st.ok()) return st;
   if (auto st = Field(j, "port", where, &s.port); !st.ok()) return st;
   if (!IsIpAddressText(s.address) || s.port == 0)
-    return Invalid(where, absl::StrCat("'", s.address, "' port ", s.port, " is not a service address"));
+    return Invalid(where,
+                   absl::StrCat("'", s.address, "' port ", s.port, " is not a service address"));
   if (auto it = j.find("settings"); it != j.end()) {
     auto settings = SettingsFrom(*it, where + ".settings");
     if (!settings.ok()) return settings.status();

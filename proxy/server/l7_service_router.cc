@@ -24,12 +24,12 @@ http::RequestBalancer::Options BalancerOptions(const model::L7Settings& s) {
   http::RequestBalancer::Options o;
   o.health.consecutive_failures = s.outlier_consecutive_failures;
   o.health.ejection_ns = s.outlier_ejection_ms * 1'000'000;
-  if (o.health.max_ejection_ns < o.health.ejection_ns) o.health.max_ejection_ns = o.health.ejection_ns;
+  if (o.health.max_ejection_ns < o.health.ejection_ns)
+    o.health.max_ejection_ns = o.health.ejection_ns;
   return o;
 }
 
-std::vector<http::RequestBalancer::Endpoint> BalancerEndpoints(
-    const std::vector<L7Endpoint>& eps) {
+std::vector<http::RequestBalancer::Endpoint> BalancerEndpoints(const std::vector<L7Endpoint>& eps) {
   std::vector<http::RequestBalancer::Endpoint> out;
   for (const L7Endpoint& e : eps) {
     services::BackendAddr a;
