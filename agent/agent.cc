@@ -184,7 +184,9 @@ absl::Status Agent::StartControllers() {
       .flows = telemetry_->flows(),
       .live_scans = [t = telemetry_.get()] { return t->live_scans(); },
       .namespace_budget = {.entries = config_.service_entries_per_namespace,
-                           .slots = config_.service_slots_per_namespace}});
+                           .slots = config_.service_slots_per_namespace},
+      // Made after: read when asked.
+      .l7_balancers = [this] { return mtls_ ? mtls_->L7Balancers() : nlohmann::json(); }});
 
   SHUNT_ASSIGN_OR_RETURN(uint64_t own_cookie, netns::CurrentNetnsCookie());
   scanner_ = std::make_unique<netns::SystemNamespaceScanner>(config_.cgroup_root);

@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
       report["http"] = shared.requests.Report();
       // Services it balances per request: what the agent's status shows.
       if (auto rt = shared.runtime.Get()) report["l7_services"] = rt->l7_services.size();
+      report["l7_balancers"] = shared.l7_state.Collect();
       (void)control.Send({{"report", std::move(report)}});
     }
     if (draining) {

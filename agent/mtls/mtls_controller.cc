@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -179,6 +180,13 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
     m["l7_services"] = report["l7_services"];
 }
 
+nlohmann::json MtlsController::L7Balancers() const {
+  if (!on()) return nlohmann::json::array();
+  const nlohmann::json& report = supervisor_->last_report();
+  if (!report.is_object() || !report.contains("l7_balancers")) return nlohmann::json::array();
+  return report["l7_balancers"];
+}
+
 namespace {
 
 // The L7 layer's request metrics, as the proxy reported them (its
@@ -194,6 +202,10 @@ void HttpMetrics(const nlohmann::json& http, std::string& out) {
       "# HELP shunt_l7_request_duration_seconds From a request's head to the end of its "
       "response, through the node proxy's L7 layer.\n"
       "# TYPE shunt_l7_request_duration_seconds histogram\n";
+  std::string retries =
+      "# HELP shunt_l7_retries_total Attempts after the first the node proxy's L7 layer made "
+      "for requests, by edge and route.\n"
+      "# TYPE shunt_l7_retries_total counter\n";
   static constexpr const char* kBounds[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
                                             "0.1",   "0.25",   "0.5",   "1",    "2.5",   "5"};
   for (const auto& s : *series) {
@@ -206,6 +218,8 @@ void HttpMetrics(const nlohmann::json& http, std::string& out) {
       for (const auto& [cls, n] : c->items())
         absl::StrAppend(&out, "shunt_l7_requests_total{", labels, ",code_class=\"", cls, "\"} ",
                         n.dump(), "\n");
+    absl::StrAppend(&retries, "shunt_l7_retries_total{", labels, "} ",
+                    s.value("retries", uint64_t{0}), "\n");
     const auto b = s.find("buckets");
     if (b == s.end() || !b->is_array() || b->size() != std::size(kBounds) + 1) continue;
     for (size_t i = 0; i < std::size(kBounds); ++i)
@@ -218,6 +232,40 @@ void HttpMetrics(const nlohmann::json& http, std::string& out) {
                     s.value("count", uint64_t{0}), "\n");
   }
   out += durations;
+  out += retries;
+}
+
+// Outlier ejections of the endpoints of services balanced per request,
+// summed over the proxy's threads (each ejects on its own), and each
+// endpoint's state now by thread.
+void EjectionMetrics(const nlohmann::json& threads, std::string& out) {
+  if (!threads.is_array() || threads.empty()) return;
+  std::map<std::string, uint64_t> total;  // labels -> ejections
+  std::string states =
+      "# HELP shunt_l7_endpoint_ejected Whether a proxy thread has the endpoint ejected "
+      "now (outlier ejection of a service balanced per request).\n"
+      "# TYPE shunt_l7_endpoint_ejected gauge\n";
+  for (const auto& t : threads) {
+    for (const auto& l : t.value("leaves", nlohmann::json::array())) {
+      for (const auto& e : l.value("endpoints", nlohmann::json::array())) {
+        const std::string labels = absl::StrCat(
+            "service=\"", lib::PrometheusLabelValue(l.value("service", "")), "\",port=\"",
+            l.value("port", 0), "\",leaf=\"", lib::PrometheusLabelValue(l.value("leaf", "")),
+            "\",endpoint=\"", lib::PrometheusLabelValue(e.value("address", "")), "\"");
+        total[labels] += e.value("ejections_total", uint64_t{0});
+        absl::StrAppend(&states, "shunt_l7_endpoint_ejected{", labels, ",thread=\"",
+                        t.value("thread", 0), "\"} ", e.value("state", "") == "ejected" ? 1 : 0,
+                        "\n");
+      }
+    }
+  }
+  absl::StrAppend(&out,
+                  "# HELP shunt_l7_endpoint_ejections_total Outlier ejections of an endpoint "
+                  "of a service balanced per request, over the node proxy's threads.\n"
+                  "# TYPE shunt_l7_endpoint_ejections_total counter\n");
+  for (const auto& [labels, n] : total)
+    absl::StrAppend(&out, "shunt_l7_endpoint_ejections_total{", labels, "} ", n, "\n");
+  out += states;
 }
 
 }  // namespace
@@ -243,6 +291,7 @@ void MtlsController::AddMetrics(std::string& out) const {
       absl::StrAppend(&out, "shunt_proxy_refusals_total{reason=\"", reason, "\"} ", v.dump(), "\n");
   }
   if (auto h = r.find("http"); h != r.end() && h->is_object()) HttpMetrics(*h, out);
+  if (auto b = r.find("l7_balancers"); b != r.end()) EjectionMetrics(*b, out);
 }
 
 void MtlsController::AddWarnings(std::vector<std::string>& lines) const {

@@ -69,6 +69,9 @@ class MtlsController : public agent::Controller {
   void AddWarnings(std::vector<std::string>& lines) const override;
   // The kernel sends HTTP-routes-only grants between local pods to the
   // proxy's L7 layer: the proxy is ready and has an L7 port.
+  // The proxy's per-request balancing, per thread, from its last report
+  // (ServicesController's lb explain shows it).
+  nlohmann::json L7Balancers() const;
   bool l7_on() const {
     return on() && supervisor_ && supervisor_->ready() && deps_.options.l7_port != 0;
   }

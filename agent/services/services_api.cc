@@ -21,6 +21,21 @@ void ServicesController::AddLbFigures(const BackendAddr& a, int64_t now, nlohman
 
 // GET /v1/lb/explain?service=ns/name: the last balancing choices for the
 // service's addresses, newest first, with both candidates and their scores.
+// The node proxy's balancing of entry `e`'s requests, per proxy thread
+// (each balances on its own): the leaves of this service and port.
+nlohmann::json ServicesController::PerRequest(const ServiceEntry& e) const {
+  nlohmann::json threads = nlohmann::json::array();
+  const nlohmann::json all = d_.l7_balancers ? d_.l7_balancers() : nlohmann::json::array();
+  if (!all.is_array()) return threads;
+  for (const auto& t : all) {
+    nlohmann::json leaves = nlohmann::json::array();
+    for (const auto& l : t.value("leaves", nlohmann::json::array()))
+      if (l.value("service", "") == e.service && l.value("port", 0) == e.port) leaves.push_back(l);
+    if (!leaves.empty()) threads.push_back({{"thread", t.value("thread", 0)}, {"leaves", leaves}});
+  }
+  return threads;
+}
+
 http::Response ServicesController::LbExplainJson(const http::Request& r) const {
   auto q = r.query.find("service");
   const std::string arg = q == r.query.end() ? "" : q->second;
@@ -79,13 +94,16 @@ http::Response ServicesController::LbExplainJson(const http::Request& r) const {
       AddLbFigures({b.ip_be, b.port}, now, j);
       scores.push_back(std::move(j));
     }
-    out.push_back({{"service", e->service},
-                   {"address", absl::StrCat(lib::Ipv4String(e->vip_be), ":", e->port)},
-                   {"proto", e->proto == 17 ? "udp" : "tcp"},
-                   {"balancer", e->lb == SHUNT_LB_P2C_EWMA ? "p2c-ewma" : "random"},
-                   {"split", e->split},
-                   {"backends", std::move(scores)},
-                   {"choices", std::move(choices)}});
+    nlohmann::json entry = {{"service", e->service},
+                            {"address", absl::StrCat(lib::Ipv4String(e->vip_be), ":", e->port)},
+                            {"proto", e->proto == 17 ? "udp" : "tcp"},
+                            {"balancer", e->lb == SHUNT_LB_P2C_EWMA ? "p2c-ewma" : "random"},
+                            {"split", e->split},
+                            {"l7", e->l7},
+                            {"backends", std::move(scores)},
+                            {"choices", std::move(choices)}};
+    if (e->l7) entry["per_request"] = PerRequest(*e);
+    out.push_back(std::move(entry));
   }
   return http::Json({{"services", std::move(out)}});
 }
@@ -124,6 +142,7 @@ http::Response ServicesController::ServicesJson() const {
                    {"proto", e.proto == 17 ? "udp" : "tcp"},
                    {"balancer", e.lb == SHUNT_LB_P2C_EWMA ? "p2c-ewma" : "random"},
                    {"split", e.split},
+                   {"l7", e.l7},
                    {"slots", e.slots.size()},
                    {"backends", std::move(backends)}});
   }

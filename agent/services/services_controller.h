@@ -32,6 +32,10 @@ class ServicesController : public agent::Controller {
     std::function<uint64_t()> live_scans;
     int64_t balancer_period_ms = 100;
     NamespaceBudget namespace_budget;  // --service-{entries,slots}-per-namespace
+    // The node proxy's per-request balancing, as it last reported it
+    // ([{"thread", "leaves": [{"service", "port", "leaf", "endpoints",
+    // "choices"}]}]), for the entries the L7 layer balances. Unset: none.
+    std::function<nlohmann::json()> l7_balancers;
   };
   explicit ServicesController(Deps deps) : d_(std::move(deps)) {}
 
@@ -54,6 +58,7 @@ class ServicesController : public agent::Controller {
   // services_api.cc: the local API's answers.
   http::Response ServicesJson() const;
   http::Response LbExplainJson(const http::Request& r) const;
+  nlohmann::json PerRequest(const ServiceEntry& e) const;
   void AddLbFigures(const BackendAddr& a, int64_t now_ns, nlohmann::json& j) const;
 
   Deps d_;

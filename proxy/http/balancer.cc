@@ -60,18 +60,20 @@ std::optional<RequestBalancer::Choice> RequestBalancer::Pick(int64_t now_ns, abs
   return c;
 }
 
-void RequestBalancer::Finished(int index, int64_t now_ns, int64_t latency_ns, bool failure) {
+void RequestBalancer::Finished(int index, int64_t now_ns, int64_t latency_ns, bool failure,
+                               bool responded) {
   const auto i = static_cast<size_t>(index);
   if (i >= endpoints_.size()) return;
   if (outstanding_[i] > 0) --outstanding_[i];
   scorer_.SetOutstanding(endpoints_[i].addr, outstanding_[i]);
-  if (failure) {
+  if (failure && !responded)
     scorer_.Observe(endpoints_[i].addr, now_ns, 0, 0, 1);
-    health_[i].Failure(now_ns);
-  } else {
+  else
     scorer_.Observe(endpoints_[i].addr, now_ns, latency_ns, 1, 0);
+  if (failure)
+    health_[i].Failure(now_ns);
+  else
     health_[i].Success(now_ns);
-  }
 }
 
 void RequestBalancer::Cancelled(int index) {

@@ -50,7 +50,12 @@ class RequestBalancer {
   std::optional<Choice> Pick(int64_t now_ns, absl::BitGenRef rng);
   // The request sent to `index` ended: its latency (head sent to response
   // head, or to the failure) and whether it failed as retry-on counts it.
-  void Finished(int index, int64_t now_ns, int64_t latency_ns, bool failure);
+  // A failure with a response (a 5xx) is a latency sample like any answer
+  // and counts towards ejection; one without (refused, reset, timed out)
+  // is also a slow sample, so the endpoint is avoided as a slow one is.
+  // (Linkerd's split: latency for the balancer, failure accrual apart.)
+  void Finished(int index, int64_t now_ns, int64_t latency_ns, bool failure,
+                bool responded = false);
   // The request sent to `index` was given up by its client: no longer
   // outstanding, and no sample.
   void Cancelled(int index);

@@ -80,6 +80,7 @@ H1Proxy::H1Proxy(EventLoop* loop, const Destination& upstream, Options options, 
 
 H1Proxy::~H1Proxy() {
   if (timer_ != 0) loop_->Cancel(timer_);
+  for (auto& i : idle_) loop_->Unwatch(i->fd.get());
   for (Side* s : {&down_, &up_})
     if (s->fd.valid()) loop_->Unwatch(s->fd.get());
 }
@@ -97,6 +98,9 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
       UpdateInterest();
       return;
     }
+    // The balancer learns the endpoint's answer time, not the handshake's
+    // (paid once per connection, and by the first request only).
+    attempt_started_ = std::chrono::steady_clock::now();
   }
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !s.out.empty() && !Flush(s)) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -153,6 +157,12 @@ bool H1Proxy::Flush(Side& s) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    if (&s == &up_ && !upgraded_) {
+      // A kept-alive upstream that went away meanwhile: as one that
+      // refused (another attempt, or 502); the client's connection stays.
+      UpstreamConnectFailed(absl::StrCat("upstream-send-failed: ", strerror(errno)));
+      return !done_;
+    }
     Finish();
     return false;
   }
@@ -345,10 +355,8 @@ void H1Proxy::OnRequestHead(H1Head& h) {
     return;
   }
   attempt_rules_ = std::move(v);
-  if (attempt_rules_.upstream && !(*attempt_rules_.upstream == upstream_addr_)) {
-    CloseUpstream();  // idle between requests: the next goes elsewhere
-    upstream_addr_ = *attempt_rules_.upstream;
-  }
+  if (attempt_rules_.upstream && !(*attempt_rules_.upstream == upstream_addr_))
+    SwitchUpstream(*attempt_rules_.upstream);
   // Kept for a retry while idempotent and small enough to hold.
   replay_.clear();
   replayable_ = attempt_rules_.retries > 0 && Idempotent(h.method) && !h.upgrade &&
@@ -565,8 +573,49 @@ void H1Proxy::CloseUpstream() {
   responses_.Reset();  // a new connection starts afresh
 }
 
+void H1Proxy::SwitchUpstream(const Destination& to) {
+  // Kept only when nothing of an exchange is left on it.
+  const bool reusable = up_.fd.valid() && !up_connecting_ && !up_.eof && !close_upstream_ &&
+                        up_.in.empty() && up_.out.empty() && !(upstream_addr_ == to);
+  if (reusable) {
+    auto idle = std::make_unique<Idle>();
+    idle->proxy = this;
+    idle->to = upstream_addr_;
+    idle->via_pair = up_via_pair_;
+    loop_->Unwatch(up_.fd.get());
+    idle->fd = std::move(up_.fd);
+    if (loop_->Watch(idle->fd.get(), idle.get(), EPOLLIN | EPOLLRDHUP).ok()) {
+      idle_.push_back(std::move(idle));
+      if (idle_.size() > kMaxIdle) DropIdle(idle_.front().get());
+    }
+  }
+  CloseUpstream();
+  upstream_addr_ = to;
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if (!((*it)->to == to)) continue;
+    loop_->Unwatch((*it)->fd.get());
+    up_.fd = std::move((*it)->fd);
+    up_via_pair_ = (*it)->via_pair;
+    up_got_bytes_ = true;  // it has answered before
+    idle_.erase(it);
+    if (!loop_->Watch(up_.fd.get(), &up_, 0).ok()) up_.fd.Reset();
+    return;
+  }
+}
+
+void H1Proxy::DropIdle(Idle* idle) {
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if (it->get() != idle) continue;
+    loop_->Unwatch(idle->fd.get());
+    idle_.erase(it);  // closes it
+    return;
+  }
+}
+
 void H1Proxy::Finish() {
   if (done_) return;
+  for (auto& i : idle_) loop_->Unwatch(i->fd.get());
+  idle_.clear();
   EndAttempt(false, -1);  // cut off: the endpoint is not to blame
   if (in_exchange_ && hooks_.on_request) {
     record_.status = response_done_ ? record_.status : 0;
@@ -618,6 +667,7 @@ void H1Proxy::StartRetry() {
   retry_pending_ = discarding_ = false;
   CloseUpstream();  // with what it had of the failed attempt
   upstream_addr_ = retry_to_;
+  SwitchUpstream(retry_to_);  // a kept connection to it, if there is one
   attempt_rules_.endpoint = retry_endpoint_;
   up_.out.Append(replay_.view());
   attempt_started_ = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/lib/unique_fd.h"
 #include "proxy/common/byte_buffer.h"
@@ -50,7 +51,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   // One attempt of a request at an upstream, ended: what the balancer learns.
   struct Attempt {
     int endpoint = -1;
-    int64_t latency_ns = 0;  // request head to response head, or to the failure
+    int64_t latency_ns = 0;  // request sent (connected) to response head, or to the failure
     bool failure = false;    // 5xx, connect failure, reset, timeout
     int status = 0;          // 0: no response; -1: cut off by the client (no fault)
   };
@@ -131,6 +132,18 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     void OnMessageEnd() override { proxy->OnResponseEnd(); }
   };
 
+  // An upstream connection kept while requests go to other endpoints;
+  // watched, so that one its server closes (or writes to unasked) goes.
+  struct Idle : EventLoop::Watcher {
+    H1Proxy* proxy = nullptr;
+    Destination to;
+    lib::UniqueFd fd;
+    bool via_pair = false;
+    void OnEvents(uint32_t) override { proxy->DropIdle(this); }
+  };
+  static constexpr size_t kMaxIdle = 4;
+  void DropIdle(Idle* idle);
+
   H1Proxy(EventLoop* loop, const Destination& upstream, Options options, Hooks hooks);
   void OnEvents(Side& s, uint32_t events);
   bool ReadInto(Side& s);
@@ -154,6 +167,10 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   void Arm(Wait what);
   void OnTimeout(Wait what);
   void CloseUpstream();
+  // The next request goes to `to`: the current upstream connection, idle
+  // between requests, is kept for its endpoint (up to kMaxIdle), and one
+  // kept for `to` is taken back (else ConnectUpstream makes one).
+  void SwitchUpstream(const Destination& to);
   void Finish();
   // Attempts: the end of one (told to Hooks.on_attempt), and a retry of
   // the request after a failure of kind `on` (false: none is possible).
@@ -171,6 +188,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Options options_;
   Hooks hooks_;
   Side down_, up_;
+  std::vector<std::unique_ptr<Idle>> idle_;  // oldest first
   Requests requests_handler_;
   Responses responses_handler_;
   H1Parser requests_, responses_;

@@ -28,6 +28,7 @@ bool EndpointHealth::Available(int64_t now_ns) { return state(now_ns) != State::
 
 void EndpointHealth::Eject(int64_t now_ns) {
   ++ejections_;
+  ++ejections_total_;
   int64_t d = opts_.ejection_ns;
   for (int i = 1; i < ejections_ && d < opts_.max_ejection_ns; ++i) d *= 2;
   until_ns_ = now_ns + std::min(d, opts_.max_ejection_ns);

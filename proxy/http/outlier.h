@@ -34,7 +34,8 @@ class EndpointHealth {
 
   State state(int64_t now_ns);
   int64_t ejected_until_ns() const { return until_ns_; }
-  int ejections() const { return ejections_; }
+  int ejections() const { return ejections_; }  // of late (they double the next one)
+  uint64_t ejections_total() const { return ejections_total_; }
   static const char* StateName(State s);  // "healthy", "ejected", "probing"
 
  private:
@@ -44,6 +45,7 @@ class EndpointHealth {
   State state_ = State::kHealthy;
   int failures_in_a_row_ = 0;
   int ejections_ = 0;  // of late: each doubles the next ejection
+  uint64_t ejections_total_ = 0;
   int64_t until_ns_ = 0;
   int64_t healthy_since_ns_ = 0;
 };

@@ -71,7 +71,7 @@ void Worker::L7Request(const L7Flow& flow, const std::string& destination,
                        const http::H1Proxy::Record& r) {
   stats().Add(Stat::kL7Requests);
   shared_->requests.Add(flow.source_text, destination, flow.destination.port, r.route, r.status,
-                        r.micros);
+                        r.micros, r.retries);
   const bool denied = r.local && r.status == 403;
   const bool would_deny = !r.local && !r.reason.empty();
   if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);

@@ -90,6 +90,50 @@ void L7Balancers::Sweep(const Runtime& rt) {
     it = live.count(it->first) ? std::next(it) : budgets_.erase(it);
 }
 
+nlohmann::json L7Balancers::Snapshot(int64_t now_ns) {
+  nlohmann::json leaves = nlohmann::json::array();
+  for (auto& [key, entry] : leaves_) {
+    // "service|port|leaf"
+    const size_t a = key.find('|'), b = key.find('|', a + 1);
+    http::RequestBalancer& bal = entry.leaf->balancer;
+    nlohmann::json endpoints = nlohmann::json::array();
+    for (size_t i = 0; i < entry.leaf->endpoints.size(); ++i) {
+      const int idx = static_cast<int>(i);
+      http::EndpointHealth& h = bal.health(idx);
+      const http::EndpointHealth::State st = h.state(now_ns);
+      nlohmann::json e = {
+          {"address", bal.endpoints()[i].name},  {"state", http::EndpointHealth::StateName(st)},
+          {"ejections", h.ejections()},          {"ejections_total", h.ejections_total()},
+          {"outstanding", bal.outstanding(idx)}, {"score", bal.Score(idx, now_ns)}};
+      if (st == http::EndpointHealth::State::kEjected)
+        e["ejected_for_ms"] = (h.ejected_until_ns() - now_ns) / 1'000'000;
+      endpoints.push_back(std::move(e));
+    }
+    nlohmann::json choices = nlohmann::json::array();
+    for (const http::RequestBalancer::Choice& c : bal.recent()) {
+      if (choices.size() >= 20) break;
+      nlohmann::json cands = nlohmann::json::array();
+      for (int k = 0; k < 2 && c.candidates[k] >= 0; ++k) {
+        nlohmann::json x = {
+            {"address", bal.endpoints()[static_cast<size_t>(c.candidates[k])].name}};
+        if (c.candidates[1] >= 0) x["score"] = c.scores[k];
+        cands.push_back(std::move(x));
+      }
+      choices.push_back(
+          {{"ago_ms", static_cast<double>(now_ns - c.at_ns) / 1e6},
+           {"candidates", std::move(cands)},
+           {"picked", {{"address", bal.endpoints()[static_cast<size_t>(c.picked)].name}}},
+           {"why", c.why}});
+    }
+    leaves.push_back({{"service", key.substr(0, a)},
+                      {"port", std::stoi(key.substr(a + 1, b - a - 1))},
+                      {"leaf", key.substr(b + 1)},
+                      {"endpoints", std::move(endpoints)},
+                      {"choices", std::move(choices)}});
+  }
+  return leaves;
+}
+
 L7ServiceRouter::L7ServiceRouter(Env env, std::shared_ptr<const CompiledL7Service> svc)
     : env_(std::move(env)), svc_(std::move(svc)) {}
 
@@ -182,7 +226,7 @@ bool L7ServiceRouter::Pick(const Runtime& rt, const http::RequestView& view, int
 void L7ServiceRouter::Finished(const http::H1Proxy::Attempt& a) {
   if (!leaf_ || a.endpoint < 0) return;
   if (a.status < 0) return leaf_->balancer.Cancelled(a.endpoint);
-  leaf_->balancer.Finished(a.endpoint, NowNs(), a.latency_ns, a.failure);
+  leaf_->balancer.Finished(a.endpoint, NowNs(), a.latency_ns, a.failure, a.status > 0);
 }
 
 bool L7ServiceRouter::Retry(const Runtime& rt, Destination* next, int* endpoint) {

@@ -21,6 +21,7 @@
 
 #include "absl/random/random.h"
 #include "agent/model/smi.h"
+#include "nlohmann/json.hpp"
 #include "proxy/control/l7_service_config.h"
 #include "proxy/http/balancer.h"
 #include "proxy/http/h1_proxy.h"
@@ -56,6 +57,10 @@ class L7Balancers {
   http::RetryBudget& BudgetFor(const L7Service& svc);
   // Forgets the services the Runtime no longer has.
   void Sweep(const Runtime& rt);
+  // What `shuntctl lb explain` shows of this thread's balancing: per leaf,
+  // each endpoint's health (healthy, ejected, probing), requests in flight
+  // and score, and the last choices, in the kernel's words.
+  nlohmann::json Snapshot(int64_t now_ns);
   uint64_t generation() const { return generation_; }
   absl::BitGen& bits() { return bits_; }
 

@@ -7,7 +7,7 @@
 namespace shunt::proxy {
 
 void RequestMetrics::Add(absl::string_view source, absl::string_view destination, uint16_t port,
-                         absl::string_view route, int status, int64_t micros) {
+                         absl::string_view route, int status, int64_t micros, int retries) {
   // The key is built in a buffer each thread keeps: no allocation per
   // request once a series exists.
   thread_local std::string key;
@@ -34,6 +34,7 @@ void RequestMetrics::Add(absl::string_view source, absl::string_view destination
   ++s.buckets[bucket];
   s.sum_s += seconds;
   ++s.count;
+  s.retries += static_cast<uint64_t>(std::max(retries, 0));
 }
 
 nlohmann::json RequestMetrics::Report() const {
@@ -54,7 +55,8 @@ nlohmann::json RequestMetrics::Report() const {
                       {"classes", classes},
                       {"buckets", buckets},
                       {"sum_s", s.sum_s},
-                      {"count", s.count}});
+                      {"count", s.count},
+                      {"retries", s.retries}});
   }
   return {{"series", series}, {"series_dropped", series_dropped_}};
 }

@@ -25,12 +25,13 @@ class RequestMetrics {
   // Beyond this many series, new ones are counted in `series_dropped`.
   static constexpr size_t kMaxSeries = 10000;
 
-  // One finished request: `status` 0 when it got no response.
+  // One finished request: `status` 0 when it got no response; `retries`
+  // the attempts it took after the first.
   void Add(absl::string_view source, absl::string_view destination, uint16_t port,
-           absl::string_view route, int status, int64_t micros);
+           absl::string_view route, int status, int64_t micros, int retries = 0);
   // [{"src", "dst", "port", "route", "classes": {"2xx": N, ...}, "buckets":
-  // [cumulative counts per bound, then +Inf], "sum_s", "count"}, ...] and
-  // the dropped count.
+  // [cumulative counts per bound, then +Inf], "sum_s", "count", "retries"},
+  // ...] and the dropped count.
   nlohmann::json Report() const;
 
  private:
@@ -41,6 +42,7 @@ class RequestMetrics {
     std::array<uint64_t, kBounds.size() + 1> buckets{};
     double sum_s = 0;
     uint64_t count = 0;
+    uint64_t retries = 0;
   };
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, Series> series_;

@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -79,7 +81,34 @@ absl::Status Worker::Listen() {
       listeners_.push_back(std::move(l));
     }
   }
+  // On the worker's own thread, once it runs (the workers are all known by then).
+  if (shared_->options.l7_port != 0) loop_->Post([this] { PublishL7State(); });
   return absl::OkStatus();
+}
+
+void Worker::PublishL7State() {
+  const auto& all = shared_->workers;
+  const size_t me = static_cast<size_t>(std::find(all.begin(), all.end(), this) - all.begin());
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  shared_->l7_state.Publish(me, l7_balancers_.Snapshot(now));
+  loop_->After(std::chrono::seconds(1), [this] { PublishL7State(); });
+}
+
+void L7StateBoard::Publish(size_t worker, nlohmann::json leaves) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (leaves.empty())
+    by_worker_.erase(worker);
+  else
+    by_worker_[worker] = std::move(leaves);
+}
+
+nlohmann::json L7StateBoard::Collect() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [w, leaves] : by_worker_) out.push_back({{"thread", w}, {"leaves", leaves}});
+  return out;
 }
 
 void Worker::Accept(Listener& l) {

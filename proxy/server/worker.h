@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
@@ -47,6 +48,19 @@ struct ProxyOptions {
 
 class Worker;
 
+// Each worker's L7 balancing as it last published it (every second; a
+// worker's balancers are its thread's alone), for the proxy's report.
+class L7StateBoard {
+ public:
+  void Publish(size_t worker, nlohmann::json leaves);
+  // [{"thread": i, "leaves": [...]}], for the workers that balance any.
+  nlohmann::json Collect() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<size_t, nlohmann::json> by_worker_;
+};
+
 // What every worker shares.
 struct ProxyShared {
   ProxyOptions options;
@@ -54,6 +68,7 @@ struct ProxyShared {
   ProxyStats stats;
   InboundPolicy policy;
   RequestMetrics requests;       // the L7 layer's, per edge and route
+  L7StateBoard l7_state;         // the L7 layer's balancers, per worker
   std::vector<Worker*> workers;  // set before any runs
 };
 
@@ -138,6 +153,8 @@ class Worker {
                                         const std::string& node);
   // Draining and nothing carried any more: drained() says so.
   void CheckDrained();
+  // Publishes this worker's L7 balancing (L7StateBoard), then again in a second.
+  void PublishL7State();
 
   ProxyShared* shared_;
   std::unique_ptr<EventLoop> loop_;

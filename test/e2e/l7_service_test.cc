@@ -10,6 +10,7 @@
 
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -24,9 +25,10 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kFlakyVip[] = "10.96.0.20";   // retries: 2; local:8080 fails every other
-constexpr char kSteadyVip[] = "10.96.0.21";  // timeout: 300ms; local:8081
-constexpr char kWebVip[] = "10.96.0.22";     // split by header: v1 local:8081, v2 server:8080
+constexpr char kFlakyVip[] = "10.96.0.20";    // retries: 2; local:8080 fails every other
+constexpr char kSteadyVip[] = "10.96.0.21";   // timeout: 300ms; local:8081
+constexpr char kWebVip[] = "10.96.0.22";      // split by header: v1 local:8081, v2 server:8080
+constexpr char kBrittleVip[] = "10.96.0.25";  // ejection: local:8081, local:8082 (broken)
 
 std::string Service(const std::string& name, const std::string& vip,
                     const std::string& annotations) {
@@ -36,10 +38,11 @@ std::string Service(const std::string& name, const std::string& vip,
                       "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n");
 }
 
-std::string Slice(const std::string& service, const TestPod& pod, int port) {
+std::string Slice(const std::string& service, const TestPod& pod, int port,
+                  const std::string& suffix = "1") {
   return absl::StrCat(
       "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ", service,
-      "-1\n  namespace: demo\n  labels: {kubernetes.io/service-name: ", service,
+      "-", suffix, "\n  namespace: demo\n  labels: {kubernetes.io/service-name: ", service,
       "}\naddressType: IPv4\nports: [{name: http, port: ", port,
       ", protocol: TCP}]\nendpoints:\n- addresses: [\"", pod.ip,
       "\"]\n  conditions: {ready: true}\n  targetRef: {kind: Pod, name: ", pod.name,
@@ -60,7 +63,7 @@ class L7ServiceTest : public MtlsMeshTest {
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
 metadata: {name: web-ports, namespace: demo}
-spec: {matches: {ports: [8080, 8081]}}
+spec: {matches: {ports: [8080, 8081, 8082]}}
 ---
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -101,7 +104,10 @@ spec:
         Service("steady", kSteadyVip, "shunt.dev/timeout: 300ms") + Slice("steady", *local_, 8081) +
         Service("web", "10.96.0.22", "") + Slice("web", *local_, 8081) +
         Service("web-v1", "10.96.0.23", "") + Slice("web-v1", *local_, 8081) +
-        Service("web-v2", "10.96.0.24", "") + Slice("web-v2", *server_, 8080);
+        Service("web-v2", "10.96.0.24", "") + Slice("web-v2", *server_, 8080) +
+        Service("brittle", kBrittleVip,
+                "shunt.dev/outlier-consecutive-failures: \"2\", shunt.dev/outlier-ejection: 1s") +
+        Slice("brittle", *local_, 8081) + Slice("brittle", *local_, 8082, "2");
     for (TestNode* n : {n1_.get(), n2_.get()})
       ASSERT_OK(n->ApplyConfigFile("services.yaml", grants + services));
     flaky_log_ = n1_->work_dir() + "/flaky.log";
@@ -110,12 +116,14 @@ spec:
     ASSERT_OK(StartBackend(*n1_, *local_, "flaky", 8080, {"--fail-every", "2"}, flaky_log_));
     ASSERT_OK(StartBackend(*n1_, *local_, "steady", 8081, {}, steady_log_));
     ASSERT_OK(StartBackend(*n2_, *server_, "remote", 8080, {}, remote_log_));
+    ASSERT_OK(StartBackend(*n1_, *local_, "broken", 8082, {}, n1_->work_dir() + "/broken.log"));
     // The proxy has the services once the kernel flags them and the proxy
     // says it balances them.
     ASSERT_OK(Eventually("node 1's proxy balances the services", [&]() -> absl::Status {
       SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, n1_->AgentStatus());
       const auto& s = st["mtls"]["l7_services"];
-      if (s.is_number() && s.get<int>() == 3) return absl::OkStatus();  // flaky, steady, web
+      // flaky, steady, web, brittle
+      if (s.is_number() && s.get<int>() == 4) return absl::OkStatus();
       return absl::UnavailableError(st["mtls"].dump());
     }));
   }
@@ -255,6 +263,71 @@ TEST_F(L7ServiceTest, ASplitByHeaderSendsOnlyMatchingRequestsToItsBackends) {
   // receiving proxy connects from it).
   EXPECT_THAT(Slurp(remote_log_), HasSubstr(absl::StrCat(" ", client_->ip, " ")));
   EXPECT_THAT(Slurp(remote_log_), Not(HasSubstr("/p")));
+}
+
+TEST_F(L7ServiceTest, AFailingEndpointIsEjectedAndProbedBackInOnceHealed) {
+  // brittle: steady (8081) and broken (8082: once both are known to the
+  // balancer, 500 to everything until healed), ejected after 2 failures in
+  // a row, for 1 s. One connection, so one proxy thread's balancer sees it
+  // all.
+  const std::string log = n1_->work_dir() + "/breaker.log";
+  ASSERT_OK_AND_ASSIGN(
+      pid_t pid,
+      n1_->Spawn(*client_,
+                 {"python3", SHUNT_E2E_TESTDATA "/l7_breaker_client.py", "--service", kBrittleVip,
+                  "--heal", absl::StrCat(local_->ip, ":8082"), "--broken", "broken"},
+                 log));
+  absl::StatusOr<int> st = WaitExit(pid, 60000);
+  if (!st.ok()) KillAndReap(pid);
+  const std::string out = Slurp(log);
+  ASSERT_TRUE(st.ok() && WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << out;
+  std::printf("%s", out.c_str());
+  // Both served while healthy. Then a 500 is a fast answer to the balancer
+  // (as fast as its 200s were): broken keeps its share until its second
+  // failure in a row ejects it; the next 20 requests (far less than the
+  // 1 s) all go to steady.
+  int warm_broken = 0, failed = 0, settled = 0;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (line == "warm 200 broken") ++warm_broken;
+    if (line == "before 500 broken") ++failed;
+    if (line == "settle 200 steady") ++settled;
+  }
+  EXPECT_GT(warm_broken, 0) << out;
+  EXPECT_EQ(failed, 2) << out;
+  EXPECT_EQ(settled, 20) << out;
+  // After it: the ejection ended, a probe went to broken and it answered.
+  EXPECT_THAT(out, HasSubstr("after 200 broken"));
+  EXPECT_THAT(out, Not(HasSubstr("after 500")));
+  // What `shuntctl lb explain` says of it now: healthy again, once ejected.
+  ASSERT_OK(Eventually("lb explain shows the endpoint healthy again", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(std::string json,
+                           Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", n1_->api_socket(),
+                                           " lb explain demo/brittle -o json")));
+    auto j = nlohmann::json::parse(json, nullptr, false);
+    if (j.is_discarded()) return absl::InternalError(json);
+    for (const auto& t : j["services"][0]["per_request"])
+      for (const auto& l : t["leaves"])
+        for (const auto& e : l["endpoints"])
+          if (e["address"] == absl::StrCat(local_->ip, ":8082") && e["ejections_total"] == 1 &&
+              e["state"] == "healthy")
+            return absl::OkStatus();
+    return absl::UnavailableError(json);
+  }));
+  // The human-readable form names the state and the choices' reasons.
+  ASSERT_OK_AND_ASSIGN(std::string text,
+                       Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", n1_->api_socket(),
+                                       " lb explain demo/brittle")));
+  EXPECT_THAT(text, HasSubstr("per request, in the node proxy"));
+  EXPECT_THAT(text, HasSubstr("leaf demo/brittle"));
+  EXPECT_THAT(text, HasSubstr("healthy"));
+  // /metrics counts the ejection.
+  ASSERT_OK_AND_ASSIGN(nlohmann::json status, n1_->AgentStatus());
+  ASSERT_OK_AND_ASSIGN(std::string metrics,
+                       HttpGetInNode(*n1_, status["metrics_addr"].get<std::string>(), "/metrics"));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat(
+                           "shunt_l7_endpoint_ejections_total{service=\"demo/brittle\",port=\"80\","
+                           "leaf=\"demo/brittle\",endpoint=\"",
+                           local_->ip, ":8082\"} 1")));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -162,21 +163,26 @@ class H1ProxyTest : public ::testing::Test {
     thread_.join();
   }
   // A client connection through a proxy to `to`: the client's end.
-  lib::UniqueFd Connect(const Destination& to, H1Proxy::Options options = {}) {
+  // `judge`, if set, replaces the test's (which denies /admin*).
+  lib::UniqueFd Connect(
+      const Destination& to, H1Proxy::Options options = {},
+      std::function<H1Proxy::Verdict(const H1Head&, const RequestView&)> judge = nullptr) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     int theirs = sv[1];
     fcntl(theirs, F_SETFL, O_NONBLOCK);
     H1Proxy::Hooks hooks;
-    hooks.judge = [](const H1Head&, const RequestView& r) {
-      H1Proxy::Verdict v;
-      if (absl::StartsWith(r.path, "/admin")) {
-        v.allow = false;
-        v.route = "shop/api";
-        v.reason = "no-route-matched";
-      }
-      return v;
-    };
+    if (judge) hooks.judge = judge;
+    if (!judge)
+      hooks.judge = [](const H1Head&, const RequestView& r) {
+        H1Proxy::Verdict v;
+        if (absl::StartsWith(r.path, "/admin")) {
+          v.allow = false;
+          v.route = "shop/api";
+          v.reason = "no-route-matched";
+        }
+        return v;
+      };
     hooks.on_request = [this](const H1Proxy::Record& r) {
       std::lock_guard<std::mutex> l(mu_);
       records_.push_back(r);
@@ -227,6 +233,27 @@ TEST_F(H1ProxyTest, ADeniedRequestGets403AndTheConnectionServesTheNext) {
   EXPECT_TRUE(r[1].local);
   EXPECT_EQ(r[1].reason, "no-route-matched");
   EXPECT_EQ(r[2].status, 200);
+}
+
+// Requests of one connection picked to different endpoints (a service's,
+// per request): each endpoint's upstream connection is kept between them.
+TEST_F(H1ProxyTest, RequestsToAlternatingEndpointsKeepOneConnectionEach) {
+  Upstream a, b;
+  const Destination to_a = a.address(), to_b = b.address();
+  lib::UniqueFd c = Connect(to_a, {}, [to_a, to_b](const H1Head&, const RequestView& r) {
+    H1Proxy::Verdict v;
+    v.upstream = absl::StartsWith(r.path, "/b") ? to_b : to_a;
+    return v;
+  });
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  for (int i = 0; i < 6; ++i) {
+    Send(c.get(), absl::StrCat("GET /", i % 2 ? "b" : "a", i, " HTTP/1.1\r\nHost: s\r\n\r\n"));
+    ASSERT_TRUE(ReadMessages(c.get(), responses, m, i + 1)) << i;
+    EXPECT_EQ(m.bodies[static_cast<size_t>(i)], absl::StrCat("GET /", i % 2 ? "b" : "a", i, " 0"));
+  }
+  EXPECT_EQ(a.connections(), 1);
+  EXPECT_EQ(b.connections(), 1);
 }
 
 TEST_F(H1ProxyTest, PipelinedRequestsAreAnsweredInOrder) {

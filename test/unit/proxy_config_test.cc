@@ -78,6 +78,49 @@ TEST(ProxyConfigTest, ABadL7ObjectIsRefusedNamingWhereAndWhy) {
               HasSubstr("l7.traffic_targets[0]: apiVersion is missing"));
 }
 
+// Services balanced per request: settings, leaves with weights and
+// endpoints, and a split's groups, through JSON and back.
+TEST(ProxyConfigTest, L7ServicesRoundTripAndABadEndpointIsNamed) {
+  ProxyConfig c = Base();
+  L7Service svc{.service = "shop/web", .address = "10.96.0.10", .port = 80};
+  svc.settings.enabled = true;
+  svc.settings.timeout_ms = 2000;
+  svc.settings.retries = 2;
+  svc.settings.retry_budget = 0.1;
+  svc.settings.retry_on_reset = true;
+  svc.settings.outlier_consecutive_failures = 3;
+  svc.settings.outlier_ejection_ms = 5000;
+  svc.backends = {{.service = "shop/web",
+                   .weight = 2,
+                   .endpoints = {{"10.244.1.5", 8080}, {"10.244.2.7", 8080}}}};
+  svc.split = "shop/ab";
+  model::HttpRouteGroup g{.namespace_ = "shop", .name = "beta"};
+  g.matches = {{.name = "beta", .headers = {{"x-user", "beta"}}}};
+  svc.split_groups = {g};
+  svc.split_backends = {
+      {.service = "shop/web-v1", .weight = 90000000, .endpoints = {}},
+      {.service = "shop/web-v2", .weight = 10000000, .endpoints = {{"10.244.2.8", 8081}}}};
+  c.l7_services = {svc};
+  auto back = ProxyConfigFromJson(nlohmann::json::parse(ProxyConfigToJson(c).dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->l7_services.size(), 1u);
+  EXPECT_EQ(back->l7_services[0], svc);
+
+  nlohmann::json j = ProxyConfigToJson(c);
+  j["l7_services"][0]["split_backends"][1]["endpoints"][0]["address"] = "web-v2";
+  auto bad = ProxyConfigFromJson(j);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("l7_services[0].split_backends[1].endpoints[0]: 'web-v2' port 8081 is "
+                        "not an endpoint"));
+  nlohmann::json k = ProxyConfigToJson(c);
+  k["l7_services"][0]["settings"]["retries"] = "two";
+  bad = ProxyConfigFromJson(k);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("l7_services[0].settings.retries: not a whole number"));
+}
+
 TEST(ProxyConfigTest, AConfigWithoutL7HasNone) {
   nlohmann::json j = ProxyConfigToJson(Base());
   j.erase("l7");

@@ -142,5 +142,42 @@ TEST(RequestBalancerTest, EjectedEndpointsAreSkippedUnlessAllAre) {
   EXPECT_THAT(c->why, HasSubstr("every endpoint ejected"));
 }
 
+// A 5xx answered fast is a fast answer to the scorer (latency only, as
+// Linkerd's EWMA): what keeps a fast-failing endpoint from taking the
+// traffic is its ejection after consecutive failures, and it gets requests
+// again once the ejection ends and a probe succeeds.
+TEST(RequestBalancerTest, AFastFailingEndpointIsEjectedThenProbedBackIn) {
+  RequestBalancer::Options o;
+  o.health.consecutive_failures = 2;
+  o.health.ejection_ns = kS;
+  RequestBalancer lb({{Addr(1), "broken"}, {Addr(2), "steady"}}, o);
+  absl::BitGen rng;
+  int64_t now = kS;
+  int failures = 0;
+  std::map<int, int> picks;
+  for (int i = 0; i < 100; ++i, now += kMs) {
+    auto c = lb.Pick(now, rng);
+    ++picks[c->picked];
+    const bool broken = c->picked == 0;
+    failures += broken;
+    // broken answers 500 in 0.1 ms, steady 200 in 2 ms.
+    lb.Finished(c->picked, now, broken ? kMs / 10 : 2 * kMs, broken, /*responded=*/true);
+  }
+  EXPECT_EQ(failures, 2) << "ejected at its second failure, for the rest of the second";
+  EXPECT_EQ(lb.health(0).state(now), EndpointHealth::State::kEjected);
+  EXPECT_EQ(lb.health(0).ejections_total(), 1u);
+  // The ejection over, it probes; a success (healed) restores it.
+  now = 3 * kS;
+  EXPECT_EQ(lb.health(0).state(now), EndpointHealth::State::kProbing);
+  bool probed = false;
+  for (int i = 0; i < 100 && !probed; ++i, now += kMs) {
+    auto c = lb.Pick(now, rng);
+    probed = c->picked == 0;
+    lb.Finished(c->picked, now, kMs, false, true);
+  }
+  EXPECT_TRUE(probed);
+  EXPECT_EQ(lb.health(0).state(now), EndpointHealth::State::kHealthy);
+}
+
 }  // namespace
 }  // namespace shunt::proxy::http

@@ -22,16 +22,18 @@ absl::Status CmdServices(const Options& o) {
     const std::string svc = s["service"].get<std::string>();
     const std::string split =
         s["split"].get<std::string>().empty() ? "-" : s["split"].get<std::string>();
+    // Meshed pods' HTTP to it is balanced per request by the node proxy.
+    const std::string balancer =
+        s["balancer"].get<std::string>() + (s.value("l7", false) ? " (+ per request)" : "");
     if (s["backends"].empty()) {
-      t.Add({svc, s["address"], s["proto"], s["balancer"], split, "(no ready backend: refused)",
-             "-", "-", "-", "-", "-", "-", "-"});
+      t.Add({svc, s["address"], s["proto"], balancer, split, "(no ready backend: refused)", "-",
+             "-", "-", "-", "-", "-", "-"});
       continue;
     }
     bool first = true;
     for (const auto& b : s["backends"]) {
       t.Add({first ? svc : "", first ? s["address"].get<std::string>() : "",
-             first ? s["proto"].get<std::string>() : "",
-             first ? s["balancer"].get<std::string>() : "", first ? split : "",
+             first ? s["proto"].get<std::string>() : "", first ? balancer : "", first ? split : "",
              b["address"].get<std::string>(), b.value("pod", "-"),
              absl::StrFormat("%.1f%%", b["weight_percent"].get<double>()),
              absl::StrFormat("%.1f%%", b["live_share_percent"].get<double>()),
@@ -53,6 +55,50 @@ std::string Backend(const Json& b) {
   return b.contains("pod")
              ? absl::StrCat(b["address"].get<std::string>(), " (", b["pod"].get<std::string>(), ")")
              : b["address"].get<std::string>();
+}
+
+std::string ChoicesTable(const Json& choices) {
+  Table c({"AGO", "CANDIDATE A", "SCORE A", "CANDIDATE B", "SCORE B", "PICKED", "WHY"});
+  for (const auto& x : choices) {
+    const auto& cand = x["candidates"];
+    const bool two = cand.size() == 2;
+    c.Add({absl::StrFormat("%.0fms", x["ago_ms"].get<double>()), Backend(cand[0]),
+           two ? absl::StrCat(cand[0]["score"].get<uint32_t>()) : "-", two ? Backend(cand[1]) : "-",
+           two ? absl::StrCat(cand[1]["score"].get<uint32_t>()) : "-", Backend(x["picked"]),
+           x["why"].get<std::string>()});
+  }
+  return c.Render();
+}
+
+// The node proxy's choices for a service it balances per request: each of
+// its threads balances on its own.
+void PrintPerRequest(const Json& s) {
+  std::cout << "  per request, in the node proxy (HTTP from meshed pods): a leaf service by "
+               "weight, then two distinct\n"
+               "  endpoints, the second only if over 20% lower; score = peak-EWMA latency x "
+               "(requests in flight + 1);\n"
+               "  ejected endpoints are left out\n";
+  const auto& threads = s.value("per_request", Json::array());
+  if (threads.empty()) {
+    std::cout << "  no request balanced yet (or the proxy's L7 layer is off)\n\n";
+    return;
+  }
+  for (const auto& t : threads) {
+    for (const auto& l : t["leaves"]) {
+      std::cout << "  proxy thread " << t["thread"].get<int>() << ", leaf "
+                << l["leaf"].get<std::string>() << ":\n";
+      Table e({"ENDPOINT", "STATE", "EJECTIONS", "IN FLIGHT", "SCORE"});
+      for (const auto& x : l["endpoints"]) {
+        std::string state = x["state"].get<std::string>();
+        if (x.contains("ejected_for_ms"))
+          absl::StrAppend(&state, " (", x["ejected_for_ms"].get<int64_t>(), "ms more)");
+        e.Add({x["address"].get<std::string>(), state, absl::StrCat(x["ejections"].get<int>()),
+               absl::StrCat(x["outstanding"].get<uint32_t>()),
+               absl::StrCat(x["score"].get<uint32_t>())});
+      }
+      std::cout << e.Render() << ChoicesTable(l["choices"]) << "\n";
+    }
+  }
 }
 
 }  // namespace
@@ -91,19 +137,11 @@ absl::Status CmdLbExplain(const Options& o) {
               : n == 1
                   ? "  one ready backend: every connection goes to it, nothing to choose\n\n"
                   : "  no recent choices (the kernel keeps the last 64 per CPU, all services)\n\n");
+      if (s.value("l7", false)) PrintPerRequest(s);
       continue;
     }
-    Table c({"AGO", "CANDIDATE A", "SCORE A", "CANDIDATE B", "SCORE B", "PICKED", "WHY"});
-    for (const auto& x : s["choices"]) {
-      const auto& cand = x["candidates"];
-      const bool two = cand.size() == 2;
-      c.Add({absl::StrFormat("%.0fms", x["ago_ms"].get<double>()), Backend(cand[0]),
-             two ? absl::StrCat(cand[0]["score"].get<uint32_t>()) : "-",
-             two ? Backend(cand[1]) : "-",
-             two ? absl::StrCat(cand[1]["score"].get<uint32_t>()) : "-", Backend(x["picked"]),
-             x["why"].get<std::string>()});
-    }
-    std::cout << c.Render() << "\n";
+    std::cout << ChoicesTable(s["choices"]) << "\n";
+    if (s.value("l7", false)) PrintPerRequest(s);
   }
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@ Serves every path on --port (keep-alive, HTTP/1.1) and answers with its
 --name in the body and an x-backend header. It can misbehave on purpose:
   --fail-every N   every Nth request (counted from the first) gets a 503
   --fail-all       every request gets a 500 until GET /heal
+  /break, /heal    start, stop answering 500 to everything
   /slow            waits --slow-ms before answering
 Each request is logged to stdout as one line: "<name> <method> <path> <client>
 traceparent=<value or ->", flushed, so a test can count what arrived.
@@ -37,8 +38,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = count
             if self.path == "/heal":
                 failing = False
+            if self.path == "/break":
+                failing = True
             fail = (args.fail_every and n % args.fail_every == 1 % args.fail_every) or (
-                failing and self.path != "/heal")
+                failing and self.path not in ("/heal", "/break"))
         print(f"{args.name} {self.command} {self.path} {self.client_address[0]} "
               f"traceparent={self.headers.get('traceparent') or '-'}", flush=True)
         if self.path == "/slow":
