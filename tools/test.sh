@@ -1,21 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   0. checks that the C++ sources are formatted (tools/check-format.sh);
-#   1. installs packages, builds everything with AddressSanitizer +
-#      UndefinedBehaviorSanitizer and warnings as errors, and runs every
-#      CTest test there: unit tests, and the privileged end-to-end tests
-#      (network namespaces, cgroups, BPF; they skip loudly only without
-#      root), so the agent itself runs under the sanitizers;
-#   2. builds again as RelWithDebInfo (what users run) and runs the suite
-#      once more (--no-sanitize: only this);
-#   3. builds the fuzz targets with clang and runs each for FUZZ_SECONDS
+#   1. installs packages, builds everything with warnings as errors;
+#   2. runs every CTest test: unit tests, and the privileged end-to-end tests
+#      (network namespaces, cgroups, BPF; they skip loudly only without root);
+#   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and
+#      runs the suite once more, so the agent itself runs under the sanitizers;
+#   4. builds the fuzz targets with clang and runs each for FUZZ_SECONDS
 #      (default 15; 0 skips) on its seed corpus (tools/fuzz.sh, docs/fuzzing.md).
 # To keep CI within 40 minutes on 2 cores, each next build runs at the lowest
-# CPU priority (nice 19) while the tests before it run: the sanitizer tree is
-# built and tested first (its suite is the longest, about 17 minutes), the
-# RelWithDebInfo tree is built meanwhile, then tested while the fuzz targets
-# build. The tests, mostly waiting on sockets and namespaces, keep the CPU
-# whenever they want it.
+# CPU priority (nice 19) while the tests before it run: the sanitizer build
+# during the first suite, the fuzz build during the second. The tests, mostly
+# waiting on sockets and namespaces, keep the CPU whenever they want it.
 # Usage, as root (it never calls sudo): tools/test.sh [--no-sanitize] [extra ctest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,35 +69,29 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 echo "== format (clang-format, every C++ file under agent/ tools/ test/)"
 bash tools/check-format.sh
 
+echo "== build and test (RelWithDebInfo)"
+configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$JOBS"
 if [ "$SANITIZE" = 1 ]; then
-  echo "== build (ASan + UBSan)"
   # No benchmarks there: no test runs them (CI time).
   configure build-asan -DCMAKE_BUILD_TYPE=Debug -DSHUNT_SANITIZE=ON -DSHUNT_BUILD_BENCH=OFF
-  cmake --build build-asan -j"$JOBS"
+  echo "== building the ASan + UBSan tree meanwhile (nice 19, build-asan/background.log)"
+  background build-asan/background.log cmake --build build-asan -j"$JOBS"
+  asan_pid=$BG_PID
 fi
-configure build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-if [ "$SANITIZE" = 1 ]; then
-  echo "== building the RelWithDebInfo tree meanwhile (nice 19, build/background.log)"
-  background build/background.log cmake --build build -j"$JOBS"
-  release_pid=$BG_PID
-  echo "== test under ASan + UBSan"
-  (
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    run_tests build-asan
-  )
-  await "$release_pid" build/background.log "the RelWithDebInfo build"
-else
-  echo "== build (RelWithDebInfo)"
-  cmake --build build -j"$JOBS"
-fi
-if [ "$FUZZ_SECONDS" != 0 ]; then
-  echo "== building the fuzz targets meanwhile (nice 19, build-fuzz/background.log)"
-  background build-fuzz/background.log bash tools/fuzz.sh 0
-  fuzz_pid=$BG_PID
-fi
-echo "== test (RelWithDebInfo)"
 run_tests build
-if [ -n "${fuzz_pid:-}" ]; then await "$fuzz_pid" build-fuzz/background.log "the fuzz build"; fi
+if [ "$SANITIZE" = 1 ]; then
+  await "$asan_pid" build-asan/background.log "the ASan + UBSan build"
+  if [ "$FUZZ_SECONDS" != 0 ]; then
+    echo "== building the fuzz targets meanwhile (nice 19, build-fuzz/background.log)"
+    background build-fuzz/background.log bash tools/fuzz.sh 0
+    fuzz_pid=$BG_PID
+  fi
+  echo "== test under ASan + UBSan"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_tests build-asan
+  if [ -n "${fuzz_pid:-}" ]; then await "$fuzz_pid" build-fuzz/background.log "the fuzz build"; fi
+fi
 if [ "$FUZZ_SECONDS" != 0 ]; then
   echo "== fuzz: every target ${FUZZ_SECONDS} s on its seed corpus (tools/fuzz.sh)"
   bash tools/fuzz.sh "$FUZZ_SECONDS"
