@@ -7,7 +7,10 @@
 #include <cerrno>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "proxy/common/socket_ops.h"
 
 namespace shunt::proxy::http {
@@ -21,6 +24,16 @@ bool StatusHasNoBody(int status) { return status == 204 || status == 304 || stat
 bool Idempotent(absl::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
          method == "PUT" || method == "DELETE";
+}
+
+// The request's Upgrade names h2c among its protocols.
+bool AsksForH2c(const H1Head& h) {
+  for (const auto& [n, v] : h.headers) {
+    if (!absl::EqualsIgnoreCase(n, "upgrade")) continue;
+    for (absl::string_view token : absl::StrSplit(v, ','))
+      if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(token), "h2c")) return true;
+  }
+  return false;
 }
 
 // Span ids: one generator per thread, seeded once (not per connection).
@@ -337,6 +350,13 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   record_ = Record{.method = h.method};
   head_request_ = h.method == "HEAD";
   request_upgrade_ = h.upgrade;
+  // h2c (RFC 7540 3.2; RFC 9113 dropped it): after its 101 the connection
+  // would carry HTTP/2 requests that no route judges. Declined as a server
+  // that does not take it declines: the request goes on without its
+  // Upgrade and is answered over HTTP/1.1 (the connection then ends:
+  // http-parser reads nothing after an upgrade request).
+  if (h.upgrade && AsksForH2c(h)) h.upgrade = false;
+  upgrade_forwarded_ = h.upgrade;
   client_keep_alive_ = h.keep_alive;
   RequestView view{.method = h.method,
                    .path = absl::string_view(h.target).substr(0, h.target.find('?'))};
@@ -431,7 +451,17 @@ void H1Proxy::OnResponseHead(H1Head& h) {
   response_started_ = true;
   record_.status = h.status;
   if (waiting_ == Wait::kResponse) Arm(Wait::kNone);
-  if (h.status == 101 && request_upgrade_) {
+  if (h.status == 101 && !upgrade_forwarded_) {
+    // A switch nobody asked the server for (or one the proxy declined):
+    // what follows would not be HTTP this proxy judges. Its connection
+    // goes once the parser is out of this call (ParseResponses: junk).
+    close_upstream_ = true;
+    AnswerLocally(502, "bad-upstream-response: 101 without a forwarded upgrade", true);
+    response_done_ = true;
+    FinishExchange();
+    return;
+  }
+  if (h.status == 101) {
     WriteResponseHead(h, {}, Framing::kNone, false, &down_.out);
     upgraded_ = true;
     response_done_ = true;

@@ -20,6 +20,7 @@
 
 #include "agent/lib/unique_fd.h"
 #include "proxy/common/byte_buffer.h"
+#include "proxy/http/exchange_hooks.h"
 #include "proxy/http/h1_parser.h"
 #include "proxy/http/h1_writer.h"
 #include "proxy/http/route_matcher.h"
@@ -31,58 +32,10 @@ namespace shunt::proxy::http {
 
 class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
  public:
-  struct Verdict {
-    bool allow = true;
-    std::string route;   // "ns/group#match" that allowed or was missing
-    std::string reason;  // why denied: the x-shunt-denied header's value
-    // Where the request goes (a service's endpoint, picked per request);
-    // unset: the connection's destination. `endpoint` is the picker's
-    // token, given back in each Attempt.
-    std::optional<Destination> upstream;
-    int endpoint = -1;
-    // Local answer when !allow: 403 (policy) or another (503: no endpoint).
-    int status = 403;
-    int timeout_ms = 0;  // the response must start within it (504); 0: Options'
-    // Attempts after the first an idempotent request may make, and on
-    // which failures (each retry also asks Hooks.retry: the budget).
-    int retries = 0;
-    bool retry_on_5xx = false, retry_on_connect_failure = false, retry_on_reset = false;
-  };
-  // One attempt of a request at an upstream, ended: what the balancer learns.
-  struct Attempt {
-    int endpoint = -1;
-    int64_t latency_ns = 0;  // request sent (connected) to response head, or to the failure
-    bool failure = false;    // 5xx, connect failure, reset, timeout
-    int status = 0;          // 0: no response; -1: cut off by the client (no fault)
-  };
-  // What the request metrics and `shuntctl drops` see of each request.
-  struct Record {
-    std::string method, route, reason;
-    std::string path;    // set only for a request denied or that would be
-    int status = 0;      // 0: no response (the connection broke)
-    bool local = false;  // answered by the proxy (denied, bad upstream)
-    int64_t micros = 0;  // head read to response end
-    int retries = 0;     // attempts after the first
-    // This hop's span (trace_context.h): for span export.
-    std::string trace_id, span_id, parent_id;
-  };
-  struct Hooks {
-    std::function<Verdict(const H1Head&, const RequestView&)> judge;
-    std::function<void(const Record&)> on_request;
-    std::function<void(H1Proxy*)> on_done;  // both connections closed
-    // Makes the upstream socket (non-blocking, not connected; H1Proxy
-    // connects it): the proxy's connections to pods are marked and bound
-    // to the client's address (proxy/server/pod_socket.h). Unset: a plain
-    // socket of the upstream's family.
-    // It sets *connected for a socket that is connected already (a
-    // socketpair into a tunnel to another node): not connect()ed then.
-    std::function<lib::UniqueFd(const Destination&, bool* connected)> open_upstream;
-    // Each attempt's end (a Verdict with an endpoint).
-    std::function<void(const Attempt&)> on_attempt;
-    // A retry of the current request is wanted: true (and where to) if the
-    // budget allows it and there is somewhere to go.
-    std::function<bool(Destination* next, int* endpoint)> retry;
-  };
+  using Verdict = ExchangeVerdict;
+  using Attempt = ExchangeAttempt;
+  using Record = ExchangeRecord;
+  using Hooks = ExchangeHooks;
   struct Options {
     H1Parser::Limits limits;
     size_t max_buffered = 1 << 20;  // per direction, before reading stops
@@ -207,6 +160,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   bool interim_ = false;  // the response read is a 1xx before the final one
   bool head_request_ = false;
   bool request_upgrade_ = false;
+  bool upgrade_forwarded_ = false;  // the Upgrade went upstream (not h2c)
   // The upstream said Connection: close, or sent what nobody asked for:
   // closed once its parser is out of its callbacks.
   bool close_upstream_ = false;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "proxy/common/socket_ops.h"
 #include "proxy/http/h1_proxy.h"
+#include "proxy/http/h2_proxy.h"
 #include "proxy/server/pod_socket.h"
 #include "proxy/server/worker.h"
 
@@ -169,10 +170,10 @@ void L7Entry::Decide(http::Detected what) {
   ProxyShared& shared = w->shared();
   const bool enforce = shared.policy.Enforcing();
   const bool http1 = what == http::Detected::kHttp1;
-  if (!http1) {
-    // HTTP/2 is not carried yet (docs/l7.md); other protocols cannot be
-    // judged by HTTP routes.
-    const char* reason = what == http::Detected::kHttp2 ? "l7-http2-not-supported" : "l7-not-http";
+  const bool http2 = what == http::Detected::kHttp2;
+  if (!http1 && !http2) {
+    // Other protocols cannot be judged by HTTP routes.
+    const char* reason = "l7-not-http";
     w->stats().Add(enforce ? Stat::kL7Refused : Stat::kL7RelayedNotHttp);
     w->stats().Refuse({.reason = reason,
                        .peer = flow_.source_text,
@@ -205,7 +206,7 @@ void L7Entry::Decide(http::Detected what) {
     w->L7Request(*flow, flow->destination_text, r);
   };
   if (flow->service) ServiceHooks(w, flow, &hooks);
-  hooks.on_done = [w](http::H1Proxy* p) { w->L7Done(p); };
+  hooks.on_done = [w](const void* p) { w->L7Done(p); };
   hooks.open_upstream = [w, flow](const Destination& to, bool* connected) {
     // A service's endpoint on another node: through a tunnel stream.
     if (flow->service && w->shared().runtime.Get()->NodeOfRemotePod(to.AddressText())) {
@@ -218,6 +219,13 @@ void L7Entry::Decide(http::Detected what) {
     if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
     return fd;
   };
+  if (http2) {
+    w->stats().Add(Stat::kL7Http2Connections);
+    auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow->destination,
+                                  http::H2Proxy::Options{}, std::move(hooks), first_);
+    if (p) w->KeepL7(p.get(), p);
+    return w->L7Done(this);
+  }
   auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow->destination, options,
                                 std::move(hooks), first_);
   if (p) w->KeepL7(p.get(), p);

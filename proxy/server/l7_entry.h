@@ -1,12 +1,12 @@
 // The L7 layer's door (docs/l7.md): a pod connection the kernel sent to the
 // proxy's L7 port because policy grants it only through HTTP routes
 // (bpf/sock_addr.bpf.c, to_l7_proxy). Its first bytes say which protocol it
-// speaks, within a bounded wait: HTTP/1.x goes to an H1Proxy whose every
-// request is judged by the Runtime's L7Policy and, when allowed, forwarded
-// to the pod it was going to, from the client's own address; anything else
-// (HTTP/2 is not carried yet, a server-first protocol that sends nothing)
-// is refused in enforce mode, and relayed as bytes and reported in
-// permissive mode. Never left hanging.
+// speaks, within a bounded wait: HTTP/1.x goes to an H1Proxy, HTTP/2 with
+// prior knowledge to an H2Proxy; either judges every request by the
+// Runtime's L7Policy and, when allowed, forwards it to the pod it was
+// going to, from the client's own address; anything else (a server-first
+// protocol that sends nothing) is refused in enforce mode, and relayed as
+// bytes and reported in permissive mode. Never left hanging.
 #pragma once
 
 #include <chrono>

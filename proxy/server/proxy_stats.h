@@ -48,6 +48,7 @@ enum class Stat : int {
   kL7ServiceConnections,      // L7 connections to a service balanced per request
   kL7Retries,                 // requests sent again after a failed attempt
   kL7RetriesOverBudget,       // ... not sent again: the service's retry budget was spent
+  kL7Http2Connections,        // L7 connections that spoke HTTP/2 (prior knowledge)
   kCount
 };
 
@@ -84,6 +85,7 @@ inline constexpr const char* kStatNames[] = {
     "l7_service_connections",
     "l7_retries",
     "l7_retries_over_budget",
+    "l7_http2_connections",
 };
 
 static_assert(std::size(kStatNames) == static_cast<size_t>(Stat::kCount), "a name per Stat");

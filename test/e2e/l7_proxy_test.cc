@@ -75,16 +75,8 @@ class L7ProxyTest : public MtlsMeshTest {
     ASSERT_OK(StartHttpServer(*n1_, *local_, www_, server_log_));
   }
 
-  // Runs argv in the client pod to its end; its output.
   absl::StatusOr<std::string> RunInClient(const std::vector<std::string>& argv) {
-    const std::string log = absl::StrCat(n1_->work_dir(), "/run-", runs_++, ".log");
-    SHUNT_ASSIGN_OR_RETURN(pid_t pid, n1_->Spawn(*client_, argv, log));
-    absl::StatusOr<int> st = WaitExit(pid, 30000);
-    if (!st.ok()) KillAndReap(pid);
-    const std::string out = Slurp(log);
-    if (!st.ok() || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-      return absl::InternalError(absl::StrCat(argv[0], " failed: ", out));
-    return out;
+    return RunInPod(*n1_, *client_, argv);
   }
   std::string Url(const std::string& path) const {
     return absl::StrCat("http://", local_->ip, ":8000", path);
@@ -92,7 +84,6 @@ class L7ProxyTest : public MtlsMeshTest {
 
   std::string n1_flags_extra_ = "--mode=enforce";  // node 1's policy mode
   std::string www_, server_log_;
-  int runs_ = 0;
 };
 
 TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
@@ -243,6 +234,34 @@ TEST_F(L7ProxyTest, WhatIsNotHttpIsRefusedInEnforceMode) {
   EXPECT_FALSE(ReadToEof(c.get()).ok());
   ASSERT_OK(WaitRefusal(*n1_, "l7-not-http"));
   EXPECT_THAT(Slurp(server_log_), Not(HasSubstr(client_->ip)));
+}
+
+// A WebSocket (python3-websockets on both ends): the handshake is a request
+// like any other, judged by its route; once the server switched protocols
+// the connection is a byte stream both ways, through the proxy.
+TEST_F(L7ProxyTest, AWebSocketPassesOnceItsHandshakeIsGranted) {
+  const std::string script = std::string(SHUNT_E2E_TESTDATA) + "/ws_echo.py";
+  ASSERT_OK(n1_->Spawn(*local_, {"/usr/bin/python3", script, "serve", "8003"},
+                       n1_->work_dir() + "/ws.log")
+                .status());
+  ASSERT_OK(Eventually(
+      "the WebSocket server listens",
+      [&]() -> absl::Status {
+        SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, n1_->PodSocket(*local_, SOCK_STREAM));
+        return ConnectTo(s.get(), local_->ip, 8003);
+      },
+      10000));
+  const std::string base = absl::StrCat("ws://", local_->ip, ":8003");
+  ASSERT_OK_AND_ASSIGN(std::string out, RunInClient({"/usr/bin/python3", script, "talk",
+                                                     base + "/allowed-ws", "20"}));
+  EXPECT_THAT(out, HasSubstr("echoed 20"));
+  // A handshake no route grants never reaches the server.
+  absl::StatusOr<std::string> refused =
+      RunInClient({"/usr/bin/python3", script, "talk", base + "/admin-ws", "1"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("refused 403"));
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests_denied", 1));
+  EXPECT_GE(ProxyCounter(*n1_, "l7_requests"), 2u);
 }
 
 // Permissive policy mode: each request is judged and a would-be denial

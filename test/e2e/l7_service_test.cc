@@ -160,13 +160,7 @@ spec:
         argv.push_back(r.header);
       }
     }
-    const std::string log = absl::StrCat(n1_->work_dir(), "/curl-", runs_++, ".log");
-    SHUNT_ASSIGN_OR_RETURN(pid_t pid, n1_->Spawn(*client_, argv, log));
-    absl::StatusOr<int> st = WaitExit(pid, 60000);
-    if (!st.ok()) KillAndReap(pid);
-    const std::string out = Slurp(log);
-    if (!st.ok() || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-      return absl::InternalError(absl::StrCat("curl failed: ", out.substr(0, 2000)));
+    SHUNT_ASSIGN_OR_RETURN(std::string out, RunInPod(*n1_, *client_, argv, 60000));
     std::vector<std::string> answers = absl::StrSplit(out, "HTTP/1.1 ", absl::SkipEmpty());
     if (answers.size() != reqs.size())
       return absl::InternalError(absl::StrCat(answers.size(), " answers to ", reqs.size(),
@@ -181,7 +175,6 @@ spec:
   }
 
   std::string flaky_log_, steady_log_, remote_log_;
-  int runs_ = 0;
 };
 
 TEST_F(L7ServiceTest, RetriesRecoverIdempotentRequestsAndNeverResendAPost) {

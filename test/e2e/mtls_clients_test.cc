@@ -27,17 +27,9 @@ class MtlsClientsTest : public MtlsMeshTest {
     MtlsMeshTest::TearDown();
   }
 
-  // Runs argv in `pod` to its end; its output, or an error with it.
   absl::StatusOr<std::string> RunIn(TestNode& node, const TestPod& pod,
                                     const std::vector<std::string>& argv, int timeout_ms = 60000) {
-    const std::string log = absl::StrCat(node.work_dir(), "/run-", runs_++, ".log");
-    SHUNT_ASSIGN_OR_RETURN(pid_t pid, node.Spawn(pod, argv, log));
-    absl::StatusOr<int> st = WaitExit(pid, timeout_ms);
-    if (!st.ok()) KillAndReap(pid);
-    const std::string out = Slurp(log);
-    if (!st.ok() || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
-      return absl::InternalError(absl::StrCat(argv[0], " failed: ", out));
-    return out;
+    return RunInPod(node, pod, argv, timeout_ms);
   }
   // Waits until something in `pod` accepts on port (seen from the client pod).
   absl::Status WaitListening(const TestPod& pod, uint16_t port) {
@@ -79,7 +71,6 @@ class MtlsClientsTest : public MtlsMeshTest {
   }
 
   pid_t tcpdump_ = -1;
-  int runs_ = 0;
 };
 
 TEST_F(MtlsClientsTest, CurlFetchesAcrossNodesAndTheWireCarriesNoPlaintext) {

@@ -422,5 +422,33 @@ TEST_F(H1ProxyTest, ASlowUpstreamGets504AndTheConnectionGoesOn) {
   EXPECT_EQ(m.bodies[1], "GET /fast 0") << "not the slow request's late answer";
 }
 
+// h2c would turn the connection into HTTP/2 streams no route judges: the
+// proxy forwards the request without its Upgrade, the answer comes over
+// HTTP/1.1, and the connection ends with it (as after any upgrade request
+// that was not switched).
+TEST_F(H1ProxyTest, AnH2cUpgradeIsDeclinedAndTheRequestIsAnsweredOverHttp1) {
+  Upstream up;
+  lib::UniqueFd c = Connect(up.address());
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  Send(c.get(),
+       "GET /books HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+       "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
+  bool closed = false;
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1, &closed));
+  EXPECT_EQ(m.heads[0].status, 200);
+  EXPECT_EQ(m.bodies[0], "GET /books 0");
+  ASSERT_EQ(up.seen().size(), 1u);
+  const H1Head& sent = up.seen()[0];
+  EXPECT_FALSE(sent.upgrade);
+  EXPECT_EQ(sent.Header("upgrade"), "");
+  EXPECT_EQ(sent.Header("http2-settings"), "");
+  // The connection ends after the answer.
+  char b;
+  pollfd p{c.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  EXPECT_EQ(recv(c.get(), &b, 1, 0), 0);
+}
+
 }  // namespace
 }  // namespace shunt::proxy::http

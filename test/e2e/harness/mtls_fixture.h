@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/lib/status_macros.h"
 #include "test/e2e/harness/eventually.h"
+#include "test/e2e/harness/files.h"
 #include "test/e2e/harness/sim.h"
 #include "test/e2e/harness/sock_util.h"
 #include "test/e2e/harness/status_matchers.h"
@@ -125,6 +127,21 @@ class MtlsMeshTest : public ::testing::Test {
     });
   }
 
+  // Runs argv in `pod` of `n` to its end (a real client: curl, h2load);
+  // its output, or an error with the output when it failed or ran over.
+  absl::StatusOr<std::string> RunInPod(TestNode& n, const TestPod& pod,
+                                       const std::vector<std::string>& argv,
+                                       int timeout_ms = 30000) {
+    const std::string log = absl::StrCat(n.work_dir(), "/run-", runs_++, ".log");
+    SHUNT_ASSIGN_OR_RETURN(pid_t pid, n.Spawn(pod, argv, log));
+    absl::StatusOr<int> st = WaitExit(pid, timeout_ms);
+    if (!st.ok()) KillAndReap(pid);
+    const std::string out = Slurp(log);
+    if (!st.ok() || !WIFEXITED(*st) || WEXITSTATUS(*st) != 0)
+      return absl::InternalError(absl::StrCat(argv[0], " failed: ", out));
+    return out;
+  }
+
   struct Pair {
     lib::UniqueFd listener, client, server;
   };
@@ -142,6 +159,7 @@ class MtlsMeshTest : public ::testing::Test {
   std::unique_ptr<TestNode> n1_, n2_;
   TestPod *client_ = nullptr, *local_ = nullptr, *server_ = nullptr;
   std::string ca_dir_;
+  int runs_ = 0;
 };
 
 }  // namespace shunt::e2e

@@ -1,0 +1,74 @@
+// What the L7 layer's two protocol engines (H1Proxy, H2Proxy) ask of the
+// connection that owns them, per request: a verdict (allowed, where to,
+// under which timeout and retry rules), each attempt's outcome for the
+// balancer, the finished request for metrics and `shuntctl drops`, and the
+// upstream sockets. One set of hooks, so a request is judged, balanced and
+// counted the same whichever HTTP version carried it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "agent/lib/unique_fd.h"
+#include "proxy/http/h1_parser.h"
+#include "proxy/http/route_matcher.h"
+#include "proxy/tunnel/connect_authority.h"
+
+namespace shunt::proxy::http {
+
+struct ExchangeVerdict {
+  bool allow = true;
+  std::string route;   // "ns/group#match" that allowed or was missing
+  std::string reason;  // why denied: the x-shunt-denied header's value
+  // Where the request goes (a service's endpoint, picked per request);
+  // unset: the connection's destination. `endpoint` is the picker's
+  // token, given back in each Attempt.
+  std::optional<Destination> upstream;
+  int endpoint = -1;
+  // Local answer when !allow: 403 (policy) or another (503: no endpoint).
+  int status = 403;
+  int timeout_ms = 0;  // the response must start within it (504); 0: Options'
+  // Attempts after the first an idempotent request may make, and on
+  // which failures (each retry also asks Hooks.retry: the budget).
+  int retries = 0;
+  bool retry_on_5xx = false, retry_on_connect_failure = false, retry_on_reset = false;
+};
+// One attempt of a request at an upstream, ended: what the balancer learns.
+struct ExchangeAttempt {
+  int endpoint = -1;
+  int64_t latency_ns = 0;  // request sent (connected) to response head, or to the failure
+  bool failure = false;    // 5xx, connect failure, reset, timeout
+  int status = 0;          // 0: no response; -1: cut off by the client (no fault)
+};
+// What the request metrics and `shuntctl drops` see of each request.
+struct ExchangeRecord {
+  std::string method, route, reason;
+  std::string path;    // set only for a request denied or that would be
+  int status = 0;      // 0: no response (the connection broke)
+  bool local = false;  // answered by the proxy (denied, bad upstream)
+  int64_t micros = 0;  // head read to response end
+  int retries = 0;     // attempts after the first
+  // This hop's span (trace_context.h): for span export.
+  std::string trace_id, span_id, parent_id;
+};
+struct ExchangeHooks {
+  std::function<ExchangeVerdict(const H1Head&, const RequestView&)> judge;
+  std::function<void(const ExchangeRecord&)> on_request;
+  std::function<void(const void* proxy)> on_done;  // its connections closed
+  // Makes the upstream socket (non-blocking, not connected; H1Proxy
+  // connects it): the proxy's connections to pods are marked and bound
+  // to the client's address (proxy/server/pod_socket.h). Unset: a plain
+  // socket of the upstream's family.
+  // It sets *connected for a socket that is connected already (a
+  // socketpair into a tunnel to another node): not connect()ed then.
+  std::function<lib::UniqueFd(const Destination&, bool* connected)> open_upstream;
+  // Each attempt's end (a Verdict with an endpoint).
+  std::function<void(const ExchangeAttempt&)> on_attempt;
+  // A retry of the current request is wanted: true (and where to) if the
+  // budget allows it and there is somewhere to go.
+  std::function<bool(Destination* next, int* endpoint)> retry;
+};
+
+}  // namespace shunt::proxy::http

@@ -1,0 +1,564 @@
+#include "proxy/http/h2_proxy.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "proxy/common/socket_ops.h"
+#include "proxy/http/h1_writer.h"
+#include "proxy/http/trace_context.h"
+
+namespace shunt::proxy::http {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+absl::BitGen& Bits() {
+  thread_local absl::BitGen bits;
+  return bits;
+}
+
+absl::string_view Pseudo(const H2Headers& h, absl::string_view name) {
+  for (const auto& [n, v] : h) {
+    if (n.empty() || n[0] != ':') break;  // pseudo-headers come first (nghttp2 checks)
+    if (n == name) return v;
+  }
+  return {};
+}
+
+int StatusOf(const H2Headers& h) {
+  int status = 0;
+  return absl::SimpleAtoi(Pseudo(h, ":status"), &status) ? status : 0;
+}
+
+}  // namespace
+
+std::shared_ptr<H2Proxy> H2Proxy::Start(EventLoop* loop, lib::UniqueFd downstream,
+                                        const Destination& upstream, Options options,
+                                        ExchangeHooks hooks, absl::string_view already_read) {
+  std::shared_ptr<H2Proxy> p(new H2Proxy(loop, upstream, options, std::move(hooks)));
+  if (!p->Init(std::move(downstream), already_read)) return nullptr;
+  return p;
+}
+
+H2Proxy::H2Proxy(EventLoop* loop, const Destination& upstream, Options options, ExchangeHooks hooks)
+    : loop_(loop), upstream_addr_(upstream), options_(options), hooks_(std::move(hooks)) {
+  down_.proxy = this;
+  down_.downstream = true;
+}
+
+bool H2Proxy::Init(lib::UniqueFd downstream, absl::string_view already_read) {
+  H2Session::Events ev;
+  ev.on_head = [this](int32_t id, H2Headers& h, bool end) { OnRequestHead(id, h, end); };
+  ev.on_data = [this](int32_t id, absl::string_view d) { OnRequestData(id, d); };
+  ev.on_trailers = [this](int32_t id, H2Headers& t) {
+    if (Exchange* ex = Find(id)) ex->request_trailers = std::move(t);
+  };
+  ev.on_end = [this](int32_t id) { OnRequestEnd(id); };
+  ev.on_close = [this](int32_t id, uint32_t code) { OnDownClose(id, code); };
+  ev.on_send_space = [this](int32_t id) { OnDownSpace(id); };
+  auto session = H2Session::Create(H2Session::Role::kServer, options_.limits, std::move(ev));
+  if (!session.ok()) return false;
+  down_.session = std::move(*session);
+  down_.fd = std::move(downstream);
+  if (!loop_->Watch(down_.fd.get(), &down_, EPOLLIN).ok()) {
+    down_.fd.Reset();
+    return false;
+  }
+  ArmIdle();
+  if (!already_read.empty()) {
+    // Not from inside Start: the caller holds the proxy first.
+    loop_->Later([weak = weak_from_this(), first = std::string(already_read)] {
+      auto p = weak.lock();
+      if (!p || p->done_) return;
+      if (!p->down_.session->Receive(first).ok()) p->down_.gone = true;
+      p->Pump();
+    });
+  }
+  return true;
+}
+
+H2Proxy::~H2Proxy() {
+  if (idle_timer_ != 0) loop_->Cancel(idle_timer_);
+  for (auto& [id, ex] : exchanges_)
+    if (ex.timer != 0) loop_->Cancel(ex.timer);
+  if (down_.fd.valid()) loop_->Unwatch(down_.fd.get());
+  for (auto& [key, up] : ups_)
+    if (up->fd.valid()) loop_->Unwatch(up->fd.get());
+}
+
+void H2Proxy::OnEvents(Conn& c, uint32_t events) {
+  auto self = shared_from_this();
+  if (done_ || c.gone) return;
+  if (c.connecting) {
+    const int err = ConnectResult(c.fd.get());
+    c.connecting = false;
+    if (err != 0) {
+      UpConnFailed(&c, absl::StrCat("upstream-connect-failed: ", strerror(err)));
+      return Pump();
+    }
+  }
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !Flush(c)) return Pump();
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    char buf[kReadChunk];
+    for (int i = 0; i < 4 && !c.gone; ++i) {
+      const ssize_t n = recv(c.fd.get(), buf, sizeof(buf), 0);
+      if (n > 0) {
+        if (!c.session->Receive({buf, static_cast<size_t>(n)}).ok()) {
+          // A protocol error: its GOAWAY goes out, then the connection.
+          if (c.downstream)
+            c.gone = true;
+          else
+            UpConnFailed(&c, "bad-upstream-response: HTTP/2 protocol error");
+          break;
+        }
+        if (static_cast<size_t>(n) < sizeof(buf)) break;
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+      // The end of the connection (or a reset): every stream on it ends.
+      if (c.downstream) {
+        Finish();
+        return;
+      }
+      UpConnFailed(&c, n == 0 ? "upstream-closed" : "upstream-reset");
+      break;
+    }
+  }
+  Pump();
+}
+
+bool H2Proxy::Flush(Conn& c) {
+  while (!c.out.empty() && c.fd.valid() && !c.connecting) {
+    const ssize_t n = send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out.Consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    if (c.downstream) {
+      Finish();
+      return false;
+    }
+    UpConnFailed(&c, absl::StrCat("upstream-send-failed: ", strerror(errno)));
+    return false;
+  }
+  if (c.out.empty()) c.out.Release();
+  return true;
+}
+
+void H2Proxy::Pump() {
+  if (done_ || pumping_) return;
+  pumping_ = true;
+  // Output made while producing output (a stream's room frees another's
+  // bytes): a few rounds, each bounded by the sockets' buffers.
+  for (int round = 0; round < 4 && !done_; ++round) {
+    bool more = false;
+    auto pump = [&](Conn& c) {
+      if (c.gone || !c.session) return;
+      const size_t before = c.out.size();
+      // A socket that does not take what it is given gets no more: its
+      // sessions' streams fill, and their windows close.
+      if (c.out.size() < options_.max_buffered && !c.session->TakeOutput(&c.out) && c.out.empty())
+        c.gone = true;  // the session is over and everything went
+      if (c.out.size() > before) more = true;
+      if (!c.gone && !c.connecting) Flush(c);
+    };
+    pump(down_);
+    for (auto& [key, up] : ups_) pump(*up);
+    if (!more) break;
+  }
+  pumping_ = false;
+  if (done_) return;
+  if (down_.gone) return Finish();
+  for (auto it = ups_.begin(); it != ups_.end();) {
+    Conn& up = *it->second;
+    if (!up.gone && up.session->alive()) {
+      UpdateInterest(up);
+      ++it;
+      continue;
+    }
+    if (!up.gone) UpConnFailed(&up, "upstream-closed");
+    loop_->Unwatch(up.fd.get());
+    it = ups_.erase(it);
+  }
+  UpdateInterest(down_);
+}
+
+void H2Proxy::UpdateInterest(Conn& c) {
+  if (!c.fd.valid()) return;
+  uint32_t want = c.connecting ? EPOLLOUT : EPOLLIN;
+  if (!c.out.empty()) want |= EPOLLOUT;
+  loop_->Interest(c.fd.get(), want);
+}
+
+void H2Proxy::Finish() {
+  if (done_) return;
+  done_ = true;
+  if (idle_timer_ != 0) loop_->Cancel(idle_timer_);
+  idle_timer_ = 0;
+  for (auto& [id, ex] : exchanges_) {
+    if (ex.timer != 0) loop_->Cancel(ex.timer);
+    ex.timer = 0;
+    EndAttempt(ex, false, -1);  // cut off: no endpoint's fault
+    if (hooks_.on_request) {
+      if (!ex.response_ended) ex.record.status = 0;
+      hooks_.on_request(ex.record);
+    }
+  }
+  exchanges_.clear();
+  for (auto& [key, up] : ups_) {
+    if (up->fd.valid()) loop_->Unwatch(up->fd.get());
+  }
+  ups_.clear();
+  if (down_.fd.valid()) {
+    loop_->Unwatch(down_.fd.get());
+    down_.fd.Reset();
+  }
+  if (hooks_.on_done) hooks_.on_done(this);
+}
+
+void H2Proxy::ArmIdle() {
+  if (idle_timer_ != 0) loop_->Cancel(idle_timer_);
+  idle_timer_ = 0;
+  if (options_.idle_timeout_ms <= 0 || !exchanges_.empty()) return;
+  idle_timer_ =
+      loop_->After(std::chrono::milliseconds(options_.idle_timeout_ms), [weak = weak_from_this()] {
+        auto p = weak.lock();
+        if (!p || p->done_) return;
+        p->idle_timer_ = 0;
+        if (!p->exchanges_.empty()) return;
+        p->down_.session->Shutdown();  // GOAWAY, then the end
+        p->Pump();
+        p->Finish();
+      });
+}
+
+H2Proxy::Exchange* H2Proxy::Find(int32_t id) {
+  auto it = exchanges_.find(id);
+  return it == exchanges_.end() ? nullptr : &it->second;
+}
+
+H2Proxy::Exchange* H2Proxy::FindUp(Conn* up, int32_t up_id) {
+  auto it = up->exchanges.find(up_id);
+  return it == up->exchanges.end() ? nullptr : Find(it->second);
+}
+
+void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
+  if (idle_timer_ != 0) loop_->Cancel(idle_timer_);
+  idle_timer_ = 0;
+  Exchange& ex = exchanges_[id];
+  ex.id = id;
+  ex.request_ended = end;
+  ex.started = std::chrono::steady_clock::now();
+  // The request as the judge sees an HTTP/1.1 one: its method, target and
+  // headers, :authority as Host.
+  H1Head head;
+  head.method = std::string(Pseudo(headers, ":method"));
+  head.target = std::string(Pseudo(headers, ":path"));
+  const std::string authority(Pseudo(headers, ":authority"));
+  bool has_host = false;
+  H2Headers regular;
+  for (auto& [n, v] : headers) {
+    if (!n.empty() && n[0] == ':') continue;
+    if (n == "host") has_host = true;
+    regular.emplace_back(n, v);
+  }
+  if (!has_host && !authority.empty()) head.headers.emplace_back("host", authority);
+  for (const auto& h : regular) head.headers.push_back(h);
+  ex.record = ExchangeRecord{.method = head.method};
+  if (head.method == "CONNECT") {
+    // Plain CONNECT would make a byte tunnel past the routes (and extended
+    // CONNECT is not offered): refused on its stream.
+    ex.record.reason = "l7-connect-not-supported";
+    return AnswerLocally(ex, 405, "l7-connect-not-supported");
+  }
+  RequestView view{.method = head.method,
+                   .path = absl::string_view(head.target).substr(0, head.target.find('?'))};
+  for (const auto& [n, v] : head.headers) view.headers.emplace_back(n, v);
+  ExchangeVerdict v = hooks_.judge ? hooks_.judge(head, view) : ExchangeVerdict{};
+  ex.record.route = v.route;
+  ex.record.reason = v.reason;
+  if (!v.reason.empty()) ex.record.path = std::string(view.path);
+  if (!v.allow) {
+    return AnswerLocally(ex, v.status,
+                         v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route));
+  }
+  ex.rules = std::move(v);
+  const Destination to = ex.rules.upstream ? *ex.rules.upstream : upstream_addr_;
+  HopSpan span = StartHop(regular, Bits());
+  Propagate(span, &regular);
+  ex.record.trace_id = span.trace_id;
+  ex.record.span_id = span.span_id;
+  ex.record.parent_id = span.parent_id;
+  H2Headers up_headers;
+  up_headers.reserve(regular.size() + 4);
+  for (auto& h : headers)
+    if (!h.first.empty() && h.first[0] == ':') up_headers.push_back(std::move(h));
+  for (auto& h : regular) up_headers.push_back(std::move(h));
+  ex.attempt_started = std::chrono::steady_clock::now();
+  Conn* up = UpstreamFor(to);
+  if (!up) {
+    EndAttempt(ex, true, 0);
+    return AnswerLocally(ex, 502, "upstream-connect-failed");
+  }
+  auto up_id = up->session->SubmitRequest(up_headers, end);
+  if (!up_id.ok()) {
+    EndAttempt(ex, true, 0);
+    return AnswerLocally(ex, 502, std::string(up_id.status().message()));
+  }
+  ex.up = up;
+  ex.up_id = *up_id;
+  up->exchanges[*up_id] = id;
+  const int timeout_ms =
+      ex.rules.timeout_ms > 0 ? ex.rules.timeout_ms : options_.response_timeout_ms;
+  if (timeout_ms > 0) {
+    ex.timer = loop_->After(std::chrono::milliseconds(timeout_ms), [weak = weak_from_this(), id] {
+      auto p = weak.lock();
+      if (!p || p->done_) return;
+      Exchange* e = p->Find(id);
+      if (!e) return;
+      e->timer = 0;
+      if (e->response_started || e->local) return;
+      // Too slow: 504, and its upstream stream is cancelled.
+      p->EndAttempt(*e, true, 0);
+      if (e->up && p->FindUp(e->up, e->up_id)) {
+        e->up->session->Reset(e->up_id, NGHTTP2_CANCEL);
+        e->up->exchanges.erase(e->up_id);
+      }
+      e->up = nullptr;
+      p->AnswerLocally(*e, 504, "upstream-timeout");
+      p->Pump();
+    });
+  }
+}
+
+H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
+  const std::string key = to.ToAuthority();
+  auto it = ups_.find(key);
+  if (it != ups_.end() && !it->second->gone && it->second->session->can_open())
+    return it->second.get();
+  if (it != ups_.end()) {
+    // Full or going away: a fresh connection takes new streams; the old
+    // one finishes its own (kept under another key until it is over).
+    ups_[absl::StrCat(key, "#", reinterpret_cast<uintptr_t>(it->second.get()))] =
+        std::move(it->second);
+    ups_.erase(it);
+  }
+  auto c = std::make_unique<Conn>();
+  c->proxy = this;
+  c->to = to;
+  Conn* raw = c.get();
+  H2Session::Events ev;
+  ev.on_head = [this, raw](int32_t id, H2Headers& h, bool end) { OnResponseHead(raw, id, h, end); };
+  ev.on_data = [this, raw](int32_t id, absl::string_view d) { OnResponseData(raw, id, d); };
+  ev.on_trailers = [this, raw](int32_t id, H2Headers& t) {
+    if (Exchange* ex = FindUp(raw, id)) ex->response_trailers = std::move(t);
+  };
+  ev.on_end = [this, raw](int32_t id) { OnResponseEnd(raw, id); };
+  ev.on_close = [this, raw](int32_t id, uint32_t code) { OnUpClose(raw, id, code); };
+  ev.on_send_space = [this, raw](int32_t id) { OnUpSpace(raw, id); };
+  auto session = H2Session::Create(H2Session::Role::kClient, options_.limits, std::move(ev));
+  if (!session.ok()) return nullptr;
+  c->session = std::move(*session);
+  socklen_t len = 0;
+  const sockaddr_storage ss = ToSockaddr(to, &len);
+  bool connected = false;
+  c->fd = hooks_.open_upstream
+              ? hooks_.open_upstream(to, &connected)
+              : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!c->fd.valid()) return nullptr;
+  if (!connected) SetNoDelay(c->fd.get());
+  if (!loop_->Watch(c->fd.get(), c.get(), EPOLLOUT).ok()) return nullptr;
+  if (!connected && connect(c->fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
+      errno != EINPROGRESS) {
+    loop_->Unwatch(c->fd.get());
+    return nullptr;
+  }
+  c->connecting = !connected;
+  ups_[key] = std::move(c);
+  return raw;
+}
+
+void H2Proxy::OnRequestData(int32_t id, absl::string_view data) {
+  Exchange* ex = Find(id);
+  if (!ex || ex->local || !ex->up) {
+    down_.session->Consumed(id, data.size());  // dropped: a local answer's request
+    return;
+  }
+  ex->to_up.Append(data);
+  MoveBody(*ex, /*to_up=*/true);
+}
+
+void H2Proxy::OnRequestEnd(int32_t id) {
+  Exchange* ex = Find(id);
+  if (!ex) return;
+  ex->request_ended = true;
+  MoveBody(*ex, true);
+}
+
+// Body bytes one side received go to the other as its stream takes them;
+// the receiving side's window opens by as many. The end (with trailers)
+// follows the last byte.
+void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
+  if (to_up) {
+    if (!ex.up || ex.local) return;
+    if (!ex.to_up.empty()) {
+      const size_t n = ex.up->session->Send(ex.up_id, ex.to_up.view());
+      ex.to_up.Consume(n);
+      down_.session->Consumed(ex.id, n);
+    }
+    if (ex.to_up.empty() && ex.request_ended)
+      ex.up->session->End(ex.up_id, std::move(ex.request_trailers));
+    return;
+  }
+  if (!ex.to_down.empty()) {
+    const size_t n = down_.session->Send(ex.id, ex.to_down.view());
+    ex.to_down.Consume(n);
+    if (ex.up) ex.up->session->Consumed(ex.up_id, n);
+  }
+  if (ex.to_down.empty() && ex.response_ended)
+    down_.session->End(ex.id, std::move(ex.response_trailers));
+}
+
+void H2Proxy::OnDownSpace(int32_t id) {
+  if (Exchange* ex = Find(id)) MoveBody(*ex, false);
+}
+
+void H2Proxy::OnUpSpace(Conn* up, int32_t up_id) {
+  if (Exchange* ex = FindUp(up, up_id)) MoveBody(*ex, true);
+}
+
+void H2Proxy::OnDownClose(int32_t id, uint32_t) {
+  auto it = exchanges_.find(id);
+  if (it == exchanges_.end()) return;
+  Exchange& ex = it->second;
+  if (ex.timer != 0) loop_->Cancel(ex.timer);
+  // The client went (or everything was said): its upstream stream goes too.
+  if (ex.up && FindUp(ex.up, ex.up_id)) {
+    if (!ex.response_ended) ex.up->session->Reset(ex.up_id, NGHTTP2_CANCEL);
+    ex.up->exchanges.erase(ex.up_id);
+  }
+  EndAttempt(ex, false, -1);
+  if (!ex.response_ended) ex.record.status = 0;
+  ex.record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - ex.started)
+                         .count();
+  if (hooks_.on_request) hooks_.on_request(ex.record);
+  exchanges_.erase(it);
+  if (exchanges_.empty()) ArmIdle();
+}
+
+void H2Proxy::OnResponseHead(Conn* up, int32_t up_id, H2Headers& headers, bool end) {
+  Exchange* ex = FindUp(up, up_id);
+  if (!ex) return;
+  const int status = StatusOf(headers);
+  if (status >= 100 && status < 200) {
+    (void)down_.session->SubmitInterim(ex->id, headers);
+    return;
+  }
+  EndAttempt(*ex, status >= 500 && ex->rules.retry_on_5xx, status);
+  if (ex->timer != 0) loop_->Cancel(ex->timer);
+  ex->timer = 0;
+  ex->response_started = true;
+  ex->response_ended = end;
+  ex->record.status = status;
+  if (!down_.session->SubmitResponse(ex->id, headers, end).ok())
+    down_.session->Reset(ex->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+void H2Proxy::OnResponseData(Conn* up, int32_t up_id, absl::string_view data) {
+  Exchange* ex = FindUp(up, up_id);
+  if (!ex || !ex->response_started) {
+    up->session->Consumed(up_id, data.size());
+    return;
+  }
+  ex->to_down.Append(data);
+  MoveBody(*ex, false);
+}
+
+void H2Proxy::OnResponseEnd(Conn* up, int32_t up_id) {
+  Exchange* ex = FindUp(up, up_id);
+  if (!ex || !ex->response_started) return;
+  ex->response_ended = true;
+  MoveBody(*ex, false);
+}
+
+void H2Proxy::OnUpClose(Conn* up, int32_t up_id, uint32_t code) {
+  auto it = up->exchanges.find(up_id);
+  if (it == up->exchanges.end()) return;
+  Exchange* ex = Find(it->second);
+  up->exchanges.erase(it);
+  if (!ex) return;
+  ex->up = nullptr;
+  if (ex->response_ended) return;  // ended cleanly; its bytes are on their way
+  if (!ex->response_started) {
+    // Reset (or refused) before it answered.
+    EndAttempt(*ex, true, 0);
+    return AnswerLocally(
+        *ex, 502, code == NGHTTP2_REFUSED_STREAM ? "upstream-refused-stream" : "upstream-reset");
+  }
+  down_.session->Reset(ex->id, code == NGHTTP2_NO_ERROR ? uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
+}
+
+void H2Proxy::UpConnFailed(Conn* up, const std::string& why) {
+  if (up->gone) return;
+  up->gone = true;
+  std::map<int32_t, int32_t> streams;
+  streams.swap(up->exchanges);
+  for (const auto& [up_id, id] : streams) {
+    Exchange* ex = Find(id);
+    if (!ex) continue;
+    ex->up = nullptr;
+    if (ex->response_ended) continue;
+    if (!ex->response_started) {
+      EndAttempt(*ex, true, 0);
+      AnswerLocally(*ex, 502, why);
+    } else {
+      down_.session->Reset(id, NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+}
+
+void H2Proxy::AnswerLocally(Exchange& ex, int status, const std::string& reason) {
+  if (ex.timer != 0) loop_->Cancel(ex.timer);
+  ex.timer = 0;
+  ex.local = true;
+  ex.record.local = true;
+  ex.record.status = status;
+  if (ex.record.reason.empty()) ex.record.reason = reason;
+  ex.to_up.clear();
+  ex.response_started = ex.response_ended = true;
+  const std::string body = absl::StrCat(ReasonPhrase(status), ": ", reason, "\n");
+  H2Headers h = {{":status", absl::StrCat(status)},
+                 {status == 403 ? "x-shunt-denied" : "x-shunt-error", reason.substr(0, 128)},
+                 {"content-type", "text/plain; charset=utf-8"},
+                 {"content-length", absl::StrCat(body.size())}};
+  if (!down_.session->SubmitResponse(ex.id, h, false).ok()) {
+    down_.session->Reset(ex.id, NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  down_.session->Send(ex.id, body);
+  down_.session->End(ex.id);
+  // What the client still sends of this request is read and dropped
+  // (OnRequestData), its window kept open: the stream ends when it does.
+}
+
+void H2Proxy::EndAttempt(Exchange& ex, bool failure, int status) {
+  if (ex.rules.endpoint < 0) return;
+  ExchangeAttempt a{.endpoint = ex.rules.endpoint,
+                    .latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now() - ex.attempt_started)
+                                      .count(),
+                    .failure = failure,
+                    .status = status};
+  ex.rules.endpoint = -1;
+  if (hooks_.on_attempt) hooks_.on_attempt(a);
+}
+
+}  // namespace shunt::proxy::http

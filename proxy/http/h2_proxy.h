@@ -1,0 +1,130 @@
+// One pod's HTTP/2 connection through the L7 layer (issue 17 item 5):
+// prior knowledge (the client preface) on a connection the kernel sent to
+// the proxy. Every stream is a request, judged as H1Proxy judges one
+// (the same ExchangeHooks: HTTPRouteGroup policy, a service's per-request
+// pick, metrics, drops); a denied one gets 403 with x-shunt-denied on its
+// own stream while the others go on. An allowed one goes to its upstream
+// over HTTP/2 too (a client that used prior knowledge knows the server
+// speaks it): one connection per upstream address, its streams
+// multiplexed, opened from the client's address like H1Proxy's.
+//
+// Bodies stream both ways under HTTP/2 flow control end to end: a stream's
+// window opens on one side only as its bytes are taken by the other, so a
+// slow reader holds back its own stream and no other. Trailers pass (gRPC).
+// Each request carries its trace on with a span of this hop's.
+//
+// Not here yet (docs/l7.md): retries of HTTP/2 requests (each attempt is
+// still told to the balancer), and extended CONNECT (WebSocket over h2,
+// RFC 8441; the proxy does not offer it, so clients use HTTP/1.1 for it).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/lib/unique_fd.h"
+#include "proxy/common/byte_buffer.h"
+#include "proxy/http/exchange_hooks.h"
+#include "proxy/http/h2_session.h"
+#include "proxy/loop/event_loop.h"
+#include "proxy/tunnel/connect_authority.h"
+
+namespace shunt::proxy::http {
+
+class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
+ public:
+  struct Options {
+    H2Limits limits;
+    size_t max_buffered = 1 << 20;  // per connection, written but not taken by its socket
+    // A connection with no stream open closes after this (GOAWAY first).
+    int idle_timeout_ms = 60000;
+    // A response must start this long after its request's head (504); 0: none.
+    int response_timeout_ms = 0;
+  };
+
+  // `already_read`: what protocol detection read (the preface's start).
+  static std::shared_ptr<H2Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
+                                        const Destination& upstream, Options options,
+                                        ExchangeHooks hooks, absl::string_view already_read = {});
+  ~H2Proxy();
+  H2Proxy(const H2Proxy&) = delete;
+  H2Proxy& operator=(const H2Proxy&) = delete;
+
+  size_t upstream_connections() const { return ups_.size(); }
+
+ private:
+  // A socket with its HTTP/2 session: the pod's (server), or one upstream's.
+  struct Conn : EventLoop::Watcher {
+    H2Proxy* proxy = nullptr;
+    bool downstream = false;
+    Destination to;
+    lib::UniqueFd fd;
+    std::unique_ptr<H2Session> session;
+    ByteBuffer out;
+    bool connecting = false;
+    bool gone = false;
+    // Upstream: its streams, to the pod's stream each answers.
+    std::map<int32_t, int32_t> exchanges;
+    void OnEvents(uint32_t events) override { proxy->OnEvents(*this, events); }
+  };
+  // One request/response: the pod's stream and where it went.
+  struct Exchange {
+    int32_t id = 0;
+    Conn* up = nullptr;
+    int32_t up_id = -1;
+    ExchangeVerdict rules;
+    ExchangeRecord record;
+    bool local = false;
+    bool request_ended = false, response_started = false, response_ended = false;
+    H2Headers request_trailers, response_trailers;
+    ByteBuffer to_up, to_down;  // body bytes the other session did not take yet
+    std::chrono::steady_clock::time_point started, attempt_started;
+    EventLoop::TimerId timer = 0;
+  };
+
+  H2Proxy(EventLoop* loop, const Destination& upstream, Options options, ExchangeHooks hooks);
+  bool Init(lib::UniqueFd downstream, absl::string_view already_read);
+  void OnEvents(Conn& c, uint32_t events);
+  // Moves every session's output to its socket, closes what is over.
+  void Pump();
+  bool Flush(Conn& c);
+  void UpdateInterest(Conn& c);
+  void Finish();
+
+  // The pod's side.
+  void OnRequestHead(int32_t id, H2Headers& headers, bool end);
+  void OnRequestData(int32_t id, absl::string_view data);
+  void OnRequestEnd(int32_t id);
+  void OnDownClose(int32_t id, uint32_t code);
+  void OnDownSpace(int32_t id);
+  // The upstreams' side.
+  void OnResponseHead(Conn* up, int32_t up_id, H2Headers& headers, bool end);
+  void OnResponseData(Conn* up, int32_t up_id, absl::string_view data);
+  void OnResponseEnd(Conn* up, int32_t up_id);
+  void OnUpClose(Conn* up, int32_t up_id, uint32_t code);
+  void OnUpSpace(Conn* up, int32_t up_id);
+  void UpConnFailed(Conn* up, const std::string& why);
+
+  Exchange* Find(int32_t id);
+  Exchange* FindUp(Conn* up, int32_t up_id);
+  Conn* UpstreamFor(const Destination& to);
+  void AnswerLocally(Exchange& ex, int status, const std::string& reason);
+  void EndAttempt(Exchange& ex, bool failure, int status);
+  void MoveBody(Exchange& ex, bool to_up);
+  void ArmIdle();
+
+  EventLoop* loop_;
+  Destination upstream_addr_;
+  Options options_;
+  ExchangeHooks hooks_;
+  Conn down_;
+  std::map<std::string, std::unique_ptr<Conn>> ups_;  // by "address:port"
+  std::map<int32_t, Exchange> exchanges_;
+  EventLoop::TimerId idle_timer_ = 0;
+  bool done_ = false;
+  bool pumping_ = false;
+};
+
+}  // namespace shunt::proxy::http
