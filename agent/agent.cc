@@ -224,7 +224,8 @@ absl::Status Agent::StartControllers() {
                   // restarts, and apart from another agent's whose socket shares
                   // the directory (two simulated nodes on one machine).
                   .proxy_pid_file = config_.api_socket + ".shunt-proxy.pid",
-                  .bpffs = config_.bpffs_dir},
+                  .bpffs = config_.bpffs_dir,
+                  .trace_otlp_endpoint = config_.trace_otlp_endpoint},
       .identities = &identities_,
       .config_map = std::move(mtls_switch),
       .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); },

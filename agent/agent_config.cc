@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/certs/spiffe_id.h"
 #include "agent/http/server.h"
@@ -89,6 +90,20 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "--proxy-l7-port=", proxy_l7_port, " is taken by the proxy's ",
         proxy_l7_port == 15001 ? "outbound port" : "inbound port (--proxy-inbound-port)"));
+  if (!trace_otlp_endpoint.empty()) {
+    const bool http = absl::StartsWith(trace_otlp_endpoint, "http://") ||
+                      absl::StartsWith(trace_otlp_endpoint, "https://");
+    const size_t host = trace_otlp_endpoint.find("//") + 2;
+    if (!http || host >= trace_otlp_endpoint.size() || trace_otlp_endpoint[host] == '/')
+      return absl::InvalidArgumentError(
+          absl::StrCat("--trace-otlp-endpoint: '", trace_otlp_endpoint,
+                       "' is not an http:// or https:// URL with a host (OTLP/HTTP, e.g. "
+                       "http://otel-collector.observability:4318)"));
+    if (mtls == "off")
+      return absl::InvalidArgumentError(
+          "--trace-otlp-endpoint needs --mtls (permissive or strict): the spans are the L7 "
+          "layer's, in the proxy the agent runs with it");
+  }
   if (proxy_handshake_timeout_ms < 100 || proxy_handshake_timeout_ms > 300'000)
     return absl::InvalidArgumentError(
         absl::StrCat("--proxy-handshake-timeout must be within 100ms..5m, got ",

@@ -52,6 +52,7 @@ struct AgentConfig {
   std::string proxy_bin;
   int proxy_inbound_port = 15008;
   int proxy_l7_port = 15006;                    // 0: no L7 layer
+  std::string trace_otlp_endpoint;              // the proxy's span export (OTLP/HTTP); empty: off
   int64_t proxy_handshake_timeout_ms = 10'000;  // a tunnel's connect + TLS handshake
 
   // InvalidArgument naming the flag.

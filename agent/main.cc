@@ -108,6 +108,10 @@ ABSL_FLAG(int, proxy_inbound_port, 15008,
 ABSL_FLAG(int, proxy_l7_port, 15006,
           "with --mtls: the port of the proxy's L7 listener on the node's address, where the "
           "kernel sends connections whose grant is HTTP routes only (0: none; docs/l7.md)");
+ABSL_FLAG(std::string, trace_otlp_endpoint, "",
+          "with --mtls: where the proxy sends the spans of the requests its L7 layer forwards, "
+          "as OTLP/HTTP JSON: a collector's base URL (http://otel-collector:4318, to which "
+          "/v1/traces is added) or its traces URL; empty: no export (docs/l7.md)");
 ABSL_FLAG(absl::Duration, proxy_handshake_timeout, absl::Seconds(10),
           "with --mtls: a tunnel's TCP connect and TLS handshake must complete within this "
           "(100ms..5m); a peer that never finishes is dropped and counted");
@@ -171,6 +175,7 @@ int main(int argc, char** argv) {
       .proxy_bin = absl::GetFlag(FLAGS_proxy_bin),
       .proxy_inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port),
       .proxy_l7_port = absl::GetFlag(FLAGS_proxy_l7_port),
+      .trace_otlp_endpoint = absl::GetFlag(FLAGS_trace_otlp_endpoint),
       .proxy_handshake_timeout_ms =
           absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_proxy_handshake_timeout)),
   };

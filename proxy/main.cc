@@ -35,6 +35,9 @@ ABSL_FLAG(
 ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
 ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
+ABSL_FLAG(std::string, node, "", "the node's name (the exported spans' k8s.node.name)");
+ABSL_FLAG(std::string, trace_otlp_endpoint, "",
+          "OTLP/HTTP collector for the L7 layer's spans (base or /v1/traces URL); empty: none");
 ABSL_FLAG(int, handshake_timeout_ms, 10000,
           "a tunnel's TCP connect and TLS handshake must complete within this");
 ABSL_FLAG(bool, transparent, false,
@@ -108,6 +111,12 @@ int main(int argc, char** argv) {
   auto policy = shunt::proxy::InboundPolicy::Open(absl::GetFlag(FLAGS_bpffs));
   if (!policy.ok()) return fail(policy.status());
   shared.policy = *std::move(policy);
+  if (const std::string otlp = absl::GetFlag(FLAGS_trace_otlp_endpoint); !otlp.empty()) {
+    auto url = shunt::proxy::SpanExporter::TracesUrl(otlp);
+    if (!url.ok()) return fail(url.status());
+    shared.spans = std::make_unique<shunt::proxy::SpanExporter>(*url, absl::GetFlag(FLAGS_node));
+    spdlog::info("exporting the L7 layer's spans to {}", *url);
+  }
   auto rt = FirstConfig(control);
   if (!rt.ok()) return fail(rt.status());
   shared.runtime.Set(*rt);

@@ -42,7 +42,9 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
                absl::StrCat("--proxy-inbound-port=", o.inbound_port),
                absl::StrCat("--l7-port=", o.l7_port), absl::StrCat("--bpffs=", o.bpffs),
                absl::StrCat("--handshake-timeout-ms=", o.handshake_timeout_ms),
-               absl::StrCat("--transparent=", transparent_ ? "true" : "false")},
+               absl::StrCat("--transparent=", transparent_ ? "true" : "false"),
+               absl::StrCat("--node=", o.node),
+               absl::StrCat("--trace-otlp-endpoint=", o.trace_otlp_endpoint)},
       .cgroup = o.proxy_cgroup,
       .pid_file = o.proxy_pid_file});
   config_.mode = o.mode;

@@ -39,6 +39,7 @@ struct MtlsOptions {
   std::string proxy_cgroup;    // ProxyCgroup(): where it runs; empty: with the agent
   std::string proxy_pid_file;  // see ProxyLaunch::pid_file
   std::string bpffs;
+  std::string trace_otlp_endpoint;  // --trace-otlp-endpoint: span export; empty: off
 };
 
 class MtlsController : public agent::Controller {

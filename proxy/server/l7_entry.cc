@@ -73,6 +73,7 @@ void Worker::L7Request(const L7Flow& flow, const std::string& destination,
   stats().Add(Stat::kL7Requests);
   shared_->requests.Add(flow.source_text, destination, flow.destination.port, r.route, r.status,
                         r.micros, r.retries);
+  if (shared_->spans && !r.trace_id.empty()) ExportSpan(flow, destination, r);
   const bool denied = r.local && r.status == 403;
   const bool would_deny = !r.local && !r.reason.empty();
   if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);
@@ -88,6 +89,30 @@ void Worker::L7Request(const L7Flow& flow, const std::string& destination,
                   .method = r.method,
                   .path = r.path,
                   .destination_identity = destination});
+}
+
+// This hop's span of a forwarded request, in OpenTelemetry's HTTP terms.
+void Worker::ExportSpan(const L7Flow& flow, const std::string& destination,
+                        const http::H1Proxy::Record& r) {
+  const int64_t end = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  ExportedSpan s{.trace_id = r.trace_id,
+                 .span_id = r.span_id,
+                 .parent_id = r.parent_id,
+                 .name = absl::StrCat(r.method, " ", r.route.empty() ? destination : r.route),
+                 .start_unix_ns = end - r.micros * 1000,
+                 .end_unix_ns = end,
+                 .error = r.status == 0 || r.status >= 500};
+  s.strings = {{"http.request.method", r.method},
+               {"client.address", flow.source.AddressText()},
+               {"server.address", flow.destination.AddressText()},
+               {"shunt.source.identity", flow.source_text},
+               {"shunt.destination.identity", destination}};
+  if (!r.route.empty()) s.strings.emplace_back("http.route", r.route);
+  s.ints = {{"server.port", flow.destination.port}, {"shunt.retries", r.retries}};
+  if (r.status > 0) s.ints.emplace_back("http.response.status_code", r.status);
+  shared_->spans->Add(std::move(s));
 }
 
 // A service balanced per request: its router picks each request's

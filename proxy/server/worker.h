@@ -25,6 +25,7 @@
 #include "proxy/server/proxy_stats.h"
 #include "proxy/server/request_metrics.h"
 #include "proxy/server/runtime.h"
+#include "proxy/server/span_exporter.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
@@ -67,9 +68,10 @@ struct ProxyShared {
   RuntimeHolder runtime;
   ProxyStats stats;
   InboundPolicy policy;
-  RequestMetrics requests;       // the L7 layer's, per edge and route
-  L7StateBoard l7_state;         // the L7 layer's balancers, per worker
-  std::vector<Worker*> workers;  // set before any runs
+  RequestMetrics requests;              // the L7 layer's, per edge and route
+  L7StateBoard l7_state;                // the L7 layer's balancers, per worker
+  std::unique_ptr<SpanExporter> spans;  // --trace-otlp-endpoint; null: no export
+  std::vector<Worker*> workers;         // set before any runs
 };
 
 class Worker {
@@ -110,6 +112,8 @@ class Worker {
   // request: the endpoint's, or its leaf service's on another node).
   void L7Request(const L7Flow& flow, const std::string& destination,
                  const http::H1Proxy::Record& r);
+  void ExportSpan(const L7Flow& flow, const std::string& destination,
+                  const http::H1Proxy::Record& r);
   // This thread's balancing state of the services balanced per request,
   // brought up to date with the Runtime's services first.
   L7Balancers& l7_balancers(const Runtime& rt) {

@@ -77,6 +77,10 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
        "--proxy-inbound-port must be within 1..65535", 2},
       {base + cg + bpffs + mtls + " --node-ip=127.0.0.1 --proxy-bin=/nonexistent-shunt/proxy",
        "--proxy-bin /nonexistent-shunt/proxy", 1},
+      {base + cg + bpffs + mtls + " --trace-otlp-endpoint=otel:4318",
+       "--trace-otlp-endpoint: 'otel:4318' is not an http:// or https:// URL", 2},
+      {base + cg + bpffs + " --trace-otlp-endpoint=http://otel:4318",
+       "--trace-otlp-endpoint needs --mtls", 2},
   };
   for (const Case& c : cases) {
     AgentRun r = RunAgent(c.flags);

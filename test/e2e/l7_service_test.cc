@@ -18,6 +18,7 @@
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/files.h"
 #include "test/e2e/harness/mtls_fixture.h"
+#include "test/e2e/harness/service_yaml.h"
 
 namespace shunt::e2e {
 namespace {
@@ -29,25 +30,6 @@ constexpr char kFlakyVip[] = "10.96.0.20";    // retries: 2; local:8080 fails ev
 constexpr char kSteadyVip[] = "10.96.0.21";   // timeout: 300ms; local:8081
 constexpr char kWebVip[] = "10.96.0.22";      // split by header: v1 local:8081, v2 server:8080
 constexpr char kBrittleVip[] = "10.96.0.25";  // ejection: local:8081, local:8082 (broken)
-
-std::string Service(const std::string& name, const std::string& vip,
-                    const std::string& annotations) {
-  return absl::StrCat("---\napiVersion: v1\nkind: Service\nmetadata: {name: ", name,
-                      ", namespace: demo, annotations: {", annotations,
-                      "}}\nspec:\n  clusterIP: ", vip,
-                      "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n");
-}
-
-std::string Slice(const std::string& service, const TestPod& pod, int port,
-                  const std::string& suffix = "1") {
-  return absl::StrCat(
-      "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ", service,
-      "-", suffix, "\n  namespace: demo\n  labels: {kubernetes.io/service-name: ", service,
-      "}\naddressType: IPv4\nports: [{name: http, port: ", port,
-      ", protocol: TCP}]\nendpoints:\n- addresses: [\"", pod.ip,
-      "\"]\n  conditions: {ready: true}\n  targetRef: {kind: Pod, name: ", pod.name,
-      ", namespace: demo}\n");
-}
 
 class L7ServiceTest : public MtlsMeshTest {
  protected:

@@ -586,8 +586,17 @@ absl::StatusOr<lib::UniqueFd> TestNode::NodeSocket(int type, int domain, int pro
 
 absl::StatusOr<pid_t> TestNode::Spawn(const TestPod& pod, const std::vector<std::string>& argv,
                                       const std::string& log_file) {
-  const std::string netns = "/run/netns/" + pod.netns;
-  const std::string procs = pod.cgroup + "/cgroup.procs";
+  return SpawnIn("/run/netns/" + pod.netns, pod.cgroup + "/cgroup.procs", argv, log_file);
+}
+
+absl::StatusOr<pid_t> TestNode::SpawnInNode(const std::vector<std::string>& argv,
+                                            const std::string& log_file) {
+  return SpawnIn("/run/netns/" + node_netns_, cgroup_root_ + "/cgroup.procs", argv, log_file);
+}
+
+absl::StatusOr<pid_t> TestNode::SpawnIn(const std::string& netns, const std::string& procs,
+                                        const std::vector<std::string>& argv,
+                                        const std::string& log_file) {
   pid_t pid = fork();
   if (pid < 0) return lib::ErrnoStatus(errno, "fork");
   if (pid == 0) {

@@ -137,6 +137,10 @@ class TestNode {
   // Starts argv inside the pod; stdout+stderr go to `log_file`.
   absl::StatusOr<pid_t> Spawn(const TestPod& pod, const std::vector<std::string>& argv,
                               const std::string& log_file);
+  // Starts argv as a host process of the node (its network namespace, the
+  // node's cgroup root): what a node's daemon sees (a collector, ...).
+  absl::StatusOr<pid_t> SpawnInNode(const std::vector<std::string>& argv,
+                                    const std::string& log_file);
   // Bytes the node side of the pod's veth sent and received.
   absl::StatusOr<uint64_t> VethBytes(const TestPod& pod) const;
 
@@ -153,6 +157,9 @@ class TestNode {
   TestNode() = default;
   absl::StatusOr<lib::UniqueFd> SocketIn(const std::string& netns_path, const std::string& cgroup,
                                          int type, int domain = AF_INET, int protocol = 0) const;
+
+  absl::StatusOr<pid_t> SpawnIn(const std::string& netns, const std::string& procs,
+                                const std::vector<std::string>& argv, const std::string& log_file);
 
   std::string tag_, name_, prefix_;
   std::string node_netns_, cgroup_root_, bpffs_, config_dir_, api_socket_, work_dir_;
