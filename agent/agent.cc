@@ -225,7 +225,12 @@ absl::Status Agent::StartControllers() {
                   // the directory (two simulated nodes on one machine).
                   .proxy_pid_file = config_.api_socket + ".shunt-proxy.pid",
                   .bpffs = config_.bpffs_dir,
-                  .trace_otlp_endpoint = config_.trace_otlp_endpoint},
+                  .trace_otlp_endpoint = config_.trace_otlp_endpoint,
+                  .l7_max_connections = config_.l7_max_connections,
+                  .l7_max_header_bytes = config_.l7_max_header_bytes,
+                  .l7_max_headers = config_.l7_max_headers,
+                  .l7_header_timeout_ms = config_.l7_header_timeout_ms,
+                  .l7_idle_timeout_ms = config_.l7_idle_timeout_ms},
       .identities = &identities_,
       .config_map = std::move(mtls_switch),
       .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); },

@@ -90,6 +90,21 @@ absl::Status AgentConfig::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "--proxy-l7-port=", proxy_l7_port, " is taken by the proxy's ",
         proxy_l7_port == 15001 ? "outbound port" : "inbound port (--proxy-inbound-port)"));
+  if (l7_max_connections < 1 || l7_max_connections > 1'000'000)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--l7-max-connections must be within 1..1000000, got ", l7_max_connections));
+  if (l7_max_header_bytes < 1024 || l7_max_header_bytes > (1 << 20))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--l7-max-header-bytes must be within 1024..1048576, got ", l7_max_header_bytes));
+  if (l7_max_headers < 8 || l7_max_headers > 1000)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--l7-max-headers must be within 8..1000, got ", l7_max_headers));
+  if (l7_header_timeout_ms < 100 || l7_header_timeout_ms > 300'000)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--l7-header-timeout must be within 100ms..5m, got ", l7_header_timeout_ms, " ms"));
+  if (l7_idle_timeout_ms < 1000 || l7_idle_timeout_ms > 3'600'000)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--l7-idle-timeout must be within 1s..1h, got ", l7_idle_timeout_ms, " ms"));
   if (!trace_otlp_endpoint.empty()) {
     const bool http = absl::StartsWith(trace_otlp_endpoint, "http://") ||
                       absl::StartsWith(trace_otlp_endpoint, "https://");

@@ -51,8 +51,14 @@ struct AgentConfig {
   std::vector<std::string> node_ips;
   std::string proxy_bin;
   int proxy_inbound_port = 15008;
-  int proxy_l7_port = 15006;                    // 0: no L7 layer
-  std::string trace_otlp_endpoint;              // the proxy's span export (OTLP/HTTP); empty: off
+  int proxy_l7_port = 15006;        // 0: no L7 layer
+  std::string trace_otlp_endpoint;  // the proxy's span export (OTLP/HTTP); empty: off
+  // The L7 layer's limits (docs/l7.md "Limits").
+  int l7_max_connections = 20000;
+  int l7_max_header_bytes = 65536;
+  int l7_max_headers = 100;
+  int64_t l7_header_timeout_ms = 10'000;
+  int64_t l7_idle_timeout_ms = 60'000;
   int64_t proxy_handshake_timeout_ms = 10'000;  // a tunnel's connect + TLS handshake
 
   // InvalidArgument naming the flag.

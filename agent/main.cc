@@ -112,6 +112,19 @@ ABSL_FLAG(std::string, trace_otlp_endpoint, "",
           "with --mtls: where the proxy sends the spans of the requests its L7 layer forwards, "
           "as OTLP/HTTP JSON: a collector's base URL (http://otel-collector:4318, to which "
           "/v1/traces is added) or its traces URL; empty: no export (docs/l7.md)");
+ABSL_FLAG(int, l7_max_connections, 20000,
+          "with --mtls: connections the proxy's L7 layer holds open at once (1..1000000); more "
+          "are refused (reset, l7-connection-limit in shuntctl drops)");
+ABSL_FLAG(int, l7_max_header_bytes, 65536,
+          "with --mtls: an HTTP request's or response's head through the L7 layer "
+          "(1024..1048576 bytes); a larger request head gets 431");
+ABSL_FLAG(int, l7_max_headers, 100,
+          "with --mtls: header lines in an HTTP/1.x head (8..1000); more get 431");
+ABSL_FLAG(absl::Duration, l7_header_timeout, absl::Seconds(10),
+          "with --mtls: a request head must be complete this long after its first byte "
+          "(100ms..5m; slow-loris clients get 408)");
+ABSL_FLAG(absl::Duration, l7_idle_timeout, absl::Seconds(60),
+          "with --mtls: an L7 connection with no request in flight closes after this (1s..1h)");
 ABSL_FLAG(absl::Duration, proxy_handshake_timeout, absl::Seconds(10),
           "with --mtls: a tunnel's TCP connect and TLS handshake must complete within this "
           "(100ms..5m); a peer that never finishes is dropped and counted");
@@ -176,6 +189,11 @@ int main(int argc, char** argv) {
       .proxy_inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port),
       .proxy_l7_port = absl::GetFlag(FLAGS_proxy_l7_port),
       .trace_otlp_endpoint = absl::GetFlag(FLAGS_trace_otlp_endpoint),
+      .l7_max_connections = absl::GetFlag(FLAGS_l7_max_connections),
+      .l7_max_header_bytes = absl::GetFlag(FLAGS_l7_max_header_bytes),
+      .l7_max_headers = absl::GetFlag(FLAGS_l7_max_headers),
+      .l7_header_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_header_timeout)),
+      .l7_idle_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_idle_timeout)),
       .proxy_handshake_timeout_ms =
           absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_proxy_handshake_timeout)),
   };

@@ -43,6 +43,13 @@ ABSL_FLAG(int, handshake_timeout_ms, 10000,
 ABSL_FLAG(bool, transparent, false,
           "connect to local pods from the remote client pod's address (IP_TRANSPARENT; the agent "
           "sets up the fwmark routing for the replies)");
+ABSL_FLAG(int, l7_max_connections, 20000, "L7 connections open at once; more are refused");
+ABSL_FLAG(int, l7_max_header_bytes, 65536, "an HTTP head's size (request or response)");
+ABSL_FLAG(int, l7_max_headers, 100, "header lines in an HTTP/1.x head");
+ABSL_FLAG(int, l7_header_timeout_ms, 10000,
+          "a request head must be complete this long after its first byte");
+ABSL_FLAG(int, l7_idle_timeout_ms, 60000,
+          "an L7 connection with no request in flight closes after this");
 ABSL_FLAG(int, drain_timeout_s, 600, "once draining: exit at the latest after this many seconds");
 ABSL_FLAG(int, orphan_accept_s, 60,
           "after the agent went away: go on accepting (with the last config) this long, or "
@@ -107,6 +114,14 @@ int main(int argc, char** argv) {
   shared.options.l7_port = absl::GetFlag(FLAGS_l7_port);
   shared.options.inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port);
   shared.options.transparent = absl::GetFlag(FLAGS_transparent);
+  // The agent checked the ranges (agent_config.cc); kept sane here too.
+  shared.options.l7 = {
+      .max_connections = std::max(1, absl::GetFlag(FLAGS_l7_max_connections)),
+      .max_header_bytes =
+          static_cast<size_t>(std::max(1024, absl::GetFlag(FLAGS_l7_max_header_bytes))),
+      .max_headers = static_cast<size_t>(std::max(8, absl::GetFlag(FLAGS_l7_max_headers))),
+      .header_timeout_ms = std::max(100, absl::GetFlag(FLAGS_l7_header_timeout_ms)),
+      .idle_timeout_ms = std::max(1000, absl::GetFlag(FLAGS_l7_idle_timeout_ms))};
   shared.options.handshake_timeout_ms = std::max(100, absl::GetFlag(FLAGS_handshake_timeout_ms));
   auto policy = shunt::proxy::InboundPolicy::Open(absl::GetFlag(FLAGS_bpffs));
   if (!policy.ok()) return fail(policy.status());

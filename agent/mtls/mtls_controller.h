@@ -40,6 +40,12 @@ struct MtlsOptions {
   std::string proxy_pid_file;  // see ProxyLaunch::pid_file
   std::string bpffs;
   std::string trace_otlp_endpoint;  // --trace-otlp-endpoint: span export; empty: off
+  // The L7 layer's limits (--l7-*; checked by AgentConfig::Validate).
+  int l7_max_connections = 20000;
+  int l7_max_header_bytes = 65536;
+  int l7_max_headers = 100;
+  int64_t l7_header_timeout_ms = 10000;
+  int64_t l7_idle_timeout_ms = 60000;
 };
 
 class MtlsController : public agent::Controller {

@@ -160,18 +160,33 @@ void H2Proxy::Pump() {
   for (int round = 0; round < 4 && !done_; ++round) {
     bool more = false;
     auto pump = [&](Conn& c) {
-      if (c.gone || !c.session) return;
+      // A connection that is going still sends what its session has to
+      // say last (a GOAWAY naming the error), as far as its socket takes it.
+      if (!c.session || !c.fd.valid()) return;
       const size_t before = c.out.size();
       // A socket that does not take what it is given gets no more: its
       // sessions' streams fill, and their windows close.
-      if (c.out.size() < options_.max_buffered && !c.session->TakeOutput(&c.out) && c.out.empty())
-        c.gone = true;  // the session is over and everything went
+      if (c.out.size() < options_.max_buffered && !c.session->TakeOutput(&c.out) && c.out.empty()) {
+        // The session is over (a GOAWAY sent or received, an error it
+        // handled itself) and everything went: its requests are answered.
+        if (c.downstream)
+          c.gone = true;
+        else
+          UpConnFailed(&c, "upstream-closed");
+      }
       if (c.out.size() > before) more = true;
-      if (!c.gone && !c.connecting) Flush(c);
+      if (!c.connecting) Flush(c);
     };
     pump(down_);
     for (auto& [key, up] : ups_) pump(*up);
     if (!more) break;
+    if (round == 3) {
+      // Still more to say: the next round later, not left waiting for an
+      // unrelated event.
+      loop_->Later([weak = weak_from_this()] {
+        if (auto p = weak.lock()) p->Pump();
+      });
+    }
   }
   pumping_ = false;
   if (done_) return;
@@ -183,7 +198,7 @@ void H2Proxy::Pump() {
       ++it;
       continue;
     }
-    if (!up.gone) UpConnFailed(&up, "upstream-closed");
+    UpConnFailed(&up, "upstream-closed");  // no Exchange keeps pointing at it
     loop_->Unwatch(up.fd.get());
     it = ups_.erase(it);
   }
@@ -331,7 +346,7 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
         e->up->session->Reset(e->up_id, NGHTTP2_CANCEL);
         e->up->exchanges.erase(e->up_id);
       }
-      e->up = nullptr;
+      p->LetGoOfUpstream(*e);
       p->AnswerLocally(*e, 504, "upstream-timeout");
       p->Pump();
     });
@@ -346,6 +361,8 @@ H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
   if (it != ups_.end()) {
     // Full or going away: a fresh connection takes new streams; the old
     // one finishes its own (kept under another key until it is over).
+    // GOAWAY: it takes nothing new and closes once its streams are over.
+    it->second->session->Shutdown();
     ups_[absl::StrCat(key, "#", reinterpret_cast<uintptr_t>(it->second.get()))] =
         std::move(it->second);
     ups_.erase(it);
@@ -439,11 +456,16 @@ void H2Proxy::OnDownClose(int32_t id, uint32_t) {
   if (it == exchanges_.end()) return;
   Exchange& ex = it->second;
   if (ex.timer != 0) loop_->Cancel(ex.timer);
-  // The client went (or everything was said): its upstream stream goes too.
+  // The client went (or everything was said): its upstream stream goes
+  // too, unless both its halves are over (a request body not all passed
+  // on would leave the server waiting for the rest).
   if (ex.up && FindUp(ex.up, ex.up_id)) {
-    if (!ex.response_ended) ex.up->session->Reset(ex.up_id, NGHTTP2_CANCEL);
+    if (!ex.response_ended || !ex.request_ended || !ex.to_up.empty())
+      ex.up->session->Reset(ex.up_id, NGHTTP2_CANCEL);
     ex.up->exchanges.erase(ex.up_id);
   }
+  LetGoOfUpstream(ex);
+  DropRequestBody(ex);
   EndAttempt(ex, false, -1);
   if (!ex.response_ended) ex.record.status = 0;
   ex.record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -495,7 +517,8 @@ void H2Proxy::OnUpClose(Conn* up, int32_t up_id, uint32_t code) {
   Exchange* ex = Find(it->second);
   up->exchanges.erase(it);
   if (!ex) return;
-  ex->up = nullptr;
+  LetGoOfUpstream(*ex);
+  DropRequestBody(*ex);            // the upstream takes no more of it
   if (ex->response_ended) return;  // ended cleanly; its bytes are on their way
   if (!ex->response_started) {
     // Reset (or refused) before it answered.
@@ -507,14 +530,14 @@ void H2Proxy::OnUpClose(Conn* up, int32_t up_id, uint32_t code) {
 }
 
 void H2Proxy::UpConnFailed(Conn* up, const std::string& why) {
-  if (up->gone) return;
   up->gone = true;
   std::map<int32_t, int32_t> streams;
   streams.swap(up->exchanges);
   for (const auto& [up_id, id] : streams) {
     Exchange* ex = Find(id);
     if (!ex) continue;
-    ex->up = nullptr;
+    ex->up = nullptr;  // its session is gone: no window to give back there
+    DropRequestBody(*ex);
     if (ex->response_ended) continue;
     if (!ex->response_started) {
       EndAttempt(*ex, true, 0);
@@ -532,21 +555,37 @@ void H2Proxy::AnswerLocally(Exchange& ex, int status, const std::string& reason)
   ex.record.local = true;
   ex.record.status = status;
   if (ex.record.reason.empty()) ex.record.reason = reason;
-  ex.to_up.clear();
+  DropRequestBody(ex);
   ex.response_started = ex.response_ended = true;
   const std::string body = absl::StrCat(ReasonPhrase(status), ": ", reason, "\n");
   H2Headers h = {{":status", absl::StrCat(status)},
                  {status == 403 ? "x-shunt-denied" : "x-shunt-error", reason.substr(0, 128)},
                  {"content-type", "text/plain; charset=utf-8"},
                  {"content-length", absl::StrCat(body.size())}};
-  if (!down_.session->SubmitResponse(ex.id, h, false).ok()) {
+  const bool head = ex.record.method == "HEAD";  // the length, no body
+  if (!down_.session->SubmitResponse(ex.id, h, head).ok()) {
     down_.session->Reset(ex.id, NGHTTP2_INTERNAL_ERROR);
     return;
   }
+  if (head) return;
   down_.session->Send(ex.id, body);
   down_.session->End(ex.id);
   // What the client still sends of this request is read and dropped
   // (OnRequestData), its window kept open: the stream ends when it does.
+}
+
+void H2Proxy::LetGoOfUpstream(Exchange& ex) {
+  // The response bytes still waiting for the client were never credited
+  // upstream (MoveBody does as they go): credited now, as the upstream's
+  // stream is over or left, so its connection's window stays whole.
+  if (ex.up && !ex.to_down.empty()) ex.up->session->Consumed(ex.up_id, ex.to_down.size());
+  ex.up = nullptr;
+}
+
+void H2Proxy::DropRequestBody(Exchange& ex) {
+  // Request bytes that will not be passed on: the client's window back.
+  if (!ex.to_up.empty()) down_.session->Consumed(ex.id, ex.to_up.size());
+  ex.to_up.clear();
 }
 
 void H2Proxy::EndAttempt(Exchange& ex, bool failure, int status) {

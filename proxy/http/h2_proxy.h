@@ -112,6 +112,11 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   Conn* UpstreamFor(const Destination& to);
   void AnswerLocally(Exchange& ex, int status, const std::string& reason);
   void EndAttempt(Exchange& ex, bool failure, int status);
+  // The exchange leaves its upstream stream (over, reset, timed out): what
+  // it still holds of the response is credited to the upstream's window.
+  void LetGoOfUpstream(Exchange& ex);
+  // Request body that will not go upstream: credited back to the client.
+  void DropRequestBody(Exchange& ex);
   void MoveBody(Exchange& ex, bool to_up);
   void ArmIdle();
 

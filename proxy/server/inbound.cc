@@ -95,6 +95,16 @@ void Worker::CarryInboundL7(const std::shared_ptr<TunnelConn>& tunnel, int32_t i
                             const Destination& source, const Destination& destination) {
   auto rt = shared_->runtime.Get();
   const std::string* to = rt->IdentityOfLocalPod(destination.AddressText());
+  if (L7AtCapacity()) {
+    stats().Add(Stat::kL7Refused);
+    stats().Refuse({.reason = "l7-connection-limit",
+                    .peer = tunnel->peer_identity(),
+                    .source = source.AddressText(),
+                    .destination = destination.ToAuthority(),
+                    .type = "l7"});
+    tunnel->Refuse(id, 503);
+    return;
+  }
   int sv[2];
   if (!to || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
     tunnel->Refuse(id, 503);

@@ -55,6 +55,7 @@ void Worker::HandleL7(lib::UniqueFd socket) {
     return refuse("not-a-local-pod");
   }
   if (draining_) return ResetOnClose(socket.get());
+  if (L7AtCapacity()) return refuse("l7-connection-limit");
   if (auto e = L7Entry::Start(this, std::move(socket), std::move(flow))) KeepL7(e.get(), e);
 }
 
@@ -143,6 +144,7 @@ void L7Entry::ServiceHooks(Worker* w, const std::shared_ptr<const L7Flow>& flow,
 std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, lib::UniqueFd socket, L7Flow flow) {
   std::shared_ptr<L7Entry> e(new L7Entry(worker, std::move(socket), std::move(flow)));
   if (!worker->loop().Watch(e->socket_.get(), e.get(), EPOLLIN).ok()) return nullptr;
+  worker->L7ConnectionStarted();  // until Close, or the end of the proxy it hands to
   e->timer_ = worker->loop().After(kDetectWait, [weak = e->weak_from_this()] {
     if (auto self = weak.lock()) {
       self->timer_ = 0;
@@ -179,6 +181,7 @@ void L7Entry::OnEvents(uint32_t) {
 
 void L7Entry::Close(bool reset) {
   decided_ = true;
+  worker_->L7ConnectionEnded();
   if (timer_ != 0) worker_->loop().Cancel(timer_);
   timer_ = 0;
   if (socket_.valid()) {
@@ -212,8 +215,12 @@ void L7Entry::Decide(http::Detected what) {
   if (timer_ != 0) w->loop().Cancel(timer_);
   timer_ = 0;
   w->loop().Unwatch(socket_.get());
+  const ProxyOptions::L7Limits& limits = shared.options.l7;
   http::H1Proxy::Options options;
   options.relay = !http1;
+  options.limits = {.max_head_bytes = limits.max_header_bytes, .max_headers = limits.max_headers};
+  options.head_timeout_ms = limits.header_timeout_ms;
+  options.idle_timeout_ms = limits.idle_timeout_ms;
   http::H1Proxy::Hooks hooks;
   // One copy for the connection's hooks to share.
   auto flow = std::make_shared<const L7Flow>(std::move(flow_));
@@ -231,7 +238,10 @@ void L7Entry::Decide(http::Detected what) {
     w->L7Request(*flow, flow->destination_text, r);
   };
   if (flow->service) ServiceHooks(w, flow, &hooks);
-  hooks.on_done = [w](const void* p) { w->L7Done(p); };
+  hooks.on_done = [w](const void* p) {
+    w->L7ConnectionEnded();
+    w->L7Done(p);
+  };
   hooks.open_upstream = [w, flow](const Destination& to, bool* connected) {
     // A service's endpoint on another node: through a tunnel stream.
     if (flow->service && w->shared().runtime.Get()->NodeOfRemotePod(to.AddressText())) {
@@ -246,14 +256,19 @@ void L7Entry::Decide(http::Detected what) {
   };
   if (http2) {
     w->stats().Add(Stat::kL7Http2Connections);
-    auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow->destination,
-                                  http::H2Proxy::Options{}, std::move(hooks), first_);
+    http::H2Proxy::Options h2;
+    h2.limits.max_header_list = limits.max_header_bytes;
+    h2.idle_timeout_ms = limits.idle_timeout_ms;
+    auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow->destination, h2,
+                                  std::move(hooks), first_);
     if (p) w->KeepL7(p.get(), p);
+    if (!p) w->L7ConnectionEnded();
     return w->L7Done(this);
   }
   auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow->destination, options,
                                 std::move(hooks), first_);
   if (p) w->KeepL7(p.get(), p);
+  if (!p) w->L7ConnectionEnded();
   w->L7Done(this);
 }
 

@@ -45,6 +45,14 @@ struct ProxyOptions {
   // Connect to local pods from the remote client pod's address (the agent
   // set up the routing for the replies).
   bool transparent = false;
+  // The L7 layer's limits (the agent's --l7-* flags, docs/l7.md).
+  struct L7Limits {
+    int max_connections = 20000;          // open at once, the whole proxy; more are refused
+    size_t max_header_bytes = 64 * 1024;  // a request's or response's head
+    size_t max_headers = 100;             // HTTP/1.x header lines in a head
+    int header_timeout_ms = 10000;        // a request head complete after its first byte
+    int idle_timeout_ms = 60000;          // a connection with no request in flight
+  } l7;
 };
 
 class Worker;
@@ -71,6 +79,7 @@ struct ProxyShared {
   RequestMetrics requests;              // the L7 layer's, per edge and route
   L7StateBoard l7_state;                // the L7 layer's balancers, per worker
   std::unique_ptr<SpanExporter> spans;  // --trace-otlp-endpoint; null: no export
+  std::atomic<int> l7_connections{0};   // open L7 connections, every worker's
   std::vector<Worker*> workers;         // set before any runs
 };
 
@@ -106,6 +115,14 @@ class Worker {
   // The L7 layer (l7_entry.cc): a connection in detection or an H1Proxy,
   // held by this worker until it says it is done.
   void KeepL7(const void* key, std::shared_ptr<void> held);
+  // The L7 layer's connection count: at its limit (--l7-max-connections),
+  // a new one is refused; each L7Entry counts one until its connection ends.
+  bool L7AtCapacity() const {
+    return shared_->l7_connections.load(std::memory_order_relaxed) >=
+           shared_->options.l7.max_connections;
+  }
+  void L7ConnectionStarted() { shared_->l7_connections.fetch_add(1, std::memory_order_relaxed); }
+  void L7ConnectionEnded() { shared_->l7_connections.fetch_sub(1, std::memory_order_relaxed); }
   void L7Done(const void* key);
   // Each request an L7 connection finished: counted; denials reported.
   // `destination` is the identity it went to ("ns/sa"; a service's

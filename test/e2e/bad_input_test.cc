@@ -81,6 +81,10 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
        "--trace-otlp-endpoint: 'otel:4318' is not an http:// or https:// URL", 2},
       {base + cg + bpffs + " --trace-otlp-endpoint=http://otel:4318",
        "--trace-otlp-endpoint needs --mtls", 2},
+      {base + cg + bpffs + mtls + " --l7-max-header-bytes=10",
+       "--l7-max-header-bytes must be within 1024..1048576, got 10", 2},
+      {base + cg + bpffs + mtls + " --l7-idle-timeout=10ms",
+       "--l7-idle-timeout must be within 1s..1h, got 10 ms", 2},
   };
   for (const Case& c : cases) {
     AgentRun r = RunAgent(c.flags);

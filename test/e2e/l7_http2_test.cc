@@ -60,6 +60,8 @@ class L7Http2Test : public MtlsMeshTest {
     std::ofstream(www_ + "/denied.txt") << "DENIED-PAGE\n";
     ASSERT_OK(
         Sh(absl::StrCat("head -c 8388608 /dev/urandom > ", www_, "/allowed-big.bin")).status());
+    ASSERT_OK(
+        Sh(absl::StrCat("head -c 524288 /dev/urandom > ", www_, "/allowed-mid.bin")).status());
     access_log_ = dir + "/nginx-h2-access.log";
     const std::string conf = dir + "/nginx-h2.conf";
     // HTTP/2 on a cleartext port: prior knowledge only, as nginx does it.
@@ -224,6 +226,21 @@ TEST_F(L7Http2Test, ManyConcurrentStreamsAreEachCountedOnce) {
   EXPECT_EQ(ProxyCounter(*n1_, "l7_requests"), 300u);
   EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_denied"), 100u);
   EXPECT_EQ(ProxyCounter(*n1_, "l7_http2_connections"), 2u);
+}
+
+// Slow readers on many streams of one connection (64 KiB stream windows,
+// 1 MiB for the connection, on the client's side): responses end upstream
+// while the proxy still holds their last bytes for the client. Each of
+// those bytes is given back to the upstream connection's window as it
+// lets go, so the one upstream connection all these streams share never
+// runs dry.
+TEST_F(L7Http2Test, SlowReadersOnManyStreamsNeverStallTheSharedUpstreamConnection) {
+  ASSERT_OK_AND_ASSIGN(std::string out, RunInPod(*n1_, *client_,
+                                                 {"h2load", "-n", "60", "-c", "1", "-m", "10", "-w",
+                                                  "16", "-W", "20", Url("/allowed-mid.bin")},
+                                                 60000));
+  EXPECT_THAT(out, HasSubstr("60 total, 60 started, 60 done, 60 succeeded")) << out;
+  EXPECT_EQ(Logged("GET /allowed-mid.bin 200"), 60);
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ class L7ProxyTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
     n1_flags_ = {n1_flags_extra_, "--metrics-addr=127.0.0.1:0"};
+    n1_flags_.insert(n1_flags_.end(), more_flags_.begin(), more_flags_.end());
     policy_yaml_ = kHttpOnlyGrant;
     MtlsMeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
@@ -83,6 +84,7 @@ class L7ProxyTest : public MtlsMeshTest {
   }
 
   std::string n1_flags_extra_ = "--mode=enforce";  // node 1's policy mode
+  std::vector<std::string> more_flags_;            // node 1's other flags
   std::string www_, server_log_;
 };
 
@@ -266,6 +268,53 @@ TEST_F(L7ProxyTest, AWebSocketPassesOnceItsHandshakeIsGranted) {
 
 // Permissive policy mode: each request is judged and a would-be denial
 // reported, but it is forwarded all the same.
+// The L7 layer's limits as flags (docs/l7.md "Limits"): a head over
+// --l7-max-header-bytes gets 431 and the server never sees it; past
+// --l7-max-connections a new connection is refused, and taken again once
+// one closed.
+class L7LimitsTest : public L7ProxyTest {
+ protected:
+  void SetUp() override {
+    more_flags_ = {"--l7-max-header-bytes=2048", "--l7-max-connections=2"};
+    L7ProxyTest::SetUp();
+  }
+};
+
+TEST_F(L7LimitsTest, AHeadTooLargeGets431AndConnectionsPastTheLimitAreRefused) {
+  ASSERT_OK_AND_ASSIGN(std::string out,
+                       RunInClient({"curl", "-sS", "-o", "/dev/null", "-w", "[%{http_code}]", "-H",
+                                    "x-big: " + std::string(3000, 'b'), Url("/allowed.txt")}));
+  EXPECT_EQ(out, "[431]");
+  ASSERT_OK_AND_ASSIGN(out,
+                       RunInClient({"curl", "-sS", "-o", "/dev/null", "-w", "[%{http_code}]", "-H",
+                                    "x-small: " + std::string(1000, 's'), Url("/allowed.txt")}));
+  EXPECT_EQ(out, "[200]");
+  EXPECT_THAT(Slurp(server_log_), Not(HasSubstr("bbbb")));
+
+  // Two connections with half a request head each hold the two places.
+  std::vector<lib::UniqueFd> held;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK_AND_ASSIGN(lib::UniqueFd c, n1_->PodSocket(*client_, SOCK_STREAM));
+    ASSERT_OK(ConnectTo(c.get(), local_->ip, 8000));
+    ASSERT_OK(WriteAll(c.get(), "GET /allowed.txt HTTP/1.1\r\n"));
+    held.push_back(std::move(c));
+  }
+  ASSERT_OK(WaitCounter(*n1_, "l7_connections", 4));  // the two curls, the two held
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd third, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(third.get(), local_->ip, 8000));
+  (void)WriteAll(third.get(), "GET /allowed.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_FALSE(ReadToEof(third.get()).ok()) << "reset: no place for it";
+  ASSERT_OK(WaitRefusal(*n1_, "l7-connection-limit"));
+  // One closes: its place is taken again.
+  held.pop_back();
+  ASSERT_OK(Eventually("a new connection is served", [&]() -> absl::Status {
+    auto got = RunInClient(
+        {"curl", "-sS", "-o", "/dev/null", "-w", "[%{http_code}]", Url("/allowed.txt")});
+    if (got.ok() && *got == "[200]") return absl::OkStatus();
+    return absl::UnavailableError(got.ok() ? *got : std::string(got.status().message()));
+  }));
+}
+
 class L7PermissiveTest : public L7ProxyTest {
  protected:
   void SetUp() override {

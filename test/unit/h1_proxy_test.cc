@@ -439,7 +439,7 @@ TEST_F(H1ProxyTest, AnH2cUpgradeIsDeclinedAndTheRequestIsAnsweredOverHttp1) {
   EXPECT_EQ(m.heads[0].status, 200);
   EXPECT_EQ(m.bodies[0], "GET /books 0");
   ASSERT_EQ(up.seen().size(), 1u);
-  const H1Head& sent = up.seen()[0];
+  const H1Head sent = up.seen()[0];  // a copy: seen() returns a new vector
   EXPECT_FALSE(sent.upgrade);
   EXPECT_EQ(sent.Header("upgrade"), "");
   EXPECT_EQ(sent.Header("http2-settings"), "");
