@@ -234,6 +234,7 @@ absl::Status Agent::StartControllers() {
       .identities = &identities_,
       .config_map = std::move(mtls_switch),
       .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); },
+      .on_requests = [t = telemetry_.get()](const nlohmann::json& r) { t->IngestRequests(r); },
       .service_plan = [s = services_.get()]() -> const services::Plan* { return &s->plan(); }});
   certs_ = std::make_unique<certs::CertsController>(certs::CertsController::Deps{
       .clock = clock_,

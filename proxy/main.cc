@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
     if (!orphaned) {
       nlohmann::json report = shared.stats.TakeReport();
       report["http"] = shared.requests.Report();
+      report["http_recent"] = shared.requests.TakeRecent();
       // Services it balances per request: what the agent's status shows.
       if (auto rt = shared.runtime.Get()) report["l7_services"] = rt->l7_services.size();
       report["l7_balancers"] = shared.l7_state.Collect();

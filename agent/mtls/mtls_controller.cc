@@ -132,6 +132,8 @@ void MtlsController::Tick(int64_t now_ms) {
   supervisor_->Tick(now_ms);
   for (const auto& e : supervisor_->TakeRefusals())
     if (deps_.on_refusal) deps_.on_refusal(e);
+  for (const auto& r : supervisor_->TakeRequests())
+    if (deps_.on_requests) deps_.on_requests(r);
   const bool want = supervisor_->ready() || deps_.options.mode == "strict";
   if (want != handoff_on_ || !switch_error_.empty()) {
     const bool was = handoff_on_;

@@ -57,6 +57,9 @@ class MtlsController : public agent::Controller {
     lib::UniqueFd config_map;  // shunt_mtls_config_v1, writable
     // Each refusal the proxy reports (the drop log's).
     std::function<void(const nlohmann::json&)> on_refusal;
+    // The requests the proxy's L7 layer finished, as each report has them
+    // (RequestMetrics::TakeRecent's "requests"). Unset: dropped.
+    std::function<void(const nlohmann::json&)> on_requests;
     // The services controller's plan of this pass (planned before this
     // controller): its L7 entries go to the proxy. Unset: none.
     std::function<const services::Plan*()> service_plan;

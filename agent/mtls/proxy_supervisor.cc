@@ -153,6 +153,20 @@ void ProxySupervisor::Handle(const nlohmann::json& doc) {
         if (refusals_.size() < 10000) refusals_.push_back(e);
       report_.erase("refusal_events");
     }
+    // Per-request windows are the telemetry's (MtlsController passes them
+    // on each tick); the status keeps what was lost on the way.
+    if (auto r = report_.find("http_recent"); r != report_.end() && r->is_object()) {
+      if (auto d = r->find("dropped"); d != r->end() && d->is_number_unsigned())
+        requests_dropped_ += d->get<uint64_t>();
+      if (auto q = r->find("requests"); q != r->end() && q->is_array() && !q->empty()) {
+        if (requests_.size() < 60)
+          requests_.push_back(std::move(*q));
+        else
+          requests_dropped_ += q->size();
+      }
+    }
+    report_.erase("http_recent");
+    report_["http_recent_dropped"] = requests_dropped_;
   } else if (doc.contains("applied") && doc["applied"].is_number_unsigned()) {
     applied_generation_ = doc["applied"].get<uint64_t>();
   } else if (doc.contains("config_error") && doc["config_error"].is_string()) {
@@ -212,6 +226,12 @@ bool ProxySupervisor::Tick(int64_t now_ms) {
 std::vector<nlohmann::json> ProxySupervisor::TakeRefusals() {
   std::vector<nlohmann::json> out;
   out.swap(refusals_);
+  return out;
+}
+
+std::vector<nlohmann::json> ProxySupervisor::TakeRequests() {
+  std::vector<nlohmann::json> out;
+  out.swap(requests_);
   return out;
 }
 

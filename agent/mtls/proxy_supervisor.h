@@ -57,6 +57,9 @@ class ProxySupervisor {
   // since the last TakeRefusals().
   const nlohmann::json& last_report() const { return report_; }
   std::vector<nlohmann::json> TakeRefusals();
+  // The requests of each report since the last call (each its
+  // http_recent.requests array), oldest first.
+  std::vector<nlohmann::json> TakeRequests();
   nlohmann::json StatusJson(int64_t now_ms) const;
 
  private:
@@ -81,6 +84,8 @@ class ProxySupervisor {
   uint64_t applied_generation_ = 0;
   nlohmann::json report_ = nlohmann::json::object();
   std::vector<nlohmann::json> refusals_;
+  std::vector<nlohmann::json> requests_;
+  uint64_t requests_dropped_ = 0;  // by the proxy (too many series) or here (not taken)
 };
 
 }  // namespace shunt::mtls

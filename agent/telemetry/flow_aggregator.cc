@@ -341,6 +341,7 @@ std::vector<std::pair<PodEdgeKey, WindowTotals>> FlowAggregator::Window(int64_t 
       any = true;
       t.successes += s.successes;
       t.failures += s.failures;
+      t.flows += s.successes + s.failures;
       t.mtls += s.mtls;
       t.response.AddBuckets(s.response, s.response_sum_ns);
     }

@@ -54,9 +54,12 @@ struct PodEdgeKey {
   }
 };
 struct WindowTotals {
+  // Flows, or requests where per_request (request_windows.h MergeRequests).
   uint64_t successes = 0, failures = 0;
-  uint64_t mtls = 0;  // finished flows carried in the mTLS tunnel between nodes
+  uint64_t flows = 0;  // finished flows (successes + failures at L4)
+  uint64_t mtls = 0;   // finished flows carried in the mTLS tunnel between nodes
   LatencyHistogram response;
+  bool per_request = false;
 };
 
 struct EdgeStats {

@@ -32,7 +32,11 @@ TelemetryController::~TelemetryController() { collector_.reset(); }
 void TelemetryController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
                                bool changed) {
   snapshot_ = snapshot;
-  if (changed) flows_.SetDirectory(PeerDirectory::Build(snapshot->pods));
+  if (changed) {
+    auto directory = PeerDirectory::Build(snapshot->pods);
+    flows_.SetDirectory(directory);
+    requests_.SetDirectory(std::move(directory));
+  }
   if (d_.policy != nullptr && d_.policy->policy().rules_stamp != rule_names_stamp_) {
     flows_.SetRuleNames(
         std::make_shared<const std::map<uint32_t, std::string>>(d_.policy->policy().rules));
@@ -52,11 +56,15 @@ void TelemetryController::Tick(int64_t) {
   }
 }
 
+void TelemetryController::IngestRequests(const nlohmann::json& requests) {
+  requests_.Ingest(requests, d_.clock->RealtimeNs());
+}
+
 void TelemetryController::AddRoutes(http::Router& api, http::Router& metrics) {
   api.Add("GET", "/v1/flows", [this](const http::Request& r) { return FlowsJson(r); });
   api.Add("GET", "/v1/stat", [this](const http::Request& r) { return StatJson(r); });
   metrics.AddPrefix("GET", "/apis/metrics.smi-spec.io/", [this](const http::Request& r) {
-    auto a = ServeTrafficMetrics(r.path, r.raw_query, flows_, d_.clock->RealtimeNs());
+    auto a = ServeTrafficMetrics(r.path, r.raw_query, flows_, d_.clock->RealtimeNs(), &requests_);
     return http::Response{a.status, a.content_type, a.body};
   });
 }
@@ -95,8 +103,8 @@ http::Response TelemetryController::StatJson(const http::Request& r) const {
   auto w = r.query.find("window");
   auto g = r.query.find("group");
   if (w == r.query.end() || g == r.query.end() || !absl::SimpleAtoi(w->second, &window_s))
-    return http::Error(400, "stat: expected window=<seconds> and group=<workload|pod|edge>");
-  auto j = telemetry::StatJson(flows_, d_.clock->RealtimeNs(), window_s, g->second);
+    return http::Error(400, "stat: expected window=<seconds> and group=<workload|pod|edge|route>");
+  auto j = telemetry::StatJson(flows_, d_.clock->RealtimeNs(), window_s, g->second, &requests_);
   if (!j.ok()) return http::Error(400, absl::StrCat("stat: ", j.status().message()));
   (*j)["telemetry"] = d_.enabled;
   return http::Json(*j);
@@ -105,7 +113,9 @@ http::Response TelemetryController::StatJson(const http::Request& r) const {
 void TelemetryController::AddStatus(nlohmann::json& status) const {
   status["telemetry"] = {{"enabled", d_.enabled},
                          {"flow_records", collector_ ? collector_->records() : 0},
-                         {"edges", flows_.totals().edges}};
+                         {"edges", flows_.totals().edges},
+                         {"l7_request_series_evicted", requests_.evicted()},
+                         {"l7_request_reports_malformed", requests_.malformed()}};
 }
 
 void TelemetryController::AddMetrics(std::string& out) const {

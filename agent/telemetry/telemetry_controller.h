@@ -14,6 +14,7 @@
 #include "agent/policy/policy_controller.h"
 #include "agent/telemetry/flow_aggregator.h"
 #include "agent/telemetry/flow_collector.h"
+#include "agent/telemetry/request_windows.h"
 
 namespace shunt::telemetry {
 
@@ -41,6 +42,10 @@ class TelemetryController : public agent::Controller {
   void AddMetrics(std::string& out) const override;
 
   FlowAggregator* flows() { return &flows_; }
+  // What the node proxy's L7 layer reports each second: the requests that
+  // finished since its last report (RequestMetrics::TakeRecent's
+  // "requests"), dated now.
+  void IngestRequests(const nlohmann::json& requests);
   uint64_t live_scans() const { return collector_ ? collector_->live_scans() : 0; }
 
  private:
@@ -52,6 +57,7 @@ class TelemetryController : public agent::Controller {
 
   Deps d_;
   FlowAggregator flows_;
+  RequestWindows requests_;
   std::unique_ptr<FlowCollector> collector_;  // after flows_: stops before it goes
   uint64_t rule_names_stamp_ = 0;
   uint64_t denials_fed_ = 0;  // last denial handed to flows_

@@ -125,7 +125,8 @@ Json List(const Json& resource, Json items) {
 }  // namespace
 
 HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query,
-                               const FlowAggregator& flows, int64_t now_wall_ns) {
+                               const FlowAggregator& flows, int64_t now_wall_ns,
+                               const RequestWindows* requests) {
   int window_s = 30;
   for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
@@ -170,7 +171,11 @@ HttpAnswer ServeTrafficMetrics(const std::string& path, const std::string& query
   }
   if (parts[0] != "namespaces") return Error(404, absl::StrCat("no such resource: ", parts[0]));
 
-  const auto window = flows.Window(now_wall_ns, window_s);
+  // Where the L7 layer saw requests, they are the unit (request_windows.h).
+  const auto window =
+      MergeRequests(flows.Window(now_wall_ns, window_s),
+                    requests ? requests->Window(now_wall_ns, window_s)
+                             : std::vector<std::pair<RouteEdgeKey, RequestTotals>>());
   // /namespaces and /namespaces/{ns}: namespaces as resources.
   const Kind* kind = nullptr;
   std::string ns, name;

@@ -50,6 +50,9 @@ struct ExchangeRecord {
   bool local = false;  // answered by the proxy (denied, bad upstream)
   int64_t micros = 0;  // head read to response end
   int retries = 0;     // attempts after the first
+  // Where it was last sent (a service's endpoint, or the connection's
+  // destination); port 0: nowhere (denied, or answered by the proxy).
+  Destination upstream;
   // This hop's span (trace_context.h): for span export.
   std::string trace_id, span_id, parent_id;
 };

@@ -398,6 +398,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   WriteRequestHead(h, {}, request_framing_, &up_.out);
   if (replayable_) replay_.Append(up_.out.view().substr(before));
   attempt_started_ = std::chrono::steady_clock::now();
+  record_.upstream = upstream_addr_;
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
   if (head_request_) responses_.ExpectNoBody();
 }
@@ -697,6 +698,7 @@ void H1Proxy::StartRetry() {
   retry_pending_ = discarding_ = false;
   CloseUpstream();  // with what it had of the failed attempt
   upstream_addr_ = retry_to_;
+  record_.upstream = retry_to_;
   SwitchUpstream(retry_to_);  // a kept connection to it, if there is one
   attempt_rules_.endpoint = retry_endpoint_;
   up_.out.Append(replay_.view());

@@ -317,6 +317,7 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
     if (!h.first.empty() && h.first[0] == ':') up_headers.push_back(std::move(h));
   for (auto& h : regular) up_headers.push_back(std::move(h));
   ex.attempt_started = std::chrono::steady_clock::now();
+  ex.record.upstream = to;
   Conn* up = UpstreamFor(to);
   if (!up) {
     EndAttempt(ex, true, 0);

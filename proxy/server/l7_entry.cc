@@ -74,8 +74,14 @@ void Worker::L7Request(const L7Flow& flow, const std::string& destination,
   stats().Add(Stat::kL7Requests);
   shared_->requests.Add(flow.source_text, destination, flow.destination.port, r.route, r.status,
                         r.micros, r.retries);
-  if (shared_->spans && !r.trace_id.empty()) ExportSpan(flow, destination, r);
   const bool denied = r.local && r.status == 403;
+  // By address for the agent's windows: where the request went, else
+  // where its connection was going (a service's address for a request
+  // denied before an endpoint was picked: the agent does not know it as a
+  // pod and calls it unmeshed).
+  shared_->requests.AddRecent(flow.source, r.upstream.port ? r.upstream : flow.destination, r.route,
+                              r.status, r.micros, r.retries, denied);
+  if (shared_->spans && !r.trace_id.empty()) ExportSpan(flow, destination, r);
   const bool would_deny = !r.local && !r.reason.empty();
   if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);
   if (!denied && !would_deny) return;

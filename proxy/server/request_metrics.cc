@@ -1,6 +1,9 @@
 #include "proxy/server/request_metrics.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -59,6 +62,70 @@ nlohmann::json RequestMetrics::Report() const {
                       {"retries", s.retries}});
   }
   return {{"series", series}, {"series_dropped", series_dropped_}};
+}
+
+}  // namespace shunt::proxy
+
+namespace shunt::proxy {
+
+void RequestMetrics::AddRecent(const Destination& client, const Destination& server,
+                               absl::string_view route, int status, int64_t micros, int retries,
+                               bool denied) {
+  thread_local std::string key;
+  key.clear();
+  key.append(reinterpret_cast<const char*>(client.addr.data()), client.addr.size());
+  key.append(reinterpret_cast<const char*>(server.addr.data()), server.addr.size());
+  key.push_back(static_cast<char>(client.family == AF_INET6));
+  key.push_back(static_cast<char>(server.family == AF_INET6));
+  key.push_back(static_cast<char>(server.port >> 8));
+  key.push_back(static_cast<char>(server.port & 0xff));
+  key.append(route.data(), route.size());
+  const uint64_t ns = static_cast<uint64_t>(std::max<int64_t>(micros, 0)) * 1000;
+  const size_t cls = status >= 100 && status < 600 ? static_cast<size_t>(status / 100) : 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = recent_.find(key);
+  if (it == recent_.end()) {
+    if (recent_.size() >= kMaxRecent) {
+      ++recent_dropped_;
+      return;
+    }
+    it = recent_.emplace(key, Recent{}).first;
+    it->second.client = client;
+    it->second.server = server;
+    it->second.route = std::string(route);
+  }
+  Recent& r = it->second;
+  ++r.by_class[cls];
+  r.denied += denied;
+  r.retries += static_cast<uint64_t>(std::max(retries, 0));
+  r.sum_ns += ns;
+  ++r.hist[shunt_hist_bucket(ns)];
+}
+
+nlohmann::json RequestMetrics::TakeRecent() {
+  absl::flat_hash_map<std::string, Recent> taken;
+  uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    taken.swap(recent_);
+    dropped = std::exchange(recent_dropped_, 0);
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [key, r] : taken) {
+    nlohmann::json hist = nlohmann::json::array();
+    for (size_t b = 0; b < r.hist.size(); ++b)
+      if (r.hist[b]) hist.push_back({b, r.hist[b]});
+    out.push_back({{"client", r.client.AddressText()},
+                   {"server", r.server.AddressText()},
+                   {"port", r.server.port},
+                   {"route", r.route},
+                   {"classes", r.by_class},
+                   {"denied", r.denied},
+                   {"retries", r.retries},
+                   {"hist", std::move(hist)},
+                   {"sum_ns", r.sum_ns}});
+  }
+  return {{"requests", std::move(out)}, {"dropped", dropped}};
 }
 
 }  // namespace shunt::proxy

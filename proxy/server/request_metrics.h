@@ -14,6 +14,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
+#include "proxy/tunnel/connect_authority.h"
+#include "shunt/abi/flow.h"
 
 namespace shunt::proxy {
 
@@ -34,6 +36,22 @@ class RequestMetrics {
   // ...] and the dropped count.
   nlohmann::json Report() const;
 
+  // The same request by address, for the agent's recent windows per pod
+  // edge and route (it knows which pod has an address; the proxy only
+  // identities): `client` the client pod's address, `server` the pod it
+  // went to (a service's endpoint), `denied` answered 403 by policy.
+  // Latency in the kernel's histogram buckets (shunt/abi/flow.h), so the
+  // agent adds it to flows' without re-binning.
+  void AddRecent(const Destination& client, const Destination& server, absl::string_view route,
+                 int status, int64_t micros, int retries, bool denied);
+  // {"requests": [{"client", "server", "port", "route", "classes": [none,
+  // 1xx .. 5xx], "denied", "retries", "hist": [[bucket, n], ...],
+  // "sum_ns"}, ...], "dropped": N} since the last call, and forgets them.
+  nlohmann::json TakeRecent();
+  // Beyond this many address/route series in one report, requests are
+  // only counted in `dropped`.
+  static constexpr size_t kMaxRecent = 4096;
+
  private:
   struct Series {
     std::string source, destination, route;
@@ -44,9 +62,18 @@ class RequestMetrics {
     uint64_t count = 0;
     uint64_t retries = 0;
   };
+  struct Recent {
+    Destination client, server;
+    std::string route;
+    std::array<uint64_t, 6> by_class{};
+    uint64_t denied = 0, retries = 0, sum_ns = 0;
+    std::array<uint32_t, SHUNT_HIST_BUCKETS> hist{};
+  };
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, Series> series_;
   uint64_t series_dropped_ = 0;
+  absl::flat_hash_map<std::string, Recent> recent_;
+  uint64_t recent_dropped_ = 0;
 };
 
 }  // namespace shunt::proxy

@@ -17,76 +17,13 @@
 #include "shunt/abi/counters.h"
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/files.h"
-#include "test/e2e/harness/mtls_fixture.h"
+#include "test/e2e/harness/l7_fixture.h"
 
 namespace shunt::e2e {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// python's http.server in `pod` on port 8000, serving allowed.txt and
-// denied.txt from `dir`, its log in `log`; returns once it accepts.
-absl::Status StartHttpServer(TestNode& node, const TestPod& pod, const std::string& dir,
-                             const std::string& log) {
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/allowed.txt") << "ALLOWED-PAGE\n";
-  std::ofstream(dir + "/denied.txt") << "DENIED-PAGE\n";
-  SHUNT_RETURN_IF_ERROR(
-      node.Spawn(pod, {"python3", "-m", "http.server", "8000", "--directory", dir}, log).status());
-  return Eventually(
-      "http.server listens",
-      [&]() -> absl::Status {
-        SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, node.PodSocket(pod, SOCK_STREAM));
-        return ConnectTo(s.get(), pod.ip, 8000);
-      },
-      10000);
-}
-
-// demo/client may GET /allowed* of demo/local; the group's other match
-// (POST /allowed*) is granted to nobody.
-constexpr char kHttpOnlyGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: local-api, namespace: demo}
-spec:
-  matches:
-  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
-  - {name: write, pathRegex: "/allowed.*", methods: [POST]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: client-reads-local, namespace: demo}
-spec:
-  destination: {kind: ServiceAccount, name: local, namespace: demo}
-  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
-  rules: [{kind: HTTPRouteGroup, name: local-api, matches: [read]}]
-)";
-
-class L7ProxyTest : public MtlsMeshTest {
- protected:
-  void SetUp() override {
-    n1_flags_ = {n1_flags_extra_, "--metrics-addr=127.0.0.1:0"};
-    n1_flags_.insert(n1_flags_.end(), more_flags_.begin(), more_flags_.end());
-    policy_yaml_ = kHttpOnlyGrant;
-    MtlsMeshTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    // python's http.server in demo/local, serving two files.
-    www_ = n1_->work_dir() + "/www";
-    server_log_ = n1_->work_dir() + "/http.log";
-    ASSERT_OK(StartHttpServer(*n1_, *local_, www_, server_log_));
-  }
-
-  absl::StatusOr<std::string> RunInClient(const std::vector<std::string>& argv) {
-    return RunInPod(*n1_, *client_, argv);
-  }
-  std::string Url(const std::string& path) const {
-    return absl::StrCat("http://", local_->ip, ":8000", path);
-  }
-
-  std::string n1_flags_extra_ = "--mode=enforce";  // node 1's policy mode
-  std::vector<std::string> more_flags_;            // node 1's other flags
-  std::string www_, server_log_;
-};
 
 TEST_F(L7ProxyTest, EachRequestIsJudgedAndADenialKeepsTheConnection) {
   // Four requests on one connection (curl reuses it across --next): allowed,
@@ -416,6 +353,29 @@ TEST_F(L7CrossNodeTest, TheReceivingProxyJudgesEachRequestOfATunnelledConnection
     EXPECT_EQ(d["path"], "/denied.txt");
   }
   EXPECT_EQ(seen, 1);
+  // Node 2's `shuntctl stat edge` names the client on node 1 by its
+  // address and counts the edge's requests: two served, one denied.
+  nlohmann::json edges;
+  ASSERT_OK(Eventually("node 2 counts the requests", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(edges, ShuntctlJson(*n2_, "stat edge --window 60s"));
+    for (const auto& r : edges["rows"])
+      if (r.value("success_unit", "") == "request" &&
+          r["successes"].get<uint64_t>() + r["failures"].get<uint64_t>() >= 3)
+        return absl::OkStatus();
+    return absl::UnavailableError(edges.dump());
+  }));
+  int rows = 0;
+  for (const auto& r : edges["rows"]) {
+    if (r.value("success_unit", "") != "request") continue;
+    ++rows;
+    EXPECT_EQ(r["src_namespace"], "demo") << r.dump();
+    EXPECT_EQ(r["src_name"], "sa/client") << r.dump();  // a pod without owner
+    EXPECT_EQ(r["namespace"], "demo") << r.dump();
+    EXPECT_EQ(r["name"], "sa/server") << r.dump();
+    EXPECT_EQ(r["successes"], 2) << r.dump();
+    EXPECT_EQ(r["failures"], 1) << r.dump();
+  }
+  EXPECT_EQ(rows, 1) << edges.dump();
 }
 
 }  // namespace

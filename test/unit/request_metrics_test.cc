@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace shunt::proxy {
 namespace {
 
@@ -60,6 +62,63 @@ TEST(RequestMetricsTest, EdgesAndPortsAreSeparateSeriesAndTheirNumberIsBounded) 
   // An existing series still counts when the table is full.
   m.Add("a/x", "b/y", 80, "r", 500, 1);
   EXPECT_EQ(Find(m.Report(), "r")->at("count"), 2);
+}
+
+// The recent requests by address, for the agent's windows: taken once,
+// then gone; their latency in the kernel's buckets.
+TEST(RequestMetricsTest, RecentRequestsByAddressAreTakenOnce) {
+  RequestMetrics m;
+  auto addr = [](const char* text, uint16_t port) {
+    auto d = ParseConnectAuthority(absl::StrCat(text, ":", port));
+    EXPECT_TRUE(d.ok()) << text;
+    return *d;
+  };
+  const Destination client = addr("10.0.0.1", 1), server = addr("10.0.1.1", 8080);
+  m.AddRecent(client, server, "demo/api#read", 200, 2000, 1, false);
+  m.AddRecent(client, server, "demo/api#read", 503, 2000, 0, false);
+  m.AddRecent(client, server, "", 403, 10, 0, true);
+  m.AddRecent(client, addr("10.0.1.2", 8080), "demo/api#read", 0, 7, 0, false);
+  // Parsed as the agent reads it: text.
+  const nlohmann::json taken = nlohmann::json::parse(m.TakeRecent().dump());
+  EXPECT_EQ(taken["dropped"], 0);
+  ASSERT_EQ(taken["requests"].size(), 3u);
+  int seen = 0;
+  for (const auto& r : taken["requests"]) {
+    EXPECT_EQ(r["client"], "10.0.0.1");
+    EXPECT_EQ(r["port"], 8080);
+    if (r["server"] == "10.0.1.1" && r["route"] == "demo/api#read") {
+      ++seen;
+      EXPECT_EQ(r["classes"], nlohmann::json::parse("[0,0,1,0,0,1]"));
+      EXPECT_EQ(r["retries"], 1);
+      EXPECT_EQ(r["denied"], 0);
+      EXPECT_EQ(r["sum_ns"], 4000000);
+      EXPECT_EQ(r["hist"], nlohmann::json::array({{shunt_hist_bucket(2000000), 2}}));
+    } else if (r["route"] == "") {
+      ++seen;
+      EXPECT_EQ(r["classes"], nlohmann::json::parse("[0,0,0,0,1,0]"));
+      EXPECT_EQ(r["denied"], 1);
+    } else {
+      ++seen;
+      EXPECT_EQ(r["server"], "10.0.1.2");
+      EXPECT_EQ(r["classes"][0], 1);  // no response
+    }
+  }
+  EXPECT_EQ(seen, 3);
+  EXPECT_TRUE(m.TakeRecent()["requests"].empty());
+  // The cumulative series are another view of the same requests: untouched.
+  EXPECT_EQ(m.Report()["series"].size(), 0u);  // AddRecent alone feeds none
+}
+
+TEST(RequestMetricsTest, RecentSeriesAreBoundedAndTheRestCounted) {
+  RequestMetrics m;
+  auto d = ParseConnectAuthority("10.0.0.1:80");
+  ASSERT_TRUE(d.ok());
+  for (size_t i = 0; i < RequestMetrics::kMaxRecent + 3; ++i)
+    m.AddRecent(*d, *d, absl::StrCat("r", i), 200, 1, 0, false);
+  const nlohmann::json taken = m.TakeRecent();
+  EXPECT_EQ(taken["requests"].size(), RequestMetrics::kMaxRecent);
+  EXPECT_EQ(taken["dropped"], 3);
+  EXPECT_EQ(m.TakeRecent()["dropped"], 0);
 }
 
 }  // namespace

@@ -112,12 +112,39 @@ TEST_F(TelemetryControllerTest, StatusSaysWhatIsCollected) {
   controller_->AddStatus(status);
   EXPECT_EQ(
       status,
-      (nlohmann::json{{"telemetry", {{"enabled", true}, {"flow_records", 0}, {"edges", 0}}}}));
+      (nlohmann::json{{"telemetry",
+                        {{"enabled", true},
+                         {"flow_records", 0},
+                         {"edges", 0},
+                         {"l7_request_series_evicted", 0},
+                         {"l7_request_reports_malformed", 0}}}}));
   controller_->Plan(objects_.Publish(kObjects), true);
   controller_->flows()->Ingest(Flow(40001));
   status = nlohmann::json::object();
   controller_->AddStatus(status);
   EXPECT_EQ(status["telemetry"]["edges"], 1);
+}
+
+// The proxy's requests, as MtlsController passes them on, named by the
+// pods of the last snapshot and served as /v1/stat?group=route.
+TEST_F(TelemetryControllerTest, TheProxysRequestsAreServedByRoute) {
+  controller_->Plan(objects_.Publish(kObjects), true);
+  controller_->IngestRequests(nlohmann::json::parse(R"([{"client": "10.0.0.1",
+      "server": "10.0.0.2", "port": 8080, "route": "demo/api#read",
+      "classes": [0, 0, 3, 0, 0, 1], "denied": 0, "retries": 2,
+      "hist": [[40, 4]], "sum_ns": 40000}, {"client": "nonsense"}])"));
+  const http::Response r = Get("/v1/stat", {{"window", "60"}, {"group", "route"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const nlohmann::json rows = nlohmann::json::parse(r.body)["rows"];
+  ASSERT_EQ(rows.size(), 1u) << r.body;
+  EXPECT_EQ(rows[0]["namespace"], "demo");
+  EXPECT_EQ(rows[0]["route"], "demo/api#read");
+  EXPECT_EQ(rows[0]["requests"], 4);
+  EXPECT_EQ(rows[0]["failures"], 1);
+  EXPECT_EQ(rows[0]["retries"], 2);
+  nlohmann::json status = nlohmann::json::object();
+  controller_->AddStatus(status);
+  EXPECT_EQ(status["telemetry"]["l7_request_reports_malformed"], 1);
 }
 
 TEST_F(TelemetryControllerTest, FlowsRejectsABadAfter) {
@@ -144,7 +171,7 @@ TEST_F(TelemetryControllerTest, StatNeedsAWindowAndAGroup) {
            Case{{{"window", "10"}}, "expected window=<seconds>"},
            Case{{{"window", "ten"}, {"group", "pod"}}, "expected window=<seconds>"},
            Case{{{"window", "61"}, {"group", "pod"}}, "window 61s: expected 1s to 60s"},
-           Case{{{"window", "10"}, {"group", "node"}}, "'node': expected workload, pod or edge"},
+           Case{{{"window", "10"}, {"group", "node"}}, "'node': expected workload, pod, edge or route"},
        }) {
     const http::Response r = Get("/v1/stat", c.query);
     EXPECT_EQ(r.status, 400) << r.body;

@@ -27,16 +27,18 @@ Commands:
                       filters --from/--to IP|NS|NS/POD|NS/KIND/NAME, --port N,
                       --verdict allowed|l7|audit|denied|unmeshed, --path short-circuit|tcp|mtls|l7,
                       --state live|closed
-  stat [workload|pod|edge] [--window 30s]
+  stat [workload|pod|edge|route] [--window 30s]
                       golden metrics over the last 1..60 s: success rate, flows/s,
-                      requests/s, response latency p50/p90/p99 (of finished flows)
+                      requests/s, response latency p50/p90/p99 (of finished flows; of
+                      requests where the L7 layer carried them); route: HTTP requests
+                      per destination and route, denied, retries
   services            each service address, its ready backends, weight (slot share),
                       live share of the flows that went to them, and for latency-aware
                       services the EWMA latency, open connections and score
   lb explain NS/NAME  why the service's last connections went where they went: both
                       candidates of each choice, their scores, the one picked
   top [--window 30s] [--interval 2s]
-                      the busiest edges, refreshed; one snapshot when piped
+                      the busiest edges and HTTP routes, refreshed; one snapshot when piped
   uninstall           detach and unpin everything the agent installed under --bpffs
   ca init --dir DIR   create a cluster CA for mutual TLS: DIR/ca.crt and DIR/ca.key
                       (ECDSA P-256, key mode 0600); never overwrites an existing CA

@@ -72,7 +72,7 @@ absl::StatusOr<Json> Fetch(const Options& o, int window_s, const std::string& gr
 // The share of the row's finished flows the mTLS tunnel carried ("-": none).
 std::string MtlsShare(const Json& row) {
   const uint64_t mtls = row.value("mtls_flows", uint64_t{0});
-  const uint64_t flows = row["successes"].get<uint64_t>() + row["failures"].get<uint64_t>();
+  const uint64_t flows = row.value("flows", uint64_t{0});
   if (mtls == 0 || flows == 0) return "-";
   return absl::StrFormat("%.0f%%", 100.0 * static_cast<double>(mtls) / static_cast<double>(flows));
 }
@@ -94,22 +94,54 @@ std::string EdgeTable(const Json& r, size_t limit) {
   return t.empty() ? std::string("No traffic in the window.\n") : t.Render();
 }
 
+// Requests through the node proxy's L7 layer per destination and route,
+// busiest first.
+std::string RouteTable(const Json& r, size_t limit) {
+  std::vector<Json> rows(r["rows"].begin(), r["rows"].end());
+  std::stable_sort(rows.begin(), rows.end(), [](const Json& a, const Json& b) {
+    return a["requests_per_s"].get<double>() > b["requests_per_s"].get<double>();
+  });
+  Table t({"NAMESPACE", "WORKLOAD", "ROUTE", "REQ/S", "SUCCESS", "P50", "P90", "P99", "DENIED",
+           "RETRIES"});
+  for (size_t i = 0; i < rows.size() && i < limit; ++i) {
+    const Json& row = rows[i];
+    const std::string route = row.value("route", "");
+    t.Add({row.value("namespace", "").empty() ? "-" : row.value("namespace", ""),
+           row.value("name", ""), route.empty() ? "-" : route,
+           Rate(row["requests_per_s"].get<double>()), Success(row), Ms(row, "p50_ms"),
+           Ms(row, "p90_ms"), Ms(row, "p99_ms"), absl::StrCat(row.value("denied", uint64_t{0})),
+           absl::StrCat(row.value("retries", uint64_t{0}))});
+  }
+  return t.empty() ? std::string("No HTTP requests in the window.\n") : t.Render();
+}
+
 }  // namespace
 
 absl::Status CmdStat(const Options& o) {
   const std::string group = o.args.size() >= 2 ? o.args[1] : "workload";
   if (o.args.size() > 2)
-    return absl::InvalidArgumentError("usage: shuntctl stat [workload|pod|edge] [--window 30s]");
+    return absl::InvalidArgumentError(
+        "usage: shuntctl stat [workload|pod|edge|route] [--window 30s]");
   SHUNT_ASSIGN_OR_RETURN(int window_s, Seconds(o, "window", 30, 60));
   SHUNT_ASSIGN_OR_RETURN(Json r, Fetch(o, window_s, group));
   if (o.json) {
     std::cout << r.dump(2) << "\n";
     return absl::OkStatus();
   }
-  std::cout << absl::StrFormat("Last %ds (%.0fs covered), flows finished and requests answered:\n",
-                               window_s, r["covered_s"].get<double>());
+  const double covered_s = r["covered_s"].get<double>();
+  if (group == "route")
+    std::cout << absl::StrFormat(
+        "Last %ds (%.0fs covered), HTTP requests through the node proxy's L7 layer:\n", window_s,
+        covered_s);
+  else
+    std::cout << absl::StrFormat(
+        "Last %ds (%.0fs covered), flows finished and requests answered:\n", window_s, covered_s);
   if (group == "edge") {
     std::cout << EdgeTable(r, SIZE_MAX);
+    return absl::OkStatus();
+  }
+  if (group == "route") {
+    std::cout << RouteTable(r, SIZE_MAX);
     return absl::OkStatus();
   }
   Table t({"NAMESPACE", group == "pod" ? "POD" : "WORKLOAD", "SUCCESS", "FLOWS/S", "REQ/S", "P50",
@@ -129,7 +161,12 @@ absl::Status CmdTop(const Options& o) {
   const bool tty = isatty(STDOUT_FILENO) && !o.json;
   for (;;) {
     SHUNT_ASSIGN_OR_RETURN(Json r, Fetch(o, window_s, "edge"));
+    // HTTP routes, when the node proxy's L7 layer carried requests.
+    SHUNT_ASSIGN_OR_RETURN(
+        Json routes,
+        AgentRequest(o, "GET", absl::StrCat("/v1/stat?group=route&window=", window_s)));
     if (o.json) {
+      r["routes"] = routes["rows"];
       std::cout << r.dump(2) << "\n";
       return absl::OkStatus();
     }
@@ -149,6 +186,13 @@ absl::Status CmdTop(const Options& o) {
       rows = lines && absl::SimpleAtoi(lines, &n) && n > 5 ? static_cast<size_t>(n - 5) : 20;
     }
     absl::StrAppend(&screen, EdgeTable(r, rows));
+    if (!routes["rows"].empty()) {
+      const size_t edges_shown = std::min(rows, r["rows"].size());
+      const size_t left = rows == SIZE_MAX         ? SIZE_MAX
+                          : rows > edges_shown + 3 ? rows - edges_shown - 3
+                                                   : 1;
+      absl::StrAppend(&screen, "\nbusiest HTTP routes:\n", RouteTable(routes, left));
+    }
     std::cout << screen << std::flush;
     if (!tty) return absl::OkStatus();
     std::this_thread::sleep_for(std::chrono::seconds(interval_s));

@@ -42,6 +42,15 @@ absl::StatusOr<std::vector<nlohmann::json>> ShuntctlDrops(const TestNode& node) 
   return JsonLines(absl::StrCat(node.api_socket(), " drops -o json"));
 }
 
+absl::StatusOr<nlohmann::json> ShuntctlJson(const TestNode& node, const std::string& args) {
+  auto text = Sh(absl::StrCat(SHUNTCTL_BIN, " --api-socket ", node.api_socket(), " ", args,
+                              " -o json 2>/dev/null"));
+  if (!text.ok()) return text.status();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return absl::InternalError("shuntctl " + args + ": not JSON: " + *text);
+  return j;
+}
+
 absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node,
                                                           const std::string& args) {
   return JsonLines(absl::StrCat(node.api_socket(), " flows -o json ", args));

@@ -19,6 +19,10 @@ absl::StatusOr<std::vector<nlohmann::json>> ShuntctlDrops(const TestNode& node);
 absl::StatusOr<std::vector<nlohmann::json>> ShuntctlFlows(const TestNode& node,
                                                           const std::string& args = "");
 
+// `shuntctl ARGS -o json` against the node's agent: one JSON document
+// (stat, top, status).
+absl::StatusOr<nlohmann::json> ShuntctlJson(const TestNode& node, const std::string& args);
+
 // GET http://HOST:PORT/path from inside the node's network namespace (where
 // its agent runs). The body for a 200 answer, else an error with the status line.
 absl::StatusOr<std::string> HttpGetInNode(const TestNode& node, const std::string& host_port,
