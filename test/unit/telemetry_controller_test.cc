@@ -110,14 +110,12 @@ class TelemetryControllerTest : public ::testing::Test {
 TEST_F(TelemetryControllerTest, StatusSaysWhatIsCollected) {
   nlohmann::json status = nlohmann::json::object();
   controller_->AddStatus(status);
-  EXPECT_EQ(
-      status,
-      (nlohmann::json{{"telemetry",
-                        {{"enabled", true},
-                         {"flow_records", 0},
-                         {"edges", 0},
-                         {"l7_request_series_evicted", 0},
-                         {"l7_request_reports_malformed", 0}}}}));
+  EXPECT_EQ(status, (nlohmann::json{{"telemetry",
+                                     {{"enabled", true},
+                                      {"flow_records", 0},
+                                      {"edges", 0},
+                                      {"l7_request_series_evicted", 0},
+                                      {"l7_request_reports_malformed", 0}}}}));
   controller_->Plan(objects_.Publish(kObjects), true);
   controller_->flows()->Ingest(Flow(40001));
   status = nlohmann::json::object();
@@ -171,7 +169,8 @@ TEST_F(TelemetryControllerTest, StatNeedsAWindowAndAGroup) {
            Case{{{"window", "10"}}, "expected window=<seconds>"},
            Case{{{"window", "ten"}, {"group", "pod"}}, "expected window=<seconds>"},
            Case{{{"window", "61"}, {"group", "pod"}}, "window 61s: expected 1s to 60s"},
-           Case{{{"window", "10"}, {"group", "node"}}, "'node': expected workload, pod, edge or route"},
+           Case{{{"window", "10"}, {"group", "node"}},
+                "'node': expected workload, pod, edge or route"},
        }) {
     const http::Response r = Get("/v1/stat", c.query);
     EXPECT_EQ(r.status, 400) << r.body;
