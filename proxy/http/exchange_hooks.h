@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "agent/lib/unique_fd.h"
 #include "proxy/http/h1_parser.h"
 #include "proxy/http/route_matcher.h"
@@ -56,6 +57,12 @@ struct ExchangeRecord {
   // This hop's span (trace_context.h): for span export.
   std::string trace_id, span_id, parent_id;
 };
+// RFC 9110 9.2.2: what a retry may send again.
+inline bool Idempotent(absl::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
 struct ExchangeHooks {
   std::function<ExchangeVerdict(const H1Head&, const RequestView&)> judge;
   std::function<void(const ExchangeRecord&)> on_request;

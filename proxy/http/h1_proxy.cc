@@ -20,12 +20,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 
 bool StatusHasNoBody(int status) { return status == 204 || status == 304 || status < 200; }
 
-// RFC 9110 9.2.2: what a retry may send again.
-bool Idempotent(absl::string_view method) {
-  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
-         method == "PUT" || method == "DELETE";
-}
-
 // The request's Upgrade names h2c among its protocols.
 bool AsksForH2c(const H1Head& h) {
   for (const auto& [n, v] : h.headers) {

@@ -311,47 +311,42 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   ex.record.trace_id = span.trace_id;
   ex.record.span_id = span.span_id;
   ex.record.parent_id = span.parent_id;
-  H2Headers up_headers;
-  up_headers.reserve(regular.size() + 4);
+  ex.replay.reserve(regular.size() + 4);
   for (auto& h : headers)
-    if (!h.first.empty() && h.first[0] == ':') up_headers.push_back(std::move(h));
-  for (auto& h : regular) up_headers.push_back(std::move(h));
-  ex.attempt_started = std::chrono::steady_clock::now();
-  ex.record.upstream = to;
-  Conn* up = UpstreamFor(to);
-  if (!up) {
+    if (!h.first.empty() && h.first[0] == ':') ex.replay.push_back(std::move(h));
+  for (auto& h : regular) ex.replay.push_back(std::move(h));
+  ex.replayable = end;  // a body is not kept to send again
+  std::string why;
+  if (!SubmitUpstream(ex, to, &why)) {
     EndAttempt(ex, true, 0);
-    return AnswerLocally(ex, 502, "upstream-connect-failed");
+    if (!Retry(ex, ex.rules.retry_on_connect_failure, false)) return AnswerLocally(ex, 502, why);
   }
-  auto up_id = up->session->SubmitRequest(up_headers, end);
-  if (!up_id.ok()) {
-    EndAttempt(ex, true, 0);
-    return AnswerLocally(ex, 502, std::string(up_id.status().message()));
-  }
-  ex.up = up;
-  ex.up_id = *up_id;
-  up->exchanges[*up_id] = id;
+  if (!ex.replayable) H2Headers().swap(ex.replay);
+  ArmResponseTimer(ex);
+}
+
+void H2Proxy::ArmResponseTimer(Exchange& ex) {
   const int timeout_ms =
       ex.rules.timeout_ms > 0 ? ex.rules.timeout_ms : options_.response_timeout_ms;
-  if (timeout_ms > 0) {
-    ex.timer = loop_->After(std::chrono::milliseconds(timeout_ms), [weak = weak_from_this(), id] {
-      auto p = weak.lock();
-      if (!p || p->done_) return;
-      Exchange* e = p->Find(id);
-      if (!e) return;
-      e->timer = 0;
-      if (e->response_started || e->local) return;
-      // Too slow: 504, and its upstream stream is cancelled.
-      p->EndAttempt(*e, true, 0);
-      if (e->up && p->FindUp(e->up, e->up_id)) {
-        e->up->session->Reset(e->up_id, NGHTTP2_CANCEL);
-        e->up->exchanges.erase(e->up_id);
-      }
-      p->LetGoOfUpstream(*e);
-      p->AnswerLocally(*e, 504, "upstream-timeout");
-      p->Pump();
-    });
-  }
+  if (timeout_ms <= 0 || ex.local) return;
+  ex.timer =
+      loop_->After(std::chrono::milliseconds(timeout_ms), [weak = weak_from_this(), id = ex.id] {
+        auto p = weak.lock();
+        if (!p || p->done_) return;
+        Exchange* e = p->Find(id);
+        if (!e) return;
+        e->timer = 0;
+        if (e->response_started || e->local) return;
+        // Too slow: 504, and its upstream stream is cancelled.
+        p->EndAttempt(*e, true, 0);
+        if (e->up && p->FindUp(e->up, e->up_id)) {
+          e->up->session->Reset(e->up_id, NGHTTP2_CANCEL);
+          e->up->exchanges.erase(e->up_id);
+        }
+        p->LetGoOfUpstream(*e);
+        p->AnswerLocally(*e, 504, "upstream-timeout");
+        p->Pump();
+      });
 }
 
 H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
@@ -485,7 +480,19 @@ void H2Proxy::OnResponseHead(Conn* up, int32_t up_id, H2Headers& headers, bool e
     (void)down_.session->SubmitInterim(ex->id, headers);
     return;
   }
-  EndAttempt(*ex, status >= 500 && ex->rules.retry_on_5xx, status);
+  const bool failed = status >= 500 && ex->rules.retry_on_5xx;
+  EndAttempt(*ex, failed, status);
+  Destination next;
+  int endpoint = -1;
+  if (failed && PickRetry(*ex, true, false, &next, &endpoint)) {
+    // Nothing of it reached the client: this answer is dropped (what
+    // follows of it is credited and discarded) and the request goes again.
+    up->session->Reset(up_id, NGHTTP2_CANCEL);
+    up->exchanges.erase(up_id);
+    LetGoOfUpstream(*ex);
+    if (!Resubmit(*ex, next, endpoint)) AnswerLocally(*ex, 502, "upstream-connect-failed");
+    return;
+  }
   if (ex->timer != 0) loop_->Cancel(ex->timer);
   ex->timer = 0;
   ex->response_started = true;
@@ -524,14 +531,16 @@ void H2Proxy::OnUpClose(Conn* up, int32_t up_id, uint32_t code) {
   if (!ex->response_started) {
     // Reset (or refused) before it answered.
     EndAttempt(*ex, true, 0);
-    return AnswerLocally(
-        *ex, 502, code == NGHTTP2_REFUSED_STREAM ? "upstream-refused-stream" : "upstream-reset");
+    const bool refused = code == NGHTTP2_REFUSED_STREAM;
+    if (Retry(*ex, ex->rules.retry_on_reset, refused)) return;
+    return AnswerLocally(*ex, 502, refused ? "upstream-refused-stream" : "upstream-reset");
   }
   down_.session->Reset(ex->id, code == NGHTTP2_NO_ERROR ? uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
 }
 
 void H2Proxy::UpConnFailed(Conn* up, const std::string& why) {
   up->gone = true;
+  const bool retry_on = up->connecting;  // never connected: a connect failure, else a reset
   std::map<int32_t, int32_t> streams;
   streams.swap(up->exchanges);
   for (const auto& [up_id, id] : streams) {
@@ -542,7 +551,8 @@ void H2Proxy::UpConnFailed(Conn* up, const std::string& why) {
     if (ex->response_ended) continue;
     if (!ex->response_started) {
       EndAttempt(*ex, true, 0);
-      AnswerLocally(*ex, 502, why);
+      const bool allowed = retry_on ? ex->rules.retry_on_connect_failure : ex->rules.retry_on_reset;
+      if (!Retry(*ex, allowed, false)) AnswerLocally(*ex, 502, why);
     } else {
       down_.session->Reset(id, NGHTTP2_INTERNAL_ERROR);
     }

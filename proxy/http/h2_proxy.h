@@ -13,9 +13,15 @@
 // slow reader holds back its own stream and no other. Trailers pass (gRPC).
 // Each request carries its trace on with a span of this hop's.
 //
-// Not here yet (docs/l7.md): retries of HTTP/2 requests (each attempt is
-// still told to the balancer), and extended CONNECT (WebSocket over h2,
-// RFC 8441; the proxy does not offer it, so clients use HTTP/1.1 for it).
+// Retries (h2_retry.cc): a request without a body is sent again when its
+// verdict allows retries for the failure (an idempotent method, within the
+// budget: Hooks.retry), and once, whatever its method, when the upstream
+// refused its stream (REFUSED_STREAM: RFC 9113 8.7 says it was not
+// processed; also what a GOAWAY does to streams past its last id). A
+// request with a body is not retried (its bytes are not kept).
+//
+// Not here yet (docs/l7.md): extended CONNECT (WebSocket over h2, RFC
+// 8441; the proxy does not offer it, so clients use HTTP/1.1 for it).
 #pragma once
 
 #include <chrono>
@@ -79,6 +85,11 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     bool local = false;
     bool request_ended = false, response_started = false, response_ended = false;
     H2Headers request_trailers, response_trailers;
+    // The head sent upstream, kept to send again while the request has no
+    // body (retries); `endpoint` the last attempt's.
+    H2Headers replay;
+    bool replayable = false, refused_retried = false;
+    int last_endpoint = -1;
     ByteBuffer to_up, to_down;  // body bytes the other session did not take yet
     std::chrono::steady_clock::time_point started, attempt_started;
     EventLoop::TimerId timer = 0;
@@ -106,6 +117,19 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   void OnUpClose(Conn* up, int32_t up_id, uint32_t code);
   void OnUpSpace(Conn* up, int32_t up_id);
   void UpConnFailed(Conn* up, const std::string& why);
+  // h2_retry.cc. The attempt failed before any of its response reached
+  // the client (`why`: what failed; `refused`: REFUSED_STREAM): true if it
+  // was sent again. The caller has let go of the failed upstream stream.
+  bool Retry(Exchange& ex, bool allowed_for_failure, bool refused);
+  // Whether it goes again, and where (the budget is asked here).
+  bool PickRetry(Exchange& ex, bool allowed_for_failure, bool refused, Destination* next,
+                 int* endpoint);
+  // Sends it again to `next`; if that fails, the next retry if any.
+  bool Resubmit(Exchange& ex, const Destination& next, int endpoint);
+  // Sends ex.replay on a new stream of the upstream at `to`; false (and
+  // *why) if it could not: no connection, no stream.
+  bool SubmitUpstream(Exchange& ex, const Destination& to, std::string* why);
+  void ArmResponseTimer(Exchange& ex);
 
   Exchange* Find(int32_t id);
   Exchange* FindUp(Conn* up, int32_t up_id);

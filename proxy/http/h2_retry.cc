@@ -1,0 +1,61 @@
+// H2Proxy's retries (h2_proxy.h): a request without a body sent again on a
+// new upstream stream, before any of its response reached the client.
+#include "absl/strings/str_cat.h"
+#include "proxy/http/h2_proxy.h"
+
+namespace shunt::proxy::http {
+
+bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* why) {
+  ex.attempt_started = std::chrono::steady_clock::now();
+  ex.record.upstream = to;
+  Conn* up = UpstreamFor(to);
+  if (!up) {
+    *why = "upstream-connect-failed";
+    return false;
+  }
+  auto up_id = up->session->SubmitRequest(ex.replay, ex.request_ended);
+  if (!up_id.ok()) {
+    *why = std::string(up_id.status().message());
+    return false;
+  }
+  ex.up = up;
+  ex.up_id = *up_id;
+  up->exchanges[*up_id] = ex.id;
+  ex.last_endpoint = ex.rules.endpoint;
+  return true;
+}
+
+bool H2Proxy::PickRetry(Exchange& ex, bool allowed_for_failure, bool refused, Destination* next,
+                        int* endpoint) {
+  if (!ex.replayable || ex.local || ex.response_started || done_) return false;
+  *next = ex.record.upstream;
+  *endpoint = ex.last_endpoint;
+  if (refused && !ex.refused_retried) {
+    // Not processed by the server (RFC 9113 8.7): once more, whatever the
+    // method, to the same upstream (a new connection if this one is going
+    // away), outside the budget: it costs the server nothing.
+    ex.refused_retried = true;
+    return true;
+  }
+  return allowed_for_failure && Idempotent(ex.record.method) &&
+         ex.record.retries < ex.rules.retries && hooks_.retry && hooks_.retry(next, endpoint);
+}
+
+bool H2Proxy::Resubmit(Exchange& ex, const Destination& next, int endpoint) {
+  ++ex.record.retries;
+  ex.rules.endpoint = endpoint;
+  std::string why;
+  if (SubmitUpstream(ex, next, &why)) return true;
+  EndAttempt(ex, true, 0);
+  // Bounded: each further try takes one of the verdict's retries.
+  return Retry(ex, ex.rules.retry_on_connect_failure, false);
+}
+
+bool H2Proxy::Retry(Exchange& ex, bool allowed_for_failure, bool refused) {
+  Destination next;
+  int endpoint = -1;
+  return PickRetry(ex, allowed_for_failure, refused, &next, &endpoint) &&
+         Resubmit(ex, next, endpoint);
+}
+
+}  // namespace shunt::proxy::http
