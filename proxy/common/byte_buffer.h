@@ -2,24 +2,84 @@
 // back into space handed out uninitialised (a recv() or SSL_read() fills it
 // directly, where std::string::resize would zero it first) and consumed
 // from the front without moving the rest until it pays.
+//
+// First blocks (4 KiB) come from and go back to a small free list of the
+// thread's: a connection gives its buffers back between messages (an idle
+// one holds none) and takes them again for the next without a heap
+// allocation (HAProxy's pools; tools/bench shunt-l7-alloc-bench).
 #pragma once
 
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
 namespace shunt::proxy {
 
+namespace byte_buffer_pool {
+
+inline constexpr size_t kBlock = 4096;
+inline constexpr size_t kKeep = 512;  // blocks a thread keeps: 2 MiB at most
+
+// Set once the thread's list is gone (a buffer freed later in the thread's
+// exit goes straight to the heap); trivially destructible, so always valid.
+inline thread_local bool tl_gone = false;
+struct FreeBlocks {
+  FreeBlocks() { blocks.reserve(kKeep); }
+  ~FreeBlocks() {
+    for (char* b : blocks) delete[] b;
+    tl_gone = true;
+  }
+  std::vector<char*> blocks;
+};
+inline FreeBlocks& Local() {
+  thread_local FreeBlocks free_blocks;
+  return free_blocks;
+}
+inline char* Take(size_t cap) {
+  if (cap == kBlock && !tl_gone) {
+    auto& f = Local().blocks;
+    if (!f.empty()) {
+      char* b = f.back();
+      f.pop_back();
+      return b;
+    }
+  }
+  return new char[cap];  // not zeroed
+}
+inline void Give(char* b, size_t cap) {
+  if (b == nullptr) return;
+  if (cap == kBlock && !tl_gone) {
+    auto& f = Local().blocks;
+    if (f.size() < kKeep) {
+      f.push_back(b);
+      return;
+    }
+  }
+  delete[] b;
+}
+
+}  // namespace byte_buffer_pool
+
 class ByteBuffer {
  public:
   ByteBuffer() = default;
-  ByteBuffer(ByteBuffer&&) noexcept = default;
-  ByteBuffer& operator=(ByteBuffer&&) noexcept = default;
+  ByteBuffer(ByteBuffer&& o) noexcept { swap(o); }
+  ByteBuffer& operator=(ByteBuffer&& o) noexcept {
+    if (this != &o) {
+      Release();
+      swap(o);
+    }
+    return *this;
+  }
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+  ~ByteBuffer() { Release(); }
 
-  const char* data() const { return buf_.get() + begin_; }
+  const char* data() const { return buf_ + begin_; }
   size_t size() const { return end_ - begin_; }
   bool empty() const { return end_ == begin_; }
   size_t capacity() const { return cap_; }
@@ -28,22 +88,23 @@ class ByteBuffer {
   // At least `n` writable bytes after the data; Commit says how many were
   // written.
   char* Reserve(size_t n) {
-    if (cap_ - end_ >= n) return buf_.get() + end_;
+    if (cap_ - end_ >= n) return buf_ + end_;
     const size_t used = size();
     if (begin_ > 0 && cap_ - used >= n && used <= cap_ / 2) {
       // Enough room once the consumed front is reclaimed.
-      memmove(buf_.get(), data(), used);
+      memmove(buf_, data(), used);
     } else {
-      size_t cap = cap_ ? cap_ : 4096;
+      size_t cap = cap_ ? cap_ : byte_buffer_pool::kBlock;
       while (cap - used < n) cap *= 2;
-      std::unique_ptr<char[]> bigger(new char[cap]);  // not zeroed
-      if (used) memcpy(bigger.get(), data(), used);
-      buf_ = std::move(bigger);
+      char* bigger = byte_buffer_pool::Take(cap);
+      if (used) memcpy(bigger, data(), used);
+      byte_buffer_pool::Give(buf_, cap_);
+      buf_ = bigger;
       cap_ = cap;
     }
     begin_ = 0;
     end_ = used;
-    return buf_.get() + end_;
+    return buf_ + end_;
   }
   void Commit(size_t n) { end_ += n; }
   void Append(absl::string_view s) {
@@ -58,7 +119,8 @@ class ByteBuffer {
   void clear() { begin_ = end_ = 0; }
   // Gives the memory back (an idle connection keeps no buffer).
   void Release() {
-    buf_.reset();
+    byte_buffer_pool::Give(buf_, cap_);
+    buf_ = nullptr;
     cap_ = begin_ = end_ = 0;
   }
   void swap(ByteBuffer& o) noexcept {
@@ -80,7 +142,7 @@ class ByteBuffer {
   }
 
  private:
-  std::unique_ptr<char[]> buf_;
+  char* buf_ = nullptr;  // cap_ bytes, from byte_buffer_pool
   size_t cap_ = 0, begin_ = 0, end_ = 0;
 };
 

@@ -56,6 +56,16 @@ struct ExchangeRecord {
   Destination upstream;
   // This hop's span (trace_context.h): for span export.
   std::string trace_id, span_id, parent_id;
+  // As new, its strings keeping their memory (a connection's next request).
+  void Reset() {
+    method.clear(), route.clear(), reason.clear(), path.clear();
+    status = 0;
+    local = false;
+    micros = 0;
+    retries = 0;
+    upstream = Destination{};
+    trace_id.clear(), span_id.clear(), parent_id.clear();
+  }
 };
 // RFC 9110 9.2.2: what a retry may send again.
 inline bool Idempotent(absl::string_view method) {

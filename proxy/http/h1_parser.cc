@@ -17,6 +17,18 @@ absl::string_view H1Head::Header(absl::string_view name) const {
   return {};
 }
 
+void H1Head::Reset() {
+  method.clear();
+  target.clear();
+  status = 0;
+  version_major = version_minor = 1;
+  headers.clear();
+  content_length = -1;
+  chunked = false;
+  keep_alive = true;
+  upgrade = false;
+}
+
 H1Parser::H1Parser(Kind kind, Limits limits, Handler* handler)
     : kind_(kind), limits_(limits), handler_(handler) {
   http_parser_init(&parser_, kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE);
@@ -88,7 +100,7 @@ absl::Status H1Parser::FeedEof() {
 void H1Parser::Reset() {
   http_parser_init(&parser_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE);
   parser_.data = this;
-  head_ = H1Head();
+  head_.Reset();
   head_bytes_ = 0;
   last_was_value_ = prev_feed_ended_line_ = false;
   in_message_ = no_body_ = paused_ = failed_ = false;
@@ -104,7 +116,7 @@ void H1Parser::Resume() {
 
 int H1Parser::OnMessageBegin(http_parser* p) {
   H1Parser* s = Self(p);
-  s->head_ = H1Head();
+  s->head_.Reset();
   s->head_bytes_ = 0;
   s->last_was_value_ = false;
   s->in_message_ = true;

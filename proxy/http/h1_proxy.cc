@@ -341,7 +341,8 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   local_ = false;
   request_done_ = response_done_ = response_started_ = interim_ = false;
   started_ = std::chrono::steady_clock::now();
-  record_ = Record{.method = h.method};
+  record_.Reset();  // its strings keep what they hold for the next request
+  record_.method = h.method;
   head_request_ = h.method == "HEAD";
   request_upgrade_ = h.upgrade;
   // h2c (RFC 7540 3.2; RFC 9113 dropped it): after its 101 the connection
@@ -352,13 +353,16 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   if (h.upgrade && AsksForH2c(h)) h.upgrade = false;
   upgrade_forwarded_ = h.upgrade;
   client_keep_alive_ = h.keep_alive;
-  RequestView view{.method = h.method,
-                   .path = absl::string_view(h.target).substr(0, h.target.find('?'))};
+  // Kept across requests: its header list grows once.
+  RequestView& view = view_;
+  view.method = h.method;
+  view.path = absl::string_view(h.target).substr(0, h.target.find('?'));
+  view.headers.clear();
   for (const auto& [n, v] : h.headers) view.headers.emplace_back(n, v);
   Verdict v = hooks_.judge ? hooks_.judge(h, view) : Verdict{};
   record_.route = v.route;
   record_.reason = v.reason;  // allowed with a reason: permissive mode's would-deny
-  if (!v.reason.empty()) record_.path = std::string(view.path);
+  if (!v.reason.empty()) record_.path.assign(view.path.data(), view.path.size());
   if (!v.allow) {
     attempt_rules_ = Verdict{};
     // The client learns why, and which route was not granted.
@@ -380,11 +384,11 @@ void H1Proxy::OnRequestHead(H1Head& h) {
       attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
   Arm(timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
   // The trace goes on with a span of this hop's (W3C, and B3 if it came so).
-  HopSpan span = StartHop(h.headers, Bits());
-  Propagate(span, &h.headers);
-  record_.trace_id = span.trace_id;
-  record_.span_id = span.span_id;
-  record_.parent_id = span.parent_id;
+  StartHop(h.headers, Bits(), &span_);
+  Propagate(span_, &h.headers);
+  record_.trace_id = span_.trace_id;
+  record_.span_id = span_.span_id;
+  record_.parent_id = span_.parent_id;
   request_framing_ = h.chunked               ? Framing::kChunked
                      : h.content_length >= 0 ? Framing::kLength
                                              : Framing::kNone;
@@ -527,18 +531,16 @@ void H1Proxy::FinishExchange() {
   if (closing_ || upgraded_) return;  // flushed by the caller
   // The next pipelined request, if it is here already: after the parsers
   // are out of their callbacks (a parser pauses after each message).
-  loop_->Later([weak = weak_from_this()] {
-    if (auto p = weak.lock(); p && !p->done_) {
-      p->requests_.Resume();
-      p->ParseRequests();
-      p->UpdateInterest();
-    }
+  loop_->Later(weak_from_this(), [](void* owner) {
+    auto* p = static_cast<H1Proxy*>(owner);
+    if (p->done_) return;
+    p->requests_.Resume();
+    p->ParseRequests();
+    p->UpdateInterest();
   });
 }
 
 void H1Proxy::Arm(Wait what) {
-  if (timer_ != 0) loop_->Cancel(timer_);
-  timer_ = 0;
   waiting_ = what;
   const int response_ms =
       attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
@@ -546,14 +548,32 @@ void H1Proxy::Arm(Wait what) {
                  : what == Wait::kHead     ? options_.head_timeout_ms
                  : what == Wait::kResponse ? response_ms
                                            : 0;
-  if (ms <= 0) return;
-  timer_ = loop_->After(std::chrono::milliseconds(ms), [weak = weak_from_this(), what] {
+  if (ms <= 0) {
+    deadline_ = {};  // a pending timer finds nothing due
+    return;
+  }
+  deadline_ = EventLoop::Clock::now() + std::chrono::milliseconds(ms);
+  if (timer_ != 0 && timer_due_ <= deadline_) return;  // fires first, then arms again
+  StartTimer(deadline_);
+}
+
+void H1Proxy::StartTimer(EventLoop::Clock::time_point at) {
+  if (timer_ != 0) loop_->Cancel(timer_);
+  timer_due_ = at;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(at - EventLoop::Clock::now());
+  timer_ = loop_->After(std::max(left, std::chrono::milliseconds(1)), [weak = weak_from_this()] {
     auto p = weak.lock();
-    if (!p || p->done_ || p->waiting_ != what) return;
+    if (!p || p->done_) return;
     p->timer_ = 0;
-    p->OnTimeout(what);
-    if (!p->done_) p->UpdateInterest();
+    p->OnTimer();
   });
+}
+
+void H1Proxy::OnTimer() {
+  if (waiting_ == Wait::kNone || deadline_ == EventLoop::Clock::time_point{}) return;
+  if (EventLoop::Clock::now() < deadline_) return StartTimer(deadline_);
+  OnTimeout(waiting_);
+  if (!done_) UpdateInterest();
 }
 
 void H1Proxy::OnTimeout(Wait what) {

@@ -118,6 +118,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   // One timer for the state the connection is in.
   enum class Wait { kNone, kIdle, kHead, kResponse };
   void Arm(Wait what);
+  void StartTimer(EventLoop::Clock::time_point at);
+  void OnTimer();
   void OnTimeout(Wait what);
   void CloseUpstream();
   // The next request goes to `to`: the current upstream connection, idle
@@ -168,6 +170,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Framing request_framing_ = Framing::kNone, response_framing_ = Framing::kNone;
   bool response_started_ = false;  // a head went downstream
   Record record_;
+  RequestView view_;  // the request as the judge sees it
+  HopSpan span_;      // this hop's span of the current request
   // The current request's attempts: its verdict's endpoint and retry
   // rules, its bytes kept for a retry (while small and idempotent), and a
   // retry decided while its failed response is being read.
@@ -180,8 +184,13 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Destination retry_to_;
   int retry_endpoint_ = -1;
   std::chrono::steady_clock::time_point attempt_started_;
+  // One timer at a time, due at or before `deadline_` (what is waited for
+  // times out then): a later deadline leaves it, and it arms itself again
+  // for what is left when it fires early. So a request that moves the
+  // deadline costs no timer (and no allocation).
   Wait waiting_ = Wait::kNone;
   EventLoop::TimerId timer_ = 0;
+  EventLoop::Clock::time_point deadline_{}, timer_due_{};
   std::chrono::steady_clock::time_point started_;
 };
 

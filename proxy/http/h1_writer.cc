@@ -17,6 +17,11 @@ constexpr absl::string_view kHopByHop[] = {
     "transfer-encoding", "upgrade",    "content-length"};  // framing is the proxy's, per leg
 
 void Put(ByteBuffer* out, absl::string_view a) { out->Append(a); }
+// Pieces appended in turn: no string built for them (numbers through
+// absl::AlphaNum's own buffer).
+void Put(ByteBuffer* out, std::initializer_list<absl::AlphaNum> pieces) {
+  for (const absl::AlphaNum& p : pieces) out->Append(p.Piece());
+}
 
 void WriteHeaders(const H1Head& head, const HeaderList& extra, Framing framing, ByteBuffer* out) {
   for (const auto& [name, value] : head.headers) {
@@ -26,11 +31,10 @@ void WriteHeaders(const H1Head& head, const HeaderList& extra, Framing framing, 
     Put(out, value);
     Put(out, "\r\n");
   }
-  for (const auto& [name, value] : extra) Put(out, absl::StrCat(name, ": ", value, "\r\n"));
+  for (const auto& [name, value] : extra) Put(out, {name, ": ", value, "\r\n"});
   if (framing == Framing::kChunked) Put(out, "Transfer-Encoding: chunked\r\n");
   if (framing == Framing::kLength)
-    Put(out, absl::StrCat("Content-Length: ", head.content_length < 0 ? 0 : head.content_length,
-                          "\r\n"));
+    Put(out, {"Content-Length: ", head.content_length < 0 ? 0 : head.content_length, "\r\n"});
 }
 
 }  // namespace
@@ -55,22 +59,22 @@ bool IsHopByHop(absl::string_view name, const H1Head& head) {
 
 void WriteRequestHead(const H1Head& head, const HeaderList& extra, Framing framing,
                       ByteBuffer* out) {
-  Put(out, absl::StrCat(head.method, " ", head.target, " HTTP/1.1\r\n"));
+  Put(out, {head.method, " ", head.target, " HTTP/1.1\r\n"});
   WriteHeaders(head, extra, framing, out);
   if (head.upgrade) {
     Put(out, "Connection: upgrade\r\n");
-    Put(out, absl::StrCat("Upgrade: ", head.Header("upgrade"), "\r\n"));
+    Put(out, {"Upgrade: ", head.Header("upgrade"), "\r\n"});
   }
   Put(out, "\r\n");
 }
 
 void WriteResponseHead(const H1Head& head, const HeaderList& extra, Framing framing, bool close,
                        ByteBuffer* out) {
-  Put(out, absl::StrCat("HTTP/1.1 ", head.status, " ", ReasonPhrase(head.status), "\r\n"));
+  Put(out, {"HTTP/1.1 ", head.status, " ", ReasonPhrase(head.status), "\r\n"});
   WriteHeaders(head, extra, framing, out);
   if (head.status == 101) {
     Put(out, "Connection: upgrade\r\n");
-    Put(out, absl::StrCat("Upgrade: ", head.Header("upgrade"), "\r\n"));
+    Put(out, {"Upgrade: ", head.Header("upgrade"), "\r\n"});
   } else if (close) {
     Put(out, "Connection: close\r\n");
   }
@@ -79,9 +83,9 @@ void WriteResponseHead(const H1Head& head, const HeaderList& extra, Framing fram
 
 void WriteLocalResponse(int status, const HeaderList& extra, absl::string_view body, bool close,
                         ByteBuffer* out) {
-  Put(out, absl::StrCat("HTTP/1.1 ", status, " ", ReasonPhrase(status), "\r\n"));
-  for (const auto& [name, value] : extra) Put(out, absl::StrCat(name, ": ", value, "\r\n"));
-  Put(out, absl::StrCat("Content-Type: text/plain\r\nContent-Length: ", body.size(), "\r\n"));
+  Put(out, {"HTTP/1.1 ", status, " ", ReasonPhrase(status), "\r\n"});
+  for (const auto& [name, value] : extra) Put(out, {name, ": ", value, "\r\n"});
+  Put(out, {"Content-Type: text/plain\r\nContent-Length: ", body.size(), "\r\n"});
   if (close) Put(out, "Connection: close\r\n");
   Put(out, "\r\n");
   Put(out, body);
@@ -89,7 +93,7 @@ void WriteLocalResponse(int status, const HeaderList& extra, absl::string_view b
 
 void WriteChunk(absl::string_view data, ByteBuffer* out) {
   if (data.empty()) return;  // an empty chunk would end the body
-  Put(out, absl::StrCat(absl::Hex(data.size()), "\r\n"));
+  Put(out, {absl::Hex(data.size()), "\r\n"});
   Put(out, data);
   Put(out, "\r\n");
 }

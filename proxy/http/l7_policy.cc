@@ -8,7 +8,15 @@
 namespace shunt::proxy::http {
 namespace {
 
-std::string SubjectKey(const model::Subject& s) { return s.namespace_ + "/" + s.name; }
+// The key of a (source, destination) pair into *key (its memory reused).
+void GrantKey(const model::Subject& source, const model::Subject& destination, std::string* key) {
+  key->clear();
+  for (absl::string_view p : {absl::string_view(source.namespace_), absl::string_view("/"),
+                              absl::string_view(source.name), absl::string_view(" "),
+                              absl::string_view(destination.namespace_), absl::string_view("/"),
+                              absl::string_view(destination.name)})
+    key->append(p.data(), p.size());
+}
 
 bool HasPort(const std::vector<uint16_t>& sorted, uint16_t port) {
   return std::binary_search(sorted.begin(), sorted.end(), port);
@@ -91,8 +99,11 @@ absl::StatusOr<std::unique_ptr<L7Policy>> L7Policy::Compile(const Input& in) {
     std::sort(g.routes.begin(), g.routes.end());
     g.routes.erase(std::unique(g.routes.begin(), g.routes.end()), g.routes.end());
     if (!g.all_requests && g.routes.empty()) continue;
-    for (const model::Subject& s : t.sources)
-      p->grants_[{SubjectKey(s), SubjectKey(t.destination)}].push_back(g);
+    for (const model::Subject& s : t.sources) {
+      std::string key;
+      GrantKey(s, t.destination, &key);
+      p->grants_[key].push_back(g);
+    }
   }
   return p;
 }
@@ -101,7 +112,9 @@ L7Policy::Decision L7Policy::Judge(const model::Subject& source, const model::Su
                                    uint16_t port, const RequestView& request,
                                    std::vector<int>* scratch) const {
   Decision d;
-  auto it = grants_.find(Pair{SubjectKey(source), SubjectKey(destination)});
+  thread_local std::string key;
+  GrantKey(source, destination, &key);
+  auto it = grants_.find(absl::string_view(key));
   bool any = false;
   if (it != grants_.end()) {
     for (const Grant& g : it->second) {
@@ -125,7 +138,7 @@ L7Policy::Decision L7Policy::Judge(const model::Subject& source, const model::Su
       if (std::binary_search(g.routes.begin(), g.routes.end(), r)) {
         d.allow = true;
         d.target = g.target;
-        d.route = matcher_->routes()[static_cast<size_t>(r)].Key();
+        d.route = matcher_->routes()[static_cast<size_t>(r)].key;
         return d;
       }
     }
@@ -134,7 +147,7 @@ L7Policy::Decision L7Policy::Judge(const model::Subject& source, const model::Su
     d.reason = "no-route-matched";
   } else {
     d.reason = "route-not-granted";
-    d.route = matcher_->routes()[static_cast<size_t>(scratch->front())].Key();
+    d.route = matcher_->routes()[static_cast<size_t>(scratch->front())].key;
   }
   return d;
 }

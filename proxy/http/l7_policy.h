@@ -33,13 +33,15 @@ class L7Policy {
     std::vector<model::HttpRouteGroup> groups;
     std::vector<model::PortRoute> tcp_routes;
   };
+  // Its text lives as long as the policy (no copy per request): a caller
+  // that keeps it past the policy copies it.
   struct Decision {
     bool allow = false;
-    std::string target;  // the TrafficTarget "ns/name" that allowed it
-    std::string route;   // the route "ns/group#match" that allowed, or that was not granted
+    absl::string_view target;  // the TrafficTarget "ns/name" that allowed it
+    absl::string_view route;   // the route "ns/group#match" that allowed, or that was not granted
     // Why denied: "no-grant" (nothing for this source, destination and
     // port), "no-route-matched", "route-not-granted".
-    std::string reason;
+    absl::string_view reason;
   };
 
   // Errors (a bad regex) name the group and match; dangling references
@@ -62,10 +64,10 @@ class L7Policy {
     bool all_requests = false;    // an L4 grant
     std::vector<int> routes;      // sorted route indices, when !all_requests
   };
-  using Pair = std::pair<std::string, std::string>;  // ("ns/sa" source, "ns/sa" destination)
-
   std::unique_ptr<RouteMatcher> matcher_;
-  absl::flat_hash_map<Pair, std::vector<Grant>> grants_;
+  // By "src-ns/src-sa dst-ns/dst-sa" (GrantKey), found without building a
+  // string per request.
+  absl::flat_hash_map<std::string, std::vector<Grant>> grants_;
   std::vector<std::string> problems_;
 };
 

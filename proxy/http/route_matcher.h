@@ -44,7 +44,8 @@ class RouteMatcher {
   struct Route {
     std::string group;
     std::string name;
-    std::string Key() const { return group + "#" + name; }
+    std::string key;  // "ns/group#name", made once
+    const std::string& Key() const { return key; }
   };
 
   // Errors name the group and match ("routes: HTTPRouteGroup ns/g match

@@ -21,17 +21,37 @@ bool IsLowerHex(absl::string_view s, size_t n) {
   return nonzero;
 }
 
-std::string RandomHex(absl::BitGenRef rng, int digits) {
+// `digits` random lower-case hex digits, not all zero, into *s.
+void RandomHex(absl::BitGenRef rng, int digits, std::string* s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(static_cast<size_t>(digits), '0');
+  s->resize(static_cast<size_t>(digits));
   bool nonzero = false;
   while (!nonzero) {
-    for (char& c : s) {
+    for (char& c : *s) {
       c = kHex[absl::Uniform(rng, 0, 16)];
       nonzero |= c != '0';
     }
   }
-  return s;
+}
+
+// Splits `s` at '-' into at most `max` fields; the number of fields (more
+// than max: max + 1).
+size_t SplitDash(absl::string_view s, absl::string_view* f, size_t max) {
+  size_t n = 0;
+  for (;;) {
+    const size_t dash = s.find('-');
+    if (n == max) return max + 1;
+    f[n++] = s.substr(0, dash);
+    if (dash == absl::string_view::npos) return n;
+    s.remove_prefix(dash + 1);
+  }
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 const std::string* Find(const std::vector<std::pair<std::string, std::string>>& headers,
@@ -41,36 +61,70 @@ const std::string* Find(const std::vector<std::pair<std::string, std::string>>& 
   return nullptr;
 }
 
+// Sets header `name` to the concatenation of `parts`: the first one of
+// that name is rewritten in place (its memory reused), later ones go.
 void Set(std::vector<std::pair<std::string, std::string>>* headers, absl::string_view name,
-         std::string value) {
-  headers->erase(
-      std::remove_if(headers->begin(), headers->end(),
-                     [&](const auto& h) { return absl::EqualsIgnoreCase(h.first, name); }),
-      headers->end());
-  headers->emplace_back(std::string(name), std::move(value));
+         std::initializer_list<absl::string_view> parts) {
+  std::string* value = nullptr;
+  for (auto& h : *headers) {
+    if (!absl::EqualsIgnoreCase(h.first, name)) continue;
+    if (!value) value = &h.second;
+  }
+  if (value) {
+    // Others of the name (a client that sent two) go.
+    bool first = true;
+    headers->erase(std::remove_if(headers->begin(), headers->end(),
+                                  [&](const auto& h) {
+                                    if (!absl::EqualsIgnoreCase(h.first, name)) return false;
+                                    if (first) return first = false;
+                                    return true;
+                                  }),
+                   headers->end());
+    for (auto& h : *headers)
+      if (absl::EqualsIgnoreCase(h.first, name)) value = &h.second;
+  } else {
+    headers->emplace_back(std::string(name), std::string());
+    value = &headers->back().second;
+  }
+  size_t size = 0;
+  for (absl::string_view p : parts) size += p.size();
+  value->clear();
+  value->reserve(size);  // one allocation at most
+  for (absl::string_view p : parts) value->append(p.data(), p.size());
 }
 
 }  // namespace
 
 bool ParseTraceparent(absl::string_view value, std::string* trace_id, std::string* span_id,
                       bool* sampled) {
-  std::vector<absl::string_view> f = absl::StrSplit(value, '-');
-  if (f.size() < 4 || f[0].size() != 2 || f[0] == "ff") return false;
+  // Versions after 00 may add fields: the first four are read.
+  absl::string_view f[4];
+  const size_t n = SplitDash(value, f, 4);
+  if (n < 4 || f[0].size() != 2 || f[0] == "ff") return false;
   if (!absl::ascii_isxdigit(f[0][0]) || !absl::ascii_isxdigit(f[0][1])) return false;
-  if (f[0] == "00" && f.size() != 4) return false;
+  if (f[0] == "00" && n != 4) return false;
   if (!IsLowerHex(f[1], 32) || !IsLowerHex(f[2], 16)) return false;
-  if (f[3].size() != 2 || !absl::ascii_isxdigit(f[3][0]) || !absl::ascii_isxdigit(f[3][1]))
-    return false;
-  *trace_id = std::string(f[1]);
-  *span_id = std::string(f[2]);
-  const int flags = std::stoi(std::string(f[3]), nullptr, 16);
-  *sampled = (flags & 1) != 0;
+  if (f[3].size() != 2 || HexDigit(f[3][0]) < 0 || HexDigit(f[3][1]) < 0) return false;
+  trace_id->assign(f[1].data(), f[1].size());
+  span_id->assign(f[2].data(), f[2].size());
+  *sampled = (HexDigit(f[3][1]) & 1) != 0;
   return true;
 }
 
 HopSpan StartHop(const std::vector<std::pair<std::string, std::string>>& headers,
                  absl::BitGenRef rng) {
   HopSpan s;
+  StartHop(headers, rng, &s);
+  return s;
+}
+
+void StartHop(const std::vector<std::pair<std::string, std::string>>& headers, absl::BitGenRef rng,
+              HopSpan* span) {
+  HopSpan& s = *span;
+  s.trace_id.clear();
+  s.parent_id.clear();
+  s.sampled = true;
+  s.w3c = s.b3_single = s.b3_multi = false;
   if (const std::string* tp = Find(headers, "traceparent")) {
     s.w3c =
         ParseTraceparent(absl::StripAsciiWhitespace(*tp), &s.trace_id, &s.parent_id, &s.sampled);
@@ -101,27 +155,27 @@ HopSpan StartHop(const std::vector<std::pair<std::string, std::string>>& headers
     }
   }
   if (s.trace_id.empty()) {
-    s.trace_id = RandomHex(rng, 32);
+    RandomHex(rng, 32, &s.trace_id);
     s.parent_id.clear();
     s.sampled = true;
   }
-  s.span_id = RandomHex(rng, 16);
-  return s;
+  RandomHex(rng, 16, &s.span_id);
 }
 
 void Propagate(const HopSpan& span, std::vector<std::pair<std::string, std::string>>* headers) {
   Set(headers, "traceparent",
-      absl::StrCat("00-", span.trace_id, "-", span.span_id, span.sampled ? "-01" : "-00"));
+      {"00-", span.trace_id, "-", span.span_id, span.sampled ? "-01" : "-00"});
   if (span.b3_single) {
-    std::string v = absl::StrCat(span.trace_id, "-", span.span_id, "-", span.sampled ? "1" : "0");
-    if (!span.parent_id.empty()) absl::StrAppend(&v, "-", span.parent_id);
-    Set(headers, "b3", std::move(v));
+    const bool parent = !span.parent_id.empty();
+    Set(headers, "b3",
+        {span.trace_id, "-", span.span_id, "-", span.sampled ? "1" : "0", parent ? "-" : "",
+         span.parent_id});
   }
   if (span.b3_multi) {
-    Set(headers, "X-B3-TraceId", span.trace_id);
-    Set(headers, "X-B3-SpanId", span.span_id);
-    if (!span.parent_id.empty()) Set(headers, "X-B3-ParentSpanId", span.parent_id);
-    Set(headers, "X-B3-Sampled", span.sampled ? "1" : "0");
+    Set(headers, "X-B3-TraceId", {span.trace_id});
+    Set(headers, "X-B3-SpanId", {span.span_id});
+    if (!span.parent_id.empty()) Set(headers, "X-B3-ParentSpanId", {span.parent_id});
+    Set(headers, "X-B3-Sampled", {span.sampled ? "1" : "0"});
   }
 }
 

@@ -33,6 +33,10 @@ bool ParseTraceparent(absl::string_view value, std::string* trace_id, std::strin
 // Reads the request's trace context from `headers` and makes this hop's span.
 HopSpan StartHop(const std::vector<std::pair<std::string, std::string>>& headers,
                  absl::BitGenRef rng);
+// The same into `span`, its strings reused (no allocation once they have
+// grown: a connection keeps one).
+void StartHop(const std::vector<std::pair<std::string, std::string>>& headers, absl::BitGenRef rng,
+              HopSpan* span);
 
 // Rewrites `headers` for the next hop: the trace headers the request came
 // with, now naming this hop's span as the parent (traceparent always).

@@ -99,6 +99,10 @@ void EventLoop::Again(int fd) {
 
 void EventLoop::Later(std::function<void()> fn) { later_.push_back(std::move(fn)); }
 
+void EventLoop::Later(std::weak_ptr<void> owner, void (*fn)(void*)) {
+  owned_later_.push_back({std::move(owner), fn});
+}
+
 EventLoop::TimerId EventLoop::After(std::chrono::milliseconds after, std::function<void()> fn) {
   const TimerId id = next_timer_++;
   const Clock::time_point at = Clock::now() + after;
@@ -135,7 +139,7 @@ void EventLoop::Stop() {
 }
 
 int EventLoop::TimeoutMs() const {
-  if (!again_.empty() || !later_.empty()) return 0;
+  if (!again_.empty() || !later_.empty() || !owned_later_.empty()) return 0;
   if (timers_.empty()) return -1;
   const auto left = timers_.begin()->first.first - Clock::now();
   if (left <= Clock::duration::zero()) return 0;
@@ -203,6 +207,10 @@ void EventLoop::Run() {
     later_running_.swap(later_);
     for (auto& fn : later_running_) fn();
     later_running_.clear();
+    owned_later_running_.swap(owned_later_);
+    for (auto& l : owned_later_running_)
+      if (auto owner = l.owner.lock()) l.fn(owner.get());
+    owned_later_running_.clear();
     RunTimers();
     if (RunPosted()) return;
   }

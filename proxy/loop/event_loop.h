@@ -68,6 +68,10 @@ class EventLoop {
   // Runs `fn` on this thread after the current batch of events (an object
   // ending itself from inside its own call).
   void Later(std::function<void()> fn);
+  // The same for an object the loop must not keep alive: fn(owner) if it
+  // still lives then. No allocation once the queue has grown (a
+  // std::function holding a weak_ptr would take one per call).
+  void Later(std::weak_ptr<void> owner, void (*fn)(void* owner));
 
   // Runs `fn` once, `after` from now, unless cancelled first.
   TimerId After(std::chrono::milliseconds after, std::function<void()> fn);
@@ -104,6 +108,11 @@ class EventLoop {
   std::vector<Slot> slots_;
   std::vector<int> again_, again_running_;
   std::vector<std::function<void()>> later_, later_running_;
+  struct OwnedLater {
+    std::weak_ptr<void> owner;
+    void (*fn)(void*);
+  };
+  std::vector<OwnedLater> owned_later_, owned_later_running_;
   size_t live_ = 0;
   std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
   std::map<TimerId, Clock::time_point> timer_deadline_;

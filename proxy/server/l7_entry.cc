@@ -235,7 +235,8 @@ void L7Entry::Decide(http::Detected what) {
     auto rt = w->shared().runtime.Get();
     http::L7Policy::Decision d = rt->l7->Judge(flow->source_identity, flow->destination_identity,
                                                flow->destination.port, view, scratch.get());
-    http::H1Proxy::Verdict v{.allow = d.allow, .route = d.route, .reason = d.reason};
+    http::H1Proxy::Verdict v{
+        .allow = d.allow, .route = std::string(d.route), .reason = std::string(d.reason)};
     // Permissive policy mode: judged and reported, forwarded all the same.
     if (!d.allow && !w->shared().policy.Enforcing()) v.allow = true;
     return v;

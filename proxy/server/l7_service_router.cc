@@ -205,9 +205,9 @@ bool L7ServiceRouter::Pick(const Runtime& rt, const http::RequestView& view, int
     destination_text_ = *id;
     http::L7Policy::Decision d =
         rt.l7->Judge(env_.source, SubjectOf(*id), to.port, view, &matched_);
-    v->route = d.route;
+    v->route.assign(d.route.data(), d.route.size());
     if (!d.allow) {
-      v->reason = d.reason;
+      v->reason.assign(d.reason.data(), d.reason.size());
       if (env_.enforce) {
         leaf_->balancer.Cancelled(picked_);
         v->allow = false;
