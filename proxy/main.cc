@@ -12,6 +12,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -86,11 +88,23 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e proxy %^%l%$ %v");
   signal(SIGPIPE, SIG_IGN);
-  // Two descriptors per carried connection: as many as the system lets us.
+  // Two descriptors per carried connection: as many as the system lets us
+  // (--l7-max-connections is 20000 by default; a hard limit of 20000 would
+  // stop it near half of that). Root may raise the hard limit to the
+  // kernel's nr_open; otherwise the soft one goes up to the hard one.
   rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    rlim_t most = 0;
+    if (FILE* f = fopen("/proc/sys/fs/nr_open", "r")) {
+      unsigned long long v = 0;
+      if (fscanf(f, "%llu", &v) == 1) most = static_cast<rlim_t>(std::min(v, 1ULL << 20));
+      fclose(f);
+    }
+    rlimit raised{std::max(most, nofile.rlim_max), std::max(most, nofile.rlim_max)};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+    }
   }
   const int control_fd = absl::GetFlag(FLAGS_control_fd);
   if (control_fd < 0 || fcntl(control_fd, F_GETFD) < 0) {

@@ -40,8 +40,8 @@ case "$profile" in
   # clang only recommends them); ccache: keeps the fuzz build incremental.
   # nginx-light: the compatibility suite's sendfile server, behind HAProxy's splicing;
   # golang-go: its Go io.Copy proxy (splice from the first read), built by the test (e2e)
-  # iperf3: bulk transfer through the mTLS tunnel (e2e); nghttp2-client: h2load, HTTP/2 load (e2e); python3-websockets: a WebSocket through the L7 layer (e2e); python3-h2: an HTTP/2 backend that fails on purpose (e2e)
-  all) packages+=(iperf3 clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema nghttp2-client python3-websockets python3-h2 dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
+  # iperf3: bulk transfer through the mTLS tunnel (e2e); nghttp2-client: h2load, HTTP/2 load (e2e); python3-websockets: a WebSocket through the L7 layer (e2e); python3-h2: an HTTP/2 backend that fails on purpose (e2e); wrk: HTTP load for shunt-l7-bench
+  all) packages+=(iperf3 clang-format libclang-rt-dev ccache libgtest-dev libgmock-dev haproxy nginx-light golang-go prometheus python3-jsonschema nghttp2-client python3-websockets python3-h2 wrk dnsmasq-base bind9-dnsutils iptables nftables conntrack python3 openssl)
     # deploy.manifests (tools/manifest-check): Node.js. Only when missing: a
     # machine may have newer ones from elsewhere, which Debian's packages
     # would conflict with (nodesource's nodejs bundles npm).

@@ -3,10 +3,11 @@
 // directly, where std::string::resize would zero it first) and consumed
 // from the front without moving the rest until it pays.
 //
-// First blocks (4 KiB) come from and go back to a small free list of the
-// thread's: a connection gives its buffers back between messages (an idle
-// one holds none) and takes them again for the next without a heap
-// allocation (HAProxy's pools; tools/bench shunt-l7-alloc-bench).
+// Blocks of 4 and 64 KiB (a first write; a read's room) come from and go
+// back to small free lists of the thread's: a connection gives its buffers
+// back between messages (an idle one holds none) and takes them again for
+// the next without a heap allocation (HAProxy's pools; tools/bench
+// shunt-l7-alloc-bench, shunt-l7-bench's idle memory).
 #pragma once
 
 #include <cstddef>
@@ -22,26 +23,35 @@ namespace shunt::proxy {
 namespace byte_buffer_pool {
 
 inline constexpr size_t kBlock = 4096;
-inline constexpr size_t kKeep = 512;  // blocks a thread keeps: 2 MiB at most
+inline constexpr size_t kBigBlock = 64 * 1024;
+// Blocks a thread keeps of each: 2 MiB and 4 MiB at most.
+inline constexpr size_t kKeep = 512, kKeepBig = 64;
 
 // Set once the thread's list is gone (a buffer freed later in the thread's
 // exit goes straight to the heap); trivially destructible, so always valid.
 inline thread_local bool tl_gone = false;
 struct FreeBlocks {
-  FreeBlocks() { blocks.reserve(kKeep); }
+  FreeBlocks() {
+    blocks.reserve(kKeep);
+    big.reserve(kKeepBig);
+  }
   ~FreeBlocks() {
     for (char* b : blocks) delete[] b;
+    for (char* b : big) delete[] b;
     tl_gone = true;
   }
-  std::vector<char*> blocks;
+  std::vector<char*>* For(size_t cap) {
+    return cap == kBlock ? &blocks : cap == kBigBlock ? &big : nullptr;
+  }
+  std::vector<char*> blocks, big;
 };
 inline FreeBlocks& Local() {
   thread_local FreeBlocks free_blocks;
   return free_blocks;
 }
 inline char* Take(size_t cap) {
-  if (cap == kBlock && !tl_gone) {
-    auto& f = Local().blocks;
+  if ((cap == kBlock || cap == kBigBlock) && !tl_gone) {
+    auto& f = *Local().For(cap);
     if (!f.empty()) {
       char* b = f.back();
       f.pop_back();
@@ -52,9 +62,9 @@ inline char* Take(size_t cap) {
 }
 inline void Give(char* b, size_t cap) {
   if (b == nullptr) return;
-  if (cap == kBlock && !tl_gone) {
-    auto& f = Local().blocks;
-    if (f.size() < kKeep) {
+  if ((cap == kBlock || cap == kBigBlock) && !tl_gone) {
+    auto& f = *Local().For(cap);
+    if (f.size() < f.capacity()) {
       f.push_back(b);
       return;
     }

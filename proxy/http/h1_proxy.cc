@@ -124,6 +124,9 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
     } else {
       ParseResponses();
     }
+    // All of it taken: the room goes back to the thread's pool (an idle
+    // connection holds no buffer).
+    if (!done_ && s.in.empty()) s.in.Release();
   }
   if (!done_) UpdateInterest();
 }

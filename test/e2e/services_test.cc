@@ -26,7 +26,7 @@
 namespace shunt::e2e {
 namespace {
 
-constexpr char kVip[] = "10.96.0.10";
+constexpr char kServicesVip[] = "10.96.0.10";
 constexpr char kVipV1[] = "10.96.0.11";
 constexpr char kVipV2[] = "10.96.0.12";
 
@@ -152,21 +152,21 @@ class ServicesTest : public MeshTest {
 
 TEST_F(ServicesTest, ConnectToTheServiceReachesABackendAndGetpeernameShowsTheService) {
   ASSERT_OK(node_->WriteConfigFile(
-      "svc.yaml", Service("web", kVip) + Slice("web", {server_, server_b_}, true)));
+      "svc.yaml", Service("web", kServicesVip) + Slice("web", {server_, server_b_}, true)));
   StartMesh();
   ASSERT_OK(CheckServices(1));
   Serve({server_, server_b_});
   const int n = 400;
   for (int i = 0; i < n; ++i) {
     lib::UniqueFd s;
-    ASSERT_EQ(TryConnect(kVip, &s), 0) << "connect " << i << ": " << strerror(errno);
+    ASSERT_EQ(TryConnect(kServicesVip, &s), 0) << "connect " << i << ": " << strerror(errno);
     if (i == 0) {
       sockaddr_in peer{};
       socklen_t len = sizeof(peer);
       ASSERT_EQ(getpeername(s.get(), reinterpret_cast<sockaddr*>(&peer), &len), 0);
       char ip[INET_ADDRSTRLEN];
       inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
-      EXPECT_EQ(std::string(ip), kVip);
+      EXPECT_EQ(std::string(ip), kServicesVip);
       EXPECT_EQ(ntohs(peer.sin_port), 80);
       // And the bytes go socket to socket: the backend is a local pod.
       ASSERT_OK(WriteAll(s.get(), "ping"));
@@ -183,20 +183,20 @@ TEST_F(ServicesTest, ConnectToTheServiceReachesABackendAndGetpeernameShowsTheSer
 }
 
 TEST_F(ServicesTest, NoReadyBackendRefusesAtOnceAndReadinessFollowsTheSlice) {
-  ASSERT_OK(
-      node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, false)));
+  ASSERT_OK(node_->WriteConfigFile("svc.yaml",
+                                   Service("web", kServicesVip) + Slice("web", {server_}, false)));
   StartMesh();
   ASSERT_OK(CheckServices(1));
   Serve({server_});
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(TryConnect(kVip), ECONNREFUSED);
+  EXPECT_EQ(TryConnect(kServicesVip), ECONNREFUSED);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100))
       << "refused at once, no SYN";
   EXPECT_EQ(Counter(SHUNT_CTR_SVC_NO_BACKEND), 1u);
   // The pod becomes ready: the next connect() reaches it.
-  ASSERT_OK(
-      node_->ApplyConfigFile("svc.yaml", Service("web", kVip) + Slice("web", {server_}, true)));
-  EXPECT_EQ(TryConnect(kVip), 0);
+  ASSERT_OK(node_->ApplyConfigFile("svc.yaml",
+                                   Service("web", kServicesVip) + Slice("web", {server_}, true)));
+  EXPECT_EQ(TryConnect(kServicesVip), 0);
   // The Service goes away: the address is no longer balanced.
   ASSERT_OK(node_->ApplyConfigFile("svc.yaml", ""));
   ASSERT_OK(CheckServices(0));
@@ -213,15 +213,15 @@ spec:
   - {service: web-v1, weight: 90}
   - {service: web-v2, weight: 10}
 )";
-  ASSERT_OK(node_->WriteConfigFile("svc.yaml", Service("web", kVip) + Service("web-v1", kVipV1) +
-                                                   Service("web-v2", kVipV2) +
-                                                   Slice("web-v1", {server_}, true) +
-                                                   Slice("web-v2", {server_b_}, true) + split));
+  ASSERT_OK(node_->WriteConfigFile(
+      "svc.yaml", Service("web", kServicesVip) + Service("web-v1", kVipV1) +
+                      Service("web-v2", kVipV2) + Slice("web-v1", {server_}, true) +
+                      Slice("web-v2", {server_b_}, true) + split));
   StartMesh();
   ASSERT_OK(CheckServices(3));
   Serve({server_, server_b_});
   const int n = 2000;
-  for (int i = 0; i < n; ++i) ASSERT_EQ(TryConnect(kVip), 0) << i;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(TryConnect(kServicesVip), 0) << i;
   ASSERT_OK(WaitAccepted(n));
   ASSERT_EQ(Accepted("server") + Accepted("server-b"), n);
   // 10% of 2000: standard deviation 0.67 percentage points; 3 pp is 4.5 of them.
@@ -261,7 +261,7 @@ spec:
 // one connection fails and no connect() ever meets a half-written table.
 TEST_F(ServicesTest, LiveCanaryShiftNeverFailsAConnection) {
   auto config = [&](int v1, int v2) {
-    return Service("web", kVip) + Service("web-v1", kVipV1) + Service("web-v2", kVipV2) +
+    return Service("web", kServicesVip) + Service("web-v1", kVipV1) + Service("web-v2", kVipV2) +
            Slice("web-v1", {server_}, true) + Slice("web-v2", {server_b_}, true) +
            absl::StrCat(
                "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: "
@@ -278,7 +278,7 @@ TEST_F(ServicesTest, LiveCanaryShiftNeverFailsAConnection) {
   auto share_v2 = [&](int n) {
     const int before_a = Accepted("server"), before_b = Accepted("server-b");
     for (int i = 0; i < n; ++i) {
-      const int err = TryConnect(kVip);
+      const int err = TryConnect(kServicesVip);
       EXPECT_EQ(err, 0) << i;
       connected += err == 0;
     }
@@ -300,7 +300,7 @@ TEST_F(ServicesTest, LiveCanaryShiftNeverFailsAConnection) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(80);
-    inet_pton(AF_INET, kVip, &a.sin_addr);
+    inet_pton(AF_INET, kServicesVip, &a.sin_addr);
     for (auto& sock : pool) {
       // In flight before looking at `paused`: once the test has set it and
       // then seen nothing in flight, no connect() can start.

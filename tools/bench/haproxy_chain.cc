@@ -21,16 +21,22 @@ constexpr char kSuites[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 // One listener, one backend; settings as the benchmark issue asks. The
-// suffixes add options to the bind and server lines (TLS).
+// suffixes add options to the bind and server lines (TLS). HTTP mode:
+// keep-alive on both sides, the upstream connection reused by requests.
 std::string Config(const std::string& bind, const std::string& bind_opts,
-                   const std::string& backend, const std::string& server_opts) {
+                   const std::string& backend, const std::string& server_opts, bool http) {
   return absl::StrCat(
       "global\n"
       "  nbthread 1\n"
-      "  maxconn 1000\n"
-      "defaults\n"
-      "  mode tcp\n"
-      "  maxconn 1000\n"
+      "  maxconn ",
+      http ? 9000 : 1000, "\n", "defaults\n",
+      http ? "  mode http\n"
+             "  option http-keep-alive\n"
+             "  http-reuse always\n"
+             "  timeout http-keep-alive 1h\n"
+             "  timeout http-request 10s\n"
+           : "  mode tcp\n",
+      "  maxconn ", http ? 9000 : 1000, "\n",
       "  timeout connect 5s\n"
       "  timeout client 1h\n"
       "  timeout server 1h\n"
@@ -103,7 +109,8 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
 
 absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
     e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server, uint16_t app_port,
-    uint16_t outbound_port, uint16_t inbound_port, const std::string& tag, const HaproxyTls* tls) {
+    uint16_t outbound_port, uint16_t inbound_port, const std::string& tag, const HaproxyTls* tls,
+    bool http) {
   std::unique_ptr<HaproxyChain> chain(new HaproxyChain());
   chain->outbound_port_ = outbound_port;
   chain->inbound_port_ = inbound_port;
@@ -123,10 +130,10 @@ absl::StatusOr<std::unique_ptr<HaproxyChain>> HaproxyChain::Start(
   }
   SHUNT_RETURN_IF_ERROR(
       WriteText(out_cfg, Config(absl::StrCat("127.0.0.1:", outbound_port), "",
-                                absl::StrCat(server.ip, ":", inbound_port), server_tls)));
+                                absl::StrCat(server.ip, ":", inbound_port), server_tls, http)));
   SHUNT_RETURN_IF_ERROR(
       WriteText(in_cfg, Config(absl::StrCat(server.ip, ":", inbound_port), bind_tls,
-                               absl::StrCat("127.0.0.1:", app_port), "")));
+                               absl::StrCat("127.0.0.1:", app_port), "", http)));
   // -db: foreground, no daemon; the node owns and reaps the processes.
   SHUNT_ASSIGN_OR_RETURN(chain->inbound_pid_,
                          node.Spawn(server, {kHaproxyBin, "-f", in_cfg, "-db"}, in_log));

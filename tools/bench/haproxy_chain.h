@@ -39,11 +39,13 @@ class HaproxyChain {
   // haproxy's log) when a port does not come up in 5 s; Internal (with the
   // log) when a haproxy exits.
   // With `tls`, the hop between them is TLS 1.3 with client certificates,
-  // both ends verifying the chain against the CA.
+  // both ends verifying the chain against the CA. With `http`, both are in
+  // HTTP mode (keep-alive both sides, upstream connections reused), as
+  // an L7 sidecar mesh runs them; else TCP mode.
   static absl::StatusOr<std::unique_ptr<HaproxyChain>> Start(
       e2e::TestNode& node, const e2e::TestPod& client, const e2e::TestPod& server,
       uint16_t app_port, uint16_t outbound_port, uint16_t inbound_port, const std::string& tag,
-      const HaproxyTls* tls = nullptr);
+      const HaproxyTls* tls = nullptr, bool http = false);
   // Sends SIGTERM to both haproxies and waits (up to 5 s) until both have
   // exited, so the next round's chain does not share the CPUs with them.
   // They stay zombies until the node reaps them in its destructor (so a pid is
