@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -36,24 +38,38 @@ namespace {
 thread_local bool tl_counted = false;
 thread_local bool tl_in_trace = false;
 std::atomic<uint64_t> g_allocs{0}, g_bytes{0};
+// Heap the loop thread holds now (malloc_usable_size of what it allocated
+// minus what it freed): the memory an idle connection keeps.
+std::atomic<int64_t> g_live{0};
 // --where: the stack of each counted allocation while set.
 std::atomic<bool> g_trace{false};
 
 void* Allocate(std::size_t n) {
+  void* p = std::malloc(n ? n : 1);
+  if (!p) throw std::bad_alloc();
   if (tl_counted) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
     g_bytes.fetch_add(n, std::memory_order_relaxed);
+    g_live.fetch_add(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
     if (g_trace.load(std::memory_order_relaxed) && !tl_in_trace) {
       tl_in_trace = true;
       void* frames[24];
       const int depth = backtrace(frames, 24);
-      fprintf(stderr, "--- %zu bytes\n", n);
+      fprintf(stderr, "--- %zu bytes %p\n", n, p);
       backtrace_symbols_fd(frames, depth, 2);
       tl_in_trace = false;
     }
   }
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
+  return p;
+}
+
+void Free(void* p) {
+  if (p && tl_counted) {
+    g_live.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+    if (g_trace.load(std::memory_order_relaxed) && !tl_in_trace)
+      fprintf(stderr, "+++ freed %p\n", p);
+  }
+  std::free(p);
 }
 
 }  // namespace
@@ -74,10 +90,10 @@ void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
     return nullptr;
   }
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept { Free(p); }
+void operator delete[](void* p) noexcept { Free(p); }
+void operator delete(void* p, std::size_t) noexcept { Free(p); }
+void operator delete[](void* p, std::size_t) noexcept { Free(p); }
 
 namespace shunt::proxy {
 namespace {
@@ -98,16 +114,24 @@ bool ReadMessage(int fd, char* buf, size_t cap, size_t body) {
   }
 }
 
-// The upstream: answers each request head with kResponse.
-void Upstream(int listener) {
-  const int c = accept(listener, nullptr, nullptr);
-  if (c < 0) return;
+// The upstream: answers each request head with kResponse, a thread per
+// connection (the idle-memory phase opens a few hundred).
+void ServeUpstream(int c) {
   int one = 1;
   setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   char buf[8192];
   while (ReadMessage(c, buf, sizeof(buf), 0))
     if (send(c, kResponse, sizeof(kResponse) - 1, MSG_NOSIGNAL) < 0) break;
   close(c);
+}
+void Upstream(int listener) {
+  std::vector<std::thread> conns;
+  for (;;) {
+    const int c = accept(listener, nullptr, nullptr);
+    if (c < 0) break;
+    conns.emplace_back(ServeUpstream, c);
+  }
+  for (auto& t : conns) t.join();
 }
 
 model::HttpRouteGroup Routes() {
@@ -123,7 +147,7 @@ struct Phase {
   double allocs = 0, bytes = 0;
 };
 
-int Run(bool where, bool where_denied) {
+int Run(bool where, bool where_denied, bool where_idle) {
   http::L7Policy::Input in;
   in.groups = {Routes()};
   model::TrafficTarget t;
@@ -217,21 +241,55 @@ int Run(bool where, bool where_denied) {
     if (!ok) return 1;
   }
   Phase plain, traced, denied;
-  const bool ok =
+  bool ok =
       measure("GET /books/42 HTTP/1.1\r\nHost: books\r\nUser-Agent: bench\r\n\r\n", n, &plain) &&
       measure(
           "GET /books/42 HTTP/1.1\r\nHost: books\r\nUser-Agent: bench\r\ntraceparent: "
           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
           n, &traced) &&
       measure("GET /admin/x HTTP/1.1\r\nHost: books\r\n\r\n", n, &denied);
+  // The heap an idle keep-alive connection keeps: kIdle more connections,
+  // one request answered on each, then left open.
+  constexpr int kIdle = 200;
+  std::vector<std::shared_ptr<http::H1Proxy>> idle_proxies;
+  std::vector<int> idle_clients;
+  std::mutex idle_mu;
+  const int64_t live0 = g_live.load();
+  bool idle_ok = ok;
+  for (int i = 0; i < kIdle && idle_ok; ++i) {
+    // --where idle: what the last one allocates and keeps.
+    if (where_idle && i == kIdle - 1) g_trace = true;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) break;
+    fcntl(pair[1], F_SETFL, O_NONBLOCK);
+    const int theirs = pair[1];
+    l->Post([&, theirs] {
+      auto p = http::H1Proxy::Start(l.get(), lib::UniqueFd(theirs), to, {}, hooks);
+      std::lock_guard<std::mutex> lock(idle_mu);
+      idle_proxies.push_back(std::move(p));
+    });
+    const char* get = "GET /books/42 HTTP/1.1\r\nHost: books\r\nUser-Agent: bench\r\n\r\n";
+    idle_ok = send(pair[0], get, strlen(get), MSG_NOSIGNAL) > 0 &&
+              ReadMessage(pair[0], buf, sizeof(buf), 2);
+    idle_clients.push_back(pair[0]);
+  }
+  g_trace = false;
+  const double idle_bytes = static_cast<double>(g_live.load() - live0) / kIdle;
+  ok = ok && idle_ok;
+  for (int c : idle_clients) shutdown(c, SHUT_RDWR);
   shutdown(client, SHUT_RDWR);
-  l->Post([&] { proxy.reset(); });
+  l->Post([&] {
+    proxy.reset();
+    std::lock_guard<std::mutex> lock(idle_mu);
+    idle_proxies.clear();
+  });
   l->Stop();
   loop_thread.join();
   shutdown(listener, SHUT_RDWR);
   close(listener);
   upstream.join();
   close(client);
+  for (int c : idle_clients) close(c);
   if (!ok) {
     fprintf(stderr, "the exchange broke off\n");
     return 1;
@@ -246,6 +304,10 @@ int Run(bool where, bool where_denied) {
          traced.bytes);
   printf("  %-44s %8.2f %10.1f\n", "denied GET (403 from the proxy)", denied.allocs, denied.bytes);
   printf("target (issue 17 item 6): 0 allocations per request on the hot path\n");
+  printf(
+      "heap an idle keep-alive connection keeps (after one request; %d connections): %.0f "
+      "bytes\n",
+      kIdle, idle_bytes);
   return 0;
 }
 
@@ -254,5 +316,6 @@ int Run(bool where, bool where_denied) {
 
 int main(int argc, char** argv) {
   const bool where = argc > 1 && std::string(argv[1]) == "--where";
-  return shunt::proxy::Run(where, where && argc > 2 && std::string(argv[2]) == "denied");
+  const std::string what = where && argc > 2 ? argv[2] : "";
+  return shunt::proxy::Run(where && what != "idle", what == "denied", what == "idle");
 }
