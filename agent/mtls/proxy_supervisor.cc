@@ -165,8 +165,10 @@ void ProxySupervisor::Handle(const nlohmann::json& doc) {
           requests_dropped_ += q->size();
       }
     }
-    report_.erase("http_recent");
-    report_["http_recent_dropped"] = requests_dropped_;
+    if (report_.is_object()) {
+      report_.erase("http_recent");
+      report_["http_recent_dropped"] = requests_dropped_;
+    }
   } else if (doc.contains("applied") && doc["applied"].is_number_unsigned()) {
     applied_generation_ = doc["applied"].get<uint64_t>();
   } else if (doc.contains("config_error") && doc["config_error"].is_string()) {

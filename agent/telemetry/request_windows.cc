@@ -68,8 +68,10 @@ void RequestWindows::Ingest(const nlohmann::json& recent, int64_t now_wall_ns) {
               classes->size() == add.by_class.size() && hist != e.end() && hist->is_array() &&
               e.value("route", nlohmann::json()).is_string() &&
               Count(e.value("port", nlohmann::json()), &port) && port <= 65535 &&
-              inet_pton(AF_INET, e.value("client", "").c_str(), &client) == 1 &&
-              inet_pton(AF_INET, e.value("server", "").c_str(), &server) == 1 &&
+              e.value("client", nlohmann::json()).is_string() &&
+              e.value("server", nlohmann::json()).is_string() &&
+              inet_pton(AF_INET, e["client"].get_ref<const std::string&>().c_str(), &client) == 1 &&
+              inet_pton(AF_INET, e["server"].get_ref<const std::string&>().c_str(), &server) == 1 &&
               Count(e.value("denied", nlohmann::json()), &add.denied) &&
               Count(e.value("retries", nlohmann::json()), &add.retries) &&
               Count(e.value("sum_ns", nlohmann::json()), &add.sum_ns);

@@ -97,11 +97,12 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
   if (done_ || c.gone) return;
   if (c.connecting) {
     const int err = ConnectResult(c.fd.get());
-    c.connecting = false;
     if (err != 0) {
+      // Still `connecting`: UpConnFailed tells a connect failure from a reset by it.
       UpConnFailed(&c, absl::StrCat("upstream-connect-failed: ", strerror(err)));
       return Pump();
     }
+    c.connecting = false;
   }
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !Flush(c)) return Pump();
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -490,7 +491,7 @@ void H2Proxy::OnResponseHead(Conn* up, int32_t up_id, H2Headers& headers, bool e
     up->session->Reset(up_id, NGHTTP2_CANCEL);
     up->exchanges.erase(up_id);
     LetGoOfUpstream(*ex);
-    if (!Resubmit(*ex, next, endpoint)) AnswerLocally(*ex, 502, "upstream-connect-failed");
+    QueueRetry(*ex, next, endpoint);
     return;
   }
   if (ex->timer != 0) loop_->Cancel(ex->timer);

@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/lib/unique_fd.h"
 #include "proxy/common/byte_buffer.h"
@@ -120,7 +121,12 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   // h2_retry.cc. The attempt failed before any of its response reached
   // the client (`why`: what failed; `refused`: REFUSED_STREAM): true if it
   // was sent again. The caller has let go of the failed upstream stream.
+  // The resubmit itself waits for the end of the current batch
+  // (RunRetries): a failure is often seen inside Pump's walk over ups_,
+  // which making or renaming an upstream connection would break.
   bool Retry(Exchange& ex, bool allowed_for_failure, bool refused);
+  void RunRetries();
+  void QueueRetry(Exchange& ex, const Destination& next, int endpoint);
   // Whether it goes again, and where (the budget is asked here).
   bool PickRetry(Exchange& ex, bool allowed_for_failure, bool refused, Destination* next,
                  int* endpoint);
@@ -151,6 +157,12 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   Conn down_;
   std::map<std::string, std::unique_ptr<Conn>> ups_;  // by "address:port"
   std::map<int32_t, Exchange> exchanges_;
+  struct PendingRetry {
+    int32_t id;
+    Destination next;
+    int endpoint;
+  };
+  std::vector<PendingRetry> pending_retries_;
   EventLoop::TimerId idle_timer_ = 0;
   bool done_ = false;
   bool pumping_ = false;

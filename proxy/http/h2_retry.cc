@@ -33,8 +33,10 @@ bool H2Proxy::PickRetry(Exchange& ex, bool allowed_for_failure, bool refused, De
   if (refused && !ex.refused_retried) {
     // Not processed by the server (RFC 9113 8.7): once more, whatever the
     // method, to the same upstream (a new connection if this one is going
-    // away), outside the budget: it costs the server nothing.
+    // away), outside the budget: it costs the server nothing. Not a new
+    // pick of the balancer's: this attempt is not reported to it again.
     ex.refused_retried = true;
+    *endpoint = -1;
     return true;
   }
   return allowed_for_failure && Idempotent(ex.record.method) &&
@@ -54,8 +56,28 @@ bool H2Proxy::Resubmit(Exchange& ex, const Destination& next, int endpoint) {
 bool H2Proxy::Retry(Exchange& ex, bool allowed_for_failure, bool refused) {
   Destination next;
   int endpoint = -1;
-  return PickRetry(ex, allowed_for_failure, refused, &next, &endpoint) &&
-         Resubmit(ex, next, endpoint);
+  if (!PickRetry(ex, allowed_for_failure, refused, &next, &endpoint)) return false;
+  QueueRetry(ex, next, endpoint);
+  return true;
+}
+
+void H2Proxy::QueueRetry(Exchange& ex, const Destination& next, int endpoint) {
+  ex.up = nullptr;  // between attempts
+  if (pending_retries_.empty())
+    loop_->Later(weak_from_this(), [](void* p) { static_cast<H2Proxy*>(p)->RunRetries(); });
+  pending_retries_.push_back({ex.id, next, endpoint});
+}
+
+void H2Proxy::RunRetries() {
+  std::vector<PendingRetry> now;
+  now.swap(pending_retries_);
+  for (const PendingRetry& r : now) {
+    if (done_) return;
+    Exchange* ex = Find(r.id);  // the client may have reset it meanwhile
+    if (!ex || ex->local || ex->response_started) continue;
+    if (!Resubmit(*ex, r.next, r.endpoint)) AnswerLocally(*ex, 502, "upstream-connect-failed");
+  }
+  Pump();
 }
 
 }  // namespace shunt::proxy::http

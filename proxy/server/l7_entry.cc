@@ -79,8 +79,11 @@ void Worker::L7Request(const L7Flow& flow, const std::string& destination,
   // where its connection was going (a service's address for a request
   // denied before an endpoint was picked: the agent does not know it as a
   // pod and calls it unmeshed).
-  shared_->requests.AddRecent(flow.source, r.upstream.port ? r.upstream : flow.destination, r.route,
-                              r.status, r.micros, r.retries, denied);
+  // (IPv4 only: the agent's directory names IPv4 pods; IPv6 L7 flows are
+  // not carried yet either.)
+  if (flow.source.family == AF_INET)
+    shared_->requests.AddRecent(flow.source, r.upstream.port ? r.upstream : flow.destination,
+                                r.route, r.status, r.micros, r.retries, denied);
   if (shared_->spans && !r.trace_id.empty()) ExportSpan(flow, destination, r);
   const bool would_deny = !r.local && !r.reason.empty();
   if (r.local && !denied) stats().Add(Stat::kL7LocalAnswers);
@@ -262,6 +265,13 @@ void L7Entry::Decide(http::Detected what) {
     return fd;
   };
   if (http2) {
+    // A service's router keeps the state of the request it routed last
+    // (its leaf, its pick, the request policy was judged on), one router
+    // per connection: with HTTP/2's streams interleaved, a retry would be
+    // picked and judged on another stream's request. Until that state is
+    // per stream, HTTP/2 requests get no budgeted retries (a refused
+    // stream is still sent again once, to the same endpoint).
+    hooks.retry = nullptr;
     w->stats().Add(Stat::kL7Http2Connections);
     http::H2Proxy::Options h2;
     h2.limits.max_header_list = limits.max_header_bytes;

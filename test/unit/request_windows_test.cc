@@ -91,13 +91,15 @@ TEST(RequestWindowsTest, MalformedEntriesCountNowhere) {
   Json denied_not_4xx = Entry("10.0.0.1", "10.0.1.1", "r", {0, 0, 5, 0, 0, 0}, 1, 1);
   Json big_port = Entry("10.0.0.1", "10.0.1.1", "r", {0, 0, 5, 0, 0, 0}, 0, 1);
   big_port["port"] = 70000;
+  Json client_not_text = Entry("10.0.0.1", "10.0.1.1", "r", {0, 0, 5, 0, 0, 0}, 0, 1);
+  client_not_text["client"] = 7;  // counted, not thrown
   w.Ingest(Json::array({bad_hist, short_hist, bad_addr, negative, denied_not_4xx, big_port, 7,
-                        Json::object()}),
+                        Json::object(), client_not_text}),
            kT0);
-  EXPECT_EQ(w.malformed(), 8u);
+  EXPECT_EQ(w.malformed(), 9u);
   EXPECT_TRUE(w.Window(kT0, 60).empty());
   w.Ingest(Json::object(), kT0);  // not an array: nothing
-  EXPECT_EQ(w.malformed(), 8u);
+  EXPECT_EQ(w.malformed(), 9u);
 }
 
 TEST(RequestWindowsTest, UnknownAddressesAreUnmeshedAndTheNumberOfSeriesIsBounded) {
