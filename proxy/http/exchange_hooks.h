@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -18,6 +19,15 @@
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy::http {
+
+// What a judge keeps of one request for the hooks that follow it (a
+// service router's pick, the request policy was judged on): the protocol
+// engines hold it with the request and hand it back to on_attempt, retry
+// and on_request, so on an HTTP/2 connection each stream's attempts and
+// retries concern its own request, not the one judged last.
+struct ExchangeState {
+  virtual ~ExchangeState() = default;
+};
 
 struct ExchangeVerdict {
   bool allow = true;
@@ -35,13 +45,28 @@ struct ExchangeVerdict {
   // which failures (each retry also asks Hooks.retry: the budget).
   int retries = 0;
   bool retry_on_5xx = false, retry_on_connect_failure = false, retry_on_reset = false;
+  std::shared_ptr<ExchangeState> state;  // the judge's, for the later hooks
+  // As new, its strings keeping their memory (a connection's next request
+  // is judged into it without allocating).
+  void Reset() {
+    allow = true;
+    route.clear(), reason.clear();
+    upstream.reset();
+    endpoint = -1;
+    status = 403;
+    timeout_ms = 0;
+    retries = 0;
+    retry_on_5xx = retry_on_connect_failure = retry_on_reset = false;
+    state.reset();
+  }
 };
 // One attempt of a request at an upstream, ended: what the balancer learns.
 struct ExchangeAttempt {
   int endpoint = -1;
-  int64_t latency_ns = 0;  // request sent (connected) to response head, or to the failure
-  bool failure = false;    // 5xx, connect failure, reset, timeout
-  int status = 0;          // 0: no response; -1: cut off by the client (no fault)
+  int64_t latency_ns = 0;          // request sent (connected) to response head, or to the failure
+  bool failure = false;            // 5xx, connect failure, reset, timeout
+  int status = 0;                  // 0: no response; -1: cut off by the client (no fault)
+  ExchangeState* state = nullptr;  // the request's verdict's
 };
 // What the request metrics and `shuntctl drops` see of each request.
 struct ExchangeRecord {
@@ -56,6 +81,7 @@ struct ExchangeRecord {
   Destination upstream;
   // This hop's span (trace_context.h): for span export.
   std::string trace_id, span_id, parent_id;
+  std::shared_ptr<ExchangeState> state;  // its verdict's
   // As new, its strings keeping their memory (a connection's next request).
   void Reset() {
     method.clear(), route.clear(), reason.clear(), path.clear();
@@ -65,6 +91,7 @@ struct ExchangeRecord {
     retries = 0;
     upstream = Destination{};
     trace_id.clear(), span_id.clear(), parent_id.clear();
+    state.reset();
   }
 };
 // RFC 9110 9.2.2: what a retry may send again.
@@ -74,7 +101,9 @@ inline bool Idempotent(absl::string_view method) {
 }
 
 struct ExchangeHooks {
-  std::function<ExchangeVerdict(const H1Head&, const RequestView&)> judge;
+  // Judges a request into *verdict (Reset by the caller, its strings'
+  // memory kept from the connection's last request).
+  std::function<void(const H1Head&, const RequestView&, ExchangeVerdict* verdict)> judge;
   std::function<void(const ExchangeRecord&)> on_request;
   std::function<void(const void* proxy)> on_done;  // its connections closed
   // Makes the upstream socket (non-blocking, not connected; H1Proxy
@@ -86,9 +115,9 @@ struct ExchangeHooks {
   std::function<lib::UniqueFd(const Destination&, bool* connected)> open_upstream;
   // Each attempt's end (a Verdict with an endpoint).
   std::function<void(const ExchangeAttempt&)> on_attempt;
-  // A retry of the current request is wanted: true (and where to) if the
-  // budget allows it and there is somewhere to go.
-  std::function<bool(Destination* next, int* endpoint)> retry;
+  // A retry of the request whose verdict holds `state` is wanted: true
+  // (and where to) if the budget allows it and there is somewhere to go.
+  std::function<bool(ExchangeState* state, Destination* next, int* endpoint)> retry;
 };
 
 }  // namespace shunt::proxy::http

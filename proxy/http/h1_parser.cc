@@ -17,11 +17,31 @@ absl::string_view H1Head::Header(absl::string_view name) const {
   return {};
 }
 
+std::pair<std::string, std::string>& H1Head::AddHeader() {
+  if (spare.empty()) return headers.emplace_back();
+  headers.push_back(std::move(spare.back()));
+  spare.pop_back();
+  return headers.back();
+}
+
+void H1Head::Release() {
+  Reset();
+  std::string().swap(method);
+  std::string().swap(target);
+  std::vector<std::pair<std::string, std::string>>().swap(headers);
+  std::vector<std::pair<std::string, std::string>>().swap(spare);
+}
+
 void H1Head::Reset() {
   method.clear();
   target.clear();
   status = 0;
   version_major = version_minor = 1;
+  for (auto& h : headers) {
+    h.first.clear();
+    h.second.clear();
+    spare.push_back(std::move(h));
+  }
   headers.clear();
   content_length = -1;
   chunked = false;
@@ -146,7 +166,7 @@ int H1Parser::OnHeaderField(http_parser* p, const char* at, size_t n) {
   if (s->last_was_value_ || s->head_.headers.empty()) {
     if (s->head_.headers.size() >= s->limits_.max_headers)
       return s->Reject(431, absl::StrCat("more than ", s->limits_.max_headers, " headers"));
-    s->head_.headers.emplace_back();
+    s->head_.AddHeader();
   }
   s->head_.headers.back().first.append(piece.data(), piece.size());
   s->last_was_value_ = false;

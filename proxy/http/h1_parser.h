@@ -33,16 +33,24 @@ struct H1Head {
   int status = 0;
   int version_major = 1, version_minor = 1;
   std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
-  int64_t content_length = -1;                               // -1: none
+  // Entries of earlier messages' headers, emptied, their strings keeping
+  // their memory: a connection's next message makes its headers from them
+  // (AddHeader), so its requests allocate nothing once they have grown.
+  std::vector<std::pair<std::string, std::string>> spare;
+  int64_t content_length = -1;  // -1: none
   bool chunked = false;
   bool keep_alive = true;  // after this message, the connection goes on
   bool upgrade = false;    // Upgrade (or CONNECT): bytes after the head are not HTTP
 
   // The first value of `name` (case-insensitive), or empty.
   absl::string_view Header(absl::string_view name) const;
+  // A new, empty header at the end of `headers` (a spare one if any).
+  std::pair<std::string, std::string>& AddHeader();
   // As new, keeping what was allocated (the next message of a connection
   // reuses it: shunt-l7-alloc-bench).
   void Reset();
+  // As new, and what it kept is given back (a connection gone idle).
+  void Release();
 };
 
 class H1Parser {

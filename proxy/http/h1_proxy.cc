@@ -362,12 +362,18 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   view.path = absl::string_view(h.target).substr(0, h.target.find('?'));
   view.headers.clear();
   for (const auto& [n, v] : h.headers) view.headers.emplace_back(n, v);
-  Verdict v = hooks_.judge ? hooks_.judge(h, view) : Verdict{};
+  // Judged into the kept verdict: its strings keep their memory.
+  Verdict& v = attempt_rules_;
+  v.Reset();
+  if (hooks_.judge) hooks_.judge(h, view, &v);
   record_.route = v.route;
   record_.reason = v.reason;  // allowed with a reason: permissive mode's would-deny
+  record_.state = v.state;
   if (!v.reason.empty()) record_.path.assign(view.path.data(), view.path.size());
   if (!v.allow) {
-    attempt_rules_ = Verdict{};
+    // No attempt: nothing to tell the balancer, nothing to retry.
+    v.endpoint = -1;
+    v.retries = 0;
     // The client learns why, and which route was not granted.
     AnswerLocally(v.status,
                   v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route),
@@ -375,7 +381,6 @@ void H1Proxy::OnRequestHead(H1Head& h) {
     response_done_ = true;
     return;
   }
-  attempt_rules_ = std::move(v);
   if (attempt_rules_.upstream && !(*attempt_rules_.upstream == upstream_addr_))
     SwitchUpstream(*attempt_rules_.upstream);
   // Kept for a retry while idempotent and small enough to hold.
@@ -388,7 +393,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   Arm(timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
   // The trace goes on with a span of this hop's (W3C, and B3 if it came so).
   StartHop(h.headers, Bits(), &span_);
-  Propagate(span_, &h.headers);
+  Propagate(span_, &h.headers, &h.spare);
   record_.trace_id = span_.trace_id;
   record_.span_id = span_.span_id;
   record_.parent_id = span_.parent_id;
@@ -698,7 +703,8 @@ void H1Proxy::EndAttempt(bool failure, int status) {
                               std::chrono::steady_clock::now() - attempt_started_)
                               .count(),
             .failure = failure,
-            .status = status};
+            .status = status,
+            .state = attempt_rules_.state.get()};
   attempt_rules_.endpoint = -1;
   if (hooks_.on_attempt) hooks_.on_attempt(a);
 }
@@ -707,7 +713,7 @@ bool H1Proxy::TryRetry(bool allowed_for_failure) {
   if (!allowed_for_failure || !replayable_ || record_.retries >= attempt_rules_.retries ||
       !hooks_.retry)
     return false;
-  return hooks_.retry(&retry_to_, &retry_endpoint_);
+  return hooks_.retry(attempt_rules_.state.get(), &retry_to_, &retry_endpoint_);
 }
 
 void H1Proxy::StartRetry() {

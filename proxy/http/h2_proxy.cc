@@ -297,15 +297,19 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   RequestView view{.method = head.method,
                    .path = absl::string_view(head.target).substr(0, head.target.find('?'))};
   for (const auto& [n, v] : head.headers) view.headers.emplace_back(n, v);
-  ExchangeVerdict v = hooks_.judge ? hooks_.judge(head, view) : ExchangeVerdict{};
+  ExchangeVerdict& v = ex.rules;  // the stream's own: its state is this request's
+  if (hooks_.judge) hooks_.judge(head, view, &v);
   ex.record.route = v.route;
   ex.record.reason = v.reason;
+  ex.record.state = v.state;
   if (!v.reason.empty()) ex.record.path = std::string(view.path);
   if (!v.allow) {
+    // No attempt: nothing to tell the balancer, nothing to retry.
+    v.endpoint = -1;
+    v.retries = 0;
     return AnswerLocally(ex, v.status,
                          v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route));
   }
-  ex.rules = std::move(v);
   const Destination to = ex.rules.upstream ? *ex.rules.upstream : upstream_addr_;
   HopSpan span = StartHop(regular, Bits());
   Propagate(span, &regular);
@@ -607,7 +611,8 @@ void H2Proxy::EndAttempt(Exchange& ex, bool failure, int status) {
                                       std::chrono::steady_clock::now() - ex.attempt_started)
                                       .count(),
                     .failure = failure,
-                    .status = status};
+                    .status = status,
+                    .state = ex.rules.state.get()};
   ex.rules.endpoint = -1;
   if (hooks_.on_attempt) hooks_.on_attempt(a);
 }

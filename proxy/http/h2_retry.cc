@@ -40,7 +40,8 @@ bool H2Proxy::PickRetry(Exchange& ex, bool allowed_for_failure, bool refused, De
     return true;
   }
   return allowed_for_failure && Idempotent(ex.record.method) &&
-         ex.record.retries < ex.rules.retries && hooks_.retry && hooks_.retry(next, endpoint);
+         ex.record.retries < ex.rules.retries && hooks_.retry &&
+         hooks_.retry(ex.rules.state.get(), next, endpoint);
 }
 
 bool H2Proxy::Resubmit(Exchange& ex, const Destination& next, int endpoint) {

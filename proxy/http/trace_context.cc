@@ -63,7 +63,8 @@ const std::string* Find(const std::vector<std::pair<std::string, std::string>>& 
 
 // Sets header `name` to the concatenation of `parts`: the first one of
 // that name is rewritten in place (its memory reused), later ones go.
-void Set(std::vector<std::pair<std::string, std::string>>* headers, absl::string_view name,
+void Set(std::vector<std::pair<std::string, std::string>>* headers,
+         std::vector<std::pair<std::string, std::string>>* spare, absl::string_view name,
          std::initializer_list<absl::string_view> parts) {
   std::string* value = nullptr;
   for (auto& h : *headers) {
@@ -83,7 +84,13 @@ void Set(std::vector<std::pair<std::string, std::string>>* headers, absl::string
     for (auto& h : *headers)
       if (absl::EqualsIgnoreCase(h.first, name)) value = &h.second;
   } else {
-    headers->emplace_back(std::string(name), std::string());
+    if (spare && !spare->empty()) {
+      headers->push_back(std::move(spare->back()));
+      spare->pop_back();
+    } else {
+      headers->emplace_back();
+    }
+    headers->back().first.assign(name.data(), name.size());
     value = &headers->back().second;
   }
   size_t size = 0;
@@ -162,20 +169,21 @@ void StartHop(const std::vector<std::pair<std::string, std::string>>& headers, a
   RandomHex(rng, 16, &s.span_id);
 }
 
-void Propagate(const HopSpan& span, std::vector<std::pair<std::string, std::string>>* headers) {
-  Set(headers, "traceparent",
+void Propagate(const HopSpan& span, std::vector<std::pair<std::string, std::string>>* headers,
+               std::vector<std::pair<std::string, std::string>>* spare) {
+  Set(headers, spare, "traceparent",
       {"00-", span.trace_id, "-", span.span_id, span.sampled ? "-01" : "-00"});
   if (span.b3_single) {
     const bool parent = !span.parent_id.empty();
-    Set(headers, "b3",
+    Set(headers, spare, "b3",
         {span.trace_id, "-", span.span_id, "-", span.sampled ? "1" : "0", parent ? "-" : "",
          span.parent_id});
   }
   if (span.b3_multi) {
-    Set(headers, "X-B3-TraceId", {span.trace_id});
-    Set(headers, "X-B3-SpanId", {span.span_id});
-    if (!span.parent_id.empty()) Set(headers, "X-B3-ParentSpanId", {span.parent_id});
-    Set(headers, "X-B3-Sampled", {span.sampled ? "1" : "0"});
+    Set(headers, spare, "X-B3-TraceId", {span.trace_id});
+    Set(headers, spare, "X-B3-SpanId", {span.span_id});
+    if (!span.parent_id.empty()) Set(headers, spare, "X-B3-ParentSpanId", {span.parent_id});
+    Set(headers, spare, "X-B3-Sampled", {span.sampled ? "1" : "0"});
   }
 }
 

@@ -39,7 +39,10 @@ void StartHop(const std::vector<std::pair<std::string, std::string>>& headers, a
               HopSpan* span);
 
 // Rewrites `headers` for the next hop: the trace headers the request came
-// with, now naming this hop's span as the parent (traceparent always).
-void Propagate(const HopSpan& span, std::vector<std::pair<std::string, std::string>>* headers);
+// with, now naming this hop's span as the parent (traceparent always). A
+// header it adds is made from `spare`'s entries when there are some
+// (H1Head::spare: no allocation once a connection's headers have grown).
+void Propagate(const HopSpan& span, std::vector<std::pair<std::string, std::string>>* headers,
+               std::vector<std::pair<std::string, std::string>>* spare = nullptr);
 
 }  // namespace shunt::proxy::http

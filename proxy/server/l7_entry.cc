@@ -138,15 +138,16 @@ void L7Entry::ServiceHooks(Worker* w, const std::shared_ptr<const L7Flow>& flow,
                            .enforce = w->shared().policy.Enforcing(),
                            .stats = &w->stats()},
       flow->service);
-  hooks->judge = [w, router](const http::H1Head&, const http::RequestView& view) {
-    return router->Route(*w->shared().runtime.Get(), view);
+  hooks->judge = [w, router](const http::H1Head&, const http::RequestView& view,
+                             http::ExchangeVerdict* v) {
+    router->Route(*w->shared().runtime.Get(), view, v);
   };
   hooks->on_request = [w, flow, router](const http::H1Proxy::Record& r) {
-    w->L7Request(*flow, router->destination_text(), r);
+    w->L7Request(*flow, router->DestinationText(r.state.get()), r);
   };
-  hooks->on_attempt = [router](const http::H1Proxy::Attempt& a) { router->Finished(a); };
-  hooks->retry = [w, router](Destination* next, int* endpoint) {
-    return router->Retry(*w->shared().runtime.Get(), next, endpoint);
+  hooks->on_attempt = [router](const http::ExchangeAttempt& a) { router->Finished(a); };
+  hooks->retry = [w, router](http::ExchangeState* state, Destination* next, int* endpoint) {
+    return router->Retry(*w->shared().runtime.Get(), state, next, endpoint);
   };
 }
 
@@ -234,15 +235,15 @@ void L7Entry::Decide(http::Detected what) {
   // One copy for the connection's hooks to share.
   auto flow = std::make_shared<const L7Flow>(std::move(flow_));
   hooks.judge = [w, flow, scratch = std::make_shared<std::vector<int>>()](
-                    const http::H1Head&, const http::RequestView& view) {
+                    const http::H1Head&, const http::RequestView& view, http::ExchangeVerdict* v) {
     auto rt = w->shared().runtime.Get();
     http::L7Policy::Decision d = rt->l7->Judge(flow->source_identity, flow->destination_identity,
                                                flow->destination.port, view, scratch.get());
-    http::H1Proxy::Verdict v{
-        .allow = d.allow, .route = std::string(d.route), .reason = std::string(d.reason)};
+    // Into the verdict's strings: no allocation once they have grown.
+    v->route.assign(d.route.data(), d.route.size());
+    v->reason.assign(d.reason.data(), d.reason.size());
     // Permissive policy mode: judged and reported, forwarded all the same.
-    if (!d.allow && !w->shared().policy.Enforcing()) v.allow = true;
-    return v;
+    v->allow = d.allow || !w->shared().policy.Enforcing();
   };
   hooks.on_request = [w, flow](const http::H1Proxy::Record& r) {
     w->L7Request(*flow, flow->destination_text, r);
@@ -265,13 +266,6 @@ void L7Entry::Decide(http::Detected what) {
     return fd;
   };
   if (http2) {
-    // A service's router keeps the state of the request it routed last
-    // (its leaf, its pick, the request policy was judged on), one router
-    // per connection: with HTTP/2's streams interleaved, a retry would be
-    // picked and judged on another stream's request. Until that state is
-    // per stream, HTTP/2 requests get no budgeted retries (a refused
-    // stream is still sent again once, to the same endpoint).
-    hooks.retry = nullptr;
     w->stats().Add(Stat::kL7Http2Connections);
     http::H2Proxy::Options h2;
     h2.limits.max_header_list = limits.max_header_bytes;

@@ -137,113 +137,141 @@ nlohmann::json L7Balancers::Snapshot(int64_t now_ns) {
 L7ServiceRouter::L7ServiceRouter(Env env, std::shared_ptr<const CompiledL7Service> svc)
     : env_(std::move(env)), svc_(std::move(svc)) {}
 
-http::H1Proxy::Verdict L7ServiceRouter::Route(const Runtime& rt, const http::RequestView& view) {
+std::shared_ptr<L7ServiceRouter::RouteState> L7ServiceRouter::FreeState() {
+  // One thread owns the router and every verdict holding its states: a
+  // use count of one is the router's own reference.
+  for (const std::shared_ptr<RouteState>& s : states_)
+    if (s.use_count() == 1) return s;
+  auto s = std::make_shared<RouteState>();
+  if (states_.size() < kKeptStates) states_.push_back(s);
+  return s;
+}
+
+void L7ServiceRouter::Route(const Runtime& rt, const http::RequestView& view,
+                            http::ExchangeVerdict* v) {
   const L7Service& cfg = svc_->config;
+  std::shared_ptr<RouteState> st = FreeState();
+  st->leaf.reset();
+  st->picked = -1;
+  st->destination_text.clear();
   if (cfg.settings.retries > 0) {
     // Kept for judging a retry's endpoint (the head is gone by then).
-    method_.assign(view.method.data(), view.method.size());
-    path_.assign(view.path.data(), view.path.size());
-    headers_.clear();
-    for (const auto& [n, v] : view.headers) headers_.emplace_back(std::string(n), std::string(v));
+    st->method.assign(view.method.data(), view.method.size());
+    st->path.assign(view.path.data(), view.path.size());
+    st->headers.resize(view.headers.size());
+    for (size_t i = 0; i < view.headers.size(); ++i) {
+      st->headers[i].first.assign(view.headers[i].first.data(), view.headers[i].first.size());
+      st->headers[i].second.assign(view.headers[i].second.data(), view.headers[i].second.size());
+    }
   }
-  set_ = &cfg.backends;
+  st->set = &cfg.backends;
   if (svc_->split_matcher && !cfg.split_backends.empty()) {
     svc_->split_matcher->Match(view, &matched_);
-    if (!matched_.empty()) set_ = &cfg.split_backends;
+    if (!matched_.empty()) st->set = &cfg.split_backends;
   }
-  http::H1Proxy::Verdict v;
-  v.timeout_ms = static_cast<int>(cfg.settings.timeout_ms);
-  v.retries = cfg.settings.retries;
-  v.retry_on_5xx = cfg.settings.retry_on_5xx;
-  v.retry_on_connect_failure = cfg.settings.retry_on_connect_failure;
-  v.retry_on_reset = cfg.settings.retry_on_reset;
-  if (!Pick(rt, view, -1, nullptr, &v)) return v;
+  v->timeout_ms = static_cast<int>(cfg.settings.timeout_ms);
+  v->retries = cfg.settings.retries;
+  v->retry_on_5xx = cfg.settings.retry_on_5xx;
+  v->retry_on_connect_failure = cfg.settings.retry_on_connect_failure;
+  v->retry_on_reset = cfg.settings.retry_on_reset;
+  v->state = st;
+  if (!Pick(rt, view, -1, nullptr, st.get(), v)) return;
   env_.balancers->BudgetFor(cfg).Deposit(NowNs());
-  return v;
 }
 
 bool L7ServiceRouter::Pick(const Runtime& rt, const http::RequestView& view, int avoid,
-                           const L7Balancers::Leaf* avoid_leaf, http::H1Proxy::Verdict* v) {
+                           const L7Balancers::Leaf* avoid_leaf, RouteState* st,
+                           http::ExchangeVerdict* v) {
   const L7Service& cfg = svc_->config;
   uint64_t total = 0;
-  for (const L7Backend& b : *set_)
+  for (const L7Backend& b : *st->set)
     if (!b.endpoints.empty()) total += b.weight;
   if (total == 0) {
     v->allow = false;
     v->status = 503;
     v->reason = absl::StrCat("no-endpoints: ", cfg.service);
-    destination_text_ = cfg.service;
+    st->destination_text = cfg.service;
     return false;
   }
   // A leaf by its weight, then one of its endpoints by latency.
   uint64_t draw = absl::Uniform<uint64_t>(env_.balancers->bits(), 0, total);
   const L7Backend* backend = nullptr;
-  for (const L7Backend& b : *set_) {
+  for (const L7Backend& b : *st->set) {
     if (b.endpoints.empty()) continue;
     backend = &b;
     if (draw < b.weight) break;
     draw -= b.weight;
   }
-  leaf_ = env_.balancers->LeafFor(cfg, *backend);
+  st->leaf = env_.balancers->LeafFor(cfg, *backend);
+  L7Balancers::Leaf& leaf = *st->leaf;
   const int64_t now = NowNs();
-  auto choice = leaf_->balancer.Pick(now, env_.balancers->bits());
-  if (choice && leaf_.get() == avoid_leaf && choice->picked == avoid &&
-      leaf_->endpoints.size() > 1) {
+  auto choice = leaf.balancer.Pick(now, env_.balancers->bits());
+  if (choice && &leaf == avoid_leaf && choice->picked == avoid && leaf.endpoints.size() > 1) {
     // A retry goes elsewhere when there is somewhere else.
-    leaf_->balancer.Cancelled(choice->picked);
-    auto again = leaf_->balancer.Pick(now, env_.balancers->bits());
+    leaf.balancer.Cancelled(choice->picked);
+    auto again = leaf.balancer.Pick(now, env_.balancers->bits());
     if (again) choice = again;
   }
-  picked_ = choice->picked;
-  const Destination& to = leaf_->addrs[static_cast<size_t>(picked_)];
+  st->picked = choice->picked;
+  const Destination& to = leaf.addrs[static_cast<size_t>(st->picked)];
   const std::string address = to.AddressText();
   // Policy against the endpoint, as the kernel judges a connection to a
   // pod: a local pod's TrafficTargets are this proxy's to judge; another
   // node's pod is judged by its node's proxy, on the identity the tunnel's
   // certificate proves; an address that is no pod is not policed.
   if (const std::string* id = rt.IdentityOfLocalPod(address)) {
-    destination_text_ = *id;
+    st->destination_text = *id;
     http::L7Policy::Decision d =
         rt.l7->Judge(env_.source, SubjectOf(*id), to.port, view, &matched_);
     v->route.assign(d.route.data(), d.route.size());
     if (!d.allow) {
       v->reason.assign(d.reason.data(), d.reason.size());
       if (env_.enforce) {
-        leaf_->balancer.Cancelled(picked_);
+        leaf.balancer.Cancelled(st->picked);
         v->allow = false;
         v->status = 403;
         return false;
       }
     }
   } else {
-    destination_text_ = backend->service;
+    st->destination_text = backend->service;
   }
   v->upstream = to;
-  v->endpoint = picked_;
+  v->endpoint = st->picked;
   return true;
 }
 
-void L7ServiceRouter::Finished(const http::H1Proxy::Attempt& a) {
-  if (!leaf_ || a.endpoint < 0) return;
-  if (a.status < 0) return leaf_->balancer.Cancelled(a.endpoint);
-  leaf_->balancer.Finished(a.endpoint, NowNs(), a.latency_ns, a.failure, a.status > 0);
+void L7ServiceRouter::Finished(const http::ExchangeAttempt& a) {
+  auto* st = static_cast<RouteState*>(a.state);
+  if (!st || !st->leaf || a.endpoint < 0) return;
+  // The attempt went to st's last pick: the leaf learns of its endpoint.
+  if (a.status < 0) return st->leaf->balancer.Cancelled(a.endpoint);
+  st->leaf->balancer.Finished(a.endpoint, NowNs(), a.latency_ns, a.failure, a.status > 0);
 }
 
-bool L7ServiceRouter::Retry(const Runtime& rt, Destination* next, int* endpoint) {
-  if (!set_ || !leaf_) return false;
+bool L7ServiceRouter::Retry(const Runtime& rt, http::ExchangeState* state, Destination* next,
+                            int* endpoint) {
+  auto* st = static_cast<RouteState*>(state);
+  if (!st || !st->set || !st->leaf) return false;
   if (!env_.balancers->BudgetFor(svc_->config).TryWithdraw(NowNs())) {
     if (env_.stats) env_.stats->Add(Stat::kL7RetriesOverBudget);
     return false;
   }
-  http::RequestView view{.method = method_, .path = path_, .headers = {}};
-  for (const auto& [n, v] : headers_) view.headers.emplace_back(n, v);
-  http::H1Proxy::Verdict v;
-  const std::shared_ptr<L7Balancers::Leaf> failed = leaf_;
-  if (!Pick(rt, view, picked_, failed.get(), &v)) return false;
+  http::RequestView view{.method = st->method, .path = st->path, .headers = {}};
+  for (const auto& [n, v] : st->headers) view.headers.emplace_back(n, v);
+  http::ExchangeVerdict v;
+  const std::shared_ptr<L7Balancers::Leaf> failed = st->leaf;
+  if (!Pick(rt, view, st->picked, failed.get(), st, &v)) return false;
   *next = *v.upstream;
   *endpoint = v.endpoint;
   if (env_.stats) env_.stats->Add(Stat::kL7Retries);
   return true;
+}
+
+const std::string& L7ServiceRouter::DestinationText(const http::ExchangeState* state) const {
+  static const std::string kNone;
+  const auto* st = static_cast<const RouteState*>(state);
+  return st ? st->destination_text : kNone;
 }
 
 }  // namespace shunt::proxy

@@ -79,9 +79,12 @@ class L7Balancers {
   absl::BitGen bits_;
 };
 
-// One connection's requests to one L7 service. Requests on a connection
-// come one at a time, so it remembers the last pick for the answer and a
-// retry.
+// One connection's requests to one L7 service. What it decides for a
+// request (the backend set its matches chose, the leaf and endpoint
+// picked, the request policy was judged on) is kept in the request's own
+// RouteState, which the verdict carries and the hooks give back: an
+// HTTP/2 connection's streams are routed, learnt from and retried each on
+// its own request, whatever order they end in.
 class L7ServiceRouter {
  public:
   struct Env {
@@ -93,34 +96,46 @@ class L7ServiceRouter {
   };
   L7ServiceRouter(Env env, std::shared_ptr<const CompiledL7Service> svc);
 
-  // A request's verdict: where it goes (and how long it may take, how many
-  // retries it may make) or why it is denied.
-  http::H1Proxy::Verdict Route(const Runtime& rt, const http::RequestView& view);
-  // The end of an attempt: the balancer learns its latency and outcome.
-  void Finished(const http::H1Proxy::Attempt& a);
-  // A retry of the last request: its budget, and a new pick (another
-  // endpoint when there is one).
-  bool Retry(const Runtime& rt, Destination* next, int* endpoint);
-  // The destination identity of the last pick ("ns/sa", or the leaf
-  // service for an endpoint of another node), for metrics and drops.
-  const std::string& destination_text() const { return destination_text_; }
+  // A request's verdict, into *v (Reset): where it goes (and how long it
+  // may take, how many retries it may make) or why it is denied; v->state
+  // is the request's RouteState.
+  void Route(const Runtime& rt, const http::RequestView& view, http::ExchangeVerdict* v);
+  // The end of an attempt: the balancer of the leaf it went to learns its
+  // latency and outcome.
+  void Finished(const http::ExchangeAttempt& a);
+  // A retry of the request whose verdict holds `state`: its budget, and a
+  // new pick (another endpoint when there is one).
+  bool Retry(const Runtime& rt, http::ExchangeState* state, Destination* next, int* endpoint);
+  // The destination identity of the request's last pick ("ns/sa", or the
+  // leaf service for an endpoint of another node), for metrics and drops.
+  const std::string& DestinationText(const http::ExchangeState* state) const;
 
  private:
-  // Picks an endpoint of the backend set for `view`, judging policy
+  struct RouteState : http::ExchangeState {
+    const std::vector<L7Backend>* set = nullptr;  // the backend set its matches chose
+    std::shared_ptr<L7Balancers::Leaf> leaf;      // the last pick's
+    int picked = -1;
+    // The request, kept to judge a retry's new endpoint (the head is
+    // gone by then); only when the service retries.
+    std::string method, path;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string destination_text;
+  };
+  // A RouteState no request holds any more (its strings keep their
+  // memory), or a new one.
+  std::shared_ptr<RouteState> FreeState();
+  // Picks an endpoint of st's backend set for `view`, judging policy
   // against it; false with *v set when the request goes nowhere.
   bool Pick(const Runtime& rt, const http::RequestView& view, int avoid,
-            const L7Balancers::Leaf* avoid_leaf, http::H1Proxy::Verdict* v);
+            const L7Balancers::Leaf* avoid_leaf, RouteState* st, http::ExchangeVerdict* v);
 
   Env env_;
   std::shared_ptr<const CompiledL7Service> svc_;
-  const std::vector<L7Backend>* set_ = nullptr;  // the last request's backend set
-  std::shared_ptr<L7Balancers::Leaf> leaf_;      // the last pick's
-  int picked_ = -1;
+  // States for reuse: HTTP/1.1 needs one or two, HTTP/2 one per stream in
+  // flight (up to kKeptStates kept; more are made and freed per request).
+  static constexpr size_t kKeptStates = 16;
+  std::vector<std::shared_ptr<RouteState>> states_;
   std::vector<int> matched_;  // scratch
-  // The last request, kept to judge a retry's new endpoint.
-  std::string method_, path_;
-  std::vector<std::pair<std::string, std::string>> headers_;
-  std::string destination_text_;
 };
 
 }  // namespace shunt::proxy

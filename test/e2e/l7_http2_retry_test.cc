@@ -1,10 +1,13 @@
 // Retries of HTTP/2 requests through the L7 layer (docs/l7.md, "HTTP/2"):
 // real clients (h2load, curl) against a real HTTP/2 server
 // (testdata/h2_backend.py on python3-h2) that fails or refuses streams on
-// purpose. A stream the server refused (REFUSED_STREAM: not processed) is
-// sent again once whatever its method, if it has no body; a service's
-// requests get no budgeted retries over HTTP/2 yet.
+// purpose. A bodiless idempotent request is sent again within the
+// service's retries, each stream on its own request even when many are in
+// flight on one connection; one with a body never is; a stream the server
+// refused (REFUSED_STREAM: not processed) is sent again once whatever its
+// method.
 #include <fstream>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +24,27 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr char kFlakyVip[] = "10.96.0.40";  // retries: 2; local:8090 fails every other
+// retries: 2; /canary/* split to ab-h2-canary (local:8093), the rest to
+// local:8092; both fail the first request for each path.
+constexpr char kAbVip[] = "10.96.0.41";
+
+constexpr char kCanarySplit[] = R"(---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: canary-paths, namespace: demo}
+spec:
+  matches:
+  - {name: canary, pathRegex: "/canary/.*"}
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: ab-h2, namespace: demo}
+spec:
+  service: ab-h2
+  matches: [{kind: HTTPRouteGroup, name: canary-paths}]
+  backends:
+  - {service: ab-h2-canary, weight: 100}
+)";
 
 // demo/client may send anything to demo/local, judged per request.
 constexpr char kAnyRequest[] = R"(---
@@ -47,30 +71,38 @@ class L7Http2RetryTest : public MtlsMeshTest {
     n1_flags_ = {"--mode=enforce"};
     MtlsMeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    const std::string services = Service("flaky-h2", kFlakyVip, "shunt.dev/retries: \"2\"") +
-                                 Slice("flaky-h2", *local_, 8090);
+    const std::string services =
+        Service("flaky-h2", kFlakyVip, "shunt.dev/retries: \"2\"") +
+        Slice("flaky-h2", *local_, 8090) + Service("ab-h2", kAbVip, "shunt.dev/retries: \"2\"") +
+        Slice("ab-h2", *local_, 8092) + Service("ab-h2-canary", "10.96.0.42", "") +
+        Slice("ab-h2-canary", *local_, 8093);
     for (TestNode* n : {n1_.get(), n2_.get()})
-      ASSERT_OK(n->ApplyConfigFile("services.yaml", std::string(kAnyRequest) + services));
+      ASSERT_OK(
+          n->ApplyConfigFile("services.yaml", std::string(kAnyRequest) + kCanarySplit + services));
     flaky_log_ = n1_->work_dir() + "/flaky-h2.log";
     shy_log_ = n1_->work_dir() + "/shy-h2.log";
-    ASSERT_OK(StartBackend("flaky", 8090, "--fail-every", flaky_log_));
-    ASSERT_OK(StartBackend("shy", 8091, "--refuse-every", shy_log_));
-    ASSERT_OK(Eventually("node 1's proxy balances the service", [&]() -> absl::Status {
+    stable_log_ = n1_->work_dir() + "/stable-h2.log";
+    canary_log_ = n1_->work_dir() + "/canary-h2.log";
+    ASSERT_OK(StartBackend("flaky", 8090, {"--fail-every", "2"}, flaky_log_));
+    ASSERT_OK(StartBackend("shy", 8091, {"--refuse-every", "2"}, shy_log_));
+    ASSERT_OK(StartBackend("stable", 8092, {"--fail-first"}, stable_log_));
+    ASSERT_OK(StartBackend("canary", 8093, {"--fail-first"}, canary_log_));
+    ASSERT_OK(Eventually("node 1's proxy balances the services", [&]() -> absl::Status {
       SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, n1_->AgentStatus());
       const auto& s = st["mtls"]["l7_services"];
-      if (s.is_number() && s.get<int>() == 1) return absl::OkStatus();
+      // flaky-h2, ab-h2 (its canary leaf is no L7 service of its own)
+      if (s.is_number() && s.get<int>() == 2) return absl::OkStatus();
       return absl::UnavailableError(st["mtls"].dump());
     }));
   }
 
-  absl::Status StartBackend(const std::string& name, int port, const std::string& misbehave,
-                            const std::string& log) {
-    SHUNT_RETURN_IF_ERROR(
-        n1_->Spawn(*local_,
-                   {"/usr/bin/python3", SHUNT_E2E_TESTDATA "/h2_backend.py", "--name", name,
-                    "--port", std::to_string(port), misbehave, "2"},
-                   log)
-            .status());
+  absl::Status StartBackend(const std::string& name, int port,
+                            const std::vector<std::string>& misbehave, const std::string& log) {
+    std::vector<std::string> argv = {"/usr/bin/python3", SHUNT_E2E_TESTDATA "/h2_backend.py",
+                                     "--name",           name,
+                                     "--port",           std::to_string(port)};
+    argv.insert(argv.end(), misbehave.begin(), misbehave.end());
+    SHUNT_RETURN_IF_ERROR(n1_->Spawn(*local_, argv, log).status());
     return Eventually(absl::StrCat(name, " listens"), [&]() -> absl::Status {
       if (!absl::StrContains(Slurp(log), "listening")) return absl::UnavailableError("not yet");
       return absl::OkStatus();
@@ -91,24 +123,28 @@ class L7Http2RetryTest : public MtlsMeshTest {
     });
   }
 
-  std::string flaky_log_, shy_log_;
+  std::string flaky_log_, shy_log_, stable_log_, canary_log_;
 };
 
-// A service's requests over HTTP/2 get no budgeted retries yet: its router
-// keeps one request's state per connection, and a retry would be picked and
-// judged on another stream's (docs/l7.md, "HTTP/2 retries"). The client
-// sees the server's 503s; nothing is sent twice.
-TEST_F(L7Http2RetryTest, AServicesHttp2RequestsAreNotRetriedYetAndOnesWithABodyNever) {
+TEST_F(L7Http2RetryTest, BodilessIdempotentRequestsAreRetriedAndOnesWithABodyNever) {
+  // Every other request fails (the first included): each GET fails once
+  // and succeeds on its retry; the client sees only 200s.
   const std::string url = absl::StrCat("http://", kFlakyVip, ":80/get");
   ASSERT_OK_AND_ASSIGN(std::string out,
                        RunInPod(*n1_, *client_, {"h2load", "-n", "10", "-c", "1", "-m", "1", url}));
-  EXPECT_THAT(out, HasSubstr("status codes: 5 2xx, 0 3xx, 0 4xx, 5 5xx")) << out;
-  ASSERT_OK(WaitLines(flaky_log_, "flaky GET /get ", 10));
+  EXPECT_THAT(out, HasSubstr("10 succeeded, 0 failed, 0 errored")) << out;
+  EXPECT_THAT(out, HasSubstr("status codes: 10 2xx, 0 3xx, 0 4xx, 0 5xx")) << out;
+  ASSERT_OK(WaitLines(flaky_log_, "flaky GET /get ", 20));
   const std::string log = Slurp(flaky_log_);
-  EXPECT_EQ(CountLines(log, "flaky GET /get "), 10) << log;
+  EXPECT_EQ(CountLines(log, "flaky GET /get "), 20) << log;
+  EXPECT_EQ(CountLines(log, " failed"), 10) << log;
   // From the client pod's own address, not the proxy's.
   EXPECT_THAT(log, HasSubstr(absl::StrCat(" ", client_->ip, " ")));
-  // POST with a body: each sent once.
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 10));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 10u);
+
+  // POST with a body: never sent again; half of them fail, as the server
+  // answered them.
   const std::string body = n1_->work_dir() + "/post-body";
   std::ofstream(body) << "payload";
   ASSERT_OK_AND_ASSIGN(out, RunInPod(*n1_, *client_,
@@ -118,16 +154,58 @@ TEST_F(L7Http2RetryTest, AServicesHttp2RequestsAreNotRetriedYetAndOnesWithABodyN
   ASSERT_OK(WaitLines(flaky_log_, "flaky POST /post ", 10));
   EXPECT_EQ(CountLines(Slurp(flaky_log_), "flaky POST /post "), 10);
   ASSERT_OK(WaitCounter(*n1_, "l7_requests", 20));
-  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 0u);
-  // The request metrics count each once, none retried.
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 10u);
+  // Each GET's retry is in its request metrics.
   ASSERT_OK_AND_ASSIGN(nlohmann::json routes, ShuntctlJson(*n1_, "stat route --window 60s"));
   uint64_t retries = 0, requests = 0;
   for (const auto& r : routes["rows"]) {
     retries += r.value("retries", uint64_t{0});
     requests += r.value("requests", uint64_t{0});
   }
-  EXPECT_EQ(retries, 0u) << routes.dump();
+  EXPECT_EQ(retries, 10u) << routes.dump();
   EXPECT_EQ(requests, 20u) << routes.dump();
+}
+
+// Twenty requests in flight together on one connection, half of them
+// split to the canary by path; every first attempt fails. Each retry is
+// picked for its own stream's request: a /canary/ path goes again to the
+// canary and nowhere else, a plain one to the stable backend — the router
+// judged last on some other stream's request must not decide it.
+TEST_F(L7Http2RetryTest, InterleavedStreamsAreEachRetriedOnTheirOwnRequest) {
+  std::vector<std::string> argv = {"h2load", "-n", "20", "-c", "1", "-m", "20"};
+  for (int i = 0; i < 10; ++i) {
+    argv.push_back(absl::StrCat("http://", kAbVip, ":80/canary/", i));
+    argv.push_back(absl::StrCat("http://", kAbVip, ":80/stable/", i));
+  }
+  ASSERT_OK_AND_ASSIGN(std::string out, RunInPod(*n1_, *client_, argv));
+  EXPECT_THAT(out, HasSubstr("20 succeeded, 0 failed, 0 errored")) << out;
+  EXPECT_THAT(out, HasSubstr("status codes: 20 2xx, 0 3xx, 0 4xx, 0 5xx")) << out;
+  ASSERT_OK(WaitLines(canary_log_, "canary GET ", 20));
+  ASSERT_OK(WaitLines(stable_log_, "stable GET ", 20));
+  const std::string canary = Slurp(canary_log_), stable = Slurp(stable_log_);
+  for (int i = 0; i < 10; ++i) {
+    // Each path: its first attempt failed, its retry served, both at the
+    // backend its own path is split to.
+    const std::string c = absl::StrCat(" /canary/", i, " "), s = absl::StrCat(" /stable/", i, " ");
+    EXPECT_EQ(CountLines(canary, c), 2) << canary;
+    EXPECT_EQ(CountLines(stable, s), 2) << stable;
+    EXPECT_EQ(CountLines(canary, s), 0) << canary;
+    EXPECT_EQ(CountLines(stable, c), 0) << stable;
+  }
+  EXPECT_EQ(CountLines(canary, " failed"), 10) << canary;
+  EXPECT_EQ(CountLines(stable, " failed"), 10) << stable;
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 20));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 20u);
+  // Each leaf's balancer was told of each of its own attempts' ends:
+  // nothing is left outstanding on either endpoint.
+  ASSERT_OK_AND_ASSIGN(nlohmann::json lb, ShuntctlJson(*n1_, "lb explain demo/ab-h2"));
+  std::map<std::string, int> outstanding;  // leaf -> requests in flight
+  for (const auto& t : lb["services"][0]["per_request"])
+    for (const auto& l : t["leaves"])
+      for (const auto& e : l["endpoints"])
+        outstanding[l["leaf"].get<std::string>()] += e["outstanding"].get<int>();
+  EXPECT_EQ(outstanding, (std::map<std::string, int>{{"demo/ab-h2", 0}, {"demo/ab-h2-canary", 0}}))
+      << lb.dump();
 }
 
 TEST_F(L7Http2RetryTest, ARefusedStreamIsSentAgainOnceWhateverItsMethod) {

@@ -185,5 +185,27 @@ TEST(H1ParserTest, AnUpgradeStopsAtTheHeadAndLeavesTheRest) {
   EXPECT_TRUE(r.heads[0].upgrade);
 }
 
+// A connection's next message reuses its header strings: no allocation
+// per request once they have grown (shunt-l7-alloc-bench counts it).
+TEST(H1HeadTest, ResetKeepsHeaderMemoryForTheNextMessageAndReleaseGivesItBack) {
+  H1Head h;
+  auto& ua = h.AddHeader();
+  ua.first = "user-agent";
+  ua.second = std::string(60, 'x');
+  const char* kept = h.headers[0].second.data();
+  h.Reset();
+  EXPECT_TRUE(h.headers.empty());
+  auto& next = h.AddHeader();
+  EXPECT_TRUE(next.first.empty());
+  EXPECT_TRUE(next.second.empty());
+  EXPECT_EQ(next.second.data(), kept);
+  EXPECT_GE(next.second.capacity(), 60u);
+  h.Release();
+  EXPECT_TRUE(h.headers.empty());
+  EXPECT_TRUE(h.spare.empty());
+  EXPECT_EQ(h.headers.capacity(), 0u);
+  EXPECT_EQ(h.spare.capacity(), 0u);
+}
+
 }  // namespace
 }  // namespace shunt::proxy::http

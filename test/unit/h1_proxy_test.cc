@@ -172,9 +172,8 @@ class H1ProxyTest : public ::testing::Test {
     int theirs = sv[1];
     fcntl(theirs, F_SETFL, O_NONBLOCK);
     H1Proxy::Hooks hooks;
-    if (judge) hooks.judge = judge;
     if (!judge)
-      hooks.judge = [](const H1Head&, const RequestView& r) {
+      judge = [](const H1Head&, const RequestView& r) {
         H1Proxy::Verdict v;
         if (absl::StartsWith(r.path, "/admin")) {
           v.allow = false;
@@ -183,6 +182,9 @@ class H1ProxyTest : public ::testing::Test {
         }
         return v;
       };
+    hooks.judge = [judge](const H1Head& h, const RequestView& r, H1Proxy::Verdict* v) {
+      *v = judge(h, r);
+    };
     hooks.on_request = [this](const H1Proxy::Record& r) {
       std::lock_guard<std::mutex> l(mu_);
       records_.push_back(r);

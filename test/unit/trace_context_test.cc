@@ -98,5 +98,20 @@ TEST(TraceContextTest, ARequestWithoutContextStartsATrace) {
   EXPECT_EQ(Get(h, "b3"), "") << "B3 only when the request came with it";
 }
 
+TEST(TraceContextTest, AnAddedHeaderIsMadeFromASpareEntry) {
+  std::mt19937 rng(5);
+  Headers h = {{"host", "books"}};
+  Headers spare(1);
+  spare[0].second.reserve(80);
+  const char* kept = spare[0].second.data();
+  HopSpan s = StartHop(h, rng);
+  Propagate(s, &h, &spare);
+  EXPECT_TRUE(spare.empty());
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[1].first, "traceparent");
+  EXPECT_EQ(h[1].second.data(), kept) << "the spare's memory, not a new allocation";
+  EXPECT_EQ(h[1].second, "00-" + s.trace_id + "-" + s.span_id + "-01");
+}
+
 }  // namespace
 }  // namespace shunt::proxy::http

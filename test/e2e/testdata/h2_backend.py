@@ -7,6 +7,8 @@ misbehave on purpose, counting requests from the first:
   --fail-every N     every Nth request gets a 503
   --refuse-every N   every Nth request's stream is reset with REFUSED_STREAM
                      (RFC 9113 8.7: not processed) before any answer
+  --fail-first       the first request for each path gets a 503 (whatever
+                     order concurrent requests arrive in)
 Each request is logged to stdout as one line: "<name> <method> <path>
 <client> <ok|failed|refused>", flushed, so a test can count what arrived.
 """
@@ -24,6 +26,7 @@ import h2.errors
 args = None
 lock = threading.Lock()
 count = 0
+seen_paths = set()
 
 
 def serve(sock, client):
@@ -44,7 +47,11 @@ def serve(sock, client):
                     with lock:
                         count += 1
                         n = count
+                        first = h.get(":path") not in seen_paths
+                        seen_paths.add(h.get(":path"))
                     verdict = "ok"
+                    if args.fail_first and first:
+                        verdict = "failed"
                     if args.refuse_every and n % args.refuse_every == 1 % args.refuse_every:
                         verdict = "refused"
                     elif args.fail_every and n % args.fail_every == 1 % args.fail_every:
@@ -88,6 +95,7 @@ def main():
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--fail-every", type=int, default=0)
     p.add_argument("--refuse-every", type=int, default=0)
+    p.add_argument("--fail-first", action="store_true")
     args = p.parse_args()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
