@@ -65,7 +65,11 @@ std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstrea
     loop->Later([weak = p->weak_from_this()] {
       if (auto q = weak.lock(); q && !q->done_) {
         q->ParseRequests();
-        if (!q->done_) q->UpdateInterest();
+        if (q->done_) return;
+        // As after a read: all of it taken, the block goes back to the
+        // thread's pool (else every idle connection would keep 4 KiB).
+        if (q->down_.in.empty()) q->down_.in.Release();
+        q->UpdateInterest();
       }
     });
   }

@@ -44,6 +44,9 @@ struct Options {
   double seconds = 3;
   int connections = 8;
   int idle = 10000;
+  // After the idle measurement, the connections stay open this long (the
+  // proxy's pid printed) for a look with heaptrack -p or gdb.
+  int hold_seconds = 0;
   bool help = false;
 };
 
@@ -328,7 +331,7 @@ class L7Bench {
 
   // Node 1's proxy's resident memory with `idle` keep-alive connections
   // open through its L7 layer, each having had one request answered.
-  absl::StatusOr<std::pair<double, double>> IdleMemory() {
+  absl::StatusOr<std::pair<double, double>> IdleMemory(int hold_seconds) {
     SHUNT_RETURN_IF_ERROR(Agents(true));
     SHUNT_ASSIGN_OR_RETURN(pid_t proxy, Proxy(*n1_));
     const double before = static_cast<double>(RssKib(proxy)) / 1024;
@@ -360,7 +363,14 @@ class L7Bench {
         got.append(buf, static_cast<size_t>(n));
       }
     }
-    return std::pair{before, static_cast<double>(RssKib(proxy)) / 1024};
+    const double after = static_cast<double>(RssKib(proxy)) / 1024;
+    if (hold_seconds > 0) {
+      std::printf("node proxy pid %d: %zu idle connections held for %d s\n", proxy, socks.size(),
+                  hold_seconds);
+      std::fflush(stdout);
+      sleep(static_cast<unsigned>(hold_seconds));
+    }
+    return std::pair{before, after};
   }
 
  private:
@@ -378,6 +388,21 @@ void PrintArm(const char* name, const ArmResult& a) {
       "us each)\n",
       name, a.p50_us, a.p99_us, a.rps, a.cpu_us_per_request, a.hops, a.hops == 1 ? "" : "s",
       a.hops ? a.cpu_us_per_request / a.hops : 0.0);
+}
+
+// The node proxy's memory with --idle connections open (all --rounds 0 runs).
+int IdleOnly(L7Bench& b, const Options& o) {
+  auto mem = b.IdleMemory(o.hold_seconds);
+  if (!mem.ok()) {
+    std::fprintf(stderr, "shunt-l7-bench: idle connections: %s\n",
+                 std::string(mem.status().message()).c_str());
+    return 1;
+  }
+  std::printf(
+      "node proxy resident memory: %.1f MiB, %.1f MiB with %d idle keep-alive HTTP "
+      "connections through its L7 layer (target < 30 MiB: %s)\n",
+      mem->first, mem->second, o.idle, mem->second < 30 ? "met" : "NOT met");
+  return 0;
 }
 
 int Run(const Options& o) {
@@ -399,6 +424,7 @@ int Run(const Options& o) {
     std::fprintf(stderr, "shunt-l7-bench: setup: %s\n", std::string(st.message()).c_str());
     return 1;
   }
+  if (o.rounds == 0) return IdleOnly(b, o);
   const char* kNames[] = {"direct", "shunt", "haproxy", "shunt-mtls", "haproxy-mtls"};
   std::vector<ArmResult> arms[5];
   for (int r = 1; r <= o.rounds; ++r) {
@@ -457,19 +483,7 @@ int Run(const Options& o) {
        shunt_tls.rps >= 1.3 * haproxy_tls.rps);
   line("p50, full path with mTLS", shunt_tls.p50_us / haproxy_tls.p50_us, "<= 0.8x",
        shunt_tls.p50_us <= 0.8 * haproxy_tls.p50_us);
-  if (o.idle > 0) {
-    auto mem = b.IdleMemory();
-    if (!mem.ok()) {
-      std::fprintf(stderr, "shunt-l7-bench: idle connections: %s\n",
-                   std::string(mem.status().message()).c_str());
-      return 1;
-    }
-    std::printf(
-        "node proxy resident memory: %.1f MiB, %.1f MiB with %d idle keep-alive HTTP "
-        "connections through its L7 layer (target < 30 MiB: %s)\n",
-        mem->first, mem->second, o.idle, mem->second < 30 ? "met" : "NOT met");
-  }
-  return 0;
+  return o.idle > 0 ? IdleOnly(b, o) : 0;
 }
 
 }  // namespace
@@ -478,10 +492,11 @@ int Run(const Options& o) {
 int main(int argc, char** argv) {
   shunt::bench::Options o;
   shunt::cli::FlagSet flags;
-  flags.Int("rounds", &o.rounds, 1, 99);
+  flags.Int("rounds", &o.rounds, 0, 99);
   flags.Double("seconds", &o.seconds, 1, 600);
   flags.Int("connections", &o.connections, 1, 1000);
   flags.Int("idle", &o.idle, 0, 100000);
+  flags.Int("hold", &o.hold_seconds, 0, 3600);
   auto r = flags.Parse(argc, argv);
   if (!r.ok()) {
     std::fprintf(stderr, "shunt-l7-bench: %s (see --help)\n",
@@ -491,6 +506,9 @@ int main(int argc, char** argv) {
   if (r->help) {
     std::printf(
         "usage: shunt-l7-bench [--rounds 3] [--seconds 3] [--connections 8] [--idle 10000]\n"
+        "                      [--hold SECONDS]\n"
+        "--rounds 0: only the idle-connection memory; --hold: the idle connections stay open\n"
+        "that long after it (the proxy's pid printed, for heaptrack -p or gdb).\n"
         "HTTP through Shunt's L7 layer vs HAProxy in HTTP mode, one run (tools/bench/README.md).\n"
         "Needs root, wrk, nginx and haproxy.\n");
     return 0;
