@@ -11,6 +11,26 @@ H1Parser* Self(http_parser* p) { return static_cast<H1Parser*>(p->data); }
 
 }  // namespace
 
+// One table for every parser (it only names the callbacks).
+const http_parser_settings& H1Parser::Settings() {
+  static const http_parser_settings settings = [] {
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_message_begin = &H1Parser::OnMessageBegin;
+    s.on_url = &H1Parser::OnUrl;
+    s.on_status = &H1Parser::OnStatus;
+    s.on_header_field = &H1Parser::OnHeaderField;
+    s.on_header_value = &H1Parser::OnHeaderValue;
+    s.on_headers_complete = &H1Parser::OnHeadersComplete;
+    s.on_body = &H1Parser::OnBodyPiece;
+    s.on_message_complete = &H1Parser::OnMessageComplete;
+    return s;
+  }();
+  return settings;
+}
+
+namespace {}  // namespace
+
 absl::string_view H1Head::Header(absl::string_view name) const {
   for (const auto& [n, v] : headers)
     if (absl::EqualsIgnoreCase(n, name)) return v;
@@ -30,6 +50,13 @@ void H1Head::Release() {
   std::string().swap(target);
   std::vector<std::pair<std::string, std::string>>().swap(headers);
   std::vector<std::pair<std::string, std::string>>().swap(spare);
+}
+
+bool H1Head::KeepInPool() const {
+  size_t bytes = method.capacity() + target.capacity();
+  for (const auto* list : {&headers, &spare})
+    for (const auto& [n, v] : *list) bytes += n.capacity() + v.capacity();
+  return bytes <= kMaxKeptBytes;
 }
 
 void H1Head::Reset() {
@@ -53,15 +80,6 @@ H1Parser::H1Parser(Kind kind, Limits limits, Handler* handler)
     : kind_(kind), limits_(limits), handler_(handler) {
   http_parser_init(&parser_, kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE);
   parser_.data = this;
-  http_parser_settings_init(&settings_);
-  settings_.on_message_begin = &H1Parser::OnMessageBegin;
-  settings_.on_url = &H1Parser::OnUrl;
-  settings_.on_status = &H1Parser::OnStatus;
-  settings_.on_header_field = &H1Parser::OnHeaderField;
-  settings_.on_header_value = &H1Parser::OnHeaderValue;
-  settings_.on_headers_complete = &H1Parser::OnHeadersComplete;
-  settings_.on_body = &H1Parser::OnBodyPiece;
-  settings_.on_message_complete = &H1Parser::OnMessageComplete;
 }
 
 int H1Parser::Reject(int status, std::string reason) {
@@ -81,7 +99,7 @@ absl::StatusOr<size_t> H1Parser::Feed(absl::string_view data) {
   if (failed_) return absl::FailedPreconditionError(absl::StrCat("http: ", error_));
   if (paused_ || data.empty()) return 0;
   feed_start_ = data.data();
-  const size_t n = http_parser_execute(&parser_, &settings_, data.data(), data.size());
+  const size_t n = http_parser_execute(&parser_, &Settings(), data.data(), data.size());
   const http_errno e = HTTP_PARSER_ERRNO(&parser_);
   feed_start_ = nullptr;
   if (n > 0) prev_feed_ended_line_ = data[n - 1] == '\n';
@@ -101,7 +119,7 @@ absl::StatusOr<size_t> H1Parser::Feed(absl::string_view data) {
 absl::Status H1Parser::FeedEof() {
   if (failed_) return absl::FailedPreconditionError(absl::StrCat("http: ", error_));
   const bool was_in_message = in_message_;
-  http_parser_execute(&parser_, &settings_, nullptr, 0);
+  http_parser_execute(&parser_, &Settings(), nullptr, 0);
   if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK && HTTP_PARSER_ERRNO(&parser_) != HPE_PAUSED) {
     failed_ = true;
     error_status_ = 400;
@@ -120,7 +138,7 @@ absl::Status H1Parser::FeedEof() {
 void H1Parser::Reset() {
   http_parser_init(&parser_, kind_ == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE);
   parser_.data = this;
-  head_.Reset();
+  head_.reset();
   head_bytes_ = 0;
   last_was_value_ = prev_feed_ended_line_ = false;
   in_message_ = no_body_ = paused_ = failed_ = false;
@@ -136,7 +154,11 @@ void H1Parser::Resume() {
 
 int H1Parser::OnMessageBegin(http_parser* p) {
   H1Parser* s = Self(p);
-  s->head_.Reset();
+  if (s->head_) {
+    s->head_->Reset();
+  } else {
+    s->head_ = TakePooled<H1Head>();  // Reset already
+  }
   s->head_bytes_ = 0;
   s->last_was_value_ = false;
   s->in_message_ = true;
@@ -146,7 +168,7 @@ int H1Parser::OnMessageBegin(http_parser* p) {
 int H1Parser::OnUrl(http_parser* p, const char* at, size_t n) {
   H1Parser* s = Self(p);
   if (!s->CountHead(n)) return s->Reject(431, "the request line and headers are too large");
-  s->head_.target.append(at, n);
+  s->head_->target.append(at, n);
   return 0;
 }
 
@@ -163,12 +185,12 @@ int H1Parser::OnHeaderField(http_parser* p, const char* at, size_t n) {
   // "Host : x" is a smuggling shape (RFC 9112 5.1: reject it).
   if (piece.find_first_of(" \t") != absl::string_view::npos)
     return s->Reject(400, "whitespace in a header name");
-  if (s->last_was_value_ || s->head_.headers.empty()) {
-    if (s->head_.headers.size() >= s->limits_.max_headers)
+  if (s->last_was_value_ || s->head_->headers.empty()) {
+    if (s->head_->headers.size() >= s->limits_.max_headers)
       return s->Reject(431, absl::StrCat("more than ", s->limits_.max_headers, " headers"));
-    s->head_.AddHeader();
+    s->head_->AddHeader();
   }
-  s->head_.headers.back().first.append(piece.data(), piece.size());
+  s->head_->headers.back().first.append(piece.data(), piece.size());
   s->last_was_value_ = false;
   return 0;
 }
@@ -176,21 +198,21 @@ int H1Parser::OnHeaderField(http_parser* p, const char* at, size_t n) {
 int H1Parser::OnHeaderValue(http_parser* p, const char* at, size_t n) {
   H1Parser* s = Self(p);
   if (!s->CountHead(n)) return s->Reject(431, "the headers are too large");
-  if (s->head_.headers.empty()) return s->Reject(400, "a header value without a name");
+  if (s->head_->headers.empty()) return s->Reject(400, "a header value without a name");
   // http-parser joins an obs-fold continuation line to the value as a
   // second piece; a second piece is otherwise only the rest of a value cut
   // by the end of a Feed.
   if (s->last_was_value_ && (at != s->feed_start_ || s->prev_feed_ended_line_))
     return s->Reject(400, absl::StrCat("a folded line in header '",
-                                       s->head_.headers.back().first.substr(0, 64), "'"));
-  s->head_.headers.back().second.append(at, n);
+                                       s->head_->headers.back().first.substr(0, 64), "'"));
+  s->head_->headers.back().second.append(at, n);
   s->last_was_value_ = true;
   return 0;
 }
 
 int H1Parser::OnHeadersComplete(http_parser* p) {
   H1Parser* s = Self(p);
-  H1Head& h = s->head_;
+  H1Head& h = *s->head_;
   for (auto& [name, value] : h.headers) {
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
   }

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proxy/common/object_pool.h"
 
 namespace shunt::proxy::http {
 
@@ -51,6 +52,9 @@ struct H1Head {
   void Reset();
   // As new, and what it kept is given back (a connection gone idle).
   void Release();
+  // For object_pool.h: a head whose strings grew past this is not kept.
+  bool KeepInPool() const;
+  static constexpr size_t kMaxKeptBytes = 16 * 1024;
 };
 
 class H1Parser {
@@ -88,12 +92,18 @@ class H1Parser {
   void Resume();
   // As new, for another connection (not from inside a Handler call).
   void Reset();
+  // Between messages: the head's memory goes back to the thread's pool
+  // (an idle connection keeps none); the next message takes one again.
+  void ReleaseHead() {
+    if (!in_message_) head_.reset();
+  }
   bool paused() const { return paused_; }
   // Between messages (nothing of the next one read yet).
   bool idle() const { return !in_message_; }
   int error_status() const { return error_status_; }
 
  private:
+  static const http_parser_settings& Settings();
   static int OnMessageBegin(http_parser* p);
   static int OnUrl(http_parser* p, const char* at, size_t n);
   static int OnStatus(http_parser* p, const char* at, size_t n);
@@ -110,8 +120,7 @@ class H1Parser {
   Limits limits_;
   Handler* handler_;
   http_parser parser_;
-  http_parser_settings settings_;
-  H1Head head_;
+  Pooled<H1Head> head_;  // while a message is read, and until ReleaseHead
   size_t head_bytes_ = 0;
   bool last_was_value_ = false;
   // Where the current Feed's bytes begin, and whether the previous Feed

@@ -69,6 +69,7 @@ std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstrea
         // As after a read: all of it taken, the block goes back to the
         // thread's pool (else every idle connection would keep 4 KiB).
         if (q->down_.in.empty()) q->down_.in.Release();
+        q->ShedIdleMemory();
         q->UpdateInterest();
       }
     });
@@ -132,6 +133,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
     // connection holds no buffer).
     if (!done_ && s.in.empty()) s.in.Release();
   }
+  ShedIdleMemory();
   if (!done_) UpdateInterest();
 }
 
@@ -219,9 +221,9 @@ void H1Proxy::ParseRequests() {
         return;
       }
       CloseUpstream();
-      record_ = Record{.reason = why};
+      Mem().record = Record{.reason = why};
       AnswerLocally(requests_.error_status(), why, /*close=*/true);
-      if (hooks_.on_request) hooks_.on_request(record_);
+      if (hooks_.on_request) hooks_.on_request(Mem().record);
       in_exchange_ = false;
       Flush(down_);
       return;
@@ -348,8 +350,10 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   local_ = false;
   request_done_ = response_done_ = response_started_ = interim_ = false;
   started_ = std::chrono::steady_clock::now();
-  record_.Reset();  // its strings keep what they hold for the next request
-  record_.method = h.method;
+  ExchangeMemory& mem = Mem();
+  Record& record = mem.record;
+  record.Reset();  // its strings keep what they hold for the next request
+  record.method = h.method;
   head_request_ = h.method == "HEAD";
   request_upgrade_ = h.upgrade;
   // h2c (RFC 7540 3.2; RFC 9113 dropped it): after its 101 the connection
@@ -361,7 +365,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   upgrade_forwarded_ = h.upgrade;
   client_keep_alive_ = h.keep_alive;
   // Kept across requests: its header list grows once.
-  RequestView& view = view_;
+  RequestView& view = mem.view;
   view.method = h.method;
   view.path = absl::string_view(h.target).substr(0, h.target.find('?'));
   view.headers.clear();
@@ -370,10 +374,10 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   Verdict& v = attempt_rules_;
   v.Reset();
   if (hooks_.judge) hooks_.judge(h, view, &v);
-  record_.route = v.route;
-  record_.reason = v.reason;  // allowed with a reason: permissive mode's would-deny
-  record_.state = v.state;
-  if (!v.reason.empty()) record_.path.assign(view.path.data(), view.path.size());
+  record.route = v.route;
+  record.reason = v.reason;  // allowed with a reason: permissive mode's would-deny
+  record.state = v.state;
+  if (!v.reason.empty()) record.path.assign(view.path.data(), view.path.size());
   if (!v.allow) {
     // No attempt: nothing to tell the balancer, nothing to retry.
     v.endpoint = -1;
@@ -396,11 +400,11 @@ void H1Proxy::OnRequestHead(H1Head& h) {
       attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
   Arm(timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
   // The trace goes on with a span of this hop's (W3C, and B3 if it came so).
-  StartHop(h.headers, Bits(), &span_);
-  Propagate(span_, &h.headers, &h.spare);
-  record_.trace_id = span_.trace_id;
-  record_.span_id = span_.span_id;
-  record_.parent_id = span_.parent_id;
+  StartHop(h.headers, Bits(), &mem.span);
+  Propagate(mem.span, &h.headers, &h.spare);
+  record.trace_id = mem.span.trace_id;
+  record.span_id = mem.span.span_id;
+  record.parent_id = mem.span.parent_id;
   request_framing_ = h.chunked               ? Framing::kChunked
                      : h.content_length >= 0 ? Framing::kLength
                                              : Framing::kNone;
@@ -408,7 +412,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   WriteRequestHead(h, {}, request_framing_, &up_.out);
   if (replayable_) replay_.Append(up_.out.view().substr(before));
   attempt_started_ = std::chrono::steady_clock::now();
-  record_.upstream = upstream_addr_;
+  record.upstream = upstream_addr_;
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
   if (head_request_) responses_.ExpectNoBody();
 }
@@ -460,7 +464,7 @@ void H1Proxy::OnResponseHead(H1Head& h) {
     return;
   }
   response_started_ = true;
-  record_.status = h.status;
+  Mem().record.status = h.status;
   if (waiting_ == Wait::kResponse) Arm(Wait::kNone);
   if (h.status == 101 && !upgrade_forwarded_) {
     // A switch nobody asked the server for (or one the proxy declined):
@@ -521,9 +525,9 @@ void H1Proxy::OnResponseEnd() {
 
 void H1Proxy::AnswerLocally(int status, const std::string& reason, bool close) {
   local_ = true;
-  record_.local = true;
-  record_.status = status;
-  if (record_.reason.empty()) record_.reason = reason;
+  Mem().record.local = true;
+  Mem().record.status = status;
+  if (Mem().record.reason.empty()) Mem().record.reason = reason;
   HeaderList extra = {{"x-shunt-denied", reason.substr(0, 128)}};
   if (status != 403) extra[0].first = "x-shunt-error";
   WriteLocalResponse(status, extra, absl::StrCat(ReasonPhrase(status), ": ", reason, "\n"), close,
@@ -534,10 +538,10 @@ void H1Proxy::AnswerLocally(int status, const std::string& reason, bool close) {
 void H1Proxy::FinishExchange() {
   if (!in_exchange_ || !request_done_ || !response_done_) return;
   in_exchange_ = false;
-  record_.micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::steady_clock::now() - started_)
-                       .count();
-  if (hooks_.on_request) hooks_.on_request(record_);
+  Mem().record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - started_)
+                            .count();
+  if (hooks_.on_request) hooks_.on_request(Mem().record);
   Arm(upgraded_ ? Wait::kNone : Wait::kIdle);
   if (down_.eof) closing_ = true;
   if (closing_ || upgraded_) return;  // flushed by the caller
@@ -548,8 +552,19 @@ void H1Proxy::FinishExchange() {
     if (p->done_) return;
     p->requests_.Resume();
     p->ParseRequests();
+    p->ShedIdleMemory();
     p->UpdateInterest();
   });
+}
+
+void H1Proxy::ShedIdleMemory() {
+  if (done_ || in_exchange_ || upgraded_ || !down_.in.empty()) return;
+  requests_.ReleaseHead();   // kept while a message is half read
+  responses_.ReleaseHead();  // (an answer nobody asked for)
+  exchange_.reset();
+  replay_.Release();
+  // The router's state of the last request (a service's pick).
+  attempt_rules_.state.reset();
 }
 
 void H1Proxy::Arm(Wait what) {
@@ -596,9 +611,9 @@ void H1Proxy::OnTimeout(Wait what) {
       Finish();  // nothing in flight: a quiet close
       return;
     case Wait::kHead:
-      record_ = Record{.reason = "request-head-timeout"};
+      Mem().record = Record{.reason = "request-head-timeout"};
       AnswerLocally(408, "request-head-timeout", /*close=*/true);
-      if (hooks_.on_request) hooks_.on_request(record_);
+      if (hooks_.on_request) hooks_.on_request(Mem().record);
       in_exchange_ = false;
       Flush(down_);
       return;
@@ -675,8 +690,8 @@ void H1Proxy::Finish() {
   idle_.clear();
   EndAttempt(false, -1);  // cut off: the endpoint is not to blame
   if (in_exchange_ && hooks_.on_request) {
-    record_.status = response_done_ ? record_.status : 0;
-    hooks_.on_request(record_);
+    Mem().record.status = response_done_ ? Mem().record.status : 0;
+    hooks_.on_request(Mem().record);
     in_exchange_ = false;
   }
   done_ = true;
@@ -714,18 +729,18 @@ void H1Proxy::EndAttempt(bool failure, int status) {
 }
 
 bool H1Proxy::TryRetry(bool allowed_for_failure) {
-  if (!allowed_for_failure || !replayable_ || record_.retries >= attempt_rules_.retries ||
+  if (!allowed_for_failure || !replayable_ || Mem().record.retries >= attempt_rules_.retries ||
       !hooks_.retry)
     return false;
   return hooks_.retry(attempt_rules_.state.get(), &retry_to_, &retry_endpoint_);
 }
 
 void H1Proxy::StartRetry() {
-  ++record_.retries;
+  ++Mem().record.retries;
   retry_pending_ = discarding_ = false;
   CloseUpstream();  // with what it had of the failed attempt
   upstream_addr_ = retry_to_;
-  record_.upstream = retry_to_;
+  Mem().record.upstream = retry_to_;
   SwitchUpstream(retry_to_);  // a kept connection to it, if there is one
   attempt_rules_.endpoint = retry_endpoint_;
   up_.out.Append(replay_.view());

@@ -20,6 +20,7 @@
 
 #include "agent/lib/unique_fd.h"
 #include "proxy/common/byte_buffer.h"
+#include "proxy/common/object_pool.h"
 #include "proxy/http/exchange_hooks.h"
 #include "proxy/http/h1_parser.h"
 #include "proxy/http/h1_writer.h"
@@ -169,9 +170,26 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   bool client_keep_alive_ = true;
   Framing request_framing_ = Framing::kNone, response_framing_ = Framing::kNone;
   bool response_started_ = false;  // a head went downstream
-  Record record_;
-  RequestView view_;  // the request as the judge sees it
-  HopSpan span_;      // this hop's span of the current request
+  // What a request in flight needs and an idle connection does not keep
+  // (object_pool.h): taken on first use, given back by ShedIdleMemory.
+  struct ExchangeMemory {
+    Record record;
+    RequestView view;  // the request as the judge sees it
+    HopSpan span;      // this hop's span of the current request
+    void Reset() {
+      record.Reset();
+      view.headers.clear();
+    }
+    bool KeepInPool() const { return true; }
+  };
+  Pooled<ExchangeMemory> exchange_;
+  ExchangeMemory& Mem() {
+    if (!exchange_) exchange_ = TakePooled<ExchangeMemory>();
+    return *exchange_;
+  }
+  // Between requests, nothing more read: the exchange's memory, the
+  // parsers' heads and the replay buffer go back to the thread's pools.
+  void ShedIdleMemory();
   // The current request's attempts: its verdict's endpoint and retry
   // rules, its bytes kept for a retry (while small and idempotent), and a
   // retry decided while its failed response is being read.
