@@ -143,7 +143,9 @@ int main(int argc, char** argv) {
   if (const std::string otlp = absl::GetFlag(FLAGS_trace_otlp_endpoint); !otlp.empty()) {
     auto url = shunt::proxy::SpanExporter::TracesUrl(otlp);
     if (!url.ok()) return fail(url.status());
-    shared.spans = std::make_unique<shunt::proxy::SpanExporter>(*url, absl::GetFlag(FLAGS_node));
+    auto spans = shunt::proxy::SpanExporter::Start(*url, absl::GetFlag(FLAGS_node));
+    if (!spans.ok()) return fail(spans.status());
+    shared.spans = *std::move(spans);
     spdlog::info("exporting the L7 layer's spans to {}", *url);
   }
   auto rt = FirstConfig(control);

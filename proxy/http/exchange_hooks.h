@@ -118,6 +118,10 @@ struct ExchangeHooks {
   // A retry of the request whose verdict holds `state` is wanted: true
   // (and where to) if the budget allows it and there is somewhere to go.
   std::function<bool(ExchangeState* state, Destination* next, int* endpoint)> retry;
+  // What the hooks work on, kept alive as long as they are: the hooks
+  // capture a plain pointer to it, small enough for std::function to hold
+  // without a heap allocation each (an idle connection's memory).
+  std::shared_ptr<void> owner;
 };
 
 }  // namespace shunt::proxy::http

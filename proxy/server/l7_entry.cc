@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "proxy/common/socket_ops.h"
 #include "proxy/http/h1_proxy.h"
@@ -125,29 +127,39 @@ void Worker::ExportSpan(const L7Flow& flow, const std::string& destination,
   shared_->spans->Add(std::move(s));
 }
 
+// What one L7 connection's hooks work on, in one allocation: the hooks
+// capture a pointer to it (ExchangeHooks::owner keeps it alive), so none
+// of them needs a heap block of its own.
+struct L7Entry::Connection {
+  Connection(Worker* worker, L7Flow f) : w(worker), flow(std::move(f)) {}
+  Worker* w;
+  const L7Flow flow;
+  std::vector<int> scratch;                 // the policy's matches
+  std::unique_ptr<L7ServiceRouter> router;  // a service balanced per request
+};
+
 // A service balanced per request: its router picks each request's
 // endpoint and judges policy against it, learns from each attempt, and
 // picks again for a retry.
-void L7Entry::ServiceHooks(Worker* w, const std::shared_ptr<const L7Flow>& flow,
-                           http::H1Proxy::Hooks* hooks) {
+void L7Entry::ServiceHooks(Connection* c, http::H1Proxy::Hooks* hooks) {
+  Worker* w = c->w;
   auto rt = w->shared().runtime.Get();
-  auto router = std::make_shared<L7ServiceRouter>(
+  c->router = std::make_unique<L7ServiceRouter>(
       L7ServiceRouter::Env{.balancers = &w->l7_balancers(*rt),
-                           .source = flow->source_identity,
-                           .source_text = flow->source_text,
+                           .source = c->flow.source_identity,
+                           .source_text = c->flow.source_text,
                            .enforce = w->shared().policy.Enforcing(),
                            .stats = &w->stats()},
-      flow->service);
-  hooks->judge = [w, router](const http::H1Head&, const http::RequestView& view,
-                             http::ExchangeVerdict* v) {
-    router->Route(*w->shared().runtime.Get(), view, v);
+      c->flow.service);
+  hooks->judge = [c](const http::H1Head&, const http::RequestView& view, http::ExchangeVerdict* v) {
+    c->router->Route(*c->w->shared().runtime.Get(), view, v);
   };
-  hooks->on_request = [w, flow, router](const http::H1Proxy::Record& r) {
-    w->L7Request(*flow, router->DestinationText(r.state.get()), r);
+  hooks->on_request = [c](const http::H1Proxy::Record& r) {
+    c->w->L7Request(c->flow, c->router->DestinationText(r.state.get()), r);
   };
-  hooks->on_attempt = [router](const http::ExchangeAttempt& a) { router->Finished(a); };
-  hooks->retry = [w, router](http::ExchangeState* state, Destination* next, int* endpoint) {
-    return router->Retry(*w->shared().runtime.Get(), state, next, endpoint);
+  hooks->on_attempt = [c](const http::ExchangeAttempt& a) { c->router->Finished(a); };
+  hooks->retry = [c](http::ExchangeState* state, Destination* next, int* endpoint) {
+    return c->router->Retry(*c->w->shared().runtime.Get(), state, next, endpoint);
   };
 }
 
@@ -232,36 +244,39 @@ void L7Entry::Decide(http::Detected what) {
   options.head_timeout_ms = limits.header_timeout_ms;
   options.idle_timeout_ms = limits.idle_timeout_ms;
   http::H1Proxy::Hooks hooks;
-  // One copy for the connection's hooks to share.
-  auto flow = std::make_shared<const L7Flow>(std::move(flow_));
-  hooks.judge = [w, flow, scratch = std::make_shared<std::vector<int>>()](
-                    const http::H1Head&, const http::RequestView& view, http::ExchangeVerdict* v) {
-    auto rt = w->shared().runtime.Get();
-    http::L7Policy::Decision d = rt->l7->Judge(flow->source_identity, flow->destination_identity,
-                                               flow->destination.port, view, scratch.get());
+  auto conn = std::make_shared<Connection>(w, std::move(flow_));
+  hooks.owner = conn;
+  Connection* c = conn.get();
+  const L7Flow& flow = c->flow;
+  hooks.judge = [c](const http::H1Head&, const http::RequestView& view, http::ExchangeVerdict* v) {
+    auto rt = c->w->shared().runtime.Get();
+    http::L7Policy::Decision d =
+        rt->l7->Judge(c->flow.source_identity, c->flow.destination_identity,
+                      c->flow.destination.port, view, &c->scratch);
     // Into the verdict's strings: no allocation once they have grown.
     v->route.assign(d.route.data(), d.route.size());
     v->reason.assign(d.reason.data(), d.reason.size());
     // Permissive policy mode: judged and reported, forwarded all the same.
-    v->allow = d.allow || !w->shared().policy.Enforcing();
+    v->allow = d.allow || !c->w->shared().policy.Enforcing();
   };
-  hooks.on_request = [w, flow](const http::H1Proxy::Record& r) {
-    w->L7Request(*flow, flow->destination_text, r);
+  hooks.on_request = [c](const http::H1Proxy::Record& r) {
+    c->w->L7Request(c->flow, c->flow.destination_text, r);
   };
-  if (flow->service) ServiceHooks(w, flow, &hooks);
+  if (flow.service) ServiceHooks(c, &hooks);
   hooks.on_done = [w](const void* p) {
     w->L7ConnectionEnded();
     w->L7Done(p);
   };
-  hooks.open_upstream = [w, flow](const Destination& to, bool* connected) {
+  hooks.open_upstream = [c](const Destination& to, bool* connected) {
+    Worker* w = c->w;
     // A service's endpoint on another node: through a tunnel stream.
-    if (flow->service && w->shared().runtime.Get()->NodeOfRemotePod(to.AddressText())) {
+    if (c->flow.service && w->shared().runtime.Get()->NodeOfRemotePod(to.AddressText())) {
       *connected = true;
-      return w->OpenTunnelStream(*flow, to);
+      return w->OpenTunnelStream(c->flow, to);
     }
     SourceKept kept = SourceKept::kNotAsked;
     lib::UniqueFd fd =
-        OpenPodSocket(to, w->shared().options.transparent ? &flow->source : nullptr, &kept);
+        OpenPodSocket(to, w->shared().options.transparent ? &c->flow.source : nullptr, &kept);
     if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
     return fd;
   };
@@ -270,13 +285,13 @@ void L7Entry::Decide(http::Detected what) {
     http::H2Proxy::Options h2;
     h2.limits.max_header_list = limits.max_header_bytes;
     h2.idle_timeout_ms = limits.idle_timeout_ms;
-    auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow->destination, h2,
+    auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow.destination, h2,
                                   std::move(hooks), first_);
     if (p) w->KeepL7(p.get(), p);
     if (!p) w->L7ConnectionEnded();
     return w->L7Done(this);
   }
-  auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow->destination, options,
+  auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow.destination, options,
                                 std::move(hooks), first_);
   if (p) w->KeepL7(p.get(), p);
   if (!p) w->L7ConnectionEnded();

@@ -53,8 +53,8 @@ class L7Entry : public EventLoop::Watcher, public std::enable_shared_from_this<L
   // Hands the connection on (or refuses it) once the protocol is known.
   void Decide(http::Detected what);
   void Close(bool reset);
-  static void ServiceHooks(Worker* w, const std::shared_ptr<const L7Flow>& flow,
-                           http::H1Proxy::Hooks* hooks);
+  struct Connection;
+  static void ServiceHooks(Connection* c, http::H1Proxy::Hooks* hooks);
 
   Worker* worker_;
   lib::UniqueFd socket_;

@@ -1,8 +1,10 @@
 #include "proxy/server/span_exporter.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <chrono>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -39,9 +41,67 @@ absl::StatusOr<std::string> SpanExporter::TracesUrl(const std::string& endpoint)
   return endpoint;
 }
 
-SpanExporter::SpanExporter(std::string traces_url, std::string node)
-    : url_(std::move(traces_url)), node_(std::move(node)) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+// The libcurl calls the exporter makes, looked up once in libcurl.so.4
+// (linked, libcurl would be mapped with gnutls, krb5, ldap, ssh2... and
+// their constructors run in every proxy, exporting or not).
+struct SpanExporter::Curl {
+  CURLcode (*global_init)(long);
+  CURL* (*easy_init)();
+  curl_slist* (*slist_append)(curl_slist*, const char*);
+  CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+  CURLcode (*easy_perform)(CURL*);
+  CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+  void (*slist_free_all)(curl_slist*);
+  void (*easy_cleanup)(CURL*);
+  const char* (*easy_strerror)(CURLcode);
+};
+
+namespace {
+
+absl::StatusOr<const SpanExporter::Curl*> LoadCurl() {
+  static const absl::StatusOr<const SpanExporter::Curl*> curl =
+      []() -> absl::StatusOr<const SpanExporter::Curl*> {
+    void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--trace-otlp-endpoint: span export needs libcurl (libcurl.so.4): ", dlerror()));
+    auto* c = new SpanExporter::Curl;  // for the process's life, as the library
+    std::string missing;
+    auto find = [&](auto* fn, const char* name) {
+      *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(dlsym(lib, name));
+      if (!*fn) absl::StrAppend(&missing, missing.empty() ? "" : ", ", name);
+    };
+    find(&c->global_init, "curl_global_init");
+    find(&c->easy_init, "curl_easy_init");
+    find(&c->slist_append, "curl_slist_append");
+    find(&c->easy_setopt, "curl_easy_setopt");
+    find(&c->easy_perform, "curl_easy_perform");
+    find(&c->easy_getinfo, "curl_easy_getinfo");
+    find(&c->slist_free_all, "curl_slist_free_all");
+    find(&c->easy_cleanup, "curl_easy_cleanup");
+    find(&c->easy_strerror, "curl_easy_strerror");
+    if (!missing.empty())
+      return absl::FailedPreconditionError(
+          absl::StrCat("--trace-otlp-endpoint: libcurl.so.4 lacks ", missing));
+    if (c->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      return absl::InternalError("--trace-otlp-endpoint: curl_global_init failed");
+    return c;
+  }();
+  return curl;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SpanExporter>> SpanExporter::Start(std::string traces_url,
+                                                                  std::string node) {
+  auto curl = LoadCurl();
+  if (!curl.ok()) return curl.status();
+  return std::unique_ptr<SpanExporter>(
+      new SpanExporter(*curl, std::move(traces_url), std::move(node)));
+}
+
+SpanExporter::SpanExporter(const Curl* curl, std::string traces_url, std::string node)
+    : curl_(curl), url_(std::move(traces_url)), node_(std::move(node)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -98,26 +158,27 @@ void SpanExporter::Run() {
 }
 
 bool SpanExporter::Post(const std::string& body, std::string* error) {
-  CURL* curl = curl_easy_init();
+  const Curl& c = *curl_;
+  CURL* curl = c.easy_init();
   if (!curl) {
     *error = "curl_easy_init failed";
     return false;
   }
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Discard);
-  const CURLcode rc = curl_easy_perform(curl);
+  curl_slist* headers = c.slist_append(nullptr, "Content-Type: application/json");
+  c.easy_setopt(curl, CURLOPT_URL, url_.c_str());
+  c.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  c.easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  c.easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  c.easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
+  c.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  c.easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Discard);
+  const CURLcode rc = c.easy_perform(curl);
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  c.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  c.slist_free_all(headers);
+  c.easy_cleanup(curl);
   if (rc != CURLE_OK) {
-    *error = curl_easy_strerror(rc);
+    *error = c.easy_strerror(rc);
     return false;
   }
   if (status < 200 || status >= 300) {

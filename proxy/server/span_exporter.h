@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,14 +42,19 @@ class SpanExporter {
  public:
   static constexpr size_t kMaxQueued = 8192;
   static constexpr size_t kBatch = 512;
+  struct Curl;  // libcurl's functions, from dlopen (span_exporter.cc)
 
   // `endpoint`: the collector's base URL (http://host:4318, to which
   // /v1/traces is added) or its traces URL (one with a path). Refused
   // unless http:// or https://.
   static absl::StatusOr<std::string> TracesUrl(const std::string& endpoint);
 
-  // Starts the exporting thread. `node`: the resource's k8s.node.name.
-  SpanExporter(std::string traces_url, std::string node);
+  // Loads libcurl (only now: a proxy that exports nothing never maps it
+  // and the score of libraries it pulls in, ~3 MiB of its resident
+  // memory) and starts the exporting thread. `node`: the resource's
+  // k8s.node.name. An error if libcurl cannot be loaded.
+  static absl::StatusOr<std::unique_ptr<SpanExporter>> Start(std::string traces_url,
+                                                             std::string node);
   ~SpanExporter();  // posts what is queued (one try), then stops
   SpanExporter(const SpanExporter&) = delete;
   SpanExporter& operator=(const SpanExporter&) = delete;
@@ -63,9 +69,11 @@ class SpanExporter {
   uint64_t failed_posts() const { return failed_posts_.load(std::memory_order_relaxed); }
 
  private:
+  SpanExporter(const Curl* curl, std::string traces_url, std::string node);
   void Run();
   bool Post(const std::string& body, std::string* error);
 
+  const Curl* curl_;
   const std::string url_, node_;
   std::mutex mu_;
   std::condition_variable wake_;

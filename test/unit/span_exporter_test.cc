@@ -135,7 +135,10 @@ bool WaitFor(const std::function<bool()>& done) {
 
 TEST(SpanExporterTest, SpansArePostedToTheCollector) {
   Collector collector;
-  SpanExporter exporter(collector.url(), "node-a");
+  // libcurl is loaded here (dlopen), not at the proxy's start.
+  auto started = SpanExporter::Start(collector.url(), "node-a");
+  ASSERT_TRUE(started.ok()) << started.status();
+  SpanExporter& exporter = **started;
   for (int i = 1; i <= 3; ++i) exporter.Add(OneSpan(i));
   ASSERT_TRUE(WaitFor([&] { return exporter.exported() == 3; }));
   const std::string got = collector.requests();
@@ -154,7 +157,10 @@ TEST(SpanExporterTest, ACollectorThatIsDownCostsSpansCountedNeverAWait) {
   socklen_t len = sizeof(a);
   getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
   close(s);
-  SpanExporter exporter(absl::StrCat("http://127.0.0.1:", ntohs(a.sin_port), "/v1/traces"), "n");
+  auto started =
+      SpanExporter::Start(absl::StrCat("http://127.0.0.1:", ntohs(a.sin_port), "/v1/traces"), "n");
+  ASSERT_TRUE(started.ok()) << started.status();
+  SpanExporter& exporter = **started;
   const auto before = std::chrono::steady_clock::now();
   for (int i = 0; i < 2; ++i) exporter.Add(OneSpan(1));
   EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(100));
