@@ -41,7 +41,8 @@ absl::BitGen& Bits() {
 std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstream,
                                         const Destination& upstream, Options options, Hooks hooks,
                                         absl::string_view already_read) {
-  std::shared_ptr<H1Proxy> p(new H1Proxy(loop, upstream, options, std::move(hooks)));
+  // One allocation for the proxy and its reference counts.
+  auto p = std::make_shared<H1Proxy>(Token{}, loop, upstream, options, std::move(hooks));
   p->down_.fd = std::move(downstream);
   if (!loop->Watch(p->down_.fd.get(), &p->down_, EPOLLIN).ok()) {
     p->down_.fd.Reset();
@@ -77,7 +78,7 @@ std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstrea
   return p;
 }
 
-H1Proxy::H1Proxy(EventLoop* loop, const Destination& upstream, Options options, Hooks hooks)
+H1Proxy::H1Proxy(Token, EventLoop* loop, const Destination& upstream, Options options, Hooks hooks)
     : loop_(loop),
       upstream_addr_(upstream),
       options_(options),
@@ -306,7 +307,7 @@ void H1Proxy::ParseResponses() {
         return;
       }
       EndAttempt(true, 0);
-      if (request_done_ && TryRetry(attempt_rules_.retry_on_reset)) {
+      if (request_done_ && TryRetry(Mem().verdict.retry_on_reset)) {
         StartRetry();
         return;
       }
@@ -371,7 +372,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   view.headers.clear();
   for (const auto& [n, v] : h.headers) view.headers.emplace_back(n, v);
   // Judged into the kept verdict: its strings keep their memory.
-  Verdict& v = attempt_rules_;
+  Verdict& v = mem.verdict;
   v.Reset();
   if (hooks_.judge) hooks_.judge(h, view, &v);
   record.route = v.route;
@@ -389,16 +390,14 @@ void H1Proxy::OnRequestHead(H1Head& h) {
     response_done_ = true;
     return;
   }
-  if (attempt_rules_.upstream && !(*attempt_rules_.upstream == upstream_addr_))
-    SwitchUpstream(*attempt_rules_.upstream);
+  if (v.upstream && !(*v.upstream == upstream_addr_)) SwitchUpstream(*v.upstream);
   // Kept for a retry while idempotent and small enough to hold.
   replay_.clear();
-  replayable_ = attempt_rules_.retries > 0 && Idempotent(h.method) && !h.upgrade &&
+  replayable_ = v.retries > 0 && Idempotent(h.method) && !h.upgrade &&
                 (h.content_length < 0 || static_cast<size_t>(h.content_length) <= kMaxReplay);
   retry_pending_ = discarding_ = false;
-  const int timeout_ms =
-      attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
-  Arm(timeout_ms > 0 ? Wait::kResponse : Wait::kNone);
+  response_timeout_ms_ = v.timeout_ms > 0 ? v.timeout_ms : options_.response_timeout_ms;
+  Arm(response_timeout_ms_ > 0 ? Wait::kResponse : Wait::kNone);
   // The trace goes on with a span of this hop's (W3C, and B3 if it came so).
   StartHop(h.headers, Bits(), &mem.span);
   Propagate(mem.span, &h.headers, &h.spare);
@@ -457,7 +456,7 @@ void H1Proxy::OnResponseHead(H1Head& h) {
   interim_ = false;
   // The attempt's outcome: a 5xx fails it (as retry-on counts it), and
   // may be retried before any of it reaches the client.
-  const bool failed = h.status >= 500 && attempt_rules_.retry_on_5xx;
+  const bool failed = h.status >= 500 && Mem().verdict.retry_on_5xx;
   EndAttempt(failed, h.status);
   if (failed && request_done_ && TryRetry(true)) {
     retry_pending_ = discarding_ = true;
@@ -563,14 +562,11 @@ void H1Proxy::ShedIdleMemory() {
   responses_.ReleaseHead();  // (an answer nobody asked for)
   exchange_.reset();
   replay_.Release();
-  // The router's state of the last request (a service's pick).
-  attempt_rules_.state.reset();
 }
 
 void H1Proxy::Arm(Wait what) {
   waiting_ = what;
-  const int response_ms =
-      attempt_rules_.timeout_ms > 0 ? attempt_rules_.timeout_ms : options_.response_timeout_ms;
+  const int response_ms = response_timeout_ms_;
   const int ms = what == Wait::kIdle       ? options_.idle_timeout_ms
                  : what == Wait::kHead     ? options_.head_timeout_ms
                  : what == Wait::kResponse ? response_ms
@@ -588,11 +584,13 @@ void H1Proxy::StartTimer(EventLoop::Clock::time_point at) {
   if (timer_ != 0) loop_->Cancel(timer_);
   timer_due_ = at;
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(at - EventLoop::Clock::now());
-  timer_ = loop_->After(std::max(left, std::chrono::milliseconds(1)), [weak = weak_from_this()] {
-    auto p = weak.lock();
-    if (!p || p->done_) return;
-    p->timer_ = 0;
-    p->OnTimer();
+  // `this` alone (held inline by the std::function, no heap block): the
+  // destructor cancels the timer.
+  timer_ = loop_->After(std::max(left, std::chrono::milliseconds(1)), [this] {
+    timer_ = 0;
+    if (done_) return;
+    auto self = shared_from_this();  // OnTimer may end the connection
+    OnTimer();
   });
 }
 
@@ -709,30 +707,32 @@ void H1Proxy::UpstreamConnectFailed(const std::string& why) {
   CloseUpstream();
   if (!in_exchange_ || response_started_ || local_) return;
   EndAttempt(true, 0);
-  if (TryRetry(attempt_rules_.retry_on_connect_failure)) return StartRetry();
+  if (TryRetry(Mem().verdict.retry_on_connect_failure)) return StartRetry();
   AnswerLocally(502, why, !client_keep_alive_);
   response_done_ = true;
   FinishExchange();
 }
 
 void H1Proxy::EndAttempt(bool failure, int status) {
-  if (attempt_rules_.endpoint < 0) return;  // told already, or no picker
-  Attempt a{.endpoint = attempt_rules_.endpoint,
+  if (!exchange_) return;  // between requests: no attempt
+  Verdict& rules = exchange_->verdict;
+  if (rules.endpoint < 0) return;  // told already, or no picker
+  Attempt a{.endpoint = rules.endpoint,
             .latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                               std::chrono::steady_clock::now() - attempt_started_)
                               .count(),
             .failure = failure,
             .status = status,
-            .state = attempt_rules_.state.get()};
-  attempt_rules_.endpoint = -1;
+            .state = rules.state.get()};
+  rules.endpoint = -1;
   if (hooks_.on_attempt) hooks_.on_attempt(a);
 }
 
 bool H1Proxy::TryRetry(bool allowed_for_failure) {
-  if (!allowed_for_failure || !replayable_ || Mem().record.retries >= attempt_rules_.retries ||
+  if (!allowed_for_failure || !replayable_ || Mem().record.retries >= Mem().verdict.retries ||
       !hooks_.retry)
     return false;
-  return hooks_.retry(attempt_rules_.state.get(), &retry_to_, &retry_endpoint_);
+  return hooks_.retry(Mem().verdict.state.get(), &retry_to_, &retry_endpoint_);
 }
 
 void H1Proxy::StartRetry() {
@@ -742,7 +742,7 @@ void H1Proxy::StartRetry() {
   upstream_addr_ = retry_to_;
   Mem().record.upstream = retry_to_;
   SwitchUpstream(retry_to_);  // a kept connection to it, if there is one
-  attempt_rules_.endpoint = retry_endpoint_;
+  Mem().verdict.endpoint = retry_endpoint_;
   up_.out.Append(replay_.view());
   attempt_started_ = std::chrono::steady_clock::now();
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");

@@ -32,6 +32,10 @@
 namespace shunt::proxy::http {
 
 class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
+  struct Token {
+    explicit Token() = default;
+  };
+
  public:
   using Verdict = ExchangeVerdict;
   using Attempt = ExchangeAttempt;
@@ -58,6 +62,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   static std::shared_ptr<H1Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
                                         const Destination& upstream, Options options, Hooks hooks,
                                         absl::string_view already_read = {});
+  // Start's make_shared only (no one outside can name a Token).
+  H1Proxy(Token, EventLoop* loop, const Destination& upstream, Options options, Hooks hooks);
   ~H1Proxy();
   H1Proxy(const H1Proxy&) = delete;
   H1Proxy& operator=(const H1Proxy&) = delete;
@@ -98,7 +104,6 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   static constexpr size_t kMaxIdle = 4;
   void DropIdle(Idle* idle);
 
-  H1Proxy(EventLoop* loop, const Destination& upstream, Options options, Hooks hooks);
   void OnEvents(Side& s, uint32_t events);
   bool ReadInto(Side& s);
   bool Flush(Side& s);
@@ -176,9 +181,12 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     Record record;
     RequestView view;  // the request as the judge sees it
     HopSpan span;      // this hop's span of the current request
+    // The request's verdict: its endpoint and retry rules for each attempt.
+    Verdict verdict;
     void Reset() {
       record.Reset();
       view.headers.clear();
+      verdict.Reset();
     }
     bool KeepInPool() const { return true; }
   };
@@ -194,7 +202,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   // rules, its bytes kept for a retry (while small and idempotent), and a
   // retry decided while its failed response is being read.
   static constexpr size_t kMaxReplay = 64 * 1024;
-  Verdict attempt_rules_;
+  int response_timeout_ms_ = 0;  // the current request's (its verdict's, or Options')
   bool replayable_ = false;
   ByteBuffer replay_;
   bool retry_pending_ = false;
