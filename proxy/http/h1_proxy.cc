@@ -324,6 +324,18 @@ void H1Proxy::ParseResponses() {
 
 bool H1Proxy::ConnectUpstream() {
   if (up_.fd.valid()) return true;
+  Destination source;
+  if (options_.upstream_pool && PoolSource(&source)) {
+    UpstreamPool::Taken kept = options_.upstream_pool->Take(source, upstream_addr_);
+    if (kept.fd.valid() && loop_->Watch(kept.fd.get(), &up_, 0).ok()) {
+      up_.fd = std::move(kept.fd);
+      up_via_pair_ = kept.via_pair;
+      up_got_bytes_ = true;  // it has answered before
+      up_.eof = false;
+      up_connecting_ = false;
+      return true;
+    }
+  }
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
   bool connected = false;
@@ -564,13 +576,19 @@ void H1Proxy::ShedIdleMemory() {
   replay_.Release();
 }
 
-void H1Proxy::Arm(Wait what) {
+void H1Proxy::Arm(Wait what, int ms) {
+  if (what == Wait::kIdle && options_.upstream_pool && up_.fd.valid() &&
+      options_.idle_timeout_ms > kParkAfter.count()) {
+    what = Wait::kPark;  // first the upstream connection is parked
+    ms = static_cast<int>(kParkAfter.count());
+  }
   waiting_ = what;
-  const int response_ms = response_timeout_ms_;
-  const int ms = what == Wait::kIdle       ? options_.idle_timeout_ms
-                 : what == Wait::kHead     ? options_.head_timeout_ms
-                 : what == Wait::kResponse ? response_ms
-                                           : 0;
+  if (ms < 0) {
+    ms = what == Wait::kIdle       ? options_.idle_timeout_ms
+         : what == Wait::kHead     ? options_.head_timeout_ms
+         : what == Wait::kResponse ? response_timeout_ms_
+                                   : 0;
+  }
   if (ms <= 0) {
     deadline_ = {};  // a pending timer finds nothing due
     return;
@@ -605,6 +623,10 @@ void H1Proxy::OnTimeout(Wait what) {
   switch (what) {
     case Wait::kNone:
       return;
+    case Wait::kPark:
+      ParkUpstream();
+      Arm(Wait::kIdle, options_.idle_timeout_ms - static_cast<int>(kParkAfter.count()));
+      return;
     case Wait::kIdle:
       Finish();  // nothing in flight: a quiet close
       return;
@@ -631,10 +653,44 @@ void H1Proxy::OnTimeout(Wait what) {
   }
 }
 
-void H1Proxy::CloseUpstream() {
-  if (!up_.fd.valid()) return;
+bool H1Proxy::PoolSource(Destination* source) const {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(down_.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    source->family = AF_INET;
+    memcpy(source->addr.data(), &a->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    source->family = AF_INET6;
+    memcpy(source->addr.data(), &a->sin6_addr, 16);
+  } else {
+    return false;
+  }
+  source->port = 0;  // the pod, whatever its port
+  return true;
+}
+
+void H1Proxy::ParkUpstream() {
+  // Clean: no exchange, nothing pending either way, not told to close.
+  if (!options_.upstream_pool || !up_.fd.valid() || up_connecting_ || up_.eof || close_upstream_ ||
+      in_exchange_ || upgraded_ || !up_.in.empty() || !up_.out.empty() || !responses_.idle())
+    return;
+  Destination source;
+  if (!PoolSource(&source)) return;
   loop_->Unwatch(up_.fd.get());
-  up_.fd.Reset();
+  lib::UniqueFd fd = std::move(up_.fd);
+  const bool via_pair = up_via_pair_;
+  CloseUpstream();  // the rest of its state (the socket is the pool's now)
+  options_.upstream_pool->Park(source, upstream_addr_, std::move(fd), via_pair);
+}
+
+void H1Proxy::CloseUpstream() {
+  if (up_.fd.valid()) {
+    loop_->Unwatch(up_.fd.get());
+    up_.fd.Reset();
+  }
   up_.in.clear();
   up_.out.clear();
   up_.eof = false;
@@ -644,6 +700,13 @@ void H1Proxy::CloseUpstream() {
 }
 
 void H1Proxy::SwitchUpstream(const Destination& to) {
+  if (options_.upstream_pool) {
+    // The shared pool keeps it; ConnectUpstream takes one for `to`.
+    if (!in_exchange_) ParkUpstream();
+    CloseUpstream();
+    upstream_addr_ = to;
+    return;
+  }
   // Kept only when nothing of an exchange is left on it.
   const bool reusable = up_.fd.valid() && !up_connecting_ && !up_.eof && !close_upstream_ &&
                         up_.in.empty() && up_.out.empty() && !(upstream_addr_ == to);
@@ -684,6 +747,7 @@ void H1Proxy::DropIdle(Idle* idle) {
 
 void H1Proxy::Finish() {
   if (done_) return;
+  ParkUpstream();  // between requests: another client connection may use it
   for (auto& i : idle_) loop_->Unwatch(i->fd.get());
   idle_.clear();
   EndAttempt(false, -1);  // cut off: the endpoint is not to blame

@@ -26,6 +26,7 @@
 #include "proxy/http/h1_writer.h"
 #include "proxy/http/route_matcher.h"
 #include "proxy/http/trace_context.h"
+#include "proxy/http/upstream_pool.h"
 #include "proxy/loop/event_loop.h"
 #include "proxy/tunnel/connect_authority.h"
 
@@ -55,7 +56,16 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     // No HTTP: relay bytes both ways from the start (permissive mode's
     // treatment of another protocol on an L7 port).
     bool relay = false;
+    // The proxy's shared idle upstream connections (upstream_pool.h): the
+    // upstream connection goes there after kParkAfter without a request,
+    // and when the client's connection ends between requests; a request
+    // with no upstream connection takes one from there first. Shared
+    // between client connections of the same peer address only. Null:
+    // each connection keeps its own (and up to kMaxIdle to other
+    // endpoints).
+    UpstreamPool* upstream_pool = nullptr;
   };
+  static constexpr std::chrono::milliseconds kParkAfter{1000};
 
   // `already_read`: what was read from `downstream` before (protocol
   // detection); it is handled first.
@@ -122,8 +132,15 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   void AnswerLocally(int status, const std::string& reason, bool close);
   void FinishExchange();
   // One timer for the state the connection is in.
-  enum class Wait { kNone, kIdle, kHead, kResponse };
-  void Arm(Wait what);
+  // kPark: idle, the upstream connection to be parked (then kIdle).
+  enum class Wait { kNone, kPark, kIdle, kHead, kResponse };
+  // `ms` < 0: the wait's own timeout.
+  void Arm(Wait what, int ms = -1);
+  // Between requests: the upstream connection goes to the shared pool, if
+  // there is one and the connection is clean.
+  void ParkUpstream();
+  // The client's address, the pool's key (none: not a TCP peer).
+  bool PoolSource(Destination* source) const;
   void StartTimer(EventLoop::Clock::time_point at);
   void OnTimer();
   void OnTimeout(Wait what);

@@ -49,6 +49,8 @@ enum class Stat : int {
   kL7Retries,                 // requests sent again after a failed attempt
   kL7RetriesOverBudget,       // ... not sent again: the service's retry budget was spent
   kL7Http2Connections,        // L7 connections that spoke HTTP/2 (prior knowledge)
+  kL7UpstreamsParked,         // idle upstream HTTP/1.1 connections given to the shared pool
+  kL7UpstreamsReused,         // ... taken from it by a request (no new connection)
   kCount
 };
 
@@ -86,6 +88,8 @@ inline constexpr const char* kStatNames[] = {
     "l7_retries",
     "l7_retries_over_budget",
     "l7_http2_connections",
+    "l7_upstreams_parked",
+    "l7_upstreams_reused",
 };
 
 static_assert(std::size(kStatNames) == static_cast<size_t>(Stat::kCount), "a name per Stat");

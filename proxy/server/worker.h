@@ -80,7 +80,11 @@ struct ProxyShared {
   L7StateBoard l7_state;                // the L7 layer's balancers, per worker
   std::unique_ptr<SpanExporter> spans;  // --trace-otlp-endpoint; null: no export
   std::atomic<int> l7_connections{0};   // open L7 connections, every worker's
-  std::vector<Worker*> workers;         // set before any runs
+  // Idle upstream HTTP/1.1 connections every worker's L7 connections share.
+  http::UpstreamPool upstreams{
+      http::UpstreamPool::Options{.on_park = [this] { stats.Add(Stat::kL7UpstreamsParked); },
+                                  .on_reuse = [this] { stats.Add(Stat::kL7UpstreamsReused); }}};
+  std::vector<Worker*> workers;  // set before any runs
 };
 
 class Worker {

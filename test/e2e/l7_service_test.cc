@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -303,6 +305,58 @@ TEST_F(L7ServiceTest, AFailingEndpointIsEjectedAndProbedBackInOnceHealed) {
                            "shunt_l7_endpoint_ejections_total{service=\"demo/brittle\",port=\"80\","
                            "leaf=\"demo/brittle\",endpoint=\"",
                            local_->ip, ":8082\"} 1")));
+}
+
+// One GET on a kept-alive connection: the answer's head and body.
+absl::StatusOr<std::string> GetOn(int fd, const std::string& path) {
+  SHUNT_RETURN_IF_ERROR(
+      WriteAll(fd, absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: steady\r\n\r\n")));
+  std::string got;
+  for (;;) {
+    const size_t head = got.find("\r\n\r\n");
+    if (head != std::string::npos) {
+      const size_t at = absl::AsciiStrToLower(got).find("content-length: ");
+      if (at == std::string::npos || at > head) return absl::InternalError("no length: " + got);
+      const size_t length = std::stoul(got.substr(at + 16));
+      if (got.size() >= head + 4 + length) return got;
+    }
+    SHUNT_ASSIGN_OR_RETURN(std::string more, ReadExactly(fd, 1));
+    got += more;
+  }
+}
+
+// A client connection idle past a second gives its upstream connection to
+// the proxy's shared pool (HAProxy's http-reuse): the pod's next client
+// connection is served on it, so two client connections hold one
+// connection to the server, not two.
+TEST_F(L7ServiceTest, AnIdleClientsUpstreamConnectionServesThePodsNextClientConnection) {
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd first, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(first.get(), kSteadyVip, 80));
+  ASSERT_OK_AND_ASSIGN(std::string a, GetOn(first.get(), "/one"));
+  EXPECT_THAT(a, HasSubstr("backend=steady status=200 path=/one"));
+  // The state, not a sleep: the proxy says it parked the connection.
+  ASSERT_OK(WaitCounter(*n1_, "l7_upstreams_parked", 1));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd second, n1_->PodSocket(*client_, SOCK_STREAM));
+  ASSERT_OK(ConnectTo(second.get(), kSteadyVip, 80));
+  ASSERT_OK_AND_ASSIGN(std::string b, GetOn(second.get(), "/two"));
+  EXPECT_THAT(b, HasSubstr("backend=steady status=200 path=/two"));
+  ASSERT_OK(WaitCounter(*n1_, "l7_upstreams_reused", 1));  // reported each second
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_upstreams_reused"), 1u);
+  // Seen from the server's pod: one established connection on its port,
+  // from the client pod's address (transparent), while both client
+  // connections are open.
+  ASSERT_OK_AND_ASSIGN(
+      std::string ss,
+      RunInPod(*n1_, *local_, {"ss", "-Htn", "state", "established", "( sport = :8081 )"}));
+  EXPECT_EQ(std::count(ss.begin(), ss.end(), '\n'), 1) << ss;
+  EXPECT_THAT(ss, HasSubstr(client_->ip)) << ss;
+  // Both requests reached the server, each once.
+  const std::string log = Slurp(steady_log_);
+  EXPECT_THAT(log, HasSubstr("steady GET /one "));
+  EXPECT_THAT(log, HasSubstr("steady GET /two "));
+  // The first client connection still works: it takes a connection again.
+  ASSERT_OK_AND_ASSIGN(std::string c, GetOn(first.get(), "/three"));
+  EXPECT_THAT(c, HasSubstr("backend=steady status=200 path=/three"));
 }
 
 }  // namespace
