@@ -125,6 +125,10 @@ ABSL_FLAG(absl::Duration, l7_header_timeout, absl::Seconds(10),
           "(100ms..5m; slow-loris clients get 408)");
 ABSL_FLAG(absl::Duration, l7_idle_timeout, absl::Seconds(60),
           "with --mtls: an L7 connection with no request in flight closes after this (1s..1h)");
+ABSL_FLAG(absl::Duration, l7_connect_timeout, absl::Seconds(5),
+          "with --mtls: an L7 request's upstream connection must be established within this "
+          "(100ms..5m); past it the attempt fails as a connect failure (retried elsewhere "
+          "with retry-on connect-failure, else 502)");
 ABSL_FLAG(absl::Duration, proxy_handshake_timeout, absl::Seconds(10),
           "with --mtls: a tunnel's TCP connect and TLS handshake must complete within this "
           "(100ms..5m); a peer that never finishes is dropped and counted");
@@ -194,6 +198,7 @@ int main(int argc, char** argv) {
       .l7_max_headers = absl::GetFlag(FLAGS_l7_max_headers),
       .l7_header_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_header_timeout)),
       .l7_idle_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_idle_timeout)),
+      .l7_connect_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_connect_timeout)),
       .proxy_handshake_timeout_ms =
           absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_proxy_handshake_timeout)),
   };

@@ -49,7 +49,8 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
                absl::StrCat("--l7-max-header-bytes=", o.l7_max_header_bytes),
                absl::StrCat("--l7-max-headers=", o.l7_max_headers),
                absl::StrCat("--l7-header-timeout-ms=", o.l7_header_timeout_ms),
-               absl::StrCat("--l7-idle-timeout-ms=", o.l7_idle_timeout_ms)},
+               absl::StrCat("--l7-idle-timeout-ms=", o.l7_idle_timeout_ms),
+               absl::StrCat("--l7-connect-timeout-ms=", o.l7_connect_timeout_ms)},
       .cgroup = o.proxy_cgroup,
       .pid_file = o.proxy_pid_file});
   config_.mode = o.mode;

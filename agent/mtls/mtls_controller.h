@@ -46,6 +46,7 @@ struct MtlsOptions {
   int l7_max_headers = 100;
   int64_t l7_header_timeout_ms = 10000;
   int64_t l7_idle_timeout_ms = 60000;
+  int64_t l7_connect_timeout_ms = 5000;
 };
 
 class MtlsController : public agent::Controller {

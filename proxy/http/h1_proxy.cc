@@ -354,6 +354,12 @@ bool H1Proxy::ConnectUpstream() {
   }
   up_.eof = false;
   up_connecting_ = !connected;
+  connect_deadline_ = {};
+  if (up_connecting_ && options_.connect_timeout_ms > 0) {
+    connect_deadline_ =
+        EventLoop::Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms);
+    if (timer_ == 0 || timer_due_ > connect_deadline_) StartTimer(connect_deadline_);
+  }
   return true;
 }
 
@@ -613,10 +619,32 @@ void H1Proxy::StartTimer(EventLoop::Clock::time_point at) {
 }
 
 void H1Proxy::OnTimer() {
-  if (waiting_ == Wait::kNone || deadline_ == EventLoop::Clock::time_point{}) return;
-  if (EventLoop::Clock::now() < deadline_) return StartTimer(deadline_);
-  OnTimeout(waiting_);
-  if (!done_) UpdateInterest();
+  const EventLoop::Clock::time_point now = EventLoop::Clock::now(), none{};
+  if (up_connecting_ && connect_deadline_ != none && now >= connect_deadline_) {
+    // No SYN-ACK in time (a blackholed endpoint): a connect failure, as
+    // if it had been refused: another endpoint, or 502.
+    connect_deadline_ = none;
+    UpstreamConnectFailed("upstream-connect-timeout");
+    if (done_ || !Flush(up_) || !Flush(down_)) return;
+    UpdateInterest();
+  }
+  if (!up_connecting_) connect_deadline_ = none;
+  // What is still ahead: the wait's deadline (a timer that fired early),
+  // the connect's; the earlier of the two. (A wait handled here arms its
+  // next one itself.)
+  EventLoop::Clock::time_point next = none;
+  if (waiting_ != Wait::kNone && deadline_ != none) {
+    if (now < deadline_) {
+      next = deadline_;
+    } else {
+      OnTimeout(waiting_);
+      if (done_) return;
+      UpdateInterest();
+    }
+  }
+  if (up_connecting_ && connect_deadline_ != none && (next == none || connect_deadline_ < next))
+    next = connect_deadline_;
+  if (next != none && (timer_ == 0 || timer_due_ > next)) StartTimer(next);
 }
 
 void H1Proxy::OnTimeout(Wait what) {

@@ -53,6 +53,9 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     // The upstream's response must start this long after the request's
     // head (504, the route's timeout); 0: none.
     int response_timeout_ms = 0;
+    // An upstream connection must be established this long after its
+    // connect() (a connect failure then: a retry, or 502); 0: the kernel's.
+    int connect_timeout_ms = 0;
     // No HTTP: relay bytes both ways from the start (permissive mode's
     // treatment of another protocol on an L7 port).
     bool relay = false;
@@ -234,6 +237,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Wait waiting_ = Wait::kNone;
   EventLoop::TimerId timer_ = 0;
   EventLoop::Clock::time_point deadline_{}, timer_due_{};
+  // While up_connecting_: when the connect fails (Options.connect_timeout_ms).
+  EventLoop::Clock::time_point connect_deadline_{};
   std::chrono::steady_clock::time_point started_;
 };
 

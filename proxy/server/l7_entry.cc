@@ -243,6 +243,7 @@ void L7Entry::Decide(http::Detected what) {
   options.limits = {.max_head_bytes = limits.max_header_bytes, .max_headers = limits.max_headers};
   options.head_timeout_ms = limits.header_timeout_ms;
   options.idle_timeout_ms = limits.idle_timeout_ms;
+  options.connect_timeout_ms = limits.connect_timeout_ms;
   options.upstream_pool = &shared.upstreams;
   http::H1Proxy::Hooks hooks;
   auto conn = std::make_shared<Connection>(w, std::move(flow_));

@@ -52,6 +52,7 @@ struct ProxyOptions {
     size_t max_headers = 100;             // HTTP/1.x header lines in a head
     int header_timeout_ms = 10000;        // a request head complete after its first byte
     int idle_timeout_ms = 60000;          // a connection with no request in flight
+    int connect_timeout_ms = 5000;        // an upstream connection established
   } l7;
 };
 

@@ -85,6 +85,8 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
        "--l7-max-header-bytes must be within 1024..1048576, got 10", 2},
       {base + cg + bpffs + mtls + " --l7-idle-timeout=10ms",
        "--l7-idle-timeout must be within 1s..1h, got 10 ms", 2},
+      {base + cg + bpffs + mtls + " --l7-connect-timeout=10m",
+       "--l7-connect-timeout must be within 100ms..5m, got 600000 ms", 2},
   };
   for (const Case& c : cases) {
     AgentRun r = RunAgent(c.flags);

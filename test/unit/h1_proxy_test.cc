@@ -406,6 +406,36 @@ TEST_F(H1ProxyTest, ASlowClientGets408AndAnIdleOneIsClosed) {
   EXPECT_EQ(r[0].reason, "request-head-timeout");
 }
 
+// An endpoint that never answers a SYN (a full accept queue drops them,
+// as a blackholed address would): past the connect timeout the attempt is
+// a connect failure, 502, not the kernel's two minutes of retransmissions.
+TEST_F(H1ProxyTest, AnUpstreamThatNeverAnswersTheHandshakeGets502AfterTheConnectTimeout) {
+  lib::UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{.sin_family = AF_INET, .sin_port = 0, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener.get(), 0), 0);
+  socklen_t len = sizeof(a);
+  getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  // One connection fills the accept queue (never accepted); later SYNs are dropped.
+  lib::UniqueFd filler(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(connect(filler.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  Destination blackhole;
+  memcpy(blackhole.addr.data(), &a.sin_addr, 4);
+  blackhole.port = ntohs(a.sin_port);
+  H1Proxy::Options o;
+  o.connect_timeout_ms = 200;
+  lib::UniqueFd c = Connect(blackhole, o);
+  const auto sent = std::chrono::steady_clock::now();
+  Send(c.get(), "GET / HTTP/1.1\r\nHost: s\r\n\r\n");
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  EXPECT_EQ(m.heads[0].status, 502);
+  EXPECT_EQ(m.heads[0].Header("x-shunt-error"), "upstream-connect-timeout");
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(200))
+      << "not before the timeout";
+}
+
 TEST_F(H1ProxyTest, ASlowUpstreamGets504AndTheConnectionGoesOn) {
   Upstream up;
   H1Proxy::Options o;
