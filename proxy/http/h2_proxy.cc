@@ -399,6 +399,25 @@ H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
     return nullptr;
   }
   c->connecting = !connected;
+  c->serial = ++next_serial_;
+  if (c->connecting && options_.connect_timeout_ms > 0) {
+    // No SYN-ACK in time (a blackholed endpoint): its streams fail as a
+    // connect failure. The timer finds the connection by its serial (it
+    // may be gone, and another made at the same address).
+    loop_->After(std::chrono::milliseconds(options_.connect_timeout_ms),
+                 [weak = weak_from_this(), serial = c->serial] {
+                   auto p = weak.lock();
+                   if (!p || p->done_) return;
+                   for (auto& [k, up] : p->ups_) {
+                     if (up->serial != serial) continue;
+                     if (up->connecting && !up->gone) {
+                       p->UpConnFailed(up.get(), "upstream-connect-timeout");
+                       p->Pump();
+                     }
+                     return;
+                   }
+                 });
+  }
   ups_[key] = std::move(c);
   return raw;
 }

@@ -49,6 +49,10 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     int idle_timeout_ms = 60000;
     // A response must start this long after its request's head (504); 0: none.
     int response_timeout_ms = 0;
+    // An upstream connection must be established this long after its
+    // connect() (its streams fail as a connect failure: a retry, or 502);
+    // 0: the kernel's.
+    int connect_timeout_ms = 0;
   };
 
   // `already_read`: what protocol detection read (the preface's start).
@@ -72,6 +76,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     ByteBuffer out;
     bool connecting = false;
     bool gone = false;
+    uint64_t serial = 0;  // which connection a timer was set for
     // Upstream: its streams, to the pod's stream each answers.
     std::map<int32_t, int32_t> exchanges;
     void OnEvents(uint32_t events) override { proxy->OnEvents(*this, events); }
@@ -166,6 +171,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   EventLoop::TimerId idle_timer_ = 0;
   bool done_ = false;
   bool pumping_ = false;
+  uint64_t next_serial_ = 0;
 };
 
 }  // namespace shunt::proxy::http

@@ -68,7 +68,7 @@ class L7Http2RetryTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
-    n1_flags_ = {"--mode=enforce"};
+    n1_flags_ = {"--mode=enforce", "--l7-connect-timeout=500ms"};
     MtlsMeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     const std::string services =
@@ -233,6 +233,30 @@ TEST_F(L7Http2RetryTest, ARefusedStreamIsSentAgainOnceWhateverItsMethod) {
   EXPECT_THAT(out, HasSubstr("x-shunt-error: upstream-refused-stream"));
   ASSERT_OK(WaitLines(shy_log_, "shy POST /with-body ", 1));
   EXPECT_EQ(CountLines(Slurp(shy_log_), "shy POST /with-body "), 1);
+}
+
+// A pod port that never answers a SYN (testdata/blackhole.py): with
+// --l7-connect-timeout=500ms, an HTTP/2 stream and an HTTP/1.1 request to
+// it both get 502 upstream-connect-timeout, not the kernel's two minutes.
+TEST_F(L7Http2RetryTest, AnEndpointThatNeverAnswersTheHandshakeFailsAfterTheConnectTimeout) {
+  const std::string log = n1_->work_dir() + "/blackhole.log";
+  ASSERT_OK(n1_->Spawn(*local_,
+                       {"/usr/bin/python3", SHUNT_E2E_TESTDATA "/blackhole.py", "--port", "8095"},
+                       log)
+                .status());
+  ASSERT_OK(Eventually("the blackhole listens", [&]() -> absl::Status {
+    if (!absl::StrContains(Slurp(log), "listening")) return absl::UnavailableError("not yet");
+    return absl::OkStatus();
+  }));
+  const std::string url = absl::StrCat("http://", local_->ip, ":8095/x");
+  for (const char* version : {"--http2-prior-knowledge", "--http1.1"}) {
+    ASSERT_OK_AND_ASSIGN(std::string out, RunInPod(*n1_, *client_,
+                                                   {"curl", "-s", "-m", "10", version, "-D", "-",
+                                                    "-o", "/dev/null", url}));
+    EXPECT_THAT(out, HasSubstr(" 502")) << version << "\n" << out;
+    EXPECT_THAT(out, HasSubstr("x-shunt-error: upstream-connect-timeout")) << version << "\n"
+                                                                           << out;
+  }
 }
 
 }  // namespace
