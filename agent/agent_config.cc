@@ -108,6 +108,9 @@ absl::Status AgentConfig::Validate() const {
   if (l7_connect_timeout_ms < 100 || l7_connect_timeout_ms > 300'000)
     return absl::InvalidArgumentError(absl::StrCat(
         "--l7-connect-timeout must be within 100ms..5m, got ", l7_connect_timeout_ms, " ms"));
+  if (l7_stream_idle_timeout_ms < 1000 || l7_stream_idle_timeout_ms > 3'600'000)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--l7-stream-idle-timeout must be within 1s..1h, got ", l7_stream_idle_timeout_ms, " ms"));
   if (!trace_otlp_endpoint.empty()) {
     const bool http = absl::StartsWith(trace_otlp_endpoint, "http://") ||
                       absl::StartsWith(trace_otlp_endpoint, "https://");

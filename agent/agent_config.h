@@ -60,6 +60,7 @@ struct AgentConfig {
   int64_t l7_header_timeout_ms = 10'000;
   int64_t l7_idle_timeout_ms = 60'000;
   int64_t l7_connect_timeout_ms = 5'000;
+  int64_t l7_stream_idle_timeout_ms = 300'000;
   int64_t proxy_handshake_timeout_ms = 10'000;  // a tunnel's connect + TLS handshake
 
   // InvalidArgument naming the flag.

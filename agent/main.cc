@@ -129,6 +129,9 @@ ABSL_FLAG(absl::Duration, l7_connect_timeout, absl::Seconds(5),
           "with --mtls: an L7 request's upstream connection must be established within this "
           "(100ms..5m); past it the attempt fails as a connect failure (retried elsewhere "
           "with retry-on connect-failure, else 502)");
+ABSL_FLAG(absl::Duration, l7_stream_idle_timeout, absl::Minutes(5),
+          "with --mtls: an HTTP/2 stream on which nothing moves either way this long is reset "
+          "(1s..1h; a stalled request body, an answer never sent or never read)");
 ABSL_FLAG(absl::Duration, proxy_handshake_timeout, absl::Seconds(10),
           "with --mtls: a tunnel's TCP connect and TLS handshake must complete within this "
           "(100ms..5m); a peer that never finishes is dropped and counted");
@@ -199,6 +202,8 @@ int main(int argc, char** argv) {
       .l7_header_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_header_timeout)),
       .l7_idle_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_idle_timeout)),
       .l7_connect_timeout_ms = absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_connect_timeout)),
+      .l7_stream_idle_timeout_ms =
+          absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_l7_stream_idle_timeout)),
       .proxy_handshake_timeout_ms =
           absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_proxy_handshake_timeout)),
   };

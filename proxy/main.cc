@@ -54,6 +54,8 @@ ABSL_FLAG(int, l7_idle_timeout_ms, 60000,
           "an L7 connection with no request in flight closes after this");
 ABSL_FLAG(int, l7_connect_timeout_ms, 5000,
           "an L7 request's upstream connection must be established within this");
+ABSL_FLAG(int, l7_stream_idle_timeout_ms, 300000,
+          "an HTTP/2 stream on which nothing moves either way this long is reset");
 ABSL_FLAG(int, drain_timeout_s, 600, "once draining: exit at the latest after this many seconds");
 ABSL_FLAG(int, orphan_accept_s, 60,
           "after the agent went away: go on accepting (with the last config) this long, or "
@@ -138,7 +140,8 @@ int main(int argc, char** argv) {
       .max_headers = static_cast<size_t>(std::max(8, absl::GetFlag(FLAGS_l7_max_headers))),
       .header_timeout_ms = std::max(100, absl::GetFlag(FLAGS_l7_header_timeout_ms)),
       .idle_timeout_ms = std::max(1000, absl::GetFlag(FLAGS_l7_idle_timeout_ms)),
-      .connect_timeout_ms = std::max(100, absl::GetFlag(FLAGS_l7_connect_timeout_ms))};
+      .connect_timeout_ms = std::max(100, absl::GetFlag(FLAGS_l7_connect_timeout_ms)),
+      .stream_idle_timeout_ms = std::max(1000, absl::GetFlag(FLAGS_l7_stream_idle_timeout_ms))};
   shared.options.handshake_timeout_ms = std::max(100, absl::GetFlag(FLAGS_handshake_timeout_ms));
   auto policy = shunt::proxy::InboundPolicy::Open(absl::GetFlag(FLAGS_bpffs));
   if (!policy.ok()) return fail(policy.status());

@@ -50,7 +50,8 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
                absl::StrCat("--l7-max-headers=", o.l7_max_headers),
                absl::StrCat("--l7-header-timeout-ms=", o.l7_header_timeout_ms),
                absl::StrCat("--l7-idle-timeout-ms=", o.l7_idle_timeout_ms),
-               absl::StrCat("--l7-connect-timeout-ms=", o.l7_connect_timeout_ms)},
+               absl::StrCat("--l7-connect-timeout-ms=", o.l7_connect_timeout_ms),
+               absl::StrCat("--l7-stream-idle-timeout-ms=", o.l7_stream_idle_timeout_ms)},
       .cgroup = o.proxy_cgroup,
       .pid_file = o.proxy_pid_file});
   config_.mode = o.mode;

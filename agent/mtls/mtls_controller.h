@@ -47,6 +47,7 @@ struct MtlsOptions {
   int64_t l7_header_timeout_ms = 10000;
   int64_t l7_idle_timeout_ms = 60000;
   int64_t l7_connect_timeout_ms = 5000;
+  int64_t l7_stream_idle_timeout_ms = 300000;
 };
 
 class MtlsController : public agent::Controller {

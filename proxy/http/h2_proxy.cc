@@ -85,6 +85,7 @@ bool H2Proxy::Init(lib::UniqueFd downstream, absl::string_view already_read) {
 
 H2Proxy::~H2Proxy() {
   if (idle_timer_ != 0) loop_->Cancel(idle_timer_);
+  if (sweep_timer_ != 0) loop_->Cancel(sweep_timer_);
   for (auto& [id, ex] : exchanges_)
     if (ex.timer != 0) loop_->Cancel(ex.timer);
   if (down_.fd.valid()) loop_->Unwatch(down_.fd.get());
@@ -218,6 +219,8 @@ void H2Proxy::Finish() {
   done_ = true;
   if (idle_timer_ != 0) loop_->Cancel(idle_timer_);
   idle_timer_ = 0;
+  if (sweep_timer_ != 0) loop_->Cancel(sweep_timer_);
+  sweep_timer_ = 0;
   for (auto& [id, ex] : exchanges_) {
     if (ex.timer != 0) loop_->Cancel(ex.timer);
     ex.timer = 0;
@@ -271,7 +274,8 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   Exchange& ex = exchanges_[id];
   ex.id = id;
   ex.request_ended = end;
-  ex.started = std::chrono::steady_clock::now();
+  ex.started = ex.active = std::chrono::steady_clock::now();
+  ArmStreamSweep();
   // The request as the judge sees an HTTP/1.1 one: its method, target and
   // headers, :authority as Host.
   H1Head head;
@@ -449,18 +453,53 @@ void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
       const size_t n = ex.up->session->Send(ex.up_id, ex.to_up.view());
       ex.to_up.Consume(n);
       down_.session->Consumed(ex.id, n);
+      if (n > 0) ex.active = std::chrono::steady_clock::now();
     }
-    if (ex.to_up.empty() && ex.request_ended)
+    if (ex.to_up.empty() && ex.request_ended) {
       ex.up->session->End(ex.up_id, std::move(ex.request_trailers));
+      ex.active = std::chrono::steady_clock::now();
+    }
     return;
   }
   if (!ex.to_down.empty()) {
     const size_t n = down_.session->Send(ex.id, ex.to_down.view());
     ex.to_down.Consume(n);
     if (ex.up) ex.up->session->Consumed(ex.up_id, n);
+    if (n > 0) ex.active = std::chrono::steady_clock::now();
   }
   if (ex.to_down.empty() && ex.response_ended)
     down_.session->End(ex.id, std::move(ex.response_trailers));
+}
+
+void H2Proxy::ArmStreamSweep() {
+  if (sweep_timer_ != 0 || options_.stream_idle_timeout_ms <= 0) return;
+  sweep_timer_ =
+      loop_->After(std::chrono::milliseconds(std::max(options_.stream_idle_timeout_ms / 2, 1)),
+                   [weak = weak_from_this()] {
+                     auto p = weak.lock();
+                     if (!p || p->done_) return;
+                     p->sweep_timer_ = 0;
+                     p->SweepStreams();
+                   });
+}
+
+void H2Proxy::SweepStreams() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto limit = std::chrono::milliseconds(options_.stream_idle_timeout_ms);
+  bool reset = false;
+  for (auto& [id, ex] : exchanges_) {
+    if (now - ex.active < limit) continue;
+    // The client's stream goes (OnDownClose then lets go of the upstream
+    // one and counts the request). A server that took the whole request
+    // and never answered is to blame; a client that stopped is not.
+    if (ex.record.reason.empty()) ex.record.reason = "stream-idle-timeout";
+    if (ex.request_ended && !ex.response_started) EndAttempt(ex, true, 0);
+    down_.session->Reset(id, NGHTTP2_CANCEL);
+    ex.active = now;  // told once
+    reset = true;
+  }
+  if (reset) Pump();
+  if (!done_ && !exchanges_.empty()) ArmStreamSweep();
 }
 
 void H2Proxy::OnDownSpace(int32_t id) {
@@ -520,6 +559,7 @@ void H2Proxy::OnResponseHead(Conn* up, int32_t up_id, H2Headers& headers, bool e
   if (ex->timer != 0) loop_->Cancel(ex->timer);
   ex->timer = 0;
   ex->response_started = true;
+  ex->active = std::chrono::steady_clock::now();
   ex->response_ended = end;
   ex->record.status = status;
   if (!down_.session->SubmitResponse(ex->id, headers, end).ok())

@@ -53,6 +53,11 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     // connect() (its streams fail as a connect failure: a retry, or 502);
     // 0: the kernel's.
     int connect_timeout_ms = 0;
+    // A stream on which nothing moves either way this long (a request
+    // head or body that stalls, an answer that never comes or is never
+    // read) is reset both ways, the client's with CANCEL; 0: never. A
+    // slow client holds a stream, and its upstream stream, no longer.
+    int stream_idle_timeout_ms = 0;
   };
 
   // `already_read`: what protocol detection read (the preface's start).
@@ -98,6 +103,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     int last_endpoint = -1;
     ByteBuffer to_up, to_down;  // body bytes the other session did not take yet
     std::chrono::steady_clock::time_point started, attempt_started;
+    std::chrono::steady_clock::time_point active;  // last head or body moved, either way
     EventLoop::TimerId timer = 0;
   };
 
@@ -154,6 +160,10 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   void DropRequestBody(Exchange& ex);
   void MoveBody(Exchange& ex, bool to_up);
   void ArmIdle();
+  // Every stream_idle_timeout / 2 while streams are open: resets those
+  // idle past the timeout.
+  void ArmStreamSweep();
+  void SweepStreams();
 
   EventLoop* loop_;
   Destination upstream_addr_;
@@ -168,7 +178,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     int endpoint;
   };
   std::vector<PendingRetry> pending_retries_;
-  EventLoop::TimerId idle_timer_ = 0;
+  EventLoop::TimerId idle_timer_ = 0, sweep_timer_ = 0;
   bool done_ = false;
   bool pumping_ = false;
   uint64_t next_serial_ = 0;

@@ -288,6 +288,7 @@ void L7Entry::Decide(http::Detected what) {
     h2.limits.max_header_list = limits.max_header_bytes;
     h2.idle_timeout_ms = limits.idle_timeout_ms;
     h2.connect_timeout_ms = limits.connect_timeout_ms;
+    h2.stream_idle_timeout_ms = limits.stream_idle_timeout_ms;
     auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow.destination, h2,
                                   std::move(hooks), first_);
     if (p) w->KeepL7(p.get(), p);

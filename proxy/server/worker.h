@@ -53,6 +53,7 @@ struct ProxyOptions {
     int header_timeout_ms = 10000;        // a request head complete after its first byte
     int idle_timeout_ms = 60000;          // a connection with no request in flight
     int connect_timeout_ms = 5000;        // an upstream connection established
+    int stream_idle_timeout_ms = 300000;  // an HTTP/2 stream with nothing moving
   } l7;
 };
 

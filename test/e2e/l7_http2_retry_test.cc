@@ -10,6 +10,7 @@
 #include <map>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -68,7 +69,7 @@ class L7Http2RetryTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
-    n1_flags_ = {"--mode=enforce", "--l7-connect-timeout=500ms"};
+    n1_flags_ = {"--mode=enforce", "--l7-connect-timeout=500ms", "--l7-stream-idle-timeout=1s"};
     MtlsMeshTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     const std::string services =
@@ -257,6 +258,28 @@ TEST_F(L7Http2RetryTest, AnEndpointThatNeverAnswersTheHandshakeFailsAfterTheConn
     EXPECT_THAT(out, HasSubstr("x-shunt-error: upstream-connect-timeout")) << version << "\n"
                                                                            << out;
   }
+}
+
+// A client that opens a stream and stalls (its POST's body never comes,
+// testdata/h2_stall_client.py) holds it, and the server's stream, only for
+// --l7-stream-idle-timeout (1s here): then its stream is reset (CANCEL).
+TEST_F(L7Http2RetryTest, AStalledStreamIsResetAfterTheStreamIdleTimeout) {
+  ASSERT_OK_AND_ASSIGN(
+      std::string out,
+      RunInPod(*n1_, *client_,
+               {"/usr/bin/python3", SHUNT_E2E_TESTDATA "/h2_stall_client.py", "--host", local_->ip,
+                "--port", "8090", "--path", "/stall", "--wait", "10"}));
+  EXPECT_THAT(out, HasSubstr("reset 8 after ")) << out;  // NGHTTP2_CANCEL
+  // The server got the request's head, through the L7 layer.
+  ASSERT_OK(WaitLines(flaky_log_, "flaky POST /stall ", 1));
+  // Not before the timeout (the sweep runs every half of it).
+  double after = 0;
+  const size_t at = out.find("after ");
+  ASSERT_NE(at, std::string::npos) << out;
+  ASSERT_TRUE(
+      absl::SimpleAtod(out.substr(at + 6, out.find_first_of(" \n", at + 6) - at - 6), &after))
+      << out;
+  EXPECT_GE(after, 0.9) << out;
 }
 
 }  // namespace
