@@ -113,7 +113,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
     }
     // The balancer learns the endpoint's answer time, not the handshake's
     // (paid once per connection, and by the first request only).
-    attempt_started_ = std::chrono::steady_clock::now();
+    if (exchange_) exchange_->attempt_started = std::chrono::steady_clock::now();
   }
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !s.out.empty() && !Flush(s)) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -368,7 +368,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   in_exchange_ = true;
   local_ = false;
   request_done_ = response_done_ = response_started_ = interim_ = false;
-  started_ = std::chrono::steady_clock::now();
+  Mem().started = std::chrono::steady_clock::now();
   ExchangeMemory& mem = Mem();
   Record& record = mem.record;
   record.Reset();  // its strings keep what they hold for the next request
@@ -410,7 +410,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   }
   if (v.upstream && !(*v.upstream == upstream_addr_)) SwitchUpstream(*v.upstream);
   // Kept for a retry while idempotent and small enough to hold.
-  replay_.clear();
+  Mem().replay.clear();
   replayable_ = v.retries > 0 && Idempotent(h.method) && !h.upgrade &&
                 (h.content_length < 0 || static_cast<size_t>(h.content_length) <= kMaxReplay);
   retry_pending_ = discarding_ = false;
@@ -427,8 +427,8 @@ void H1Proxy::OnRequestHead(H1Head& h) {
                                              : Framing::kNone;
   const size_t before = up_.out.size();
   WriteRequestHead(h, {}, request_framing_, &up_.out);
-  if (replayable_) replay_.Append(up_.out.view().substr(before));
-  attempt_started_ = std::chrono::steady_clock::now();
+  if (replayable_) Mem().replay.Append(up_.out.view().substr(before));
+  Mem().attempt_started = std::chrono::steady_clock::now();
   record.upstream = upstream_addr_;
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
   if (head_request_) responses_.ExpectNoBody();
@@ -456,13 +456,13 @@ void H1Proxy::OnRequestEnd() {
 void H1Proxy::KeepForReplay(size_t from) {
   if (!replayable_) return;
   const absl::string_view added = up_.out.view().substr(from);
-  if (replay_.size() + added.size() > kMaxReplay) {
+  if (Mem().replay.size() + added.size() > kMaxReplay) {
     replayable_ = false;  // too big to hold: this request is not retried
-    replay_.clear();
-    replay_.Release();
+    Mem().replay.clear();
+    Mem().replay.Release();
     return;
   }
-  replay_.Append(added);
+  Mem().replay.Append(added);
 }
 
 void H1Proxy::OnResponseHead(H1Head& h) {
@@ -556,7 +556,7 @@ void H1Proxy::FinishExchange() {
   if (!in_exchange_ || !request_done_ || !response_done_) return;
   in_exchange_ = false;
   Mem().record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::steady_clock::now() - started_)
+                            std::chrono::steady_clock::now() - Mem().started)
                             .count();
   if (hooks_.on_request) hooks_.on_request(Mem().record);
   Arm(upgraded_ ? Wait::kNone : Wait::kIdle);
@@ -579,7 +579,6 @@ void H1Proxy::ShedIdleMemory() {
   requests_.ReleaseHead();   // kept while a message is half read
   responses_.ReleaseHead();  // (an answer nobody asked for)
   exchange_.reset();
-  replay_.Release();
 }
 
 void H1Proxy::Arm(Wait what, int ms) {
@@ -811,7 +810,7 @@ void H1Proxy::EndAttempt(bool failure, int status) {
   if (rules.endpoint < 0) return;  // told already, or no picker
   Attempt a{.endpoint = rules.endpoint,
             .latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now() - attempt_started_)
+                              std::chrono::steady_clock::now() - Mem().attempt_started)
                               .count(),
             .failure = failure,
             .status = status,
@@ -824,19 +823,19 @@ bool H1Proxy::TryRetry(bool allowed_for_failure) {
   if (!allowed_for_failure || !replayable_ || Mem().record.retries >= Mem().verdict.retries ||
       !hooks_.retry)
     return false;
-  return hooks_.retry(Mem().verdict.state.get(), &retry_to_, &retry_endpoint_);
+  return hooks_.retry(Mem().verdict.state.get(), &Mem().retry_to, &Mem().retry_endpoint);
 }
 
 void H1Proxy::StartRetry() {
   ++Mem().record.retries;
   retry_pending_ = discarding_ = false;
   CloseUpstream();  // with what it had of the failed attempt
-  upstream_addr_ = retry_to_;
-  Mem().record.upstream = retry_to_;
-  SwitchUpstream(retry_to_);  // a kept connection to it, if there is one
-  Mem().verdict.endpoint = retry_endpoint_;
-  up_.out.Append(replay_.view());
-  attempt_started_ = std::chrono::steady_clock::now();
+  upstream_addr_ = Mem().retry_to;
+  Mem().record.upstream = Mem().retry_to;
+  SwitchUpstream(Mem().retry_to);  // a kept connection to it, if there is one
+  Mem().verdict.endpoint = Mem().retry_endpoint;
+  up_.out.Append(Mem().replay.view());
+  Mem().attempt_started = std::chrono::steady_clock::now();
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
   if (head_request_) responses_.ExpectNoBody();
   Flush(up_);

@@ -203,10 +203,18 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     HopSpan span;      // this hop's span of the current request
     // The request's verdict: its endpoint and retry rules for each attempt.
     Verdict verdict;
+    // Its bytes kept for a retry (while small and idempotent), and where
+    // a retry decided while a failed response is read goes.
+    ByteBuffer replay;
+    Destination retry_to;
+    int retry_endpoint = -1;
+    std::chrono::steady_clock::time_point started, attempt_started;
     void Reset() {
       record.Reset();
       view.headers.clear();
       verdict.Reset();
+      replay.Release();  // its block back to the thread's buffer pool
+      retry_endpoint = -1;
     }
     bool KeepInPool() const { return true; }
   };
@@ -224,12 +232,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   static constexpr size_t kMaxReplay = 64 * 1024;
   int response_timeout_ms_ = 0;  // the current request's (its verdict's, or Options')
   bool replayable_ = false;
-  ByteBuffer replay_;
   bool retry_pending_ = false;
   bool discarding_ = false;  // the response read is a failure being retried
-  Destination retry_to_;
-  int retry_endpoint_ = -1;
-  std::chrono::steady_clock::time_point attempt_started_;
   // One timer at a time, due at or before `deadline_` (what is waited for
   // times out then): a later deadline leaves it, and it arms itself again
   // for what is left when it fires early. So a request that moves the
@@ -239,7 +243,6 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   EventLoop::Clock::time_point deadline_{}, timer_due_{};
   // While up_connecting_: when the connect fails (Options.connect_timeout_ms).
   EventLoop::Clock::time_point connect_deadline_{};
-  std::chrono::steady_clock::time_point started_;
 };
 
 }  // namespace shunt::proxy::http
