@@ -130,8 +130,9 @@ ABSL_FLAG(absl::Duration, l7_connect_timeout, absl::Seconds(5),
           "(100ms..5m); past it the attempt fails as a connect failure (retried elsewhere "
           "with retry-on connect-failure, else 502)");
 ABSL_FLAG(absl::Duration, l7_stream_idle_timeout, absl::Minutes(5),
-          "with --mtls: an HTTP/2 stream on which nothing moves either way this long is reset "
-          "(1s..1h; a stalled request body, an answer never sent or never read)");
+          "with --mtls: an L7 request on which nothing moves either way this long ends (1s..1h; "
+          "a stalled request body, an answer never sent or never read): HTTP/2 resets its "
+          "stream, HTTP/1.1 answers 408 or 504");
 ABSL_FLAG(absl::Duration, proxy_handshake_timeout, absl::Seconds(10),
           "with --mtls: a tunnel's TCP connect and TLS handshake must complete within this "
           "(100ms..5m); a peer that never finishes is dropped and counted");

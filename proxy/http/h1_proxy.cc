@@ -145,6 +145,7 @@ bool H1Proxy::ReadInto(Side& s) {
     if (n > 0) {
       s.in.Commit(static_cast<size_t>(n));
       if (&s == &up_) up_got_bytes_ = true;
+      if (in_exchange_) last_moved_ = EventLoop::Clock::now();
       if (static_cast<size_t>(n) < kReadChunk || s.in.size() >= options_.max_buffered) break;
       continue;
     }
@@ -171,6 +172,7 @@ bool H1Proxy::Flush(Side& s) {
     const ssize_t n = send(s.fd.get(), s.out.data(), s.out.size(), MSG_NOSIGNAL);
     if (n > 0) {
       s.out.Consume(static_cast<size_t>(n));
+      if (in_exchange_) last_moved_ = EventLoop::Clock::now();
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
@@ -371,6 +373,11 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   Mem().started = std::chrono::steady_clock::now();
   ExchangeMemory& mem = Mem();
   Record& record = mem.record;
+  if (options_.stream_idle_timeout_ms > 0) {
+    last_moved_ = EventLoop::Clock::now();
+    const auto due = last_moved_ + std::chrono::milliseconds(options_.stream_idle_timeout_ms);
+    if (timer_ == 0 || timer_due_ > due) StartTimer(due);  // else it fires first anyway
+  }
   record.Reset();  // its strings keep what they hold for the next request
   record.method = h.method;
   head_request_ = h.method == "HEAD";
@@ -628,6 +635,12 @@ void H1Proxy::OnTimer() {
     UpdateInterest();
   }
   if (!up_connecting_) connect_deadline_ = none;
+  const auto stall = std::chrono::milliseconds(options_.stream_idle_timeout_ms);
+  if (in_exchange_ && !upgraded_ && stall.count() > 0 && now - last_moved_ >= stall) {
+    OnStall();
+    if (done_) return;
+    UpdateInterest();
+  }
   // What is still ahead: the wait's deadline (a timer that fired early),
   // the connect's; the earlier of the two. (A wait handled here arms its
   // next one itself.)
@@ -643,7 +656,29 @@ void H1Proxy::OnTimer() {
   }
   if (up_connecting_ && connect_deadline_ != none && (next == none || connect_deadline_ < next))
     next = connect_deadline_;
+  if (in_exchange_ && !upgraded_ && stall.count() > 0 &&
+      (next == none || last_moved_ + stall < next))
+    next = last_moved_ + stall;
   if (next != none && (timer_ == 0 || timer_due_ > next)) StartTimer(next);
+}
+
+void H1Proxy::OnStall() {
+  if (response_started_) return Finish();  // an answer under way: nothing clean to say
+  CloseUpstream();                         // a late answer would belong to no request
+  retry_pending_ = discarding_ = false;
+  if (request_done_) {
+    // The upstream took the whole request and said nothing.
+    EndAttempt(true, 0);
+    AnswerLocally(504, "upstream-idle-timeout", !client_keep_alive_);
+  } else {
+    // The client stopped sending its request: the rest will not come.
+    EndAttempt(false, -1);
+    AnswerLocally(408, "request-idle-timeout", /*close=*/true);
+    request_done_ = true;
+  }
+  response_done_ = true;
+  FinishExchange();
+  Flush(down_);
 }
 
 void H1Proxy::OnTimeout(Wait what) {

@@ -56,6 +56,11 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     // An upstream connection must be established this long after its
     // connect() (a connect failure then: a retry, or 502); 0: the kernel's.
     int connect_timeout_ms = 0;
+    // A request in flight on which no byte moves either way this long (a
+    // body that stalls, an answer that never comes or is never read): 408
+    // and close if the request is not all here, 504 if the answer has not
+    // started, else the connection ends; 0: never.
+    int stream_idle_timeout_ms = 0;
     // No HTTP: relay bytes both ways from the start (permissive mode's
     // treatment of another protocol on an L7 port).
     bool relay = false;
@@ -243,6 +248,9 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   EventLoop::Clock::time_point deadline_{}, timer_due_{};
   // While up_connecting_: when the connect fails (Options.connect_timeout_ms).
   EventLoop::Clock::time_point connect_deadline_{};
+  // While in an exchange: when a byte last moved (Options.stream_idle_timeout_ms).
+  EventLoop::Clock::time_point last_moved_{};
+  void OnStall();
 };
 
 }  // namespace shunt::proxy::http

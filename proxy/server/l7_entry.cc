@@ -244,6 +244,7 @@ void L7Entry::Decide(http::Detected what) {
   options.head_timeout_ms = limits.header_timeout_ms;
   options.idle_timeout_ms = limits.idle_timeout_ms;
   options.connect_timeout_ms = limits.connect_timeout_ms;
+  options.stream_idle_timeout_ms = limits.stream_idle_timeout_ms;
   options.upstream_pool = &shared.upstreams;
   http::H1Proxy::Hooks hooks;
   auto conn = std::make_shared<Connection>(w, std::move(flow_));

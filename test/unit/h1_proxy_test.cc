@@ -436,6 +436,50 @@ TEST_F(H1ProxyTest, AnUpstreamThatNeverAnswersTheHandshakeGets502AfterTheConnect
       << "not before the timeout";
 }
 
+// A request whose body stops coming holds the connection, and its
+// upstream's, only for the stream idle timeout: 408, and the connection
+// closes (the rest of the body would be read as a request).
+TEST_F(H1ProxyTest, ARequestBodyThatStallsGets408AfterTheStreamIdleTimeout) {
+  Upstream up;
+  H1Proxy::Options o;
+  o.stream_idle_timeout_ms = 200;
+  lib::UniqueFd c = Connect(up.address(), o);
+  const auto sent = std::chrono::steady_clock::now();
+  Send(c.get(), "POST /upload HTTP/1.1\r\nHost: s\r\nContent-Length: 100\r\n\r\n0123456789");
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  EXPECT_EQ(m.heads[0].status, 408);
+  EXPECT_EQ(m.heads[0].Header("x-shunt-error"), "request-idle-timeout");
+  EXPECT_FALSE(m.heads[0].keep_alive);
+  pollfd p{c.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 2000), 1) << "the proxy closes the connection";
+  char byte;
+  EXPECT_EQ(recv(c.get(), &byte, 1, 0), 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(200))
+      << "not before the timeout";
+}
+
+// An upstream that takes the whole request and says nothing: 504 once
+// nothing has moved for the stream idle timeout (no route timeout set),
+// and the connection serves the next request.
+TEST_F(H1ProxyTest, AnUpstreamThatSaysNothingGets504AfterTheStreamIdleTimeout) {
+  Upstream up;
+  H1Proxy::Options o;
+  o.stream_idle_timeout_ms = 100;
+  lib::UniqueFd c = Connect(up.address(), o);
+  Messages m;
+  H1Parser responses(H1Parser::Kind::kResponse, {}, &m);
+  Send(c.get(), "GET /slow HTTP/1.1\r\nHost: s\r\n\r\n");  // 300 ms of silence
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 1));
+  EXPECT_EQ(m.heads[0].status, 504);
+  EXPECT_EQ(m.heads[0].Header("x-shunt-error"), "upstream-idle-timeout");
+  Send(c.get(), "GET /fast HTTP/1.1\r\nHost: s\r\n\r\n");
+  ASSERT_TRUE(ReadMessages(c.get(), responses, m, 2));
+  EXPECT_EQ(m.heads[1].status, 200);
+  EXPECT_EQ(m.bodies[1], "GET /fast 0");
+}
+
 TEST_F(H1ProxyTest, ASlowUpstreamGets504AndTheConnectionGoesOn) {
   Upstream up;
   H1Proxy::Options o;

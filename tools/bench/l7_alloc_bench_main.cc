@@ -199,13 +199,17 @@ int Run(bool where, bool where_denied, bool where_idle) {
     metrics.AddRecent(client_addr, r.upstream.port ? r.upstream : to, r.route, r.status, r.micros,
                       r.retries, r.local && r.status == 403);
   };
+  // The node proxy's defaults (proxy/server/l7_entry.cc): its timers on.
+  http::H1Proxy::Options options;
+  options.connect_timeout_ms = 5000;
+  options.stream_idle_timeout_ms = 300000;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 1;
   fcntl(sv[1], F_SETFL, O_NONBLOCK);
   std::shared_ptr<http::H1Proxy> proxy;
   l->Post([&] {
     tl_counted = true;
-    proxy = http::H1Proxy::Start(l.get(), lib::UniqueFd(sv[1]), to, {}, hooks);
+    proxy = http::H1Proxy::Start(l.get(), lib::UniqueFd(sv[1]), to, options, hooks);
   });
   std::thread loop_thread([&] { l->Run(); });
 
@@ -273,7 +277,7 @@ int Run(bool where, bool where_denied, bool where_idle) {
     fcntl(pair[1], F_SETFL, O_NONBLOCK);
     const int theirs = pair[1];
     l->Post([&, theirs] {
-      auto p = http::H1Proxy::Start(l.get(), lib::UniqueFd(theirs), to, {}, hooks);
+      auto p = http::H1Proxy::Start(l.get(), lib::UniqueFd(theirs), to, options, hooks);
       std::lock_guard<std::mutex> lock(idle_mu);
       idle_proxies.push_back(std::move(p));
     });
