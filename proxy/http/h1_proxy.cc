@@ -326,9 +326,8 @@ void H1Proxy::ParseResponses() {
 
 bool H1Proxy::ConnectUpstream() {
   if (up_.fd.valid()) return true;
-  Destination source;
-  if (options_.upstream_pool && PoolSource(&source)) {
-    UpstreamPool::Taken kept = options_.upstream_pool->Take(source, upstream_addr_);
+  if (options_.upstream_pool && options_.pool_source) {
+    UpstreamPool::Taken kept = options_.upstream_pool->Take(*options_.pool_source, upstream_addr_);
     if (kept.fd.valid() && loop_->Watch(kept.fd.get(), &up_, 0).ok()) {
       up_.fd = std::move(kept.fd);
       up_via_pair_ = kept.via_pair;
@@ -370,12 +369,13 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   in_exchange_ = true;
   local_ = false;
   request_done_ = response_done_ = response_started_ = interim_ = false;
-  Mem().started = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();  // EventLoop::Clock
   ExchangeMemory& mem = Mem();
+  mem.started = mem.attempt_started = now;
   Record& record = mem.record;
   if (options_.stream_idle_timeout_ms > 0) {
-    last_moved_ = EventLoop::Clock::now();
-    const auto due = last_moved_ + std::chrono::milliseconds(options_.stream_idle_timeout_ms);
+    last_moved_ = now;
+    const auto due = now + std::chrono::milliseconds(options_.stream_idle_timeout_ms);
     if (timer_ == 0 || timer_due_ > due) StartTimer(due);  // else it fires first anyway
   }
   record.Reset();  // its strings keep what they hold for the next request
@@ -417,7 +417,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   }
   if (v.upstream && !(*v.upstream == upstream_addr_)) SwitchUpstream(*v.upstream);
   // Kept for a retry while idempotent and small enough to hold.
-  Mem().replay.clear();
+  mem.replay.clear();
   replayable_ = v.retries > 0 && Idempotent(h.method) && !h.upgrade &&
                 (h.content_length < 0 || static_cast<size_t>(h.content_length) <= kMaxReplay);
   retry_pending_ = discarding_ = false;
@@ -434,8 +434,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
                                              : Framing::kNone;
   const size_t before = up_.out.size();
   WriteRequestHead(h, {}, request_framing_, &up_.out);
-  if (replayable_) Mem().replay.Append(up_.out.view().substr(before));
-  Mem().attempt_started = std::chrono::steady_clock::now();
+  if (replayable_) mem.replay.Append(up_.out.view().substr(before));
   record.upstream = upstream_addr_;
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
   if (head_request_) responses_.ExpectNoBody();
@@ -465,7 +464,6 @@ void H1Proxy::KeepForReplay(size_t from) {
   const absl::string_view added = up_.out.view().substr(from);
   if (Mem().replay.size() + added.size() > kMaxReplay) {
     replayable_ = false;  // too big to hold: this request is not retried
-    Mem().replay.clear();
     Mem().replay.Release();
     return;
   }
@@ -642,8 +640,8 @@ void H1Proxy::OnTimer() {
     UpdateInterest();
   }
   // What is still ahead: the wait's deadline (a timer that fired early),
-  // the connect's; the earlier of the two. (A wait handled here arms its
-  // next one itself.)
+  // the connect's, the stall's; the earliest. (A wait handled here arms
+  // its next one itself.)
   EventLoop::Clock::time_point next = none;
   if (waiting_ != Wait::kNone && deadline_ != none) {
     if (now < deadline_) {
@@ -715,37 +713,17 @@ void H1Proxy::OnTimeout(Wait what) {
   }
 }
 
-bool H1Proxy::PoolSource(Destination* source) const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  if (getpeername(down_.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    source->family = AF_INET;
-    memcpy(source->addr.data(), &a->sin_addr, 4);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    source->family = AF_INET6;
-    memcpy(source->addr.data(), &a->sin6_addr, 16);
-  } else {
-    return false;
-  }
-  source->port = 0;  // the pod, whatever its port
-  return true;
-}
-
 void H1Proxy::ParkUpstream() {
   // Clean: no exchange, nothing pending either way, not told to close.
-  if (!options_.upstream_pool || !up_.fd.valid() || up_connecting_ || up_.eof || close_upstream_ ||
-      in_exchange_ || upgraded_ || !up_.in.empty() || !up_.out.empty() || !responses_.idle())
+  if (!options_.upstream_pool || !options_.pool_source || !up_.fd.valid() || up_connecting_ ||
+      up_.eof || close_upstream_ || in_exchange_ || upgraded_ || !up_.in.empty() ||
+      !up_.out.empty() || !responses_.idle())
     return;
-  Destination source;
-  if (!PoolSource(&source)) return;
   loop_->Unwatch(up_.fd.get());
   lib::UniqueFd fd = std::move(up_.fd);
   const bool via_pair = up_via_pair_;
   CloseUpstream();  // the rest of its state (the socket is the pool's now)
-  options_.upstream_pool->Park(source, upstream_addr_, std::move(fd), via_pair);
+  options_.upstream_pool->Park(*options_.pool_source, upstream_addr_, std::move(fd), via_pair);
 }
 
 void H1Proxy::CloseUpstream() {

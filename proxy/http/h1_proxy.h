@@ -68,10 +68,12 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     // upstream connection goes there after kParkAfter without a request,
     // and when the client's connection ends between requests; a request
     // with no upstream connection takes one from there first. Shared
-    // between client connections of the same peer address only. Null:
-    // each connection keeps its own (and up to kMaxIdle to other
-    // endpoints).
+    // between client connections of the same client address only
+    // (`pool_source`, the client pod's: it must outlive the proxy, as
+    // the L7 flow its Hooks::owner keeps). Null: each connection keeps
+    // its own (and up to kMaxIdle to other endpoints).
     UpstreamPool* upstream_pool = nullptr;
+    const Destination* pool_source = nullptr;
   };
   static constexpr std::chrono::milliseconds kParkAfter{1000};
 
@@ -147,8 +149,6 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   // Between requests: the upstream connection goes to the shared pool, if
   // there is one and the connection is clean.
   void ParkUpstream();
-  // The client's address, the pool's key (none: not a TCP peer).
-  bool PoolSource(Destination* source) const;
   void StartTimer(EventLoop::Clock::time_point at);
   void OnTimer();
   void OnTimeout(Wait what);

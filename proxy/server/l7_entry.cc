@@ -250,6 +250,7 @@ void L7Entry::Decide(http::Detected what) {
   auto conn = std::make_shared<Connection>(w, std::move(flow_));
   hooks.owner = conn;
   Connection* c = conn.get();
+  options.pool_source = &c->flow.source;  // kept alive by hooks.owner, as long as the proxy
   const L7Flow& flow = c->flow;
   hooks.judge = [c](const http::H1Head&, const http::RequestView& view, http::ExchangeVerdict* v) {
     auto rt = c->w->shared().runtime.Get();
