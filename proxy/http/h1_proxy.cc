@@ -38,14 +38,14 @@ absl::BitGen& Bits() {
 
 }  // namespace
 
-std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, lib::UniqueFd downstream,
+std::shared_ptr<H1Proxy> H1Proxy::Start(EventLoop* loop, StreamIo downstream,
                                         const Destination& upstream, Options options, Hooks hooks,
                                         absl::string_view already_read) {
   // One allocation for the proxy and its reference counts.
   auto p = std::make_shared<H1Proxy>(Token{}, loop, upstream, options, std::move(hooks));
-  p->down_.fd = std::move(downstream);
-  if (!loop->Watch(p->down_.fd.get(), &p->down_, EPOLLIN).ok()) {
-    p->down_.fd.Reset();
+  p->down_.io = std::move(downstream);
+  if (!p->down_.io.Watch(*loop, &p->down_, EPOLLIN).ok()) {
+    p->down_.io.Close(false);
     return nullptr;
   }
   if (options.relay) {
@@ -94,15 +94,14 @@ H1Proxy::H1Proxy(Token, EventLoop* loop, const Destination& upstream, Options op
 H1Proxy::~H1Proxy() {
   if (timer_ != 0) loop_->Cancel(timer_);
   for (auto& i : idle_) loop_->Unwatch(i->fd.get());
-  for (Side* s : {&down_, &up_})
-    if (s->fd.valid()) loop_->Unwatch(s->fd.get());
+  for (Side* s : {&down_, &up_}) s->io.Unwatch(*loop_);
 }
 
 void H1Proxy::OnEvents(Side& s, uint32_t events) {
   auto self = shared_from_this();
   if (done_) return;
   if (&s == &up_ && up_connecting_) {
-    const int err = ConnectResult(up_.fd.get());
+    const int err = ConnectResult(up_.io.fd());
     up_connecting_ = false;
     if (err != 0) {
       if (upgraded_) return Finish();  // a relay with nowhere to go
@@ -122,7 +121,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
       Side& other = &s == &down_ ? up_ : down_;
       other.out.Append(s.in.view());
       s.in.clear();
-      if (s.eof && other.fd.valid()) shutdown(other.fd.get(), SHUT_WR);
+      if (s.eof && other.io.valid()) other.io.ShutdownWrite();
       if (!Flush(other)) return;
       if (down_.eof && up_.eof && down_.out.empty() && up_.out.empty()) return Finish();
     } else if (&s == &down_) {
@@ -141,7 +140,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
 bool H1Proxy::ReadInto(Side& s) {
   for (int i = 0; i < 4 && !s.eof; ++i) {
     char* space = s.in.Reserve(kReadChunk);
-    const ssize_t n = recv(s.fd.get(), space, kReadChunk, 0);
+    const ssize_t n = s.io.Recv(space, kReadChunk);
     if (n > 0) {
       s.in.Commit(static_cast<size_t>(n));
       if (&s == &up_) up_got_bytes_ = true;
@@ -168,8 +167,8 @@ bool H1Proxy::ReadInto(Side& s) {
 }
 
 bool H1Proxy::Flush(Side& s) {
-  while (!s.out.empty() && s.fd.valid() && !(&s == &up_ && up_connecting_)) {
-    const ssize_t n = send(s.fd.get(), s.out.data(), s.out.size(), MSG_NOSIGNAL);
+  while (!s.out.empty() && s.io.valid() && !(&s == &up_ && up_connecting_)) {
+    const ssize_t n = s.io.Send(s.out.data(), s.out.size());
     if (n > 0) {
       s.out.Consume(static_cast<size_t>(n));
       if (in_exchange_) last_moved_ = EventLoop::Clock::now();
@@ -202,8 +201,8 @@ void H1Proxy::UpdateInterest() {
   uint32_t down = 0;
   if (!down_.eof && !closing_ && down_.in.size() < max && up_.out.size() < max) down |= EPOLLIN;
   if (!down_.out.empty()) down |= EPOLLOUT;
-  loop_->Interest(down_.fd.get(), down);
-  if (!up_.fd.valid()) return;
+  down_.io.Interest(*loop_, down);
+  if (!up_.io.valid()) return;
   uint32_t up = 0;
   if (up_connecting_) {
     up = EPOLLOUT;
@@ -211,7 +210,7 @@ void H1Proxy::UpdateInterest() {
     if (!up_.eof && up_.in.size() < max && down_.out.size() < max) up |= EPOLLIN;
     if (!up_.out.empty()) up |= EPOLLOUT;
   }
-  loop_->Interest(up_.fd.get(), up);
+  up_.io.Interest(*loop_, up);
 }
 
 void H1Proxy::ParseRequests() {
@@ -325,11 +324,11 @@ void H1Proxy::ParseResponses() {
 }
 
 bool H1Proxy::ConnectUpstream() {
-  if (up_.fd.valid()) return true;
+  if (up_.io.valid()) return true;
   if (options_.upstream_pool && options_.pool_source) {
     UpstreamPool::Taken kept = options_.upstream_pool->Take(*options_.pool_source, upstream_addr_);
     if (kept.fd.valid() && loop_->Watch(kept.fd.get(), &up_, 0).ok()) {
-      up_.fd = std::move(kept.fd);
+      up_.io = StreamIo(std::move(kept.fd));
       up_via_pair_ = kept.via_pair;
       up_got_bytes_ = true;  // it has answered before
       up_.eof = false;
@@ -340,15 +339,16 @@ bool H1Proxy::ConnectUpstream() {
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
   bool connected = false;
-  up_.fd = hooks_.open_upstream
-               ? hooks_.open_upstream(upstream_addr_, &connected)
-               : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!up_.fd.valid()) return false;
+  up_.io = StreamIo(
+      hooks_.open_upstream
+          ? hooks_.open_upstream(upstream_addr_, &connected)
+          : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
+  if (!up_.io.valid()) return false;
   up_via_pair_ = connected;
   up_got_bytes_ = false;
-  if (!connected) SetNoDelay(up_.fd.get());
-  if (!loop_->Watch(up_.fd.get(), &up_, 0).ok() ||
-      (!connected && connect(up_.fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
+  if (!connected) SetNoDelay(up_.io.fd());
+  if (!up_.io.Watch(*loop_, &up_, 0).ok() ||
+      (!connected && connect(up_.io.fd(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
        errno != EINPROGRESS)) {
     CloseUpstream();
     return false;
@@ -587,7 +587,7 @@ void H1Proxy::ShedIdleMemory() {
 }
 
 void H1Proxy::Arm(Wait what, int ms) {
-  if (what == Wait::kIdle && options_.upstream_pool && up_.fd.valid() &&
+  if (what == Wait::kIdle && options_.upstream_pool && up_.io.valid() &&
       options_.idle_timeout_ms > kParkAfter.count()) {
     what = Wait::kPark;  // first the upstream connection is parked
     ms = static_cast<int>(kParkAfter.count());
@@ -715,22 +715,20 @@ void H1Proxy::OnTimeout(Wait what) {
 
 void H1Proxy::ParkUpstream() {
   // Clean: no exchange, nothing pending either way, not told to close.
-  if (!options_.upstream_pool || !options_.pool_source || !up_.fd.valid() || up_connecting_ ||
+  if (!options_.upstream_pool || !options_.pool_source || !up_.io.valid() || up_connecting_ ||
       up_.eof || close_upstream_ || in_exchange_ || upgraded_ || !up_.in.empty() ||
       !up_.out.empty() || !responses_.idle())
     return;
-  loop_->Unwatch(up_.fd.get());
-  lib::UniqueFd fd = std::move(up_.fd);
+  up_.io.Unwatch(*loop_);
+  lib::UniqueFd fd = up_.io.TakeFd();
   const bool via_pair = up_via_pair_;
   CloseUpstream();  // the rest of its state (the socket is the pool's now)
   options_.upstream_pool->Park(*options_.pool_source, upstream_addr_, std::move(fd), via_pair);
 }
 
 void H1Proxy::CloseUpstream() {
-  if (up_.fd.valid()) {
-    loop_->Unwatch(up_.fd.get());
-    up_.fd.Reset();
-  }
+  up_.io.Unwatch(*loop_);
+  up_.io.Close(false);
   up_.in.clear();
   up_.out.clear();
   up_.eof = false;
@@ -748,15 +746,15 @@ void H1Proxy::SwitchUpstream(const Destination& to) {
     return;
   }
   // Kept only when nothing of an exchange is left on it.
-  const bool reusable = up_.fd.valid() && !up_connecting_ && !up_.eof && !close_upstream_ &&
+  const bool reusable = up_.io.valid() && !up_connecting_ && !up_.eof && !close_upstream_ &&
                         up_.in.empty() && up_.out.empty() && !(upstream_addr_ == to);
   if (reusable) {
     auto idle = std::make_unique<Idle>();
     idle->proxy = this;
     idle->to = upstream_addr_;
     idle->via_pair = up_via_pair_;
-    loop_->Unwatch(up_.fd.get());
-    idle->fd = std::move(up_.fd);
+    up_.io.Unwatch(*loop_);
+    idle->fd = up_.io.TakeFd();
     if (loop_->Watch(idle->fd.get(), idle.get(), EPOLLIN | EPOLLRDHUP).ok()) {
       idle_.push_back(std::move(idle));
       if (idle_.size() > kMaxIdle) DropIdle(idle_.front().get());
@@ -767,11 +765,11 @@ void H1Proxy::SwitchUpstream(const Destination& to) {
   for (auto it = idle_.begin(); it != idle_.end(); ++it) {
     if (!((*it)->to == to)) continue;
     loop_->Unwatch((*it)->fd.get());
-    up_.fd = std::move((*it)->fd);
+    up_.io = StreamIo(std::move((*it)->fd));
     up_via_pair_ = (*it)->via_pair;
     up_got_bytes_ = true;  // it has answered before
     idle_.erase(it);
-    if (!loop_->Watch(up_.fd.get(), &up_, 0).ok()) up_.fd.Reset();
+    if (!up_.io.Watch(*loop_, &up_, 0).ok()) up_.io.Close(false);
     return;
   }
 }
@@ -800,9 +798,8 @@ void H1Proxy::Finish() {
   if (timer_ != 0) loop_->Cancel(timer_);
   timer_ = 0;
   for (Side* s : {&down_, &up_}) {
-    if (!s->fd.valid()) continue;
-    loop_->Unwatch(s->fd.get());
-    s->fd.Reset();
+    s->io.Unwatch(*loop_);
+    s->io.Close(false);
   }
   if (hooks_.on_done) hooks_.on_done(this);
 }

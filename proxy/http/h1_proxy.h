@@ -28,6 +28,7 @@
 #include "proxy/http/trace_context.h"
 #include "proxy/http/upstream_pool.h"
 #include "proxy/loop/event_loop.h"
+#include "proxy/loop/stream_io.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy::http {
@@ -79,9 +80,17 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
 
   // `already_read`: what was read from `downstream` before (protocol
   // detection); it is handled first.
-  static std::shared_ptr<H1Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
+  // `downstream`: the client's connection, a socket or an in-process
+  // channel (a tunnel stream ending on this node).
+  static std::shared_ptr<H1Proxy> Start(EventLoop* loop, StreamIo downstream,
                                         const Destination& upstream, Options options, Hooks hooks,
                                         absl::string_view already_read = {});
+  static std::shared_ptr<H1Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
+                                        const Destination& upstream, Options options, Hooks hooks,
+                                        absl::string_view already_read = {}) {
+    return Start(loop, StreamIo(std::move(downstream)), upstream, options, std::move(hooks),
+                 already_read);
+  }
   // Start's make_shared only (no one outside can name a Token).
   H1Proxy(Token, EventLoop* loop, const Destination& upstream, Options options, Hooks hooks);
   ~H1Proxy();
@@ -92,7 +101,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   struct Side : EventLoop::Watcher {
     H1Proxy* proxy = nullptr;
     bool downstream = false;
-    lib::UniqueFd fd;
+    StreamIo io;
     ByteBuffer in, out;
     bool eof = false;  // read its FIN
     void OnEvents(uint32_t events) override { proxy->OnEvents(*this, events); }

@@ -38,7 +38,7 @@ int StatusOf(const H2Headers& h) {
 
 }  // namespace
 
-std::shared_ptr<H2Proxy> H2Proxy::Start(EventLoop* loop, lib::UniqueFd downstream,
+std::shared_ptr<H2Proxy> H2Proxy::Start(EventLoop* loop, StreamIo downstream,
                                         const Destination& upstream, Options options,
                                         ExchangeHooks hooks, absl::string_view already_read) {
   std::shared_ptr<H2Proxy> p(new H2Proxy(loop, upstream, options, std::move(hooks)));
@@ -52,7 +52,7 @@ H2Proxy::H2Proxy(EventLoop* loop, const Destination& upstream, Options options, 
   down_.downstream = true;
 }
 
-bool H2Proxy::Init(lib::UniqueFd downstream, absl::string_view already_read) {
+bool H2Proxy::Init(StreamIo downstream, absl::string_view already_read) {
   H2Session::Events ev;
   ev.on_head = [this](int32_t id, H2Headers& h, bool end) { OnRequestHead(id, h, end); };
   ev.on_data = [this](int32_t id, absl::string_view d) { OnRequestData(id, d); };
@@ -65,9 +65,9 @@ bool H2Proxy::Init(lib::UniqueFd downstream, absl::string_view already_read) {
   auto session = H2Session::Create(H2Session::Role::kServer, options_.limits, std::move(ev));
   if (!session.ok()) return false;
   down_.session = std::move(*session);
-  down_.fd = std::move(downstream);
-  if (!loop_->Watch(down_.fd.get(), &down_, EPOLLIN).ok()) {
-    down_.fd.Reset();
+  down_.io = std::move(downstream);
+  if (!down_.io.Watch(*loop_, &down_, EPOLLIN).ok()) {
+    down_.io.Close(false);
     return false;
   }
   ArmIdle();
@@ -88,16 +88,15 @@ H2Proxy::~H2Proxy() {
   if (sweep_timer_ != 0) loop_->Cancel(sweep_timer_);
   for (auto& [id, ex] : exchanges_)
     if (ex.timer != 0) loop_->Cancel(ex.timer);
-  if (down_.fd.valid()) loop_->Unwatch(down_.fd.get());
-  for (auto& [key, up] : ups_)
-    if (up->fd.valid()) loop_->Unwatch(up->fd.get());
+  down_.io.Unwatch(*loop_);
+  for (auto& [key, up] : ups_) up->io.Unwatch(*loop_);
 }
 
 void H2Proxy::OnEvents(Conn& c, uint32_t events) {
   auto self = shared_from_this();
   if (done_ || c.gone) return;
   if (c.connecting) {
-    const int err = ConnectResult(c.fd.get());
+    const int err = ConnectResult(c.io.fd());
     if (err != 0) {
       // Still `connecting`: UpConnFailed tells a connect failure from a reset by it.
       UpConnFailed(&c, absl::StrCat("upstream-connect-failed: ", strerror(err)));
@@ -109,7 +108,7 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     char buf[kReadChunk];
     for (int i = 0; i < 4 && !c.gone; ++i) {
-      const ssize_t n = recv(c.fd.get(), buf, sizeof(buf), 0);
+      const ssize_t n = c.io.Recv(buf, sizeof(buf));
       if (n > 0) {
         if (!c.session->Receive({buf, static_cast<size_t>(n)}).ok()) {
           // A protocol error: its GOAWAY goes out, then the connection.
@@ -136,8 +135,8 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
 }
 
 bool H2Proxy::Flush(Conn& c) {
-  while (!c.out.empty() && c.fd.valid() && !c.connecting) {
-    const ssize_t n = send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+  while (!c.out.empty() && c.io.valid() && !c.connecting) {
+    const ssize_t n = c.io.Send(c.out.data(), c.out.size());
     if (n > 0) {
       c.out.Consume(static_cast<size_t>(n));
       continue;
@@ -164,7 +163,7 @@ void H2Proxy::Pump() {
     auto pump = [&](Conn& c) {
       // A connection that is going still sends what its session has to
       // say last (a GOAWAY naming the error), as far as its socket takes it.
-      if (!c.session || !c.fd.valid()) return;
+      if (!c.session || !c.io.valid()) return;
       const size_t before = c.out.size();
       // A socket that does not take what it is given gets no more: its
       // sessions' streams fill, and their windows close.
@@ -201,17 +200,17 @@ void H2Proxy::Pump() {
       continue;
     }
     UpConnFailed(&up, "upstream-closed");  // no Exchange keeps pointing at it
-    loop_->Unwatch(up.fd.get());
+    up.io.Unwatch(*loop_);
     it = ups_.erase(it);
   }
   UpdateInterest(down_);
 }
 
 void H2Proxy::UpdateInterest(Conn& c) {
-  if (!c.fd.valid()) return;
+  if (!c.io.valid()) return;
   uint32_t want = c.connecting ? EPOLLOUT : EPOLLIN;
   if (!c.out.empty()) want |= EPOLLOUT;
-  loop_->Interest(c.fd.get(), want);
+  c.io.Interest(*loop_, want);
 }
 
 void H2Proxy::Finish() {
@@ -231,14 +230,10 @@ void H2Proxy::Finish() {
     }
   }
   exchanges_.clear();
-  for (auto& [key, up] : ups_) {
-    if (up->fd.valid()) loop_->Unwatch(up->fd.get());
-  }
+  for (auto& [key, up] : ups_) up->io.Unwatch(*loop_);
   ups_.clear();
-  if (down_.fd.valid()) {
-    loop_->Unwatch(down_.fd.get());
-    down_.fd.Reset();
-  }
+  down_.io.Unwatch(*loop_);
+  down_.io.Close(false);
   if (hooks_.on_done) hooks_.on_done(this);
 }
 
@@ -391,15 +386,16 @@ H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(to, &len);
   bool connected = false;
-  c->fd = hooks_.open_upstream
-              ? hooks_.open_upstream(to, &connected)
-              : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!c->fd.valid()) return nullptr;
-  if (!connected) SetNoDelay(c->fd.get());
-  if (!loop_->Watch(c->fd.get(), c.get(), EPOLLOUT).ok()) return nullptr;
-  if (!connected && connect(c->fd.get(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
+  c->io = StreamIo(
+      hooks_.open_upstream
+          ? hooks_.open_upstream(to, &connected)
+          : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
+  if (!c->io.valid()) return nullptr;
+  if (!connected) SetNoDelay(c->io.fd());
+  if (!c->io.Watch(*loop_, c.get(), EPOLLOUT).ok()) return nullptr;
+  if (!connected && connect(c->io.fd(), reinterpret_cast<const sockaddr*>(&ss), len) != 0 &&
       errno != EINPROGRESS) {
-    loop_->Unwatch(c->fd.get());
+    c->io.Unwatch(*loop_);
     return nullptr;
   }
   c->connecting = !connected;

@@ -36,6 +36,7 @@
 #include "proxy/http/exchange_hooks.h"
 #include "proxy/http/h2_session.h"
 #include "proxy/loop/event_loop.h"
+#include "proxy/loop/stream_io.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy::http {
@@ -61,9 +62,16 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   };
 
   // `already_read`: what protocol detection read (the preface's start).
-  static std::shared_ptr<H2Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
+  // `downstream`: a socket or an in-process channel (as H1Proxy's).
+  static std::shared_ptr<H2Proxy> Start(EventLoop* loop, StreamIo downstream,
                                         const Destination& upstream, Options options,
                                         ExchangeHooks hooks, absl::string_view already_read = {});
+  static std::shared_ptr<H2Proxy> Start(EventLoop* loop, lib::UniqueFd downstream,
+                                        const Destination& upstream, Options options,
+                                        ExchangeHooks hooks, absl::string_view already_read = {}) {
+    return Start(loop, StreamIo(std::move(downstream)), upstream, options, std::move(hooks),
+                 already_read);
+  }
   ~H2Proxy();
   H2Proxy(const H2Proxy&) = delete;
   H2Proxy& operator=(const H2Proxy&) = delete;
@@ -76,7 +84,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     H2Proxy* proxy = nullptr;
     bool downstream = false;
     Destination to;
-    lib::UniqueFd fd;
+    StreamIo io;
     std::unique_ptr<H2Session> session;
     ByteBuffer out;
     bool connecting = false;
@@ -108,7 +116,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   };
 
   H2Proxy(EventLoop* loop, const Destination& upstream, Options options, ExchangeHooks hooks);
-  bool Init(lib::UniqueFd downstream, absl::string_view already_read);
+  bool Init(StreamIo downstream, absl::string_view already_read);
   void OnEvents(Conn& c, uint32_t events);
   // Moves every session's output to its socket, closes what is over.
   void Pump();

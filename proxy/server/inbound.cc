@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proxy/server/l7_entry.h"
+#include "proxy/server/l7_stream_leg.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/pod_socket.h"
 #include "proxy/server/tunnel_conn.h"
@@ -87,10 +88,10 @@ void Worker::OnConnect(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
   });
 }
 
-// An HTTP-routes-only stream: the stream is relayed to one end of a
-// socketpair whose other end the L7 layer reads as it reads a local pod's
-// connection (l7_entry.cc), with the identity the certificate proved as the
-// source; allowed requests go to the pod from the client pod's address.
+// An HTTP-routes-only stream: the L7 layer reads and writes the stream in
+// process (L7StreamLeg) as it reads a local pod's connection
+// (l7_entry.cc), with the identity the certificate proved as the source;
+// allowed requests go to the pod from the client pod's address.
 void Worker::CarryInboundL7(const std::shared_ptr<TunnelConn>& tunnel, int32_t id,
                             const Destination& source, const Destination& destination) {
   auto rt = shared_->runtime.Get();
@@ -105,17 +106,11 @@ void Worker::CarryInboundL7(const std::shared_ptr<TunnelConn>& tunnel, int32_t i
     tunnel->Refuse(id, 503);
     return;
   }
-  int sv[2];
-  if (!to || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+  if (!to) {
     tunnel->Refuse(id, 503);
     return;
   }
-  lib::UniqueFd stream_end(sv[0]), l7_end(sv[1]);
-  auto leg = PodLeg::Make(this, std::move(stream_end));
-  if (!leg) {
-    tunnel->Refuse(id, 503);
-    return;
-  }
+  auto leg = std::make_shared<L7StreamLeg>(this);
   L7Flow flow;
   flow.source = source;
   flow.destination = destination;
@@ -123,7 +118,7 @@ void Worker::CarryInboundL7(const std::shared_ptr<TunnelConn>& tunnel, int32_t i
   flow.destination_text = *to;
   flow.source_identity = SubjectOf(flow.source_text);
   flow.destination_identity = SubjectOf(flow.destination_text);
-  auto entry = L7Entry::Start(this, std::move(l7_end), std::move(flow));
+  auto entry = L7Entry::Start(this, StreamIo(std::shared_ptr<ByteChannel>(leg)), std::move(flow));
   if (!entry) {
     tunnel->Refuse(id, 503);
     return;

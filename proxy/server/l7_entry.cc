@@ -58,7 +58,8 @@ void Worker::HandleL7(lib::UniqueFd socket) {
   }
   if (draining_) return ResetOnClose(socket.get());
   if (L7AtCapacity()) return refuse("l7-connection-limit");
-  if (auto e = L7Entry::Start(this, std::move(socket), std::move(flow))) KeepL7(e.get(), e);
+  if (auto e = L7Entry::Start(this, StreamIo(std::move(socket)), std::move(flow)))
+    KeepL7(e.get(), e);
 }
 
 void Worker::KeepL7(const void* key, std::shared_ptr<void> held) { l7_[key] = std::move(held); }
@@ -163,9 +164,9 @@ void L7Entry::ServiceHooks(Connection* c, http::H1Proxy::Hooks* hooks) {
   };
 }
 
-std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, lib::UniqueFd socket, L7Flow flow) {
-  std::shared_ptr<L7Entry> e(new L7Entry(worker, std::move(socket), std::move(flow)));
-  if (!worker->loop().Watch(e->socket_.get(), e.get(), EPOLLIN).ok()) return nullptr;
+std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, StreamIo client, L7Flow flow) {
+  std::shared_ptr<L7Entry> e(new L7Entry(worker, std::move(client), std::move(flow)));
+  if (!e->client_.Watch(worker->loop(), e.get(), EPOLLIN).ok()) return nullptr;
   worker->L7ConnectionStarted();  // until Close, or the end of the proxy it hands to
   e->timer_ = worker->loop().After(kDetectWait, [weak = e->weak_from_this()] {
     if (auto self = weak.lock()) {
@@ -176,19 +177,19 @@ std::shared_ptr<L7Entry> L7Entry::Start(Worker* worker, lib::UniqueFd socket, L7
   return e;
 }
 
-L7Entry::L7Entry(Worker* worker, lib::UniqueFd socket, L7Flow flow)
-    : worker_(worker), socket_(std::move(socket)), flow_(std::move(flow)) {}
+L7Entry::L7Entry(Worker* worker, StreamIo client, L7Flow flow)
+    : worker_(worker), client_(std::move(client)), flow_(std::move(flow)) {}
 
 L7Entry::~L7Entry() {
   if (timer_ != 0) worker_->loop().Cancel(timer_);
-  if (socket_.valid()) worker_->loop().Unwatch(socket_.get());
+  client_.Unwatch(worker_->loop());
 }
 
 void L7Entry::OnEvents(uint32_t) {
   if (decided_) return;
   char buf[kDetectBytes];
   const size_t want = kDetectBytes - first_.size();
-  const ssize_t n = recv(socket_.get(), buf, want, 0);
+  const ssize_t n = client_.Recv(buf, want);
   if (n > 0) {
     first_.append(buf, static_cast<size_t>(n));
     const http::Detected d = http::DetectProtocol(first_);
@@ -206,11 +207,8 @@ void L7Entry::Close(bool reset) {
   worker_->L7ConnectionEnded();
   if (timer_ != 0) worker_->loop().Cancel(timer_);
   timer_ = 0;
-  if (socket_.valid()) {
-    worker_->loop().Unwatch(socket_.get());
-    if (reset) ResetOnClose(socket_.get());
-    socket_.Reset();
-  }
+  client_.Unwatch(worker_->loop());
+  client_.Close(reset);
   worker_->L7Done(this);
 }
 
@@ -236,7 +234,7 @@ void L7Entry::Decide(http::Detected what) {
   decided_ = true;
   if (timer_ != 0) w->loop().Cancel(timer_);
   timer_ = 0;
-  w->loop().Unwatch(socket_.get());
+  client_.Unwatch(w->loop());
   const ProxyOptions::L7Limits& limits = shared.options.l7;
   http::H1Proxy::Options options;
   options.relay = !http1;
@@ -291,13 +289,13 @@ void L7Entry::Decide(http::Detected what) {
     h2.idle_timeout_ms = limits.idle_timeout_ms;
     h2.connect_timeout_ms = limits.connect_timeout_ms;
     h2.stream_idle_timeout_ms = limits.stream_idle_timeout_ms;
-    auto p = http::H2Proxy::Start(&w->loop(), std::move(socket_), flow.destination, h2,
+    auto p = http::H2Proxy::Start(&w->loop(), std::move(client_), flow.destination, h2,
                                   std::move(hooks), first_);
     if (p) w->KeepL7(p.get(), p);
     if (!p) w->L7ConnectionEnded();
     return w->L7Done(this);
   }
-  auto p = http::H1Proxy::Start(&w->loop(), std::move(socket_), flow.destination, options,
+  auto p = http::H1Proxy::Start(&w->loop(), std::move(client_), flow.destination, options,
                                 std::move(hooks), first_);
   if (p) w->KeepL7(p.get(), p);
   if (!p) w->L7ConnectionEnded();

@@ -19,6 +19,7 @@
 #include "proxy/http/h1_proxy.h"
 #include "proxy/http/protocol_detect.h"
 #include "proxy/loop/event_loop.h"
+#include "proxy/loop/stream_io.h"
 #include "proxy/server/l7_service_router.h"
 #include "proxy/tunnel/connect_authority.h"
 
@@ -44,12 +45,14 @@ class L7Entry : public EventLoop::Watcher, public std::enable_shared_from_this<L
   static constexpr std::chrono::milliseconds kDetectWait{3000};
   static constexpr size_t kDetectBytes = 64;
 
-  static std::shared_ptr<L7Entry> Start(Worker* worker, lib::UniqueFd socket, L7Flow flow);
+  // `client`: the pod's socket, or an in-process channel (a tunnel stream
+  // from another node's pod, l7_stream_leg.h).
+  static std::shared_ptr<L7Entry> Start(Worker* worker, StreamIo client, L7Flow flow);
   ~L7Entry();
   void OnEvents(uint32_t events) override;
 
  private:
-  L7Entry(Worker* worker, lib::UniqueFd socket, L7Flow flow);
+  L7Entry(Worker* worker, StreamIo client, L7Flow flow);
   // Hands the connection on (or refuses it) once the protocol is known.
   void Decide(http::Detected what);
   void Close(bool reset);
@@ -57,7 +60,7 @@ class L7Entry : public EventLoop::Watcher, public std::enable_shared_from_this<L
   static void ServiceHooks(Connection* c, http::H1Proxy::Hooks* hooks);
 
   Worker* worker_;
-  lib::UniqueFd socket_;
+  StreamIo client_;
   L7Flow flow_;
   std::string first_;  // read while detecting; given to the next stage
   EventLoop::TimerId timer_ = 0;

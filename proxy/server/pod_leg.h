@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "agent/lib/unique_fd.h"
 #include "proxy/loop/event_loop.h"
+#include "proxy/server/stream_leg.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy {
@@ -24,7 +25,9 @@ namespace shunt::proxy {
 class TunnelConn;
 class Worker;
 
-class PodLeg : public std::enable_shared_from_this<PodLeg>, public EventLoop::Watcher {
+class PodLeg : public StreamLeg,
+               public std::enable_shared_from_this<PodLeg>,
+               public EventLoop::Watcher {
  public:
   // On the worker's loop; nullptr (the socket closed) if it cannot watch it.
   static std::shared_ptr<PodLeg> Make(Worker* worker, lib::UniqueFd socket);
@@ -36,10 +39,10 @@ class PodLeg : public std::enable_shared_from_this<PodLeg>, public EventLoop::Wa
   // `done` gets 0 once connected, or the errno it failed with.
   void AwaitConnect(std::function<void(int error)> done);
   // The stream this connection is carried on.
-  void Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id);
+  void Attach(const std::shared_ptr<TunnelConn>& tunnel, int32_t stream_id) override;
   // Starts moving the pod's bytes into the stream (a client after the
   // peer's 200, a server once connected to the pod).
-  void StartReading();
+  void StartReading() override;
   int fd() const { return socket_.get(); }
   // Where the pod was connecting to (outbound legs).
   void set_destination(const Destination& d) { destination_ = d; }
@@ -51,14 +54,14 @@ class PodLeg : public std::enable_shared_from_this<PodLeg>, public EventLoop::Wa
   // From the tunnel. OnData's bytes stay valid until FlushBatch, which the
   // tunnel calls once per batch it received: they go to the pod in one
   // sendmsg, not one send per DATA frame.
-  void OnData(absl::string_view data);
-  void FlushBatch();
-  void OnPeerEof();
-  void OnStreamClosed(uint32_t error_code);
-  void OnSendSpace();
+  void OnData(absl::string_view data) override;
+  void FlushBatch() override;
+  void OnPeerEof() override;
+  void OnStreamClosed(uint32_t error_code) override;
+  void OnSendSpace() override;
   // Ends the pod connection with a reset: the tunnel failed or the peer
   // refused the stream.
-  void Abort();
+  void Abort() override;
 
   void OnEvents(uint32_t events) override;
 

@@ -81,7 +81,7 @@ TunnelSession::Events TunnelConn::SessionEvents() {
       return;
     }
     worker_->stats().Add(Stat::kStreamsRefusedByPeer);
-    std::shared_ptr<PodLeg> leg = std::move(it->second);
+    std::shared_ptr<StreamLeg> leg = std::move(it->second);
     legs_.erase(it);
     leg->Abort();
   };
@@ -99,7 +99,7 @@ TunnelSession::Events TunnelConn::SessionEvents() {
   e.on_close = [this](int32_t id, uint32_t error_code) {
     auto it = legs_.find(id);
     if (it == legs_.end()) return;
-    std::shared_ptr<PodLeg> leg = std::move(it->second);
+    std::shared_ptr<StreamLeg> leg = std::move(it->second);
     legs_.erase(it);
     leg->OnStreamClosed(error_code);
     CloseIfIdle();
@@ -174,7 +174,13 @@ void TunnelConn::OnConnected(int error) {
       worker_->MarkMeshless(peer_.AddressText());
       auto legs = std::move(legs_);
       legs_.clear();
-      for (auto& [id, leg] : legs) worker_->RelayPlain(leg);
+      // (Client tunnels carry pod sockets only; anything else is reset.)
+      for (auto& [id, leg] : legs) {
+        if (auto pod = std::dynamic_pointer_cast<PodLeg>(leg))
+          worker_->RelayPlain(pod);
+        else
+          leg->Abort();
+      }
     }
     Fail(absl::StrCat("connect to ", peer_.ToAuthority(), ": ", strerror(error)));
     return;
@@ -314,7 +320,7 @@ bool TunnelConn::usable() const {
          (role_ == Role::kClient ? session_->can_open() : session_->alive());
 }
 
-bool TunnelConn::Open(const std::shared_ptr<PodLeg>& leg, const std::string& authority,
+bool TunnelConn::Open(const std::shared_ptr<StreamLeg>& leg, const std::string& authority,
                       const std::string& forwarded) {
   if (!usable()) return false;
   auto id = session_->OpenStream(authority, forwarded);
@@ -330,7 +336,7 @@ bool TunnelConn::Open(const std::shared_ptr<PodLeg>& leg, const std::string& aut
   return true;
 }
 
-void TunnelConn::Connecting(int32_t id, const std::shared_ptr<PodLeg>& leg) {
+void TunnelConn::Connecting(int32_t id, const std::shared_ptr<StreamLeg>& leg) {
   if (failed_ || !session_->has_stream(id)) {
     leg->Abort();
     return;
@@ -342,7 +348,7 @@ void TunnelConn::Connecting(int32_t id, const std::shared_ptr<PodLeg>& leg) {
 void TunnelConn::Accept(int32_t id) {
   auto it = legs_.find(id);
   if (failed_ || it == legs_.end()) return;
-  std::shared_ptr<PodLeg> leg = it->second;
+  std::shared_ptr<StreamLeg> leg = it->second;
   session_->Accept(id);
   Flush();
   leg->StartReading();
@@ -351,7 +357,7 @@ void TunnelConn::Accept(int32_t id) {
 void TunnelConn::Refuse(int32_t id, int http_status) {
   if (failed_) return;
   if (auto it = legs_.find(id); it != legs_.end()) {
-    std::shared_ptr<PodLeg> leg = std::move(it->second);
+    std::shared_ptr<StreamLeg> leg = std::move(it->second);
     legs_.erase(it);
     leg->Abort();
   }

@@ -1,8 +1,9 @@
 // One mTLS tunnel between two nodes' proxies on a socket: TCP, TLS 1.3
 // (TlsChannel), HTTP/2 CONNECT streams (TunnelSession), each stream a pod
-// connection (PodLeg). The client end is pooled per (source identity, peer
-// node) and carries many pod connections; the server end is accepted on
-// the node's inbound port and asks its worker to judge each CONNECT.
+// connection (a StreamLeg: PodLeg to a pod's socket, or L7StreamLeg into
+// this node's L7 layer). The client end is pooled per (source identity,
+// peer node) and carries many pod connections; the server end is accepted
+// on the node's inbound port and asks its worker to judge each CONNECT.
 #pragma once
 
 #include <cstdint>
@@ -14,13 +15,13 @@
 #include "absl/strings/string_view.h"
 #include "agent/lib/unique_fd.h"
 #include "proxy/loop/event_loop.h"
+#include "proxy/server/stream_leg.h"
 #include "proxy/tls/tls_channel.h"
 #include "proxy/tunnel/connect_authority.h"
 #include "proxy/tunnel/tunnel_session.h"
 
 namespace shunt::proxy {
 
-class PodLeg;
 class Worker;
 
 class TunnelConn : public std::enable_shared_from_this<TunnelConn>, public EventLoop::Watcher {
@@ -40,21 +41,21 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn>, public Event
   void Start();
   // Client: carries `leg` as a new stream to `authority`. False when this
   // tunnel takes no more streams (full, failing or draining).
-  bool Open(const std::shared_ptr<PodLeg>& leg, const std::string& authority,
+  bool Open(const std::shared_ptr<StreamLeg>& leg, const std::string& authority,
             const std::string& forwarded);
   // Server: the CONNECT `id` is being connected to a pod through `leg`;
   // then accepted, or refused (which closes the leg, if any).
-  void Connecting(int32_t id, const std::shared_ptr<PodLeg>& leg);
+  void Connecting(int32_t id, const std::shared_ptr<StreamLeg>& leg);
   void Accept(int32_t id);
   void Refuse(int32_t id, int http_status);
   bool has_stream(int32_t id) const { return session_ && session_->has_stream(id); }
 
-  // For PodLeg: the session and "write what it produced".
+  // For the legs: the session and "write what it produced".
   TunnelSession& session() { return *session_; }
   void Flush();
   void Forget(int32_t id) { legs_.erase(id); }
   // A leg got DATA in the batch being received: FlushBatch once it is done.
-  void Batched(const std::shared_ptr<PodLeg>& leg) { batched_.push_back(leg); }
+  void Batched(const std::shared_ptr<StreamLeg>& leg) { batched_.push_back(leg); }
 
   // No new streams; closes once the last one ends.
   void Drain();
@@ -97,8 +98,8 @@ class TunnelConn : public std::enable_shared_from_this<TunnelConn>, public Event
   EventLoop::TimerId timer_ = 0;
   std::unique_ptr<TlsChannel> tls_;
   std::unique_ptr<TunnelSession> session_;
-  std::map<int32_t, std::shared_ptr<PodLeg>> legs_;
-  std::vector<std::shared_ptr<PodLeg>> batched_;
+  std::map<int32_t, std::shared_ptr<StreamLeg>> legs_;
+  std::vector<std::shared_ptr<StreamLeg>> batched_;
   std::string identity_;       // client: the source identity it presents
   std::string peer_identity_;  // server: the identity the client proved
   // Ciphertext not yet written, at most about this much (then nghttp2 holds the rest).

@@ -7,10 +7,13 @@ Serves every path on --port (keep-alive, HTTP/1.1) and answers with its
   --fail-all       every request gets a 500 until GET /heal
   /break, /heal    start, stop answering 500 to everything
   /slow            waits --slow-ms before answering
+A request body is read whole and its SHA-256 answered in x-body-sha256 (and
+its length in x-body-bytes), so a test can check it arrived intact.
 Each request is logged to stdout as one line: "<name> <method> <path> <client>
 traceparent=<value or ->", flushed, so a test can count what arrived.
 """
 import argparse
+import hashlib
 import http.server
 import sys
 import threading
@@ -31,8 +34,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def answer(self):
         global count, failing
         length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
+        digest = hashlib.sha256()
+        left = length
+        while left > 0:
+            piece = self.rfile.read(min(left, 65536))
+            if not piece:
+                break
+            digest.update(piece)
+            left -= len(piece)
         with lock:
             count += 1
             n = count
@@ -52,6 +61,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("content-type", "text/plain")
         self.send_header("content-length", str(len(body)))
         self.send_header("x-backend", args.name)
+        self.send_header("x-body-bytes", str(length - left))
+        self.send_header("x-body-sha256", digest.hexdigest())
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
