@@ -123,7 +123,7 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
 
   // An upstream connection kept while requests go to other endpoints;
   // watched, so that one its server closes (or writes to unasked) goes.
-  struct Idle : EventLoop::Watcher {
+  struct Idle final : EventLoop::Watcher {
     H1Proxy* proxy = nullptr;
     Destination to;
     lib::UniqueFd fd;

@@ -80,7 +80,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
 
  private:
   // A socket with its HTTP/2 session: the pod's (server), or one upstream's.
-  struct Conn : EventLoop::Watcher {
+  struct Conn final : EventLoop::Watcher {
     H2Proxy* proxy = nullptr;
     bool downstream = false;
     Destination to;

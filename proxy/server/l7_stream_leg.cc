@@ -128,7 +128,7 @@ ssize_t L7StreamLeg::Recv(char* buf, size_t n) {
   // Read: the peer may send as much more (the stream's window).
   if (auto t = tunnel_.lock(); t && !stream_over_) {
     t->session().Consumed(id_, k);
-    t->Flush();
+    t->FlushSoon();
   }
   return static_cast<ssize_t>(k);
 }
@@ -152,7 +152,7 @@ ssize_t L7StreamLeg::Send(const char* data, size_t n) {
   std::memcpy(s.SendSpace(id_, k), data, k);
   s.CommitSend(id_, k);
   worker_->stats().Add(Stat::kBytesToPeer, k);
-  t->Flush();
+  t->FlushSoon();  // with what other streams send in this batch
   return static_cast<ssize_t>(k);
 }
 

@@ -120,8 +120,8 @@ void PodLeg::OnReadable() {
     Close(/*reset=*/true);
     return;
   }
-  tunnel->Flush();
-  UpdateInterest();  // paused or at EOF: no more reading for now
+  tunnel->FlushSoon();  // with the other legs' of this batch
+  UpdateInterest();     // paused or at EOF: no more reading for now
 }
 
 void PodLeg::OnSendSpace() {
@@ -199,7 +199,7 @@ void PodLeg::FlushToPod() {
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       UpdateInterest();
-      if (tunnel) tunnel->Flush();  // window updates for what went out
+      if (tunnel) tunnel->FlushSoon();  // window updates for what went out
       return;
     }
     if (tunnel) {
@@ -213,7 +213,7 @@ void PodLeg::FlushToPod() {
   to_pod_.shrink_to_fit();  // an idle connection keeps no buffer
   to_pod_off_ = 0;
   UpdateInterest();
-  if (tunnel) tunnel->Flush();
+  if (tunnel) tunnel->FlushSoon();
   if (peer_eof_) shutdown(fd(), SHUT_WR);
   if (stream_closed_) Close(/*reset=*/false);
 }

@@ -296,6 +296,16 @@ void TunnelConn::Flush() {
   }
 }
 
+void TunnelConn::FlushSoon() {
+  if (flush_soon_) return;
+  flush_soon_ = true;
+  worker_->loop().Later(weak_from_this(), [](void* self) {
+    auto* t = static_cast<TunnelConn*>(self);
+    t->flush_soon_ = false;
+    t->Flush();
+  });
+}
+
 void TunnelConn::WriteOut() {
   // Blocked: the socket says when it takes more.
   if (write_blocked_ || !connected_ || failed_) return;
