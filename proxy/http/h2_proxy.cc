@@ -57,7 +57,12 @@ bool H2Proxy::Init(StreamIo downstream, absl::string_view already_read) {
   ev.on_head = [this](int32_t id, H2Headers& h, bool end) { OnRequestHead(id, h, end); };
   ev.on_data = [this](int32_t id, absl::string_view d) { OnRequestData(id, d); };
   ev.on_trailers = [this](int32_t id, H2Headers& t) {
-    if (Exchange* ex = Find(id)) ex->request_trailers = std::move(t);
+    if (Exchange* ex = Find(id)) {
+      ex->request_trailers = std::move(t);
+      // (Trailers go with the attempt's end: such a request is not resent.)
+      ex->replayable = false;
+      ex->replay_body.Release();
+    }
   };
   ev.on_end = [this](int32_t id) { OnRequestEnd(id); };
   ev.on_close = [this](int32_t id, uint32_t code) { OnDownClose(id, code); };
@@ -319,13 +324,12 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   for (auto& h : headers)
     if (!h.first.empty() && h.first[0] == ':') ex.replay.push_back(std::move(h));
   for (auto& h : regular) ex.replay.push_back(std::move(h));
-  ex.replayable = end;  // a body is not kept to send again
+  ex.replayable = true;  // its body too, while it stays small (KeepForReplay)
   std::string why;
   if (!SubmitUpstream(ex, to, &why)) {
     EndAttempt(ex, true, 0);
     if (!Retry(ex, ex.rules.retry_on_connect_failure, false)) return AnswerLocally(ex, 502, why);
   }
-  if (!ex.replayable) H2Headers().swap(ex.replay);
   ArmResponseTimer(ex);
 }
 
@@ -424,7 +428,7 @@ H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
 
 void H2Proxy::OnRequestData(int32_t id, absl::string_view data) {
   Exchange* ex = Find(id);
-  if (!ex || ex->local || !ex->up) {
+  if (!ex || ex->local || (!ex->up && !ex->retrying)) {
     down_.session->Consumed(id, data.size());  // dropped: a local answer's request
     return;
   }
@@ -447,8 +451,15 @@ void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
     if (!ex.up || ex.local) return;
     if (!ex.to_up.empty()) {
       const size_t n = ex.up->session->Send(ex.up_id, ex.to_up.view());
+      // Past the replayed front: new bytes, kept for a retry and credited
+      // to the client's window.
+      const size_t again = std::min(n, ex.uncredited);
+      ex.uncredited -= again;
+      if (n > again) {
+        KeepForReplay(ex, ex.to_up.view().substr(again, n - again));
+        down_.session->Consumed(ex.id, n - again);
+      }
       ex.to_up.Consume(n);
-      down_.session->Consumed(ex.id, n);
       if (n > 0) ex.active = std::chrono::steady_clock::now();
     }
     if (ex.to_up.empty() && ex.request_ended) {
@@ -586,15 +597,16 @@ void H2Proxy::OnUpClose(Conn* up, int32_t up_id, uint32_t code) {
   up->exchanges.erase(it);
   if (!ex) return;
   LetGoOfUpstream(*ex);
-  DropRequestBody(*ex);            // the upstream takes no more of it
-  if (ex->response_ended) return;  // ended cleanly; its bytes are on their way
-  if (!ex->response_started) {
-    // Reset (or refused) before it answered.
+  if (!ex->response_ended && !ex->response_started) {
+    // Reset (or refused) before it answered: another attempt takes the
+    // body (what was sent is kept for it, what was not still waits).
     EndAttempt(*ex, true, 0);
     const bool refused = code == NGHTTP2_REFUSED_STREAM;
     if (Retry(*ex, ex->rules.retry_on_reset, refused)) return;
     return AnswerLocally(*ex, 502, refused ? "upstream-refused-stream" : "upstream-reset");
   }
+  DropRequestBody(*ex);            // the upstream takes no more of it
+  if (ex->response_ended) return;  // ended cleanly; its bytes are on their way
   down_.session->Reset(ex->id, code == NGHTTP2_NO_ERROR ? uint32_t{NGHTTP2_INTERNAL_ERROR} : code);
 }
 
@@ -607,15 +619,14 @@ void H2Proxy::UpConnFailed(Conn* up, const std::string& why) {
     Exchange* ex = Find(id);
     if (!ex) continue;
     ex->up = nullptr;  // its session is gone: no window to give back there
-    DropRequestBody(*ex);
-    if (ex->response_ended) continue;
-    if (!ex->response_started) {
+    if (!ex->response_ended && !ex->response_started) {
       EndAttempt(*ex, true, 0);
       const bool allowed = retry_on ? ex->rules.retry_on_connect_failure : ex->rules.retry_on_reset;
-      if (!Retry(*ex, allowed, false)) AnswerLocally(*ex, 502, why);
-    } else {
-      down_.session->Reset(id, NGHTTP2_INTERNAL_ERROR);
+      if (!Retry(*ex, allowed, false)) AnswerLocally(*ex, 502, why);  // (drops the body)
+      continue;
     }
+    DropRequestBody(*ex);
+    if (!ex->response_ended) down_.session->Reset(id, NGHTTP2_INTERNAL_ERROR);
   }
 }
 
@@ -645,6 +656,16 @@ void H2Proxy::AnswerLocally(Exchange& ex, int status, const std::string& reason)
   // (OnRequestData), its window kept open: the stream ends when it does.
 }
 
+void H2Proxy::KeepForReplay(Exchange& ex, absl::string_view sent) {
+  if (!ex.replayable) return;
+  if (ex.replay_body.size() + sent.size() > kMaxReplay) {
+    ex.replayable = false;  // too big to keep: no retry for this request
+    ex.replay_body.Release();
+    return;
+  }
+  ex.replay_body.Append(sent);
+}
+
 void H2Proxy::LetGoOfUpstream(Exchange& ex) {
   // The response bytes still waiting for the client were never credited
   // upstream (MoveBody does as they go): credited now, as the upstream's
@@ -654,9 +675,13 @@ void H2Proxy::LetGoOfUpstream(Exchange& ex) {
 }
 
 void H2Proxy::DropRequestBody(Exchange& ex) {
-  // Request bytes that will not be passed on: the client's window back.
-  if (!ex.to_up.empty()) down_.session->Consumed(ex.id, ex.to_up.size());
+  // Request bytes that will not be passed on: the client's window back
+  // (but for a replayed front, credited the first time).
+  if (ex.to_up.size() > ex.uncredited)
+    down_.session->Consumed(ex.id, ex.to_up.size() - ex.uncredited);
+  ex.uncredited = 0;
   ex.to_up.clear();
+  ex.replay_body.Release();
 }
 
 void H2Proxy::EndAttempt(Exchange& ex, bool failure, int status) {

@@ -104,10 +104,17 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     bool local = false;
     bool request_ended = false, response_started = false, response_ended = false;
     H2Headers request_trailers, response_trailers;
-    // The head sent upstream, kept to send again while the request has no
-    // body (retries); `endpoint` the last attempt's.
+    // The head sent upstream and the body bytes sent so far, kept to send
+    // again (retries) while the body stays within kMaxReplay and has no
+    // trailers; `last_endpoint` the last attempt's.
     H2Headers replay;
+    ByteBuffer replay_body;
     bool replayable = false, refused_retried = false;
+    // Between attempts: body bytes that arrive wait in to_up.
+    bool retrying = false;
+    // The front of to_up that is the replayed body: sent again, but the
+    // client's window was opened for it the first time already.
+    size_t uncredited = 0;
     int last_endpoint = -1;
     ByteBuffer to_up, to_down;  // body bytes the other session did not take yet
     std::chrono::steady_clock::time_point started, attempt_started;
@@ -117,6 +124,11 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
 
   H2Proxy(EventLoop* loop, const Destination& upstream, Options options, ExchangeHooks hooks);
   bool Init(StreamIo downstream, absl::string_view already_read);
+  // A request body kept for a retry at most this big (as H1Proxy's).
+  static constexpr size_t kMaxReplay = 64 * 1024;
+  // The body bytes sent upstream for the first time are kept for a retry,
+  // or all of it let go once it is too big.
+  void KeepForReplay(Exchange& ex, absl::string_view sent);
   void OnEvents(Conn& c, uint32_t events);
   // Moves every session's output to its socket, closes what is over.
   void Pump();

@@ -1,5 +1,7 @@
-// H2Proxy's retries (h2_proxy.h): a request without a body sent again on a
-// new upstream stream, before any of its response reached the client.
+// H2Proxy's retries (h2_proxy.h): a request sent again on a new upstream
+// stream, before any of its response reached the client: its head, and
+// its body as far as it was sent (at most kMaxReplay; what comes after
+// follows on the new stream as it arrives).
 #include "absl/strings/str_cat.h"
 #include "proxy/http/h2_proxy.h"
 
@@ -13,7 +15,11 @@ bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* w
     *why = "upstream-connect-failed";
     return false;
   }
-  auto up_id = up->session->SubmitRequest(ex.replay, ex.request_ended);
+  // A retry sends the body sent so far again, first: the new stream ends
+  // after it (MoveBody) unless there was none.
+  const bool again = ex.retrying;
+  const bool no_body = ex.request_ended && ex.to_up.empty() && (!again || ex.replay_body.empty());
+  auto up_id = up->session->SubmitRequest(ex.replay, no_body);
   if (!up_id.ok()) {
     *why = std::string(up_id.status().message());
     return false;
@@ -22,6 +28,15 @@ bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* w
   ex.up_id = *up_id;
   up->exchanges[*up_id] = ex.id;
   ex.last_endpoint = ex.rules.endpoint;
+  ex.retrying = false;
+  if (again && !ex.replay_body.empty()) {
+    ByteBuffer rest = std::move(ex.to_up);
+    ex.to_up.clear();
+    ex.to_up.Append(ex.replay_body.view());
+    ex.to_up.Append(rest.view());
+    ex.uncredited = ex.replay_body.size();  // replay_body stays: a further retry's front
+  }
+  if (!no_body) MoveBody(ex, /*to_up=*/true);
   return true;
 }
 
@@ -64,6 +79,7 @@ bool H2Proxy::Retry(Exchange& ex, bool allowed_for_failure, bool refused) {
 
 void H2Proxy::QueueRetry(Exchange& ex, const Destination& next, int endpoint) {
   ex.up = nullptr;  // between attempts
+  ex.retrying = true;
   if (pending_retries_.empty())
     loop_->Later(weak_from_this(), [](void* p) { static_cast<H2Proxy*>(p)->RunRetries(); });
   pending_retries_.push_back({ex.id, next, endpoint});

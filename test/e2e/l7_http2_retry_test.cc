@@ -1,11 +1,11 @@
 // Retries of HTTP/2 requests through the L7 layer (docs/l7.md, "HTTP/2"):
 // real clients (h2load, curl) against a real HTTP/2 server
 // (testdata/h2_backend.py on python3-h2) that fails or refuses streams on
-// purpose. A bodiless idempotent request is sent again within the
-// service's retries, each stream on its own request even when many are in
-// flight on one connection; one with a body never is; a stream the server
-// refused (REFUSED_STREAM: not processed) is sent again once whatever its
-// method.
+// purpose. An idempotent request is sent again within the service's
+// retries, with its body (kept up to 64 KiB), each stream on its own
+// request even when many are in flight on one connection; a POST never
+// is; a stream the server refused (REFUSED_STREAM: not processed) is sent
+// again once whatever its method, its body too.
 #include <fstream>
 #include <map>
 
@@ -127,7 +127,7 @@ class L7Http2RetryTest : public MtlsMeshTest {
   std::string flaky_log_, shy_log_, stable_log_, canary_log_;
 };
 
-TEST_F(L7Http2RetryTest, BodilessIdempotentRequestsAreRetriedAndOnesWithABodyNever) {
+TEST_F(L7Http2RetryTest, IdempotentRequestsAreRetriedWithTheirBodiesAndPostsNever) {
   // Every other request fails (the first included): each GET fails once
   // and succeeds on its retry; the client sees only 200s.
   const std::string url = absl::StrCat("http://", kFlakyVip, ":80/get");
@@ -156,6 +156,26 @@ TEST_F(L7Http2RetryTest, BodilessIdempotentRequestsAreRetriedAndOnesWithABodyNev
   EXPECT_EQ(CountLines(Slurp(flaky_log_), "flaky POST /post "), 10);
   ASSERT_OK(WaitCounter(*n1_, "l7_requests", 20));
   EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 10u);
+
+  // PUT with a body (idempotent): each failed attempt is sent again with
+  // its body, which arrives whole both times.
+  ASSERT_OK_AND_ASSIGN(
+      out, RunInPod(*n1_, *client_,
+                    {"h2load", "-n", "10", "-c", "1", "-m", "1", "-d", body, "-H", ":method: PUT",
+                     absl::StrCat("http://", kFlakyVip, ":80/put")}));
+  EXPECT_THAT(out, HasSubstr("status codes: 10 2xx, 0 3xx, 0 4xx, 0 5xx")) << out;
+  ASSERT_OK(WaitLines(flaky_log_, "flaky PUT /put ", 20));
+  const std::string put_log = Slurp(flaky_log_);
+  EXPECT_EQ(CountLines(put_log, "flaky PUT /put "), 20) << put_log;
+  // sha256("payload")
+  EXPECT_EQ(CountLines(put_log,
+                       "body bytes=7 "
+                       "sha256=239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5 "
+                       "path=/put"),
+            20)
+      << put_log;
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 30));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 20u);
   // Each GET's retry is in its request metrics.
   ASSERT_OK_AND_ASSIGN(nlohmann::json routes, ShuntctlJson(*n1_, "stat route --window 60s"));
   uint64_t retries = 0, requests = 0;
@@ -163,8 +183,8 @@ TEST_F(L7Http2RetryTest, BodilessIdempotentRequestsAreRetriedAndOnesWithABodyNev
     retries += r.value("retries", uint64_t{0});
     requests += r.value("requests", uint64_t{0});
   }
-  EXPECT_EQ(retries, 10u) << routes.dump();
-  EXPECT_EQ(requests, 20u) << routes.dump();
+  EXPECT_EQ(retries, 20u) << routes.dump();
+  EXPECT_EQ(requests, 30u) << routes.dump();
 }
 
 // Twenty requests in flight together on one connection, half of them
@@ -225,15 +245,34 @@ TEST_F(L7Http2RetryTest, ARefusedStreamIsSentAgainOnceWhateverItsMethod) {
                                       "[%{http_code}]", base + "/bodiless"}));
   EXPECT_THAT(out, HasSubstr("[200]"));
   ASSERT_OK(WaitLines(shy_log_, "shy POST /bodiless ", 2));
-  // One with a body is not kept to send again: the refusal is a 502.
+  // One with a body (40 KiB: three DATA frames) too: its body was kept and
+  // goes again, whole, on the new stream.
+  const std::string mid = n1_->work_dir() + "/body-40k";
+  ASSERT_OK(Sh(absl::StrCat("head -c 40960 /dev/urandom > ", mid)).status());
+  ASSERT_OK_AND_ASSIGN(std::string mid_sha, Sh("sha256sum " + mid));
+  mid_sha = mid_sha.substr(0, mid_sha.find(' '));
   ASSERT_OK_AND_ASSIGN(
       out, RunInPod(*n1_, *client_,
-                    {"curl", "-sS", "--http2-prior-knowledge", "-d", "x=1", "-D", "-", "-o",
-                     "/dev/null", "-w", "[%{http_code}]", base + "/with-body"}));
+                    {"curl", "-sS", "--http2-prior-knowledge", "--data-binary", "@" + mid, "-D",
+                     "-", "-o", "/dev/null", "-w", "[%{http_code}]", base + "/with-body"}));
+  EXPECT_THAT(out, HasSubstr("[200]"));
+  EXPECT_THAT(out, HasSubstr("x-body-sha256: " + mid_sha));
+  ASSERT_OK(WaitLines(shy_log_, "shy POST /with-body ", 2));
+  EXPECT_EQ(CountLines(Slurp(shy_log_), "shy POST /with-body "), 2);
+  EXPECT_EQ(CountLines(Slurp(shy_log_),
+                       absl::StrCat("body bytes=40960 sha256=", mid_sha, " path=/with-body")),
+            1);
+  // One bigger than what is kept for a retry (64 KiB): the refusal is a 502.
+  const std::string big = n1_->work_dir() + "/body-100k";
+  ASSERT_OK(Sh(absl::StrCat("head -c 102400 /dev/urandom > ", big)).status());
+  ASSERT_OK_AND_ASSIGN(
+      out, RunInPod(*n1_, *client_,
+                    {"curl", "-sS", "--http2-prior-knowledge", "--data-binary", "@" + big, "-D",
+                     "-", "-o", "/dev/null", "-w", "[%{http_code}]", base + "/too-big"}));
   EXPECT_THAT(out, HasSubstr("[502]"));
   EXPECT_THAT(out, HasSubstr("x-shunt-error: upstream-refused-stream"));
-  ASSERT_OK(WaitLines(shy_log_, "shy POST /with-body ", 1));
-  EXPECT_EQ(CountLines(Slurp(shy_log_), "shy POST /with-body "), 1);
+  ASSERT_OK(WaitLines(shy_log_, "shy POST /too-big ", 1));
+  EXPECT_EQ(CountLines(Slurp(shy_log_), "shy POST /too-big "), 1);
 }
 
 // A pod port that never answers a SYN (testdata/blackhole.py): with

@@ -10,9 +10,12 @@ misbehave on purpose, counting requests from the first:
   --fail-first       the first request for each path gets a 503 (whatever
                      order concurrent requests arrive in)
 Each request is logged to stdout as one line: "<name> <method> <path>
-<client> <ok|failed|refused>", flushed, so a test can count what arrived.
+<client> <ok|failed|refused>", flushed, so a test can count what arrived;
+one with a body also as "<name> body bytes=<n> sha256=<hex> path=<path>"
+when it is answered (its SHA-256 in x-body-sha256 too).
 """
 import argparse
+import hashlib
 import socket
 import sys
 import threading
@@ -35,6 +38,7 @@ def serve(sock, client):
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     heads = {}  # stream id -> (method, path, verdict)
+    bodies = {}  # stream id -> the body's bytes so far
     try:
         while True:
             data = sock.recv(65536)
@@ -63,12 +67,15 @@ def serve(sock, client):
                         continue
                     heads[ev.stream_id] = (h.get(":method"), h.get(":path"), verdict)
                     if ev.stream_ended:
-                        answer(conn, ev.stream_id, heads.pop(ev.stream_id))
+                        answer(conn, ev.stream_id, heads.pop(ev.stream_id), b"")
                 elif isinstance(ev, h2.events.DataReceived):
                     conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    if ev.stream_id in heads:
+                        bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
                 elif isinstance(ev, h2.events.StreamEnded):
                     if ev.stream_id in heads:
-                        answer(conn, ev.stream_id, heads.pop(ev.stream_id))
+                        answer(conn, ev.stream_id, heads.pop(ev.stream_id),
+                               bodies.pop(ev.stream_id, b""))
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     sock.sendall(conn.data_to_send())
                     return
@@ -79,12 +86,16 @@ def serve(sock, client):
         sock.close()
 
 
-def answer(conn, stream_id, head):
+def answer(conn, stream_id, head, received):
     method, path, verdict = head
     status = 503 if verdict == "failed" else 200
+    digest = hashlib.sha256(received).hexdigest()
+    if received:
+        print(f"{args.name} body bytes={len(received)} sha256={digest} path={path}", flush=True)
     body = f"backend={args.name} status={status} path={path}\n".encode()
     conn.send_headers(stream_id, [(":status", str(status)), ("content-type", "text/plain"),
-                                  ("content-length", str(len(body))), ("x-backend", args.name)])
+                                  ("content-length", str(len(body))), ("x-backend", args.name),
+                                  ("x-body-sha256", digest)])
     conn.send_data(stream_id, body, end_stream=True)
 
 
