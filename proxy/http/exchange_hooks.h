@@ -16,6 +16,7 @@
 #include "agent/lib/unique_fd.h"
 #include "proxy/http/h1_parser.h"
 #include "proxy/http/route_matcher.h"
+#include "proxy/loop/stream_io.h"
 #include "proxy/tunnel/connect_authority.h"
 
 namespace shunt::proxy::http {
@@ -110,9 +111,10 @@ struct ExchangeHooks {
   // connects it): the proxy's connections to pods are marked and bound
   // to the client's address (proxy/server/pod_socket.h). Unset: a plain
   // socket of the upstream's family.
-  // It sets *connected for a socket that is connected already (a
-  // socketpair into a tunnel to another node): not connect()ed then.
-  std::function<lib::UniqueFd(const Destination&, bool* connected)> open_upstream;
+  // It sets *connected for a stream that needs no connect() (an
+  // in-process channel into a tunnel stream to another node: its end
+  // before any byte is the peer node refusing it, a connect failure).
+  std::function<StreamIo(const Destination&, bool* connected)> open_upstream;
   // Each attempt's end (a Verdict with an endpoint).
   std::function<void(const ExchangeAttempt&)> on_attempt;
   // A retry of the request whose verdict holds `state` is wanted: true

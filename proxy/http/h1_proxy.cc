@@ -339,10 +339,10 @@ bool H1Proxy::ConnectUpstream() {
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(upstream_addr_, &len);
   bool connected = false;
-  up_.io = StreamIo(
-      hooks_.open_upstream
-          ? hooks_.open_upstream(upstream_addr_, &connected)
-          : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
+  up_.io = hooks_.open_upstream
+               ? hooks_.open_upstream(upstream_addr_, &connected)
+               : StreamIo(lib::UniqueFd(
+                     socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
   if (!up_.io.valid()) return false;
   up_via_pair_ = connected;
   up_got_bytes_ = false;
@@ -715,9 +715,10 @@ void H1Proxy::OnTimeout(Wait what) {
 
 void H1Proxy::ParkUpstream() {
   // Clean: no exchange, nothing pending either way, not told to close.
+  // (A tunnel stream is this thread's: never parked for another.)
   if (!options_.upstream_pool || !options_.pool_source || !up_.io.valid() || up_connecting_ ||
-      up_.eof || close_upstream_ || in_exchange_ || upgraded_ || !up_.in.empty() ||
-      !up_.out.empty() || !responses_.idle())
+      up_.io.is_channel() || up_.eof || close_upstream_ || in_exchange_ || upgraded_ ||
+      !up_.in.empty() || !up_.out.empty() || !responses_.idle())
     return;
   up_.io.Unwatch(*loop_);
   lib::UniqueFd fd = up_.io.TakeFd();
@@ -746,8 +747,9 @@ void H1Proxy::SwitchUpstream(const Destination& to) {
     return;
   }
   // Kept only when nothing of an exchange is left on it.
-  const bool reusable = up_.io.valid() && !up_connecting_ && !up_.eof && !close_upstream_ &&
-                        up_.in.empty() && up_.out.empty() && !(upstream_addr_ == to);
+  const bool reusable = up_.io.valid() && !up_.io.is_channel() && !up_connecting_ && !up_.eof &&
+                        !close_upstream_ && up_.in.empty() && up_.out.empty() &&
+                        !(upstream_addr_ == to);
   if (reusable) {
     auto idle = std::make_unique<Idle>();
     idle->proxy = this;

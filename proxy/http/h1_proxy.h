@@ -188,9 +188,9 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   Responses responses_handler_;
   H1Parser requests_, responses_;
   bool up_connecting_ = false;
-  // The upstream is a socketpair into a tunnel that has sent nothing yet:
-  // its end before any byte is the peer node refusing the stream, a
-  // connect failure.
+  // The upstream is a tunnel stream (connected by open_upstream) that has
+  // sent nothing yet: its end before any byte is the peer node refusing
+  // the stream, a connect failure.
   bool up_via_pair_ = false, up_got_bytes_ = false;
   bool upgraded_ = false;
   bool closing_ = false;  // close downstream once its output is written

@@ -390,10 +390,9 @@ H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(to, &len);
   bool connected = false;
-  c->io = StreamIo(
-      hooks_.open_upstream
-          ? hooks_.open_upstream(to, &connected)
-          : lib::UniqueFd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
+  c->io = hooks_.open_upstream ? hooks_.open_upstream(to, &connected)
+                               : StreamIo(lib::UniqueFd(socket(
+                                     ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)));
   if (!c->io.valid()) return nullptr;
   if (!connected) SetNoDelay(c->io.fd());
   if (!c->io.Watch(*loop_, c.get(), EPOLLOUT).ok()) return nullptr;

@@ -44,7 +44,7 @@ class UpstreamPool {
   };
   struct Taken {
     lib::UniqueFd fd;
-    bool via_pair = false;  // a socketpair into a tunnel stream
+    bool via_pair = false;  // connected by its opener (open_upstream), not connect()ed
   };
 
   UpstreamPool() : UpstreamPool(Options{}) {}

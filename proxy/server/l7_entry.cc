@@ -271,16 +271,21 @@ void L7Entry::Decide(http::Detected what) {
   };
   hooks.open_upstream = [c](const Destination& to, bool* connected) {
     Worker* w = c->w;
-    // A service's endpoint on another node: through a tunnel stream.
+    // A service's endpoint on another node: a tunnel stream, read and
+    // written in process (or plaintext to a meshless node in permissive mode).
     if (c->flow.service && w->shared().runtime.Get()->NodeOfRemotePod(to.AddressText())) {
-      *connected = true;
-      return w->OpenTunnelStream(c->flow, to);
+      bool plaintext = false;
+      StreamIo stream = w->OpenTunnelStream(c->flow, to, &plaintext);
+      if (!plaintext) {
+        *connected = true;
+        return stream;
+      }
     }
     SourceKept kept = SourceKept::kNotAsked;
     lib::UniqueFd fd =
         OpenPodSocket(to, w->shared().options.transparent ? &c->flow.source : nullptr, &kept);
     if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
-    return fd;
+    return StreamIo(std::move(fd));
   };
   if (http2) {
     w->stats().Add(Stat::kL7Http2Connections);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "proxy/common/socket_ops.h"
 #include "proxy/server/l7_entry.h"
+#include "proxy/server/l7_stream_leg.h"
 #include "proxy/server/plain_relay.h"
 #include "proxy/server/pod_leg.h"
 #include "proxy/server/pod_socket.h"
@@ -84,32 +85,32 @@ void Worker::CarryOutbound(lib::UniqueFd socket, const Outbound& o) {
   leg->Abort();
 }
 
-lib::UniqueFd Worker::OpenTunnelStream(const L7Flow& flow, const Destination& to) {
+StreamIo Worker::OpenTunnelStream(const L7Flow& flow, const Destination& to, bool* plaintext) {
   auto rt = shared_->runtime.Get();
   const std::string* node = rt->NodeOfRemotePod(to.AddressText());
-  if (!node || !rt->clients.count(flow.source_text)) return lib::UniqueFd();
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
-    return lib::UniqueFd();
-  lib::UniqueFd mine(sv[0]), carried(sv[1]);
+  if (!node || !rt->clients.count(flow.source_text) || draining_) return StreamIo();
+  if (auto m = meshless_.find(*node); m != meshless_.end()) {
+    if (std::chrono::steady_clock::now() < m->second && rt->config.mode == "permissive") {
+      stats().Add(Stat::kPlaintextToMeshless);
+      *plaintext = true;
+      return StreamIo();
+    }
+    meshless_.erase(m);  // time to try the tunnel again
+  }
   const std::string source = flow.source.AddressText();
   const bool v6 = flow.source.family == AF_INET6;
-  Outbound o{
-      .identity = flow.source_text,
-      .node = *node,
-      .authority = to.ToAuthority(),
-      .forwarded = v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source),
-      .destination = to};
+  const std::string forwarded =
+      v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source);
   stats().Add(Stat::kOutboundAccepted);
-  const auto& all = shared_->workers;
-  Worker* owner = all[std::hash<std::string>{}(o.identity + "|" + o.node) % all.size()];
-  if (owner == this) {
-    CarryOutbound(std::move(carried), o);
-  } else {
-    const int fd = carried.Release();
-    owner->loop().Post([owner, fd, o] { owner->CarryOutbound(lib::UniqueFd(fd), o); });
+  // This worker's own tunnel (not the one CarryOutbound's hash picks): the
+  // stream and the L7 layer share the thread, so no socketpair between them.
+  auto leg = std::make_shared<L7StreamLeg>(this);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto tunnel = TunnelFor(*rt, flow.source_text, *node);
+    if (tunnel && tunnel->Open(leg, to.ToAuthority(), forwarded))
+      return StreamIo(std::shared_ptr<ByteChannel>(leg));
   }
-  return mine;
+  return StreamIo();
 }
 
 void Worker::MarkMeshless(const std::string& node) {

@@ -143,11 +143,13 @@ class Worker {
     if (rt.config.generation != l7_balancers_.generation()) l7_balancers_.Sweep(rt);
     return l7_balancers_;
   }
-  // An upstream connection of the L7 layer to a pod of another node: one
-  // end of a socketpair whose other end is carried by a tunnel stream
-  // presenting the client pod's identity (outbound.cc); invalid when no
-  // tunnel can carry it (no certificate, node unknown).
-  lib::UniqueFd OpenTunnelStream(const L7Flow& flow, const Destination& to);
+  // An upstream connection of the L7 layer to a pod of another node: a
+  // stream of this worker's tunnel to that node presenting the client
+  // pod's identity, read and written in process (L7StreamLeg,
+  // outbound.cc); invalid when no tunnel can carry it (no certificate,
+  // node unknown, tunnels full). *plaintext: the node runs no proxy
+  // (permissive mode found it meshless): connect to the pod instead.
+  StreamIo OpenTunnelStream(const L7Flow& flow, const Destination& to, bool* plaintext);
 
  private:
   explicit Worker(ProxyShared* shared) : shared_(shared) {}
