@@ -178,7 +178,10 @@ bool H1Proxy::Flush(Side& s) {
     if (&s == &up_ && !upgraded_) {
       // A kept-alive upstream that went away meanwhile: as one that
       // refused (another attempt, or 502); the client's connection stays.
-      UpstreamConnectFailed(absl::StrCat("upstream-send-failed: ", strerror(errno)));
+      // (A tunnel stream the peer node refused before it opened: a connect.)
+      UpstreamConnectFailed(absl::StrCat(
+          errno == ECONNREFUSED ? "upstream-connect-failed: " : "upstream-send-failed: ",
+          strerror(errno)));
       return !done_;
     }
     Finish();

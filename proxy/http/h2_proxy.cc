@@ -132,6 +132,12 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
         Finish();
         return;
       }
+      if (n < 0 && errno == ECONNREFUSED) {
+        // A tunnel stream the peer node refused before it opened: a connect failure.
+        c.connecting = true;
+        UpConnFailed(&c, "upstream-connect-failed: peer node refused the stream");
+        break;
+      }
       UpConnFailed(&c, n == 0 ? "upstream-closed" : "upstream-reset");
       break;
     }
@@ -149,6 +155,11 @@ bool H2Proxy::Flush(Conn& c) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
     if (c.downstream) {
       Finish();
+      return false;
+    }
+    if (errno == ECONNREFUSED) {
+      c.connecting = true;  // (a tunnel stream refused before it opened: a connect failure)
+      UpConnFailed(&c, "upstream-connect-failed: peer node refused the stream");
       return false;
     }
     UpConnFailed(&c, absl::StrCat("upstream-send-failed: ", strerror(errno)));

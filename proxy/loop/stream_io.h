@@ -35,8 +35,9 @@ class ByteChannel {
   virtual void Interest(uint32_t interest) = 0;
   virtual void Unwatch() = 0;
   // As recv(2) and send(2): bytes; 0 at the end; -1 with errno EAGAIN
-  // (nothing now), ECONNRESET (the stream was reset) or EPIPE (writing
-  // after the end).
+  // (nothing now), ECONNREFUSED (the far end refused it before it
+  // opened), ECONNRESET (the stream was reset) or EPIPE (writing after
+  // the end).
   virtual ssize_t Recv(char* buf, size_t n) = 0;
   virtual ssize_t Send(const char* data, size_t n) = 0;
   // No more bytes from this end: the far end reads the end after them.

@@ -52,6 +52,7 @@ void L7StreamLeg::OnStreamClosed(uint32_t error_code) {
 void L7StreamLeg::OnSendSpace() { Notify(); }
 
 void L7StreamLeg::Abort() {
+  refused_ = !open_;  // the peer refused the stream, or the tunnel never came up
   stream_over_ = true;
   reset_ = true;
   in_.clear();
@@ -113,7 +114,7 @@ ssize_t L7StreamLeg::Recv(char* buf, size_t n) {
     return -1;
   }
   if (reset_) {
-    errno = ECONNRESET;
+    errno = refused_ ? ECONNREFUSED : ECONNRESET;
     return -1;
   }
   if (in_.empty()) {
@@ -140,7 +141,7 @@ ssize_t L7StreamLeg::Send(const char* data, size_t n) {
   }
   auto t = tunnel_.lock();
   if (reset_ || stream_over_ || !t) {
-    errno = reset_ ? ECONNRESET : EPIPE;
+    errno = refused_ ? ECONNREFUSED : reset_ ? ECONNRESET : EPIPE;
     return -1;
   }
   TunnelSession& s = t->session();

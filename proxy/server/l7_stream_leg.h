@@ -71,6 +71,7 @@ class L7StreamLeg : public StreamLeg,
   bool open_ = false;            // StartReading: bytes may go into the stream
   bool peer_eof_ = false;        // the peer's END_STREAM (after `in_`)
   bool reset_ = false;           // reset, or the tunnel failed
+  bool refused_ = false;         // ... before it was open: ECONNREFUSED, as a connect
   bool write_shut_ = false;      // this end's END_STREAM is queued
   bool closed_ = false;          // the L7 layer is done with it
   bool stream_over_ = false;     // the tunnel forgot the stream

@@ -32,6 +32,7 @@ constexpr char kFlakyVip[] = "10.96.0.20";    // retries: 2; local:8080 fails ev
 constexpr char kSteadyVip[] = "10.96.0.21";   // timeout: 300ms; local:8081
 constexpr char kWebVip[] = "10.96.0.22";      // split by header: v1 local:8081, v2 server:8080
 constexpr char kBrittleVip[] = "10.96.0.25";  // ejection: local:8081, local:8082 (broken)
+constexpr char kGoneVip[] = "10.96.0.26";     // retries: 2; server:8082, where nothing listens
 
 class L7ServiceTest : public MtlsMeshTest {
  protected:
@@ -91,7 +92,8 @@ spec:
         Service("web-v2", "10.96.0.24", "") + Slice("web-v2", *server_, 8080) +
         Service("brittle", kBrittleVip,
                 "shunt.dev/outlier-consecutive-failures: \"2\", shunt.dev/outlier-ejection: 1s") +
-        Slice("brittle", *local_, 8081) + Slice("brittle", *local_, 8082, "2");
+        Slice("brittle", *local_, 8081) + Slice("brittle", *local_, 8082, "2") +
+        Service("gone", kGoneVip, "shunt.dev/retries: \"2\"") + Slice("gone", *server_, 8082);
     for (TestNode* n : {n1_.get(), n2_.get()})
       ASSERT_OK(n->ApplyConfigFile("services.yaml", grants + services));
     flaky_log_ = n1_->work_dir() + "/flaky.log";
@@ -106,8 +108,8 @@ spec:
     ASSERT_OK(Eventually("node 1's proxy balances the services", [&]() -> absl::Status {
       SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, n1_->AgentStatus());
       const auto& s = st["mtls"]["l7_services"];
-      // flaky, steady, web, brittle
-      if (s.is_number() && s.get<int>() == 4) return absl::OkStatus();
+      // flaky, steady, web, brittle, gone
+      if (s.is_number() && s.get<int>() == 5) return absl::OkStatus();
       return absl::UnavailableError(st["mtls"].dump());
     }));
   }
@@ -199,6 +201,24 @@ TEST_F(L7ServiceTest, RetriesRecoverIdempotentRequestsAndNeverResendAPost) {
   auto c = n1_->Counters();
   ASSERT_OK(c.status());
   EXPECT_GE((*c)[SHUNT_CTR_L7_SERVICE_HANDED_OFF], 2u);
+}
+
+// The service's only endpoint is on node 2, which refuses the tunnel
+// stream (nothing listens there): node 1's L7 layer sees its in-process
+// stream reset before any byte, a connect failure, retries it twice, and
+// answers 502 at once; the connection goes on.
+TEST_F(L7ServiceTest, AnEndpointOnAnotherNodeThatRefusesIsAConnectFailure) {
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> answers,
+                       Curl({{"GET", absl::StrCat("http://", kGoneVip, "/x"), ""},
+                             {"GET", absl::StrCat("http://", kSteadyVip, "/after"), ""}}));
+  EXPECT_THAT(answers[0], HasSubstr("[502]"));
+  EXPECT_THAT(answers[0], HasSubstr("x-shunt-error: upstream-connect-failed"));
+  EXPECT_THAT(answers[1], HasSubstr("backend=steady status=200 path=/after"));
+  // Each attempt reached node 2, which found nothing listening.
+  ASSERT_OK(WaitRefusal(*n2_, "pod-refused", 3));
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 2));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_retries"), 2u);
+  EXPECT_EQ(ProxyCounter(*n1_, "streams_refused_by_peer"), 3u);
 }
 
 TEST_F(L7ServiceTest, ARouteTimeoutAnswers504AndTheConnectionGoesOn) {
