@@ -233,7 +233,8 @@ static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 
 {
 	if (verdict == SHUNT_VERDICT_L7)
 		/* Granted only through HTTP routes, and no L7 proxy takes it
-		 * (none listening, UDP, native IPv6): such a grant opens
+		 * (none listening, UDP, native IPv6 without the proxy's IPv6
+		 * address): such a grant opens
 		 * nothing at L4. Enforce mode denies it, permissive mode
 		 * reports it. */
 		counter_add(SHUNT_CTR_POLICY_L7_NO_PROXY, 1);
@@ -352,6 +353,15 @@ static __always_inline int police6(struct bpf_sock_addr *ctx, __u8 hook, __u8 pr
 	verdict = policy_verdict(ep->identity, peer->identity, dport, proto, &rule_id);
 	if (verdict == SHUNT_VERDICT_ALLOW) {
 		counter_add(SHUNT_CTR_POLICY_ALLOWED, 1);
+		return 1;
+	}
+	/* An HTTP-routes-only grant, as police() does for IPv4: a local pod
+	 * through this node's L7 port (to_l7_proxy6), another node's through
+	 * the mTLS hand-off (hand_off6), whose receiving proxy judges it. */
+	if (verdict == SHUNT_VERDICT_L7 && proto == SHUNT_IPPROTO_TCP && mtls_l7_on6()) {
+		if (peer->flags & SHUNT_IPC_F_LOCAL)
+			return SHUNT_POLICE_TO_L7;
+		counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
 		return 1;
 	}
 	if (proto == SHUNT_IPPROTO_UDP && !ip6_is_zero(&ep->ip6) &&
@@ -498,6 +508,41 @@ static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
 	return 1;
 }
 
+/* to_l7_proxy() for a native IPv6 destination: to the proxy's IPv6
+ * address and L7 port, where it was going kept as hand_off6 keeps it. */
+static __always_inline int to_l7_proxy6(struct bpf_sock_addr *ctx)
+{
+	struct shunt_mtls_config *m;
+	struct shunt_mtls_dst *orig;
+	struct shunt_ip6 daddr;
+	__u32 w0, w1, w2, w3;
+	__u32 zero = 0;
+
+	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+	if (!m)
+		return policy_enforced() ? 0 : 1;
+	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
+		return policy_enforced() ? 0 : 1;
+	}
+	user_ip6_of(ctx, &daddr);
+	orig->family = SHUNT_AF_INET6;
+	orig->port = (__be16)ctx->user_port;
+	__builtin_memcpy(orig->ip6, daddr.w, sizeof(orig->ip6));
+	w0 = m->proxy_ip6[0];
+	w1 = m->proxy_ip6[1];
+	w2 = m->proxy_ip6[2];
+	w3 = m->proxy_ip6[3];
+	ctx->user_ip6[0] = w0;
+	ctx->user_ip6[1] = w1;
+	ctx->user_ip6[2] = w2;
+	ctx->user_ip6[3] = w3;
+	ctx->user_port = m->l7_port;
+	counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
+	return 1;
+}
+
 /* A connection police() sent to the L7 layer: to the proxy's L7 port,
  * where it was going kept as for the mTLS hand-off (SO_ORIGINAL_DST,
  * getpeername). Without room to keep it, the grant opens nothing: refused
@@ -570,8 +615,11 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 
 	asm volatile("" : "+r"(proto));
 	if (!mapped_ip4(ctx, &daddr)) {
-		if (!police6(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto))
+		verdict = police6(ctx, SHUNT_HOOK_CONNECT6, (__u8)proto);
+		if (!verdict)
 			return 0; /* EPERM */
+		if (verdict == SHUNT_POLICE_TO_L7)
+			return to_l7_proxy6(ctx);
 		return hand_off6(ctx, (__u8)proto);
 	}
 	asked = daddr;
@@ -697,7 +745,8 @@ int shunt_sendmsg6(struct bpf_sock_addr *ctx)
 	asm volatile("" : "+r"(proto));
 	if (mapped_ip4(ctx, &mapped))
 		return 1;
-	return police6(ctx, SHUNT_HOOK_SENDMSG6, (__u8)proto);
+	/* (UDP: never SHUNT_POLICE_TO_L7, and a hook returns 0 or 1.) */
+	return police6(ctx, SHUNT_HOOK_SENDMSG6, (__u8)proto) ? 1 : 0;
 }
 
 /* The service address a UDP reply from backend ip:port stands for, if this

@@ -234,7 +234,8 @@ void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
     lines.push_back(absl::StrCat(
         "policy: ", compiler_.policy().l7_targets, " TrafficTarget(s) grant only HTTP routes: ",
         d_.l7_node && !d_.l7_node().empty()
-            ? "the proxies' L7 layer judges each request (TCP, IPv4); for UDP and native IPv6 "
+            ? "the proxies' L7 layer judges each request (TCP; native IPv6 when the proxies "
+              "have an IPv6 --node-ip); for UDP "
             : "no proxy's L7 layer runs (it comes with --mtls), so ",
         "those grants open nothing at L4: enforce mode denies those pairs, permissive mode "
         "reports them (docs/l7.md)"));

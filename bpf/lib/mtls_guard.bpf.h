@@ -31,6 +31,17 @@ static __always_inline bool mtls_l7_on(void)
 	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
 }
 
+/* The same for native IPv6: the proxy also has an IPv6 address (the agent
+ * was given one in --node-ip), where its L7 port listens too. */
+static __always_inline bool mtls_l7_on6(void)
+{
+	__u32 zero = 0;
+	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
+
+	return m && m->mode != SHUNT_MTLS_OFF && m->l7_port &&
+	       (m->proxy_ip6[0] | m->proxy_ip6[1] | m->proxy_ip6[2] | m->proxy_ip6[3]);
+}
+
 /* For a new TCP connection from a remote pod: the mode it meets, counted
  * (the caller reports the event and drops when it is STRICT). */
 static __always_inline __u32 mtls_plaintext_verdict(void)

@@ -293,6 +293,11 @@ static __always_inline int judge6(struct __sk_buff *skb, struct ip6_pkt *p,
 			return SHUNT_TC_DROP;
 	}
 	verdict = policy_verdict(src_identity, dst_identity, l4.dport, p->proto, &rule_id);
+	/* An HTTP-routes-only grant opens nothing at L4 unless the proxy's L7
+	 * layer, which judges each request, is the one connecting. */
+	if (verdict == SHUNT_VERDICT_L7 && !at_source && skb->mark == SHUNT_MTLS_PROXY_MARK &&
+	    p->proto == SHUNT_IPPROTO_TCP)
+		return passed6(p);
 	if (verdict == SHUNT_VERDICT_ALLOW) {
 		if (!local)
 			counter_add(SHUNT_CTR_TC_POLICY_ALLOWED, 1);
@@ -375,9 +380,21 @@ static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endp
 					   udp_exchange_budget);
 		return SHUNT_TC_NEXT;
 	}
-	if (p.proto == SHUNT_IPPROTO_TCP && !p.unjudgeable && !p.later &&
-	    !(peer->flags & SHUNT_IPC_F_LOCAL))
-		mtls_mark_proxy_reply6(skb, &p);
+	if (p.proto == SHUNT_IPPROTO_TCP && !p.unjudgeable && !p.later) {
+		__u32 rule_id = 0;
+
+		/* To a local pod too when the node proxy's L7 layer may be the
+		 * one that connected from its address (an HTTP-routes-only
+		 * grant of that pod's to this one): only then is the socket
+		 * looked up (IPv6 pod-to-pod TCP is not short-circuited, so
+		 * every packet of it comes here). */
+		if (!(peer->flags & SHUNT_IPC_F_LOCAL))
+			mtls_mark_proxy_reply6(skb, &p);
+		else if (mtls_l7_on6() && l4_of6(skb, &p, &l4) &&
+			 policy_verdict(peer->identity, ep->identity, l4.sport, SHUNT_IPPROTO_TCP,
+					&rule_id) == SHUNT_VERDICT_L7)
+			mtls_mark_proxy_reply6(skb, &p);
+	}
 	return judge6(skb, &p, ep, ep->identity, peer->identity, true, true);
 }
 
@@ -400,7 +417,10 @@ static __always_inline int to_pod6(struct __sk_buff *skb, struct shunt_tc_endpoi
 	} else {
 		return SHUNT_TC_NEXT; /* no meshed pod */
 	}
-	if (local && !came_from_its_pod(skb, 0, &p.saddr)) {
+	/* The node proxy's L7 layer connects to a local pod from a local
+	 * client pod's address (docs/l7.md): its socket's mark says so, and
+	 * no pod can set it (marks are scrubbed crossing into the node). */
+	if (local && skb->mark != SHUNT_MTLS_PROXY_MARK && !came_from_its_pod(skb, 0, &p.saddr)) {
 		/* A local pod's address from anywhere but its own veth. */
 		report6(&p, NULL, src_identity, ep->identity, SHUNT_EVENT_SPOOF_DROP, SHUNT_HOOK_TC, 1);
 		counter_add(SHUNT_CTR_SPOOF_DROPPED, 1);

@@ -82,8 +82,8 @@ void Worker::L7Request(const L7Flow& flow, const std::string& destination,
   // where its connection was going (a service's address for a request
   // denied before an endpoint was picked: the agent does not know it as a
   // pod and calls it unmeshed).
-  // (IPv4 only: the agent's directory names IPv4 pods; IPv6 L7 flows are
-  // not carried yet either.)
+  // (IPv4 only: the agent's windows name pods by their IPv4 address; an
+  // IPv6 L7 flow's requests are in /metrics, `stat route` and drops.)
   if (flow.source.family == AF_INET)
     shared_->requests.AddRecent(flow.source, r.upstream.port ? r.upstream : flow.destination,
                                 r.route, r.status, r.micros, r.retries, denied);

@@ -213,7 +213,8 @@ absl::Status CmdStatus(const Options& o) {
     if (pol["l7_targets"].get<int>() > 0)
       std::cout << "  WARNING  " << pol["l7_targets"]
                 << " TrafficTarget(s) grant only HTTP routes: judged per request by the "
-                   "proxies' L7 layer (with --mtls; TCP, IPv4); otherwise those grants open "
+                   "proxies' L7 layer (with --mtls; TCP, IPv6 with an IPv6 --node-ip); otherwise "
+                   "those grants open "
                    "nothing at L4 (enforce mode denies those pairs, permissive mode reports them; "
                    "docs/l7.md)\n";
     for (const auto& p : pol["problems"])

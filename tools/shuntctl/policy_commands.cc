@@ -73,7 +73,8 @@ absl::Status CmdPolicy(const Options& o) {
     std::cout << t.Render();
   if (l7)
     std::cout << "* HTTPRouteGroup rules: with the agents running their proxies (--mtls), each "
-                 "request is judged by the destination node proxy's L7 layer (TCP, IPv4); "
+                 "request is judged by the destination node proxy's L7 layer (TCP; IPv6 "
+                 "too where the proxies have an IPv6 --node-ip); "
                  "otherwise these pairs open nothing at L4 (docs/l7.md).\n";
   if (agent.ok()) {
     for (const auto& p : (*agent)["policy"]["problems"])

@@ -18,13 +18,15 @@ namespace shunt::e2e {
 
 // python's http.server in `pod` on port 8000, serving allowed.txt and
 // denied.txt from `dir`, its log in `log`; returns once it accepts.
+// `bind` "::": IPv6 and IPv4 both (python's dual-stack server).
 inline absl::Status StartHttpServer(TestNode& node, const TestPod& pod, const std::string& dir,
-                                    const std::string& log) {
+                                    const std::string& log, const std::string& bind = "") {
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/allowed.txt") << "ALLOWED-PAGE\n";
   std::ofstream(dir + "/denied.txt") << "DENIED-PAGE\n";
-  SHUNT_RETURN_IF_ERROR(
-      node.Spawn(pod, {"python3", "-m", "http.server", "8000", "--directory", dir}, log).status());
+  std::vector<std::string> argv = {"python3", "-m", "http.server", "8000", "--directory", dir};
+  if (!bind.empty()) argv.insert(argv.end(), {"--bind", bind});
+  SHUNT_RETURN_IF_ERROR(node.Spawn(pod, argv, log).status());
   return Eventually(
       "http.server listens",
       [&]() -> absl::Status {
@@ -64,7 +66,7 @@ class L7ProxyTest : public MtlsMeshTest {
     // python's http.server in demo/local, serving two files.
     www_ = n1_->work_dir() + "/www";
     server_log_ = n1_->work_dir() + "/http.log";
-    ASSERT_OK(StartHttpServer(*n1_, *local_, www_, server_log_));
+    ASSERT_OK(StartHttpServer(*n1_, *local_, www_, server_log_, dual_stack_ ? "::" : ""));
   }
 
   absl::StatusOr<std::string> RunInClient(const std::vector<std::string>& argv) {

@@ -39,8 +39,10 @@ class MtlsMeshTest : public ::testing::Test {
                                                .namespace_ = "demo",
                                                .service_account = "client",
                                                .ipv6 = dual_stack_}));
-    ASSERT_OK_AND_ASSIGN(
-        local_, n1_->AddPod({.name = "local", .namespace_ = "demo", .service_account = "local"}));
+    ASSERT_OK_AND_ASSIGN(local_, n1_->AddPod({.name = "local",
+                                              .namespace_ = "demo",
+                                              .service_account = "local",
+                                              .ipv6 = dual_stack_}));
     ASSERT_OK_AND_ASSIGN(server_, n2_->AddPod({.name = "server",
                                                .namespace_ = "demo",
                                                .service_account = "server",
