@@ -412,9 +412,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
     v.endpoint = -1;
     v.retries = 0;
     // The client learns why, and which route was not granted.
-    AnswerLocally(v.status,
-                  v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route),
-                  !client_keep_alive_);
+    AnswerLocally(v.status, v.reason, !client_keep_alive_, v.route);
     response_done_ = true;
     return;
   }
@@ -548,15 +546,14 @@ void H1Proxy::OnResponseEnd() {
   FinishExchange();
 }
 
-void H1Proxy::AnswerLocally(int status, const std::string& reason, bool close) {
+void H1Proxy::AnswerLocally(int status, absl::string_view reason, bool close,
+                            absl::string_view route) {
   local_ = true;
   Mem().record.local = true;
   Mem().record.status = status;
-  if (Mem().record.reason.empty()) Mem().record.reason = reason;
-  HeaderList extra = {{"x-shunt-denied", reason.substr(0, 128)}};
-  if (status != 403) extra[0].first = "x-shunt-error";
-  WriteLocalResponse(status, extra, absl::StrCat(ReasonPhrase(status), ": ", reason, "\n"), close,
-                     &down_.out);
+  if (Mem().record.reason.empty()) Mem().record.reason.assign(reason.data(), reason.size());
+  WriteLocalAnswer(status, status == 403 ? "x-shunt-denied" : "x-shunt-error", reason, route, close,
+                   &down_.out);
   if (close) closing_ = true;
 }
 

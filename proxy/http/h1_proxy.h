@@ -148,7 +148,9 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
   void OnResponseBody(absl::string_view piece);
   void OnResponseEnd();
   // The proxy answers the current request itself; its body is discarded.
-  void AnswerLocally(int status, const std::string& reason, bool close);
+  // `route`: the route a denial names ("REASON; route=ROUTE").
+  void AnswerLocally(int status, absl::string_view reason, bool close,
+                     absl::string_view route = {});
   void FinishExchange();
   // One timer for the state the connection is in.
   // kPark: idle, the upstream connection to be parked (then kIdle).

@@ -91,6 +91,27 @@ void WriteLocalResponse(int status, const HeaderList& extra, absl::string_view b
   Put(out, body);
 }
 
+void WriteLocalAnswer(int status, absl::string_view header, absl::string_view reason,
+                      absl::string_view route, bool close, ByteBuffer* out) {
+  constexpr absl::string_view kRoute = "; route=";
+  const absl::string_view phrase = ReasonPhrase(status);
+  const size_t why = reason.size() + (route.empty() ? 0 : kRoute.size() + route.size());
+  Put(out, {"HTTP/1.1 ", status, " ", phrase, "\r\n", header, ": "});
+  // The header's value: at most 128 bytes of "REASON[; route=ROUTE]".
+  size_t room = 128;
+  for (absl::string_view piece : {reason, route.empty() ? absl::string_view() : kRoute, route}) {
+    const absl::string_view cut = piece.substr(0, room);
+    Put(out, cut);
+    room -= cut.size();
+  }
+  Put(out,
+      {"\r\nContent-Type: text/plain\r\nContent-Length: ", phrase.size() + 2 + why + 1, "\r\n"});
+  if (close) Put(out, "Connection: close\r\n");
+  Put(out, {"\r\n", phrase, ": ", reason});
+  if (!route.empty()) Put(out, {kRoute, route});
+  Put(out, "\n");
+}
+
 void WriteChunk(absl::string_view data, ByteBuffer* out) {
   if (data.empty()) return;  // an empty chunk would end the body
   Put(out, {absl::Hex(data.size()), "\r\n"});

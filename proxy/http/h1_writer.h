@@ -31,6 +31,12 @@ void WriteRequestHead(const H1Head& head, const HeaderList& extra, Framing frami
 // Connection: close when this response ends the connection.
 void WriteResponseHead(const H1Head& head, const HeaderList& extra, Framing framing, bool close,
                        ByteBuffer* out);
+// The proxy's own answer (403, 400, 502, 504...) saying why, with no
+// string built for it (a flood of denied requests costs no allocation):
+// `header` ("x-shunt-denied" or "x-shunt-error") is "REASON[; route=ROUTE]"
+// cut at 128 bytes, the body "Phrase: REASON[; route=ROUTE]\n".
+void WriteLocalAnswer(int status, absl::string_view header, absl::string_view reason,
+                      absl::string_view route, bool close, ByteBuffer* out);
 // A whole response of the proxy's own (403, 400, 502, 504...).
 void WriteLocalResponse(int status, const HeaderList& extra, absl::string_view body, bool close,
                         ByteBuffer* out);
