@@ -121,7 +121,8 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
       Side& other = &s == &down_ ? up_ : down_;
       other.out.Append(s.in.view());
       s.in.clear();
-      if (s.eof && other.io.valid()) other.io.ShutdownWrite();
+      // The FIN after the bytes before it (Flush sends it once they are out).
+      if (s.eof) other.shut_after_flush = true;
       if (!Flush(other)) return;
       if (down_.eof && up_.eof && down_.out.empty() && up_.out.empty()) return Finish();
     } else if (&s == &down_) {
@@ -187,9 +188,16 @@ bool H1Proxy::Flush(Side& s) {
     Finish();
     return false;
   }
+  if (s.out.empty() && s.shut_after_flush && s.io.valid()) {
+    s.shut_after_flush = false;
+    s.io.ShutdownWrite();
+  }
   if (s.out.empty()) s.out.Release();
-  // Closing: once the last exchange is over and its bytes are out.
-  if (&s == &down_ && closing_ && !in_exchange_ && down_.out.empty()) {
+  // Closing: once the last exchange is over and its bytes are out, or
+  // the proxy's own final answer is (a denial with Connection: close: the
+  // rest of the request's body is not waited for, nor read).
+  if (&s == &down_ && closing_ && down_.out.empty() &&
+      (!in_exchange_ || (local_ && response_done_))) {
     Finish();
     return false;
   }
@@ -733,6 +741,7 @@ void H1Proxy::CloseUpstream() {
   up_.in.clear();
   up_.out.clear();
   up_.eof = false;
+  up_.shut_after_flush = false;
   up_connecting_ = false;
   close_upstream_ = false;
   responses_.Reset();  // a new connection starts afresh

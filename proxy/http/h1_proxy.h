@@ -104,6 +104,8 @@ class H1Proxy : public std::enable_shared_from_this<H1Proxy> {
     StreamIo io;
     ByteBuffer in, out;
     bool eof = false;  // read its FIN
+    // A relay: the other side's FIN is passed on once `out` is written.
+    bool shut_after_flush = false;
     void OnEvents(uint32_t events) override { proxy->OnEvents(*this, events); }
   };
   struct Requests : H1Parser::Handler {

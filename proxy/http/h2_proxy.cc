@@ -57,12 +57,9 @@ bool H2Proxy::Init(StreamIo downstream, absl::string_view already_read) {
   ev.on_head = [this](int32_t id, H2Headers& h, bool end) { OnRequestHead(id, h, end); };
   ev.on_data = [this](int32_t id, absl::string_view d) { OnRequestData(id, d); };
   ev.on_trailers = [this](int32_t id, H2Headers& t) {
-    if (Exchange* ex = Find(id)) {
-      ex->request_trailers = std::move(t);
-      // (Trailers go with the attempt's end: such a request is not resent.)
-      ex->replayable = false;
-      ex->replay_body.Release();
-    }
+    // Kept until the attempt's end takes them (MoveBody): a retry before
+    // that still sends them; one after it cannot (not kept twice).
+    if (Exchange* ex = Find(id)) ex->request_trailers = std::move(t);
   };
   ev.on_end = [this](int32_t id) { OnRequestEnd(id); };
   ev.on_close = [this](int32_t id, uint32_t code) { OnDownClose(id, code); };
@@ -473,6 +470,11 @@ void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
       if (n > 0) ex.active = std::chrono::steady_clock::now();
     }
     if (ex.to_up.empty() && ex.request_ended) {
+      if (!ex.request_trailers.empty()) {
+        // The trailers go with this attempt: no other can send them.
+        ex.replayable = false;
+        ex.replay_body.Release();
+      }
       ex.up->session->End(ex.up_id, std::move(ex.request_trailers));
       ex.active = std::chrono::steady_clock::now();
     }

@@ -18,7 +18,8 @@ bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* w
   // A retry sends the body sent so far again, first: the new stream ends
   // after it (MoveBody) unless there was none.
   const bool again = ex.retrying;
-  const bool no_body = ex.request_ended && ex.to_up.empty() && (!again || ex.replay_body.empty());
+  const bool no_body = ex.request_ended && ex.to_up.empty() && ex.request_trailers.empty() &&
+                       (!again || ex.replay_body.empty());
   auto up_id = up->session->SubmitRequest(ex.replay, no_body);
   if (!up_id.ok()) {
     *why = std::string(up_id.status().message());
@@ -30,6 +31,9 @@ bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* w
   ex.last_endpoint = ex.rules.endpoint;
   ex.retrying = false;
   if (again && !ex.replay_body.empty()) {
+    // What of the last replayed front was not sent yet is in replay_body
+    // already: only the bytes after it stay.
+    ex.to_up.Consume(std::min(ex.uncredited, ex.to_up.size()));
     ByteBuffer rest = std::move(ex.to_up);
     ex.to_up.clear();
     ex.to_up.Append(ex.replay_body.view());

@@ -23,9 +23,10 @@ void L7StreamLeg::StartReading() {
 
 void L7StreamLeg::OnData(absl::string_view data) {
   if (closed_) {
-    // Nobody reads any more: as a socket closed with bytes arriving, a reset.
+    // Nobody reads any more (a lingering close: this end's END_STREAM went
+    // after its last answer, which a reset now could still cut short):
+    // dropped, and handed back to the window, until the peer ends too.
     if (auto t = tunnel_.lock()) t->session().Consumed(id_, data.size());
-    ResetStream();
     return;
   }
   worker_->stats().Add(Stat::kBytesFromPeer, data.size());
@@ -41,8 +42,9 @@ void L7StreamLeg::OnPeerEof() {
 void L7StreamLeg::OnStreamClosed(uint32_t error_code) {
   stream_over_ = true;  // the tunnel let go of this leg
   if (error_code != 0) {
+    refused_ = !open_;  // reset before it opened (REFUSED_STREAM, a GOAWAY): a refusal
     reset_ = true;
-    in_.clear();
+    DropInput();
   } else {
     peer_eof_ = true;
   }
@@ -55,7 +57,7 @@ void L7StreamLeg::Abort() {
   refused_ = !open_;  // the peer refused the stream, or the tunnel never came up
   stream_over_ = true;
   reset_ = true;
-  in_.clear();
+  DropInput();
   Notify();
 }
 
@@ -126,8 +128,9 @@ ssize_t L7StreamLeg::Recv(char* buf, size_t n) {
   std::memcpy(buf, in_.data(), k);
   in_.Consume(k);
   if (in_.empty()) in_.Release();  // an idle stream keeps no buffer
-  // Read: the peer may send as much more (the stream's window).
-  if (auto t = tunnel_.lock(); t && !stream_over_) {
+  // Read: the peer may send as much more (the stream's window; the
+  // tunnel's share only, once the stream is over).
+  if (auto t = tunnel_.lock()) {
     t->session().Consumed(id_, k);
     t->FlushSoon();
   }
@@ -168,11 +171,13 @@ void L7StreamLeg::ShutdownWrite() {
 
 void L7StreamLeg::Close(bool reset) {
   if (closed_) return;
+  // Unread bytes are dropped and their window handed back (the peer is
+  // not left waiting for it); the answer before this end's END_STREAM
+  // still goes whole.
+  DropInput();
   if (reset || reset_) {
     closed_ = true;
     watcher_ = nullptr;
-    in_.clear();
-    in_.Release();
     return ResetStream();
   }
   // A clean end: this end's END_STREAM. The stream lives on in the tunnel
@@ -181,6 +186,11 @@ void L7StreamLeg::Close(bool reset) {
   ShutdownWrite();
   closed_ = true;
   watcher_ = nullptr;
+}
+
+void L7StreamLeg::DropInput() {
+  if (!in_.empty())
+    if (auto t = tunnel_.lock()) t->session().Consumed(id_, in_.size());
   in_.clear();
   in_.Release();
 }

@@ -61,6 +61,10 @@ class L7StreamLeg : public StreamLeg,
   static void Deliver(void* self);
   // The stream ends with a reset from this end (and is forgotten).
   void ResetStream();
+  // Bytes the L7 layer will never read: dropped, and credited to the
+  // tunnel (each byte the tunnel gave must be, once, or its window shrinks
+  // for every stream on it).
+  void DropInput();
 
   Worker* worker_;
   std::weak_ptr<TunnelConn> tunnel_;

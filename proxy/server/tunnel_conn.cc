@@ -98,7 +98,9 @@ TunnelSession::Events TunnelConn::SessionEvents() {
   };
   e.on_close = [this](int32_t id, uint32_t error_code) {
     auto it = legs_.find(id);
-    if (it == legs_.end()) return;
+    // A leg that reset its stream was forgotten then: the tunnel may be
+    // idle (or drained) now all the same.
+    if (it == legs_.end()) return CloseIfIdle();
     std::shared_ptr<StreamLeg> leg = std::move(it->second);
     legs_.erase(it);
     leg->OnStreamClosed(error_code);

@@ -117,6 +117,42 @@ TEST_F(L7TunnelLegTest, BigBodiesArriveWholeBothWaysUnderTheStreamsFlowControl) 
   EXPECT_EQ(ProxyCounter(*n2_, "l7_requests_denied"), 0u);
 }
 
+// Denied uploads with Connection: close: the proxy answers 403 and ends
+// the connection without reading the rest of the body (it used to wait
+// for that rest: the connection stayed open and the denial uncounted
+// until the 5-minute stream idle timeout); the bytes it drops are handed
+// back to the tunnel's window, and after twenty 2 MiB uploads (more than
+// the tunnel's whole 32 MiB window) 8 MiB still come down whole.
+TEST_F(L7TunnelLegTest, DeniedUploadsAreAnsweredCountedAndClosedAndTheTunnelStaysOpen) {
+  const std::string upload = n1_->work_dir() + "/upload-2m.bin";
+  ASSERT_OK(Sh(absl::StrCat("head -c 2097152 /dev/urandom > ", upload)).status());
+  // (curl may fail sending once the proxy closed: its exit status is not
+  // the point, the status line it read is.)
+  ASSERT_OK_AND_ASSIGN(
+      std::string out,
+      RunInPod(*n1_, *client_,
+               {"sh", "-c",
+                absl::StrCat("for i in $(seq 1 20); do curl -sS -o /dev/null -w '[%{http_code}]' "
+                             "-H 'Connection: close' --data-binary @",
+                             upload, " ", Url(8000, "/admin-upload"), " 2>/dev/null; done; true")},
+               60000));
+  int denied = 0;
+  for (size_t at = out.find("[403]"); at != std::string::npos; at = out.find("[403]", at + 1))
+    ++denied;
+  EXPECT_GE(denied, 15) << out;
+  ASSERT_OK(WaitCounter(*n2_, "l7_requests_denied", static_cast<uint64_t>(denied)));
+  const std::string big = www_ + "/allowed-after.bin";
+  ASSERT_OK(Sh(absl::StrCat("head -c 8388608 /dev/urandom > ", big)).status());
+  ASSERT_OK_AND_ASSIGN(std::string want, TunnelLegSha256(big));
+  ASSERT_OK_AND_ASSIGN(std::string down,
+                       RunInPod(*n1_, *client_,
+                                {"sh", "-c",
+                                 absl::StrCat("curl -sS --fail --max-time 20 ",
+                                              Url(8000, "/allowed-after.bin"), " | sha256sum")},
+                                60000));
+  EXPECT_EQ(down.substr(0, down.find(' ')), want) << down;
+}
+
 // HTTP/2 with prior knowledge through the tunnel: each stream judged by
 // node 2's L7 layer, a denial on its stream only, one connection.
 TEST_F(L7TunnelLegTest, Http2StreamsAreJudgedOnTheReceivingNode) {
