@@ -462,6 +462,27 @@ static __always_inline int connect_via_proxy(struct bpf_sock_addr *ctx, __u8 pro
 	return 1;
 }
 
+/* Keeps where a native IPv6 connection was going (`daddr`, the port
+ * asked) in its socket's storage, for sockops and SO_ORIGINAL_DST, and
+ * sends it to the proxy's IPv6 address and `port` instead (the tunnel's
+ * or the L7 layer's). user_ip6 takes 4-byte stores from registers. */
+static __always_inline void redirect6(struct bpf_sock_addr *ctx, struct shunt_mtls_dst *orig,
+				      const struct shunt_ip6 *daddr,
+				      const struct shunt_mtls_config *m, __be16 port)
+{
+	__u32 w0 = m->proxy_ip6[0], w1 = m->proxy_ip6[1], w2 = m->proxy_ip6[2],
+	      w3 = m->proxy_ip6[3];
+
+	orig->family = SHUNT_AF_INET6;
+	orig->port = (__be16)ctx->user_port;
+	__builtin_memcpy(orig->ip6, daddr->w, sizeof(orig->ip6));
+	ctx->user_ip6[0] = w0;
+	ctx->user_ip6[1] = w1;
+	ctx->user_ip6[2] = w2;
+	ctx->user_ip6[3] = w3;
+	ctx->user_port = port;
+}
+
 /* hand_off() for a native IPv6 destination: the remote pod's IPv6
  * address (shunt_ipcache6_v1), to the proxy's IPv6 address. */
 static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
@@ -470,7 +491,6 @@ static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
 	struct shunt_ipcache_entry *peer;
 	struct shunt_mtls_dst *orig;
 	struct shunt_ip6 daddr;
-	__u32 w0, w1, w2, w3;
 	__u64 cookie;
 	__u32 zero = 0;
 
@@ -492,18 +512,7 @@ static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
 		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
 		return m->mode == SHUNT_MTLS_STRICT ? 0 : 1;
 	}
-	orig->family = SHUNT_AF_INET6;
-	orig->port = (__be16)ctx->user_port;
-	__builtin_memcpy(orig->ip6, daddr.w, sizeof(orig->ip6));
-	w0 = m->proxy_ip6[0];
-	w1 = m->proxy_ip6[1];
-	w2 = m->proxy_ip6[2];
-	w3 = m->proxy_ip6[3];
-	ctx->user_ip6[0] = w0;
-	ctx->user_ip6[1] = w1;
-	ctx->user_ip6[2] = w2;
-	ctx->user_ip6[3] = w3;
-	ctx->user_port = m->proxy_port;
+	redirect6(ctx, orig, &daddr, m, m->proxy_port);
 	counter_add(SHUNT_CTR_MTLS_HANDED_OFF, 1);
 	return 1;
 }
@@ -515,7 +524,6 @@ static __always_inline int to_l7_proxy6(struct bpf_sock_addr *ctx)
 	struct shunt_mtls_config *m;
 	struct shunt_mtls_dst *orig;
 	struct shunt_ip6 daddr;
-	__u32 w0, w1, w2, w3;
 	__u32 zero = 0;
 
 	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
@@ -527,18 +535,7 @@ static __always_inline int to_l7_proxy6(struct bpf_sock_addr *ctx)
 		return policy_enforced() ? 0 : 1;
 	}
 	user_ip6_of(ctx, &daddr);
-	orig->family = SHUNT_AF_INET6;
-	orig->port = (__be16)ctx->user_port;
-	__builtin_memcpy(orig->ip6, daddr.w, sizeof(orig->ip6));
-	w0 = m->proxy_ip6[0];
-	w1 = m->proxy_ip6[1];
-	w2 = m->proxy_ip6[2];
-	w3 = m->proxy_ip6[3];
-	ctx->user_ip6[0] = w0;
-	ctx->user_ip6[1] = w1;
-	ctx->user_ip6[2] = w2;
-	ctx->user_ip6[3] = w3;
-	ctx->user_port = m->l7_port;
+	redirect6(ctx, orig, &daddr, m, m->l7_port);
 	counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
 	return 1;
 }

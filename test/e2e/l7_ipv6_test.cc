@@ -93,29 +93,13 @@ TEST_F(L7Ipv6Test, WithoutAGrantTheConnectIsStillRefused) {
   EXPECT_EQ(errno, EPERM);
 }
 
-constexpr char kIpv6CrossNodeGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: server-api, namespace: demo}
-spec:
-  matches:
-  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: client-reads-server, namespace: demo}
-spec:
-  destination: {kind: ServiceAccount, name: server, namespace: demo}
-  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
-  rules: [{kind: HTTPRouteGroup, name: server-api, matches: [read]}]
-)";
-
 class L7CrossNodeIpv6Test : public MtlsMeshTest {
  protected:
   L7CrossNodeIpv6Test() { dual_stack_ = true; }
   void SetUp() override {
     n1_flags_ = {"--mode=enforce"};
     n2_flags_ = {"--mode=enforce"};
-    policy_yaml_ = kIpv6CrossNodeGrant;
+    policy_yaml_ = kCrossNodeHttpGrant;
     MtlsMeshTest::SetUp();
   }
 };

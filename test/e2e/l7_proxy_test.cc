@@ -278,26 +278,9 @@ TEST_F(L7PermissiveTest, AWouldBeDenialIsForwardedAndReported) {
   EXPECT_EQ(seen, 1);
 }
 
-// Across nodes: demo/client (node 1) may GET /allowed* of demo/server
-// (node 2). The connection rides the mTLS tunnel; node 2's proxy runs the
-// L7 layer on the stream and judges each request on the identity the
-// client's certificate proved.
-constexpr char kCrossNodeHttpGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: server-api, namespace: demo}
-spec:
-  matches:
-  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: client-reads-server, namespace: demo}
-spec:
-  destination: {kind: ServiceAccount, name: server, namespace: demo}
-  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
-  rules: [{kind: HTTPRouteGroup, name: server-api, matches: [read]}]
-)";
-
+// Across nodes (kCrossNodeHttpGrant): the connection rides the mTLS
+// tunnel; node 2's proxy runs the L7 layer on the stream and judges each
+// request on the identity the client's certificate proved.
 class L7CrossNodeTest : public MtlsMeshTest {
  protected:
   void SetUp() override {

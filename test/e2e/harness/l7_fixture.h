@@ -55,6 +55,24 @@ spec:
   rules: [{kind: HTTPRouteGroup, name: local-api, matches: [read]}]
 )";
 
+// Across nodes: demo/client (node 1) may GET /allowed* of demo/server
+// (node 2), whose node's proxy judges each request.
+inline constexpr char kCrossNodeHttpGrant[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: server-api, namespace: demo}
+spec:
+  matches:
+  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-reads-server, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: server, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: HTTPRouteGroup, name: server-api, matches: [read]}]
+)";
+
 class L7ProxyTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
