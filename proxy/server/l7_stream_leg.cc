@@ -40,14 +40,11 @@ void L7StreamLeg::OnPeerEof() {
 }
 
 void L7StreamLeg::OnStreamClosed(uint32_t error_code) {
+  // A reset: as the tunnel's abort (before it opened, a refusal:
+  // REFUSED_STREAM, a GOAWAY).
+  if (error_code != 0) return Abort();
   stream_over_ = true;  // the tunnel let go of this leg
-  if (error_code != 0) {
-    refused_ = !open_;  // reset before it opened (REFUSED_STREAM, a GOAWAY): a refusal
-    reset_ = true;
-    DropInput();
-  } else {
-    peer_eof_ = true;
-  }
+  peer_eof_ = true;
   Notify();
 }
 

@@ -93,15 +93,9 @@ TEST_F(L7Ipv6Test, WithoutAGrantTheConnectIsStillRefused) {
   EXPECT_EQ(errno, EPERM);
 }
 
-class L7CrossNodeIpv6Test : public MtlsMeshTest {
+class L7CrossNodeIpv6Test : public L7CrossNodeTest {
  protected:
   L7CrossNodeIpv6Test() { dual_stack_ = true; }
-  void SetUp() override {
-    n1_flags_ = {"--mode=enforce"};
-    n2_flags_ = {"--mode=enforce"};
-    policy_yaml_ = kCrossNodeHttpGrant;
-    MtlsMeshTest::SetUp();
-  }
 };
 
 TEST_F(L7CrossNodeIpv6Test, TheReceivingProxyJudgesEachRequest) {

@@ -278,19 +278,6 @@ TEST_F(L7PermissiveTest, AWouldBeDenialIsForwardedAndReported) {
   EXPECT_EQ(seen, 1);
 }
 
-// Across nodes (kCrossNodeHttpGrant): the connection rides the mTLS
-// tunnel; node 2's proxy runs the L7 layer on the stream and judges each
-// request on the identity the client's certificate proved.
-class L7CrossNodeTest : public MtlsMeshTest {
- protected:
-  void SetUp() override {
-    n1_flags_ = {"--mode=enforce"};
-    n2_flags_ = {"--mode=enforce"};
-    policy_yaml_ = kCrossNodeHttpGrant;
-    MtlsMeshTest::SetUp();
-  }
-};
-
 TEST_F(L7CrossNodeTest, TheReceivingProxyJudgesEachRequestOfATunnelledConnection) {
   const std::string server_log = n2_->work_dir() + "/http.log";
   ASSERT_OK(StartHttpServer(*n2_, *server_, n2_->work_dir() + "/www", server_log));

@@ -73,6 +73,19 @@ spec:
   rules: [{kind: HTTPRouteGroup, name: server-api, matches: [read]}]
 )";
 
+// Across nodes (kCrossNodeHttpGrant): the connection rides the mTLS
+// tunnel; node 2's proxy runs the L7 layer on the stream and judges each
+// request on the identity the client's certificate proved.
+class L7CrossNodeTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    n1_flags_ = {"--mode=enforce"};
+    n2_flags_ = {"--mode=enforce"};
+    policy_yaml_ = kCrossNodeHttpGrant;
+    MtlsMeshTest::SetUp();
+  }
+};
+
 class L7ProxyTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
