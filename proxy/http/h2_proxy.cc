@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/common/socket_ops.h"
+#include "proxy/http/h1_session.h"
 #include "proxy/http/h1_writer.h"
 #include "proxy/http/trace_context.h"
 
@@ -64,9 +65,13 @@ bool H2Proxy::Init(StreamIo downstream, absl::string_view already_read) {
   ev.on_end = [this](int32_t id) { OnRequestEnd(id); };
   ev.on_close = [this](int32_t id, uint32_t code) { OnDownClose(id, code); };
   ev.on_send_space = [this](int32_t id) { OnDownSpace(id); };
-  auto session = H2Session::Create(H2Session::Role::kServer, options_.limits, std::move(ev));
-  if (!session.ok()) return false;
-  down_.session = std::move(*session);
+  if (options_.downstream_http1) {
+    down_.session = std::make_unique<H1ServerSession>(H1Limits(), std::move(ev));
+  } else {
+    auto session = H2Session::Create(H2Session::Role::kServer, options_.limits, std::move(ev));
+    if (!session.ok()) return false;
+    down_.session = std::move(*session);
+  }
   down_.io = std::move(downstream);
   if (!down_.io.Watch(*loop_, &down_, EPOLLIN).ok()) {
     down_.io.Close(false);
@@ -112,15 +117,17 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
     for (int i = 0; i < 4 && !c.gone; ++i) {
       const ssize_t n = c.io.Recv(buf, sizeof(buf));
       if (n > 0) {
-        if (!c.session->Receive({buf, static_cast<size_t>(n)}).ok()) {
+        if (absl::Status st = c.session->Receive({buf, static_cast<size_t>(n)}); !st.ok()) {
           // A protocol error: its GOAWAY goes out, then the connection.
           if (c.downstream)
             c.gone = true;
+          else if (options_.upstream_http1)
+            UpConnFailed(&c, std::string(st.message()));
           else
             UpConnFailed(&c, "bad-upstream-response: HTTP/2 protocol error");
           break;
         }
-        if (static_cast<size_t>(n) < sizeof(buf)) break;
+        if (static_cast<size_t>(n) < sizeof(buf) || !c.session->wants_input()) break;
         continue;
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
@@ -135,6 +142,8 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
         UpConnFailed(&c, "upstream-connect-failed: peer node refused the stream");
         break;
       }
+      // An HTTP/1.x response delimited by the close ends here.
+      if (n == 0) c.session->ReceiveEof();
       UpConnFailed(&c, n == 0 ? "upstream-closed" : "upstream-reset");
       break;
     }
@@ -221,7 +230,10 @@ void H2Proxy::Pump() {
 
 void H2Proxy::UpdateInterest(Conn& c) {
   if (!c.io.valid()) return;
-  uint32_t want = c.connecting ? EPOLLOUT : EPOLLIN;
+  // An HTTP/1.1 peer is held back by not reading it (h1_session.h).
+  uint32_t want = c.connecting               ? uint32_t{EPOLLOUT}
+                  : c.session->wants_input() ? uint32_t{EPOLLIN}
+                                             : 0u;
   if (!c.out.empty()) want |= EPOLLOUT;
   c.io.Interest(*loop_, want);
 }
@@ -290,11 +302,12 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   head.method = std::string(Pseudo(headers, ":method"));
   head.target = std::string(Pseudo(headers, ":path"));
   const std::string authority(Pseudo(headers, ":authority"));
-  bool has_host = false;
+  bool has_host = false, upgrade = false;
   H2Headers regular;
   for (auto& [n, v] : headers) {
     if (!n.empty() && n[0] == ':') continue;
     if (n == "host") has_host = true;
+    if (n == "upgrade") upgrade = true;  // only an HTTP/1.1 client's (h1_session.h)
     regular.emplace_back(n, v);
   }
   if (!has_host && !authority.empty()) head.headers.emplace_back("host", authority);
@@ -321,6 +334,13 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
     v.retries = 0;
     return AnswerLocally(ex, v.status,
                          v.route.empty() ? v.reason : absl::StrCat(v.reason, "; route=", v.route));
+  }
+  if (upgrade) {
+    // An HTTP/1.1 Upgrade (WebSocket) to an upstream that speaks only
+    // HTTP/2: no byte stream to hand it over (RFC 8441 is not offered).
+    v.endpoint = -1;
+    ex.record.reason = "l7-upgrade-not-mapped";
+    return AnswerLocally(ex, 501, "l7-upgrade-not-mapped");
   }
   const Destination to = ex.rules.upstream ? *ex.rules.upstream : upstream_addr_;
   HopSpan span = StartHop(regular, Bits());
@@ -365,12 +385,29 @@ void H2Proxy::ArmResponseTimer(Exchange& ex) {
       });
 }
 
+H1SessionLimits H2Proxy::H1Limits() const {
+  return {.parser = options_.h1_limits,
+          .window = options_.limits.stream_window,
+          .send_buffer = options_.limits.send_buffer};
+}
+
 H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
   const std::string key = to.ToAuthority();
   auto it = ups_.find(key);
   if (it != ups_.end() && !it->second->gone && it->second->session->can_open())
     return it->second.get();
-  if (it != ups_.end()) {
+  if (options_.upstream_http1) {
+    // HTTP/1.1 upstreams take one request at a time: an idle one kept
+    // alive, or another connection (the busy ones go on under their own
+    // keys, kept for the requests after theirs).
+    for (auto& [k, up] : ups_)
+      if (!up->gone && up->to == to && up->session->can_open()) return up.get();
+    if (it != ups_.end()) {
+      ups_[absl::StrCat(key, "#", reinterpret_cast<uintptr_t>(it->second.get()))] =
+          std::move(it->second);
+      ups_.erase(it);
+    }
+  } else if (it != ups_.end()) {
     // Full or going away: a fresh connection takes new streams; the old
     // one finishes its own (kept under another key until it is over).
     // GOAWAY: it takes nothing new and closes once its streams are over.
@@ -392,9 +429,13 @@ H2Proxy::Conn* H2Proxy::UpstreamFor(const Destination& to) {
   ev.on_end = [this, raw](int32_t id) { OnResponseEnd(raw, id); };
   ev.on_close = [this, raw](int32_t id, uint32_t code) { OnUpClose(raw, id, code); };
   ev.on_send_space = [this, raw](int32_t id) { OnUpSpace(raw, id); };
-  auto session = H2Session::Create(H2Session::Role::kClient, options_.limits, std::move(ev));
-  if (!session.ok()) return nullptr;
-  c->session = std::move(*session);
+  if (options_.upstream_http1) {
+    c->session = std::make_unique<H1ClientSession>(H1Limits(), std::move(ev));
+  } else {
+    auto session = H2Session::Create(H2Session::Role::kClient, options_.limits, std::move(ev));
+    if (!session.ok()) return nullptr;
+    c->session = std::move(*session);
+  }
   socklen_t len = 0;
   const sockaddr_storage ss = ToSockaddr(to, &len);
   bool connected = false;

@@ -34,7 +34,10 @@
 #include "agent/lib/unique_fd.h"
 #include "proxy/common/byte_buffer.h"
 #include "proxy/http/exchange_hooks.h"
+#include "proxy/http/h1_parser.h"
+#include "proxy/http/h1_session.h"
 #include "proxy/http/h2_session.h"
+#include "proxy/http/message_session.h"
 #include "proxy/loop/event_loop.h"
 #include "proxy/loop/stream_io.h"
 #include "proxy/tunnel/connect_authority.h"
@@ -59,6 +62,12 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     // read) is reset both ways, the client's with CANCEL; 0: never. A
     // slow client holds a stream, and its upstream stream, no longer.
     int stream_idle_timeout_ms = 0;
+    // Where the two sides speak different versions (h1_session.h): the
+    // pod's connection is HTTP/1.1 (its upstream speaks only HTTP/2), or
+    // the upstreams speak HTTP/1.1 (the pod's connection is HTTP/2).
+    bool downstream_http1 = false;
+    bool upstream_http1 = false;
+    H1Parser::Limits h1_limits;
   };
 
   // `already_read`: what protocol detection read (the preface's start).
@@ -85,7 +94,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     bool downstream = false;
     Destination to;
     StreamIo io;
-    std::unique_ptr<H2Session> session;
+    std::unique_ptr<MessageSession> session;
     ByteBuffer out;
     bool connecting = false;
     bool gone = false;
@@ -168,6 +177,9 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   bool SubmitUpstream(Exchange& ex, const Destination& to, std::string* why);
   void ArmResponseTimer(Exchange& ex);
 
+  // An HTTP/1.1 side's limits (h1_session.h): the parser's, and HTTP/2's
+  // stream window and send buffer for what HTTP/1.1 holds unpassed.
+  H1SessionLimits H1Limits() const;
   Exchange* Find(int32_t id);
   Exchange* FindUp(Conn* up, int32_t up_id);
   Conn* UpstreamFor(const Destination& to);

@@ -26,10 +26,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "proxy/common/byte_buffer.h"
+#include "proxy/http/message_session.h"
 
 namespace shunt::proxy::http {
-
-using H2Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct H2Limits {
   uint32_t max_streams = 128;           // concurrent streams we allow the peer
@@ -39,25 +38,10 @@ struct H2Limits {
   size_t max_header_list = 64 * 1024;   // a head's headers, decoded (SETTINGS)
 };
 
-class H2Session {
+class H2Session final : public MessageSession {
  public:
   enum class Role { kClient, kServer };
-  struct Events {
-    // A head: the request (server), or the response (client; an interim
-    // 1xx comes as well, the final one follows). Pseudo-headers first, as
-    // received; `end` when no body follows.
-    std::function<void(int32_t id, H2Headers& headers, bool end)> on_head;
-    // Trailers (the message ends with them).
-    std::function<void(int32_t id, H2Headers& trailers)> on_trailers;
-    // Body bytes; call Consumed once they are passed on.
-    std::function<void(int32_t id, absl::string_view data)> on_data;
-    // The peer's half ended (after its body, or its trailers).
-    std::function<void(int32_t id)> on_end;
-    // The stream is over: 0 once both halves ended, else its reset's code.
-    std::function<void(int32_t id, uint32_t error_code)> on_close;
-    // The stream's send buffer has room again after Send fell short.
-    std::function<void(int32_t id)> on_send_space;
-  };
+  using Events = MessageSession::Events;
 
   static absl::StatusOr<std::unique_ptr<H2Session>> Create(Role role, const H2Limits& limits,
                                                            Events events);
@@ -67,34 +51,35 @@ class H2Session {
 
   // Bytes from the peer. An error (a protocol violation, a flood) ends the
   // session: GOAWAY is queued, every stream gets on_close.
-  absl::Status Receive(absl::string_view bytes);
+  absl::Status Receive(absl::string_view bytes) override;
   // Appends what is ready to send; false once the session is over.
-  bool TakeOutput(ByteBuffer* out);
-  bool alive() const;
+  bool TakeOutput(ByteBuffer* out) override;
+  bool alive() const override;
   // Client: the peer takes another stream now.
-  bool can_open() const;
+  bool can_open() const override;
   size_t open_streams() const { return streams_.size(); }
   bool has_stream(int32_t id) const { return streams_.count(id) > 0; }
 
   // Client: a request; `end` when it has no body. Its stream id.
-  absl::StatusOr<int32_t> SubmitRequest(const H2Headers& headers, bool end);
+  absl::StatusOr<int32_t> SubmitRequest(const H2Headers& headers, bool end) override;
   // Server: the response head (":status" first); `end` when no body.
   // An interim (1xx) head may come first.
-  absl::Status SubmitResponse(int32_t id, const H2Headers& headers, bool end);
-  absl::Status SubmitInterim(int32_t id, const H2Headers& headers);
+  absl::Status SubmitResponse(int32_t id, const H2Headers& headers, bool end) override;
+  absl::Status SubmitInterim(int32_t id, const H2Headers& headers) override;
 
   // Queues body bytes; returns how many fit.
-  size_t Send(int32_t id, absl::string_view data);
+  size_t Send(int32_t id, absl::string_view data) override;
   size_t SendRoom(int32_t id);
   // This end's half is over once what is queued is sent (with trailers,
   // if any).
-  void End(int32_t id, H2Headers trailers = {});
+  void End(int32_t id, H2Headers trailers) override;
+  using MessageSession::End;
   // Ends the stream now, both ways.
-  void Reset(int32_t id, uint32_t error_code);
+  void Reset(int32_t id, uint32_t error_code) override;
   // `n` bytes given to on_data were passed on: the peer may send as many.
-  void Consumed(int32_t id, size_t n);
+  void Consumed(int32_t id, size_t n) override;
   // Graceful end: no new streams, open ones finish.
-  void Shutdown();
+  void Shutdown() override;
   // The peer said GOAWAY (a client opens no more streams on it).
   bool peer_going_away() const { return peer_goaway_; }
 
