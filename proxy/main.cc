@@ -238,7 +238,11 @@ int main(int argc, char** argv) {
       report["http"] = shared.requests.Report();
       report["http_recent"] = shared.requests.TakeRecent();
       // Services it balances per request: what the agent's status shows.
-      if (auto rt = shared.runtime.Get()) report["l7_services"] = rt->l7_services.size();
+      if (auto rt = shared.runtime.Get()) {
+        report["l7_services"] = rt->l7_services.size();
+        // Local pods' ports whose HTTP version a Service says (mapped to).
+        report["upstream_http"] = rt->config.upstream_http;
+      }
       report["l7_balancers"] = shared.l7_state.Collect();
       (void)control.Send({{"report", std::move(report)}});
     }

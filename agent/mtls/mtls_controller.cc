@@ -97,8 +97,11 @@ void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot
   for (const auto& [ip, id] : config_.local_pods) local_identities.insert(id);
   SelectL7Objects(*snapshot, local_identities, &config_);
   config_.l7_services.clear();
-  if (const services::Plan* plan = deps_.service_plan ? deps_.service_plan() : nullptr)
+  config_.upstream_http.clear();
+  if (const services::Plan* plan = deps_.service_plan ? deps_.service_plan() : nullptr) {
     SelectL7Services(*plan, *snapshot, &config_);
+    SelectUpstreamHttp(*plan, *snapshot, &config_);
+  }
 }
 
 size_t MtlsController::Apply() {
@@ -189,6 +192,10 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
   const nlohmann::json& report = supervisor_->last_report();
   if (report.is_object() && report.contains("l7_services"))
     m["l7_services"] = report["l7_services"];
+  // Pods' ports whose Service says the HTTP version they speak: the L7
+  // layer maps a client of the other version (docs/l7.md).
+  if (report.is_object() && report.contains("upstream_http"))
+    m["upstream_http"] = report["upstream_http"];
 }
 
 nlohmann::json MtlsController::L7Balancers() const {

@@ -71,4 +71,30 @@ void SelectL7Services(const services::Plan& plan, const model::Objects& objects,
   }
 }
 
+void SelectUpstreamHttp(const services::Plan& plan, const model::Objects& objects,
+                        proxy::ProxyConfig* config) {
+  config->upstream_http.clear();
+  std::map<std::pair<std::string, uint16_t>, std::string> by_port;  // (service, port) -> version
+  for (const model::Service& svc : objects.services)
+    for (const model::ServicePort& p : svc.ports)
+      if (p.protocol == model::Protocol::kTcp)
+        if (std::string v = proxy::HttpVersionOf(p.app_protocol); !v.empty())
+          by_port[{svc.Key(), p.port}] = std::move(v);
+  if (by_port.empty()) return;
+  for (const services::ServiceEntry& e : plan.entries) {
+    auto it = by_port.find({e.service, e.port});
+    if (it == by_port.end()) continue;
+    // The service's own endpoints (a split's leaves say it for theirs).
+    for (const services::Backend& b : e.backends) {
+      if (b.service != e.service) continue;
+      const std::string ip = lib::Ipv4String(b.ip_be);
+      if (config->local_pods.count(ip))
+        config->upstream_http[absl::StrCat(ip, ":", b.port)] = it->second;
+    }
+  }
+  for (proxy::L7Service& s : config->l7_services)
+    if (auto it = by_port.find({s.service, s.port}); it != by_port.end())
+      s.upstream_http = it->second;
+}
+
 }  // namespace shunt::mtls

@@ -25,4 +25,11 @@ void SelectL7Objects(const model::Objects& objects, const std::set<std::string>&
 void SelectL7Services(const services::Plan& plan, const model::Objects& objects,
                       proxy::ProxyConfig* config);
 
+// Fills config->upstream_http: the ports of local pods (config->local_pods)
+// behind a Service port whose appProtocol says which HTTP version it speaks
+// (proxy::HttpVersionOf), and sets each L7 service's upstream_http the same
+// way. Call after SelectL7Services.
+void SelectUpstreamHttp(const services::Plan& plan, const model::Objects& objects,
+                        proxy::ProxyConfig* config);
+
 }  // namespace shunt::mtls

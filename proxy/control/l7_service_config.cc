@@ -125,7 +125,8 @@ nlohmann::json L7ServiceToJson(const L7Service& s) {
           {"backends", BackendsJson(s.backends)},
           {"split", s.split},
           {"split_groups", groups},
-          {"split_backends", BackendsJson(s.split_backends)}};
+          {"split_backends", BackendsJson(s.split_backends)},
+          {"upstream_http", s.upstream_http}};
 }
 
 absl::StatusOr<L7Service> L7ServiceFromJson(const nlohmann::json& j, const std::string& where) {
@@ -154,7 +155,21 @@ absl::StatusOr<L7Service> L7ServiceFromJson(const nlohmann::json& j, const std::
     }
   }
   if (auto st = BackendsFrom(j, "split_backends", where, &s.split_backends); !st.ok()) return st;
+  if (j.contains("upstream_http")) {
+    if (auto st = Field(j, "upstream_http", where, &s.upstream_http); !st.ok()) return st;
+    if (!s.upstream_http.empty() && s.upstream_http != "h2c" && s.upstream_http != "http1")
+      return Invalid(where + ".upstream_http",
+                     absl::StrCat("'", s.upstream_http, "' (want h2c, http1 or empty)"));
+  }
   return s;
+}
+
+std::string HttpVersionOf(absl::string_view app_protocol) {
+  if (app_protocol == "kubernetes.io/h2c" || app_protocol == "h2c" || app_protocol == "http2" ||
+      app_protocol == "grpc")
+    return "h2c";
+  if (app_protocol == "http" || app_protocol == "kubernetes.io/ws") return "http1";
+  return "";
 }
 
 }  // namespace shunt::proxy

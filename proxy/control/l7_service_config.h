@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/model/l7_settings.h"
 #include "agent/model/smi.h"
 #include "nlohmann/json.hpp"
@@ -43,8 +44,19 @@ struct L7Service {
   // to `split_backends` (a group that does not exist matches nothing).
   std::vector<model::HttpRouteGroup> split_groups;
   std::vector<L7Backend> split_backends;
+  // The HTTP version its port speaks when it says (HttpVersionOf its
+  // appProtocol): "h2c", "http1", or empty (whatever the client speaks).
+  std::string upstream_http;
   bool operator==(const L7Service&) const = default;
 };
+
+// What a Service port's appProtocol says of the HTTP version its pods
+// speak, for the L7 layer to map a client's requests to it (docs/l7.md
+// "HTTP/1.1 and HTTP/2 across"): "h2c" for kubernetes.io/h2c, h2c, http2
+// and grpc (HTTP/2 without TLS, prior knowledge); "http1" for http and
+// kubernetes.io/ws; empty for anything else (the client's version is
+// passed on).
+std::string HttpVersionOf(absl::string_view app_protocol);
 
 nlohmann::json L7ServiceToJson(const L7Service& s);
 // InvalidArgument naming the field (under `where`) that is wrong.

@@ -142,7 +142,8 @@ nlohmann::json ProxyConfigToJson(const ProxyConfig& c) {
           {"remote_pods", c.remote_pods},
           {"identity_ids", c.identity_ids},
           {"l7", L7Json(c)},
-          {"l7_services", L7ServicesJson(c)}};
+          {"l7_services", L7ServicesJson(c)},
+          {"upstream_http", c.upstream_http}};
 }
 
 absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
@@ -190,6 +191,14 @@ absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
   }
   if (absl::Status st = L7From(j, &c); !st.ok()) return st;
   if (absl::Status st = L7ServicesFrom(j, &c); !st.ok()) return st;
+  if (auto u = j.find("upstream_http"); u != j.end()) {
+    if (!u->is_object()) return Bad("upstream_http", "not an object");
+    for (const auto& [k, v] : u->items()) {
+      if (!v.is_string() || (v.get<std::string>() != "h2c" && v.get<std::string>() != "http1"))
+        return Bad(absl::StrCat("upstream_http[", k, "]"), "not h2c or http1");
+      c.upstream_http.emplace(k, v.get<std::string>());
+    }
+  }
   return c;
 }
 

@@ -47,6 +47,10 @@ struct ProxyConfig {
   std::vector<model::HttpRouteGroup> http_route_groups;
   // Services whose requests the L7 layer balances ("l7_services").
   std::vector<L7Service> l7_services;
+  // Local pods' ports whose Service says which HTTP version they speak
+  // (HttpVersionOf its port's appProtocol): "ip:port" -> "h2c" or "http1".
+  // The L7 layer maps a client that speaks the other one.
+  std::map<std::string, std::string> upstream_http;
 };
 
 nlohmann::json ProxyConfigToJson(const ProxyConfig& c);

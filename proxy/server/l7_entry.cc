@@ -287,9 +287,21 @@ void L7Entry::Decide(http::Detected what) {
     if (kept == SourceKept::kFailed) w->stats().Add(Stat::kInboundTransparentFailed);
     return StreamIo(std::move(fd));
   };
-  if (http2) {
-    w->stats().Add(Stat::kL7Http2Connections);
+  // Where the upstream speaks only the other HTTP version (its Service
+  // port's appProtocol), H2Proxy maps each request (h1_session.h).
+  const auto rt = shared.runtime.Get();  // (holds what upstream_http views)
+  const absl::string_view upstream_http =
+      flow.service ? absl::string_view(flow.service->config.upstream_http)
+                   : rt->UpstreamHttpAt(flow.destination);
+  const bool h1_to_h2 = http1 && upstream_http == "h2c";
+  const bool h2_to_h1 = http2 && upstream_http == "http1";
+  if (h1_to_h2 || h2_to_h1) w->stats().Add(Stat::kL7ConnectionsMapped);
+  if (http2 || h1_to_h2) {
+    if (http2) w->stats().Add(Stat::kL7Http2Connections);
     http::H2Proxy::Options h2;
+    h2.downstream_http1 = h1_to_h2;
+    h2.upstream_http1 = h2_to_h1;
+    h2.h1_limits = options.limits;
     h2.limits.max_header_list = limits.max_header_bytes;
     h2.idle_timeout_ms = limits.idle_timeout_ms;
     h2.connect_timeout_ms = limits.connect_timeout_ms;

@@ -51,6 +51,7 @@ enum class Stat : int {
   kL7Http2Connections,        // L7 connections that spoke HTTP/2 (prior knowledge)
   kL7UpstreamsParked,         // idle upstream HTTP/1.1 connections given to the shared pool
   kL7UpstreamsReused,         // ... taken from it by a request (no new connection)
+  kL7ConnectionsMapped,       // L7 connections whose upstream speaks the other HTTP version
   kCount
 };
 
@@ -90,6 +91,7 @@ inline constexpr const char* kStatNames[] = {
     "l7_http2_connections",
     "l7_upstreams_parked",
     "l7_upstreams_reused",
+    "l7_connections_mapped",
 };
 
 static_assert(std::size(kStatNames) == static_cast<size_t>(Stat::kCount), "a name per Stat");

@@ -88,6 +88,12 @@ const std::string* Runtime::NodeOfRemotePod(const std::string& ip) const {
   return it == config.remote_pods.end() ? nullptr : &it->second;
 }
 
+absl::string_view Runtime::UpstreamHttpAt(const Destination& to) const {
+  if (config.upstream_http.empty()) return {};
+  auto it = config.upstream_http.find(to.ToAuthority());
+  return it == config.upstream_http.end() ? absl::string_view() : absl::string_view(it->second);
+}
+
 std::shared_ptr<const CompiledL7Service> Runtime::L7ServiceAt(const Destination& to) const {
   auto it = l7_services.find(to.ToAuthority());
   return it == l7_services.end() ? nullptr : it->second;

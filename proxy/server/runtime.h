@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/certs/spiffe_id.h"
 #include "proxy/control/proxy_config.h"
 #include "proxy/http/l7_policy.h"
@@ -38,6 +39,9 @@ struct Runtime {
   uint32_t IdentityId(const std::string& identity) const;
   // The service balanced per request at `to`, or null.
   std::shared_ptr<const CompiledL7Service> L7ServiceAt(const Destination& to) const;
+  // The HTTP version a local pod's port speaks ("h2c", "http1"), when
+  // its Service says; empty otherwise.
+  absl::string_view UpstreamHttpAt(const Destination& to) const;
 };
 
 // The current Runtime, read by every worker, replaced by the control thread.

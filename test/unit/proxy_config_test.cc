@@ -3,6 +3,8 @@
 // back with the model's own parsers.
 #include "proxy/control/proxy_config.h"
 
+#include <arpa/inet.h>
+
 #include "agent/model/smi_json.h"
 #include "agent/mtls/proxy_l7_objects.h"
 #include "gmock/gmock.h"
@@ -155,6 +157,58 @@ TEST(ProxyConfigTest, TheProxyGetsThePolicyOfItsNodesPodsOnly) {
   EXPECT_EQ(c.http_route_groups[0].name, "books-api");
   ASSERT_EQ(c.tcp_routes.size(), 1u);
   EXPECT_EQ(c.tcp_routes[0].name, "web");
+}
+
+// Which HTTP version a local pod's port speaks comes from its Service
+// port's appProtocol; a port that says nothing (or something else) is
+// not mapped, and a leaf's endpoints count only under their own Service.
+TEST(ProxyConfigTest, UpstreamHttpVersionsComeFromTheServicePortsAppProtocol) {
+  EXPECT_EQ(HttpVersionOf("kubernetes.io/h2c"), "h2c");
+  EXPECT_EQ(HttpVersionOf("grpc"), "h2c");
+  EXPECT_EQ(HttpVersionOf("http"), "http1");
+  EXPECT_EQ(HttpVersionOf("kubernetes.io/ws"), "http1");
+  EXPECT_EQ(HttpVersionOf("https"), "");
+  EXPECT_EQ(HttpVersionOf(""), "");
+  model::Objects o;
+  auto svc = [](const std::string& name, const std::string& app) {
+    model::Service s{.namespace_ = "shop", .name = name};
+    s.ports = {{.name = "web", .port = 80, .target_port = 8080, .app_protocol = app}};
+    return s;
+  };
+  o.services = {svc("grpc-api", "kubernetes.io/h2c"), svc("legacy", "http"), svc("plain", ""),
+                svc("root", "http")};
+  services::Plan plan;
+  auto entry = [](const std::string& service, std::vector<services::Backend> b) {
+    services::ServiceEntry e;
+    e.service = service;
+    e.port = 80;
+    e.backends = std::move(b);
+    return e;
+  };
+  const uint32_t local1 = htonl(0x0af40105), local2 = htonl(0x0af40106), remote = htonl(0x0af40207);
+  plan.entries = {
+      entry("shop/grpc-api", {{local1, 9000, "shop/grpc-api"}, {remote, 9000, "shop/grpc-api"}}),
+      entry("shop/legacy", {{local2, 8080, "shop/legacy"}}),
+      entry("shop/plain", {{local2, 8081, "shop/plain"}}),
+      // A split's root: its leaf's endpoint is not said for by the root.
+      entry("shop/root", {{local1, 7000, "shop/leaf"}})};
+  ProxyConfig c = Base();
+  c.local_pods = {{"10.244.1.5", "shop/a"}, {"10.244.1.6", "shop/b"}};
+  c.l7_services = {{.service = "shop/grpc-api", .address = "10.96.0.9", .port = 80}};
+  mtls::SelectUpstreamHttp(plan, o, &c);
+  EXPECT_EQ(c.upstream_http, (std::map<std::string, std::string>{{"10.244.1.5:9000", "h2c"},
+                                                                 {"10.244.1.6:8080", "http1"}}));
+  EXPECT_EQ(c.l7_services[0].upstream_http, "h2c");
+  auto back = ProxyConfigFromJson(nlohmann::json::parse(ProxyConfigToJson(c).dump()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->upstream_http, c.upstream_http);
+  EXPECT_EQ(back->l7_services[0].upstream_http, "h2c");
+  nlohmann::json j = ProxyConfigToJson(c);
+  j["upstream_http"]["10.244.1.5:9000"] = "h3";
+  auto bad = ProxyConfigFromJson(j);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("upstream_http[10.244.1.5:9000]: not h2c or http1"));
 }
 
 }  // namespace
