@@ -37,11 +37,18 @@ absl::StatusOr<int32_t> H1ClientSession::SubmitRequest(const H2Headers& headers,
   unconsumed_ = 0;
   out_.Append(absl::StrCat(method, " ", path, " HTTP/1.1\r\n"));
   if (!authority.empty()) out_.Append(absl::StrCat("host: ", authority, "\r\n"));
+  std::string cookies;
   for (const auto& [n, v] : headers) {
     if (n.empty() || n[0] == ':') continue;
     if (n == "host" && !authority.empty()) continue;  // :authority said it
+    if (n == "cookie") {
+      // HTTP/2 may split it in crumbs; HTTP/1.1 has one line (RFC 9113 8.2.3).
+      absl::StrAppend(&cookies, cookies.empty() ? "" : "; ", v);
+      continue;
+    }
     out_.Append(absl::StrCat(n, ": ", v, "\r\n"));
   }
+  if (!cookies.empty()) out_.Append(absl::StrCat("cookie: ", cookies, "\r\n"));
   if (!end && !has_length) {
     chunked_ = true;  // HTTP/2 need not say how long; HTTP/1.1 must frame it
     out_.Append("transfer-encoding: chunked\r\n");
@@ -49,7 +56,7 @@ absl::StatusOr<int32_t> H1ClientSession::SubmitRequest(const H2Headers& headers,
     out_.Append("content-length: 0\r\n");  // RFC 9110 8.6: said, for methods with content
   }
   out_.Append("\r\n");
-  if (method == "HEAD") parser_.ExpectNoBody();
+  head_request_ = method == "HEAD";
   return id_;
 }
 
@@ -155,6 +162,9 @@ void H1ClientSession::OnHead(H1Head& head) {
   h.reserve(head.headers.size() + 1);
   h.emplace_back(":status", absl::StrCat(head.status));
   interim_ = head.status >= 100 && head.status < 200;
+  // Heads that have no body whatever their framing says (RFC 9112 6.3):
+  // http-parser is told, or it would wait for one.
+  if (interim_ || head.status == 204 || head.status == 304 || head_request_) parser_.ExpectNoBody();
   if (head.status == 101) {
     // It switched protocols for a request that did not ask (HTTP/2 has
     // no Upgrade): not HTTP any more. Receive ends the connection.
@@ -172,7 +182,8 @@ void H1ClientSession::OnHead(H1Head& head) {
     return;
   }
   keep_alive_ = head.keep_alive;
-  const bool end = head.status == 204 || head.status == 304 || head.content_length == 0;
+  const bool end =
+      head_request_ || head.status == 204 || head.status == 304 || head.content_length == 0;
   if (events_.on_head) events_.on_head(id_, h, end);
 }
 

@@ -9,10 +9,24 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "proxy/http/h1_session.h"
 #include "proxy/http/h1_writer.h"
 
 namespace shunt::proxy::http {
+namespace {
+
+// Upgrade: h2c alone (what curl --http2 sends to an http:// URL) is
+// declined as a server that does not take it declines (RFC 9110 7.8): the
+// request goes on without it. Any other protocol is a real upgrade.
+bool OffersOnlyH2c(absl::string_view upgrade) {
+  for (absl::string_view token : absl::StrSplit(upgrade, ','))
+    if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(token), "h2c")) return false;
+  return true;
+}
+
+}  // namespace
 
 H1ServerSession::H1ServerSession(const H1SessionLimits& limits, Events events)
     : limits_(limits),
@@ -94,9 +108,11 @@ void H1ServerSession::OnHead(H1Head& head) {
       if (absl::EqualsIgnoreCase(v, "trailers")) h.emplace_back(std::move(name), v);
       continue;
     }
-    // Kept for H2Proxy to answer: HTTP/2 cannot carry it.
+    // Kept for H2Proxy to answer: HTTP/2 cannot carry it. (Either way
+    // the connection ends after this request: the parser reads nothing
+    // after an upgrade's head.)
     if (name == "upgrade" && head.upgrade) {
-      h.emplace_back(std::move(name), v);
+      if (!OffersOnlyH2c(v)) h.emplace_back(std::move(name), v);
       continue;
     }
     // HTTP/2 carries a length as it is (nghttp2 checks it against DATA).
@@ -123,6 +139,25 @@ void H1ServerSession::OnMessageEnd() {
   }
 }
 
+void H1ServerSession::ReceiveEof() {
+  // The client half-closed: what it sent is still answered (requests read
+  // whole, and those waiting in in_), then the connection ends.
+  eof_ = true;
+  AfterEof();
+}
+
+void H1ServerSession::AfterEof() {
+  if (!eof_ || failed_) return;
+  if (!open_) {
+    closing_ = true;  // nothing more will come
+  } else if (!request_ended_ && in_.empty()) {
+    // Cut short in the middle of a request: it cannot be answered.
+    closes_.emplace_back(id_, NGHTTP2_PROTOCOL_ERROR);
+    open_ = false;
+    failed_ = true;
+  }
+}
+
 bool H1ServerSession::TakeOutput(ByteBuffer* out) {
   const size_t before = out->size();
   // Closes first: the proxy lets go of the stream, then the next request
@@ -132,6 +167,11 @@ bool H1ServerSession::TakeOutput(ByteBuffer* out) {
   for (const auto& [id, code] : closes)
     if (events_.on_close) events_.on_close(id, code);
   if (!open_ && !closing_ && !failed_ && !in_.empty()) Parse();  // a pipelined request
+  AfterEof();
+  closes.clear();
+  closes.swap(closes_);
+  for (const auto& [id, code] : closes)
+    if (events_.on_close) events_.on_close(id, code);
   if (!out_.empty()) {
     out->Append(out_.view());
     out_.clear();
@@ -151,7 +191,7 @@ bool H1ServerSession::alive() const {
 }
 
 bool H1ServerSession::wants_input() const {
-  if (failed_ || (closing_ && (!open_ || request_ended_))) return false;
+  if (eof_ || failed_ || (closing_ && (!open_ || request_ended_))) return false;
   return in_.size() < limits_.window && unconsumed_ < limits_.window;
 }
 

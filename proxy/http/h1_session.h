@@ -45,6 +45,7 @@ class H1ServerSession final : public MessageSession, private H1Parser::Handler {
   H1ServerSession(const H1SessionLimits& limits, Events events);
 
   absl::Status Receive(absl::string_view bytes) override;
+  void ReceiveEof() override;
   bool TakeOutput(ByteBuffer* out) override;
   bool alive() const override;
   bool wants_input() const override;
@@ -65,6 +66,9 @@ class H1ServerSession final : public MessageSession, private H1Parser::Handler {
   void OnMessageEnd() override;
   // Feeds what waits in in_ while the parser takes it.
   void Parse();
+  // After the client's EOF: the end once nothing is left to answer, or
+  // the stream reset when its request was cut short.
+  void AfterEof();
   bool Current(int32_t id) const { return open_ && id == id_; }
 
   H1SessionLimits limits_;
@@ -78,6 +82,7 @@ class H1ServerSession final : public MessageSession, private H1Parser::Handler {
   bool head_request_ = false;  // HEAD: the response has no body
   bool http10_ = false;
   bool closing_ = false;  // the connection ends after this exchange
+  bool eof_ = false;      // the client half-closed
   bool failed_ = false;   // reset, or a request that could not be read
   bool wanted_space_ = false;
   size_t unconsumed_ = 0;
@@ -120,11 +125,12 @@ class H1ClientSession final : public MessageSession, private H1Parser::Handler {
   int32_t next_id_ = 1, id_ = 0;
   bool open_ = false;
   bool request_ended_ = false, response_ended_ = false;
-  bool chunked_ = false;    // the request's body goes chunked
-  bool interim_ = false;    // the head read is a 1xx
-  bool keep_alive_ = true;  // the response lets the connection go on
-  bool dead_ = false;       // no more requests on this connection
-  bool broken_ = false;     // a response nothing asked for, or a 101
+  bool chunked_ = false;       // the request's body goes chunked
+  bool interim_ = false;       // the head read is a 1xx
+  bool head_request_ = false;  // the response has no body whatever it says
+  bool keep_alive_ = true;     // the response lets the connection go on
+  bool dead_ = false;          // no more requests on this connection
+  bool broken_ = false;        // a response nothing asked for, or a 101
   bool shutdown_ = false;
   bool wanted_space_ = false;
   size_t unconsumed_ = 0;

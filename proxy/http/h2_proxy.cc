@@ -7,6 +7,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/common/socket_ops.h"
@@ -132,7 +133,12 @@ void H2Proxy::OnEvents(Conn& c, uint32_t events) {
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
       // The end of the connection (or a reset): every stream on it ends.
+      // An HTTP/1.1 client that only half-closed still gets its answers.
       if (c.downstream) {
+        if (n == 0 && options_.downstream_http1 && !(events & EPOLLHUP)) {
+          c.session->ReceiveEof();
+          if (c.session->alive()) break;
+        }
         Finish();
         return;
       }
@@ -214,6 +220,8 @@ void H2Proxy::Pump() {
   pumping_ = false;
   if (done_) return;
   if (down_.gone) return Finish();
+  if (options_.upstream_http1 && ups_.size() > kMaxIdleHttp1Upstreams) TrimIdleHttp1Upstreams();
+  bool answered = false;
   for (auto it = ups_.begin(); it != ups_.end();) {
     Conn& up = *it->second;
     if (!up.gone && up.session->alive()) {
@@ -221,11 +229,27 @@ void H2Proxy::Pump() {
       ++it;
       continue;
     }
+    answered |= !up.exchanges.empty();     // (their answers: pumped below)
     UpConnFailed(&up, "upstream-closed");  // no Exchange keeps pointing at it
     up.io.Unwatch(*loop_);
     it = ups_.erase(it);
   }
   UpdateInterest(down_);
+  if (answered) {
+    loop_->Later([weak = weak_from_this()] {
+      if (auto p = weak.lock()) p->Pump();
+    });
+  }
+}
+
+void H2Proxy::TrimIdleHttp1Upstreams() {
+  // A burst of streams opened as many HTTP/1.1 connections; once it is
+  // over, a few stay idle per upstream for the next ones, the rest go.
+  std::map<std::string, size_t> idle;
+  for (auto& [key, up] : ups_) {
+    if (up->gone || !up->session->can_open()) continue;
+    if (++idle[up->to.ToAuthority()] > kMaxIdleHttp1Upstreams) up->session->Shutdown();
+  }
 }
 
 void H2Proxy::UpdateInterest(Conn& c) {
@@ -302,11 +326,16 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   head.method = std::string(Pseudo(headers, ":method"));
   head.target = std::string(Pseudo(headers, ":path"));
   const std::string authority(Pseudo(headers, ":authority"));
-  bool has_host = false, upgrade = false;
+  bool has_host = false, upgrade = false, host_differs = false;
   H2Headers regular;
   for (auto& [n, v] : headers) {
     if (!n.empty() && n[0] == ':') continue;
-    if (n == "host") has_host = true;
+    if (n == "host") {
+      has_host = true;
+      // The judge reads Host; an HTTP/1.1 upstream gets :authority
+      // (RFC 9113 8.3.1: malformed when they name different hosts).
+      host_differs |= !authority.empty() && !absl::EqualsIgnoreCase(v, authority);
+    }
     if (n == "upgrade") upgrade = true;  // only an HTTP/1.1 client's (h1_session.h)
     regular.emplace_back(n, v);
   }
@@ -318,6 +347,10 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
     // CONNECT is not offered): refused on its stream.
     ex.record.reason = "l7-connect-not-supported";
     return AnswerLocally(ex, 405, "l7-connect-not-supported");
+  }
+  if (host_differs) {
+    ex.record.reason = "host-differs-from-authority";
+    return AnswerLocally(ex, 400, "host-differs-from-authority");
   }
   RequestView view{.method = head.method,
                    .path = absl::string_view(head.target).substr(0, head.target.find('?'))};
@@ -675,7 +708,11 @@ void H2Proxy::UpConnFailed(Conn* up, const std::string& why) {
     if (!ex->response_ended && !ex->response_started) {
       EndAttempt(*ex, true, 0);
       const bool allowed = retry_on ? ex->rules.retry_on_connect_failure : ex->rules.retry_on_reset;
-      if (!Retry(*ex, allowed, false)) AnswerLocally(*ex, 502, why);  // (drops the body)
+      // A kept-alive HTTP/1.1 connection the server closed as this
+      // request went on it, before a byte of answer: not processed, sent
+      // again once on a new connection (as a refused stream).
+      const bool stale = !retry_on && options_.upstream_http1 && up->requests > 1;
+      if (!Retry(*ex, allowed, stale)) AnswerLocally(*ex, 502, why);  // (drops the body)
       continue;
     }
     DropRequestBody(*ex);

@@ -99,6 +99,7 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
     bool connecting = false;
     bool gone = false;
     uint64_t serial = 0;  // which connection a timer was set for
+    int requests = 0;     // streams submitted on it
     // Upstream: its streams, to the pod's stream each answers.
     std::map<int32_t, int32_t> exchanges;
     void OnEvents(uint32_t events) override { proxy->OnEvents(*this, events); }
@@ -180,6 +181,9 @@ class H2Proxy : public std::enable_shared_from_this<H2Proxy> {
   // An HTTP/1.1 side's limits (h1_session.h): the parser's, and HTTP/2's
   // stream window and send buffer for what HTTP/1.1 holds unpassed.
   H1SessionLimits H1Limits() const;
+  // Idle HTTP/1.1 upstream connections kept per address (more are shut).
+  static constexpr size_t kMaxIdleHttp1Upstreams = 4;
+  void TrimIdleHttp1Upstreams();
   Exchange* Find(int32_t id);
   Exchange* FindUp(Conn* up, int32_t up_id);
   Conn* UpstreamFor(const Destination& to);

@@ -26,6 +26,7 @@ bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* w
     return false;
   }
   ex.up = up;
+  ++up->requests;
   ex.up_id = *up_id;
   up->exchanges[*up_id] = ex.id;
   ex.last_endpoint = ex.rules.endpoint;

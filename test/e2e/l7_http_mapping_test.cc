@@ -224,6 +224,25 @@ TEST_F(L7HttpMappingTest, AnHttp11ClientReachesAServerThatSpeaksOnlyHttp2) {
       << Slurp(nginx_log_);
   EXPECT_GE(ProxyCounter(*n1_, "l7_connections_mapped"), 3u);
   EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_denied"), 1u);
+
+  // curl --http2 to an http:// URL offers Upgrade: h2c: declined (as a
+  // server that does not take it declines), answered over HTTP/1.1.
+  ASSERT_OK_AND_ASSIGN(out,
+                       RunInPod(*n1_, *client_,
+                                {"curl", "-s", "--http2", "-w", "\n%{http_code} %{http_version}",
+                                 Url(kMappingH2Port, "/allowed.txt")}));
+  EXPECT_EQ(out, "ALLOWED-PAGE\n\n200 1.1");
+  // A client that half-closes once its request is sent still gets the answer.
+  ASSERT_OK_AND_ASSIGN(
+      out, RunInPod(*n1_, *client_,
+                    {"/usr/bin/python3", "-c",
+                     absl::StrCat("import socket\ns = socket.create_connection(('", local_->ip,
+                                  "', ", kMappingH2Port,
+                                  "))\ns.sendall(b'GET /allowed.txt HTTP/1.1\\r\\nHost: "
+                                  "local\\r\\n\\r\\n')\ns.shutdown(socket.SHUT_WR)\n"
+                                  "print(s.makefile('rb').read().decode())")}));
+  EXPECT_THAT(out, HasSubstr("HTTP/1.1 200 OK")) << out;
+  EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE")) << out;
 }
 
 TEST_F(L7HttpMappingTest, AnHttp2ClientReachesAServerThatSpeaksOnlyHttp11) {

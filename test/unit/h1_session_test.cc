@@ -177,6 +177,40 @@ TEST(H1ServerSessionTest, AResetCutsTheConnection) {
   EXPECT_FALSE(h.s->alive());
 }
 
+TEST(H1ServerSessionTest, AClientThatHalfClosesAfterItsRequestIsStillAnswered) {
+  H1Harness<H1ServerSession> h;
+  ASSERT_TRUE(h.s->Receive("GET /a HTTP/1.1\r\nHost: a\r\n\r\n").ok());
+  h.s->ReceiveEof();  // printf '...' | nc -N
+  h.Out();
+  EXPECT_TRUE(h.s->alive());
+  EXPECT_FALSE(h.s->wants_input());
+  ASSERT_TRUE(h.s->SubmitResponse(1, {{":status", "200"}, {"content-length", "2"}}, false).ok());
+  h.s->Send(1, "ok");
+  h.s->End(1);
+  EXPECT_EQ(h.Out(), "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+  EXPECT_EQ(h.seen[1].closed, 0);
+  h.Out();
+  EXPECT_FALSE(h.s->alive());
+}
+
+TEST(H1ServerSessionTest, AClientThatClosesInTheMiddleOfItsRequestEndsIt) {
+  H1Harness<H1ServerSession> h;
+  ASSERT_TRUE(h.s->Receive("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345").ok());
+  h.s->ReceiveEof();
+  h.Out();
+  EXPECT_EQ(h.seen[1].closed, 1);  // PROTOCOL_ERROR: its upstream stream is reset
+  EXPECT_FALSE(h.s->alive());
+}
+
+TEST(H1ServerSessionTest, AnUpgradeToH2cIsDeclinedAndTheRequestGoesOn) {
+  H1Harness<H1ServerSession> h;
+  ASSERT_TRUE(h.s->Receive("GET /a HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, "
+                           "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQ\r\n\r\n")
+                  .ok());
+  EXPECT_THAT(h.seen[1].head, ElementsAre(Pair(":method", "GET"), Pair(":scheme", "http"),
+                                          Pair(":authority", "a"), Pair(":path", "/a")));
+}
+
 TEST(H1ClientSessionTest, AnHttp2RequestGoesAsHttp11AndItsResponseComesBackAsHttp2) {
   H1Harness<H1ClientSession> h;
   auto id = h.s->SubmitRequest({{":method", "POST"},
@@ -278,6 +312,33 @@ TEST(H1ClientSessionTest, AResponseToNothingAskedOrAnUnaskedSwitchIsAnError) {
       h.s->Receive("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n")
           .ok());
   EXPECT_EQ(h.seen[*id].closed, 1);  // PROTOCOL_ERROR
+}
+
+TEST(H1ClientSessionTest, CookieCrumbsGoAsOneLine) {
+  H1Harness<H1ClientSession> h;
+  auto id = h.s->SubmitRequest(
+      {{":method", "GET"}, {":path", "/"}, {"cookie", "a=1"}, {"x", "y"}, {"cookie", "b=2"}}, true);
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(h.Out(), "GET / HTTP/1.1\r\nx: y\r\ncookie: a=1; b=2\r\n\r\n");
+}
+
+TEST(H1ClientSessionTest, HeadAnd304AnswersEndAtTheirHeadWhateverTheirLengthSays) {
+  H1Harness<H1ClientSession> h;
+  auto head = h.s->SubmitRequest({{":method", "HEAD"}, {":path", "/big"}}, true);
+  ASSERT_TRUE(head.ok());
+  ASSERT_TRUE(h.s->Receive("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n").ok());
+  EXPECT_TRUE(h.seen[*head].head_end);
+  EXPECT_EQ(h.seen[*head].closed, 0);
+  EXPECT_TRUE(h.s->can_open());
+  auto get =
+      h.s->SubmitRequest({{":method", "GET"}, {":path", "/big"}, {"if-none-match", "\"x\""}}, true);
+  ASSERT_TRUE(get.ok());
+  ASSERT_TRUE(
+      h.s->Receive("HTTP/1.1 304 Not Modified\r\nContent-Length: 5000\r\nETag: \"x\"\r\n\r\n")
+          .ok());
+  EXPECT_TRUE(h.seen[*get].head_end);
+  EXPECT_EQ(h.seen[*get].closed, 0);
+  EXPECT_TRUE(h.s->can_open());  // the connection goes on
 }
 
 // What the client session writes, the server session reads back as the
