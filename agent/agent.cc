@@ -54,7 +54,16 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
     SHUNT_ASSIGN_OR_RETURN(
         a->authority_,
         certs::Authority::Load(config.ca_dir, absl::FromUnixNanos(a->clock_->RealtimeNs())));
-    SHUNT_RETURN_IF_ERROR(a->ResolveProxy());
+    SHUNT_RETURN_IF_ERROR(a->ResolveProxy(/*make_cgroup=*/true));
+  } else if (config.proxy_l7_port != 0) {
+    // Without mTLS the proxy may still run, for the L7 layer between this
+    // node's pods (docs/l7.md); a node without it only loses that.
+    // (Its cgroup is made when it starts: most nodes never need it.)
+    if (absl::Status st = a->ResolveProxy(/*make_cgroup=*/false); st.ok())
+      a->l7_without_mtls_ = true;
+    else
+      spdlog::warn("l7: the proxy cannot run ({}): HTTP-routes-only grants open nothing",
+                   st.message());
   }
 
   // Block the signals before anything else so none is lost between here and Run().
@@ -101,7 +110,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) 
   return a;
 }
 
-absl::Status Agent::ResolveProxy() {
+absl::Status Agent::ResolveProxy(bool make_cgroup) {
   if (config_.proxy_bin.empty()) {
     char self[PATH_MAX] = "";
     const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -111,9 +120,12 @@ absl::Status Agent::ResolveProxy() {
   }
   if (access(config_.proxy_bin.c_str(), X_OK) != 0)
     return lib::ErrnoStatus(errno, absl::StrCat("--proxy-bin ", config_.proxy_bin));
-  SHUNT_ASSIGN_OR_RETURN(proxy_cgroup_, mtls::ProxyCgroup(config_.cgroup_root));
-  if (!proxy_cgroup_.empty())
-    spdlog::info("mtls: the agent runs outside --cgroup-root; the proxy runs in {}", proxy_cgroup_);
+  if (make_cgroup) {
+    SHUNT_ASSIGN_OR_RETURN(proxy_cgroup_, mtls::ProxyCgroup(config_.cgroup_root));
+    if (!proxy_cgroup_.empty())
+      spdlog::info("mtls: the agent runs outside --cgroup-root; the proxy runs in {}",
+                   proxy_cgroup_);
+  }
   if (config_.node_ips.empty()) {
     SHUNT_ASSIGN_OR_RETURN(std::string ip, mtls::DefaultRouteSource());
     spdlog::info("mtls: node address {} (the default route's source; --node-ip to choose)", ip);
@@ -162,7 +174,8 @@ absl::Status Agent::StartControllers() {
       .writer = std::move(policy_writer),
       .denials = std::move(deny_log),
       .entries_per_namespace = config_.policy_entries_per_namespace,
-      .l7_node = [this] { return mtls_ && mtls_->l7_on() ? config_.node : std::string(); }});
+      .l7_node = [this] { return mtls_ && mtls_->l7_on() ? config_.node : std::string(); },
+      .l7_across_nodes = [this] { return config_.mtls != "off"; }});
 
   SHUNT_ASSIGN_OR_RETURN(
       telemetry_, telemetry::TelemetryController::Create({.clock = clock_,
@@ -220,6 +233,7 @@ absl::Status Agent::StartControllers() {
                   .handshake_timeout_ms = config_.proxy_handshake_timeout_ms,
                   .proxy_bin = config_.proxy_bin,
                   .proxy_cgroup = proxy_cgroup_,
+                  .cgroup_root = config_.cgroup_root,
                   // Named after the API socket: one per agent, kept across its
                   // restarts, and apart from another agent's whose socket shares
                   // the directory (two simulated nodes on one machine).
@@ -232,7 +246,8 @@ absl::Status Agent::StartControllers() {
                   .l7_header_timeout_ms = config_.l7_header_timeout_ms,
                   .l7_idle_timeout_ms = config_.l7_idle_timeout_ms,
                   .l7_connect_timeout_ms = config_.l7_connect_timeout_ms,
-                  .l7_stream_idle_timeout_ms = config_.l7_stream_idle_timeout_ms},
+                  .l7_stream_idle_timeout_ms = config_.l7_stream_idle_timeout_ms,
+                  .l7_without_mtls = l7_without_mtls_},
       .identities = &identities_,
       .config_map = std::move(mtls_switch),
       .on_refusal = [p = policy_.get()](const nlohmann::json& e) { p->RecordProxyRefusal(e); },

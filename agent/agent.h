@@ -46,7 +46,9 @@ class Agent {
   explicit Agent(AgentConfig config) : config_(std::move(config)) {}
   absl::StatusOr<std::unique_ptr<source::Source>> CreateSource();
   // --mtls: the proxy's program and the node's addresses, or an error naming the flag.
-  absl::Status ResolveProxy();
+  // The proxy's binary and the node's address; with `make_cgroup`, the
+  // cgroup it runs in (mtls::ProxyCgroup).
+  absl::Status ResolveProxy(bool make_cgroup);
   absl::Status StartControllers();
   absl::Status StartHttp();
   // `config_event`: the source said something changed (or the first pass).
@@ -81,6 +83,7 @@ class Agent {
   std::unique_ptr<certs::CertsController> certs_;  // workload certificates (mTLS)
   std::unique_ptr<mtls::MtlsController> mtls_;     // the proxy and the hand-off
   std::string proxy_cgroup_;                       // mtls::ProxyCgroup()
+  bool l7_without_mtls_ = false;                   // --mtls=off, the proxy can run for L7
   std::vector<Controller*> controllers_;
 
   http::Router api_routes_, metrics_routes_, health_routes_;

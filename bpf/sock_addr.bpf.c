@@ -153,6 +153,8 @@ static __always_inline bool l7_service_hand_off(struct bpf_sock_addr *ctx,
 	__u64 cookie;
 	__u32 zero = 0;
 
+	/* With mTLS only: a pick may be another node's pod, reached through
+	 * the tunnel (--mtls=off, the proxy's L7 layer serves local pairs). */
 	m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
 	if (!m || m->mode == SHUNT_MTLS_OFF || !m->proxy_ip4 || !m->l7_port)
 		return false;
@@ -287,12 +289,15 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 	/* An HTTP-routes-only grant, while the proxies run their L7 layer
 	 * (docs/l7.md): to a pod of this node, through this node's L7 port; to
 	 * another node's, on through the mTLS hand-off, whose receiving proxy
-	 * judges each request on the identity the certificate proves. */
+	 * judges each request on the identity the certificate proves (without
+	 * mTLS, no proxy of that node judges it: denied as no grant). */
 	if (verdict == SHUNT_VERDICT_L7 && proto == SHUNT_IPPROTO_TCP && mtls_l7_on()) {
 		if (peer->flags & SHUNT_IPC_F_LOCAL)
 			return SHUNT_POLICE_TO_L7;
-		counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
-		return 1; /* connect_via_proxy() hands it to the mTLS tunnel */
+		if (mtls_mode() != SHUNT_MTLS_OFF) {
+			counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
+			return 1; /* connect_via_proxy() hands it to the mTLS tunnel */
+		}
 	}
 	/* A UDP server answering from its bound port to a client that sent to
 	 * that port (sendto, or connect then send) is replying, not opening. */
@@ -361,8 +366,10 @@ static __always_inline int police6(struct bpf_sock_addr *ctx, __u8 hook, __u8 pr
 	if (verdict == SHUNT_VERDICT_L7 && proto == SHUNT_IPPROTO_TCP && mtls_l7_on6()) {
 		if (peer->flags & SHUNT_IPC_F_LOCAL)
 			return SHUNT_POLICE_TO_L7;
-		counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
-		return 1;
+		if (mtls_mode() != SHUNT_MTLS_OFF) {
+			counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
+			return 1;
+		}
 	}
 	if (proto == SHUNT_IPPROTO_UDP && !ip6_is_zero(&ep->ip6) &&
 	    udp_is_reply6(&ep->ip6, bpf_htons((__u16)ctx->sk->src_port), &daddr, dport))

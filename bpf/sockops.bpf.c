@@ -375,11 +375,12 @@ static __always_inline bool mtls_proxy_leg(const struct shunt_sock_key *key, boo
 	__be32 ip;
 	__be16 port;
 
-	if (!m || m->mode == SHUNT_MTLS_OFF || !m->proxy_ip4)
+	if (!m || !m->proxy_ip4)
 		return false;
 	ip = client_end ? key->remote_ip4 : key->local_ip4;
 	port = client_end ? key->remote_port : key->local_port;
-	return ip == m->proxy_ip4 && (port == m->proxy_port || (m->l7_port && port == m->l7_port));
+	return ip == m->proxy_ip4 && ((m->mode != SHUNT_MTLS_OFF && port == m->proxy_port) ||
+				      (m->l7_port && port == m->l7_port));
 }
 
 /* Both ends must be pods this agent knows, on this node (or a pod and the

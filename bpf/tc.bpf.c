@@ -325,10 +325,12 @@ static __always_inline void mtls_mark_proxy_reply(struct __sk_buff *skb, struct 
 	struct bpf_sock *sk;
 	struct l4_info l4;
 
-	if (mtls_mode() == SHUNT_MTLS_OFF)
+	if (mtls_mode() == SHUNT_MTLS_OFF && !mtls_l7_on())
 		return;
 	peer = bpf_map_lookup_elem(&shunt_ipcache_v1, &ip->daddr);
-	if (!peer || ((peer->flags & SHUNT_IPC_F_LOCAL) && !mtls_l7_on()) || !l4_of(skb, ip, &l4))
+	if (!peer ||
+	    ((peer->flags & SHUNT_IPC_F_LOCAL) ? !mtls_l7_on() : mtls_mode() == SHUNT_MTLS_OFF) ||
+	    !l4_of(skb, ip, &l4))
 		return;
 	t.ipv4.saddr = ip->saddr;
 	t.ipv4.daddr = ip->daddr;

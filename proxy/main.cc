@@ -56,6 +56,9 @@ ABSL_FLAG(int, l7_connect_timeout_ms, 5000,
           "an L7 request's upstream connection must be established within this");
 ABSL_FLAG(int, l7_stream_idle_timeout_ms, 300000,
           "an HTTP/2 stream on which nothing moves either way this long is reset");
+ABSL_FLAG(bool, l7_only, false,
+          "the L7 layer alone, for this node's pods (shunt-agent --mtls=off): no tunnels, no "
+          "certificates; only --l7-port listens");
 ABSL_FLAG(int, drain_timeout_s, 600, "once draining: exit at the latest after this many seconds");
 ABSL_FLAG(int, orphan_accept_s, 60,
           "after the agent went away: go on accepting (with the last config) this long, or "
@@ -128,9 +131,13 @@ int main(int argc, char** argv) {
     shared.options.node_ips.emplace_back(ip);
   if (shared.options.node_ips.empty())
     return fail(absl::InvalidArgumentError("--node-ip: at least one address is needed"));
-  shared.options.outbound_port = absl::GetFlag(FLAGS_outbound_port);
+  const bool l7_only = absl::GetFlag(FLAGS_l7_only);
+  // --l7-only: no tunnel ports (a port of 0 does not listen).
+  shared.options.outbound_port = l7_only ? 0 : absl::GetFlag(FLAGS_outbound_port);
   shared.options.l7_port = absl::GetFlag(FLAGS_l7_port);
-  shared.options.inbound_port = absl::GetFlag(FLAGS_proxy_inbound_port);
+  shared.options.inbound_port = l7_only ? 0 : absl::GetFlag(FLAGS_proxy_inbound_port);
+  if (l7_only && shared.options.l7_port == 0)
+    return fail(absl::InvalidArgumentError("--l7-only needs an --l7-port"));
   shared.options.transparent = absl::GetFlag(FLAGS_transparent);
   // The agent checked the ranges (agent_config.cc); kept sane here too.
   shared.options.l7 = {

@@ -17,13 +17,30 @@
 namespace shunt::mtls {
 
 MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
+  config_.mode = deps_.options.mode;
+  config_.trust_domain = deps_.options.trust_domain;
+  config_.ca_pem = deps_.options.ca_pem;
   if (!on()) {
     // A pinned switch an earlier run with --mtls left on would send
-    // connections to a proxy this agent does not run.
+    // connections to a proxy this agent does not run (yet).
     if (deps_.config_map.valid()) WriteKernelSwitch();
     return;
   }
-  const MtlsOptions& o = deps_.options;
+  StartProxy();
+}
+
+void MtlsController::StartProxy() {
+  if (supervisor_ || proxy_failed_) return;
+  MtlsOptions& o = deps_.options;
+  if (l7_only()) {
+    absl::StatusOr<std::string> cg = ProxyCgroup(o.cgroup_root);
+    if (!cg.ok()) {
+      proxy_failed_ = true;
+      spdlog::error("l7: the proxy cannot start: {}", cg.status().message());
+      return;
+    }
+    o.proxy_cgroup = *cg;
+  }
   // The pod sees its real client when the replies can be routed back to the
   // proxy; if the rule cannot be added, the proxy connects from the node's
   // address and the status says why.
@@ -31,32 +48,37 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
     transparent_ = true;
   } else {
     transparent_error_ = std::string(st.message());
-    spdlog::warn("mtls: {}; pods will see the peer node's address as their client",
-                 transparent_error_);
+    spdlog::warn("mtls: {}; pods will see the {} as their client", transparent_error_,
+                 on() ? "peer node's address" : "node's address");
   }
   std::string ips;
   for (const auto& ip : o.node_ips) absl::StrAppend(&ips, ips.empty() ? "" : ",", ip);
-  supervisor_ = std::make_unique<ProxySupervisor>(ProxyLaunch{
-      .bin = o.proxy_bin,
-      .args = {absl::StrCat("--node-ip=", ips), absl::StrCat("--outbound-port=", o.outbound_port),
-               absl::StrCat("--proxy-inbound-port=", o.inbound_port),
-               absl::StrCat("--l7-port=", o.l7_port), absl::StrCat("--bpffs=", o.bpffs),
-               absl::StrCat("--handshake-timeout-ms=", o.handshake_timeout_ms),
-               absl::StrCat("--transparent=", transparent_ ? "true" : "false"),
-               absl::StrCat("--node=", o.node),
-               absl::StrCat("--trace-otlp-endpoint=", o.trace_otlp_endpoint),
-               absl::StrCat("--l7-max-connections=", o.l7_max_connections),
-               absl::StrCat("--l7-max-header-bytes=", o.l7_max_header_bytes),
-               absl::StrCat("--l7-max-headers=", o.l7_max_headers),
-               absl::StrCat("--l7-header-timeout-ms=", o.l7_header_timeout_ms),
-               absl::StrCat("--l7-idle-timeout-ms=", o.l7_idle_timeout_ms),
-               absl::StrCat("--l7-connect-timeout-ms=", o.l7_connect_timeout_ms),
-               absl::StrCat("--l7-stream-idle-timeout-ms=", o.l7_stream_idle_timeout_ms)},
-      .cgroup = o.proxy_cgroup,
-      .pid_file = o.proxy_pid_file});
-  config_.mode = o.mode;
-  config_.trust_domain = o.trust_domain;
-  config_.ca_pem = o.ca_pem;
+  std::vector<std::string> args = {
+      absl::StrCat("--node-ip=", ips),
+      absl::StrCat("--outbound-port=", o.outbound_port),
+      absl::StrCat("--proxy-inbound-port=", o.inbound_port),
+      absl::StrCat("--l7-port=", o.l7_port),
+      absl::StrCat("--bpffs=", o.bpffs),
+      absl::StrCat("--handshake-timeout-ms=", o.handshake_timeout_ms),
+      absl::StrCat("--transparent=", transparent_ ? "true" : "false"),
+      absl::StrCat("--node=", o.node),
+      absl::StrCat("--trace-otlp-endpoint=", o.trace_otlp_endpoint),
+      absl::StrCat("--l7-max-connections=", o.l7_max_connections),
+      absl::StrCat("--l7-max-header-bytes=", o.l7_max_header_bytes),
+      absl::StrCat("--l7-max-headers=", o.l7_max_headers),
+      absl::StrCat("--l7-header-timeout-ms=", o.l7_header_timeout_ms),
+      absl::StrCat("--l7-idle-timeout-ms=", o.l7_idle_timeout_ms),
+      absl::StrCat("--l7-connect-timeout-ms=", o.l7_connect_timeout_ms),
+      absl::StrCat("--l7-stream-idle-timeout-ms=", o.l7_stream_idle_timeout_ms)};
+  if (l7_only()) args.push_back("--l7-only");
+  supervisor_ = std::make_unique<ProxySupervisor>(ProxyLaunch{.bin = o.proxy_bin,
+                                                              .args = std::move(args),
+                                                              .cgroup = o.proxy_cgroup,
+                                                              .pid_file = o.proxy_pid_file});
+  if (l7_only())
+    spdlog::info(
+        "l7: the proxy starts for the L7 layer between this node's pods (--mtls=off: no "
+        "tunnels; HTTP-routes-only grants to other nodes' pods open nothing)");
 }
 
 void MtlsController::SetCertificates(const std::vector<certs::IssuedCertificate>& certs) {
@@ -72,7 +94,7 @@ void MtlsController::SetCertificates(const std::vector<certs::IssuedCertificate>
 
 void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
                           bool /*changed*/) {
-  if (!on()) return;
+  if (!runs_proxy()) return;
   config_.generation = snapshot->generation;
   config_.local_pods.clear();
   config_.remote_pods.clear();
@@ -99,13 +121,18 @@ void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot
   config_.l7_services.clear();
   config_.upstream_http.clear();
   if (const services::Plan* plan = deps_.service_plan ? deps_.service_plan() : nullptr) {
-    SelectL7Services(*plan, *snapshot, &config_);
+    // Services balanced per request need the tunnels (a pick may be
+    // another node's pod): without mTLS the kernel balances them.
+    if (on()) SelectL7Services(*plan, *snapshot, &config_);
     SelectUpstreamHttp(*plan, *snapshot, &config_);
   }
+  // Without mTLS the proxy is there for the L7 layer only: started once
+  // an HTTP route concerns this node's pods.
+  if (l7_only() && !supervisor_ && !config_.http_route_groups.empty()) StartProxy();
 }
 
 size_t MtlsController::Apply() {
-  if (!on()) return 0;
+  if (!runs_proxy()) return 0;
   config_.identity_ids.clear();
   for (const auto& [key, id] : deps_.identities->all())
     config_.identity_ids[absl::StrCat(key.first, "/", key.second)] = id;
@@ -114,14 +141,17 @@ size_t MtlsController::Apply() {
 }
 
 void MtlsController::SendIfChanged() {
-  const std::string proxy_key =
-      absl::StrCat(certs::kNodeProxyNamespace, "/", certs::kNodeProxyServiceAccount);
-  auto np = workloads_.find(proxy_key);
-  if (np == workloads_.end()) return;  // nothing to serve with yet
-  config_.node_proxy = np->second;
-  config_.workloads.clear();
-  for (const auto& [id, cred] : workloads_)
-    if (id != proxy_key) config_.workloads.push_back(cred);
+  if (!supervisor_) return;
+  if (on()) {
+    const std::string proxy_key =
+        absl::StrCat(certs::kNodeProxyNamespace, "/", certs::kNodeProxyServiceAccount);
+    auto np = workloads_.find(proxy_key);
+    if (np == workloads_.end()) return;  // nothing to serve with yet
+    config_.node_proxy = np->second;
+    config_.workloads.clear();
+    for (const auto& [id, cred] : workloads_)
+      if (id != proxy_key) config_.workloads.push_back(cred);
+  }
   nlohmann::json j = proxy::ProxyConfigToJson(config_);
   // The generation alone changes nothing the proxy acts on.
   nlohmann::json compare = j;
@@ -133,7 +163,7 @@ void MtlsController::SendIfChanged() {
 }
 
 void MtlsController::Tick(int64_t now_ms) {
-  if (!on()) return;
+  if (!supervisor_) return;
   supervisor_->Tick(now_ms);
   for (const auto& e : supervisor_->TakeRefusals())
     if (deps_.on_refusal) deps_.on_refusal(e);
@@ -143,21 +173,29 @@ void MtlsController::Tick(int64_t now_ms) {
   if (want != handoff_on_ || !switch_error_.empty()) {
     const bool was = handoff_on_;
     handoff_on_ = want;
-    if (WriteKernelSwitch() && was != want)
-      spdlog::info("mtls: connections to other nodes {}",
-                   want ? (supervisor_->ready() ? "go through the proxy"
-                                                : "are refused until the proxy is up (strict)")
-                        : "go directly, unencrypted, until the proxy is up (permissive)");
+    if (WriteKernelSwitch() && was != want) {
+      if (on())
+        spdlog::info("mtls: connections to other nodes {}",
+                     want ? (supervisor_->ready() ? "go through the proxy"
+                                                  : "are refused until the proxy is up (strict)")
+                          : "go directly, unencrypted, until the proxy is up (permissive)");
+      else
+        spdlog::info(
+            "l7: HTTP-routes-only grants between this node's pods {}",
+            want ? "go through the proxy's L7 layer" : "open nothing until the proxy is up");
+    }
   }
 }
 
 bool MtlsController::WriteKernelSwitch() {
   shunt_mtls_config c{};
-  c.mode = !handoff_on_                     ? SHUNT_MTLS_OFF
+  c.mode = !handoff_on_ || !on()            ? SHUNT_MTLS_OFF
            : deps_.options.mode == "strict" ? SHUNT_MTLS_STRICT
                                             : SHUNT_MTLS_PERMISSIVE;
   c.proxy_port = htons(deps_.options.outbound_port);
-  c.l7_port = htons(deps_.options.l7_port);
+  // The L7 layer's port only while it takes connections (strict mode:
+  // also before, refused there rather than let through).
+  c.l7_port = handoff_on_ && runs_proxy() ? htons(deps_.options.l7_port) : 0;
   for (const auto& ip : deps_.options.node_ips) {
     if (inet_pton(AF_INET, ip.c_str(), &c.proxy_ip4) == 1) continue;
     inet_pton(AF_INET6, ip.c_str(), c.proxy_ip6);
@@ -177,8 +215,9 @@ std::vector<int> MtlsController::PollFds() const {
 }
 
 void MtlsController::AddStatus(nlohmann::json& status) const {
-  if (!on()) return;
+  if (!supervisor_) return;
   nlohmann::json& m = status["mtls"];
+  if (l7_only()) m["l7_only"] = true;  // --mtls=off: the proxy runs for the L7 layer alone
   m["proxy"] = supervisor_->StatusJson(deps_.clock->MonotonicMs());
   m["proxy"]["report"] = supervisor_->last_report();
   m["handoff"] = handoff_on_;
@@ -199,7 +238,7 @@ void MtlsController::AddStatus(nlohmann::json& status) const {
 }
 
 nlohmann::json MtlsController::L7Balancers() const {
-  if (!on()) return nlohmann::json::array();
+  if (!supervisor_) return nlohmann::json::array();
   const nlohmann::json& report = supervisor_->last_report();
   if (!report.is_object() || !report.contains("l7_balancers")) return nlohmann::json::array();
   return report["l7_balancers"];
@@ -289,7 +328,7 @@ void EjectionMetrics(const nlohmann::json& threads, std::string& out) {
 }  // namespace
 
 void MtlsController::AddMetrics(std::string& out) const {
-  if (!on()) return;
+  if (!supervisor_) return;
   absl::StrAppend(&out, "# HELP shunt_proxy_up Whether the node's mTLS proxy listens.\n",
                   "# TYPE shunt_proxy_up gauge\nshunt_proxy_up ", supervisor_->ready() ? 1 : 0,
                   "\n");

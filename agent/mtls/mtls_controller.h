@@ -37,6 +37,7 @@ struct MtlsOptions {
   int64_t handshake_timeout_ms = 10000;
   std::string proxy_bin;       // --proxy-bin
   std::string proxy_cgroup;    // ProxyCgroup(): where it runs; empty: with the agent
+  std::string cgroup_root;     // --cgroup-root (the L7-only proxy's cgroup is made at its start)
   std::string proxy_pid_file;  // see ProxyLaunch::pid_file
   std::string bpffs;
   std::string trace_otlp_endpoint;  // --trace-otlp-endpoint: span export; empty: off
@@ -48,6 +49,11 @@ struct MtlsOptions {
   int64_t l7_idle_timeout_ms = 60000;
   int64_t l7_connect_timeout_ms = 5000;
   int64_t l7_stream_idle_timeout_ms = 300000;
+  // --mtls=off: the proxy may still run, for the L7 layer between this
+  // node's pods alone (no certificates, no tunnels), started once HTTP
+  // routes or a service's L7 settings need it. False: it cannot run (no
+  // proxy binary or node address; the agent said why).
+  bool l7_without_mtls = false;
 };
 
 class MtlsController : public agent::Controller {
@@ -85,11 +91,19 @@ class MtlsController : public agent::Controller {
   // (ServicesController's lb explain shows it).
   nlohmann::json L7Balancers() const;
   bool l7_on() const {
-    return on() && supervisor_ && supervisor_->ready() && deps_.options.l7_port != 0;
+    return runs_proxy() && supervisor_ && supervisor_->ready() && deps_.options.l7_port != 0;
   }
 
  private:
   bool on() const { return deps_.options.mode != "off"; }
+  // --mtls=off with the proxy for the L7 layer alone (MtlsOptions).
+  bool l7_only() const {
+    return !on() && deps_.options.l7_without_mtls && deps_.options.l7_port != 0;
+  }
+  bool runs_proxy() const { return on() || l7_only(); }
+  // The fwmark routing for the replies, then the supervisor (at start with
+  // mTLS; with the L7 layer alone, once something needs it).
+  void StartProxy();
   void SendIfChanged();
   // Writes the hand-off switch for the proxy's state; false if the write failed.
   bool WriteKernelSwitch();
@@ -101,7 +115,8 @@ class MtlsController : public agent::Controller {
   std::string sent_;  // the last config sent, as JSON text
   std::vector<std::string> pods_without_host_ip_;
   bool handoff_on_ = false;
-  bool transparent_ = false;  // the fwmark routing is in place
+  bool transparent_ = false;   // the fwmark routing is in place
+  bool proxy_failed_ = false;  // the L7-only proxy could not be started
   std::string transparent_error_;
   std::string switch_error_;
 };

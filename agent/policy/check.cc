@@ -43,7 +43,7 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j) {
 absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snapshot& snapshot,
                                      const CompiledPolicy& policy,
                                      const endpoints::IdentityAllocator& ids, uint32_t mode,
-                                     const std::string& l7_node) {
+                                     const std::string& l7_node, bool l7_across_nodes) {
   const model::Pod* from = FindPod(snapshot, req.from);
   if (!from) return absl::NotFoundError(absl::StrCat("pod ", req.from, " is not in the config"));
   const model::Pod* to = FindPod(snapshot, req.to);
@@ -84,7 +84,7 @@ absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snaps
                 {"reason", absl::StrCat(target, " allows ", flow, " (", scope, ")")},
                 {"effect", "allowed"}});
   } else if (d.verdict == SHUNT_VERDICT_L7 && req.proto == kTcp && !l7_node.empty() &&
-             from->node_name == l7_node) {
+             from->node_name == l7_node && (l7_across_nodes || to->node_name == l7_node)) {
     // Same node: this node's proxy judges; another node: that node's, on
     // the mTLS tunnel's stream (every node's agent runs alike).
     const std::string judge = to->node_name == l7_node
@@ -105,8 +105,8 @@ absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snaps
                 {"decided_by", target},
                 {"reason", absl::StrCat(target, " allows only HTTP routes for ", flow, " (", scope,
                                         "); no proxy's L7 layer takes this pair (UDP, native "
-                                        "IPv6, or no proxy running: it comes with --mtls), so "
-                                        "the grant opens nothing at L4")},
+                                        "IPv6, another node's pod without --mtls, or no proxy "
+                                        "running), so the grant opens nothing at L4")},
                 {"effect", mode == SHUNT_MODE_ENFORCE
                                ? "connect() fails with EPERM (enforce mode)"
                                : "allowed, counted as a would-be denial (permissive mode)"}});

@@ -31,6 +31,6 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& j);
 absl::StatusOr<nlohmann::json> Check(const CheckRequest& req, const model::Snapshot& snapshot,
                                      const CompiledPolicy& policy,
                                      const endpoints::IdentityAllocator& ids, uint32_t mode,
-                                     const std::string& l7_node = "");
+                                     const std::string& l7_node = "", bool l7_across_nodes = true);
 
 }  // namespace shunt::policy

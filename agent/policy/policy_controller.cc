@@ -191,7 +191,8 @@ http::Response PolicyController::Check(const http::Request& r) const {
   if (!req.ok()) return http::Error(400, std::string(req.status().message()));
   if (!snapshot_) return http::Error(503, "policy check: no objects loaded yet");
   auto out = policy::Check(*req, *snapshot_, compiler_.policy(), *d_.identities, d_.mode,
-                           d_.l7_node ? d_.l7_node() : std::string());
+                           d_.l7_node ? d_.l7_node() : std::string(),
+                           !d_.l7_across_nodes || d_.l7_across_nodes());
   if (!out.ok()) return http::Error(400, std::string(out.status().message()));
   return http::Json(*out);
 }
@@ -233,10 +234,15 @@ void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
   if (compiler_.policy().l7_targets > 0)
     lines.push_back(absl::StrCat(
         "policy: ", compiler_.policy().l7_targets, " TrafficTarget(s) grant only HTTP routes: ",
-        d_.l7_node && !d_.l7_node().empty()
+        !d_.l7_node || d_.l7_node().empty()
+            ? "no proxy's L7 layer runs (with --mtls, or with --mtls=off once its proxy is up), "
+              "so "
+        : !d_.l7_across_nodes || d_.l7_across_nodes()
             ? "the proxies' L7 layer judges each request (TCP; native IPv6 when the proxies "
               "have an IPv6 --node-ip); for UDP "
-            : "no proxy's L7 layer runs (it comes with --mtls), so ",
+            : "this node's proxy judges each request between this node's pods (TCP; "
+              "--mtls=off: no tunnel carries them to other nodes); to other nodes' pods and "
+              "for UDP ",
         "those grants open nothing at L4: enforce mode denies those pairs, permissive mode "
         "reports them (docs/l7.md)"));
 }

@@ -29,6 +29,9 @@ class PolicyController : public agent::Controller {
     // This node's name while its proxy's L7 layer is up, else empty
     // (`shuntctl policy check` tells such pairs apart).
     std::function<std::string()> l7_node;
+    // Whether the L7 layer reaches other nodes' pods too (through the
+    // mTLS tunnel; --mtls=off: only this node's). Unset: it does.
+    std::function<bool()> l7_across_nodes;
   };
   explicit PolicyController(Deps deps);
 

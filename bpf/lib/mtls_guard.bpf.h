@@ -22,13 +22,15 @@ static __always_inline __u32 mtls_mode(void)
 
 /* Whether the proxy's L7 layer is on: the agent names its port only while
  * the proxy is ready (connect4 then sends HTTP-routes-only grants to it; it
- * connects to local pods from other local pods' addresses too). */
+ * connects to local pods from other local pods' addresses too). With mTLS
+ * too, or alone (--mtls=off: the mode stays OFF, nothing leaves the node
+ * through the proxy). */
 static __always_inline bool mtls_l7_on(void)
 {
 	__u32 zero = 0;
 	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
 
-	return m && m->mode != SHUNT_MTLS_OFF && m->proxy_ip4 && m->l7_port;
+	return m && m->proxy_ip4 && m->l7_port;
 }
 
 /* The same for native IPv6: the proxy also has an IPv6 address (the agent
@@ -38,7 +40,7 @@ static __always_inline bool mtls_l7_on6(void)
 	__u32 zero = 0;
 	struct shunt_mtls_config *m = bpf_map_lookup_elem(&shunt_mtls_config_v1, &zero);
 
-	return m && m->mode != SHUNT_MTLS_OFF && m->l7_port &&
+	return m && m->l7_port &&
 	       (m->proxy_ip6[0] | m->proxy_ip6[1] | m->proxy_ip6[2] | m->proxy_ip6[3]);
 }
 

@@ -341,7 +341,7 @@ static __always_inline void mtls_mark_proxy_reply6(struct __sk_buff *skb, struct
 	struct bpf_sock *sk;
 	struct l4_info l4;
 
-	if (mtls_mode() == SHUNT_MTLS_OFF || !l4_of6(skb, p, &l4))
+	if ((mtls_mode() == SHUNT_MTLS_OFF && !mtls_l7_on6()) || !l4_of6(skb, p, &l4))
 		return;
 	__builtin_memcpy(t.ipv6.saddr, &p->saddr, sizeof(t.ipv6.saddr));
 	__builtin_memcpy(t.ipv6.daddr, &p->daddr, sizeof(t.ipv6.daddr));
@@ -388,9 +388,10 @@ static __always_inline int from_pod6(struct __sk_buff *skb, struct shunt_tc_endp
 		 * grant of that pod's to this one): only then is the socket
 		 * looked up (IPv6 pod-to-pod TCP is not short-circuited, so
 		 * every packet of it comes here). */
-		if (!(peer->flags & SHUNT_IPC_F_LOCAL))
-			mtls_mark_proxy_reply6(skb, &p);
-		else if (mtls_l7_on6() && l4_of6(skb, &p, &l4) &&
+		if (!(peer->flags & SHUNT_IPC_F_LOCAL)) {
+			if (mtls_mode() != SHUNT_MTLS_OFF) /* (a tunnel's connection) */
+				mtls_mark_proxy_reply6(skb, &p);
+		} else if (mtls_l7_on6() && l4_of6(skb, &p, &l4) &&
 			 policy_verdict(peer->identity, ep->identity, l4.sport, SHUNT_IPPROTO_TCP,
 					&rule_id) == SHUNT_VERDICT_L7)
 			mtls_mark_proxy_reply6(skb, &p);

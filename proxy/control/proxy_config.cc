@@ -153,8 +153,8 @@ absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
     c.generation = g->get<uint64_t>();
   auto mode = Text(j, "mode", "");
   if (!mode.ok()) return mode.status();
-  if (*mode != "permissive" && *mode != "strict")
-    return Bad("mode", absl::StrCat("'", *mode, "' (want permissive or strict)"));
+  if (*mode != "permissive" && *mode != "strict" && *mode != "off")
+    return Bad("mode", absl::StrCat("'", *mode, "' (want permissive, strict or off)"));
   c.mode = *mode;
   auto td = Text(j, "trust_domain", "");
   if (!td.ok()) return td.status();
@@ -162,11 +162,14 @@ absl::StatusOr<ProxyConfig> ProxyConfigFromJson(const nlohmann::json& j) {
   auto ca = Text(j, "ca_pem", "");
   if (!ca.ok()) return ca.status();
   c.ca_pem = *ca;
+  // Without mTLS (the L7 layer alone) there is no credential to serve with.
   auto np = j.find("node_proxy");
-  if (np == j.end()) return Bad("node_proxy", "missing");
-  auto node_proxy = CredentialFrom(*np, "node_proxy");
-  if (!node_proxy.ok()) return node_proxy.status();
-  c.node_proxy = *node_proxy;
+  if (np == j.end() && c.mode != "off") return Bad("node_proxy", "missing");
+  if (np != j.end() && c.mode != "off") {
+    auto node_proxy = CredentialFrom(*np, "node_proxy");
+    if (!node_proxy.ok()) return node_proxy.status();
+    c.node_proxy = *node_proxy;
+  }
   if (auto w = j.find("workloads"); w != j.end()) {
     if (!w->is_array()) return Bad("workloads", "not an array");
     for (size_t i = 0; i < w->size(); ++i) {

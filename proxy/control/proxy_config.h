@@ -26,7 +26,9 @@ struct Credential {
 
 struct ProxyConfig {
   uint64_t generation = 0;  // the agent's object snapshot this was made from
-  std::string mode;         // --mtls: "permissive" or "strict"
+  // --mtls: "permissive" or "strict"; "off": the L7 layer alone (no
+  // credentials, no tunnels: shunt-proxy --l7-only).
+  std::string mode;
   std::string trust_domain;
   std::string ca_pem;
   Credential node_proxy;              // certs::kNodeProxy*: the tunnels' server end

@@ -22,6 +22,7 @@ absl::StatusOr<std::shared_ptr<const Runtime>> Runtime::Build(ProxyConfig config
                                       certs::kNodeProxyServiceAccount);
   if (!proxy_id.ok()) return proxy_id.status();
   rt->node_proxy_id = *proxy_id;
+  if (config.mode == "off") return BuildL7(std::move(config), std::move(rt));
   TlsCredentials server{.cert_pem = config.node_proxy.cert_pem,
                         .key_pem = config.node_proxy.key_pem,
                         .ca_pem = config.ca_pem,
@@ -47,6 +48,11 @@ absl::StatusOr<std::shared_ptr<const Runtime>> Runtime::Build(ProxyConfig config
           absl::StrCat("workload ", w.identity, ": ", c.status().message()));
     rt->clients[w.identity] = *c;
   }
+  return BuildL7(std::move(config), std::move(rt));
+}
+
+absl::StatusOr<std::shared_ptr<const Runtime>> Runtime::BuildL7(ProxyConfig config,
+                                                                std::shared_ptr<Runtime> rt) {
   auto l7 = http::L7Policy::Compile({.targets = config.traffic_targets,
                                      .groups = config.http_route_groups,
                                      .tcp_routes = config.tcp_routes});

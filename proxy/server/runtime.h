@@ -33,6 +33,10 @@ struct Runtime {
   // InvalidArgument naming the credential that is unusable, or the L7
   // object that does not compile.
   static absl::StatusOr<std::shared_ptr<const Runtime>> Build(ProxyConfig config);
+  // Build's second half: the L7 layer's policy and services (all there is
+  // without mTLS).
+  static absl::StatusOr<std::shared_ptr<const Runtime>> BuildL7(ProxyConfig config,
+                                                                std::shared_ptr<Runtime> rt);
   const std::string* IdentityOfLocalPod(const std::string& ip) const;
   const std::string* NodeOfRemotePod(const std::string& ip) const;
   // The agent's number for an identity ("ns/sa"), 0 when it has none.

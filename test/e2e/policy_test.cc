@@ -65,8 +65,10 @@ class PolicyTest : public ::testing::Test {
       std::fprintf(stderr, "--- agent log ---\n%s\n", node_->AgentLog().c_str());
     node_.reset();
   }
-  void Start(const std::string& mode) {
-    ASSERT_OK(node_->StartAgent({"--mode=" + mode, "--debounce-ms=5"}));
+  void Start(const std::string& mode, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> flags = {"--mode=" + mode, "--debounce-ms=5"};
+    flags.insert(flags.end(), more.begin(), more.end());
+    ASSERT_OK(node_->StartAgent(flags));
     ASSERT_OK(node_->WaitMeshed());
   }
 
@@ -370,7 +372,8 @@ spec:
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_DENIED), 0u);
 }
 
-// A TrafficTarget made only of HTTP routes, which no proxy judges yet:
+// A TrafficTarget made only of HTTP routes, with no proxy's L7 layer to
+// judge it (--proxy-l7-port=0; l7_without_mtls_test.cc has the layer on):
 // the grant opens nothing at L4 (issue 14 item 6) — a grant for POST /buy
 // must not open every port of the destination.
 void WriteHttpOnlyGrant(TestNode& node) {
@@ -401,7 +404,7 @@ spec:
 
 TEST_F(PolicyTest, HttpOnlyGrantOpensNothingAtL4InEnforceMode) {
   WriteHttpOnlyGrant(*node_);
-  Start("enforce");
+  Start("enforce", {"--proxy-l7-port=0"});
   lib::UniqueFd l = Listen(8081);
   EXPECT_EQ(TryConnect(*thief_, 8081), EPERM);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_L7_NO_PROXY), 1u);
@@ -427,7 +430,7 @@ TEST_F(PolicyTest, HttpOnlyGrantOpensNothingAtL4InEnforceMode) {
 
 TEST_F(PolicyTest, HttpOnlyGrantIsAllowedAndReportedInPermissiveMode) {
   WriteHttpOnlyGrant(*node_);
-  Start("permissive");
+  Start("permissive", {"--proxy-l7-port=0"});
   lib::UniqueFd l = Listen(8081);
   EXPECT_EQ(TryConnect(*thief_, 8081), 0);
   EXPECT_EQ(Counter(SHUNT_CTR_POLICY_L7_NO_PROXY), 1u);

@@ -211,5 +211,28 @@ TEST(ProxyConfigTest, UpstreamHttpVersionsComeFromTheServicePortsAppProtocol) {
               HasSubstr("upstream_http[10.244.1.5:9000]: not h2c or http1"));
 }
 
+// Without mTLS (shunt-proxy --l7-only) the config carries no credential:
+// mode "off" needs none; the others still do.
+TEST(ProxyConfigTest, WithoutMtlsNoCredentialIsNeeded) {
+  ProxyConfig c = Base();
+  c.mode = "off";
+  c.node_proxy = {};
+  nlohmann::json j = ProxyConfigToJson(c);
+  j.erase("node_proxy");
+  auto back = ProxyConfigFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->mode, "off");
+  EXPECT_EQ(back->local_pods, c.local_pods);
+  j["mode"] = "strict";
+  auto bad = ProxyConfigFromJson(j);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("node_proxy: missing"));
+  j["mode"] = "plain";
+  bad = ProxyConfigFromJson(j);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("mode: 'plain' (want permissive, strict or off)"));
+}
+
 }  // namespace
 }  // namespace shunt::proxy

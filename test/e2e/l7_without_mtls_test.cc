@@ -1,0 +1,122 @@
+// The L7 layer without mTLS (docs/l7.md "Without mTLS"): agents run with
+// --mtls=off, and the first HTTP-routes-only grant to one of a node's pods
+// starts that node's proxy for the L7 layer alone (no certificates, no
+// tunnels). Between pods of one node each request is judged as with mTLS:
+// curl gets 200, 403, 200 on one connection and the server sees only the
+// allowed requests, from the client pod's own address. To another node's
+// pod no proxy of that node judges the requests (no tunnel carries them):
+// the grant opens nothing, connect() fails with EPERM, and
+// `shuntctl policy check` says why.
+#include <sys/socket.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "test/e2e/harness/ctl.h"
+#include "test/e2e/harness/files.h"
+#include "test/e2e/harness/l7_fixture.h"
+
+namespace shunt::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// demo/client may GET /allowed* of demo/local (node 1) and of demo/server
+// (node 2).
+constexpr char kGrantsWithoutMtls[] = R"(apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: plain-api, namespace: demo}
+spec:
+  matches:
+  - {name: read, pathRegex: "/allowed.*", methods: [GET]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-reads-local, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: local, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: HTTPRouteGroup, name: plain-api, matches: [read]}]
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-reads-server, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: server, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: HTTPRouteGroup, name: plain-api, matches: [read]}]
+)";
+
+class L7WithoutMtlsTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    n1_flags_ = {"--mtls=off", "--mode=enforce"};
+    n2_flags_ = {"--mtls=off", "--mode=enforce"};
+    policy_yaml_ = kGrantsWithoutMtls;
+    MtlsMeshTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    // Started by the grant (each node has a destination of it).
+    ASSERT_OK(WaitProxyReady(*n1_));
+    ASSERT_OK_AND_ASSIGN(nlohmann::json st, n1_->AgentStatus());
+    ASSERT_EQ(st["mtls"]["l7_only"], true) << st["mtls"].dump();
+  }
+};
+
+TEST_F(L7WithoutMtlsTest, RequestsBetweenPodsOfOneNodeAreJudgedEachOnItsOwn) {
+  const std::string www = n1_->work_dir() + "/www-plain", log = n1_->work_dir() + "/plain.log";
+  ASSERT_OK(StartHttpServer(*n1_, *local_, www, log));
+  const std::string base = absl::StrCat("http://", local_->ip, ":8000");
+  ASSERT_OK_AND_ASSIGN(
+      std::string out,
+      RunInPod(*n1_, *client_,
+               {"curl", "-s", "-w", "\n%{http_code} %{num_connects}\n", base + "/allowed.txt",
+                base + "/denied.txt", base + "/allowed.txt?again"}));
+  EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE\n\n200 1\n")) << out;
+  EXPECT_THAT(out, HasSubstr("403 0\n")) << out;
+  EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE\n\n200 0\n")) << out;
+  EXPECT_THAT(out, Not(HasSubstr("DENIED-PAGE"))) << out;
+  ASSERT_OK(Eventually("the server logged both GETs", [&]() -> absl::Status {
+    const std::string l = Slurp(log);
+    int n = 0;
+    for (absl::string_view line : absl::StrSplit(l, '\n'))
+      if (absl::StrContains(line, "GET /allowed.txt") && absl::StartsWith(line, client_->ip)) ++n;
+    if (n == 2) return absl::OkStatus();
+    return absl::UnavailableError(l);
+  }));
+  EXPECT_THAT(Slurp(log), Not(HasSubstr("denied.txt")));
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests", 3));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_denied"), 1u);
+  // No tunnel runs: the proxy listens on its L7 port alone.
+  const pid_t pid = ProxyPid(*n1_);
+  ASSERT_GT(pid, 0);
+  ASSERT_OK_AND_ASSIGN(std::string ss, Sh(absl::StrCat("nsenter -t ", pid, " -n ss -Hltnp")));
+  int listening = 0;
+  for (absl::string_view line : absl::StrSplit(ss, '\n', absl::SkipEmpty())) {
+    if (!absl::StrContains(line, absl::StrCat("pid=", pid, ","))) continue;
+    ++listening;
+    EXPECT_THAT(std::string(line), HasSubstr(absl::StrCat(n1_->link_ip(), ":15006"))) << ss;
+  }
+  EXPECT_GE(listening, 1) << ss;
+}
+
+TEST_F(L7WithoutMtlsTest, AnHttpOnlyGrantToAnotherNodesPodOpensNothing) {
+  ASSERT_OK(
+      StartHttpServer(*n2_, *server_, n2_->work_dir() + "/www-far", n2_->work_dir() + "/far.log"));
+  ASSERT_OK_AND_ASSIGN(lib::UniqueFd s, n1_->PodSocket(*client_, SOCK_STREAM));
+  const absl::Status st = ConnectTo(s.get(), server_->ip, 8000);
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(std::string(st.message()), HasSubstr("Operation not permitted")) << st;
+  ASSERT_OK_AND_ASSIGN(
+      nlohmann::json check,
+      ShuntctlJson(*n1_, "policy check --from demo/client --to demo/server --port 8000"));
+  EXPECT_EQ(check["verdict"], "deny-l7") << check.dump();
+  EXPECT_THAT(check["reason"].get<std::string>(), HasSubstr("another node's pod without --mtls"));
+  ASSERT_OK_AND_ASSIGN(
+      check, ShuntctlJson(*n1_, "policy check --from demo/client --to demo/local --port 8000"));
+  EXPECT_EQ(check["verdict"], "l7") << check.dump();
+}
+
+}  // namespace
+}  // namespace shunt::e2e
