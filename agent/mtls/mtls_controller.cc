@@ -22,8 +22,19 @@ MtlsController::MtlsController(Deps deps) : deps_(std::move(deps)) {
   config_.ca_pem = deps_.options.ca_pem;
   if (!on()) {
     // A pinned switch an earlier run with --mtls left on would send
-    // connections to a proxy this agent does not run (yet).
-    if (deps_.config_map.valid()) WriteKernelSwitch();
+    // connections to a proxy this agent does not run (yet). An earlier
+    // L7-only proxy's stays: it drains what it carries (its replies are
+    // marked while its port is named) until this agent's own is ready,
+    // or until Plan finds nothing for one to do.
+    shunt_mtls_config pinned{};
+    uint32_t zero = 0;
+    const bool l7_predecessor = l7_only() && deps_.config_map.valid() &&
+                                bpf_map_lookup_elem(deps_.config_map.get(), &zero, &pinned) == 0 &&
+                                pinned.mode == SHUNT_MTLS_OFF && pinned.l7_port != 0;
+    if (deps_.config_map.valid() && !l7_predecessor) {
+      WriteKernelSwitch();
+      switch_settled_ = true;
+    }
     return;
   }
   StartProxy();
@@ -127,8 +138,13 @@ void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot
     SelectUpstreamHttp(*plan, *snapshot, &config_);
   }
   // Without mTLS the proxy is there for the L7 layer only: started once
-  // an HTTP route concerns this node's pods.
+  // an HTTP route concerns this node's pods. With none, an earlier run's
+  // L7 port is cleared (no proxy of ours will take it).
   if (l7_only() && !supervisor_ && !config_.http_route_groups.empty()) StartProxy();
+  if (l7_only() && !supervisor_ && !switch_settled_ && deps_.config_map.valid()) {
+    WriteKernelSwitch();
+    switch_settled_ = true;
+  }
 }
 
 size_t MtlsController::Apply() {
@@ -352,6 +368,10 @@ void MtlsController::AddMetrics(std::string& out) const {
 }
 
 void MtlsController::AddWarnings(std::vector<std::string>& lines) const {
+  if (proxy_failed_)
+    lines.push_back(
+        "l7: the proxy could not start (see the log): HTTP-routes-only grants open "
+        "nothing at L4");
   if (!on()) return;
   if (!switch_error_.empty()) lines.push_back("mtls: " + switch_error_);
   if (!pods_without_host_ip_.empty())

@@ -50,8 +50,8 @@ struct MtlsOptions {
   int64_t l7_connect_timeout_ms = 5000;
   int64_t l7_stream_idle_timeout_ms = 300000;
   // --mtls=off: the proxy may still run, for the L7 layer between this
-  // node's pods alone (no certificates, no tunnels), started once HTTP
-  // routes or a service's L7 settings need it. False: it cannot run (no
+  // node's pods alone (no certificates, no tunnels), started once an
+  // HTTPRouteGroup concerns one of them. False: it cannot run (no
   // proxy binary or node address; the agent said why).
   bool l7_without_mtls = false;
 };
@@ -117,6 +117,9 @@ class MtlsController : public agent::Controller {
   bool handoff_on_ = false;
   bool transparent_ = false;   // the fwmark routing is in place
   bool proxy_failed_ = false;  // the L7-only proxy could not be started
+  // --mtls=off: the switch was written by this agent (not an earlier
+  // L7-only proxy's left for it to drain).
+  bool switch_settled_ = false;
   std::string transparent_error_;
   std::string switch_error_;
 };

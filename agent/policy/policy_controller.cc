@@ -235,14 +235,13 @@ void PolicyController::AddWarnings(std::vector<std::string>& lines) const {
     lines.push_back(absl::StrCat(
         "policy: ", compiler_.policy().l7_targets, " TrafficTarget(s) grant only HTTP routes: ",
         !d_.l7_node || d_.l7_node().empty()
-            ? "no proxy's L7 layer runs (with --mtls, or with --mtls=off once its proxy is up), "
-              "so "
+            ? "no proxy's L7 layer is up on this node (docs/l7.md), so "
         : !d_.l7_across_nodes || d_.l7_across_nodes()
             ? "the proxies' L7 layer judges each request (TCP; native IPv6 when the proxies "
               "have an IPv6 --node-ip); for UDP "
-            : "this node's proxy judges each request between this node's pods (TCP; "
-              "--mtls=off: no tunnel carries them to other nodes); to other nodes' pods and "
-              "for UDP ",
+            : "this node's proxy judges each request between this node's pods (TCP; native "
+              "IPv6 when it has an IPv6 --node-ip; --mtls=off: no tunnel carries them to other "
+              "nodes); to other nodes' pods and for UDP ",
         "those grants open nothing at L4: enforce mode denies those pairs, permissive mode "
         "reports them (docs/l7.md)"));
 }
