@@ -70,17 +70,7 @@ absl::Status H1ClientSession::SubmitInterim(int32_t, const H2Headers&) {
 
 size_t H1ClientSession::Send(int32_t id, absl::string_view data) {
   if (!Current(id) || request_ended_) return 0;
-  if (out_.size() >= limits_.send_buffer) {
-    wanted_space_ = true;
-    return 0;
-  }
-  const size_t n = std::min(limits_.send_buffer - out_.size(), data.size());
-  if (chunked_)
-    WriteChunk(data.substr(0, n), &out_);
-  else
-    out_.Append(data.substr(0, n));
-  if (n < data.size()) wanted_space_ = true;
-  return n;
+  return QueueH1Body(data, chunked_, limits_.send_buffer, &out_, &wanted_space_);
 }
 
 void H1ClientSession::End(int32_t id, H2Headers trailers) {
@@ -89,9 +79,7 @@ void H1ClientSession::End(int32_t id, H2Headers trailers) {
   if (chunked_) {
     // Trailers go only in a chunked body (with a length, they are lost:
     // HTTP/1.1 has nowhere to put them).
-    out_.Append("0\r\n");
-    for (const auto& [n, v] : trailers) out_.Append(absl::StrCat(n, ": ", v, "\r\n"));
-    out_.Append("\r\n");
+    QueueH1LastChunk(trailers, &out_);
   }
   if (response_ended_) Complete();
 }

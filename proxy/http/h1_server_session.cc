@@ -28,6 +28,28 @@ bool OffersOnlyH2c(absl::string_view upgrade) {
 
 }  // namespace
 
+size_t QueueH1Body(absl::string_view data, bool chunked, size_t send_buffer, ByteBuffer* out,
+                   bool* wanted_space) {
+  if (out->size() >= send_buffer) {
+    *wanted_space = true;
+    return 0;
+  }
+  const size_t n = std::min(send_buffer - out->size(), data.size());
+  if (chunked)
+    WriteChunk(data.substr(0, n), out);
+  else
+    out->Append(data.substr(0, n));
+  if (n < data.size()) *wanted_space = true;
+  return n;
+}
+
+void QueueH1LastChunk(const H2Headers& trailers, ByteBuffer* out) {
+  out->Append("0\r\n");
+  for (const auto& [n, v] : trailers)
+    if (n.empty() || n[0] != ':') out->Append(absl::StrCat(n, ": ", v, "\r\n"));
+  out->Append("\r\n");
+}
+
 H1ServerSession::H1ServerSession(const H1SessionLimits& limits, Events events)
     : limits_(limits),
       events_(std::move(events)),
@@ -252,28 +274,13 @@ absl::Status H1ServerSession::SubmitResponse(int32_t id, const H2Headers& header
 size_t H1ServerSession::Send(int32_t id, absl::string_view data) {
   if (!Current(id) || !response_started_ || response_ended_) return 0;
   if (head_request_) return data.size();  // no body on the wire
-  if (out_.size() >= limits_.send_buffer) {
-    wanted_space_ = true;
-    return 0;
-  }
-  const size_t n = std::min(limits_.send_buffer - out_.size(), data.size());
-  if (chunked_)
-    WriteChunk(data.substr(0, n), &out_);
-  else
-    out_.Append(data.substr(0, n));
-  if (n < data.size()) wanted_space_ = true;
-  return n;
+  return QueueH1Body(data, chunked_, limits_.send_buffer, &out_, &wanted_space_);
 }
 
 void H1ServerSession::End(int32_t id, H2Headers trailers) {
   if (!Current(id) || !response_started_ || response_ended_) return;
   response_ended_ = true;
-  if (chunked_) {
-    out_.Append("0\r\n");
-    for (const auto& [n, v] : trailers)
-      if (n.empty() || n[0] != ':') out_.Append(absl::StrCat(n, ": ", v, "\r\n"));
-    out_.Append("\r\n");
-  }
+  if (chunked_) QueueH1LastChunk(trailers, &out_);
   if (request_ended_) {
     closes_.emplace_back(id_, 0);
     open_ = false;

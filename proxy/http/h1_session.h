@@ -34,6 +34,14 @@
 
 namespace shunt::proxy::http {
 
+// Shared by both sessions: body bytes framed for HTTP/1.1 (a chunk, or as
+// they are) into `out` as far as `send_buffer` allows; how many were
+// taken, *wanted_space set when not all.
+size_t QueueH1Body(absl::string_view data, bool chunked, size_t send_buffer, ByteBuffer* out,
+                   bool* wanted_space);
+// The last chunk, with trailers (their pseudo-headers skipped).
+void QueueH1LastChunk(const H2Headers& trailers, ByteBuffer* out);
+
 struct H1SessionLimits {
   H1Parser::Limits parser;
   size_t window = 256 * 1024;       // the peer's body bytes not yet passed on
