@@ -254,11 +254,17 @@ static __always_inline int refuse(struct shunt_deny_event *ev, __u32 size, __u8 
 /* police()'s answer for a connection whose grant is HTTP routes only and
  * which the node proxy's L7 layer takes (connect4/6 send it there). */
 #define SHUNT_POLICE_TO_L7 2
+/* police()'s answer for a connection whose grant is HTTP routes only, to
+ * another node's pod: handed to the mTLS tunnel marked SHUNT_MTLS_F_L7,
+ * for the receiving proxy to judge each request. */
+#define SHUNT_POLICE_L7_TUNNEL 3
 
 /* The SMI verdict on a local pod sending to daddr (IPv4, whichever family
  * the socket is) at ctx->user_port. 1 lets the call go on, 0 fails it with
  * EPERM, SHUNT_POLICE_TO_L7 sends it to the proxy's L7 layer, which judges
- * each request (in both policy modes: it reports what it would deny). */
+ * each request (in both policy modes: it reports what it would deny),
+ * SHUNT_POLICE_L7_TUNNEL to the tunnel toward the pod's node, whose proxy
+ * does. */
 static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 proto, __be32 daddr)
 {
 	struct shunt_endpoint *ep;
@@ -296,7 +302,7 @@ static __always_inline int police(struct bpf_sock_addr *ctx, __u8 hook, __u8 pro
 			return SHUNT_POLICE_TO_L7;
 		if (mtls_mode() != SHUNT_MTLS_OFF) {
 			counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
-			return 1; /* connect_via_proxy() hands it to the mTLS tunnel */
+			return SHUNT_POLICE_L7_TUNNEL; /* connect_via_proxy() */
 		}
 	}
 	/* A UDP server answering from its bound port to a client that sent to
@@ -368,7 +374,7 @@ static __always_inline int police6(struct bpf_sock_addr *ctx, __u8 hook, __u8 pr
 			return SHUNT_POLICE_TO_L7;
 		if (mtls_mode() != SHUNT_MTLS_OFF) {
 			counter_add(SHUNT_CTR_L7_HANDED_OFF, 1);
-			return 1;
+			return SHUNT_POLICE_L7_TUNNEL; /* hand_off6() */
 		}
 	}
 	if (proto == SHUNT_IPPROTO_UDP && !ip6_is_zero(&ep->ip6) &&
@@ -406,15 +412,27 @@ static __always_inline bool mapped_ip4(struct bpf_sock_addr *ctx, __be32 *out)
 	return true;
 }
 
+/* A hand-off without room to keep where it was going: strict mode never
+ * sends it as plain TCP; nor does an HTTP-routes-only grant in enforce
+ * mode (no proxy would judge its requests). */
+static __always_inline int handoff_failed(const struct shunt_mtls_config *m, const bool l7)
+{
+	if (m->mode == SHUNT_MTLS_STRICT || (l7 && policy_enforced()))
+		return 0;
+	return 1;
+}
+
 /* mTLS on: a meshed pod's TCP connection to a pod on another node goes to
  * the node's proxy instead, which tunnels it (docs/mtls.md). Where it was
  * going stays with the socket for sockops, which files it under the
  * socket's own address once connected (getsockopt SO_ORIGINAL_DST reads
  * it). The proxy's own sockets are not a pod's: never handed off. `*daddr`
  * and the port become the proxy's. 1 goes on; 0 refuses (strict mode, no
- * room to keep the destination: never plain TCP instead). */
+ * room to keep the destination: never plain TCP instead). `l7`: granted
+ * through HTTP routes only (SHUNT_MTLS_F_L7), which without room to keep
+ * the destination opens nothing in enforce mode. */
 static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be32 *daddr,
-				    __be16 *dport)
+				    __be16 *dport, const bool l7)
 {
 	struct shunt_mtls_config *m;
 	struct shunt_ipcache_entry *peer;
@@ -436,9 +454,10 @@ static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be3
 	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!orig) {
 		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
-		return m->mode == SHUNT_MTLS_STRICT ? 0 : 1;
+		return handoff_failed(m, l7);
 	}
 	orig->family = SHUNT_AF_INET;
+	orig->flags = l7 ? SHUNT_MTLS_F_L7 : 0;
 	orig->ip4 = *daddr;
 	orig->port = *dport;
 	*daddr = m->proxy_ip4;
@@ -452,12 +471,12 @@ static __always_inline int hand_off(struct bpf_sock_addr *ctx, __u8 proto, __be3
  * `mapped` is a constant at each call, so each program keeps only its own
  * context write. */
 static __always_inline int connect_via_proxy(struct bpf_sock_addr *ctx, __u8 proto, __be32 daddr,
-					     const bool mapped)
+					     const bool mapped, const bool l7)
 {
 	__be16 port = (__be16)ctx->user_port;
 	__be32 to = daddr;
 
-	if (!hand_off(ctx, proto, &to, &port))
+	if (!hand_off(ctx, proto, &to, &port, l7))
 		return 0;
 	if (to != daddr) {
 		if (mapped)
@@ -481,6 +500,7 @@ static __always_inline void redirect6(struct bpf_sock_addr *ctx, struct shunt_mt
 	      w3 = m->proxy_ip6[3];
 
 	orig->family = SHUNT_AF_INET6;
+	orig->flags = 0;
 	orig->port = (__be16)ctx->user_port;
 	__builtin_memcpy(orig->ip6, daddr->w, sizeof(orig->ip6));
 	ctx->user_ip6[0] = w0;
@@ -492,7 +512,7 @@ static __always_inline void redirect6(struct bpf_sock_addr *ctx, struct shunt_mt
 
 /* hand_off() for a native IPv6 destination: the remote pod's IPv6
  * address (shunt_ipcache6_v1), to the proxy's IPv6 address. */
-static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
+static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto, const bool l7)
 {
 	struct shunt_mtls_config *m;
 	struct shunt_ipcache_entry *peer;
@@ -517,9 +537,11 @@ static __always_inline int hand_off6(struct bpf_sock_addr *ctx, __u8 proto)
 	orig = bpf_sk_storage_get(&shunt_mtls_sk_v1, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!orig) {
 		counter_add(SHUNT_CTR_MTLS_HANDOFF_FAILED, 1);
-		return m->mode == SHUNT_MTLS_STRICT ? 0 : 1;
+		return handoff_failed(m, l7);
 	}
 	redirect6(ctx, orig, &daddr, m, m->proxy_port);
+	if (l7)
+		orig->flags = SHUNT_MTLS_F_L7;
 	counter_add(SHUNT_CTR_MTLS_HANDED_OFF, 1);
 	return 1;
 }
@@ -566,6 +588,7 @@ static __always_inline int to_l7_proxy(struct bpf_sock_addr *ctx, __be32 daddr, 
 		return policy_enforced() ? 0 : 1;
 	}
 	orig->family = SHUNT_AF_INET;
+	orig->flags = 0;
 	orig->ip4 = daddr;
 	orig->port = (__be16)ctx->user_port;
 	if (mapped)
@@ -602,7 +625,7 @@ int shunt_connect4(struct bpf_sock_addr *ctx)
 		return 0; /* EPERM */
 	if (verdict == SHUNT_POLICE_TO_L7)
 		return to_l7_proxy(ctx, daddr, false);
-	return connect_via_proxy(ctx, (__u8)proto, daddr, false);
+	return connect_via_proxy(ctx, (__u8)proto, daddr, false, verdict == SHUNT_POLICE_L7_TUNNEL);
 }
 
 /* TCP and connected UDP on an AF_INET6 socket: a v4-mapped destination is
@@ -624,7 +647,7 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 			return 0; /* EPERM */
 		if (verdict == SHUNT_POLICE_TO_L7)
 			return to_l7_proxy6(ctx);
-		return hand_off6(ctx, (__u8)proto);
+		return hand_off6(ctx, (__u8)proto, verdict == SHUNT_POLICE_L7_TUNNEL);
 	}
 	asked = daddr;
 	if (proto == SHUNT_IPPROTO_TCP || proto == SHUNT_IPPROTO_UDP)
@@ -642,7 +665,7 @@ int shunt_connect6(struct bpf_sock_addr *ctx)
 		return 0; /* EPERM */
 	if (verdict == SHUNT_POLICE_TO_L7)
 		return to_l7_proxy(ctx, daddr, true);
-	return connect_via_proxy(ctx, (__u8)proto, daddr, true);
+	return connect_via_proxy(ctx, (__u8)proto, daddr, true, verdict == SHUNT_POLICE_L7_TUNNEL);
 }
 
 /* The service address a connection asked for, if connect4/6 balanced it. */

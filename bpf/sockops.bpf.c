@@ -549,6 +549,7 @@ static __always_inline void mtls_file(struct bpf_sock_ops *skops, const struct s
 		return;
 	to.ip4 = orig->ip4;
 	to.port = orig->port;
+	to.flags = orig->flags;
 	bpf_map_update_elem(&shunt_mtls_orig_v1, &own, &to, BPF_ANY);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
@@ -580,6 +581,7 @@ static __always_inline void mtls_file6(struct bpf_sock_ops *skops, __u32 op)
 	}
 	__builtin_memcpy(to.ip6, orig->ip6, sizeof(to.ip6));
 	to.port = orig->port;
+	to.flags = orig->flags;
 	bpf_map_update_elem(&shunt_mtls_orig6_v1, &own, &to, BPF_ANY);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }

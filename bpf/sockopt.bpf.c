@@ -98,6 +98,18 @@ int shunt_setsockopt(struct bpf_sockopt *ctx)
 #define SO_ORIGINAL_DST 80
 #define AF_INET 2
 
+/* The hand-off of the pod at the far end of a socket the proxy accepted
+ * (connect4 handed it off, sockops filed it under the pod socket's own
+ * address), or NULL. */
+static __always_inline struct shunt_mtls_addr *handoff_of(struct bpf_sock *sk)
+{
+	struct shunt_mtls_addr peer = {};
+
+	peer.ip4 = sk->dst_ip4;
+	peer.port = (__be16)(sk->dst_port);
+	return bpf_map_lookup_elem(&shunt_mtls_orig_v1, &peer);
+}
+
 /* getsockopt(SOL_IP, SO_ORIGINAL_DST) on a socket the proxy accepted from a
  * pod that connect4 handed off: where the pod was going, as netfilter's
  * REDIRECT would answer (sockaddr_in), with no netfilter involved. A socket
@@ -105,15 +117,12 @@ int shunt_setsockopt(struct bpf_sockopt *ctx)
  * ENOPROTOOPT without conntrack): the proxy refuses it. */
 static __always_inline int original_dst(struct bpf_sockopt *ctx, struct bpf_sock *sk)
 {
-	struct shunt_mtls_addr peer = {};
 	struct shunt_mtls_addr *orig;
 	struct sockaddr_in *out = ctx->optval;
 
 	if ((void *)(out + 1) > ctx->optval_end)
 		return 1; /* the caller's buffer is too small: its error stands */
-	peer.ip4 = sk->dst_ip4;
-	peer.port = (__be16)(sk->dst_port);
-	orig = bpf_map_lookup_elem(&shunt_mtls_orig_v1, &peer);
+	orig = handoff_of(sk);
 	if (!orig)
 		return 1;
 	out->sin_family = AF_INET;
@@ -129,29 +138,65 @@ static __always_inline int original_dst(struct bpf_sockopt *ctx, struct bpf_sock
 #define IP6T_SO_ORIGINAL_DST 80
 #define AF_INET6 10
 
-/* The same for IPv6: getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST), a
- * sockaddr_in6. */
-static __always_inline int original_dst6(struct bpf_sockopt *ctx, struct bpf_sock *sk)
+/* handoff_of() for a native IPv6 socket. */
+static __always_inline struct shunt_mtls_addr6 *handoff6_of(struct bpf_sock *sk)
 {
 	struct shunt_mtls_addr6 peer = {};
-	struct shunt_mtls_addr6 *orig;
-	struct sockaddr_in6 *out = ctx->optval;
 	__u32 w0 = sk->dst_ip6[0], w1 = sk->dst_ip6[1], w2 = sk->dst_ip6[2], w3 = sk->dst_ip6[3];
 
-	if ((void *)(out + 1) > ctx->optval_end)
-		return 1;
 	peer.ip6[0] = w0;
 	peer.ip6[1] = w1;
 	peer.ip6[2] = w2;
 	peer.ip6[3] = w3;
 	peer.port = (__be16)(sk->dst_port);
-	orig = bpf_map_lookup_elem(&shunt_mtls_orig6_v1, &peer);
+	return bpf_map_lookup_elem(&shunt_mtls_orig6_v1, &peer);
+}
+
+/* The same for IPv6: getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST), a
+ * sockaddr_in6. */
+static __always_inline int original_dst6(struct bpf_sockopt *ctx, struct bpf_sock *sk)
+{
+	struct shunt_mtls_addr6 *orig;
+	struct sockaddr_in6 *out = ctx->optval;
+
+	if ((void *)(out + 1) > ctx->optval_end)
+		return 1;
+	orig = handoff6_of(sk);
 	if (!orig)
 		return 1;
 	__builtin_memset(out, 0, sizeof(*out));
 	out->sin6_family = AF_INET6;
 	out->sin6_port = orig->port;
 	__builtin_memcpy(&out->sin6_addr, orig->ip6, sizeof(orig->ip6));
+	ctx->optlen = sizeof(*out);
+	ctx->retval = 0;
+	return 1;
+}
+
+/* getsockopt(SOL_IP or SOL_IPV6, SHUNT_SO_HANDOFF_FLAGS): the hand-off's
+ * SHUNT_MTLS_F_* (a __u32), from the entry SO_ORIGINAL_DST reads; a socket
+ * that is no hand-off keeps the kernel's ENOPROTOOPT. */
+static __always_inline int handoff_flags(struct bpf_sockopt *ctx, struct bpf_sock *sk, bool v6)
+{
+	__u32 *out = ctx->optval;
+	__u16 flags;
+
+	if ((void *)(out + 1) > ctx->optval_end)
+		return 1;
+	if (v6) {
+		struct shunt_mtls_addr6 *orig = handoff6_of(sk);
+
+		if (!orig)
+			return 1;
+		flags = orig->flags;
+	} else {
+		struct shunt_mtls_addr *orig = handoff_of(sk);
+
+		if (!orig)
+			return 1;
+		flags = orig->flags;
+	}
+	*out = flags;
 	ctx->optlen = sizeof(*out);
 	ctx->retval = 0;
 	return 1;
@@ -169,6 +214,9 @@ int shunt_getsockopt(struct bpf_sockopt *ctx)
 	if (ctx->level == SOL_IPV6 && ctx->optname == IP6T_SO_ORIGINAL_DST && sk &&
 	    sk->protocol == IPPROTO_TCP)
 		return original_dst6(ctx, sk);
+	if ((ctx->level == SOL_IP || ctx->level == SOL_IPV6) &&
+	    ctx->optname == SHUNT_SO_HANDOFF_FLAGS && sk && sk->protocol == IPPROTO_TCP)
+		return handoff_flags(ctx, sk, ctx->level == SOL_IPV6);
 	if (ctx->level != SOL_TCP || ctx->optname != TCP_ZEROCOPY_RECEIVE || !sk ||
 	    sk->protocol != IPPROTO_TCP)
 		return 1;

@@ -55,7 +55,8 @@ void Worker::HandleOutbound(lib::UniqueFd socket) {
       .node = *node,
       .authority = authority,
       .forwarded = v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source),
-      .destination = dst};
+      .destination = dst,
+      .needs_tunnel = HandoffNeedsTunnel(socket.get(), v6)};
   // One worker owns the tunnels of each (identity, node), so there is one
   // pool per proxy, not per thread: the connection moves there.
   const auto& all = shared_->workers;
@@ -72,6 +73,7 @@ void Worker::CarryOutbound(lib::UniqueFd socket, const Outbound& o) {
   auto leg = PodLeg::Make(this, std::move(socket));
   if (!leg) return;
   leg->set_destination(o.destination);
+  leg->set_needs_tunnel(o.needs_tunnel);
   if (auto m = meshless_.find(o.node); m != meshless_.end()) {
     if (std::chrono::steady_clock::now() < m->second && rt->config.mode == "permissive")
       return RelayPlain(leg);
@@ -118,6 +120,19 @@ void Worker::MarkMeshless(const std::string& node) {
 }
 
 void Worker::RelayPlain(const std::shared_ptr<PodLeg>& leg) {
+  if (leg->needs_tunnel()) {
+    // Relayed, it would reach the pod from this node's address, which the
+    // other node's guard does not judge as a pod's: every request would
+    // pass unjudged (docs/security.md).
+    const bool enforce = shared_->policy.Enforcing();
+    stats().Add(Stat::kL7GrantNeedsTunnel);
+    stats().Refuse({.reason = "l7-grant-needs-tunnel",
+                    .peer = leg->destination().AddressText(),
+                    .source = PeerAddressText(leg->fd()),
+                    .destination = leg->destination().ToAuthority(),
+                    .enforced = enforce});
+    if (enforce) return leg->Abort();
+  }
   lib::UniqueFd socket = leg->TakeSocket();
   if (!socket.valid()) return leg->Abort();
   stats().Add(Stat::kPlaintextToMeshless);

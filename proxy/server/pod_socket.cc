@@ -61,4 +61,13 @@ bool OriginalDestination(int fd, bool v6, Destination* d) {
   return true;
 }
 
+bool HandoffNeedsTunnel(int fd, bool v6) {
+  uint32_t flags = 0;
+  socklen_t len = sizeof(flags);
+  if (getsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, SHUNT_SO_HANDOFF_FLAGS, &flags, &len) != 0 ||
+      len != sizeof(flags))
+    return true;
+  return (flags & SHUNT_MTLS_F_L7) != 0;
+}
+
 }  // namespace shunt::proxy

@@ -25,4 +25,10 @@ lib::UniqueFd OpenPodSocket(const Destination& to, const Destination* from, Sour
 // the hand-off's record). False when the kernel has no record of it.
 bool OriginalDestination(int fd, bool v6, Destination* d);
 
+// Whether that hand-off's grant is HTTP routes only (SHUNT_MTLS_F_L7): the
+// destination node's proxy must judge each request, so the connection
+// rides a tunnel or nothing. True also when the kernel does not answer
+// (an older data path): no plaintext is ever assumed safe.
+bool HandoffNeedsTunnel(int fd, bool v6);
+
 }  // namespace shunt::proxy

@@ -36,6 +36,7 @@ enum class Stat : int {
   kBytesToPeer,               // plaintext bytes from local pods into tunnels
   kBytesFromPeer,             // plaintext bytes from tunnels to local pods
   kPlaintextToMeshless,       // permissive: relayed in plaintext to a node without a proxy
+  kL7GrantNeedsTunnel,        // ... not: granted through HTTP routes only (reset)
   kInboundTransparent,        // connected to the pod from the client pod's own address
   kInboundTransparentFailed,  // ... could not be, connected from the node's address
   kL7Accepted,                // connections the kernel sent to the L7 layer
@@ -76,6 +77,7 @@ inline constexpr const char* kStatNames[] = {
     "bytes_to_peer",
     "bytes_from_peer",
     "plaintext_to_meshless_node",
+    "l7_grant_needs_tunnel",
     "inbound_transparent",
     "inbound_transparent_failed",
     "l7_connections",

@@ -116,6 +116,9 @@ class Worker {
   // Permissive mode, the peer node runs no proxy: its pod connections go in
   // plaintext for a while (outbound.cc).
   void MarkMeshless(const std::string& node);
+  // Relays the leg's pod connection in plaintext, unless its grant is HTTP
+  // routes only (reset, and refused "l7-grant-needs-tunnel"; permissive
+  // policy mode relays it and reports the refusal as not enforced).
   void RelayPlain(const std::shared_ptr<PodLeg>& leg);
   void RelayDone(PlainRelay* relay);
   // The L7 layer (l7_entry.cc): a connection in detection or an H1Proxy,
@@ -174,6 +177,7 @@ class Worker {
   struct Outbound {
     std::string identity, node, authority, forwarded;
     Destination destination;
+    bool needs_tunnel = false;  // HandoffNeedsTunnel
   };
   void CarryOutbound(lib::UniqueFd socket, const Outbound& o);
   // A tunnel for `identity` to `node` that takes a new stream, from the

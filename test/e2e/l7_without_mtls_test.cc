@@ -118,5 +118,71 @@ TEST_F(L7WithoutMtlsTest, AnHttpOnlyGrantToAnotherNodesPodOpensNothing) {
   EXPECT_EQ(check["verdict"], "l7") << check.dump();
 }
 
+// Node 1 runs --mtls=permissive, node 2 --mtls=off: node 1's proxy finds no
+// tunnel port on node 2 (a meshless node). What permissive mode relays in
+// plaintext there is only what node 1's kernel granted at L4: a connection
+// it sent to the tunnel for an HTTP-routes-only grant needs node 2's proxy
+// to judge each request, which no tunnel reaches, so it is reset, never
+// relayed (relayed, it would come from node 1's address, which node 2's
+// guard does not judge as a pod's: every request would pass).
+class L7ToMeshlessNodeTest : public MtlsMeshTest {
+ protected:
+  void SetUp() override {
+    n1_flags_ = {"--mtls=permissive", "--mode=enforce"};
+    n2_flags_ = {"--mtls=off", "--mode=enforce"};
+    // And port 7700 at L4, which permissive mode still relays.
+    policy_yaml_ = absl::StrCat(kGrantsWithoutMtls, R"(---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: plain-port, namespace: demo}
+spec: {matches: {ports: [7700]}}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: client-to-server-l4, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: server, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: TCPRoute, name: plain-port}]
+)");
+    MtlsMeshTest::SetUp();
+  }
+};
+
+TEST_F(L7ToMeshlessNodeTest, AnHttpRoutesOnlyGrantIsNeverRelayedInPlaintext) {
+  const std::string log = n2_->work_dir() + "/meshless.log";
+  ASSERT_OK(StartHttpServer(*n2_, *server_, n2_->work_dir() + "/www-meshless", log));
+  const std::string base = absl::StrCat("http://", server_->ip, ":8000");
+  // Twice each: the first finds node 2 meshless, the later ones know it.
+  for (const char* path : {"/denied.txt", "/allowed.txt", "/denied.txt", "/allowed.txt"}) {
+    absl::StatusOr<std::string> out = RunInPod(*n1_, *client_, {"curl", "-sS", base + path});
+    EXPECT_FALSE(out.ok()) << path << " was served: " << *out;
+    if (!out.ok()) {
+      EXPECT_THAT(std::string(out.status().message()), Not(HasSubstr("-PAGE")));
+    }
+  }
+  ASSERT_OK(WaitRefusal(*n1_, "l7-grant-needs-tunnel", 4));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_grant_needs_tunnel"), 4u);
+  EXPECT_EQ(ProxyCounter(*n1_, "plaintext_to_meshless_node"), 0u);
+  EXPECT_THAT(Slurp(log), Not(HasSubstr("GET"))) << "the server got a request";
+  // shuntctl drops names each one, between the two pods.
+  ASSERT_OK_AND_ASSIGN(std::vector<nlohmann::json> drops, ShuntctlDrops(*n1_));
+  int seen = 0;
+  for (const auto& d : drops) {
+    if (d["reason"] != "l7-grant-needs-tunnel") continue;
+    ++seen;
+    EXPECT_EQ(d["src_ip"], client_->ip) << d.dump();
+    EXPECT_EQ(d["dst_ip"], server_->ip) << d.dump();
+    EXPECT_EQ(d["dst_port"], 8000) << d.dump();
+  }
+  EXPECT_EQ(seen, 4);
+  // The L4 grant between the same pods is relayed in plaintext as before.
+  ASSERT_OK_AND_ASSIGN(Pair p, CrossNode(7700));
+  ASSERT_OK(WriteAll(p.client.get(), "hello"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadExactly(p.server.get(), 5));
+  EXPECT_EQ(got, "hello");
+  ASSERT_OK(WaitCounter(*n1_, "plaintext_to_meshless_node", 1));
+}
+
 }  // namespace
 }  // namespace shunt::e2e

@@ -36,11 +36,24 @@ struct shunt_mtls_config {
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_config, 32);
 
+/* Flags of a hand-off (shunt_mtls_dst, shunt_mtls_addr, shunt_mtls_addr6). */
+/* Granted only through HTTP routes: the destination node's proxy judges
+ * each request, so the connection goes through a tunnel or nowhere; the
+ * permissive mode's plaintext fallback to a node without a proxy never
+ * carries it (the node would see the proxy's address, not the pod's). */
+#define SHUNT_MTLS_F_L7 1
+
+/* getsockopt(SOL_IP or SOL_IPV6, SHUNT_SO_HANDOFF_FLAGS) on a socket the
+ * proxy accepted from a handed-off pod: the hand-off's flags (a __u32),
+ * answered by cgroup/getsockopt from the entry SO_ORIGINAL_DST reads; the
+ * kernel alone answers ENOPROTOOPT. The number is no IP option's. */
+#define SHUNT_SO_HANDOFF_FLAGS 0x5348
+
 /* Socket storage connect4/6 leave for sockops and getpeername: where a
  * handed-off socket was going. */
 struct shunt_mtls_dst {
 	__u8 family;         /* AF_INET (2) or AF_INET6 (10) */
-	__u8 pad;
+	__u8 flags;          /* SHUNT_MTLS_F_* */
 	__be16 port;
 	__be32 ip4;
 	__u32 ip6[4];
@@ -51,7 +64,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_dst, 24);
 struct shunt_mtls_addr6 {
 	__u32 ip6[4];
 	__be16 port;
-	__u16 pad;
+	__u16 flags;         /* in a value: SHUNT_MTLS_F_*; in a key: 0 */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_addr6, 20);
 
@@ -61,7 +74,7 @@ SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_addr6, 20);
 struct shunt_mtls_addr {
 	__be32 ip4;
 	__be16 port;
-	__u16 pad;
+	__u16 flags;         /* in a value: SHUNT_MTLS_F_*; in a key: 0 */
 };
 SHUNT_ABI_ASSERT_SIZE(struct shunt_mtls_addr, 8);
 
