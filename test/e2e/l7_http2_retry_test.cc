@@ -267,7 +267,9 @@ TEST_F(L7Http2RetryTest, ARefusedStreamIsSentAgainOnceWhateverItsMethod) {
   EXPECT_EQ(CountLines(Slurp(shy_log_),
                        absl::StrCat("body bytes=40960 sha256=", mid_sha, " path=/with-body")),
             1);
-  // One bigger than what is kept for a retry (64 KiB): the refusal is a 502.
+  // One bigger than what is kept for a retry (64 KiB), refused once all of
+  // it was sent (so never while the proxy still held all it had read): the
+  // refusal is a 502.
   const std::string big = n1_->work_dir() + "/body-100k";
   ASSERT_OK(Sh(absl::StrCat("head -c 102400 /dev/urandom > ", big)).status());
   ASSERT_OK_AND_ASSIGN(

@@ -6,7 +6,9 @@ Answers every request on --port with its --name in the body. It can
 misbehave on purpose, counting requests from the first:
   --fail-every N     every Nth request gets a 503
   --refuse-every N   every Nth request's stream is reset with REFUSED_STREAM
-                     (RFC 9113 8.7: not processed) before any answer
+                     (RFC 9113 8.7: not processed) once its request has
+                     ended (the whole body received, so what the proxy
+                     kept of it is known), before any answer
   --fail-first       the first request for each path gets a 503 (whatever
                      order concurrent requests arrive in)
 Each request is logged to stdout as one line: "<name> <method> <path>
@@ -62,9 +64,6 @@ def serve(sock, client):
                         verdict = "failed"
                     print(f"{args.name} {h.get(':method')} {h.get(':path')} {client} {verdict}",
                           flush=True)
-                    if verdict == "refused":
-                        conn.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
-                        continue
                     heads[ev.stream_id] = (h.get(":method"), h.get(":path"), verdict)
                     if ev.stream_ended:
                         answer(conn, ev.stream_id, heads.pop(ev.stream_id), b"")
@@ -88,6 +87,9 @@ def serve(sock, client):
 
 def answer(conn, stream_id, head, received):
     method, path, verdict = head
+    if verdict == "refused":
+        conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        return
     status = 503 if verdict == "failed" else 200
     digest = hashlib.sha256(received).hexdigest()
     if received:
