@@ -120,10 +120,12 @@ absl::Status AgentConfig::Validate() const {
           absl::StrCat("--trace-otlp-endpoint: '", trace_otlp_endpoint,
                        "' is not an http:// or https:// URL with a host (OTLP/HTTP, e.g. "
                        "http://otel-collector.observability:4318)"));
-    if (mtls == "off")
+    // The spans are the L7 layer's, in the proxy: without mTLS it runs for
+    // the L7 layer alone (docs/l7.md "Without mTLS"), unless turned off.
+    if (mtls == "off" && proxy_l7_port == 0)
       return absl::InvalidArgumentError(
-          "--trace-otlp-endpoint needs --mtls (permissive or strict): the spans are the L7 "
-          "layer's, in the proxy the agent runs with it");
+          "--trace-otlp-endpoint needs the proxy's L7 layer, which --mtls=off with "
+          "--proxy-l7-port=0 turns off: the spans are that layer's");
   }
   if (proxy_handshake_timeout_ms < 100 || proxy_handshake_timeout_ms > 300'000)
     return absl::InvalidArgumentError(

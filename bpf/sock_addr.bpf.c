@@ -167,6 +167,7 @@ static __always_inline bool l7_service_hand_off(struct bpf_sock_addr *ctx,
 		return false;
 	}
 	orig->family = SHUNT_AF_INET;
+	orig->flags = 0;
 	orig->ip4 = key->vip;
 	orig->port = key->port;
 	*daddr = m->proxy_ip4;

@@ -280,6 +280,11 @@ void L7Entry::Decide(http::Detected what) {
         *connected = true;
         return stream;
       }
+      // A meshless node (permissive mode): no proxy there judges the
+      // request, and the kernel did not police this connection (the
+      // service's requests are this layer's): a connect failure, so a
+      // retry goes elsewhere, unless policy is permissive.
+      if (!w->PlaintextToMeshless(c->flow.source.AddressText(), to)) return StreamIo();
     }
     SourceKept kept = SourceKept::kNotAsked;
     lib::UniqueFd fd =

@@ -93,7 +93,6 @@ StreamIo Worker::OpenTunnelStream(const L7Flow& flow, const Destination& to, boo
   if (!node || !rt->clients.count(flow.source_text) || draining_) return StreamIo();
   if (auto m = meshless_.find(*node); m != meshless_.end()) {
     if (std::chrono::steady_clock::now() < m->second && rt->config.mode == "permissive") {
-      stats().Add(Stat::kPlaintextToMeshless);
       *plaintext = true;
       return StreamIo();
     }
@@ -119,23 +118,27 @@ void Worker::MarkMeshless(const std::string& node) {
   meshless_[node] = std::chrono::steady_clock::now() + std::chrono::seconds(30);
 }
 
+bool Worker::PlaintextToMeshless(const std::string& source, const Destination& to) {
+  // Relayed, it would reach the pod from this node's address, which the
+  // other node's guard does not judge as a pod's: every request would pass
+  // unjudged (docs/security.md).
+  const bool enforce = shared_->policy.Enforcing();
+  stats().Add(Stat::kL7GrantNeedsTunnel);
+  stats().Refuse({.reason = "l7-grant-needs-tunnel",
+                  .peer = to.AddressText(),
+                  .source = source,
+                  .destination = to.ToAuthority(),
+                  .enforced = enforce});
+  if (!enforce) stats().Add(Stat::kPlaintextToMeshless);
+  return !enforce;
+}
+
 void Worker::RelayPlain(const std::shared_ptr<PodLeg>& leg) {
-  if (leg->needs_tunnel()) {
-    // Relayed, it would reach the pod from this node's address, which the
-    // other node's guard does not judge as a pod's: every request would
-    // pass unjudged (docs/security.md).
-    const bool enforce = shared_->policy.Enforcing();
-    stats().Add(Stat::kL7GrantNeedsTunnel);
-    stats().Refuse({.reason = "l7-grant-needs-tunnel",
-                    .peer = leg->destination().AddressText(),
-                    .source = PeerAddressText(leg->fd()),
-                    .destination = leg->destination().ToAuthority(),
-                    .enforced = enforce});
-    if (enforce) return leg->Abort();
-  }
+  if (leg->needs_tunnel() && !PlaintextToMeshless(PeerAddressText(leg->fd()), leg->destination()))
+    return leg->Abort();
   lib::UniqueFd socket = leg->TakeSocket();
   if (!socket.valid()) return leg->Abort();
-  stats().Add(Stat::kPlaintextToMeshless);
+  if (!leg->needs_tunnel()) stats().Add(Stat::kPlaintextToMeshless);
   auto relay = std::make_shared<PlainRelay>(this, std::move(socket));
   relays_.insert(relay);
   relay->Start(leg->destination());

@@ -117,9 +117,13 @@ class Worker {
   // plaintext for a while (outbound.cc).
   void MarkMeshless(const std::string& node);
   // Relays the leg's pod connection in plaintext, unless its grant is HTTP
-  // routes only (reset, and refused "l7-grant-needs-tunnel"; permissive
-  // policy mode relays it and reports the refusal as not enforced).
+  // routes only (reset: PlaintextToMeshless).
   void RelayPlain(const std::shared_ptr<PodLeg>& leg);
+  // A connection from `source` to `to` on a meshless node that needs that
+  // node's proxy to judge it: refused "l7-grant-needs-tunnel" and false,
+  // or with permissive policy reported as not enforced, counted as
+  // relayed and true.
+  bool PlaintextToMeshless(const std::string& source, const Destination& to);
   void RelayDone(PlainRelay* relay);
   // The L7 layer (l7_entry.cc): a connection in detection or an H1Proxy,
   // held by this worker until it says it is done.

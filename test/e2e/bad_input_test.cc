@@ -79,8 +79,10 @@ TEST_F(AgentFlagsTest, EachBadEnvironmentIsNamedAndFails) {
        "--proxy-bin /nonexistent-shunt/proxy", 1},
       {base + cg + bpffs + mtls + " --trace-otlp-endpoint=otel:4318",
        "--trace-otlp-endpoint: 'otel:4318' is not an http:// or https:// URL", 2},
-      {base + cg + bpffs + " --trace-otlp-endpoint=http://otel:4318",
-       "--trace-otlp-endpoint needs --mtls", 2},
+      {base + cg + bpffs + " --proxy-l7-port=0 --trace-otlp-endpoint=http://otel:4318",
+       "--trace-otlp-endpoint needs the proxy's L7 layer, which --mtls=off with "
+       "--proxy-l7-port=0 turns off",
+       2},
       {base + cg + bpffs + mtls + " --l7-max-header-bytes=10",
        "--l7-max-header-bytes must be within 1024..1048576, got 10", 2},
       {base + cg + bpffs + mtls + " --l7-idle-timeout=10ms",

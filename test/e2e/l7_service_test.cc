@@ -40,6 +40,8 @@ class L7ServiceTest : public MtlsMeshTest {
     if (std::string why = PrivilegedSkipReason(); !why.empty()) GTEST_SKIP() << why;
     n1_flags_ = {"--mode=enforce", "--metrics-addr=127.0.0.1:0"};
     n2_flags_ = {"--mode=enforce"};
+    n1_flags_.insert(n1_flags_.end(), n1_more_.begin(), n1_more_.end());
+    n2_flags_.insert(n2_flags_.end(), n2_more_.begin(), n2_more_.end());
     // Pods exist once the fixture made them: the objects that name their
     // addresses are written after, and the agents read them at start.
     MtlsMeshTest::SetUp();
@@ -160,6 +162,7 @@ spec:
     return n;
   }
 
+  std::vector<std::string> n1_more_, n2_more_;  // a variant's own flags, last
   std::string flaky_log_, steady_log_, remote_log_;
 };
 
@@ -377,6 +380,45 @@ TEST_F(L7ServiceTest, AnIdleClientsUpstreamConnectionServesThePodsNextClientConn
   // The first client connection still works: it takes a connection again.
   ASSERT_OK_AND_ASSIGN(std::string c, GetOn(first.get(), "/three"));
   EXPECT_THAT(c, HasSubstr("backend=steady status=200 path=/three"));
+}
+
+// Node 1 runs --mtls=permissive, node 2 --mtls=off (no proxy there): a
+// service balanced per request whose endpoint is node 2's pod. No tunnel
+// reaches it and no proxy there would judge the request; relayed in
+// plaintext from node 1's address, node 2's guard would not judge it
+// either (the kernel does not police a connection to an L7-balanced
+// service: the proxy does). So each attempt is a connect failure, never
+// a plaintext request.
+class L7ServiceToMeshlessNodeTest : public L7ServiceTest {
+ protected:
+  void SetUp() override {
+    n1_more_ = {"--mtls=permissive"};
+    n2_more_ = {"--mtls=off"};
+    L7ServiceTest::SetUp();
+  }
+};
+
+TEST_F(L7ServiceToMeshlessNodeTest, AnEndpointOnANodeWithoutAProxyGetsNoPlaintextRequest) {
+  constexpr char kFarVip[] = "10.96.0.27";
+  for (TestNode* n : {n1_.get(), n2_.get()})
+    ASSERT_OK(n->ApplyConfigFile(
+        "far.yaml", Service("far", kFarVip, "shunt.dev/l7: http") + Slice("far", *server_, 8080)));
+  ASSERT_OK(Eventually("node 1's proxy balances far too", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(nlohmann::json st, n1_->AgentStatus());
+    if (st["mtls"]["l7_services"] == 6) return absl::OkStatus();
+    return absl::UnavailableError(st["mtls"].dump());
+  }));
+  // The first finds node 2 meshless (its tunnel refused), the others know it.
+  const std::string url = absl::StrCat("http://", kFarVip, "/far");
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> answers,
+                       Curl({{"GET", url, ""}, {"GET", url, ""}, {"GET", url, ""}}));
+  for (const std::string& a : answers) {
+    EXPECT_THAT(a, HasSubstr("[502]"));
+    EXPECT_THAT(a, HasSubstr("x-shunt-error: upstream-connect-failed"));
+  }
+  ASSERT_OK(WaitRefusal(*n1_, "l7-grant-needs-tunnel", 2));
+  EXPECT_EQ(ProxyCounter(*n1_, "plaintext_to_meshless_node"), 0u);
+  EXPECT_THAT(Slurp(remote_log_), Not(HasSubstr("/far"))) << "node 2's pod got a request";
 }
 
 }  // namespace

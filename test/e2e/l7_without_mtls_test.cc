@@ -52,7 +52,9 @@ spec:
 class L7WithoutMtlsTest : public MtlsMeshTest {
  protected:
   void SetUp() override {
-    n1_flags_ = {"--mtls=off", "--mode=enforce"};
+    // Node 1's L7-only proxy exports its spans (to a collector started by
+    // the test that looks at them).
+    n1_flags_ = {"--mtls=off", "--mode=enforce", "--trace-otlp-endpoint=http://127.0.0.1:4318"};
     n2_flags_ = {"--mtls=off", "--mode=enforce"};
     policy_yaml_ = kGrantsWithoutMtls;
     MtlsMeshTest::SetUp();
@@ -67,12 +69,23 @@ class L7WithoutMtlsTest : public MtlsMeshTest {
 TEST_F(L7WithoutMtlsTest, RequestsBetweenPodsOfOneNodeAreJudgedEachOnItsOwn) {
   const std::string www = n1_->work_dir() + "/www-plain", log = n1_->work_dir() + "/plain.log";
   ASSERT_OK(StartHttpServer(*n1_, *local_, www, log));
+  const std::string spans = n1_->work_dir() + "/spans.jsonl";
+  ASSERT_OK(n1_->SpawnInNode(
+                   {"python3", SHUNT_E2E_TESTDATA "/otlp_collector.py", "127.0.0.1", "4318", spans},
+                   n1_->work_dir() + "/collector.log")
+                .status());
+  ASSERT_OK(Eventually("node 1's collector listens", [&]() -> absl::Status {
+    SHUNT_ASSIGN_OR_RETURN(lib::UniqueFd s, n1_->NodeSocket(SOCK_STREAM));
+    return ConnectTo(s.get(), "127.0.0.1", 4318);
+  }));
   const std::string base = absl::StrCat("http://", local_->ip, ":8000");
+  constexpr char kTrace[] = "5e1f0e7c2b3a4d5e6f708192a3b4c5d6";
   ASSERT_OK_AND_ASSIGN(
       std::string out,
       RunInPod(*n1_, *client_,
-               {"curl", "-s", "-w", "\n%{http_code} %{num_connects}\n", base + "/allowed.txt",
-                base + "/denied.txt", base + "/allowed.txt?again"}));
+               {"curl", "-s", "-w", "\n%{http_code} %{num_connects}\n", "-H",
+                absl::StrCat("traceparent: 00-", kTrace, "-00f067aa0ba902b7-01"),
+                base + "/allowed.txt", base + "/denied.txt", base + "/allowed.txt?again"}));
   EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE\n\n200 1\n")) << out;
   EXPECT_THAT(out, HasSubstr("403 0\n")) << out;
   EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE\n\n200 0\n")) << out;
@@ -88,6 +101,16 @@ TEST_F(L7WithoutMtlsTest, RequestsBetweenPodsOfOneNodeAreJudgedEachOnItsOwn) {
   EXPECT_THAT(Slurp(log), Not(HasSubstr("denied.txt")));
   ASSERT_OK(WaitCounter(*n1_, "l7_requests", 3));
   EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_denied"), 1u);
+  // The allowed requests' spans reach the collector without mTLS too (a
+  // denied request is no span: it is in shuntctl drops).
+  ASSERT_OK(
+      Eventually("node 1's proxy exported the two allowed requests' spans", [&]() -> absl::Status {
+        int n = 0;
+        for (absl::string_view line : absl::StrSplit(Slurp(spans), '\n', absl::SkipEmpty()))
+          if (absl::StrContains(line, kTrace) && absl::StrContains(line, "00f067aa0ba902b7")) ++n;
+        if (n == 2) return absl::OkStatus();
+        return absl::UnavailableError(absl::StrCat(n, " spans: ", Slurp(spans)));
+      }));
   // No tunnel runs: the proxy listens on its L7 port alone.
   const pid_t pid = ProxyPid(*n1_);
   ASSERT_GT(pid, 0);
