@@ -81,6 +81,8 @@ void H1ServerSession::Parse() {
       if (!response_started_ || !open_) {
         const int status = parser_.error_status() ? parser_.error_status() : 400;
         WriteLocalResponse(status, {}, absl::StrCat(ReasonPhrase(status), "\n"), true, &out_);
+        // (An open stream is counted when it closes.)
+        if (!open_ && events_.on_rejected) events_.on_rejected(status, n.status().message());
       } else {
         failed_ = true;
       }

@@ -66,6 +66,16 @@ bool H2Proxy::Init(StreamIo downstream, absl::string_view already_read) {
   ev.on_end = [this](int32_t id) { OnRequestEnd(id); };
   ev.on_close = [this](int32_t id, uint32_t code) { OnDownClose(id, code); };
   ev.on_send_space = [this](int32_t id) { OnDownSpace(id); };
+  ev.on_rejected = [this](int status, absl::string_view reason) {
+    // Counted as H1Proxy counts a request it cannot read (no allocation
+    // worth saving: the connection ends).
+    if (!hooks_.on_request) return;
+    ExchangeRecord r;
+    r.status = status;
+    r.local = true;
+    r.reason.assign(reason.data(), reason.size());
+    hooks_.on_request(r);
+  };
   if (options_.downstream_http1) {
     down_.session = std::make_unique<H1ServerSession>(H1Limits(), std::move(ev));
   } else {

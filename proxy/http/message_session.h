@@ -46,6 +46,10 @@ class MessageSession {
     std::function<void(int32_t id, uint32_t error_code)> on_close;
     // The stream's send buffer has room again after Send fell short.
     std::function<void(int32_t id)> on_send_space;
+    // Server: a request the session answered itself before any stream
+    // carried it (HTTP/1.1: a head that cannot be read, 400 or 431), so
+    // that it is counted as a request all the same.
+    std::function<void(int status, absl::string_view reason)> on_rejected;
   };
 
   virtual ~MessageSession() = default;

@@ -245,6 +245,20 @@ TEST_F(L7HttpMappingTest, AnHttp11ClientReachesAServerThatSpeaksOnlyHttp2) {
                                   "print(s.makefile('rb').read().decode())")}));
   EXPECT_THAT(out, HasSubstr("HTTP/1.1 200 OK")) << out;
   EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE")) << out;
+  // A request smuggling shape: 400 from the proxy, the connection closed,
+  // and counted as a request the proxy answered (as without the mapping).
+  ASSERT_OK_AND_ASSIGN(
+      out, RunInPod(*n1_, *client_,
+                    {"/usr/bin/python3", "-c",
+                     absl::StrCat("import socket\ns = socket.create_connection(('", local_->ip,
+                                  "', ", kMappingH2Port,
+                                  "))\ns.sendall(b'POST /allowed.txt HTTP/1.1\\r\\nHost: "
+                                  "local\\r\\nContent-Length: 5\\r\\nTransfer-Encoding: "
+                                  "chunked\\r\\n\\r\\n0\\r\\n\\r\\n')\n"
+                                  "print(s.makefile('rb').read().decode())")}));
+  EXPECT_THAT(out, HasSubstr("HTTP/1.1 400 Bad Request")) << out;
+  ASSERT_OK(WaitCounter(*n1_, "l7_requests_answered_by_proxy", 1));
+  EXPECT_EQ(ProxyCounter(*n1_, "l7_requests_answered_by_proxy"), 1u);
 }
 
 TEST_F(L7HttpMappingTest, AnHttp2ClientReachesAServerThatSpeaksOnlyHttp11) {

@@ -34,6 +34,7 @@ struct H1Harness {
   std::map<int32_t, H1Seen> seen;
   std::vector<int32_t> order;  // heads and closes as they came: +id head, -id close
   bool consume = true;
+  std::vector<std::pair<int, std::string>> rejected;  // on_rejected's
   std::unique_ptr<Session> s;
   explicit H1Harness(H1SessionLimits limits = {}) {
     MessageSession::Events ev;
@@ -51,6 +52,9 @@ struct H1Harness {
     ev.on_close = [this](int32_t id, uint32_t code) {
       seen[id].closed = static_cast<int>(code);
       order.push_back(-id);
+    };
+    ev.on_rejected = [this](int status, absl::string_view why) {
+      rejected.emplace_back(status, std::string(why));
     };
     s = std::make_unique<Session>(limits, std::move(ev));
   }
@@ -127,6 +131,22 @@ TEST(H1ServerSessionTest, ASmugglingShapeGets400AndTheConnectionEnds) {
   EXPECT_THAT(out, StartsWith("HTTP/1.1 400 Bad Request\r\n"));
   EXPECT_THAT(out, HasSubstr("Connection: close"));
   EXPECT_FALSE(h.s->alive());
+  // Reported once, for the request metrics, with the parser's reason.
+  ASSERT_EQ(h.rejected.size(), 1u);
+  EXPECT_EQ(h.rejected[0].first, 400);
+  EXPECT_FALSE(h.rejected[0].second.empty());
+}
+
+TEST(H1ServerSessionTest, AHeadOverTheLimitGets431AndIsReported) {
+  H1Harness<H1ServerSession> h(
+      H1SessionLimits{.parser = {.max_head_bytes = 1024, .max_headers = 100}});
+  ASSERT_TRUE(h.s->Receive(absl::StrCat("GET / HTTP/1.1\r\nHost: a\r\nX-Big: ",
+                                        std::string(2048, 'x'), "\r\n\r\n"))
+                  .ok());
+  EXPECT_TRUE(h.seen.empty());
+  EXPECT_THAT(h.Out(), StartsWith("HTTP/1.1 431 "));
+  ASSERT_EQ(h.rejected.size(), 1u);
+  EXPECT_EQ(h.rejected[0].first, 431);
 }
 
 TEST(H1ServerSessionTest, AnHttp10ClientGetsABodyOfUnknownLengthDelimitedByTheClose) {
