@@ -36,7 +36,10 @@ ABSL_FLAG(
     "port on the node's addresses for connections the kernel sends to the L7 layer (0: none)");
 ABSL_FLAG(uint16_t, proxy_inbound_port, 15008, "port on the node's addresses for peers' tunnels");
 ABSL_FLAG(std::string, bpffs, "/sys/fs/bpf/shunt", "the agent's bpffs directory (policy maps)");
-ABSL_FLAG(int, threads, 0, "worker threads (0: one per core)");
+ABSL_FLAG(int, threads, 0, "worker threads (0: one per CPU the proxy may run on)");
+ABSL_FLAG(bool, steer_by_cpu, true,
+          "a connection goes to the worker of the CPU its handshake ran on (SO_INCOMING_CPU); "
+          "false: spread by SO_REUSEPORT's hash");
 ABSL_FLAG(std::string, node, "", "the node's name (the exported spans' k8s.node.name)");
 ABSL_FLAG(std::string, trace_otlp_endpoint, "",
           "OTLP/HTTP collector for the L7 layer's spans (base or /v1/traces URL); empty: none");
@@ -172,14 +175,21 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // the workers inherit it
   shunt::lib::UniqueFd sigfd(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
 
+  // One worker per CPU the proxy may run on (its cgroup's cpuset, taskset),
+  // each CPU's connections steered to one worker (Worker::Listen).
+  const std::vector<int> cpus = shunt::proxy::AllowedCpus();
   int n = absl::GetFlag(FLAGS_threads);
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n <= 0) n = static_cast<int>(std::max<size_t>(1, cpus.size()));
+  std::vector<std::vector<int>> steered(static_cast<size_t>(n));
+  if (absl::GetFlag(FLAGS_steer_by_cpu))
+    for (size_t k = 0; k < cpus.size(); ++k) steered[k % steered.size()].push_back(cpus[k]);
   std::vector<std::unique_ptr<shunt::proxy::Worker>> workers;
   for (int i = 0; i < n; ++i) {
     auto w = shunt::proxy::Worker::Create(&shared);
     if (!w.ok()) return fail(w.status());
     workers.push_back(*std::move(w));
-    if (absl::Status st = workers.back()->Listen(); !st.ok()) return fail(st);
+    if (absl::Status st = workers.back()->Listen(steered[static_cast<size_t>(i)]); !st.ok())
+      return fail(st);
     shared.workers.push_back(workers.back().get());
   }
   std::vector<std::thread> threads;

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,10 +20,8 @@
 #include "spdlog/spdlog.h"
 
 namespace shunt::proxy {
-namespace {
 
-// A listening socket on ip:port shared with the other workers (SO_REUSEPORT).
-absl::StatusOr<lib::UniqueFd> ListenOn(const std::string& ip, uint16_t port) {
+absl::StatusOr<lib::UniqueFd> ListenSocket(const std::string& ip, uint16_t port, int cpu) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_INET;
@@ -47,13 +47,29 @@ absl::StatusOr<lib::UniqueFd> ListenOn(const std::string& ip, uint16_t port) {
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  // Before bind: the reuseport group learns it steers by CPU as it joins.
+  if (cpu >= 0 && setsockopt(fd.get(), SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof(cpu)) != 0)
+    return lib::ErrnoStatus(errno, absl::StrCat(where, ": SO_INCOMING_CPU ", cpu));
   if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
     return lib::ErrnoStatus(errno, where);
   if (listen(fd.get(), 4096) != 0) return lib::ErrnoStatus(errno, where);
   return fd;
 }
 
-}  // namespace
+std::vector<int> AllowedCpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  }
+  if (out.empty()) {
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int c = 0; c < std::max(1L, online); ++c) out.push_back(c);
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(ProxyShared* shared) {
   auto loop = EventLoop::Create();
@@ -63,22 +79,25 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(ProxyShared* shared) {
   return w;
 }
 
-absl::Status Worker::Listen() {
+absl::Status Worker::Listen(const std::vector<int>& cpus) {
   const ProxyOptions& o = shared_->options;
+  const std::vector<int> any = {-1};
   for (const std::string& ip : o.node_ips) {
     for (const Port kind : {Port::kOutbound, Port::kInbound, Port::kL7}) {
       const uint16_t port = kind == Port::kOutbound  ? o.outbound_port
                             : kind == Port::kInbound ? o.inbound_port
                                                      : o.l7_port;
       if (port == 0) continue;
-      auto fd = ListenOn(ip, port);
-      if (!fd.ok()) return fd.status();
-      auto l = std::make_unique<Listener>();
-      l->worker = this;
-      l->fd = *std::move(fd);
-      l->port = kind;
-      if (absl::Status st = loop_->Watch(l->fd.get(), l.get()); !st.ok()) return st;
-      listeners_.push_back(std::move(l));
+      for (const int cpu : cpus.empty() ? any : cpus) {
+        auto fd = ListenSocket(ip, port, cpu);
+        if (!fd.ok()) return fd.status();
+        auto l = std::make_unique<Listener>();
+        l->worker = this;
+        l->fd = *std::move(fd);
+        l->port = kind;
+        if (absl::Status st = loop_->Watch(l->fd.get(), l.get()); !st.ok()) return st;
+        listeners_.push_back(std::move(l));
+      }
     }
   }
   // On the worker's own thread, once it runs (the workers are all known by then).

@@ -89,11 +89,25 @@ struct ProxyShared {
   std::vector<Worker*> workers;  // set before any runs
 };
 
+// The CPUs this process may run on (sched_getaffinity: its cgroup's
+// cpuset, taskset), in order; all online ones if it cannot say.
+std::vector<int> AllowedCpus();
+// A listening socket on ip:port shared with the other workers
+// (SO_REUSEPORT), for the connections whose handshake runs on `cpu`
+// (SO_INCOMING_CPU) if it is not -1. Errors name the address.
+absl::StatusOr<lib::UniqueFd> ListenSocket(const std::string& ip, uint16_t port, int cpu);
+
 class Worker {
  public:
   static absl::StatusOr<std::unique_ptr<Worker>> Create(ProxyShared* shared);
-  // Binds this worker's listeners. Errors name the address.
-  absl::Status Listen();
+  // Binds this worker's listeners: one per port and address, or with
+  // `cpus`, one for each of those CPUs, which the kernel picks for the
+  // connections whose handshake runs there (SO_INCOMING_CPU): a client's
+  // connections come to the worker of its CPU, whose events then come in
+  // batches (fewer wake-ups per request) instead of spread over every
+  // worker. Other connections are spread by SO_REUSEPORT's hash. Errors
+  // name the address.
+  absl::Status Listen(const std::vector<int>& cpus = {});
   void Run() { loop_->Run(); }
   // From another thread: stop accepting; drained() turns true once every
   // tunnel and pod connection this worker carries is done.

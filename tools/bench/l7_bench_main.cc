@@ -62,7 +62,10 @@ struct ArmResult {
   double p50_us = 0, p99_us = 0;  // one connection
   double rps = 0;                 // --connections
   double cpu_us_per_request = 0;  // all the arm's proxies, over the --connections run
-  int hops = 1;                   // HTTP hops the request crosses
+  // ... of it in the kernel, and their context switches (voluntary or
+  // not, all threads) per request: where a hop's cost goes.
+  double sys_us_per_request = 0, switches_per_request = 0;
+  int hops = 1;  // HTTP hops the request crosses
 };
 
 // A duration as wrk prints it ("812.00us", "1.23ms", "2.00s") in microseconds.
@@ -102,16 +105,42 @@ absl::StatusOr<WrkResult> ParseWrk(const std::string& out) {
   return r;
 }
 
-// utime + stime of a process, all threads, in microseconds.
-double CpuMicros(pid_t pid) {
+// What a process has cost so far, all threads: CPU time (utime + stime)
+// and its system part, in microseconds, and its context switches.
+struct ProcCost {
+  double cpu_us = 0, sys_us = 0;
+  double switches = 0;
+  ProcCost& operator+=(const ProcCost& o) {
+    cpu_us += o.cpu_us, sys_us += o.sys_us, switches += o.switches;
+    return *this;
+  }
+};
+ProcCost CostOf(pid_t pid) {
+  ProcCost c;
   std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
   std::string stat;
   std::getline(f, stat);
   const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
+  if (paren == std::string::npos) return c;
   std::vector<std::string> cols = absl::StrSplit(stat.substr(paren + 2), ' ');
-  if (cols.size() < 13) return 0;
-  return (std::stod(cols[11]) + std::stod(cols[12])) * 1e6 / sysconf(_SC_CLK_TCK);
+  if (cols.size() < 13) return c;
+  const double tick_us = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  c.sys_us = std::stod(cols[12]) * tick_us;
+  c.cpu_us = std::stod(cols[11]) * tick_us + c.sys_us;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    std::ifstream st(task.path() / "status");
+    for (std::string line; std::getline(st, line);) {
+      absl::string_view v(line);
+      if (!absl::ConsumePrefix(&v, "voluntary_ctxt_switches:") &&
+          !absl::ConsumePrefix(&v, "nonvoluntary_ctxt_switches:"))
+        continue;
+      uint64_t n = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &n)) c.switches += static_cast<double>(n);
+    }
+  }
+  return c;
 }
 
 uint64_t RssKib(pid_t pid) {
@@ -269,12 +298,17 @@ class L7Bench {
     SHUNT_ASSIGN_OR_RETURN(WrkResult one, Wrk(url, 1, tag + "-c1"));
     r.p50_us = one.p50_us;
     r.p99_us = one.p99_us;
-    double cpu0 = 0, cpu1 = 0;
-    for (pid_t p : proxies) cpu0 += CpuMicros(p);
+    ProcCost c0, c1;
+    for (pid_t p : proxies) c0 += CostOf(p);
     SHUNT_ASSIGN_OR_RETURN(WrkResult many, Wrk(url, o_.connections, tag + "-cN"));
-    for (pid_t p : proxies) cpu1 += CpuMicros(p);
+    for (pid_t p : proxies) c1 += CostOf(p);
     r.rps = many.rps;
-    if (!proxies.empty()) r.cpu_us_per_request = (cpu1 - cpu0) / static_cast<double>(many.requests);
+    if (!proxies.empty()) {
+      const auto requests = static_cast<double>(many.requests);
+      r.cpu_us_per_request = (c1.cpu_us - c0.cpu_us) / requests;
+      r.sys_us_per_request = (c1.sys_us - c0.sys_us) / requests;
+      r.switches_per_request = (c1.switches - c0.switches) / requests;
+    }
     return r;
   }
 
@@ -401,9 +435,13 @@ class L7Bench {
 void PrintArm(const char* name, const ArmResult& a) {
   std::printf(
       "  %-13s p50 %8.1f us  p99 %8.1f us  %9.0f req/s  cpu/req %6.1f us  (%d hop%s: %.1f "
-      "us each)\n",
+      "us each)",
       name, a.p50_us, a.p99_us, a.rps, a.cpu_us_per_request, a.hops, a.hops == 1 ? "" : "s",
       a.hops ? a.cpu_us_per_request / a.hops : 0.0);
+  if (a.hops)
+    std::printf("  kernel %.0f%%, %.2f switches/req",
+                100 * a.sys_us_per_request / a.cpu_us_per_request, a.switches_per_request);
+  std::printf("\n");
 }
 
 // The node proxy's memory with --idle connections open (all --rounds 0 runs).
@@ -472,7 +510,8 @@ int Run(const Options& o) {
     };
     m[k].hops = arms[k][0].hops;
     for (double ArmResult::*f :
-         {&ArmResult::p50_us, &ArmResult::p99_us, &ArmResult::rps, &ArmResult::cpu_us_per_request})
+         {&ArmResult::p50_us, &ArmResult::p99_us, &ArmResult::rps, &ArmResult::cpu_us_per_request,
+          &ArmResult::sys_us_per_request, &ArmResult::switches_per_request})
       m[k].*f = med(f);
   }
   std::printf("medians of %d rounds\n", o.rounds);
