@@ -5,6 +5,7 @@
 // connect over loopback, and each listener accepts exactly the connections
 // made from its CPU (by their source ports).
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -13,8 +14,6 @@
 #include <set>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "proxy/server/worker.h"
 
@@ -102,8 +101,7 @@ TEST(WorkerListenTest, WithoutACpuTheListenersShareByHash) {
 TEST(WorkerListenTest, AnAddressThatIsNotOneIsNamed) {
   auto l = ListenSocket("10.0.0.300", 80, -1);
   ASSERT_FALSE(l.ok());
-  EXPECT_NE(std::string(l.status().message()).find("10.0.0.300"), std::string::npos)
-      << l.status();
+  EXPECT_NE(std::string(l.status().message()).find("10.0.0.300"), std::string::npos) << l.status();
 }
 
 }  // namespace
