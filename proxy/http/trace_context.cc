@@ -21,15 +21,20 @@ bool IsLowerHex(absl::string_view s, size_t n) {
   return nonzero;
 }
 
-// `digits` random lower-case hex digits, not all zero, into *s.
+// `digits` random lower-case hex digits, not all zero, into *s: 16 from
+// each 64-bit draw (one call through BitGenRef per 16 digits, not per
+// digit: this runs for every request).
 void RandomHex(absl::BitGenRef rng, int digits, std::string* s) {
   static constexpr char kHex[] = "0123456789abcdef";
   s->resize(static_cast<size_t>(digits));
   bool nonzero = false;
   while (!nonzero) {
-    for (char& c : *s) {
-      c = kHex[absl::Uniform(rng, 0, 16)];
-      nonzero |= c != '0';
+    uint64_t bits = 0;
+    for (size_t i = 0; i < s->size(); ++i) {
+      if (i % 16 == 0) bits = absl::Uniform<uint64_t>(rng);
+      (*s)[i] = kHex[bits & 0xf];
+      bits >>= 4;
+      nonzero |= (*s)[i] != '0';
     }
   }
 }

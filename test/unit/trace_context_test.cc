@@ -1,7 +1,9 @@
 #include "proxy/http/trace_context.h"
 
 #include <random>
+#include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,6 +37,28 @@ TEST(TraceContextTest, AW3cTraceGoesOnWithANewSpanAndTracestateUntouched) {
   EXPECT_EQ(next.trace_id, s.trace_id);
   EXPECT_EQ(next.parent_id, s.span_id);
   EXPECT_NE(next.span_id, s.span_id);
+}
+
+TEST(TraceContextTest, NewIdsAreLowerHexWithEveryDigitAtEveryPosition) {
+  std::mt19937_64 rng(7);
+  std::set<std::string> traces, spans;
+  std::vector<std::set<char>> seen(32);  // digits seen at each trace id position
+  for (int i = 0; i < 2000; ++i) {
+    HopSpan s = StartHop({}, rng);
+    ASSERT_EQ(s.trace_id.size(), 32u);
+    ASSERT_EQ(s.span_id.size(), 16u);
+    for (size_t k = 0; k < 32; ++k) {
+      ASSERT_TRUE(absl::ascii_isxdigit(s.trace_id[k]) && !absl::ascii_isupper(s.trace_id[k]))
+          << s.trace_id;
+      seen[k].insert(s.trace_id[k]);
+    }
+    traces.insert(s.trace_id);
+    spans.insert(s.span_id);
+  }
+  EXPECT_EQ(traces.size(), 2000u);
+  EXPECT_EQ(spans.size(), 2000u);
+  // 2000 draws: each of the 16 digits at each position (missing one: ~1e-53).
+  for (size_t k = 0; k < 32; ++k) EXPECT_EQ(seen[k].size(), 16u) << "position " << k;
 }
 
 TEST(TraceContextTest, MalformedContextStartsANewTrace) {
