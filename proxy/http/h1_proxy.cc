@@ -112,7 +112,7 @@ void H1Proxy::OnEvents(Side& s, uint32_t events) {
     }
     // The balancer learns the endpoint's answer time, not the handshake's
     // (paid once per connection, and by the first request only).
-    if (exchange_) exchange_->attempt_started = std::chrono::steady_clock::now();
+    if (exchange_) exchange_->attempt_started = loop_->Now();
   }
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !s.out.empty() && !Flush(s)) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -145,7 +145,7 @@ bool H1Proxy::ReadInto(Side& s) {
     if (n > 0) {
       s.in.Commit(static_cast<size_t>(n));
       if (&s == &up_) up_got_bytes_ = true;
-      if (in_exchange_) last_moved_ = EventLoop::Clock::now();
+      if (in_exchange_) last_moved_ = loop_->Now();
       if (static_cast<size_t>(n) < kReadChunk || s.in.size() >= options_.max_buffered) break;
       continue;
     }
@@ -172,7 +172,7 @@ bool H1Proxy::Flush(Side& s) {
     const ssize_t n = s.io.Send(s.out.data(), s.out.size());
     if (n > 0) {
       s.out.Consume(static_cast<size_t>(n));
-      if (in_exchange_) last_moved_ = EventLoop::Clock::now();
+      if (in_exchange_) last_moved_ = loop_->Now();
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
@@ -368,8 +368,7 @@ bool H1Proxy::ConnectUpstream() {
   up_connecting_ = !connected;
   connect_deadline_ = {};
   if (up_connecting_ && options_.connect_timeout_ms > 0) {
-    connect_deadline_ =
-        EventLoop::Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms);
+    connect_deadline_ = loop_->Now() + std::chrono::milliseconds(options_.connect_timeout_ms);
     if (timer_ == 0 || timer_due_ > connect_deadline_) StartTimer(connect_deadline_);
   }
   return true;
@@ -380,7 +379,7 @@ void H1Proxy::OnRequestHead(H1Head& h) {
   in_exchange_ = true;
   local_ = false;
   request_done_ = response_done_ = response_started_ = interim_ = false;
-  const auto now = std::chrono::steady_clock::now();  // EventLoop::Clock
+  const auto now = loop_->Now();
   ExchangeMemory& mem = Mem();
   mem.started = mem.attempt_started = now;
   Record& record = mem.record;
@@ -568,9 +567,8 @@ void H1Proxy::AnswerLocally(int status, absl::string_view reason, bool close,
 void H1Proxy::FinishExchange() {
   if (!in_exchange_ || !request_done_ || !response_done_) return;
   in_exchange_ = false;
-  Mem().record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::steady_clock::now() - Mem().started)
-                            .count();
+  Mem().record.micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(loop_->Now() - Mem().started).count();
   if (hooks_.on_request) hooks_.on_request(Mem().record);
   Arm(upgraded_ ? Wait::kNone : Wait::kIdle);
   if (down_.eof) closing_ = true;
@@ -611,7 +609,7 @@ void H1Proxy::Arm(Wait what, int ms) {
     deadline_ = {};  // a pending timer finds nothing due
     return;
   }
-  deadline_ = EventLoop::Clock::now() + std::chrono::milliseconds(ms);
+  deadline_ = loop_->Now() + std::chrono::milliseconds(ms);
   if (timer_ != 0 && timer_due_ <= deadline_) return;  // fires first, then arms again
   StartTimer(deadline_);
 }
@@ -831,7 +829,7 @@ void H1Proxy::EndAttempt(bool failure, int status) {
   if (rules.endpoint < 0) return;  // told already, or no picker
   Attempt a{.endpoint = rules.endpoint,
             .latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now() - Mem().attempt_started)
+                              loop_->Now() - Mem().attempt_started)
                               .count(),
             .failure = failure,
             .status = status,
@@ -856,7 +854,7 @@ void H1Proxy::StartRetry() {
   SwitchUpstream(Mem().retry_to);  // a kept connection to it, if there is one
   Mem().verdict.endpoint = Mem().retry_endpoint;
   up_.out.Append(Mem().replay.view());
-  Mem().attempt_started = std::chrono::steady_clock::now();
+  Mem().attempt_started = loop_->Now();
   if (!ConnectUpstream()) return UpstreamConnectFailed("upstream-connect-failed");
   if (head_request_) responses_.ExpectNoBody();
   Flush(up_);

@@ -176,6 +176,7 @@ void EventLoop::Run() {
   for (;;) {
     const int n = epoll_wait(epoll_.get(), events, kBatch, TimeoutMs());
     if (n < 0 && errno != EINTR) return;  // only EBADF/EINVAL: a broken loop
+    now_ = Clock::now();
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == kWakeTag) {

@@ -45,6 +45,10 @@ class EventLoop {
     ~Watcher() = default;
   };
   using Clock = std::chrono::steady_clock;
+  // When the loop last returned from epoll_wait: what a watcher reads in
+  // its events instead of the clock (one clock read per round of events,
+  // not several per request; the events did arrive by then).
+  Clock::time_point Now() const { return now_; }
   using TimerId = uint64_t;
 
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create();
@@ -114,6 +118,7 @@ class EventLoop {
   };
   std::vector<OwnedLater> owned_later_, owned_later_running_;
   size_t live_ = 0;
+  Clock::time_point now_ = Clock::now();
   std::map<std::pair<Clock::time_point, TimerId>, std::function<void()>> timers_;
   std::map<TimerId, Clock::time_point> timer_deadline_;
   TimerId next_timer_ = 1;
