@@ -181,8 +181,14 @@ int main(int argc, char** argv) {
   int n = absl::GetFlag(FLAGS_threads);
   if (n <= 0) n = static_cast<int>(std::max<size_t>(1, cpus.size()));
   std::vector<std::vector<int>> steered(static_cast<size_t>(n));
-  if (absl::GetFlag(FLAGS_steer_by_cpu))
+  if (absl::GetFlag(FLAGS_steer_by_cpu)) {
     for (size_t k = 0; k < cpus.size(); ++k) steered[k % steered.size()].push_back(cpus[k]);
+    if (static_cast<size_t>(n) > cpus.size())
+      spdlog::warn(
+          "--threads={} with {} CPUs to run on: {} workers have no CPU of their own and take only "
+          "peer nodes' tunnels and connections from other CPUs (--steer-by-cpu=false spreads all)",
+          n, cpus.size(), static_cast<size_t>(n) - cpus.size());
+  }
   std::vector<std::unique_ptr<shunt::proxy::Worker>> workers;
   for (int i = 0; i < n; ++i) {
     auto w = shunt::proxy::Worker::Create(&shared);

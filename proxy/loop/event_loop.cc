@@ -150,6 +150,7 @@ int EventLoop::TimeoutMs() const {
 void EventLoop::RunTimers() {
   if (timers_.empty()) return;
   const Clock::time_point now = Clock::now();
+  now_ = now;  // what the timers' callbacks read (the round's events took time)
   while (!timers_.empty() && timers_.begin()->first.first <= now) {
     auto node = timers_.extract(timers_.begin());
     timer_deadline_.erase(node.key().second);

@@ -88,7 +88,10 @@ absl::Status Worker::Listen(const std::vector<int>& cpus) {
                             : kind == Port::kInbound ? o.inbound_port
                                                      : o.l7_port;
       if (port == 0) continue;
-      for (const int cpu : cpus.empty() ? any : cpus) {
+      // Local pods' connections only: a peer node's tunnel arrives on the
+      // CPU that took the packet (with one NIC queue, always the same).
+      const bool steered = kind != Port::kInbound && !cpus.empty();
+      for (const int cpu : steered ? cpus : any) {
         auto fd = ListenSocket(ip, port, cpu);
         if (!fd.ok()) return fd.status();
         auto l = std::make_unique<Listener>();

@@ -101,12 +101,14 @@ class Worker {
  public:
   static absl::StatusOr<std::unique_ptr<Worker>> Create(ProxyShared* shared);
   // Binds this worker's listeners: one per port and address, or with
-  // `cpus`, one for each of those CPUs, which the kernel picks for the
-  // connections whose handshake runs there (SO_INCOMING_CPU): a client's
-  // connections come to the worker of its CPU, whose events then come in
-  // batches (fewer wake-ups per request) instead of spread over every
-  // worker. Other connections are spread by SO_REUSEPORT's hash. Errors
-  // name the address.
+  // `cpus`, for the ports local pods connect to (outbound, L7), one for
+  // each of those CPUs, which the kernel picks for the connections whose
+  // handshake runs there (SO_INCOMING_CPU): a client's connections come to
+  // the worker of its CPU, whose events then come in batches (fewer
+  // wake-ups per request) instead of spread over every worker. Other
+  // connections, and peer nodes' tunnels (the inbound port: they arrive on
+  // whichever CPU takes the NIC's packets), are spread by SO_REUSEPORT's
+  // hash. Errors name the address.
   absl::Status Listen(const std::vector<int>& cpus = {});
   void Run() { loop_->Run(); }
   // From another thread: stop accepting; drained() turns true once every

@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 
+#include <cstdio>
 #include <set>
 #include <thread>
 #include <vector>
@@ -65,9 +67,18 @@ std::set<uint16_t> AcceptAll(int fd) {
   return ports;
 }
 
+// Linux 6.1 made SO_REUSEPORT's choice honour SO_INCOMING_CPU.
+bool KernelSteersByCpu() {
+  utsname u{};
+  int major = 0, minor = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 1);
+}
+
 TEST(WorkerListenTest, AConnectionGoesToTheListenerOfTheCpuItsHandshakeRanOn) {
   const std::vector<int> cpus = AllowedCpus();
   if (cpus.size() < 2) GTEST_SKIP() << "one CPU: nothing to steer between";
+  if (!KernelSteersByCpu()) GTEST_SKIP() << "a kernel before 6.1 does not steer by CPU";
   auto first = ListenSocket("127.0.0.1", 0, cpus[0]);
   ASSERT_TRUE(first.ok()) << first.status();
   const uint16_t port = PortOf(first->get(), /*peer=*/false);
