@@ -55,8 +55,7 @@ void Worker::HandleOutbound(lib::UniqueFd socket) {
       .node = *node,
       .authority = authority,
       .forwarded = v6 ? absl::StrCat("for=\"[", source, "]\"") : absl::StrCat("for=", source),
-      .destination = dst,
-      .needs_tunnel = HandoffNeedsTunnel(socket.get(), v6)};
+      .destination = dst};
   // One worker owns the tunnels of each (identity, node), so there is one
   // pool per proxy, not per thread: the connection moves there.
   const auto& all = shared_->workers;
@@ -73,7 +72,6 @@ void Worker::CarryOutbound(lib::UniqueFd socket, const Outbound& o) {
   auto leg = PodLeg::Make(this, std::move(socket));
   if (!leg) return;
   leg->set_destination(o.destination);
-  leg->set_needs_tunnel(o.needs_tunnel);
   if (auto m = meshless_.find(o.node); m != meshless_.end()) {
     if (std::chrono::steady_clock::now() < m->second && rt->config.mode == "permissive")
       return RelayPlain(leg);
@@ -134,11 +132,13 @@ bool Worker::PlaintextToMeshless(const std::string& source, const Destination& t
 }
 
 void Worker::RelayPlain(const std::shared_ptr<PodLeg>& leg) {
-  if (leg->needs_tunnel() && !PlaintextToMeshless(PeerAddressText(leg->fd()), leg->destination()))
+  // Asked of the kernel here, not at accept: only a meshless fallback needs it.
+  const bool needs_tunnel = HandoffNeedsTunnel(leg->fd(), leg->destination().family == AF_INET6);
+  if (needs_tunnel && !PlaintextToMeshless(PeerAddressText(leg->fd()), leg->destination()))
     return leg->Abort();
   lib::UniqueFd socket = leg->TakeSocket();
   if (!socket.valid()) return leg->Abort();
-  if (!leg->needs_tunnel()) stats().Add(Stat::kPlaintextToMeshless);
+  if (!needs_tunnel) stats().Add(Stat::kPlaintextToMeshless);
   auto relay = std::make_shared<PlainRelay>(this, std::move(socket));
   relays_.insert(relay);
   relay->Start(leg->destination());

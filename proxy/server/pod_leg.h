@@ -47,10 +47,6 @@ class PodLeg : public StreamLeg,
   // Where the pod was connecting to (outbound legs).
   void set_destination(const Destination& d) { destination_ = d; }
   const Destination& destination() const { return destination_; }
-  // Granted through HTTP routes only (outbound legs, HandoffNeedsTunnel):
-  // a tunnel carries it or nothing, never the plaintext relay.
-  void set_needs_tunnel(bool v) { needs_tunnel_ = v; }
-  bool needs_tunnel() const { return needs_tunnel_; }
   // Gives the pod's socket up, if no byte was read from it yet (permissive
   // mode's plaintext relay takes it over); invalid when it is too late.
   lib::UniqueFd TakeSocket();
@@ -82,7 +78,6 @@ class PodLeg : public StreamLeg,
   std::weak_ptr<TunnelConn> tunnel_;
   int32_t id_ = -1;
   Destination destination_;
-  bool needs_tunnel_ = false;
   std::function<void(int)> connect_done_;  // set while connecting
   std::vector<iovec> batch_;               // this batch's DATA, still in the tunnel's buffer
   std::string to_pod_;                     // stream bytes the pod's socket has not taken yet

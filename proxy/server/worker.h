@@ -197,7 +197,6 @@ class Worker {
   struct Outbound {
     std::string identity, node, authority, forwarded;
     Destination destination;
-    bool needs_tunnel = false;  // HandoffNeedsTunnel
   };
   void CarryOutbound(lib::UniqueFd socket, const Outbound& o);
   // A tunnel for `identity` to `node` that takes a new stream, from the
