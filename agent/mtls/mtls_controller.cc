@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/lib/fmt_absl.h"
 #include "agent/lib/prometheus_text.h"
 #include "agent/mtls/proxy_l7_objects.h"
@@ -105,6 +106,13 @@ void MtlsController::SetCertificates(const std::vector<certs::IssuedCertificate>
 
 void MtlsController::Plan(const std::shared_ptr<const model::Snapshot>& snapshot,
                           bool /*changed*/) {
+  l7_services_without_mtls_.clear();
+  if (const services::Plan* plan = deps_.service_plan ? deps_.service_plan() : nullptr;
+      plan && !on())
+    for (const services::ServiceEntry& e : plan->entries)
+      if (e.l7 &&
+          (l7_services_without_mtls_.empty() || l7_services_without_mtls_.back() != e.service))
+        l7_services_without_mtls_.push_back(e.service);
   if (!runs_proxy()) return;
   config_.generation = snapshot->generation;
   config_.local_pods.clear();
@@ -372,6 +380,20 @@ void MtlsController::AddWarnings(std::vector<std::string>& lines) const {
     lines.push_back(
         "l7: the proxy could not start (see the log): HTTP-routes-only grants open "
         "nothing at L4");
+  if (const auto& names = l7_services_without_mtls_; !names.empty()) {
+    constexpr size_t kNamed = 5;
+    const std::string named = absl::StrCat(
+        absl::StrJoin(names.begin(), names.begin() + std::min(names.size(), kNamed), ", "),
+        names.size() > kNamed ? absl::StrCat(" and ", names.size() - kNamed, " more") : "");
+    lines.push_back(absl::StrCat(
+        "l7: ", names.size(),
+        " services ask to be balanced per request (shunt.dev/ annotations or a TrafficSplit with "
+        "matches: ",
+        named,
+        "), which needs the mTLS tunnels (a pick may be another node's pod): with --mtls=off the "
+        "kernel balances their connections, without their timeouts, retries, outlier ejection or "
+        "matches"));
+  }
   if (!on()) return;
   if (!switch_error_.empty()) lines.push_back("mtls: " + switch_error_);
   if (!pods_without_host_ip_.empty())

@@ -113,6 +113,10 @@ class MtlsController : public agent::Controller {
   proxy::ProxyConfig config_;
   std::map<std::string, proxy::Credential> workloads_;
   std::string sent_;  // the last config sent, as JSON text
+  // --mtls=off: services that ask for per-request balancing (shunt.dev/
+  // annotations, a TrafficSplit with matches), which the kernel balances
+  // per connection here (no tunnel reaches another node's pick): "ns/name".
+  std::vector<std::string> l7_services_without_mtls_;
   std::vector<std::string> pods_without_host_ip_;
   bool handoff_on_ = false;
   bool transparent_ = false;   // the fwmark routing is in place

@@ -16,6 +16,7 @@
 #include "test/e2e/harness/ctl.h"
 #include "test/e2e/harness/files.h"
 #include "test/e2e/harness/l7_fixture.h"
+#include "test/e2e/harness/service_yaml.h"
 
 namespace shunt::e2e {
 namespace {
@@ -139,6 +140,42 @@ TEST_F(L7WithoutMtlsTest, AnHttpOnlyGrantToAnotherNodesPodOpensNothing) {
   ASSERT_OK_AND_ASSIGN(
       check, ShuntctlJson(*n1_, "policy check --from demo/client --to demo/local --port 8000"));
   EXPECT_EQ(check["verdict"], "l7") << check.dump();
+}
+
+// A Service that asks to be balanced per request (here shunt.dev/retries)
+// needs the tunnels, since a pick may be another node's pod: without mTLS
+// the kernel balances its connections, and the agent says so rather than
+// drop the setting silently. The connection still reaches the pod, where
+// the HTTP-routes-only grant is judged per request as before.
+TEST_F(L7WithoutMtlsTest, AServiceAskingForRequestBalancingIsReportedAndBalancedPerConnection) {
+  const std::string www = n1_->work_dir() + "/www-svc", log = n1_->work_dir() + "/svc.log";
+  ASSERT_OK(StartHttpServer(*n1_, *local_, www, log));
+  ASSERT_OK(n1_->ApplyConfigFile("services.yaml",
+                                 Service("retrying", "10.96.0.51", "shunt.dev/retries: \"2\"") +
+                                     Slice("retrying", *local_, 8000)));
+  ASSERT_OK(Eventually(
+      "node 1's agent says the service is balanced per connection", [&]() -> absl::Status {
+        const std::string l = n1_->AgentLog();
+        if (absl::StrContains(l,
+                              "l7: 1 services ask to be balanced per request (shunt.dev/ "
+                              "annotations or a TrafficSplit with matches: demo/retrying), "
+                              "which needs the mTLS tunnels") &&
+            absl::StrContains(l,
+                              "with --mtls=off the kernel balances their "
+                              "connections, without their timeouts, retries"))
+          return absl::OkStatus();
+        return absl::UnavailableError("no warning yet");
+      }));
+  ASSERT_OK_AND_ASSIGN(std::string out,
+                       RunInPod(*n1_, *client_,
+                                {"curl", "-s", "-w", "\n%{http_code}\n", "--retry", "0",
+                                 "http://10.96.0.51/allowed.txt", "http://10.96.0.51/denied.txt"}));
+  EXPECT_THAT(out, HasSubstr("ALLOWED-PAGE\n\n200\n")) << out;
+  EXPECT_THAT(out, HasSubstr("403\n")) << out;
+  EXPECT_THAT(out, Not(HasSubstr("DENIED-PAGE"))) << out;
+  // The kernel balanced the connection (no per-request hand-off).
+  ASSERT_OK_AND_ASSIGN(nlohmann::json st, n1_->AgentStatus());
+  EXPECT_EQ(st["mtls"]["l7_services_planned"], 0) << st["mtls"].dump();
 }
 
 // Node 1 runs --mtls=permissive, node 2 --mtls=off: node 1's proxy finds no
