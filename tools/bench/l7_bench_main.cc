@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +27,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/certs/authority.h"
@@ -49,6 +51,9 @@ struct Options {
   // After the idle measurement, the connections stay open this long (the
   // proxy's pid printed) for a look with heaptrack -p or gdb.
   int hold_seconds = 0;
+  // Which arms run (comma-separated names), for a look at one of them: the
+  // ratios are printed only when all five ran.
+  std::string arms = "direct,shunt,haproxy,shunt-mtls,haproxy-mtls";
   bool help = false;
 };
 
@@ -460,6 +465,22 @@ int IdleOnly(L7Bench& b, const Options& o) {
 }
 
 int Run(const Options& o) {
+  const char* kNames[] = {"direct", "shunt", "haproxy", "shunt-mtls", "haproxy-mtls"};
+  bool wanted[5] = {};
+  for (absl::string_view name : absl::StrSplit(o.arms, ',', absl::SkipEmpty())) {
+    const auto* it = std::find(std::begin(kNames), std::end(kNames), name);
+    if (it == std::end(kNames)) {
+      std::fprintf(stderr, "shunt-l7-bench: --arms: unknown arm '%s' (arms: %s)\n",
+                   std::string(name).c_str(), absl::StrJoin(kNames, ",").c_str());
+      return 2;
+    }
+    wanted[it - std::begin(kNames)] = true;
+  }
+  if (std::none_of(std::begin(wanted), std::end(wanted), [](bool w) { return w; })) {
+    std::fprintf(stderr, "shunt-l7-bench: --arms: no arm named\n");
+    return 2;
+  }
+  const bool all = std::all_of(std::begin(wanted), std::end(wanted), [](bool w) { return w; });
   if (geteuid() != 0) {
     std::fprintf(stderr, "shunt-l7-bench: needs root (namespaces, cgroups, BPF)\n");
     return 1;
@@ -479,7 +500,6 @@ int Run(const Options& o) {
     return 1;
   }
   if (o.rounds == 0) return IdleOnly(b, o);
-  const char* kNames[] = {"direct", "shunt", "haproxy", "shunt-mtls", "haproxy-mtls"};
   std::vector<ArmResult> arms[5];
   for (int r = 1; r <= o.rounds; ++r) {
     std::printf("round %d\n", r);
@@ -487,6 +507,7 @@ int Run(const Options& o) {
     const std::vector<int> order =
         r % 2 ? std::vector<int>{1, 3, 0, 2, 4} : std::vector<int>{0, 2, 4, 1, 3};
     for (int k : order) {
+      if (!wanted[k]) continue;
       absl::StatusOr<ArmResult> a = k == 0   ? b.Direct(r)
                                     : k == 1 ? b.Shunt(false, r)
                                     : k == 2 ? b.Haproxy(false, r)
@@ -503,6 +524,7 @@ int Run(const Options& o) {
   }
   ArmResult m[5];
   for (int k = 0; k < 5; ++k) {
+    if (!wanted[k]) continue;
     auto med = [&](double ArmResult::*f) {
       std::vector<double> x;
       for (const auto& a : arms[k]) x.push_back(a.*f);
@@ -515,7 +537,9 @@ int Run(const Options& o) {
       m[k].*f = med(f);
   }
   std::printf("medians of %d rounds\n", o.rounds);
-  for (int k = 0; k < 5; ++k) PrintArm(kNames[k], m[k]);
+  for (int k = 0; k < 5; ++k)
+    if (wanted[k]) PrintArm(kNames[k], m[k]);
+  if (!all) return 0;
   const ArmResult &direct = m[0], &shunt = m[1], &haproxy = m[2], &shunt_tls = m[3],
                   &haproxy_tls = m[4];
   auto line = [](const char* what, double ratio, const char* target, bool met) {
@@ -559,6 +583,7 @@ int main(int argc, char** argv) {
   flags.Int("connections", &o.connections, 1, 1000);
   flags.Int("idle", &o.idle, 0, 100000);
   flags.Int("hold", &o.hold_seconds, 0, 3600);
+  flags.String("arms", &o.arms);
   auto r = flags.Parse(argc, argv);
   if (!r.ok()) {
     std::fprintf(stderr, "shunt-l7-bench: %s (see --help)\n",
@@ -568,7 +593,9 @@ int main(int argc, char** argv) {
   if (r->help) {
     std::printf(
         "usage: shunt-l7-bench [--rounds 3] [--seconds 3] [--connections 8] [--idle 10000]\n"
-        "                      [--hold SECONDS]\n"
+        "                      [--hold SECONDS] [--arms "
+        "direct,shunt,haproxy,shunt-mtls,haproxy-mtls]\n"
+        "--arms: only these arms, no ratios unless all five (and no idle measurement).\n"
         "--rounds 0: only the idle-connection memory; --hold: the idle connections stay open\n"
         "that long after it (the proxy's pid printed, for heaptrack -p or gdb).\n"
         "HTTP through Shunt's L7 layer vs HAProxy in HTTP mode, one run (tools/bench/README.md).\n"
