@@ -20,6 +20,21 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define MSG_WAITALL 0x100
 #define MSG_ZEROCOPY 0x4000000
 
+/* Sockets known to read plainly (their record has SHUNT_REF_F_READS), by
+ * cookie, in a small direct-mapped per-CPU cache: a plain read of such a
+ * socket, which is nearly every read on the node's short-circuited
+ * sockets, leaves without the record's hash lookup. Cookies are never
+ * reused, so a hit is always right; a miss (another socket in the slot,
+ * another CPU) costs the lookup, as before. Not pinned: an optimization
+ * that starts empty with each load. */
+#define SHUNT_READS_SEEN_SLOTS 1024
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHUNT_READS_SEEN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} shunt_reads_seen SEC(".maps");
+
 /* The record of `sk` if it is one of our short-circuited sockets, read
  * with as few kernel reads as the hot path allows: only sockmap sockets
  * carry a psock in sk_user_data, and the 4-tuple is the first 16 bytes of
@@ -56,21 +71,34 @@ int shunt_watch_recv(struct bpf_raw_tracepoint_args *ctx)
 	struct sock *sk = (struct sock *)ctx->args[0];
 	int ret = (int)ctx->args[1];
 	int flags = (int)ctx->args[2];
+	const bool plain = !(flags & (MSG_WAITALL | MSG_OOB | MSG_TRUNC));
 	struct shunt_sock_key key = {};
-	struct shunt_sock_ref *ref = short_circuited(sk, &key);
+	struct shunt_sock_ref *ref;
 	unsigned long sk_flags;
-	__u32 reason = 0;
+	__u64 cookie, *seen = NULL;
+	__u32 reason = 0, slot;
 
-	if (!ref)
+	/* Only a read that returned data says how the program reads: a
+	 * speculative one that found nothing (EAGAIN) may be followed by
+	 * splice (HAProxy reads so before it splices). */
+	if (plain && ret <= 0)
 		return 0;
-	if (!(flags & (MSG_WAITALL | MSG_OOB | MSG_TRUNC))) {
-		/* Only a read that returned data says how the program reads:
-		 * a speculative one that found nothing (EAGAIN) may be followed
-		 * by splice (HAProxy reads so before it splices). */
-		if (ret <= 0 || (ref->flags & SHUNT_REF_F_READS))
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (plain && cookie) {
+		slot = (__u32)cookie & (SHUNT_READS_SEEN_SLOTS - 1);
+		seen = bpf_map_lookup_elem(&shunt_reads_seen, &slot);
+		if (seen && *seen == cookie)
 			return 0;
 	}
-	if (BPF_CORE_READ(sk, __sk_common.skc_cookie.counter) != (__s64)ref->cookie)
+	ref = short_circuited(sk, &key);
+	if (!ref)
+		return 0;
+	if (plain && (ref->flags & SHUNT_REF_F_READS)) {
+		if (seen && cookie == ref->cookie)
+			*seen = cookie;
+		return 0;
+	}
+	if (cookie != ref->cookie)
 		return 0; /* another socket on a reused 4-tuple */
 	sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
 	if (flags & MSG_WAITALL)
@@ -83,10 +111,13 @@ int shunt_watch_recv(struct bpf_raw_tracepoint_args *ctx)
 		reason = SHUNT_TCP_RCVLOWAT;
 	else if (sk_flags & ((1UL << SOCK_RCVTSTAMP) | (1UL << SOCK_RCVTSTAMPNS)))
 		reason = SHUNT_TCP_RECEIVE_CMSG;
-	if (reason)
+	if (reason) {
 		flow_to_tcp(&key, reason, bpf_ktime_get_ns());
-	else
+	} else {
 		__sync_fetch_and_or(&ref->flags, SHUNT_REF_F_READS);
+		if (seen)
+			*seen = cookie;
+	}
 	return 0;
 }
 
