@@ -21,15 +21,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define MSG_ZEROCOPY 0x4000000
 
 /* Sockets known to read plainly (their record has SHUNT_REF_F_READS), by
- * cookie, in a small direct-mapped per-CPU cache: a plain read of such a
- * socket, which is nearly every read on the node's short-circuited
- * sockets, leaves without the record's hash lookup. Cookies are never
- * reused, so a hit is always right; a miss (another socket in the slot,
- * another CPU) costs the lookup, as before. Not pinned: an optimization
- * that starts empty with each load. */
+ * cookie, in a small direct-mapped cache: a plain read of such a socket,
+ * which is nearly every read on the node's short-circuited sockets, leaves
+ * without the record's hash lookup. Cookies are never reused, so a hit is
+ * always right; a miss (another socket in the slot) costs the lookup, as
+ * before. One cache for all CPUs, since a socket is read on whichever CPU
+ * its reader runs: slots are written only on a miss, as one aligned 64-bit
+ * store, never seen half-written. Not pinned: an optimization that starts
+ * empty with each load. */
 #define SHUNT_READS_SEEN_SLOTS 1024
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SHUNT_READS_SEEN_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
