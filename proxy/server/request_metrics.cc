@@ -9,6 +9,12 @@
 
 namespace shunt::proxy {
 
+RequestMetrics::Shard& RequestMetrics::ShardOfThisThread() {
+  static std::atomic<size_t> threads{0};
+  thread_local const size_t index = threads.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shards_[index];
+}
+
 void RequestMetrics::Add(absl::string_view source, absl::string_view destination, uint16_t port,
                          absl::string_view route, int status, int64_t micros, int retries) {
   // The key is built in a buffer each thread keeps: no allocation per
@@ -19,14 +25,16 @@ void RequestMetrics::Add(absl::string_view source, absl::string_view destination
   const double seconds = static_cast<double>(micros) / 1e6;
   const size_t bucket = std::lower_bound(kBounds.begin(), kBounds.end(), seconds) - kBounds.begin();
   const size_t cls = status >= 100 && status < 600 ? static_cast<size_t>(status / 100) : 0;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = series_.find(key);
-  if (it == series_.end()) {
-    if (series_.size() >= kMaxSeries) {
-      ++series_dropped_;
+  Shard& shard = ShardOfThisThread();
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.series.find(key);
+  if (it == shard.series.end()) {
+    if (series_held_.load(std::memory_order_relaxed) >= kMaxSeries) {
+      ++shard.series_dropped;
       return;
     }
-    it = series_.emplace(key, Series{}).first;
+    series_held_.fetch_add(1, std::memory_order_relaxed);
+    it = shard.series.emplace(key, Series{}).first;
     it->second.source = std::string(source);
     it->second.destination = std::string(destination);
     it->second.route = std::string(route);
@@ -42,9 +50,25 @@ void RequestMetrics::Add(absl::string_view source, absl::string_view destination
 
 nlohmann::json RequestMetrics::Report() const {
   static constexpr const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  // The shards merged: a series that several threads counted is one.
+  absl::flat_hash_map<std::string, Series> merged;
+  uint64_t dropped = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    dropped += shard.series_dropped;
+    for (const auto& [key, s] : shard.series) {
+      auto [it, fresh] = merged.try_emplace(key, s);
+      if (fresh) continue;
+      Series& m = it->second;
+      for (size_t i = 0; i < m.by_class.size(); ++i) m.by_class[i] += s.by_class[i];
+      for (size_t i = 0; i < m.buckets.size(); ++i) m.buckets[i] += s.buckets[i];
+      m.sum_s += s.sum_s;
+      m.count += s.count;
+      m.retries += s.retries;
+    }
+  }
   nlohmann::json series = nlohmann::json::array();
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [key, s] : series_) {
+  for (const auto& [key, s] : merged) {
     nlohmann::json classes = nlohmann::json::object();
     for (size_t i = 0; i < s.by_class.size(); ++i)
       if (s.by_class[i]) classes[kClass[i]] = s.by_class[i];
@@ -61,7 +85,7 @@ nlohmann::json RequestMetrics::Report() const {
                       {"count", s.count},
                       {"retries", s.retries}});
   }
-  return {{"series", series}, {"series_dropped", series_dropped_}};
+  return {{"series", series}, {"series_dropped", dropped}};
 }
 
 }  // namespace shunt::proxy
@@ -82,14 +106,16 @@ void RequestMetrics::AddRecent(const Destination& client, const Destination& ser
   key.append(route.data(), route.size());
   const uint64_t ns = static_cast<uint64_t>(std::max<int64_t>(micros, 0)) * 1000;
   const size_t cls = status >= 100 && status < 600 ? static_cast<size_t>(status / 100) : 0;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = recent_.find(key);
-  if (it == recent_.end()) {
-    if (recent_.size() >= kMaxRecent) {
-      ++recent_dropped_;
+  Shard& shard = ShardOfThisThread();
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.recent.find(key);
+  if (it == shard.recent.end()) {
+    if (recent_held_.load(std::memory_order_relaxed) >= kMaxRecent) {
+      ++shard.recent_dropped;
       return;
     }
-    it = recent_.emplace(key, Recent{}).first;
+    recent_held_.fetch_add(1, std::memory_order_relaxed);
+    it = shard.recent.emplace(key, Recent{}).first;
     it->second.client = client;
     it->second.server = server;
     it->second.route = std::string(route);
@@ -105,10 +131,24 @@ void RequestMetrics::AddRecent(const Destination& client, const Destination& ser
 nlohmann::json RequestMetrics::TakeRecent() {
   absl::flat_hash_map<std::string, Recent> taken;
   uint64_t dropped = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    taken.swap(recent_);
-    dropped = std::exchange(recent_dropped_, 0);
+  for (Shard& shard : shards_) {
+    absl::flat_hash_map<std::string, Recent> mine;
+    {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      mine.swap(shard.recent);
+      dropped += std::exchange(shard.recent_dropped, 0);
+      recent_held_.fetch_sub(mine.size(), std::memory_order_relaxed);
+    }
+    for (auto& [key, r] : mine) {
+      auto [it, fresh] = taken.try_emplace(key, std::move(r));
+      if (fresh) continue;
+      Recent& m = it->second;
+      for (size_t i = 0; i < m.by_class.size(); ++i) m.by_class[i] += r.by_class[i];
+      for (size_t i = 0; i < m.hist.size(); ++i) m.hist[i] += r.hist[i];
+      m.denied += r.denied;
+      m.retries += r.retries;
+      m.sum_ns += r.sum_ns;
+    }
   }
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [key, r] : taken) {

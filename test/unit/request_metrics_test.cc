@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace shunt::proxy {
@@ -119,6 +122,42 @@ TEST(RequestMetricsTest, RecentSeriesAreBoundedAndTheRestCounted) {
   EXPECT_EQ(taken["requests"].size(), RequestMetrics::kMaxRecent);
   EXPECT_EQ(taken["dropped"], 3);
   EXPECT_EQ(m.TakeRecent()["dropped"], 0);
+}
+
+// Each thread counts into a shard of its own; what the report and the
+// recent requests show is the sum over the threads, one series per edge
+// and route however many threads counted it.
+TEST(RequestMetricsTest, ThreadsCountingTheSameSeriesAddUp) {
+  RequestMetrics m;
+  auto d = ParseConnectAuthority("10.0.0.1:80");
+  ASSERT_TRUE(d.ok());
+  constexpr int kThreads = 4, kEach = 5000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        m.Add("a/x", "b/y", 80, "r", t % 2 ? 200 : 503, 1000);
+        m.AddRecent(*d, *d, "r", 200, 1000, 1, false);
+      }
+    });
+  // The reporter reads while they count.
+  for (int i = 0; i < 20; ++i) (void)m.Report();
+  uint64_t recent_count = 0;
+  auto take = [&] {
+    const nlohmann::json taken = m.TakeRecent();
+    for (const auto& r : taken["requests"]) recent_count += r["retries"].get<uint64_t>();
+  };
+  take();
+  for (auto& t : threads) t.join();
+  take();
+  const nlohmann::json r = m.Report();
+  ASSERT_EQ(r["series"].size(), 1u) << r.dump();
+  EXPECT_EQ(r["series"][0]["count"], kThreads * kEach);
+  EXPECT_EQ(r["series"][0]["classes"]["2xx"], kThreads / 2 * kEach);
+  EXPECT_EQ(r["series"][0]["classes"]["5xx"], kThreads / 2 * kEach);
+  EXPECT_EQ(r["series"][0]["buckets"].back(), kThreads * kEach);
+  EXPECT_EQ(recent_count, uint64_t{kThreads} * kEach);
+  EXPECT_EQ(r["series_dropped"], 0);
 }
 
 }  // namespace
