@@ -4,6 +4,13 @@
 
 namespace shunt::proxy {
 
+uint64_t ProxyStats::Get(Stat s) const {
+  uint64_t sum = 0;
+  for (const Shard& shard : shards_)
+    sum += shard.v[static_cast<size_t>(s)].load(std::memory_order_relaxed);
+  return sum;
+}
+
 void ProxyStats::Refuse(RefusalEvent e) {
   if (e.unix_ms == 0) {
     timespec ts{};
@@ -22,7 +29,7 @@ void ProxyStats::Refuse(RefusalEvent e) {
 nlohmann::json ProxyStats::TakeReport() {
   nlohmann::json counters = nlohmann::json::object();
   for (size_t i = 0; i < std::size(kStatNames); ++i)
-    counters[kStatNames[i]] = v_[i].load(std::memory_order_relaxed);
+    counters[kStatNames[i]] = Get(static_cast<Stat>(i));
   nlohmann::json events = nlohmann::json::array();
   std::lock_guard<std::mutex> lock(mu_);
   for (const RefusalEvent& e : pending_) {

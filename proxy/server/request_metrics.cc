@@ -6,13 +6,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/common/thread_index.h"
 
 namespace shunt::proxy {
 
 RequestMetrics::Shard& RequestMetrics::ShardOfThisThread() {
-  static std::atomic<size_t> threads{0};
-  thread_local const size_t index = threads.fetch_add(1, std::memory_order_relaxed) % kShards;
-  return shards_[index];
+  return shards_[ThisThreadIndex() % kShards];
 }
 
 void RequestMetrics::Add(absl::string_view source, absl::string_view destination, uint16_t port,
