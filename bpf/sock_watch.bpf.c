@@ -85,6 +85,10 @@ int shunt_watch_recv(struct bpf_raw_tracepoint_args *ctx)
 	 * splice (HAProxy reads so before it splices). */
 	if (plain && ret <= 0)
 		return 0;
+	/* Most of the node's sockets are in no sockmap: they leave here,
+	 * after one kernel read, before the cache is asked. */
+	if (!BPF_CORE_READ(sk, sk_user_data))
+		return 0;
 	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (plain && cookie) {
 		slot = (__u32)cookie & (SHUNT_READS_SEEN_SLOTS - 1);
