@@ -328,7 +328,7 @@ void H2Proxy::OnRequestHead(int32_t id, H2Headers& headers, bool end) {
   Exchange& ex = exchanges_[id];
   ex.id = id;
   ex.request_ended = end;
-  ex.started = ex.active = std::chrono::steady_clock::now();
+  ex.started = ex.active = loop_->Now();
   ArmStreamSweep();
   // The request as the judge sees an HTTP/1.1 one: its method, target and
   // headers, :authority as Host.
@@ -551,7 +551,7 @@ void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
         down_.session->Consumed(ex.id, n - again);
       }
       ex.to_up.Consume(n);
-      if (n > 0) ex.active = std::chrono::steady_clock::now();
+      if (n > 0) ex.active = loop_->Now();
     }
     if (ex.to_up.empty() && ex.request_ended) {
       if (!ex.request_trailers.empty()) {
@@ -560,7 +560,7 @@ void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
         ex.replay_body.Release();
       }
       ex.up->session->End(ex.up_id, std::move(ex.request_trailers));
-      ex.active = std::chrono::steady_clock::now();
+      ex.active = loop_->Now();
     }
     return;
   }
@@ -568,7 +568,7 @@ void H2Proxy::MoveBody(Exchange& ex, bool to_up) {
     const size_t n = down_.session->Send(ex.id, ex.to_down.view());
     ex.to_down.Consume(n);
     if (ex.up) ex.up->session->Consumed(ex.up_id, n);
-    if (n > 0) ex.active = std::chrono::steady_clock::now();
+    if (n > 0) ex.active = loop_->Now();
   }
   if (ex.to_down.empty() && ex.response_ended)
     down_.session->End(ex.id, std::move(ex.response_trailers));
@@ -587,7 +587,7 @@ void H2Proxy::ArmStreamSweep() {
 }
 
 void H2Proxy::SweepStreams() {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = loop_->Now();
   const auto limit = std::chrono::milliseconds(options_.stream_idle_timeout_ms);
   bool reset = false;
   for (auto& [id, ex] : exchanges_) {
@@ -631,7 +631,7 @@ void H2Proxy::OnDownClose(int32_t id, uint32_t) {
   EndAttempt(ex, false, -1);
   if (!ex.response_ended) ex.record.status = 0;
   ex.record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                         std::chrono::steady_clock::now() - ex.started)
+                         loop_->Now() - ex.started)
                          .count();
   if (hooks_.on_request) hooks_.on_request(ex.record);
   exchanges_.erase(it);
@@ -662,7 +662,7 @@ void H2Proxy::OnResponseHead(Conn* up, int32_t up_id, H2Headers& headers, bool e
   if (ex->timer != 0) loop_->Cancel(ex->timer);
   ex->timer = 0;
   ex->response_started = true;
-  ex->active = std::chrono::steady_clock::now();
+  ex->active = loop_->Now();
   ex->response_ended = end;
   ex->record.status = status;
   if (!down_.session->SubmitResponse(ex->id, headers, end).ok())
@@ -788,7 +788,7 @@ void H2Proxy::EndAttempt(Exchange& ex, bool failure, int status) {
   if (ex.rules.endpoint < 0) return;
   ExchangeAttempt a{.endpoint = ex.rules.endpoint,
                     .latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                      std::chrono::steady_clock::now() - ex.attempt_started)
+                                      loop_->Now() - ex.attempt_started)
                                       .count(),
                     .failure = failure,
                     .status = status,
