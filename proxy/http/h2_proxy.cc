@@ -630,9 +630,8 @@ void H2Proxy::OnDownClose(int32_t id, uint32_t) {
   DropRequestBody(ex);
   EndAttempt(ex, false, -1);
   if (!ex.response_ended) ex.record.status = 0;
-  ex.record.micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                         loop_->Now() - ex.started)
-                         .count();
+  ex.record.micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(loop_->Now() - ex.started).count();
   if (hooks_.on_request) hooks_.on_request(ex.record);
   exchanges_.erase(it);
   if (exchanges_.empty()) ArmIdle();
