@@ -14,6 +14,15 @@ RequestMetrics::Shard& RequestMetrics::ShardOfThisThread() {
   return shards_[ThisThreadIndex() % kShards];
 }
 
+bool RequestMetrics::Admit(absl::flat_hash_set<std::string>& keys, const std::string& key,
+                           size_t limit) {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  if (keys.contains(key)) return true;
+  if (keys.size() >= limit) return false;
+  keys.insert(key);
+  return true;
+}
+
 void RequestMetrics::Add(absl::string_view source, absl::string_view destination, uint16_t port,
                          absl::string_view route, int status, int64_t micros, int retries) {
   // The key is built in a buffer each thread keeps: no allocation per
@@ -28,11 +37,10 @@ void RequestMetrics::Add(absl::string_view source, absl::string_view destination
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.series.find(key);
   if (it == shard.series.end()) {
-    if (series_held_.load(std::memory_order_relaxed) >= kMaxSeries) {
+    if (!Admit(series_keys_, key, kMaxSeries)) {
       ++shard.series_dropped;
       return;
     }
-    series_held_.fetch_add(1, std::memory_order_relaxed);
     it = shard.series.emplace(key, Series{}).first;
     it->second.source = std::string(source);
     it->second.destination = std::string(destination);
@@ -109,11 +117,10 @@ void RequestMetrics::AddRecent(const Destination& client, const Destination& ser
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.recent.find(key);
   if (it == shard.recent.end()) {
-    if (recent_held_.load(std::memory_order_relaxed) >= kMaxRecent) {
+    if (!Admit(recent_keys_, key, kMaxRecent)) {
       ++shard.recent_dropped;
       return;
     }
-    recent_held_.fetch_add(1, std::memory_order_relaxed);
     it = shard.recent.emplace(key, Recent{}).first;
     it->second.client = client;
     it->second.server = server;
@@ -130,13 +137,19 @@ void RequestMetrics::AddRecent(const Destination& client, const Destination& ser
 nlohmann::json RequestMetrics::TakeRecent() {
   absl::flat_hash_map<std::string, Recent> taken;
   uint64_t dropped = 0;
+  // A new window: the keys first, then each shard's requests (a key a
+  // thread admits in between goes out with this window and stays admitted
+  // in the next one: never more keys held than the bound).
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    recent_keys_.clear();
+  }
   for (Shard& shard : shards_) {
     absl::flat_hash_map<std::string, Recent> mine;
     {
       std::lock_guard<std::mutex> lock(shard.mu);
       mine.swap(shard.recent);
       dropped += std::exchange(shard.recent_dropped, 0);
-      recent_held_.fetch_sub(mine.size(), std::memory_order_relaxed);
     }
     for (auto& [key, r] : mine) {
       auto [it, fresh] = taken.try_emplace(key, std::move(r));

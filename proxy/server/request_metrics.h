@@ -9,12 +9,12 @@
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 #include "proxy/tunnel/connect_authority.h"
@@ -86,9 +86,15 @@ class RequestMetrics {
   Shard& ShardOfThisThread();
 
   std::array<Shard, kShards> shards_;
-  // Distinct series and recent series over all shards, for the bounds (a
-  // series two threads both count is held, and counted here, twice).
-  std::atomic<size_t> series_held_{0}, recent_held_{0};
+  // The distinct keys over all shards, for the bounds: asked only when a
+  // thread counts a series for the first time (after its shard's lock,
+  // never the other way round), so one lock per thread and series, not
+  // per request. The recent keys are forgotten with each TakeRecent.
+  std::mutex keys_mu_;
+  absl::flat_hash_set<std::string> series_keys_, recent_keys_;
+  // Whether `key` may become a series of its kind: already one (in another
+  // thread's shard), or a new one within `limit`.
+  bool Admit(absl::flat_hash_set<std::string>& keys, const std::string& key, size_t limit);
 };
 
 }  // namespace shunt::proxy

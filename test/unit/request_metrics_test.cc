@@ -160,5 +160,45 @@ TEST(RequestMetricsTest, ThreadsCountingTheSameSeriesAddUp) {
   EXPECT_EQ(r["series_dropped"], 0);
 }
 
+// The bounds are on distinct series, however many threads count each: a
+// series every worker counts takes one place, not one per worker.
+TEST(RequestMetricsTest, TheBoundsCountEachSeriesOnceWhateverTheThreads) {
+  RequestMetrics m;
+  auto d = ParseConnectAuthority("10.0.0.1:80");
+  ASSERT_TRUE(d.ok());
+  constexpr int kThreads = 4;
+  auto count_all = [&](size_t n, const char* prefix) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] {
+        for (size_t i = 0; i < n; ++i) {
+          m.Add("a/x", "b/y", 80, absl::StrCat(prefix, i), 200, 1);
+          m.AddRecent(*d, *d, absl::StrCat(prefix, i), 200, 1, 0, false);
+        }
+      });
+    for (auto& t : threads) t.join();
+  };
+  count_all(RequestMetrics::kMaxRecent, "r");
+  nlohmann::json taken = m.TakeRecent();
+  EXPECT_EQ(taken["requests"].size(), RequestMetrics::kMaxRecent);
+  EXPECT_EQ(taken["dropped"], 0);
+  // The next window has room for as many again.
+  count_all(RequestMetrics::kMaxRecent, "s");
+  taken = m.TakeRecent();
+  EXPECT_EQ(taken["requests"].size(), RequestMetrics::kMaxRecent);
+  EXPECT_EQ(taken["dropped"], 0);
+  for (const auto& r : taken["requests"]) ASSERT_EQ(r["classes"][2], kThreads) << r.dump();
+  // Series: 2 x kMaxRecent so far; fill up to the bound, then one more
+  // from each thread is dropped.
+  count_all(RequestMetrics::kMaxSeries - 2 * RequestMetrics::kMaxRecent, "t");
+  nlohmann::json r = m.Report();
+  EXPECT_EQ(r["series"].size(), RequestMetrics::kMaxSeries);
+  EXPECT_EQ(r["series_dropped"], 0);
+  m.Add("a/x", "b/y", 80, "one-too-many", 200, 1);
+  r = m.Report();
+  EXPECT_EQ(r["series"].size(), RequestMetrics::kMaxSeries);
+  EXPECT_EQ(r["series_dropped"], 1);
+}
+
 }  // namespace
 }  // namespace shunt::proxy
