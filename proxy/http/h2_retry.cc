@@ -8,7 +8,7 @@
 namespace shunt::proxy::http {
 
 bool H2Proxy::SubmitUpstream(Exchange& ex, const Destination& to, std::string* why) {
-  ex.attempt_started = std::chrono::steady_clock::now();
+  ex.attempt_started = loop_->Now();
   ex.record.upstream = to;
   Conn* up = UpstreamFor(to);
   if (!up) {
