@@ -14,12 +14,13 @@ RequestMetrics::Shard& RequestMetrics::ShardOfThisThread() {
   return shards_[ThisThreadIndex() % kShards];
 }
 
-bool RequestMetrics::Admit(absl::flat_hash_set<std::string>& keys, const std::string& key,
-                           size_t limit) {
+bool RequestMetrics::Admit(KeySet& set, const std::string& key, size_t limit) {
+  if (set.full.load(std::memory_order_acquire)) return set.keys.contains(key);
   std::lock_guard<std::mutex> lock(keys_mu_);
-  if (keys.contains(key)) return true;
-  if (keys.size() >= limit) return false;
-  keys.insert(key);
+  if (set.keys.contains(key)) return true;
+  if (set.keys.size() >= limit) return false;
+  set.keys.insert(key);
+  if (set.keys.size() >= limit) set.full.store(true, std::memory_order_release);
   return true;
 }
 
@@ -137,20 +138,22 @@ void RequestMetrics::AddRecent(const Destination& client, const Destination& ser
 nlohmann::json RequestMetrics::TakeRecent() {
   absl::flat_hash_map<std::string, Recent> taken;
   uint64_t dropped = 0;
-  // A new window: the keys first, then each shard's requests (a key a
-  // thread admits in between goes out with this window and stays admitted
-  // in the next one: never more keys held than the bound).
+  // A new window, at one instant for all shards: every shard's lock (in
+  // order; a thread holds only its own), then the keys, so that no window
+  // holds more than kMaxRecent series and none is lost or counted twice.
+  std::array<absl::flat_hash_map<std::string, Recent>, kShards> windows;
   {
+    std::array<std::unique_lock<std::mutex>, kShards> locks;
+    for (size_t i = 0; i < kShards; ++i) locks[i] = std::unique_lock<std::mutex>(shards_[i].mu);
     std::lock_guard<std::mutex> lock(keys_mu_);
-    recent_keys_.clear();
-  }
-  for (Shard& shard : shards_) {
-    absl::flat_hash_map<std::string, Recent> mine;
-    {
-      std::lock_guard<std::mutex> lock(shard.mu);
-      mine.swap(shard.recent);
-      dropped += std::exchange(shard.recent_dropped, 0);
+    recent_keys_.keys.clear();
+    recent_keys_.full.store(false, std::memory_order_release);
+    for (size_t i = 0; i < kShards; ++i) {
+      windows[i].swap(shards_[i].recent);
+      dropped += std::exchange(shards_[i].recent_dropped, 0);
     }
+  }
+  for (auto& mine : windows) {
     for (auto& [key, r] : mine) {
       auto [it, fresh] = taken.try_emplace(key, std::move(r));
       if (fresh) continue;

@@ -5,10 +5,13 @@
 // shows them in /metrics (shunt_l7_requests_total,
 // shunt_l7_request_duration_seconds). Shared by the worker threads, each
 // of which counts into a shard of its own: no lock or cache line is shared
-// between workers per request (the report merges the shards each second).
+// between workers per request of a series they count (the report merges
+// the shards each second); a thread's first request of a series asks the
+// shared key set (the bounds).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -87,14 +90,22 @@ class RequestMetrics {
 
   std::array<Shard, kShards> shards_;
   // The distinct keys over all shards, for the bounds: asked only when a
-  // thread counts a series for the first time (after its shard's lock,
-  // never the other way round), so one lock per thread and series, not
-  // per request. The recent keys are forgotten with each TakeRecent.
+  // thread counts a series for the first time, with its shard's lock held
+  // (a shard's lock, then keys_mu_: never the other way round). Once a set
+  // is full it does not change until TakeRecent empties it (the recent
+  // keys, each window) while it holds every shard's lock: a thread holding
+  // its own shard's lock then reads it without keys_mu_, so that requests
+  // of refused series do not all meet on one lock.
+  struct KeySet {
+    absl::flat_hash_set<std::string> keys;
+    std::atomic<bool> full{false};
+  };
   std::mutex keys_mu_;
-  absl::flat_hash_set<std::string> series_keys_, recent_keys_;
-  // Whether `key` may become a series of its kind: already one (in another
-  // thread's shard), or a new one within `limit`.
-  bool Admit(absl::flat_hash_set<std::string>& keys, const std::string& key, size_t limit);
+  KeySet series_keys_, recent_keys_;
+  // Whether `key` may be counted as a series of its kind: already one (in
+  // another thread's shard, or admitted this window), or a new one within
+  // `limit`. Called with the calling thread's shard lock held.
+  bool Admit(KeySet& set, const std::string& key, size_t limit);
 };
 
 }  // namespace shunt::proxy

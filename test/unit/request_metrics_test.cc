@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -188,8 +190,8 @@ TEST(RequestMetricsTest, TheBoundsCountEachSeriesOnceWhateverTheThreads) {
   EXPECT_EQ(taken["requests"].size(), RequestMetrics::kMaxRecent);
   EXPECT_EQ(taken["dropped"], 0);
   for (const auto& r : taken["requests"]) ASSERT_EQ(r["classes"][2], kThreads) << r.dump();
-  // Series: 2 x kMaxRecent so far; fill up to the bound, then one more
-  // from each thread is dropped.
+  // Series: 2 x kMaxRecent so far; fill up to the bound, then one more is
+  // dropped.
   count_all(RequestMetrics::kMaxSeries - 2 * RequestMetrics::kMaxRecent, "t");
   nlohmann::json r = m.Report();
   EXPECT_EQ(r["series"].size(), RequestMetrics::kMaxSeries);
@@ -198,6 +200,37 @@ TEST(RequestMetricsTest, TheBoundsCountEachSeriesOnceWhateverTheThreads) {
   r = m.Report();
   EXPECT_EQ(r["series"].size(), RequestMetrics::kMaxSeries);
   EXPECT_EQ(r["series_dropped"], 1);
+}
+
+// Windows taken while threads count: no window holds more than the bound,
+// and every request is in exactly one window or counted as dropped.
+TEST(RequestMetricsTest, WindowsTakenWhileThreadsCountLoseNothingAndKeepTheBound) {
+  RequestMetrics m;
+  auto d = ParseConnectAuthority("10.0.0.1:80");
+  ASSERT_TRUE(d.ok());
+  constexpr int kThreads = 4, kEach = 20000;
+  std::atomic<int> running{kThreads};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i)
+        m.AddRecent(*d, *d, absl::StrCat("t", t, "-", i % 3000), 200, 1, 0, false);
+      --running;
+    });
+  uint64_t seen = 0, windows = 0;
+  size_t largest = 0;
+  auto take = [&] {
+    const nlohmann::json taken = m.TakeRecent();
+    ++windows;
+    largest = std::max(largest, taken["requests"].size());
+    seen += taken["dropped"].get<uint64_t>();
+    for (const auto& r : taken["requests"]) seen += r["classes"][2].get<uint64_t>();
+  };
+  while (running > 0) take();
+  for (auto& t : threads) t.join();
+  take();
+  EXPECT_EQ(seen, uint64_t{kThreads} * kEach) << windows << " windows";
+  EXPECT_LE(largest, RequestMetrics::kMaxRecent) << windows << " windows";
 }
 
 }  // namespace
